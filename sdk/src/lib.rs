@@ -1,0 +1,43 @@
+//! The adapter author's kit: everything a department adapter needs, and nothing of the gateway.
+//!
+//! An adapter is a WebAssembly component (`wasm32-wasip2`) that implements [`Adapter`] and
+//! exports it with [`export_adapter!`]. It translates the gateway's unified JSON into one
+//! department system's protocol and back; the host owns the network, the secrets and the limits.
+//!
+//! ```ignore
+//! use sdk::{Adapter, AdapterError, Description};
+//!
+//! struct Tax;
+//! impl Adapter for Tax {
+//!     fn describe() -> Description { /* department id, matters, lookups */ }
+//!     fn lookup(name: String, query: String) -> Result<String, AdapterError> {
+//!         let answer = sdk::http::Request::post("/api/v1/qscx").json(&query)?.send()?;
+//!         /* translate the department's answer into the unified shape */
+//!     }
+//!     /* validate, submit, status, on_callback */
+//! }
+//! sdk::export_adapter!(Tax);
+//! ```
+//!
+//! # Layout
+//! - [`ids`]: resident identity numbers, unified social credit codes, real-estate identifiers,
+//!   checked with their national-standard algorithms.
+//! - [`sign`]: HMAC-SHA256, HMAC-SM3, SM3, SHA-256, base64, nonces: what department signatures use.
+//! - [`xml`]: building and reading department XML, including GBK/GB18030 bodies and SOAP 1.1.
+//! - [`payload`]: reading the unified JSON payload into typed structs, with field errors.
+//! - `http`, `config`, `cache`, `log` (feature `guest`): the host's imports, wrapped.
+//! - `wit` (hidden): the bindings generated from `wit/adapter.wit`.
+#![deny(missing_docs)]
+
+pub mod ids;
+pub mod payload;
+pub mod sign;
+pub mod xml;
+
+#[cfg(feature = "guest")]
+mod guest;
+#[cfg(feature = "guest")]
+pub use guest::*;
+
+/// The contract version this sdk implements; adapters report it from `describe`.
+pub const CONTRACT_VERSION: &str = "0.1.0";

@@ -1,0 +1,231 @@
+//! What all four departments share: the fault switches, the counters behind `/_sim/stats`, and
+//! the idempotency store keyed on each department's request id.
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
+
+use axum::body::Bytes;
+use axum::extract::{Request, State};
+use axum::http::{StatusCode, header};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use serde::{Deserialize, Serialize};
+use time::OffsetDateTime;
+
+/// Fault switches of one department, as set by `POST /_sim/faults` or [`crate::Department::set_faults`].
+///
+/// A fault short-circuits the request before the department looks at it, so a faulted request
+/// never creates an application; latency is the exception, it delays an answer that was
+/// already produced (the department did the work, the answer is slow).
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+#[serde(default)]
+pub struct Faults {
+    pub latency_ms: u64,
+    pub error_rate: f64,
+    pub down: bool,
+    pub garbage: bool,
+}
+
+/// Counters of one department, as returned by `GET /_sim/stats`.
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+pub struct Stats {
+    /// Every request that reached the department (faulted or refused ones too), by operation.
+    pub received: BTreeMap<String, usize>,
+    /// Unique applications (by request id).
+    pub applications: usize,
+    /// Refusals, by reason (bad signature, encoding, invalid token, business rule…).
+    pub rejected: BTreeMap<String, usize>,
+}
+
+/// A finished answer, kept so that a repeated request id gets exactly the first answer back.
+#[derive(Clone, Debug)]
+pub(crate) struct Answer {
+    pub status: StatusCode,
+    pub content_type: &'static str,
+    pub body: Bytes,
+}
+
+impl Answer {
+    pub fn json(status: StatusCode, value: &serde_json::Value) -> Self {
+        Answer {
+            status,
+            content_type: "application/json; charset=UTF-8",
+            body: Bytes::from(value.to_string()),
+        }
+    }
+}
+
+impl IntoResponse for Answer {
+    fn into_response(self) -> Response {
+        (self.status, [(header::CONTENT_TYPE, self.content_type)], self.body).into_response()
+    }
+}
+
+#[derive(Debug, Default)]
+struct Applications {
+    /// Request ids in order of first arrival.
+    unique: Vec<String>,
+    /// Every submission that reached the store, repeats included.
+    submitted: Vec<String>,
+    answers: HashMap<String, Answer>,
+}
+
+/// Shared state of one simulated department, behind its `Department` handle.
+#[derive(Debug)]
+pub(crate) struct Sim {
+    pub name: &'static str,
+    faults: Mutex<Faults>,
+    stats: Mutex<Stats>,
+    apps: Mutex<Applications>,
+    seq: AtomicU64,
+}
+
+/// A poisoned lock only means another request panicked; the counters are still usable.
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+impl Sim {
+    pub fn new(name: &'static str) -> Arc<Sim> {
+        Arc::new(Sim {
+            name,
+            faults: Mutex::default(),
+            stats: Mutex::default(),
+            apps: Mutex::default(),
+            // Random start so numbers from an earlier run of the demo do not come back.
+            seq: AtomicU64::new(rand::random_range(0..1_000_000)),
+        })
+    }
+
+    pub fn faults(&self) -> Faults {
+        lock(&self.faults).clone()
+    }
+
+    pub fn set_faults(&self, f: Faults) {
+        tracing::info!(department = self.name, faults = ?f, "fault switches set");
+        *lock(&self.faults) = f;
+    }
+
+    pub fn stats(&self) -> Stats {
+        let mut s = lock(&self.stats).clone();
+        s.applications = lock(&self.apps).unique.len();
+        s
+    }
+
+    pub fn received_ids(&self) -> Vec<String> {
+        lock(&self.apps).unique.clone()
+    }
+
+    pub fn submitted_ids(&self) -> Vec<String> {
+        lock(&self.apps).submitted.clone()
+    }
+
+    pub fn count_received(&self, operation: &str) {
+        *lock(&self.stats).received.entry(operation.to_owned()).or_default() += 1;
+    }
+
+    pub fn reject(&self, reason: &str) {
+        tracing::debug!(department = self.name, reason, "request refused");
+        *lock(&self.stats).rejected.entry(reason.to_owned()).or_default() += 1;
+    }
+
+    /// Runs `create` once per request id. The first `Ok` answer is stored and counted as an
+    /// application; a repeated id gets that answer back without calling `create`. An `Err`
+    /// answer (a refusal) is returned but not stored, so a corrected retry can still succeed.
+    ///
+    /// `create` runs under the store's lock so two concurrent copies of one request cannot both
+    /// create an application; it must not block.
+    pub fn submit(&self, request_id: &str, create: impl FnOnce() -> Result<Answer, Answer>) -> Answer {
+        let mut apps = lock(&self.apps);
+        apps.submitted.push(request_id.to_owned());
+        if let Some(first) = apps.answers.get(request_id) {
+            tracing::info!(department = self.name, request_id, "repeated request id, first answer returned");
+            return first.clone();
+        }
+        match create() {
+            Ok(answer) => {
+                apps.unique.push(request_id.to_owned());
+                apps.answers.insert(request_id.to_owned(), answer.clone());
+                answer
+            }
+            Err(refusal) => refusal,
+        }
+    }
+
+    /// A department number: prefix, Beijing date, and a sequence number (e.g. `SW2025061500012345`).
+    pub fn next_number(&self, prefix: &str) -> String {
+        let n = self.seq.fetch_add(1, Ordering::Relaxed) % 100_000_000;
+        let d = beijing_now().date();
+        format!("{prefix}{:04}{:02}{:02}{n:08}", d.year(), u8::from(d.month()), d.day())
+    }
+}
+
+/// The departments print Beijing time (UTC+8, no daylight saving).
+pub fn beijing_now() -> OffsetDateTime {
+    OffsetDateTime::now_utc().to_offset(time::macros::offset!(+8))
+}
+
+/// Beijing date as `YYYY-MM-DD`.
+pub fn beijing_date(at: OffsetDateTime) -> String {
+    let d = at.to_offset(time::macros::offset!(+8)).date();
+    format!("{:04}-{:02}-{:02}", d.year(), u8::from(d.month()), d.day())
+}
+
+/// How the fault layer sees one department: how to name a request's operation for the
+/// counters, and what content type a garbage answer pretends to have (so an adapter has to
+/// notice by parsing, not by the header).
+#[derive(Clone, Copy)]
+pub(crate) struct Profile {
+    pub operation: fn(&Request) -> String,
+    pub content_type: &'static str,
+}
+
+/// Bytes that are neither JSON nor XML nor valid UTF-8.
+const GARBAGE: &[u8] = b"\xff\xfe<<<\x00 upstream exploded {not: json] </not-xml";
+
+/// Wraps a department's routes in the fault layer and adds the harness's `/_sim/*` routes,
+/// which the fault layer leaves alone.
+pub(crate) fn finish(routes: Router, sim: Arc<Sim>, profile: Profile) -> Router {
+    let harness = Router::new()
+        .route("/_sim/faults", post(post_faults))
+        .route("/_sim/stats", get(get_stats))
+        .with_state(sim.clone());
+    routes
+        .layer(axum::middleware::from_fn_with_state((sim, profile), fault_layer))
+        .merge(harness)
+}
+
+async fn fault_layer(
+    State((sim, profile)): State<(Arc<Sim>, Profile)>,
+    req: Request,
+    next: Next,
+) -> Response {
+    sim.count_received(&(profile.operation)(&req));
+    let f = sim.faults();
+    let answer = if f.down {
+        StatusCode::SERVICE_UNAVAILABLE.into_response()
+    } else if f.error_rate > 0.0 && rand::random::<f64>() < f.error_rate {
+        StatusCode::INTERNAL_SERVER_ERROR.into_response()
+    } else if f.garbage {
+        (StatusCode::OK, [(header::CONTENT_TYPE, profile.content_type)], GARBAGE).into_response()
+    } else {
+        next.run(req).await
+    };
+    if f.latency_ms > 0 {
+        tokio::time::sleep(Duration::from_millis(f.latency_ms)).await;
+    }
+    answer
+}
+
+async fn post_faults(State(sim): State<Arc<Sim>>, Json(f): Json<Faults>) -> Json<Faults> {
+    sim.set_faults(f.clone());
+    Json(f)
+}
+
+async fn get_stats(State(sim): State<Arc<Sim>>) -> Json<Stats> {
+    Json(sim.stats())
+}

@@ -1,0 +1,278 @@
+//! 税务: JSON over HTTP, every request signed with HMAC-SHA256 or HMAC-SM3 over a canonical
+//! string, with a timestamp window and a nonce replay cache (PROTOCOLS.md, "Tax").
+
+use std::collections::{HashMap, HashSet, VecDeque};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use axum::Router;
+use axum::body::{Body, Bytes};
+use axum::extract::{Query, Request, State};
+use axum::http::StatusCode;
+use axum::http::request::Parts;
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use hmac::{Hmac, Mac};
+use serde_json::{Value, json};
+
+use crate::common::{self, Answer, Profile, Sim};
+use crate::ids;
+
+const APP_KEY: &str = "gw-demo";
+const APP_SECRET: &[u8] = b"tax-demo-secret";
+const CLOCK_SKEW_SECS: i64 = 300;
+const NONCE_TTL: Duration = Duration::from_secs(600);
+const MAX_BODY: usize = 1 << 20;
+
+/// Seeded taxpayers: credit code or ID number → (name, arrears in yuan).
+const TAXPAYERS: &[(&str, &str, &str)] = &[
+    ("91350100M000100Y43", "福州测试科技有限公司", "0.00"),
+    ("91110108551385082Q", "北京欠税商贸有限公司", "12800.00"),
+    ("11010519491231002X", "张三", "0.00"),
+];
+
+struct Registration {
+    nsrsbh: String,
+    nsrmc: String,
+    decided_at: Instant,
+    djrq: String,
+    /// Refused at decision time (法定代表人身份证件号码 fails GB 11643): zt 03.
+    refused: bool,
+}
+
+/// Nonces seen in the last [`NONCE_TTL`]; the queue gives expiry order so pruning is cheap
+/// under the benchmarks' request rates.
+#[derive(Default)]
+struct Nonces {
+    seen: HashSet<String>,
+    order: VecDeque<(Instant, String)>,
+}
+
+impl Nonces {
+    /// False when the nonce was already used.
+    fn insert(&mut self, nonce: &str) -> bool {
+        let now = Instant::now();
+        while let Some((at, _)) = self.order.front() {
+            if now.duration_since(*at) < NONCE_TTL {
+                break;
+            }
+            let (_, old) = self.order.pop_front().expect("front exists");
+            self.seen.remove(&old);
+        }
+        if !self.seen.insert(nonce.to_owned()) {
+            return false;
+        }
+        self.order.push_back((now, nonce.to_owned()));
+        true
+    }
+}
+
+struct Tax {
+    sim: Arc<Sim>,
+    ticket_delay: Duration,
+    nonces: Mutex<Nonces>,
+    registrations: Mutex<HashMap<String, Registration>>,
+}
+
+pub(crate) fn router(sim: Arc<Sim>, ticket_delay: Duration) -> Router {
+    let state = Arc::new(Tax {
+        sim: sim.clone(),
+        ticket_delay,
+        nonces: Mutex::default(),
+        registrations: Mutex::default(),
+    });
+    let routes = Router::new()
+        .route("/api/v1/swdj", post(swdj))
+        .route("/api/v1/slzt", get(slzt))
+        .route("/api/v1/qscx", post(qscx))
+        .layer(axum::middleware::from_fn_with_state(state.clone(), verify))
+        .with_state(state);
+    let profile = Profile {
+        operation: |req| {
+            let path = req.uri().path();
+            path.strip_prefix("/api/v1/").unwrap_or(path).to_owned()
+        },
+        content_type: "application/json; charset=UTF-8",
+    };
+    common::finish(routes, sim, profile)
+}
+
+#[derive(Clone, Copy)]
+enum AuthError {
+    BadSignature,
+    Stale,
+    Replayed,
+}
+
+impl AuthError {
+    fn parts(self) -> (&'static str, &'static str, &'static str) {
+        match self {
+            AuthError::BadSignature => ("4011", "签名错误", "bad_signature"),
+            AuthError::Stale => ("4012", "时间戳过期", "stale_timestamp"),
+            AuthError::Replayed => ("4013", "nonce重复", "replayed_nonce"),
+        }
+    }
+}
+
+/// Checks the signature headers before any handler sees the request. The body is read here
+/// because it is part of the signed string, then handed on unchanged.
+async fn verify(State(tax): State<Arc<Tax>>, req: Request, next: Next) -> Response {
+    let (parts, body) = req.into_parts();
+    let Ok(bytes) = axum::body::to_bytes(body, MAX_BODY).await else {
+        return StatusCode::PAYLOAD_TOO_LARGE.into_response();
+    };
+    if let Err(e) = tax.check(&parts, &bytes) {
+        let (code, msg, reason) = e.parts();
+        tax.sim.reject(reason);
+        return Answer::json(StatusCode::UNAUTHORIZED, &json!({"code": code, "msg": msg})).into_response();
+    }
+    next.run(Request::from_parts(parts, Body::from(bytes))).await
+}
+
+impl Tax {
+    fn check(&self, parts: &Parts, body: &[u8]) -> Result<(), AuthError> {
+        let header = |name: &str| parts.headers.get(name).and_then(|v| v.to_str().ok());
+        let (Some(key), Some(ts), Some(nonce), Some(method), Some(sig)) = (
+            header("X-App-Key"),
+            header("X-Timestamp"),
+            header("X-Nonce"),
+            header("X-Sign-Method"),
+            header("X-Signature"),
+        ) else {
+            return Err(AuthError::BadSignature);
+        };
+        if key != APP_KEY {
+            return Err(AuthError::BadSignature);
+        }
+        let ts_secs: i64 = ts.parse().map_err(|_| AuthError::Stale)?;
+        if (common::beijing_now().unix_timestamp() - ts_secs).abs() > CLOCK_SKEW_SECS {
+            return Err(AuthError::Stale);
+        }
+        let nonce_ok = (16..=64).contains(&nonce.len()) && nonce.bytes().all(|b| b.is_ascii_alphanumeric());
+        // The spec asks for lowercase hex; a department comparing strings would refuse upper case.
+        let sig_ok = sig.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'));
+        let Ok(sig) = hex::decode(sig) else {
+            return Err(AuthError::BadSignature);
+        };
+        if !nonce_ok || !sig_ok {
+            return Err(AuthError::BadSignature);
+        }
+        let path = parts.uri.path_and_query().map_or("/", |p| p.as_str());
+        let mut canonical = format!("{}\n{path}\n{ts}\n{nonce}\n", parts.method).into_bytes();
+        canonical.extend_from_slice(body);
+        let good = match method {
+            "HMAC-SHA256" => mac_matches::<Hmac<sha2::Sha256>>(&canonical, &sig),
+            "HMAC-SM3" => mac_matches::<Hmac<sm3::Sm3>>(&canonical, &sig),
+            _ => false,
+        };
+        if !good {
+            return Err(AuthError::BadSignature);
+        }
+        // Only a correctly signed request uses up its nonce, so forged requests cannot burn
+        // the gateway's nonces.
+        if !self.nonces.lock().unwrap_or_else(|e| e.into_inner()).insert(nonce) {
+            return Err(AuthError::Replayed);
+        }
+        Ok(())
+    }
+
+    fn fail(&self, code: &str, msg: &str, reason: &str) -> Answer {
+        self.sim.reject(reason);
+        Answer::json(StatusCode::OK, &json!({"code": code, "msg": msg, "data": null}))
+    }
+}
+
+/// Constant-time comparison through `verify_slice`.
+fn mac_matches<M: Mac + hmac::digest::KeyInit>(canonical: &[u8], sig: &[u8]) -> bool {
+    let mut mac = <M as Mac>::new_from_slice(APP_SECRET).expect("HMAC takes any key length");
+    mac.update(canonical);
+    mac.verify_slice(sig).is_ok()
+}
+
+fn ok(data: Value) -> Answer {
+    Answer::json(StatusCode::OK, &json!({"code": "0000", "msg": "成功", "data": data}))
+}
+
+fn text<'a>(body: &'a Value, field: &str) -> Option<&'a str> {
+    body.get(field).and_then(Value::as_str).map(str::trim).filter(|s| !s.is_empty())
+}
+
+async fn swdj(State(tax): State<Arc<Tax>>, body: Bytes) -> Answer {
+    let Ok(body) = serde_json::from_slice::<Value>(&body) else {
+        return tax.fail("1001", "参数错误：请求体不是JSON", "invalid_request");
+    };
+    let Some(qqid) = text(&body, "qqid") else {
+        return tax.fail("1001", "参数错误：缺少qqid", "invalid_request");
+    };
+    tax.sim.submit(qqid, || {
+        const REQUIRED: [&str; 6] = ["nsrsbh", "nsrmc", "fddbrxm", "fddbrsfzjhm", "scjydz", "jyfw"];
+        if let Some(missing) = REQUIRED.iter().find(|f| text(&body, f).is_none()) {
+            return Err(tax.fail("1001", &format!("参数错误：缺少{missing}"), "invalid_request"));
+        }
+        let field = |f| text(&body, f).unwrap_or_default();
+        let nsrsbh = field("nsrsbh");
+        if !ids::uscc_valid(nsrsbh) {
+            return Err(tax.fail("2001", "纳税人识别号格式错误", "invalid_nsrsbh"));
+        }
+        let slh = tax.sim.next_number("SW");
+        let decided = time::Duration::try_from(tax.ticket_delay).unwrap_or_default();
+        let refused = !ids::resident_id_valid(field("fddbrsfzjhm"));
+        tracing::info!(
+            slh, nsrsbh, qqid,
+            fddbrsfzjhm = ids::mask(field("fddbrsfzjhm")),
+            refused, "tax registration accepted"
+        );
+        tax.registrations.lock().unwrap_or_else(|e| e.into_inner()).insert(
+            slh.clone(),
+            Registration {
+                nsrsbh: nsrsbh.to_owned(),
+                nsrmc: field("nsrmc").to_owned(),
+                decided_at: Instant::now() + tax.ticket_delay,
+                djrq: common::beijing_date(common::beijing_now() + decided),
+                refused,
+            },
+        );
+        Ok(ok(json!({"slh": slh})))
+    })
+}
+
+async fn slzt(State(tax): State<Arc<Tax>>, Query(q): Query<HashMap<String, String>>) -> Answer {
+    let regs = tax.registrations.lock().unwrap_or_else(|e| e.into_inner());
+    let Some((slh, reg)) = q.get("slh").and_then(|slh| Some((slh, regs.get(slh)?))) else {
+        drop(regs);
+        return tax.fail("2004", "受理号不存在", "unknown_slh");
+    };
+    let data = match (Instant::now() >= reg.decided_at, reg.refused) {
+        (false, _) => json!({"slh": slh, "zt": "01", "ztmc": "受理中", "swdjxx": null}),
+        (true, true) => json!({"slh": slh, "zt": "03", "ztmc": "不予受理", "swdjxx": null}),
+        (true, false) => json!({"slh": slh, "zt": "02", "ztmc": "已办结",
+            "swdjxx": {"nsrsbh": reg.nsrsbh, "djrq": reg.djrq}}),
+    };
+    ok(data)
+}
+
+async fn qscx(State(tax): State<Arc<Tax>>, body: Bytes) -> Answer {
+    let body = serde_json::from_slice::<Value>(&body).unwrap_or(Value::Null);
+    let Some(nsrsbh) = text(&body, "nsrsbh").map(str::to_ascii_uppercase) else {
+        return tax.fail("1001", "参数错误：缺少nsrsbh", "invalid_request");
+    };
+    let seeded = TAXPAYERS
+        .iter()
+        .find(|(id, _, _)| *id == nsrsbh)
+        .map(|(_, name, arrears)| (name.to_string(), arrears.to_string()));
+    // A taxpayer registered here, once the registration is decided, is a clear taxpayer too.
+    let registered = || {
+        let regs = tax.registrations.lock().unwrap_or_else(|e| e.into_inner());
+        regs.values()
+            .find(|r| r.nsrsbh == nsrsbh && !r.refused && Instant::now() >= r.decided_at)
+            .map(|r| (r.nsrmc.clone(), "0.00".to_owned()))
+    };
+    match seeded.or_else(registered) {
+        Some((nsrmc, qjje)) => {
+            let qszt = if qjje == "0.00" { "Y" } else { "N" };
+            ok(json!({"nsrsbh": nsrsbh, "nsrmc": nsrmc, "qszt": qszt, "qjje": qjje}))
+        }
+        None => tax.fail("2002", "纳税人不存在", "unknown_taxpayer"),
+    }
+}
