@@ -1,1 +1,47 @@
-fn main() {}
+//! The gateway binary: `gateway serve` runs it, `gateway check` validates a config.
+
+use clap::{Parser, Subcommand};
+use std::path::PathBuf;
+
+#[derive(Parser)]
+#[command(version, about = "Integration gateway for one-network government service portals")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the gateway.
+    Serve {
+        /// Config file.
+        #[arg(long, default_value = "config/gateway.toml")]
+        config: PathBuf,
+    },
+    /// Check a config file without starting anything.
+    Check {
+        /// Config file.
+        #[arg(long, default_value = "config/gateway.toml")]
+        config: PathBuf,
+    },
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    tracing_subscriber::fmt()
+        .with_env_filter(tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()))
+        .init();
+    match Cli::parse().command {
+        Command::Check { config } => {
+            gateway::config::Config::load(&config)?;
+            println!("{}: ok", config.display());
+        }
+        Command::Serve { config } => {
+            let config = gateway::config::Config::load(&config)?;
+            let gateway = gateway::Gateway::start(config).await?;
+            println!("gateway ready at {}", gateway.url());
+            tokio::signal::ctrl_c().await?;
+        }
+    }
+    Ok(())
+}

@@ -1,1 +1,99 @@
+//! Adapter for the real-estate registry (不动产登记): SOAP 1.1 web service, XML in GBK.
+//!
+//! Serves the matter `real-estate.transfer` (二手房转移登记, operation `submitTransfer`, polled
+//! with `queryStatus`) and the lookup `real-estate.property` (`queryByCertificate` or
+//! `queryByUnit`). Every call is `POST /services/BdcService` with
+//! `Content-Type: text/xml; charset=GBK` and `SOAPAction: "urn:bdc:<operation>"`.
+//!
+//! Settings: none (the host supplies the base URL). The registry does not call back:
+//! `on-callback` is refused.
 
+pub mod protocol;
+
+use protocol::{PROPERTY, TRANSFER};
+use sdk::http::{Request, Response};
+use sdk::{AdapterError, CallbackRequest, Description, FieldError, LookupInfo, MatterInfo, Receipt, StatusReport, Submission};
+
+/// The real-estate adapter.
+pub struct RealEstate;
+
+fn invalid(problems: Vec<sdk::payload::FieldProblem>) -> AdapterError {
+    AdapterError::InvalidInput(problems.into_iter().map(Into::into).collect())
+}
+
+/// POST one GBK envelope to the service.
+fn call(operation: &str, envelope: Vec<u8>) -> Result<Response, AdapterError> {
+    Ok(Request::post(protocol::SERVICE_PATH)
+        .header("Content-Type", protocol::CONTENT_TYPE)
+        .header("SOAPAction", protocol::soap_action(operation))
+        .body(envelope)
+        .send()?)
+}
+
+impl sdk::Adapter for RealEstate {
+    fn describe() -> Description {
+        Description {
+            department: "real-estate".into(),
+            contract_version: sdk::CONTRACT_VERSION.into(),
+            adapter_version: "1.0.0".into(),
+            matters: vec![MatterInfo {
+                code: TRANSFER.into(),
+                name: "二手房转移登记".into(),
+                input_schema: protocol::transfer_schema().to_string(),
+            }],
+            lookups: vec![LookupInfo {
+                name: PROPERTY.into(),
+                description: "不动产登记信息查询：按不动产权证书号或不动产单元号（二选一）查询权利人、坐落、面积、用途".into(),
+                input_schema: protocol::property_schema().to_string(),
+            }],
+        }
+    }
+
+    fn validate(matter: String, payload: String) -> Vec<FieldError> {
+        protocol::validate(&matter, &payload).into_iter().map(Into::into).collect()
+    }
+
+    fn submit(submission: Submission) -> Result<Receipt, AdapterError> {
+        if submission.matter != TRANSFER {
+            return Err(invalid(vec![protocol::unknown_matter(&submission.matter)]));
+        }
+        let transfer = protocol::transfer(&submission.payload).map_err(invalid)?;
+        let response = call("submitTransfer", transfer.envelope(&submission.idempotency_key)?)?;
+        let receipt = protocol::read_transfer(response.status, &response.body)?;
+        sdk::log::info(&format!("transfer registration accepted, slbh {}", receipt.reference));
+        Ok(receipt)
+    }
+
+    fn status(matter: String, reference: String) -> Result<StatusReport, AdapterError> {
+        if matter != TRANSFER {
+            return Err(invalid(vec![protocol::unknown_matter(&matter)]));
+        }
+        let response = call("queryStatus", protocol::status_request(&reference)?)?;
+        protocol::read_status(&reference, response.status, &response.body)
+    }
+
+    fn lookup(name: String, query: String) -> Result<String, AdapterError> {
+        if name != PROPERTY {
+            return Err(AdapterError::InvalidInput(vec![FieldError::new(
+                "",
+                "unknown_lookup",
+                format!("不动产登记部门不提供查询「{name}」"),
+            )]));
+        }
+        let (operation, envelope) = protocol::property_request(&query).map_err(invalid)?;
+        let response = call(operation, envelope)?;
+        Ok(protocol::read_property(response.status, &response.body)?.to_string())
+    }
+
+    fn on_callback(_request: CallbackRequest) -> Result<StatusReport, AdapterError> {
+        Err(AdapterError::InvalidInput(vec![FieldError::new(
+            "",
+            "no_callbacks",
+            "不动产登记部门不回调：请以受理编号查询办理状态",
+        )]))
+    }
+}
+
+// `sdk::export_adapter!` captures its argument as `$adapter:ty`, which the generated
+// `export!` macro (matching `$ty:ident`) cannot accept: call the generated macro directly.
+sdk::wit::export!(RealEstate with_types_in sdk::wit);

@@ -1,1 +1,117 @@
+//! Adapter for the tax department (税务): JSON over HTTP, every request signed.
+//!
+//! Serves the matter `tax.registration` (税务登记, `POST /api/v1/swdj`, polled with
+//! `GET /api/v1/slzt`) and the lookup `tax.clearance` (清税查询, `POST /api/v1/qscx`).
+//!
+//! Settings: `app-key`, `app-secret`, and `sign-method` (optional: `HMAC-SHA256`, the default,
+//! or `HMAC-SM3`). Each request carries `X-App-Key`, `X-Timestamp`, `X-Nonce`, `X-Sign-Method`
+//! and `X-Signature` = hex HMAC(app-secret, METHOD\nPATH_AND_QUERY\nTIMESTAMP\nNONCE\nBODY).
+//!
+//! The department does not call back: `on-callback` is refused.
 
+pub mod protocol;
+
+use protocol::{CLEARANCE, Credentials, REGISTRATION, SignMethod};
+use sdk::http::{Request, Response};
+use sdk::{
+    AdapterError, CallbackRequest, Description, FieldError, LookupInfo, MatterInfo, Receipt, StatusReport, Submission,
+};
+
+/// The tax adapter.
+pub struct Tax;
+
+fn invalid(problems: Vec<sdk::payload::FieldProblem>) -> AdapterError {
+    AdapterError::InvalidInput(problems.into_iter().map(Into::into).collect())
+}
+
+fn credentials() -> Result<Credentials, AdapterError> {
+    Ok(Credentials {
+        app_key: sdk::config::require("app-key")?,
+        app_secret: sdk::config::require("app-secret")?,
+        method: SignMethod::from_setting(sdk::config::get("sign-method").as_deref())?,
+    })
+}
+
+/// Sign a finished request (path, method and body fixed) and send it.
+fn send_signed(request: Request) -> Result<Response, AdapterError> {
+    let credentials = credentials()?;
+    let headers = credentials.headers(
+        request.method(),
+        request.path(),
+        request.body_bytes(),
+        sdk::sign::unix_seconds(),
+        &sdk::sign::nonce(),
+    );
+    let request = headers.into_iter().fold(request, |r, (k, v)| r.header(k, v));
+    Ok(request.send()?)
+}
+
+impl sdk::Adapter for Tax {
+    fn describe() -> Description {
+        Description {
+            department: "tax".into(),
+            contract_version: sdk::CONTRACT_VERSION.into(),
+            adapter_version: "1.0.0".into(),
+            matters: vec![MatterInfo {
+                code: REGISTRATION.into(),
+                name: "税务登记".into(),
+                input_schema: protocol::registration_schema().to_string(),
+            }],
+            lookups: vec![LookupInfo {
+                name: CLEARANCE.into(),
+                description: "清税查询：按统一社会信用代码或居民身份号码查询纳税人是否结清税款".into(),
+                input_schema: protocol::clearance_schema().to_string(),
+            }],
+        }
+    }
+
+    fn validate(matter: String, payload: String) -> Vec<FieldError> {
+        protocol::validate(&matter, &payload).into_iter().map(Into::into).collect()
+    }
+
+    fn submit(submission: Submission) -> Result<Receipt, AdapterError> {
+        if submission.matter != REGISTRATION {
+            return Err(invalid(vec![protocol::unknown_matter(&submission.matter)]));
+        }
+        let registration = protocol::registration(&submission.payload).map_err(invalid)?;
+        let body = registration.body(&submission.idempotency_key);
+        let response = send_signed(Request::post(protocol::SWDJ_PATH).json(&body))?;
+        let receipt = protocol::read_registration(response.status, &response.body)?;
+        sdk::log::info(&format!("tax registration accepted, slh {}", receipt.reference));
+        Ok(receipt)
+    }
+
+    fn status(matter: String, reference: String) -> Result<StatusReport, AdapterError> {
+        if matter != REGISTRATION {
+            return Err(invalid(vec![protocol::unknown_matter(&matter)]));
+        }
+        let response = send_signed(Request::get(protocol::status_path(&reference)))?;
+        protocol::read_status(&reference, response.status, &response.body)
+    }
+
+    fn lookup(name: String, query: String) -> Result<String, AdapterError> {
+        if name != CLEARANCE {
+            return Err(AdapterError::InvalidInput(vec![FieldError::new(
+                "",
+                "unknown_lookup",
+                format!("税务部门不提供查询「{name}」"),
+            )]));
+        }
+        let taxpayer_id = protocol::clearance_query(&query).map_err(invalid)?;
+        let request = Request::post(protocol::QSCX_PATH).json(&protocol::clearance_body(&taxpayer_id));
+        let response = send_signed(request)?;
+        Ok(protocol::read_clearance(response.status, &response.body)?.to_string())
+    }
+
+    fn on_callback(_request: CallbackRequest) -> Result<StatusReport, AdapterError> {
+        Err(AdapterError::InvalidInput(vec![FieldError::new(
+            "",
+            "no_callbacks",
+            "税务部门不回调：请以受理号查询办理状态",
+        )]))
+    }
+}
+
+// `sdk::export_adapter!` captures its argument as `$adapter:ty`, which the generated
+// `export!` macro (matching `$ty:ident`) cannot accept: call the generated macro directly.
+sdk::wit::export!(Tax with_types_in sdk::wit);

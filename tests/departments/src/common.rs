@@ -61,7 +61,12 @@ impl Answer {
 
 impl IntoResponse for Answer {
     fn into_response(self) -> Response {
-        (self.status, [(header::CONTENT_TYPE, self.content_type)], self.body).into_response()
+        (
+            self.status,
+            [(header::CONTENT_TYPE, self.content_type)],
+            self.body,
+        )
+            .into_response()
     }
 }
 
@@ -125,12 +130,18 @@ impl Sim {
     }
 
     pub fn count_received(&self, operation: &str) {
-        *lock(&self.stats).received.entry(operation.to_owned()).or_default() += 1;
+        *lock(&self.stats)
+            .received
+            .entry(operation.to_owned())
+            .or_default() += 1;
     }
 
     pub fn reject(&self, reason: &str) {
         tracing::debug!(department = self.name, reason, "request refused");
-        *lock(&self.stats).rejected.entry(reason.to_owned()).or_default() += 1;
+        *lock(&self.stats)
+            .rejected
+            .entry(reason.to_owned())
+            .or_default() += 1;
     }
 
     /// Runs `create` once per request id. The first `Ok` answer is stored and counted as an
@@ -139,11 +150,19 @@ impl Sim {
     ///
     /// `create` runs under the store's lock so two concurrent copies of one request cannot both
     /// create an application; it must not block.
-    pub fn submit(&self, request_id: &str, create: impl FnOnce() -> Result<Answer, Answer>) -> Answer {
+    pub fn submit(
+        &self,
+        request_id: &str,
+        create: impl FnOnce() -> Result<Answer, Answer>,
+    ) -> Answer {
         let mut apps = lock(&self.apps);
         apps.submitted.push(request_id.to_owned());
         if let Some(first) = apps.answers.get(request_id) {
-            tracing::info!(department = self.name, request_id, "repeated request id, first answer returned");
+            tracing::info!(
+                department = self.name,
+                request_id,
+                "repeated request id, first answer returned"
+            );
             return first.clone();
         }
         match create() {
@@ -160,7 +179,12 @@ impl Sim {
     pub fn next_number(&self, prefix: &str) -> String {
         let n = self.seq.fetch_add(1, Ordering::Relaxed) % 100_000_000;
         let d = beijing_now().date();
-        format!("{prefix}{:04}{:02}{:02}{n:08}", d.year(), u8::from(d.month()), d.day())
+        format!(
+            "{prefix}{:04}{:02}{:02}{n:08}",
+            d.year(),
+            u8::from(d.month()),
+            d.day()
+        )
     }
 }
 
@@ -195,7 +219,10 @@ pub(crate) fn finish(routes: Router, sim: Arc<Sim>, profile: Profile) -> Router 
         .route("/_sim/stats", get(get_stats))
         .with_state(sim.clone());
     routes
-        .layer(axum::middleware::from_fn_with_state((sim, profile), fault_layer))
+        .layer(axum::middleware::from_fn_with_state(
+            (sim, profile),
+            fault_layer,
+        ))
         .merge(harness)
 }
 
@@ -211,7 +238,12 @@ async fn fault_layer(
     } else if f.error_rate > 0.0 && rand::random::<f64>() < f.error_rate {
         StatusCode::INTERNAL_SERVER_ERROR.into_response()
     } else if f.garbage {
-        (StatusCode::OK, [(header::CONTENT_TYPE, profile.content_type)], GARBAGE).into_response()
+        (
+            StatusCode::OK,
+            [(header::CONTENT_TYPE, profile.content_type)],
+            GARBAGE,
+        )
+            .into_response()
     } else {
         next.run(req).await
     };

@@ -11,7 +11,9 @@ const RESIDENT_CHECK: &[u8; 11] = b"10X98765432";
 
 /// The 31 characters of GB 32100: I, O, S, V and Z are left out to avoid misreading.
 pub const USCC_ALPHABET: &[u8; 31] = b"0123456789ABCDEFGHJKLMNPQRTUWXY";
-const USCC_WEIGHTS: [u32; 17] = [1, 3, 9, 27, 19, 26, 16, 17, 20, 29, 25, 13, 8, 24, 10, 30, 28];
+const USCC_WEIGHTS: [u32; 17] = [
+    1, 3, 9, 27, 19, 26, 16, 17, 20, 29, 25, 13, 8, 24, 10, 30, 28,
+];
 const ORG_WEIGHTS: [u32; 8] = [3, 7, 9, 10, 5, 8, 4, 2];
 
 /// True when `id` is a well-formed 18-character resident identity number (GB 11643-1999):
@@ -58,7 +60,9 @@ pub fn uscc_check(first17: &str) -> Option<char> {
 /// True when `code` is an 18-character unified social credit code whose check character is
 /// right (GB 32100-2015). Lower case is not accepted: the standard has none.
 pub fn uscc_valid(code: &str) -> bool {
-    code.len() == 18 && code.is_ascii() && uscc_check(&code[..17]) == Some(code.as_bytes()[17] as char)
+    code.len() == 18
+        && code.is_ascii()
+        && uscc_check(&code[..17]) == Some(code.as_bytes()[17] as char)
 }
 
 /// GB 11714 check character for an 8-character organisation code body (0-9, A-Z).
@@ -126,28 +130,45 @@ mod tests {
 
     #[test]
     fn resident_ids() {
-        for ok in ["11010519491231002X", "34052419800101001X", "360426199101010071"] {
+        for ok in [
+            "11010519491231002X",
+            "34052419800101001X",
+            "360426199101010071",
+        ] {
             assert!(resident_id_valid(ok), "{ok}");
         }
         assert!(resident_id_valid("11010519491231002x"));
         assert!(!resident_id_valid("110105194912310021"), "wrong check");
         assert!(!resident_id_valid("110105194902300028"), "30 February");
         assert!(!resident_id_valid("1101051949123100"), "short");
-        assert!(!resident_id_valid("11010529991231002X"), "future birth date");
+        assert!(
+            !resident_id_valid("11010529991231002X"),
+            "future birth date"
+        );
     }
 
     #[test]
     fn credit_codes() {
-        for ok in ["91110000600037341L", "91350100M000100Y43", "91110108551385082Q"] {
+        for ok in [
+            "91110000600037341L",
+            "91350100M000100Y43",
+            "91110108551385082Q",
+        ] {
             assert!(uscc_valid(ok), "{ok}");
         }
-        assert!(!uscc_valid("91350100M0001TGQXM"), "pilot code failing the checksum");
+        assert!(
+            !uscc_valid("91350100M0001TGQXM"),
+            "pilot code failing the checksum"
+        );
         assert!(!uscc_valid("91350100M000100Y44"));
         assert!(!uscc_valid("91350100M000100Y4"));
         assert_eq!(org_code_check("M000100Y"), Some('4'));
         let made = make_uscc("91350100", "AB12CD34").unwrap();
         assert!(uscc_valid(&made));
-        assert_eq!(org_code_check(&made[8..16]), Some(made.as_bytes()[16] as char));
+        assert_eq!(
+            org_code_check(&made[8..16]),
+            Some(made.as_bytes()[16] as char)
+        );
     }
 
     #[test]

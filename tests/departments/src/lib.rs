@@ -1,1 +1,222 @@
+//! Simulated department systems for the demo, the end-to-end tests and the benchmarks.
+//!
+//! Each department behaves like its real counterpart as described in `PROTOCOLS.md` (next to
+//! this crate's `Cargo.toml`): its own field names, encoding and authentication, and strict
+//! refusal of anything else, so that adapters are tested against the protocol and not against
+//! a lenient stand-in. Every department also has the harness endpoints `POST /_sim/faults` and
+//! `GET /_sim/stats`, mirrored in-process by [`Department`].
+//!
+//! ```no_run
+//! # async fn demo() -> anyhow::Result<()> {
+//! let deps = departments::start(departments::Options::default()).await?;
+//! println!("tax at {}", deps.tax.base_url);
+//! deps.tax.set_faults(departments::Faults { down: true, ..Default::default() });
+//! # Ok(()) }
+//! ```
+//!
+//! # Layout
+//! - `common`: fault switches, counters and the idempotency store all departments share, and
+//!   the layer that applies the faults.
+//! - `tax`: 税务, JSON with HMAC-SHA256/HMAC-SM3 signed requests, timestamps and nonces.
+//! - `real_estate`: 不动产登记, SOAP 1.1 in GBK.
+//! - `public_security`: 公安, XML over mutual TLS.
+//! - `market_regulation`: 市场监管, OAuth2 client credentials, REST, signed callbacks.
+//! - `tls`: the generated CA and certificates, the mutual-TLS server, the callback client.
+//! - `xml`: a tiny element tree over quick-xml for the two XML departments.
+//! - [`ids`]: identifier checks (GB 11643, GB 32100, GB 11714) and masking for logs.
 
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context;
+use tokio::net::TcpListener;
+
+mod common;
+pub mod ids;
+mod market_regulation;
+mod public_security;
+mod real_estate;
+mod tax;
+mod tls;
+mod xml;
+
+pub use common::{Faults, Stats};
+
+/// How to start the departments.
+#[derive(Clone, Debug)]
+pub struct Options {
+    /// Where the public-security PKI is written (`ca.pem`, `client.pem`, `client-key.pem`, …).
+    pub cert_dir: PathBuf,
+    /// How long after receipt an application is decided (tax, real estate, market regulation).
+    pub ticket_delay: Duration,
+    /// Lifetime of market-regulation access tokens.
+    pub token_ttl: Duration,
+    pub ports: Ports,
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Options {
+            cert_dir: std::env::temp_dir().join(format!(
+                "departments-certs-{}",
+                uuid::Uuid::new_v4().simple()
+            )),
+            ticket_delay: Duration::from_millis(300),
+            token_ttl: Duration::from_secs(600),
+            ports: Ports::default(),
+        }
+    }
+}
+
+/// Ports to listen on, all on 127.0.0.1; 0 picks a free port.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Ports {
+    pub tax: u16,
+    pub real_estate: u16,
+    pub public_security: u16,
+    pub market_regulation: u16,
+}
+
+/// The four running departments.
+#[derive(Clone, Debug)]
+pub struct Departments {
+    pub tax: Department,
+    pub real_estate: Department,
+    pub public_security: Department,
+    pub market_regulation: Department,
+    /// Holds `ca.pem`, `client.pem` and `client-key.pem` for reaching public security.
+    pub cert_dir: PathBuf,
+}
+
+/// One running department and a handle on its simulator state.
+#[derive(Clone, Debug)]
+pub struct Department {
+    pub name: &'static str,
+    pub addr: SocketAddr,
+    /// `http://127.0.0.1:<port>`, or `https://localhost:<port>` for public security.
+    pub base_url: String,
+    sim: Arc<common::Sim>,
+}
+
+impl Department {
+    /// Same effect as `POST /_sim/faults`.
+    pub fn set_faults(&self, f: Faults) {
+        self.sim.set_faults(f);
+    }
+
+    /// Same as `GET /_sim/stats`.
+    pub fn stats(&self) -> Stats {
+        self.sim.stats()
+    }
+
+    /// Unique applications received, by request id.
+    pub fn applications(&self) -> usize {
+        self.sim.stats().applications
+    }
+
+    /// Requests received for `operation` (faulted and refused ones included).
+    pub fn received(&self, operation: &str) -> usize {
+        self.sim
+            .stats()
+            .received
+            .get(operation)
+            .copied()
+            .unwrap_or(0)
+    }
+
+    /// Request ids of the applications, each once, in order of first arrival.
+    pub fn received_ids(&self) -> Vec<String> {
+        self.sim.received_ids()
+    }
+
+    /// Request ids of every submission that reached the idempotency store, repeats included,
+    /// in arrival order: shows whether a retry reused its request id.
+    pub fn submitted_ids(&self) -> Vec<String> {
+        self.sim.submitted_ids()
+    }
+}
+
+/// Starts all four departments on 127.0.0.1 and returns once they accept connections.
+pub async fn start(opts: Options) -> anyhow::Result<Departments> {
+    let identity =
+        tls::generate(&opts.cert_dir).context("generating the public-security certificates")?;
+    let tls_config = tls::server_config(identity)?;
+
+    let sim = common::Sim::new("tax");
+    let tax = serve_plain(
+        sim.clone(),
+        opts.ports.tax,
+        tax::router(sim, opts.ticket_delay),
+    )
+    .await?;
+
+    let sim = common::Sim::new("real-estate");
+    let real_estate = serve_plain(
+        sim.clone(),
+        opts.ports.real_estate,
+        real_estate::router(sim, opts.ticket_delay),
+    )
+    .await?;
+
+    let sim = common::Sim::new("market-regulation");
+    let router = market_regulation::router(
+        sim.clone(),
+        opts.ticket_delay,
+        opts.token_ttl,
+        tls::callback_client()?,
+    );
+    let market_regulation = serve_plain(sim, opts.ports.market_regulation, router).await?;
+
+    let sim = common::Sim::new("public-security");
+    let listener = bind(sim.name, opts.ports.public_security).await?;
+    let addr = listener.local_addr()?;
+    tokio::spawn(tls::serve(
+        listener,
+        tls_config,
+        public_security::router(sim.clone()),
+        sim.clone(),
+    ));
+    let public_security = Department {
+        name: sim.name,
+        addr,
+        base_url: format!("https://localhost:{}", addr.port()),
+        sim,
+    };
+
+    Ok(Departments {
+        tax,
+        real_estate,
+        public_security,
+        market_regulation,
+        cert_dir: opts.cert_dir,
+    })
+}
+
+async fn bind(name: &str, port: u16) -> anyhow::Result<TcpListener> {
+    TcpListener::bind(("127.0.0.1", port))
+        .await
+        .with_context(|| format!("binding the {name} department to 127.0.0.1:{port}"))
+}
+
+async fn serve_plain(
+    sim: Arc<common::Sim>,
+    port: u16,
+    router: axum::Router,
+) -> anyhow::Result<Department> {
+    let listener = bind(sim.name, port).await?;
+    let addr = listener.local_addr()?;
+    let name = sim.name;
+    tokio::spawn(async move {
+        if let Err(e) = axum::serve(listener, router).await {
+            tracing::error!(department = name, error = %e, "server stopped");
+        }
+    });
+    Ok(Department {
+        name,
+        addr,
+        base_url: format!("http://127.0.0.1:{}", addr.port()),
+        sim,
+    })
+}

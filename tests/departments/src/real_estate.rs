@@ -58,8 +58,14 @@ struct RealEstate {
 }
 
 pub(crate) fn router(sim: Arc<Sim>, ticket_delay: Duration) -> Router {
-    let state = Arc::new(RealEstate { sim: sim.clone(), ticket_delay, transfers: Mutex::default() });
-    let routes = Router::new().route("/services/BdcService", post(service)).with_state(state);
+    let state = Arc::new(RealEstate {
+        sim: sim.clone(),
+        ticket_delay,
+        transfers: Mutex::default(),
+    });
+    let routes = Router::new()
+        .route("/services/BdcService", post(service))
+        .with_state(state);
     let profile = Profile {
         operation: |req| soap_action(req.headers()).unwrap_or("unknown").to_owned(),
         content_type: CONTENT_TYPE,
@@ -73,15 +79,18 @@ fn soap_action(headers: &HeaderMap) -> Option<&str> {
     v.trim_matches('"').strip_prefix("urn:bdc:")
 }
 
-/// A SOAP fault, always HTTP 500.
+/// A SOAP fault, always HTTP 500. Every fault the simulator raises is the caller's
+/// (`soap:Client`): nothing on its side can fail.
 struct Fault {
-    server: bool,
     reason: String,
     code: &'static str,
 }
 
 fn client_fault(code: &'static str, reason: impl Into<String>) -> Fault {
-    Fault { server: false, reason: reason.into(), code }
+    Fault {
+        reason: reason.into(),
+        code,
+    }
 }
 
 /// Wraps a body fragment in the envelope and encodes it as GBK. Characters GBK cannot hold
@@ -91,17 +100,20 @@ fn envelope(status: StatusCode, inner: &str) -> Answer {
         r#"<?xml version="1.0" encoding="GBK"?><soap:Envelope xmlns:soap="{SOAP_NS}" xmlns:bdc="{BDC_NS}"><soap:Body>{inner}</soap:Body></soap:Envelope>"#
     );
     let (bytes, _, _) = GBK.encode(&xml);
-    Answer { status, content_type: CONTENT_TYPE, body: Bytes::from(bytes.into_owned()) }
+    Answer {
+        status,
+        content_type: CONTENT_TYPE,
+        body: Bytes::from(bytes.into_owned()),
+    }
 }
 
 impl RealEstate {
     fn fault(&self, f: Fault) -> Answer {
         self.sim.reject(f.code);
-        let faultcode = if f.server { "soap:Server" } else { "soap:Client" };
         envelope(
             StatusCode::INTERNAL_SERVER_ERROR,
             &format!(
-                "<soap:Fault><faultcode>{faultcode}</faultcode><faultstring>{}</faultstring><detail><bdc:errorCode>{}</bdc:errorCode></detail></soap:Fault>",
+                "<soap:Fault><faultcode>soap:Client</faultcode><faultstring>{}</faultstring><detail><bdc:errorCode>{}</bdc:errorCode></detail></soap:Fault>",
                 esc(&f.reason),
                 f.code
             ),
@@ -113,14 +125,14 @@ async fn service(State(re): State<Arc<RealEstate>>, headers: HeaderMap, body: By
     let Some(xml) = decode_gbk(&headers, &body) else {
         return re.fault(client_fault("E100", "编码错误：请使用GBK编码"));
     };
-    let (operation, params) = match parse_call(&xml) {
-        Ok(call) => call,
+    let params = match parse_call(&xml) {
+        Ok(op) => op,
         Err(msg) => return re.fault(client_fault("E102", format!("请求报文格式错误：{msg}"))),
     };
-    if soap_action(&headers) != Some(operation.name.as_str()) {
+    if soap_action(&headers) != Some(params.name.as_str()) {
         return re.fault(client_fault("E103", "SOAPAction与请求操作不一致"));
     }
-    let result = match operation.name.as_str() {
+    let result = match params.name.as_str() {
         "queryByCertificate" => query_by_certificate(&params),
         "queryByUnit" => query_by_unit(&params),
         "submitTransfer" => return re.submit_transfer(&params),
@@ -136,7 +148,10 @@ async fn service(State(re): State<Arc<RealEstate>>, headers: HeaderMap, body: By
 /// The body must declare GBK, be GBK, and not be UTF-8 in disguise. A header charset other
 /// than GBK is refused as well, since it contradicts the body.
 fn decode_gbk(headers: &HeaderMap, body: &[u8]) -> Option<String> {
-    if let Some(ct) = headers.get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()) {
+    if let Some(ct) = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+    {
         let charset = ct
             .split(';')
             .filter_map(|p| p.trim().split_once('='))
@@ -148,7 +163,7 @@ fn decode_gbk(headers: &HeaderMap, body: &[u8]) -> Option<String> {
     }
     let decl_end = body.windows(2).position(|w| w == b"?>")?;
     let decl = std::str::from_utf8(&body[..decl_end]).ok()?;
-    if !decl.starts_with("<?xml ") || declared_encoding(decl)?.to_ascii_uppercase() != "GBK" {
+    if !decl.starts_with("<?xml ") || !declared_encoding(decl)?.eq_ignore_ascii_case("GBK") {
         return None;
     }
     // GBK Chinese text is almost never valid UTF-8, while UTF-8 Chinese text often decodes as
@@ -168,17 +183,161 @@ fn declared_encoding(decl: &str) -> Option<&str> {
     Some(&rest[..rest.find(quote)?])
 }
 
-/// Envelope → Body → the single operation element in the `bdc` namespace.
-fn parse_call(xml: &str) -> Result<(Element, ()), String> {
+/// Envelope → Body → the single operation element in the `bdc` namespace, whose unqualified
+/// children are the parameters.
+fn parse_call(xml: &str) -> Result<Element, String> {
     let root = xml::parse(xml)?;
     if root.name != "Envelope" || root.namespace.as_deref() != Some(SOAP_NS) {
         return Err("根元素须为soap:Envelope".into());
     }
-    let body = root.child(Some(SOAP_NS), "Body").ok_or("缺少soap:Body")?;
-    let mut ops = body.children.into_iter_ref();
+    let body = root
+        .children
+        .into_iter()
+        .find(|c| c.name == "Body" && c.namespace.as_deref() == Some(SOAP_NS))
+        .ok_or("缺少soap:Body")?;
+    let mut ops = body.children.into_iter();
     let op = ops.next().ok_or("soap:Body为空")?;
-    if op.namespace.as_deref() != Some(BDC_NS) {
-        return Err("操作元素须在http://bdc.gov.cn/ws命名空间".into());
+    if ops.next().is_some() {
+        return Err("soap:Body只能包含一个操作".into());
     }
-    Ok((op, ()))
+    if op.namespace.as_deref() != Some(BDC_NS) {
+        return Err(format!("操作元素须在{BDC_NS}命名空间"));
+    }
+    Ok(op)
+}
+
+fn required<'a>(params: &'a Element, name: &str) -> Result<&'a str, Fault> {
+    params
+        .field(name)
+        .ok_or_else(|| client_fault("E102", format!("参数错误：缺少{name}")))
+}
+
+/// Full-width and ASCII parentheses both occur in certificate numbers; they name the same one.
+fn normalise_certificate(s: &str) -> String {
+    s.trim().replace('（', "(").replace('）', ")")
+}
+
+fn not_found() -> Fault {
+    client_fault("E104", "未查询到不动产登记信息")
+}
+
+fn record_xml(r: &Record) -> String {
+    format!(
+        "<bdc:queryResponse><record><bdcdyh>{}</bdcdyh><bdcqzh>{}</bdcqzh><qlr>{}</qlr><qlrzjh>{}</qlrzjh><zl>{}</zl><mj>{}</mj><yt>{}</yt><djsj>{}</djsj></record></bdc:queryResponse>",
+        r.bdcdyh,
+        esc(r.bdcqzh),
+        esc(r.qlr),
+        r.qlrzjh,
+        esc(r.zl),
+        r.mj,
+        esc(r.yt),
+        r.djsj
+    )
+}
+
+fn query_by_certificate(params: &Element) -> Result<String, Fault> {
+    let wanted = normalise_certificate(required(params, "bdcqzh")?);
+    let record = REGISTER
+        .iter()
+        .find(|r| normalise_certificate(r.bdcqzh) == wanted)
+        .ok_or_else(not_found)?;
+    Ok(record_xml(record))
+}
+
+fn unit(params: &Element) -> Result<&Record, Fault> {
+    let bdcdyh = required(params, "bdcdyh")?;
+    if !ids::unit_number_valid(bdcdyh) {
+        return Err(client_fault("E101", "不动产单元号格式错误"));
+    }
+    REGISTER
+        .iter()
+        .find(|r| r.bdcdyh == bdcdyh)
+        .ok_or_else(not_found)
+}
+
+fn query_by_unit(params: &Element) -> Result<String, Fault> {
+    Ok(record_xml(unit(params)?))
+}
+
+impl RealEstate {
+    fn submit_transfer(&self, params: &Element) -> Answer {
+        let ywh = match required(params, "ywh") {
+            Ok(ywh) => ywh,
+            Err(f) => return self.fault(f),
+        };
+        self.sim.submit(ywh, || {
+            self.check_transfer(params).map_err(|f| self.fault(f))?;
+            let slbh = self.sim.next_number("BDC");
+            let year = common::beijing_now().year();
+            let returned = !ids::resident_id_valid(params.field("srfzjh").unwrap_or_default());
+            let serial = slbh.len().saturating_sub(7);
+            let transfer = Transfer {
+                received_at: Instant::now(),
+                returned,
+                new_certificate: format!("闽({year})平潭不动产权第{}号", &slbh[serial..]),
+            };
+            tracing::info!(slbh, ywh, returned, "transfer registration accepted");
+            self.transfers.lock().unwrap_or_else(|e| e.into_inner()).insert(slbh.clone(), transfer);
+            Ok(envelope(
+                StatusCode::OK,
+                &format!(
+                    "<bdc:submitTransferResponse><slbh>{slbh}</slbh><zt>受理</zt></bdc:submitTransferResponse>"
+                ),
+            ))
+        })
+    }
+
+    fn check_transfer(&self, params: &Element) -> Result<(), Fault> {
+        for f in ["bdcqzh", "zrfxm", "zrfzjh", "srfxm", "srfzjh", "jyjg"] {
+            required(params, f)?;
+        }
+        let record = unit(params)?;
+        if normalise_certificate(required(params, "bdcqzh")?)
+            != normalise_certificate(record.bdcqzh)
+        {
+            return Err(not_found());
+        }
+        let seller_id = required(params, "zrfzjh")?;
+        if required(params, "zrfxm")? != record.qlr
+            || !seller_id.eq_ignore_ascii_case(record.qlrzjh)
+        {
+            tracing::info!(
+                zrfzjh = ids::mask(seller_id),
+                "seller is not the registered owner"
+            );
+            return Err(client_fault("E201", "转让方与登记权利人不一致"));
+        }
+        let price_ok = required(params, "jyjg")?
+            .parse::<f64>()
+            .is_ok_and(|p| p.is_finite() && p > 0.0);
+        if !price_ok {
+            return Err(client_fault("E102", "参数错误：jyjg须为正数金额"));
+        }
+        Ok(())
+    }
+
+    fn query_status(&self, params: &Element) -> Result<String, Fault> {
+        let slbh = required(params, "slbh")?;
+        let transfers = self.transfers.lock().unwrap_or_else(|e| e.into_inner());
+        let t = transfers
+            .get(slbh)
+            .ok_or_else(|| client_fault("E105", "受理编号不存在"))?;
+        // Half the delay in 受理, then 审核, then decided: a poller sees the steps go by.
+        let elapsed = t.received_at.elapsed();
+        let (zt, certificate) = if elapsed < self.ticket_delay / 2 {
+            ("受理", None)
+        } else if elapsed < self.ticket_delay {
+            ("审核", None)
+        } else if t.returned {
+            ("退回", None)
+        } else {
+            ("登簿", Some(&t.new_certificate))
+        };
+        let xbdcqzh =
+            certificate.map_or(String::new(), |c| format!("<xbdcqzh>{}</xbdcqzh>", esc(c)));
+        Ok(format!(
+            "<bdc:queryStatusResponse><slbh>{}</slbh><zt>{zt}</zt>{xbdcqzh}</bdc:queryStatusResponse>",
+            esc(slbh)
+        ))
+    }
 }

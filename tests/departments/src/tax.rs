@@ -125,9 +125,11 @@ async fn verify(State(tax): State<Arc<Tax>>, req: Request, next: Next) -> Respon
     if let Err(e) = tax.check(&parts, &bytes) {
         let (code, msg, reason) = e.parts();
         tax.sim.reject(reason);
-        return Answer::json(StatusCode::UNAUTHORIZED, &json!({"code": code, "msg": msg})).into_response();
+        return Answer::json(StatusCode::UNAUTHORIZED, &json!({"code": code, "msg": msg}))
+            .into_response();
     }
-    next.run(Request::from_parts(parts, Body::from(bytes))).await
+    next.run(Request::from_parts(parts, Body::from(bytes)))
+        .await
 }
 
 impl Tax {
@@ -149,7 +151,8 @@ impl Tax {
         if (common::beijing_now().unix_timestamp() - ts_secs).abs() > CLOCK_SKEW_SECS {
             return Err(AuthError::Stale);
         }
-        let nonce_ok = (16..=64).contains(&nonce.len()) && nonce.bytes().all(|b| b.is_ascii_alphanumeric());
+        let nonce_ok =
+            (16..=64).contains(&nonce.len()) && nonce.bytes().all(|b| b.is_ascii_alphanumeric());
         // The spec asks for lowercase hex; a department comparing strings would refuse upper case.
         let sig_ok = sig.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'));
         let Ok(sig) = hex::decode(sig) else {
@@ -171,7 +174,12 @@ impl Tax {
         }
         // Only a correctly signed request uses up its nonce, so forged requests cannot burn
         // the gateway's nonces.
-        if !self.nonces.lock().unwrap_or_else(|e| e.into_inner()).insert(nonce) {
+        if !self
+            .nonces
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(nonce)
+        {
             return Err(AuthError::Replayed);
         }
         Ok(())
@@ -179,7 +187,10 @@ impl Tax {
 
     fn fail(&self, code: &str, msg: &str, reason: &str) -> Answer {
         self.sim.reject(reason);
-        Answer::json(StatusCode::OK, &json!({"code": code, "msg": msg, "data": null}))
+        Answer::json(
+            StatusCode::OK,
+            &json!({"code": code, "msg": msg, "data": null}),
+        )
     }
 }
 
@@ -191,11 +202,17 @@ fn mac_matches<M: Mac + hmac::digest::KeyInit>(canonical: &[u8], sig: &[u8]) -> 
 }
 
 fn ok(data: Value) -> Answer {
-    Answer::json(StatusCode::OK, &json!({"code": "0000", "msg": "成功", "data": data}))
+    Answer::json(
+        StatusCode::OK,
+        &json!({"code": "0000", "msg": "成功", "data": data}),
+    )
 }
 
 fn text<'a>(body: &'a Value, field: &str) -> Option<&'a str> {
-    body.get(field).and_then(Value::as_str).map(str::trim).filter(|s| !s.is_empty())
+    body.get(field)
+        .and_then(Value::as_str)
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
 }
 
 async fn swdj(State(tax): State<Arc<Tax>>, body: Bytes) -> Answer {
@@ -206,9 +223,20 @@ async fn swdj(State(tax): State<Arc<Tax>>, body: Bytes) -> Answer {
         return tax.fail("1001", "参数错误：缺少qqid", "invalid_request");
     };
     tax.sim.submit(qqid, || {
-        const REQUIRED: [&str; 6] = ["nsrsbh", "nsrmc", "fddbrxm", "fddbrsfzjhm", "scjydz", "jyfw"];
+        const REQUIRED: [&str; 6] = [
+            "nsrsbh",
+            "nsrmc",
+            "fddbrxm",
+            "fddbrsfzjhm",
+            "scjydz",
+            "jyfw",
+        ];
         if let Some(missing) = REQUIRED.iter().find(|f| text(&body, f).is_none()) {
-            return Err(tax.fail("1001", &format!("参数错误：缺少{missing}"), "invalid_request"));
+            return Err(tax.fail(
+                "1001",
+                &format!("参数错误：缺少{missing}"),
+                "invalid_request",
+            ));
         }
         let field = |f| text(&body, f).unwrap_or_default();
         let nsrsbh = field("nsrsbh");
@@ -219,20 +247,26 @@ async fn swdj(State(tax): State<Arc<Tax>>, body: Bytes) -> Answer {
         let decided = time::Duration::try_from(tax.ticket_delay).unwrap_or_default();
         let refused = !ids::resident_id_valid(field("fddbrsfzjhm"));
         tracing::info!(
-            slh, nsrsbh, qqid,
+            slh,
+            nsrsbh,
+            qqid,
             fddbrsfzjhm = ids::mask(field("fddbrsfzjhm")),
-            refused, "tax registration accepted"
+            refused,
+            "tax registration accepted"
         );
-        tax.registrations.lock().unwrap_or_else(|e| e.into_inner()).insert(
-            slh.clone(),
-            Registration {
-                nsrsbh: nsrsbh.to_owned(),
-                nsrmc: field("nsrmc").to_owned(),
-                decided_at: Instant::now() + tax.ticket_delay,
-                djrq: common::beijing_date(common::beijing_now() + decided),
-                refused,
-            },
-        );
+        tax.registrations
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(
+                slh.clone(),
+                Registration {
+                    nsrsbh: nsrsbh.to_owned(),
+                    nsrmc: field("nsrmc").to_owned(),
+                    decided_at: Instant::now() + tax.ticket_delay,
+                    djrq: common::beijing_date(common::beijing_now() + decided),
+                    refused,
+                },
+            );
         Ok(ok(json!({"slh": slh})))
     })
 }

@@ -37,12 +37,17 @@ pub(crate) fn parse(xml: &str) -> Result<Element, String> {
     let mut stack: Vec<Element> = Vec::new();
     let mut root: Option<Element> = None;
     loop {
-        let (ns, event) = reader.read_resolved_event().map_err(|e| format!("XML格式错误：{e}"))?;
+        let (ns, event) = reader
+            .read_resolved_event()
+            .map_err(|e| format!("XML格式错误：{e}"))?;
         let namespace = match ns {
             ResolveResult::Bound(n) => Some(String::from_utf8_lossy(n.as_ref()).into_owned()),
             ResolveResult::Unbound => None,
             ResolveResult::Unknown(p) => {
-                return Err(format!("未声明的命名空间前缀：{}", String::from_utf8_lossy(&p)));
+                return Err(format!(
+                    "未声明的命名空间前缀：{}",
+                    String::from_utf8_lossy(&p)
+                ));
             }
         };
         let open = |e: &quick_xml::events::BytesStart| Element {
@@ -121,10 +126,9 @@ mod tests {
 
     #[test]
     fn reads_fields_with_entities() {
-        let root = parse(
-            r#"<?xml version="1.0"?><a:r xmlns:a="urn:x"><k>x &amp; &#x4E09;</k><e/></a:r>"#,
-        )
-        .unwrap();
+        let root =
+            parse(r#"<?xml version="1.0"?><a:r xmlns:a="urn:x"><k>x &amp; &#x4E09;</k><e/></a:r>"#)
+                .unwrap();
         assert_eq!(root.namespace.as_deref(), Some("urn:x"));
         assert_eq!(root.field("k"), Some("x & 三"));
         assert_eq!(root.field("e"), None);

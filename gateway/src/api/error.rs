@@ -1,0 +1,128 @@
+//! The one error format of the unified API.
+//!
+//! ```json
+//! {"error": {"code": "invalid_input", "message": "…", "fields": [{"field": "…", "code": "…", "message": "…"}]}}
+//! ```
+//! Classified by where the fault lies: the caller's mistakes are 4xx with every field problem;
+//! a department or adapter fault is 502/503/504; the gateway's own is 500 with a generic body
+//! (the detail goes to the log, never to the caller).
+
+use crate::catalogue::FieldProblem;
+use crate::host::CallError;
+use crate::host::contract::AdapterError;
+use axum::Json;
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use serde::Serialize;
+
+/// An error answered to a portal.
+#[derive(Debug, thiserror::Error)]
+pub enum ApiError {
+    /// The body is not JSON (400).
+    #[error("malformed JSON: {0}")]
+    MalformedJson(String),
+    /// The input has problems (422), every one listed.
+    #[error("invalid input")]
+    InvalidInput(Vec<FieldProblem>),
+    /// No such service, matter, lookup, case or department (404).
+    #[error("{what} `{id}` not found")]
+    NotFound { what: &'static str, id: String },
+    /// The department refused on the merits, or found nothing (422 / 404).
+    #[error("department refused: {code}: {message}")]
+    Rejected { department: String, code: String, message: String },
+    /// The department could not be reached (503).
+    #[error("department {department} unavailable: {message}")]
+    Unavailable { department: String, message: String },
+    /// The department or the adapter call did not finish in time (504).
+    #[error("department {department} timed out")]
+    Timeout { department: String },
+    /// The department answered unreadably (502).
+    #[error("department {department} answered unreadably: {message}")]
+    Protocol { department: String, message: String },
+    /// The adapter failed: trap, limit, or internal error (502).
+    #[error("adapter for {department} failed: {message}")]
+    AdapterFailed { department: String, message: String },
+    /// The gateway's own fault (500); the detail is logged, not answered.
+    #[error("internal: {0}")]
+    Internal(String),
+}
+
+#[derive(Serialize)]
+struct Body<'a> {
+    error: ErrorBody<'a>,
+}
+
+#[derive(Serialize)]
+struct ErrorBody<'a> {
+    code: &'a str,
+    message: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    department: Option<&'a str>,
+    #[serde(skip_serializing_if = "<[_]>::is_empty")]
+    fields: &'a [FieldProblem],
+}
+
+impl ApiError {
+    /// Map an adapter call's failure for one department to the caller's error.
+    pub fn from_call(department: &str, error: CallError) -> ApiError {
+        let department = department.to_string();
+        match error {
+            CallError::Adapter(AdapterError::InvalidInput(fields)) => ApiError::InvalidInput(
+                fields.into_iter().map(|f| FieldProblem::new(f.field, f.code, crate::redact::redact(&f.message))).collect(),
+            ),
+            CallError::Adapter(AdapterError::Rejected(r)) => {
+                ApiError::Rejected { department, code: r.code, message: crate::redact::redact(&r.message) }
+            }
+            CallError::Adapter(AdapterError::Unavailable(m)) => ApiError::Unavailable { department, message: crate::redact::redact(&m) },
+            CallError::Adapter(AdapterError::Timeout(_)) | CallError::Timeout(_) => ApiError::Timeout { department },
+            CallError::Adapter(AdapterError::Protocol(m)) => ApiError::Protocol { department, message: crate::redact::redact(&m) },
+            CallError::Adapter(AdapterError::Internal(m)) => ApiError::AdapterFailed { department, message: crate::redact::redact(&m) },
+            other => ApiError::AdapterFailed { department, message: other.to_string() },
+        }
+    }
+
+    fn parts(&self) -> (StatusCode, &str) {
+        match self {
+            ApiError::MalformedJson(_) => (StatusCode::BAD_REQUEST, "malformed_json"),
+            ApiError::InvalidInput(_) => (StatusCode::UNPROCESSABLE_ENTITY, "invalid_input"),
+            ApiError::NotFound { .. } => (StatusCode::NOT_FOUND, "not_found"),
+            ApiError::Rejected { code, .. } if code == "not_found" => (StatusCode::NOT_FOUND, "not_found"),
+            ApiError::Rejected { .. } => (StatusCode::UNPROCESSABLE_ENTITY, "rejected"),
+            ApiError::Unavailable { .. } => (StatusCode::SERVICE_UNAVAILABLE, "department_unavailable"),
+            ApiError::Timeout { .. } => (StatusCode::GATEWAY_TIMEOUT, "department_timeout"),
+            ApiError::Protocol { .. } => (StatusCode::BAD_GATEWAY, "department_protocol_error"),
+            ApiError::AdapterFailed { .. } => (StatusCode::BAD_GATEWAY, "adapter_failed"),
+            ApiError::Internal(_) => (StatusCode::INTERNAL_SERVER_ERROR, "internal"),
+        }
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let (status, code) = self.parts();
+        let (message, department, fields): (String, Option<&str>, &[FieldProblem]) = match &self {
+            ApiError::InvalidInput(fields) => (format!("{} problem(s) with the input", fields.len()), None, fields),
+            ApiError::Internal(detail) => {
+                tracing::error!(detail = %crate::redact::redact(detail), "internal error");
+                ("the gateway failed; the error is logged".into(), None, &[])
+            }
+            ApiError::Rejected { department, message, code } => (format!("{code}: {message}"), Some(department), &[]),
+            ApiError::Unavailable { department, .. }
+            | ApiError::Timeout { department }
+            | ApiError::Protocol { department, .. }
+            | ApiError::AdapterFailed { department, .. } => {
+                tracing::warn!(%department, error = %self, "department call failed");
+                (self.to_string(), Some(department), &[])
+            }
+            _ => (self.to_string(), None, &[]),
+        };
+        let body = Body { error: ErrorBody { code, message, department, fields } };
+        (status, Json(body)).into_response()
+    }
+}
+
+impl From<crate::store::StoreError> for ApiError {
+    fn from(e: crate::store::StoreError) -> Self {
+        ApiError::Internal(e.to_string())
+    }
+}

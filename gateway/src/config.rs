@@ -1,0 +1,264 @@
+//! The gateway's configuration: one TOML file, checked whole at start-up.
+//!
+//! Every struct denies unknown keys, and every problem is reported with the file, the key and
+//! the reason, so an operator never starts a gateway that half-understood its config.
+
+use serde::Deserialize;
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+/// A configuration the gateway refuses, naming where and why.
+#[derive(Debug, thiserror::Error)]
+#[error("{file}: {key}: {reason}")]
+pub struct ConfigError {
+    /// The file the problem is in.
+    pub file: PathBuf,
+    /// Dotted key of the offending setting (empty when the file itself is the problem).
+    pub key: String,
+    /// What is wrong.
+    pub reason: String,
+}
+
+impl ConfigError {
+    fn new(file: &Path, key: impl Into<String>, reason: impl Into<String>) -> Self {
+        ConfigError { file: file.to_path_buf(), key: key.into(), reason: reason.into() }
+    }
+}
+
+/// The whole configuration.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    /// The portal-facing listener.
+    pub server: ServerConfig,
+    /// Where cases are kept.
+    pub store: StoreConfig,
+    /// Where adapter components come from and the defaults for their limits.
+    pub plugins: PluginsConfig,
+    /// The department systems, by department id.
+    pub departments: BTreeMap<String, DepartmentConfig>,
+    /// The service catalogue: matters, by catalogue code.
+    #[serde(default)]
+    pub matters: BTreeMap<String, MatterConfig>,
+    /// Directory relative paths in this config are resolved against (the file's own directory).
+    #[serde(skip)]
+    pub base_dir: PathBuf,
+}
+
+/// The portal-facing HTTP listener.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ServerConfig {
+    /// Address to listen on, e.g. `127.0.0.1:8080`; port 0 picks a free one.
+    pub listen: String,
+    /// Base URL departments use to call the gateway back; defaults to `http://<listen>`.
+    pub public_url: Option<String>,
+    /// Largest request body accepted, in bytes.
+    #[serde(default = "default_body_limit")]
+    pub body_limit_bytes: usize,
+}
+
+fn default_body_limit() -> usize {
+    1024 * 1024
+}
+
+/// Case storage.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StoreConfig {
+    /// `sqlite://path/to/file.db` (embedded default) or `postgres://…`.
+    pub url: String,
+}
+
+/// Adapter components and the default limits of every call into one.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PluginsConfig {
+    /// Directory the `adapter` file names of departments are relative to.
+    pub dir: PathBuf,
+    /// Limits for departments that set none of their own.
+    #[serde(default)]
+    pub limits: Limits,
+}
+
+/// What one call into an adapter may use. Exceeding any ends that call with a clear error.
+#[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields, default)]
+pub struct Limits {
+    /// Linear memory of one instance, in MiB.
+    pub memory_mib: u32,
+    /// CPU time the adapter's own code may run in one call, in milliseconds (host calls excluded).
+    pub cpu_ms: u32,
+    /// Wall-clock bound of one whole call, host calls included, in milliseconds.
+    pub call_timeout_ms: u32,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits { memory_mib: 64, cpu_ms: 1000, call_timeout_ms: 30_000 }
+    }
+}
+
+/// One department system and the adapter that speaks its protocol.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DepartmentConfig {
+    /// Display name, e.g. `税务`.
+    pub name: String,
+    /// Base URL of the department's system; adapters reach nothing else.
+    pub base_url: String,
+    /// Component file, relative to `plugins.dir`.
+    pub adapter: PathBuf,
+    /// Per-request timeout towards the department, in milliseconds.
+    #[serde(default = "default_timeout_ms")]
+    pub timeout_ms: u64,
+    /// Largest department response accepted, in bytes.
+    #[serde(default = "default_max_response")]
+    pub max_response_bytes: usize,
+    /// How often matters in progress are polled for status, in milliseconds.
+    #[serde(default = "default_poll_ms")]
+    pub poll_interval_ms: u64,
+    /// TLS towards the department: pinned CA and, for mutual TLS, the gateway's identity.
+    pub tls: Option<TlsConfig>,
+    /// Limits of calls into this department's adapter (defaults: `plugins.limits`).
+    pub limits: Option<Limits>,
+    /// Settings and secrets handed to the adapter through `config.get`. A value `env:NAME`
+    /// is read from the environment at start-up, so secrets need not sit in the file.
+    #[serde(default)]
+    pub settings: BTreeMap<String, String>,
+}
+
+fn default_timeout_ms() -> u64 {
+    10_000
+}
+fn default_max_response() -> usize {
+    4 * 1024 * 1024
+}
+fn default_poll_ms() -> u64 {
+    2_000
+}
+
+/// TLS files for one department connection, relative to the config file.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TlsConfig {
+    /// PEM CA certificate(s) the department's server certificate must chain to (pinned: the
+    /// system roots are not used).
+    pub ca: PathBuf,
+    /// PEM client certificate chain for mutual TLS.
+    pub client_cert: Option<PathBuf>,
+    /// PEM private key of the client certificate.
+    pub client_key: Option<PathBuf>,
+}
+
+/// One matter (事项) of the catalogue.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MatterConfig {
+    /// Name, e.g. `税务登记`.
+    pub name: String,
+    /// Department id that decides it.
+    pub department: String,
+    /// 事项类型 code (GB/T 39046): `01` 许可 … `20` 公共服务.
+    pub matter_type: String,
+    /// 服务对象 code: `1` 自然人, `2` 企业法人 ….
+    pub service_object: String,
+    /// Promised time limit (承诺时限), in working days.
+    pub time_limit_days: u32,
+    /// JSON Schema file of the matter's input; by default the adapter's own `describe` schema.
+    pub schema: Option<PathBuf>,
+}
+
+const MATTER_TYPES: [&str; 11] = ["01", "02", "03", "04", "05", "06", "07", "08", "09", "10", "20"];
+const SERVICE_OBJECTS: [&str; 6] = ["1", "2", "3", "4", "5", "6"];
+
+impl Config {
+    /// Read, parse and check a config file.
+    pub fn load(path: &Path) -> Result<Config, ConfigError> {
+        let text = std::fs::read_to_string(path)
+            .map_err(|e| ConfigError::new(path, "", format!("cannot read: {e}")))?;
+        Self::parse(path, &text)
+    }
+
+    /// Parse and check config text that came from `path`.
+    pub fn parse(path: &Path, text: &str) -> Result<Config, ConfigError> {
+        let de = toml::Deserializer::parse(text)
+            .map_err(|e| ConfigError::new(path, "", e.message().to_string()))?;
+        let mut config: Config = serde_path_to_error::deserialize(de).map_err(|e| {
+            let key = e.path().to_string();
+            ConfigError::new(path, if key == "." { String::new() } else { key }, e.into_inner().message().to_string())
+        })?;
+        config.base_dir = path.parent().map(Path::to_path_buf).unwrap_or_default();
+        config.check(path)?;
+        Ok(config)
+    }
+
+    fn check(&mut self, file: &Path) -> Result<(), ConfigError> {
+        if self.server.listen.parse::<std::net::SocketAddr>().is_err() {
+            return Err(ConfigError::new(file, "server.listen", "not a socket address like 127.0.0.1:8080"));
+        }
+        if !(self.store.url.starts_with("sqlite:") || self.store.url.starts_with("postgres")) {
+            return Err(ConfigError::new(file, "store.url", "must start with sqlite: or postgres://"));
+        }
+        if self.departments.is_empty() {
+            return Err(ConfigError::new(file, "departments", "no department is configured"));
+        }
+        for (id, dept) in &mut self.departments {
+            let key = |k: &str| format!("departments.{id}.{k}");
+            let url = reqwest::Url::parse(&dept.base_url)
+                .map_err(|e| ConfigError::new(file, key("base_url"), e.to_string()))?;
+            match url.scheme() {
+                "http" => {}
+                "https" if dept.tls.is_some() => {}
+                "https" => return Err(ConfigError::new(file, key("tls"), "an https department needs tls.ca (the department's CA is pinned)")),
+                other => return Err(ConfigError::new(file, key("base_url"), format!("scheme {other} is not http or https"))),
+            }
+            if let Some(tls) = &dept.tls
+                && tls.client_cert.is_some() != tls.client_key.is_some()
+            {
+                return Err(ConfigError::new(file, key("tls"), "client_cert and client_key go together"));
+            }
+            if dept.timeout_ms == 0 {
+                return Err(ConfigError::new(file, key("timeout_ms"), "must be above 0"));
+            }
+            for (name, value) in &mut dept.settings {
+                if let Some(var) = value.strip_prefix("env:") {
+                    *value = std::env::var(var).map_err(|_| {
+                        ConfigError::new(file, key(&format!("settings.{name}")), format!("environment variable {var} is not set"))
+                    })?;
+                }
+            }
+        }
+        for (code, matter) in &self.matters {
+            let key = |k: &str| format!("matters.{code}.{k}");
+            if !self.departments.contains_key(&matter.department) {
+                return Err(ConfigError::new(file, key("department"), format!("no department `{}` is configured", matter.department)));
+            }
+            if !MATTER_TYPES.contains(&matter.matter_type.as_str()) {
+                return Err(ConfigError::new(file, key("matter_type"), "not a GB/T 39046 事项类型 code (01-10, 20)"));
+            }
+            if !SERVICE_OBJECTS.contains(&matter.service_object.as_str()) {
+                return Err(ConfigError::new(file, key("service_object"), "not a GB/T 39046 服务对象 code (1-6)"));
+            }
+            if matter.time_limit_days == 0 {
+                return Err(ConfigError::new(file, key("time_limit_days"), "must be at least 1 working day"));
+            }
+        }
+        Ok(())
+    }
+
+    /// A path from the config, resolved against the config file's directory.
+    pub fn resolve(&self, path: &Path) -> PathBuf {
+        if path.is_absolute() { path.to_path_buf() } else { self.base_dir.join(path) }
+    }
+
+    /// The limits of one department's adapter.
+    pub fn limits_of(&self, department: &str) -> Limits {
+        self.departments.get(department).and_then(|d| d.limits).unwrap_or(self.plugins.limits)
+    }
+
+    /// The URL departments call back to.
+    pub fn public_url(&self, bound: std::net::SocketAddr) -> String {
+        self.server.public_url.clone().unwrap_or_else(|| format!("http://{bound}")).trim_end_matches('/').to_string()
+    }
+}

@@ -1,0 +1,187 @@
+//! The host-owned connection to one department system.
+//!
+//! Adapters name a method and a path; this module decides where that goes. It joins the path to
+//! the department's base URL and refuses anything that would leave it (absolute URLs,
+//! protocol-relative paths, `..` segments, user-info tricks), so an adapter reaches its own
+//! department and nothing else. TLS trusts only the department's pinned CA, and presents the
+//! gateway's client identity where the department requires mutual TLS.
+
+use crate::config::{Config, DepartmentConfig};
+use std::sync::Arc;
+use std::time::Duration;
+
+/// Why a department request did not produce a response.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum SendError {
+    /// Refused before sending.
+    #[error("forbidden: {0}")]
+    Forbidden(String),
+    /// Could not connect, or the connection broke.
+    #[error("department unavailable: {0}")]
+    Unavailable(String),
+    /// No complete answer within the department's timeout.
+    #[error("department timed out")]
+    Timeout,
+    /// The answer exceeded the size limit.
+    #[error("department answer too large")]
+    TooLarge,
+}
+
+/// A department's answer.
+#[derive(Debug, Clone)]
+pub struct DepartmentResponse {
+    /// HTTP status.
+    pub status: u16,
+    /// Headers with lowercase names.
+    pub headers: Vec<(String, String)>,
+    /// Body bytes.
+    pub body: Vec<u8>,
+}
+
+/// One department's base URL, client and limits.
+#[derive(Debug)]
+pub struct Connection {
+    base: reqwest::Url,
+    client: reqwest::Client,
+    timeout: Duration,
+    max_response_bytes: usize,
+}
+
+impl Connection {
+    /// Build the connection for a department from the config (reads its TLS files).
+    pub fn new(config: &Config, dept: &DepartmentConfig) -> anyhow::Result<Arc<Self>> {
+        let base = reqwest::Url::parse(dept.base_url.trim_end_matches('/'))?;
+        let timeout = Duration::from_millis(dept.timeout_ms);
+        let mut builder = reqwest::Client::builder()
+            .timeout(timeout)
+            .connect_timeout(timeout.min(Duration::from_secs(5)))
+            .redirect(reqwest::redirect::Policy::none())
+            .pool_max_idle_per_host(64);
+        if let Some(tls) = &dept.tls {
+            builder = builder.use_preconfigured_tls(crate::tls::client_config(config, tls)?);
+        }
+        Ok(Arc::new(Connection { base, client: builder.build()?, timeout, max_response_bytes: dept.max_response_bytes }))
+    }
+
+    /// The full URL for an adapter's path, or why it is refused.
+    pub fn resolve(&self, path: &str) -> Result<reqwest::Url, SendError> {
+        let refuse = |why: &str| Err(SendError::Forbidden(format!("path {path:?}: {why}")));
+        if !path.starts_with('/') || path.starts_with("//") {
+            return refuse("must be a path starting with a single `/`, relative to the department");
+        }
+        if path.chars().any(|c| c.is_control() || c == '\\' || c == '@' || c == '#') {
+            return refuse("contains a character not allowed in a department path");
+        }
+        let only_path = path.split('?').next().unwrap_or_default();
+        if only_path.split('/').any(|seg| seg == ".." || seg == "." || seg.eq_ignore_ascii_case("%2e%2e")) {
+            return refuse("dot segments are not allowed");
+        }
+        let joined = format!("{}{}", self.base.as_str().trim_end_matches('/'), path);
+        let url = reqwest::Url::parse(&joined).map_err(|e| SendError::Forbidden(format!("path {path:?}: {e}")))?;
+        // Belt and braces: whatever the parser made of it, it must still be the department.
+        if url.scheme() != self.base.scheme()
+            || url.host() != self.base.host()
+            || url.port_or_known_default() != self.base.port_or_known_default()
+            || !url.path().starts_with(self.base.path().trim_end_matches('/'))
+        {
+            return refuse("leaves the department's base URL");
+        }
+        Ok(url)
+    }
+
+    /// Send one request to the department and read the whole answer within the limits.
+    pub async fn send(
+        &self,
+        method: &str,
+        path: &str,
+        headers: &[(String, String)],
+        body: Vec<u8>,
+    ) -> Result<DepartmentResponse, SendError> {
+        let url = self.resolve(path)?;
+        let method = reqwest::Method::from_bytes(method.as_bytes())
+            .map_err(|_| SendError::Forbidden(format!("method {method:?} is not valid")))?;
+        let mut request = self.client.request(method, url).body(body);
+        for (name, value) in headers {
+            // The host owns the connection-level headers.
+            if matches!(name.to_ascii_lowercase().as_str(), "host" | "content-length" | "transfer-encoding" | "connection") {
+                continue;
+            }
+            request = request.header(name.as_str(), value.as_str());
+        }
+        let exchange = async {
+            let mut response = request.send().await.map_err(classify)?;
+            let status = response.status().as_u16();
+            let headers = response
+                .headers()
+                .iter()
+                .map(|(n, v)| (n.as_str().to_string(), String::from_utf8_lossy(v.as_bytes()).into_owned()))
+                .collect();
+            if response.content_length().is_some_and(|n| n as usize > self.max_response_bytes) {
+                return Err(SendError::TooLarge);
+            }
+            let mut body = Vec::new();
+            while let Some(chunk) = response.chunk().await.map_err(classify)? {
+                if body.len() + chunk.len() > self.max_response_bytes {
+                    return Err(SendError::TooLarge);
+                }
+                body.extend_from_slice(&chunk);
+            }
+            Ok(DepartmentResponse { status, headers, body })
+        };
+        tokio::time::timeout(self.timeout, exchange).await.unwrap_or(Err(SendError::Timeout))
+    }
+
+    /// The department's base URL.
+    pub fn base_url(&self) -> &reqwest::Url {
+        &self.base
+    }
+}
+
+fn classify(error: reqwest::Error) -> SendError {
+    if error.is_timeout() {
+        SendError::Timeout
+    } else {
+        // The chain carries the useful part (connection refused, certificate unknown).
+        let mut reason = error.to_string();
+        let mut source = std::error::Error::source(&error);
+        while let Some(s) = source {
+            reason = format!("{reason}: {s}");
+            source = s.source();
+        }
+        SendError::Unavailable(reason)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn connection(base: &str) -> Connection {
+        Connection {
+            base: reqwest::Url::parse(base).unwrap(),
+            client: reqwest::Client::new(),
+            timeout: Duration::from_secs(1),
+            max_response_bytes: 1024,
+        }
+    }
+
+    #[test]
+    fn paths_stay_inside_the_department() {
+        let c = connection("http://127.0.0.1:18081/gateway");
+        assert_eq!(c.resolve("/api/v1/qscx?x=1").unwrap().as_str(), "http://127.0.0.1:18081/gateway/api/v1/qscx?x=1");
+        for escape in [
+            "http://127.0.0.1:9/x",
+            "//127.0.0.1:9/x",
+            "https://example.com/",
+            "/../../etc",
+            "/a/%2E%2E/b",
+            "@127.0.0.1/x",
+            "/x@evil.example/",
+            "/x\\..\\y",
+            "api",
+            "",
+        ] {
+            assert!(matches!(c.resolve(escape), Err(SendError::Forbidden(_))), "{escape:?} must be refused");
+        }
+    }
+}

@@ -1,0 +1,64 @@
+//! One wasmtime engine for the process: pooling allocator, epoch interruption, async calls.
+
+use crate::config::Limits;
+use std::sync::Arc;
+use std::time::Duration;
+use wasmtime::{Config, Engine, InstanceAllocationStrategy, PoolingAllocationConfig};
+
+/// How often the epoch advances; the unit of the CPU limit and of guest yields.
+pub const TICK: Duration = Duration::from_millis(5);
+
+/// The engine and the thread that drives its epoch.
+#[derive(Clone)]
+pub struct PluginEngine {
+    pub(crate) engine: Engine,
+    _ticker: Arc<Ticker>,
+}
+
+struct Ticker {
+    stop: Arc<std::sync::atomic::AtomicBool>,
+}
+
+impl Drop for Ticker {
+    fn drop(&mut self) {
+        self.stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    }
+}
+
+/// Largest memory any adapter may be configured with; the pool reserves slots of this size.
+pub const MAX_MEMORY_MIB: u32 = 512;
+
+impl PluginEngine {
+    /// An engine whose pool fits `max_instances` live adapter instances at once.
+    pub fn new(max_instances: u32) -> anyhow::Result<Self> {
+        let mut pool = PoolingAllocationConfig::default();
+        pool.total_component_instances(max_instances)
+            .total_core_instances(max_instances * 2)
+            .total_memories(max_instances * 2)
+            .total_tables(max_instances * 2)
+            .max_memory_size((MAX_MEMORY_MIB as usize) << 20);
+        let mut config = Config::new();
+        config
+            .wasm_component_model(true)
+            .epoch_interruption(true)
+            .allocation_strategy(InstanceAllocationStrategy::Pooling(pool));
+        let engine = Engine::new(&config)?;
+        let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let (weak, flag) = (engine.weak(), stop.clone());
+        std::thread::Builder::new().name("wasm-epoch".into()).spawn(move || {
+            while !flag.load(std::sync::atomic::Ordering::Relaxed) {
+                std::thread::sleep(TICK);
+                match weak.upgrade() {
+                    Some(engine) => engine.increment_epoch(),
+                    None => break,
+                }
+            }
+        })?;
+        Ok(PluginEngine { engine, _ticker: Arc::new(Ticker { stop }) })
+    }
+
+    /// CPU ticks a call with these limits may spend in wasm.
+    pub(crate) fn cpu_ticks(limits: &Limits) -> u64 {
+        (u64::from(limits.cpu_ms) / TICK.as_millis() as u64).max(1)
+    }
+}

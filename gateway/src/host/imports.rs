@@ -1,0 +1,161 @@
+//! What the host gives an adapter: its department's HTTP, settings, a cache and logging.
+//! Nothing else: the WASI context grants no files, no sockets, no environment.
+
+use super::bindings::gov::adapter::{cache, config, department_http, log};
+use crate::connection::{Connection, SendError};
+use std::collections::{BTreeMap, HashMap};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+use wasmtime::component::ResourceTable;
+use wasmtime::{StoreLimits, StoreLimitsBuilder};
+use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
+
+/// Everything about one department that outlives a call: its connection, settings and cache.
+#[derive(Debug)]
+pub struct Department {
+    /// Department id.
+    pub id: String,
+    /// The host-owned connection.
+    pub connection: Arc<Connection>,
+    /// Settings and secrets for `config.get`.
+    pub settings: BTreeMap<String, String>,
+    /// The adapter's cache, shared across its instances and versions.
+    pub cache: AdapterCache,
+}
+
+/// A small TTL cache per adapter (tokens). Bounded so an adapter cannot grow host memory.
+#[derive(Debug, Clone, Default)]
+pub struct AdapterCache {
+    entries: Arc<Mutex<HashMap<String, (Vec<u8>, Instant)>>>,
+}
+
+const CACHE_MAX_ENTRIES: usize = 256;
+const CACHE_MAX_VALUE: usize = 64 * 1024;
+
+impl AdapterCache {
+    fn get(&self, key: &str) -> Option<Vec<u8>> {
+        let mut entries = self.entries.lock().expect("cache lock");
+        match entries.get(key) {
+            Some((value, expires)) if *expires > Instant::now() => Some(value.clone()),
+            Some(_) => {
+                entries.remove(key);
+                None
+            }
+            None => None,
+        }
+    }
+
+    fn set(&self, key: String, value: Vec<u8>, ttl: Duration) {
+        if value.len() > CACHE_MAX_VALUE || key.len() > 256 {
+            return;
+        }
+        let mut entries = self.entries.lock().expect("cache lock");
+        let now = Instant::now();
+        if entries.len() >= CACHE_MAX_ENTRIES {
+            entries.retain(|_, (_, expires)| *expires > now);
+        }
+        if entries.len() < CACHE_MAX_ENTRIES || entries.contains_key(&key) {
+            entries.insert(key, (value, now + ttl));
+        }
+    }
+
+    fn delete(&self, key: &str) {
+        self.entries.lock().expect("cache lock").remove(key);
+    }
+}
+
+/// The state of one store: one call into one fresh adapter instance.
+pub struct HostState {
+    wasi: WasiCtx,
+    table: ResourceTable,
+    pub(super) limits: StoreLimits,
+    pub(super) department: Arc<Department>,
+    /// Epoch ticks the guest has spent running wasm in this call.
+    pub(super) cpu_ticks: u64,
+}
+
+impl HostState {
+    pub(super) fn new(department: Arc<Department>, memory_mib: u32) -> Self {
+        HostState {
+            // Deliberately empty: no preopens, no env, no args, no sockets, no stdio.
+            wasi: WasiCtx::builder().build(),
+            table: ResourceTable::new(),
+            limits: StoreLimitsBuilder::new()
+                .memory_size((memory_mib as usize) << 20)
+                .instances(16)
+                .tables(16)
+                .memories(16)
+                .trap_on_grow_failure(true)
+                .build(),
+            department,
+            cpu_ticks: 0,
+        }
+    }
+}
+
+impl WasiView for HostState {
+    fn ctx(&mut self) -> WasiCtxView<'_> {
+        WasiCtxView { ctx: &mut self.wasi, table: &mut self.table }
+    }
+}
+
+impl department_http::Host for HostState {
+    async fn send(
+        &mut self,
+        req: department_http::Request,
+    ) -> Result<department_http::Response, department_http::HttpError> {
+        let dept = self.department.clone();
+        let started = Instant::now();
+        let outcome = dept.connection.send(&req.method, &req.path, &req.headers, req.body).await;
+        let elapsed_ms = started.elapsed().as_secs_f64() * 1000.0;
+        match &outcome {
+            Ok(r) => tracing::debug!(department = %dept.id, method = %req.method, path = %crate::redact::redact(&req.path), status = r.status, elapsed_ms, "department exchange"),
+            Err(e) => tracing::warn!(department = %dept.id, method = %req.method, path = %crate::redact::redact(&req.path), error = %e, elapsed_ms, "department exchange failed"),
+        }
+        outcome
+            .map(|r| department_http::Response { status: r.status, headers: r.headers, body: r.body })
+            .map_err(|e| match e {
+                SendError::Forbidden(why) => department_http::HttpError::Forbidden(why),
+                SendError::Unavailable(why) => department_http::HttpError::Unavailable(why),
+                SendError::Timeout => department_http::HttpError::Timeout,
+                SendError::TooLarge => department_http::HttpError::TooLarge,
+            })
+    }
+}
+
+
+impl config::Host for HostState {
+    async fn get(&mut self, key: String) -> Option<String> {
+        self.department.settings.get(&key).cloned()
+    }
+}
+
+impl cache::Host for HostState {
+    async fn get(&mut self, key: String) -> Option<Vec<u8>> {
+        self.department.cache.get(&key)
+    }
+
+    async fn set(&mut self, key: String, value: Vec<u8>, ttl_ms: u32) {
+        self.department.cache.set(key, value, Duration::from_millis(u64::from(ttl_ms)));
+    }
+
+    async fn delete(&mut self, key: String) {
+        self.department.cache.delete(&key)
+    }
+}
+
+impl log::Host for HostState {
+    async fn log(&mut self, level: log::Level, message: String) {
+        let message = crate::redact::redact(&message);
+        let department = &self.department.id;
+        match level {
+            log::Level::Trace => tracing::trace!(target: "adapter", %department, "{message}"),
+            log::Level::Debug => tracing::debug!(target: "adapter", %department, "{message}"),
+            log::Level::Info => tracing::info!(target: "adapter", %department, "{message}"),
+            log::Level::Warn => tracing::warn!(target: "adapter", %department, "{message}"),
+            log::Level::Error => tracing::error!(target: "adapter", %department, "{message}"),
+        }
+    }
+}
+
+impl super::bindings::gov::adapter::types::Host for HostState {}

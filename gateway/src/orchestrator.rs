@@ -1,0 +1,341 @@
+//! From one application to every department: pre-review, durable acceptance, delivery, status.
+//!
+//! An application is reviewed whole (schema, identifier checks, and each adapter's own
+//! `validate`), then the case and one step per matter are committed before the API answers.
+//! Delivery runs from the store, not from memory: the dispatcher picks due steps, so a step
+//! survives a crash between acceptance and delivery, and the same idempotency key is sent on
+//! every attempt.
+
+use crate::adapters::Adapters;
+use crate::api::error::ApiError;
+use crate::catalogue::{Catalogue, FieldProblem, merge_problems};
+use crate::host::CallError;
+use crate::host::contract::{self, AdapterError, Submission};
+use crate::store::{NewStep, StepRecord, StepState, Store, now_ms};
+use serde_json::Value;
+use std::collections::{BTreeMap, HashSet};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+use tokio::sync::{Notify, broadcast};
+
+/// A change on a case, for in-process subscribers (tests, streams).
+#[derive(Debug, Clone)]
+pub struct CaseEvent {
+    /// Case id.
+    pub case_id: String,
+    /// Step id.
+    pub step: String,
+    /// New state.
+    pub state: StepState,
+}
+
+/// Delivery attempts before a step is given up as failed.
+const MAX_ATTEMPTS: i64 = 8;
+
+/// The orchestrator: shared by the API, the dispatcher and the poller.
+pub struct Orchestrator {
+    pub(crate) store: Store,
+    pub(crate) adapters: Arc<Adapters>,
+    pub(crate) catalogue: Arc<Catalogue>,
+    public_url: String,
+    poll_intervals: BTreeMap<String, i64>,
+    wake: Notify,
+    in_flight: Mutex<HashSet<(String, String)>>,
+    events: broadcast::Sender<CaseEvent>,
+}
+
+impl Orchestrator {
+    /// Wire the orchestrator.
+    pub fn new(
+        store: Store,
+        adapters: Arc<Adapters>,
+        catalogue: Arc<Catalogue>,
+        public_url: String,
+        poll_intervals: BTreeMap<String, i64>,
+    ) -> Arc<Self> {
+        Arc::new(Orchestrator {
+            store,
+            adapters,
+            catalogue,
+            public_url,
+            poll_intervals,
+            wake: Notify::new(),
+            in_flight: Mutex::new(HashSet::new()),
+            events: broadcast::channel(1024).0,
+        })
+    }
+
+    /// Subscribe to case changes.
+    pub fn subscribe(&self) -> broadcast::Receiver<CaseEvent> {
+        self.events.subscribe()
+    }
+
+    /// Every problem with an application for a service: schema, identifiers, and each involved
+    /// department's own rules, gathered from all of them at once.
+    pub async fn review(&self, service_code: &str, form: &Value) -> Result<Vec<FieldProblem>, ApiError> {
+        let service = self
+            .catalogue
+            .services
+            .get(service_code)
+            .ok_or_else(|| ApiError::NotFound { what: "service", id: service_code.into() })?;
+        if !form.is_object() {
+            return Ok(vec![FieldProblem::new("", "type", "申请表应为JSON对象")]);
+        }
+        let checks = service.steps.iter().map(|step| async move {
+            let matter = &self.catalogue.matters[&step.matter];
+            let mut problems = self.catalogue.check_input(matter, form);
+            if problems.is_empty() {
+                // Department rules only make sense on input of the right shape.
+                let adapter = self.adapters.get(&matter.department).ok_or_else(|| ApiError::Unavailable {
+                    department: matter.department.clone(),
+                    message: "no adapter loaded".into(),
+                })?;
+                let found = adapter
+                    .validate(&matter.code, &form.to_string())
+                    .await
+                    .map_err(|e| ApiError::from_call(&matter.department, e))?;
+                problems.extend(found.into_iter().map(|f| FieldProblem::new(f.field, f.code, crate::redact::redact(&f.message))));
+            }
+            Ok::<_, ApiError>(problems)
+        });
+        let lists = futures::future::try_join_all(checks).await?;
+        Ok(merge_problems(lists))
+    }
+
+    /// Review and, when clean, durably accept an application. Returns the case id.
+    pub async fn apply(&self, service_code: &str, form: Value) -> Result<String, ApiError> {
+        let problems = self.review(service_code, &form).await?;
+        if !problems.is_empty() {
+            return Err(ApiError::InvalidInput(problems));
+        }
+        let service = &self.catalogue.services[service_code];
+        let steps: Vec<NewStep> = service
+            .steps
+            .iter()
+            .map(|s| NewStep {
+                step: s.id.clone(),
+                matter: s.matter.clone(),
+                department: self.catalogue.matters[&s.matter].department.clone(),
+                input: form.to_string(),
+            })
+            .collect();
+        let case_id = uuid::Uuid::now_v7().to_string();
+        self.store.create_case(&case_id, service_code, &form, &steps).await?;
+        tracing::info!(case = %case_id, service = %service_code, steps = steps.len(), "application accepted");
+        self.wake.notify_one();
+        Ok(case_id)
+    }
+
+    /// Deliver due steps until the process ends. Woken at once by new applications.
+    pub async fn run_dispatcher(self: Arc<Self>) {
+        loop {
+            match self.store.due_deliveries(64).await {
+                Ok(due) => {
+                    for step in due {
+                        let key = (step.case_id.clone(), step.step.clone());
+                        if !self.in_flight.lock().expect("in-flight lock").insert(key.clone()) {
+                            continue;
+                        }
+                        let this = self.clone();
+                        tokio::spawn(async move {
+                            this.deliver(&step).await;
+                            this.in_flight.lock().expect("in-flight lock").remove(&key);
+                            this.wake.notify_one();
+                        });
+                    }
+                }
+                Err(e) => tracing::error!(error = %e, "dispatcher cannot read the store"),
+            }
+            // Retries come due with time; new work comes with a notification.
+            let _ = tokio::time::timeout(Duration::from_millis(250), self.wake.notified()).await;
+        }
+    }
+
+    async fn deliver(&self, step: &StepRecord) {
+        let Some(adapter) = self.adapters.get(&step.department) else {
+            tracing::error!(department = %step.department, "no adapter loaded; delivery waits");
+            let _ = self.store.retry_later(step, "no adapter loaded for the department", now_ms() + 5_000).await;
+            return;
+        };
+        let submission = Submission {
+            case_id: step.case_id.clone(),
+            matter: step.matter.clone(),
+            idempotency_key: step.idempotency_key.clone(),
+            payload: step.input.clone(),
+            callback_url: format!("{}/callbacks/{}", self.public_url, step.department),
+        };
+        let outcome = adapter.submit(submission).await;
+        let result = match outcome {
+            Ok(receipt) => {
+                let state = state_of(receipt.state);
+                self.record(step, state, Some(&receipt.reference), Some(&receipt.outputs), receipt.message.as_deref(), "submitted").await
+            }
+            Err(CallError::Adapter(AdapterError::Rejected(r))) => {
+                let message = format!("{}: {}", r.code, crate::redact::redact(&r.message));
+                self.record(step, StepState::Rejected, None, None, Some(&message), "submitted").await
+            }
+            Err(CallError::Adapter(AdapterError::InvalidInput(fields))) => {
+                let message = fields.iter().map(|f| format!("{}: {}", f.field, f.message)).collect::<Vec<_>>().join("; ");
+                self.record(step, StepState::Failed, None, None, Some(&crate::redact::redact(&message)), "delivery_failed").await
+            }
+            Err(error) => {
+                let message = crate::redact::redact(&error.to_string());
+                if step.attempts + 1 >= MAX_ATTEMPTS {
+                    let message = format!("gave up after {} attempts: {message}", step.attempts + 1);
+                    self.record(step, StepState::Failed, None, None, Some(&message), "delivery_failed").await
+                } else {
+                    tracing::warn!(case = %step.case_id, department = %step.department, attempt = step.attempts + 1, error = %message, "delivery will be retried");
+                    self.store.retry_later(step, &message, now_ms() + backoff_ms(step.attempts)).await
+                }
+            }
+        };
+        if let Err(e) = result {
+            tracing::error!(case = %step.case_id, error = %e, "recording a delivery outcome failed");
+        }
+    }
+
+    async fn record(
+        &self,
+        step: &StepRecord,
+        state: StepState,
+        reference: Option<&str>,
+        outputs: Option<&str>,
+        message: Option<&str>,
+        kind: &str,
+    ) -> Result<(), crate::store::StoreError> {
+        let next_poll = now_ms() + self.poll_interval(&step.department);
+        self.store.update_step(step, state, reference, outputs, message, kind, next_poll).await?;
+        tracing::info!(case = %step.case_id, step = %step.step, department = %step.department, state = state.as_str(), kind, "step updated");
+        let _ = self.events.send(CaseEvent { case_id: step.case_id.clone(), step: step.step.clone(), state });
+        Ok(())
+    }
+
+    fn poll_interval(&self, department: &str) -> i64 {
+        self.poll_intervals.get(department).copied().unwrap_or(2_000)
+    }
+
+    /// Poll the status of steps at their departments until the process ends.
+    pub async fn run_poller(self: Arc<Self>) {
+        let tick = self.poll_intervals.values().copied().min().unwrap_or(1_000).clamp(50, 1_000);
+        let mut interval = tokio::time::interval(Duration::from_millis(tick as u64));
+        loop {
+            interval.tick().await;
+            let due = match self.store.due_polls(64).await {
+                Ok(due) => due,
+                Err(e) => {
+                    tracing::error!(error = %e, "poller cannot read the store");
+                    continue;
+                }
+            };
+            let polls = due.into_iter().map(|step| {
+                let this = self.clone();
+                async move { this.poll(&step).await }
+            });
+            futures::future::join_all(polls).await;
+        }
+    }
+
+    async fn poll(&self, step: &StepRecord) {
+        let (Some(adapter), Some(reference)) = (self.adapters.get(&step.department), step.reference.as_deref()) else {
+            return;
+        };
+        let next_poll = now_ms() + self.poll_interval(&step.department);
+        let result = match adapter.status(&step.matter, reference).await {
+            Ok(report) => self.apply_report(step, report, "status").await,
+            Err(e) => {
+                tracing::debug!(case = %step.case_id, department = %step.department, error = %e, "status poll failed; will poll again");
+                self.store.postpone_poll(step, next_poll).await
+            }
+        };
+        if let Err(e) = result {
+            tracing::error!(case = %step.case_id, error = %e, "recording a status failed");
+        }
+    }
+
+    async fn apply_report(&self, step: &StepRecord, report: contract::StatusReport, kind: &str) -> Result<(), crate::store::StoreError> {
+        let state = state_of(report.state);
+        if state == step.state && report.outputs == "{}" {
+            let next_poll = now_ms() + self.poll_interval(&step.department);
+            return self.store.postpone_poll(step, next_poll).await;
+        }
+        self.record(step, state, Some(&report.reference), Some(&report.outputs), report.message.as_deref(), kind).await
+    }
+
+    /// A department called back: let its adapter read the call, then record the status.
+    pub async fn callback(&self, department: &str, request: contract::CallbackRequest) -> Result<(), ApiError> {
+        let adapter = self
+            .adapters
+            .get(department)
+            .ok_or_else(|| ApiError::NotFound { what: "department", id: department.into() })?;
+        let report = adapter.on_callback(request).await.map_err(|e| ApiError::from_call(department, e))?;
+        let step = self
+            .store
+            .step_by_reference(department, &report.reference)
+            .await?
+            .ok_or_else(|| ApiError::NotFound { what: "reference", id: report.reference.clone() })?;
+        if step.state.is_final() {
+            // Departments repeat callbacks; the first decision stands.
+            return Ok(());
+        }
+        self.apply_report(&step, report, "callback").await?;
+        Ok(())
+    }
+}
+
+/// Exponential backoff with jitter: 0.5 s, 1 s, 2 s … capped at 60 s, ±25 %.
+fn backoff_ms(attempts: i64) -> i64 {
+    let base = (500_i64 << attempts.clamp(0, 7)).min(60_000);
+    let jitter = (uuid::Uuid::new_v4().as_u128() % 1000) as i64; // 0..999 ‰
+    base * 3 / 4 + base * jitter / 2000
+}
+
+fn state_of(state: contract::StepState) -> StepState {
+    match state {
+        contract::StepState::Accepted => StepState::Accepted,
+        contract::StepState::Processing => StepState::Processing,
+        contract::StepState::Approved => StepState::Approved,
+        contract::StepState::Rejected => StepState::Rejected,
+        contract::StepState::Returned => StepState::Returned,
+    }
+}
+
+/// The one status of a case, from the states of its steps.
+pub fn case_status(states: &[StepState]) -> &'static str {
+    if states.iter().any(|s| !s.is_final()) {
+        if states.iter().all(|s| *s == StepState::Pending) { "received" } else { "in_progress" }
+    } else if states.iter().all(|s| *s == StepState::Approved) {
+        "completed"
+    } else if states.contains(&StepState::Returned) {
+        "returned"
+    } else if states.contains(&StepState::Rejected) {
+        "rejected"
+    } else {
+        "failed"
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn backoff_grows_and_is_capped() {
+        for attempt in 0..20 {
+            let b = backoff_ms(attempt);
+            let base = (500_i64 << attempt.clamp(0, 7)).min(60_000);
+            assert!(b >= base * 3 / 4 && b <= base * 5 / 4, "attempt {attempt}: {b}");
+        }
+        assert!(backoff_ms(0) < backoff_ms(3));
+    }
+
+    #[test]
+    fn case_status_aggregates_steps() {
+        use StepState::*;
+        assert_eq!(case_status(&[Pending, Pending]), "received");
+        assert_eq!(case_status(&[Approved, Accepted]), "in_progress");
+        assert_eq!(case_status(&[Approved, Approved]), "completed");
+        assert_eq!(case_status(&[Approved, Rejected, Blocked]), "rejected");
+        assert_eq!(case_status(&[Approved, Returned]), "returned");
+        assert_eq!(case_status(&[Approved, Failed]), "failed");
+    }
+}

@@ -1,0 +1,466 @@
+//! Case storage: cases, their steps (one per matter), and the events of their timeline.
+//!
+//! One code path for SQLite (embedded default, WAL) and PostgreSQL (several nodes), through
+//! sqlx's `Any` driver: portable SQL only, timestamps as Unix milliseconds, JSON as text.
+//! A case and all its steps are written in one transaction before the API answers.
+
+use serde::Serialize;
+use sqlx::any::{AnyPoolOptions, install_default_drivers};
+use sqlx::{AnyPool, Row};
+
+/// Storage failure: the gateway's fault, never the caller's.
+#[derive(Debug, thiserror::Error)]
+#[error("store: {0}")]
+pub struct StoreError(#[from] sqlx::Error);
+
+type Result<T> = std::result::Result<T, StoreError>;
+
+/// Where one step of a case stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum StepState {
+    /// Stored, not yet taken by the department.
+    Pending,
+    /// Taken by the department.
+    Accepted,
+    /// Being worked on by the department.
+    Processing,
+    /// Decided in the applicant's favour.
+    Approved,
+    /// Decided against.
+    Rejected,
+    /// Returned for supplementary materials.
+    Returned,
+    /// Could not be delivered (the department answered unreadably, or the adapter failed).
+    Failed,
+    /// Not started because a step it depends on did not succeed.
+    Blocked,
+}
+
+impl StepState {
+    /// The stored text.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            StepState::Pending => "pending",
+            StepState::Accepted => "accepted",
+            StepState::Processing => "processing",
+            StepState::Approved => "approved",
+            StepState::Rejected => "rejected",
+            StepState::Returned => "returned",
+            StepState::Failed => "failed",
+            StepState::Blocked => "blocked",
+        }
+    }
+
+    fn parse(s: &str) -> StepState {
+        match s {
+            "accepted" => StepState::Accepted,
+            "processing" => StepState::Processing,
+            "approved" => StepState::Approved,
+            "rejected" => StepState::Rejected,
+            "returned" => StepState::Returned,
+            "failed" => StepState::Failed,
+            "blocked" => StepState::Blocked,
+            _ => StepState::Pending,
+        }
+    }
+
+    /// True once the department (or the gateway) has decided and nothing more will happen.
+    pub fn is_final(self) -> bool {
+        matches!(self, StepState::Approved | StepState::Rejected | StepState::Returned | StepState::Failed | StepState::Blocked)
+    }
+
+    /// True while the department holds the matter and its status should be polled.
+    pub fn is_at_department(self) -> bool {
+        matches!(self, StepState::Accepted | StepState::Processing)
+    }
+}
+
+/// A stored case.
+#[derive(Debug, Clone, Serialize)]
+pub struct CaseRecord {
+    /// Case id.
+    pub id: String,
+    /// Service code the application was made for.
+    pub service: String,
+    /// The application form as submitted.
+    pub form: serde_json::Value,
+    /// Unix milliseconds.
+    pub created_at: i64,
+}
+
+/// A stored step.
+#[derive(Debug, Clone, Serialize)]
+pub struct StepRecord {
+    /// Case id.
+    pub case_id: String,
+    /// Step id within the case.
+    pub step: String,
+    /// Matter code.
+    pub matter: String,
+    /// Department id.
+    pub department: String,
+    /// Current state.
+    pub state: StepState,
+    /// The department's reference, once it has one.
+    pub reference: Option<String>,
+    /// Outputs the department produced (JSON object).
+    pub outputs: serde_json::Value,
+    /// Latest message from the department or the gateway.
+    pub message: Option<String>,
+    /// The matter's input (JSON object) as sent to the department.
+    #[serde(skip)]
+    pub input: String,
+    /// Delivery attempts so far.
+    pub attempts: i64,
+    /// Stable key the department sees on every attempt.
+    #[serde(skip)]
+    pub idempotency_key: String,
+    /// Unix milliseconds of the last change.
+    pub updated_at: i64,
+}
+
+/// One event of a case's timeline.
+#[derive(Debug, Clone, Serialize)]
+pub struct EventRecord {
+    /// Unix milliseconds.
+    pub at: i64,
+    /// Step id, when the event concerns one step.
+    pub step: Option<String>,
+    /// Department id, when it concerns one department.
+    pub department: Option<String>,
+    /// What happened: `received`, `submitted`, `status`, `callback`, `delivery_failed` ….
+    pub kind: String,
+    /// The step state after the event, if it changed one.
+    pub state: Option<String>,
+    /// Human-readable detail.
+    pub message: Option<String>,
+}
+
+/// A new step to store with its case.
+#[derive(Debug, Clone)]
+pub struct NewStep {
+    /// Step id.
+    pub step: String,
+    /// Matter code.
+    pub matter: String,
+    /// Department id.
+    pub department: String,
+    /// The matter's input JSON.
+    pub input: String,
+}
+
+/// The case store.
+#[derive(Debug, Clone)]
+pub struct Store {
+    pool: AnyPool,
+}
+
+/// Unix milliseconds now.
+pub fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as i64)
+        .unwrap_or(0)
+}
+
+const SCHEMA: &[&str] = &[
+    "CREATE TABLE IF NOT EXISTS cases (
+        id TEXT PRIMARY KEY,
+        service TEXT NOT NULL,
+        form TEXT NOT NULL,
+        created_at BIGINT NOT NULL
+    )",
+    "CREATE TABLE IF NOT EXISTS steps (
+        case_id TEXT NOT NULL REFERENCES cases(id),
+        step TEXT NOT NULL,
+        matter TEXT NOT NULL,
+        department TEXT NOT NULL,
+        state TEXT NOT NULL,
+        reference TEXT,
+        outputs TEXT NOT NULL,
+        message TEXT,
+        input TEXT NOT NULL,
+        attempts BIGINT NOT NULL,
+        idempotency_key TEXT NOT NULL,
+        next_attempt_at BIGINT NOT NULL,
+        next_poll_at BIGINT NOT NULL,
+        updated_at BIGINT NOT NULL,
+        PRIMARY KEY (case_id, step)
+    )",
+    "CREATE INDEX IF NOT EXISTS steps_by_reference ON steps (department, reference)",
+    "CREATE INDEX IF NOT EXISTS steps_by_state ON steps (state, next_attempt_at)",
+    "CREATE TABLE IF NOT EXISTS events (
+        id TEXT PRIMARY KEY,
+        case_id TEXT NOT NULL REFERENCES cases(id),
+        at BIGINT NOT NULL,
+        step TEXT,
+        department TEXT,
+        kind TEXT NOT NULL,
+        state TEXT,
+        message TEXT
+    )",
+    "CREATE INDEX IF NOT EXISTS events_by_case ON events (case_id, id)",
+];
+
+const STEP_COLUMNS: &str =
+    "case_id, step, matter, department, state, reference, outputs, message, input, attempts, idempotency_key, updated_at";
+
+impl Store {
+    /// Open (and create) the store at a `sqlite:` or `postgres://` URL.
+    pub async fn open(url: &str) -> Result<Self> {
+        install_default_drivers();
+        let url = if url.starts_with("sqlite:") && !url.contains('?') && !url.contains(":memory:") {
+            format!("{url}?mode=rwc")
+        } else {
+            url.to_string()
+        };
+        let sqlite = url.starts_with("sqlite:");
+        if let Some(path) = url.strip_prefix("sqlite://").and_then(|p| p.split('?').next())
+            && let Some(dir) = std::path::Path::new(path).parent()
+            && !dir.as_os_str().is_empty()
+        {
+            let _ = std::fs::create_dir_all(dir);
+        }
+        let pool = AnyPoolOptions::new()
+            .max_connections(if sqlite { 4 } else { 16 })
+            .after_connect(move |conn, _| {
+                Box::pin(async move {
+                    if sqlite {
+                        // WAL lets readers run beside the writer; the busy timeout queues writers
+                        // instead of failing them; NORMAL sync is durable under WAL at commit.
+                        sqlx::query("PRAGMA journal_mode=WAL").execute(&mut *conn).await?;
+                        sqlx::query("PRAGMA busy_timeout=5000").execute(&mut *conn).await?;
+                        sqlx::query("PRAGMA synchronous=FULL").execute(&mut *conn).await?;
+                        sqlx::query("PRAGMA foreign_keys=ON").execute(&mut *conn).await?;
+                    }
+                    Ok(())
+                })
+            })
+            .connect(&url)
+            .await?;
+        for statement in SCHEMA {
+            sqlx::query(statement).execute(&pool).await?;
+        }
+        Ok(Store { pool })
+    }
+
+    /// Store a new case with its steps and its first event, in one transaction.
+    pub async fn create_case(&self, id: &str, service: &str, form: &serde_json::Value, steps: &[NewStep]) -> Result<()> {
+        let now = now_ms();
+        let mut tx = self.pool.begin().await?;
+        sqlx::query("INSERT INTO cases (id, service, form, created_at) VALUES ($1, $2, $3, $4)")
+            .bind(id)
+            .bind(service)
+            .bind(form.to_string())
+            .bind(now)
+            .execute(&mut *tx)
+            .await?;
+        for step in steps {
+            sqlx::query(
+                "INSERT INTO steps (case_id, step, matter, department, state, reference, outputs, message, input, attempts, idempotency_key, next_attempt_at, next_poll_at, updated_at)
+                 VALUES ($1, $2, $3, $4, 'pending', NULL, '{}', NULL, $5, 0, $6, $7, $8, $9)",
+            )
+            .bind(id)
+            .bind(&step.step)
+            .bind(&step.matter)
+            .bind(&step.department)
+            .bind(&step.input)
+            .bind(format!("{id}:{}", step.step))
+            .bind(now)
+            .bind(now)
+            .bind(now)
+            .execute(&mut *tx)
+            .await?;
+        }
+        insert_event(&mut tx, id, now, None, None, "received", None, Some(&format!("application for {service} received"))).await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// A case, if it exists.
+    pub async fn case(&self, id: &str) -> Result<Option<CaseRecord>> {
+        let row = sqlx::query("SELECT id, service, form, created_at FROM cases WHERE id = $1")
+            .bind(id)
+            .fetch_optional(&self.pool)
+            .await?;
+        Ok(row.map(|r| CaseRecord {
+            id: r.get("id"),
+            service: r.get("service"),
+            form: serde_json::from_str(&r.get::<String, _>("form")).unwrap_or_default(),
+            created_at: r.get("created_at"),
+        }))
+    }
+
+    /// The steps of a case, in step order.
+    pub async fn steps(&self, case_id: &str) -> Result<Vec<StepRecord>> {
+        let rows = sqlx::query(&format!("SELECT {STEP_COLUMNS} FROM steps WHERE case_id = $1 ORDER BY step"))
+            .bind(case_id)
+            .fetch_all(&self.pool)
+            .await?;
+        Ok(rows.iter().map(step_from_row).collect())
+    }
+
+    /// The timeline of a case, oldest first.
+    pub async fn events(&self, case_id: &str) -> Result<Vec<EventRecord>> {
+        let rows = sqlx::query("SELECT at, step, department, kind, state, message FROM events WHERE case_id = $1 ORDER BY id")
+            .bind(case_id)
+            .fetch_all(&self.pool)
+            .await?;
+        Ok(rows
+            .iter()
+            .map(|r| EventRecord {
+                at: r.get("at"),
+                step: r.get("step"),
+                department: r.get("department"),
+                kind: r.get("kind"),
+                state: r.get("state"),
+                message: r.get("message"),
+            })
+            .collect())
+    }
+
+    /// Steps waiting for delivery whose next attempt is due.
+    pub async fn due_deliveries(&self, limit: i64) -> Result<Vec<StepRecord>> {
+        let rows = sqlx::query(&format!(
+            "SELECT {STEP_COLUMNS} FROM steps WHERE state = 'pending' AND next_attempt_at <= $1 ORDER BY next_attempt_at LIMIT $2"
+        ))
+        .bind(now_ms())
+        .bind(limit)
+        .fetch_all(&self.pool)
+        .await?;
+        Ok(rows.iter().map(step_from_row).collect())
+    }
+
+    /// Steps at a department whose status poll is due.
+    pub async fn due_polls(&self, limit: i64) -> Result<Vec<StepRecord>> {
+        let rows = sqlx::query(&format!(
+            "SELECT {STEP_COLUMNS} FROM steps WHERE state IN ('accepted', 'processing') AND next_poll_at <= $1 ORDER BY next_poll_at LIMIT $2"
+        ))
+        .bind(now_ms())
+        .bind(limit)
+        .fetch_all(&self.pool)
+        .await?;
+        Ok(rows.iter().map(step_from_row).collect())
+    }
+
+    /// The step a department's reference belongs to.
+    pub async fn step_by_reference(&self, department: &str, reference: &str) -> Result<Option<StepRecord>> {
+        let row = sqlx::query(&format!("SELECT {STEP_COLUMNS} FROM steps WHERE department = $1 AND reference = $2"))
+            .bind(department)
+            .bind(reference)
+            .fetch_optional(&self.pool)
+            .await?;
+        Ok(row.as_ref().map(step_from_row))
+    }
+
+    /// Record a step's new state (and reference, outputs, message) with its event, atomically.
+    /// `next_poll_at` schedules the next status poll for steps still at the department.
+    #[allow(clippy::too_many_arguments, reason = "one row update, named at the call site")]
+    pub async fn update_step(
+        &self,
+        step: &StepRecord,
+        state: StepState,
+        reference: Option<&str>,
+        outputs: Option<&str>,
+        message: Option<&str>,
+        kind: &str,
+        next_poll_at: i64,
+    ) -> Result<()> {
+        let now = now_ms();
+        let mut tx = self.pool.begin().await?;
+        sqlx::query(
+            "UPDATE steps SET state = $1, reference = COALESCE($2, reference), outputs = COALESCE($3, outputs),
+             message = $4, next_poll_at = $5, updated_at = $6 WHERE case_id = $7 AND step = $8",
+        )
+        .bind(state.as_str())
+        .bind(reference)
+        .bind(outputs)
+        .bind(message)
+        .bind(next_poll_at)
+        .bind(now)
+        .bind(&step.case_id)
+        .bind(&step.step)
+        .execute(&mut *tx)
+        .await?;
+        insert_event(&mut tx, &step.case_id, now, Some(&step.step), Some(&step.department), kind, Some(state.as_str()), message).await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// Record a failed delivery attempt and when to try again.
+    pub async fn retry_later(&self, step: &StepRecord, message: &str, next_attempt_at: i64) -> Result<()> {
+        let now = now_ms();
+        let mut tx = self.pool.begin().await?;
+        sqlx::query("UPDATE steps SET attempts = attempts + 1, message = $1, next_attempt_at = $2, updated_at = $3 WHERE case_id = $4 AND step = $5")
+            .bind(message)
+            .bind(next_attempt_at)
+            .bind(now)
+            .bind(&step.case_id)
+            .bind(&step.step)
+            .execute(&mut *tx)
+            .await?;
+        insert_event(&mut tx, &step.case_id, now, Some(&step.step), Some(&step.department), "delivery_retry", None, Some(message)).await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// Push a step's next poll back without an event (a poll that found nothing new).
+    pub async fn postpone_poll(&self, step: &StepRecord, next_poll_at: i64) -> Result<()> {
+        sqlx::query("UPDATE steps SET next_poll_at = $1 WHERE case_id = $2 AND step = $3")
+            .bind(next_poll_at)
+            .bind(&step.case_id)
+            .bind(&step.step)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    /// True when the store answers.
+    pub async fn ping(&self) -> bool {
+        sqlx::query("SELECT 1").execute(&self.pool).await.is_ok()
+    }
+}
+
+#[allow(clippy::too_many_arguments, reason = "one row insert, named at the call site")]
+async fn insert_event(
+    tx: &mut sqlx::Transaction<'_, sqlx::Any>,
+    case_id: &str,
+    at: i64,
+    step: Option<&str>,
+    department: Option<&str>,
+    kind: &str,
+    state: Option<&str>,
+    message: Option<&str>,
+) -> Result<()> {
+    // UUIDv7 ids sort by time, so the timeline reads in order on every backend.
+    sqlx::query("INSERT INTO events (id, case_id, at, step, department, kind, state, message) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)")
+        .bind(uuid::Uuid::now_v7().to_string())
+        .bind(case_id)
+        .bind(at)
+        .bind(step)
+        .bind(department)
+        .bind(kind)
+        .bind(state)
+        .bind(message)
+        .execute(&mut **tx)
+        .await?;
+    Ok(())
+}
+
+fn step_from_row(r: &sqlx::any::AnyRow) -> StepRecord {
+    StepRecord {
+        case_id: r.get("case_id"),
+        step: r.get("step"),
+        matter: r.get("matter"),
+        department: r.get("department"),
+        state: StepState::parse(&r.get::<String, _>("state")),
+        reference: r.get("reference"),
+        outputs: serde_json::from_str(&r.get::<String, _>("outputs")).unwrap_or_default(),
+        message: r.get("message"),
+        input: r.get("input"),
+        attempts: r.get("attempts"),
+        idempotency_key: r.get("idempotency_key"),
+        updated_at: r.get("updated_at"),
+    }
+}

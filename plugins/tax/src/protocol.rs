@@ -1,0 +1,534 @@
+//! The tax department's protocol as pure functions: payload checks, request bodies, the signed
+//! canonical string, and reading answers. Nothing here calls the host, so all of it runs in
+//! native unit tests.
+
+use sdk::payload::{Checker, FieldProblem};
+use sdk::{AdapterError, Receipt, Rejection, StatusReport, StepState};
+use serde::Deserialize;
+use serde_json::{Value, json};
+
+/// 税务登记.
+pub const REGISTRATION: &str = "tax.registration";
+/// 清税查询.
+pub const CLEARANCE: &str = "tax.clearance";
+
+/// Operation paths.
+pub const SWDJ_PATH: &str = "/api/v1/swdj";
+/// 清税查询 path.
+pub const QSCX_PATH: &str = "/api/v1/qscx";
+
+/// A natural person in a unified payload.
+#[derive(Debug, Default, Deserialize)]
+#[serde(default)]
+pub struct Person {
+    pub name: Option<String>,
+    pub id_number: Option<String>,
+}
+
+/// Unified payload of `tax.registration`.
+#[derive(Debug, Default, Deserialize)]
+#[serde(default)]
+pub struct Registration {
+    pub credit_code: Option<String>,
+    pub enterprise_name: Option<String>,
+    pub legal_representative: Option<Person>,
+    pub address: Option<String>,
+    pub business_scope: Option<String>,
+}
+
+/// Unified query of `tax.clearance`.
+#[derive(Debug, Default, Deserialize)]
+#[serde(default)]
+pub struct ClearanceQuery {
+    pub taxpayer_id: Option<String>,
+}
+
+/// A trimmed, non-blank value.
+fn present(value: &Option<String>) -> Option<&str> {
+    value.as_deref().map(str::trim).filter(|v| !v.is_empty())
+}
+
+impl Registration {
+    fn representative(&self) -> (Option<&str>, Option<&str>) {
+        self.legal_representative
+            .as_ref()
+            .map_or((None, None), |p| (present(&p.name), present(&p.id_number)))
+    }
+
+    /// Every problem the department would have with this registration.
+    pub fn check(&self) -> Vec<FieldProblem> {
+        let mut c = Checker::new();
+        let credit_code = present(&self.credit_code);
+        c.required("credit_code", credit_code);
+        c.credit_code("credit_code", credit_code);
+        c.required("enterprise_name", present(&self.enterprise_name));
+        let (name, id_number) = self.representative();
+        c.required("legal_representative.name", name);
+        c.required("legal_representative.id_number", id_number);
+        c.resident_id("legal_representative.id_number", id_number);
+        c.required("address", present(&self.address));
+        c.required("business_scope", present(&self.business_scope));
+        c.into_problems()
+    }
+
+    /// The `POST /api/v1/swdj` body; `qqid` is the submission's idempotency key.
+    pub fn body(&self, qqid: &str) -> Value {
+        let (name, id_number) = self.representative();
+        json!({
+            "qqid": qqid,
+            "nsrsbh": present(&self.credit_code).unwrap_or_default(),
+            "nsrmc": present(&self.enterprise_name).unwrap_or_default(),
+            "fddbrxm": name.unwrap_or_default(),
+            "fddbrsfzjhm": id_number.unwrap_or_default(),
+            "scjydz": present(&self.address).unwrap_or_default(),
+            "jyfw": present(&self.business_scope).unwrap_or_default(),
+        })
+    }
+}
+
+/// Parse and check a `tax.registration` payload: the registration, or every problem.
+pub fn registration(payload: &str) -> Result<Registration, Vec<FieldProblem>> {
+    let r: Registration = sdk::payload::parse(payload).map_err(|e| e.problems)?;
+    let problems = r.check();
+    if problems.is_empty() { Ok(r) } else { Err(problems) }
+}
+
+/// `validate` for any matter name.
+pub fn validate(matter: &str, payload: &str) -> Vec<FieldProblem> {
+    match matter {
+        REGISTRATION => registration(payload).err().unwrap_or_default(),
+        other => vec![unknown_matter(other)],
+    }
+}
+
+/// The one problem reported for a matter this adapter does not serve.
+pub fn unknown_matter(matter: &str) -> FieldProblem {
+    FieldProblem {
+        field: String::new(),
+        code: "unknown_matter".into(),
+        message: format!("税务部门不办理事项「{matter}」"),
+    }
+}
+
+/// Read a clearance query: the taxpayer id (a credit code or a resident ID number), upper-cased.
+///
+/// A credit code that only fails its check character is passed on: early pilot codes do, and
+/// the department knows its own taxpayers.
+pub fn clearance_query(query: &str) -> Result<String, Vec<FieldProblem>> {
+    let q: ClearanceQuery = sdk::payload::parse(query).map_err(|e| e.problems)?;
+    let problem = |code: &str, message: &str| FieldProblem {
+        field: "taxpayer_id".into(),
+        code: code.into(),
+        message: message.into(),
+    };
+    let Some(id) = present(&q.taxpayer_id).map(str::to_ascii_uppercase) else {
+        return Err(vec![problem("required", "必填项")]);
+    };
+    let as_resident = sdk::ids::resident_id(&id);
+    let as_credit = sdk::ids::credit_code(&id);
+    let credit_ok = matches!(&as_credit, Ok(()) | Err(sdk::ids::IdProblem { code: "checksum", .. }));
+    if as_resident.is_ok() || credit_ok {
+        Ok(id)
+    } else {
+        Err(vec![problem("format", "纳税人识别号应为统一社会信用代码或居民身份号码")])
+    }
+}
+
+/// The `POST /api/v1/qscx` body.
+pub fn clearance_body(taxpayer_id: &str) -> Value {
+    json!({ "nsrsbh": taxpayer_id })
+}
+
+/// The `GET` path of 受理状态 for a 受理号.
+pub fn status_path(slh: &str) -> String {
+    format!("/api/v1/slzt?slh={}", percent_encode(slh))
+}
+
+/// Percent-encode everything but RFC 3986 unreserved characters.
+pub fn percent_encode(value: &str) -> String {
+    value
+        .bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'.' | b'_' | b'~' => (b as char).to_string(),
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
+}
+
+/// The signature algorithms the department accepts (`X-Sign-Method`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SignMethod {
+    HmacSha256,
+    HmacSm3,
+}
+
+impl SignMethod {
+    /// From the optional `sign-method` setting; absent means HMAC-SHA256.
+    pub fn from_setting(setting: Option<&str>) -> Result<SignMethod, AdapterError> {
+        match setting.map(str::trim) {
+            None | Some("") => Ok(SignMethod::HmacSha256),
+            Some(s) if s.eq_ignore_ascii_case("HMAC-SHA256") => Ok(SignMethod::HmacSha256),
+            Some(s) if s.eq_ignore_ascii_case("HMAC-SM3") => Ok(SignMethod::HmacSm3),
+            Some(other) => Err(AdapterError::Internal(format!(
+                "department setting `sign-method` is `{other}`: expected HMAC-SHA256 or HMAC-SM3"
+            ))),
+        }
+    }
+
+    /// The `X-Sign-Method` header value.
+    pub fn header_value(self) -> &'static str {
+        match self {
+            SignMethod::HmacSha256 => "HMAC-SHA256",
+            SignMethod::HmacSm3 => "HMAC-SM3",
+        }
+    }
+
+    /// Lowercase hex HMAC of `message`.
+    pub fn sign(self, secret: &[u8], message: &[u8]) -> String {
+        match self {
+            SignMethod::HmacSha256 => sdk::sign::hmac_sha256_hex(secret, message),
+            SignMethod::HmacSm3 => sdk::sign::hmac_sm3_hex(secret, message),
+        }
+    }
+}
+
+/// `METHOD \n PATH_AND_QUERY \n TIMESTAMP \n NONCE \n BODY`, BODY raw (empty for GET).
+pub fn canonical(method: &str, path_and_query: &str, timestamp: u64, nonce: &str, body: &[u8]) -> Vec<u8> {
+    let mut out = format!("{method}\n{path_and_query}\n{timestamp}\n{nonce}\n").into_bytes();
+    out.extend_from_slice(body);
+    out
+}
+
+/// What signs one request.
+#[derive(Debug, Clone)]
+pub struct Credentials {
+    pub app_key: String,
+    pub app_secret: String,
+    pub method: SignMethod,
+}
+
+impl Credentials {
+    /// The five authentication headers for one request.
+    pub fn headers(&self, method: &str, path_and_query: &str, body: &[u8], timestamp: u64, nonce: &str) -> Vec<(String, String)> {
+        let canonical = canonical(method, path_and_query, timestamp, nonce, body);
+        vec![
+            ("X-App-Key".into(), self.app_key.clone()),
+            ("X-Timestamp".into(), timestamp.to_string()),
+            ("X-Nonce".into(), nonce.to_string()),
+            ("X-Sign-Method".into(), self.method.header_value().into()),
+            ("X-Signature".into(), self.method.sign(self.app_secret.as_bytes(), &canonical)),
+        ]
+    }
+}
+
+/// A department answer that is well-formed: `Ok(data)` for code 0000, else `Err((code, msg))`.
+pub type Answer = Result<Value, (String, String)>;
+
+#[derive(Deserialize)]
+struct Envelope {
+    code: String,
+    #[serde(default)]
+    msg: String,
+    #[serde(default)]
+    data: Value,
+}
+
+/// Read any answer into its `data` or its business refusal. HTTP 5xx is the department being
+/// unavailable; a body that is not the department's JSON is a protocol error.
+pub fn read_answer(status: u16, body: &[u8]) -> Result<Answer, AdapterError> {
+    if status >= 500 {
+        return Err(AdapterError::Unavailable(format!("department answered HTTP {status}")));
+    }
+    let envelope: Envelope = serde_json::from_slice(body).map_err(|e| {
+        AdapterError::Protocol(format!("department answered HTTP {status} with a body that is not its JSON: {e}"))
+    })?;
+    if status == 401 {
+        return Err(authentication_error(&envelope.code, &envelope.msg));
+    }
+    if status != 200 {
+        return Err(AdapterError::Protocol(format!(
+            "department answered HTTP {status} ({} {})",
+            envelope.code, envelope.msg
+        )));
+    }
+    if envelope.code == "0000" {
+        Ok(Ok(envelope.data))
+    } else {
+        Ok(Err((envelope.code, envelope.msg)))
+    }
+}
+
+/// HTTP 401 refusals. 4011 (bad signature or unknown app key) and 4012 (timestamp outside the
+/// window) mean the configured credentials or the host clock are wrong: retrying cannot help and
+/// an operator must act, so they are `Internal`. 4013 (nonce seen before) is cured by the fresh
+/// nonce the next attempt carries, so it is `Unavailable` (worth retrying).
+fn authentication_error(code: &str, msg: &str) -> AdapterError {
+    match code {
+        "4013" => AdapterError::Unavailable(format!("department refused a repeated nonce ({code} {msg})")),
+        "4012" => AdapterError::Internal(format!(
+            "department refused the request timestamp ({code} {msg}): check the host clock"
+        )),
+        _ => AdapterError::Internal(format!(
+            "department refused the request signature ({code} {msg}): check app-key, app-secret and sign-method"
+        )),
+    }
+}
+
+fn rejected(code: String, message: String) -> AdapterError {
+    AdapterError::Rejected(Rejection { code, message })
+}
+
+fn text<'a>(data: &'a Value, field: &str) -> Result<&'a str, AdapterError> {
+    data.get(field)
+        .and_then(Value::as_str)
+        .filter(|s| !s.is_empty())
+        .ok_or_else(|| AdapterError::Protocol(format!("department answer has no `{field}`")))
+}
+
+/// The receipt of `POST /api/v1/swdj`: accepted under its 受理号.
+pub fn read_registration(status: u16, body: &[u8]) -> Result<Receipt, AdapterError> {
+    let data = read_answer(status, body)?.map_err(|(code, msg)| rejected(code, msg))?;
+    Ok(Receipt::accepted(text(&data, "slh")?))
+}
+
+/// The report of `GET /api/v1/slzt`.
+pub fn read_status(reference: &str, status: u16, body: &[u8]) -> Result<StatusReport, AdapterError> {
+    let data = read_answer(status, body)?.map_err(|(code, msg)| rejected(code, msg))?;
+    let message = data.get("ztmc").and_then(Value::as_str).map(str::to_string);
+    let mut report = StatusReport::new(reference, StepState::Accepted);
+    report.message = message;
+    match text(&data, "zt")? {
+        "01" => report.state = StepState::Processing,
+        "02" => {
+            let info = data
+                .get("swdjxx")
+                .filter(|v| v.is_object())
+                .ok_or_else(|| AdapterError::Protocol("status 02 without `swdjxx`".into()))?;
+            report.state = StepState::Approved;
+            report.outputs = json!({
+                "taxpayer_id": text(info, "nsrsbh")?,
+                "registered_on": text(info, "djrq")?,
+            })
+            .to_string();
+        }
+        "03" => report.state = StepState::Rejected,
+        other => return Err(AdapterError::Protocol(format!("unknown status code zt={other}"))),
+    }
+    Ok(report)
+}
+
+/// The unified answer of `tax.clearance`; 2002 (纳税人不存在) is `not_found`.
+pub fn read_clearance(status: u16, body: &[u8]) -> Result<Value, AdapterError> {
+    let data = read_answer(status, body)?.map_err(|(code, msg)| match code.as_str() {
+        "2002" => rejected("not_found".into(), msg),
+        _ => rejected(code, msg),
+    })?;
+    let cleared = match text(&data, "qszt")? {
+        "Y" => true,
+        "N" => false,
+        other => return Err(AdapterError::Protocol(format!("unknown clearance state qszt={other}"))),
+    };
+    Ok(json!({
+        "taxpayer_id": text(&data, "nsrsbh")?,
+        "name": text(&data, "nsrmc")?,
+        "cleared": cleared,
+        "arrears": text(&data, "qjje")?,
+    }))
+}
+
+/// Input schema of `tax.registration`.
+pub fn registration_schema() -> Value {
+    let person = json!({
+        "type": "object",
+        "title": "法定代表人",
+        "required": ["name", "id_number"],
+        "properties": {
+            "name": {"type": "string", "title": "姓名", "minLength": 1},
+            "id_number": {"type": "string", "title": "居民身份号码", "minLength": 1}
+        }
+    });
+    json!({
+        "$schema": "https://json-schema.org/draft/2020-12/schema",
+        "title": "税务登记",
+        "type": "object",
+        "required": ["credit_code", "enterprise_name", "legal_representative", "address", "business_scope"],
+        "properties": {
+            "credit_code": {"type": "string", "title": "统一社会信用代码", "minLength": 1},
+            "enterprise_name": {"type": "string", "title": "纳税人名称", "minLength": 1},
+            "legal_representative": person,
+            "address": {"type": "string", "title": "生产经营地址", "minLength": 1},
+            "business_scope": {"type": "string", "title": "经营范围", "minLength": 1}
+        }
+    })
+}
+
+/// Query schema of `tax.clearance`.
+pub fn clearance_schema() -> Value {
+    json!({
+        "$schema": "https://json-schema.org/draft/2020-12/schema",
+        "title": "清税查询",
+        "type": "object",
+        "required": ["taxpayer_id"],
+        "properties": {
+            "taxpayer_id": {"type": "string", "title": "纳税人识别号（统一社会信用代码或居民身份号码）", "minLength": 1}
+        }
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const GOOD: &str = r#"{"credit_code":"91350100M000100Y43","enterprise_name":"福州测试科技有限公司",
+        "legal_representative":{"name":"张三","id_number":"11010519491231002X"},
+        "address":"福州市鼓楼区五四路1号","business_scope":"软件开发"}"#;
+
+    fn codes(problems: &[FieldProblem]) -> Vec<(&str, &str)> {
+        problems.iter().map(|p| (p.field.as_str(), p.code.as_str())).collect()
+    }
+
+    #[test]
+    fn a_good_registration_maps_to_the_department_fields() {
+        let r = registration(GOOD).unwrap();
+        let body = r.body("key-1");
+        assert_eq!(
+            body,
+            json!({"qqid": "key-1", "nsrsbh": "91350100M000100Y43", "nsrmc": "福州测试科技有限公司",
+                "fddbrxm": "张三", "fddbrsfzjhm": "11010519491231002X",
+                "scjydz": "福州市鼓楼区五四路1号", "jyfw": "软件开发"})
+        );
+    }
+
+    #[test]
+    fn validation_reports_every_problem_at_once() {
+        let payload = r#"{"credit_code":"91350100M000100Y44","enterprise_name":" ",
+            "legal_representative":{"name":"张三","id_number":"110105194912310021"},"address":"x"}"#;
+        let problems = validate(REGISTRATION, payload);
+        assert_eq!(
+            codes(&problems),
+            vec![
+                ("credit_code", "checksum"),
+                ("enterprise_name", "required"),
+                ("legal_representative.id_number", "checksum"),
+                ("business_scope", "required"),
+            ]
+        );
+        let missing = validate(REGISTRATION, "{}");
+        assert!(codes(&missing).contains(&("legal_representative.id_number", "required")));
+        assert_eq!(missing.len(), 6, "{missing:?}");
+    }
+
+    #[test]
+    fn unknown_matters_are_one_problem() {
+        assert_eq!(codes(&validate("tax.other", "{}")), vec![("", "unknown_matter")]);
+    }
+
+    #[test]
+    fn canonical_string_and_signature() {
+        let c = canonical("GET", "/api/v1/slzt?slh=SW1", 1_700_000_000, "abc", b"");
+        assert_eq!(c, b"GET\n/api/v1/slzt?slh=SW1\n1700000000\nabc\n");
+        let creds = Credentials {
+            app_key: "gw-demo".into(),
+            app_secret: "tax-demo-secret".into(),
+            method: SignMethod::HmacSm3,
+        };
+        let headers = creds.headers("POST", "/api/v1/qscx", b"{}", 1_700_000_000, "n0nce0000000000000");
+        let get = |n: &str| headers.iter().find(|(k, _)| k == n).map(|(_, v)| v.as_str()).unwrap();
+        assert_eq!(get("X-App-Key"), "gw-demo");
+        assert_eq!(get("X-Timestamp"), "1700000000");
+        assert_eq!(get("X-Sign-Method"), "HMAC-SM3");
+        let expected = sdk::sign::hmac_sm3_hex(
+            b"tax-demo-secret",
+            b"POST\n/api/v1/qscx\n1700000000\nn0nce0000000000000\n{}",
+        );
+        assert_eq!(get("X-Signature"), expected);
+        let sha = SignMethod::HmacSha256.sign(b"k", b"m");
+        assert_eq!(sha, sdk::sign::hmac_sha256_hex(b"k", b"m"));
+        assert_ne!(sha, SignMethod::HmacSm3.sign(b"k", b"m"));
+    }
+
+    #[test]
+    fn sign_method_setting() {
+        assert_eq!(SignMethod::from_setting(None).unwrap(), SignMethod::HmacSha256);
+        assert_eq!(SignMethod::from_setting(Some("HMAC-SM3")).unwrap(), SignMethod::HmacSm3);
+        assert!(matches!(SignMethod::from_setting(Some("MD5")), Err(AdapterError::Internal(_))));
+    }
+
+    #[test]
+    fn registration_answers() {
+        let ok = r#"{"code":"0000","msg":"成功","data":{"slh":"SW2025010100000001"}}"#.as_bytes();
+        let receipt = read_registration(200, ok).unwrap();
+        assert_eq!(receipt.reference, "SW2025010100000001");
+        assert_eq!(receipt.state, StepState::Accepted);
+        let refused = r#"{"code":"2001","msg":"纳税人识别号格式错误","data":null}"#.as_bytes();
+        match read_registration(200, refused) {
+            Err(AdapterError::Rejected(r)) => assert_eq!(r.code, "2001"),
+            other => panic!("{other:?}"),
+        }
+        assert!(matches!(read_registration(503, b""), Err(AdapterError::Unavailable(m)) if m.contains("503")));
+        assert!(matches!(read_registration(500, b""), Err(AdapterError::Unavailable(_))));
+        assert!(matches!(read_registration(200, b"\xff<<garbage"), Err(AdapterError::Protocol(_))));
+        assert!(matches!(
+            read_registration(200, br#"{"code":"0000","data":{}}"#),
+            Err(AdapterError::Protocol(_))
+        ));
+        let bad_sig = r#"{"code":"4011","msg":"签名错误"}"#.as_bytes();
+        assert!(matches!(read_registration(401, bad_sig), Err(AdapterError::Internal(_))));
+        let replay = r#"{"code":"4013","msg":"nonce重复"}"#.as_bytes();
+        assert!(matches!(read_registration(401, replay), Err(AdapterError::Unavailable(_))));
+    }
+
+    #[test]
+    fn status_answers() {
+        let processing = r#"{"code":"0000","msg":"成功","data":{"slh":"SW1","zt":"01","ztmc":"受理中","swdjxx":null}}"#.as_bytes();
+        let r = read_status("SW1", 200, processing).unwrap();
+        assert_eq!((r.state, r.outputs.as_str()), (StepState::Processing, "{}"));
+        let done = r#"{"code":"0000","msg":"成功","data":{"slh":"SW1","zt":"02","ztmc":"已办结",
+            "swdjxx":{"nsrsbh":"91350100M000100Y43","djrq":"2025-06-15"}}}"#.as_bytes();
+        let r = read_status("SW1", 200, done).unwrap();
+        assert_eq!(r.state, StepState::Approved);
+        assert_eq!(r.reference, "SW1");
+        let outputs: Value = serde_json::from_str(&r.outputs).unwrap();
+        assert_eq!(outputs, json!({"taxpayer_id": "91350100M000100Y43", "registered_on": "2025-06-15"}));
+        let refused = r#"{"code":"0000","msg":"成功","data":{"slh":"SW1","zt":"03","ztmc":"不予受理","swdjxx":null}}"#.as_bytes();
+        let r = read_status("SW1", 200, refused).unwrap();
+        assert_eq!((r.state, r.message.as_deref()), (StepState::Rejected, Some("不予受理")));
+        let unknown = r#"{"code":"2004","msg":"受理号不存在","data":null}"#.as_bytes();
+        assert!(matches!(read_status("SW9", 200, unknown), Err(AdapterError::Rejected(r)) if r.code == "2004"));
+        let no_info = br#"{"code":"0000","data":{"slh":"SW1","zt":"02","swdjxx":null}}"#;
+        assert!(matches!(read_status("SW1", 200, no_info), Err(AdapterError::Protocol(_))));
+    }
+
+    #[test]
+    fn status_path_is_encoded() {
+        assert_eq!(status_path("SW2025"), "/api/v1/slzt?slh=SW2025");
+        assert_eq!(status_path("a b&c"), "/api/v1/slzt?slh=a%20b%26c");
+    }
+
+    #[test]
+    fn clearance_queries_and_answers() {
+        assert_eq!(clearance_query(r#"{"taxpayer_id":"11010519491231002x"}"#).unwrap(), "11010519491231002X");
+        assert_eq!(clearance_query(r#"{"taxpayer_id":"91350100M000100Y43"}"#).unwrap(), "91350100M000100Y43");
+        let bad = clearance_query(r#"{"taxpayer_id":"123"}"#).unwrap_err();
+        assert_eq!(codes(&bad), vec![("taxpayer_id", "format")]);
+        assert_eq!(codes(&clearance_query("{}").unwrap_err()), vec![("taxpayer_id", "required")]);
+
+        let arrears = r#"{"code":"0000","msg":"成功","data":{"nsrsbh":"91110108551385082Q",
+            "nsrmc":"北京欠税商贸有限公司","qszt":"N","qjje":"12800.00"}}"#;
+        assert_eq!(
+            read_clearance(200, arrears.as_bytes()).unwrap(),
+            json!({"taxpayer_id": "91110108551385082Q", "name": "北京欠税商贸有限公司",
+                "cleared": false, "arrears": "12800.00"})
+        );
+        let missing = r#"{"code":"2002","msg":"纳税人不存在","data":null}"#.as_bytes();
+        assert!(matches!(read_clearance(200, missing), Err(AdapterError::Rejected(r)) if r.code == "not_found"));
+    }
+
+    #[test]
+    fn schemas_are_titled_json_schema() {
+        let s = registration_schema();
+        assert_eq!(s["$schema"], "https://json-schema.org/draft/2020-12/schema");
+        assert_eq!(s["properties"]["legal_representative"]["properties"]["id_number"]["title"], "居民身份号码");
+        assert_eq!(clearance_schema()["required"], json!(["taxpayer_id"]));
+    }
+}

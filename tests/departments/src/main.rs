@@ -1,0 +1,61 @@
+//! Runs the four simulated departments for the demo until Ctrl-C.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use clap::Parser;
+
+#[derive(Parser, Debug)]
+#[command(
+    name = "departments",
+    about = "Simulated department systems (tax, real estate, public security, market regulation)"
+)]
+struct Args {
+    /// Folder for the public-security CA and client certificate (the gateway reads them).
+    #[arg(long, default_value = "var/demo-certs")]
+    cert_dir: PathBuf,
+    #[arg(long, default_value_t = 18081)]
+    tax_port: u16,
+    #[arg(long, default_value_t = 18082)]
+    real_estate_port: u16,
+    #[arg(long, default_value_t = 18443)]
+    public_security_port: u16,
+    #[arg(long, default_value_t = 18084)]
+    market_regulation_port: u16,
+    /// Delay before an application is decided.
+    #[arg(long, default_value_t = 300)]
+    ticket_delay_ms: u64,
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
+        )
+        .init();
+    let args = Args::parse();
+    let deps = departments::start(departments::Options {
+        cert_dir: args.cert_dir,
+        ticket_delay: Duration::from_millis(args.ticket_delay_ms),
+        ports: departments::Ports {
+            tax: args.tax_port,
+            real_estate: args.real_estate_port,
+            public_security: args.public_security_port,
+            market_regulation: args.market_regulation_port,
+        },
+        ..departments::Options::default()
+    })
+    .await?;
+    for d in [
+        &deps.tax,
+        &deps.real_estate,
+        &deps.public_security,
+        &deps.market_regulation,
+    ] {
+        println!("{:<18} {}", d.name, d.base_url);
+    }
+    println!("{:<18} {}", "certificates", deps.cert_dir.display());
+    tokio::signal::ctrl_c().await?;
+    Ok(())
+}

@@ -1,0 +1,385 @@
+//! 市场监管: JSON REST behind OAuth2 client credentials; licence applications are decided later
+//! and announced by a signed callback (PROTOCOLS.md, "Market regulation").
+
+use std::collections::{HashMap, HashSet};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::{Duration, Instant};
+
+use axum::body::Bytes;
+use axum::extract::{Form, Path, Request, State};
+use axum::http::{StatusCode, header};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use hmac::{Hmac, Mac};
+use serde_json::{Value, json};
+
+use crate::common::{self, Answer, Profile, Sim};
+use crate::ids;
+
+const CLIENT_ID: &str = "gw-demo";
+const CLIENT_SECRET: &str = "mr-demo-secret";
+const CALLBACK_SECRET: &[u8] = b"mr-callback-secret";
+/// Region part of newly issued credit codes: 9 (market regulation), 1 (enterprise), 350100 (福州).
+const USCC_PREFIX: &str = "91350100";
+
+#[derive(Clone)]
+struct Enterprise {
+    name: String,
+    address: String,
+    legal_representative: String,
+    registered_capital: Value,
+}
+
+#[derive(Clone)]
+struct Licence {
+    request_id: String,
+    /// Set when decided.
+    approved: Option<(String, String)>,
+}
+
+/// Everything the department knows; one lock, because a licence decision touches all of it.
+#[derive(Default)]
+struct Registry {
+    tokens: HashMap<String, Instant>,
+    enterprises: HashMap<String, Enterprise>,
+    /// Names of registered enterprises and of pending applications.
+    names: HashSet<String>,
+    licences: HashMap<String, Licence>,
+}
+
+struct MarketRegulation {
+    sim: Arc<Sim>,
+    ticket_delay: Duration,
+    token_ttl: Duration,
+    registry: Mutex<Registry>,
+    client: reqwest::Client,
+}
+
+impl MarketRegulation {
+    fn registry(&self) -> MutexGuard<'_, Registry> {
+        self.registry.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
+pub(crate) fn router(
+    sim: Arc<Sim>,
+    ticket_delay: Duration,
+    token_ttl: Duration,
+    client: reqwest::Client,
+) -> Router {
+    let mut registry = Registry::default();
+    let seed = Enterprise {
+        name: "福州测试科技有限公司".into(),
+        address: "福州市鼓楼区五四路1号".into(),
+        legal_representative: "张三".into(),
+        registered_capital: json!("100万元"),
+    };
+    registry.names.insert(seed.name.clone());
+    registry
+        .enterprises
+        .insert("91350100M000100Y43".into(), seed);
+    let state = Arc::new(MarketRegulation {
+        sim: sim.clone(),
+        ticket_delay,
+        token_ttl,
+        registry: Mutex::new(registry),
+        client,
+    });
+    let api = Router::new()
+        .route("/api/enterprises/{uscc}", get(enterprise))
+        .route("/api/licences", post(apply))
+        .route("/api/licences/{no}", get(licence))
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            require_token,
+        ));
+    let routes = Router::new()
+        .route("/oauth/token", post(token))
+        .merge(api)
+        .with_state(state);
+    let profile = Profile {
+        operation: |req| {
+            let path = req.uri().path();
+            match (req.method().as_str(), path) {
+                (_, "/oauth/token") => "token",
+                ("POST", "/api/licences") => "licence",
+                (_, p) if p.starts_with("/api/licences/") => "licence_status",
+                (_, p) if p.starts_with("/api/enterprises/") => "enterprise",
+                _ => "unknown",
+            }
+            .to_owned()
+        },
+        content_type: "application/json",
+    };
+    common::finish(routes, sim, profile)
+}
+
+fn error(status: StatusCode, body: Value) -> Response {
+    (status, Json(body)).into_response()
+}
+
+async fn token(
+    State(mr): State<Arc<MarketRegulation>>,
+    form: Result<Form<HashMap<String, String>>, axum::extract::rejection::FormRejection>,
+) -> Response {
+    let Ok(Form(form)) = form else {
+        mr.sim.reject("invalid_request");
+        return error(StatusCode::BAD_REQUEST, json!({"error": "invalid_request"}));
+    };
+    if form.get("grant_type").map(String::as_str) != Some("client_credentials") {
+        mr.sim.reject("unsupported_grant_type");
+        return error(
+            StatusCode::BAD_REQUEST,
+            json!({"error": "unsupported_grant_type"}),
+        );
+    }
+    let id = form.get("client_id").map(String::as_str);
+    let secret = form.get("client_secret").map(String::as_str);
+    if id != Some(CLIENT_ID) || secret != Some(CLIENT_SECRET) {
+        mr.sim.reject("invalid_client");
+        return error(StatusCode::UNAUTHORIZED, json!({"error": "invalid_client"}));
+    }
+    let token = format!(
+        "{}{}",
+        uuid::Uuid::new_v4().simple(),
+        uuid::Uuid::new_v4().simple()
+    );
+    let now = Instant::now();
+    let mut reg = mr.registry();
+    reg.tokens.retain(|_, exp| *exp > now);
+    reg.tokens.insert(token.clone(), now + mr.token_ttl);
+    Json(json!({"access_token": token, "token_type": "Bearer", "expires_in": mr.token_ttl.as_secs()}))
+        .into_response()
+}
+
+async fn require_token(
+    State(mr): State<Arc<MarketRegulation>>,
+    req: Request,
+    next: Next,
+) -> Response {
+    let presented = req
+        .headers()
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "));
+    let valid = presented.is_some_and(|t| {
+        mr.registry()
+            .tokens
+            .get(t)
+            .is_some_and(|exp| *exp > Instant::now())
+    });
+    if !valid {
+        mr.sim.reject("invalid_token");
+        let mut resp = error(StatusCode::UNAUTHORIZED, json!({"error": "invalid_token"}));
+        resp.headers_mut().insert(
+            header::WWW_AUTHENTICATE,
+            header::HeaderValue::from_static("Bearer error=\"invalid_token\""),
+        );
+        return resp;
+    }
+    next.run(req).await
+}
+
+async fn enterprise(State(mr): State<Arc<MarketRegulation>>, Path(uscc): Path<String>) -> Response {
+    let reg = mr.registry();
+    match reg.enterprises.get(&uscc) {
+        Some(e) => Json(json!({
+            "uscc": uscc,
+            "name": e.name,
+            "address": e.address,
+            "legalRepresentative": e.legal_representative,
+            "registeredCapital": e.registered_capital,
+            "status": "存续",
+        }))
+        .into_response(),
+        None => {
+            drop(reg);
+            mr.sim.reject("not_found");
+            error(StatusCode::NOT_FOUND, json!({"error": "not_found"}))
+        }
+    }
+}
+
+fn invalid(mr: &MarketRegulation, message: &str) -> Answer {
+    mr.sim.reject("invalid");
+    Answer::json(
+        StatusCode::UNPROCESSABLE_ENTITY,
+        &json!({"error": "invalid", "message": message}),
+    )
+}
+
+fn text<'a>(v: &'a Value, pointer: &str) -> Option<&'a str> {
+    v.pointer(pointer)
+        .and_then(Value::as_str)
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+}
+
+async fn apply(State(mr): State<Arc<MarketRegulation>>, body: Bytes) -> Answer {
+    let Ok(body) = serde_json::from_slice::<Value>(&body) else {
+        return invalid(&mr, "请求体不是JSON");
+    };
+    let Some(request_id) = text(&body, "/requestId") else {
+        return invalid(&mr, "缺少requestId");
+    };
+    mr.sim.submit(request_id, || {
+        let checked = check_application(&body).map_err(|m| invalid(&mr, &m))?;
+        let mut reg = mr.registry();
+        if !reg.names.insert(checked.name.clone()) {
+            mr.sim.reject("name_taken");
+            return Err(Answer::json(
+                StatusCode::CONFLICT,
+                &json!({"error": "name_taken", "message": "企业名称已被登记"}),
+            ));
+        }
+        let no = mr.sim.next_number("SCJG");
+        reg.licences.insert(
+            no.clone(),
+            Licence {
+                request_id: request_id.to_owned(),
+                approved: None,
+            },
+        );
+        drop(reg);
+        tracing::info!(
+            application_no = no,
+            request_id,
+            legal_representative_id = ids::mask(&checked.id_number),
+            "licence application accepted"
+        );
+        tokio::spawn(decide(
+            mr.clone(),
+            no.clone(),
+            checked.enterprise,
+            checked.callback_url,
+        ));
+        Ok(Answer::json(
+            StatusCode::ACCEPTED,
+            &json!({"applicationNo": no, "status": "ACCEPTED"}),
+        ))
+    })
+}
+
+struct Checked {
+    name: String,
+    id_number: String,
+    enterprise: Enterprise,
+    callback_url: reqwest::Url,
+}
+
+fn check_application(body: &Value) -> Result<Checked, String> {
+    let field = |p: &str| text(body, p).ok_or_else(|| format!("缺少{}", &p[1..]));
+    let name = field("/name")?;
+    let address = field("/address")?;
+    let rep = field("/legalRepresentative/name")?;
+    let id_number = field("/legalRepresentative/idNumber")?;
+    field("/businessScope")?;
+    if !ids::resident_id_valid(id_number) {
+        return Err("法定代表人身份证号码校验失败".into());
+    }
+    // Registered capital is accepted as a number (yuan) or a string such as "100万元".
+    let capital = match body.get("registeredCapital") {
+        Some(Value::Number(n)) if n.as_f64().is_some_and(|v| v > 0.0) => Value::Number(n.clone()),
+        Some(Value::String(s)) if !s.trim().is_empty() => Value::String(s.trim().to_owned()),
+        _ => return Err("registeredCapital须为正数或金额文本".into()),
+    };
+    let callback_url = reqwest::Url::parse(field("/callbackUrl")?)
+        .ok()
+        .filter(|u| matches!(u.scheme(), "http" | "https"))
+        .ok_or("callbackUrl须为http(s)地址")?;
+    Ok(Checked {
+        name: name.to_owned(),
+        id_number: id_number.to_owned(),
+        enterprise: Enterprise {
+            name: name.to_owned(),
+            address: address.to_owned(),
+            legal_representative: rep.to_owned(),
+            registered_capital: capital,
+        },
+        callback_url,
+    })
+}
+
+/// Issues a fresh credit code whose organisation-code part and whole both pass their checks.
+fn new_uscc(taken: &HashMap<String, Enterprise>) -> String {
+    loop {
+        let body: String = (0..8)
+            .map(|_| ids::USCC_ALPHABET[rand::random_range(0..ids::USCC_ALPHABET.len())] as char)
+            .collect();
+        let code = ids::make_uscc(USCC_PREFIX, &body).expect("alphabet characters only");
+        if !taken.contains_key(&code) {
+            return code;
+        }
+    }
+}
+
+/// After the ticket delay: approve, register the enterprise, then announce it. The result is
+/// stored before the callback so that polling sees it even when the callback is lost.
+async fn decide(
+    mr: Arc<MarketRegulation>,
+    no: String,
+    enterprise: Enterprise,
+    callback_url: reqwest::Url,
+) {
+    tokio::time::sleep(mr.ticket_delay).await;
+    let (request_id, uscc, licence_no) = {
+        let mut reg = mr.registry();
+        let uscc = new_uscc(&reg.enterprises);
+        let licence_no = format!("350100{:09}", rand::random_range(0..1_000_000_000u32));
+        reg.enterprises.insert(uscc.clone(), enterprise);
+        let Some(licence) = reg.licences.get_mut(&no) else {
+            return;
+        };
+        licence.approved = Some((uscc.clone(), licence_no.clone()));
+        (licence.request_id.clone(), uscc, licence_no)
+    };
+    tracing::info!(application_no = no, uscc, "licence approved");
+    let body = json!({
+        "applicationNo": no,
+        "requestId": request_id,
+        "status": "APPROVED",
+        "uscc": uscc,
+        "licenceNo": licence_no,
+    })
+    .to_string();
+    let mut mac =
+        <Hmac<sha2::Sha256> as Mac>::new_from_slice(CALLBACK_SECRET).expect("any key length");
+    mac.update(body.as_bytes());
+    let signature = hex::encode(mac.finalize().into_bytes());
+    let sent = mr
+        .client
+        .post(callback_url)
+        .header(header::CONTENT_TYPE, "application/json")
+        .header("X-Signature", signature)
+        .body(body)
+        .send()
+        .await;
+    match sent {
+        Ok(r) if r.status().is_success() => {
+            tracing::info!(application_no = no, "callback delivered")
+        }
+        Ok(r) => {
+            tracing::warn!(application_no = no, status = %r.status(), "callback refused; result stays pollable")
+        }
+        Err(e) => {
+            tracing::warn!(application_no = no, error = %e, "callback failed; result stays pollable")
+        }
+    }
+}
+
+async fn licence(State(mr): State<Arc<MarketRegulation>>, Path(no): Path<String>) -> Response {
+    let found = mr.registry().licences.get(&no).cloned();
+    let Some(l) = found else {
+        mr.sim.reject("not_found");
+        return error(StatusCode::NOT_FOUND, json!({"error": "not_found"}));
+    };
+    match l.approved {
+        Some((uscc, licence_no)) => Json(json!({
+            "applicationNo": no, "status": "APPROVED", "uscc": uscc, "licenceNo": licence_no,
+        })),
+        None => Json(json!({"applicationNo": no, "status": "ACCEPTED"})),
+    }
+    .into_response()
+}
