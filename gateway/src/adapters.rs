@@ -27,7 +27,8 @@ impl Adapters {
                 .with_context(|| format!("department {id}: reading adapter {}", path.display()))?;
             let department = Arc::new(Department {
                 id: id.clone(),
-                connection: Connection::new(config, dept).with_context(|| format!("department {id}: connection"))?,
+                connection: Connection::new(config, dept)
+                    .with_context(|| format!("department {id}: connection"))?,
                 settings: dept.settings.clone(),
                 cache: AdapterCache::default(),
             });
@@ -43,7 +44,9 @@ impl Adapters {
             tracing::info!(department = %id, digest = %&adapter.digest[..12], version = %adapter.description().adapter_version, "adapter loaded");
             loaded.insert(id.clone(), Arc::new(adapter));
         }
-        Ok(Adapters { current: ArcSwap::from_pointee(loaded) })
+        Ok(Adapters {
+            current: ArcSwap::from_pointee(loaded),
+        })
     }
 
     /// The adapter of a department.

@@ -24,8 +24,16 @@ pub struct FieldProblem {
 
 impl FieldProblem {
     /// A problem.
-    pub fn new(field: impl Into<String>, code: impl Into<String>, message: impl Into<String>) -> Self {
-        FieldProblem { field: field.into(), code: code.into(), message: message.into() }
+    pub fn new(
+        field: impl Into<String>,
+        code: impl Into<String>,
+        message: impl Into<String>,
+    ) -> Self {
+        FieldProblem {
+            field: field.into(),
+            code: code.into(),
+            message: message.into(),
+        }
     }
 }
 
@@ -86,23 +94,33 @@ impl Catalogue {
     pub fn build(config: &Config, adapters: &Adapters) -> anyhow::Result<Self> {
         let mut matters = BTreeMap::new();
         for (code, m) in &config.matters {
-            let adapter = adapters
-                .get(&m.department)
-                .with_context(|| format!("matters.{code}: department {} has no adapter", m.department))?;
-            let described = adapter.description().matters.iter().find(|d| &d.code == code);
+            let adapter = adapters.get(&m.department).with_context(|| {
+                format!("matters.{code}: department {} has no adapter", m.department)
+            })?;
+            let described = adapter
+                .description()
+                .matters
+                .iter()
+                .find(|d| &d.code == code);
             let described = described.with_context(|| {
-                format!("matters.{code}: the {} adapter does not serve this matter", m.department)
+                format!(
+                    "matters.{code}: the {} adapter does not serve this matter",
+                    m.department
+                )
             })?;
             let schema: Value = match &m.schema {
                 Some(path) => {
                     let path = config.resolve(path);
-                    let text = std::fs::read_to_string(&path).with_context(|| format!("matters.{code}.schema: {}", path.display()))?;
-                    serde_json::from_str(&text).with_context(|| format!("matters.{code}.schema: {}", path.display()))?
+                    let text = std::fs::read_to_string(&path)
+                        .with_context(|| format!("matters.{code}.schema: {}", path.display()))?;
+                    serde_json::from_str(&text)
+                        .with_context(|| format!("matters.{code}.schema: {}", path.display()))?
                 }
                 None => serde_json::from_str(&described.input_schema)
                     .with_context(|| format!("matters.{code}: the adapter's schema is not JSON"))?,
             };
-            let validator = compile(&schema).with_context(|| format!("matters.{code}: schema does not compile"))?;
+            let validator = compile(&schema)
+                .with_context(|| format!("matters.{code}: schema does not compile"))?;
             matters.insert(
                 code.clone(),
                 Matter {
@@ -124,7 +142,10 @@ impl Catalogue {
                     code: m.code.clone(),
                     name: m.name.clone(),
                     kind: "single",
-                    steps: vec![ServiceStep { id: m.code.clone(), matter: m.code.clone() }],
+                    steps: vec![ServiceStep {
+                        id: m.code.clone(),
+                        matter: m.code.clone(),
+                    }],
                 };
                 (m.code.clone(), service)
             })
@@ -142,7 +163,11 @@ impl Catalogue {
     /// Every schema problem of a matter's input.
     pub fn check_input(&self, matter: &Matter, input: &Value) -> Vec<FieldProblem> {
         let _ = self;
-        matter.validator.iter_errors(input).map(|e| problem_from(&e)).collect()
+        matter
+            .validator
+            .iter_errors(input)
+            .map(|e| problem_from(&e))
+            .collect()
     }
 }
 
@@ -151,26 +176,44 @@ fn compile(schema: &Value) -> Result<jsonschema::Validator, jsonschema::Validati
         .should_validate_formats(true)
         .with_format("resident-id", |s: &str| sdk::ids::resident_id(s).is_ok())
         .with_format("credit-code", |s: &str| sdk::ids::credit_code(s).is_ok())
-        .with_format("real-estate-unit", |s: &str| sdk::ids::real_estate_unit(s).is_ok())
-        .with_format("real-estate-certificate", |s: &str| sdk::ids::real_estate_certificate(s).is_ok())
+        .with_format("real-estate-unit", |s: &str| {
+            sdk::ids::real_estate_unit(s).is_ok()
+        })
+        .with_format("real-estate-certificate", |s: &str| {
+            sdk::ids::real_estate_certificate(s).is_ok()
+        })
         .build(schema)
 }
 
 fn dotted(pointer: &str) -> String {
-    pointer.trim_start_matches('/').replace('/', ".").replace("~1", "/").replace("~0", "~")
+    pointer
+        .trim_start_matches('/')
+        .replace('/', ".")
+        .replace("~1", "/")
+        .replace("~0", "~")
 }
 
 fn problem_from(error: &jsonschema::ValidationError<'_>) -> FieldProblem {
     use jsonschema::error::ValidationErrorKind as K;
     let field = dotted(error.instance_path.as_str());
-    let join = |name: &str| if field.is_empty() { name.to_string() } else { format!("{field}.{name}") };
+    let join = |name: &str| {
+        if field.is_empty() {
+            name.to_string()
+        } else {
+            format!("{field}.{name}")
+        }
+    };
     match &error.kind {
-        K::Required { property } => {
-            FieldProblem::new(join(property.as_str().unwrap_or_default()), "required", "必填项缺失")
-        }
-        K::AdditionalProperties { unexpected } => {
-            FieldProblem::new(join(unexpected.first().map(String::as_str).unwrap_or_default()), "unknown_field", "表单中没有此项")
-        }
+        K::Required { property } => FieldProblem::new(
+            join(property.as_str().unwrap_or_default()),
+            "required",
+            "必填项缺失",
+        ),
+        K::AdditionalProperties { unexpected } => FieldProblem::new(
+            join(unexpected.first().map(String::as_str).unwrap_or_default()),
+            "unknown_field",
+            "表单中没有此项",
+        ),
         K::Format { format } => {
             let value = error.instance.as_str().unwrap_or_default();
             let checked = match format.as_str() {
@@ -185,12 +228,17 @@ fn problem_from(error: &jsonschema::ValidationError<'_>) -> FieldProblem {
                 None => FieldProblem::new(field, "format", format!("不符合格式 {format}")),
             }
         }
-        K::Type { .. } => FieldProblem::new(field, "type", crate::redact::redact(&error.to_string())),
+        K::Type { .. } => {
+            FieldProblem::new(field, "type", crate::redact::redact(&error.to_string()))
+        }
         K::Enum { .. } | K::Constant { .. } => FieldProblem::new(field, "enum", "不是允许的取值"),
         K::MinLength { .. } | K::MaxLength { .. } | K::Pattern { .. } => {
             FieldProblem::new(field, "format", crate::redact::redact(&error.to_string()))
         }
-        K::Minimum { .. } | K::Maximum { .. } | K::ExclusiveMinimum { .. } | K::ExclusiveMaximum { .. } => {
+        K::Minimum { .. }
+        | K::Maximum { .. }
+        | K::ExclusiveMinimum { .. }
+        | K::ExclusiveMaximum { .. } => {
             FieldProblem::new(field, "range", crate::redact::redact(&error.to_string()))
         }
         _ => FieldProblem::new(field, "invalid", crate::redact::redact(&error.to_string())),
@@ -239,20 +287,34 @@ mod tests {
                 "price": {"type": "number", "exclusiveMinimum": 0}
             }
         }));
-        let catalogue = Catalogue { matters: BTreeMap::new(), services: BTreeMap::new() };
+        let catalogue = Catalogue {
+            matters: BTreeMap::new(),
+            services: BTreeMap::new(),
+        };
         let problems = catalogue.check_input(&m, &json!({"code": "91110000600037341M", "person": {"id_number": "110105194912310021"}, "price": -1}));
-        let got: Vec<(&str, &str)> = problems.iter().map(|p| (p.field.as_str(), p.code.as_str())).collect();
+        let got: Vec<(&str, &str)> = problems
+            .iter()
+            .map(|p| (p.field.as_str(), p.code.as_str()))
+            .collect();
         assert!(got.contains(&("name", "required")), "{got:?}");
         assert!(got.contains(&("code", "checksum")), "{got:?}");
         assert!(got.contains(&("person.id_number", "checksum")), "{got:?}");
         assert!(got.contains(&("price", "range")), "{got:?}");
-        assert!(problems.iter().all(|p| !p.message.contains("110105194912310021")), "identity numbers never echo back");
+        assert!(
+            problems
+                .iter()
+                .all(|p| !p.message.contains("110105194912310021")),
+            "identity numbers never echo back"
+        );
     }
 
     #[test]
     fn duplicates_from_schema_and_adapter_are_reported_once() {
         let a = vec![FieldProblem::new("x", "checksum", "a")];
-        let b = vec![FieldProblem::new("x", "checksum", "b"), FieldProblem::new("y", "rule", "c")];
+        let b = vec![
+            FieldProblem::new("x", "checksum", "b"),
+            FieldProblem::new("y", "rule", "c"),
+        ];
         assert_eq!(merge_problems([a, b]).len(), 2);
     }
 }

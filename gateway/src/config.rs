@@ -21,7 +21,11 @@ pub struct ConfigError {
 
 impl ConfigError {
     fn new(file: &Path, key: impl Into<String>, reason: impl Into<String>) -> Self {
-        ConfigError { file: file.to_path_buf(), key: key.into(), reason: reason.into() }
+        ConfigError {
+            file: file.to_path_buf(),
+            key: key.into(),
+            reason: reason.into(),
+        }
     }
 }
 
@@ -37,8 +41,10 @@ pub struct Config {
     pub plugins: PluginsConfig,
     /// The department systems, by department id.
     pub departments: BTreeMap<String, DepartmentConfig>,
-    /// The service catalogue: matters, by catalogue code.
-    #[serde(default)]
+    /// The service catalogue file (matters and services), relative to this file.
+    pub catalogue: PathBuf,
+    /// Matters by catalogue code, read from the catalogue file.
+    #[serde(skip)]
     pub matters: BTreeMap<String, MatterConfig>,
     /// Directory relative paths in this config are resolved against (the file's own directory).
     #[serde(skip)]
@@ -76,6 +82,8 @@ pub struct StoreConfig {
 pub struct PluginsConfig {
     /// Directory the `adapter` file names of departments are relative to.
     pub dir: PathBuf,
+    /// Where compiled components are cached, keyed by content hash and engine settings.
+    pub cache_dir: Option<PathBuf>,
     /// Limits for departments that set none of their own.
     #[serde(default)]
     pub limits: Limits,
@@ -95,7 +103,11 @@ pub struct Limits {
 
 impl Default for Limits {
     fn default() -> Self {
-        Limits { memory_mib: 64, cpu_ms: 1000, call_timeout_ms: 30_000 }
+        Limits {
+            memory_mib: 64,
+            cpu_ms: 1000,
+            call_timeout_ms: 30_000,
+        }
     }
 }
 
@@ -151,6 +163,14 @@ pub struct TlsConfig {
     pub client_key: Option<PathBuf>,
 }
 
+/// The catalogue file.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct CatalogueFile {
+    #[serde(default)]
+    matters: BTreeMap<String, MatterConfig>,
+}
+
 /// One matter (事项) of the catalogue.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -169,7 +189,23 @@ pub struct MatterConfig {
     pub schema: Option<PathBuf>,
 }
 
-const MATTER_TYPES: [&str; 11] = ["01", "02", "03", "04", "05", "06", "07", "08", "09", "10", "20"];
+/// Deserialize TOML, naming the dotted key of the first problem.
+fn parse_toml<T: serde::de::DeserializeOwned>(path: &Path, text: &str) -> Result<T, ConfigError> {
+    let de = toml::Deserializer::parse(text)
+        .map_err(|e| ConfigError::new(path, "", e.message().to_string()))?;
+    serde_path_to_error::deserialize(de).map_err(|e| {
+        let key = e.path().to_string();
+        ConfigError::new(
+            path,
+            if key == "." { String::new() } else { key },
+            e.into_inner().message().to_string(),
+        )
+    })
+}
+
+const MATTER_TYPES: [&str; 11] = [
+    "01", "02", "03", "04", "05", "06", "07", "08", "09", "10", "20",
+];
 const SERVICE_OBJECTS: [&str; 6] = ["1", "2", "3", "4", "5", "6"];
 
 impl Config {
@@ -182,26 +218,43 @@ impl Config {
 
     /// Parse and check config text that came from `path`.
     pub fn parse(path: &Path, text: &str) -> Result<Config, ConfigError> {
-        let de = toml::Deserializer::parse(text)
-            .map_err(|e| ConfigError::new(path, "", e.message().to_string()))?;
-        let mut config: Config = serde_path_to_error::deserialize(de).map_err(|e| {
-            let key = e.path().to_string();
-            ConfigError::new(path, if key == "." { String::new() } else { key }, e.into_inner().message().to_string())
-        })?;
+        let mut config: Config = parse_toml(path, text)?;
         config.base_dir = path.parent().map(Path::to_path_buf).unwrap_or_default();
-        config.check(path)?;
+        let catalogue_path = config.resolve(&config.catalogue);
+        let catalogue_text = std::fs::read_to_string(&catalogue_path).map_err(|e| {
+            ConfigError::new(
+                path,
+                "catalogue",
+                format!("cannot read {}: {e}", catalogue_path.display()),
+            )
+        })?;
+        let catalogue: CatalogueFile = parse_toml(&catalogue_path, &catalogue_text)?;
+        config.matters = catalogue.matters;
+        config.check(path, &catalogue_path)?;
         Ok(config)
     }
 
-    fn check(&mut self, file: &Path) -> Result<(), ConfigError> {
+    fn check(&mut self, file: &Path, catalogue: &Path) -> Result<(), ConfigError> {
         if self.server.listen.parse::<std::net::SocketAddr>().is_err() {
-            return Err(ConfigError::new(file, "server.listen", "not a socket address like 127.0.0.1:8080"));
+            return Err(ConfigError::new(
+                file,
+                "server.listen",
+                "not a socket address like 127.0.0.1:8080",
+            ));
         }
         if !(self.store.url.starts_with("sqlite:") || self.store.url.starts_with("postgres")) {
-            return Err(ConfigError::new(file, "store.url", "must start with sqlite: or postgres://"));
+            return Err(ConfigError::new(
+                file,
+                "store.url",
+                "must start with sqlite: or postgres://",
+            ));
         }
         if self.departments.is_empty() {
-            return Err(ConfigError::new(file, "departments", "no department is configured"));
+            return Err(ConfigError::new(
+                file,
+                "departments",
+                "no department is configured",
+            ));
         }
         for (id, dept) in &mut self.departments {
             let key = |k: &str| format!("departments.{id}.{k}");
@@ -210,13 +263,29 @@ impl Config {
             match url.scheme() {
                 "http" => {}
                 "https" if dept.tls.is_some() => {}
-                "https" => return Err(ConfigError::new(file, key("tls"), "an https department needs tls.ca (the department's CA is pinned)")),
-                other => return Err(ConfigError::new(file, key("base_url"), format!("scheme {other} is not http or https"))),
+                "https" => {
+                    return Err(ConfigError::new(
+                        file,
+                        key("tls"),
+                        "an https department needs tls.ca (the department's CA is pinned)",
+                    ));
+                }
+                other => {
+                    return Err(ConfigError::new(
+                        file,
+                        key("base_url"),
+                        format!("scheme {other} is not http or https"),
+                    ));
+                }
             }
             if let Some(tls) = &dept.tls
                 && tls.client_cert.is_some() != tls.client_key.is_some()
             {
-                return Err(ConfigError::new(file, key("tls"), "client_cert and client_key go together"));
+                return Err(ConfigError::new(
+                    file,
+                    key("tls"),
+                    "client_cert and client_key go together",
+                ));
             }
             if dept.timeout_ms == 0 {
                 return Err(ConfigError::new(file, key("timeout_ms"), "must be above 0"));
@@ -224,7 +293,11 @@ impl Config {
             for (name, value) in &mut dept.settings {
                 if let Some(var) = value.strip_prefix("env:") {
                     *value = std::env::var(var).map_err(|_| {
-                        ConfigError::new(file, key(&format!("settings.{name}")), format!("environment variable {var} is not set"))
+                        ConfigError::new(
+                            file,
+                            key(&format!("settings.{name}")),
+                            format!("environment variable {var} is not set"),
+                        )
                     })?;
                 }
             }
@@ -232,16 +305,32 @@ impl Config {
         for (code, matter) in &self.matters {
             let key = |k: &str| format!("matters.{code}.{k}");
             if !self.departments.contains_key(&matter.department) {
-                return Err(ConfigError::new(file, key("department"), format!("no department `{}` is configured", matter.department)));
+                return Err(ConfigError::new(
+                    catalogue,
+                    key("department"),
+                    format!("no department `{}` is configured", matter.department),
+                ));
             }
             if !MATTER_TYPES.contains(&matter.matter_type.as_str()) {
-                return Err(ConfigError::new(file, key("matter_type"), "not a GB/T 39046 事项类型 code (01-10, 20)"));
+                return Err(ConfigError::new(
+                    catalogue,
+                    key("matter_type"),
+                    "not a GB/T 39046 事项类型 code (01-10, 20)",
+                ));
             }
             if !SERVICE_OBJECTS.contains(&matter.service_object.as_str()) {
-                return Err(ConfigError::new(file, key("service_object"), "not a GB/T 39046 服务对象 code (1-6)"));
+                return Err(ConfigError::new(
+                    catalogue,
+                    key("service_object"),
+                    "not a GB/T 39046 服务对象 code (1-6)",
+                ));
             }
             if matter.time_limit_days == 0 {
-                return Err(ConfigError::new(file, key("time_limit_days"), "must be at least 1 working day"));
+                return Err(ConfigError::new(
+                    catalogue,
+                    key("time_limit_days"),
+                    "must be at least 1 working day",
+                ));
             }
         }
         Ok(())
@@ -249,16 +338,28 @@ impl Config {
 
     /// A path from the config, resolved against the config file's directory.
     pub fn resolve(&self, path: &Path) -> PathBuf {
-        if path.is_absolute() { path.to_path_buf() } else { self.base_dir.join(path) }
+        if path.is_absolute() {
+            path.to_path_buf()
+        } else {
+            self.base_dir.join(path)
+        }
     }
 
     /// The limits of one department's adapter.
     pub fn limits_of(&self, department: &str) -> Limits {
-        self.departments.get(department).and_then(|d| d.limits).unwrap_or(self.plugins.limits)
+        self.departments
+            .get(department)
+            .and_then(|d| d.limits)
+            .unwrap_or(self.plugins.limits)
     }
 
     /// The URL departments call back to.
     pub fn public_url(&self, bound: std::net::SocketAddr) -> String {
-        self.server.public_url.clone().unwrap_or_else(|| format!("http://{bound}")).trim_end_matches('/').to_string()
+        self.server
+            .public_url
+            .clone()
+            .unwrap_or_else(|| format!("http://{bound}"))
+            .trim_end_matches('/')
+            .to_string()
     }
 }

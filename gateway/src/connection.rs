@@ -57,10 +57,17 @@ impl Connection {
             .connect_timeout(timeout.min(Duration::from_secs(5)))
             .redirect(reqwest::redirect::Policy::none())
             .pool_max_idle_per_host(64);
-        if let Some(tls) = &dept.tls {
-            builder = builder.use_preconfigured_tls(crate::tls::client_config(config, tls)?);
-        }
-        Ok(Arc::new(Connection { base, client: builder.build()?, timeout, max_response_bytes: dept.max_response_bytes }))
+        builder = match &dept.tls {
+            Some(tls) => builder.use_preconfigured_tls(crate::tls::client_config(config, tls)?),
+            // A plain-HTTP department: TLS is never used, but the client still needs a provider.
+            None => builder.use_preconfigured_tls(crate::tls::no_trust_config()?),
+        };
+        Ok(Arc::new(Connection {
+            base,
+            client: builder.build()?,
+            timeout,
+            max_response_bytes: dept.max_response_bytes,
+        }))
     }
 
     /// The full URL for an adapter's path, or why it is refused.
@@ -69,20 +76,29 @@ impl Connection {
         if !path.starts_with('/') || path.starts_with("//") {
             return refuse("must be a path starting with a single `/`, relative to the department");
         }
-        if path.chars().any(|c| c.is_control() || c == '\\' || c == '@' || c == '#') {
+        if path
+            .chars()
+            .any(|c| c.is_control() || c == '\\' || c == '@' || c == '#')
+        {
             return refuse("contains a character not allowed in a department path");
         }
         let only_path = path.split('?').next().unwrap_or_default();
-        if only_path.split('/').any(|seg| seg == ".." || seg == "." || seg.eq_ignore_ascii_case("%2e%2e")) {
+        if only_path
+            .split('/')
+            .any(|seg| seg == ".." || seg == "." || seg.eq_ignore_ascii_case("%2e%2e"))
+        {
             return refuse("dot segments are not allowed");
         }
         let joined = format!("{}{}", self.base.as_str().trim_end_matches('/'), path);
-        let url = reqwest::Url::parse(&joined).map_err(|e| SendError::Forbidden(format!("path {path:?}: {e}")))?;
+        let url = reqwest::Url::parse(&joined)
+            .map_err(|e| SendError::Forbidden(format!("path {path:?}: {e}")))?;
         // Belt and braces: whatever the parser made of it, it must still be the department.
         if url.scheme() != self.base.scheme()
             || url.host() != self.base.host()
             || url.port_or_known_default() != self.base.port_or_known_default()
-            || !url.path().starts_with(self.base.path().trim_end_matches('/'))
+            || !url
+                .path()
+                .starts_with(self.base.path().trim_end_matches('/'))
         {
             return refuse("leaves the department's base URL");
         }
@@ -103,7 +119,10 @@ impl Connection {
         let mut request = self.client.request(method, url).body(body);
         for (name, value) in headers {
             // The host owns the connection-level headers.
-            if matches!(name.to_ascii_lowercase().as_str(), "host" | "content-length" | "transfer-encoding" | "connection") {
+            if matches!(
+                name.to_ascii_lowercase().as_str(),
+                "host" | "content-length" | "transfer-encoding" | "connection"
+            ) {
                 continue;
             }
             request = request.header(name.as_str(), value.as_str());
@@ -114,9 +133,17 @@ impl Connection {
             let headers = response
                 .headers()
                 .iter()
-                .map(|(n, v)| (n.as_str().to_string(), String::from_utf8_lossy(v.as_bytes()).into_owned()))
+                .map(|(n, v)| {
+                    (
+                        n.as_str().to_string(),
+                        String::from_utf8_lossy(v.as_bytes()).into_owned(),
+                    )
+                })
                 .collect();
-            if response.content_length().is_some_and(|n| n as usize > self.max_response_bytes) {
+            if response
+                .content_length()
+                .is_some_and(|n| n as usize > self.max_response_bytes)
+            {
                 return Err(SendError::TooLarge);
             }
             let mut body = Vec::new();
@@ -126,9 +153,15 @@ impl Connection {
                 }
                 body.extend_from_slice(&chunk);
             }
-            Ok(DepartmentResponse { status, headers, body })
+            Ok(DepartmentResponse {
+                status,
+                headers,
+                body,
+            })
         };
-        tokio::time::timeout(self.timeout, exchange).await.unwrap_or(Err(SendError::Timeout))
+        tokio::time::timeout(self.timeout, exchange)
+            .await
+            .unwrap_or(Err(SendError::Timeout))
     }
 
     /// The department's base URL.
@@ -168,7 +201,10 @@ mod tests {
     #[test]
     fn paths_stay_inside_the_department() {
         let c = connection("http://127.0.0.1:18081/gateway");
-        assert_eq!(c.resolve("/api/v1/qscx?x=1").unwrap().as_str(), "http://127.0.0.1:18081/gateway/api/v1/qscx?x=1");
+        assert_eq!(
+            c.resolve("/api/v1/qscx?x=1").unwrap().as_str(),
+            "http://127.0.0.1:18081/gateway/api/v1/qscx?x=1"
+        );
         for escape in [
             "http://127.0.0.1:9/x",
             "//127.0.0.1:9/x",
@@ -181,7 +217,10 @@ mod tests {
             "api",
             "",
         ] {
-            assert!(matches!(c.resolve(escape), Err(SendError::Forbidden(_))), "{escape:?} must be refused");
+            assert!(
+                matches!(c.resolve(escape), Err(SendError::Forbidden(_))),
+                "{escape:?} must be refused"
+            );
         }
     }
 }

@@ -45,14 +45,25 @@ impl Gateway {
     /// Start a gateway from a checked config: open the store, load every adapter, build the
     /// catalogue, bind the listener, start the dispatcher and the poller.
     pub async fn start(config: config::Config) -> anyhow::Result<Gateway> {
-        let engine = host::PluginEngine::new(256)?;
+        let cache_dir = config.plugins.cache_dir.as_ref().map(|d| config.resolve(d));
+        let engine = host::PluginEngine::new(256, cache_dir.as_deref())?;
         let store = store::Store::open(&config.store.url).await?;
         let adapters = Arc::new(adapters::Adapters::load_all(&config, &engine).await?);
         let catalogue = Arc::new(catalogue::Catalogue::build(&config, &adapters)?);
         let listener = tokio::net::TcpListener::bind(&config.server.listen).await?;
         let addr = listener.local_addr()?;
-        let polls = config.departments.iter().map(|(id, d)| (id.clone(), d.poll_interval_ms as i64)).collect();
-        let orchestrator = orchestrator::Orchestrator::new(store, adapters, catalogue, config.public_url(addr), polls);
+        let polls = config
+            .departments
+            .iter()
+            .map(|(id, d)| (id.clone(), d.poll_interval_ms as i64))
+            .collect();
+        let orchestrator = orchestrator::Orchestrator::new(
+            store,
+            adapters,
+            catalogue,
+            config.public_url(addr),
+            polls,
+        );
         let app = api::router(orchestrator.clone(), config.server.body_limit_bytes)
             .layer(tower_http::trace::TraceLayer::new_for_http());
         let tasks = vec![
@@ -65,7 +76,11 @@ impl Gateway {
             }),
         ];
         tracing::info!(%addr, "gateway listening");
-        Ok(Gateway { addr, orchestrator, tasks })
+        Ok(Gateway {
+            addr,
+            orchestrator,
+            tasks,
+        })
     }
 
     /// The portal API's base URL.

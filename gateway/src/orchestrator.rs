@@ -72,12 +72,19 @@ impl Orchestrator {
 
     /// Every problem with an application for a service: schema, identifiers, and each involved
     /// department's own rules, gathered from all of them at once.
-    pub async fn review(&self, service_code: &str, form: &Value) -> Result<Vec<FieldProblem>, ApiError> {
-        let service = self
-            .catalogue
-            .services
-            .get(service_code)
-            .ok_or_else(|| ApiError::NotFound { what: "service", id: service_code.into() })?;
+    pub async fn review(
+        &self,
+        service_code: &str,
+        form: &Value,
+    ) -> Result<Vec<FieldProblem>, ApiError> {
+        let service =
+            self.catalogue
+                .services
+                .get(service_code)
+                .ok_or_else(|| ApiError::NotFound {
+                    what: "service",
+                    id: service_code.into(),
+                })?;
         if !form.is_object() {
             return Ok(vec![FieldProblem::new("", "type", "申请表应为JSON对象")]);
         }
@@ -86,15 +93,20 @@ impl Orchestrator {
             let mut problems = self.catalogue.check_input(matter, form);
             if problems.is_empty() {
                 // Department rules only make sense on input of the right shape.
-                let adapter = self.adapters.get(&matter.department).ok_or_else(|| ApiError::Unavailable {
-                    department: matter.department.clone(),
-                    message: "no adapter loaded".into(),
-                })?;
+                let adapter =
+                    self.adapters
+                        .get(&matter.department)
+                        .ok_or_else(|| ApiError::Unavailable {
+                            department: matter.department.clone(),
+                            message: "no adapter loaded".into(),
+                        })?;
                 let found = adapter
                     .validate(&matter.code, &form.to_string())
                     .await
                     .map_err(|e| ApiError::from_call(&matter.department, e))?;
-                problems.extend(found.into_iter().map(|f| FieldProblem::new(f.field, f.code, crate::redact::redact(&f.message))));
+                problems.extend(found.into_iter().map(|f| {
+                    FieldProblem::new(f.field, f.code, crate::redact::redact(&f.message))
+                }));
             }
             Ok::<_, ApiError>(problems)
         });
@@ -120,7 +132,9 @@ impl Orchestrator {
             })
             .collect();
         let case_id = uuid::Uuid::now_v7().to_string();
-        self.store.create_case(&case_id, service_code, &form, &steps).await?;
+        self.store
+            .create_case(&case_id, service_code, &form, &steps)
+            .await?;
         tracing::info!(case = %case_id, service = %service_code, steps = steps.len(), "application accepted");
         self.wake.notify_one();
         Ok(case_id)
@@ -133,7 +147,12 @@ impl Orchestrator {
                 Ok(due) => {
                     for step in due {
                         let key = (step.case_id.clone(), step.step.clone());
-                        if !self.in_flight.lock().expect("in-flight lock").insert(key.clone()) {
+                        if !self
+                            .in_flight
+                            .lock()
+                            .expect("in-flight lock")
+                            .insert(key.clone())
+                        {
                             continue;
                         }
                         let this = self.clone();
@@ -154,7 +173,14 @@ impl Orchestrator {
     async fn deliver(&self, step: &StepRecord) {
         let Some(adapter) = self.adapters.get(&step.department) else {
             tracing::error!(department = %step.department, "no adapter loaded; delivery waits");
-            let _ = self.store.retry_later(step, "no adapter loaded for the department", now_ms() + 5_000).await;
+            let _ = self
+                .store
+                .retry_later(
+                    step,
+                    "no adapter loaded for the department",
+                    now_ms() + 5_000,
+                )
+                .await;
             return;
         };
         let submission = Submission {
@@ -168,24 +194,63 @@ impl Orchestrator {
         let result = match outcome {
             Ok(receipt) => {
                 let state = state_of(receipt.state);
-                self.record(step, state, Some(&receipt.reference), Some(&receipt.outputs), receipt.message.as_deref(), "submitted").await
+                self.record(
+                    step,
+                    state,
+                    Some(&receipt.reference),
+                    Some(&receipt.outputs),
+                    receipt.message.as_deref(),
+                    "submitted",
+                )
+                .await
             }
             Err(CallError::Adapter(AdapterError::Rejected(r))) => {
                 let message = format!("{}: {}", r.code, crate::redact::redact(&r.message));
-                self.record(step, StepState::Rejected, None, None, Some(&message), "submitted").await
+                self.record(
+                    step,
+                    StepState::Rejected,
+                    None,
+                    None,
+                    Some(&message),
+                    "submitted",
+                )
+                .await
             }
             Err(CallError::Adapter(AdapterError::InvalidInput(fields))) => {
-                let message = fields.iter().map(|f| format!("{}: {}", f.field, f.message)).collect::<Vec<_>>().join("; ");
-                self.record(step, StepState::Failed, None, None, Some(&crate::redact::redact(&message)), "delivery_failed").await
+                let message = fields
+                    .iter()
+                    .map(|f| format!("{}: {}", f.field, f.message))
+                    .collect::<Vec<_>>()
+                    .join("; ");
+                self.record(
+                    step,
+                    StepState::Failed,
+                    None,
+                    None,
+                    Some(&crate::redact::redact(&message)),
+                    "delivery_failed",
+                )
+                .await
             }
             Err(error) => {
                 let message = crate::redact::redact(&error.to_string());
                 if step.attempts + 1 >= MAX_ATTEMPTS {
-                    let message = format!("gave up after {} attempts: {message}", step.attempts + 1);
-                    self.record(step, StepState::Failed, None, None, Some(&message), "delivery_failed").await
+                    let message =
+                        format!("gave up after {} attempts: {message}", step.attempts + 1);
+                    self.record(
+                        step,
+                        StepState::Failed,
+                        None,
+                        None,
+                        Some(&message),
+                        "delivery_failed",
+                    )
+                    .await
                 } else {
                     tracing::warn!(case = %step.case_id, department = %step.department, attempt = step.attempts + 1, error = %message, "delivery will be retried");
-                    self.store.retry_later(step, &message, now_ms() + backoff_ms(step.attempts)).await
+                    self.store
+                        .retry_later(step, &message, now_ms() + backoff_ms(step.attempts))
+                        .await
                 }
             }
         };
@@ -204,19 +269,34 @@ impl Orchestrator {
         kind: &str,
     ) -> Result<(), crate::store::StoreError> {
         let next_poll = now_ms() + self.poll_interval(&step.department);
-        self.store.update_step(step, state, reference, outputs, message, kind, next_poll).await?;
+        self.store
+            .update_step(step, state, reference, outputs, message, kind, next_poll)
+            .await?;
         tracing::info!(case = %step.case_id, step = %step.step, department = %step.department, state = state.as_str(), kind, "step updated");
-        let _ = self.events.send(CaseEvent { case_id: step.case_id.clone(), step: step.step.clone(), state });
+        let _ = self.events.send(CaseEvent {
+            case_id: step.case_id.clone(),
+            step: step.step.clone(),
+            state,
+        });
         Ok(())
     }
 
     fn poll_interval(&self, department: &str) -> i64 {
-        self.poll_intervals.get(department).copied().unwrap_or(2_000)
+        self.poll_intervals
+            .get(department)
+            .copied()
+            .unwrap_or(2_000)
     }
 
     /// Poll the status of steps at their departments until the process ends.
     pub async fn run_poller(self: Arc<Self>) {
-        let tick = self.poll_intervals.values().copied().min().unwrap_or(1_000).clamp(50, 1_000);
+        let tick = self
+            .poll_intervals
+            .values()
+            .copied()
+            .min()
+            .unwrap_or(1_000)
+            .clamp(50, 1_000);
         let mut interval = tokio::time::interval(Duration::from_millis(tick as u64));
         loop {
             interval.tick().await;
@@ -236,7 +316,10 @@ impl Orchestrator {
     }
 
     async fn poll(&self, step: &StepRecord) {
-        let (Some(adapter), Some(reference)) = (self.adapters.get(&step.department), step.reference.as_deref()) else {
+        let (Some(adapter), Some(reference)) = (
+            self.adapters.get(&step.department),
+            step.reference.as_deref(),
+        ) else {
             return;
         };
         let next_poll = now_ms() + self.poll_interval(&step.department);
@@ -252,27 +335,53 @@ impl Orchestrator {
         }
     }
 
-    async fn apply_report(&self, step: &StepRecord, report: contract::StatusReport, kind: &str) -> Result<(), crate::store::StoreError> {
+    async fn apply_report(
+        &self,
+        step: &StepRecord,
+        report: contract::StatusReport,
+        kind: &str,
+    ) -> Result<(), crate::store::StoreError> {
         let state = state_of(report.state);
         if state == step.state && report.outputs == "{}" {
             let next_poll = now_ms() + self.poll_interval(&step.department);
             return self.store.postpone_poll(step, next_poll).await;
         }
-        self.record(step, state, Some(&report.reference), Some(&report.outputs), report.message.as_deref(), kind).await
+        self.record(
+            step,
+            state,
+            Some(&report.reference),
+            Some(&report.outputs),
+            report.message.as_deref(),
+            kind,
+        )
+        .await
     }
 
     /// A department called back: let its adapter read the call, then record the status.
-    pub async fn callback(&self, department: &str, request: contract::CallbackRequest) -> Result<(), ApiError> {
+    pub async fn callback(
+        &self,
+        department: &str,
+        request: contract::CallbackRequest,
+    ) -> Result<(), ApiError> {
         let adapter = self
             .adapters
             .get(department)
-            .ok_or_else(|| ApiError::NotFound { what: "department", id: department.into() })?;
-        let report = adapter.on_callback(request).await.map_err(|e| ApiError::from_call(department, e))?;
+            .ok_or_else(|| ApiError::NotFound {
+                what: "department",
+                id: department.into(),
+            })?;
+        let report = adapter
+            .on_callback(request)
+            .await
+            .map_err(|e| ApiError::from_call(department, e))?;
         let step = self
             .store
             .step_by_reference(department, &report.reference)
             .await?
-            .ok_or_else(|| ApiError::NotFound { what: "reference", id: report.reference.clone() })?;
+            .ok_or_else(|| ApiError::NotFound {
+                what: "reference",
+                id: report.reference.clone(),
+            })?;
         if step.state.is_final() {
             // Departments repeat callbacks; the first decision stands.
             return Ok(());
@@ -302,7 +411,11 @@ fn state_of(state: contract::StepState) -> StepState {
 /// The one status of a case, from the states of its steps.
 pub fn case_status(states: &[StepState]) -> &'static str {
     if states.iter().any(|s| !s.is_final()) {
-        if states.iter().all(|s| *s == StepState::Pending) { "received" } else { "in_progress" }
+        if states.iter().all(|s| *s == StepState::Pending) {
+            "received"
+        } else {
+            "in_progress"
+        }
     } else if states.iter().all(|s| *s == StepState::Approved) {
         "completed"
     } else if states.contains(&StepState::Returned) {
@@ -323,7 +436,10 @@ mod tests {
         for attempt in 0..20 {
             let b = backoff_ms(attempt);
             let base = (500_i64 << attempt.clamp(0, 7)).min(60_000);
-            assert!(b >= base * 3 / 4 && b <= base * 5 / 4, "attempt {attempt}: {b}");
+            assert!(
+                b >= base * 3 / 4 && b <= base * 5 / 4,
+                "attempt {attempt}: {b}"
+            );
         }
         assert!(backoff_ms(0) < backoff_ms(3));
     }

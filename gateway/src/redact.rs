@@ -9,12 +9,19 @@ pub fn redact(text: &str) -> String {
     let mut out = String::with_capacity(text.len());
     let mut i = 0;
     while i < chars.len() {
-        let run_end = chars[i..].iter().position(|c| !c.is_ascii_digit()).map_or(chars.len(), |p| i + p);
+        let run_end = chars[i..]
+            .iter()
+            .position(|c| !c.is_ascii_digit())
+            .map_or(chars.len(), |p| i + p);
         let run = run_end - i;
         let boundary_before = i == 0 || !chars[i - 1].is_ascii_alphanumeric();
         if run == 0 || !boundary_before {
             // Copy the whole alphanumeric word so digits inside it are not mistaken for a number.
-            let word_end = chars[i..].iter().position(|c| !c.is_ascii_alphanumeric()).map_or(chars.len(), |p| i + p).max(i + 1);
+            let word_end = chars[i..]
+                .iter()
+                .position(|c| !c.is_ascii_alphanumeric())
+                .map_or(chars.len(), |p| i + p)
+                .max(i + 1);
             out.extend(&chars[i..word_end]);
             i = word_end;
             continue;
@@ -58,15 +65,24 @@ mod tests {
 
     #[test]
     fn identity_and_phone_numbers_are_masked() {
-        assert_eq!(redact("id=11010519491231002X ok"), "id=1101**********002X ok");
+        assert_eq!(
+            redact("id=11010519491231002X ok"),
+            "id=1101**********002X ok"
+        );
         assert_eq!(redact("360426199101010071"), "3604**********0071");
         assert_eq!(redact("tel 13800138000."), "tel 138****8000.");
-        assert_eq!(redact("{\"id_number\":\"34052419800101001X\"}"), "{\"id_number\":\"3405**********001X\"}");
+        assert_eq!(
+            redact("{\"id_number\":\"34052419800101001X\"}"),
+            "{\"id_number\":\"3405**********001X\"}"
+        );
     }
 
     #[test]
     fn other_values_stay_readable() {
-        assert_eq!(redact("91350100M000100Y43 case 42 SW20261122000001"), "91350100M000100Y43 case 42 SW20261122000001");
+        assert_eq!(
+            redact("91350100M000100Y43 case 42 SW20261122000001"),
+            "91350100M000100Y43 case 42 SW20261122000001"
+        );
         assert_eq!(redact("12345"), "12345");
     }
 }

@@ -67,7 +67,14 @@ impl StepState {
 
     /// True once the department (or the gateway) has decided and nothing more will happen.
     pub fn is_final(self) -> bool {
-        matches!(self, StepState::Approved | StepState::Rejected | StepState::Returned | StepState::Failed | StepState::Blocked)
+        matches!(
+            self,
+            StepState::Approved
+                | StepState::Rejected
+                | StepState::Returned
+                | StepState::Failed
+                | StepState::Blocked
+        )
     }
 
     /// True while the department holds the matter and its status should be polled.
@@ -203,8 +210,7 @@ const SCHEMA: &[&str] = &[
     "CREATE INDEX IF NOT EXISTS events_by_case ON events (case_id, id)",
 ];
 
-const STEP_COLUMNS: &str =
-    "case_id, step, matter, department, state, reference, outputs, message, input, attempts, idempotency_key, updated_at";
+const STEP_COLUMNS: &str = "case_id, step, matter, department, state, reference, outputs, message, input, attempts, idempotency_key, updated_at";
 
 impl Store {
     /// Open (and create) the store at a `sqlite:` or `postgres://` URL.
@@ -216,7 +222,9 @@ impl Store {
             url.to_string()
         };
         let sqlite = url.starts_with("sqlite:");
-        if let Some(path) = url.strip_prefix("sqlite://").and_then(|p| p.split('?').next())
+        if let Some(path) = url
+            .strip_prefix("sqlite://")
+            .and_then(|p| p.split('?').next())
             && let Some(dir) = std::path::Path::new(path).parent()
             && !dir.as_os_str().is_empty()
         {
@@ -229,10 +237,18 @@ impl Store {
                     if sqlite {
                         // WAL lets readers run beside the writer; the busy timeout queues writers
                         // instead of failing them; NORMAL sync is durable under WAL at commit.
-                        sqlx::query("PRAGMA journal_mode=WAL").execute(&mut *conn).await?;
-                        sqlx::query("PRAGMA busy_timeout=5000").execute(&mut *conn).await?;
-                        sqlx::query("PRAGMA synchronous=FULL").execute(&mut *conn).await?;
-                        sqlx::query("PRAGMA foreign_keys=ON").execute(&mut *conn).await?;
+                        sqlx::query("PRAGMA journal_mode=WAL")
+                            .execute(&mut *conn)
+                            .await?;
+                        sqlx::query("PRAGMA busy_timeout=5000")
+                            .execute(&mut *conn)
+                            .await?;
+                        sqlx::query("PRAGMA synchronous=FULL")
+                            .execute(&mut *conn)
+                            .await?;
+                        sqlx::query("PRAGMA foreign_keys=ON")
+                            .execute(&mut *conn)
+                            .await?;
                     }
                     Ok(())
                 })
@@ -246,7 +262,13 @@ impl Store {
     }
 
     /// Store a new case with its steps and its first event, in one transaction.
-    pub async fn create_case(&self, id: &str, service: &str, form: &serde_json::Value, steps: &[NewStep]) -> Result<()> {
+    pub async fn create_case(
+        &self,
+        id: &str,
+        service: &str,
+        form: &serde_json::Value,
+        steps: &[NewStep],
+    ) -> Result<()> {
         let now = now_ms();
         let mut tx = self.pool.begin().await?;
         sqlx::query("INSERT INTO cases (id, service, form, created_at) VALUES ($1, $2, $3, $4)")
@@ -273,7 +295,17 @@ impl Store {
             .execute(&mut *tx)
             .await?;
         }
-        insert_event(&mut tx, id, now, None, None, "received", None, Some(&format!("application for {service} received"))).await?;
+        insert_event(
+            &mut tx,
+            id,
+            now,
+            None,
+            None,
+            "received",
+            None,
+            Some(&format!("application for {service} received")),
+        )
+        .await?;
         tx.commit().await?;
         Ok(())
     }
@@ -294,10 +326,12 @@ impl Store {
 
     /// The steps of a case, in step order.
     pub async fn steps(&self, case_id: &str) -> Result<Vec<StepRecord>> {
-        let rows = sqlx::query(&format!("SELECT {STEP_COLUMNS} FROM steps WHERE case_id = $1 ORDER BY step"))
-            .bind(case_id)
-            .fetch_all(&self.pool)
-            .await?;
+        let rows = sqlx::query(&format!(
+            "SELECT {STEP_COLUMNS} FROM steps WHERE case_id = $1 ORDER BY step"
+        ))
+        .bind(case_id)
+        .fetch_all(&self.pool)
+        .await?;
         Ok(rows.iter().map(step_from_row).collect())
     }
 
@@ -345,18 +379,27 @@ impl Store {
     }
 
     /// The step a department's reference belongs to.
-    pub async fn step_by_reference(&self, department: &str, reference: &str) -> Result<Option<StepRecord>> {
-        let row = sqlx::query(&format!("SELECT {STEP_COLUMNS} FROM steps WHERE department = $1 AND reference = $2"))
-            .bind(department)
-            .bind(reference)
-            .fetch_optional(&self.pool)
-            .await?;
+    pub async fn step_by_reference(
+        &self,
+        department: &str,
+        reference: &str,
+    ) -> Result<Option<StepRecord>> {
+        let row = sqlx::query(&format!(
+            "SELECT {STEP_COLUMNS} FROM steps WHERE department = $1 AND reference = $2"
+        ))
+        .bind(department)
+        .bind(reference)
+        .fetch_optional(&self.pool)
+        .await?;
         Ok(row.as_ref().map(step_from_row))
     }
 
     /// Record a step's new state (and reference, outputs, message) with its event, atomically.
     /// `next_poll_at` schedules the next status poll for steps still at the department.
-    #[allow(clippy::too_many_arguments, reason = "one row update, named at the call site")]
+    #[allow(
+        clippy::too_many_arguments,
+        reason = "one row update, named at the call site"
+    )]
     pub async fn update_step(
         &self,
         step: &StepRecord,
@@ -383,13 +426,28 @@ impl Store {
         .bind(&step.step)
         .execute(&mut *tx)
         .await?;
-        insert_event(&mut tx, &step.case_id, now, Some(&step.step), Some(&step.department), kind, Some(state.as_str()), message).await?;
+        insert_event(
+            &mut tx,
+            &step.case_id,
+            now,
+            Some(&step.step),
+            Some(&step.department),
+            kind,
+            Some(state.as_str()),
+            message,
+        )
+        .await?;
         tx.commit().await?;
         Ok(())
     }
 
     /// Record a failed delivery attempt and when to try again.
-    pub async fn retry_later(&self, step: &StepRecord, message: &str, next_attempt_at: i64) -> Result<()> {
+    pub async fn retry_later(
+        &self,
+        step: &StepRecord,
+        message: &str,
+        next_attempt_at: i64,
+    ) -> Result<()> {
         let now = now_ms();
         let mut tx = self.pool.begin().await?;
         sqlx::query("UPDATE steps SET attempts = attempts + 1, message = $1, next_attempt_at = $2, updated_at = $3 WHERE case_id = $4 AND step = $5")
@@ -400,7 +458,17 @@ impl Store {
             .bind(&step.step)
             .execute(&mut *tx)
             .await?;
-        insert_event(&mut tx, &step.case_id, now, Some(&step.step), Some(&step.department), "delivery_retry", None, Some(message)).await?;
+        insert_event(
+            &mut tx,
+            &step.case_id,
+            now,
+            Some(&step.step),
+            Some(&step.department),
+            "delivery_retry",
+            None,
+            Some(message),
+        )
+        .await?;
         tx.commit().await?;
         Ok(())
     }
@@ -422,7 +490,10 @@ impl Store {
     }
 }
 
-#[allow(clippy::too_many_arguments, reason = "one row insert, named at the call site")]
+#[allow(
+    clippy::too_many_arguments,
+    reason = "one row insert, named at the call site"
+)]
 async fn insert_event(
     tx: &mut sqlx::Transaction<'_, sqlx::Any>,
     case_id: &str,

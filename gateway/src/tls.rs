@@ -14,7 +14,8 @@ fn provider() -> Arc<rustls::crypto::CryptoProvider> {
 }
 
 fn read_certs(path: &Path) -> anyhow::Result<Vec<CertificateDer<'static>>> {
-    let pem = std::fs::read(path).with_context(|| format!("reading certificates {}", path.display()))?;
+    let pem =
+        std::fs::read(path).with_context(|| format!("reading certificates {}", path.display()))?;
     let certs = rustls_pemfile::certs(&mut pem.as_slice())
         .collect::<Result<Vec<_>, _>>()
         .with_context(|| format!("parsing certificates {}", path.display()))?;
@@ -39,9 +40,19 @@ pub fn client_config(config: &Config, tls: &TlsConfig) -> anyhow::Result<rustls:
         .with_safe_default_protocol_versions()?
         .with_root_certificates(roots);
     let client = match (&tls.client_cert, &tls.client_key) {
-        (Some(cert), Some(key)) => builder
-            .with_client_auth_cert(read_certs(&config.resolve(cert))?, read_key(&config.resolve(key))?)?,
+        (Some(cert), Some(key)) => builder.with_client_auth_cert(
+            read_certs(&config.resolve(cert))?,
+            read_key(&config.resolve(key))?,
+        )?,
         _ => builder.with_no_client_auth(),
     };
     Ok(client)
+}
+
+/// A client configuration that trusts no server: for connections that must never use TLS.
+pub fn no_trust_config() -> anyhow::Result<rustls::ClientConfig> {
+    Ok(rustls::ClientConfig::builder_with_provider(provider())
+        .with_safe_default_protocol_versions()?
+        .with_root_certificates(rustls::RootCertStore::empty())
+        .with_no_client_auth())
 }

@@ -33,7 +33,11 @@ macro_rules! export_adapter {
 
 impl FieldError {
     /// A field error with a machine code and a human reason.
-    pub fn new(field: impl Into<String>, code: impl Into<String>, message: impl Into<String>) -> Self {
+    pub fn new(
+        field: impl Into<String>,
+        code: impl Into<String>,
+        message: impl Into<String>,
+    ) -> Self {
         FieldError {
             field: field.into(),
             code: code.into(),
@@ -57,10 +61,16 @@ impl From<crate::payload::PayloadError> for AdapterError {
 impl From<http::HttpError> for AdapterError {
     fn from(e: http::HttpError) -> Self {
         match e {
-            http::HttpError::Timeout => AdapterError::Timeout("department did not answer in time".into()),
+            http::HttpError::Timeout => {
+                AdapterError::Timeout("department did not answer in time".into())
+            }
             http::HttpError::Unavailable(why) => AdapterError::Unavailable(why),
-            http::HttpError::TooLarge => AdapterError::Protocol("department answer exceeds the size limit".into()),
-            http::HttpError::Forbidden(why) => AdapterError::Internal(format!("request refused by the host: {why}")),
+            http::HttpError::TooLarge => {
+                AdapterError::Protocol("department answer exceeds the size limit".into())
+            }
+            http::HttpError::Forbidden(why) => {
+                AdapterError::Internal(format!("request refused by the host: {why}"))
+            }
         }
     }
 }

@@ -16,7 +16,10 @@ pub struct IdProblem {
 
 impl IdProblem {
     fn new(code: &'static str, message: impl Into<String>) -> Self {
-        IdProblem { code, message: message.into() }
+        IdProblem {
+            code,
+            message: message.into(),
+        }
     }
 }
 
@@ -109,17 +112,32 @@ pub fn resident_id(value: &str) -> Result<ResidentId, IdProblem> {
 pub fn resident_id_on(value: &str, today: Date) -> Result<ResidentId, IdProblem> {
     let chars: Vec<char> = value.chars().collect();
     if chars.len() != 18 {
-        return Err(IdProblem::new("length", format!("居民身份号码应为18位，实为{}位", chars.len())));
+        return Err(IdProblem::new(
+            "length",
+            format!("居民身份号码应为18位，实为{}位", chars.len()),
+        ));
     }
-    if !chars[..17].iter().all(char::is_ascii_digit) || !(chars[17].is_ascii_digit() || chars[17] == 'X') {
-        return Err(IdProblem::new("format", "居民身份号码前17位应为数字，末位为数字或大写X"));
+    if !chars[..17].iter().all(char::is_ascii_digit)
+        || !(chars[17].is_ascii_digit() || chars[17] == 'X')
+    {
+        return Err(IdProblem::new(
+            "format",
+            "居民身份号码前17位应为数字，末位为数字或大写X",
+        ));
     }
     let digit = |i: usize| chars[i].to_digit(10).unwrap_or(0);
     let number = |range: std::ops::Range<usize>| range.fold(0u32, |n, i| n * 10 + digit(i));
-    let birth = Date::new(number(6..10) as u16, number(10..12) as u8, number(12..14) as u8)
-        .ok_or_else(|| IdProblem::new("date", "居民身份号码中的出生日期不存在"))?;
+    let birth = Date::new(
+        number(6..10) as u16,
+        number(10..12) as u8,
+        number(12..14) as u8,
+    )
+    .ok_or_else(|| IdProblem::new("date", "居民身份号码中的出生日期不存在"))?;
     if birth > today || birth.year < 1900 {
-        return Err(IdProblem::new("date", "居民身份号码中的出生日期不在合理范围内"));
+        return Err(IdProblem::new(
+            "date",
+            "居民身份号码中的出生日期不在合理范围内",
+        ));
     }
     let sum: u32 = (0..17).map(|i| digit(i) * RESIDENT_WEIGHTS[i]).sum();
     if RESIDENT_CHECK[(sum % 11) as usize] != chars[17] {
@@ -133,7 +151,9 @@ pub fn resident_id_on(value: &str, today: Date) -> Result<ResidentId, IdProblem>
 }
 
 const CREDIT_ALPHABET: &str = "0123456789ABCDEFGHJKLMNPQRTUWXY";
-const CREDIT_WEIGHTS: [u32; 17] = [1, 3, 9, 27, 19, 26, 16, 17, 20, 29, 25, 13, 8, 24, 10, 30, 28];
+const CREDIT_WEIGHTS: [u32; 17] = [
+    1, 3, 9, 27, 19, 26, 16, 17, 20, 29, 25, 13, 8, 24, 10, 30, 28,
+];
 const ORG_WEIGHTS: [u32; 8] = [3, 7, 9, 10, 5, 8, 4, 2];
 
 fn credit_value(c: char) -> Option<u32> {
@@ -155,10 +175,16 @@ pub fn credit_code_check_char(first17: &str) -> Option<char> {
 pub fn credit_code(value: &str) -> Result<(), IdProblem> {
     let len = value.chars().count();
     if len != 18 {
-        return Err(IdProblem::new("length", format!("统一社会信用代码应为18位，实为{len}位")));
+        return Err(IdProblem::new(
+            "length",
+            format!("统一社会信用代码应为18位，实为{len}位"),
+        ));
     }
     if let Some(bad) = value.chars().find(|c| credit_value(*c).is_none()) {
-        return Err(IdProblem::new("format", format!("统一社会信用代码含有不允许的字符「{bad}」")));
+        return Err(IdProblem::new(
+            "format",
+            format!("统一社会信用代码含有不允许的字符「{bad}」"),
+        ));
     }
     let expected = credit_code_check_char(&value[..17]);
     if expected != value.chars().nth(17) {
@@ -210,7 +236,12 @@ pub fn real_estate_unit(value: &str) -> Result<(), IdProblem> {
 /// Check a real estate title certificate number (不动产权证书号), e.g. `闽(2019)平潭不动产权第0011364号`.
 /// Both full-width and ASCII parentheses occur; the serial has 6 or 7 digits.
 pub fn real_estate_certificate(value: &str) -> Result<(), IdProblem> {
-    let bad = || IdProblem::new("format", "不动产权证书号应形如 闽(2019)平潭不动产权第0011364号");
+    let bad = || {
+        IdProblem::new(
+            "format",
+            "不动产权证书号应形如 闽(2019)平潭不动产权第0011364号",
+        )
+    };
     let normalised = value.replace('（', "(").replace('）', ")");
     let mut chars = normalised.chars();
     let province = chars.next().ok_or_else(bad)?;
@@ -252,11 +283,19 @@ pub fn mask(value: &str) -> String {
 mod tests {
     use super::*;
 
-    const TODAY: Date = Date { year: 2026, month: 11, day: 22 };
+    const TODAY: Date = Date {
+        year: 2026,
+        month: 11,
+        day: 22,
+    };
 
     #[test]
     fn resident_ids_from_the_standard_pass() {
-        for id in ["11010519491231002X", "34052419800101001X", "360426199101010071"] {
+        for id in [
+            "11010519491231002X",
+            "34052419800101001X",
+            "360426199101010071",
+        ] {
             resident_id_on(id, TODAY).unwrap_or_else(|e| panic!("{id}: {e}"));
         }
         let r = resident_id_on("360426199101010071", TODAY).unwrap();
@@ -275,24 +314,41 @@ mod tests {
         assert_eq!(code("110105209901010011"), "date"); // born in the future
         // An unknown region code is not a reason to refuse an issued number.
         let first17 = "99999919800101001";
-        let sum: u32 = first17.chars().zip(RESIDENT_WEIGHTS).map(|(c, w)| c.to_digit(10).unwrap() * w).sum();
+        let sum: u32 = first17
+            .chars()
+            .zip(RESIDENT_WEIGHTS)
+            .map(|(c, w)| c.to_digit(10).unwrap() * w)
+            .sum();
         let id = format!("{first17}{}", RESIDENT_CHECK[(sum % 11) as usize]);
         assert!(resident_id_on(&id, TODAY).is_ok());
     }
 
     #[test]
     fn credit_codes_from_the_standard_pass() {
-        for code in ["91110000600037341L", "91350100M000100Y43", "91110108551385082Q"] {
+        for code in [
+            "91110000600037341L",
+            "91350100M000100Y43",
+            "91110108551385082Q",
+        ] {
             credit_code(code).unwrap_or_else(|e| panic!("{code}: {e}"));
         }
     }
 
     #[test]
     fn credit_code_failures_name_their_reason() {
-        assert_eq!(credit_code("91110000600037341M").unwrap_err().code, "checksum");
-        assert_eq!(credit_code("91350100M0001TGQXM").unwrap_err().code, "checksum"); // legal pilot code
+        assert_eq!(
+            credit_code("91110000600037341M").unwrap_err().code,
+            "checksum"
+        );
+        assert_eq!(
+            credit_code("91350100M0001TGQXM").unwrap_err().code,
+            "checksum"
+        ); // legal pilot code
         assert_eq!(credit_code("91110000600037341").unwrap_err().code, "length");
-        assert_eq!(credit_code("9111000060003734IL").unwrap_err().code, "format");
+        assert_eq!(
+            credit_code("9111000060003734IL").unwrap_err().code,
+            "format"
+        );
     }
 
     #[test]
@@ -320,7 +376,13 @@ mod tests {
 
     #[test]
     fn civil_dates() {
-        assert_eq!(Date::from_days_since_epoch(0), Date::new(1970, 1, 1).unwrap());
-        assert_eq!(Date::from_days_since_epoch(20_414), Date::new(2025, 11, 22).unwrap());
+        assert_eq!(
+            Date::from_days_since_epoch(0),
+            Date::new(1970, 1, 1).unwrap()
+        );
+        assert_eq!(
+            Date::from_days_since_epoch(20_414),
+            Date::new(2025, 11, 22).unwrap()
+        );
     }
 }

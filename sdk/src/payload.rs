@@ -87,7 +87,9 @@ impl Checker {
         if self.problems.is_empty() {
             Ok(())
         } else {
-            Err(PayloadError { problems: self.problems })
+            Err(PayloadError {
+                problems: self.problems,
+            })
         }
     }
 

@@ -33,7 +33,11 @@ pub fn sha256_hex(message: &[u8]) -> String {
 /// Constant-time comparison of two hex signatures (case-insensitive).
 pub fn signatures_match(a: &str, b: &str) -> bool {
     let (a, b) = (a.to_ascii_lowercase(), b.to_ascii_lowercase());
-    a.len() == b.len() && a.bytes().zip(b.bytes()).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+    a.len() == b.len()
+        && a.bytes()
+            .zip(b.bytes())
+            .fold(0u8, |acc, (x, y)| acc | (x ^ y))
+            == 0
 }
 
 /// Standard base64 with padding.
@@ -65,7 +69,11 @@ pub fn nonce() -> String {
         h.write_u64(count);
         h.finish()
     };
-    format!("{:016x}{:016x}", half(0x9e37_79b9_7f4a_7c15), half(0x2545_f491_4f6c_dd1d))
+    format!(
+        "{:016x}{:016x}",
+        half(0x9e37_79b9_7f4a_7c15),
+        half(0x2545_f491_4f6c_dd1d)
+    )
 }
 
 /// Unix seconds now.
@@ -91,7 +99,10 @@ mod tests {
     #[test]
     fn sm3_matches_the_standard_example() {
         // GB/T 32905-2016, example 1: "abc".
-        assert_eq!(sm3_hex(b"abc"), "66c7f0f462eeedd9d1f2d46bdc10e4e24167c4875cf2f7a2297da02b8f4ba8e0");
+        assert_eq!(
+            sm3_hex(b"abc"),
+            "66c7f0f462eeedd9d1f2d46bdc10e4e24167c4875cf2f7a2297da02b8f4ba8e0"
+        );
     }
 
     #[test]

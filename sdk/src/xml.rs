@@ -50,7 +50,10 @@ pub fn declared_encoding(bytes: &[u8]) -> Option<String> {
     let head = &bytes[..bytes.len().min(200)];
     let head = std::str::from_utf8(head).ok().or_else(|| {
         // The declaration is ASCII even in a GBK document; cut before the first non-ASCII byte.
-        let end = head.iter().position(|b| !b.is_ascii()).unwrap_or(head.len());
+        let end = head
+            .iter()
+            .position(|b| !b.is_ascii())
+            .unwrap_or(head.len());
         std::str::from_utf8(&head[..end]).ok()
     })?;
     let decl = head.strip_prefix("<?xml")?.split("?>").next()?;
@@ -71,7 +74,8 @@ pub fn decode(bytes: &[u8]) -> Result<String, XmlError> {
             }
             Ok(text.into_owned())
         }
-        None => String::from_utf8(bytes.to_vec()).map_err(|_| XmlError("body is not valid UTF-8".into())),
+        None => String::from_utf8(bytes.to_vec())
+            .map_err(|_| XmlError("body is not valid UTF-8".into())),
     }
 }
 
@@ -85,7 +89,13 @@ pub fn elements(children: &[(&str, &str)]) -> String {
 
 /// A SOAP 1.1 request envelope around `<prefix:operation xmlns:prefix=ns>children</…>`,
 /// with an XML declaration naming `encoding`.
-pub fn soap_envelope(encoding: &str, prefix: &str, ns: &str, operation: &str, children: &[(&str, &str)]) -> String {
+pub fn soap_envelope(
+    encoding: &str,
+    prefix: &str,
+    ns: &str,
+    operation: &str,
+    children: &[(&str, &str)],
+) -> String {
     format!(
         "<?xml version=\"1.0\" encoding=\"{encoding}\"?>\
          <soap:Envelope xmlns:soap=\"{SOAP_ENV}\" xmlns:{prefix}=\"{ns}\"><soap:Body>\
@@ -121,27 +131,47 @@ impl Node {
                         name: String::from_utf8_lossy(e.local_name().as_ref()).into_owned(),
                         ..Node::default()
                     };
-                    stack.last_mut().expect("stack holds the document").children.push(node);
+                    stack
+                        .last_mut()
+                        .expect("stack holds the document")
+                        .children
+                        .push(node);
                 }
                 Event::Text(t) => {
                     let text = t.decode().map_err(|e| XmlError(e.to_string()))?;
-                    let text = quick_xml::escape::unescape(&text).map_err(|e| XmlError(e.to_string()))?;
-                    stack.last_mut().expect("stack holds the document").text.push_str(&text);
+                    let text =
+                        quick_xml::escape::unescape(&text).map_err(|e| XmlError(e.to_string()))?;
+                    stack
+                        .last_mut()
+                        .expect("stack holds the document")
+                        .text
+                        .push_str(&text);
                 }
                 Event::CData(t) => {
                     let text = String::from_utf8_lossy(&t);
-                    stack.last_mut().expect("stack holds the document").text.push_str(&text);
+                    stack
+                        .last_mut()
+                        .expect("stack holds the document")
+                        .text
+                        .push_str(&text);
                 }
                 Event::GeneralRef(r) => {
                     let name = String::from_utf8_lossy(&r).into_owned();
                     let reference = format!("&{name};");
-                    let text = quick_xml::escape::unescape(&reference).map_err(|e| XmlError(e.to_string()))?;
-                    stack.last_mut().expect("stack holds the document").text.push_str(&text);
+                    let text = quick_xml::escape::unescape(&reference)
+                        .map_err(|e| XmlError(e.to_string()))?;
+                    stack
+                        .last_mut()
+                        .expect("stack holds the document")
+                        .text
+                        .push_str(&text);
                 }
                 Event::End(_) => {
                     let mut node = stack.pop().expect("an end tag closes an open element");
                     node.text = node.text.trim().to_string();
-                    let parent = stack.last_mut().ok_or_else(|| XmlError("unbalanced end tag".into()))?;
+                    let parent = stack
+                        .last_mut()
+                        .ok_or_else(|| XmlError("unbalanced end tag".into()))?;
                     parent.children.push(node);
                 }
                 Event::Eof => break,
@@ -151,7 +181,10 @@ impl Node {
         if stack.len() != 1 {
             return Err(XmlError("document ends inside an element".into()));
         }
-        stack.pop().and_then(|doc| doc.children.into_iter().next()).ok_or_else(|| XmlError("document has no root element".into()))
+        stack
+            .pop()
+            .and_then(|doc| doc.children.into_iter().next())
+            .ok_or_else(|| XmlError("document has no root element".into()))
     }
 
     /// The first child with this local name.
@@ -174,7 +207,8 @@ impl Node {
 
     /// Text of a required descendant; missing is an error naming it.
     pub fn require(&self, name: &str) -> Result<&str, XmlError> {
-        self.text_of(name).ok_or_else(|| XmlError(format!("answer has no <{name}> element")))
+        self.text_of(name)
+            .ok_or_else(|| XmlError(format!("answer has no <{name}> element")))
     }
 }
 
@@ -197,18 +231,31 @@ impl SoapFault {
 
     /// A detail value by local name.
     pub fn detail(&self, name: &str) -> Option<&str> {
-        self.detail.iter().find(|(n, _)| n == name).map(|(_, v)| v.as_str())
+        self.detail
+            .iter()
+            .find(|(n, _)| n == name)
+            .map(|(_, v)| v.as_str())
     }
 }
 
 /// Read a SOAP envelope: the single element inside `<Body>`, or the fault it carries.
 pub fn soap_body(document: &Node) -> Result<Result<Node, SoapFault>, XmlError> {
-    let body = document.find("Body").ok_or_else(|| XmlError("not a SOAP envelope: no Body".into()))?;
-    let inner = body.children.first().ok_or_else(|| XmlError("empty SOAP Body".into()))?;
+    let body = document
+        .find("Body")
+        .ok_or_else(|| XmlError("not a SOAP envelope: no Body".into()))?;
+    let inner = body
+        .children
+        .first()
+        .ok_or_else(|| XmlError("empty SOAP Body".into()))?;
     if inner.name == "Fault" {
         let detail = inner
             .child("detail")
-            .map(|d| d.children.iter().map(|c| (c.name.clone(), c.text.clone())).collect())
+            .map(|d| {
+                d.children
+                    .iter()
+                    .map(|c| (c.name.clone(), c.text.clone()))
+                    .collect()
+            })
             .unwrap_or_default();
         return Ok(Err(SoapFault {
             code: inner.text_of("faultcode").unwrap_or_default().to_string(),
@@ -225,15 +272,28 @@ mod tests {
 
     #[test]
     fn gbk_round_trip_and_declared_encoding() {
-        let doc = soap_envelope("GBK", "bdc", "http://bdc.gov.cn/ws", "queryByCertificate", &[("bdcqzh", "闽(2019)平潭不动产权第0011364号")]);
+        let doc = soap_envelope(
+            "GBK",
+            "bdc",
+            "http://bdc.gov.cn/ws",
+            "queryByCertificate",
+            &[("bdcqzh", "闽(2019)平潭不动产权第0011364号")],
+        );
         let bytes = encode_gbk(&doc).unwrap();
-        assert_ne!(bytes, doc.as_bytes(), "GBK bytes differ from UTF-8 for Chinese text");
+        assert_ne!(
+            bytes,
+            doc.as_bytes(),
+            "GBK bytes differ from UTF-8 for Chinese text"
+        );
         assert_eq!(declared_encoding(&bytes).as_deref(), Some("GBK"));
         let text = decode(&bytes).unwrap();
         let root = Node::parse(&text).unwrap();
         let op = soap_body(&root).unwrap().unwrap();
         assert_eq!(op.name, "queryByCertificate");
-        assert_eq!(op.text_of("bdcqzh"), Some("闽(2019)平潭不动产权第0011364号"));
+        assert_eq!(
+            op.text_of("bdcqzh"),
+            Some("闽(2019)平潭不动产权第0011364号")
+        );
     }
 
     #[test]

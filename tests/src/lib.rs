@@ -1,1 +1,312 @@
+//! Fixtures for the end-to-end tests: the real gateway (in-process, on a real port), the real
+//! adapter components, and the simulated departments as real HTTP(S) servers.
+//!
+//! # Layout
+//! - [`adapters_dir`]: the built components, built once per run.
+//! - [`Env`]: one gateway with its departments, a client, and waiting on case changes.
+//! - `tests/`: the end-to-end tests, one file per capability.
+//! - `departments/`: the simulated department systems (their own crate).
+//! - `adapters/hostile`: a misbehaving adapter for the isolation tests.
 
+use anyhow::Context;
+use departments::Departments;
+use gateway::Gateway;
+use serde_json::Value;
+use std::path::{Path, PathBuf};
+use std::sync::OnceLock;
+use std::time::Duration;
+
+/// The workspace root.
+pub fn workspace_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("tests/ sits in the workspace")
+        .to_path_buf()
+}
+
+/// The directory of the built adapter components. `cargo xtask test` builds them once and sets
+/// `GATEWAY_ADAPTERS_DIR`; run directly, the first test to ask builds them (cargo serialises
+/// concurrent builds, and an up-to-date build is a no-op).
+pub fn adapters_dir() -> PathBuf {
+    static DIR: OnceLock<PathBuf> = OnceLock::new();
+    DIR.get_or_init(|| {
+        if let Ok(dir) = std::env::var("GATEWAY_ADAPTERS_DIR") {
+            return std::fs::canonicalize(&dir).unwrap_or_else(|_| PathBuf::from(dir));
+        }
+        let root = workspace_root();
+        let status =
+            std::process::Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()))
+                .current_dir(&root)
+                .args([
+                    "build",
+                    "--release",
+                    "--target",
+                    "wasm32-wasip2",
+                    "-p",
+                    "tax-adapter",
+                    "-p",
+                    "real-estate-adapter",
+                ])
+                .args([
+                    "-p",
+                    "public-security-adapter",
+                    "-p",
+                    "market-regulation-adapter",
+                    "-p",
+                    "hostile-adapter",
+                ])
+                .status()
+                .expect("running cargo to build the adapters");
+        assert!(status.success(), "building the adapter components failed");
+        root.join("target/wasm32-wasip2/release")
+    })
+    .clone()
+}
+
+/// Tweaks to the generated gateway config, as TOML text appended per department.
+#[derive(Debug, Clone, Default)]
+pub struct Setup {
+    /// Extra TOML lines inside each `[departments.<id>]` table, by department id.
+    pub department_extra: Vec<(&'static str, String)>,
+    /// Add the hostile adapter as department `hostile`, pointed at this base URL.
+    pub hostile: Option<String>,
+    /// Ticket delay of the simulated departments.
+    pub ticket_delay: Option<Duration>,
+    /// Token lifetime at market regulation.
+    pub token_ttl: Option<Duration>,
+}
+
+/// A gateway, its departments, and an HTTP client.
+pub struct Env {
+    /// The simulated departments.
+    pub departments: Departments,
+    /// The gateway under test.
+    pub gateway: Gateway,
+    /// A client for the gateway.
+    pub http: reqwest::Client,
+    /// Holds the store and config files.
+    pub dir: tempfile::TempDir,
+}
+
+fn init_tracing() {
+    static ONCE: OnceLock<()> = OnceLock::new();
+    ONCE.get_or_init(|| {
+        // The test clients use reqwest without a built-in provider, like the gateway.
+        let _ = rustls::crypto::ring::default_provider().install_default();
+        let _ = tracing_subscriber::fmt()
+            .with_env_filter(
+                tracing_subscriber::EnvFilter::try_from_default_env()
+                    .unwrap_or_else(|_| "warn".into()),
+            )
+            .with_test_writer()
+            .try_init();
+    });
+}
+
+impl Env {
+    /// Departments plus a gateway with all four adapters, default settings.
+    pub async fn start() -> anyhow::Result<Env> {
+        Self::start_with(Setup::default()).await
+    }
+
+    /// Departments plus a gateway, with tweaks.
+    pub async fn start_with(setup: Setup) -> anyhow::Result<Env> {
+        init_tracing();
+        let dir = tempfile::tempdir()?;
+        let mut options = departments::Options {
+            cert_dir: dir.path().join("certs"),
+            ..Default::default()
+        };
+        if let Some(delay) = setup.ticket_delay {
+            options.ticket_delay = delay;
+        }
+        if let Some(ttl) = setup.token_ttl {
+            options.token_ttl = ttl;
+        }
+        let departments = departments::start(options).await?;
+        let config_path = write_config(dir.path(), &departments, &setup)?;
+        let config = gateway::config::Config::load(&config_path)?;
+        let gateway = Gateway::start(config)
+            .await
+            .context("starting the gateway")?;
+        Ok(Env {
+            departments,
+            gateway,
+            http: reqwest::Client::new(),
+            dir,
+        })
+    }
+
+    /// POST JSON to a gateway path; the status and the JSON answer.
+    pub async fn post(&self, path: &str, body: &Value) -> (u16, Value) {
+        self.post_raw(path, body.to_string()).await
+    }
+
+    /// POST a raw body as JSON content.
+    pub async fn post_raw(&self, path: &str, body: String) -> (u16, Value) {
+        let response = self
+            .http
+            .post(format!("{}{path}", self.gateway.url()))
+            .header("content-type", "application/json")
+            .body(body)
+            .send()
+            .await
+            .expect("the gateway answers");
+        let status = response.status().as_u16();
+        (status, response.json().await.unwrap_or(Value::Null))
+    }
+
+    /// GET a gateway path; the status and the JSON answer.
+    pub async fn get(&self, path: &str) -> (u16, Value) {
+        let response = self
+            .http
+            .get(format!("{}{path}", self.gateway.url()))
+            .send()
+            .await
+            .expect("the gateway answers");
+        let status = response.status().as_u16();
+        (status, response.json().await.unwrap_or(Value::Null))
+    }
+
+    /// Apply for a service; the case id (panics with the answer when not accepted).
+    pub async fn apply(&self, service: &str, form: &Value) -> String {
+        let (status, body) = self
+            .post(&format!("/api/v1/services/{service}/applications"), form)
+            .await;
+        assert_eq!(status, 202, "application not accepted: {body}");
+        body["case_id"].as_str().expect("case id").to_string()
+    }
+
+    /// Wait until the case's view satisfies `done`, woken by the gateway's case events rather
+    /// than by a timer; fails after `within`.
+    pub async fn wait_for_case(
+        &self,
+        case_id: &str,
+        within: Duration,
+        done: impl Fn(&Value) -> bool,
+    ) -> Value {
+        let mut events = self.gateway.orchestrator.subscribe();
+        let deadline = tokio::time::Instant::now() + within;
+        loop {
+            let (_, view) = self.get(&format!("/api/v1/cases/{case_id}")).await;
+            if done(&view) {
+                return view;
+            }
+            match tokio::time::timeout_at(deadline, events.recv()).await {
+                Ok(_) => continue,
+                Err(_) => panic!(
+                    "case {case_id} did not reach the expected state in {within:?}: {view:#}"
+                ),
+            }
+        }
+    }
+}
+
+fn write_config(dir: &Path, d: &Departments, setup: &Setup) -> anyhow::Result<PathBuf> {
+    let root = workspace_root();
+    let certs = &d.cert_dir;
+    let extra = |id: &str| {
+        setup
+            .department_extra
+            .iter()
+            .filter(|(d, _)| *d == id)
+            .map(|(_, line)| format!("{line}\n"))
+            .collect::<String>()
+    };
+    let mut text = format!(
+        r#"
+catalogue = "{catalogue}"
+
+[server]
+listen = "127.0.0.1:0"
+
+[store]
+url = "sqlite://{store}"
+
+[plugins]
+dir = "{adapters}"
+cache_dir = "{cache}"
+
+[plugins.limits]
+memory_mib = 64
+cpu_ms = 1000
+call_timeout_ms = 10000
+
+[departments.tax]
+name = "税务"
+base_url = "{tax}"
+adapter = "tax_adapter.wasm"
+timeout_ms = 3000
+poll_interval_ms = 100
+{tax_extra}
+[departments.tax.settings]
+app-key = "gw-demo"
+app-secret = "tax-demo-secret"
+sign-method = "HMAC-SM3"
+
+[departments.real-estate]
+name = "不动产登记"
+base_url = "{real_estate}"
+adapter = "real_estate_adapter.wasm"
+timeout_ms = 3000
+poll_interval_ms = 100
+{real_estate_extra}
+[departments.public-security]
+name = "公安"
+base_url = "{public_security}"
+adapter = "public_security_adapter.wasm"
+timeout_ms = 3000
+poll_interval_ms = 100
+{public_security_extra}
+[departments.public-security.tls]
+ca = "{certs}/ca.pem"
+client_cert = "{certs}/client.pem"
+client_key = "{certs}/client-key.pem"
+
+[departments.market-regulation]
+name = "市场监管"
+base_url = "{market_regulation}"
+adapter = "market_regulation_adapter.wasm"
+timeout_ms = 3000
+poll_interval_ms = 5000
+{market_regulation_extra}
+[departments.market-regulation.settings]
+client-id = "gw-demo"
+client-secret = "mr-demo-secret"
+callback-secret = "mr-callback-secret"
+"#,
+        catalogue = root.join("config/catalogue.toml").display(),
+        store = dir.join("gateway.db").display(),
+        adapters = adapters_dir().display(),
+        cache = root.join("target/component-cache").display(),
+        tax = d.tax.base_url,
+        real_estate = d.real_estate.base_url,
+        public_security = d.public_security.base_url,
+        market_regulation = d.market_regulation.base_url,
+        certs = certs.display(),
+        tax_extra = extra("tax"),
+        real_estate_extra = extra("real-estate"),
+        public_security_extra = extra("public-security"),
+        market_regulation_extra = extra("market-regulation"),
+    );
+    if let Some(base_url) = &setup.hostile {
+        text.push_str(&format!(
+            r#"
+[departments.hostile]
+name = "hostile test adapter"
+base_url = "{base_url}"
+adapter = "hostile_adapter.wasm"
+timeout_ms = 300
+{hostile_extra}
+[departments.hostile.limits]
+memory_mib = 32
+cpu_ms = 200
+call_timeout_ms = 3000
+"#,
+            hostile_extra = extra("hostile"),
+        ));
+    }
+    let path = dir.join("gateway.toml");
+    std::fs::write(&path, text)?;
+    Ok(path)
+}

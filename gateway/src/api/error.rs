@@ -29,7 +29,11 @@ pub enum ApiError {
     NotFound { what: &'static str, id: String },
     /// The department refused on the merits, or found nothing (422 / 404).
     #[error("department refused: {code}: {message}")]
-    Rejected { department: String, code: String, message: String },
+    Rejected {
+        department: String,
+        code: String,
+        message: String,
+    },
     /// The department could not be reached (503).
     #[error("department {department} unavailable: {message}")]
     Unavailable { department: String, message: String },
@@ -68,16 +72,35 @@ impl ApiError {
         let department = department.to_string();
         match error {
             CallError::Adapter(AdapterError::InvalidInput(fields)) => ApiError::InvalidInput(
-                fields.into_iter().map(|f| FieldProblem::new(f.field, f.code, crate::redact::redact(&f.message))).collect(),
+                fields
+                    .into_iter()
+                    .map(|f| FieldProblem::new(f.field, f.code, crate::redact::redact(&f.message)))
+                    .collect(),
             ),
-            CallError::Adapter(AdapterError::Rejected(r)) => {
-                ApiError::Rejected { department, code: r.code, message: crate::redact::redact(&r.message) }
+            CallError::Adapter(AdapterError::Rejected(r)) => ApiError::Rejected {
+                department,
+                code: r.code,
+                message: crate::redact::redact(&r.message),
+            },
+            CallError::Adapter(AdapterError::Unavailable(m)) => ApiError::Unavailable {
+                department,
+                message: crate::redact::redact(&m),
+            },
+            CallError::Adapter(AdapterError::Timeout(_)) | CallError::Timeout(_) => {
+                ApiError::Timeout { department }
             }
-            CallError::Adapter(AdapterError::Unavailable(m)) => ApiError::Unavailable { department, message: crate::redact::redact(&m) },
-            CallError::Adapter(AdapterError::Timeout(_)) | CallError::Timeout(_) => ApiError::Timeout { department },
-            CallError::Adapter(AdapterError::Protocol(m)) => ApiError::Protocol { department, message: crate::redact::redact(&m) },
-            CallError::Adapter(AdapterError::Internal(m)) => ApiError::AdapterFailed { department, message: crate::redact::redact(&m) },
-            other => ApiError::AdapterFailed { department, message: other.to_string() },
+            CallError::Adapter(AdapterError::Protocol(m)) => ApiError::Protocol {
+                department,
+                message: crate::redact::redact(&m),
+            },
+            CallError::Adapter(AdapterError::Internal(m)) => ApiError::AdapterFailed {
+                department,
+                message: crate::redact::redact(&m),
+            },
+            other => ApiError::AdapterFailed {
+                department,
+                message: other.to_string(),
+            },
         }
     }
 
@@ -86,9 +109,13 @@ impl ApiError {
             ApiError::MalformedJson(_) => (StatusCode::BAD_REQUEST, "malformed_json"),
             ApiError::InvalidInput(_) => (StatusCode::UNPROCESSABLE_ENTITY, "invalid_input"),
             ApiError::NotFound { .. } => (StatusCode::NOT_FOUND, "not_found"),
-            ApiError::Rejected { code, .. } if code == "not_found" => (StatusCode::NOT_FOUND, "not_found"),
+            ApiError::Rejected { code, .. } if code == "not_found" => {
+                (StatusCode::NOT_FOUND, "not_found")
+            }
             ApiError::Rejected { .. } => (StatusCode::UNPROCESSABLE_ENTITY, "rejected"),
-            ApiError::Unavailable { .. } => (StatusCode::SERVICE_UNAVAILABLE, "department_unavailable"),
+            ApiError::Unavailable { .. } => {
+                (StatusCode::SERVICE_UNAVAILABLE, "department_unavailable")
+            }
             ApiError::Timeout { .. } => (StatusCode::GATEWAY_TIMEOUT, "department_timeout"),
             ApiError::Protocol { .. } => (StatusCode::BAD_GATEWAY, "department_protocol_error"),
             ApiError::AdapterFailed { .. } => (StatusCode::BAD_GATEWAY, "adapter_failed"),
@@ -101,12 +128,20 @@ impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let (status, code) = self.parts();
         let (message, department, fields): (String, Option<&str>, &[FieldProblem]) = match &self {
-            ApiError::InvalidInput(fields) => (format!("{} problem(s) with the input", fields.len()), None, fields),
+            ApiError::InvalidInput(fields) => (
+                format!("{} problem(s) with the input", fields.len()),
+                None,
+                fields,
+            ),
             ApiError::Internal(detail) => {
                 tracing::error!(detail = %crate::redact::redact(detail), "internal error");
                 ("the gateway failed; the error is logged".into(), None, &[])
             }
-            ApiError::Rejected { department, message, code } => (format!("{code}: {message}"), Some(department), &[]),
+            ApiError::Rejected {
+                department,
+                message,
+                code,
+            } => (format!("{code}: {message}"), Some(department), &[]),
             ApiError::Unavailable { department, .. }
             | ApiError::Timeout { department }
             | ApiError::Protocol { department, .. }
@@ -116,7 +151,14 @@ impl IntoResponse for ApiError {
             }
             _ => (self.to_string(), None, &[]),
         };
-        let body = Body { error: ErrorBody { code, message, department, fields } };
+        let body = Body {
+            error: ErrorBody {
+                code,
+                message,
+                department,
+                fields,
+            },
+        };
         (status, Json(body)).into_response()
     }
 }

@@ -39,7 +39,12 @@ pub fn router(state: AppState, body_limit: usize) -> Router {
         .route("/api/v1/lookups/{name}", post(lookup))
         .route("/callbacks/{department}", post(callback))
         .route("/healthz", get(|| async { Json(json!({"status": "ok"})) }))
-        .fallback(|| async { ApiError::NotFound { what: "route", id: "this path".into() } })
+        .fallback(|| async {
+            ApiError::NotFound {
+                what: "route",
+                id: "this path".into(),
+            }
+        })
         .layer(axum::extract::DefaultBodyLimit::max(body_limit))
         .with_state(state)
 }
@@ -79,18 +84,36 @@ async fn catalogue(State(o): State<AppState>) -> Json<Value> {
     Json(json!({"matters": matters, "services": services, "lookups": lookups}))
 }
 
-async fn form(State(o): State<AppState>, Path(code): Path<String>) -> Result<Json<Value>, ApiError> {
-    let service = o.catalogue.services.get(&code).ok_or(ApiError::NotFound { what: "service", id: code })?;
-    Ok(Json(json!({"service": service.code, "name": service.name, "schema": o.catalogue.form(service)})))
+async fn form(
+    State(o): State<AppState>,
+    Path(code): Path<String>,
+) -> Result<Json<Value>, ApiError> {
+    let service = o.catalogue.services.get(&code).ok_or(ApiError::NotFound {
+        what: "service",
+        id: code,
+    })?;
+    Ok(Json(
+        json!({"service": service.code, "name": service.name, "schema": o.catalogue.form(service)}),
+    ))
 }
 
-async fn pre_review(State(o): State<AppState>, Path(code): Path<String>, body: Bytes) -> Result<Json<Value>, ApiError> {
+async fn pre_review(
+    State(o): State<AppState>,
+    Path(code): Path<String>,
+    body: Bytes,
+) -> Result<Json<Value>, ApiError> {
     let form = json_body(&body)?;
     let problems = o.review(&code, &form).await?;
-    Ok(Json(json!({"ok": problems.is_empty(), "problems": problems})))
+    Ok(Json(
+        json!({"ok": problems.is_empty(), "problems": problems}),
+    ))
 }
 
-async fn apply(State(o): State<AppState>, Path(code): Path<String>, body: Bytes) -> Result<(StatusCode, Json<Value>), ApiError> {
+async fn apply(
+    State(o): State<AppState>,
+    Path(code): Path<String>,
+    body: Bytes,
+) -> Result<(StatusCode, Json<Value>), ApiError> {
     let form = json_body(&body)?;
     let case_id = o.apply(&code, form).await?;
     let body = json!({"case_id": case_id, "status": "received", "links": {"case": format!("/api/v1/cases/{case_id}")}});
@@ -100,12 +123,18 @@ async fn apply(State(o): State<AppState>, Path(code): Path<String>, body: Bytes)
 fn rfc3339(ms: i64) -> String {
     time::OffsetDateTime::from_unix_timestamp_nanos(i128::from(ms) * 1_000_000)
         .ok()
-        .and_then(|t| t.format(&time::format_description::well_known::Rfc3339).ok())
+        .and_then(|t| {
+            t.format(&time::format_description::well_known::Rfc3339)
+                .ok()
+        })
         .unwrap_or_default()
 }
 
 async fn case(State(o): State<AppState>, Path(id): Path<String>) -> Result<Json<Value>, ApiError> {
-    let record = o.store.case(&id).await?.ok_or(ApiError::NotFound { what: "case", id: id.clone() })?;
+    let record = o.store.case(&id).await?.ok_or(ApiError::NotFound {
+        what: "case",
+        id: id.clone(),
+    })?;
     let steps = o.store.steps(&id).await?;
     let events = o.store.events(&id).await?;
     let states: Vec<StepState> = steps.iter().map(|s| s.state).collect();
@@ -131,16 +160,28 @@ async fn case(State(o): State<AppState>, Path(id): Path<String>) -> Result<Json<
     })))
 }
 
-async fn lookup(State(o): State<AppState>, Path(name): Path<String>, body: Bytes) -> Result<Json<Value>, ApiError> {
+async fn lookup(
+    State(o): State<AppState>,
+    Path(name): Path<String>,
+    body: Bytes,
+) -> Result<Json<Value>, ApiError> {
     let query = json_body(&body)?;
-    let adapter = o.adapters.for_lookup(&name).ok_or(ApiError::NotFound { what: "lookup", id: name.clone() })?;
+    let adapter = o.adapters.for_lookup(&name).ok_or(ApiError::NotFound {
+        what: "lookup",
+        id: name.clone(),
+    })?;
     let department = adapter.department().id.clone();
-    let answer = adapter.lookup(&name, &query.to_string()).await.map_err(|e| ApiError::from_call(&department, e))?;
+    let answer = adapter
+        .lookup(&name, &query.to_string())
+        .await
+        .map_err(|e| ApiError::from_call(&department, e))?;
     let result: Value = serde_json::from_str(&answer).map_err(|e| ApiError::AdapterFailed {
         department: department.clone(),
         message: format!("adapter answered a lookup with invalid JSON: {e}"),
     })?;
-    Ok(Json(json!({"lookup": name, "department": department, "result": result})))
+    Ok(Json(
+        json!({"lookup": name, "department": department, "result": result}),
+    ))
 }
 
 async fn callback(
@@ -151,8 +192,20 @@ async fn callback(
 ) -> Result<Json<Value>, ApiError> {
     let headers = headers
         .iter()
-        .map(|(n, v)| (n.as_str().to_string(), String::from_utf8_lossy(v.as_bytes()).into_owned()))
+        .map(|(n, v)| {
+            (
+                n.as_str().to_string(),
+                String::from_utf8_lossy(v.as_bytes()).into_owned(),
+            )
+        })
         .collect();
-    o.callback(&department, CallbackRequest { headers, body: body.to_vec() }).await?;
+    o.callback(
+        &department,
+        CallbackRequest {
+            headers,
+            body: body.to_vec(),
+        },
+    )
+    .await?;
     Ok(Json(json!({"ok": true})))
 }

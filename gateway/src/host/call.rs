@@ -1,7 +1,9 @@
 //! One loaded adapter and the calls into it, each in a fresh, bounded instance.
 
 use super::bindings::{Adapter, AdapterPre};
-use super::contract::{AdapterError, CallbackRequest, Description, FieldError, Receipt, StatusReport, Submission};
+use super::contract::{
+    AdapterError, CallbackRequest, Description, FieldError, Receipt, StatusReport, Submission,
+};
 use super::engine::{PluginEngine, TICK};
 use super::imports::{Department, HostState};
 use crate::config::Limits;
@@ -88,9 +90,14 @@ impl LoadedAdapter {
     }
 
     /// Every problem the department would have with this input.
-    pub async fn validate(&self, matter: &str, payload: &str) -> Result<Vec<FieldError>, CallError> {
+    pub async fn validate(
+        &self,
+        matter: &str,
+        payload: &str,
+    ) -> Result<Vec<FieldError>, CallError> {
         let (matter, payload) = (matter.to_string(), payload.to_string());
-        self.call(move |a, s| Box::pin(async move { a.call_validate(s, &matter, &payload).await })).await
+        self.call(move |a, s| Box::pin(async move { a.call_validate(s, &matter, &payload).await }))
+            .await
     }
 
     /// Hand one matter to the department.
@@ -129,11 +136,15 @@ impl LoadedAdapter {
         f: impl for<'a> FnOnce(
             &'a Adapter,
             &'a mut Store<HostState>,
-        ) -> std::pin::Pin<Box<dyn Future<Output = wasmtime::Result<R>> + Send + 'a>>
-        + Send,
+        ) -> std::pin::Pin<
+            Box<dyn Future<Output = wasmtime::Result<R>> + Send + 'a>,
+        > + Send,
     ) -> Result<R, CallError> {
         let limits = self.limits;
-        let mut store = Store::new(self.pre.engine(), HostState::new(self.department.clone(), limits.memory_mib));
+        let mut store = Store::new(
+            self.pre.engine(),
+            HostState::new(self.department.clone(), limits.memory_mib),
+        );
         store.limiter(|s| &mut s.limits);
         let cpu_budget = PluginEngine::cpu_ticks(&limits);
         // The deadline callback only runs while wasm runs, so counting its ticks measures the
@@ -154,7 +165,9 @@ impl LoadedAdapter {
                 .instantiate_async(&mut store)
                 .await
                 .map_err(|e| classify(e, &limits, true))?;
-            f(&adapter, &mut store).await.map_err(|e| classify(e, &limits, false))
+            f(&adapter, &mut store)
+                .await
+                .map_err(|e| classify(e, &limits, false))
         };
         let bound = Duration::from_millis(u64::from(limits.call_timeout_ms)) + TICK;
         match tokio::time::timeout(bound, run).await {
@@ -169,7 +182,9 @@ fn classify(error: wasmtime::Error, limits: &Limits, instantiating: bool) -> Cal
     match error.downcast_ref::<Trap>() {
         Some(Trap::Interrupt) => CallError::CpuLimit(limits.cpu_ms),
         Some(Trap::AllocationTooLarge) => CallError::MemoryLimit(limits.memory_mib),
-        _ if text.contains("forcing trap when growing memory") || text.contains("memory minimum size") => {
+        _ if text.contains("forcing trap when growing memory")
+            || text.contains("memory minimum size") =>
+        {
             CallError::MemoryLimit(limits.memory_mib)
         }
         Some(_) => CallError::Trap(crate::redact::redact(&text)),

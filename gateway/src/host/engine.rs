@@ -30,7 +30,10 @@ pub const MAX_MEMORY_MIB: u32 = 512;
 
 impl PluginEngine {
     /// An engine whose pool fits `max_instances` live adapter instances at once.
-    pub fn new(max_instances: u32) -> anyhow::Result<Self> {
+    ///
+    /// With `cache_dir`, compiled components are kept on disk keyed by their content and the
+    /// engine's settings, so a restart (or another test process) does not compile them again.
+    pub fn new(max_instances: u32, cache_dir: Option<&std::path::Path>) -> anyhow::Result<Self> {
         let mut pool = PoolingAllocationConfig::default();
         pool.total_component_instances(max_instances)
             .total_core_instances(max_instances * 2)
@@ -42,19 +45,29 @@ impl PluginEngine {
             .wasm_component_model(true)
             .epoch_interruption(true)
             .allocation_strategy(InstanceAllocationStrategy::Pooling(pool));
+        if let Some(dir) = cache_dir {
+            let mut cache = wasmtime::CacheConfig::new();
+            cache.with_directory(dir);
+            config.cache(Some(wasmtime::Cache::new(cache)?));
+        }
         let engine = Engine::new(&config)?;
         let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
         let (weak, flag) = (engine.weak(), stop.clone());
-        std::thread::Builder::new().name("wasm-epoch".into()).spawn(move || {
-            while !flag.load(std::sync::atomic::Ordering::Relaxed) {
-                std::thread::sleep(TICK);
-                match weak.upgrade() {
-                    Some(engine) => engine.increment_epoch(),
-                    None => break,
+        std::thread::Builder::new()
+            .name("wasm-epoch".into())
+            .spawn(move || {
+                while !flag.load(std::sync::atomic::Ordering::Relaxed) {
+                    std::thread::sleep(TICK);
+                    match weak.upgrade() {
+                        Some(engine) => engine.increment_epoch(),
+                        None => break,
+                    }
                 }
-            }
-        })?;
-        Ok(PluginEngine { engine, _ticker: Arc::new(Ticker { stop }) })
+            })?;
+        Ok(PluginEngine {
+            engine,
+            _ticker: Arc::new(Ticker { stop }),
+        })
     }
 
     /// CPU ticks a call with these limits may spend in wasm.

@@ -95,7 +95,10 @@ impl HostState {
 
 impl WasiView for HostState {
     fn ctx(&mut self) -> WasiCtxView<'_> {
-        WasiCtxView { ctx: &mut self.wasi, table: &mut self.table }
+        WasiCtxView {
+            ctx: &mut self.wasi,
+            table: &mut self.table,
+        }
     }
 }
 
@@ -106,14 +109,25 @@ impl department_http::Host for HostState {
     ) -> Result<department_http::Response, department_http::HttpError> {
         let dept = self.department.clone();
         let started = Instant::now();
-        let outcome = dept.connection.send(&req.method, &req.path, &req.headers, req.body).await;
+        let outcome = dept
+            .connection
+            .send(&req.method, &req.path, &req.headers, req.body)
+            .await;
         let elapsed_ms = started.elapsed().as_secs_f64() * 1000.0;
         match &outcome {
-            Ok(r) => tracing::debug!(department = %dept.id, method = %req.method, path = %crate::redact::redact(&req.path), status = r.status, elapsed_ms, "department exchange"),
-            Err(e) => tracing::warn!(department = %dept.id, method = %req.method, path = %crate::redact::redact(&req.path), error = %e, elapsed_ms, "department exchange failed"),
+            Ok(r) => {
+                tracing::debug!(department = %dept.id, method = %req.method, path = %crate::redact::redact(&req.path), status = r.status, elapsed_ms, "department exchange")
+            }
+            Err(e) => {
+                tracing::warn!(department = %dept.id, method = %req.method, path = %crate::redact::redact(&req.path), error = %e, elapsed_ms, "department exchange failed")
+            }
         }
         outcome
-            .map(|r| department_http::Response { status: r.status, headers: r.headers, body: r.body })
+            .map(|r| department_http::Response {
+                status: r.status,
+                headers: r.headers,
+                body: r.body,
+            })
             .map_err(|e| match e {
                 SendError::Forbidden(why) => department_http::HttpError::Forbidden(why),
                 SendError::Unavailable(why) => department_http::HttpError::Unavailable(why),
@@ -122,7 +136,6 @@ impl department_http::Host for HostState {
             })
     }
 }
-
 
 impl config::Host for HostState {
     async fn get(&mut self, key: String) -> Option<String> {
@@ -136,7 +149,9 @@ impl cache::Host for HostState {
     }
 
     async fn set(&mut self, key: String, value: Vec<u8>, ttl_ms: u32) {
-        self.department.cache.set(key, value, Duration::from_millis(u64::from(ttl_ms)));
+        self.department
+            .cache
+            .set(key, value, Duration::from_millis(u64::from(ttl_ms)));
     }
 
     async fn delete(&mut self, key: String) {

@@ -21,8 +21,8 @@ pub use imports::{AdapterCache, Department};
 pub mod contract {
     pub use super::bindings::gov::adapter::department_http::{HttpError, Request, Response};
     pub use super::bindings::gov::adapter::types::{
-        AdapterError, CallbackRequest, Description, FieldError, LookupInfo, MatterInfo, Receipt, Rejection,
-        StatusReport, StepState, Submission,
+        AdapterError, CallbackRequest, Description, FieldError, LookupInfo, MatterInfo, Receipt,
+        Rejection, StatusReport, StepState, Submission,
     };
 }
 

@@ -1,1 +1,105 @@
+//! Adapter for the public-security system (公安): small UTF-8 XML documents over mutual TLS.
+//!
+//! Serves the matter `public-security.seal-filing` (刻章备案, `POST /gaxt/kzba`; filing is
+//! immediate, so the receipt is already approved with the 备案编号) and the lookup
+//! `public-security.identity` (身份核查, `POST /gaxt/sfhc`).
+//!
+//! Settings: none. The host holds the client certificate and does the mutual TLS; the adapter
+//! only POSTs paths. The department neither calls back nor has a status call: `status` reports
+//! a filing approved from its number, and `on-callback` is refused.
 
+pub mod protocol;
+
+use protocol::{IDENTITY, SEAL_FILING};
+use sdk::http::{Request, Response};
+use sdk::{
+    AdapterError, CallbackRequest, Description, FieldError, LookupInfo, MatterInfo, Receipt,
+    StatusReport, Submission,
+};
+
+/// The public-security adapter.
+pub struct PublicSecurity;
+
+fn invalid(problems: Vec<sdk::payload::FieldProblem>) -> AdapterError {
+    AdapterError::InvalidInput(problems.into_iter().map(Into::into).collect())
+}
+
+fn post(path: &str, document: String) -> Result<Response, AdapterError> {
+    Ok(Request::post(path)
+        .header("Content-Type", protocol::CONTENT_TYPE)
+        .body(document)
+        .send()?)
+}
+
+impl sdk::Adapter for PublicSecurity {
+    fn describe() -> Description {
+        Description {
+            department: "public-security".into(),
+            contract_version: sdk::CONTRACT_VERSION.into(),
+            adapter_version: "1.0.0".into(),
+            matters: vec![MatterInfo {
+                code: SEAL_FILING.into(),
+                name: "刻章备案".into(),
+                input_schema: protocol::seal_filing_schema().to_string(),
+            }],
+            lookups: vec![LookupInfo {
+                name: IDENTITY.into(),
+                description: "身份核查：核对姓名与公民身份号码是否一致".into(),
+                input_schema: protocol::identity_schema().to_string(),
+            }],
+        }
+    }
+
+    fn validate(matter: String, payload: String) -> Vec<FieldError> {
+        protocol::validate(&matter, &payload)
+            .into_iter()
+            .map(Into::into)
+            .collect()
+    }
+
+    fn submit(submission: Submission) -> Result<Receipt, AdapterError> {
+        if submission.matter != SEAL_FILING {
+            return Err(invalid(vec![protocol::unknown_matter(&submission.matter)]));
+        }
+        let filing = protocol::seal_filing(&submission.payload).map_err(invalid)?;
+        let response = post(
+            protocol::KZBA_PATH,
+            filing.request(&submission.idempotency_key),
+        )?;
+        let receipt = protocol::read_filing(response.status, &response.body)?;
+        sdk::log::info(&format!("seal filing recorded, babh {}", receipt.reference));
+        Ok(receipt)
+    }
+
+    fn status(matter: String, reference: String) -> Result<StatusReport, AdapterError> {
+        if matter != SEAL_FILING {
+            return Err(invalid(vec![protocol::unknown_matter(&matter)]));
+        }
+        Ok(protocol::filing_status(&reference))
+    }
+
+    fn lookup(name: String, query: String) -> Result<String, AdapterError> {
+        if name != IDENTITY {
+            return Err(AdapterError::InvalidInput(vec![FieldError::new(
+                "",
+                "unknown_lookup",
+                format!("公安部门不提供查询「{name}」"),
+            )]));
+        }
+        let document = protocol::identity_request(&query, &sdk::sign::nonce()).map_err(invalid)?;
+        let response = post(protocol::SFHC_PATH, document)?;
+        Ok(protocol::read_identity(response.status, &response.body)?.to_string())
+    }
+
+    fn on_callback(_request: CallbackRequest) -> Result<StatusReport, AdapterError> {
+        Err(AdapterError::InvalidInput(vec![FieldError::new(
+            "",
+            "no_callbacks",
+            "公安部门不回调：刻章备案即时办结",
+        )]))
+    }
+}
+
+// `sdk::export_adapter!` captures its argument as `$adapter:ty`, which the generated
+// `export!` macro (matching `$ty:ident`) cannot accept: call the generated macro directly.
+sdk::wit::export!(PublicSecurity with_types_in sdk::wit);

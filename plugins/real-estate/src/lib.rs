@@ -12,7 +12,10 @@ pub mod protocol;
 
 use protocol::{PROPERTY, TRANSFER};
 use sdk::http::{Request, Response};
-use sdk::{AdapterError, CallbackRequest, Description, FieldError, LookupInfo, MatterInfo, Receipt, StatusReport, Submission};
+use sdk::{
+    AdapterError, CallbackRequest, Description, FieldError, LookupInfo, MatterInfo, Receipt,
+    StatusReport, Submission,
+};
 
 /// The real-estate adapter.
 pub struct RealEstate;
@@ -50,7 +53,10 @@ impl sdk::Adapter for RealEstate {
     }
 
     fn validate(matter: String, payload: String) -> Vec<FieldError> {
-        protocol::validate(&matter, &payload).into_iter().map(Into::into).collect()
+        protocol::validate(&matter, &payload)
+            .into_iter()
+            .map(Into::into)
+            .collect()
     }
 
     fn submit(submission: Submission) -> Result<Receipt, AdapterError> {
@@ -58,9 +64,15 @@ impl sdk::Adapter for RealEstate {
             return Err(invalid(vec![protocol::unknown_matter(&submission.matter)]));
         }
         let transfer = protocol::transfer(&submission.payload).map_err(invalid)?;
-        let response = call("submitTransfer", transfer.envelope(&submission.idempotency_key)?)?;
+        let response = call(
+            "submitTransfer",
+            transfer.envelope(&submission.idempotency_key)?,
+        )?;
         let receipt = protocol::read_transfer(response.status, &response.body)?;
-        sdk::log::info(&format!("transfer registration accepted, slbh {}", receipt.reference));
+        sdk::log::info(&format!(
+            "transfer registration accepted, slbh {}",
+            receipt.reference
+        ));
         Ok(receipt)
     }
 

@@ -52,7 +52,8 @@ fn present(value: &Option<String>) -> Option<&str> {
 }
 
 fn person(p: &Option<Person>) -> (Option<&str>, Option<&str>) {
-    p.as_ref().map_or((None, None), |p| (present(&p.name), present(&p.id_number)))
+    p.as_ref()
+        .map_or((None, None), |p| (present(&p.name), present(&p.id_number)))
 }
 
 /// Text the department can only take in GBK.
@@ -106,7 +107,9 @@ impl Transfer {
         }
         match self.price {
             None => c.problem("price", "required", "必填项"),
-            Some(p) if !(p.is_finite() && p > 0.0) => c.problem("price", "range", "成交价格须大于0元"),
+            Some(p) if !(p.is_finite() && p > 0.0) => {
+                c.problem("price", "range", "成交价格须大于0元")
+            }
             // The registry reads the price as yuan with two decimals.
             Some(p) if format_price(p).parse::<f64>().is_ok_and(|q| q <= 0.0) => {
                 c.problem("price", "range", "成交价格须至少为0.01元")
@@ -126,7 +129,10 @@ impl Transfer {
             &[
                 ("ywh", ywh),
                 ("bdcdyh", present(&self.unit_number).unwrap_or_default()),
-                ("bdcqzh", present(&self.certificate_number).unwrap_or_default()),
+                (
+                    "bdcqzh",
+                    present(&self.certificate_number).unwrap_or_default(),
+                ),
                 ("zrfxm", seller_name.unwrap_or_default()),
                 ("zrfzjh", seller_id.unwrap_or_default()),
                 ("srfxm", buyer_name.unwrap_or_default()),
@@ -141,7 +147,11 @@ impl Transfer {
 pub fn transfer(payload: &str) -> Result<Transfer, Vec<FieldProblem>> {
     let t: Transfer = sdk::payload::parse(payload).map_err(|e| e.problems)?;
     let problems = t.check();
-    if problems.is_empty() { Ok(t) } else { Err(problems) }
+    if problems.is_empty() {
+        Ok(t)
+    } else {
+        Err(problems)
+    }
 }
 
 /// `validate` for any matter name.
@@ -165,7 +175,8 @@ pub fn unknown_matter(matter: &str) -> FieldProblem {
 pub fn property_request(query: &str) -> Result<(&'static str, Vec<u8>), Vec<FieldProblem>> {
     let q: PropertyQuery = sdk::payload::parse(query).map_err(|e| e.problems)?;
     let mut c = Checker::new();
-    let (operation, field, value) = match (present(&q.certificate_number), present(&q.unit_number)) {
+    let (operation, field, value) = match (present(&q.certificate_number), present(&q.unit_number))
+    {
         (Some(certificate), None) => {
             check_certificate(&mut c, "certificate_number", Some(certificate));
             check_gbk(&mut c, "certificate_number", Some(certificate));
@@ -188,7 +199,11 @@ pub fn property_request(query: &str) -> Result<(&'static str, Vec<u8>), Vec<Fiel
     let xml = sdk::xml::soap_envelope("GBK", "bdc", BDC_NS, operation, &[(field, value)]);
     // Checked above: every character is GBK.
     let bytes = sdk::xml::encode_gbk(&xml).map_err(|e| {
-        vec![FieldProblem { field: String::new(), code: "encoding".into(), message: e.to_string() }]
+        vec![FieldProblem {
+            field: String::new(),
+            code: "encoding".into(),
+            message: e.to_string(),
+        }]
     })?;
     Ok((operation, bytes))
 }
@@ -202,7 +217,11 @@ pub fn status_request(slbh: &str) -> Result<Vec<u8>, AdapterError> {
 pub fn envelope(operation: &str, children: &[(&str, &str)]) -> Result<Vec<u8>, AdapterError> {
     let xml = sdk::xml::soap_envelope("GBK", "bdc", BDC_NS, operation, children);
     sdk::xml::encode_gbk(&xml).map_err(|_| {
-        AdapterError::InvalidInput(vec![FieldError::new("", "encoding", "含有GBK编码无法表示的字符")])
+        AdapterError::InvalidInput(vec![FieldError::new(
+            "",
+            "encoding",
+            "含有GBK编码无法表示的字符",
+        )])
     })
 }
 
@@ -233,11 +252,22 @@ pub fn fault_error(fault: &SoapFault, call: Call) -> AdapterError {
     if !fault.is_client() {
         return AdapterError::Unavailable(format!("department fault {}: {reason}", fault.code));
     }
-    let rejected = |code: &str| AdapterError::Rejected(Rejection { code: code.into(), message: reason.clone() });
+    let rejected = |code: &str| {
+        AdapterError::Rejected(Rejection {
+            code: code.into(),
+            message: reason.clone(),
+        })
+    };
     match fault.detail("errorCode") {
         None => AdapterError::Protocol(format!("client fault without an error code: {reason}")),
-        Some(code @ ("E100" | "E103")) => AdapterError::Internal(format!("department refused the envelope ({code} {reason})")),
-        Some("E101") => AdapterError::InvalidInput(vec![FieldError::new("unit_number", "format", reason.clone())]),
+        Some(code @ ("E100" | "E103")) => {
+            AdapterError::Internal(format!("department refused the envelope ({code} {reason})"))
+        }
+        Some("E101") => AdapterError::InvalidInput(vec![FieldError::new(
+            "unit_number",
+            "format",
+            reason.clone(),
+        )]),
         Some("E104") if call == Call::Lookup => rejected("not_found"),
         Some(code) => rejected(code),
     }
@@ -246,17 +276,26 @@ pub fn fault_error(fault: &SoapFault, call: Call) -> AdapterError {
 /// Read an answer: the operation's response element (`expected`, e.g. `queryResponse`), or the
 /// fault it carries as an error. HTTP 5xx without a readable SOAP fault is `Unavailable`; a
 /// 2xx body that is not a SOAP envelope is `Protocol`.
-pub fn read_answer(status: u16, body: &[u8], expected: &str, call: Call) -> Result<Node, AdapterError> {
+pub fn read_answer(
+    status: u16,
+    body: &[u8],
+    expected: &str,
+    call: Call,
+) -> Result<Node, AdapterError> {
     let parsed = sdk::xml::decode(body)
         .and_then(|text| Node::parse(&text))
         .and_then(|root| sdk::xml::soap_body(&root));
     match parsed {
         Ok(Err(fault)) => Err(fault_error(&fault, call)),
-        _ if status >= 500 => Err(AdapterError::Unavailable(format!("department answered HTTP {status}"))),
-        Err(e) => Err(AdapterError::Protocol(format!("department answered HTTP {status} with unreadable XML: {e}"))),
-        Ok(Ok(_)) if !(200..300).contains(&status) => {
-            Err(AdapterError::Protocol(format!("department answered HTTP {status}")))
-        }
+        _ if status >= 500 => Err(AdapterError::Unavailable(format!(
+            "department answered HTTP {status}"
+        ))),
+        Err(e) => Err(AdapterError::Protocol(format!(
+            "department answered HTTP {status} with unreadable XML: {e}"
+        ))),
+        Ok(Ok(_)) if !(200..300).contains(&status) => Err(AdapterError::Protocol(format!(
+            "department answered HTTP {status}"
+        ))),
         Ok(Ok(node)) if node.name != expected => Err(AdapterError::Protocol(format!(
             "expected <{expected}> in the SOAP body, found <{}>",
             node.name
@@ -268,7 +307,15 @@ pub fn read_answer(status: u16, body: &[u8], expected: &str, call: Call) -> Resu
 fn required<'a>(node: &'a Node, name: &str) -> Result<&'a str, AdapterError> {
     node.require(name)
         .map_err(AdapterError::from)
-        .and_then(|t| if t.is_empty() { Err(AdapterError::Protocol(format!("answer has an empty <{name}>"))) } else { Ok(t) })
+        .and_then(|t| {
+            if t.is_empty() {
+                Err(AdapterError::Protocol(format!(
+                    "answer has an empty <{name}>"
+                )))
+            } else {
+                Ok(t)
+            }
+        })
 }
 
 /// The department's 状态 (`zt`) as a step state.
@@ -294,7 +341,11 @@ pub fn read_transfer(status: u16, body: &[u8]) -> Result<Receipt, AdapterError> 
 }
 
 /// The report of `queryStatus`.
-pub fn read_status(reference: &str, status: u16, body: &[u8]) -> Result<StatusReport, AdapterError> {
+pub fn read_status(
+    reference: &str,
+    status: u16,
+    body: &[u8],
+) -> Result<StatusReport, AdapterError> {
     let node = read_answer(status, body, "queryStatusResponse", Call::Status)?;
     let zt = required(&node, "zt")?;
     let mut report = StatusReport::new(reference, state_of(zt)?);
@@ -382,7 +433,10 @@ mod tests {
         "buyer":{"name":"李四","id_number":"34052419800101001X"},"price":1500000}"#;
 
     fn codes(problems: &[FieldProblem]) -> Vec<(&str, &str)> {
-        problems.iter().map(|p| (p.field.as_str(), p.code.as_str())).collect()
+        problems
+            .iter()
+            .map(|p| (p.field.as_str(), p.code.as_str()))
+            .collect()
     }
 
     fn gbk_envelope(inner: &str) -> Vec<u8> {
@@ -393,7 +447,9 @@ mod tests {
     }
 
     fn fault(code: &str, reason: &str, error_code: Option<&str>) -> Vec<u8> {
-        let detail = error_code.map_or(String::new(), |c| format!("<detail><bdc:errorCode>{c}</bdc:errorCode></detail>"));
+        let detail = error_code.map_or(String::new(), |c| {
+            format!("<detail><bdc:errorCode>{c}</bdc:errorCode></detail>")
+        });
         gbk_envelope(&format!(
             "<soap:Fault><faultcode>{code}</faultcode><faultstring>{reason}</faultstring>{detail}</soap:Fault>"
         ))
@@ -404,11 +460,18 @@ mod tests {
         let t = transfer(GOOD).unwrap();
         let bytes = t.envelope("key-1").unwrap();
         assert!(bytes.starts_with(br#"<?xml version="1.0" encoding="GBK"?>"#));
-        assert!(std::str::from_utf8(&bytes).is_err(), "Chinese text must be GBK, not UTF-8");
+        assert!(
+            std::str::from_utf8(&bytes).is_err(),
+            "Chinese text must be GBK, not UTF-8"
+        );
         let root = Node::parse(&sdk::xml::decode(&bytes).unwrap()).unwrap();
         let op = sdk::xml::soap_body(&root).unwrap().unwrap();
         assert_eq!(op.name, "submitTransfer");
-        let fields: Vec<(&str, &str)> = op.children.iter().map(|c| (c.name.as_str(), c.text.as_str())).collect();
+        let fields: Vec<(&str, &str)> = op
+            .children
+            .iter()
+            .map(|c| (c.name.as_str(), c.text.as_str()))
+            .collect();
         assert_eq!(
             fields,
             vec![
@@ -423,7 +486,10 @@ mod tests {
             ]
         );
         let text = sdk::xml::decode(&bytes).unwrap();
-        assert!(text.contains(r#"<bdc:submitTransfer>"#) && text.contains(r#"xmlns:bdc="http://bdc.gov.cn/ws""#));
+        assert!(
+            text.contains(r#"<bdc:submitTransfer>"#)
+                && text.contains(r#"xmlns:bdc="http://bdc.gov.cn/ws""#)
+        );
         assert_eq!(soap_action("submitTransfer"), "\"urn:bdc:submitTransfer\"");
     }
 
@@ -443,27 +509,54 @@ mod tests {
             ]
         );
         let emoji = GOOD.replace("李四", "李四😀");
-        assert_eq!(codes(&validate(TRANSFER, &emoji)), vec![("buyer.name", "encoding")]);
+        assert_eq!(
+            codes(&validate(TRANSFER, &emoji)),
+            vec![("buyer.name", "encoding")]
+        );
         assert_eq!(validate(TRANSFER, "{}").len(), 7);
         assert!(validate(TRANSFER, GOOD).is_empty());
-        assert_eq!(codes(&validate("real-estate.mortgage", GOOD)), vec![("", "unknown_matter")]);
+        assert_eq!(
+            codes(&validate("real-estate.mortgage", GOOD)),
+            vec![("", "unknown_matter")]
+        );
         let tiny = GOOD.replace("1500000", "0.001");
         assert_eq!(codes(&validate(TRANSFER, &tiny)), vec![("price", "range")]);
     }
 
     #[test]
     fn property_queries_pick_the_operation() {
-        let (op, by_cert) = property_request(r#"{"certificate_number":"闽（2019）平潭不动产权第0011364号"}"#).unwrap();
+        let (op, by_cert) =
+            property_request(r#"{"certificate_number":"闽（2019）平潭不动产权第0011364号"}"#)
+                .unwrap();
         assert_eq!(op, "queryByCertificate");
         let text = sdk::xml::decode(&by_cert).unwrap();
-        assert!(text.contains("<bdc:queryByCertificate><bdcqzh>闽（2019）平潭不动产权第0011364号</bdcqzh>"), "{text}");
-        let (op, by_unit) = property_request(r#"{"unit_number":"351001012010GB01859F00040015"}"#).unwrap();
+        assert!(
+            text.contains(
+                "<bdc:queryByCertificate><bdcqzh>闽（2019）平潭不动产权第0011364号</bdcqzh>"
+            ),
+            "{text}"
+        );
+        let (op, by_unit) =
+            property_request(r#"{"unit_number":"351001012010GB01859F00040015"}"#).unwrap();
         assert_eq!(op, "queryByUnit");
-        assert!(sdk::xml::decode(&by_unit).unwrap().contains("<bdc:queryByUnit><bdcdyh>351001012010GB01859F00040015</bdcdyh>"));
+        assert!(
+            sdk::xml::decode(&by_unit)
+                .unwrap()
+                .contains("<bdc:queryByUnit><bdcdyh>351001012010GB01859F00040015</bdcdyh>")
+        );
         let both = r#"{"unit_number":"351001012010GB01859F00040015","certificate_number":"闽(2019)平潭不动产权第0011364号"}"#;
-        assert_eq!(codes(&property_request(both).unwrap_err()), vec![("", "rule")]);
-        assert_eq!(codes(&property_request("{}").unwrap_err()), vec![("", "required")]);
-        assert_eq!(codes(&property_request(r#"{"unit_number":"123"}"#).unwrap_err()), vec![("unit_number", "length")]);
+        assert_eq!(
+            codes(&property_request(both).unwrap_err()),
+            vec![("", "rule")]
+        );
+        assert_eq!(
+            codes(&property_request("{}").unwrap_err()),
+            vec![("", "required")]
+        );
+        assert_eq!(
+            codes(&property_request(r#"{"unit_number":"123"}"#).unwrap_err()),
+            vec![("unit_number", "length")]
+        );
     }
 
     #[test]
@@ -480,16 +573,26 @@ mod tests {
                 "location": "平潭县潭城镇西航路18号1幢401室", "area": 89.56, "use": "住宅", "registered_on": "2019-06-18"})
         );
         let missing = fault("soap:Client", "未查询到不动产登记信息", Some("E104"));
-        assert!(matches!(read_property(500, &missing), Err(AdapterError::Rejected(r)) if r.code == "not_found"));
+        assert!(
+            matches!(read_property(500, &missing), Err(AdapterError::Rejected(r)) if r.code == "not_found")
+        );
         let no_record = gbk_envelope("<bdc:queryResponse></bdc:queryResponse>");
-        assert!(matches!(read_property(200, &no_record), Err(AdapterError::Protocol(_))));
+        assert!(matches!(
+            read_property(200, &no_record),
+            Err(AdapterError::Protocol(_))
+        ));
     }
 
     #[test]
     fn transfer_answers_and_faults() {
-        let ok = gbk_envelope("<bdc:submitTransferResponse><slbh>BDC2025010100000001</slbh><zt>受理</zt></bdc:submitTransferResponse>");
+        let ok = gbk_envelope(
+            "<bdc:submitTransferResponse><slbh>BDC2025010100000001</slbh><zt>受理</zt></bdc:submitTransferResponse>",
+        );
         let receipt = read_transfer(200, &ok).unwrap();
-        assert_eq!((receipt.reference.as_str(), receipt.state), ("BDC2025010100000001", StepState::Accepted));
+        assert_eq!(
+            (receipt.reference.as_str(), receipt.state),
+            ("BDC2025010100000001", StepState::Accepted)
+        );
 
         let e201 = fault("soap:Client", "转让方与登记权利人不一致", Some("E201"));
         match read_transfer(500, &e201) {
@@ -500,37 +603,91 @@ mod tests {
             other => panic!("{other:?}"),
         }
         let e104 = fault("soap:Client", "未查询到不动产登记信息", Some("E104"));
-        assert!(matches!(read_transfer(500, &e104), Err(AdapterError::Rejected(r)) if r.code == "E104"));
+        assert!(
+            matches!(read_transfer(500, &e104), Err(AdapterError::Rejected(r)) if r.code == "E104")
+        );
         let server = fault("soap:Server", "系统繁忙", None);
-        assert!(matches!(read_transfer(500, &server), Err(AdapterError::Unavailable(_))));
+        assert!(matches!(
+            read_transfer(500, &server),
+            Err(AdapterError::Unavailable(_))
+        ));
         let encoding = fault("soap:Client", "编码错误：请使用GBK编码", Some("E100"));
-        assert!(matches!(read_transfer(500, &encoding), Err(AdapterError::Internal(_))));
+        assert!(matches!(
+            read_transfer(500, &encoding),
+            Err(AdapterError::Internal(_))
+        ));
         let e101 = fault("soap:Client", "不动产单元号格式错误", Some("E101"));
-        assert!(matches!(read_transfer(500, &e101), Err(AdapterError::InvalidInput(f)) if f[0].field == "unit_number"));
-        assert!(matches!(read_transfer(500, b""), Err(AdapterError::Unavailable(m)) if m.contains("500")));
-        assert!(matches!(read_transfer(503, b""), Err(AdapterError::Unavailable(m)) if m.contains("503")));
+        assert!(
+            matches!(read_transfer(500, &e101), Err(AdapterError::InvalidInput(f)) if f[0].field == "unit_number")
+        );
+        assert!(
+            matches!(read_transfer(500, b""), Err(AdapterError::Unavailable(m)) if m.contains("500"))
+        );
+        assert!(
+            matches!(read_transfer(503, b""), Err(AdapterError::Unavailable(m)) if m.contains("503"))
+        );
         let garbage = b"\xff\xfe<<<\x00 upstream exploded {not: json] </not-xml";
-        assert!(matches!(read_transfer(200, garbage), Err(AdapterError::Protocol(_))));
-        let wrong = gbk_envelope("<bdc:queryStatusResponse><slbh>x</slbh><zt>受理</zt></bdc:queryStatusResponse>");
-        assert!(matches!(read_transfer(200, &wrong), Err(AdapterError::Protocol(_))));
-        let no_slbh = gbk_envelope("<bdc:submitTransferResponse><zt>受理</zt></bdc:submitTransferResponse>");
-        assert!(matches!(read_transfer(200, &no_slbh), Err(AdapterError::Protocol(_))));
+        assert!(matches!(
+            read_transfer(200, garbage),
+            Err(AdapterError::Protocol(_))
+        ));
+        let wrong = gbk_envelope(
+            "<bdc:queryStatusResponse><slbh>x</slbh><zt>受理</zt></bdc:queryStatusResponse>",
+        );
+        assert!(matches!(
+            read_transfer(200, &wrong),
+            Err(AdapterError::Protocol(_))
+        ));
+        let no_slbh =
+            gbk_envelope("<bdc:submitTransferResponse><zt>受理</zt></bdc:submitTransferResponse>");
+        assert!(matches!(
+            read_transfer(200, &no_slbh),
+            Err(AdapterError::Protocol(_))
+        ));
     }
 
     #[test]
     fn status_answers() {
         let at = |zt: &str, extra: &str| {
-            gbk_envelope(&format!("<bdc:queryStatusResponse><slbh>BDC1</slbh><zt>{zt}</zt>{extra}</bdc:queryStatusResponse>"))
+            gbk_envelope(&format!(
+                "<bdc:queryStatusResponse><slbh>BDC1</slbh><zt>{zt}</zt>{extra}</bdc:queryStatusResponse>"
+            ))
         };
-        assert_eq!(read_status("BDC1", 200, &at("受理", "")).unwrap().state, StepState::Accepted);
-        assert_eq!(read_status("BDC1", 200, &at("审核", "")).unwrap().state, StepState::Processing);
-        assert_eq!(read_status("BDC1", 200, &at("退回", "")).unwrap().state, StepState::Returned);
-        let done = read_status("BDC1", 200, &at("登簿", "<xbdcqzh>闽(2025)平潭不动产权第0000001号</xbdcqzh>")).unwrap();
-        assert_eq!((done.reference.as_str(), done.state), ("BDC1", StepState::Approved));
+        assert_eq!(
+            read_status("BDC1", 200, &at("受理", "")).unwrap().state,
+            StepState::Accepted
+        );
+        assert_eq!(
+            read_status("BDC1", 200, &at("审核", "")).unwrap().state,
+            StepState::Processing
+        );
+        assert_eq!(
+            read_status("BDC1", 200, &at("退回", "")).unwrap().state,
+            StepState::Returned
+        );
+        let done = read_status(
+            "BDC1",
+            200,
+            &at("登簿", "<xbdcqzh>闽(2025)平潭不动产权第0000001号</xbdcqzh>"),
+        )
+        .unwrap();
+        assert_eq!(
+            (done.reference.as_str(), done.state),
+            ("BDC1", StepState::Approved)
+        );
         let outputs: Value = serde_json::from_str(&done.outputs).unwrap();
-        assert_eq!(outputs, json!({"certificate_number": "闽(2025)平潭不动产权第0000001号"}));
-        assert!(matches!(read_status("BDC1", 200, &at("登簿", "")), Err(AdapterError::Protocol(_))));
-        assert!(matches!(read_status("BDC1", 200, &at("注销", "")), Err(AdapterError::Protocol(_))));
+        assert_eq!(
+            outputs,
+            json!({"certificate_number": "闽(2025)平潭不动产权第0000001号"})
+        );
+        assert!(matches!(
+            read_status("BDC1", 200, &at("登簿", "")),
+            Err(AdapterError::Protocol(_))
+        ));
+        assert!(matches!(
+            read_status("BDC1", 200, &at("注销", "")),
+            Err(AdapterError::Protocol(_))
+        ));
         let request = sdk::xml::decode(&status_request("BDC1").unwrap()).unwrap();
         assert!(request.contains("<bdc:queryStatus><slbh>BDC1</slbh></bdc:queryStatus>"));
     }

@@ -14,7 +14,8 @@ pub mod protocol;
 use protocol::{CLEARANCE, Credentials, REGISTRATION, SignMethod};
 use sdk::http::{Request, Response};
 use sdk::{
-    AdapterError, CallbackRequest, Description, FieldError, LookupInfo, MatterInfo, Receipt, StatusReport, Submission,
+    AdapterError, CallbackRequest, Description, FieldError, LookupInfo, MatterInfo, Receipt,
+    StatusReport, Submission,
 };
 
 /// The tax adapter.
@@ -42,7 +43,9 @@ fn send_signed(request: Request) -> Result<Response, AdapterError> {
         sdk::sign::unix_seconds(),
         &sdk::sign::nonce(),
     );
-    let request = headers.into_iter().fold(request, |r, (k, v)| r.header(k, v));
+    let request = headers
+        .into_iter()
+        .fold(request, |r, (k, v)| r.header(k, v));
     Ok(request.send()?)
 }
 
@@ -59,14 +62,18 @@ impl sdk::Adapter for Tax {
             }],
             lookups: vec![LookupInfo {
                 name: CLEARANCE.into(),
-                description: "清税查询：按统一社会信用代码或居民身份号码查询纳税人是否结清税款".into(),
+                description: "清税查询：按统一社会信用代码或居民身份号码查询纳税人是否结清税款"
+                    .into(),
                 input_schema: protocol::clearance_schema().to_string(),
             }],
         }
     }
 
     fn validate(matter: String, payload: String) -> Vec<FieldError> {
-        protocol::validate(&matter, &payload).into_iter().map(Into::into).collect()
+        protocol::validate(&matter, &payload)
+            .into_iter()
+            .map(Into::into)
+            .collect()
     }
 
     fn submit(submission: Submission) -> Result<Receipt, AdapterError> {
@@ -77,7 +84,10 @@ impl sdk::Adapter for Tax {
         let body = registration.body(&submission.idempotency_key);
         let response = send_signed(Request::post(protocol::SWDJ_PATH).json(&body))?;
         let receipt = protocol::read_registration(response.status, &response.body)?;
-        sdk::log::info(&format!("tax registration accepted, slh {}", receipt.reference));
+        sdk::log::info(&format!(
+            "tax registration accepted, slh {}",
+            receipt.reference
+        ));
         Ok(receipt)
     }
 
@@ -98,7 +108,8 @@ impl sdk::Adapter for Tax {
             )]));
         }
         let taxpayer_id = protocol::clearance_query(&query).map_err(invalid)?;
-        let request = Request::post(protocol::QSCX_PATH).json(&protocol::clearance_body(&taxpayer_id));
+        let request =
+            Request::post(protocol::QSCX_PATH).json(&protocol::clearance_body(&taxpayer_id));
         let response = send_signed(request)?;
         Ok(protocol::read_clearance(response.status, &response.body)?.to_string())
     }

@@ -90,7 +90,11 @@ impl Registration {
 pub fn registration(payload: &str) -> Result<Registration, Vec<FieldProblem>> {
     let r: Registration = sdk::payload::parse(payload).map_err(|e| e.problems)?;
     let problems = r.check();
-    if problems.is_empty() { Ok(r) } else { Err(problems) }
+    if problems.is_empty() {
+        Ok(r)
+    } else {
+        Err(problems)
+    }
 }
 
 /// `validate` for any matter name.
@@ -126,11 +130,21 @@ pub fn clearance_query(query: &str) -> Result<String, Vec<FieldProblem>> {
     };
     let as_resident = sdk::ids::resident_id(&id);
     let as_credit = sdk::ids::credit_code(&id);
-    let credit_ok = matches!(&as_credit, Ok(()) | Err(sdk::ids::IdProblem { code: "checksum", .. }));
+    let credit_ok = matches!(
+        &as_credit,
+        Ok(())
+            | Err(sdk::ids::IdProblem {
+                code: "checksum",
+                ..
+            })
+    );
     if as_resident.is_ok() || credit_ok {
         Ok(id)
     } else {
-        Err(vec![problem("format", "纳税人识别号应为统一社会信用代码或居民身份号码")])
+        Err(vec![problem(
+            "format",
+            "纳税人识别号应为统一社会信用代码或居民身份号码",
+        )])
     }
 }
 
@@ -149,7 +163,9 @@ pub fn percent_encode(value: &str) -> String {
     value
         .bytes()
         .map(|b| match b {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'.' | b'_' | b'~' => (b as char).to_string(),
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'.' | b'_' | b'~' => {
+                (b as char).to_string()
+            }
             _ => format!("%{b:02X}"),
         })
         .collect()
@@ -193,7 +209,13 @@ impl SignMethod {
 }
 
 /// `METHOD \n PATH_AND_QUERY \n TIMESTAMP \n NONCE \n BODY`, BODY raw (empty for GET).
-pub fn canonical(method: &str, path_and_query: &str, timestamp: u64, nonce: &str, body: &[u8]) -> Vec<u8> {
+pub fn canonical(
+    method: &str,
+    path_and_query: &str,
+    timestamp: u64,
+    nonce: &str,
+    body: &[u8],
+) -> Vec<u8> {
     let mut out = format!("{method}\n{path_and_query}\n{timestamp}\n{nonce}\n").into_bytes();
     out.extend_from_slice(body);
     out
@@ -209,14 +231,24 @@ pub struct Credentials {
 
 impl Credentials {
     /// The five authentication headers for one request.
-    pub fn headers(&self, method: &str, path_and_query: &str, body: &[u8], timestamp: u64, nonce: &str) -> Vec<(String, String)> {
+    pub fn headers(
+        &self,
+        method: &str,
+        path_and_query: &str,
+        body: &[u8],
+        timestamp: u64,
+        nonce: &str,
+    ) -> Vec<(String, String)> {
         let canonical = canonical(method, path_and_query, timestamp, nonce, body);
         vec![
             ("X-App-Key".into(), self.app_key.clone()),
             ("X-Timestamp".into(), timestamp.to_string()),
             ("X-Nonce".into(), nonce.to_string()),
             ("X-Sign-Method".into(), self.method.header_value().into()),
-            ("X-Signature".into(), self.method.sign(self.app_secret.as_bytes(), &canonical)),
+            (
+                "X-Signature".into(),
+                self.method.sign(self.app_secret.as_bytes(), &canonical),
+            ),
         ]
     }
 }
@@ -237,10 +269,14 @@ struct Envelope {
 /// unavailable; a body that is not the department's JSON is a protocol error.
 pub fn read_answer(status: u16, body: &[u8]) -> Result<Answer, AdapterError> {
     if status >= 500 {
-        return Err(AdapterError::Unavailable(format!("department answered HTTP {status}")));
+        return Err(AdapterError::Unavailable(format!(
+            "department answered HTTP {status}"
+        )));
     }
     let envelope: Envelope = serde_json::from_slice(body).map_err(|e| {
-        AdapterError::Protocol(format!("department answered HTTP {status} with a body that is not its JSON: {e}"))
+        AdapterError::Protocol(format!(
+            "department answered HTTP {status} with a body that is not its JSON: {e}"
+        ))
     })?;
     if status == 401 {
         return Err(authentication_error(&envelope.code, &envelope.msg));
@@ -264,7 +300,9 @@ pub fn read_answer(status: u16, body: &[u8]) -> Result<Answer, AdapterError> {
 /// nonce the next attempt carries, so it is `Unavailable` (worth retrying).
 fn authentication_error(code: &str, msg: &str) -> AdapterError {
     match code {
-        "4013" => AdapterError::Unavailable(format!("department refused a repeated nonce ({code} {msg})")),
+        "4013" => AdapterError::Unavailable(format!(
+            "department refused a repeated nonce ({code} {msg})"
+        )),
         "4012" => AdapterError::Internal(format!(
             "department refused the request timestamp ({code} {msg}): check the host clock"
         )),
@@ -292,7 +330,11 @@ pub fn read_registration(status: u16, body: &[u8]) -> Result<Receipt, AdapterErr
 }
 
 /// The report of `GET /api/v1/slzt`.
-pub fn read_status(reference: &str, status: u16, body: &[u8]) -> Result<StatusReport, AdapterError> {
+pub fn read_status(
+    reference: &str,
+    status: u16,
+    body: &[u8],
+) -> Result<StatusReport, AdapterError> {
     let data = read_answer(status, body)?.map_err(|(code, msg)| rejected(code, msg))?;
     let message = data.get("ztmc").and_then(Value::as_str).map(str::to_string);
     let mut report = StatusReport::new(reference, StepState::Accepted);
@@ -312,7 +354,11 @@ pub fn read_status(reference: &str, status: u16, body: &[u8]) -> Result<StatusRe
             .to_string();
         }
         "03" => report.state = StepState::Rejected,
-        other => return Err(AdapterError::Protocol(format!("unknown status code zt={other}"))),
+        other => {
+            return Err(AdapterError::Protocol(format!(
+                "unknown status code zt={other}"
+            )));
+        }
     }
     Ok(report)
 }
@@ -326,7 +372,11 @@ pub fn read_clearance(status: u16, body: &[u8]) -> Result<Value, AdapterError> {
     let cleared = match text(&data, "qszt")? {
         "Y" => true,
         "N" => false,
-        other => return Err(AdapterError::Protocol(format!("unknown clearance state qszt={other}"))),
+        other => {
+            return Err(AdapterError::Protocol(format!(
+                "unknown clearance state qszt={other}"
+            )));
+        }
     };
     Ok(json!({
         "taxpayer_id": text(&data, "nsrsbh")?,
@@ -384,7 +434,10 @@ mod tests {
         "address":"福州市鼓楼区五四路1号","business_scope":"软件开发"}"#;
 
     fn codes(problems: &[FieldProblem]) -> Vec<(&str, &str)> {
-        problems.iter().map(|p| (p.field.as_str(), p.code.as_str())).collect()
+        problems
+            .iter()
+            .map(|p| (p.field.as_str(), p.code.as_str()))
+            .collect()
     }
 
     #[test]
@@ -420,7 +473,10 @@ mod tests {
 
     #[test]
     fn unknown_matters_are_one_problem() {
-        assert_eq!(codes(&validate("tax.other", "{}")), vec![("", "unknown_matter")]);
+        assert_eq!(
+            codes(&validate("tax.other", "{}")),
+            vec![("", "unknown_matter")]
+        );
     }
 
     #[test]
@@ -432,8 +488,20 @@ mod tests {
             app_secret: "tax-demo-secret".into(),
             method: SignMethod::HmacSm3,
         };
-        let headers = creds.headers("POST", "/api/v1/qscx", b"{}", 1_700_000_000, "n0nce0000000000000");
-        let get = |n: &str| headers.iter().find(|(k, _)| k == n).map(|(_, v)| v.as_str()).unwrap();
+        let headers = creds.headers(
+            "POST",
+            "/api/v1/qscx",
+            b"{}",
+            1_700_000_000,
+            "n0nce0000000000000",
+        );
+        let get = |n: &str| {
+            headers
+                .iter()
+                .find(|(k, _)| k == n)
+                .map(|(_, v)| v.as_str())
+                .unwrap()
+        };
         assert_eq!(get("X-App-Key"), "gw-demo");
         assert_eq!(get("X-Timestamp"), "1700000000");
         assert_eq!(get("X-Sign-Method"), "HMAC-SM3");
@@ -449,9 +517,18 @@ mod tests {
 
     #[test]
     fn sign_method_setting() {
-        assert_eq!(SignMethod::from_setting(None).unwrap(), SignMethod::HmacSha256);
-        assert_eq!(SignMethod::from_setting(Some("HMAC-SM3")).unwrap(), SignMethod::HmacSm3);
-        assert!(matches!(SignMethod::from_setting(Some("MD5")), Err(AdapterError::Internal(_))));
+        assert_eq!(
+            SignMethod::from_setting(None).unwrap(),
+            SignMethod::HmacSha256
+        );
+        assert_eq!(
+            SignMethod::from_setting(Some("HMAC-SM3")).unwrap(),
+            SignMethod::HmacSm3
+        );
+        assert!(matches!(
+            SignMethod::from_setting(Some("MD5")),
+            Err(AdapterError::Internal(_))
+        ));
     }
 
     #[test]
@@ -465,17 +542,31 @@ mod tests {
             Err(AdapterError::Rejected(r)) => assert_eq!(r.code, "2001"),
             other => panic!("{other:?}"),
         }
-        assert!(matches!(read_registration(503, b""), Err(AdapterError::Unavailable(m)) if m.contains("503")));
-        assert!(matches!(read_registration(500, b""), Err(AdapterError::Unavailable(_))));
-        assert!(matches!(read_registration(200, b"\xff<<garbage"), Err(AdapterError::Protocol(_))));
+        assert!(
+            matches!(read_registration(503, b""), Err(AdapterError::Unavailable(m)) if m.contains("503"))
+        );
+        assert!(matches!(
+            read_registration(500, b""),
+            Err(AdapterError::Unavailable(_))
+        ));
+        assert!(matches!(
+            read_registration(200, b"\xff<<garbage"),
+            Err(AdapterError::Protocol(_))
+        ));
         assert!(matches!(
             read_registration(200, br#"{"code":"0000","data":{}}"#),
             Err(AdapterError::Protocol(_))
         ));
         let bad_sig = r#"{"code":"4011","msg":"签名错误"}"#.as_bytes();
-        assert!(matches!(read_registration(401, bad_sig), Err(AdapterError::Internal(_))));
+        assert!(matches!(
+            read_registration(401, bad_sig),
+            Err(AdapterError::Internal(_))
+        ));
         let replay = r#"{"code":"4013","msg":"nonce重复"}"#.as_bytes();
-        assert!(matches!(read_registration(401, replay), Err(AdapterError::Unavailable(_))));
+        assert!(matches!(
+            read_registration(401, replay),
+            Err(AdapterError::Unavailable(_))
+        ));
     }
 
     #[test]
@@ -484,19 +575,31 @@ mod tests {
         let r = read_status("SW1", 200, processing).unwrap();
         assert_eq!((r.state, r.outputs.as_str()), (StepState::Processing, "{}"));
         let done = r#"{"code":"0000","msg":"成功","data":{"slh":"SW1","zt":"02","ztmc":"已办结",
-            "swdjxx":{"nsrsbh":"91350100M000100Y43","djrq":"2025-06-15"}}}"#.as_bytes();
+            "swdjxx":{"nsrsbh":"91350100M000100Y43","djrq":"2025-06-15"}}}"#
+            .as_bytes();
         let r = read_status("SW1", 200, done).unwrap();
         assert_eq!(r.state, StepState::Approved);
         assert_eq!(r.reference, "SW1");
         let outputs: Value = serde_json::from_str(&r.outputs).unwrap();
-        assert_eq!(outputs, json!({"taxpayer_id": "91350100M000100Y43", "registered_on": "2025-06-15"}));
+        assert_eq!(
+            outputs,
+            json!({"taxpayer_id": "91350100M000100Y43", "registered_on": "2025-06-15"})
+        );
         let refused = r#"{"code":"0000","msg":"成功","data":{"slh":"SW1","zt":"03","ztmc":"不予受理","swdjxx":null}}"#.as_bytes();
         let r = read_status("SW1", 200, refused).unwrap();
-        assert_eq!((r.state, r.message.as_deref()), (StepState::Rejected, Some("不予受理")));
+        assert_eq!(
+            (r.state, r.message.as_deref()),
+            (StepState::Rejected, Some("不予受理"))
+        );
         let unknown = r#"{"code":"2004","msg":"受理号不存在","data":null}"#.as_bytes();
-        assert!(matches!(read_status("SW9", 200, unknown), Err(AdapterError::Rejected(r)) if r.code == "2004"));
+        assert!(
+            matches!(read_status("SW9", 200, unknown), Err(AdapterError::Rejected(r)) if r.code == "2004")
+        );
         let no_info = br#"{"code":"0000","data":{"slh":"SW1","zt":"02","swdjxx":null}}"#;
-        assert!(matches!(read_status("SW1", 200, no_info), Err(AdapterError::Protocol(_))));
+        assert!(matches!(
+            read_status("SW1", 200, no_info),
+            Err(AdapterError::Protocol(_))
+        ));
     }
 
     #[test]
@@ -507,11 +610,20 @@ mod tests {
 
     #[test]
     fn clearance_queries_and_answers() {
-        assert_eq!(clearance_query(r#"{"taxpayer_id":"11010519491231002x"}"#).unwrap(), "11010519491231002X");
-        assert_eq!(clearance_query(r#"{"taxpayer_id":"91350100M000100Y43"}"#).unwrap(), "91350100M000100Y43");
+        assert_eq!(
+            clearance_query(r#"{"taxpayer_id":"11010519491231002x"}"#).unwrap(),
+            "11010519491231002X"
+        );
+        assert_eq!(
+            clearance_query(r#"{"taxpayer_id":"91350100M000100Y43"}"#).unwrap(),
+            "91350100M000100Y43"
+        );
         let bad = clearance_query(r#"{"taxpayer_id":"123"}"#).unwrap_err();
         assert_eq!(codes(&bad), vec![("taxpayer_id", "format")]);
-        assert_eq!(codes(&clearance_query("{}").unwrap_err()), vec![("taxpayer_id", "required")]);
+        assert_eq!(
+            codes(&clearance_query("{}").unwrap_err()),
+            vec![("taxpayer_id", "required")]
+        );
 
         let arrears = r#"{"code":"0000","msg":"成功","data":{"nsrsbh":"91110108551385082Q",
             "nsrmc":"北京欠税商贸有限公司","qszt":"N","qjje":"12800.00"}}"#;
@@ -521,14 +633,19 @@ mod tests {
                 "cleared": false, "arrears": "12800.00"})
         );
         let missing = r#"{"code":"2002","msg":"纳税人不存在","data":null}"#.as_bytes();
-        assert!(matches!(read_clearance(200, missing), Err(AdapterError::Rejected(r)) if r.code == "not_found"));
+        assert!(
+            matches!(read_clearance(200, missing), Err(AdapterError::Rejected(r)) if r.code == "not_found")
+        );
     }
 
     #[test]
     fn schemas_are_titled_json_schema() {
         let s = registration_schema();
         assert_eq!(s["$schema"], "https://json-schema.org/draft/2020-12/schema");
-        assert_eq!(s["properties"]["legal_representative"]["properties"]["id_number"]["title"], "居民身份号码");
+        assert_eq!(
+            s["properties"]["legal_representative"]["properties"]["id_number"]["title"],
+            "居民身份号码"
+        );
         assert_eq!(clearance_schema()["required"], json!(["taxpayer_id"]));
     }
 }
