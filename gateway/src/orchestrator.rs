@@ -88,11 +88,12 @@ impl Orchestrator {
         if !form.is_object() {
             return Ok(vec![FieldProblem::new("", "type", "申请表应为JSON对象")]);
         }
-        let checks = service.steps.iter().map(|step| async move {
-            let matter = &self.catalogue.matters[&step.matter];
-            let mut problems = self.catalogue.check_input(matter, form);
-            if problems.is_empty() {
-                // Department rules only make sense on input of the right shape.
+        let checks =
+            service.steps.iter().map(|step| async move {
+                let matter = &self.catalogue.matters[&step.matter];
+                let mut problems = self.catalogue.check_input(matter, form);
+                // The department's rules run even when the schema already found problems: the
+                // applicant hears about everything in one answer (一次性告知).
                 let adapter =
                     self.adapters
                         .get(&matter.department)
@@ -107,9 +108,8 @@ impl Orchestrator {
                 problems.extend(found.into_iter().map(|f| {
                     FieldProblem::new(f.field, f.code, crate::redact::redact(&f.message))
                 }));
-            }
-            Ok::<_, ApiError>(problems)
-        });
+                Ok::<_, ApiError>(problems)
+            });
         let lists = futures::future::try_join_all(checks).await?;
         Ok(merge_problems(lists))
     }
@@ -248,9 +248,10 @@ impl Orchestrator {
                     .await
                 } else {
                     tracing::warn!(case = %step.case_id, department = %step.department, attempt = step.attempts + 1, error = %message, "delivery will be retried");
-                    self.store
-                        .retry_later(step, &message, now_ms() + backoff_ms(step.attempts))
-                        .await
+                    let next = now_ms() + backoff_ms(step.attempts);
+                    let retry = self.store.retry_later(step, &message, next).await;
+                    self.announce(step, StepState::Pending);
+                    retry
                 }
             }
         };
@@ -273,12 +274,18 @@ impl Orchestrator {
             .update_step(step, state, reference, outputs, message, kind, next_poll)
             .await?;
         tracing::info!(case = %step.case_id, step = %step.step, department = %step.department, state = state.as_str(), kind, "step updated");
-        let _ = self.events.send(CaseEvent {
+        self.announce(step, state);
+        Ok(())
+    }
+
+    fn announce(&self, step: &StepRecord, state: StepState) {
+        let event = CaseEvent {
             case_id: step.case_id.clone(),
             step: step.step.clone(),
             state,
-        });
-        Ok(())
+        };
+        // No subscriber is fine: the store is the record, this is only a wake-up.
+        let _ = self.events.send(event);
     }
 
     fn poll_interval(&self, department: &str) -> i64 {

@@ -2,6 +2,7 @@
 
 /// Bindings generated from `wit/adapter.wit`. Use the re-exports and wrappers instead.
 #[doc(hidden)]
+#[allow(clippy::too_many_arguments, reason = "generated code mirrors the WIT signatures")]
 pub mod wit {
     wit_bindgen::generate!({
         path: "../wit",
@@ -26,7 +27,7 @@ pub use wit::gov::adapter::types::{
 /// Export a type implementing [`Adapter`] as this component's adapter.
 #[macro_export]
 macro_rules! export_adapter {
-    ($adapter:ty) => {
+    ($adapter:ident) => {
         $crate::wit::export!($adapter with_types_in $crate::wit);
     };
 }

@@ -74,6 +74,8 @@ pub struct Setup {
     pub ticket_delay: Option<Duration>,
     /// Token lifetime at market regulation.
     pub token_ttl: Option<Duration>,
+    /// Request timeout towards every department (default 3 s).
+    pub department_timeout: Option<Duration>,
 }
 
 /// A gateway, its departments, and an HTTP client.
@@ -236,7 +238,7 @@ call_timeout_ms = 10000
 name = "税务"
 base_url = "{tax}"
 adapter = "tax_adapter.wasm"
-timeout_ms = 3000
+timeout_ms = {timeout_ms}
 poll_interval_ms = 100
 {tax_extra}
 [departments.tax.settings]
@@ -248,14 +250,14 @@ sign-method = "HMAC-SM3"
 name = "不动产登记"
 base_url = "{real_estate}"
 adapter = "real_estate_adapter.wasm"
-timeout_ms = 3000
+timeout_ms = {timeout_ms}
 poll_interval_ms = 100
 {real_estate_extra}
 [departments.public-security]
 name = "公安"
 base_url = "{public_security}"
 adapter = "public_security_adapter.wasm"
-timeout_ms = 3000
+timeout_ms = {timeout_ms}
 poll_interval_ms = 100
 {public_security_extra}
 [departments.public-security.tls]
@@ -267,7 +269,7 @@ client_key = "{certs}/client-key.pem"
 name = "市场监管"
 base_url = "{market_regulation}"
 adapter = "market_regulation_adapter.wasm"
-timeout_ms = 3000
+timeout_ms = {timeout_ms}
 poll_interval_ms = 5000
 {market_regulation_extra}
 [departments.market-regulation.settings]
@@ -284,6 +286,7 @@ callback-secret = "mr-callback-secret"
         public_security = d.public_security.base_url,
         market_regulation = d.market_regulation.base_url,
         certs = certs.display(),
+        timeout_ms = setup.department_timeout.map_or(3000, |t| t.as_millis()),
         tax_extra = extra("tax"),
         real_estate_extra = extra("real-estate"),
         public_security_extra = extra("public-security"),

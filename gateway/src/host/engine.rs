@@ -1,28 +1,17 @@
 //! One wasmtime engine for the process: pooling allocator, epoch interruption, async calls.
 
 use crate::config::Limits;
-use std::sync::Arc;
 use std::time::Duration;
 use wasmtime::{Config, Engine, InstanceAllocationStrategy, PoolingAllocationConfig};
 
 /// How often the epoch advances; the unit of the CPU limit and of guest yields.
 pub const TICK: Duration = Duration::from_millis(5);
 
-/// The engine and the thread that drives its epoch.
+/// The engine. A thread advances its epoch for as long as anything (a loaded component, a
+/// running call) still holds the engine; it ends by itself when the last holder is gone.
 #[derive(Clone)]
 pub struct PluginEngine {
     pub(crate) engine: Engine,
-    _ticker: Arc<Ticker>,
-}
-
-struct Ticker {
-    stop: Arc<std::sync::atomic::AtomicBool>,
-}
-
-impl Drop for Ticker {
-    fn drop(&mut self) {
-        self.stop.store(true, std::sync::atomic::Ordering::Relaxed);
-    }
 }
 
 /// Largest memory any adapter may be configured with; the pool reserves slots of this size.
@@ -51,12 +40,11 @@ impl PluginEngine {
             config.cache(Some(wasmtime::Cache::new(cache)?));
         }
         let engine = Engine::new(&config)?;
-        let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
-        let (weak, flag) = (engine.weak(), stop.clone());
+        let weak = engine.weak();
         std::thread::Builder::new()
             .name("wasm-epoch".into())
             .spawn(move || {
-                while !flag.load(std::sync::atomic::Ordering::Relaxed) {
+                loop {
                     std::thread::sleep(TICK);
                     match weak.upgrade() {
                         Some(engine) => engine.increment_epoch(),
@@ -64,10 +52,7 @@ impl PluginEngine {
                     }
                 }
             })?;
-        Ok(PluginEngine {
-            engine,
-            _ticker: Arc::new(Ticker { stop }),
-        })
+        Ok(PluginEngine { engine })
     }
 
     /// CPU ticks a call with these limits may spend in wasm.

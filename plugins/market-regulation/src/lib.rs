@@ -139,6 +139,4 @@ impl sdk::Adapter for MarketRegulation {
     }
 }
 
-// `sdk::export_adapter!` captures its argument as `$adapter:ty`, which the generated
-// `export!` macro (matching `$ty:ident`) cannot accept: call the generated macro directly.
-sdk::wit::export!(MarketRegulation with_types_in sdk::wit);
+sdk::export_adapter!(MarketRegulation);

@@ -100,6 +100,4 @@ impl sdk::Adapter for PublicSecurity {
     }
 }
 
-// `sdk::export_adapter!` captures its argument as `$adapter:ty`, which the generated
-// `export!` macro (matching `$ty:ident`) cannot accept: call the generated macro directly.
-sdk::wit::export!(PublicSecurity with_types_in sdk::wit);
+sdk::export_adapter!(PublicSecurity);

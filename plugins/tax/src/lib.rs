@@ -123,6 +123,4 @@ impl sdk::Adapter for Tax {
     }
 }
 
-// `sdk::export_adapter!` captures its argument as `$adapter:ty`, which the generated
-// `export!` macro (matching `$ty:ident`) cannot accept: call the generated macro directly.
-sdk::wit::export!(Tax with_types_in sdk::wit);
+sdk::export_adapter!(Tax);

@@ -159,9 +159,7 @@ impl sdk::Adapter for Hostile {
     }
 }
 
-// `sdk::export_adapter!` captures its argument as `$adapter:ty`, which the generated
-// `export!` macro (matching `$ty:ident`) cannot accept: call the generated macro directly.
-sdk::wit::export!(Hostile with_types_in sdk::wit);
+sdk::export_adapter!(Hostile);
 
 #[cfg(test)]
 mod tests {
