@@ -303,7 +303,7 @@ impl Config {
             }
         }
         for (code, matter) in &self.matters {
-            let key = |k: &str| format!("matters.{code}.{k}");
+            let key = |k: &str| format!("matters.\"{code}\".{k}");
             if !self.departments.contains_key(&matter.department) {
                 return Err(ConfigError::new(
                     catalogue,

@@ -1,0 +1,44 @@
+//! Bad configs are refused at start-up with the file, the key and the reason.
+//!
+//! Each `tests/ui/<case>.toml` has the exact error it must produce in `<case>.err` (paths shown
+//! relative to `tests/ui`). Run with `BLESS=1` to write the `.err` files after a deliberate change.
+
+use gateway::config::Config;
+use std::path::Path;
+
+#[test]
+fn bad_configs_are_refused_with_file_key_and_reason() {
+    let ui = Path::new(env!("CARGO_MANIFEST_DIR")).join("ui");
+    let mut cases: Vec<_> = std::fs::read_dir(&ui)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|e| e == "toml"))
+        .collect();
+    cases.sort();
+    assert!(cases.len() >= 7, "the ui cases are present");
+    let mut mismatches = Vec::new();
+    for case in &cases {
+        let error = match Config::load(case) {
+            Ok(_) => "accepted, but it should be refused".to_string(),
+            Err(e) => format!("{e}\n").replace(&format!("{}/", ui.display()), ""),
+        };
+        let expected_path = case.with_extension("err");
+        if std::env::var_os("BLESS").is_some() {
+            std::fs::write(&expected_path, &error).unwrap();
+            continue;
+        }
+        let expected = std::fs::read_to_string(&expected_path).unwrap_or_default();
+        if expected != error {
+            mismatches.push(format!("{}:\n  expected: {expected}  got:      {error}", case.display()));
+        }
+    }
+    assert!(mismatches.is_empty(), "{}", mismatches.join("\n"));
+}
+
+#[test]
+fn the_demo_config_is_valid() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap();
+    let config = Config::load(&root.join("config/gateway.toml")).expect("config/gateway.toml is valid");
+    assert_eq!(config.departments.len(), 4);
+    assert_eq!(config.matters.len(), 4);
+}
