@@ -5,7 +5,8 @@
 //! `real-estate-unit`, `real-estate-certificate`) are checked with the national algorithms.
 
 use crate::adapters::Adapters;
-use crate::config::Config;
+use crate::config::{Config, ServiceConfig, Source};
+use crate::services::{FormBuilder, InputMapping, schema_at};
 use anyhow::Context;
 use serde::Serialize;
 use serde_json::Value;
@@ -58,17 +59,30 @@ pub struct Matter {
     validator: jsonschema::Validator,
 }
 
-/// A service a portal applies for: its steps, one per matter.
-#[derive(Debug, Clone, Serialize)]
+/// A service a portal applies for: a single matter, or a "one thing" graph of matters.
+#[derive(Debug, Serialize)]
 pub struct Service {
     /// Service code.
     pub code: String,
     /// Name.
     pub name: String,
-    /// `single` (one matter) or `one-thing` (a bundle).
+    /// `single` (one matter) or `one-thing` (a bundle across departments).
     pub kind: &'static str,
+    /// What the applicant gets done.
+    pub description: String,
     /// The steps, each a matter.
     pub steps: Vec<ServiceStep>,
+    /// Lookups run at pre-review, whose answers fill matter inputs.
+    #[serde(skip)]
+    pub lookups: Vec<ServiceLookup>,
+    /// Cross-field rules.
+    #[serde(skip)]
+    pub rules: Vec<crate::config::RuleConfig>,
+    /// The one form (JSON Schema).
+    #[serde(skip)]
+    pub form: Value,
+    #[serde(skip)]
+    validator: jsonschema::Validator,
 }
 
 /// One step of a service.
@@ -78,6 +92,29 @@ pub struct ServiceStep {
     pub id: String,
     /// Matter code.
     pub matter: String,
+    /// Steps whose approval this one waits for.
+    pub after: Vec<String>,
+    /// How the matter's input is made; `None` for a single-matter service (the form is the input).
+    #[serde(skip)]
+    pub input: Option<InputMapping>,
+}
+
+/// A lookup a service runs before submission.
+#[derive(Debug, Clone)]
+pub struct ServiceLookup {
+    /// Id within the service.
+    pub id: String,
+    /// Lookup name.
+    pub lookup: String,
+    /// Query field → source.
+    pub query: InputMapping,
+}
+
+impl Service {
+    /// A step by id.
+    pub fn step(&self, id: &str) -> Option<&ServiceStep> {
+        self.steps.iter().find(|s| s.id == id)
+    }
 }
 
 /// The whole catalogue.
@@ -135,31 +172,43 @@ impl Catalogue {
                 },
             );
         }
-        let services = matters
-            .values()
-            .map(|m| {
-                let service = Service {
-                    code: m.code.clone(),
-                    name: m.name.clone(),
-                    kind: "single",
-                    steps: vec![ServiceStep {
-                        id: m.code.clone(),
-                        matter: m.code.clone(),
-                    }],
-                };
-                (m.code.clone(), service)
-            })
-            .collect();
+        let mut services: BTreeMap<String, Service> = BTreeMap::new();
+        for m in matters.values() {
+            let service = Service {
+                code: m.code.clone(),
+                name: m.name.clone(),
+                kind: "single",
+                description: String::new(),
+                steps: vec![ServiceStep {
+                    id: m.code.clone(),
+                    matter: m.code.clone(),
+                    after: Vec::new(),
+                    input: None,
+                }],
+                lookups: Vec::new(),
+                rules: Vec::new(),
+                form: m.schema.clone(),
+                validator: compile(&m.schema)?,
+            };
+            services.insert(m.code.clone(), service);
+        }
+        for (code, sc) in &config.services {
+            let service = one_thing(code, sc, &matters, adapters)
+                .with_context(|| format!("services.\"{code}\""))?;
+            services.insert(code.clone(), service);
+        }
         Ok(Catalogue { matters, services })
     }
 
-    /// The form of a service: one JSON Schema for everything the applicant fills in.
-    pub fn form(&self, service: &Service) -> Value {
-        // A single-matter service's form is its matter's schema.
-        let step = &service.steps[0];
-        self.matters[&step.matter].schema.clone()
+    /// Every schema problem of a service's form.
+    pub fn check_form(&self, service: &Service, form: &Value) -> Vec<FieldProblem> {
+        let _ = self;
+        service
+            .validator
+            .iter_errors(form)
+            .map(|e| problem_from(&e))
+            .collect()
     }
-
     /// Every schema problem of a matter's input.
     pub fn check_input(&self, matter: &Matter, input: &Value) -> Vec<FieldProblem> {
         let _ = self;
@@ -169,6 +218,108 @@ impl Catalogue {
             .map(|e| problem_from(&e))
             .collect()
     }
+}
+
+fn mapping(entries: &BTreeMap<String, String>) -> anyhow::Result<InputMapping> {
+    entries
+        .iter()
+        .map(|(target, source)| {
+            let path = target.split('.').map(str::to_string).collect();
+            Ok((path, Source::parse(source).map_err(anyhow::Error::msg)?))
+        })
+        .collect()
+}
+
+/// Build a one-thing service: its steps, lookups, and its one form from the matters' schemas.
+fn one_thing(
+    code: &str,
+    sc: &ServiceConfig,
+    matters: &BTreeMap<String, Matter>,
+    adapters: &Adapters,
+) -> anyhow::Result<Service> {
+    let mut form = FormBuilder::new(&sc.name, &sc.description);
+    let mut steps = Vec::new();
+    for step in &sc.steps {
+        let matter = &matters[&step.matter];
+        let input = mapping(&step.input)?;
+        for (target, source) in &input {
+            if let Source::Form(path) = source {
+                let (schema, required) = schema_at(&matter.schema, target).with_context(|| {
+                    let field = target.join(".");
+                    format!(
+                        "step `{}`: matter {} has no input field `{field}`",
+                        step.id, matter.code
+                    )
+                })?;
+                form.field(path, schema, required);
+            }
+        }
+        steps.push(ServiceStep {
+            id: step.id.clone(),
+            matter: step.matter.clone(),
+            after: step.after.clone(),
+            input: Some(input),
+        });
+    }
+    let mut lookups = Vec::new();
+    for lookup in &sc.lookups {
+        let name = &lookup.lookup;
+        let adapter = adapters
+            .for_lookup(name)
+            .with_context(|| format!("lookup `{name}`: no adapter serves it"))?;
+        let info = adapter
+            .description()
+            .lookups
+            .iter()
+            .find(|l| &l.name == name)
+            .expect("for_lookup found it");
+        let schema: Value = serde_json::from_str(&info.input_schema)
+            .with_context(|| format!("lookup `{name}`: schema is not JSON"))?;
+        let query = mapping(&lookup.query)?;
+        for (target, source) in &query {
+            if let Source::Form(path) = source {
+                let (field, _) = schema_at(&schema, target).with_context(|| {
+                    format!("lookup `{name}` has no query field `{}`", target.join("."))
+                })?;
+                // The lookup's answer replaces what the applicant would otherwise supply, so its
+                // query fields are what the form must ask for.
+                form.field(path, field, true);
+            }
+        }
+        lookups.push(ServiceLookup {
+            id: lookup.id.clone(),
+            lookup: name.clone(),
+            query,
+        });
+    }
+    for (name, schema) in &sc.fields {
+        let schema: Value = serde_json::to_value(schema)?;
+        form.field(std::slice::from_ref(name), &schema, true);
+    }
+    for rule in &sc.rules {
+        for side in [&rule.left, &rule.right] {
+            if let Ok(Source::Form(path)) = Source::parse(side) {
+                anyhow::ensure!(
+                    form.has(&path[0]),
+                    "rule on `{side}`: the form does not ask for `{}`",
+                    path[0]
+                );
+            }
+        }
+    }
+    let form = form.finish();
+    let validator = compile(&form).context("the merged form does not compile")?;
+    Ok(Service {
+        code: code.to_string(),
+        name: sc.name.clone(),
+        kind: "one-thing",
+        description: sc.description.clone(),
+        steps,
+        lookups,
+        rules: sc.rules.clone(),
+        form,
+        validator,
+    })
 }
 
 fn compile(schema: &Value) -> Result<jsonschema::Validator, jsonschema::ValidationError<'static>> {

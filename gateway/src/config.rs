@@ -46,6 +46,9 @@ pub struct Config {
     /// Matters by catalogue code, read from the catalogue file.
     #[serde(skip)]
     pub matters: BTreeMap<String, MatterConfig>,
+    /// One-thing services by code, read from the catalogue file.
+    #[serde(skip)]
+    pub services: BTreeMap<String, ServiceConfig>,
     /// Directory relative paths in this config are resolved against (the file's own directory).
     #[serde(skip)]
     pub base_dir: PathBuf,
@@ -169,6 +172,85 @@ pub struct TlsConfig {
 struct CatalogueFile {
     #[serde(default)]
     matters: BTreeMap<String, MatterConfig>,
+    #[serde(default)]
+    services: BTreeMap<String, ServiceConfig>,
+}
+
+/// A "one thing" service (一件事): several matters, one form, one submission.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ServiceConfig {
+    /// Name, e.g. `企业开办`.
+    pub name: String,
+    /// What the applicant gets done.
+    #[serde(default)]
+    pub description: String,
+    /// Lookups run before submission; their answers fill matter inputs (四不提交) and feed rules.
+    #[serde(default)]
+    pub lookups: Vec<ServiceLookupConfig>,
+    /// The matters, each a step; steps without `after` start at once, in parallel.
+    pub steps: Vec<StepConfig>,
+    /// Cross-field rules checked at pre-review.
+    #[serde(default)]
+    pub rules: Vec<RuleConfig>,
+    /// Form fields used only by rules (not by any matter or lookup), as JSON Schema.
+    #[serde(default)]
+    pub fields: BTreeMap<String, toml::Value>,
+}
+
+/// A lookup of a service: its query fields map to sources.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ServiceLookupConfig {
+    /// Id within the service, used in sources as `lookups.<id>.<path>`.
+    pub id: String,
+    /// Lookup name, e.g. `real-estate.property`.
+    pub lookup: String,
+    /// Query field (dotted path) → source.
+    pub query: BTreeMap<String, String>,
+}
+
+/// One step of a service: a matter, what it waits for, and where its input comes from.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StepConfig {
+    /// Id within the service, used in sources as `steps.<id>.outputs.<path>`.
+    pub id: String,
+    /// Matter code.
+    pub matter: String,
+    /// Steps whose approval this one waits for.
+    #[serde(default)]
+    pub after: Vec<String>,
+    /// Matter input field (dotted path) → source: `form.<path>`, `lookups.<id>.<path>`,
+    /// `steps.<id>.outputs.<path>` or `const:<text>`.
+    pub input: BTreeMap<String, String>,
+}
+
+/// A cross-field rule.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RuleConfig {
+    /// `equals` (the two sources are equal) or `birth-date-matches` (left is an identity number
+    /// whose embedded birth date must equal the date in right, `YYYY-MM-DD`).
+    pub check: RuleCheck,
+    /// First source.
+    pub left: String,
+    /// Second source.
+    pub right: String,
+    /// The form field the applicant must correct.
+    pub field: String,
+    /// What to tell the applicant.
+    pub message: String,
+}
+
+/// Kinds of cross-field rules.
+#[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "kebab-case")]
+pub enum RuleCheck {
+    /// Both sides equal.
+    Equals,
+    /// The birth date inside an identity number equals a declared date.
+    BirthDateMatches,
 }
 
 /// One matter (事项) of the catalogue.
@@ -230,6 +312,7 @@ impl Config {
         })?;
         let catalogue: CatalogueFile = parse_toml(&catalogue_path, &catalogue_text)?;
         config.matters = catalogue.matters;
+        config.services = catalogue.services;
         config.check(path, &catalogue_path)?;
         Ok(config)
     }
@@ -333,6 +416,9 @@ impl Config {
                 ));
             }
         }
+        for (code, service) in &self.services {
+            check_service(catalogue, code, service, &self.matters)?;
+        }
         Ok(())
     }
 
@@ -361,5 +447,174 @@ impl Config {
             .unwrap_or_else(|| format!("http://{bound}"))
             .trim_end_matches('/')
             .to_string()
+    }
+}
+
+fn check_service(
+    file: &Path,
+    code: &str,
+    service: &ServiceConfig,
+    matters: &BTreeMap<String, MatterConfig>,
+) -> Result<(), ConfigError> {
+    let key = |k: String| format!("services.\"{code}\".{k}");
+    if matters.contains_key(code) {
+        return Err(ConfigError::new(
+            file,
+            key("name".into()),
+            "a service cannot share its code with a matter",
+        ));
+    }
+    if service.steps.is_empty() {
+        return Err(ConfigError::new(
+            file,
+            key("steps".into()),
+            "a service needs at least one step",
+        ));
+    }
+    let lookup_ids: Vec<&str> = service.lookups.iter().map(|l| l.id.as_str()).collect();
+    let mut seen: Vec<&str> = Vec::new();
+    for (i, step) in service.steps.iter().enumerate() {
+        let at = |k: &str| key(format!("steps[{i}].{k}"));
+        if seen.contains(&step.id.as_str()) || lookup_ids.contains(&step.id.as_str()) {
+            return Err(ConfigError::new(
+                file,
+                at("id"),
+                format!("step id `{}` is used twice", step.id),
+            ));
+        }
+        if !matters.contains_key(&step.matter) {
+            return Err(ConfigError::new(
+                file,
+                at("matter"),
+                format!("no matter `{}` in the catalogue", step.matter),
+            ));
+        }
+        // Steps may only wait for steps defined before them: the graph is acyclic by construction.
+        for dep in &step.after {
+            if !seen.contains(&dep.as_str()) {
+                return Err(ConfigError::new(
+                    file,
+                    at("after"),
+                    format!("`{dep}` is not a step defined before this one"),
+                ));
+            }
+        }
+        for (field, source) in &step.input {
+            let source = Source::parse(source)
+                .map_err(|why| ConfigError::new(file, at(&format!("input.{field}")), why))?;
+            match &source {
+                Source::Step(dep, _) if !step.after.contains(dep) => {
+                    return Err(ConfigError::new(
+                        file,
+                        at(&format!("input.{field}")),
+                        format!("uses step `{dep}`, which is not in `after`"),
+                    ));
+                }
+                Source::Lookup(id, _) if !lookup_ids.contains(&id.as_str()) => {
+                    return Err(ConfigError::new(
+                        file,
+                        at(&format!("input.{field}")),
+                        format!("no lookup `{id}` in this service"),
+                    ));
+                }
+                _ => {}
+            }
+        }
+        seen.push(&step.id);
+    }
+    for (i, lookup) in service.lookups.iter().enumerate() {
+        for (field, source) in &lookup.query {
+            match Source::parse(source) {
+                Ok(Source::Form(_) | Source::Const(_)) => {}
+                Ok(_) => {
+                    return Err(ConfigError::new(
+                        file,
+                        key(format!("lookups[{i}].query.{field}")),
+                        "a lookup query takes form fields or constants",
+                    ));
+                }
+                Err(why) => {
+                    return Err(ConfigError::new(
+                        file,
+                        key(format!("lookups[{i}].query.{field}")),
+                        why,
+                    ));
+                }
+            }
+        }
+    }
+    for (i, rule) in service.rules.iter().enumerate() {
+        for (side, source) in [("left", &rule.left), ("right", &rule.right)] {
+            match Source::parse(source) {
+                Ok(Source::Step(..)) => {
+                    return Err(ConfigError::new(
+                        file,
+                        key(format!("rules[{i}].{side}")),
+                        "rules are checked before any step runs",
+                    ));
+                }
+                Ok(Source::Lookup(id, _)) if !lookup_ids.contains(&id.as_str()) => {
+                    return Err(ConfigError::new(
+                        file,
+                        key(format!("rules[{i}].{side}")),
+                        format!("no lookup `{id}` in this service"),
+                    ));
+                }
+                Ok(_) => {}
+                Err(why) => {
+                    return Err(ConfigError::new(
+                        file,
+                        key(format!("rules[{i}].{side}")),
+                        why,
+                    ));
+                }
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Where a value of a matter input, a lookup query or a rule comes from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Source {
+    /// A field of the applicant's form (dotted path).
+    Form(Vec<String>),
+    /// A field of a service lookup's answer: lookup id, path.
+    Lookup(String, Vec<String>),
+    /// An output of an earlier step: step id, path.
+    Step(String, Vec<String>),
+    /// A fixed text.
+    Const(String),
+}
+
+impl Source {
+    /// Parse `form.a.b`, `lookups.id.a`, `steps.id.outputs.a` or `const:text`.
+    pub fn parse(text: &str) -> Result<Source, String> {
+        if let Some(value) = text.strip_prefix("const:") {
+            return Ok(Source::Const(value.to_string()));
+        }
+        let parts: Vec<String> = text.split('.').map(str::to_string).collect();
+        let bad = || {
+            format!(
+                "`{text}` is not form.<field>, lookups.<id>.<field>, steps.<id>.outputs.<field> or const:<text>"
+            )
+        };
+        if parts.iter().any(String::is_empty) {
+            return Err(bad());
+        }
+        match parts.as_slice() {
+            [head, path @ ..] if head == "form" && !path.is_empty() => {
+                Ok(Source::Form(path.to_vec()))
+            }
+            [head, id, path @ ..] if head == "lookups" && !path.is_empty() => {
+                Ok(Source::Lookup(id.clone(), path.to_vec()))
+            }
+            [head, id, outputs, path @ ..]
+                if head == "steps" && outputs == "outputs" && !path.is_empty() =>
+            {
+                Ok(Source::Step(id.clone(), path.to_vec()))
+            }
+            _ => Err(bad()),
+        }
     }
 }

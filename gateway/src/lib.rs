@@ -26,6 +26,7 @@ pub mod connection;
 pub mod host;
 pub mod orchestrator;
 pub mod redact;
+pub mod services;
 pub mod store;
 pub mod tls;
 

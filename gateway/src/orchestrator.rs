@@ -8,11 +8,13 @@
 
 use crate::adapters::Adapters;
 use crate::api::error::ApiError;
-use crate::catalogue::{Catalogue, FieldProblem, merge_problems};
+use crate::catalogue::{Catalogue, FieldProblem, Service, merge_problems};
+use crate::config::Source;
 use crate::host::CallError;
 use crate::host::contract::{self, AdapterError, Submission};
+use crate::services::{Context, check_rules, problem_on_form};
 use crate::store::{NewStep, StepRecord, StepState, Store, now_ms};
-use serde_json::Value;
+use serde_json::{Value, json};
 use std::collections::{BTreeMap, HashSet};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -27,6 +29,20 @@ pub struct CaseEvent {
     pub step: String,
     /// New state.
     pub state: StepState,
+}
+
+/// The outcome of a pre-review.
+#[derive(Debug)]
+pub struct Review {
+    /// Every problem found, deduplicated.
+    pub problems: Vec<FieldProblem>,
+    /// Lookup answers by lookup id.
+    pub lookups: Value,
+}
+
+struct LookupResults {
+    answers: Value,
+    problems: Vec<FieldProblem>,
 }
 
 /// Delivery attempts before a step is given up as failed.
@@ -70,13 +86,11 @@ impl Orchestrator {
         self.events.subscribe()
     }
 
-    /// Every problem with an application for a service: schema, identifiers, and each involved
-    /// department's own rules, gathered from all of them at once.
-    pub async fn review(
-        &self,
-        service_code: &str,
-        form: &Value,
-    ) -> Result<Vec<FieldProblem>, ApiError> {
+    /// Every problem with an application for a service, gathered at once (一次性告知): the
+    /// form's schema and identifier checks, the service's lookups (a certificate that does not
+    /// exist), its cross-field rules, and every involved department's own `validate`, all
+    /// departments asked in parallel. Also returns the lookup answers, which fill matter inputs.
+    pub async fn review(&self, service_code: &str, form: &Value) -> Result<Review, ApiError> {
         let service =
             self.catalogue
                 .services
@@ -86,14 +100,28 @@ impl Orchestrator {
                     id: service_code.into(),
                 })?;
         if !form.is_object() {
-            return Ok(vec![FieldProblem::new("", "type", "申请表应为JSON对象")]);
+            let problem = FieldProblem::new("", "type", "申请表应为JSON对象");
+            return Ok(Review {
+                problems: vec![problem],
+                lookups: json!({}),
+            });
         }
-        let checks =
-            service.steps.iter().map(|step| async move {
+        let form_problems = self.catalogue.check_form(service, form);
+        let lookups = self.run_lookups(service, form, &form_problems).await?;
+        let ctx = Context {
+            form: Some(form),
+            lookups: Some(&lookups.answers),
+            outputs: Default::default(),
+        };
+        let rule_problems = check_rules(&service.rules, &ctx);
+        let checks = service.steps.iter().map(|step| {
+            let ctx = &ctx;
+            async move {
                 let matter = &self.catalogue.matters[&step.matter];
-                let mut problems = self.catalogue.check_input(matter, form);
-                // The department's rules run even when the schema already found problems: the
-                // applicant hears about everything in one answer (一次性告知).
+                let input = step
+                    .input
+                    .as_ref()
+                    .map_or_else(|| form.clone(), |m| ctx.build_input(m));
                 let adapter =
                     self.adapters
                         .get(&matter.department)
@@ -102,25 +130,152 @@ impl Orchestrator {
                             message: "no adapter loaded".into(),
                         })?;
                 let found = adapter
-                    .validate(&matter.code, &form.to_string())
+                    .validate(&matter.code, &input.to_string())
                     .await
                     .map_err(|e| ApiError::from_call(&matter.department, e))?;
-                problems.extend(found.into_iter().map(|f| {
-                    FieldProblem::new(f.field, f.code, crate::redact::redact(&f.message))
-                }));
+                // Problems are reported on the form field that feeds them; fields an earlier
+                // step will fill are not the applicant's to fix.
+                let problems = found
+                    .into_iter()
+                    .filter_map(|f| {
+                        let field = match &step.input {
+                            None => Some(f.field.clone()),
+                            Some(mapping) => problem_on_form(&step.id, mapping, &f.field),
+                        };
+                        field.map(|field| {
+                            FieldProblem::new(field, f.code, crate::redact::redact(&f.message))
+                        })
+                    })
+                    .collect::<Vec<_>>();
                 Ok::<_, ApiError>(problems)
-            });
-        let lists = futures::future::try_join_all(checks).await?;
-        Ok(merge_problems(lists))
+            }
+        });
+        let department_problems = futures::future::try_join_all(checks).await?;
+        let lists = [form_problems, lookups.problems, rule_problems]
+            .into_iter()
+            .chain(department_problems);
+        Ok(Review {
+            problems: merge_problems(lists),
+            lookups: lookups.answers,
+        })
+    }
+
+    /// Run a service's lookups in parallel. A lookup whose query fields already have problems is
+    /// skipped; a record the department does not hold is a problem on the field that named it.
+    async fn run_lookups(
+        &self,
+        service: &Service,
+        form: &Value,
+        known: &[FieldProblem],
+    ) -> Result<LookupResults, ApiError> {
+        let ctx = Context {
+            form: Some(form),
+            ..Default::default()
+        };
+        let runs = service.lookups.iter().map(|lookup| {
+            let ctx = &ctx;
+            async move {
+                let form_fields: Vec<String> = lookup
+                    .query
+                    .iter()
+                    .filter_map(|(_, s)| {
+                        if let Source::Form(p) = s {
+                            Some(p.join("."))
+                        } else {
+                            None
+                        }
+                    })
+                    .collect();
+                let blamed = form_fields.first().cloned().unwrap_or_default();
+                let ready = lookup.query.iter().all(|(_, s)| ctx.resolve(s).is_some())
+                    && !known.iter().any(|p| {
+                        form_fields
+                            .iter()
+                            .any(|f| p.field == *f || p.field.starts_with(&format!("{f}.")))
+                    });
+                if !ready {
+                    return Ok((lookup.id.clone(), None, None));
+                }
+                let adapter =
+                    self.adapters
+                        .for_lookup(&lookup.lookup)
+                        .ok_or_else(|| ApiError::NotFound {
+                            what: "lookup",
+                            id: lookup.lookup.clone(),
+                        })?;
+                let department = adapter.department().id.clone();
+                match adapter
+                    .lookup(&lookup.lookup, &ctx.build_input(&lookup.query).to_string())
+                    .await
+                {
+                    Ok(answer) => {
+                        let value: Value =
+                            serde_json::from_str(&answer).map_err(|e| ApiError::AdapterFailed {
+                                department,
+                                message: format!("lookup answer is not JSON: {e}"),
+                            })?;
+                        Ok((lookup.id.clone(), Some(value), None))
+                    }
+                    Err(CallError::Adapter(AdapterError::Rejected(r))) => {
+                        let code = if r.code == "not_found" {
+                            "not_found"
+                        } else {
+                            "rejected"
+                        };
+                        let message = format!(
+                            "{department} 未查询到相符的登记信息：{}",
+                            crate::redact::redact(&r.message)
+                        );
+                        Ok((
+                            lookup.id.clone(),
+                            None,
+                            Some(FieldProblem::new(blamed, code, message)),
+                        ))
+                    }
+                    Err(CallError::Adapter(AdapterError::InvalidInput(fields))) => {
+                        let message = fields
+                            .iter()
+                            .map(|f| crate::redact::redact(&f.message))
+                            .collect::<Vec<_>>()
+                            .join("; ");
+                        Ok((
+                            lookup.id.clone(),
+                            None,
+                            Some(FieldProblem::new(blamed, "format", message)),
+                        ))
+                    }
+                    Err(e) => Err(ApiError::from_call(&department, e)),
+                }
+            }
+        });
+        let mut results = LookupResults {
+            answers: json!({}),
+            problems: Vec::new(),
+        };
+        for (id, answer, problem) in futures::future::try_join_all(runs).await? {
+            if let Some(answer) = answer {
+                results.answers[id.as_str()] = answer;
+            }
+            results.problems.extend(problem);
+        }
+        Ok(results)
     }
 
     /// Review and, when clean, durably accept an application. Returns the case id.
+    ///
+    /// Steps that wait for others are stored as `waiting`; their input is made when the steps
+    /// they wait for are approved, from the form, the lookup answers and those steps' outputs.
     pub async fn apply(&self, service_code: &str, form: Value) -> Result<String, ApiError> {
-        let problems = self.review(service_code, &form).await?;
-        if !problems.is_empty() {
-            return Err(ApiError::InvalidInput(problems));
+        let review = self.review(service_code, &form).await?;
+        if !review.problems.is_empty() {
+            return Err(ApiError::InvalidInput(review.problems));
         }
         let service = &self.catalogue.services[service_code];
+        let ctx = Context {
+            form: Some(&form),
+            lookups: Some(&review.lookups),
+            outputs: Default::default(),
+        };
         let steps: Vec<NewStep> = service
             .steps
             .iter()
@@ -128,16 +283,81 @@ impl Orchestrator {
                 step: s.id.clone(),
                 matter: s.matter.clone(),
                 department: self.catalogue.matters[&s.matter].department.clone(),
-                input: form.to_string(),
+                after: s.after.clone(),
+                input: match (&s.input, s.after.is_empty()) {
+                    (None, _) => form.to_string(),
+                    (Some(mapping), true) => ctx.build_input(mapping).to_string(),
+                    (Some(_), false) => "{}".to_string(),
+                },
             })
             .collect();
         let case_id = uuid::Uuid::now_v7().to_string();
         self.store
-            .create_case(&case_id, service_code, &form, &steps)
+            .create_case(&case_id, service_code, &form, &review.lookups, &steps)
             .await?;
         tracing::info!(case = %case_id, service = %service_code, steps = steps.len(), "application accepted");
         self.wake.notify_one();
         Ok(case_id)
+    }
+
+    /// Move a case's graph on: release waiting steps whose prerequisites are all approved (with
+    /// their input made from the outputs), block those whose prerequisites failed. Repeats until
+    /// nothing changes, since a block can block further steps.
+    async fn advance(&self, case_id: &str) -> Result<(), crate::store::StoreError> {
+        let Some(case) = self.store.case(case_id).await? else {
+            return Ok(());
+        };
+        let Some(service) = self.catalogue.services.get(&case.service) else {
+            return Ok(());
+        };
+        loop {
+            let steps = self.store.steps(case_id).await?;
+            let state_of = |id: &str| steps.iter().find(|s| s.step == id).map(|s| s.state);
+            let mut changed = false;
+            for step in steps.iter().filter(|s| s.state == StepState::Waiting) {
+                let Some(def) = service.step(&step.step) else {
+                    continue;
+                };
+                if let Some(failed) = def
+                    .after
+                    .iter()
+                    .find(|d| state_of(d).is_some_and(|s| s.is_final() && s != StepState::Approved))
+                {
+                    let message = format!("前置事项「{failed}」未办结，本事项未启动");
+                    if self.store.block_step(step, &message).await? {
+                        self.announce(step, StepState::Blocked);
+                        changed = true;
+                    }
+                } else if def
+                    .after
+                    .iter()
+                    .all(|d| state_of(d) == Some(StepState::Approved))
+                {
+                    let outputs = steps
+                        .iter()
+                        .filter(|s| def.after.contains(&s.step))
+                        .map(|s| (s.step.clone(), s.outputs.clone()))
+                        .collect();
+                    let ctx = Context {
+                        form: Some(&case.form),
+                        lookups: Some(&case.lookups),
+                        outputs,
+                    };
+                    let input = def
+                        .input
+                        .as_ref()
+                        .map_or_else(|| case.form.clone(), |m| ctx.build_input(m));
+                    if self.store.release_step(step, &input.to_string()).await? {
+                        self.announce(step, StepState::Pending);
+                        self.wake.notify_one();
+                        changed = true;
+                    }
+                }
+            }
+            if !changed {
+                return Ok(());
+            }
+        }
     }
 
     /// Deliver due steps until the process ends. Woken at once by new applications.
@@ -275,6 +495,9 @@ impl Orchestrator {
             .await?;
         tracing::info!(case = %step.case_id, step = %step.step, department = %step.department, state = state.as_str(), kind, "step updated");
         self.announce(step, state);
+        if state.is_final() {
+            self.advance(&step.case_id).await?;
+        }
         Ok(())
     }
 

@@ -19,6 +19,8 @@ type Result<T> = std::result::Result<T, StoreError>;
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, serde::Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum StepState {
+    /// Waiting for the steps it depends on.
+    Waiting,
     /// Stored, not yet taken by the department.
     Pending,
     /// Taken by the department.
@@ -41,6 +43,7 @@ impl StepState {
     /// The stored text.
     pub fn as_str(self) -> &'static str {
         match self {
+            StepState::Waiting => "waiting",
             StepState::Pending => "pending",
             StepState::Accepted => "accepted",
             StepState::Processing => "processing",
@@ -54,6 +57,7 @@ impl StepState {
 
     fn parse(s: &str) -> StepState {
         match s {
+            "waiting" => StepState::Waiting,
             "accepted" => StepState::Accepted,
             "processing" => StepState::Processing,
             "approved" => StepState::Approved,
@@ -92,6 +96,8 @@ pub struct CaseRecord {
     pub service: String,
     /// The application form as submitted.
     pub form: serde_json::Value,
+    /// Lookup answers gathered at acceptance, by lookup id.
+    pub lookups: serde_json::Value,
     /// Unix milliseconds.
     pub created_at: i64,
 }
@@ -153,7 +159,9 @@ pub struct NewStep {
     pub matter: String,
     /// Department id.
     pub department: String,
-    /// The matter's input JSON.
+    /// Steps this one waits for; it starts `waiting` when there are any.
+    pub after: Vec<String>,
+    /// The matter's input JSON (`{}` until a waiting step is released).
     pub input: String,
 }
 
@@ -176,6 +184,7 @@ const SCHEMA: &[&str] = &[
         id TEXT PRIMARY KEY,
         service TEXT NOT NULL,
         form TEXT NOT NULL,
+        lookups TEXT NOT NULL,
         created_at BIGINT NOT NULL
     )",
     "CREATE TABLE IF NOT EXISTS steps (
@@ -267,26 +276,31 @@ impl Store {
         id: &str,
         service: &str,
         form: &serde_json::Value,
+        lookups: &serde_json::Value,
         steps: &[NewStep],
     ) -> Result<()> {
         let now = now_ms();
         let mut tx = self.pool.begin().await?;
-        sqlx::query("INSERT INTO cases (id, service, form, created_at) VALUES ($1, $2, $3, $4)")
-            .bind(id)
-            .bind(service)
-            .bind(form.to_string())
-            .bind(now)
+        sqlx::query(
+            "INSERT INTO cases (id, service, form, lookups, created_at) VALUES ($1, $2, $3, $4, $5)",
+        )
+        .bind(id)
+        .bind(service)
+        .bind(form.to_string())
+        .bind(lookups.to_string())
+        .bind(now)
             .execute(&mut *tx)
             .await?;
         for step in steps {
             sqlx::query(
                 "INSERT INTO steps (case_id, step, matter, department, state, reference, outputs, message, input, attempts, idempotency_key, next_attempt_at, next_poll_at, updated_at)
-                 VALUES ($1, $2, $3, $4, 'pending', NULL, '{}', NULL, $5, 0, $6, $7, $8, $9)",
+                 VALUES ($1, $2, $3, $4, $5, NULL, '{}', NULL, $6, 0, $7, $8, $9, $10)",
             )
             .bind(id)
             .bind(&step.step)
             .bind(&step.matter)
             .bind(&step.department)
+            .bind(if step.after.is_empty() { "pending" } else { "waiting" })
             .bind(&step.input)
             .bind(format!("{id}:{}", step.step))
             .bind(now)
@@ -312,14 +326,16 @@ impl Store {
 
     /// A case, if it exists.
     pub async fn case(&self, id: &str) -> Result<Option<CaseRecord>> {
-        let row = sqlx::query("SELECT id, service, form, created_at FROM cases WHERE id = $1")
-            .bind(id)
-            .fetch_optional(&self.pool)
-            .await?;
+        let row =
+            sqlx::query("SELECT id, service, form, lookups, created_at FROM cases WHERE id = $1")
+                .bind(id)
+                .fetch_optional(&self.pool)
+                .await?;
         Ok(row.map(|r| CaseRecord {
             id: r.get("id"),
             service: r.get("service"),
             form: serde_json::from_str(&r.get::<String, _>("form")).unwrap_or_default(),
+            lookups: serde_json::from_str(&r.get::<String, _>("lookups")).unwrap_or_default(),
             created_at: r.get("created_at"),
         }))
     }
@@ -471,6 +487,75 @@ impl Store {
         .await?;
         tx.commit().await?;
         Ok(())
+    }
+
+    /// Release a waiting step for delivery with its input; false if it was no longer waiting
+    /// (another task released or blocked it first).
+    pub async fn release_step(&self, step: &StepRecord, input: &str) -> Result<bool> {
+        let now = now_ms();
+        let mut tx = self.pool.begin().await?;
+        let done = sqlx::query(
+            "UPDATE steps SET state = 'pending', input = $1, next_attempt_at = $2, updated_at = $3
+             WHERE case_id = $4 AND step = $5 AND state = 'waiting'",
+        )
+        .bind(input)
+        .bind(now)
+        .bind(now)
+        .bind(&step.case_id)
+        .bind(&step.step)
+        .execute(&mut *tx)
+        .await?
+        .rows_affected()
+            == 1;
+        if done {
+            let message = "前置事项已办结，本事项开始办理";
+            insert_event(
+                &mut tx,
+                &step.case_id,
+                now,
+                Some(&step.step),
+                Some(&step.department),
+                "ready",
+                Some("pending"),
+                Some(message),
+            )
+            .await?;
+        }
+        tx.commit().await?;
+        Ok(done)
+    }
+
+    /// Block a waiting step, with the reason; false if it was no longer waiting.
+    pub async fn block_step(&self, step: &StepRecord, message: &str) -> Result<bool> {
+        let now = now_ms();
+        let mut tx = self.pool.begin().await?;
+        let done = sqlx::query(
+            "UPDATE steps SET state = 'blocked', message = $1, updated_at = $2
+             WHERE case_id = $3 AND step = $4 AND state = 'waiting'",
+        )
+        .bind(message)
+        .bind(now)
+        .bind(&step.case_id)
+        .bind(&step.step)
+        .execute(&mut *tx)
+        .await?
+        .rows_affected()
+            == 1;
+        if done {
+            insert_event(
+                &mut tx,
+                &step.case_id,
+                now,
+                Some(&step.step),
+                Some(&step.department),
+                "blocked",
+                Some("blocked"),
+                Some(message),
+            )
+            .await?;
+        }
+        tx.commit().await?;
+        Ok(done)
     }
 
     /// Push a step's next poll back without an event (a poll that found nothing new).

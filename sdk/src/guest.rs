@@ -2,7 +2,10 @@
 
 /// Bindings generated from `wit/adapter.wit`. Use the re-exports and wrappers instead.
 #[doc(hidden)]
-#[allow(clippy::too_many_arguments, reason = "generated code mirrors the WIT signatures")]
+#[allow(
+    clippy::too_many_arguments,
+    reason = "generated code mirrors the WIT signatures"
+)]
 pub mod wit {
     wit_bindgen::generate!({
         path: "../wit",

@@ -29,7 +29,10 @@ fn bad_configs_are_refused_with_file_key_and_reason() {
         }
         let expected = std::fs::read_to_string(&expected_path).unwrap_or_default();
         if expected != error {
-            mismatches.push(format!("{}:\n  expected: {expected}  got:      {error}", case.display()));
+            mismatches.push(format!(
+                "{}:\n  expected: {expected}  got:      {error}",
+                case.display()
+            ));
         }
     }
     assert!(mismatches.is_empty(), "{}", mismatches.join("\n"));
@@ -38,7 +41,9 @@ fn bad_configs_are_refused_with_file_key_and_reason() {
 #[test]
 fn the_demo_config_is_valid() {
     let root = Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap();
-    let config = Config::load(&root.join("config/gateway.toml")).expect("config/gateway.toml is valid");
+    let config =
+        Config::load(&root.join("config/gateway.toml")).expect("config/gateway.toml is valid");
     assert_eq!(config.departments.len(), 4);
-    assert_eq!(config.matters.len(), 4);
+    assert_eq!(config.matters.len(), 6);
+    assert_eq!(config.services.len(), 4);
 }

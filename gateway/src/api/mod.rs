@@ -93,7 +93,7 @@ async fn form(
         id: code,
     })?;
     Ok(Json(
-        json!({"service": service.code, "name": service.name, "schema": o.catalogue.form(service)}),
+        json!({"service": service.code, "name": service.name, "kind": service.kind, "steps": service.steps, "schema": service.form}),
     ))
 }
 
@@ -103,10 +103,13 @@ async fn pre_review(
     body: Bytes,
 ) -> Result<Json<Value>, ApiError> {
     let form = json_body(&body)?;
-    let problems = o.review(&code, &form).await?;
-    Ok(Json(
-        json!({"ok": problems.is_empty(), "problems": problems}),
-    ))
+    let review = o.review(&code, &form).await?;
+    Ok(Json(json!({
+        "ok": review.problems.is_empty(),
+        "problems": review.problems,
+        // Which records the gateway obtained itself (四不提交); their content stays inside.
+        "obtained": review.lookups.as_object().map(|l| l.keys().cloned().collect::<Vec<_>>()).unwrap_or_default(),
+    })))
 }
 
 async fn apply(

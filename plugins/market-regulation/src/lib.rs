@@ -2,8 +2,9 @@
 //!
 //! Serves the matter `market-regulation.business-licence` (营业执照设立登记,
 //! `POST /api/licences`, decided later and reported by a signed callback, or polled with
-//! `GET /api/licences/{applicationNo}`) and the lookup `market-regulation.enterprise`
-//! (`GET /api/enterprises/{uscc}`).
+//! `GET /api/licences/{applicationNo}`), the matter `market-regulation.food-permit` (食品经营许可,
+//! `POST /api/food-permits`, never called back: polled with `GET /api/food-permits/{applicationNo}`)
+//! and the lookup `market-regulation.enterprise` (`GET /api/enterprises/{uscc}`).
 //!
 //! Settings: `client-id`, `client-secret` (token grant), `callback-secret` (HMAC-SHA256 key of the
 //! callbacks' `X-Signature`). The access token is cached under `token` for its lifetime less
@@ -11,7 +12,7 @@
 
 pub mod protocol;
 
-use protocol::{BUSINESS_LICENCE, ENTERPRISE, TOKEN_CACHE_KEY};
+use protocol::{BUSINESS_LICENCE, ENTERPRISE, FOOD_PERMIT, TOKEN_CACHE_KEY};
 use sdk::http::{Request, Response};
 use sdk::{
     AdapterError, CallbackRequest, Description, FieldError, LookupInfo, MatterInfo, Receipt,
@@ -72,11 +73,18 @@ impl sdk::Adapter for MarketRegulation {
             department: "market-regulation".into(),
             contract_version: sdk::CONTRACT_VERSION.into(),
             adapter_version: "1.0.0".into(),
-            matters: vec![MatterInfo {
-                code: BUSINESS_LICENCE.into(),
-                name: "营业执照设立登记".into(),
-                input_schema: protocol::licence_schema().to_string(),
-            }],
+            matters: vec![
+                MatterInfo {
+                    code: BUSINESS_LICENCE.into(),
+                    name: "营业执照设立登记".into(),
+                    input_schema: protocol::licence_schema().to_string(),
+                },
+                MatterInfo {
+                    code: FOOD_PERMIT.into(),
+                    name: "食品经营许可".into(),
+                    input_schema: protocol::food_permit_schema().to_string(),
+                },
+            ],
             lookups: vec![LookupInfo {
                 name: ENTERPRISE.into(),
                 description: "企业登记信息查询：按统一社会信用代码查询企业名称、住所、法定代表人、注册资本、登记状态".into(),
@@ -93,26 +101,45 @@ impl sdk::Adapter for MarketRegulation {
     }
 
     fn submit(submission: Submission) -> Result<Receipt, AdapterError> {
-        if submission.matter != BUSINESS_LICENCE {
-            return Err(invalid(vec![protocol::unknown_matter(&submission.matter)]));
+        match submission.matter.as_str() {
+            BUSINESS_LICENCE => {
+                let licence = protocol::licence(&submission.payload).map_err(invalid)?;
+                let body = licence.body(&submission.idempotency_key, &submission.callback_url);
+                let response = call(|| Request::post(protocol::LICENCES_PATH).json(&body))?;
+                let receipt = protocol::read_submitted(response.status, &response.body)?;
+                sdk::log::info(&format!(
+                    "licence application accepted, applicationNo {}",
+                    receipt.reference
+                ));
+                Ok(receipt)
+            }
+            FOOD_PERMIT => {
+                let permit = protocol::food_permit(&submission.payload).map_err(invalid)?;
+                let body = permit.body(&submission.idempotency_key);
+                let response = call(|| Request::post(protocol::FOOD_PERMITS_PATH).json(&body))?;
+                let receipt = protocol::read_permit_submitted(response.status, &response.body)?;
+                sdk::log::info(&format!(
+                    "food permit application accepted, applicationNo {}",
+                    receipt.reference
+                ));
+                Ok(receipt)
+            }
+            other => Err(invalid(vec![protocol::unknown_matter(other)])),
         }
-        let licence = protocol::licence(&submission.payload).map_err(invalid)?;
-        let body = licence.body(&submission.idempotency_key, &submission.callback_url);
-        let response = call(|| Request::post(protocol::LICENCES_PATH).json(&body))?;
-        let receipt = protocol::read_submitted(response.status, &response.body)?;
-        sdk::log::info(&format!(
-            "licence application accepted, applicationNo {}",
-            receipt.reference
-        ));
-        Ok(receipt)
     }
 
     fn status(matter: String, reference: String) -> Result<StatusReport, AdapterError> {
-        if matter != BUSINESS_LICENCE {
-            return Err(invalid(vec![protocol::unknown_matter(&matter)]));
+        match matter.as_str() {
+            BUSINESS_LICENCE => {
+                let response = call(|| Request::get(protocol::licence_path(&reference)))?;
+                protocol::read_status(response.status, &response.body)
+            }
+            FOOD_PERMIT => {
+                let response = call(|| Request::get(protocol::food_permit_path(&reference)))?;
+                protocol::read_permit_status(response.status, &response.body)
+            }
+            other => Err(invalid(vec![protocol::unknown_matter(other)])),
         }
-        let response = call(|| Request::get(protocol::licence_path(&reference)))?;
-        protocol::read_status(response.status, &response.body)
     }
 
     fn lookup(name: String, query: String) -> Result<String, AdapterError> {
@@ -140,3 +167,43 @@ impl sdk::Adapter for MarketRegulation {
 }
 
 sdk::export_adapter!(MarketRegulation);
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use sdk::Adapter;
+    use serde_json::Value;
+
+    #[test]
+    fn describe_lists_both_matters_with_parsable_schemas() {
+        let d = MarketRegulation::describe();
+        assert_eq!(d.department, "market-regulation");
+        let matters: Vec<(&str, &str)> = d
+            .matters
+            .iter()
+            .map(|m| (m.code.as_str(), m.name.as_str()))
+            .collect();
+        assert_eq!(
+            matters,
+            vec![
+                ("market-regulation.business-licence", "营业执照设立登记"),
+                ("market-regulation.food-permit", "食品经营许可"),
+            ]
+        );
+        for m in &d.matters {
+            let schema: Value = serde_json::from_str(&m.input_schema).unwrap();
+            assert_eq!(
+                schema["$schema"],
+                "https://json-schema.org/draft/2020-12/schema"
+            );
+        }
+        assert_eq!(d.lookups[0].name, "market-regulation.enterprise");
+    }
+
+    #[test]
+    fn validate_dispatches_on_the_matter() {
+        assert!(!MarketRegulation::validate(FOOD_PERMIT.into(), "{}".into()).is_empty());
+        let unknown = MarketRegulation::validate("market-regulation.other".into(), "{}".into());
+        assert_eq!(unknown[0].code, "unknown_matter");
+    }
+}

@@ -1,6 +1,6 @@
 //! The market-regulation system's protocol as pure functions: payload checks, OAuth2 token
-//! requests and answers, licence applications, callbacks and enterprise lookups. Nothing here
-//! calls the host.
+//! requests and answers, licence and food permit applications, callbacks and enterprise
+//! lookups. Nothing here calls the host.
 
 use sdk::payload::{Checker, FieldProblem};
 use sdk::{AdapterError, FieldError, Receipt, Rejection, StatusReport, StepState};
@@ -9,6 +9,8 @@ use serde_json::{Value, json};
 
 /// 营业执照设立登记.
 pub const BUSINESS_LICENCE: &str = "market-regulation.business-licence";
+/// 食品经营许可.
+pub const FOOD_PERMIT: &str = "market-regulation.food-permit";
 /// 企业登记信息查询.
 pub const ENTERPRISE: &str = "market-regulation.enterprise";
 
@@ -16,6 +18,8 @@ pub const ENTERPRISE: &str = "market-regulation.enterprise";
 pub const TOKEN_PATH: &str = "/oauth/token";
 /// Licence applications.
 pub const LICENCES_PATH: &str = "/api/licences";
+/// Food business permit applications.
+pub const FOOD_PERMITS_PATH: &str = "/api/food-permits";
 /// Cache key of the access token.
 pub const TOKEN_CACHE_KEY: &str = "token";
 /// The token is dropped from the cache this long before the department expires it.
@@ -39,6 +43,20 @@ pub struct Licence {
     /// 万元.
     pub registered_capital: Option<f64>,
     pub business_scope: Option<String>,
+}
+
+/// Unified payload of `market-regulation.food-permit`.
+#[derive(Debug, Default, Deserialize)]
+#[serde(default)]
+pub struct FoodPermit {
+    pub credit_code: Option<String>,
+    pub enterprise_name: Option<String>,
+    pub address: Option<String>,
+    pub legal_representative: Option<Person>,
+    /// 经营项目, e.g. `热食类食品制售`.
+    pub business_items: Option<Vec<String>>,
+    /// 经营场所面积, m².
+    pub premises_area: Option<f64>,
 }
 
 /// Unified query of `market-regulation.enterprise`.
@@ -94,6 +112,76 @@ impl Licence {
     }
 }
 
+impl FoodPermit {
+    /// The business items, trimmed.
+    fn items(&self) -> Vec<&str> {
+        self.business_items
+            .iter()
+            .flatten()
+            .map(|i| i.trim())
+            .collect()
+    }
+
+    /// Every problem the department would have with this application.
+    pub fn check(&self) -> Vec<FieldProblem> {
+        let mut c = Checker::new();
+        let credit_code = present(&self.credit_code);
+        c.required("credit_code", credit_code);
+        // The department refuses any code failing GB 32100, pilot codes included.
+        c.credit_code("credit_code", credit_code);
+        c.required("enterprise_name", present(&self.enterprise_name));
+        c.required("address", present(&self.address));
+        let (name, id_number) = person(&self.legal_representative);
+        c.required("legal_representative.name", name);
+        c.required("legal_representative.id_number", id_number);
+        c.resident_id("legal_representative.id_number", id_number);
+        match &self.business_items {
+            None => c.problem("business_items", "required", "必填项"),
+            Some(items) if items.is_empty() => {
+                c.problem("business_items", "required", "至少填写一项经营项目")
+            }
+            Some(_) => {
+                for (i, item) in self.items().iter().enumerate() {
+                    c.required(&format!("business_items.{i}"), Some(item));
+                }
+            }
+        }
+        match self.premises_area {
+            None => c.problem("premises_area", "required", "必填项"),
+            Some(v) if !(v.is_finite() && v > 0.0) => {
+                c.problem("premises_area", "range", "经营场所面积须大于0平方米")
+            }
+            Some(_) => {}
+        }
+        c.into_problems()
+    }
+
+    /// The `POST /api/food-permits` body; `requestId` is the submission's idempotency key.
+    pub fn body(&self, request_id: &str) -> Value {
+        let (name, id_number) = person(&self.legal_representative);
+        json!({
+            "requestId": request_id,
+            "uscc": present(&self.credit_code).unwrap_or_default(),
+            "name": present(&self.enterprise_name).unwrap_or_default(),
+            "address": present(&self.address).unwrap_or_default(),
+            "legalRepresentative": {"name": name.unwrap_or_default(), "idNumber": id_number.unwrap_or_default()},
+            "businessItems": self.items(),
+            "premisesArea": self.premises_area.unwrap_or_default(),
+        })
+    }
+}
+
+/// Parse and check a `market-regulation.food-permit` payload.
+pub fn food_permit(payload: &str) -> Result<FoodPermit, Vec<FieldProblem>> {
+    let p: FoodPermit = sdk::payload::parse(payload).map_err(|e| e.problems)?;
+    let problems = p.check();
+    if problems.is_empty() {
+        Ok(p)
+    } else {
+        Err(problems)
+    }
+}
+
 /// Parse and check a `market-regulation.business-licence` payload.
 pub fn licence(payload: &str) -> Result<Licence, Vec<FieldProblem>> {
     let l: Licence = sdk::payload::parse(payload).map_err(|e| e.problems)?;
@@ -109,6 +197,7 @@ pub fn licence(payload: &str) -> Result<Licence, Vec<FieldProblem>> {
 pub fn validate(matter: &str, payload: &str) -> Vec<FieldProblem> {
     match matter {
         BUSINESS_LICENCE => licence(payload).err().unwrap_or_default(),
+        FOOD_PERMIT => food_permit(payload).err().unwrap_or_default(),
         other => vec![unknown_matter(other)],
     }
 }
@@ -150,6 +239,11 @@ pub fn enterprise_path(credit_code: &str) -> String {
 /// The path of one licence application.
 pub fn licence_path(application_no: &str) -> String {
     format!("{LICENCES_PATH}/{}", percent_encode(application_no))
+}
+
+/// The path of one food permit application.
+pub fn food_permit_path(application_no: &str) -> String {
+    format!("{FOOD_PERMITS_PATH}/{}", percent_encode(application_no))
 }
 
 /// Percent-encode everything but RFC 3986 unreserved characters.
@@ -354,6 +448,47 @@ pub fn read_status(status: u16, body: &[u8]) -> Result<StatusReport, AdapterErro
     report_of(&json_of(status, body)?)
 }
 
+/// A status report from a food permit document (`POST` answer or `GET /api/food-permits/{no}`).
+/// Once approved, the outputs carry the permit number (`JY` and 14 digits).
+pub fn permit_report_of(data: &Value) -> Result<StatusReport, AdapterError> {
+    let reference = text(data, "applicationNo")?;
+    let state = state_of(text(data, "status")?)?;
+    let mut report = StatusReport::new(reference, state);
+    report.message = data
+        .get("message")
+        .and_then(Value::as_str)
+        .map(str::to_string);
+    if state == StepState::Approved {
+        let permit_no = text(data, "permitNo")?;
+        let well_formed = permit_no
+            .strip_prefix("JY")
+            .is_some_and(|digits| digits.len() == 14 && digits.bytes().all(|b| b.is_ascii_digit()));
+        if !well_formed {
+            return Err(AdapterError::Protocol(format!(
+                "issued food permit number is not JY and 14 digits: {permit_no}"
+            )));
+        }
+        report.outputs = json!({ "permit_no": permit_no }).to_string();
+    }
+    Ok(report)
+}
+
+/// The receipt of `POST /api/food-permits` (202 `ACCEPTED`).
+pub fn read_permit_submitted(status: u16, body: &[u8]) -> Result<Receipt, AdapterError> {
+    let report = permit_report_of(&json_of(status, body)?)?;
+    Ok(Receipt {
+        reference: report.reference,
+        state: report.state,
+        message: report.message,
+        outputs: report.outputs,
+    })
+}
+
+/// The report of `GET /api/food-permits/{applicationNo}`.
+pub fn read_permit_status(status: u16, body: &[u8]) -> Result<StatusReport, AdapterError> {
+    permit_report_of(&json_of(status, body)?)
+}
+
 /// Read a callback: its `X-Signature` must be the hex HMAC-SHA256 of the raw body under the
 /// callback secret, else it is `InvalidInput` on `X-Signature`.
 pub fn read_callback(
@@ -413,11 +548,42 @@ pub fn licence_schema() -> Value {
                 "required": ["name", "id_number"],
                 "properties": {
                     "name": {"type": "string", "title": "姓名", "minLength": 1},
-                    "id_number": {"type": "string", "title": "居民身份号码", "minLength": 1}
+                    "id_number": {"type": "string", "title": "居民身份号码", "minLength": 1, "format": "resident-id"}
                 }
             },
             "registered_capital": {"type": "number", "title": "注册资本（万元）"},
             "business_scope": {"type": "string", "title": "经营范围", "minLength": 1}
+        }
+    })
+}
+
+/// Input schema of `market-regulation.food-permit`.
+pub fn food_permit_schema() -> Value {
+    json!({
+        "$schema": "https://json-schema.org/draft/2020-12/schema",
+        "title": "食品经营许可",
+        "type": "object",
+        "required": ["credit_code", "enterprise_name", "address", "legal_representative", "business_items", "premises_area"],
+        "properties": {
+            "credit_code": {"type": "string", "title": "统一社会信用代码", "minLength": 1, "format": "credit-code"},
+            "enterprise_name": {"type": "string", "title": "经营者名称", "minLength": 1},
+            "address": {"type": "string", "title": "经营场所", "minLength": 1},
+            "legal_representative": {
+                "type": "object",
+                "title": "法定代表人（负责人）",
+                "required": ["name", "id_number"],
+                "properties": {
+                    "name": {"type": "string", "title": "姓名", "minLength": 1},
+                    "id_number": {"type": "string", "title": "居民身份号码", "minLength": 1, "format": "resident-id"}
+                }
+            },
+            "business_items": {
+                "type": "array",
+                "title": "经营项目",
+                "items": {"type": "string", "title": "经营项目（如 热食类食品制售）", "minLength": 1},
+                "minItems": 1
+            },
+            "premises_area": {"type": "number", "title": "经营场所面积（平方米）"}
         }
     })
 }
@@ -656,6 +822,132 @@ mod tests {
         );
         assert!(
             matches!(read_enterprise(404, br#"{"error":"not_found"}"#), Err(AdapterError::Rejected(r)) if r.code == "not_found")
+        );
+    }
+
+    const PERMIT: &str = r#"{"credit_code":"91350100M000100Y43","enterprise_name":"福州测试科技有限公司",
+        "address":"福州市鼓楼区五四路1号","legal_representative":{"name":"张三","id_number":"11010519491231002X"},
+        "business_items":["热食类食品制售"," 冷食类食品制售 "],"premises_area":120.5}"#;
+
+    #[test]
+    fn food_permit_body_uses_the_department_fields() {
+        assert!(validate(FOOD_PERMIT, PERMIT).is_empty());
+        assert_eq!(
+            food_permit(PERMIT).unwrap().body("key-3"),
+            json!({"requestId": "key-3", "uscc": "91350100M000100Y43", "name": "福州测试科技有限公司",
+                "address": "福州市鼓楼区五四路1号",
+                "legalRepresentative": {"name": "张三", "idNumber": "11010519491231002X"},
+                "businessItems": ["热食类食品制售", "冷食类食品制售"], "premisesArea": 120.5})
+        );
+    }
+
+    #[test]
+    fn food_permit_validation_reports_every_problem_at_once() {
+        // A pilot code failing its check character is refused here: the department refuses it.
+        let payload = r#"{"credit_code":"91350100M0001TGQXM","enterprise_name":"x",
+            "legal_representative":{"name":"张三","id_number":"110105194912310021"},
+            "business_items":["热食类食品制售"," "],"premises_area":0}"#;
+        assert_eq!(
+            codes(&validate(FOOD_PERMIT, payload)),
+            vec![
+                ("credit_code", "checksum"),
+                ("address", "required"),
+                ("legal_representative.id_number", "checksum"),
+                ("business_items.1", "required"),
+                ("premises_area", "range"),
+            ]
+        );
+        let no_items = PERMIT.replace(r#"["热食类食品制售"," 冷食类食品制售 "]"#, "[]");
+        assert_eq!(
+            codes(&validate(FOOD_PERMIT, &no_items)),
+            vec![("business_items", "required")]
+        );
+        let missing = validate(FOOD_PERMIT, "{}");
+        assert_eq!(missing.len(), 7, "{missing:?}");
+        assert!(codes(&missing).contains(&("premises_area", "required")));
+        // The licence's payload is not a permit's, and the reverse.
+        assert!(!validate(FOOD_PERMIT, GOOD).is_empty());
+    }
+
+    #[test]
+    fn food_permit_answers() {
+        let r = read_permit_submitted(
+            202,
+            br#"{"applicationNo":"SPJY2025010100000001","status":"ACCEPTED"}"#,
+        )
+        .unwrap();
+        assert_eq!(
+            (r.reference.as_str(), r.state, r.outputs.as_str()),
+            ("SPJY2025010100000001", StepState::Accepted, "{}")
+        );
+        let bad_code = r#"{"error":"invalid","message":"统一社会信用代码校验失败"}"#;
+        assert!(
+            matches!(read_permit_submitted(422, bad_code.as_bytes()), Err(AdapterError::InvalidInput(f)) if f[0].message == "统一社会信用代码校验失败")
+        );
+        assert!(matches!(
+            read_permit_submitted(503, b""),
+            Err(AdapterError::Unavailable(_))
+        ));
+
+        let waiting =
+            read_permit_status(200, br#"{"applicationNo":"SPJY1","status":"ACCEPTED"}"#).unwrap();
+        assert_eq!(
+            (waiting.reference.as_str(), waiting.state),
+            ("SPJY1", StepState::Accepted)
+        );
+        let done =
+            br#"{"applicationNo":"SPJY1","status":"APPROVED","permitNo":"JY13501020000017"}"#;
+        let r = read_permit_status(200, done).unwrap();
+        assert_eq!(r.state, StepState::Approved);
+        assert_eq!(
+            serde_json::from_str::<Value>(&r.outputs).unwrap(),
+            json!({"permit_no": "JY13501020000017"})
+        );
+        for bad in [
+            &br#"{"applicationNo":"SPJY1","status":"APPROVED"}"#[..],
+            br#"{"applicationNo":"SPJY1","status":"APPROVED","permitNo":"JY1350102"}"#,
+            br#"{"applicationNo":"SPJY1","status":"APPROVED","permitNo":"XK13501020000017"}"#,
+            br#"{"applicationNo":"SPJY1","status":"LOST"}"#,
+        ] {
+            assert!(
+                matches!(read_permit_status(200, bad), Err(AdapterError::Protocol(_))),
+                "{}",
+                String::from_utf8_lossy(bad)
+            );
+        }
+        // The licence reader wants a credit code: a permit approval is not a licence approval.
+        assert!(matches!(
+            read_status(200, done),
+            Err(AdapterError::Protocol(_))
+        ));
+        assert!(
+            matches!(read_permit_status(404, br#"{"error":"not_found"}"#), Err(AdapterError::Rejected(r)) if r.code == "not_found")
+        );
+        assert_eq!(food_permit_path("SPJY1"), "/api/food-permits/SPJY1");
+        assert_eq!(food_permit_path("../x"), "/api/food-permits/..%2Fx");
+    }
+
+    #[test]
+    fn schemas_mark_identifiers_with_their_formats() {
+        let l = licence_schema();
+        assert_eq!(
+            l["properties"]["legal_representative"]["properties"]["id_number"]["format"],
+            "resident-id"
+        );
+        let p = food_permit_schema();
+        assert_eq!(p["$schema"], "https://json-schema.org/draft/2020-12/schema");
+        assert_eq!(p["title"], "食品经营许可");
+        assert_eq!(p["properties"]["credit_code"]["format"], "credit-code");
+        assert_eq!(
+            p["properties"]["legal_representative"]["properties"]["id_number"]["format"],
+            "resident-id"
+        );
+        assert_eq!(p["properties"]["business_items"]["minItems"], 1);
+        // Lookups pass pilot codes failing only the checksum on to the department: no format.
+        assert!(
+            enterprise_schema()["properties"]["credit_code"]
+                .get("format")
+                .is_none()
         );
     }
 

@@ -16,6 +16,7 @@ use sdk::{
     AdapterError, CallbackRequest, Description, FieldError, LookupInfo, MatterInfo, Receipt,
     StatusReport, Submission,
 };
+use serde_json::Value;
 
 /// The public-security adapter.
 pub struct PublicSecurity;
@@ -23,6 +24,30 @@ pub struct PublicSecurity;
 fn invalid(problems: Vec<sdk::payload::FieldProblem>) -> AdapterError {
     AdapterError::InvalidInput(problems.into_iter().map(Into::into).collect())
 }
+
+/// Mark identifier fields of a schema with the formats the gateway checks with the national
+/// algorithms: each entry is a JSON pointer to a property and its format.
+fn with_formats(mut schema: Value, marks: &[(&str, &str)]) -> Value {
+    for (pointer, format) in marks {
+        if let Some(property) = schema.pointer_mut(pointer).and_then(Value::as_object_mut) {
+            property.insert("format".into(), Value::from(*format));
+        }
+    }
+    schema
+}
+
+/// Formats of `public-security.seal-filing`'s identifiers. The department refuses any credit
+/// code failing GB 32100 (code 20), so the gateway may as well.
+const SEAL_FILING_FORMATS: &[(&str, &str)] = &[
+    ("/properties/credit_code", "credit-code"),
+    (
+        "/properties/legal_representative/properties/id_number",
+        "resident-id",
+    ),
+];
+
+/// Formats of `public-security.identity`'s identifiers.
+const IDENTITY_FORMATS: &[(&str, &str)] = &[("/properties/id_number", "resident-id")];
 
 fn post(path: &str, document: String) -> Result<Response, AdapterError> {
     Ok(Request::post(path)
@@ -40,12 +65,14 @@ impl sdk::Adapter for PublicSecurity {
             matters: vec![MatterInfo {
                 code: SEAL_FILING.into(),
                 name: "刻章备案".into(),
-                input_schema: protocol::seal_filing_schema().to_string(),
+                input_schema: with_formats(protocol::seal_filing_schema(), SEAL_FILING_FORMATS)
+                    .to_string(),
             }],
             lookups: vec![LookupInfo {
                 name: IDENTITY.into(),
                 description: "身份核查：核对姓名与公民身份号码是否一致".into(),
-                input_schema: protocol::identity_schema().to_string(),
+                input_schema: with_formats(protocol::identity_schema(), IDENTITY_FORMATS)
+                    .to_string(),
             }],
         }
     }
@@ -101,3 +128,41 @@ impl sdk::Adapter for PublicSecurity {
 }
 
 sdk::export_adapter!(PublicSecurity);
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use sdk::Adapter;
+
+    fn schema(text: &str) -> Value {
+        serde_json::from_str(text).unwrap()
+    }
+
+    #[test]
+    fn described_schemas_mark_identifiers_with_their_formats() {
+        let d = PublicSecurity::describe();
+        let filing = schema(&d.matters[0].input_schema);
+        let identity = schema(&d.lookups[0].input_schema);
+        for (s, marks) in [
+            (&filing, SEAL_FILING_FORMATS),
+            (&identity, IDENTITY_FORMATS),
+        ] {
+            for (pointer, format) in marks {
+                assert_eq!(
+                    s.pointer(&format!("{pointer}/format")),
+                    Some(&Value::from(*format))
+                );
+            }
+        }
+        // Nothing else changes.
+        let mut unmarked = filing.clone();
+        for (pointer, _) in SEAL_FILING_FORMATS {
+            unmarked
+                .pointer_mut(pointer)
+                .and_then(Value::as_object_mut)
+                .unwrap()
+                .remove("format");
+        }
+        assert_eq!(unmarked, protocol::seal_filing_schema());
+    }
+}

@@ -16,6 +16,7 @@ use sdk::{
     AdapterError, CallbackRequest, Description, FieldError, LookupInfo, MatterInfo, Receipt,
     StatusReport, Submission,
 };
+use serde_json::Value;
 
 /// The real-estate adapter.
 pub struct RealEstate;
@@ -23,6 +24,31 @@ pub struct RealEstate;
 fn invalid(problems: Vec<sdk::payload::FieldProblem>) -> AdapterError {
     AdapterError::InvalidInput(problems.into_iter().map(Into::into).collect())
 }
+
+/// Mark identifier fields of a schema with the formats the gateway checks with the national
+/// algorithms: each entry is a JSON pointer to a property and its format.
+fn with_formats(mut schema: Value, marks: &[(&str, &str)]) -> Value {
+    for (pointer, format) in marks {
+        if let Some(property) = schema.pointer_mut(pointer).and_then(Value::as_object_mut) {
+            property.insert("format".into(), Value::from(*format));
+        }
+    }
+    schema
+}
+
+/// Formats of `real-estate.transfer`'s identifiers.
+const TRANSFER_FORMATS: &[(&str, &str)] = &[
+    ("/properties/unit_number", "real-estate-unit"),
+    ("/properties/certificate_number", "real-estate-certificate"),
+    ("/properties/seller/properties/id_number", "resident-id"),
+    ("/properties/buyer/properties/id_number", "resident-id"),
+];
+
+/// Formats of `real-estate.property`'s identifiers.
+const PROPERTY_FORMATS: &[(&str, &str)] = &[
+    ("/properties/unit_number", "real-estate-unit"),
+    ("/properties/certificate_number", "real-estate-certificate"),
+];
 
 /// POST one GBK envelope to the service.
 fn call(operation: &str, envelope: Vec<u8>) -> Result<Response, AdapterError> {
@@ -42,12 +68,14 @@ impl sdk::Adapter for RealEstate {
             matters: vec![MatterInfo {
                 code: TRANSFER.into(),
                 name: "二手房转移登记".into(),
-                input_schema: protocol::transfer_schema().to_string(),
+                input_schema: with_formats(protocol::transfer_schema(), TRANSFER_FORMATS)
+                    .to_string(),
             }],
             lookups: vec![LookupInfo {
                 name: PROPERTY.into(),
                 description: "不动产登记信息查询：按不动产权证书号或不动产单元号（二选一）查询权利人、坐落、面积、用途".into(),
-                input_schema: protocol::property_schema().to_string(),
+                input_schema: with_formats(protocol::property_schema(), PROPERTY_FORMATS)
+                    .to_string(),
             }],
         }
     }
@@ -107,3 +135,39 @@ impl sdk::Adapter for RealEstate {
 }
 
 sdk::export_adapter!(RealEstate);
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use sdk::Adapter;
+
+    fn schema(text: &str) -> Value {
+        serde_json::from_str(text).unwrap()
+    }
+
+    #[test]
+    fn described_schemas_mark_identifiers_with_their_formats() {
+        let d = RealEstate::describe();
+        let transfer = schema(&d.matters[0].input_schema);
+        let property = schema(&d.lookups[0].input_schema);
+        for (s, marks) in [(&transfer, TRANSFER_FORMATS), (&property, PROPERTY_FORMATS)] {
+            for (pointer, format) in marks {
+                assert_eq!(
+                    s.pointer(&format!("{pointer}/format")),
+                    Some(&Value::from(*format))
+                );
+            }
+        }
+        // Nothing else changes.
+        let mut unmarked = transfer.clone();
+        for (pointer, _) in TRANSFER_FORMATS {
+            unmarked
+                .pointer_mut(pointer)
+                .and_then(Value::as_object_mut)
+                .unwrap()
+                .remove("format");
+        }
+        assert_eq!(unmarked, protocol::transfer_schema());
+        assert_eq!(transfer["properties"]["price"].get("format"), None);
+    }
+}

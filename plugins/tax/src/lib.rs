@@ -1,7 +1,8 @@
 //! Adapter for the tax department (税务): JSON over HTTP, every request signed.
 //!
-//! Serves the matter `tax.registration` (税务登记, `POST /api/v1/swdj`, polled with
-//! `GET /api/v1/slzt`) and the lookup `tax.clearance` (清税查询, `POST /api/v1/qscx`).
+//! Serves the matters `tax.registration` (税务登记, `POST /api/v1/swdj`) and `tax.deed-tax`
+//! (契税申报, `POST /api/v1/qssb`), both polled with `GET /api/v1/slzt`, and the lookup
+//! `tax.clearance` (清税查询, `POST /api/v1/qscx`).
 //!
 //! Settings: `app-key`, `app-secret`, and `sign-method` (optional: `HMAC-SHA256`, the default,
 //! or `HMAC-SM3`). Each request carries `X-App-Key`, `X-Timestamp`, `X-Nonce`, `X-Sign-Method`
@@ -11,7 +12,7 @@
 
 pub mod protocol;
 
-use protocol::{CLEARANCE, Credentials, REGISTRATION, SignMethod};
+use protocol::{CLEARANCE, Credentials, DEED_TAX, REGISTRATION, SignMethod};
 use sdk::http::{Request, Response};
 use sdk::{
     AdapterError, CallbackRequest, Description, FieldError, LookupInfo, MatterInfo, Receipt,
@@ -55,11 +56,18 @@ impl sdk::Adapter for Tax {
             department: "tax".into(),
             contract_version: sdk::CONTRACT_VERSION.into(),
             adapter_version: "1.0.0".into(),
-            matters: vec![MatterInfo {
-                code: REGISTRATION.into(),
-                name: "税务登记".into(),
-                input_schema: protocol::registration_schema().to_string(),
-            }],
+            matters: vec![
+                MatterInfo {
+                    code: REGISTRATION.into(),
+                    name: "税务登记".into(),
+                    input_schema: protocol::registration_schema().to_string(),
+                },
+                MatterInfo {
+                    code: DEED_TAX.into(),
+                    name: "契税申报".into(),
+                    input_schema: protocol::deed_tax_schema().to_string(),
+                },
+            ],
             lookups: vec![LookupInfo {
                 name: CLEARANCE.into(),
                 description: "清税查询：按统一社会信用代码或居民身份号码查询纳税人是否结清税款"
@@ -77,26 +85,41 @@ impl sdk::Adapter for Tax {
     }
 
     fn submit(submission: Submission) -> Result<Receipt, AdapterError> {
-        if submission.matter != REGISTRATION {
-            return Err(invalid(vec![protocol::unknown_matter(&submission.matter)]));
+        match submission.matter.as_str() {
+            REGISTRATION => {
+                let registration = protocol::registration(&submission.payload).map_err(invalid)?;
+                let body = registration.body(&submission.idempotency_key);
+                let response = send_signed(Request::post(protocol::SWDJ_PATH).json(&body))?;
+                let receipt = protocol::read_registration(response.status, &response.body)?;
+                sdk::log::info(&format!(
+                    "tax registration accepted, slh {}",
+                    receipt.reference
+                ));
+                Ok(receipt)
+            }
+            DEED_TAX => {
+                let deed_tax = protocol::deed_tax(&submission.payload).map_err(invalid)?;
+                let body = deed_tax.body(&submission.idempotency_key);
+                let response = send_signed(Request::post(protocol::QSSB_PATH).json(&body))?;
+                let receipt = protocol::read_deed_tax(response.status, &response.body)?;
+                sdk::log::info(&format!(
+                    "deed tax return accepted, slh {}",
+                    receipt.reference
+                ));
+                Ok(receipt)
+            }
+            other => Err(invalid(vec![protocol::unknown_matter(other)])),
         }
-        let registration = protocol::registration(&submission.payload).map_err(invalid)?;
-        let body = registration.body(&submission.idempotency_key);
-        let response = send_signed(Request::post(protocol::SWDJ_PATH).json(&body))?;
-        let receipt = protocol::read_registration(response.status, &response.body)?;
-        sdk::log::info(&format!(
-            "tax registration accepted, slh {}",
-            receipt.reference
-        ));
-        Ok(receipt)
     }
 
     fn status(matter: String, reference: String) -> Result<StatusReport, AdapterError> {
-        if matter != REGISTRATION {
-            return Err(invalid(vec![protocol::unknown_matter(&matter)]));
-        }
+        let read = match matter.as_str() {
+            REGISTRATION => protocol::read_status,
+            DEED_TAX => protocol::read_deed_tax_status,
+            other => return Err(invalid(vec![protocol::unknown_matter(other)])),
+        };
         let response = send_signed(Request::get(protocol::status_path(&reference)))?;
-        protocol::read_status(&reference, response.status, &response.body)
+        read(&reference, response.status, &response.body)
     }
 
     fn lookup(name: String, query: String) -> Result<String, AdapterError> {
@@ -124,3 +147,43 @@ impl sdk::Adapter for Tax {
 }
 
 sdk::export_adapter!(Tax);
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use sdk::Adapter;
+    use serde_json::Value;
+
+    #[test]
+    fn describe_lists_both_matters_with_parsable_schemas() {
+        let d = Tax::describe();
+        assert_eq!(d.department, "tax");
+        let matters: Vec<(&str, &str)> = d
+            .matters
+            .iter()
+            .map(|m| (m.code.as_str(), m.name.as_str()))
+            .collect();
+        assert_eq!(
+            matters,
+            vec![
+                ("tax.registration", "税务登记"),
+                ("tax.deed-tax", "契税申报")
+            ]
+        );
+        for m in &d.matters {
+            let schema: Value = serde_json::from_str(&m.input_schema).unwrap();
+            assert_eq!(
+                schema["$schema"],
+                "https://json-schema.org/draft/2020-12/schema"
+            );
+        }
+        assert_eq!(d.lookups[0].name, "tax.clearance");
+    }
+
+    #[test]
+    fn validate_dispatches_on_the_matter() {
+        assert!(!Tax::validate(DEED_TAX.into(), "{}".into()).is_empty());
+        let unknown = Tax::validate("tax.other".into(), "{}".into());
+        assert_eq!(unknown[0].code, "unknown_matter");
+    }
+}

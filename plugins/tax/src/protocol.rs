@@ -9,11 +9,15 @@ use serde_json::{Value, json};
 
 /// 税务登记.
 pub const REGISTRATION: &str = "tax.registration";
+/// 契税申报 (second-hand home purchase).
+pub const DEED_TAX: &str = "tax.deed-tax";
 /// 清税查询.
 pub const CLEARANCE: &str = "tax.clearance";
 
 /// Operation paths.
 pub const SWDJ_PATH: &str = "/api/v1/swdj";
+/// 契税申报 path.
+pub const QSSB_PATH: &str = "/api/v1/qssb";
 /// 清税查询 path.
 pub const QSCX_PATH: &str = "/api/v1/qscx";
 
@@ -34,6 +38,20 @@ pub struct Registration {
     pub legal_representative: Option<Person>,
     pub address: Option<String>,
     pub business_scope: Option<String>,
+}
+
+/// Unified payload of `tax.deed-tax`: the buyer (承受方) pays deed tax on a second-hand home.
+#[derive(Debug, Default, Deserialize)]
+#[serde(default)]
+pub struct DeedTax {
+    pub buyer: Option<Person>,
+    pub seller: Option<Person>,
+    pub unit_number: Option<String>,
+    pub certificate_number: Option<String>,
+    /// 成交价格, yuan.
+    pub price: Option<f64>,
+    /// 面积, m².
+    pub area: Option<f64>,
 }
 
 /// Unified query of `tax.clearance`.
@@ -86,6 +104,91 @@ impl Registration {
     }
 }
 
+fn person(p: &Option<Person>) -> (Option<&str>, Option<&str>) {
+    p.as_ref()
+        .map_or((None, None), |p| (present(&p.name), present(&p.id_number)))
+}
+
+/// An amount as the department writes it (`jyjg`, `mj`): two decimals.
+pub fn two_decimals(value: f64) -> String {
+    format!("{value:.2}")
+}
+
+/// A positive amount that stays positive once written with two decimals.
+fn check_positive(c: &mut Checker, field: &str, value: Option<f64>, what: &str) {
+    match value {
+        None => c.problem(field, "required", "必填项"),
+        Some(v) if !(v.is_finite() && v > 0.0) => {
+            c.problem(field, "range", format!("{what}须大于0"))
+        }
+        // The department reads two decimals: 0.004 would arrive as 0.00.
+        Some(v) if two_decimals(v).parse::<f64>().is_ok_and(|q| q <= 0.0) => {
+            c.problem(field, "range", format!("{what}须至少为0.01"))
+        }
+        Some(_) => {}
+    }
+}
+
+impl DeedTax {
+    /// Every problem the department would have with this return.
+    pub fn check(&self) -> Vec<FieldProblem> {
+        let mut c = Checker::new();
+        for (role, who) in [("buyer", &self.buyer), ("seller", &self.seller)] {
+            let (name, id_number) = person(who);
+            let id_field = format!("{role}.id_number");
+            c.required(&format!("{role}.name"), name);
+            c.required(&id_field, id_number);
+            c.resident_id(&id_field, id_number);
+        }
+        let (_, buyer_id) = person(&self.buyer);
+        let (_, seller_id) = person(&self.seller);
+        if matches!((buyer_id, seller_id), (Some(b), Some(s)) if b.eq_ignore_ascii_case(s)) {
+            c.problem("buyer.id_number", "rule", "承受方不能与转让方为同一人");
+        }
+        let unit = present(&self.unit_number);
+        c.required("unit_number", unit);
+        if let Some(Err(p)) = unit.map(sdk::ids::real_estate_unit) {
+            c.problem("unit_number", p.code, p.message);
+        }
+        let certificate = present(&self.certificate_number);
+        c.required("certificate_number", certificate);
+        if let Some(Err(p)) = certificate.map(sdk::ids::real_estate_certificate) {
+            c.problem("certificate_number", p.code, p.message);
+        }
+        check_positive(&mut c, "price", self.price, "成交价格（元）");
+        check_positive(&mut c, "area", self.area, "面积（平方米）");
+        c.into_problems()
+    }
+
+    /// The `POST /api/v1/qssb` body; `qqid` is the submission's idempotency key.
+    pub fn body(&self, qqid: &str) -> Value {
+        let (buyer_name, buyer_id) = person(&self.buyer);
+        let (seller_name, seller_id) = person(&self.seller);
+        json!({
+            "qqid": qqid,
+            "nsrxm": buyer_name.unwrap_or_default(),
+            "nsrsfzjhm": buyer_id.unwrap_or_default(),
+            "zrfxm": seller_name.unwrap_or_default(),
+            "zrfsfzjhm": seller_id.unwrap_or_default(),
+            "bdcdyh": present(&self.unit_number).unwrap_or_default(),
+            "bdcqzh": present(&self.certificate_number).unwrap_or_default(),
+            "jyjg": two_decimals(self.price.unwrap_or_default()),
+            "mj": two_decimals(self.area.unwrap_or_default()),
+        })
+    }
+}
+
+/// Parse and check a `tax.deed-tax` payload: the return, or every problem.
+pub fn deed_tax(payload: &str) -> Result<DeedTax, Vec<FieldProblem>> {
+    let d: DeedTax = sdk::payload::parse(payload).map_err(|e| e.problems)?;
+    let problems = d.check();
+    if problems.is_empty() {
+        Ok(d)
+    } else {
+        Err(problems)
+    }
+}
+
 /// Parse and check a `tax.registration` payload: the registration, or every problem.
 pub fn registration(payload: &str) -> Result<Registration, Vec<FieldProblem>> {
     let r: Registration = sdk::payload::parse(payload).map_err(|e| e.problems)?;
@@ -101,6 +204,7 @@ pub fn registration(payload: &str) -> Result<Registration, Vec<FieldProblem>> {
 pub fn validate(matter: &str, payload: &str) -> Vec<FieldProblem> {
     match matter {
         REGISTRATION => registration(payload).err().unwrap_or_default(),
+        DEED_TAX => deed_tax(payload).err().unwrap_or_default(),
         other => vec![unknown_matter(other)],
     }
 }
@@ -329,11 +433,65 @@ pub fn read_registration(status: u16, body: &[u8]) -> Result<Receipt, AdapterErr
     Ok(Receipt::accepted(text(&data, "slh")?))
 }
 
-/// The report of `GET /api/v1/slzt`.
+/// The receipt of `POST /api/v1/qssb`: accepted under its 受理号, like a registration.
+pub fn read_deed_tax(status: u16, body: &[u8]) -> Result<Receipt, AdapterError> {
+    read_registration(status, body)
+}
+
+/// The report of `GET /api/v1/slzt` for a registration: once 02, the outputs carry the
+/// taxpayer id and the registration date.
 pub fn read_status(
     reference: &str,
     status: u16,
     body: &[u8],
+) -> Result<StatusReport, AdapterError> {
+    read_slzt(reference, status, body, "swdjxx", |info| {
+        Ok(json!({
+            "taxpayer_id": text(info, "nsrsbh")?,
+            "registered_on": text(info, "djrq")?,
+        }))
+    })
+}
+
+/// The report of `GET /api/v1/slzt` for a 契税申报: once 02, the outputs carry the 完税凭证号
+/// and the tax due (yuan, as the department wrote it).
+pub fn read_deed_tax_status(
+    reference: &str,
+    status: u16,
+    body: &[u8],
+) -> Result<StatusReport, AdapterError> {
+    read_slzt(reference, status, body, "qsxx", |info| {
+        let due = text(info, "ynse")?;
+        if !is_amount(due) {
+            return Err(AdapterError::Protocol(format!(
+                "tax due `ynse` is not an amount: {due}"
+            )));
+        }
+        Ok(json!({
+            "tax_receipt_no": text(info, "wspzh")?,
+            "tax_due": due,
+        }))
+    })
+}
+
+/// `^\d+\.\d{2}$`: how the department writes yuan.
+fn is_amount(value: &str) -> bool {
+    value.split_once('.').is_some_and(|(whole, fraction)| {
+        !whole.is_empty()
+            && whole.bytes().all(|b| b.is_ascii_digit())
+            && fraction.len() == 2
+            && fraction.bytes().all(|b| b.is_ascii_digit())
+    })
+}
+
+/// `slzt` for any matter: the state from `zt`, and on 02 the outputs read from the matter's
+/// information object (`info`).
+fn read_slzt(
+    reference: &str,
+    status: u16,
+    body: &[u8],
+    info: &str,
+    outputs: impl FnOnce(&Value) -> Result<Value, AdapterError>,
 ) -> Result<StatusReport, AdapterError> {
     let data = read_answer(status, body)?.map_err(|(code, msg)| rejected(code, msg))?;
     let message = data.get("ztmc").and_then(Value::as_str).map(str::to_string);
@@ -343,15 +501,11 @@ pub fn read_status(
         "01" => report.state = StepState::Processing,
         "02" => {
             let info = data
-                .get("swdjxx")
+                .get(info)
                 .filter(|v| v.is_object())
-                .ok_or_else(|| AdapterError::Protocol("status 02 without `swdjxx`".into()))?;
+                .ok_or_else(|| AdapterError::Protocol(format!("status 02 without `{info}`")))?;
             report.state = StepState::Approved;
-            report.outputs = json!({
-                "taxpayer_id": text(info, "nsrsbh")?,
-                "registered_on": text(info, "djrq")?,
-            })
-            .to_string();
+            report.outputs = outputs(info)?.to_string();
         }
         "03" => report.state = StepState::Rejected,
         other => {
@@ -394,7 +548,7 @@ pub fn registration_schema() -> Value {
         "required": ["name", "id_number"],
         "properties": {
             "name": {"type": "string", "title": "姓名", "minLength": 1},
-            "id_number": {"type": "string", "title": "居民身份号码", "minLength": 1}
+            "id_number": {"type": "string", "title": "居民身份号码", "minLength": 1, "format": "resident-id"}
         }
     });
     json!({
@@ -403,11 +557,40 @@ pub fn registration_schema() -> Value {
         "type": "object",
         "required": ["credit_code", "enterprise_name", "legal_representative", "address", "business_scope"],
         "properties": {
-            "credit_code": {"type": "string", "title": "统一社会信用代码", "minLength": 1},
+            "credit_code": {"type": "string", "title": "统一社会信用代码", "minLength": 1, "format": "credit-code"},
             "enterprise_name": {"type": "string", "title": "纳税人名称", "minLength": 1},
             "legal_representative": person,
             "address": {"type": "string", "title": "生产经营地址", "minLength": 1},
             "business_scope": {"type": "string", "title": "经营范围", "minLength": 1}
+        }
+    })
+}
+
+/// Input schema of `tax.deed-tax`.
+pub fn deed_tax_schema() -> Value {
+    let person = |title: &str| {
+        json!({
+            "type": "object",
+            "title": title,
+            "required": ["name", "id_number"],
+            "properties": {
+                "name": {"type": "string", "title": "姓名", "minLength": 1},
+                "id_number": {"type": "string", "title": "居民身份号码", "minLength": 1, "format": "resident-id"}
+            }
+        })
+    };
+    json!({
+        "$schema": "https://json-schema.org/draft/2020-12/schema",
+        "title": "契税申报",
+        "type": "object",
+        "required": ["buyer", "seller", "unit_number", "certificate_number", "price", "area"],
+        "properties": {
+            "buyer": person("承受方（买方）"),
+            "seller": person("转让方（卖方）"),
+            "unit_number": {"type": "string", "title": "不动产单元号", "minLength": 1, "format": "real-estate-unit"},
+            "certificate_number": {"type": "string", "title": "不动产权证书号", "minLength": 1, "format": "real-estate-certificate"},
+            "price": {"type": "number", "title": "成交价格（元）"},
+            "area": {"type": "number", "title": "面积（平方米）"}
         }
     })
 }
@@ -635,6 +818,172 @@ mod tests {
         let missing = r#"{"code":"2002","msg":"纳税人不存在","data":null}"#.as_bytes();
         assert!(
             matches!(read_clearance(200, missing), Err(AdapterError::Rejected(r)) if r.code == "not_found")
+        );
+    }
+
+    const DEED: &str = r#"{"buyer":{"name":"李四","id_number":"34052419800101001X"},
+        "seller":{"name":"张三","id_number":"11010519491231002X"},
+        "unit_number":"351001012010GB01859F00040015",
+        "certificate_number":"闽(2019)平潭不动产权第0011364号","price":1200000,"area":89.56}"#;
+
+    #[test]
+    fn a_good_deed_tax_return_maps_to_the_department_fields() {
+        assert!(validate(DEED_TAX, DEED).is_empty());
+        let d = deed_tax(DEED).unwrap();
+        assert_eq!(
+            d.body("key-2"),
+            json!({"qqid": "key-2", "nsrxm": "李四", "nsrsfzjhm": "34052419800101001X",
+                "zrfxm": "张三", "zrfsfzjhm": "11010519491231002X",
+                "bdcdyh": "351001012010GB01859F00040015",
+                "bdcqzh": "闽(2019)平潭不动产权第0011364号",
+                "jyjg": "1200000.00", "mj": "89.56"})
+        );
+        assert_eq!(two_decimals(1234567.891), "1234567.89");
+        assert_eq!(two_decimals(90.0), "90.00");
+    }
+
+    #[test]
+    fn deed_tax_validation_reports_every_problem_at_once() {
+        let payload = r#"{"buyer":{"name":"张三","id_number":"11010519491231002X"},
+            "seller":{"name":" ","id_number":"11010519491231002x"},
+            "unit_number":"351001012010GI01859F00040015",
+            "certificate_number":"闽(19)平潭不动产权第0011364号","price":0,"area":0.001}"#;
+        assert_eq!(
+            codes(&validate(DEED_TAX, payload)),
+            vec![
+                ("seller.name", "required"),
+                ("seller.id_number", "format"),
+                ("buyer.id_number", "rule"),
+                ("unit_number", "format"),
+                ("certificate_number", "format"),
+                ("price", "range"),
+                ("area", "range"),
+            ]
+        );
+        let bad_ids = DEED
+            .replace("34052419800101001X", "340524198001010011")
+            .replace("11010519491231002X", "1101051949123100");
+        assert_eq!(
+            codes(&validate(DEED_TAX, &bad_ids)),
+            vec![
+                ("buyer.id_number", "checksum"),
+                ("seller.id_number", "length")
+            ]
+        );
+        let missing = validate(DEED_TAX, "{}");
+        assert_eq!(
+            codes(&missing),
+            vec![
+                ("buyer.name", "required"),
+                ("buyer.id_number", "required"),
+                ("seller.name", "required"),
+                ("seller.id_number", "required"),
+                ("unit_number", "required"),
+                ("certificate_number", "required"),
+                ("price", "required"),
+                ("area", "required"),
+            ]
+        );
+        // Full-width parentheses are the same certificate.
+        assert!(validate(DEED_TAX, &DEED.replace("(2019)", "（2019）")).is_empty());
+    }
+
+    #[test]
+    fn deed_tax_answers() {
+        let ok = r#"{"code":"0000","msg":"成功","data":{"slh":"QS2025010100000001"}}"#.as_bytes();
+        let receipt = read_deed_tax(200, ok).unwrap();
+        assert_eq!(
+            (receipt.reference.as_str(), receipt.state),
+            ("QS2025010100000001", StepState::Accepted)
+        );
+        let refused =
+            r#"{"code":"2006","msg":"承受方与转让方不能为同一人","data":null}"#.as_bytes();
+        assert!(
+            matches!(read_deed_tax(200, refused), Err(AdapterError::Rejected(r)) if r.code == "2006")
+        );
+        assert!(matches!(
+            read_deed_tax(503, b""),
+            Err(AdapterError::Unavailable(_))
+        ));
+
+        let waiting = r#"{"code":"0000","msg":"成功","data":{"slh":"QS1","zt":"01","ztmc":"受理中","qsxx":null}}"#;
+        let r = read_deed_tax_status("QS1", 200, waiting.as_bytes()).unwrap();
+        assert_eq!((r.state, r.outputs.as_str()), (StepState::Processing, "{}"));
+        let done = r#"{"code":"0000","msg":"成功","data":{"slh":"QS1","zt":"02","ztmc":"已办结",
+            "qsxx":{"wspzh":"3512025061500000007","ynse":"12000.00"}}}"#;
+        let r = read_deed_tax_status("QS1", 200, done.as_bytes()).unwrap();
+        assert_eq!(
+            (r.state, r.reference.as_str()),
+            (StepState::Approved, "QS1")
+        );
+        assert_eq!(
+            serde_json::from_str::<Value>(&r.outputs).unwrap(),
+            json!({"tax_receipt_no": "3512025061500000007", "tax_due": "12000.00"})
+        );
+        // A registration's answer is not a deed-tax answer, and the reverse.
+        assert!(matches!(
+            read_status("QS1", 200, done.as_bytes()),
+            Err(AdapterError::Protocol(m)) if m.contains("swdjxx")
+        ));
+        for bad in [
+            r#"{"code":"0000","data":{"slh":"QS1","zt":"02","qsxx":null}}"#,
+            r#"{"code":"0000","data":{"slh":"QS1","zt":"02","qsxx":{"wspzh":"1"}}}"#,
+            r#"{"code":"0000","data":{"slh":"QS1","zt":"02","qsxx":{"wspzh":"1","ynse":"12000"}}}"#,
+            r#"{"code":"0000","data":{"slh":"QS1","zt":"09","qsxx":null}}"#,
+        ] {
+            assert!(
+                matches!(
+                    read_deed_tax_status("QS1", 200, bad.as_bytes()),
+                    Err(AdapterError::Protocol(_))
+                ),
+                "{bad}"
+            );
+        }
+        let unknown = r#"{"code":"2004","msg":"受理号不存在","data":null}"#.as_bytes();
+        assert!(
+            matches!(read_deed_tax_status("QS9", 200, unknown), Err(AdapterError::Rejected(r)) if r.code == "2004")
+        );
+    }
+
+    #[test]
+    fn schemas_mark_identifiers_with_their_formats() {
+        let s = registration_schema();
+        assert_eq!(s["properties"]["credit_code"]["format"], "credit-code");
+        assert_eq!(
+            s["properties"]["legal_representative"]["properties"]["id_number"]["format"],
+            "resident-id"
+        );
+        let d = deed_tax_schema();
+        assert_eq!(d["$schema"], "https://json-schema.org/draft/2020-12/schema");
+        assert_eq!(d["title"], "契税申报");
+        for role in ["buyer", "seller"] {
+            assert_eq!(
+                d["properties"][role]["properties"]["id_number"]["format"],
+                "resident-id"
+            );
+        }
+        assert_eq!(d["properties"]["unit_number"]["format"], "real-estate-unit");
+        assert_eq!(
+            d["properties"]["certificate_number"]["format"],
+            "real-estate-certificate"
+        );
+        assert_eq!(d["properties"]["price"]["type"], "number");
+        assert_eq!(
+            d["required"],
+            json!([
+                "buyer",
+                "seller",
+                "unit_number",
+                "certificate_number",
+                "price",
+                "area"
+            ])
+        );
+        // Either a credit code or a resident ID: no single format applies.
+        assert!(
+            clearance_schema()["properties"]["taxpayer_id"]
+                .get("format")
+                .is_none()
         );
     }
 

@@ -1,5 +1,6 @@
 //! 市场监管: JSON REST behind OAuth2 client credentials; licence applications are decided later
-//! and announced by a signed callback (PROTOCOLS.md, "Market regulation").
+//! and announced by a signed callback, food business permits are decided later and polled
+//! (PROTOCOLS.md, "Market regulation").
 
 use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -39,6 +40,14 @@ struct Licence {
     approved: Option<(String, String)>,
 }
 
+/// A 食品经营许可 application, decided (APPROVED) `ticket_delay` after acceptance.
+#[derive(Clone)]
+struct FoodPermit {
+    decided_at: Instant,
+    /// 食品经营许可证编号, shown once decided.
+    permit_no: String,
+}
+
 /// Everything the department knows; one lock, because a licence decision touches all of it.
 #[derive(Default)]
 struct Registry {
@@ -47,6 +56,7 @@ struct Registry {
     /// Names of registered enterprises and of pending applications.
     names: HashSet<String>,
     licences: HashMap<String, Licence>,
+    food_permits: HashMap<String, FoodPermit>,
 }
 
 struct MarketRegulation {
@@ -91,6 +101,8 @@ pub(crate) fn router(
         .route("/api/enterprises/{uscc}", get(enterprise))
         .route("/api/licences", post(apply))
         .route("/api/licences/{no}", get(licence))
+        .route("/api/food-permits", post(apply_food_permit))
+        .route("/api/food-permits/{no}", get(food_permit))
         .layer(axum::middleware::from_fn_with_state(
             state.clone(),
             require_token,
@@ -106,6 +118,8 @@ pub(crate) fn router(
                 (_, "/oauth/token") => "token",
                 ("POST", "/api/licences") => "licence",
                 (_, p) if p.starts_with("/api/licences/") => "licence_status",
+                ("POST", "/api/food-permits") => "food_permit",
+                (_, p) if p.starts_with("/api/food-permits/") => "food_permit_status",
                 (_, p) if p.starts_with("/api/enterprises/") => "enterprise",
                 _ => "unknown",
             }
@@ -382,4 +396,131 @@ async fn licence(State(mr): State<Arc<MarketRegulation>>, Path(no): Path<String>
         None => Json(json!({"applicationNo": no, "status": "ACCEPTED"})),
     }
     .into_response()
+}
+
+async fn apply_food_permit(State(mr): State<Arc<MarketRegulation>>, body: Bytes) -> Answer {
+    let Ok(body) = serde_json::from_slice::<Value>(&body) else {
+        return invalid(&mr, "请求体不是JSON");
+    };
+    let Some(request_id) = text(&body, "/requestId") else {
+        return invalid(&mr, "缺少requestId");
+    };
+    mr.sim.submit(request_id, || {
+        let id_number = check_food_permit(&body).map_err(|m| invalid(&mr, &m))?;
+        let no = mr.sim.next_number("SPJY");
+        let permit = FoodPermit {
+            decided_at: Instant::now() + mr.ticket_delay,
+            permit_no: new_permit_no(),
+        };
+        mr.registry().food_permits.insert(no.clone(), permit);
+        tracing::info!(
+            application_no = no,
+            request_id,
+            legal_representative_id = ids::mask(id_number),
+            "food permit application accepted"
+        );
+        Ok(Answer::json(
+            StatusCode::ACCEPTED,
+            &json!({"applicationNo": no, "status": "ACCEPTED"}),
+        ))
+    })
+}
+
+/// Every field of a food permit application; the legal representative's ID number when good.
+fn check_food_permit(body: &Value) -> Result<&str, String> {
+    let field = |p: &str| text(body, p).ok_or_else(|| format!("缺少{}", &p[1..]));
+    let uscc = field("/uscc")?;
+    field("/name")?;
+    field("/address")?;
+    field("/legalRepresentative/name")?;
+    let id_number = field("/legalRepresentative/idNumber")?;
+    if !ids::uscc_valid(uscc) {
+        return Err("统一社会信用代码校验失败".into());
+    }
+    if !ids::resident_id_valid(id_number) {
+        return Err("法定代表人身份证号码校验失败".into());
+    }
+    let items = body
+        .get("businessItems")
+        .and_then(Value::as_array)
+        .ok_or("businessItems须为经营项目数组")?;
+    if items.is_empty() {
+        return Err("businessItems不能为空".into());
+    }
+    if !items
+        .iter()
+        .all(|i| i.as_str().is_some_and(|s| !s.trim().is_empty()))
+    {
+        return Err("businessItems须为非空文本".into());
+    }
+    match body.get("premisesArea").and_then(Value::as_f64) {
+        Some(a) if a > 0.0 => Ok(id_number),
+        _ => Err("premisesArea须为正数（平方米）".into()),
+    }
+}
+
+/// 食品经营许可证编号: `JY`, main-body type 1, region 350102 (福州鼓楼), a 6-digit sequence and
+/// a check digit (digit sum mod 10): `JY1` and 13 digits.
+fn new_permit_no() -> String {
+    let body = format!("1350102{:06}", rand::random_range(0..1_000_000u32));
+    let check = body.bytes().map(|b| u32::from(b - b'0')).sum::<u32>() % 10;
+    format!("JY{body}{check}")
+}
+
+async fn food_permit(State(mr): State<Arc<MarketRegulation>>, Path(no): Path<String>) -> Response {
+    let found = mr.registry().food_permits.get(&no).cloned();
+    let Some(p) = found else {
+        mr.sim.reject("not_found");
+        return error(StatusCode::NOT_FOUND, json!({"error": "not_found"}));
+    };
+    if Instant::now() >= p.decided_at {
+        Json(json!({"applicationNo": no, "status": "APPROVED", "permitNo": p.permit_no}))
+    } else {
+        Json(json!({"applicationNo": no, "status": "ACCEPTED"}))
+    }
+    .into_response()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn application() -> Value {
+        json!({"requestId": "r1", "uscc": "91350100M000100Y43", "name": "福州测试科技有限公司",
+            "address": "福州市鼓楼区五四路1号",
+            "legalRepresentative": {"name": "张三", "idNumber": "11010519491231002X"},
+            "businessItems": ["热食类食品制售"], "premisesArea": 120.5})
+    }
+
+    #[test]
+    fn food_permit_applications_are_checked_field_by_field() {
+        assert_eq!(check_food_permit(&application()), Ok("11010519491231002X"));
+        let with = |pointer: &str, v: Value| {
+            let mut a = application();
+            *a.pointer_mut(pointer).unwrap() = v;
+            check_food_permit(&a).unwrap_err()
+        };
+        assert_eq!(
+            with("/uscc", json!("91350100M0001TGQXM")),
+            "统一社会信用代码校验失败"
+        );
+        assert_eq!(with("/businessItems", json!([])), "businessItems不能为空");
+        assert!(with("/businessItems", json!([""])).contains("businessItems"));
+        assert!(with("/premisesArea", json!(0)).contains("premisesArea"));
+        assert!(with("/premisesArea", json!("120")).contains("premisesArea"));
+        assert!(
+            with("/legalRepresentative/idNumber", json!("110105194912310021")).contains("身份证")
+        );
+        assert_eq!(with("/name", json!(" ")), "缺少name");
+    }
+
+    #[test]
+    fn permit_numbers_are_jy1_and_13_digits() {
+        for _ in 0..20 {
+            let no = new_permit_no();
+            assert!(no.starts_with("JY1"), "{no}");
+            assert_eq!(no.len(), 16, "{no}");
+            assert!(no[2..].bytes().all(|b| b.is_ascii_digit()), "{no}");
+        }
+    }
 }

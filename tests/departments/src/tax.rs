@@ -41,6 +41,15 @@ struct Registration {
     refused: bool,
 }
 
+/// A 契税申报, decided (已办结) `ticket_delay` after receipt.
+struct DeedTax {
+    decided_at: Instant,
+    /// 完税凭证号, shown once decided.
+    wspzh: String,
+    /// 应纳税额 in yuan, two decimals.
+    ynse: String,
+}
+
 /// Nonces seen in the last [`NONCE_TTL`]; the queue gives expiry order so pruning is cheap
 /// under the benchmarks' request rates.
 #[derive(Default)]
@@ -73,6 +82,8 @@ struct Tax {
     ticket_delay: Duration,
     nonces: Mutex<Nonces>,
     registrations: Mutex<HashMap<String, Registration>>,
+    /// 契税申报 by 受理号; `slzt` answers for these too.
+    deed_taxes: Mutex<HashMap<String, DeedTax>>,
 }
 
 pub(crate) fn router(sim: Arc<Sim>, ticket_delay: Duration) -> Router {
@@ -81,9 +92,11 @@ pub(crate) fn router(sim: Arc<Sim>, ticket_delay: Duration) -> Router {
         ticket_delay,
         nonces: Mutex::default(),
         registrations: Mutex::default(),
+        deed_taxes: Mutex::default(),
     });
     let routes = Router::new()
         .route("/api/v1/swdj", post(swdj))
+        .route("/api/v1/qssb", post(qssb))
         .route("/api/v1/slzt", get(slzt))
         .route("/api/v1/qscx", post(qscx))
         .layer(axum::middleware::from_fn_with_state(state.clone(), verify))
@@ -272,8 +285,14 @@ async fn swdj(State(tax): State<Arc<Tax>>, body: Bytes) -> Answer {
 }
 
 async fn slzt(State(tax): State<Arc<Tax>>, Query(q): Query<HashMap<String, String>>) -> Answer {
+    let Some(slh) = q.get("slh") else {
+        return tax.fail("2004", "受理号不存在", "unknown_slh");
+    };
+    if let Some(data) = deed_tax_status(&tax, slh) {
+        return ok(data);
+    }
     let regs = tax.registrations.lock().unwrap_or_else(|e| e.into_inner());
-    let Some((slh, reg)) = q.get("slh").and_then(|slh| Some((slh, regs.get(slh)?))) else {
+    let Some(reg) = regs.get(slh) else {
         drop(regs);
         return tax.fail("2004", "受理号不存在", "unknown_slh");
     };
@@ -284,6 +303,115 @@ async fn slzt(State(tax): State<Arc<Tax>>, Query(q): Query<HashMap<String, Strin
             "swdjxx": {"nsrsbh": reg.nsrsbh, "djrq": reg.djrq}}),
     };
     ok(data)
+}
+
+/// The 受理状态 of a 契税申报, if `slh` is one: `qsxx` in place of `swdjxx`.
+fn deed_tax_status(tax: &Tax, slh: &str) -> Option<Value> {
+    let deeds = tax.deed_taxes.lock().unwrap_or_else(|e| e.into_inner());
+    let deed = deeds.get(slh)?;
+    Some(if Instant::now() >= deed.decided_at {
+        json!({"slh": slh, "zt": "02", "ztmc": "已办结",
+            "qsxx": {"wspzh": deed.wspzh, "ynse": deed.ynse}})
+    } else {
+        json!({"slh": slh, "zt": "01", "ztmc": "受理中", "qsxx": null})
+    })
+}
+
+/// An amount as the department writes it, `^\d+\.\d{2}$`, in hundredths; `None` otherwise.
+fn hundredths(text: &str) -> Option<u64> {
+    let (whole, fraction) = text.split_once('.')?;
+    let digits = |s: &str| !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit());
+    if !digits(whole) || fraction.len() != 2 || !digits(fraction) || whole.len() > 12 {
+        return None;
+    }
+    Some(whole.parse::<u64>().ok()? * 100 + fraction.parse::<u64>().ok()?)
+}
+
+/// 应纳税额 in fen for a price in fen: 1% for an area of at most 90 m² (in hundredths of m²),
+/// 1.5% above, rounded half up to the fen.
+fn deed_tax_due(price_fen: u64, area_hundredths: u64) -> u64 {
+    if area_hundredths <= 9_000 {
+        (price_fen + 50) / 100
+    } else {
+        (price_fen * 15 + 500) / 1_000
+    }
+}
+
+fn yuan(fen: u64) -> String {
+    format!("{}.{:02}", fen / 100, fen % 100)
+}
+
+async fn qssb(State(tax): State<Arc<Tax>>, body: Bytes) -> Answer {
+    let Ok(body) = serde_json::from_slice::<Value>(&body) else {
+        return tax.fail("1001", "参数错误：请求体不是JSON", "invalid_request");
+    };
+    let Some(qqid) = text(&body, "qqid") else {
+        return tax.fail("1001", "参数错误：缺少qqid", "invalid_request");
+    };
+    tax.sim.submit(qqid, || {
+        const REQUIRED: [&str; 8] = [
+            "nsrxm",
+            "nsrsfzjhm",
+            "zrfxm",
+            "zrfsfzjhm",
+            "bdcdyh",
+            "bdcqzh",
+            "jyjg",
+            "mj",
+        ];
+        if let Some(missing) = REQUIRED.iter().find(|f| text(&body, f).is_none()) {
+            return Err(tax.fail(
+                "1001",
+                &format!("参数错误：缺少{missing}"),
+                "invalid_request",
+            ));
+        }
+        let field = |f| text(&body, f).unwrap_or_default();
+        let (buyer, seller) = (field("nsrsfzjhm"), field("zrfsfzjhm"));
+        if !ids::resident_id_valid(buyer) || !ids::resident_id_valid(seller) {
+            return Err(tax.fail("2003", "身份证件号码校验失败", "invalid_id_number"));
+        }
+        if buyer.eq_ignore_ascii_case(seller) {
+            return Err(tax.fail("2006", "承受方与转让方不能为同一人", "same_party"));
+        }
+        if !ids::unit_number_valid(field("bdcdyh")) {
+            return Err(tax.fail("2005", "不动产单元号格式错误", "invalid_bdcdyh"));
+        }
+        // Amounts are strings with exactly two decimals, and positive.
+        let (Some(price), Some(area)) = (
+            hundredths(field("jyjg")).filter(|v| *v > 0),
+            hundredths(field("mj")).filter(|v| *v > 0),
+        ) else {
+            return Err(tax.fail(
+                "1001",
+                "参数错误：jyjg与mj须为大于0且保留两位小数的数字字符串",
+                "invalid_request",
+            ));
+        };
+        let slh = tax.sim.next_number("QS");
+        let ynse = yuan(deed_tax_due(price, area));
+        // 完税凭证号: tax authority region (351, 福建) and a running number.
+        let wspzh = tax.sim.next_number("351");
+        tracing::info!(
+            slh,
+            qqid,
+            nsrsfzjhm = ids::mask(buyer),
+            ynse,
+            "deed tax return accepted"
+        );
+        tax.deed_taxes
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(
+                slh.clone(),
+                DeedTax {
+                    decided_at: Instant::now() + tax.ticket_delay,
+                    wspzh,
+                    ynse,
+                },
+            );
+        Ok(ok(json!({"slh": slh})))
+    })
 }
 
 async fn qscx(State(tax): State<Arc<Tax>>, body: Bytes) -> Answer {
@@ -308,5 +436,40 @@ async fn qscx(State(tax): State<Arc<Tax>>, body: Bytes) -> Answer {
             ok(json!({"nsrsbh": nsrsbh, "nsrmc": nsrmc, "qszt": qszt, "qjje": qjje}))
         }
         None => tax.fail("2002", "纳税人不存在", "unknown_taxpayer"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn amounts_have_exactly_two_decimals() {
+        assert_eq!(hundredths("1200000.00"), Some(120_000_000));
+        assert_eq!(hundredths("89.56"), Some(8_956));
+        assert_eq!(hundredths("0.00"), Some(0));
+        for bad in [
+            "1200000",
+            "1200000.0",
+            "1.234",
+            "-1.00",
+            "1e3.00",
+            ".50",
+            "",
+            "１.00",
+        ] {
+            assert_eq!(hundredths(bad), None, "{bad}");
+        }
+    }
+
+    #[test]
+    fn deed_tax_is_one_percent_up_to_90_square_metres() {
+        assert_eq!(yuan(deed_tax_due(120_000_000, 8_956)), "12000.00");
+        assert_eq!(yuan(deed_tax_due(120_000_000, 9_000)), "12000.00");
+        assert_eq!(yuan(deed_tax_due(120_000_000, 9_001)), "18000.00");
+        // Rounded half up to the fen.
+        assert_eq!(yuan(deed_tax_due(12_345, 5_000)), "1.23");
+        assert_eq!(yuan(deed_tax_due(12_350, 5_000)), "1.24");
+        assert_eq!(yuan(deed_tax_due(12_345, 12_000)), "1.85");
     }
 }

@@ -309,6 +309,124 @@ async fn tax_registration_is_idempotent_and_decided_after_the_delay() -> Result<
     Ok(())
 }
 
+#[tokio::test]
+async fn tax_deed_tax_is_idempotent_and_decided_with_the_tax_due() -> Result<()> {
+    let deps = start().await?;
+    let deed = |qqid: &str, jyjg: &str, mj: &str| {
+        json!({
+            "qqid": qqid, "nsrxm": "李四", "nsrsfzjhm": "34052419800101001X",
+            "zrfxm": "张三", "zrfsfzjhm": "11010519491231002X",
+            "bdcdyh": "351001012010GB01859F00040015", "bdcqzh": "闽(2019)平潭不动产权第0011364号",
+            "jyjg": jyjg, "mj": mj,
+        })
+        .to_string()
+    };
+    // Signed with HMAC-SM3 this time: the method is the caller's choice on every operation.
+    let sm3 = || TaxCall {
+        method: SignMethod::Sm3,
+        ..TaxCall::default()
+    };
+    let body = deed("req-qs-1", "1200000.00", "89.56");
+    let (status, first) = sm3().send(&deps, "POST", "/api/v1/qssb", &body).await;
+    assert_eq!(
+        (status, first["code"].as_str()),
+        (StatusCode::OK, Some("0000")),
+        "{first}"
+    );
+    let (_, second) = TaxCall::default()
+        .send(&deps, "POST", "/api/v1/qssb", &body)
+        .await;
+    let slh = first["data"]["slh"].as_str().expect("slh").to_owned();
+    assert!(
+        slh.starts_with("QS") && slh[2..].bytes().all(|b| b.is_ascii_digit()),
+        "{slh}"
+    );
+    assert_eq!(first, second, "a repeated qqid gets the first answer");
+    assert_eq!(deps.tax.applications(), 1);
+    assert_eq!(deps.tax.received("qssb"), 2);
+
+    // Decided after the delay: 已办结, with 1% of the price for ≤ 90 m².
+    let path = format!("/api/v1/slzt?slh={slh}");
+    let done = eventually(
+        || async { TaxCall::default().send(&deps, "GET", &path, "").await.1 },
+        |v| v["data"]["zt"] == "02",
+    )
+    .await;
+    assert_eq!(done["data"]["ztmc"], "已办结", "{done}");
+    assert_eq!(done["data"]["qsxx"]["ynse"], "12000.00", "{done}");
+    let wspzh = done["data"]["qsxx"]["wspzh"].as_str().expect("wspzh");
+    assert!(
+        !wspzh.is_empty() && wspzh.bytes().all(|b| b.is_ascii_digit()),
+        "{wspzh}"
+    );
+
+    // Above 90 m² the rate is 1.5%.
+    let (_, big) = TaxCall::default()
+        .send(
+            &deps,
+            "POST",
+            "/api/v1/qssb",
+            &deed("req-qs-2", "1234567.89", "120.00"),
+        )
+        .await;
+    let path = format!(
+        "/api/v1/slzt?slh={}",
+        big["data"]["slh"].as_str().expect("slh")
+    );
+    let done = eventually(
+        || async { TaxCall::default().send(&deps, "GET", &path, "").await.1 },
+        |v| v["data"]["zt"] == "02",
+    )
+    .await;
+    assert_eq!(done["data"]["qsxx"]["ynse"], "18518.52", "{done}");
+
+    // Strict: amounts are strings with two decimals, IDs pass GB 11643, buyer is not seller.
+    let refusals = [
+        (deed("req-qs-3", "1200000", "89.56"), "1001"),
+        (
+            body.replace("req-qs-1", "req-qs-4")
+                .replace(r#""jyjg":"1200000.00""#, r#""jyjg":1200000.00"#),
+            "1001",
+        ),
+        (
+            deed("req-qs-5", "1.00", "1.00").replace("34052419800101001X", "340524198001010011"),
+            "2003",
+        ),
+        (
+            deed("req-qs-6", "1.00", "1.00").replace("34052419800101001X", "11010519491231002X"),
+            "2006",
+        ),
+        (
+            deed("req-qs-7", "1.00", "1.00").replace(
+                "351001012010GB01859F00040015",
+                "351001012010GI01859F00040015",
+            ),
+            "2005",
+        ),
+        (deed("req-qs-8", "0.00", "1.00"), "1001"),
+    ];
+    for (body, code) in refusals {
+        let (status, v) = TaxCall::default()
+            .send(&deps, "POST", "/api/v1/qssb", &body)
+            .await;
+        assert_eq!(
+            (status, v["code"].as_str()),
+            (StatusCode::OK, Some(code)),
+            "{body}: {v}"
+        );
+    }
+    assert_eq!(deps.tax.applications(), 2, "refusals are not applications");
+    // Unsigned: refused before the department reads it.
+    let unsigned = plain_client()
+        .post(format!("{}/api/v1/qssb", deps.tax.base_url))
+        .body(deed("req-qs-9", "1.00", "1.00"))
+        .send()
+        .await?;
+    assert_eq!(unsigned.status(), StatusCode::UNAUTHORIZED);
+    assert_eq!(deps.tax.applications(), 2);
+    Ok(())
+}
+
 // ---------------------------------------------------------------- real estate
 
 fn soap(operation: &str, children: &str) -> String {
@@ -724,6 +842,133 @@ async fn market_regulation_delivers_a_signed_callback() -> Result<()> {
         .await?;
     assert_eq!(resp.status(), StatusCode::CONFLICT);
     assert_eq!(resp.json::<Value>().await?["error"], "name_taken");
+    Ok(())
+}
+
+async fn apply_food_permit(deps: &Departments, token: &str, body: &Value) -> (StatusCode, Value) {
+    let resp = plain_client()
+        .post(format!(
+            "{}/api/food-permits",
+            deps.market_regulation.base_url
+        ))
+        .bearer_auth(token)
+        .json(body)
+        .send()
+        .await
+        .unwrap();
+    (resp.status(), resp.json().await.unwrap_or(Value::Null))
+}
+
+#[tokio::test]
+async fn market_regulation_food_permit_is_approved_with_a_permit_number() -> Result<()> {
+    let deps = start().await?;
+    let token = bearer(&deps).await;
+    let application = json!({
+        "requestId": "req-sp-1", "uscc": "91350100M000100Y43", "name": "福州测试科技有限公司",
+        "address": "福州市鼓楼区五四路1号",
+        "legalRepresentative": {"name": "张三", "idNumber": "11010519491231002X"},
+        "businessItems": ["热食类食品制售", "冷食类食品制售"], "premisesArea": 120.5,
+    });
+    let (status, accepted) = apply_food_permit(&deps, &token, &application).await;
+    assert_eq!(status, StatusCode::ACCEPTED, "{accepted}");
+    assert_eq!(accepted["status"], "ACCEPTED");
+    let no = accepted["applicationNo"].as_str().unwrap().to_owned();
+    assert!(
+        no.starts_with("SPJY") && no[4..].bytes().all(|b| b.is_ascii_digit()),
+        "{no}"
+    );
+    let (_, again) = apply_food_permit(&deps, &token, &application).await;
+    assert_eq!(
+        again, accepted,
+        "a repeated requestId gets the first answer"
+    );
+    assert_eq!(deps.market_regulation.applications(), 1);
+    assert_eq!(deps.market_regulation.received("food_permit"), 2);
+
+    let url = format!("{}/api/food-permits/{no}", deps.market_regulation.base_url);
+    let poll = || async {
+        plain_client()
+            .get(&url)
+            .bearer_auth(&token)
+            .send()
+            .await
+            .unwrap()
+            .json::<Value>()
+            .await
+            .unwrap()
+    };
+    let approved = eventually(poll, |v| v["status"] == "APPROVED").await;
+    assert_eq!(approved["applicationNo"], no.as_str(), "{approved}");
+    let permit = approved["permitNo"].as_str().expect("permitNo");
+    assert!(
+        permit.starts_with("JY1")
+            && permit.len() == 16
+            && permit[2..].bytes().all(|b| b.is_ascii_digit()),
+        "{permit}"
+    );
+    assert!(deps.market_regulation.received("food_permit_status") >= 1);
+
+    // Unknown application, and the token is required as everywhere under /api.
+    let unknown = plain_client()
+        .get(format!(
+            "{}/api/food-permits/SPJY0",
+            deps.market_regulation.base_url
+        ))
+        .bearer_auth(&token)
+        .send()
+        .await?;
+    assert_eq!(unknown.status(), StatusCode::NOT_FOUND);
+    let (status, _) = apply_food_permit(&deps, "never-issued", &application).await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
+    Ok(())
+}
+
+#[tokio::test]
+async fn market_regulation_food_permit_refuses_a_bad_credit_code_and_no_items() -> Result<()> {
+    let deps = start().await?;
+    let token = bearer(&deps).await;
+    let application = |request_id: &str, uscc: &str, items: Value| {
+        json!({
+            "requestId": request_id, "uscc": uscc, "name": "福州测试科技有限公司",
+            "address": "福州市鼓楼区五四路1号",
+            "legalRepresentative": {"name": "张三", "idNumber": "11010519491231002X"},
+            "businessItems": items, "premisesArea": 60,
+        })
+    };
+    // A pilot code failing GB 32100 is not accepted here.
+    let (status, v) = apply_food_permit(
+        &deps,
+        &token,
+        &application("req-sp-2", "91350100M0001TGQXM", json!(["热食类食品制售"])),
+    )
+    .await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert_eq!(
+        v,
+        json!({"error": "invalid", "message": "统一社会信用代码校验失败"})
+    );
+    let (status, v) = apply_food_permit(
+        &deps,
+        &token,
+        &application("req-sp-3", "91350100M000100Y43", json!([])),
+    )
+    .await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert_eq!(v["error"], "invalid");
+    assert_eq!(deps.market_regulation.applications(), 0);
+    assert_eq!(
+        deps.market_regulation.stats().rejected.get("invalid"),
+        Some(&2)
+    );
+    // A refusal is not stored: the corrected request under the same id is accepted.
+    let (status, _) = apply_food_permit(
+        &deps,
+        &token,
+        &application("req-sp-2", "91350100M000100Y43", json!(["预包装食品销售"])),
+    )
+    .await;
+    assert_eq!(status, StatusCode::ACCEPTED);
+    assert_eq!(deps.market_regulation.applications(), 1);
     Ok(())
 }
 
