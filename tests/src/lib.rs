@@ -88,6 +88,8 @@ pub struct Env {
     pub http: reqwest::Client,
     /// Holds the store and config files.
     pub dir: tempfile::TempDir,
+    /// The PostgreSQL database made for this gateway, dropped with the `Env`.
+    postgres: Option<TestDatabase>,
 }
 
 fn init_tracing() {
@@ -126,7 +128,12 @@ impl Env {
             options.token_ttl = ttl;
         }
         let departments = departments::start(options).await?;
-        let config_path = write_config(dir.path(), &departments, &setup)?;
+        let postgres = TestDatabase::create_if_switched_on().await?;
+        let store_url = match &postgres {
+            Some(db) => db.url.clone(),
+            None => format!("sqlite://{}", dir.path().join("gateway.db").display()),
+        };
+        let config_path = write_config(dir.path(), &departments, &setup, &store_url)?;
         let config = gateway::config::Config::load(&config_path)?;
         let gateway = Gateway::start(config)
             .await
@@ -136,6 +143,7 @@ impl Env {
             gateway,
             http: reqwest::Client::new(),
             dir,
+            postgres,
         })
     }
 
@@ -204,7 +212,12 @@ impl Env {
     }
 }
 
-fn write_config(dir: &Path, d: &Departments, setup: &Setup) -> anyhow::Result<PathBuf> {
+fn write_config(
+    dir: &Path,
+    d: &Departments,
+    setup: &Setup,
+    store_url: &str,
+) -> anyhow::Result<PathBuf> {
     let root = workspace_root();
     let certs = &d.cert_dir;
     let extra = |id: &str| {
@@ -223,7 +236,7 @@ catalogue = "{catalogue}"
 listen = "127.0.0.1:0"
 
 [store]
-url = "sqlite://{store}"
+url = "{store_url}"
 
 [plugins]
 dir = "{adapters}"
@@ -278,7 +291,6 @@ client-secret = "mr-demo-secret"
 callback-secret = "mr-callback-secret"
 "#,
         catalogue = root.join("config/catalogue.toml").display(),
-        store = dir.join("gateway.db").display(),
         adapters = adapters_dir().display(),
         cache = root.join("target/component-cache").display(),
         tax = d.tax.base_url,
@@ -312,4 +324,76 @@ call_timeout_ms = 3000
     let path = dir.join("gateway.toml");
     std::fs::write(&path, text)?;
     Ok(path)
+}
+
+/// The server the PostgreSQL tests use, when they are switched on.
+pub fn postgres_url() -> Option<String> {
+    std::env::var("GATEWAY_TEST_POSTGRES_URL")
+        .ok()
+        .filter(|u| !u.is_empty())
+}
+
+/// True when the end-to-end suite should run on PostgreSQL instead of SQLite
+/// (`GATEWAY_TEST_STORE=postgres`, with `GATEWAY_TEST_POSTGRES_URL` naming the server).
+pub fn suite_on_postgres() -> bool {
+    std::env::var("GATEWAY_TEST_STORE").is_ok_and(|s| s == "postgres")
+}
+
+/// A fresh database on the test server, so tests never see each other's cases.
+pub struct TestDatabase {
+    /// Connection URL of the new database.
+    pub url: String,
+    name: String,
+    server: String,
+}
+
+impl TestDatabase {
+    /// A new database when the suite runs on PostgreSQL, else `None`.
+    pub async fn create_if_switched_on() -> anyhow::Result<Option<TestDatabase>> {
+        if !suite_on_postgres() {
+            return Ok(None);
+        }
+        let server = postgres_url()
+            .context("GATEWAY_TEST_STORE=postgres needs GATEWAY_TEST_POSTGRES_URL")?;
+        Self::create(&server).await.map(Some)
+    }
+
+    /// A new database on `server`.
+    pub async fn create(server: &str) -> anyhow::Result<TestDatabase> {
+        use sqlx::Connection;
+        let name = format!("gwtest_{}", uuid::Uuid::new_v4().simple());
+        let mut admin = sqlx::PgConnection::connect(server)
+            .await
+            .context("connecting to the test PostgreSQL server")?;
+        sqlx::query(&format!("CREATE DATABASE {name}"))
+            .execute(&mut admin)
+            .await?;
+        let base = server.rsplit_once('/').map_or(server, |(base, _)| base);
+        Ok(TestDatabase {
+            url: format!("{base}/{name}"),
+            name,
+            server: server.to_string(),
+        })
+    }
+}
+
+impl Drop for TestDatabase {
+    fn drop(&mut self) {
+        // Drop runs outside async: a short-lived runtime on its own thread removes the database.
+        let (server, name) = (self.server.clone(), self.name.clone());
+        let _ = std::thread::spawn(move || {
+            let runtime = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()?;
+            runtime.block_on(async {
+                use sqlx::Connection;
+                let mut admin = sqlx::PgConnection::connect(&server).await?;
+                sqlx::query(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
+                    .execute(&mut admin)
+                    .await?;
+                Ok::<_, anyhow::Error>(())
+            })
+        })
+        .join();
+    }
 }
