@@ -569,6 +569,11 @@ impl Store {
         Ok(())
     }
 
+    /// The connection pool, for modules that keep tables of their own (deadlines, licences).
+    pub fn pool(&self) -> &AnyPool {
+        &self.pool
+    }
+
     /// True when the store answers.
     pub async fn ping(&self) -> bool {
         sqlx::query("SELECT 1").execute(&self.pool).await.is_ok()

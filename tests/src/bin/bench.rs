@@ -432,7 +432,6 @@ impl Target {
 
 /// One measured load run.
 struct LoadRun {
-    label: &'static str,
     completed: u64,
     errors: u64,
     first_error: Option<String>,
@@ -589,7 +588,6 @@ async fn load(
         .collect();
 
     let mut run = LoadRun {
-        label,
         completed: 0,
         errors: 0,
         first_error: None,
