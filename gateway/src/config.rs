@@ -20,7 +20,7 @@ pub struct ConfigError {
 }
 
 impl ConfigError {
-    fn new(file: &Path, key: impl Into<String>, reason: impl Into<String>) -> Self {
+    pub(crate) fn new(file: &Path, key: impl Into<String>, reason: impl Into<String>) -> Self {
         ConfigError {
             file: file.to_path_buf(),
             key: key.into(),
@@ -35,6 +35,8 @@ impl ConfigError {
 pub struct Config {
     /// The portal-facing listener.
     pub server: ServerConfig,
+    /// The operators' listener (dead letters, replays); off when absent.
+    pub admin: Option<AdminConfig>,
     /// Where cases are kept.
     pub store: StoreConfig,
     /// Where adapter components come from and the defaults for their limits.
@@ -43,6 +45,9 @@ pub struct Config {
     pub departments: BTreeMap<String, DepartmentConfig>,
     /// The service catalogue file (matters and services), relative to this file.
     pub catalogue: PathBuf,
+    /// Promised time limits: the holiday calendar and when a step turns yellow (红黄牌).
+    #[serde(default)]
+    pub deadlines: crate::deadlines::DeadlinesConfig,
     /// Matters by catalogue code, read from the catalogue file.
     #[serde(skip)]
     pub matters: BTreeMap<String, MatterConfig>,
@@ -65,10 +70,35 @@ pub struct ServerConfig {
     /// Largest request body accepted, in bytes.
     #[serde(default = "default_body_limit")]
     pub body_limit_bytes: usize,
+    /// This node's id in delivery claims; unique per running node, stable across its restarts
+    /// (a restarted node takes back its own claims at once). Default: host name + listen address.
+    pub node_id: Option<String>,
+    /// How long a node's claim on a delivery holds, in milliseconds; another node takes the
+    /// delivery over when it expires. Keep it above the longest adapter call.
+    #[serde(default = "default_claim_ms")]
+    pub claim_ms: u64,
+    /// On SIGTERM, how long calls in flight may take to finish, in milliseconds.
+    #[serde(default = "default_grace_ms")]
+    pub shutdown_grace_ms: u64,
+}
+
+fn default_claim_ms() -> u64 {
+    60_000
+}
+fn default_grace_ms() -> u64 {
+    10_000
 }
 
 fn default_body_limit() -> usize {
     1024 * 1024
+}
+
+/// The operators' API listener.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AdminConfig {
+    /// Address to listen on, e.g. `127.0.0.1:8081`; keep it off the portal network.
+    pub listen: String,
 }
 
 /// Case storage.
@@ -137,6 +167,18 @@ pub struct DepartmentConfig {
     pub tls: Option<TlsConfig>,
     /// Limits of calls into this department's adapter (defaults: `plugins.limits`).
     pub limits: Option<Limits>,
+    /// Delivery attempts before a step becomes a dead letter.
+    #[serde(default = "default_max_attempts")]
+    pub max_attempts: u32,
+    /// Deliveries in flight to this department from one node.
+    #[serde(default = "default_max_concurrent")]
+    pub max_concurrent: u32,
+    /// Consecutive failures (unavailable, timeout) that open the circuit.
+    #[serde(default = "default_breaker_failures")]
+    pub breaker_failures: u32,
+    /// How long an open circuit leaves the department alone, in milliseconds.
+    #[serde(default = "default_breaker_cooldown_ms")]
+    pub breaker_cooldown_ms: u64,
     /// Settings and secrets handed to the adapter through `config.get`. A value `env:NAME`
     /// is read from the environment at start-up, so secrets need not sit in the file.
     #[serde(default)]
@@ -151,6 +193,18 @@ fn default_max_response() -> usize {
 }
 fn default_poll_ms() -> u64 {
     2_000
+}
+fn default_max_attempts() -> u32 {
+    8
+}
+fn default_max_concurrent() -> u32 {
+    16
+}
+fn default_breaker_failures() -> u32 {
+    5
+}
+fn default_breaker_cooldown_ms() -> u64 {
+    10_000
 }
 
 /// TLS files for one department connection, relative to the config file.
@@ -272,7 +326,10 @@ pub struct MatterConfig {
 }
 
 /// Deserialize TOML, naming the dotted key of the first problem.
-fn parse_toml<T: serde::de::DeserializeOwned>(path: &Path, text: &str) -> Result<T, ConfigError> {
+pub(crate) fn parse_toml<T: serde::de::DeserializeOwned>(
+    path: &Path,
+    text: &str,
+) -> Result<T, ConfigError> {
     let de = toml::Deserializer::parse(text)
         .map_err(|e| ConfigError::new(path, "", e.message().to_string()))?;
     serde_path_to_error::deserialize(de).map_err(|e| {
@@ -419,6 +476,7 @@ impl Config {
         for (code, service) in &self.services {
             check_service(catalogue, code, service, &self.matters)?;
         }
+        self.deadlines.load_calendar(file, &self.base_dir)?;
         Ok(())
     }
 

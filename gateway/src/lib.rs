@@ -16,14 +16,22 @@
 //! - [`store`]: cases, steps and events in SQLite or PostgreSQL.
 //! - [`orchestrator`]: review, durable acceptance, delivery with retries, polling, callbacks.
 //! - [`api`]: the axum routes and the one error format.
+//! - [`deadlines`]: promised time limits in working days (holiday calendar), 红黄牌 lights, supervision.
+//! - [`admin`]: the operators' routes on their own listener (dead letters, replay).
+//! - [`delivery`]: attempts, concurrency, circuit breaker and claims per department.
+//! - [`licences`]: electronic licences (电子证照) issued by approved steps; the 企业码 view.
 //! - [`redact`]: masking of identity and phone numbers in logs and messages.
 
 pub mod adapters;
+pub mod admin;
 pub mod api;
 pub mod catalogue;
 pub mod config;
 pub mod connection;
+pub mod deadlines;
+pub mod delivery;
 pub mod host;
+pub mod licences;
 pub mod orchestrator;
 pub mod redact;
 pub mod services;
@@ -33,12 +41,40 @@ pub mod tls;
 use std::net::SocketAddr;
 use std::sync::Arc;
 
+/// Serve a router until the shutdown signal, then finish requests in flight.
+async fn serve(
+    listener: tokio::net::TcpListener,
+    app: axum::Router,
+    mut stopped: tokio::sync::watch::Receiver<bool>,
+) {
+    let signal = async move {
+        let _ = stopped.wait_for(|s| *s).await;
+    };
+    if let Err(e) = axum::serve(listener, app)
+        .with_graceful_shutdown(signal)
+        .await
+    {
+        tracing::error!(error = %e, "server stopped");
+    }
+}
+
+fn default_node_id(addr: SocketAddr) -> String {
+    let host = std::fs::read_to_string("/etc/hostname")
+        .map(|h| h.trim().to_string())
+        .unwrap_or_default();
+    format!("{}@{addr}", if host.is_empty() { "gateway" } else { &host })
+}
+
 /// A running gateway.
 pub struct Gateway {
     /// The address the portal API listens on.
     pub addr: SocketAddr,
     /// The orchestrator (for in-process subscribers such as tests).
     pub orchestrator: Arc<orchestrator::Orchestrator>,
+    /// The admin API's address, when configured.
+    pub admin_addr: Option<SocketAddr>,
+    shutdown: tokio::sync::watch::Sender<bool>,
+    grace: std::time::Duration,
     tasks: Vec<tokio::task::JoinHandle<()>>,
 }
 
@@ -49,10 +85,21 @@ impl Gateway {
         let cache_dir = config.plugins.cache_dir.as_ref().map(|d| config.resolve(d));
         let engine = host::PluginEngine::new(256, cache_dir.as_deref())?;
         let store = store::Store::open(&config.store.url).await?;
+        licences::migrate(store.pool()).await?;
         let adapters = Arc::new(adapters::Adapters::load_all(&config, &engine).await?);
         let catalogue = Arc::new(catalogue::Catalogue::build(&config, &adapters)?);
         let listener = tokio::net::TcpListener::bind(&config.server.listen).await?;
         let addr = listener.local_addr()?;
+        let node = config
+            .server
+            .node_id
+            .clone()
+            .unwrap_or_else(|| default_node_id(addr));
+        let released = store.release_claims(&node).await?;
+        if released > 0 {
+            tracing::info!(%node, released, "took back this node's unfinished deliveries");
+        }
+        let delivery = Arc::new(delivery::Delivery::new(&config, node));
         let polls = config
             .departments
             .iter()
@@ -62,26 +109,54 @@ impl Gateway {
             store,
             adapters,
             catalogue,
+            Arc::new(deadlines::Deadlines::from_config(&config.deadlines)),
             config.public_url(addr),
             polls,
+            delivery,
         );
         let app = api::router(orchestrator.clone(), config.server.body_limit_bytes)
             .layer(tower_http::trace::TraceLayer::new_for_http());
-        let tasks = vec![
+        let (shutdown, stopped) = tokio::sync::watch::channel(false);
+        let mut tasks = vec![
             tokio::spawn(orchestrator.clone().run_dispatcher()),
             tokio::spawn(orchestrator.clone().run_poller()),
-            tokio::spawn(async move {
-                if let Err(e) = axum::serve(listener, app).await {
-                    tracing::error!(error = %e, "server stopped");
-                }
-            }),
+            tokio::spawn(serve(listener, app, stopped.clone())),
         ];
+        let admin_addr = match &config.admin {
+            Some(admin) => {
+                let listener = tokio::net::TcpListener::bind(&admin.listen).await?;
+                let admin_addr = listener.local_addr()?;
+                tasks.push(tokio::spawn(serve(
+                    listener,
+                    admin::router(orchestrator.clone()),
+                    stopped,
+                )));
+                tracing::info!(addr = %admin_addr, "admin API listening");
+                Some(admin_addr)
+            }
+            None => None,
+        };
         tracing::info!(%addr, "gateway listening");
         Ok(Gateway {
             addr,
             orchestrator,
+            admin_addr,
+            shutdown,
+            grace: std::time::Duration::from_millis(config.server.shutdown_grace_ms),
             tasks,
         })
+    }
+
+    /// Stop gracefully: refuse new connections, let requests and deliveries in flight finish
+    /// within the configured grace, and leave the rest to the durable queue. True when
+    /// everything in flight finished.
+    pub async fn shutdown(mut self) -> bool {
+        let _ = self.shutdown.send(true);
+        let finished = self.orchestrator.stop(self.grace).await;
+        for task in self.tasks.drain(..) {
+            let _ = tokio::time::timeout(self.grace, task).await;
+        }
+        finished
     }
 
     /// The portal API's base URL.

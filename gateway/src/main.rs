@@ -45,7 +45,15 @@ async fn main() -> anyhow::Result<()> {
             let config = gateway::config::Config::load(&config)?;
             let gateway = gateway::Gateway::start(config).await?;
             println!("gateway ready at {}", gateway.url());
-            tokio::signal::ctrl_c().await?;
+            let mut terminate =
+                tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
+            tokio::select! {
+                _ = tokio::signal::ctrl_c() => {}
+                _ = terminate.recv() => {}
+            }
+            tracing::info!("stopping: no new requests; finishing what is in flight");
+            let finished = gateway.shutdown().await;
+            tracing::info!(finished, "stopped");
         }
     }
     Ok(())

@@ -10,13 +10,15 @@ use crate::adapters::Adapters;
 use crate::api::error::ApiError;
 use crate::catalogue::{Catalogue, FieldProblem, Service, merge_problems};
 use crate::config::Source;
+use crate::delivery::{Circuit, Delivery};
 use crate::host::CallError;
 use crate::host::contract::{self, AdapterError, Submission};
 use crate::services::{Context, check_rules, problem_on_form};
-use crate::store::{NewStep, StepRecord, StepState, Store, now_ms};
+use crate::store::{Admission, NewStep, StepRecord, StepState, Store, now_ms};
 use serde_json::{Value, json};
-use std::collections::{BTreeMap, HashSet};
-use std::sync::{Arc, Mutex};
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 use tokio::sync::{Notify, broadcast};
 
@@ -45,18 +47,26 @@ struct LookupResults {
     problems: Vec<FieldProblem>,
 }
 
-/// Delivery attempts before a step is given up as failed.
-const MAX_ATTEMPTS: i64 = 8;
+/// An accepted application.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Applied {
+    /// The case id.
+    pub case_id: String,
+    /// True when this was a repeat of an earlier request with the same `Idempotency-Key`.
+    pub replayed: bool,
+}
 
 /// The orchestrator: shared by the API, the dispatcher and the poller.
 pub struct Orchestrator {
     pub(crate) store: Store,
     pub(crate) adapters: Arc<Adapters>,
     pub(crate) catalogue: Arc<Catalogue>,
+    pub(crate) deadlines: Arc<crate::deadlines::Deadlines>,
     public_url: String,
     poll_intervals: BTreeMap<String, i64>,
     wake: Notify,
-    in_flight: Mutex<HashSet<(String, String)>>,
+    pub(crate) delivery: Arc<Delivery>,
+    stopping: AtomicBool,
     events: broadcast::Sender<CaseEvent>,
 }
 
@@ -66,19 +76,28 @@ impl Orchestrator {
         store: Store,
         adapters: Arc<Adapters>,
         catalogue: Arc<Catalogue>,
+        deadlines: Arc<crate::deadlines::Deadlines>,
         public_url: String,
         poll_intervals: BTreeMap<String, i64>,
+        delivery: Arc<Delivery>,
     ) -> Arc<Self> {
         Arc::new(Orchestrator {
             store,
             adapters,
             catalogue,
+            deadlines,
             public_url,
             poll_intervals,
             wake: Notify::new(),
-            in_flight: Mutex::new(HashSet::new()),
+            delivery,
+            stopping: AtomicBool::new(false),
             events: broadcast::channel(1024).0,
         })
+    }
+
+    /// Look for due deliveries now (after a replay, say).
+    pub fn wake_dispatcher(&self) {
+        self.wake.notify_one();
     }
 
     /// Subscribe to case changes.
@@ -265,7 +284,15 @@ impl Orchestrator {
     ///
     /// Steps that wait for others are stored as `waiting`; their input is made when the steps
     /// they wait for are approved, from the form, the lookup answers and those steps' outputs.
-    pub async fn apply(&self, service_code: &str, form: Value) -> Result<String, ApiError> {
+    pub async fn apply(
+        &self,
+        service_code: &str,
+        form: Value,
+        admission: Admission,
+    ) -> Result<Applied, ApiError> {
+        if let Some(applied) = self.repeated(&admission).await? {
+            return Ok(applied);
+        }
         let review = self.review(service_code, &form).await?;
         if !review.problems.is_empty() {
             return Err(ApiError::InvalidInput(review.problems));
@@ -292,12 +319,45 @@ impl Orchestrator {
             })
             .collect();
         let case_id = uuid::Uuid::now_v7().to_string();
-        self.store
-            .create_case(&case_id, service_code, &form, &review.lookups, &steps)
-            .await?;
+        if let Err(error) = self
+            .store
+            .create_case(
+                &case_id,
+                service_code,
+                &form,
+                &review.lookups,
+                &steps,
+                &admission,
+            )
+            .await
+        {
+            // Two requests with one key raced; the loser answers with the winner's case.
+            return match self.repeated(&admission).await? {
+                Some(applied) => Ok(applied),
+                None => Err(error.into()),
+            };
+        }
         tracing::info!(case = %case_id, service = %service_code, steps = steps.len(), "application accepted");
         self.wake.notify_one();
-        Ok(case_id)
+        Ok(Applied {
+            case_id,
+            replayed: false,
+        })
+    }
+
+    /// The earlier case of a repeated request, or a conflict when the key was used for another.
+    async fn repeated(&self, admission: &Admission) -> Result<Option<Applied>, ApiError> {
+        let Some(key) = &admission.idempotency_key else {
+            return Ok(None);
+        };
+        match self.store.case_by_idempotency_key(key).await? {
+            Some((case_id, digest)) if digest == admission.request_digest => Ok(Some(Applied {
+                case_id,
+                replayed: true,
+            })),
+            Some(_) => Err(ApiError::IdempotencyConflict(key.clone())),
+            None => Ok(None),
+        }
     }
 
     /// Move a case's graph on: release waiting steps whose prerequisites are all approved (with
@@ -360,25 +420,31 @@ impl Orchestrator {
         }
     }
 
-    /// Deliver due steps until the process ends. Woken at once by new applications.
+    /// Deliver due steps until shutdown. Woken at once by new applications. Each step is claimed
+    /// in the store first, so with several nodes exactly one delivers it.
     pub async fn run_dispatcher(self: Arc<Self>) {
-        loop {
+        while !self.stopping.load(Ordering::SeqCst) {
             match self.store.due_deliveries(64).await {
                 Ok(due) => {
                     for step in due {
-                        let key = (step.case_id.clone(), step.step.clone());
-                        if !self
-                            .in_flight
-                            .lock()
-                            .expect("in-flight lock")
-                            .insert(key.clone())
+                        let until = now_ms() + self.delivery.claim_ms;
+                        match self
+                            .store
+                            .claim_delivery(&step, &self.delivery.node, until)
+                            .await
                         {
-                            continue;
+                            Ok(true) => {}
+                            Ok(false) => continue,
+                            Err(e) => {
+                                tracing::error!(error = %e, "claiming a delivery failed");
+                                continue;
+                            }
                         }
                         let this = self.clone();
+                        let running = self.delivery.track();
                         tokio::spawn(async move {
                             this.deliver(&step).await;
-                            this.in_flight.lock().expect("in-flight lock").remove(&key);
+                            drop(running);
                             this.wake.notify_one();
                         });
                     }
@@ -390,7 +456,35 @@ impl Orchestrator {
         }
     }
 
+    /// Stop taking new deliveries and polls, and wait up to `grace` for those in flight. What
+    /// does not finish keeps its claim, and is taken up again (same idempotency key) after restart.
+    pub async fn stop(&self, grace: Duration) -> bool {
+        self.stopping.store(true, Ordering::SeqCst);
+        self.wake.notify_waiters();
+        let finished = tokio::time::timeout(grace, self.delivery.idle())
+            .await
+            .is_ok();
+        tracing::info!(
+            finished,
+            left = self.delivery.in_flight(),
+            "deliveries stopped"
+        );
+        finished
+    }
+
     async fn deliver(&self, step: &StepRecord) {
+        let Some(pacing) = self.delivery.pacing(&step.department) else {
+            tracing::error!(department = %step.department, "no such department; delivery waits");
+            return;
+        };
+        if let Circuit::Open(until) = pacing.circuit(now_ms()) {
+            // The department is being left alone: wait without spending an attempt.
+            let _ = self.store.postpone_delivery(step, until).await;
+            return;
+        }
+        let Ok(_permit) = pacing.permits.acquire().await else {
+            return;
+        };
         let Some(adapter) = self.adapters.get(&step.department) else {
             tracing::error!(department = %step.department, "no adapter loaded; delivery waits");
             let _ = self
@@ -411,6 +505,11 @@ impl Orchestrator {
             callback_url: format!("{}/callbacks/{}", self.public_url, step.department),
         };
         let outcome = adapter.submit(submission).await;
+        match &outcome {
+            Err(CallError::Adapter(AdapterError::Unavailable(_) | AdapterError::Timeout(_)))
+            | Err(CallError::Timeout(_)) => pacing.failed(now_ms()),
+            _ => pacing.succeeded(),
+        }
         let result = match outcome {
             Ok(receipt) => {
                 let state = state_of(receipt.state);
@@ -454,7 +553,7 @@ impl Orchestrator {
             }
             Err(error) => {
                 let message = crate::redact::redact(&error.to_string());
-                if step.attempts + 1 >= MAX_ATTEMPTS {
+                if step.attempts + 1 >= pacing.max_attempts {
                     let message =
                         format!("gave up after {} attempts: {message}", step.attempts + 1);
                     self.record(
@@ -493,6 +592,9 @@ impl Orchestrator {
         self.store
             .update_step(step, state, reference, outputs, message, kind, next_poll)
             .await?;
+        if state == StepState::Approved {
+            crate::licences::record_if_issued(&self.store, step, outputs).await;
+        }
         tracing::info!(case = %step.case_id, step = %step.step, department = %step.department, state = state.as_str(), kind, "step updated");
         self.announce(step, state);
         if state.is_final() {
@@ -528,7 +630,7 @@ impl Orchestrator {
             .unwrap_or(1_000)
             .clamp(50, 1_000);
         let mut interval = tokio::time::interval(Duration::from_millis(tick as u64));
-        loop {
+        while !self.stopping.load(Ordering::SeqCst) {
             interval.tick().await;
             let due = match self.store.due_polls(64).await {
                 Ok(due) => due,
@@ -553,6 +655,17 @@ impl Orchestrator {
             return;
         };
         let next_poll = now_ms() + self.poll_interval(&step.department);
+        // Moving the next poll time is the claim: another node that read the same due step
+        // finds it no longer due.
+        if !self
+            .store
+            .claim_poll(step, next_poll)
+            .await
+            .unwrap_or(false)
+        {
+            return;
+        }
+        let _running = self.delivery.track();
         let result = match adapter.status(&step.matter, reference).await {
             Ok(report) => self.apply_report(step, report, "status").await,
             Err(e) => {

@@ -136,8 +136,12 @@ pub struct StepRecord {
 /// One event of a case's timeline.
 #[derive(Debug, Clone, Serialize)]
 pub struct EventRecord {
+    /// Event id (time-ordered).
+    pub id: String,
     /// Unix milliseconds.
     pub at: i64,
+    /// The clerk who acted, when a person did (received at the window, replayed by an operator).
+    pub clerk: Option<Clerk>,
     /// Step id, when the event concerns one step.
     pub step: Option<String>,
     /// Department id, when it concerns one department.
@@ -148,6 +152,28 @@ pub struct EventRecord {
     pub state: Option<String>,
     /// Human-readable detail.
     pub message: Option<String>,
+}
+
+/// Who acted at the service hall: passed by the portal with every request (全程留痕).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, serde::Deserialize)]
+pub struct Clerk {
+    /// The clerk's operator id.
+    pub id: String,
+    /// The window (窗口) the clerk sits at.
+    pub window: Option<String>,
+    /// The service hall (政务服务中心).
+    pub hall: Option<String>,
+}
+
+/// How an application was admitted: its idempotency key, the digest of what was sent, the clerk.
+#[derive(Debug, Clone, Default)]
+pub struct Admission {
+    /// The portal's `Idempotency-Key`, if it sent one.
+    pub idempotency_key: Option<String>,
+    /// SHA-256 of the request body, to tell a true repeat from a reused key.
+    pub request_digest: String,
+    /// The clerk at the window.
+    pub clerk: Option<Clerk>,
 }
 
 /// A new step to store with its case.
@@ -185,6 +211,8 @@ const SCHEMA: &[&str] = &[
         service TEXT NOT NULL,
         form TEXT NOT NULL,
         lookups TEXT NOT NULL,
+        idempotency_key TEXT,
+        request_digest TEXT,
         created_at BIGINT NOT NULL
     )",
     "CREATE TABLE IF NOT EXISTS steps (
@@ -201,6 +229,8 @@ const SCHEMA: &[&str] = &[
         idempotency_key TEXT NOT NULL,
         next_attempt_at BIGINT NOT NULL,
         next_poll_at BIGINT NOT NULL,
+        claimed_by TEXT,
+        claim_until BIGINT,
         updated_at BIGINT NOT NULL,
         PRIMARY KEY (case_id, step)
     )",
@@ -213,10 +243,13 @@ const SCHEMA: &[&str] = &[
         step TEXT,
         department TEXT,
         kind TEXT NOT NULL,
+        clerk TEXT,
         state TEXT,
         message TEXT
     )",
     "CREATE INDEX IF NOT EXISTS events_by_case ON events (case_id, id)",
+    // A repeated POST with the same Idempotency-Key finds the first case; NULLs do not collide.
+    "CREATE UNIQUE INDEX IF NOT EXISTS cases_by_idempotency_key ON cases (idempotency_key)",
 ];
 
 const STEP_COLUMNS: &str = "case_id, step, matter, department, state, reference, outputs, message, input, attempts, idempotency_key, updated_at";
@@ -278,16 +311,20 @@ impl Store {
         form: &serde_json::Value,
         lookups: &serde_json::Value,
         steps: &[NewStep],
+        admission: &Admission,
     ) -> Result<()> {
         let now = now_ms();
         let mut tx = self.pool.begin().await?;
         sqlx::query(
-            "INSERT INTO cases (id, service, form, lookups, created_at) VALUES ($1, $2, $3, $4, $5)",
+            "INSERT INTO cases (id, service, form, lookups, idempotency_key, request_digest, created_at)
+             VALUES ($1, $2, $3, $4, $5, $6, $7)",
         )
         .bind(id)
         .bind(service)
         .bind(form.to_string())
         .bind(lookups.to_string())
+        .bind(admission.idempotency_key.as_deref())
+        .bind(admission.request_digest.as_str())
         .bind(now)
             .execute(&mut *tx)
             .await?;
@@ -309,17 +346,14 @@ impl Store {
             .execute(&mut *tx)
             .await?;
         }
-        insert_event(
-            &mut tx,
-            id,
-            now,
-            None,
-            None,
-            "received",
-            None,
-            Some(&format!("application for {service} received")),
-        )
-        .await?;
+        let event = Event {
+            step: None,
+            department: None,
+            kind: "received",
+            state: None,
+            message: Some(&format!("application for {service} received")),
+        };
+        insert_event(&mut tx, id, now, &event, admission.clerk.as_ref()).await?;
         tx.commit().await?;
         Ok(())
     }
@@ -353,13 +387,17 @@ impl Store {
 
     /// The timeline of a case, oldest first.
     pub async fn events(&self, case_id: &str) -> Result<Vec<EventRecord>> {
-        let rows = sqlx::query("SELECT at, step, department, kind, state, message FROM events WHERE case_id = $1 ORDER BY id")
+        let rows = sqlx::query("SELECT id, at, step, department, kind, state, message, clerk FROM events WHERE case_id = $1 ORDER BY id")
             .bind(case_id)
             .fetch_all(&self.pool)
             .await?;
         Ok(rows
             .iter()
             .map(|r| EventRecord {
+                id: r.get("id"),
+                clerk: r
+                    .get::<Option<String>, _>("clerk")
+                    .and_then(|c| serde_json::from_str(&c).ok()),
                 at: r.get("at"),
                 step: r.get("step"),
                 department: r.get("department"),
@@ -430,7 +468,8 @@ impl Store {
         let mut tx = self.pool.begin().await?;
         sqlx::query(
             "UPDATE steps SET state = $1, reference = COALESCE($2, reference), outputs = COALESCE($3, outputs),
-             message = $4, next_poll_at = $5, updated_at = $6 WHERE case_id = $7 AND step = $8",
+             message = $4, next_poll_at = $5, updated_at = $6, claimed_by = NULL, claim_until = NULL
+             WHERE case_id = $7 AND step = $8",
         )
         .bind(state.as_str())
         .bind(reference)
@@ -442,17 +481,14 @@ impl Store {
         .bind(&step.step)
         .execute(&mut *tx)
         .await?;
-        insert_event(
-            &mut tx,
-            &step.case_id,
-            now,
-            Some(&step.step),
-            Some(&step.department),
+        let event = Event {
+            step: Some(&step.step),
+            department: Some(&step.department),
             kind,
-            Some(state.as_str()),
+            state: Some(state.as_str()),
             message,
-        )
-        .await?;
+        };
+        insert_event(&mut tx, &step.case_id, now, &event, None).await?;
         tx.commit().await?;
         Ok(())
     }
@@ -466,7 +502,8 @@ impl Store {
     ) -> Result<()> {
         let now = now_ms();
         let mut tx = self.pool.begin().await?;
-        sqlx::query("UPDATE steps SET attempts = attempts + 1, message = $1, next_attempt_at = $2, updated_at = $3 WHERE case_id = $4 AND step = $5")
+        sqlx::query("UPDATE steps SET attempts = attempts + 1, message = $1, next_attempt_at = $2, updated_at = $3,
+             claimed_by = NULL, claim_until = NULL WHERE case_id = $4 AND step = $5")
             .bind(message)
             .bind(next_attempt_at)
             .bind(now)
@@ -478,11 +515,14 @@ impl Store {
             &mut tx,
             &step.case_id,
             now,
-            Some(&step.step),
-            Some(&step.department),
-            "delivery_retry",
+            &Event {
+                step: Some(&step.step),
+                department: Some(&step.department),
+                kind: "delivery_retry",
+                state: None,
+                message: Some(message),
+            },
             None,
-            Some(message),
         )
         .await?;
         tx.commit().await?;
@@ -513,11 +553,14 @@ impl Store {
                 &mut tx,
                 &step.case_id,
                 now,
-                Some(&step.step),
-                Some(&step.department),
-                "ready",
-                Some("pending"),
-                Some(message),
+                &Event {
+                    step: Some(&step.step),
+                    department: Some(&step.department),
+                    kind: "ready",
+                    state: Some("pending"),
+                    message: Some(message),
+                },
+                None,
             )
             .await?;
         }
@@ -546,16 +589,44 @@ impl Store {
                 &mut tx,
                 &step.case_id,
                 now,
-                Some(&step.step),
-                Some(&step.department),
-                "blocked",
-                Some("blocked"),
-                Some(message),
+                &Event {
+                    step: Some(&step.step),
+                    department: Some(&step.department),
+                    kind: "blocked",
+                    state: Some("blocked"),
+                    message: Some(message),
+                },
+                None,
             )
             .await?;
         }
         tx.commit().await?;
         Ok(done)
+    }
+
+    /// Push a delivery back without spending an attempt (the department's circuit is open).
+    pub async fn postpone_delivery(&self, step: &StepRecord, next_attempt_at: i64) -> Result<()> {
+        sqlx::query(
+            "UPDATE steps SET next_attempt_at = $1, claimed_by = NULL, claim_until = NULL WHERE case_id = $2 AND step = $3",
+        )
+        .bind(next_attempt_at)
+        .bind(&step.case_id)
+        .bind(&step.step)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    /// Release the claims a node holds: a restarted node takes back its own work at once.
+    pub async fn release_claims(&self, node: &str) -> Result<u64> {
+        let released = sqlx::query(
+            "UPDATE steps SET claimed_by = NULL, claim_until = NULL WHERE claimed_by = $1",
+        )
+        .bind(node)
+        .execute(&self.pool)
+        .await?
+        .rows_affected();
+        Ok(released)
     }
 
     /// Push a step's next poll back without an event (a poll that found nothing new).
@@ -569,6 +640,100 @@ impl Store {
         Ok(())
     }
 
+    /// The case an idempotency key was first used for, with the digest of that request.
+    pub async fn case_by_idempotency_key(&self, key: &str) -> Result<Option<(String, String)>> {
+        let row = sqlx::query("SELECT id, request_digest FROM cases WHERE idempotency_key = $1")
+            .bind(key)
+            .fetch_optional(&self.pool)
+            .await?;
+        Ok(row.map(|r| {
+            (
+                r.get("id"),
+                r.get::<Option<String>, _>("request_digest")
+                    .unwrap_or_default(),
+            )
+        }))
+    }
+
+    /// Claim a due delivery for this node until `until`; false when another node holds it or it
+    /// is no longer pending. A node that dies holding a claim loses it when the claim expires.
+    pub async fn claim_delivery(&self, step: &StepRecord, node: &str, until: i64) -> Result<bool> {
+        let now = now_ms();
+        let claimed = sqlx::query(
+            "UPDATE steps SET claimed_by = $1, claim_until = $2
+             WHERE case_id = $3 AND step = $4 AND state = 'pending' AND next_attempt_at <= $5
+             AND (claim_until IS NULL OR claim_until < $6)",
+        )
+        .bind(node)
+        .bind(until)
+        .bind(&step.case_id)
+        .bind(&step.step)
+        .bind(now)
+        .bind(now)
+        .execute(&self.pool)
+        .await?
+        .rows_affected();
+        Ok(claimed == 1)
+    }
+
+    /// Claim a due status poll by moving its next poll time; false when another node did first.
+    pub async fn claim_poll(&self, step: &StepRecord, next_poll_at: i64) -> Result<bool> {
+        let claimed = sqlx::query(
+            "UPDATE steps SET next_poll_at = $1 WHERE case_id = $2 AND step = $3 AND next_poll_at <= $4
+             AND state IN ('accepted', 'processing')",
+        )
+        .bind(next_poll_at)
+        .bind(&step.case_id)
+        .bind(&step.step)
+        .bind(now_ms())
+        .execute(&self.pool)
+        .await?
+        .rows_affected();
+        Ok(claimed == 1)
+    }
+
+    /// Dead letters: steps whose delivery failed for good, newest first.
+    pub async fn dead_letters(&self, limit: i64) -> Result<Vec<StepRecord>> {
+        let rows = sqlx::query(&format!(
+            "SELECT {STEP_COLUMNS} FROM steps WHERE state = 'failed' ORDER BY updated_at DESC LIMIT $1"
+        ))
+        .bind(limit)
+        .fetch_all(&self.pool)
+        .await?;
+        Ok(rows.iter().map(step_from_row).collect())
+    }
+
+    /// Send a dead letter again: back to pending with fresh attempts, recorded with the operator.
+    /// False when the step is not a dead letter.
+    pub async fn replay(&self, case_id: &str, step: &str, operator: &Clerk) -> Result<bool> {
+        let now = now_ms();
+        let mut tx = self.pool.begin().await?;
+        let done = sqlx::query(
+            "UPDATE steps SET state = 'pending', attempts = 0, next_attempt_at = $1, updated_at = $2,
+             claimed_by = NULL, claim_until = NULL WHERE case_id = $3 AND step = $4 AND state = 'failed'",
+        )
+        .bind(now)
+        .bind(now)
+        .bind(case_id)
+        .bind(step)
+        .execute(&mut *tx)
+        .await?
+        .rows_affected()
+            == 1;
+        if done {
+            let event = Event {
+                step: Some(step),
+                department: None,
+                kind: "replayed",
+                state: Some("pending"),
+                message: Some("dead letter replayed by an operator"),
+            };
+            insert_event(&mut tx, case_id, now, &event, Some(operator)).await?;
+        }
+        tx.commit().await?;
+        Ok(done)
+    }
+
     /// The connection pool, for modules that keep tables of their own (deadlines, licences).
     pub fn pool(&self) -> &AnyPool {
         &self.pool
@@ -580,33 +745,36 @@ impl Store {
     }
 }
 
-#[allow(
-    clippy::too_many_arguments,
-    reason = "one row insert, named at the call site"
-)]
 async fn insert_event(
     tx: &mut sqlx::Transaction<'_, sqlx::Any>,
     case_id: &str,
     at: i64,
-    step: Option<&str>,
-    department: Option<&str>,
-    kind: &str,
-    state: Option<&str>,
-    message: Option<&str>,
+    event: &Event<'_>,
+    clerk: Option<&Clerk>,
 ) -> Result<()> {
     // UUIDv7 ids sort by time, so the timeline reads in order on every backend.
-    sqlx::query("INSERT INTO events (id, case_id, at, step, department, kind, state, message) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)")
+    sqlx::query("INSERT INTO events (id, case_id, at, step, department, kind, state, message, clerk) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)")
         .bind(uuid::Uuid::now_v7().to_string())
         .bind(case_id)
         .bind(at)
-        .bind(step)
-        .bind(department)
-        .bind(kind)
-        .bind(state)
-        .bind(message)
+        .bind(event.step)
+        .bind(event.department)
+        .bind(event.kind)
+        .bind(event.state)
+        .bind(event.message)
+        .bind(clerk.map(|c| serde_json::to_string(c).expect("a clerk serialises")))
         .execute(&mut **tx)
         .await?;
     Ok(())
+}
+
+/// The fields of one timeline event.
+struct Event<'a> {
+    step: Option<&'a str>,
+    department: Option<&'a str>,
+    kind: &'a str,
+    state: Option<&'a str>,
+    message: Option<&'a str>,
 }
 
 fn step_from_row(r: &sqlx::any::AnyRow) -> StepRecord {

@@ -386,3 +386,181 @@ mod tests {
         );
     }
 }
+
+/// The root of every electronic licence identifier (GB/T 36904-2018): the OID arc of 电子证照.
+pub const LICENCE_ROOT: &str = "1.2.156.3005.2";
+
+const LICENCE_ALPHABET: &[u8; 36] = b"0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZ";
+
+fn licence_value(c: char) -> Option<u32> {
+    match c {
+        '0'..='9' => c.to_digit(10),
+        'A'..='Z' => Some(c as u32 - 'A' as u32 + 10),
+        _ => None,
+    }
+}
+
+/// The check character of an electronic licence identifier (GB/T 36904-2018): ISO/IEC 7064
+/// MOD 37,36 (the hybrid system of GB/T 17710) over 0-9, A-Z (values 0-35).
+///
+/// `parts_without_dots` is the type code, issuing authority code, serial and version written
+/// together without their dots — **not** the root `1.2.156.3005.2`: the standard's example
+/// `1.2.156.3005.2.11100000000013338W011.11430000006122244L.20230000403.001.U` checks to `U`
+/// only that way (with the root included it would be `7`), as do the identifiers found in
+/// public government code. `None` for an empty input or a character outside 0-9, A-Z.
+pub fn licence_check_char(parts_without_dots: &str) -> Option<char> {
+    if parts_without_dots.is_empty() {
+        return None;
+    }
+    let mut p: u32 = 36;
+    for c in parts_without_dots.chars() {
+        p = (p + licence_value(c)?) % 36;
+        if p == 0 {
+            p = 36;
+        }
+        p = (2 * p) % 37;
+    }
+    Some(LICENCE_ALPHABET[((37 - p) % 36) as usize] as char)
+}
+
+/// Check a whole electronic licence identifier (GB/T 36904-2018):
+/// `1.2.156.3005.2.<type code>.<issuing authority>.<serial>.<version>.<check>`, where the type
+/// code is a unified social credit code and 3 digits, the issuing authority a unified social
+/// credit code, the serial 1-64 characters of 0-9 A-Z, the version 3 digits, and the check
+/// character [`licence_check_char`] of the four parts between root and check.
+pub fn licence_id(value: &str) -> Result<(), IdProblem> {
+    let rest = value
+        .strip_prefix(LICENCE_ROOT)
+        .and_then(|r| r.strip_prefix('.'))
+        .ok_or_else(|| IdProblem::new("format", "电子证照标识应以 1.2.156.3005.2. 开头"))?;
+    let parts: Vec<&str> = rest.split('.').collect();
+    let [type_code, authority, serial, version, check] = parts[..] else {
+        return Err(IdProblem::new(
+            "format",
+            "电子证照标识应由证照类型代码、颁发机构代码、流水号、版本号和校验位组成，以点分隔",
+        ));
+    };
+    if type_code.len() != 21 || !type_code.is_ascii() {
+        return Err(IdProblem::new(
+            "length",
+            "证照类型代码应为21位：统一社会信用代码加3位数字",
+        ));
+    }
+    credit_code(&type_code[..18]).map_err(|p| IdProblem {
+        code: p.code,
+        message: format!("证照类型代码中的{}", p.message),
+    })?;
+    if !type_code[18..].bytes().all(|b| b.is_ascii_digit()) {
+        return Err(IdProblem::new("format", "证照类型代码末3位应为数字"));
+    }
+    credit_code(authority).map_err(|p| IdProblem {
+        code: p.code,
+        message: format!("证照颁发机构代码（{}）", p.message),
+    })?;
+    if serial.is_empty() || serial.len() > 64 || !serial.chars().all(|c| licence_value(c).is_some())
+    {
+        return Err(IdProblem::new(
+            "format",
+            "电子证照流水号应为1至64位数字或大写字母",
+        ));
+    }
+    if version.len() != 3 || !version.bytes().all(|b| b.is_ascii_digit()) {
+        return Err(IdProblem::new("format", "电子证照版本号应为3位数字"));
+    }
+    let mut chars = check.chars();
+    let (Some(given), None) = (chars.next(), chars.next()) else {
+        return Err(IdProblem::new("format", "电子证照校验位应为1位"));
+    };
+    let expected = licence_check_char(&format!("{type_code}{authority}{serial}{version}"));
+    if expected != Some(given) {
+        return Err(IdProblem::new("checksum", "电子证照标识校验位错误"));
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod licence_tests {
+    use super::*;
+
+    const EXAMPLE: &str =
+        "1.2.156.3005.2.11100000000013338W011.11430000006122244L.20230000403.001.U";
+
+    #[test]
+    fn the_standard_example_checks_to_u() {
+        assert_eq!(
+            licence_check_char("11100000000013338W01111430000006122244L20230000403001"),
+            Some('U')
+        );
+        assert_eq!(licence_id(EXAMPLE), Ok(()));
+        // The root is not part of the checked text: with it the check would be `7`.
+        assert_eq!(
+            licence_check_char("121563005211100000000013338W01111430000006122244L20230000403001"),
+            Some('7')
+        );
+    }
+
+    #[test]
+    fn identifiers_from_public_government_code_pass() {
+        for id in [
+            "1.2.156.3005.2.11100000000013338W087.11370800MB28559184.37080001202411010001.001.3",
+            "1.2.156.3005.2.11100000000013338W011.11430000006122244L.20230000403.002.S",
+            "1.2.156.3005.2.11100000000013338W009.11330105002500287C.2025052201.002.0",
+        ] {
+            licence_id(id).unwrap_or_else(|e| panic!("{id}: {e}"));
+        }
+    }
+
+    #[test]
+    fn every_changed_check_character_is_refused() {
+        let body = &EXAMPLE[..EXAMPLE.len() - 1];
+        for c in LICENCE_ALPHABET
+            .iter()
+            .map(|b| *b as char)
+            .filter(|c| *c != 'U')
+        {
+            assert_eq!(
+                licence_id(&format!("{body}{c}")).unwrap_err().code,
+                "checksum",
+                "{c}"
+            );
+        }
+        // A single changed character of the serial is caught too.
+        let tampered = EXAMPLE.replace("20230000403", "20230000404");
+        assert_eq!(licence_id(&tampered).unwrap_err().code, "checksum");
+    }
+
+    #[test]
+    fn malformed_identifiers_name_their_reason() {
+        let code = |id: &str| licence_id(id).unwrap_err().code;
+        assert_eq!(
+            code("1.2.156.3005.3.11100000000013338W011.11430000006122244L.20230000403.001.U"),
+            "format"
+        );
+        assert_eq!(
+            code("1.2.156.3005.2.11100000000013338W011.11430000006122244L.001.U"),
+            "format"
+        );
+        assert_eq!(
+            code("1.2.156.3005.2.11100000000013338W01.11430000006122244L.20230000403.001.U"),
+            "length"
+        );
+        assert_eq!(
+            code("1.2.156.3005.2.11100000000013338X011.11430000006122244L.20230000403.001.U"),
+            "checksum"
+        );
+        assert_eq!(
+            code("1.2.156.3005.2.11100000000013338W011.11430000006122244L.2023000040a.001.U"),
+            "format"
+        );
+        assert_eq!(
+            code("1.2.156.3005.2.11100000000013338W011.11430000006122244L.20230000403.01.U"),
+            "format"
+        );
+        assert_eq!(
+            code("1.2.156.3005.2.11100000000013338W011.11430000006122244L.20230000403.001.UU"),
+            "format"
+        );
+        assert_eq!(licence_check_char(""), None);
+        assert_eq!(licence_check_char("abc"), None);
+    }
+}

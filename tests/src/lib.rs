@@ -76,6 +76,12 @@ pub struct Setup {
     pub token_ttl: Option<Duration>,
     /// Request timeout towards every department (default 3 s).
     pub department_timeout: Option<Duration>,
+    /// Extra TOML lines inside `[server]` (node id, claim time …).
+    pub server_extra: String,
+    /// Open the admin listener on a free port.
+    pub admin: bool,
+    /// The portal listener's address (default `127.0.0.1:0`).
+    pub listen: Option<String>,
 }
 
 /// A gateway, its departments, and an HTTP client.
@@ -147,6 +153,16 @@ impl Env {
         })
     }
 
+    /// The admin API's base URL (start with `Setup { admin: true, .. }`).
+    pub fn admin_url(&self) -> String {
+        format!(
+            "http://{}",
+            self.gateway
+                .admin_addr
+                .expect("the admin listener is configured")
+        )
+    }
+
     /// POST JSON to a gateway path; the status and the JSON answer.
     pub async fn post(&self, path: &str, body: &Value) -> (u16, Value) {
         self.post_raw(path, body.to_string()).await
@@ -212,7 +228,8 @@ impl Env {
     }
 }
 
-fn write_config(
+/// Write a gateway config for these departments into `dir`; returns its path.
+pub fn write_config(
     dir: &Path,
     d: &Departments,
     setup: &Setup,
@@ -232,8 +249,10 @@ fn write_config(
         r#"
 catalogue = "{catalogue}"
 
+{admin}
 [server]
-listen = "127.0.0.1:0"
+listen = "{listen}"
+{server_extra}
 
 [store]
 url = "{store_url}"
@@ -298,6 +317,13 @@ callback-secret = "mr-callback-secret"
         public_security = d.public_security.base_url,
         market_regulation = d.market_regulation.base_url,
         certs = certs.display(),
+        admin = if setup.admin {
+            "[admin]\nlisten = \"127.0.0.1:0\"\n"
+        } else {
+            ""
+        },
+        listen = setup.listen.as_deref().unwrap_or("127.0.0.1:0"),
+        server_extra = setup.server_extra,
         timeout_ms = setup.department_timeout.map_or(3000, |t| t.as_millis()),
         tax_extra = extra("tax"),
         real_estate_extra = extra("real-estate"),
@@ -396,4 +422,85 @@ impl Drop for TestDatabase {
         })
         .join();
     }
+}
+
+/// The gateway binary. `cargo xtask test` builds it and sets `GATEWAY_BINARY`; run directly, the
+/// first test to ask builds it.
+pub fn gateway_binary() -> PathBuf {
+    static BIN: OnceLock<PathBuf> = OnceLock::new();
+    BIN.get_or_init(|| {
+        if let Ok(bin) = std::env::var("GATEWAY_BINARY") {
+            return PathBuf::from(bin);
+        }
+        let root = workspace_root();
+        let status =
+            std::process::Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()))
+                .current_dir(&root)
+                .args(["build", "-p", "gateway", "--bin", "gateway"])
+                .status()
+                .expect("running cargo to build the gateway");
+        assert!(status.success(), "building the gateway binary failed");
+        root.join("target/debug/gateway")
+    })
+    .clone()
+}
+
+/// A gateway running as its own process, for tests that kill it.
+pub struct GatewayProcess {
+    child: tokio::process::Child,
+    /// The portal API's base URL.
+    pub url: String,
+}
+
+impl GatewayProcess {
+    /// Start `gateway serve --config <config>` and wait until it says it is ready.
+    pub async fn spawn(config: &Path) -> anyhow::Result<GatewayProcess> {
+        use tokio::io::AsyncBufReadExt;
+        let mut child = tokio::process::Command::new(gateway_binary())
+            .args(["serve", "--config"])
+            .arg(config)
+            .env("RUST_LOG", "warn")
+            .stdout(std::process::Stdio::piped())
+            .kill_on_drop(true)
+            .spawn()?;
+        let stdout = child.stdout.take().context("gateway stdout")?;
+        let mut lines = tokio::io::BufReader::new(stdout).lines();
+        let ready = tokio::time::timeout(Duration::from_secs(60), async {
+            while let Some(line) = lines.next_line().await? {
+                if let Some(url) = line.strip_prefix("gateway ready at ") {
+                    return Ok::<_, anyhow::Error>(url.trim().to_string());
+                }
+            }
+            anyhow::bail!("the gateway exited before it was ready")
+        })
+        .await
+        .context("the gateway did not become ready within 60 s")??;
+        // Keep draining stdout so the child never blocks on a full pipe.
+        tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
+        Ok(GatewayProcess { child, url: ready })
+    }
+
+    /// SIGKILL: no shutdown, no cleanup, like a power cut.
+    pub async fn kill(mut self) {
+        let _ = self.child.kill().await;
+    }
+
+    /// SIGTERM, then wait for the process to exit; its exit status.
+    pub async fn terminate(mut self) -> std::process::ExitStatus {
+        if let Some(pid) = self.child.id() {
+            let _ = std::process::Command::new("kill")
+                .arg("-TERM")
+                .arg(pid.to_string())
+                .status();
+        }
+        self.child.wait().await.expect("waiting for the gateway")
+    }
+}
+
+/// A free TCP port on the loopback interface.
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("a free port")
 }

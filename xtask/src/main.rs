@@ -92,11 +92,32 @@ fn adapters_dir(root: &Path) -> PathBuf {
 
 fn test(root: &Path, extra: &[String]) -> anyhow::Result<()> {
     build_adapters()?;
+    // The crash tests run the gateway binary as a process of its own.
+    let mut gateway = cargo();
+    gateway.args(["build", "-p", "gateway", "--bin", "gateway"]);
+    run(gateway)?;
+    let with_fixtures = |command: &mut Command| {
+        command
+            .env("GATEWAY_ADAPTERS_DIR", adapters_dir(root))
+            .env("GATEWAY_BINARY", root.join("target/debug/gateway"));
+    };
     let mut test = cargo();
-    test.args(["test", "--workspace"])
-        .args(extra)
-        .env("GATEWAY_ADAPTERS_DIR", adapters_dir(root));
-    run(test)
+    test.args(["test", "--workspace"]).args(extra);
+    with_fixtures(&mut test);
+    run(test)?;
+    // The same end-to-end suite again on PostgreSQL, when a server is named.
+    if std::env::var("GATEWAY_TEST_POSTGRES_URL").is_ok_and(|u| !u.is_empty()) {
+        let mut on_postgres = cargo();
+        on_postgres
+            .args(["test", "-p", "integration-tests"])
+            .args(extra)
+            .env("GATEWAY_TEST_STORE", "postgres");
+        with_fixtures(&mut on_postgres);
+        run(on_postgres)?;
+    } else {
+        eprintln!("GATEWAY_TEST_POSTGRES_URL is not set: the PostgreSQL run is skipped");
+    }
+    Ok(())
 }
 
 fn lint() -> anyhow::Result<()> {

@@ -24,6 +24,9 @@ pub enum ApiError {
     /// The input has problems (422), every one listed.
     #[error("invalid input")]
     InvalidInput(Vec<FieldProblem>),
+    /// An `Idempotency-Key` reused for a different request (422).
+    #[error("idempotency key `{0}` was used for a different request")]
+    IdempotencyConflict(String),
     /// No such service, matter, lookup, case or department (404).
     #[error("{what} `{id}` not found")]
     NotFound { what: &'static str, id: String },
@@ -109,6 +112,9 @@ impl ApiError {
             ApiError::MalformedJson(_) => (StatusCode::BAD_REQUEST, "malformed_json"),
             ApiError::InvalidInput(_) => (StatusCode::UNPROCESSABLE_ENTITY, "invalid_input"),
             ApiError::NotFound { .. } => (StatusCode::NOT_FOUND, "not_found"),
+            ApiError::IdempotencyConflict(_) => {
+                (StatusCode::UNPROCESSABLE_ENTITY, "idempotency_conflict")
+            }
             ApiError::Rejected { code, .. } if code == "not_found" => {
                 (StatusCode::NOT_FOUND, "not_found")
             }

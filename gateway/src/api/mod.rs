@@ -7,15 +7,17 @@
 //! | `POST /api/v1/services/{code}/pre-review` | every problem with a filled form, at once |
 //! | `POST /api/v1/services/{code}/applications` | apply: 202 with the case id once stored |
 //! | `GET /api/v1/cases/{id}` | one aggregated status, each matter, the timeline |
+//! | `GET /api/v1/supervision/deadlines` | open steps by department and light (红黄牌), see [`crate::deadlines`] |
 //! | `POST /api/v1/lookups/{name}` | shared-data lookups at departments |
 //! | `POST /callbacks/{department}` | departments report decisions |
 //! | `GET /healthz` | the process is up |
 
 pub mod error;
 
+use crate::catalogue::FieldProblem;
 use crate::host::contract::CallbackRequest;
 use crate::orchestrator::{Orchestrator, case_status};
-use crate::store::StepState;
+use crate::store::{Admission, Clerk, StepState};
 use axum::body::Bytes;
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode};
@@ -36,9 +38,12 @@ pub fn router(state: AppState, body_limit: usize) -> Router {
         .route("/api/v1/services/{code}/pre-review", post(pre_review))
         .route("/api/v1/services/{code}/applications", post(apply))
         .route("/api/v1/cases/{id}", get(case))
+        .route("/api/v1/cases/{id}/events", get(case_events))
         .route("/api/v1/lookups/{name}", post(lookup))
         .route("/callbacks/{department}", post(callback))
         .route("/healthz", get(|| async { Json(json!({"status": "ok"})) }))
+        .merge(crate::licences::routes())
+        .merge(crate::deadlines::routes())
         .fallback(|| async {
             ApiError::NotFound {
                 what: "route",
@@ -115,12 +120,140 @@ async fn pre_review(
 async fn apply(
     State(o): State<AppState>,
     Path(code): Path<String>,
+    headers: HeaderMap,
     body: Bytes,
-) -> Result<(StatusCode, Json<Value>), ApiError> {
+) -> Result<(StatusCode, HeaderMap, Json<Value>), ApiError> {
     let form = json_body(&body)?;
-    let case_id = o.apply(&code, form).await?;
+    let admission = admission(&code, &headers, &body)?;
+    let applied = o.apply(&code, form, admission).await?;
+    let case_id = &applied.case_id;
+    let mut answer_headers = HeaderMap::new();
+    if applied.replayed {
+        answer_headers.insert(
+            "idempotent-replayed",
+            axum::http::HeaderValue::from_static("true"),
+        );
+    }
     let body = json!({"case_id": case_id, "status": "received", "links": {"case": format!("/api/v1/cases/{case_id}")}});
-    Ok((StatusCode::ACCEPTED, Json(body)))
+    Ok((StatusCode::ACCEPTED, answer_headers, Json(body)))
+}
+
+/// The clerk at the window, from `X-Clerk-Id`, `X-Clerk-Window` and `X-Clerk-Hall`.
+pub fn clerk(headers: &HeaderMap) -> Option<Clerk> {
+    // Halls and windows have Chinese names: take the header's bytes as UTF-8, not only ASCII.
+    let text = |name: &str| {
+        let value = headers
+            .get(name)
+            .and_then(|v| std::str::from_utf8(v.as_bytes()).ok())?;
+        Some(value.trim().to_string()).filter(|v| !v.is_empty())
+    };
+    text("x-clerk-id").map(|id| Clerk {
+        id,
+        window: text("x-clerk-window"),
+        hall: text("x-clerk-hall"),
+    })
+}
+
+/// How an application arrives: its idempotency key (scoped to the service), a digest of the
+/// body to tell a true repeat from a reused key, and the clerk.
+fn admission(service: &str, headers: &HeaderMap, body: &[u8]) -> Result<Admission, ApiError> {
+    use sha2::Digest;
+    let key = match headers.get("idempotency-key") {
+        None => None,
+        Some(v) => {
+            let key = v
+                .to_str()
+                .ok()
+                .map(str::trim)
+                .filter(|k| !k.is_empty() && k.len() <= 255);
+            let key = key.ok_or_else(|| {
+                ApiError::InvalidInput(vec![FieldProblem::new(
+                    "Idempotency-Key",
+                    "format",
+                    "1-255 visible ASCII characters",
+                )])
+            })?;
+            Some(format!("{service}:{key}"))
+        }
+    };
+    let mut digest = sha2::Sha256::new();
+    digest.update(service.as_bytes());
+    digest.update([0]);
+    digest.update(body);
+    Ok(Admission {
+        idempotency_key: key,
+        request_digest: hex::encode(digest.finalize()),
+        clerk: clerk(headers),
+    })
+}
+
+fn event_json(e: &crate::store::EventRecord) -> Value {
+    json!({
+        "at": rfc3339(e.at), "department": e.department, "step": e.step, "kind": e.kind,
+        "state": e.state, "message": e.message, "clerk": e.clerk,
+    })
+}
+
+/// A live stream of a case's timeline (server-sent events): first every event so far, then each
+/// new one as it is recorded. Woken by the orchestrator's case events; the store is the record.
+async fn case_events(
+    State(o): State<AppState>,
+    Path(id): Path<String>,
+) -> Result<
+    axum::response::sse::Sse<
+        impl futures::Stream<Item = Result<axum::response::sse::Event, std::convert::Infallible>>,
+    >,
+    ApiError,
+> {
+    use axum::response::sse::{Event, KeepAlive, Sse};
+    o.store.case(&id).await?.ok_or(ApiError::NotFound {
+        what: "case",
+        id: id.clone(),
+    })?;
+    let changes = o.subscribe();
+    let stream = futures::stream::unfold(
+        (o, id, changes, None::<String>, true),
+        |(o, id, mut changes, mut seen, first)| async move {
+            loop {
+                if !first {
+                    // Wait for a change on this case (or a lag, after which we re-read anyway).
+                    loop {
+                        match changes.recv().await {
+                            Ok(change) if change.case_id != id => continue,
+                            Err(tokio::sync::broadcast::error::RecvError::Closed) => return None,
+                            _ => break,
+                        }
+                    }
+                }
+                let events = o.store.events(&id).await.ok()?;
+                let new: Vec<Result<Event, std::convert::Infallible>> = events
+                    .iter()
+                    .filter(|e| seen.as_ref().is_none_or(|s| e.id > *s))
+                    .map(|e| {
+                        Ok(Event::default()
+                            .id(e.id.clone())
+                            .event(e.kind.clone())
+                            .data(event_json(e).to_string()))
+                    })
+                    .collect();
+                if let Some(last) = events.last() {
+                    seen = Some(last.id.clone());
+                }
+                if !new.is_empty() {
+                    let batch = futures::stream::iter(new);
+                    return Some((batch, (o, id, changes, seen, false)));
+                }
+                if first {
+                    return Some((
+                        futures::stream::iter(Vec::new()),
+                        (o, id, changes, seen, false),
+                    ));
+                }
+            }
+        },
+    );
+    use futures::StreamExt;
+    Ok(Sse::new(stream.flatten()).keep_alive(KeepAlive::default()))
 }
 
 fn rfc3339(ms: i64) -> String {
@@ -140,26 +273,39 @@ async fn case(State(o): State<AppState>, Path(id): Path<String>) -> Result<Json<
     })?;
     let steps = o.store.steps(&id).await?;
     let events = o.store.events(&id).await?;
+    let licences = crate::licences::of_case(&o.store, &id).await?;
     let states: Vec<StepState> = steps.iter().map(|s| s.state).collect();
+    let now = crate::store::now_ms();
     let matters: Vec<Value> = steps
         .iter()
         .map(|s| {
             let matter = o.catalogue.matters.get(&s.matter);
+            // The promised limit: deadline, and the light while open (红黄牌).
+            let clock = matter.map(|m| {
+                o.deadlines.clock(
+                    m.time_limit_days,
+                    record.created_at,
+                    s.state,
+                    s.updated_at,
+                    now,
+                )
+            });
             json!({
                 "step": s.step, "matter": s.matter, "matter_name": matter.map(|m| m.name.as_str()),
                 "department": s.department, "state": s.state, "reference": s.reference,
                 "outputs": s.outputs, "message": s.message, "attempts": s.attempts,
                 "updated_at": rfc3339(s.updated_at),
+                "deadline": clock.map(|c| crate::deadlines::rfc3339(c.deadline_ms)),
+                "light": clock.and_then(|c| c.light),
+                "finished_late": clock.and_then(|c| c.finished_late),
             })
         })
         .collect();
-    let timeline: Vec<Value> = events
-        .iter()
-        .map(|e| json!({"at": rfc3339(e.at), "department": e.department, "step": e.step, "kind": e.kind, "state": e.state, "message": e.message}))
-        .collect();
+    let timeline: Vec<Value> = events.iter().map(|e| event_json(e)).collect();
     Ok(Json(json!({
         "case_id": record.id, "service": record.service, "status": case_status(&states),
         "created_at": rfc3339(record.created_at), "matters": matters, "timeline": timeline,
+        "licences": licences.iter().map(crate::licences::Licence::view).collect::<Vec<_>>(),
     })))
 }
 

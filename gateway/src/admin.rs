@@ -1,0 +1,68 @@
+//! The operators' API, on its own listener (never the portal's).
+//!
+//! | route | what |
+//! | --- | --- |
+//! | `GET /admin/v1/dead-letters` | deliveries that failed for good, newest first |
+//! | `POST /admin/v1/dead-letters/{case}/{step}/replay` | deliver again (operator in `X-Clerk-Id`) |
+
+use crate::api::AppState;
+use crate::api::error::ApiError;
+use crate::catalogue::FieldProblem;
+use axum::extract::{Path, State};
+use axum::http::HeaderMap;
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use serde_json::{Value, json};
+
+/// The admin router.
+pub fn router(state: AppState) -> Router {
+    Router::new()
+        .route("/admin/v1/dead-letters", get(dead_letters))
+        .route("/admin/v1/dead-letters/{case}/{step}/replay", post(replay))
+        .fallback(|| async {
+            ApiError::NotFound {
+                what: "route",
+                id: "this path".into(),
+            }
+        })
+        .with_state(state)
+}
+
+async fn dead_letters(State(o): State<AppState>) -> Result<Json<Value>, ApiError> {
+    let steps = o.store.dead_letters(500).await?;
+    let items: Vec<Value> = steps
+        .iter()
+        .map(|s| {
+            json!({
+                "case_id": s.case_id, "step": s.step, "matter": s.matter, "department": s.department,
+                "attempts": s.attempts, "message": s.message, "updated_at": s.updated_at,
+            })
+        })
+        .collect();
+    Ok(Json(json!({"dead_letters": items})))
+}
+
+async fn replay(
+    State(o): State<AppState>,
+    Path((case_id, step)): Path<(String, String)>,
+    headers: HeaderMap,
+) -> Result<Json<Value>, ApiError> {
+    let operator = crate::api::clerk(&headers).ok_or_else(|| {
+        ApiError::InvalidInput(vec![FieldProblem::new(
+            "X-Clerk-Id",
+            "required",
+            "the operator who replays is recorded",
+        )])
+    })?;
+    if !o.store.replay(&case_id, &step, &operator).await? {
+        return Err(ApiError::NotFound {
+            what: "dead letter",
+            id: format!("{case_id}/{step}"),
+        });
+    }
+    tracing::info!(case = %case_id, %step, operator = %operator.id, "dead letter replayed");
+    o.wake_dispatcher();
+    Ok(Json(
+        json!({"replayed": true, "case_id": case_id, "step": step}),
+    ))
+}

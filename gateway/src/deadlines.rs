@@ -1,0 +1,908 @@
+//! Promised time limits (承诺时限) and their warnings (红黄牌: 黄牌提醒, 红牌警告).
+//!
+//! Every matter promises a decision within `time_limit_days` **working days**. Working days are
+//! counted on a holiday calendar (`config/holidays.toml`, named by `[deadlines] calendar`): per
+//! year, the dates off (`holidays`, weekday holidays included) and the weekend dates that are
+//! worked (`workdays`, China's 调休上班). Every other Monday–Friday is a working day. A year the
+//! file does not list is counted Monday–Friday, and a warning is logged once for that year;
+//! without a calendar file every year is Monday–Friday.
+//!
+//! The rules, all in Beijing time (UTC+8):
+//! - **The clock starts when the case is received** (`cases.created_at`), for every step of the
+//!   case: the promise is made to the applicant, who applied once; a step waiting for another
+//!   spends its own time too.
+//! - **Day 1 is the first working day after the day of receipt** (the receipt day itself is not
+//!   counted, whatever the hour: the usual 受理次日起算 rule). The **deadline** is the end of the
+//!   n-th working day, 24:00 Beijing time (shown as 00:00 of the next day, `+08:00`).
+//! - **Remaining working days** at an instant: the working days from that day (counted when it is
+//!   a working day, even partly spent) up to and including the last working day. That is the
+//!   remaining working time rounded up, so "≤ k" means "at most k working days of time left".
+//!   Once overdue it is negative: minus the working days since the last one (0 on the weekend
+//!   right after a Friday deadline, which is red nonetheless).
+//! - **Light**: red when now is past the deadline; yellow when the remaining working days are at
+//!   most `yellow_remaining_working_days` (default 1: yellow on the last working day, and on the
+//!   days off just before it); green otherwise.
+//! - A **final** step (approved, rejected, returned, failed, blocked) is done and not lit; it is
+//!   recorded whether it finished late (its last change after the deadline).
+//!
+//! `GET /api/v1/supervision/deadlines` lists the open steps with their light, and the counts per
+//! department and light ([`counts`] serves a metrics exporter too). Its `at` parameter evaluates
+//! the lights at another instant ("what will be red on Friday"); cases received after `at` are
+//! left out, and states are always the current ones.
+
+use crate::api::AppState;
+use crate::api::error::ApiError;
+use crate::catalogue::FieldProblem;
+use crate::config::ConfigError;
+use crate::orchestrator::Orchestrator;
+use crate::store::{StepState, StoreError, now_ms};
+use axum::extract::{Query, State};
+use axum::routing::get;
+use axum::{Json, Router};
+use serde::{Deserialize, Serialize};
+use serde_json::{Value, json};
+use sqlx::Row;
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+use time::macros::offset;
+use time::{Date, Month, OffsetDateTime, PrimitiveDateTime, Time, UtcOffset, Weekday};
+
+/// Beijing time: deadlines end at 24:00 here.
+pub const BEIJING: UtcOffset = offset!(+8);
+
+/// The `[deadlines]` table of the gateway config.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DeadlinesConfig {
+    /// The holiday calendar file, relative to the config file; none: Monday–Friday only.
+    pub calendar: Option<PathBuf>,
+    /// Yellow when at most this many working days remain (0: no yellow at all).
+    #[serde(default = "default_yellow")]
+    pub yellow_remaining_working_days: u32,
+    /// The calendar, read and checked when the config is loaded.
+    #[serde(skip)]
+    pub days: Calendar,
+}
+
+fn default_yellow() -> u32 {
+    1
+}
+
+impl Default for DeadlinesConfig {
+    fn default() -> Self {
+        DeadlinesConfig {
+            calendar: None,
+            yellow_remaining_working_days: default_yellow(),
+            days: Calendar::default(),
+        }
+    }
+}
+
+impl DeadlinesConfig {
+    /// Read and check the calendar file named in the config at `file` (paths relative to
+    /// `base_dir`), keeping it in [`DeadlinesConfig::days`].
+    pub(crate) fn load_calendar(
+        &mut self,
+        file: &Path,
+        base_dir: &Path,
+    ) -> Result<(), ConfigError> {
+        let Some(calendar) = &self.calendar else {
+            return Ok(());
+        };
+        let path = base_dir.join(calendar);
+        let text = std::fs::read_to_string(&path).map_err(|e| {
+            ConfigError::new(
+                file,
+                "deadlines.calendar",
+                format!("cannot read {}: {e}", path.display()),
+            )
+        })?;
+        self.days = Calendar::parse(&path, &text)?;
+        Ok(())
+    }
+}
+
+/// One year of the calendar file.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct YearFile {
+    #[serde(default)]
+    holidays: Vec<toml::value::Datetime>,
+    #[serde(default)]
+    workdays: Vec<toml::value::Datetime>,
+}
+
+/// The working-day calendar: Monday–Friday, less the holidays, plus the worked weekends.
+#[derive(Debug, Clone, Default)]
+pub struct Calendar {
+    /// The file it came from (none: Monday–Friday only).
+    source: Option<PathBuf>,
+    /// Years the file lists.
+    years: BTreeSet<i32>,
+    /// Dates off.
+    holidays: BTreeSet<Date>,
+    /// Saturdays and Sundays that are working days.
+    workdays: BTreeSet<Date>,
+    /// Missing years already warned about (shared by clones).
+    warned: Arc<Mutex<BTreeSet<i32>>>,
+}
+
+impl Calendar {
+    /// Monday–Friday only, every year.
+    pub fn weekdays_only() -> Calendar {
+        Calendar::default()
+    }
+
+    /// Read and check a calendar file.
+    pub fn load(path: &Path) -> Result<Calendar, ConfigError> {
+        let text = std::fs::read_to_string(path)
+            .map_err(|e| ConfigError::new(path, "", format!("cannot read: {e}")))?;
+        Self::parse(path, &text)
+    }
+
+    /// Parse and check calendar text that came from `path`.
+    pub fn parse(path: &Path, text: &str) -> Result<Calendar, ConfigError> {
+        let file: BTreeMap<String, YearFile> = crate::config::parse_toml(path, text)?;
+        let mut calendar = Calendar {
+            source: Some(path.to_path_buf()),
+            ..Calendar::default()
+        };
+        for (key, year) in &file {
+            let number = key
+                .parse::<i32>()
+                .ok()
+                .filter(|y| (1949..=9999).contains(y) && key.len() == 4)
+                .ok_or_else(|| {
+                    ConfigError::new(path, key.as_str(), "not a year (a table per year: [2026])")
+                })?;
+            calendar.years.insert(number);
+            for (list, dates, into_holidays) in [
+                ("holidays", &year.holidays, true),
+                ("workdays", &year.workdays, false),
+            ] {
+                for (i, value) in dates.iter().enumerate() {
+                    let at = format!("{key}.{list}[{i}]");
+                    let date = local_date(value).ok_or_else(|| {
+                        ConfigError::new(
+                            path,
+                            &at,
+                            format!("`{value}` is not a date like {key}-10-01"),
+                        )
+                    })?;
+                    if date.year() != number {
+                        return Err(ConfigError::new(
+                            path,
+                            at,
+                            format!("{date} is not in {key}"),
+                        ));
+                    }
+                    if into_holidays {
+                        calendar.holidays.insert(date);
+                    } else if !is_weekend(date) {
+                        return Err(ConfigError::new(
+                            path,
+                            at,
+                            format!(
+                                "{date} is a {}: workdays lists the Saturdays and Sundays that are worked (调休上班)",
+                                date.weekday()
+                            ),
+                        ));
+                    } else if calendar.holidays.contains(&date) {
+                        return Err(ConfigError::new(
+                            path,
+                            at,
+                            format!("{date} is listed as a holiday too"),
+                        ));
+                    } else {
+                        calendar.workdays.insert(date);
+                    }
+                }
+            }
+        }
+        Ok(calendar)
+    }
+
+    /// True when `date` is a working day.
+    pub fn is_working_day(&self, date: Date) -> bool {
+        self.note_year(date.year());
+        if self.workdays.contains(&date) {
+            true
+        } else if self.holidays.contains(&date) {
+            false
+        } else {
+            !is_weekend(date)
+        }
+    }
+
+    /// The `n`-th working day after `start` (`start` itself is never counted); `start` for 0.
+    pub fn add_working_days(&self, start: Date, n: u32) -> Date {
+        let mut date = start;
+        let mut left = n;
+        while left > 0 {
+            let Some(next) = date.next_day() else {
+                return date;
+            };
+            date = next;
+            if self.is_working_day(date) {
+                left -= 1;
+            }
+        }
+        date
+    }
+
+    /// The promised deadline of a step received at `received_ms` with a limit of `n` working
+    /// days: the end (24:00 Beijing time) of the `n`-th working day after the day of receipt,
+    /// as Unix milliseconds.
+    pub fn deadline_ms(&self, received_ms: i64, n: u32) -> i64 {
+        let last = self.add_working_days(beijing_date(received_ms), n);
+        end_of_day_ms(last)
+    }
+
+    /// The working days in `from..=to` (0 when `to` is before `from`).
+    pub fn working_days_between(&self, from: Date, to: Date) -> i64 {
+        if to < from {
+            return 0;
+        }
+        for year in from.year()..=to.year() {
+            self.note_year(year);
+        }
+        let days = i64::from(to.to_julian_day() - from.to_julian_day()) + 1;
+        let first = i64::from(from.weekday().number_days_from_monday());
+        let weekdays = days / 7 * 5 + (0..days % 7).filter(|i| (first + i) % 7 < 5).count() as i64;
+        let off = self
+            .holidays
+            .range(from..=to)
+            .filter(|d| !is_weekend(**d))
+            .count() as i64;
+        let worked = self.workdays.range(from..=to).count() as i64;
+        weekdays - off + worked
+    }
+
+    /// Working days left at `now_ms` before `deadline_ms` (see the module doc): the remaining
+    /// working time rounded up; negative once overdue.
+    pub fn remaining_working_days(&self, deadline_ms: i64, now_ms: i64) -> i64 {
+        let today = beijing_date(now_ms);
+        let last = beijing_date(deadline_ms - 1);
+        if now_ms <= deadline_ms {
+            self.working_days_between(today, last)
+        } else {
+            match last.next_day() {
+                Some(after) => -self.working_days_between(after, today),
+                None => 0,
+            }
+        }
+    }
+
+    /// The light of an open step received at `received_ms`, due at `deadline_ms`, at `now_ms`.
+    /// Before receipt (an `at` in the past) a step is green.
+    pub fn light(
+        &self,
+        received_ms: i64,
+        deadline_ms: i64,
+        now_ms: i64,
+        yellow: YellowRule,
+    ) -> Light {
+        if now_ms > deadline_ms {
+            Light::Red
+        } else if now_ms >= received_ms
+            && self.remaining_working_days(deadline_ms, now_ms)
+                <= i64::from(yellow.remaining_working_days)
+        {
+            Light::Yellow
+        } else {
+            Light::Green
+        }
+    }
+
+    /// Warn once per year the calendar file does not list.
+    fn note_year(&self, year: i32) {
+        let Some(source) = &self.source else {
+            return;
+        };
+        if self.years.contains(&year) {
+            return;
+        }
+        let mut warned = self.warned.lock().unwrap_or_else(|e| e.into_inner());
+        if warned.insert(year) {
+            tracing::warn!(
+                year,
+                calendar = %source.display(),
+                "the holiday calendar has no {year}: counting Monday–Friday only; add {year} from the State Council's notice (国务院办公厅关于{year}年部分节假日安排的通知)"
+            );
+        }
+    }
+}
+
+/// A date-only TOML value (`2026-10-01`), else `None`.
+fn local_date(value: &toml::value::Datetime) -> Option<Date> {
+    match value {
+        toml::value::Datetime {
+            date: Some(d),
+            time: None,
+            offset: None,
+        } => {
+            Date::from_calendar_date(i32::from(d.year), Month::try_from(d.month).ok()?, d.day).ok()
+        }
+        _ => None,
+    }
+}
+
+fn is_weekend(date: Date) -> bool {
+    matches!(date.weekday(), Weekday::Saturday | Weekday::Sunday)
+}
+
+fn instant(ms: i64) -> OffsetDateTime {
+    OffsetDateTime::from_unix_timestamp_nanos(i128::from(ms) * 1_000_000)
+        .unwrap_or(OffsetDateTime::UNIX_EPOCH)
+        .to_offset(BEIJING)
+}
+
+/// The Beijing-time date of an instant.
+pub fn beijing_date(ms: i64) -> Date {
+    instant(ms).date()
+}
+
+/// 24:00 Beijing time at the end of `date` (00:00 of the next day), as Unix milliseconds.
+pub fn end_of_day_ms(date: Date) -> i64 {
+    let next = date.next_day().unwrap_or(date);
+    PrimitiveDateTime::new(next, Time::MIDNIGHT)
+        .assume_offset(BEIJING)
+        .unix_timestamp()
+        * 1000
+}
+
+/// RFC 3339 in Beijing time, e.g. `2026-10-13T00:00:00+08:00`.
+pub fn rfc3339(ms: i64) -> String {
+    instant(ms)
+        .format(&time::format_description::well_known::Rfc3339)
+        .unwrap_or_default()
+}
+
+/// When a step turns yellow.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct YellowRule {
+    /// Yellow when at most this many working days remain.
+    pub remaining_working_days: u32,
+}
+
+/// A step's warning light.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Light {
+    /// Overdue (红牌警告).
+    Red,
+    /// Nearing its limit (黄牌提醒).
+    Yellow,
+    /// Within its limit.
+    Green,
+}
+
+impl Light {
+    /// `green`, `yellow` or `red`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Light::Green => "green",
+            Light::Yellow => "yellow",
+            Light::Red => "red",
+        }
+    }
+
+    fn parse(text: &str) -> Option<Light> {
+        match text {
+            "green" => Some(Light::Green),
+            "yellow" => Some(Light::Yellow),
+            "red" => Some(Light::Red),
+            _ => None,
+        }
+    }
+}
+
+/// Where a step stands against its promised limit.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct StepClock {
+    /// The deadline, Unix milliseconds (24:00 Beijing time of the last working day).
+    pub deadline_ms: i64,
+    /// The light of an open step; `None` once the step is final.
+    pub light: Option<Light>,
+    /// Working days left (negative once overdue); `None` once the step is final.
+    pub remaining_working_days: Option<i64>,
+    /// Whether a final step finished after its deadline; `None` while it is open.
+    pub finished_late: Option<bool>,
+}
+
+/// The calendar and the yellow rule, shared by the API.
+#[derive(Debug, Clone)]
+pub struct Deadlines {
+    calendar: Calendar,
+    yellow: YellowRule,
+}
+
+impl Deadlines {
+    /// From a checked config's `[deadlines]` table.
+    pub fn from_config(config: &DeadlinesConfig) -> Deadlines {
+        if config.calendar.is_none() {
+            tracing::info!("no holiday calendar configured: time limits count Monday–Friday only");
+        }
+        Deadlines::new(
+            config.days.clone(),
+            YellowRule {
+                remaining_working_days: config.yellow_remaining_working_days,
+            },
+        )
+    }
+
+    /// From a calendar and a yellow rule.
+    pub fn new(calendar: Calendar, yellow: YellowRule) -> Deadlines {
+        Deadlines { calendar, yellow }
+    }
+
+    /// The working-day calendar.
+    pub fn calendar(&self) -> &Calendar {
+        &self.calendar
+    }
+
+    /// When steps turn yellow.
+    pub fn yellow(&self) -> YellowRule {
+        self.yellow
+    }
+
+    /// A step's clock: its matter's limit in working days, when its case was received, its
+    /// state, its last change (the finish time of a final step), and the instant to judge at.
+    pub fn clock(
+        &self,
+        limit_days: u32,
+        received_ms: i64,
+        state: StepState,
+        changed_ms: i64,
+        now_ms: i64,
+    ) -> StepClock {
+        let deadline_ms = self.calendar.deadline_ms(received_ms, limit_days);
+        if state.is_final() {
+            return StepClock {
+                deadline_ms,
+                light: None,
+                remaining_working_days: None,
+                finished_late: Some(changed_ms > deadline_ms),
+            };
+        }
+        StepClock {
+            deadline_ms,
+            light: Some(
+                self.calendar
+                    .light(received_ms, deadline_ms, now_ms, self.yellow),
+            ),
+            remaining_working_days: Some(self.calendar.remaining_working_days(deadline_ms, now_ms)),
+            finished_late: None,
+        }
+    }
+}
+
+/// Open steps per light, for one department.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+pub struct Counts {
+    /// Within their limit.
+    pub green: u64,
+    /// Nearing it.
+    pub yellow: u64,
+    /// Overdue.
+    pub red: u64,
+}
+
+impl Counts {
+    fn add(&mut self, light: Light) {
+        match light {
+            Light::Green => self.green += 1,
+            Light::Yellow => self.yellow += 1,
+            Light::Red => self.red += 1,
+        }
+    }
+}
+
+/// One open step on the supervision list.
+#[derive(Debug, Clone, Serialize)]
+struct Item {
+    case_id: String,
+    step: String,
+    matter: String,
+    matter_name: String,
+    department: String,
+    state: String,
+    received_at: String,
+    deadline: String,
+    last_working_day: String,
+    light: Light,
+    remaining_working_days: i64,
+    #[serde(skip)]
+    deadline_ms: i64,
+}
+
+/// States a step is open in: its clock runs.
+const OPEN: [StepState; 4] = [
+    StepState::Waiting,
+    StepState::Pending,
+    StepState::Accepted,
+    StepState::Processing,
+];
+
+/// The open steps of cases received by `now_ms` (of one department, when given), lit at `now_ms`.
+async fn open_steps(
+    o: &Orchestrator,
+    now_ms: i64,
+    department: Option<&str>,
+) -> Result<Vec<Item>, StoreError> {
+    let states = OPEN
+        .iter()
+        .map(|s| format!("'{}'", s.as_str()))
+        .collect::<Vec<_>>()
+        .join(", ");
+    let mut sql = format!(
+        "SELECT s.case_id, s.step, s.matter, s.department, s.state, c.created_at AS received_at
+         FROM steps s JOIN cases c ON c.id = s.case_id
+         WHERE s.state IN ({states}) AND c.created_at <= $1"
+    );
+    if department.is_some() {
+        sql.push_str(" AND s.department = $2");
+    }
+    let mut query = sqlx::query(&sql).bind(now_ms);
+    if let Some(department) = department {
+        query = query.bind(department);
+    }
+    let rows = query.fetch_all(o.store.pool()).await?;
+    let mut items = Vec::with_capacity(rows.len());
+    for row in &rows {
+        let matter_code: String = row.get("matter");
+        let Some(matter) = o.catalogue.matters.get(&matter_code) else {
+            // A matter no longer in the catalogue has no limit to count against.
+            tracing::debug!(matter = %matter_code, "step of an unknown matter left off the deadlines");
+            continue;
+        };
+        let received_ms: i64 = row.get("received_at");
+        let state: String = row.get("state");
+        let Some(open) = OPEN.iter().find(|s| s.as_str() == state) else {
+            continue;
+        };
+        let clock = o.deadlines.clock(
+            matter.time_limit_days,
+            received_ms,
+            *open,
+            received_ms,
+            now_ms,
+        );
+        let (Some(light), Some(remaining)) = (clock.light, clock.remaining_working_days) else {
+            continue;
+        };
+        items.push(Item {
+            case_id: row.get("case_id"),
+            step: row.get("step"),
+            matter: matter_code,
+            matter_name: matter.name.clone(),
+            department: row.get("department"),
+            state,
+            received_at: rfc3339(received_ms),
+            deadline: rfc3339(clock.deadline_ms),
+            last_working_day: beijing_date(clock.deadline_ms - 1).to_string(),
+            light,
+            remaining_working_days: remaining,
+            deadline_ms: clock.deadline_ms,
+        });
+    }
+    Ok(items)
+}
+
+/// Every department with matters in the catalogue, with zero counts.
+fn departments(o: &Orchestrator) -> BTreeMap<String, Counts> {
+    o.catalogue
+        .matters
+        .values()
+        .map(|m| (m.department.clone(), Counts::default()))
+        .collect()
+}
+
+fn count(items: &[Item], mut counts: BTreeMap<String, Counts>) -> BTreeMap<String, Counts> {
+    for item in items {
+        counts
+            .entry(item.department.clone())
+            .or_default()
+            .add(item.light);
+    }
+    counts
+}
+
+/// Open steps per department and light at `now_ms` (every department with matters is listed,
+/// with zeros when it has nothing open): for the supervision endpoint and metrics exporters.
+pub async fn counts(o: &Orchestrator, now_ms: i64) -> Result<BTreeMap<String, Counts>, StoreError> {
+    Ok(count(&open_steps(o, now_ms, None).await?, departments(o)))
+}
+
+/// The supervision routes.
+pub fn routes() -> Router<AppState> {
+    Router::new().route("/api/v1/supervision/deadlines", get(supervision))
+}
+
+/// `GET /api/v1/supervision/deadlines?department=<id>&light=<green|yellow|red>&at=<RFC 3339>`:
+/// the open steps, red first then by deadline, and the counts per department and light (the
+/// counts follow `department` and `at`, not `light`).
+async fn supervision(
+    State(o): State<AppState>,
+    query: Result<Query<Vec<(String, String)>>, axum::extract::rejection::QueryRejection>,
+) -> Result<Json<Value>, ApiError> {
+    let Query(params) = query.map_err(|e| {
+        ApiError::InvalidInput(vec![FieldProblem::new("", "format", e.body_text())])
+    })?;
+    let mut problems = Vec::new();
+    let (mut department, mut light, mut at) = (None, None, now_ms());
+    for (name, value) in &params {
+        match name.as_str() {
+            "department" => department = Some(value.clone()),
+            "light" => match Light::parse(value) {
+                Some(l) => light = Some(l),
+                None => problems.push(FieldProblem::new(
+                    "light",
+                    "enum",
+                    "应为 green、yellow 或 red",
+                )),
+            },
+            "at" => {
+                match OffsetDateTime::parse(value, &time::format_description::well_known::Rfc3339) {
+                    Ok(t) => at = (t.unix_timestamp_nanos() / 1_000_000) as i64,
+                    Err(_) => problems.push(FieldProblem::new(
+                        "at",
+                        "format",
+                        "应为RFC 3339时间，如 2026-10-09T12:00:00+08:00",
+                    )),
+                }
+            }
+            other => problems.push(FieldProblem::new(
+                other,
+                "unknown_field",
+                "不支持的查询参数（可用：department、light、at）",
+            )),
+        }
+    }
+    if !problems.is_empty() {
+        return Err(ApiError::InvalidInput(problems));
+    }
+    let mut counts = departments(&o);
+    if let Some(department) = &department {
+        if !counts.contains_key(department) {
+            return Err(ApiError::NotFound {
+                what: "department",
+                id: department.clone(),
+            });
+        }
+        counts.retain(|d, _| d == department);
+    }
+    let mut items = open_steps(&o, at, department.as_deref()).await?;
+    let counts = count(&items, counts);
+    items.retain(|i| light.is_none_or(|l| i.light == l));
+    items.sort_by(|a, b| {
+        (a.light, a.deadline_ms, &a.case_id, &a.step).cmp(&(
+            b.light,
+            b.deadline_ms,
+            &b.case_id,
+            &b.step,
+        ))
+    });
+    Ok(Json(
+        json!({"at": rfc3339(at), "counts": counts, "items": items}),
+    ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use time::macros::{date, datetime};
+
+    const DAY: i64 = 86_400_000;
+
+    fn calendar() -> Calendar {
+        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../config/holidays.toml");
+        Calendar::load(&path).expect("config/holidays.toml is valid")
+    }
+
+    fn ms(t: OffsetDateTime) -> i64 {
+        (t.unix_timestamp_nanos() / 1_000_000) as i64
+    }
+
+    fn parse(text: &str) -> Result<Calendar, String> {
+        Calendar::parse(Path::new("holidays.toml"), text).map_err(|e| e.to_string())
+    }
+
+    #[test]
+    fn five_working_days_across_national_day_2026_include_the_adjusted_saturday() {
+        let c = calendar();
+        // Received Tuesday 29 September: 30 Sep (1), 1–7 Oct off, 8 Oct (2), 9 Oct (3),
+        // Saturday 10 Oct worked (4), Sunday 11 Oct off, Monday 12 Oct (5).
+        assert_eq!(
+            c.add_working_days(date!(2026 - 09 - 29), 5),
+            date!(2026 - 10 - 12)
+        );
+        let received = ms(datetime!(2026-09-29 10:00 +8));
+        assert_eq!(
+            rfc3339(c.deadline_ms(received, 5)),
+            "2026-10-13T00:00:00+08:00"
+        );
+        // Received at 01:00 Beijing time on 30 September (still the 29th in UTC): day 1 is 8 Oct.
+        let received = ms(datetime!(2026-09-29 17:00 UTC));
+        assert_eq!(
+            rfc3339(c.deadline_ms(received, 1)),
+            "2026-10-09T00:00:00+08:00"
+        );
+    }
+
+    #[test]
+    fn adjusted_weekends_are_working_days_and_holidays_are_not() {
+        let c = calendar();
+        for worked in [
+            date!(2026 - 01 - 04),
+            date!(2026 - 02 - 14),
+            date!(2026 - 02 - 28),
+            date!(2026 - 05 - 09),
+            date!(2026 - 09 - 20),
+            date!(2026 - 10 - 10),
+            date!(2025 - 01 - 26),
+            date!(2025 - 10 - 11),
+        ] {
+            assert!(is_weekend(worked) && c.is_working_day(worked), "{worked}");
+        }
+        for off in [
+            date!(2026 - 01 - 02),
+            date!(2026 - 02 - 23),
+            date!(2025 - 10 - 08),
+        ] {
+            assert!(!is_weekend(off) && !c.is_working_day(off), "{off}");
+        }
+        assert!(
+            !c.is_working_day(date!(2026 - 10 - 11)),
+            "an ordinary Sunday"
+        );
+        // Received on Saturday 19 September 2026: Sunday the 20th is worked, so it is day 1.
+        assert_eq!(
+            c.add_working_days(date!(2026 - 09 - 19), 1),
+            date!(2026 - 09 - 20)
+        );
+        // Spring Festival 2026: Friday 13 Feb → Sat 14 (1), 15–23 off, 24 (2), 25 (3).
+        assert_eq!(
+            c.add_working_days(date!(2026 - 02 - 13), 3),
+            date!(2026 - 02 - 25)
+        );
+    }
+
+    #[test]
+    fn a_year_missing_from_the_file_is_monday_to_friday() {
+        let c = calendar();
+        // 2030 is not in the file: 1 October 2030 is a Tuesday and counted as a working day.
+        assert!(c.is_working_day(date!(2030 - 10 - 01)));
+        assert!(!c.is_working_day(date!(2030 - 10 - 05)));
+        // Friday 31 December 2026 + 1 → Monday 4 January 2027 (no holiday known for 2027).
+        assert_eq!(
+            c.add_working_days(date!(2026 - 12 - 31), 1),
+            date!(2027 - 01 - 04)
+        );
+        let none = Calendar::weekdays_only();
+        assert!(none.is_working_day(date!(2026 - 10 - 01)));
+        assert!(!none.is_working_day(date!(2026 - 10 - 10)));
+    }
+
+    #[test]
+    fn counting_between_dates_matches_day_by_day() {
+        let c = calendar();
+        let start = date!(2025 - 12 - 20);
+        for span in 0..500 {
+            let end = start + time::Duration::days(span);
+            let mut slow = 0;
+            let mut d = start;
+            while d <= end {
+                slow += i64::from(c.is_working_day(d));
+                d = d.next_day().unwrap();
+            }
+            assert_eq!(c.working_days_between(start, end), slow, "{start}..={end}");
+        }
+        assert_eq!(
+            c.working_days_between(date!(2026 - 10 - 02), date!(2026 - 10 - 01)),
+            0
+        );
+    }
+
+    #[test]
+    fn yellow_on_the_last_working_day_red_after_the_deadline() {
+        let c = calendar();
+        let rule = YellowRule {
+            remaining_working_days: 1,
+        };
+        // 5 days from Tuesday 29 Sep 2026: last working day Monday 12 October.
+        let received = ms(datetime!(2026-09-29 10:00 +8));
+        let deadline = c.deadline_ms(received, 5);
+        let at = |t: OffsetDateTime| c.light(received, deadline, ms(t), rule);
+        assert_eq!(at(datetime!(2026-09-29 10:00 +8)), Light::Green);
+        assert_eq!(c.remaining_working_days(deadline, received), 6);
+        // Friday 9 Oct: 9, 10 (worked Saturday) and 12 left.
+        assert_eq!(at(datetime!(2026-10-09 12:00 +8)), Light::Green);
+        // Saturday 10 Oct is worked: 10 and 12 left.
+        assert_eq!(
+            c.remaining_working_days(deadline, ms(datetime!(2026-10-10 12:00 +8))),
+            2
+        );
+        assert_eq!(at(datetime!(2026-10-10 23:59 +8)), Light::Green);
+        // Sunday 11 Oct: only Monday left.
+        assert_eq!(at(datetime!(2026-10-11 09:00 +8)), Light::Yellow);
+        assert_eq!(at(datetime!(2026-10-12 23:59:59 +8)), Light::Yellow);
+        assert_eq!(c.light(received, deadline, deadline, rule), Light::Yellow);
+        assert_eq!(c.light(received, deadline, deadline + 1, rule), Light::Red);
+        assert_eq!(c.remaining_working_days(deadline, deadline + 1), 0);
+        assert_eq!(c.remaining_working_days(deadline, deadline + DAY), -1);
+        // A wider yellow window.
+        let two = YellowRule {
+            remaining_working_days: 2,
+        };
+        assert_eq!(
+            c.light(received, deadline, ms(datetime!(2026-10-10 12:00 +8)), two),
+            Light::Yellow
+        );
+        // No yellow at all.
+        let zero = YellowRule {
+            remaining_working_days: 0,
+        };
+        assert_eq!(c.light(received, deadline, deadline, zero), Light::Green);
+        // An instant before receipt is green.
+        assert_eq!(
+            c.light(received, deadline, received - DAY, rule),
+            Light::Green
+        );
+    }
+
+    #[test]
+    fn final_steps_are_not_lit_but_finishing_late_is_recorded() {
+        let d = Deadlines::new(
+            calendar(),
+            YellowRule {
+                remaining_working_days: 1,
+            },
+        );
+        let received = ms(datetime!(2026-09-29 10:00 +8));
+        let deadline = d.calendar().deadline_ms(received, 5);
+        let late = d.clock(
+            5,
+            received,
+            StepState::Approved,
+            deadline + 1,
+            deadline + DAY,
+        );
+        assert_eq!(late.light, None);
+        assert_eq!(late.remaining_working_days, None);
+        assert_eq!(late.finished_late, Some(true));
+        let in_time = d.clock(5, received, StepState::Rejected, deadline, deadline + DAY);
+        assert_eq!(in_time.finished_late, Some(false));
+        let open = d.clock(5, received, StepState::Waiting, received, deadline + DAY);
+        assert_eq!((open.light, open.finished_late), (Some(Light::Red), None));
+        assert_eq!(open.deadline_ms, deadline);
+    }
+
+    #[test]
+    fn bad_calendars_are_refused_with_key_and_reason() {
+        assert_eq!(
+            parse("[2026]\nworkdays = [2026-10-09]").unwrap_err(),
+            "holidays.toml: 2026.workdays[0]: 2026-10-09 is a Friday: workdays lists the Saturdays and Sundays that are worked (调休上班)"
+        );
+        assert_eq!(
+            parse("[2026]\nholidays = [2025-10-01]").unwrap_err(),
+            "holidays.toml: 2026.holidays[0]: 2025-10-01 is not in 2026"
+        );
+        assert_eq!(
+            parse("[2026]\nholidays = [2026-10-10]\nworkdays = [2026-10-10]").unwrap_err(),
+            "holidays.toml: 2026.workdays[0]: 2026-10-10 is listed as a holiday too"
+        );
+        assert_eq!(
+            parse("[26]\nholidays = []").unwrap_err(),
+            "holidays.toml: 26: not a year (a table per year: [2026])"
+        );
+        assert!(parse("[2026]\nholidays = [2026-10-01T08:00:00]").is_err());
+        assert!(
+            parse("[2026]\nholiday = [2026-10-01]")
+                .unwrap_err()
+                .starts_with("holidays.toml: 2026.holiday: unknown field `holiday`"),
+        );
+        assert!(parse("[2026]\nholidays = [\"2026-10-01\"]").is_err());
+    }
+}
