@@ -382,6 +382,11 @@ impl Config {
                 "not a socket address like 127.0.0.1:8080",
             ));
         }
+        if let Some(admin) = &self.admin
+            && admin.listen.parse::<std::net::SocketAddr>().is_err()
+        {
+            return Err(ConfigError::new(file, "admin.listen", "not a socket address like 127.0.0.1:8081"));
+        }
         if !(self.store.url.starts_with("sqlite:") || self.store.url.starts_with("postgres")) {
             return Err(ConfigError::new(
                 file,
@@ -427,8 +432,15 @@ impl Config {
                     "client_cert and client_key go together",
                 ));
             }
-            if dept.timeout_ms == 0 {
-                return Err(ConfigError::new(file, key("timeout_ms"), "must be above 0"));
+            for (name, value) in [
+                ("timeout_ms", dept.timeout_ms),
+                ("max_attempts", u64::from(dept.max_attempts)),
+                ("max_concurrent", u64::from(dept.max_concurrent)),
+                ("breaker_failures", u64::from(dept.breaker_failures)),
+            ] {
+                if value == 0 {
+                    return Err(ConfigError::new(file, key(name), "must be above 0"));
+                }
             }
             for (name, value) in &mut dept.settings {
                 if let Some(var) = value.strip_prefix("env:") {
