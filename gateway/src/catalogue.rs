@@ -322,7 +322,9 @@ fn one_thing(
     })
 }
 
-fn compile(schema: &Value) -> Result<jsonschema::Validator, jsonschema::ValidationError<'static>> {
+fn compile(
+    schema: &Value,
+) -> Result<jsonschema::Validator, Box<jsonschema::ValidationError<'static>>> {
     jsonschema::options()
         .should_validate_formats(true)
         .with_format("resident-id", |s: &str| sdk::ids::resident_id(s).is_ok())
@@ -334,6 +336,7 @@ fn compile(schema: &Value) -> Result<jsonschema::Validator, jsonschema::Validati
             sdk::ids::real_estate_certificate(s).is_ok()
         })
         .build(schema)
+        .map_err(Box::new)
 }
 
 fn dotted(pointer: &str) -> String {

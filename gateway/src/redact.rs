@@ -28,9 +28,8 @@ pub fn redact(text: &str) -> String {
         }
         let x_end = run_end < chars.len() && matches!(chars[run_end], 'X' | 'x');
         let after = |end: usize| end >= chars.len() || !chars[end].is_ascii_alphanumeric();
-        let id_len = if run == 18 && after(run_end) {
-            Some(18)
-        } else if run == 17 && x_end && after(run_end + 1) {
+        let identity = (run == 18 && after(run_end)) || (run == 17 && x_end && after(run_end + 1));
+        let id_len = if identity {
             Some(18)
         } else if run == 11 && chars[i] == '1' && after(run_end) {
             Some(11)

@@ -82,6 +82,8 @@ pub struct Setup {
     pub admin: bool,
     /// The portal listener's address (default `127.0.0.1:0`).
     pub listen: Option<String>,
+    /// Extra top-level TOML appended to the config (a `[deadlines]` table …).
+    pub config_extra: String,
 }
 
 /// A gateway, its departments, and an HTTP client.
@@ -95,7 +97,7 @@ pub struct Env {
     /// Holds the store and config files.
     pub dir: tempfile::TempDir,
     /// The PostgreSQL database made for this gateway, dropped with the `Env`.
-    postgres: Option<TestDatabase>,
+    _postgres: Option<TestDatabase>,
 }
 
 fn init_tracing() {
@@ -149,7 +151,7 @@ impl Env {
             gateway,
             http: reqwest::Client::new(),
             dir,
-            postgres,
+            _postgres: postgres,
         })
     }
 
@@ -347,6 +349,8 @@ call_timeout_ms = 3000
             hostile_extra = extra("hostile"),
         ));
     }
+    text.push('\n');
+    text.push_str(&setup.config_extra);
     let path = dir.join("gateway.toml");
     std::fs::write(&path, text)?;
     Ok(path)

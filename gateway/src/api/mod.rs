@@ -301,7 +301,7 @@ async fn case(State(o): State<AppState>, Path(id): Path<String>) -> Result<Json<
             })
         })
         .collect();
-    let timeline: Vec<Value> = events.iter().map(|e| event_json(e)).collect();
+    let timeline: Vec<Value> = events.iter().map(event_json).collect();
     Ok(Json(json!({
         "case_id": record.id, "service": record.service, "status": case_status(&states),
         "created_at": rfc3339(record.created_at), "matters": matters, "timeline": timeline,

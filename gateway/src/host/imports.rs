@@ -26,8 +26,11 @@ pub struct Department {
 /// A small TTL cache per adapter (tokens). Bounded so an adapter cannot grow host memory.
 #[derive(Debug, Clone, Default)]
 pub struct AdapterCache {
-    entries: Arc<Mutex<HashMap<String, (Vec<u8>, Instant)>>>,
+    entries: Arc<Mutex<HashMap<String, CacheEntry>>>,
 }
+
+/// A cached value and when it expires.
+type CacheEntry = (Vec<u8>, Instant);
 
 const CACHE_MAX_ENTRIES: usize = 256;
 const CACHE_MAX_VALUE: usize = 64 * 1024;
