@@ -115,7 +115,12 @@ impl Gateway {
             delivery,
         );
         let app = api::router(orchestrator.clone(), config.server.body_limit_bytes)
-            .layer(tower_http::trace::TraceLayer::new_for_http());
+            .layer(
+                // Paths can carry identity numbers (subject views): the span records them masked.
+                tower_http::trace::TraceLayer::new_for_http().make_span_with(|request: &axum::http::Request<_>| {
+                    tracing::info_span!("request", method = %request.method(), path = %redact::redact(request.uri().path()))
+                }),
+            );
         let (shutdown, stopped) = tokio::sync::watch::channel(false);
         let mut tasks = vec![
             tokio::spawn(orchestrator.clone().run_dispatcher()),
