@@ -4,6 +4,7 @@
 //! | --- | --- |
 //! | `GET /admin/v1/dead-letters` | deliveries that failed for good, newest first |
 //! | `POST /admin/v1/dead-letters/{case}/{step}/replay` | deliver again (operator in `X-Clerk-Id`) |
+//! | `GET /metrics` | Prometheus metrics (see [`crate::telemetry`]) |
 
 use crate::api::AppState;
 use crate::api::error::ApiError;
@@ -19,6 +20,7 @@ pub fn router(state: AppState) -> Router {
     Router::new()
         .route("/admin/v1/dead-letters", get(dead_letters))
         .route("/admin/v1/dead-letters/{case}/{step}/replay", post(replay))
+        .route("/metrics", get(metrics))
         .fallback(|| async {
             ApiError::NotFound {
                 what: "route",
@@ -26,6 +28,11 @@ pub fn router(state: AppState) -> Router {
             }
         })
         .with_state(state)
+}
+
+async fn metrics(State(o): State<AppState>) -> Result<String, ApiError> {
+    o.refresh_gauges().await?;
+    Ok(crate::telemetry::handle().render())
 }
 
 async fn dead_letters(State(o): State<AppState>) -> Result<Json<Value>, ApiError> {

@@ -385,7 +385,11 @@ impl Config {
         if let Some(admin) = &self.admin
             && admin.listen.parse::<std::net::SocketAddr>().is_err()
         {
-            return Err(ConfigError::new(file, "admin.listen", "not a socket address like 127.0.0.1:8081"));
+            return Err(ConfigError::new(
+                file,
+                "admin.listen",
+                "not a socket address like 127.0.0.1:8081",
+            ));
         }
         if !(self.store.url.starts_with("sqlite:") || self.store.url.starts_with("postgres")) {
             return Err(ConfigError::new(

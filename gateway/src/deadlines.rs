@@ -17,11 +17,12 @@
 //! - **Remaining working days** at an instant: the working days from that day (counted when it is
 //!   a working day, even partly spent) up to and including the last working day. That is the
 //!   remaining working time rounded up, so "≤ k" means "at most k working days of time left".
-//!   Once overdue it is negative: minus the working days since the last one (0 on the weekend
-//!   right after a Friday deadline, which is red nonetheless).
+//!   Once overdue it is negative: minus the working days after the last one up to that day
+//!   (that day counted when it is a working day: -1 on the first working day past the deadline;
+//!   0 on the weekend right after a Friday deadline, which is red nonetheless).
 //! - **Light**: red when now is past the deadline; yellow when the remaining working days are at
 //!   most `yellow_remaining_working_days` (default 1: yellow on the last working day, and on the
-//!   days off just before it); green otherwise.
+//!   days off just before it; 0: never yellow); green otherwise.
 //! - A **final** step (approved, rejected, returned, failed, blocked) is done and not lit; it is
 //!   recorded whether it finished late (its last change after the deadline).
 //!
@@ -286,6 +287,7 @@ impl Calendar {
         if now_ms > deadline_ms {
             Light::Red
         } else if now_ms >= received_ms
+            && yellow.remaining_working_days > 0
             && self.remaining_working_days(deadline_ms, now_ms)
                 <= i64::from(yellow.remaining_working_days)
         {
@@ -775,10 +777,11 @@ mod tests {
         // 2030 is not in the file: 1 October 2030 is a Tuesday and counted as a working day.
         assert!(c.is_working_day(date!(2030 - 10 - 01)));
         assert!(!c.is_working_day(date!(2030 - 10 - 05)));
-        // Friday 31 December 2026 + 1 → Monday 4 January 2027 (no holiday known for 2027).
+        // Thursday 31 December 2026 + 1 → Friday 1 January 2027: until 2027 is added, even
+        // 元旦 counts as a working day.
         assert_eq!(
             c.add_working_days(date!(2026 - 12 - 31), 1),
-            date!(2027 - 01 - 04)
+            date!(2027 - 01 - 01)
         );
         let none = Calendar::weekdays_only();
         assert!(none.is_working_day(date!(2026 - 10 - 01)));
@@ -830,8 +833,15 @@ mod tests {
         assert_eq!(at(datetime!(2026-10-12 23:59:59 +8)), Light::Yellow);
         assert_eq!(c.light(received, deadline, deadline, rule), Light::Yellow);
         assert_eq!(c.light(received, deadline, deadline + 1, rule), Light::Red);
-        assert_eq!(c.remaining_working_days(deadline, deadline + 1), 0);
-        assert_eq!(c.remaining_working_days(deadline, deadline + DAY), -1);
+        // Overdue: Tuesday 13 October is the first working day past the deadline.
+        assert_eq!(c.remaining_working_days(deadline, deadline + 1), -1);
+        assert_eq!(c.remaining_working_days(deadline, deadline + DAY + 1), -2);
+        // A Friday deadline: red on the weekend after it, with no working day lost yet.
+        let friday = c.deadline_ms(ms(datetime!(2026-10-12 09:00 +8)), 4);
+        assert_eq!(rfc3339(friday), "2026-10-17T00:00:00+08:00");
+        let saturday = ms(datetime!(2026-10-17 12:00 +8));
+        assert_eq!(c.light(received, friday, saturday, rule), Light::Red);
+        assert_eq!(c.remaining_working_days(friday, saturday), 0);
         // A wider yellow window.
         let two = YellowRule {
             remaining_working_days: 2,

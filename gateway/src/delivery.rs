@@ -115,7 +115,8 @@ impl Delivery {
 
     /// Mark a delivery as running until the guard drops.
     pub fn track(self: &Arc<Self>) -> InFlight {
-        self.in_flight.fetch_add(1, Ordering::SeqCst);
+        let now = self.in_flight.fetch_add(1, Ordering::SeqCst) + 1;
+        crate::telemetry::in_flight(now);
         InFlight(self.clone())
     }
 
@@ -141,7 +142,9 @@ pub struct InFlight(Arc<Delivery>);
 
 impl Drop for InFlight {
     fn drop(&mut self) {
-        if self.0.in_flight.fetch_sub(1, Ordering::SeqCst) == 1 {
+        let left = self.0.in_flight.fetch_sub(1, Ordering::SeqCst) - 1;
+        crate::telemetry::in_flight(left);
+        if left == 0 {
             self.0.idle.notify_waiters();
         }
     }

@@ -36,6 +36,7 @@ pub mod orchestrator;
 pub mod redact;
 pub mod services;
 pub mod store;
+pub mod telemetry;
 pub mod tls;
 
 use std::net::SocketAddr;
@@ -82,6 +83,7 @@ impl Gateway {
     /// Start a gateway from a checked config: open the store, load every adapter, build the
     /// catalogue, bind the listener, start the dispatcher and the poller.
     pub async fn start(config: config::Config) -> anyhow::Result<Gateway> {
+        telemetry::handle();
         let cache_dir = config.plugins.cache_dir.as_ref().map(|d| config.resolve(d));
         let engine = host::PluginEngine::new(256, cache_dir.as_deref())?;
         let store = store::Store::open(&config.store.url).await?;

@@ -15,6 +15,7 @@ use crate::host::CallError;
 use crate::host::contract::{self, AdapterError, Submission};
 use crate::services::{Context, check_rules, problem_on_form};
 use crate::store::{Admission, NewStep, StepRecord, StepState, Store, now_ms};
+use crate::telemetry;
 use serde_json::{Value, json};
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -93,6 +94,16 @@ impl Orchestrator {
             stopping: AtomicBool::new(false),
             events: broadcast::channel(1024).0,
         })
+    }
+
+    /// Bring the gauges that describe the store up to date (called when metrics are scraped).
+    pub async fn refresh_gauges(&self) -> Result<(), crate::store::StoreError> {
+        for (department, counts) in crate::deadlines::counts(self, now_ms()).await? {
+            telemetry::lights(&department, "green", counts.green as usize);
+            telemetry::lights(&department, "yellow", counts.yellow as usize);
+            telemetry::lights(&department, "red", counts.red as usize);
+        }
+        Ok(())
     }
 
     /// Look for due deliveries now (after a replay, say).
@@ -505,11 +516,29 @@ impl Orchestrator {
             callback_url: format!("{}/callbacks/{}", self.public_url, step.department),
         };
         let outcome = adapter.submit(submission).await;
+        let department = step.department.as_str();
         match &outcome {
             Err(CallError::Adapter(AdapterError::Unavailable(_) | AdapterError::Timeout(_)))
-            | Err(CallError::Timeout(_)) => pacing.failed(now_ms()),
-            _ => pacing.succeeded(),
+            | Err(CallError::Timeout(_)) => {
+                pacing.failed(now_ms());
+                telemetry::circuit(
+                    department,
+                    matches!(pacing.circuit(now_ms()), Circuit::Open(_)),
+                );
+            }
+            _ => {
+                pacing.succeeded();
+                telemetry::circuit(department, false);
+            }
         }
+        let outcome_label = match &outcome {
+            Ok(_) => "accepted",
+            Err(CallError::Adapter(AdapterError::Rejected(_))) => "rejected",
+            Err(CallError::Adapter(AdapterError::InvalidInput(_))) => "failed",
+            Err(_) if step.attempts + 1 >= pacing.max_attempts => "dead_letter",
+            Err(_) => "retry",
+        };
+        telemetry::delivery(department, outcome_label);
         let result = match outcome {
             Ok(receipt) => {
                 let state = state_of(receipt.state);

@@ -399,3 +399,44 @@ async fn two_nodes_share_the_work_and_one_takes_over_when_the_other_dies() {
     assert_eq!(unique.len(), 8, "no case twice at the department: {ids:?}");
     b.kill().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn operators_see_deliveries_dead_letters_and_lights_in_metrics() {
+    let setup = Setup {
+        admin: true,
+        department_extra: vec![("public-security", "max_attempts = 1".into())],
+        ..Setup::default()
+    };
+    let env = Env::start_with(setup).await.unwrap();
+    env.departments.public_security.set_faults(Faults {
+        down: true,
+        ..Faults::default()
+    });
+    let case_id = env.apply("public-security.seal-filing", &seal_form()).await;
+    env.wait_for_case(&case_id, Duration::from_secs(20), |v| {
+        v["matters"][0]["state"] == "failed"
+    })
+    .await;
+    let metrics = env
+        .http
+        .get(format!("{}/metrics", env.admin_url()))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let has = |needle: &str| metrics.lines().any(|l| l.contains(needle));
+    assert!(
+        has("gateway_dead_letters_total{department=\"public-security\"}"),
+        "{metrics}"
+    );
+    assert!(
+        has("gateway_deliveries_total{department=\"public-security\",outcome=\"dead_letter\"}"),
+        "{metrics}"
+    );
+    assert!(
+        has("gateway_steps_by_light{department=\"tax\",light=\"green\"}"),
+        "every department's lights are there: {metrics}"
+    );
+}
