@@ -192,7 +192,10 @@ mod tests {
     fn connection(base: &str) -> Connection {
         Connection {
             base: reqwest::Url::parse(base).unwrap(),
-            client: reqwest::Client::new(),
+            client: reqwest::Client::builder()
+                .use_preconfigured_tls(crate::tls::no_trust_config().unwrap())
+                .build()
+                .unwrap(),
             timeout: Duration::from_secs(1),
             max_response_bytes: 1024,
         }

@@ -41,6 +41,10 @@ struct Args {
     /// Warm-up seconds before each measured run (not counted).
     #[arg(long, default_value_t = 1)]
     warmup_seconds: u64,
+    /// Measured seconds of the extra unloaded run of each path (one worker: latency without
+    /// queueing); 0 skips it.
+    #[arg(long, default_value_t = 3)]
+    unloaded_seconds: u64,
     /// Sequential calls per lookup in the instantiation benchmark.
     #[arg(long, default_value_t = 20_000)]
     calls: usize,
@@ -89,6 +93,24 @@ async fn run(args: Args) -> anyhow::Result<()> {
         machine.cores
     );
 
+    // Other work on the box skews every figure: say how busy it was just before the run.
+    let ticks = clock_ticks();
+    if let Some((busy0, idle0)) = machine_cpu(ticks) {
+        tokio::time::sleep(Duration::from_secs(1)).await;
+        if let Some((busy1, idle1)) = machine_cpu(ticks) {
+            let busy = (busy1 - busy0) / ((busy1 - busy0) + (idle1 - idle0)).max(1e-9);
+            println!(
+                "Before the run the machine was {:.0} % busy{}\n",
+                busy * 100.0,
+                if busy > 0.10 {
+                    ": other work is running, expect lower and noisier figures"
+                } else {
+                    ""
+                }
+            );
+        }
+    }
+
     let lookups = lookup_benchmarks(&args, &root, &bins, &adapters, dir.path()).await?;
     let instantiation = instantiation_benchmark(&args, &adapters, dir.path()).await?;
 
@@ -124,7 +146,8 @@ struct Binaries {
     departments: PathBuf,
 }
 
-/// The release `gateway` and `departments` binaries, built (or confirmed up to date) first.
+/// The release `gateway` and `departments` binaries, built first when missing or older than
+/// their sources.
 fn release_binaries(root: &Path) -> anyhow::Result<Binaries> {
     let target = std::env::var_os("CARGO_TARGET_DIR")
         .map(PathBuf::from)
@@ -133,26 +156,74 @@ fn release_binaries(root: &Path) -> anyhow::Result<Binaries> {
         gateway: target.join("release/gateway"),
         departments: target.join("release/departments"),
     };
+    let built = [&bins.gateway, &bins.departments]
+        .iter()
+        .map(|b| std::fs::metadata(b).and_then(|m| m.modified()).ok())
+        .collect::<Option<Vec<_>>>()
+        .and_then(|times| times.into_iter().min());
+    let sources = [
+        "Cargo.toml",
+        "Cargo.lock",
+        "gateway",
+        "sdk",
+        "tests/departments",
+        "wit",
+    ]
+    .iter()
+    .filter_map(|p| newest_mtime(&root.join(p)))
+    .max();
+    if let (Some(built), Some(sources)) = (built, sources)
+        && built >= sources
+    {
+        return Ok(bins);
+    }
+    // Only when needed: `cargo run` hands this process its own package's CARGO_PKG_* and
+    // CARGO_MANIFEST_* variables, some build scripts (ring's) fingerprint those, and a nested
+    // build therefore recompiles part of the tree. Without them the build matches one run by
+    // hand from a shell.
     let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
-    eprintln!("$ cargo build --release -p gateway -p departments");
-    let status = Command::new(&cargo)
+    let mut build = Command::new(&cargo);
+    build
         .current_dir(root)
-        .args(["build", "--release", "-p", "gateway", "-p", "departments"])
-        .status();
-    match status {
-        Ok(s) if s.success() => {}
-        other if bins.gateway.is_file() && bins.departments.is_file() => {
-            eprintln!(
-                "warning: building the release binaries failed ({other:?}); using the ones in {}",
-                target.display()
-            );
+        .args(["build", "--release", "-p", "gateway", "-p", "departments"]);
+    for (name, _) in std::env::vars_os() {
+        if let Some(name) = name.to_str()
+            && (name.starts_with("CARGO_PKG_")
+                || matches!(
+                    name,
+                    "CARGO_MANIFEST_DIR"
+                        | "CARGO_MANIFEST_PATH"
+                        | "CARGO_CRATE_NAME"
+                        | "CARGO_BIN_NAME"
+                        | "CARGO_PRIMARY_PACKAGE"
+                        | "CARGO_RUSTC_CURRENT_DIR"
+                ))
+        {
+            build.env_remove(name);
         }
+    }
+    eprintln!("$ cargo build --release -p gateway -p departments");
+    match build.status() {
+        Ok(s) if s.success() => Ok(bins),
         other => bail!(
             "building the release gateway and departments failed ({other:?}); run \
              `cargo build --release -p gateway -p departments`"
         ),
     }
-    Ok(bins)
+}
+
+/// The newest modification time of a file or of any file under a directory (`target` aside).
+fn newest_mtime(path: &Path) -> Option<std::time::SystemTime> {
+    let meta = std::fs::metadata(path).ok()?;
+    if !meta.is_dir() {
+        return meta.modified().ok();
+    }
+    std::fs::read_dir(path)
+        .ok()?
+        .filter_map(Result::ok)
+        .filter(|e| e.file_name() != "target")
+        .filter_map(|e| newest_mtime(&e.path()))
+        .max()
 }
 
 /// `n` distinct free ports on 127.0.0.1 (held together while picked, then released).
@@ -501,29 +572,37 @@ struct WorkerTally {
     latencies: Vec<u64>,
 }
 
+/// How one load run is shaped.
+#[derive(Clone, Copy)]
+struct Shape {
+    concurrency: usize,
+    warmup_seconds: u64,
+    seconds: u64,
+}
+
 /// Run `concurrency` workers sending back-to-back requests for warm-up + measured seconds.
 /// A request counts when it completes inside the measured window; the latency of each is kept.
 async fn load(
-    label: &'static str,
-    target: Target,
-    args: &Args,
-    watched: Vec<Watched>,
+    label: &str,
+    target: &Target,
+    shape: Shape,
+    watched: &[Watched],
     ticks: f64,
 ) -> anyhow::Result<LoadRun> {
     let client = reqwest::Client::builder()
-        .pool_max_idle_per_host(args.concurrency)
+        .pool_max_idle_per_host(shape.concurrency)
         .timeout(Duration::from_secs(10))
         .build()?;
     let start = tokio::time::Instant::now();
-    let measure_from = start + Duration::from_secs(args.warmup_seconds);
-    let end = measure_from + Duration::from_secs(args.seconds);
+    let measure_from = start + Duration::from_secs(shape.warmup_seconds);
+    let end = measure_from + Duration::from_secs(shape.seconds);
     eprintln!(
         "{label}: {} workers, {} s warm-up + {} s measured …",
-        args.concurrency, args.warmup_seconds, args.seconds
+        shape.concurrency, shape.warmup_seconds, shape.seconds
     );
 
     let cpu_probe = {
-        let watched = watched.clone();
+        let watched = watched.to_vec();
         tokio::spawn(async move {
             tokio::time::sleep_until(measure_from).await;
             let before = cpu_of(&watched, ticks);
@@ -537,7 +616,7 @@ async fn load(
         })
     };
 
-    let workers: Vec<_> = (0..args.concurrency)
+    let workers: Vec<_> = (0..shape.concurrency)
         .map(|_| {
             let client = client.clone();
             let target = target.clone();
@@ -591,7 +670,7 @@ async fn load(
         completed: 0,
         errors: 0,
         first_error: None,
-        measured: Duration::from_secs(args.seconds),
+        measured: Duration::from_secs(shape.seconds),
         latencies: Vec::new(),
         cpu: Vec::new(),
         idle_share: 0.0,
@@ -654,10 +733,59 @@ async fn sanity_check(label: &str, target: &Target) -> anyhow::Result<()> {
 // 1. The lookup three ways
 // ---------------------------------------------------------------------------------------------
 
+/// One path's runs: under the configured load, and unloaded (one worker).
+struct PathRuns {
+    loaded: LoadRun,
+    unloaded: Option<LoadRun>,
+}
+
+/// Check the path answers, then the loaded run and the unloaded one.
+async fn measure(
+    label: &str,
+    target: Target,
+    args: &Args,
+    watched: &[Watched],
+    ticks: f64,
+) -> anyhow::Result<PathRuns> {
+    sanity_check(label, &target).await?;
+    let loaded = load(
+        label,
+        &target,
+        Shape {
+            concurrency: args.concurrency,
+            warmup_seconds: args.warmup_seconds,
+            seconds: args.seconds,
+        },
+        watched,
+        ticks,
+    )
+    .await?;
+    let unloaded = if args.unloaded_seconds > 0 {
+        let shape = Shape {
+            concurrency: 1,
+            warmup_seconds: args.warmup_seconds,
+            seconds: args.unloaded_seconds,
+        };
+        Some(
+            load(
+                &format!("{label} (unloaded)"),
+                &target,
+                shape,
+                watched,
+                ticks,
+            )
+            .await?,
+        )
+    } else {
+        None
+    };
+    Ok(PathRuns { loaded, unloaded })
+}
+
 struct Lookups {
-    direct: LoadRun,
-    nginx: Result<LoadRun, String>,
-    gateway: LoadRun,
+    direct: PathRuns,
+    nginx: Result<PathRuns, String>,
+    gateway: PathRuns,
 }
 
 async fn lookup_benchmarks(
@@ -695,12 +823,11 @@ async fn lookup_benchmarks(
     let direct_target = Target::Signed {
         url: format!("http://127.0.0.1:{tax}{QSCX_PATH}"),
     };
-    sanity_check("direct", &direct_target).await?;
-    let direct = load(
+    let direct = measure(
         "direct",
         direct_target,
         args,
-        vec![
+        &[
             Watched {
                 role: "loadgen",
                 pids: vec![bench_pid],
@@ -741,14 +868,13 @@ async fn lookup_benchmarks(
             let target = Target::Signed {
                 url: format!("http://127.0.0.1:{nginx_port}{QSCX_PATH}"),
             };
-            sanity_check("nginx", &target).await?;
             let mut pids = vec![nginx.pid()];
             pids.extend(workers);
-            let run = load(
+            let runs = measure(
                 "nginx",
                 target,
                 args,
-                vec![
+                &[
                     Watched {
                         role: "loadgen",
                         pids: vec![bench_pid],
@@ -766,7 +892,7 @@ async fn lookup_benchmarks(
             )
             .await?;
             drop(nginx);
-            Ok(run)
+            Ok(runs)
         }
     };
 
@@ -790,13 +916,13 @@ async fn lookup_benchmarks(
     let gateway_target = Target::Gateway {
         url: format!("http://127.0.0.1:{gateway_port}/api/v1/lookups/tax.clearance"),
     };
-    sanity_check("gateway", &gateway_target).await?;
+    // Resident memory once started and loaded, before any lookup.
     let idle_rss_kib = memory_of(gateway.pid()).map_or(0, |(_, rss)| rss);
-    let mut gateway_run = load(
+    let mut gateway_runs = measure(
         "gateway",
         gateway_target,
         args,
-        vec![
+        &[
             Watched {
                 role: "loadgen",
                 pids: vec![bench_pid],
@@ -815,7 +941,7 @@ async fn lookup_benchmarks(
     .await?;
     let (peak_kib, after_rss_kib) = memory_of(gateway.pid())
         .context("reading the gateway's /proc/<pid>/status after the run")?;
-    gateway_run.memory = Some(MemoryReading {
+    gateway_runs.loaded.memory = Some(MemoryReading {
         idle_rss_kib,
         peak_kib,
         after_rss_kib,
@@ -833,7 +959,7 @@ async fn lookup_benchmarks(
     Ok(Lookups {
         direct,
         nginx,
-        gateway: gateway_run,
+        gateway: gateway_runs,
     })
 }
 
@@ -974,7 +1100,7 @@ callback-secret = "mr-callback-secret"
 }
 
 impl Lookups {
-    fn runs(&self) -> Vec<(&'static str, Option<&LoadRun>)> {
+    fn paths(&self) -> Vec<(&'static str, Option<&PathRuns>)> {
         vec![
             ("direct → tax department (floor)", Some(&self.direct)),
             ("nginx → tax department", self.nginx.as_ref().ok()),
@@ -982,13 +1108,100 @@ impl Lookups {
         ]
     }
 
+    fn nginx_loaded(&self) -> Option<&LoadRun> {
+        self.nginx.as_ref().ok().map(|n| &n.loaded)
+    }
+
     fn gateway_vs_nginx(&self) -> Option<f64> {
-        let nginx = self.nginx.as_ref().ok()?;
-        Some(self.gateway.throughput() / nginx.throughput())
+        Some(self.gateway.loaded.throughput() / self.nginx_loaded()?.throughput())
     }
 
     fn p99_overhead_ms(&self) -> f64 {
-        self.gateway.percentile_ms(99.0) - self.direct.percentile_ms(99.0)
+        self.gateway.loaded.percentile_ms(99.0) - self.direct.loaded.percentile_ms(99.0)
+    }
+
+    /// The ratios against the targets, and the informative ones: (name, value, target, verdict).
+    fn ratios(&self) -> Vec<(String, String, &'static str, &'static str)> {
+        let direct = &self.direct.loaded;
+        let gateway = &self.gateway.loaded;
+        let mut rows = Vec::new();
+        match self.gateway_vs_nginx() {
+            Some(r) => rows.push((
+                "gateway / nginx throughput".into(),
+                format!("{r:.2}"),
+                "≥ 0.80",
+                verdict(r >= 0.80),
+            )),
+            None => rows.push((
+                "gateway / nginx throughput".into(),
+                "n/a".into(),
+                "≥ 0.80",
+                "no nginx",
+            )),
+        }
+        let overhead = self.p99_overhead_ms();
+        rows.push((
+            "gateway p99 − direct p99".into(),
+            format!("{overhead:.2} ms"),
+            "≤ 1 ms",
+            verdict(overhead <= 1.0),
+        ));
+        rows.push((
+            "gateway / direct throughput".into(),
+            format!("{:.2}", gateway.throughput() / direct.throughput()),
+            "",
+            "",
+        ));
+        if let Some(nginx) = self.nginx_loaded() {
+            rows.push((
+                "nginx / direct throughput".into(),
+                format!("{:.2}", nginx.throughput() / direct.throughput()),
+                "",
+                "",
+            ));
+            rows.push((
+                "nginx p99 − direct p99".into(),
+                format!(
+                    "{:.2} ms",
+                    nginx.percentile_ms(99.0) - direct.percentile_ms(99.0)
+                ),
+                "",
+                "",
+            ));
+        }
+        if let (Some(d), Some(g)) = (&self.direct.unloaded, &self.gateway.unloaded) {
+            rows.push((
+                "unloaded: gateway p50 − direct p50".into(),
+                format!("{:.3} ms", g.percentile_ms(50.0) - d.percentile_ms(50.0)),
+                "",
+                "",
+            ));
+            rows.push((
+                "unloaded: gateway p99 − direct p99".into(),
+                format!("{:.3} ms", g.percentile_ms(99.0) - d.percentile_ms(99.0)),
+                "",
+                "",
+            ));
+        }
+        if let Some(m) = gateway.memory {
+            rows.push((
+                "gateway peak RSS (VmHWM)".into(),
+                format!("{:.1} MiB", m.peak_kib as f64 / 1024.0),
+                "",
+                "",
+            ));
+            rows.push((
+                "gateway RSS idle after start / after the run".into(),
+                format!(
+                    "{:.1} / {:.1} MiB",
+                    m.idle_rss_kib as f64 / 1024.0,
+                    m.after_rss_kib as f64 / 1024.0
+                ),
+                "",
+                "",
+            ));
+        }
+        rows
     }
 
     fn table(&self, args: &Args) -> String {
@@ -999,78 +1212,55 @@ impl Lookups {
              HTTP/1.1 keep-alive",
             args.concurrency, args.seconds, args.warmup_seconds
         );
-        let _ = writeln!(
-            out,
-            "{:<34} {:>9} {:>9} {:>9} {:>9} {:>8}   CPU ms per request (during the measured window)",
-            "path", "req/s", "p50 ms", "p99 ms", "max ms", "errors"
-        );
-        for (name, run) in self.runs() {
-            match run {
-                Some(r) => {
-                    let cpu = r.cpu_summary();
-                    let _ = writeln!(
-                        out,
-                        "{name:<34} {:>9.0} {:>9.2} {:>9.2} {:>9.2} {:>8}   {cpu}",
-                        r.throughput(),
-                        r.percentile_ms(50.0),
-                        r.percentile_ms(99.0),
-                        r.percentile_ms(100.0),
-                        r.errors,
-                    );
-                }
+        let header = |out: &mut String| {
+            let _ = writeln!(
+                out,
+                "{:<34} {:>9} {:>9} {:>9} {:>9} {:>8}   CPU ms per request in the window; machine idle",
+                "path", "req/s", "p50 ms", "p99 ms", "max ms", "errors"
+            );
+        };
+        let row = |out: &mut String, name: &str, r: &LoadRun| {
+            let _ = writeln!(
+                out,
+                "{name:<34} {:>9.0} {:>9.2} {:>9.2} {:>9.2} {:>8}   {}",
+                r.throughput(),
+                r.percentile_ms(50.0),
+                r.percentile_ms(99.0),
+                r.percentile_ms(100.0),
+                r.errors,
+                r.cpu_summary()
+            );
+        };
+        header(&mut out);
+        for (name, runs) in self.paths() {
+            match runs {
+                Some(runs) => row(&mut out, name, &runs.loaded),
                 None => {
                     let _ = writeln!(out, "{name:<34} skipped: nginx not found");
                 }
             }
         }
+        if args.unloaded_seconds > 0 {
+            let _ = writeln!(
+                out,
+                "\nUnloaded (1 worker, {} s measured): latency without queueing",
+                args.unloaded_seconds
+            );
+            header(&mut out);
+            for (name, runs) in self.paths() {
+                if let Some(r) = runs.and_then(|r| r.unloaded.as_ref()) {
+                    row(&mut out, name, r);
+                }
+            }
+        }
         let _ = writeln!(out, "\nRatios");
-        match self.gateway_vs_nginx() {
-            Some(ratio) => {
-                let _ = writeln!(
-                    out,
-                    "  gateway / nginx throughput     {ratio:>8.2}     target ≥ 0.80   {}",
-                    verdict(ratio >= 0.80)
-                );
-            }
-            None => {
-                let _ = writeln!(
-                    out,
-                    "  gateway / nginx throughput          n/a     target ≥ 0.80   (no nginx row)"
-                );
-            }
-        }
-        let overhead = self.p99_overhead_ms();
-        let _ = writeln!(
-            out,
-            "  gateway p99 − direct p99       {overhead:>8.2} ms  target ≤ 1 ms   {}",
-            verdict(overhead <= 1.0)
-        );
-        let _ = writeln!(
-            out,
-            "  gateway / direct throughput    {:>8.2}",
-            self.gateway.throughput() / self.direct.throughput()
-        );
-        if let Ok(nginx) = &self.nginx {
-            let _ = writeln!(
-                out,
-                "  nginx / direct throughput      {:>8.2}",
-                nginx.throughput() / self.direct.throughput()
-            );
-            let _ = writeln!(
-                out,
-                "  nginx p99 − direct p99         {:>8.2} ms",
-                nginx.percentile_ms(99.0) - self.direct.percentile_ms(99.0)
-            );
-        }
-        if let Some(m) = self.gateway.memory {
-            let _ = writeln!(
-                out,
-                "  gateway memory                 peak RSS (VmHWM) {:.1} MiB; RSS {:.1} MiB idle \
-                 after start, {:.1} MiB after the run",
-                m.peak_kib as f64 / 1024.0,
-                m.idle_rss_kib as f64 / 1024.0,
-                m.after_rss_kib as f64 / 1024.0
-            );
+        for (name, value, target, verdict) in self.ratios() {
+            let target = if target.is_empty() {
+                String::new()
+            } else {
+                format!("target {target}")
+            };
+            let _ = writeln!(out, "  {name:<46} {value:>14}   {target:<14} {verdict}");
         }
         out
     }
@@ -1221,91 +1411,74 @@ fn summary_markdown(
     let mut md = String::new();
     let _ = writeln!(
         md,
-        "Run: `cargo xtask bench --concurrency {} --seconds {}` (warm-up {} s, {} calls); \
-         {} cores, {:.0} GiB, {}; load generator, departments, nginx and gateway all on this one \
-         machine.\n",
+        "Run: `cargo xtask bench --concurrency {} --seconds {} --warmup-seconds {} \
+         --unloaded-seconds {} --calls {}`; {} cores ({}), {:.0} GiB; load generator, \
+         departments, nginx and gateway all on this one machine.\n",
         args.concurrency,
         args.seconds,
         args.warmup_seconds,
+        args.unloaded_seconds,
         args.calls,
         machine.cores,
+        machine.cpu,
         machine.memory_gib,
-        machine.cpu
     );
+    let header = |md: &mut String| {
+        let _ = writeln!(
+            md,
+            "| path | req/s | p50 ms | p99 ms | max ms | errors | CPU ms per request; machine idle |"
+        );
+        let _ = writeln!(md, "| --- | ---: | ---: | ---: | ---: | ---: | --- |");
+    };
+    let row = |md: &mut String, name: &str, r: &LoadRun| {
+        let _ = writeln!(
+            md,
+            "| {name} | {:.0} | {:.2} | {:.2} | {:.2} | {} | {} |",
+            r.throughput(),
+            r.percentile_ms(50.0),
+            r.percentile_ms(99.0),
+            r.percentile_ms(100.0),
+            r.errors,
+            r.cpu_summary()
+        );
+    };
     let _ = writeln!(
         md,
-        "| path | req/s | p50 ms | p99 ms | errors | CPU ms per request; machine idle |"
+        "Loaded: {} workers, {} s measured after {} s warm-up.\n",
+        args.concurrency, args.seconds, args.warmup_seconds
     );
-    let _ = writeln!(md, "| --- | ---: | ---: | ---: | ---: | --- |");
-    for (name, run) in lookups.runs() {
-        match run {
-            Some(r) => {
-                let cpu = r.cpu_summary();
-                let _ = writeln!(
-                    md,
-                    "| {name} | {:.0} | {:.2} | {:.2} | {} | {cpu} |",
-                    r.throughput(),
-                    r.percentile_ms(50.0),
-                    r.percentile_ms(99.0),
-                    r.errors
-                );
-            }
+    header(&mut md);
+    for (name, runs) in lookups.paths() {
+        match runs {
+            Some(runs) => row(&mut md, name, &runs.loaded),
             None => {
-                let _ = writeln!(md, "| {name} | skipped (nginx not found) | | | | |");
+                let _ = writeln!(md, "| {name} | skipped (nginx not found) | | | | | |");
             }
         }
     }
-    let _ = writeln!(md, "\n| ratio | value | target | |");
+    if args.unloaded_seconds > 0 {
+        let _ = writeln!(
+            md,
+            "\nUnloaded: 1 worker, {} s measured after {} s warm-up.\n",
+            args.unloaded_seconds, args.warmup_seconds
+        );
+        header(&mut md);
+        for (name, runs) in lookups.paths() {
+            if let Some(r) = runs.and_then(|r| r.unloaded.as_ref()) {
+                row(&mut md, name, r);
+            }
+        }
+    }
+    let _ = writeln!(md, "\n| figure | value | target | |");
     let _ = writeln!(md, "| --- | ---: | --- | --- |");
-    match lookups.gateway_vs_nginx() {
-        Some(r) => {
-            let _ = writeln!(
-                md,
-                "| gateway / nginx throughput | {r:.2} | ≥ 0.80 | {} |",
-                verdict(r >= 0.80)
-            );
-        }
-        None => {
-            let _ = writeln!(
-                md,
-                "| gateway / nginx throughput | n/a | ≥ 0.80 | no nginx |"
-            );
-        }
-    }
-    let overhead = lookups.p99_overhead_ms();
-    let _ = writeln!(
-        md,
-        "| gateway p99 − direct p99 | {overhead:.2} ms | ≤ 1 ms | {} |",
-        verdict(overhead <= 1.0)
-    );
-    let _ = writeln!(
-        md,
-        "| gateway / direct throughput | {:.2} | | |",
-        lookups.gateway.throughput() / lookups.direct.throughput()
-    );
-    if let Ok(nginx) = &lookups.nginx {
-        let _ = writeln!(
-            md,
-            "| nginx / direct throughput | {:.2} | | |",
-            nginx.throughput() / lookups.direct.throughput()
-        );
-        let _ = writeln!(
-            md,
-            "| nginx p99 − direct p99 | {:.2} ms | | |",
-            nginx.percentile_ms(99.0) - lookups.direct.percentile_ms(99.0)
-        );
-    }
-    if let Some(m) = lookups.gateway.memory {
-        let _ = writeln!(
-            md,
-            "| gateway peak RSS (VmHWM) | {:.1} MiB | | idle after start {:.1} MiB |",
-            m.peak_kib as f64 / 1024.0,
-            m.idle_rss_kib as f64 / 1024.0
-        );
+    for (name, value, target, verdict) in lookups.ratios() {
+        let _ = writeln!(md, "| {name} | {value} | {target} | {verdict} |");
     }
     let _ = writeln!(
         md,
-        "\n| adapter instantiation + call | mean µs | p50 µs | p99 µs | max µs | target 50 µs (mean / p99) |"
+        "\n| adapter instantiation + call ({} calls) | mean µs | p50 µs | p99 µs | max µs | \
+         target 50 µs (mean / p99) |",
+        instantiation.calls
     );
     let _ = writeln!(md, "| --- | ---: | ---: | ---: | ---: | --- |");
     for t in &instantiation.timings {
