@@ -151,7 +151,39 @@ fn bench(root: &Path, extra: &[String]) -> anyhow::Result<()> {
         ])
         .args(extra)
         .env("GATEWAY_ADAPTERS_DIR", adapters_dir(root));
-    run(bench)
+    run(bench)?;
+    // Case throughput and 企业开办 latency: on SQLite, then acceptance on PostgreSQL if named.
+    let mut cases = cargo();
+    cases
+        .args([
+            "run",
+            "--release",
+            "-p",
+            "integration-tests",
+            "--bin",
+            "bench_cases",
+        ])
+        .env("GATEWAY_ADAPTERS_DIR", adapters_dir(root));
+    run(cases)?;
+    if std::env::var("GATEWAY_TEST_POSTGRES_URL").is_ok_and(|u| !u.is_empty()) {
+        let mut on_postgres = cargo();
+        on_postgres
+            .args([
+                "run",
+                "--release",
+                "-p",
+                "integration-tests",
+                "--bin",
+                "bench_cases",
+                "--",
+                "--cases",
+                "0",
+            ])
+            .env("GATEWAY_ADAPTERS_DIR", adapters_dir(root))
+            .env("GATEWAY_TEST_STORE", "postgres");
+        run(on_postgres)?;
+    }
+    Ok(())
 }
 
 /// Child processes that are killed when the demo ends, however it ends.

@@ -11,8 +11,11 @@
 //!    through the gateway library, timed over sequential `hostile.echo` and `hostile.state` calls
 //!    (instantiate + call, no host call).
 //!
+//! Each path is also run unloaded (one worker) for its latency without queueing.
+//!
 //! Everything runs on one machine, load generator included; the output says so. Flags:
-//! `--concurrency` (32), `--seconds` (10), `--warmup-seconds` (1), `--calls` (20000).
+//! `--concurrency` (32), `--seconds` (10), `--warmup-seconds` (1), `--unloaded-seconds` (3, 0
+//! skips the unloaded runs), `--calls` (20000). See BENCHMARKS.md for the method and a reading.
 
 use anyhow::{Context, bail};
 use clap::Parser;
