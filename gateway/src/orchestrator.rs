@@ -542,15 +542,23 @@ impl Orchestrator {
         let result = match outcome {
             Ok(receipt) => {
                 let state = state_of(receipt.state);
-                self.record(
-                    step,
-                    state,
-                    Some(&receipt.reference),
-                    Some(&receipt.outputs),
-                    receipt.message.as_deref(),
-                    "submitted",
-                )
-                .await
+                let recorded = self
+                    .record(
+                        step,
+                        state,
+                        Some(&receipt.reference),
+                        Some(&receipt.outputs),
+                        receipt.message.as_deref(),
+                        "submitted",
+                    )
+                    .await;
+                match recorded {
+                    Ok(()) => {
+                        self.apply_held_callback(&step.department, &receipt.reference)
+                            .await
+                    }
+                    failed => failed,
+                }
             }
             Err(CallError::Adapter(AdapterError::Rejected(r))) => {
                 let message = format!("{}: {}", r.code, crate::redact::redact(&r.message));
@@ -729,6 +737,35 @@ impl Orchestrator {
         .await
     }
 
+    /// Apply a callback that arrived before the submission's answer, now that the step has its
+    /// reference.
+    async fn apply_held_callback(
+        &self,
+        department: &str,
+        reference: &str,
+    ) -> Result<(), crate::store::StoreError> {
+        let Some(held) = self.store.take_callback(department, reference).await? else {
+            return Ok(());
+        };
+        let Some(step) = self.store.step_by_reference(department, reference).await? else {
+            return Ok(());
+        };
+        if step.state.is_final() {
+            return Ok(());
+        }
+        let state = StepState::parse(held["state"].as_str().unwrap_or_default());
+        let outputs = held["outputs"].as_str().unwrap_or("{}");
+        self.record(
+            &step,
+            state,
+            Some(reference),
+            Some(outputs),
+            held["message"].as_str(),
+            "callback",
+        )
+        .await
+    }
+
     /// A department called back: let its adapter read the call, then record the status.
     pub async fn callback(
         &self,
@@ -746,14 +783,24 @@ impl Orchestrator {
             .on_callback(request)
             .await
             .map_err(|e| ApiError::from_call(department, e))?;
-        let step = self
+        let Some(step) = self
             .store
             .step_by_reference(department, &report.reference)
             .await?
-            .ok_or_else(|| ApiError::NotFound {
-                what: "reference",
-                id: report.reference.clone(),
-            })?;
+        else {
+            // The department decided before its answer to our submission arrived: keep the
+            // decision until the submission's answer names the reference.
+            let held = json!({
+                "state": state_of(report.state).as_str(),
+                "message": report.message,
+                "outputs": report.outputs,
+            });
+            self.store
+                .hold_callback(department, &report.reference, &held)
+                .await?;
+            tracing::info!(%department, reference = %report.reference, "callback arrived before the submission's answer; held");
+            return Ok(());
+        };
         if step.state.is_final() {
             // Departments repeat callbacks; the first decision stands.
             return Ok(());

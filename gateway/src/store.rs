@@ -55,7 +55,8 @@ impl StepState {
         }
     }
 
-    fn parse(s: &str) -> StepState {
+    /// The state a stored text names (unknown text reads as pending).
+    pub fn parse(s: &str) -> StepState {
         match s {
             "waiting" => StepState::Waiting,
             "accepted" => StepState::Accepted,
@@ -248,6 +249,14 @@ const SCHEMA: &[&str] = &[
         message TEXT
     )",
     "CREATE INDEX IF NOT EXISTS events_by_case ON events (case_id, id)",
+    // A department may call back before its answer to the submission reached the gateway.
+    "CREATE TABLE IF NOT EXISTS early_callbacks (
+        department TEXT NOT NULL,
+        reference TEXT NOT NULL,
+        report TEXT NOT NULL,
+        received_at BIGINT NOT NULL,
+        PRIMARY KEY (department, reference)
+    )",
     // A repeated POST with the same Idempotency-Key finds the first case; NULLs do not collide.
     "CREATE UNIQUE INDEX IF NOT EXISTS cases_by_idempotency_key ON cases (idempotency_key)",
 ];
@@ -732,6 +741,49 @@ impl Store {
         }
         tx.commit().await?;
         Ok(done)
+    }
+
+    /// Keep a callback whose reference no step has yet (the department answered the submission
+    /// more slowly than it called back); the first one for a reference is kept.
+    pub async fn hold_callback(
+        &self,
+        department: &str,
+        reference: &str,
+        report: &serde_json::Value,
+    ) -> Result<()> {
+        sqlx::query(
+            "INSERT INTO early_callbacks (department, reference, report, received_at) VALUES ($1, $2, $3, $4)
+             ON CONFLICT DO NOTHING",
+        )
+        .bind(department)
+        .bind(reference)
+        .bind(report.to_string())
+        .bind(now_ms())
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    /// Take a held callback for a reference, if one arrived early.
+    pub async fn take_callback(
+        &self,
+        department: &str,
+        reference: &str,
+    ) -> Result<Option<serde_json::Value>> {
+        let row = sqlx::query(
+            "SELECT report FROM early_callbacks WHERE department = $1 AND reference = $2",
+        )
+        .bind(department)
+        .bind(reference)
+        .fetch_optional(&self.pool)
+        .await?;
+        let Some(row) = row else { return Ok(None) };
+        sqlx::query("DELETE FROM early_callbacks WHERE department = $1 AND reference = $2")
+            .bind(department)
+            .bind(reference)
+            .execute(&self.pool)
+            .await?;
+        Ok(serde_json::from_str(&row.get::<String, _>("report")).ok())
     }
 
     /// The connection pool, for modules that keep tables of their own (deadlines, licences).

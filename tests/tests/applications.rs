@@ -245,3 +245,43 @@ async fn malformed_json_and_unknown_services_get_the_error_format() {
         .await;
     assert_eq!(status, 404);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_callback_that_overtakes_the_submission_answer_is_kept_and_applied() {
+    // The department decides after 50 ms but answers the submission only after 600 ms: its
+    // callback reaches the gateway before the gateway knows the application number.
+    let env = Env::start_with(integration_tests::Setup {
+        ticket_delay: Some(Duration::from_millis(50)),
+        ..Default::default()
+    })
+    .await
+    .unwrap();
+    env.departments
+        .market_regulation
+        .set_faults(departments::Faults {
+            latency_ms: 600,
+            ..Default::default()
+        });
+    let case_id = env
+        .apply(
+            "market-regulation.business-licence",
+            &licence_form("福州抢先回调测试有限公司"),
+        )
+        .await;
+    // Polling runs every 5 s for this department: only the held callback can finish it sooner.
+    let view = env
+        .wait_for_case(&case_id, Duration::from_secs(4), |v| {
+            step_state(v) == "approved"
+        })
+        .await;
+    assert!(
+        timeline_kinds(&view).contains(&"callback".to_string()),
+        "{view:#}"
+    );
+    assert_eq!(
+        view["matters"][0]["outputs"]["credit_code"]
+            .as_str()
+            .map(str::len),
+        Some(18)
+    );
+}
