@@ -94,7 +94,8 @@ fn test(root: &Path, extra: &[String]) -> anyhow::Result<()> {
     build_adapters()?;
     // The crash tests run the gateway binary as a process of its own.
     let mut gateway = cargo();
-    gateway.args(["build", "-p", "gateway", "--bin", "gateway"]);
+    // The whole workspace, so features unify as in the test run and nothing is built twice.
+    gateway.args(["build", "--workspace", "--bins"]);
     run(gateway)?;
     let with_fixtures = |command: &mut Command| {
         command
@@ -109,7 +110,7 @@ fn test(root: &Path, extra: &[String]) -> anyhow::Result<()> {
     if std::env::var("GATEWAY_TEST_POSTGRES_URL").is_ok_and(|u| !u.is_empty()) {
         let mut on_postgres = cargo();
         on_postgres
-            .args(["test", "-p", "integration-tests"])
+            .args(["test", "--workspace"])
             .args(extra)
             .env("GATEWAY_TEST_STORE", "postgres");
         with_fixtures(&mut on_postgres);
