@@ -508,3 +508,10 @@ pub fn free_port() -> u16 {
         .map(|a| a.port())
         .expect("a free port")
 }
+
+/// An HTTP client for tests that talk to the gateway without an [`Env`] (the fixture's rustls
+/// provider is installed first).
+pub fn client() -> reqwest::Client {
+    init_tracing();
+    reqwest::Client::new()
+}

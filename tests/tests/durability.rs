@@ -275,7 +275,7 @@ async fn a_gateway_killed_mid_delivery_loses_nothing_and_duplicates_nothing() {
     .unwrap();
     let (store, _db) = store_url(dir.path()).await;
     let config = process_setup(&departments, dir.path(), &store, "node-a").await;
-    let http = reqwest::Client::new();
+    let http = integration_tests::client();
     let gateway = GatewayProcess::spawn(&config).await.unwrap();
     // Slow answers: the department takes each filing at once and answers 1.5 s later.
     departments.public_security.set_faults(Faults {
@@ -347,7 +347,7 @@ async fn two_nodes_share_the_work_and_one_takes_over_when_the_other_dies() {
     .await
     .unwrap();
     let (store, _db) = store_url(dir.path()).await;
-    let http = reqwest::Client::new();
+    let http = integration_tests::client();
     let a = GatewayProcess::spawn(&process_setup(&departments, dir.path(), &store, "node-a").await)
         .await
         .unwrap();
@@ -439,4 +439,66 @@ async fn operators_see_deliveries_dead_letters_and_lights_in_metrics() {
         has("gateway_steps_by_light{department=\"tax\",light=\"green\"}"),
         "every department's lights are there: {metrics}"
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigterm_lets_a_delivery_in_flight_finish_before_the_process_exits() {
+    let dir = tempfile::tempdir().unwrap();
+    let departments = departments::start(departments::Options {
+        cert_dir: dir.path().join("certs"),
+        ..Default::default()
+    })
+    .await
+    .unwrap();
+    let (store, _db) = store_url(dir.path()).await;
+    let config = process_setup(&departments, dir.path(), &store, "node-a").await;
+    let http = integration_tests::client();
+    let gateway = GatewayProcess::spawn(&config).await.unwrap();
+    departments.public_security.set_faults(Faults {
+        latency_ms: 1_500,
+        ..Faults::default()
+    });
+    let response = http
+        .post(format!(
+            "{}/api/v1/services/public-security.seal-filing/applications",
+            gateway.url
+        ))
+        .json(&seal_form())
+        .send()
+        .await
+        .unwrap();
+    let case_id = response.json::<Value>().await.unwrap()["case_id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+    while departments.public_security.applications() == 0 {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "no delivery started"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    // The department holds its answer for 1.5 s; the grace is 5 s: the call finishes and is recorded.
+    assert!(gateway.terminate().await.success());
+    departments.public_security.set_faults(Faults::default());
+    let gateway = GatewayProcess::spawn(&config).await.unwrap();
+    let view: Value = http
+        .get(format!("{}/api/v1/cases/{case_id}", gateway.url))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(
+        view["status"], "completed",
+        "recorded before the process exited: {view:#}"
+    );
+    assert_eq!(
+        departments.public_security.received("kzba"),
+        1,
+        "nothing was sent again after the restart"
+    );
+    gateway.kill().await;
 }
