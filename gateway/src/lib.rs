@@ -84,7 +84,11 @@ impl Gateway {
     /// catalogue, bind the listener, start the dispatcher and the poller.
     pub async fn start(config: config::Config) -> anyhow::Result<Gateway> {
         telemetry::handle();
-        let cache_dir = config.plugins.cache_dir.as_ref().map(|d| config.resolve(d));
+        // wasmtime's cache wants an absolute directory; config paths are relative to the file.
+        let cache_dir = match &config.plugins.cache_dir {
+            Some(dir) => Some(std::path::absolute(config.resolve(dir))?),
+            None => None,
+        };
         let engine = host::PluginEngine::new(256, cache_dir.as_deref())?;
         let store = store::Store::open(&config.store.url).await?;
         licences::migrate(store.pool()).await?;
