@@ -3,7 +3,29 @@
 //! Pre-review tells the applicant every problem at once (一次性告知), so an adapter's `validate`
 //! collects problems in a [`Checker`] instead of returning at the first.
 
+use serde::Deserialize;
 use serde::de::DeserializeOwned;
+
+/// A natural person in a unified payload: an applicant, a legal representative, a buyer.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(default)]
+pub struct Person {
+    /// Name as on the identity card.
+    pub name: Option<String>,
+    /// Resident identity number.
+    pub id_number: Option<String>,
+}
+
+/// A trimmed, non-blank value, if there is one.
+pub fn present(value: &Option<String>) -> Option<&str> {
+    value.as_deref().map(str::trim).filter(|v| !v.is_empty())
+}
+
+/// A person's trimmed name and identity number, each if present.
+pub fn person(p: &Option<Person>) -> (Option<&str>, Option<&str>) {
+    p.as_ref()
+        .map_or((None, None), |p| (present(&p.name), present(&p.id_number)))
+}
 
 /// One problem with one field.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -2,7 +2,8 @@
 //! requests and answers, licence and food permit applications, callbacks and enterprise
 //! lookups. Nothing here calls the host.
 
-use sdk::payload::{Checker, FieldProblem};
+pub use sdk::payload::Person;
+use sdk::payload::{Checker, FieldProblem, person, present};
 use sdk::{AdapterError, FieldError, Receipt, Rejection, StatusReport, StepState};
 use serde::Deserialize;
 use serde_json::{Value, json};
@@ -24,14 +25,6 @@ pub const FOOD_PERMITS_PATH: &str = "/api/food-permits";
 pub const TOKEN_CACHE_KEY: &str = "token";
 /// The token is dropped from the cache this long before the department expires it.
 pub const TOKEN_MARGIN_SECS: u64 = 30;
-
-/// A natural person in a unified payload.
-#[derive(Debug, Default, Deserialize)]
-#[serde(default)]
-pub struct Person {
-    pub name: Option<String>,
-    pub id_number: Option<String>,
-}
 
 /// Unified payload of `market-regulation.business-licence`.
 #[derive(Debug, Default, Deserialize)]
@@ -64,16 +57,6 @@ pub struct FoodPermit {
 #[serde(default)]
 pub struct EnterpriseQuery {
     pub credit_code: Option<String>,
-}
-
-/// A trimmed, non-blank value.
-fn present(value: &Option<String>) -> Option<&str> {
-    value.as_deref().map(str::trim).filter(|v| !v.is_empty())
-}
-
-fn person(p: &Option<Person>) -> (Option<&str>, Option<&str>) {
-    p.as_ref()
-        .map_or((None, None), |p| (present(&p.name), present(&p.id_number)))
 }
 
 impl Licence {

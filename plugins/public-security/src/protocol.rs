@@ -1,7 +1,8 @@
 //! The public-security system's protocol as pure functions: payload checks, `<request>`
 //! documents, and reading `<response>` documents. Nothing here calls the host.
 
-use sdk::payload::{Checker, FieldProblem};
+pub use sdk::payload::Person;
+use sdk::payload::{Checker, FieldProblem, person, present};
 use sdk::xml::Node;
 use sdk::{AdapterError, FieldError, Receipt, Rejection, StatusReport, StepState};
 use serde::Deserialize;
@@ -21,14 +22,6 @@ pub const CONTENT_TYPE: &str = "application/xml; charset=UTF-8";
 /// The seal kind filed when the payload names none.
 pub const DEFAULT_SEAL: &str = "法定名称章";
 
-/// A natural person in a unified payload.
-#[derive(Debug, Default, Deserialize)]
-#[serde(default)]
-pub struct Person {
-    pub name: Option<String>,
-    pub id_number: Option<String>,
-}
-
 /// Unified payload of `public-security.seal-filing`.
 #[derive(Debug, Default, Deserialize)]
 #[serde(default)]
@@ -37,16 +30,6 @@ pub struct SealFiling {
     pub enterprise_name: Option<String>,
     pub legal_representative: Option<Person>,
     pub seal_types: Option<Vec<String>>,
-}
-
-/// A trimmed, non-blank value.
-fn present(value: &Option<String>) -> Option<&str> {
-    value.as_deref().map(str::trim).filter(|v| !v.is_empty())
-}
-
-fn person(p: &Option<Person>) -> (Option<&str>, Option<&str>) {
-    p.as_ref()
-        .map_or((None, None), |p| (present(&p.name), present(&p.id_number)))
 }
 
 impl SealFiling {

@@ -1,7 +1,8 @@
 //! The real-estate registry's protocol as pure functions: payload checks, SOAP 1.1 envelopes in
 //! GBK, and reading answers and faults. Nothing here calls the host.
 
-use sdk::payload::{Checker, FieldProblem};
+pub use sdk::payload::Person;
+use sdk::payload::{Checker, FieldProblem, person, present};
 use sdk::xml::{Node, SoapFault};
 use sdk::{AdapterError, FieldError, Receipt, Rejection, StatusReport, StepState};
 use serde::Deserialize;
@@ -18,14 +19,6 @@ pub const SERVICE_PATH: &str = "/services/BdcService";
 pub const BDC_NS: &str = "http://bdc.gov.cn/ws";
 /// `Content-Type` of every request.
 pub const CONTENT_TYPE: &str = "text/xml; charset=GBK";
-
-/// A natural person in a unified payload.
-#[derive(Debug, Default, Deserialize)]
-#[serde(default)]
-pub struct Person {
-    pub name: Option<String>,
-    pub id_number: Option<String>,
-}
 
 /// Unified payload of `real-estate.transfer`.
 #[derive(Debug, Default, Deserialize)]
@@ -44,16 +37,6 @@ pub struct Transfer {
 pub struct PropertyQuery {
     pub certificate_number: Option<String>,
     pub unit_number: Option<String>,
-}
-
-/// A trimmed, non-blank value.
-fn present(value: &Option<String>) -> Option<&str> {
-    value.as_deref().map(str::trim).filter(|v| !v.is_empty())
-}
-
-fn person(p: &Option<Person>) -> (Option<&str>, Option<&str>) {
-    p.as_ref()
-        .map_or((None, None), |p| (present(&p.name), present(&p.id_number)))
 }
 
 /// Text the department can only take in GBK.

@@ -2,7 +2,8 @@
 //! canonical string, and reading answers. Nothing here calls the host, so all of it runs in
 //! native unit tests.
 
-use sdk::payload::{Checker, FieldProblem};
+pub use sdk::payload::Person;
+use sdk::payload::{Checker, FieldProblem, person, present};
 use sdk::{AdapterError, Receipt, Rejection, StatusReport, StepState};
 use serde::Deserialize;
 use serde_json::{Value, json};
@@ -20,14 +21,6 @@ pub const SWDJ_PATH: &str = "/api/v1/swdj";
 pub const QSSB_PATH: &str = "/api/v1/qssb";
 /// 清税查询 path.
 pub const QSCX_PATH: &str = "/api/v1/qscx";
-
-/// A natural person in a unified payload.
-#[derive(Debug, Default, Deserialize)]
-#[serde(default)]
-pub struct Person {
-    pub name: Option<String>,
-    pub id_number: Option<String>,
-}
 
 /// Unified payload of `tax.registration`.
 #[derive(Debug, Default, Deserialize)]
@@ -59,11 +52,6 @@ pub struct DeedTax {
 #[serde(default)]
 pub struct ClearanceQuery {
     pub taxpayer_id: Option<String>,
-}
-
-/// A trimmed, non-blank value.
-fn present(value: &Option<String>) -> Option<&str> {
-    value.as_deref().map(str::trim).filter(|v| !v.is_empty())
 }
 
 impl Registration {
@@ -102,11 +90,6 @@ impl Registration {
             "jyfw": present(&self.business_scope).unwrap_or_default(),
         })
     }
-}
-
-fn person(p: &Option<Person>) -> (Option<&str>, Option<&str>) {
-    p.as_ref()
-        .map_or((None, None), |p| (present(&p.name), present(&p.id_number)))
 }
 
 /// An amount as the department writes it (`jyjg`, `mj`): two decimals.
