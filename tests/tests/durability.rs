@@ -239,6 +239,36 @@ async fn store_url(dir: &std::path::Path) -> (String, Option<integration_tests::
     }
 }
 
+/// Apply for a seal filing at a gateway process; the case id.
+async fn submit_seal(http: &reqwest::Client, gateway: &str, form: &Value) -> String {
+    let response = http
+        .post(format!(
+            "{gateway}/api/v1/services/public-security.seal-filing/applications"
+        ))
+        .json(form)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status().as_u16(), 202);
+    response.json::<Value>().await.unwrap()["case_id"]
+        .as_str()
+        .unwrap()
+        .to_string()
+}
+
+/// Wait until the department has taken a first application (it answers later: a delivery is
+/// then in flight). The department lives in this process but records arrivals without a signal.
+async fn first_application_taken(department: &departments::Department) {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+    while department.applications() == 0 {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "no delivery started"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
 async fn wait_all_completed(http: &reqwest::Client, url: &str, cases: &[String]) {
     let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
     for case_id in cases {
@@ -286,32 +316,10 @@ async fn a_gateway_killed_mid_delivery_loses_nothing_and_duplicates_nothing() {
     for i in 0..5 {
         let mut form = seal_form();
         form["seal_types"] = json!([format!("合同专用章{i}")]);
-        let response = http
-            .post(format!(
-                "{}/api/v1/services/public-security.seal-filing/applications",
-                gateway.url
-            ))
-            .json(&form)
-            .send()
-            .await
-            .unwrap();
-        assert_eq!(response.status().as_u16(), 202);
-        cases.push(
-            response.json::<Value>().await.unwrap()["case_id"]
-                .as_str()
-                .unwrap()
-                .to_string(),
-        );
+        cases.push(submit_seal(&http, &gateway.url, &form).await);
     }
     // Wait until the department has taken at least one, then cut the power.
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
-    while departments.public_security.applications() == 0 {
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "no delivery started"
-        );
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    first_application_taken(&departments.public_security).await;
     gateway.kill().await;
     departments.public_security.set_faults(Faults::default());
 
@@ -363,30 +371,9 @@ async fn two_nodes_share_the_work_and_one_takes_over_when_the_other_dies() {
         let node = if i % 2 == 0 { &a.url } else { &b.url };
         let mut form = seal_form();
         form["seal_types"] = json!([format!("发票专用章{i}")]);
-        let response = http
-            .post(format!(
-                "{node}/api/v1/services/public-security.seal-filing/applications"
-            ))
-            .json(&form)
-            .send()
-            .await
-            .unwrap();
-        assert_eq!(response.status().as_u16(), 202);
-        cases.push(
-            response.json::<Value>().await.unwrap()["case_id"]
-                .as_str()
-                .unwrap()
-                .to_string(),
-        );
+        cases.push(submit_seal(&http, node, &form).await);
     }
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
-    while departments.public_security.applications() == 0 {
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "no delivery started"
-        );
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    first_application_taken(&departments.public_security).await;
     a.kill().await;
     departments.public_security.set_faults(Faults::default());
     // Node B finishes everything, including what A had claimed, once A's claims expire.
@@ -458,27 +445,8 @@ async fn sigterm_lets_a_delivery_in_flight_finish_before_the_process_exits() {
         latency_ms: 1_500,
         ..Faults::default()
     });
-    let response = http
-        .post(format!(
-            "{}/api/v1/services/public-security.seal-filing/applications",
-            gateway.url
-        ))
-        .json(&seal_form())
-        .send()
-        .await
-        .unwrap();
-    let case_id = response.json::<Value>().await.unwrap()["case_id"]
-        .as_str()
-        .unwrap()
-        .to_string();
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
-    while departments.public_security.applications() == 0 {
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "no delivery started"
-        );
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    let case_id = submit_seal(&http, &gateway.url, &seal_form()).await;
+    first_application_taken(&departments.public_security).await;
     // The department holds its answer for 1.5 s; the grace is 5 s: the call finishes and is recorded.
     assert!(gateway.terminate().await.success());
     departments.public_security.set_faults(Faults::default());
