@@ -57,6 +57,20 @@ pub fn parse<T: DeserializeOwned>(payload: &str) -> Result<T, PayloadError> {
     })
 }
 
+/// Parse a payload into `T` and run its checks: the value, or every problem found.
+pub fn parse_checked<T: DeserializeOwned>(
+    payload: &str,
+    check: impl FnOnce(&T) -> Vec<FieldProblem>,
+) -> Result<T, Vec<FieldProblem>> {
+    let value: T = parse(payload).map_err(|e| e.problems)?;
+    let problems = check(&value);
+    if problems.is_empty() {
+        Ok(value)
+    } else {
+        Err(problems)
+    }
+}
+
 /// Collects field problems; [`Checker::finish`] turns them into one answer.
 #[derive(Debug, Default)]
 pub struct Checker {

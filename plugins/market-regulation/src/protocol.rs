@@ -156,24 +156,12 @@ impl FoodPermit {
 
 /// Parse and check a `market-regulation.food-permit` payload.
 pub fn food_permit(payload: &str) -> Result<FoodPermit, Vec<FieldProblem>> {
-    let p: FoodPermit = sdk::payload::parse(payload).map_err(|e| e.problems)?;
-    let problems = p.check();
-    if problems.is_empty() {
-        Ok(p)
-    } else {
-        Err(problems)
-    }
+    sdk::payload::parse_checked(payload, FoodPermit::check)
 }
 
 /// Parse and check a `market-regulation.business-licence` payload.
 pub fn licence(payload: &str) -> Result<Licence, Vec<FieldProblem>> {
-    let l: Licence = sdk::payload::parse(payload).map_err(|e| e.problems)?;
-    let problems = l.check();
-    if problems.is_empty() {
-        Ok(l)
-    } else {
-        Err(problems)
-    }
+    sdk::payload::parse_checked(payload, Licence::check)
 }
 
 /// `validate` for any matter name.

@@ -94,13 +94,7 @@ pub fn document(children: &[(&str, &str)]) -> String {
 
 /// Parse and check a `public-security.seal-filing` payload.
 pub fn seal_filing(payload: &str) -> Result<SealFiling, Vec<FieldProblem>> {
-    let f: SealFiling = sdk::payload::parse(payload).map_err(|e| e.problems)?;
-    let problems = f.check();
-    if problems.is_empty() {
-        Ok(f)
-    } else {
-        Err(problems)
-    }
+    sdk::payload::parse_checked(payload, SealFiling::check)
 }
 
 /// `validate` for any matter name.

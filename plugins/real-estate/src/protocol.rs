@@ -128,13 +128,7 @@ impl Transfer {
 
 /// Parse and check a `real-estate.transfer` payload.
 pub fn transfer(payload: &str) -> Result<Transfer, Vec<FieldProblem>> {
-    let t: Transfer = sdk::payload::parse(payload).map_err(|e| e.problems)?;
-    let problems = t.check();
-    if problems.is_empty() {
-        Ok(t)
-    } else {
-        Err(problems)
-    }
+    sdk::payload::parse_checked(payload, Transfer::check)
 }
 
 /// `validate` for any matter name.

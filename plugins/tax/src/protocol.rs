@@ -163,24 +163,12 @@ impl DeedTax {
 
 /// Parse and check a `tax.deed-tax` payload: the return, or every problem.
 pub fn deed_tax(payload: &str) -> Result<DeedTax, Vec<FieldProblem>> {
-    let d: DeedTax = sdk::payload::parse(payload).map_err(|e| e.problems)?;
-    let problems = d.check();
-    if problems.is_empty() {
-        Ok(d)
-    } else {
-        Err(problems)
-    }
+    sdk::payload::parse_checked(payload, DeedTax::check)
 }
 
 /// Parse and check a `tax.registration` payload: the registration, or every problem.
 pub fn registration(payload: &str) -> Result<Registration, Vec<FieldProblem>> {
-    let r: Registration = sdk::payload::parse(payload).map_err(|e| e.problems)?;
-    let problems = r.check();
-    if problems.is_empty() {
-        Ok(r)
-    } else {
-        Err(problems)
-    }
+    sdk::payload::parse_checked(payload, Registration::check)
 }
 
 /// `validate` for any matter name.
