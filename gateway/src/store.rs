@@ -541,51 +541,36 @@ impl Store {
     /// Release a waiting step for delivery with its input; false if it was no longer waiting
     /// (another task released or blocked it first).
     pub async fn release_step(&self, step: &StepRecord, input: &str) -> Result<bool> {
-        let now = now_ms();
-        let mut tx = self.pool.begin().await?;
-        let done = sqlx::query(
-            "UPDATE steps SET state = 'pending', input = $1, next_attempt_at = $2, updated_at = $3
-             WHERE case_id = $4 AND step = $5 AND state = 'waiting'",
-        )
-        .bind(input)
-        .bind(now)
-        .bind(now)
-        .bind(&step.case_id)
-        .bind(&step.step)
-        .execute(&mut *tx)
-        .await?
-        .rows_affected()
-            == 1;
-        if done {
-            let message = "前置事项已办结，本事项开始办理";
-            insert_event(
-                &mut tx,
-                &step.case_id,
-                now,
-                &Event {
-                    step: Some(&step.step),
-                    department: Some(&step.department),
-                    kind: "ready",
-                    state: Some("pending"),
-                    message: Some(message),
-                },
-                None,
-            )
-            .await?;
-        }
-        tx.commit().await?;
-        Ok(done)
+        let message = "前置事项已办结，本事项开始办理";
+        self.leave_waiting(step, StepState::Pending, Some(input), message, "ready")
+            .await
     }
 
     /// Block a waiting step, with the reason; false if it was no longer waiting.
     pub async fn block_step(&self, step: &StepRecord, message: &str) -> Result<bool> {
+        self.leave_waiting(step, StepState::Blocked, None, message, "blocked")
+            .await
+    }
+
+    /// Move a step out of `waiting` with its event, only if it is still waiting.
+    async fn leave_waiting(
+        &self,
+        step: &StepRecord,
+        state: StepState,
+        input: Option<&str>,
+        message: &str,
+        kind: &str,
+    ) -> Result<bool> {
         let now = now_ms();
         let mut tx = self.pool.begin().await?;
         let done = sqlx::query(
-            "UPDATE steps SET state = 'blocked', message = $1, updated_at = $2
-             WHERE case_id = $3 AND step = $4 AND state = 'waiting'",
+            "UPDATE steps SET state = $1, input = COALESCE($2, input), message = $3, next_attempt_at = $4,
+             updated_at = $5 WHERE case_id = $6 AND step = $7 AND state = 'waiting'",
         )
+        .bind(state.as_str())
+        .bind(input)
         .bind(message)
+        .bind(now)
         .bind(now)
         .bind(&step.case_id)
         .bind(&step.step)
@@ -594,20 +579,14 @@ impl Store {
         .rows_affected()
             == 1;
         if done {
-            insert_event(
-                &mut tx,
-                &step.case_id,
-                now,
-                &Event {
-                    step: Some(&step.step),
-                    department: Some(&step.department),
-                    kind: "blocked",
-                    state: Some("blocked"),
-                    message: Some(message),
-                },
-                None,
-            )
-            .await?;
+            let event = Event {
+                step: Some(&step.step),
+                department: Some(&step.department),
+                kind,
+                state: Some(state.as_str()),
+                message: Some(message),
+            };
+            insert_event(&mut tx, &step.case_id, now, &event, None).await?;
         }
         tx.commit().await?;
         Ok(done)
