@@ -20,6 +20,9 @@ pub mod cache;
 pub mod config;
 pub mod http;
 pub mod log;
+// Natively only: a wasm32 component talks to the real host.
+#[cfg(not(target_arch = "wasm32"))]
+pub mod testing;
 
 pub use wit::Guest as Adapter;
 pub use wit::gov::adapter::types::{

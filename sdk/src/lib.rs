@@ -25,7 +25,10 @@
 //! - [`sign`]: HMAC-SHA256, HMAC-SM3, SM3, SHA-256, base64, nonces: what department signatures use.
 //! - [`xml`]: building and reading department XML, including GBK/GB18030 bodies and SOAP 1.1.
 //! - [`payload`]: reading the unified JSON payload into typed structs, with field errors.
-//! - `http`, `config`, `cache`, `log` (feature `guest`): the host's imports, wrapped.
+//! - `http`, `config`, `cache`, `log` (feature `guest`): the host's imports, wrapped. Compiled
+//!   natively they answer from the test harness instead, since only a component has the imports.
+//! - `testing` (feature `guest`, native targets): the test harness, a scripted department, so an
+//!   adapter's protocol handling is unit-tested with plain `cargo test`.
 //! - `wit` (hidden): the bindings generated from `wit/adapter.wit`.
 #![deny(missing_docs)]
 
