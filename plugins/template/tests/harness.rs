@@ -1,0 +1,144 @@
+//! The adapter's exports against a scripted department (`sdk::testing`): each test names the
+//! requests the adapter must send and the answers the department gives, then calls the export
+//! as the gateway would.
+
+use example_adapter::Example;
+use example_adapter::protocol::{APPLICATION, RECORD};
+use sdk::http::HttpError;
+use sdk::testing::{Exchange, Harness};
+use sdk::{Adapter, AdapterError, StepState, Submission};
+use serde_json::{Value, json};
+
+fn submission(payload: Value) -> Submission {
+    Submission {
+        case_id: "case-1".into(),
+        matter: APPLICATION.into(),
+        idempotency_key: "key-1".into(),
+        payload: payload.to_string(),
+        callback_url: "http://gateway/callbacks/example".into(),
+    }
+}
+
+fn good_application() -> Value {
+    json!({
+        "applicant": {"name": "张三", "id_number": "11010519491231002X"},
+        "address": "福州市鼓楼区五四路2号",
+    })
+}
+
+#[test]
+fn submit_files_the_application_with_the_api_key() {
+    let harness = Harness::new().setting("api-key", "k-1").expect(
+        Exchange::post("/api/applications")
+            .header("X-Api-Key", "k-1")
+            .header("Content-Type", "application/json")
+            .body_json(|body| {
+                assert_eq!(body["requestId"], "key-1");
+                assert_eq!(body["applicantName"], "张三");
+                assert_eq!(body["applicantIdNumber"], "11010519491231002X");
+            })
+            .respond_json(
+                202,
+                &json!({"applicationNo": "A-0001", "status": "RECEIVED"}),
+            ),
+    );
+    let receipt = Example::submit(submission(good_application())).unwrap();
+    assert_eq!(receipt.reference, "A-0001");
+    assert_eq!(receipt.state, StepState::Accepted);
+    assert!(harness.logs().iter().any(|l| l.contains("A-0001")));
+    harness.finish();
+}
+
+#[test]
+fn status_reads_the_decision_and_its_outputs() {
+    let harness = Harness::new().setting("api-key", "k-1").expect(
+        Exchange::get("/api/applications/A-0001").respond_json(
+            200,
+            &json!({"applicationNo": "A-0001", "status": "APPROVED", "certificateNo": "C-9"}),
+        ),
+    );
+    let report = Example::status(APPLICATION.into(), "A-0001".into()).unwrap();
+    assert_eq!(report.state, StepState::Approved);
+    assert_eq!(
+        serde_json::from_str::<Value>(&report.outputs).unwrap(),
+        json!({"certificate_no": "C-9"})
+    );
+    harness.finish();
+}
+
+#[test]
+fn lookup_translates_the_record() {
+    let harness = Harness::new().setting("api-key", "k-1").expect(
+        Exchange::post("/api/records/query")
+            .body_json(|body| assert_eq!(body, &json!({"idNumber": "11010519491231002X"})))
+            .respond_json(
+                200,
+                &json!({"name": "张三", "idNumber": "11010519491231002X",
+                        "address": "福州市鼓楼区五四路2号", "registeredOn": "2020-01-02"}),
+            ),
+    );
+    let answer = Example::lookup(
+        RECORD.into(),
+        json!({"id_number": "11010519491231002x"}).to_string(),
+    )
+    .unwrap();
+    let answer: Value = serde_json::from_str(&answer).unwrap();
+    assert_eq!(answer["name"], "张三");
+    assert_eq!(answer["registered_on"], "2020-01-02");
+    harness.finish();
+}
+
+#[test]
+fn no_record_is_rejected_as_not_found() {
+    let harness = Harness::new().setting("api-key", "k-1").expect(
+        Exchange::post("/api/records/query")
+            .respond_json(404, &json!({"code": "NOT_FOUND", "message": "无记录"})),
+    );
+    let error = Example::lookup(
+        RECORD.into(),
+        json!({"id_number": "11010519491231002X"}).to_string(),
+    )
+    .unwrap_err();
+    assert!(matches!(error, AdapterError::Rejected(r) if r.code == "not_found"));
+    harness.finish();
+}
+
+#[test]
+fn a_slow_or_failing_department_is_worth_retrying() {
+    let harness = Harness::new()
+        .setting("api-key", "k-1")
+        .expect(Exchange::post("/api/applications").fail(HttpError::Timeout))
+        .expect(Exchange::post("/api/applications").respond(503, "busy"));
+    let timeout = Example::submit(submission(good_application())).unwrap_err();
+    assert!(matches!(timeout, AdapterError::Timeout(_)));
+    let unavailable = Example::submit(submission(good_application())).unwrap_err();
+    assert!(matches!(unavailable, AdapterError::Unavailable(_)));
+    harness.finish();
+}
+
+#[test]
+fn bad_input_and_missing_settings_send_nothing() {
+    // No exchange is scripted: any request would fail the test.
+    let harness = Harness::new();
+    let invalid = Example::submit(submission(json!({"applicant": {"name": "张三"}}))).unwrap_err();
+    assert!(matches!(invalid, AdapterError::InvalidInput(ref p) if p.len() == 2));
+    let unconfigured = Example::submit(submission(good_application())).unwrap_err();
+    assert!(matches!(unconfigured, AdapterError::Internal(m) if m.contains("api-key")));
+    harness.finish();
+}
+
+#[test]
+fn describe_names_the_department_and_its_schemas() {
+    let d = Example::describe();
+    assert_eq!(d.department, "example");
+    assert_eq!(d.matters[0].code, APPLICATION);
+    assert_eq!(d.lookups[0].name, RECORD);
+    for schema in d
+        .matters
+        .iter()
+        .map(|m| &m.input_schema)
+        .chain(d.lookups.iter().map(|l| &l.input_schema))
+    {
+        serde_json::from_str::<Value>(schema).unwrap();
+    }
+}
