@@ -6,6 +6,8 @@
 //! - `cargo xtask adapters`: build the adapter components only.
 //! - `cargo xtask bench`: run the benchmarks and print their figures (see BENCHMARKS.md).
 //! - `cargo xtask lint`: rustfmt check and clippy with warnings denied.
+//! - `cargo xtask new-adapter <department-id> [--name 中文名] [--out DIR] [--sdk PATH]`: a new
+//!   adapter crate from the template `plugins/template` (see `docs/writing-an-adapter.md`).
 
 use anyhow::{Context, bail};
 use std::net::TcpStream;
@@ -23,6 +25,8 @@ const ADAPTERS: &[&str] = &[
 ];
 
 fn main() -> anyhow::Result<()> {
+    // Where the user ran `cargo xtask`: `new-adapter` resolves its relative `--out` there.
+    let invoked_from = std::env::current_dir()?;
     let root = Path::new(env!("CARGO_MANIFEST_DIR"))
         .parent()
         .context("workspace root")?
@@ -35,8 +39,9 @@ fn main() -> anyhow::Result<()> {
         Some("adapters") => build_adapters(),
         Some("bench") => bench(&root, &args[1..]),
         Some("lint") => lint(),
+        Some("new-adapter") => new_adapter(&root, &invoked_from, &args[1..]),
         _ => {
-            eprintln!("usage: cargo xtask <demo | test | adapters | bench | lint>");
+            eprintln!("usage: cargo xtask <demo | test | adapters | bench | lint | new-adapter>");
             std::process::exit(2);
         }
     }
@@ -268,4 +273,135 @@ Press Ctrl-C to stop.
         }
         std::thread::sleep(Duration::from_millis(500));
     }
+}
+
+const NEW_ADAPTER_USAGE: &str =
+    "usage: cargo xtask new-adapter <department-id> [--name 中文名] [--out DIR] [--sdk PATH]";
+
+/// `new-adapter`: copy `plugins/template` to a crate of its own for a new department.
+///
+/// The template's department id `example` becomes the new id everywhere (crate name, type name,
+/// matter and lookup codes, docs) and its name 示例部门 the `--name`. The copy is a workspace of
+/// its own (an empty `[workspace]` table) depending on the sdk by absolute path, so it builds
+/// wherever it is put; the workspace's `Cargo.lock` comes along so it resolves the versions the
+/// sdk is tested with, offline.
+fn new_adapter(root: &Path, invoked_from: &Path, args: &[String]) -> anyhow::Result<()> {
+    let mut id = None;
+    let mut name = None;
+    let mut out = None;
+    let mut sdk = None;
+    let mut args = args.iter();
+    while let Some(arg) = args.next() {
+        let mut value = |flag: &str| {
+            args.next()
+                .cloned()
+                .with_context(|| format!("{flag} needs a value\n{NEW_ADAPTER_USAGE}"))
+        };
+        match arg.as_str() {
+            "--name" => name = Some(value("--name")?),
+            "--out" => out = Some(invoked_from.join(value("--out")?)),
+            "--sdk" => sdk = Some(invoked_from.join(value("--sdk")?)),
+            flag if flag.starts_with('-') => bail!("unknown option {flag}\n{NEW_ADAPTER_USAGE}"),
+            _ if id.is_some() => bail!("one department id only\n{NEW_ADAPTER_USAGE}"),
+            _ => id = Some(arg.clone()),
+        }
+    }
+    let id = id.context(NEW_ADAPTER_USAGE)?;
+    let valid = id.starts_with(|c: char| c.is_ascii_lowercase())
+        && id.split('-').all(|part| {
+            !part.is_empty()
+                && part
+                    .chars()
+                    .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit())
+        });
+    if !valid {
+        bail!(
+            "department id {id:?}: lowercase ASCII letters and digits in words joined by `-`, starting with a letter (like `real-estate`)"
+        );
+    }
+    let name = name.unwrap_or_else(|| id.clone());
+    let out = out.unwrap_or_else(|| invoked_from.join(format!("{id}-adapter")));
+    if out
+        .read_dir()
+        .is_ok_and(|mut entries| entries.next().is_some())
+    {
+        bail!("{} exists and is not empty", out.display());
+    }
+    let sdk = std::fs::canonicalize(sdk.unwrap_or_else(|| root.join("sdk")))
+        .context("the sdk directory (--sdk)")?;
+    if !sdk.join("Cargo.toml").is_file() {
+        bail!(
+            "{} has no Cargo.toml: pass the sdk's directory with --sdk",
+            sdk.display()
+        );
+    }
+
+    let template = root.join("plugins/template");
+    let snake = id.replace('-', "_");
+    let camel: String = id
+        .split('-')
+        .map(|part| part[..1].to_ascii_uppercase() + &part[1..])
+        .collect();
+    // Longest token first: `example_adapter` is the crate's Rust name, `Example` its type.
+    let rename = |text: &str| {
+        text.replace("example_adapter", &format!("{snake}_adapter"))
+            .replace("Example", &camel)
+            .replace("example", &id)
+            .replace("示例部门", &name)
+    };
+    for dir in ["src", "tests"] {
+        for entry in std::fs::read_dir(template.join(dir))? {
+            let path = entry?.path();
+            let text = std::fs::read_to_string(&path)
+                .with_context(|| format!("reading {}", path.display()))?;
+            let target = out.join(dir).join(path.file_name().context("file name")?);
+            std::fs::create_dir_all(target.parent().context("parent")?)?;
+            std::fs::write(&target, rename(&text))
+                .with_context(|| format!("writing {}", target.display()))?;
+        }
+    }
+    let toml_string = |s: &str| format!("\"{}\"", s.replace('\\', "\\\\").replace('"', "\\\""));
+    let manifest = format!(
+        r#"[package]
+name = "{id}-adapter"
+description = "Adapter for the department `{id}` ({name}) of the 一网通办 integration gateway."
+version = "0.1.0"
+edition = "2024"
+publish = false
+
+[lib]
+# cdylib: the wasm32-wasip2 component; rlib: the native unit and harness tests.
+crate-type = ["cdylib", "rlib"]
+
+[dependencies]
+gateway-sdk = {{ path = {sdk} }}
+serde = {{ version = "1", features = ["derive"] }}
+serde_json = "1"
+
+[lints.rust]
+unsafe_code = "forbid"
+
+# A workspace of its own: it builds wherever it is put. To make it a member of the gateway's
+# workspace instead, delete this table and list the crate in the workspace's `members`.
+[workspace]
+
+# As the gateway's workspace builds its adapters.
+[profile.release]
+codegen-units = 4
+"#,
+        sdk = toml_string(&sdk.to_string_lossy()),
+    );
+    std::fs::write(out.join("Cargo.toml"), manifest)?;
+    std::fs::copy(root.join("Cargo.lock"), out.join("Cargo.lock"))?;
+    println!(
+        "adapter for department `{id}` ({name}) written to {dir}
+
+  cd {dir}
+  cargo test                                        # the harness tests
+  cargo build --release --target wasm32-wasip2      # target/wasm32-wasip2/release/{snake}_adapter.wasm
+
+Then: docs/writing-an-adapter.md (the protocol, the gateway config, loading it).",
+        dir = out.display()
+    );
+    Ok(())
 }
