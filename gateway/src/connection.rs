@@ -45,9 +45,25 @@ pub struct Connection {
     client: reqwest::Client,
     timeout: Duration,
     max_response_bytes: usize,
+    /// No department yet: every request is refused (a component being described before it is
+    /// known which department it is for).
+    unbound: bool,
 }
 
 impl Connection {
+    /// A connection that refuses every request.
+    pub fn unbound() -> anyhow::Result<Arc<Self>> {
+        Ok(Arc::new(Connection {
+            base: reqwest::Url::parse("http://unbound.invalid")?,
+            client: reqwest::Client::builder()
+                .use_preconfigured_tls(crate::tls::no_trust_config()?)
+                .build()?,
+            timeout: Duration::from_secs(1),
+            max_response_bytes: 0,
+            unbound: true,
+        }))
+    }
+
     /// Build the connection for a department from the config (reads its TLS files).
     pub fn new(config: &Config, dept: &DepartmentConfig) -> anyhow::Result<Arc<Self>> {
         let base = reqwest::Url::parse(dept.base_url.trim_end_matches('/'))?;
@@ -67,12 +83,16 @@ impl Connection {
             client: builder.build()?,
             timeout,
             max_response_bytes: dept.max_response_bytes,
+            unbound: false,
         }))
     }
 
     /// The full URL for an adapter's path, or why it is refused.
     pub fn resolve(&self, path: &str) -> Result<reqwest::Url, SendError> {
         let refuse = |why: &str| Err(SendError::Forbidden(format!("path {path:?}: {why}")));
+        if self.unbound {
+            return refuse("no department is bound to this adapter yet");
+        }
         if !path.starts_with('/') || path.starts_with("//") {
             return refuse("must be a path starting with a single `/`, relative to the department");
         }
@@ -198,6 +218,7 @@ mod tests {
                 .unwrap(),
             timeout: Duration::from_secs(1),
             max_response_bytes: 1024,
+            unbound: false,
         }
     }
 

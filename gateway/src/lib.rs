@@ -10,7 +10,7 @@
 //! - [`config`]: the TOML config, checked whole at start-up (file, key, reason).
 //! - [`catalogue`]: matters, services and their schemas; field problems.
 //! - [`host`]: the wasmtime plugin host — engine, per-call instances, limits, host imports.
-//! - [`adapters`]: the loaded adapter of each department, swappable.
+//! - [`adapters`]: each department's adapter versions, hot swaps, staged rollouts, the registry.
 //! - [`connection`]: the host-owned HTTP(S) connection to each department, and its fences.
 //! - [`tls`]: rustls configurations.
 //! - [`store`]: cases, steps and events in SQLite or PostgreSQL.
@@ -20,12 +20,14 @@
 //! - [`admin`]: the operators' routes on their own listener (dead letters, replay).
 //! - [`delivery`]: attempts, concurrency, circuit breaker and claims per department.
 //! - [`licences`]: electronic licences (电子证照) issued by approved steps; the 企业码 view.
+//! - [`cli`]: `gateway plugin …`, the operators' command line for adapter versions.
 //! - [`redact`]: masking of identity and phone numbers in logs and messages.
 
 pub mod adapters;
 pub mod admin;
 pub mod api;
 pub mod catalogue;
+pub mod cli;
 pub mod config;
 pub mod connection;
 pub mod deadlines;
@@ -92,7 +94,7 @@ impl Gateway {
         let engine = host::PluginEngine::new(256, cache_dir.as_deref())?;
         let store = store::Store::open(&config.store.url).await?;
         licences::migrate(store.pool()).await?;
-        let adapters = Arc::new(adapters::Adapters::load_all(&config, &engine).await?);
+        let adapters = adapters::Adapters::start(&config, &engine, store.clone()).await?;
         let catalogue = Arc::new(catalogue::Catalogue::build(&config, &adapters)?);
         let listener = tokio::net::TcpListener::bind(&config.server.listen).await?;
         let addr = listener.local_addr()?;
@@ -113,7 +115,7 @@ impl Gateway {
             .collect();
         let orchestrator = orchestrator::Orchestrator::new(
             store,
-            adapters,
+            adapters.clone(),
             catalogue,
             Arc::new(deadlines::Deadlines::from_config(&config.deadlines)),
             config.public_url(addr),
@@ -132,6 +134,10 @@ impl Gateway {
             tokio::spawn(orchestrator.clone().run_dispatcher()),
             tokio::spawn(orchestrator.clone().run_poller()),
             tokio::spawn(serve(listener, app, stopped.clone())),
+            tokio::spawn(adapters.run_sync(
+                std::time::Duration::from_millis(config.plugins.sync_interval_ms),
+                stopped.clone(),
+            )),
         ];
         let admin_addr = match &config.admin {
             Some(admin) => {

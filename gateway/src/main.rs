@@ -1,4 +1,5 @@
-//! The gateway binary: `gateway serve` runs it, `gateway check` validates a config.
+//! The gateway binary: `gateway serve` runs it, `gateway check` validates a config,
+//! `gateway plugin …` manages adapter versions on a running gateway.
 
 use clap::{Parser, Subcommand};
 use std::path::PathBuf;
@@ -21,6 +22,8 @@ enum Command {
         #[arg(long, default_value = "config/gateway.toml")]
         config: PathBuf,
     },
+    /// Manage adapter versions on a running gateway (through its admin API), sign components.
+    Plugin(gateway::cli::PluginArgs),
     /// Check a config file without starting anything.
     Check {
         /// Config file.
@@ -37,6 +40,7 @@ async fn main() -> anyhow::Result<()> {
         )
         .init();
     match Cli::parse().command {
+        Command::Plugin(args) => gateway::cli::run(args).await?,
         Command::Check { config } => {
             gateway::config::Config::load(&config)?;
             println!("{}: ok", config.display());

@@ -516,6 +516,11 @@ impl Orchestrator {
             callback_url: format!("{}/callbacks/{}", self.public_url, step.department),
         };
         let outcome = adapter.submit(submission).await;
+        if let Err(CallError::Busy(_)) = outcome {
+            // Every instance is in use on this node: not the department's fault, nor an attempt.
+            let _ = self.store.postpone_delivery(step, now_ms() + 500).await;
+            return;
+        }
         let department = step.department.as_str();
         match &outcome {
             Err(CallError::Adapter(AdapterError::Unavailable(_) | AdapterError::Timeout(_)))

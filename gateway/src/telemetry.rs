@@ -11,6 +11,11 @@
 //! | `gateway_circuit_open` | department | 1 while the department's circuit is open |
 //! | `gateway_steps_by_light` | department, light | open steps that are green, yellow or red |
 //! | `gateway_deliveries_in_flight` | | deliveries running on this node |
+//! | `gateway_adapter_calls_total` | department, version, call, outcome | calls into adapters: `ok` or the error kind (`busy`, `trap`, `cpu_limit`, `memory_limit`, `timeout`, `protocol`, `unavailable` …) |
+//! | `gateway_adapter_call_seconds` | department, version, call | histogram of call latency, host calls included |
+//! | `gateway_adapter_instances` | department | instances alive now on this node |
+//! | `gateway_adapter_limit` | department, limit | configured `memory_mib`, `cpu_ms`, `call_timeout_ms`, `max_instances` |
+//! | `gateway_adapter_serving` | department, role, version, digest | share of calls (%) of the active version and the staged candidate |
 
 use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
 use std::sync::OnceLock;
@@ -20,7 +25,17 @@ pub fn handle() -> PrometheusHandle {
     static HANDLE: OnceLock<PrometheusHandle> = OnceLock::new();
     HANDLE
         .get_or_init(|| {
-            let recorder = PrometheusBuilder::new().build_recorder();
+            // Latencies as histograms (aggregatable across nodes), in seconds.
+            let recorder = PrometheusBuilder::new()
+                .set_buckets_for_metric(
+                    metrics_exporter_prometheus::Matcher::Suffix("_seconds".into()),
+                    &[
+                        0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5,
+                        5.0, 10.0, 30.0,
+                    ],
+                )
+                .expect("the bucket list is not empty")
+                .build_recorder();
             let handle = recorder.handle();
             // Another recorder may already be installed (an embedding process): then ours renders
             // nothing, which is visible, rather than failing start-up.
@@ -58,4 +73,48 @@ pub fn in_flight(count: usize) {
 /// Open steps per department and light.
 pub fn lights(department: &str, light: &'static str, count: usize) {
     metrics::gauge!("gateway_steps_by_light", "department" => department.to_string(), "light" => light).set(count as f64);
+}
+
+/// The limits a department's adapter runs under, as gauges.
+pub fn adapter_limits(department: &str, limits: &crate::config::Limits) {
+    for (limit, value) in [
+        ("memory_mib", limits.memory_mib),
+        ("cpu_ms", limits.cpu_ms),
+        ("call_timeout_ms", limits.call_timeout_ms),
+        ("max_instances", limits.max_instances),
+    ] {
+        metrics::gauge!("gateway_adapter_limit", "department" => department.to_string(), "limit" => limit)
+            .set(f64::from(value));
+    }
+}
+
+/// Which versions serve a department now: one series per department and role, replaced on
+/// each change (the old series is zeroed so dashboards see the switch).
+pub fn adapter_route(
+    department: &str,
+    version: &str,
+    digest: &str,
+    candidate: Option<(&str, &str, u8)>,
+) {
+    use std::collections::HashMap;
+    use std::sync::Mutex;
+    /// (department, role) → the (version, digest) labels its series carries now.
+    type Shown = HashMap<(String, &'static str), (String, String)>;
+    static SHOWN: Mutex<Option<Shown>> = Mutex::new(None);
+    let mut shown = SHOWN.lock().expect("not poisoned");
+    let shown = shown.get_or_insert_with(HashMap::new);
+    let mut show = |role: &'static str, now: Option<(&str, &str, f64)>| {
+        let key = (department.to_string(), role);
+        if let Some((v, d)) = shown.remove(&key) {
+            metrics::gauge!("gateway_adapter_serving", "department" => department.to_string(), "role" => role, "version" => v, "digest" => d).set(0.0);
+        }
+        if let Some((v, d, share)) = now {
+            let d = d[..12.min(d.len())].to_string();
+            metrics::gauge!("gateway_adapter_serving", "department" => department.to_string(), "role" => role, "version" => v.to_string(), "digest" => d.clone()).set(share);
+            shown.insert(key, (v.to_string(), d));
+        }
+    };
+    let share = candidate.map_or(100, |(_, _, p)| 100 - p);
+    show("active", Some((version, digest, f64::from(share))));
+    show("candidate", candidate.map(|(v, d, p)| (v, d, f64::from(p))));
 }

@@ -56,6 +56,8 @@ pub fn adapters_dir() -> PathBuf {
                     "market-regulation-adapter",
                     "-p",
                     "hostile-adapter",
+                    "-p",
+                    "hostile-next-adapter",
                 ])
                 .status()
                 .expect("running cargo to build the adapters");
@@ -184,6 +186,14 @@ pub struct Setup {
     pub listen: Option<String>,
     /// Extra top-level TOML appended to the config (a `[deadlines]` table …).
     pub config_extra: String,
+    /// Where the config's component files are (default: [`adapters_dir`]).
+    pub plugins_dir: Option<PathBuf>,
+    /// Where compiled components are cached (default: one cache under `target/`).
+    pub cache_dir: Option<PathBuf>,
+    /// Extra TOML lines inside `[plugins]` (`watch_dir`, `sync_interval_ms` …).
+    pub plugins_extra: String,
+    /// Extra TOML lines inside `[departments.hostile.limits]` (`max_instances` …).
+    pub hostile_limits: String,
 }
 
 /// A gateway, its departments, and an HTTP client.
@@ -196,6 +206,10 @@ pub struct Env {
     pub http: reqwest::Client,
     /// Holds the store and config files.
     pub dir: tempfile::TempDir,
+    /// The store every node of this environment shares.
+    pub store_url: String,
+    /// The tweaks it was started with.
+    pub setup: Setup,
     /// The PostgreSQL database made for this gateway, dropped with the `Env`.
     _postgres: Option<TestDatabase>,
 }
@@ -251,8 +265,29 @@ impl Env {
             gateway,
             http: reqwest::Client::new(),
             dir,
+            store_url,
+            setup,
             _postgres: postgres,
         })
+    }
+
+    /// Another gateway node on the same store and departments, with the same tweaks.
+    pub async fn start_node(&self, name: &str) -> anyhow::Result<Gateway> {
+        let dir = self.dir.path().join(name);
+        std::fs::create_dir_all(&dir)?;
+        let path = write_config(&dir, &self.departments, &self.setup, &self.store_url)?;
+        Gateway::start(gateway::config::Config::load(&path)?)
+            .await
+            .context("starting another node")
+    }
+
+    /// Replace the gateway with a new one started from the same config and store (the old
+    /// one is shut down once the new one serves).
+    pub async fn restart(&mut self) -> anyhow::Result<()> {
+        let path = self.dir.path().join("gateway.toml");
+        let fresh = Gateway::start(gateway::config::Config::load(&path)?).await?;
+        std::mem::replace(&mut self.gateway, fresh).shutdown().await;
+        Ok(())
     }
 
     /// The admin API's base URL (start with `Setup { admin: true, .. }`).
@@ -362,6 +397,7 @@ url = "{store_url}"
 [plugins]
 dir = "{adapters}"
 cache_dir = "{cache}"
+{plugins_extra}
 
 [plugins.limits]
 memory_mib = 64
@@ -412,8 +448,17 @@ client-secret = "mr-demo-secret"
 callback-secret = "mr-callback-secret"
 "#,
         catalogue = root.join("config/catalogue.toml").display(),
-        adapters = adapters_dir().display(),
-        cache = root.join("target/component-cache").display(),
+        adapters = setup
+            .plugins_dir
+            .clone()
+            .unwrap_or_else(adapters_dir)
+            .display(),
+        cache = setup
+            .cache_dir
+            .clone()
+            .unwrap_or_else(|| root.join("target/component-cache"))
+            .display(),
+        plugins_extra = setup.plugins_extra,
         tax = d.tax.base_url,
         real_estate = d.real_estate.base_url,
         public_security = d.public_security.base_url,
@@ -445,8 +490,10 @@ timeout_ms = 300
 memory_mib = 32
 cpu_ms = 200
 call_timeout_ms = 3000
+{hostile_limits}
 "#,
             hostile_extra = extra("hostile"),
+            hostile_limits = setup.hostile_limits,
         ));
     }
     text.push('\n');

@@ -78,3 +78,86 @@ fn the_generator_refuses_bad_ids_and_occupied_folders() {
     assert!(!occupied.status.success());
     assert!(String::from_utf8_lossy(&occupied.stderr).contains("not empty"));
 }
+
+/// A stand-in for the new department's system, speaking the template's protocol: the API key
+/// on every request, a record by identity number.
+async fn water_department() -> String {
+    use axum::http::{HeaderMap, StatusCode};
+    use axum::{Json, Router, routing::post};
+    use serde_json::{Value, json};
+    let app = Router::new().route(
+        "/api/records/query",
+        post(|headers: HeaderMap, Json(query): Json<Value>| async move {
+            if headers.get("x-api-key").and_then(|v| v.to_str().ok()) != Some("water-key") {
+                return (
+                    StatusCode::UNAUTHORIZED,
+                    Json(json!({"code": "401", "message": "bad key"})),
+                );
+            }
+            (
+                StatusCode::OK,
+                Json(json!({
+                    "name": "张三", "idNumber": query["idNumber"],
+                    "address": "福州市鼓楼区供水路1号", "registeredOn": "2020-01-01"
+                })),
+            )
+        }),
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    url
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_generated_adapter_is_hot_loaded_into_a_running_gateway() {
+    use integration_tests::{Env, Setup};
+    use serde_json::json;
+    let component = tokio::task::spawn_blocking(|| generated_adapter(NEW_DEPARTMENT))
+        .await
+        .unwrap();
+    let department = water_department().await;
+    // The department is configured, with no adapter yet: it waits for one to be pushed.
+    let env = Env::start_with(Setup {
+        admin: true,
+        config_extra: format!(
+            "[departments.water]\nname = \"供水\"\nbase_url = \"{department}\"\n[departments.water.settings]\napi-key = \"water-key\"\n"
+        ),
+        ..Setup::default()
+    })
+    .await
+    .unwrap();
+    let query = json!({"id_number": "11010519491231002X"});
+    let (status, body) = env.post("/api/v1/lookups/water.record", &query).await;
+    assert_eq!(status, 404, "no adapter yet: {body}");
+
+    let pushed = env
+        .http
+        .post(format!(
+            "{}/admin/v1/adapters?department=water&activate=true",
+            env.admin_url()
+        ))
+        .header("x-operator-id", "ops-1")
+        .body(std::fs::read(&component).unwrap())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(pushed.status().as_u16(), 201);
+    let pushed: serde_json::Value = pushed.json().await.unwrap();
+    assert_eq!(pushed["version"]["department"], "water");
+    assert_eq!(pushed["route"]["active"], pushed["version"]["digest"]);
+
+    let (status, body) = env.post("/api/v1/lookups/water.record", &query).await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["result"]["name"], "张三");
+    assert_eq!(body["result"]["id_number"], "11010519491231002X");
+    let (_, catalogue) = env.get("/api/v1/catalogue").await;
+    assert!(
+        catalogue["lookups"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|l| l["name"] == "water.record"),
+        "{catalogue}"
+    );
+}

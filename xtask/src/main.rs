@@ -22,6 +22,7 @@ const ADAPTERS: &[&str] = &[
     "public-security-adapter",
     "market-regulation-adapter",
     "hostile-adapter",
+    "hostile-next-adapter",
 ];
 
 fn main() -> anyhow::Result<()> {
@@ -171,6 +172,19 @@ fn bench(root: &Path, extra: &[String]) -> anyhow::Result<()> {
         ])
         .env("GATEWAY_ADAPTERS_DIR", adapters_dir(root));
     run(cases)?;
+    // Hot swaps under load.
+    let mut swaps = cargo();
+    swaps
+        .args([
+            "run",
+            "--release",
+            "-p",
+            "integration-tests",
+            "--bin",
+            "bench_swaps",
+        ])
+        .env("GATEWAY_ADAPTERS_DIR", adapters_dir(root));
+    run(swaps)?;
     if std::env::var("GATEWAY_TEST_POSTGRES_URL").is_ok_and(|u| !u.is_empty()) {
         let mut on_postgres = cargo();
         on_postgres

@@ -49,6 +49,15 @@ pub enum ApiError {
     /// The adapter failed: trap, limit, or internal error (502).
     #[error("adapter for {department} failed: {message}")]
     AdapterFailed { department: String, message: String },
+    /// The department's adapter runs all the instances it may at once (503, retry soon).
+    #[error("the adapter for {department} is busy: its {max} instances are all in use")]
+    Busy { department: String, max: u32 },
+    /// The request conflicts with the current state (409), e.g. removing the active version.
+    #[error("{0}")]
+    Conflict(String),
+    /// An adapter component was refused before activation (422), with every reason.
+    #[error("adapter refused: {0}")]
+    Refused(String, Vec<FieldProblem>),
     /// The gateway's own fault (500); the detail is logged, not answered.
     #[error("internal: {0}")]
     Internal(String),
@@ -100,6 +109,7 @@ impl ApiError {
                 department,
                 message: crate::redact::redact(&m),
             },
+            CallError::Busy(max) => ApiError::Busy { department, max },
             other => ApiError::AdapterFailed {
                 department,
                 message: other.to_string(),
@@ -125,6 +135,9 @@ impl ApiError {
             ApiError::Timeout { .. } => (StatusCode::GATEWAY_TIMEOUT, "department_timeout"),
             ApiError::Protocol { .. } => (StatusCode::BAD_GATEWAY, "department_protocol_error"),
             ApiError::AdapterFailed { .. } => (StatusCode::BAD_GATEWAY, "adapter_failed"),
+            ApiError::Busy { .. } => (StatusCode::SERVICE_UNAVAILABLE, "adapter_busy"),
+            ApiError::Conflict(_) => (StatusCode::CONFLICT, "conflict"),
+            ApiError::Refused(..) => (StatusCode::UNPROCESSABLE_ENTITY, "adapter_refused"),
             ApiError::Internal(_) => (StatusCode::INTERNAL_SERVER_ERROR, "internal"),
         }
     }
@@ -148,6 +161,8 @@ impl IntoResponse for ApiError {
                 message,
                 code,
             } => (format!("{code}: {message}"), Some(department), &[]),
+            ApiError::Refused(message, fields) => (message.clone(), None, fields),
+            ApiError::Busy { department, .. } => (self.to_string(), Some(department), &[]),
             ApiError::Unavailable { department, .. }
             | ApiError::Timeout { department }
             | ApiError::Protocol { department, .. }
@@ -165,7 +180,14 @@ impl IntoResponse for ApiError {
                 fields,
             },
         };
-        (status, Json(body)).into_response()
+        let mut response = (status, Json(body)).into_response();
+        if matches!(self, ApiError::Busy { .. }) {
+            response.headers_mut().insert(
+                axum::http::header::RETRY_AFTER,
+                axum::http::HeaderValue::from_static("1"),
+            );
+        }
+        response
     }
 }
 

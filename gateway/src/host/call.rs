@@ -8,7 +8,8 @@ use super::engine::{PluginEngine, TICK};
 use super::imports::{Department, HostState};
 use crate::config::Limits;
 use std::sync::Arc;
-use std::time::Duration;
+use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
+use std::time::{Duration, Instant};
 use wasmtime::component::{Component, Linker};
 use wasmtime::{Store, Trap, UpdateDeadline};
 
@@ -33,6 +34,120 @@ pub enum CallError {
     /// The host could not set up the instance.
     #[error("adapter could not be instantiated: {0}")]
     Instantiate(String),
+    /// The department's adapter already runs its maximum of instances on this node.
+    #[error("adapter is busy: its {0} instances are all in use")]
+    Busy(u32),
+}
+
+impl CallError {
+    /// The metric label of this failure.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            CallError::Adapter(AdapterError::InvalidInput(_)) => "invalid_input",
+            CallError::Adapter(AdapterError::Rejected(_)) => "rejected",
+            CallError::Adapter(AdapterError::Unavailable(_)) => "unavailable",
+            CallError::Adapter(AdapterError::Timeout(_)) => "department_timeout",
+            CallError::Adapter(AdapterError::Protocol(_)) => "protocol",
+            CallError::Adapter(AdapterError::Internal(_)) => "internal",
+            CallError::Trap(_) => "trap",
+            CallError::CpuLimit(_) => "cpu_limit",
+            CallError::MemoryLimit(_) => "memory_limit",
+            CallError::Timeout(_) => "timeout",
+            CallError::Instantiate(_) => "instantiate",
+            CallError::Busy(_) => "busy",
+        }
+    }
+
+    /// Whether this failure counts against the adapter version (staged rollout judges versions
+    /// by it): its own faults, not the department's answers or the caller's input.
+    pub fn is_adapter_fault(&self) -> bool {
+        matches!(
+            self,
+            CallError::Adapter(AdapterError::Protocol(_) | AdapterError::Internal(_))
+                | CallError::Trap(_)
+                | CallError::CpuLimit(_)
+                | CallError::MemoryLimit(_)
+                | CallError::Timeout(_)
+                | CallError::Instantiate(_)
+        )
+    }
+}
+
+/// What one version has served on this node since it last started serving.
+#[derive(Debug, Default)]
+pub struct CallStats {
+    calls: AtomicU64,
+    faults: AtomicU64,
+    /// Unix ms it started serving (entered a route) on this node; 0 when not serving.
+    serving_since_ms: AtomicI64,
+    /// Unix ms of its first call completed since then; 0 before.
+    first_call_ms: AtomicI64,
+}
+
+/// A copy of [`CallStats`].
+#[derive(Debug, Clone, Copy, serde::Serialize)]
+pub struct StatsSnapshot {
+    /// Calls completed.
+    pub calls: u64,
+    /// Of which failed by the adapter's own fault.
+    pub faults: u64,
+    /// Unix ms it started serving on this node (0: not serving).
+    pub serving_since_ms: i64,
+    /// Unix ms of its first call since then (0: none yet).
+    pub first_call_ms: i64,
+}
+
+impl CallStats {
+    /// Start counting afresh: the version starts serving now.
+    pub fn start_serving(&self, now_ms: i64) {
+        self.calls.store(0, Ordering::Relaxed);
+        self.faults.store(0, Ordering::Relaxed);
+        self.first_call_ms.store(0, Ordering::Relaxed);
+        self.serving_since_ms.store(now_ms, Ordering::Relaxed);
+    }
+
+    /// The version no longer serves.
+    pub fn stop_serving(&self) {
+        self.serving_since_ms.store(0, Ordering::Relaxed);
+    }
+
+    fn record(&self, fault: bool) {
+        if self.calls.fetch_add(1, Ordering::Relaxed) == 0 {
+            let _ = self.first_call_ms.compare_exchange(
+                0,
+                crate::store::now_ms(),
+                Ordering::Relaxed,
+                Ordering::Relaxed,
+            );
+        }
+        if fault {
+            self.faults.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+
+    /// The counts now.
+    pub fn snapshot(&self) -> StatsSnapshot {
+        StatsSnapshot {
+            calls: self.calls.load(Ordering::Relaxed),
+            faults: self.faults.load(Ordering::Relaxed),
+            serving_since_ms: self.serving_since_ms.load(Ordering::Relaxed),
+            first_call_ms: self.first_call_ms.load(Ordering::Relaxed),
+        }
+    }
+}
+
+/// Why a component could not be loaded, by stage.
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum LoadError {
+    /// It is not a component this engine can compile.
+    #[error("does not compile: {0}")]
+    Compile(String),
+    /// It needs an import the host does not give, or exports something else than the contract.
+    #[error("does not fit the host's imports and the contract's exports: {0}")]
+    Contract(String),
+    /// Its `describe` failed.
+    #[error("describe failed: {0}")]
+    Describe(CallError),
 }
 
 /// A compiled, pre-instantiated adapter bound to its department.
@@ -43,6 +158,8 @@ pub struct LoadedAdapter {
     description: Description,
     /// Hex SHA-256 of the component bytes.
     pub digest: String,
+    /// Calls and faults since this version last started serving on this node.
+    pub stats: CallStats,
 }
 
 impl LoadedAdapter {
@@ -52,13 +169,25 @@ impl LoadedAdapter {
         bytes: &[u8],
         department: Arc<Department>,
         limits: Limits,
-    ) -> anyhow::Result<Self> {
+    ) -> Result<Self, LoadError> {
         use sha2::Digest;
-        let component = Component::new(&engine.engine, bytes)?;
+        let started = Instant::now();
+        let component = Component::new(&engine.engine, bytes)
+            .map_err(|e| LoadError::Compile(format!("{e:#}")))?;
+        tracing::debug!(elapsed = ?started.elapsed(), "component compiled or read from the cache");
         let mut linker = Linker::<HostState>::new(&engine.engine);
-        wasmtime_wasi::p2::add_to_linker_async(&mut linker)?;
-        Adapter::add_to_linker::<_, wasmtime::component::HasSelf<HostState>>(&mut linker, |s| s)?;
-        let pre = AdapterPre::new(linker.instantiate_pre(&component)?)?;
+        wasmtime_wasi::p2::add_to_linker_async(&mut linker)
+            .and_then(|()| {
+                Adapter::add_to_linker::<_, wasmtime::component::HasSelf<HostState>>(
+                    &mut linker,
+                    |s| s,
+                )
+            })
+            .map_err(|e| LoadError::Compile(format!("host imports: {e:#}")))?;
+        let pre = linker
+            .instantiate_pre(&component)
+            .and_then(AdapterPre::new)
+            .map_err(|e| LoadError::Contract(format!("{e:#}")))?;
         let mut adapter = LoadedAdapter {
             pre,
             department,
@@ -71,12 +200,33 @@ impl LoadedAdapter {
                 lookups: Vec::new(),
             },
             digest: hex::encode(sha2::Sha256::digest(bytes)),
+            stats: CallStats::default(),
         };
         adapter.description = adapter
-            .call(|a, s| Box::pin(async move { a.call_describe(s).await }))
+            .call("describe", |a, s| {
+                Box::pin(async move { a.call_describe(s).await })
+            })
             .await
-            .map_err(|e| anyhow::anyhow!("describe failed: {e}"))?;
+            .map_err(LoadError::Describe)?;
         Ok(adapter)
+    }
+
+    /// The same compiled version bound to another department (or the same one afresh): a
+    /// component is described before it is known which department it is for.
+    pub fn bind(&self, department: Arc<Department>, limits: Limits) -> LoadedAdapter {
+        LoadedAdapter {
+            pre: self.pre.clone(),
+            department,
+            limits,
+            description: self.description.clone(),
+            digest: self.digest.clone(),
+            stats: CallStats::default(),
+        }
+    }
+
+    /// The limits every call runs under.
+    pub fn limits(&self) -> Limits {
+        self.limits
     }
 
     /// What the adapter reported at load.
@@ -96,42 +246,88 @@ impl LoadedAdapter {
         payload: &str,
     ) -> Result<Vec<FieldError>, CallError> {
         let (matter, payload) = (matter.to_string(), payload.to_string());
-        self.call(move |a, s| Box::pin(async move { a.call_validate(s, &matter, &payload).await }))
-            .await
+        self.call("validate", move |a, s| {
+            Box::pin(async move { a.call_validate(s, &matter, &payload).await })
+        })
+        .await
     }
 
     /// Hand one matter to the department.
     pub async fn submit(&self, submission: Submission) -> Result<Receipt, CallError> {
-        self.call(move |a, s| Box::pin(async move { a.call_submit(s, &submission).await }))
-            .await?
-            .map_err(CallError::Adapter)
+        self.call("submit", move |a, s| {
+            Box::pin(async move { a.call_submit(s, &submission).await })
+        })
+        .await?
+        .map_err(CallError::Adapter)
     }
 
     /// Read where a matter stands.
     pub async fn status(&self, matter: &str, reference: &str) -> Result<StatusReport, CallError> {
         let (matter, reference) = (matter.to_string(), reference.to_string());
-        self.call(move |a, s| Box::pin(async move { a.call_status(s, &matter, &reference).await }))
-            .await?
-            .map_err(CallError::Adapter)
+        self.call("status", move |a, s| {
+            Box::pin(async move { a.call_status(s, &matter, &reference).await })
+        })
+        .await?
+        .map_err(CallError::Adapter)
     }
 
     /// Run a shared-data lookup.
     pub async fn lookup(&self, name: &str, query: &str) -> Result<String, CallError> {
         let (name, query) = (name.to_string(), query.to_string());
-        self.call(move |a, s| Box::pin(async move { a.call_lookup(s, &name, &query).await }))
-            .await?
-            .map_err(CallError::Adapter)
+        self.call("lookup", move |a, s| {
+            Box::pin(async move { a.call_lookup(s, &name, &query).await })
+        })
+        .await?
+        .map_err(CallError::Adapter)
     }
 
     /// Read a department's call back to the gateway.
     pub async fn on_callback(&self, request: CallbackRequest) -> Result<StatusReport, CallError> {
-        self.call(move |a, s| Box::pin(async move { a.call_on_callback(s, &request).await }))
-            .await?
-            .map_err(CallError::Adapter)
+        self.call("on_callback", move |a, s| {
+            Box::pin(async move { a.call_on_callback(s, &request).await })
+        })
+        .await?
+        .map_err(CallError::Adapter)
     }
 
     /// Run `f` against a fresh instance in a fresh store, within the adapter's limits.
-    async fn call<R: Send + 'static>(
+    ///
+    /// Counted in [`Self::stats`] and in the metrics by department, version and call, with
+    /// the outcome the contract gave (an adapter error inside an `Ok` is an outcome too).
+    async fn call<R: Send + 'static + Outcome>(
+        &self,
+        name: &'static str,
+        f: impl for<'a> FnOnce(
+            &'a Adapter,
+            &'a mut Store<HostState>,
+        ) -> std::pin::Pin<
+            Box<dyn Future<Output = wasmtime::Result<R>> + Send + 'a>,
+        > + Send,
+    ) -> Result<R, CallError> {
+        let started = Instant::now();
+        let result = self.call_bounded(f).await;
+        let error = match &result {
+            Ok(answer) => answer.error().map(|e| CallError::Adapter(e.clone())),
+            Err(e) => Some(e.clone()),
+        };
+        let fault = error.as_ref().is_some_and(CallError::is_adapter_fault);
+        self.stats.record(fault);
+        let version = self.description.adapter_version.clone();
+        let labels = [
+            ("department", self.department.id.clone()),
+            ("version", version),
+            ("call", name.to_string()),
+        ];
+        metrics::histogram!("gateway_adapter_call_seconds", &labels)
+            .record(started.elapsed().as_secs_f64());
+        let outcome = error.as_ref().map_or("ok", CallError::kind);
+        let mut labels = labels.to_vec();
+        labels.push(("outcome", outcome.to_string()));
+        metrics::counter!("gateway_adapter_calls_total", &labels).increment(1);
+        result
+    }
+
+    async fn call_bounded<R: Send + 'static>(
         &self,
         f: impl for<'a> FnOnce(
             &'a Adapter,
@@ -140,6 +336,13 @@ impl LoadedAdapter {
             Box<dyn Future<Output = wasmtime::Result<R>> + Send + 'a>,
         > + Send,
     ) -> Result<R, CallError> {
+        let department = &self.department;
+        let _instance = department
+            .instances
+            .clone()
+            .try_acquire_owned()
+            .map_err(|_| CallError::Busy(department.max_instances))?;
+        let _live = LiveInstance::new(&department.id);
         let limits = self.limits;
         let mut store = Store::new(
             self.pre.engine(),
@@ -174,6 +377,48 @@ impl LoadedAdapter {
             Ok(result) => result,
             Err(_) => Err(CallError::Timeout(limits.call_timeout_ms)),
         }
+    }
+}
+
+/// One live instance in the `gateway_adapter_instances` gauge, for as long as it lives (a
+/// cancelled call included).
+struct LiveInstance(metrics::Gauge);
+
+impl LiveInstance {
+    fn new(department: &str) -> Self {
+        let gauge =
+            metrics::gauge!("gateway_adapter_instances", "department" => department.to_string());
+        gauge.increment(1.0);
+        LiveInstance(gauge)
+    }
+}
+
+impl Drop for LiveInstance {
+    fn drop(&mut self) {
+        self.0.decrement(1.0);
+    }
+}
+
+/// What a call's answer says about how it went: the contract's own error, if it carries one.
+trait Outcome {
+    fn error(&self) -> Option<&AdapterError>;
+}
+
+impl<T> Outcome for Result<T, AdapterError> {
+    fn error(&self) -> Option<&AdapterError> {
+        self.as_ref().err()
+    }
+}
+
+impl Outcome for Description {
+    fn error(&self) -> Option<&AdapterError> {
+        None
+    }
+}
+
+impl Outcome for Vec<FieldError> {
+    fn error(&self) -> Option<&AdapterError> {
+        None
     }
 }
 

@@ -21,6 +21,34 @@ pub struct Department {
     pub settings: BTreeMap<String, String>,
     /// The adapter's cache, shared across its instances and versions.
     pub cache: AdapterCache,
+    /// Instances alive at once, across every version of the department's adapter.
+    pub(super) instances: Arc<tokio::sync::Semaphore>,
+    /// The bound on `instances`.
+    pub(super) max_instances: u32,
+}
+
+impl Department {
+    /// A department whose adapter may run `max_instances` instances at once on this node.
+    pub fn new(
+        id: impl Into<String>,
+        connection: Arc<Connection>,
+        settings: BTreeMap<String, String>,
+        max_instances: u32,
+    ) -> Self {
+        Department {
+            id: id.into(),
+            connection,
+            settings,
+            cache: AdapterCache::default(),
+            instances: Arc::new(tokio::sync::Semaphore::new(max_instances as usize)),
+            max_instances,
+        }
+    }
+
+    /// Instances of this department's adapter running now on this node.
+    pub fn live_instances(&self) -> u32 {
+        self.max_instances - self.instances.available_permits() as u32
+    }
 }
 
 /// A small TTL cache per adapter (tokens). Bounded so an adapter cannot grow host memory.

@@ -13,8 +13,8 @@ mod call;
 mod engine;
 mod imports;
 
-pub use call::{CallError, LoadedAdapter};
-pub use engine::PluginEngine;
+pub use call::{CallError, CallStats, LoadError, LoadedAdapter, StatsSnapshot};
+pub use engine::{MAX_MEMORY_MIB, PluginEngine};
 pub use imports::{AdapterCache, Department};
 
 /// Types of the adapter contract, as the host sees them.

@@ -19,7 +19,7 @@
 
 use anyhow::{Context, bail};
 use clap::Parser;
-use gateway::host::{AdapterCache, Department, Limits, LoadedAdapter, PluginEngine};
+use gateway::host::{Department, Limits, LoadedAdapter, PluginEngine};
 use std::fmt::Write as _;
 use std::fs::File;
 use std::net::{TcpListener, TcpStream};
@@ -1334,12 +1334,12 @@ adapter = "hostile_adapter.wasm"
     );
     let config = gateway::config::Config::parse(&config_path, &text)?;
     let dept_config = &config.departments["hostile"];
-    let department = Arc::new(Department {
-        id: "hostile".into(),
-        connection: gateway::connection::Connection::new(&config, dept_config)?,
-        settings: dept_config.settings.clone(),
-        cache: AdapterCache::default(),
-    });
+    let department = Arc::new(Department::new(
+        "hostile",
+        gateway::connection::Connection::new(&config, dept_config)?,
+        dept_config.settings.clone(),
+        Limits::default().max_instances,
+    ));
     let bytes = std::fs::read(adapters.join("hostile_adapter.wasm"))?;
     let engine = PluginEngine::new(64, None)?;
     eprintln!("instantiation: compiling hostile_adapter.wasm …");

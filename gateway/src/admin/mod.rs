@@ -4,7 +4,16 @@
 //! | --- | --- |
 //! | `GET /admin/v1/dead-letters` | deliveries that failed for good, newest first |
 //! | `POST /admin/v1/dead-letters/{case}/{step}/replay` | deliver again (operator in `X-Clerk-Id`) |
+//! | `GET /admin/v1/adapters` | every department's route, counts and versions |
+//! | `POST /admin/v1/adapters` | push a component (body: the file; `?department=&activate=&percent=`) |
+//! | `GET /admin/v1/adapters/{department}` | one department, with its history |
+//! | `POST /admin/v1/adapters/{department}/activate` | `{"digest", "percent"?}`: fully, or staged |
+//! | `POST /admin/v1/adapters/{department}/promote` | the staged candidate becomes active |
+//! | `POST /admin/v1/adapters/{department}/rollback` | drop the candidate, or `{"digest"?}` go back |
+//! | `DELETE /admin/v1/adapters/{department}/versions/{digest}` | remove a version serving nothing |
 //! | `GET /metrics` | Prometheus metrics (see [`crate::telemetry`]) |
+
+mod adapters;
 
 use crate::api::AppState;
 use crate::api::error::ApiError;
@@ -21,6 +30,7 @@ pub fn router(state: AppState) -> Router {
         .route("/admin/v1/dead-letters", get(dead_letters))
         .route("/admin/v1/dead-letters/{case}/{step}/replay", post(replay))
         .route("/metrics", get(metrics))
+        .merge(adapters::routes())
         .fallback(|| async {
             ApiError::NotFound {
                 what: "route",

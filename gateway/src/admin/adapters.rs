@@ -1,0 +1,221 @@
+//! Operators' routes for adapter versions: push, list, activate (fully or staged), promote,
+//! roll back, remove. Every change names its operator (`X-Operator-Id`, or `X-Clerk-Id`).
+
+use crate::adapters::AdminError;
+use crate::api::AppState;
+use crate::api::error::ApiError;
+use crate::catalogue::FieldProblem;
+use axum::body::Bytes;
+use axum::extract::{Path, Query, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::routing::{delete, get, post};
+use axum::{Json, Router};
+use serde::Deserialize;
+use serde_json::{Value, json};
+
+/// Largest component accepted by a push.
+const MAX_COMPONENT_BYTES: usize = 64 << 20;
+
+/// The adapter routes, merged into the admin router.
+pub fn routes() -> Router<AppState> {
+    Router::new()
+        .route(
+            "/admin/v1/adapters",
+            get(list)
+                .post(push)
+                .layer(axum::extract::DefaultBodyLimit::max(MAX_COMPONENT_BYTES)),
+        )
+        .route("/admin/v1/adapters/{department}", get(one))
+        .route("/admin/v1/adapters/{department}/activate", post(activate))
+        .route("/admin/v1/adapters/{department}/promote", post(promote))
+        .route("/admin/v1/adapters/{department}/rollback", post(rollback))
+        .route(
+            "/admin/v1/adapters/{department}/versions/{digest}",
+            delete(remove),
+        )
+}
+
+impl From<AdminError> for ApiError {
+    fn from(e: AdminError) -> Self {
+        match e {
+            AdminError::NotFound { what, id } => ApiError::NotFound { what, id },
+            AdminError::Conflict(why) => ApiError::Conflict(why),
+            AdminError::Refused(refusal) => ApiError::Refused(
+                format!("component refused at the {} check", refusal.check),
+                vec![FieldProblem::new(
+                    "component",
+                    refusal.check,
+                    refusal.reason,
+                )],
+            ),
+            AdminError::Store(e) => e.into(),
+        }
+    }
+}
+
+/// Who asks: operators name themselves on every change.
+fn operator(headers: &HeaderMap) -> Result<String, ApiError> {
+    let named = |name: &str| {
+        headers
+            .get(name)
+            .and_then(|v| std::str::from_utf8(v.as_bytes()).ok())
+            .map(str::trim)
+            .filter(|v| !v.is_empty())
+            .map(str::to_string)
+    };
+    named("x-operator-id")
+        .or_else(|| named("x-clerk-id"))
+        .ok_or_else(|| {
+            ApiError::InvalidInput(vec![FieldProblem::new(
+                "X-Operator-Id",
+                "required",
+                "changes to adapters record the operator who made them",
+            )])
+        })
+}
+
+async fn list(State(o): State<AppState>) -> Result<Json<Value>, ApiError> {
+    let mut departments = Vec::new();
+    for id in o.adapters.departments() {
+        departments.push(o.adapters.status(id).await?);
+    }
+    Ok(Json(json!({ "departments": departments })))
+}
+
+async fn one(
+    State(o): State<AppState>,
+    Path(department): Path<String>,
+) -> Result<Json<Value>, ApiError> {
+    let status = o.adapters.status(&department).await?;
+    let history = o.adapters.history(&department).await?;
+    let mut body = serde_json::to_value(status).map_err(|e| ApiError::Internal(e.to_string()))?;
+    body["history"] = json!(history);
+    Ok(Json(body))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct PushQuery {
+    /// The department the component must describe.
+    department: Option<String>,
+    /// Activate it at once (fully, or for `percent` of calls).
+    #[serde(default)]
+    activate: bool,
+    percent: Option<u8>,
+}
+
+async fn push(
+    State(o): State<AppState>,
+    query: Result<Query<PushQuery>, axum::extract::rejection::QueryRejection>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<(StatusCode, Json<Value>), ApiError> {
+    let Query(query) = query.map_err(|e| {
+        ApiError::InvalidInput(vec![FieldProblem::new("query", "invalid", e.body_text())])
+    })?;
+    let operator = operator(&headers)?;
+    if body.is_empty() {
+        return Err(ApiError::InvalidInput(vec![FieldProblem::new(
+            "body",
+            "required",
+            "the body is the component file (application/wasm)",
+        )]));
+    }
+    let version = o
+        .adapters
+        .push(&body, query.department.as_deref(), "push", &operator)
+        .await?;
+    let route = if query.activate || query.percent.is_some() {
+        Some(
+            o.adapters
+                .activate(
+                    &version.department,
+                    &version.digest,
+                    query.percent,
+                    &operator,
+                )
+                .await?,
+        )
+    } else {
+        None
+    };
+    Ok((
+        StatusCode::CREATED,
+        Json(json!({ "version": version, "route": route })),
+    ))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ActivateBody {
+    digest: String,
+    percent: Option<u8>,
+}
+
+fn json_body<T: serde::de::DeserializeOwned>(body: &Bytes) -> Result<T, ApiError> {
+    let text = if body.is_empty() { &b"{}"[..] } else { body };
+    serde_json::from_slice(text).map_err(|e| ApiError::MalformedJson(e.to_string()))
+}
+
+async fn activate(
+    State(o): State<AppState>,
+    Path(department): Path<String>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<Json<Value>, ApiError> {
+    let operator = operator(&headers)?;
+    let request: ActivateBody = json_body(&body)?;
+    if request.percent.is_some_and(|p| p == 0 || p > 100) {
+        return Err(ApiError::InvalidInput(vec![FieldProblem::new(
+            "percent",
+            "out_of_range",
+            "a share of calls from 1 to 100",
+        )]));
+    }
+    let route = o
+        .adapters
+        .activate(&department, &request.digest, request.percent, &operator)
+        .await?;
+    Ok(Json(json!({ "route": route })))
+}
+
+async fn promote(
+    State(o): State<AppState>,
+    Path(department): Path<String>,
+    headers: HeaderMap,
+) -> Result<Json<Value>, ApiError> {
+    let operator = operator(&headers)?;
+    let route = o.adapters.promote(&department, &operator).await?;
+    Ok(Json(json!({ "route": route })))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RollbackBody {
+    digest: Option<String>,
+}
+
+async fn rollback(
+    State(o): State<AppState>,
+    Path(department): Path<String>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<Json<Value>, ApiError> {
+    let operator = operator(&headers)?;
+    let request: RollbackBody = json_body(&body)?;
+    let route = o
+        .adapters
+        .rollback(&department, request.digest.as_deref(), &operator)
+        .await?;
+    Ok(Json(json!({ "route": route })))
+}
+
+async fn remove(
+    State(o): State<AppState>,
+    Path((department, digest)): Path<(String, String)>,
+    headers: HeaderMap,
+) -> Result<Json<Value>, ApiError> {
+    let operator = operator(&headers)?;
+    let removed = o.adapters.remove(&department, &digest, &operator).await?;
+    Ok(Json(json!({ "removed": removed })))
+}

@@ -1,0 +1,379 @@
+//! `gateway plugin …`: the operators' command line for adapter versions, a thin client of the
+//! admin API (plus signing, which stays on the operator's machine).
+
+use crate::adapters::signature::{Algorithm, SigningKeyFile};
+use anyhow::{Context, bail};
+use clap::{Args, Subcommand};
+use serde_json::Value;
+use std::path::PathBuf;
+
+/// Where the admin API is and who is asking.
+#[derive(Args, Debug)]
+pub struct PluginArgs {
+    /// The admin listener's base URL.
+    #[arg(
+        long,
+        env = "GATEWAY_ADMIN_URL",
+        default_value = "http://127.0.0.1:8081"
+    )]
+    pub admin: String,
+    /// Who makes the change (recorded with it).
+    #[arg(long, env = "GATEWAY_OPERATOR")]
+    pub operator: Option<String>,
+    /// Print the admin API's JSON answer instead of a summary.
+    #[arg(long)]
+    pub json: bool,
+    #[command(subcommand)]
+    pub command: PluginCommand,
+}
+
+/// What to do with adapter versions.
+#[derive(Subcommand, Debug)]
+pub enum PluginCommand {
+    /// Upload a component; it is checked and stored as a version.
+    Push {
+        /// The component file.
+        file: PathBuf,
+        /// The department it must describe.
+        #[arg(long)]
+        department: Option<String>,
+        /// Activate it at once.
+        #[arg(long)]
+        activate: bool,
+        /// Activate it for this share of calls only (staged).
+        #[arg(long)]
+        percent: Option<u8>,
+    },
+    /// List departments, what serves them and their versions.
+    List {
+        /// Only this department, with its history.
+        department: Option<String>,
+    },
+    /// Activate a version (by digest or a prefix of 8+ characters).
+    Activate {
+        /// The department.
+        department: String,
+        /// The version's digest.
+        digest: String,
+        /// Stage it for this share of calls instead of all.
+        #[arg(long)]
+        percent: Option<u8>,
+    },
+    /// Make the staged candidate the active version.
+    Promote {
+        /// The department.
+        department: String,
+    },
+    /// Drop the staged candidate, or go back to the previous (or a given) version.
+    Rollback {
+        /// The department.
+        department: String,
+        /// The version to go back to (default: the one active before).
+        digest: Option<String>,
+    },
+    /// Remove a version that serves no calls.
+    Remove {
+        /// The department.
+        department: String,
+        /// The version's digest.
+        digest: String,
+    },
+    /// Sign a component with a private key file (offline; nothing is sent).
+    Sign {
+        /// The component file.
+        file: PathBuf,
+        /// The key file made by `keygen`.
+        #[arg(long)]
+        key: PathBuf,
+        /// Where to write the signed component (default: over the input).
+        #[arg(long)]
+        out: Option<PathBuf>,
+    },
+    /// Make a signing key pair; prints the public part for `plugins.trusted_keys`.
+    Keygen {
+        /// Key id, named in signatures.
+        #[arg(long)]
+        id: String,
+        /// `ed25519` or `sm2`.
+        #[arg(long, default_value = "ed25519")]
+        algorithm: String,
+        /// Where to write the private key file (created with mode 0600).
+        #[arg(long)]
+        out: PathBuf,
+    },
+}
+
+/// Run one `gateway plugin` command.
+pub async fn run(args: PluginArgs) -> anyhow::Result<()> {
+    match &args.command {
+        PluginCommand::Sign { file, key, out } => return sign(file, key, out.as_ref()),
+        PluginCommand::Keygen { id, algorithm, out } => return keygen(id, algorithm, out),
+        _ => {}
+    }
+    let client = Admin::new(&args)?;
+    let answer = match &args.command {
+        PluginCommand::Push {
+            file,
+            department,
+            activate,
+            percent,
+        } => {
+            let bytes =
+                std::fs::read(file).with_context(|| format!("reading {}", file.display()))?;
+            let mut query = Vec::new();
+            if let Some(d) = department {
+                query.push(("department", d.clone()));
+            }
+            if *activate {
+                query.push(("activate", "true".into()));
+            }
+            if let Some(p) = percent {
+                query.push(("percent", p.to_string()));
+            }
+            client
+                .send(client.post("/admin/v1/adapters").query(&query).body(bytes))
+                .await?
+        }
+        PluginCommand::List { department } => {
+            let path = match department {
+                Some(d) => format!("/admin/v1/adapters/{d}"),
+                None => "/admin/v1/adapters".into(),
+            };
+            client.send(client.get(&path)).await?
+        }
+        PluginCommand::Activate {
+            department,
+            digest,
+            percent,
+        } => {
+            let body = serde_json::json!({"digest": digest, "percent": percent});
+            client
+                .send(
+                    client
+                        .post(&format!("/admin/v1/adapters/{department}/activate"))
+                        .json(&body),
+                )
+                .await?
+        }
+        PluginCommand::Promote { department } => {
+            client
+                .send(client.post(&format!("/admin/v1/adapters/{department}/promote")))
+                .await?
+        }
+        PluginCommand::Rollback { department, digest } => {
+            let body = serde_json::json!({"digest": digest});
+            client
+                .send(
+                    client
+                        .post(&format!("/admin/v1/adapters/{department}/rollback"))
+                        .json(&body),
+                )
+                .await?
+        }
+        PluginCommand::Remove { department, digest } => {
+            client
+                .send(client.delete(&format!(
+                    "/admin/v1/adapters/{department}/versions/{digest}"
+                )))
+                .await?
+        }
+        PluginCommand::Sign { .. } | PluginCommand::Keygen { .. } => unreachable!("handled above"),
+    };
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(&answer)?);
+    } else {
+        print!("{}", summary(&args.command, &answer));
+    }
+    Ok(())
+}
+
+struct Admin {
+    base: String,
+    operator: String,
+    http: reqwest::Client,
+}
+
+impl Admin {
+    fn new(args: &PluginArgs) -> anyhow::Result<Admin> {
+        let operator = args
+            .operator
+            .clone()
+            .or_else(|| std::env::var("USER").ok())
+            .context("name the operator with --operator or GATEWAY_OPERATOR")?;
+        let http = reqwest::Client::builder()
+            .use_preconfigured_tls(crate::tls::no_trust_config()?)
+            .build()?;
+        Ok(Admin {
+            base: args.admin.trim_end_matches('/').to_string(),
+            operator,
+            http,
+        })
+    }
+
+    fn get(&self, path: &str) -> reqwest::RequestBuilder {
+        self.http.get(format!("{}{path}", self.base))
+    }
+
+    fn post(&self, path: &str) -> reqwest::RequestBuilder {
+        self.http.post(format!("{}{path}", self.base))
+    }
+
+    fn delete(&self, path: &str) -> reqwest::RequestBuilder {
+        self.http.delete(format!("{}{path}", self.base))
+    }
+
+    async fn send(&self, request: reqwest::RequestBuilder) -> anyhow::Result<Value> {
+        let response = request
+            .header("x-operator-id", &self.operator)
+            .send()
+            .await
+            .with_context(|| format!("reaching the admin API at {}", self.base))?;
+        let status = response.status();
+        let body: Value = response.json().await.unwrap_or(Value::Null);
+        if !status.is_success() {
+            let error = &body["error"];
+            let mut text = format!(
+                "{status}: {}",
+                error["message"].as_str().unwrap_or("no message")
+            );
+            for field in error["fields"].as_array().into_iter().flatten() {
+                text.push_str(&format!(
+                    "\n  {} ({}): {}",
+                    field["field"].as_str().unwrap_or_default(),
+                    field["code"].as_str().unwrap_or_default(),
+                    field["message"].as_str().unwrap_or_default()
+                ));
+            }
+            bail!(text);
+        }
+        Ok(body)
+    }
+}
+
+fn short(digest: &Value) -> &str {
+    let d = digest.as_str().unwrap_or("-");
+    &d[..12.min(d.len())]
+}
+
+fn summary(command: &PluginCommand, answer: &Value) -> String {
+    let route = |r: &Value| {
+        let mut text = format!(
+            "{}: active {}",
+            r["department"].as_str().unwrap_or_default(),
+            short(&r["active"])
+        );
+        if !r["candidate"].is_null() {
+            text.push_str(&format!(
+                ", candidate {} at {}%",
+                short(&r["candidate"]),
+                r["percent"]
+            ));
+        }
+        text + "\n"
+    };
+    match command {
+        PluginCommand::Push { .. } => {
+            let v = &answer["version"];
+            let mut text = format!(
+                "admitted {} {} (department {}, contract {})\n",
+                short(&v["digest"]),
+                v["adapter_version"].as_str().unwrap_or_default(),
+                v["department"].as_str().unwrap_or_default(),
+                v["contract_version"].as_str().unwrap_or_default()
+            );
+            if !answer["route"].is_null() {
+                text.push_str(&route(&answer["route"]));
+            }
+            text
+        }
+        PluginCommand::List { .. } => {
+            let departments = match answer.get("departments") {
+                Some(Value::Array(all)) => all.clone(),
+                _ => vec![answer.clone()],
+            };
+            let mut text = String::new();
+            for d in &departments {
+                text.push_str(&format!(
+                    "{}\n",
+                    d["department"].as_str().unwrap_or_default()
+                ));
+                for v in d["versions"].as_array().into_iter().flatten() {
+                    let role = if v["digest"] == d["active"]["digest"] {
+                        "active".to_string()
+                    } else if v["digest"] == d["candidate"]["digest"] {
+                        format!("candidate {}%", d["percent"])
+                    } else {
+                        String::new()
+                    };
+                    text.push_str(&format!(
+                        "  {}  {:<10} contract {:<6} {:<8} by {:<16} {}\n",
+                        short(&v["digest"]),
+                        v["adapter_version"].as_str().unwrap_or_default(),
+                        v["contract_version"].as_str().unwrap_or_default(),
+                        v["source"].as_str().unwrap_or_default(),
+                        v["loaded_by"].as_str().unwrap_or_default(),
+                        role
+                    ));
+                }
+                for h in d["history"].as_array().into_iter().flatten().take(20) {
+                    text.push_str(&format!(
+                        "  · {} {} by {} {}\n",
+                        h["action"].as_str().unwrap_or_default(),
+                        short(&h["digest"]),
+                        h["operator"].as_str().unwrap_or_default(),
+                        h["detail"].as_str().unwrap_or_default()
+                    ));
+                }
+            }
+            text
+        }
+        PluginCommand::Remove { .. } => format!("removed {}\n", short(&answer["removed"])),
+        _ => route(&answer["route"]),
+    }
+}
+
+fn sign(file: &PathBuf, key: &PathBuf, out: Option<&PathBuf>) -> anyhow::Result<()> {
+    let key: SigningKeyFile = toml::from_str(
+        &std::fs::read_to_string(key).with_context(|| format!("reading {}", key.display()))?,
+    )
+    .with_context(|| format!("{} is not a signing key file", key.display()))?;
+    let component = std::fs::read(file).with_context(|| format!("reading {}", file.display()))?;
+    let signed = key.sign(&component).map_err(anyhow::Error::msg)?;
+    let out = out.unwrap_or(file);
+    std::fs::write(out, signed).with_context(|| format!("writing {}", out.display()))?;
+    println!(
+        "signed {} with key {} ({})",
+        out.display(),
+        key.id,
+        key.algorithm
+    );
+    Ok(())
+}
+
+fn keygen(id: &str, algorithm: &str, out: &PathBuf) -> anyhow::Result<()> {
+    let algorithm = match algorithm {
+        "ed25519" => Algorithm::Ed25519,
+        "sm2" => Algorithm::Sm2,
+        other => bail!("algorithm {other}: use ed25519 or sm2"),
+    };
+    let key = SigningKeyFile::generate(id, algorithm);
+    let text = format!(
+        "# Adapter signing key `{id}`. Keep this file on the signing machine only.\n{}",
+        toml::to_string(&key)?
+    );
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create_new(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+    use std::io::Write as _;
+    options
+        .open(out)
+        .with_context(|| format!("creating {}", out.display()))?
+        .write_all(text.as_bytes())?;
+    println!(
+        "wrote {}; add to the gateway's config:\n\n[[plugins.trusted_keys]]\nid = \"{id}\"\nalgorithm = \"{algorithm}\"\npublic_key = \"{}\"",
+        out.display(),
+        key.public_key
+    );
+    Ok(())
+}

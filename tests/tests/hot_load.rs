@@ -1,0 +1,742 @@
+//! Operators hot-load adapters: push, check, activate, stage, promote, roll back and remove
+//! versions on a running gateway, by admin API or by dropping a file, with nothing dropped,
+//! the choice kept across restarts and followed by every node.
+
+use gateway::adapters::signature::{Algorithm, SigningKeyFile};
+use integration_tests::{Env, Setup, adapters_dir};
+use serde_json::{Value, json};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+/// The admin API of one gateway, as operator `ops-1`.
+struct Admin {
+    http: reqwest::Client,
+    base: String,
+}
+
+impl Admin {
+    fn of(env: &Env) -> Admin {
+        Admin::at(env.admin_url())
+    }
+
+    fn at(base: String) -> Admin {
+        Admin {
+            http: reqwest::Client::new(),
+            base,
+        }
+    }
+
+    async fn answer(request: reqwest::RequestBuilder) -> (u16, Value) {
+        let response = request.send().await.expect("the admin API answers");
+        let status = response.status().as_u16();
+        (status, response.json().await.unwrap_or(Value::Null))
+    }
+
+    async fn push(&self, component: Vec<u8>, query: &str) -> (u16, Value) {
+        Self::answer(
+            self.http
+                .post(format!("{}/admin/v1/adapters?{query}", self.base))
+                .header("x-operator-id", "ops-1")
+                .body(component),
+        )
+        .await
+    }
+
+    async fn post(&self, path: &str, body: Value) -> (u16, Value) {
+        Self::answer(
+            self.http
+                .post(format!("{}/admin/v1/adapters/{path}", self.base))
+                .header("x-operator-id", "ops-1")
+                .json(&body),
+        )
+        .await
+    }
+
+    async fn delete(&self, path: &str) -> (u16, Value) {
+        Self::answer(
+            self.http
+                .delete(format!("{}/admin/v1/adapters/{path}", self.base))
+                .header("x-operator-id", "ops-1"),
+        )
+        .await
+    }
+
+    async fn department(&self, id: &str) -> Value {
+        let (status, body) = Self::answer(
+            self.http
+                .get(format!("{}/admin/v1/adapters/{id}", self.base)),
+        )
+        .await;
+        assert_eq!(status, 200, "{body}");
+        body
+    }
+
+    async fn active(&self, id: &str) -> String {
+        self.department(id).await["active"]["digest"]
+            .as_str()
+            .unwrap_or_default()
+            .to_string()
+    }
+}
+
+/// A built component.
+fn component(file: &str) -> Vec<u8> {
+    std::fs::read(adapters_dir().join(file)).expect("the adapter components are built")
+}
+
+/// The same component with a custom section added: a new digest, the same behaviour (what a
+/// rebuild with another version stamp looks like to the gateway).
+fn variant(component: &[u8], note: &str) -> Vec<u8> {
+    let name = b"build-note";
+    let mut section = vec![name.len() as u8];
+    section.extend_from_slice(name);
+    section.extend_from_slice(note.as_bytes());
+    assert!(section.len() < 128, "one-byte LEB128 size");
+    let mut out = component.to_vec();
+    out.push(0);
+    out.push(section.len() as u8);
+    out.extend_from_slice(&section);
+    out
+}
+
+fn digest(bytes: &[u8]) -> String {
+    gateway::adapters::digest(bytes)
+}
+
+async fn clearance(env_url: &str, http: &reqwest::Client) -> u16 {
+    http.post(format!("{env_url}/api/v1/lookups/tax.clearance"))
+        .json(&json!({"taxpayer_id": "91350100M000100Y43"}))
+        .send()
+        .await
+        .map(|r| r.status().as_u16())
+        .unwrap_or(0)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn push_activate_roll_back_and_remove_a_version() {
+    let env = Env::start_with(Setup {
+        admin: true,
+        ..Setup::default()
+    })
+    .await
+    .unwrap();
+    let admin = Admin::of(&env);
+    let v1 = digest(&component("tax_adapter.wasm"));
+    assert_eq!(
+        admin.active("tax").await,
+        v1,
+        "the config's file serves first"
+    );
+
+    let v2_bytes = variant(&component("tax_adapter.wasm"), "v2");
+    let v2 = digest(&v2_bytes);
+    let (status, pushed) = admin.push(v2_bytes, "department=tax").await;
+    assert_eq!(status, 201, "{pushed}");
+    assert_eq!(pushed["version"]["digest"], v2);
+    assert_eq!(pushed["version"]["department"], "tax");
+    assert_eq!(pushed["version"]["contract_version"], "0.1.0");
+    assert_eq!(pushed["version"]["loaded_by"], "ops-1");
+    assert_eq!(
+        pushed["version"]["description"]["lookups"][0]["name"],
+        "tax.clearance"
+    );
+    assert!(pushed["route"].is_null(), "pushed, not activated");
+    assert_eq!(admin.active("tax").await, v1);
+
+    let (status, body) = admin
+        .post("tax/activate", json!({"digest": &v2[..12]}))
+        .await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(admin.active("tax").await, v2);
+    assert_eq!(clearance(&env.gateway.url(), &env.http).await, 200);
+    let tax = admin.department("tax").await;
+    assert_eq!(
+        tax["active"]["calls"], 1,
+        "the new version served the call: {tax}"
+    );
+    assert!(
+        tax["active"]["first_call_ms"].as_i64().unwrap()
+            >= tax["active"]["serving_since_ms"].as_i64().unwrap()
+    );
+
+    let (status, body) = admin.post("tax/rollback", json!({})).await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(admin.active("tax").await, v1, "back to the version before");
+
+    let (status, body) = admin.delete(&format!("tax/versions/{v1}")).await;
+    assert_eq!(status, 409, "the active version cannot go: {body}");
+    assert_eq!(body["error"]["code"], "conflict");
+    let (status, body) = admin.delete(&format!("tax/versions/{v2}")).await;
+    assert_eq!(status, 200, "{body}");
+
+    let tax = admin.department("tax").await;
+    let versions: Vec<&str> = tax["versions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v["digest"].as_str().unwrap())
+        .collect();
+    assert_eq!(versions, [v1.as_str()]);
+    let actions: Vec<(&str, &str)> = tax["history"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|h| {
+            (
+                h["action"].as_str().unwrap(),
+                h["operator"].as_str().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        actions,
+        [
+            ("remove", "ops-1"),
+            ("rollback", "ops-1"),
+            ("activate", "ops-1"),
+            ("push", "ops-1"),
+            ("activate", "config"),
+            ("push", "config"),
+        ]
+    );
+
+    // Changes name their operator.
+    let (status, body) = Admin::answer(env.http.post(format!(
+        "{}/admin/v1/adapters/tax/rollback",
+        env.admin_url()
+    )))
+    .await;
+    assert_eq!(status, 422, "{body}");
+    assert_eq!(body["error"]["fields"][0]["field"], "X-Operator-Id");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_refused_component_names_the_check_and_changes_nothing() {
+    let env = Env::start_with(Setup {
+        admin: true,
+        ..Setup::default()
+    })
+    .await
+    .unwrap();
+    let admin = Admin::of(&env);
+    let before = admin.active("tax").await;
+    let refused = |body: &Value| {
+        body["error"]["fields"][0]["code"]
+            .as_str()
+            .unwrap_or_default()
+            .to_string()
+    };
+
+    let (status, body) = admin.push(b"\0asm not really".to_vec(), "").await;
+    assert_eq!(status, 422, "{body}");
+    assert_eq!(body["error"]["code"], "adapter_refused");
+    assert_eq!(refused(&body), "compile", "{body}");
+
+    let (status, body) = admin
+        .push(component("hostile_adapter.wasm"), "department=tax")
+        .await;
+    assert_eq!(status, 422, "{body}");
+    assert_eq!(refused(&body), "department", "{body}");
+    assert!(
+        body["error"]["fields"][0]["message"]
+            .as_str()
+            .unwrap()
+            .contains("`hostile`, not `tax`")
+    );
+
+    let (status, body) = admin.push(component("hostile_adapter.wasm"), "").await;
+    assert_eq!(status, 422, "no hostile department here: {body}");
+    assert!(
+        body["error"]["fields"][0]["message"]
+            .as_str()
+            .unwrap()
+            .contains("not configured")
+    );
+
+    let (status, body) = admin.push(Vec::new(), "").await;
+    assert_eq!(status, 422, "{body}");
+    assert_eq!(body["error"]["fields"][0]["field"], "body");
+
+    assert_eq!(admin.active("tax").await, before);
+    assert_eq!(
+        clearance(&env.gateway.url(), &env.http).await,
+        200,
+        "still serving"
+    );
+    assert_eq!(
+        admin.department("tax").await["versions"]
+            .as_array()
+            .unwrap()
+            .len(),
+        1
+    );
+}
+
+/// The four adapters, signed with `key`, in a folder of their own.
+fn signed_adapters(key: &SigningKeyFile) -> tempfile::TempDir {
+    let dir = tempfile::tempdir().unwrap();
+    for file in [
+        "tax_adapter.wasm",
+        "real_estate_adapter.wasm",
+        "public_security_adapter.wasm",
+        "market_regulation_adapter.wasm",
+    ] {
+        std::fs::write(dir.path().join(file), key.sign(&component(file)).unwrap()).unwrap();
+    }
+    dir
+}
+
+fn trusted_keys(keys: &[&SigningKeyFile]) -> String {
+    keys.iter()
+        .map(|k| {
+            format!(
+                "[[plugins.trusted_keys]]\nid = \"{}\"\nalgorithm = \"{}\"\npublic_key = \"{}\"\n",
+                k.id, k.algorithm, k.public_key
+            )
+        })
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn with_trusted_keys_only_signed_components_are_admitted() {
+    let ops = SigningKeyFile::generate("ops-ed25519", Algorithm::Ed25519);
+    let gm = SigningKeyFile::generate("ops-sm2", Algorithm::Sm2);
+    let stranger = SigningKeyFile::generate("stranger", Algorithm::Ed25519);
+    let signed = signed_adapters(&ops);
+    let env = Env::start_with(Setup {
+        admin: true,
+        plugins_dir: Some(signed.path().to_path_buf()),
+        config_extra: trusted_keys(&[&ops, &gm]),
+        ..Setup::default()
+    })
+    .await
+    .unwrap();
+    let admin = Admin::of(&env);
+    let tax = admin.department("tax").await;
+    assert_eq!(tax["versions"][0]["signed_by"], "ops-ed25519");
+
+    let unsigned = variant(&component("tax_adapter.wasm"), "unsigned");
+    let (status, body) = admin.push(unsigned.clone(), "").await;
+    assert_eq!(status, 422, "{body}");
+    assert_eq!(body["error"]["fields"][0]["code"], "signature");
+    assert!(
+        body["error"]["fields"][0]["message"]
+            .as_str()
+            .unwrap()
+            .contains("not signed")
+    );
+
+    let (status, body) = admin.push(stranger.sign(&unsigned).unwrap(), "").await;
+    assert_eq!(status, 422, "{body}");
+    assert!(
+        body["error"]["fields"][0]["message"]
+            .as_str()
+            .unwrap()
+            .contains("not a trusted key")
+    );
+
+    let mut tampered = ops.sign(&unsigned).unwrap();
+    let at = tampered.len() / 2;
+    tampered[at] ^= 0x01;
+    let (status, body) = admin.push(tampered, "").await;
+    assert_eq!(status, 422, "{body}");
+    assert_eq!(body["error"]["fields"][0]["code"], "signature", "{body}");
+
+    let (status, body) = admin
+        .push(gm.sign(&unsigned).unwrap(), "activate=true")
+        .await;
+    assert_eq!(status, 201, "an SM2 signature by a trusted key: {body}");
+    assert_eq!(body["version"]["signed_by"], "ops-sm2");
+    assert_eq!(clearance(&env.gateway.url(), &env.http).await, 200);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn swaps_and_rollbacks_under_steady_load_fail_no_request() {
+    let env = Env::start_with(Setup {
+        admin: true,
+        ..Setup::default()
+    })
+    .await
+    .unwrap();
+    let admin = Admin::of(&env);
+    let v1 = digest(&component("tax_adapter.wasm"));
+    let v2_bytes = variant(&component("tax_adapter.wasm"), "v2");
+    let v2 = digest(&v2_bytes);
+    assert_eq!(admin.push(v2_bytes, "").await.0, 201);
+
+    let stop = Arc::new(tokio::sync::Notify::new());
+    let served = Arc::new(AtomicU64::new(0));
+    let failed = Arc::new(AtomicU64::new(0));
+    let mut load = Vec::new();
+    for _ in 0..4 {
+        let (url, http) = (env.gateway.url(), env.http.clone());
+        let (stop, served, failed) = (stop.clone(), served.clone(), failed.clone());
+        load.push(tokio::spawn(async move {
+            loop {
+                tokio::select! {
+                    _ = stop.notified() => return,
+                    status = clearance(&url, &http) => {
+                        if status == 200 { served.fetch_add(1, Ordering::SeqCst); }
+                        else { failed.fetch_add(1, Ordering::SeqCst); }
+                    }
+                }
+            }
+        }));
+    }
+    // Pace the swaps by served requests, so each version serves some under load.
+    let wait_for_traffic = || {
+        let served = served.clone();
+        async move {
+            let from = served.load(Ordering::SeqCst);
+            while served.load(Ordering::SeqCst) < from + 5 {
+                tokio::task::yield_now().await;
+            }
+        }
+    };
+    for round in 0..10 {
+        let (status, body) = admin.post("tax/activate", json!({"digest": v2})).await;
+        assert_eq!(status, 200, "round {round}: {body}");
+        wait_for_traffic().await;
+        let (status, body) = admin.post("tax/rollback", json!({})).await;
+        assert_eq!(status, 200, "round {round}: {body}");
+        assert_eq!(body["route"]["active"], v1);
+        wait_for_traffic().await;
+        let (status, body) = admin
+            .post("tax/activate", json!({"digest": v2, "percent": 50}))
+            .await;
+        assert_eq!(status, 200, "round {round}: {body}");
+        wait_for_traffic().await;
+        let (status, body) = admin.post("tax/rollback", json!({})).await;
+        assert_eq!(status, 200, "round {round}: {body}");
+        wait_for_traffic().await;
+    }
+    stop.notify_waiters();
+    for task in load {
+        task.abort();
+    }
+    assert_eq!(
+        failed.load(Ordering::SeqCst),
+        0,
+        "no request failed during 40 swaps"
+    );
+    assert!(served.load(Ordering::SeqCst) >= 200);
+    let history = admin.department("tax").await["history"].clone();
+    let swaps = history
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|h| h["action"] != "push")
+        .count();
+    assert!(swaps >= 40, "{history}");
+}
+
+/// A gateway with the hostile department (version 1.0.0) and staged rollout judged after
+/// ten calls.
+async fn hostile_env(extra: &str) -> Env {
+    Env::start_with(Setup {
+        admin: true,
+        hostile: Some("http://127.0.0.1:9".into()),
+        config_extra: format!("[plugins.staged]\nmin_calls = 10\nmax_error_rate = 0.5\n{extra}"),
+        ..Setup::default()
+    })
+    .await
+    .unwrap()
+}
+
+async fn echo(env: &Env, query: Value) -> (u16, Value) {
+    env.post("/api/v1/lookups/hostile.echo", &query).await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_staged_version_serves_its_share_and_is_promoted() {
+    let env = hostile_env("").await;
+    let admin = Admin::of(&env);
+    let (status, body) = admin
+        .push(component("hostile_next_adapter.wasm"), "percent=30")
+        .await;
+    assert_eq!(status, 201, "{body}");
+    assert_eq!(body["route"]["percent"], 30);
+    let mut by_version = std::collections::BTreeMap::<String, u32>::new();
+    for i in 0..100 {
+        let (status, answer) = echo(&env, json!({"i": i})).await;
+        assert_eq!(status, 200, "{answer}");
+        let version = answer["result"]["served_by"].as_str().unwrap_or("1.0.0");
+        *by_version.entry(version.to_string()).or_default() += 1;
+    }
+    assert_eq!(by_version["2.0.0"], 30, "{by_version:?}");
+    assert_eq!(by_version["1.0.0"], 70, "{by_version:?}");
+    let hostile = admin.department("hostile").await;
+    assert_eq!(hostile["candidate"]["calls"], 30, "{hostile}");
+    assert_eq!(hostile["candidate"]["faults"], 0);
+
+    let (status, body) = admin.post("hostile/promote", json!({})).await;
+    assert_eq!(status, 200, "{body}");
+    assert!(body["route"]["candidate"].is_null());
+    let (_, answer) = echo(&env, json!({})).await;
+    assert_eq!(answer["result"]["served_by"], "2.0.0");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_staged_version_failing_past_the_bound_is_rolled_back_automatically() {
+    let env = hostile_env("").await;
+    let admin = Admin::of(&env);
+    let v2 = digest(&component("hostile_next_adapter.wasm"));
+    let (status, body) = admin
+        .push(component("hostile_next_adapter.wasm"), "percent=50")
+        .await;
+    assert_eq!(status, 201, "{body}");
+    // Version 2 fails these; version 1 echoes them.
+    let mut failures = 0;
+    for _ in 0..20 {
+        let (status, _) = echo(&env, json!({"fail": true})).await;
+        if status != 200 {
+            failures += 1;
+        }
+    }
+    assert_eq!(failures, 10, "half the calls went to the failing candidate");
+    // The rollback is the node's next sync; its route is the signal.
+    let deadline = Instant::now() + Duration::from_secs(5);
+    loop {
+        let hostile = admin.department("hostile").await;
+        if hostile["candidate"].is_null() {
+            let last = &hostile["history"][0];
+            assert_eq!(last["action"], "auto-rollback", "{hostile}");
+            assert_eq!(last["digest"], v2);
+            assert!(
+                last["detail"]
+                    .as_str()
+                    .unwrap()
+                    .contains("error rate 1.00 over 10 calls"),
+                "{last}"
+            );
+            break;
+        }
+        assert!(Instant::now() < deadline, "not rolled back: {hostile}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    for _ in 0..10 {
+        let (status, body) = echo(&env, json!({"fail": true})).await;
+        assert_eq!(status, 200, "only version 1 serves now: {body}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn per_adapter_limits_show_in_metrics_and_a_full_adapter_answers_busy() {
+    // A department that accepts and never answers holds the one instance for its timeout.
+    let silent = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let silent_url = format!("http://{}", silent.local_addr().unwrap());
+    tokio::spawn(async move {
+        let mut held = Vec::new();
+        while let Ok((socket, _)) = silent.accept().await {
+            held.push(socket);
+        }
+    });
+    let env = Env::start_with(Setup {
+        admin: true,
+        hostile: Some(silent_url),
+        hostile_limits: "max_instances = 1".into(),
+        ..Setup::default()
+    })
+    .await
+    .unwrap();
+    let admin = Admin::of(&env);
+    let url = env.gateway.url();
+    let http = env.http.clone();
+    let slow = tokio::spawn(async move {
+        http.post(format!("{url}/api/v1/lookups/hostile.slow-host"))
+            .json(&json!({}))
+            .send()
+            .await
+            .unwrap()
+            .status()
+            .as_u16()
+    });
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while admin.department("hostile").await["live_instances"] != 1 {
+        assert!(Instant::now() < deadline, "the slow call never started");
+        tokio::task::yield_now().await;
+    }
+    let (status, body) = echo(&env, json!({})).await;
+    assert_eq!(status, 503, "{body}");
+    assert_eq!(body["error"]["code"], "adapter_busy");
+    assert!(
+        body["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("1 instances")
+    );
+    assert_eq!(slow.await.unwrap(), 200);
+    let (status, _) = echo(&env, json!({})).await;
+    assert_eq!(status, 200, "free again");
+
+    let metrics = env
+        .http
+        .get(format!("{}/metrics", env.admin_url()))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    for line in [
+        r#"gateway_adapter_limit{department="hostile",limit="max_instances"} 1"#,
+        r#"gateway_adapter_limit{department="hostile",limit="memory_mib"} 32"#,
+        r#"gateway_adapter_limit{department="hostile",limit="cpu_ms"} 200"#,
+    ] {
+        assert!(metrics.contains(line), "{line} missing");
+    }
+    assert!(
+        metrics.contains(r#"gateway_adapter_calls_total{department="hostile",version="1.0.0",call="lookup",outcome="busy"}"#),
+        "busy calls are counted"
+    );
+    assert!(metrics.contains(
+        r#"gateway_adapter_call_seconds_bucket{department="hostile",version="1.0.0",call="lookup""#
+    ));
+}
+
+/// Compiled artefacts in a wasmtime cache folder (its usage statistics left out).
+fn compiled_files(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
+    let mut found = Vec::new();
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        for entry in std::fs::read_dir(&d).into_iter().flatten().flatten() {
+            let path = entry.path();
+            if path.is_dir() {
+                stack.push(path);
+            } else if !path.to_string_lossy().ends_with(".stats") {
+                found.push(path);
+            }
+        }
+    }
+    found.sort();
+    found
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_restarted_gateway_keeps_versions_and_choice_without_compiling_again() {
+    let cache = tempfile::tempdir().unwrap();
+    let mut env = Env::start_with(Setup {
+        admin: true,
+        cache_dir: Some(cache.path().to_path_buf()),
+        ..Setup::default()
+    })
+    .await
+    .unwrap();
+    let admin = Admin::of(&env);
+    let v2_bytes = variant(&component("tax_adapter.wasm"), "v2");
+    let v2 = digest(&v2_bytes);
+    let (status, body) = admin.push(v2_bytes, "activate=true").await;
+    assert_eq!(status, 201, "{body}");
+    let before = admin.department("tax").await;
+    let compiled = compiled_files(cache.path());
+    assert!(
+        compiled.len() >= 5,
+        "four adapters and v2 compiled: {compiled:?}"
+    );
+
+    env.restart().await.unwrap();
+    let admin = Admin::of(&env);
+    let after = admin.department("tax").await;
+    assert_eq!(after["active"]["digest"], v2, "the active choice survived");
+    assert_eq!(after["versions"], before["versions"], "the same versions");
+    assert_eq!(
+        compiled_files(cache.path()),
+        compiled,
+        "nothing was compiled again"
+    );
+    assert_eq!(clearance(&env.gateway.url(), &env.http).await, 200);
+    assert_eq!(admin.department("tax").await["active"]["calls"], 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_component_dropped_into_the_watched_folder_is_loaded() {
+    let drop_dir = tempfile::tempdir().unwrap();
+    let env = Env::start_with(Setup {
+        admin: true,
+        plugins_extra: format!(
+            "watch_dir = \"{}\"\nsync_interval_ms = 50",
+            drop_dir.path().display()
+        ),
+        ..Setup::default()
+    })
+    .await
+    .unwrap();
+    let admin = Admin::of(&env);
+    let v2_bytes = variant(&component("tax_adapter.wasm"), "dropped");
+    let v2 = digest(&v2_bytes);
+    // Written aside, then renamed into place: the watcher never sees half a file.
+    let aside = drop_dir.path().join("tax-v2.wasm.part");
+    std::fs::write(&aside, &v2_bytes).unwrap();
+    std::fs::rename(&aside, drop_dir.path().join("tax-v2.wasm")).unwrap();
+    std::fs::write(drop_dir.path().join("junk.wasm"), b"not a component").unwrap();
+
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let refusal = drop_dir.path().join("junk.wasm.refused");
+    while admin.active("tax").await != v2 || !refusal.exists() {
+        assert!(
+            Instant::now() < deadline,
+            "the dropped files were not handled"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let tax = admin.department("tax").await;
+    assert_eq!(tax["versions"][0]["source"], "file");
+    assert_eq!(tax["versions"][0]["loaded_by"], "file:tax-v2.wasm");
+    assert!(
+        std::fs::read_to_string(&refusal)
+            .unwrap()
+            .contains("compile")
+    );
+    assert_eq!(clearance(&env.gateway.url(), &env.http).await, 200);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_activation_on_one_node_takes_effect_on_the_other_within_a_second() {
+    let env = Env::start_with(Setup {
+        admin: true,
+        ..Setup::default()
+    })
+    .await
+    .unwrap();
+    let other = env.start_node("node-b").await.unwrap();
+    let (a, b) = (
+        Admin::of(&env),
+        Admin::at(format!("http://{}", other.admin_addr.unwrap())),
+    );
+    let v2_bytes = variant(&component("tax_adapter.wasm"), "v2");
+    let v2 = digest(&v2_bytes);
+    let (status, body) = a.push(v2_bytes, "").await;
+    assert_eq!(status, 201, "{body}");
+    // Each node compiles a department's newest version ahead of its activation.
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while !b.department("tax").await["prepared"]
+        .as_array()
+        .unwrap()
+        .contains(&json!(v2))
+    {
+        assert!(
+            Instant::now() < deadline,
+            "node b never prepared the pushed version"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let started = Instant::now();
+    let (status, body) = a.post("tax/activate", json!({"digest": v2})).await;
+    assert_eq!(status, 200, "{body}");
+    while b.active("tax").await != v2 {
+        assert!(
+            started.elapsed() < Duration::from_secs(1),
+            "node b still serves the old version"
+        );
+        tokio::task::yield_now().await;
+    }
+    eprintln!("node b followed in {:?}", started.elapsed());
+    assert_eq!(clearance(&other.url(), &env.http).await, 200);
+    assert_eq!(
+        b.department("tax").await["active"]["calls"],
+        1,
+        "node b served it with v2"
+    );
+    other.shutdown().await;
+}
