@@ -21,6 +21,8 @@ enum Command {
         #[arg(long, default_value = "config/gateway.toml")]
         config: PathBuf,
     },
+    /// Print the portal API's OpenAPI 3.1 document (what `GET /openapi.json` answers).
+    Openapi,
     /// Check a config file without starting anything.
     Check {
         /// Config file.
@@ -31,18 +33,24 @@ enum Command {
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
-        )
-        .init();
     match Cli::parse().command {
         Command::Check { config } => {
+            gateway::logging::init(gateway::config::LogFormat::Text);
             gateway::config::Config::load(&config)?;
             println!("{}: ok", config.display());
         }
+        Command::Openapi => {
+            println!(
+                "{}",
+                gateway::api::document()
+                    .to_pretty_json()
+                    .expect("the OpenAPI document serialises")
+            );
+        }
         Command::Serve { config } => {
+            // The config names the log format, so it is read before anything logs.
             let config = gateway::config::Config::load(&config)?;
+            gateway::logging::init(gateway::logging::format(config.log.format)?);
             let gateway = gateway::Gateway::start(config).await?;
             println!("gateway ready at {}", gateway.url());
             let mut terminate =
