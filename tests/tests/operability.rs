@@ -125,7 +125,11 @@ async fn the_document_describes_every_route_and_every_answer() {
     assert!(docs.text().await.unwrap().contains("\"openapi\":\"3.1.0\""));
 
     // Real answers, good and bad, match the document.
-    let d = |m, t, p| documented(&env, &doc, m, t, p, None);
+    let (e, o) = (&env, &doc);
+    let d = move |m, t, p: &str| {
+        let p = p.to_string();
+        async move { documented(e, o, m, t, &p, None).await }
+    };
     d("get", "/api/v1/catalogue", "/api/v1/catalogue").await;
     let form_t = "/api/v1/services/{code}/form";
     d(

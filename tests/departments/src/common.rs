@@ -225,7 +225,10 @@ pub(crate) fn finish(routes: Router, sim: Arc<Sim>, profile: Profile) -> Router 
         .route("/_sim/faults", post(post_faults))
         .route("/_sim/stats", get(get_stats))
         .with_state(sim.clone());
+    // The fallback goes under the fault layer too: a department that is down is down for every
+    // path, including the bare base URL the gateway's readiness probe asks for.
     routes
+        .fallback(|| async { StatusCode::NOT_FOUND })
         .layer(axum::middleware::from_fn_with_state(
             (sim, profile),
             fault_layer,
