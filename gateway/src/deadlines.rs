@@ -631,9 +631,9 @@ pub fn routes() -> OpenApiRouter<AppState> {
     path = "/api/v1/supervision/deadlines",
     tag = "supervision",
     params(
-        ("department" = Option<String>, Query, description = "Only this department"),
-        ("light" = Option<crate::api::openapi::Light>, Query, description = "Only steps with this light"),
-        ("at" = Option<String>, Query, format = DateTime, description = "Judge the lights at this instant (RFC 3339); default now"),
+        ("department" = Option<String>, Query, nullable = false, description = "Only this department"),
+        ("light" = Option<crate::api::openapi::Light>, Query, nullable = false, description = "Only steps with this light"),
+        ("at" = Option<String>, Query, nullable = false, format = DateTime, description = "Judge the lights at this instant (RFC 3339); default now"),
     ),
     responses(
         (status = 200, description = "Open steps and counts.", body = crate::api::openapi::Supervision),

@@ -8,7 +8,9 @@
 //! load balancer asking every second does not become load on a department.
 
 use crate::api::AppState;
-use crate::api::openapi::{Health, Readiness as ReadinessView, ReadinessCheck};
+use crate::api::openapi::{
+    CheckState, Health, Readiness as ReadinessView, ReadinessCheck, ReadyStatus,
+};
 use crate::connection::Connection;
 use axum::extract::State;
 use axum::http::StatusCode;
@@ -121,9 +123,13 @@ impl Readiness {
                 },
             );
         }
-        let ready = checks.values().all(|c| c.state == "up");
+        let ready = checks.values().all(|c| c.state == CheckState::Up);
         ReadinessView {
-            status: if ready { "ready" } else { "not_ready" }.into(),
+            status: if ready {
+                ReadyStatus::Ready
+            } else {
+                ReadyStatus::NotReady
+            },
             checks,
         }
     }
@@ -157,7 +163,7 @@ async fn readyz(
     Extension(readiness): Extension<Arc<Readiness>>,
 ) -> (StatusCode, Json<ReadinessView>) {
     let report = readiness.report(&o).await;
-    let status = if report.status == "ready" {
+    let status = if report.status == ReadyStatus::Ready {
         StatusCode::OK
     } else {
         StatusCode::SERVICE_UNAVAILABLE

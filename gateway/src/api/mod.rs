@@ -189,10 +189,10 @@ async fn pre_review(
     tag = "applications",
     params(
         ("code" = String, Path, description = "Service code"),
-        ("Idempotency-Key" = Option<String>, Header, description = "1-255 visible ASCII characters; a repeat returns the same case"),
-        ("X-Clerk-Id" = Option<String>, Header, description = "The clerk at the window (UTF-8), recorded on the case"),
-        ("X-Clerk-Window" = Option<String>, Header, description = "The clerk's window"),
-        ("X-Clerk-Hall" = Option<String>, Header, description = "The service hall"),
+        ("Idempotency-Key" = Option<String>, Header, nullable = false, min_length = 1, max_length = 255, description = "1-255 visible ASCII characters; a repeat returns the same case"),
+        ("X-Clerk-Id" = Option<String>, Header, nullable = false, description = "The clerk at the window (UTF-8), recorded on the case"),
+        ("X-Clerk-Window" = Option<String>, Header, nullable = false, description = "The clerk's window"),
+        ("X-Clerk-Hall" = Option<String>, Header, nullable = false, description = "The service hall"),
     ),
     request_body(content = openapi::FilledForm, description = "The filled form.", content_type = "application/json"),
     responses(

@@ -537,11 +537,33 @@ pub struct Health {
     pub status: String,
 }
 
+/// The state of one readiness check.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum CheckState {
+    /// Passing.
+    Up,
+    /// Failing; `detail` says why.
+    Down,
+    /// No result yet (a department not yet probed).
+    Unknown,
+}
+
+/// Whether a node is ready.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum ReadyStatus {
+    /// Every check is up.
+    Ready,
+    /// At least one is not.
+    NotReady,
+}
+
 /// One readiness check.
 #[derive(Debug, Clone, Serialize, ToSchema)]
 pub struct ReadinessCheck {
     /// `up`, `down`, or `unknown` (a department not yet probed).
-    pub state: String,
+    pub state: CheckState,
     /// Why it is down.
     #[serde(skip_serializing_if = "Option::is_none")]
     #[schema(nullable = false)]
@@ -556,7 +578,7 @@ impl ReadinessCheck {
     /// A passing check.
     pub fn up(checked_at: Option<String>) -> Self {
         ReadinessCheck {
-            state: "up".into(),
+            state: CheckState::Up,
             detail: None,
             checked_at,
         }
@@ -565,7 +587,7 @@ impl ReadinessCheck {
     /// A failing check and why.
     pub fn down(detail: String, checked_at: Option<String>) -> Self {
         ReadinessCheck {
-            state: "down".into(),
+            state: CheckState::Down,
             detail: Some(detail),
             checked_at,
         }
@@ -574,7 +596,7 @@ impl ReadinessCheck {
     /// A check with no result yet.
     pub fn unknown() -> Self {
         ReadinessCheck {
-            state: "unknown".into(),
+            state: CheckState::Unknown,
             detail: Some("not probed yet".into()),
             checked_at: None,
         }
@@ -585,7 +607,7 @@ impl ReadinessCheck {
 #[derive(Debug, Serialize, ToSchema)]
 pub struct Readiness {
     /// `ready` when every check is up, else `not_ready`.
-    pub status: String,
+    pub status: ReadyStatus,
     /// Checks by name: `store`, `adapter.<department>`, `department.<department>`.
     pub checks: BTreeMap<String, ReadinessCheck>,
 }
