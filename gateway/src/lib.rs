@@ -15,7 +15,7 @@
 //! - [`tls`]: rustls configurations.
 //! - [`store`]: cases, steps and events in SQLite or PostgreSQL.
 //! - [`orchestrator`]: review, durable acceptance, delivery with retries, polling, callbacks.
-//! - [`api`]: the axum routes and the one error format.
+//! - [`api`]: the axum routes, the one error format, and the OpenAPI document of both.
 //! - [`deadlines`]: promised time limits in working days (holiday calendar), 红黄牌 lights, supervision.
 //! - [`admin`]: the operators' routes on their own listener (dead letters, replay).
 //! - [`delivery`]: attempts, concurrency, circuit breaker and claims per department.

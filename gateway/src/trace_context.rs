@@ -178,7 +178,16 @@ pub fn layer(router: axum::Router) -> axum::Router {
     // Each layer wraps the ones before it: the id is set first of all and echoed on the way
     // out, the trace context is known before the span is made.
     router
-        .layer(tower_http::trace::TraceLayer::new_for_http().make_span_with(request_span))
+        .layer(
+            tower_http::trace::TraceLayer::new_for_http()
+                .make_span_with(request_span)
+                // Errors are logged where they are understood (a department's failure as a
+                // warning, the gateway's own as an error, readiness when it changes); a 5xx
+                // here again, say a `/readyz` 503 asked every second, would only repeat them.
+                .on_failure(
+                    tower_http::trace::DefaultOnFailure::new().level(tracing::Level::DEBUG),
+                ),
+        )
         .layer(axum::middleware::from_fn(continue_trace))
         .layer(PropagateRequestIdLayer::x_request_id())
         .layer(SetRequestIdLayer::x_request_id(MakeRequestUuid))
