@@ -80,11 +80,16 @@ impl Readiness {
         }
     }
 
-    /// Probe on the schedule until the task is dropped.
-    pub async fn run(self: Arc<Self>) {
+    /// Probe on the schedule until `stopped` turns true (shutdown waits for this task).
+    pub async fn run(self: Arc<Self>, mut stopped: tokio::sync::watch::Receiver<bool>) {
         loop {
-            self.probe_all().await;
-            tokio::time::sleep(self.interval).await;
+            tokio::select! {
+                _ = stopped.wait_for(|s| *s) => return,
+                _ = async {
+                    self.probe_all().await;
+                    tokio::time::sleep(self.interval).await;
+                } => {}
+            }
         }
     }
 

@@ -136,7 +136,7 @@ impl Gateway {
         let mut tasks = vec![
             tokio::spawn(orchestrator.clone().run_dispatcher()),
             tokio::spawn(orchestrator.clone().run_poller()),
-            tokio::spawn(readiness.clone().run()),
+            tokio::spawn(readiness.clone().run(stopped.clone())),
             tokio::spawn(serve(listener, app, stopped.clone())),
         ];
         let admin_addr = match &config.admin {
