@@ -48,6 +48,9 @@ pub struct Config {
     /// Promised time limits: the holiday calendar and when a step turns yellow (红黄牌).
     #[serde(default)]
     pub deadlines: crate::deadlines::DeadlinesConfig,
+    /// How the gateway logs (text or JSON lines).
+    #[serde(default)]
+    pub log: LogConfig,
     /// Matters by catalogue code, read from the catalogue file.
     #[serde(skip)]
     pub matters: BTreeMap<String, MatterConfig>,
@@ -80,6 +83,45 @@ pub struct ServerConfig {
     /// On SIGTERM, how long calls in flight may take to finish, in milliseconds.
     #[serde(default = "default_grace_ms")]
     pub shutdown_grace_ms: u64,
+    /// How often every department is probed for `/readyz`, in milliseconds: probes run on this
+    /// schedule in the background, never per readiness request, so no probe floods a department.
+    #[serde(default = "default_readiness_interval_ms")]
+    pub readiness_interval_ms: u64,
+}
+
+fn default_readiness_interval_ms() -> u64 {
+    10_000
+}
+
+/// Logging.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LogConfig {
+    /// `text` (default) or `json` (one JSON object a line); `GATEWAY_LOG_FORMAT` overrides it.
+    #[serde(default)]
+    pub format: LogFormat,
+}
+
+/// How log lines are written.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    /// Human-readable lines.
+    #[default]
+    Text,
+    /// One JSON object a line, span fields (request id, trace id) included.
+    Json,
+}
+
+impl LogFormat {
+    /// `text` or `json`, as in the config and in `GATEWAY_LOG_FORMAT`.
+    pub fn parse(text: &str) -> Option<LogFormat> {
+        match text.trim() {
+            "text" => Some(LogFormat::Text),
+            "json" => Some(LogFormat::Json),
+            _ => None,
+        }
+    }
 }
 
 fn default_claim_ms() -> u64 {
@@ -434,6 +476,13 @@ impl Config {
                 file,
                 "server.listen",
                 "not a socket address like 127.0.0.1:8080",
+            ));
+        }
+        if self.server.readiness_interval_ms == 0 {
+            return Err(ConfigError::new(
+                file,
+                "server.readiness_interval_ms",
+                "must be above 0",
             ));
         }
         if let Some(admin) = &self.admin

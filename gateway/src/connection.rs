@@ -138,14 +138,25 @@ impl Connection {
             .map_err(|_| SendError::Forbidden(format!("method {method:?} is not valid")))?;
         let mut request = self.client.request(method, url).body(body);
         for (name, value) in headers {
-            // The host owns the connection-level headers.
+            // The host owns the connection-level headers, and the trace context (so an adapter
+            // cannot detach its calls from the request they serve).
             if matches!(
                 name.to_ascii_lowercase().as_str(),
-                "host" | "content-length" | "transfer-encoding" | "connection"
+                "host"
+                    | "content-length"
+                    | "transfer-encoding"
+                    | "connection"
+                    | "traceparent"
+                    | "tracestate"
             ) {
                 continue;
             }
             request = request.header(name.as_str(), value.as_str());
+        }
+        let trace = crate::trace_context::outgoing();
+        request = request.header("traceparent", crate::trace_context::header_value(&trace));
+        if let Some(state) = &trace.state {
+            request = request.header("tracestate", state.as_str());
         }
         let exchange = async {
             let mut response = request.send().await.map_err(classify)?;
@@ -182,6 +193,25 @@ impl Connection {
         tokio::time::timeout(self.timeout, exchange)
             .await
             .unwrap_or(Err(SendError::Timeout))
+    }
+
+    /// Whether the department answers at all, for readiness: a `GET` of the base URL within
+    /// `timeout`. Any answer but 502, 503 or 504 means its system is there (a 404 for the bare
+    /// base URL is normal); those three, a refused connection or silence mean it is not.
+    pub async fn probe(&self, timeout: Duration) -> Result<u16, SendError> {
+        let request = self.client.get(self.base.clone()).timeout(timeout).header(
+            "traceparent",
+            crate::trace_context::header_value(&crate::trace_context::outgoing()),
+        );
+        let status = match tokio::time::timeout(timeout, request.send()).await {
+            Ok(Ok(response)) => response.status().as_u16(),
+            Ok(Err(e)) => return Err(classify(e)),
+            Err(_) => return Err(SendError::Timeout),
+        };
+        if matches!(status, 502..=504) {
+            return Err(SendError::Unavailable(format!("answered HTTP {status}")));
+        }
+        Ok(status)
     }
 
     /// The department's base URL.

@@ -37,9 +37,8 @@ use crate::catalogue::FieldProblem;
 use crate::config::ConfigError;
 use crate::orchestrator::Orchestrator;
 use crate::store::{StepState, StoreError, now_ms};
+use axum::Json;
 use axum::extract::{Query, State};
-use axum::routing::get;
-use axum::{Json, Router};
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 use sqlx::Row;
@@ -48,6 +47,8 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use time::macros::offset;
 use time::{Date, Month, OffsetDateTime, PrimitiveDateTime, Time, UtcOffset, Weekday};
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 /// Beijing time: deadlines end at 24:00 here.
 pub const BEIJING: UtcOffset = offset!(+8);
@@ -618,13 +619,29 @@ pub async fn counts(o: &Orchestrator, now_ms: i64) -> Result<BTreeMap<String, Co
 }
 
 /// The supervision routes.
-pub fn routes() -> Router<AppState> {
-    Router::new().route("/api/v1/supervision/deadlines", get(supervision))
+pub fn routes() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new().routes(routes!(supervision))
 }
 
 /// `GET /api/v1/supervision/deadlines?department=<id>&light=<green|yellow|red>&at=<RFC 3339>`:
 /// the open steps, red first then by deadline, and the counts per department and light (the
 /// counts follow `department` and `at`, not `light`).
+#[utoipa::path(
+    get,
+    path = "/api/v1/supervision/deadlines",
+    tag = "supervision",
+    params(
+        ("department" = Option<String>, Query, nullable = false, description = "Only this department"),
+        ("light" = Option<crate::api::openapi::Light>, Query, nullable = false, description = "Only steps with this light"),
+        ("at" = Option<String>, Query, nullable = false, format = DateTime, description = "Judge the lights at this instant (RFC 3339); default now"),
+    ),
+    responses(
+        (status = 200, description = "Open steps and counts.", body = crate::api::openapi::Supervision),
+        (status = 404, description = "`not_found`: no such department.", body = crate::api::openapi::Error),
+        (status = 422, description = "`invalid_input`: a bad `light` or `at`, or an unknown parameter.", body = crate::api::openapi::Error),
+        (status = 500, description = "`internal`.", body = crate::api::openapi::Error),
+    )
+)]
 async fn supervision(
     State(o): State<AppState>,
     query: Result<Query<Vec<(String, String)>>, axum::extract::rejection::QueryRejection>,

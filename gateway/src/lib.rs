@@ -15,13 +15,16 @@
 //! - [`tls`]: rustls configurations.
 //! - [`store`]: cases, steps and events in SQLite or PostgreSQL.
 //! - [`orchestrator`]: review, durable acceptance, delivery with retries, polling, callbacks.
-//! - [`api`]: the axum routes and the one error format.
+//! - [`api`]: the axum routes, the one error format, and the OpenAPI document of both.
 //! - [`deadlines`]: promised time limits in working days (holiday calendar), 红黄牌 lights, supervision.
 //! - [`admin`]: the operators' routes on their own listener (dead letters, replay).
 //! - [`delivery`]: attempts, concurrency, circuit breaker and claims per department.
 //! - [`licences`]: electronic licences (电子证照) issued by approved steps; the 企业码 view.
 //! - [`cli`]: `gateway plugin …`, the operators' command line for adapter versions.
 //! - [`redact`]: masking of identity and phone numbers in logs and messages.
+//! - [`health`]: `/healthz` and `/readyz`, with departments probed on a schedule.
+//! - [`trace_context`]: request ids and W3C `traceparent`, from the portal to every department call.
+//! - [`logging`]: the log subscriber (text or JSON lines), masking identity numbers on the way out.
 
 pub mod adapters;
 pub mod admin;
@@ -32,14 +35,17 @@ pub mod config;
 pub mod connection;
 pub mod deadlines;
 pub mod delivery;
+pub mod health;
 pub mod host;
 pub mod licences;
+pub mod logging;
 pub mod orchestrator;
 pub mod redact;
 pub mod services;
 pub mod store;
 pub mod telemetry;
 pub mod tls;
+pub mod trace_context;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -122,17 +128,17 @@ impl Gateway {
             polls,
             delivery,
         );
-        let app = api::router(orchestrator.clone(), config.server.body_limit_bytes)
-            .layer(
-                // Paths can carry identity numbers (subject views): the span records them masked.
-                tower_http::trace::TraceLayer::new_for_http().make_span_with(|request: &axum::http::Request<_>| {
-                    tracing::info_span!("request", method = %request.method(), path = %redact::redact(request.uri().path()))
-                }),
-            );
+        let readiness = health::Readiness::new(&config)?;
+        let app = trace_context::layer(api::router(
+            orchestrator.clone(),
+            config.server.body_limit_bytes,
+            readiness.clone(),
+        ));
         let (shutdown, stopped) = tokio::sync::watch::channel(false);
         let mut tasks = vec![
             tokio::spawn(orchestrator.clone().run_dispatcher()),
             tokio::spawn(orchestrator.clone().run_poller()),
+            tokio::spawn(readiness.clone().run(stopped.clone())),
             tokio::spawn(serve(listener, app, stopped.clone())),
             tokio::spawn(adapters.run_sync(
                 std::time::Duration::from_millis(config.plugins.sync_interval_ms),
@@ -143,9 +149,11 @@ impl Gateway {
             Some(admin) => {
                 let listener = tokio::net::TcpListener::bind(&admin.listen).await?;
                 let admin_addr = listener.local_addr()?;
+                let app = admin::router(orchestrator.clone())
+                    .merge(health::router(orchestrator.clone(), readiness.clone()));
                 tasks.push(tokio::spawn(serve(
                     listener,
-                    admin::router(orchestrator.clone()),
+                    trace_context::layer(app),
                     stopped,
                 )));
                 tracing::info!(addr = %admin_addr, "admin API listening");

@@ -21,16 +21,18 @@
 
 use crate::api::AppState;
 use crate::api::error::ApiError;
+use crate::api::openapi::Error;
 use crate::catalogue::FieldProblem;
 use crate::orchestrator::case_status;
 use crate::store::{StepRecord, Store, StoreError, now_ms};
+use axum::Json;
 use axum::extract::{Path, State};
-use axum::routing::get;
-use axum::{Json, Router};
 use serde::Serialize;
 use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
 use sqlx::{AnyPool, Row};
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 /// A department that issues licences, with the unified social credit code its identifiers carry.
 #[derive(Debug, Clone, Copy)]
@@ -509,14 +511,11 @@ fn rfc3339(ms: i64) -> String {
 }
 
 /// The routes: the 企业码 view, a person's licences, one licence.
-pub fn routes() -> Router<AppState> {
-    Router::new()
-        .route(
-            "/api/v1/subjects/enterprises/{credit_code}",
-            get(enterprise),
-        )
-        .route("/api/v1/subjects/persons/{id_number}", get(person))
-        .route("/api/v1/licences/{id}", get(licence))
+pub fn routes() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(enterprise))
+        .routes(routes!(person))
+        .routes(routes!(licence))
 }
 
 fn invalid(field: &str, problem: sdk::ids::IdProblem) -> ApiError {
@@ -528,6 +527,17 @@ fn invalid(field: &str, problem: sdk::ids::IdProblem) -> ApiError {
 }
 
 /// `GET /api/v1/subjects/enterprises/{credit_code}`: the 企业码 view.
+#[utoipa::path(
+    get,
+    path = "/api/v1/subjects/enterprises/{credit_code}",
+    tag = "licences",
+    params(("credit_code" = String, Path, description = "Unified social credit code (GB 32100)")),
+    responses(
+        (status = 200, description = "The enterprise's licences and cases.", body = crate::api::openapi::Enterprise),
+        (status = 422, description = "`invalid_input` on `credit_code`.", body = Error),
+        (status = 500, description = "`internal`.", body = Error),
+    )
+)]
 async fn enterprise(
     State(o): State<AppState>,
     Path(credit_code): Path<String>,
@@ -556,6 +566,17 @@ async fn enterprise(
 }
 
 /// `GET /api/v1/subjects/persons/{id_number}`: a person's licences.
+#[utoipa::path(
+    get,
+    path = "/api/v1/subjects/persons/{id_number}",
+    tag = "licences",
+    params(("id_number" = String, Path, description = "Resident identity number (GB 11643)")),
+    responses(
+        (status = 200, description = "The person's licences.", body = crate::api::openapi::Person),
+        (status = 422, description = "`invalid_input` on `id_number`.", body = Error),
+        (status = 500, description = "`internal`.", body = Error),
+    )
+)]
 async fn person(
     State(o): State<AppState>,
     Path(id_number): Path<String>,
@@ -570,6 +591,18 @@ async fn person(
 
 /// `GET /api/v1/licences/{id}`: one licence; an identifier whose check character does not
 /// hold is refused (422) before the store is asked.
+#[utoipa::path(
+    get,
+    path = "/api/v1/licences/{id}",
+    tag = "licences",
+    params(("id" = String, Path, description = "GB/T 36904 licence identifier")),
+    responses(
+        (status = 200, description = "The licence.", body = crate::api::openapi::Licence),
+        (status = 404, description = "`not_found`: no such licence.", body = Error),
+        (status = 422, description = "`invalid_input` on `id`: the check character fails.", body = Error),
+        (status = 500, description = "`internal`.", body = Error),
+    )
+)]
 async fn licence(
     State(o): State<AppState>,
     Path(id): Path<String>,

@@ -24,6 +24,8 @@ enum Command {
     },
     /// Manage adapter versions on a running gateway (through its admin API), sign components.
     Plugin(gateway::cli::PluginArgs),
+    /// Print the portal API's OpenAPI 3.1 document (what `GET /openapi.json` answers).
+    Openapi,
     /// Check a config file without starting anything.
     Check {
         /// Config file.
@@ -34,19 +36,25 @@ enum Command {
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
-        )
-        .init();
     match Cli::parse().command {
         Command::Plugin(args) => gateway::cli::run(args).await?,
         Command::Check { config } => {
+            gateway::logging::init(gateway::config::LogFormat::Text);
             gateway::config::Config::load(&config)?;
             println!("{}: ok", config.display());
         }
+        Command::Openapi => {
+            println!(
+                "{}",
+                gateway::api::document()
+                    .to_pretty_json()
+                    .expect("the OpenAPI document serialises")
+            );
+        }
         Command::Serve { config } => {
+            // The config names the log format, so it is read before anything logs.
             let config = gateway::config::Config::load(&config)?;
+            gateway::logging::init(gateway::logging::format(config.log.format)?);
             let gateway = gateway::Gateway::start(config).await?;
             println!("gateway ready at {}", gateway.url());
             let mut terminate =

@@ -453,8 +453,14 @@ impl Orchestrator {
                         }
                         let this = self.clone();
                         let running = self.delivery.track();
+                        // Each delivery is a trace of its own: its department calls share it.
+                        let trace = crate::trace_context::TraceContext::new_root();
+                        let span = tracing::info_span!("delivery", case = %step.case_id, step = %step.step, trace_id = %trace.trace_id_hex());
                         tokio::spawn(async move {
-                            this.deliver(&step).await;
+                            use tracing::Instrument;
+                            crate::trace_context::scope(trace, this.deliver(&step))
+                                .instrument(span)
+                                .await;
                             drop(running);
                             this.wake.notify_one();
                         });
@@ -683,7 +689,14 @@ impl Orchestrator {
             };
             let polls = due.into_iter().map(|step| {
                 let this = self.clone();
-                async move { this.poll(&step).await }
+                let trace = crate::trace_context::TraceContext::new_root();
+                let span = tracing::info_span!("poll", case = %step.case_id, step = %step.step, trace_id = %trace.trace_id_hex());
+                async move {
+                    use tracing::Instrument;
+                    crate::trace_context::scope(trace, this.poll(&step))
+                        .instrument(span)
+                        .await
+                }
             });
             futures::future::join_all(polls).await;
         }

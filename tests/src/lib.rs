@@ -601,23 +601,36 @@ pub struct GatewayProcess {
     child: tokio::process::Child,
     /// The portal API's base URL.
     pub url: String,
+    /// Every line the process wrote to stdout (its log), as it arrives.
+    pub output: std::sync::Arc<std::sync::Mutex<Vec<String>>>,
 }
 
 impl GatewayProcess {
     /// Start `gateway serve --config <config>` and wait until it says it is ready.
     pub async fn spawn(config: &Path) -> anyhow::Result<GatewayProcess> {
+        Self::spawn_with_env(config, &[("RUST_LOG", "warn")]).await
+    }
+
+    /// Start the gateway with these environment variables (`RUST_LOG`, `GATEWAY_LOG_FORMAT` …).
+    pub async fn spawn_with_env(
+        config: &Path,
+        env: &[(&str, &str)],
+    ) -> anyhow::Result<GatewayProcess> {
         use tokio::io::AsyncBufReadExt;
         let mut child = tokio::process::Command::new(gateway_binary())
             .args(["serve", "--config"])
             .arg(config)
-            .env("RUST_LOG", "warn")
+            .envs(env.iter().copied())
             .stdout(std::process::Stdio::piped())
             .kill_on_drop(true)
             .spawn()?;
         let stdout = child.stdout.take().context("gateway stdout")?;
         let mut lines = tokio::io::BufReader::new(stdout).lines();
+        let output = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+        let keep = |line: &str| output.lock().unwrap().push(line.to_string());
         let ready = tokio::time::timeout(Duration::from_secs(60), async {
             while let Some(line) = lines.next_line().await? {
+                keep(&line);
                 if let Some(url) = line.strip_prefix("gateway ready at ") {
                     return Ok::<_, anyhow::Error>(url.trim().to_string());
                 }
@@ -627,8 +640,17 @@ impl GatewayProcess {
         .await
         .context("the gateway did not become ready within 60 s")??;
         // Keep draining stdout so the child never blocks on a full pipe.
-        tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
-        Ok(GatewayProcess { child, url: ready })
+        let kept = output.clone();
+        tokio::spawn(async move {
+            while let Ok(Some(line)) = lines.next_line().await {
+                kept.lock().unwrap().push(line);
+            }
+        });
+        Ok(GatewayProcess {
+            child,
+            url: ready,
+            output,
+        })
     }
 
     /// SIGKILL: no shutdown, no cleanup, like a power cut.

@@ -10,9 +10,11 @@
 //! | `GET /api/v1/supervision/deadlines` | open steps by department and light (红黄牌), see [`crate::deadlines`] |
 //! | `POST /api/v1/lookups/{name}` | shared-data lookups at departments |
 //! | `POST /callbacks/{department}` | departments report decisions |
-//! | `GET /healthz` | the process is up |
+//! | `GET /healthz`, `GET /readyz` | the process is up; this node can work, see [`crate::health`] |
+//! | `GET /openapi.json`, `GET /docs` | this API's OpenAPI 3.1 document, and a page to browse it |
 
 pub mod error;
+pub mod openapi;
 
 use crate::catalogue::FieldProblem;
 use crate::host::contract::CallbackRequest;
@@ -21,29 +23,51 @@ use crate::store::{Admission, Clerk, StepState};
 use axum::body::Bytes;
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode};
-use axum::routing::{get, post};
-use axum::{Json, Router};
+use axum::{Extension, Json, Router};
 use error::ApiError;
+use openapi::Error;
 use serde_json::{Value, json};
 use std::sync::Arc;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 /// Shared state of the handlers.
 pub type AppState = Arc<Orchestrator>;
 
-/// The portal router.
-pub fn router(state: AppState, body_limit: usize) -> Router {
-    Router::new()
-        .route("/api/v1/catalogue", get(catalogue))
-        .route("/api/v1/services/{code}/form", get(form))
-        .route("/api/v1/services/{code}/pre-review", post(pre_review))
-        .route("/api/v1/services/{code}/applications", post(apply))
-        .route("/api/v1/cases/{id}", get(case))
-        .route("/api/v1/cases/{id}/events", get(case_events))
-        .route("/api/v1/lookups/{name}", post(lookup))
-        .route("/callbacks/{department}", post(callback))
-        .route("/healthz", get(|| async { Json(json!({"status": "ok"})) }))
+/// Every portal route with its documentation: `routes!` takes both from the handler's
+/// `#[utoipa::path]`, so no route is served undocumented.
+fn documented() -> OpenApiRouter<AppState> {
+    OpenApiRouter::with_openapi(openapi::base())
+        .routes(routes!(catalogue))
+        .routes(routes!(form))
+        .routes(routes!(pre_review))
+        .routes(routes!(apply))
+        .routes(routes!(case))
+        .routes(routes!(case_events))
+        .routes(routes!(lookup))
+        .routes(routes!(callback))
         .merge(crate::licences::routes())
         .merge(crate::deadlines::routes())
+        .merge(crate::health::routes())
+        .routes(routes!(openapi::openapi_json))
+        .routes(routes!(openapi::docs))
+}
+
+/// The OpenAPI 3.1 document of the portal API (what `GET /openapi.json` answers).
+pub fn document() -> utoipa::openapi::OpenApi {
+    documented().into_openapi()
+}
+
+/// The portal router.
+pub fn router(
+    state: AppState,
+    body_limit: usize,
+    readiness: Arc<crate::health::Readiness>,
+) -> Router {
+    let (router, document) = documented().split_for_parts();
+    let document = serde_json::to_value(&document).expect("the OpenAPI document serialises");
+    let page = openapi::docs_page(&document);
+    router
         .fallback(|| async {
             ApiError::NotFound {
                 what: "route",
@@ -51,6 +75,9 @@ pub fn router(state: AppState, body_limit: usize) -> Router {
             }
         })
         .layer(axum::extract::DefaultBodyLimit::max(body_limit))
+        .layer(Extension(readiness))
+        .layer(Extension(Arc::new(document)))
+        .layer(Extension(Arc::new(page)))
         .with_state(state)
 }
 
@@ -59,6 +86,13 @@ fn json_body(body: &Bytes) -> Result<Value, ApiError> {
     serde_json::from_slice(body).map_err(|e| ApiError::MalformedJson(e.to_string()))
 }
 
+/// The catalogue: matters, services and lookups.
+#[utoipa::path(
+    get,
+    path = "/api/v1/catalogue",
+    tag = "catalogue",
+    responses((status = 200, description = "Every matter, service and lookup.", body = openapi::Catalogue))
+)]
 async fn catalogue(State(o): State<AppState>) -> Json<Value> {
     let matters: Vec<Value> = o
         .catalogue
@@ -89,6 +123,17 @@ async fn catalogue(State(o): State<AppState>) -> Json<Value> {
     Json(json!({"matters": matters, "services": services, "lookups": lookups}))
 }
 
+/// The one form of a service: one JSON Schema, every field asked once (四不提交).
+#[utoipa::path(
+    get,
+    path = "/api/v1/services/{code}/form",
+    tag = "catalogue",
+    params(("code" = String, Path, description = "Service code, e.g. `one-thing.open-business`")),
+    responses(
+        (status = 200, description = "The service's form.", body = openapi::Form),
+        (status = 404, description = "`not_found`: no such service.", body = Error),
+    )
+)]
 async fn form(
     State(o): State<AppState>,
     Path(code): Path<String>,
@@ -102,6 +147,26 @@ async fn form(
     ))
 }
 
+/// Every problem with a filled form, at once (一次性告知): schema, identifiers, lookups, rules and
+/// each department's own check.
+#[utoipa::path(
+    post,
+    path = "/api/v1/services/{code}/pre-review",
+    tag = "applications",
+    params(("code" = String, Path, description = "Service code")),
+    request_body(content = openapi::FilledForm, description = "The filled form.", content_type = "application/json"),
+    responses(
+        (status = 200, description = "The review: `ok` when there is no problem.", body = openapi::PreReview),
+        (status = 400, description = "`malformed_json`: the body is not JSON.", body = Error),
+        (status = 404, description = "`not_found`: no such service, or a department found no record.", body = Error),
+        (status = 413, description = "The body exceeds `server.body_limit_bytes` (plain text).", content_type = "text/plain", body = String),
+        (status = 422, description = "`invalid_input` or `rejected` from a department's check.", body = Error),
+        (status = 500, description = "`internal`.", body = Error),
+        (status = 502, description = "`department_protocol_error` or `adapter_failed`.", body = Error),
+        (status = 503, description = "`department_unavailable`.", body = Error),
+        (status = 504, description = "`department_timeout`.", body = Error),
+    )
+)]
 async fn pre_review(
     State(o): State<AppState>,
     Path(code): Path<String>,
@@ -117,6 +182,32 @@ async fn pre_review(
     })))
 }
 
+/// Apply: the case and every step are stored before the answer (202).
+#[utoipa::path(
+    post,
+    path = "/api/v1/services/{code}/applications",
+    tag = "applications",
+    params(
+        ("code" = String, Path, description = "Service code"),
+        ("Idempotency-Key" = Option<String>, Header, nullable = false, min_length = 1, max_length = 255, description = "1-255 visible ASCII characters; a repeat returns the same case"),
+        ("X-Clerk-Id" = Option<String>, Header, nullable = false, description = "The clerk at the window (UTF-8), recorded on the case"),
+        ("X-Clerk-Window" = Option<String>, Header, nullable = false, description = "The clerk's window"),
+        ("X-Clerk-Hall" = Option<String>, Header, nullable = false, description = "The service hall"),
+    ),
+    request_body(content = openapi::FilledForm, description = "The filled form.", content_type = "application/json"),
+    responses(
+        (status = 202, description = "Stored; delivery follows.", body = openapi::Accepted,
+            headers(("Idempotent-Replayed" = String, description = "`true` when this repeats an earlier request with the same key"))),
+        (status = 400, description = "`malformed_json`: the body is not JSON.", body = Error),
+        (status = 404, description = "`not_found`: no such service, or a department found no record.", body = Error),
+        (status = 413, description = "The body exceeds `server.body_limit_bytes` (plain text).", content_type = "text/plain", body = String),
+        (status = 422, description = "`invalid_input` (every problem in `fields`), `idempotency_conflict` or `rejected`.", body = Error),
+        (status = 500, description = "`internal`.", body = Error),
+        (status = 502, description = "`department_protocol_error` or `adapter_failed`.", body = Error),
+        (status = 503, description = "`department_unavailable`.", body = Error),
+        (status = 504, description = "`department_timeout`.", body = Error),
+    )
+)]
 async fn apply(
     State(o): State<AppState>,
     Path(code): Path<String>,
@@ -196,6 +287,17 @@ fn event_json(e: &crate::store::EventRecord) -> Value {
 
 /// A live stream of a case's timeline (server-sent events): first every event so far, then each
 /// new one as it is recorded. Woken by the orchestrator's case events; the store is the record.
+#[utoipa::path(
+    get,
+    path = "/api/v1/cases/{id}/events",
+    tag = "applications",
+    params(("id" = String, Path, description = "Case id")),
+    responses(
+        (status = 200, description = "Server-sent events: `id` the event id, `event` its kind, `data` one `Event` as JSON.", content_type = "text/event-stream", body = String),
+        (status = 404, description = "`not_found`: no such case.", body = Error),
+        (status = 500, description = "`internal`.", body = Error),
+    )
+)]
 async fn case_events(
     State(o): State<AppState>,
     Path(id): Path<String>,
@@ -266,6 +368,18 @@ fn rfc3339(ms: i64) -> String {
         .unwrap_or_default()
 }
 
+/// One case: its aggregated status, each matter, the timeline and the licences it issued.
+#[utoipa::path(
+    get,
+    path = "/api/v1/cases/{id}",
+    tag = "applications",
+    params(("id" = String, Path, description = "Case id")),
+    responses(
+        (status = 200, description = "The case.", body = openapi::Case),
+        (status = 404, description = "`not_found`: no such case.", body = Error),
+        (status = 500, description = "`internal`.", body = Error),
+    )
+)]
 async fn case(State(o): State<AppState>, Path(id): Path<String>) -> Result<Json<Value>, ApiError> {
     let record = o.store.case(&id).await?.ok_or(ApiError::NotFound {
         what: "case",
@@ -309,6 +423,25 @@ async fn case(State(o): State<AppState>, Path(id): Path<String>) -> Result<Json<
     })))
 }
 
+/// A shared-data lookup at the department that serves it.
+#[utoipa::path(
+    post,
+    path = "/api/v1/lookups/{name}",
+    tag = "lookups",
+    params(("name" = String, Path, description = "Lookup name, e.g. `tax.clearance`")),
+    request_body(content = Object, description = "The lookup's query.", content_type = "application/json"),
+    responses(
+        (status = 200, description = "The department's answer in the lookup's unified shape.", body = openapi::LookupAnswer),
+        (status = 400, description = "`malformed_json`: the body is not JSON.", body = Error),
+        (status = 404, description = "`not_found`: no such lookup, or no such record.", body = Error),
+        (status = 413, description = "The body exceeds `server.body_limit_bytes` (plain text).", content_type = "text/plain", body = String),
+        (status = 422, description = "`invalid_input` or `rejected`.", body = Error),
+        (status = 500, description = "`internal`.", body = Error),
+        (status = 502, description = "`department_protocol_error` or `adapter_failed`.", body = Error),
+        (status = 503, description = "`department_unavailable`.", body = Error),
+        (status = 504, description = "`department_timeout`.", body = Error),
+    )
+)]
 async fn lookup(
     State(o): State<AppState>,
     Path(name): Path<String>,
@@ -333,6 +466,24 @@ async fn lookup(
     ))
 }
 
+/// A department reports a decision; its adapter authenticates and reads the request.
+#[utoipa::path(
+    post,
+    path = "/callbacks/{department}",
+    tag = "departments",
+    params(("department" = String, Path, description = "Department id")),
+    request_body(content = String, description = "Whatever the department sends; its adapter reads it.", content_type = "*/*"),
+    responses(
+        (status = 200, description = "Taken.", body = openapi::CallbackAck),
+        (status = 404, description = "`not_found`: no such department, or no step with that reference.", body = Error),
+        (status = 413, description = "The body exceeds `server.body_limit_bytes` (plain text).", content_type = "text/plain", body = String),
+        (status = 422, description = "`invalid_input` or `rejected`: the adapter refused the callback.", body = Error),
+        (status = 500, description = "`internal`.", body = Error),
+        (status = 502, description = "`department_protocol_error` or `adapter_failed`.", body = Error),
+        (status = 503, description = "`department_unavailable`.", body = Error),
+        (status = 504, description = "`department_timeout`.", body = Error),
+    )
+)]
 async fn callback(
     State(o): State<AppState>,
     Path(department): Path<String>,

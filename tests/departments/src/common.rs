@@ -86,6 +86,7 @@ pub(crate) struct Sim {
     faults: Mutex<Faults>,
     stats: Mutex<Stats>,
     apps: Mutex<Applications>,
+    traces: Mutex<Vec<(String, Option<String>)>>,
     seq: AtomicU64,
 }
 
@@ -101,6 +102,7 @@ impl Sim {
             faults: Mutex::default(),
             stats: Mutex::default(),
             apps: Mutex::default(),
+            traces: Mutex::default(),
             // Random start so numbers from an earlier run of the demo do not come back.
             seq: AtomicU64::new(rand::random_range(0..1_000_000)),
         })
@@ -134,6 +136,11 @@ impl Sim {
             .received
             .entry(operation.to_owned())
             .or_default() += 1;
+    }
+
+    /// Every request's operation and `traceparent` header, in arrival order.
+    pub fn traces(&self) -> Vec<(String, Option<String>)> {
+        lock(&self.traces).clone()
     }
 
     pub fn reject(&self, reason: &str) {
@@ -218,7 +225,10 @@ pub(crate) fn finish(routes: Router, sim: Arc<Sim>, profile: Profile) -> Router 
         .route("/_sim/faults", post(post_faults))
         .route("/_sim/stats", get(get_stats))
         .with_state(sim.clone());
+    // The fallback goes under the fault layer too: a department that is down is down for every
+    // path, including the bare base URL the gateway's readiness probe asks for.
     routes
+        .fallback(|| async { StatusCode::NOT_FOUND })
         .layer(axum::middleware::from_fn_with_state(
             (sim, profile),
             fault_layer,
@@ -231,7 +241,14 @@ async fn fault_layer(
     req: Request,
     next: Next,
 ) -> Response {
-    sim.count_received(&(profile.operation)(&req));
+    let operation = (profile.operation)(&req);
+    sim.count_received(&operation);
+    let traceparent = req
+        .headers()
+        .get("traceparent")
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_owned);
+    lock(&sim.traces).push((operation, traceparent));
     let f = sim.faults();
     let answer = if f.down {
         StatusCode::SERVICE_UNAVAILABLE.into_response()

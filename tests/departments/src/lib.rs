@@ -126,6 +126,12 @@ impl Department {
             .unwrap_or(0)
     }
 
+    /// Every request's operation and the `traceparent` it carried, in arrival order (faulted and
+    /// refused ones included).
+    pub fn traceparents(&self) -> Vec<(String, Option<String>)> {
+        self.sim.traces()
+    }
+
     /// Request ids of the applications, each once, in order of first arrival.
     pub fn received_ids(&self) -> Vec<String> {
         self.sim.received_ids()

@@ -1,0 +1,190 @@
+//! Liveness and readiness for orchestrators and load balancers.
+//!
+//! `GET /healthz` says the process answers, and asks nothing else: restarting a gateway because
+//! a department is down would not bring the department back. `GET /readyz` says whether this
+//! node can do its work: the store answers, every configured department has its adapter loaded,
+//! and every department answered its last probe. Departments are probed on a schedule
+//! (`server.readiness_interval_ms`) by one background task, never per readiness request, so a
+//! load balancer asking every second does not become load on a department.
+
+use crate::api::AppState;
+use crate::api::openapi::{
+    CheckState, Health, Readiness as ReadinessView, ReadinessCheck, ReadyStatus,
+};
+use crate::connection::Connection;
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::{Extension, Json};
+use std::collections::BTreeMap;
+use std::sync::{Arc, RwLock};
+use std::time::Duration;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+
+/// The last probe of one department.
+#[derive(Debug, Clone)]
+struct Probe {
+    up: bool,
+    detail: Option<String>,
+    at_ms: i64,
+}
+
+/// The departments' reachability, refreshed in the background.
+pub struct Readiness {
+    connections: BTreeMap<String, Arc<Connection>>,
+    probes: RwLock<BTreeMap<String, Probe>>,
+    interval: Duration,
+}
+
+impl Readiness {
+    /// A probe connection per configured department: the same base URL and TLS identity as its
+    /// adapter's, kept apart so that swapping an adapter does not disturb the probes.
+    pub fn new(config: &crate::config::Config) -> anyhow::Result<Arc<Readiness>> {
+        let mut connections = BTreeMap::new();
+        for (id, department) in &config.departments {
+            connections.insert(id.clone(), Connection::new(config, department)?);
+        }
+        Ok(Arc::new(Readiness {
+            connections,
+            probes: RwLock::default(),
+            interval: Duration::from_millis(config.server.readiness_interval_ms),
+        }))
+    }
+
+    /// Probe every department now, all at once, each within the interval (at most 5 s).
+    pub async fn probe_all(&self) {
+        let timeout = self
+            .interval
+            .clamp(Duration::from_millis(100), Duration::from_secs(5));
+        let probes = self.connections.iter().map(|(id, connection)| async move {
+            let outcome = connection.probe(timeout).await;
+            let probe = Probe {
+                up: outcome.is_ok(),
+                detail: outcome.err().map(|e| crate::redact::redact(&e.to_string())),
+                at_ms: crate::store::now_ms(),
+            };
+            (id.clone(), probe)
+        });
+        let results = futures::future::join_all(probes).await;
+        let mut probes = self.probes.write().unwrap_or_else(|e| e.into_inner());
+        for (id, probe) in results {
+            let was_up = probes.get(&id).map(|p| p.up);
+            if was_up != Some(probe.up) {
+                if probe.up {
+                    tracing::info!(department = %id, "department reachable");
+                } else {
+                    tracing::warn!(department = %id, detail = probe.detail.as_deref().unwrap_or_default(), "department unreachable");
+                }
+            }
+            probes.insert(id, probe);
+        }
+    }
+
+    /// Probe on the schedule until `stopped` turns true (shutdown waits for this task).
+    pub async fn run(self: Arc<Self>, mut stopped: tokio::sync::watch::Receiver<bool>) {
+        loop {
+            tokio::select! {
+                _ = stopped.wait_for(|s| *s) => return,
+                _ = async {
+                    self.probe_all().await;
+                    tokio::time::sleep(self.interval).await;
+                } => {}
+            }
+        }
+    }
+
+    /// Every check and whether all pass.
+    async fn report(&self, o: &crate::orchestrator::Orchestrator) -> ReadinessView {
+        let mut checks = BTreeMap::new();
+        let store = tokio::time::timeout(Duration::from_secs(2), o.store.ping()).await;
+        checks.insert(
+            "store".to_string(),
+            match store {
+                Ok(true) => ReadinessCheck::up(None),
+                Ok(false) => ReadinessCheck::down("the store does not answer".into(), None),
+                Err(_) => ReadinessCheck::down("the store did not answer within 2 s".into(), None),
+            },
+        );
+        let probes = self
+            .probes
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone();
+        for id in self.connections.keys() {
+            checks.insert(
+                format!("adapter.{id}"),
+                match o.adapters.get(id) {
+                    Some(_) => ReadinessCheck::up(None),
+                    None => ReadinessCheck::down("no adapter loaded".into(), None),
+                },
+            );
+            let at = |p: &Probe| Some(crate::deadlines::rfc3339(p.at_ms));
+            checks.insert(
+                format!("department.{id}"),
+                match probes.get(id) {
+                    Some(p) if p.up => ReadinessCheck::up(at(p)),
+                    Some(p) => ReadinessCheck::down(p.detail.clone().unwrap_or_default(), at(p)),
+                    None => ReadinessCheck::unknown(),
+                },
+            );
+        }
+        let ready = checks.values().all(|c| c.state == CheckState::Up);
+        ReadinessView {
+            status: if ready {
+                ReadyStatus::Ready
+            } else {
+                ReadyStatus::NotReady
+            },
+            checks,
+        }
+    }
+}
+
+/// The process is up.
+#[utoipa::path(
+    get,
+    path = "/healthz",
+    tag = "operations",
+    responses((status = 200, description = "The process answers.", body = Health))
+)]
+async fn healthz() -> Json<Health> {
+    Json(Health {
+        status: "ok".into(),
+    })
+}
+
+/// Whether this node can do its work: the store, every adapter, every department.
+#[utoipa::path(
+    get,
+    path = "/readyz",
+    tag = "operations",
+    responses(
+        (status = 200, description = "Every check is up.", body = ReadinessView),
+        (status = 503, description = "At least one check is down or not yet known.", body = ReadinessView),
+    )
+)]
+async fn readyz(
+    State(o): State<AppState>,
+    Extension(readiness): Extension<Arc<Readiness>>,
+) -> (StatusCode, Json<ReadinessView>) {
+    let report = readiness.report(&o).await;
+    let status = if report.status == ReadyStatus::Ready {
+        StatusCode::OK
+    } else {
+        StatusCode::SERVICE_UNAVAILABLE
+    };
+    (status, Json(report))
+}
+
+/// `/healthz` and `/readyz`; the router they join provides the [`Readiness`] as an extension.
+pub fn routes() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(healthz))
+        .routes(routes!(readyz))
+}
+
+/// `/healthz` and `/readyz` alone, for the admin listener.
+pub fn router(state: AppState, readiness: Arc<Readiness>) -> axum::Router {
+    let (router, _) = routes().split_for_parts();
+    router.layer(Extension(readiness)).with_state(state)
+}
