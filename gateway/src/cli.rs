@@ -17,9 +17,9 @@ pub struct PluginArgs {
         default_value = "http://127.0.0.1:8081"
     )]
     pub admin: String,
-    /// Who makes the change (recorded with it).
-    #[arg(long, env = "GATEWAY_OPERATOR")]
-    pub operator: Option<String>,
+    /// The operator's bearer token (it names who makes the change).
+    #[arg(long, env = "GATEWAY_ADMIN_TOKEN", hide_env_values = true)]
+    pub token: Option<String>,
     /// Print the admin API's JSON answer instead of a summary.
     #[arg(long)]
     pub json: bool,
@@ -189,23 +189,22 @@ pub async fn run(args: PluginArgs) -> anyhow::Result<()> {
 
 struct Admin {
     base: String,
-    operator: String,
+    token: String,
     http: reqwest::Client,
 }
 
 impl Admin {
     fn new(args: &PluginArgs) -> anyhow::Result<Admin> {
-        let operator = args
-            .operator
+        let token = args
+            .token
             .clone()
-            .or_else(|| std::env::var("USER").ok())
-            .context("name the operator with --operator or GATEWAY_OPERATOR")?;
+            .context("the admin API needs an operator's token: --token or GATEWAY_ADMIN_TOKEN")?;
         let http = reqwest::Client::builder()
             .use_preconfigured_tls(crate::tls::no_trust_config()?)
             .build()?;
         Ok(Admin {
             base: args.admin.trim_end_matches('/').to_string(),
-            operator,
+            token,
             http,
         })
     }
@@ -224,7 +223,7 @@ impl Admin {
 
     async fn send(&self, request: reqwest::RequestBuilder) -> anyhow::Result<Value> {
         let response = request
-            .header("x-operator-id", &self.operator)
+            .bearer_auth(&self.token)
             .send()
             .await
             .with_context(|| format!("reaching the admin API at {}", self.base))?;

@@ -37,6 +37,10 @@ pub struct Config {
     pub server: ServerConfig,
     /// The operators' listener (dead letters, replays); off when absent.
     pub admin: Option<AdminConfig>,
+    /// Portal clients, their credentials and scopes. None configured: every portal call is
+    /// refused (deny by default).
+    #[serde(default)]
+    pub auth: crate::auth::AuthConfig,
     /// Where cases are kept.
     pub store: StoreConfig,
     /// Where adapter components come from and the defaults for their limits.
@@ -141,6 +145,9 @@ fn default_body_limit() -> usize {
 pub struct AdminConfig {
     /// Address to listen on, e.g. `127.0.0.1:8081`; keep it off the portal network.
     pub listen: String,
+    /// The operators and their bearer tokens (as SHA-256); at least one.
+    #[serde(default)]
+    pub operators: Vec<crate::auth::OperatorConfig>,
 }
 
 /// Case storage.
@@ -562,6 +569,7 @@ impl Config {
             }
         }
         self.check_plugins(file)?;
+        self.check_auth(file)?;
         for (code, matter) in &self.matters {
             let key = |k: &str| format!("matters.\"{code}\".{k}");
             if !self.departments.contains_key(&matter.department) {
@@ -597,6 +605,75 @@ impl Config {
             check_service(catalogue, code, service, &self.matters)?;
         }
         self.deadlines.load_calendar(file, &self.base_dir)?;
+        Ok(())
+    }
+
+    fn check_auth(&mut self, file: &Path) -> Result<(), ConfigError> {
+        let is_sha256 = |h: &str| h.len() == 64 && h.chars().all(|c| c.is_ascii_hexdigit());
+        if let Some(admin) = &self.admin {
+            if admin.operators.is_empty() {
+                return Err(ConfigError::new(
+                    file,
+                    "admin.operators",
+                    "the admin API needs at least one operator (id and token_sha256): it is never open",
+                ));
+            }
+            for (i, o) in admin.operators.iter().enumerate() {
+                if !is_sha256(&o.token_sha256) {
+                    return Err(ConfigError::new(
+                        file,
+                        format!("admin.operators[{i}].token_sha256"),
+                        "64 hex digits: the SHA-256 of the token (`gateway client-key` makes one)",
+                    ));
+                }
+            }
+        }
+        let mut ids = std::collections::BTreeSet::new();
+        for (i, c) in self.auth.clients.iter().enumerate() {
+            let key = |k: &str| format!("auth.clients[{i}].{k}");
+            if c.id.trim().is_empty() || !ids.insert(c.id.clone()) {
+                return Err(ConfigError::new(file, key("id"), "empty or used twice"));
+            }
+            if let Some(hash) = &c.api_key_sha256
+                && !is_sha256(hash)
+            {
+                return Err(ConfigError::new(
+                    file,
+                    key("api_key_sha256"),
+                    "64 hex digits: the SHA-256 of the key (`gateway client-key` makes one)",
+                ));
+            }
+            for scope in &c.scopes {
+                let known = matches!(scope.as_str(), "cases:all" | "supervision" | "subjects")
+                    || scope
+                        .strip_prefix("apply:")
+                        .or_else(|| scope.strip_prefix("lookup:"))
+                        .is_some_and(|rest| !rest.is_empty());
+                if !known {
+                    return Err(ConfigError::new(
+                        file,
+                        key("scopes"),
+                        format!(
+                            "`{scope}` is not a scope: apply:<service>, lookup:<name> (or :*), cases:all, supervision, subjects"
+                        ),
+                    ));
+                }
+            }
+        }
+        if let Some(jwt) = &mut self.auth.jwt
+            && let Some(var) = jwt.key.strip_prefix("env:")
+        {
+            jwt.key = std::env::var(var).map_err(|_| {
+                ConfigError::new(
+                    file,
+                    "auth.jwt.key",
+                    format!("environment variable {var} is not set"),
+                )
+            })?;
+        }
+        let operators = self.admin.as_ref().map_or(&[][..], |a| &a.operators[..]);
+        crate::auth::Authenticator::new(&self.auth, operators)
+            .map_err(|why| ConfigError::new(file, "auth.jwt", why))?;
         Ok(())
     }
 

@@ -15,6 +15,7 @@
 //! - [`tls`]: rustls configurations.
 //! - [`store`]: cases, steps and events in SQLite or PostgreSQL.
 //! - [`orchestrator`]: review, durable acceptance, delivery with retries, polling, callbacks.
+//! - [`auth`]: portal clients (API keys, JWT) and their scopes; operators of the admin API.
 //! - [`api`]: the axum routes, the one error format, and the OpenAPI document of both.
 //! - [`deadlines`]: promised time limits in working days (holiday calendar), 红黄牌 lights, supervision.
 //! - [`admin`]: the operators' routes on their own listener (dead letters, replay).
@@ -29,6 +30,7 @@
 pub mod adapters;
 pub mod admin;
 pub mod api;
+pub mod auth;
 pub mod catalogue;
 pub mod cli;
 pub mod config;
@@ -129,10 +131,15 @@ impl Gateway {
             delivery,
         );
         let readiness = health::Readiness::new(&config)?;
+        let operators = config.admin.as_ref().map_or(&[][..], |a| &a.operators[..]);
+        let authenticator = Arc::new(
+            auth::Authenticator::new(&config.auth, operators).map_err(anyhow::Error::msg)?,
+        );
         let app = trace_context::layer(api::router(
             orchestrator.clone(),
             config.server.body_limit_bytes,
             readiness.clone(),
+            authenticator.clone(),
         ));
         let (shutdown, stopped) = tokio::sync::watch::channel(false);
         let mut tasks = vec![
@@ -150,7 +157,11 @@ impl Gateway {
                 let listener = tokio::net::TcpListener::bind(&admin.listen).await?;
                 let admin_addr = listener.local_addr()?;
                 let app = admin::router(orchestrator.clone())
-                    .merge(health::router(orchestrator.clone(), readiness.clone()));
+                    .merge(health::router(orchestrator.clone(), readiness.clone()))
+                    .layer(axum::middleware::from_fn_with_state(
+                        authenticator,
+                        auth::admin,
+                    ));
                 tasks.push(tokio::spawn(serve(
                     listener,
                     trace_context::layer(app),

@@ -26,6 +26,8 @@ enum Command {
     Plugin(gateway::cli::PluginArgs),
     /// Print the portal API's OpenAPI 3.1 document (what `GET /openapi.json` answers).
     Openapi,
+    /// Make a random API key or operator token, and print it with the SHA-256 the config keeps.
+    ClientKey,
     /// Check a config file without starting anything.
     Check {
         /// Config file.
@@ -38,6 +40,10 @@ enum Command {
 async fn main() -> anyhow::Result<()> {
     match Cli::parse().command {
         Command::Plugin(args) => gateway::cli::run(args).await?,
+        Command::ClientKey => {
+            let key = hex::encode(rand::random::<[u8; 24]>());
+            println!("key:    {key}\nsha256: {}", gateway::auth::sha256_hex(&key));
+        }
         Command::Check { config } => {
             gateway::logging::init(gateway::config::LogFormat::Text);
             gateway::config::Config::load(&config)?;
@@ -46,8 +52,7 @@ async fn main() -> anyhow::Result<()> {
         Command::Openapi => {
             println!(
                 "{}",
-                gateway::api::document()
-                    .to_pretty_json()
+                serde_json::to_string_pretty(&gateway::api::document())
                     .expect("the OpenAPI document serialises")
             );
         }

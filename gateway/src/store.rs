@@ -101,6 +101,8 @@ pub struct CaseRecord {
     pub lookups: serde_json::Value,
     /// Unix milliseconds.
     pub created_at: i64,
+    /// The portal client that created it (only it may read it, unless allowed all cases).
+    pub client: Option<String>,
 }
 
 /// A stored step.
@@ -175,6 +177,8 @@ pub struct Admission {
     pub request_digest: String,
     /// The clerk at the window.
     pub clerk: Option<Clerk>,
+    /// The portal client that applied: the case's owner.
+    pub client: Option<String>,
 }
 
 /// A new step to store with its case.
@@ -309,6 +313,19 @@ impl Store {
         for statement in SCHEMA {
             sqlx::query(statement).execute(&pool).await?;
         }
+        // Columns added after the first release: added to older stores, once.
+        for (table, column) in [("cases", "client TEXT")] {
+            let name = column.split(' ').next().unwrap_or_default();
+            let present = sqlx::query(&format!("SELECT {name} FROM {table} WHERE 1 = 0"))
+                .fetch_all(&pool)
+                .await
+                .is_ok();
+            if !present {
+                sqlx::query(&format!("ALTER TABLE {table} ADD COLUMN {column}"))
+                    .execute(&pool)
+                    .await?;
+            }
+        }
         Ok(Store { pool })
     }
 
@@ -325,8 +342,8 @@ impl Store {
         let now = now_ms();
         let mut tx = self.pool.begin().await?;
         sqlx::query(
-            "INSERT INTO cases (id, service, form, lookups, idempotency_key, request_digest, created_at)
-             VALUES ($1, $2, $3, $4, $5, $6, $7)",
+            "INSERT INTO cases (id, service, form, lookups, idempotency_key, request_digest, created_at, client)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
         )
         .bind(id)
         .bind(service)
@@ -335,6 +352,7 @@ impl Store {
         .bind(admission.idempotency_key.as_deref())
         .bind(admission.request_digest.as_str())
         .bind(now)
+        .bind(admission.client.as_deref())
             .execute(&mut *tx)
             .await?;
         for step in steps {
@@ -369,17 +387,19 @@ impl Store {
 
     /// A case, if it exists.
     pub async fn case(&self, id: &str) -> Result<Option<CaseRecord>> {
-        let row =
-            sqlx::query("SELECT id, service, form, lookups, created_at FROM cases WHERE id = $1")
-                .bind(id)
-                .fetch_optional(&self.pool)
-                .await?;
+        let row = sqlx::query(
+            "SELECT id, service, form, lookups, created_at, client FROM cases WHERE id = $1",
+        )
+        .bind(id)
+        .fetch_optional(&self.pool)
+        .await?;
         Ok(row.map(|r| CaseRecord {
             id: r.get("id"),
             service: r.get("service"),
             form: serde_json::from_str(&r.get::<String, _>("form")).unwrap_or_default(),
             lookups: serde_json::from_str(&r.get::<String, _>("lookups")).unwrap_or_default(),
             created_at: r.get("created_at"),
+            client: r.get("client"),
         }))
     }
 

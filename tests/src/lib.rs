@@ -263,7 +263,7 @@ impl Env {
         Ok(Env {
             departments,
             gateway,
-            http: reqwest::Client::new(),
+            http: client(),
             dir,
             store_url,
             setup,
@@ -465,9 +465,12 @@ callback-secret = "mr-callback-secret"
         market_regulation = d.market_regulation.base_url,
         certs = certs.display(),
         admin = if setup.admin {
-            "[admin]\nlisten = \"127.0.0.1:0\"\n"
+            format!(
+                "[admin]\nlisten = \"127.0.0.1:0\"\n[[admin.operators]]\nid = \"{OPERATOR}\"\ntoken_sha256 = \"{}\"\n",
+                gateway::auth::sha256_hex(OPERATOR_TOKEN)
+            )
         } else {
-            ""
+            String::new()
         },
         listen = setup.listen.as_deref().unwrap_or("127.0.0.1:0"),
         server_extra = setup.server_extra,
@@ -496,6 +499,10 @@ call_timeout_ms = 3000
             hostile_limits = setup.hostile_limits,
         ));
     }
+    text.push_str(&format!(
+        "\n[[auth.clients]]\nid = \"{PORTAL_CLIENT}\"\napi_key_sha256 = \"{}\"\nscopes = [\"apply:*\", \"lookup:*\", \"supervision\", \"subjects\"]\n",
+        gateway::auth::sha256_hex(PORTAL_KEY)
+    ));
     text.push('\n');
     text.push_str(&setup.config_extra);
     let path = dir.join("gateway.toml");
@@ -679,8 +686,38 @@ pub fn free_port() -> u16 {
 }
 
 /// An HTTP client for tests that talk to the gateway without an [`Env`] (the fixture's rustls
-/// provider is installed first).
+/// provider is installed first), as the fixture's portal client.
 pub fn client() -> reqwest::Client {
     init_tracing();
-    reqwest::Client::new()
+    client_with(&[("x-api-key", PORTAL_KEY)])
 }
+
+/// A client sending these headers on every request.
+pub fn client_with(headers: &[(&str, &str)]) -> reqwest::Client {
+    let mut map = reqwest::header::HeaderMap::new();
+    for (name, value) in headers {
+        map.insert(
+            reqwest::header::HeaderName::from_bytes(name.as_bytes()).expect("a header name"),
+            reqwest::header::HeaderValue::from_str(value).expect("a header value"),
+        );
+    }
+    reqwest::Client::builder()
+        .default_headers(map)
+        .build()
+        .expect("a client")
+}
+
+/// An HTTP client for the admin API, as the fixture's operator.
+pub fn admin_client() -> reqwest::Client {
+    init_tracing();
+    client_with(&[("authorization", &format!("Bearer {OPERATOR_TOKEN}"))])
+}
+
+/// The portal client every fixture config has (all scopes but `cases:all`).
+pub const PORTAL_CLIENT: &str = "test-portal";
+/// Its API key.
+pub const PORTAL_KEY: &str = "test-portal-key";
+/// The operator every fixture admin listener has.
+pub const OPERATOR: &str = "ops-1";
+/// Its bearer token.
+pub const OPERATOR_TOKEN: &str = "test-operator-token";

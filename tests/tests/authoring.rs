@@ -131,13 +131,11 @@ async fn a_generated_adapter_is_hot_loaded_into_a_running_gateway() {
     let (status, body) = env.post("/api/v1/lookups/water.record", &query).await;
     assert_eq!(status, 404, "no adapter yet: {body}");
 
-    let pushed = env
-        .http
+    let pushed = integration_tests::admin_client()
         .post(format!(
             "{}/admin/v1/adapters?department=water&activate=true",
             env.admin_url()
         ))
-        .header("x-operator-id", "ops-1")
         .body(std::fs::read(&component).unwrap())
         .send()
         .await

@@ -158,8 +158,7 @@ async fn exhausted_retries_become_a_dead_letter_that_operators_can_replay() {
     );
 
     let admin = env.admin_url();
-    let letters: Value = env
-        .http
+    let letters: Value = integration_tests::admin_client()
         .get(format!("{admin}/admin/v1/dead-letters"))
         .send()
         .await
@@ -184,13 +183,11 @@ async fn exhausted_retries_become_a_dead_letter_that_operators_can_replay() {
     let refused = env.http.post(&replay).send().await.unwrap();
     assert_eq!(
         refused.status().as_u16(),
-        422,
-        "a replay names its operator"
+        401,
+        "a replay needs an operator's token, not a portal key"
     );
-    let replayed = env
-        .http
+    let replayed = integration_tests::admin_client()
         .post(&replay)
-        .header("X-Clerk-Id", "ops-7")
         .send()
         .await
         .unwrap();
@@ -206,7 +203,7 @@ async fn exhausted_retries_become_a_dead_letter_that_operators_can_replay() {
         .iter()
         .find(|e| e["kind"] == "replayed")
         .unwrap();
-    assert_eq!(replay_event["clerk"]["id"], "ops-7");
+    assert_eq!(replay_event["clerk"]["id"], integration_tests::OPERATOR);
     assert_eq!(env.departments.public_security.applications(), 1);
 }
 
@@ -404,8 +401,7 @@ async fn operators_see_deliveries_dead_letters_and_lights_in_metrics() {
         v["matters"][0]["state"] == "failed"
     })
     .await;
-    let metrics = env
-        .http
+    let metrics = integration_tests::admin_client()
         .get(format!("{}/metrics", env.admin_url()))
         .send()
         .await

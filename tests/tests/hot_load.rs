@@ -22,7 +22,7 @@ impl Admin {
 
     fn at(base: String) -> Admin {
         Admin {
-            http: reqwest::Client::new(),
+            http: integration_tests::admin_client(),
             base,
         }
     }
@@ -37,7 +37,6 @@ impl Admin {
         Self::answer(
             self.http
                 .post(format!("{}/admin/v1/adapters?{query}", self.base))
-                .header("x-operator-id", "ops-1")
                 .body(component),
         )
         .await
@@ -47,7 +46,6 @@ impl Admin {
         Self::answer(
             self.http
                 .post(format!("{}/admin/v1/adapters/{path}", self.base))
-                .header("x-operator-id", "ops-1")
                 .json(&body),
         )
         .await
@@ -56,8 +54,7 @@ impl Admin {
     async fn delete(&self, path: &str) -> (u16, Value) {
         Self::answer(
             self.http
-                .delete(format!("{}/admin/v1/adapters/{path}", self.base))
-                .header("x-operator-id", "ops-1"),
+                .delete(format!("{}/admin/v1/adapters/{path}", self.base)),
         )
         .await
     }
@@ -201,14 +198,15 @@ async fn push_activate_roll_back_and_remove_a_version() {
         ]
     );
 
-    // Changes name their operator.
-    let (status, body) = Admin::answer(env.http.post(format!(
-        "{}/admin/v1/adapters/tax/rollback",
-        env.admin_url()
-    )))
-    .await;
-    assert_eq!(status, 422, "{body}");
-    assert_eq!(body["error"]["fields"][0]["field"], "X-Operator-Id");
+    // Only an operator's token opens the admin API; a portal key is worth nothing there.
+    let rollback = format!("{}/admin/v1/adapters/tax/rollback", env.admin_url());
+    let (status, body) = Admin::answer(reqwest::Client::new().post(&rollback)).await;
+    assert_eq!(status, 401, "{body}");
+    assert_eq!(body["error"]["code"], "unauthorized");
+    let (status, _) = Admin::answer(env.http.post(&rollback)).await;
+    assert_eq!(status, 401, "the portal's API key on the admin API");
+    let (status, _) = Admin::answer(env.http.get(format!("{}/metrics", env.admin_url()))).await;
+    assert_eq!(status, 401, "metrics too");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -570,8 +568,7 @@ async fn per_adapter_limits_show_in_metrics_and_a_full_adapter_answers_busy() {
     let (status, _) = echo(&env, json!({})).await;
     assert_eq!(status, 200, "free again");
 
-    let metrics = env
-        .http
+    let metrics = integration_tests::admin_client()
         .get(format!("{}/metrics", env.admin_url()))
         .send()
         .await

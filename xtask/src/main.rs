@@ -266,14 +266,18 @@ fn demo(root: &Path) -> anyhow::Result<()> {
     println!(
         r#"
 The gateway is ready at http://127.0.0.1:8080 with four adapters loaded.
+Portal calls carry the demo client's key; the admin API (127.0.0.1:8081) the demo operator's token.
 
-  curl -s http://127.0.0.1:8080/api/v1/catalogue
+  curl -s http://127.0.0.1:8080/api/v1/catalogue -H 'X-Api-Key: demo-portal-key'
   curl -s -X POST http://127.0.0.1:8080/api/v1/lookups/public-security.identity \
-       -H 'content-type: application/json' -d '{{"name":"张三","id_number":"11010519491231002X"}}'
+       -H 'X-Api-Key: demo-portal-key' -H 'content-type: application/json' \
+       -d '{{"name":"张三","id_number":"11010519491231002X"}}'
   curl -s -X POST http://127.0.0.1:8080/api/v1/services/market-regulation.business-licence/applications \
-       -H 'content-type: application/json' \
+       -H 'X-Api-Key: demo-portal-key' -H 'content-type: application/json' \
        -d '{{"enterprise_name":"福州演示餐饮有限公司","address":"福州市鼓楼区五四路2号","legal_representative":{{"name":"李四","id_number":"34052419800101001X"}},"registered_capital":100,"business_scope":"餐饮服务"}}'
-  curl -s http://127.0.0.1:8080/api/v1/cases/<case_id>
+  curl -s http://127.0.0.1:8080/api/v1/cases/<case_id> -H 'X-Api-Key: demo-portal-key'
+  GATEWAY_ADMIN_TOKEN=demo-operator-token target/debug/gateway plugin list
+  open http://127.0.0.1:8080/docs
 
 Press Ctrl-C to stop.
 "#

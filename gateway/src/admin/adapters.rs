@@ -1,13 +1,15 @@
 //! Operators' routes for adapter versions: push, list, activate (fully or staged), promote,
-//! roll back, remove. Every change names its operator (`X-Operator-Id`, or `X-Clerk-Id`).
+//! roll back, remove. Every change records the operator whose token made it.
 
 use crate::adapters::AdminError;
 use crate::api::AppState;
 use crate::api::error::ApiError;
+use crate::auth::Operator;
 use crate::catalogue::FieldProblem;
+use axum::Extension;
 use axum::body::Bytes;
 use axum::extract::{Path, Query, State};
-use axum::http::{HeaderMap, StatusCode};
+use axum::http::StatusCode;
 use axum::routing::{delete, get, post};
 use axum::{Json, Router};
 use serde::Deserialize;
@@ -53,27 +55,6 @@ impl From<AdminError> for ApiError {
     }
 }
 
-/// Who asks: operators name themselves on every change.
-fn operator(headers: &HeaderMap) -> Result<String, ApiError> {
-    let named = |name: &str| {
-        headers
-            .get(name)
-            .and_then(|v| std::str::from_utf8(v.as_bytes()).ok())
-            .map(str::trim)
-            .filter(|v| !v.is_empty())
-            .map(str::to_string)
-    };
-    named("x-operator-id")
-        .or_else(|| named("x-clerk-id"))
-        .ok_or_else(|| {
-            ApiError::InvalidInput(vec![FieldProblem::new(
-                "X-Operator-Id",
-                "required",
-                "changes to adapters record the operator who made them",
-            )])
-        })
-}
-
 async fn list(State(o): State<AppState>) -> Result<Json<Value>, ApiError> {
     let mut departments = Vec::new();
     for id in o.adapters.departments() {
@@ -107,13 +88,13 @@ struct PushQuery {
 async fn push(
     State(o): State<AppState>,
     query: Result<Query<PushQuery>, axum::extract::rejection::QueryRejection>,
-    headers: HeaderMap,
+    Extension(operator): Extension<Operator>,
     body: Bytes,
 ) -> Result<(StatusCode, Json<Value>), ApiError> {
     let Query(query) = query.map_err(|e| {
         ApiError::InvalidInput(vec![FieldProblem::new("query", "invalid", e.body_text())])
     })?;
-    let operator = operator(&headers)?;
+    let operator = operator.id;
     if body.is_empty() {
         return Err(ApiError::InvalidInput(vec![FieldProblem::new(
             "body",
@@ -160,10 +141,10 @@ fn json_body<T: serde::de::DeserializeOwned>(body: &Bytes) -> Result<T, ApiError
 async fn activate(
     State(o): State<AppState>,
     Path(department): Path<String>,
-    headers: HeaderMap,
+    Extension(operator): Extension<Operator>,
     body: Bytes,
 ) -> Result<Json<Value>, ApiError> {
-    let operator = operator(&headers)?;
+    let operator = operator.id;
     let request: ActivateBody = json_body(&body)?;
     if request.percent.is_some_and(|p| p == 0 || p > 100) {
         return Err(ApiError::InvalidInput(vec![FieldProblem::new(
@@ -182,9 +163,9 @@ async fn activate(
 async fn promote(
     State(o): State<AppState>,
     Path(department): Path<String>,
-    headers: HeaderMap,
+    Extension(operator): Extension<Operator>,
 ) -> Result<Json<Value>, ApiError> {
-    let operator = operator(&headers)?;
+    let operator = operator.id;
     let route = o.adapters.promote(&department, &operator).await?;
     Ok(Json(json!({ "route": route })))
 }
@@ -198,10 +179,10 @@ struct RollbackBody {
 async fn rollback(
     State(o): State<AppState>,
     Path(department): Path<String>,
-    headers: HeaderMap,
+    Extension(operator): Extension<Operator>,
     body: Bytes,
 ) -> Result<Json<Value>, ApiError> {
-    let operator = operator(&headers)?;
+    let operator = operator.id;
     let request: RollbackBody = json_body(&body)?;
     let route = o
         .adapters
@@ -213,9 +194,9 @@ async fn rollback(
 async fn remove(
     State(o): State<AppState>,
     Path((department, digest)): Path<(String, String)>,
-    headers: HeaderMap,
+    Extension(operator): Extension<Operator>,
 ) -> Result<Json<Value>, ApiError> {
-    let operator = operator(&headers)?;
+    let operator = operator.id;
     let removed = o.adapters.remove(&department, &digest, &operator).await?;
     Ok(Json(json!({ "removed": removed })))
 }

@@ -58,6 +58,12 @@ pub enum ApiError {
     /// An adapter component was refused before activation (422), with every reason.
     #[error("adapter refused: {0}")]
     Refused(String, Vec<FieldProblem>),
+    /// No valid credential (401).
+    #[error("unauthorized: {0}")]
+    Unauthorized(String),
+    /// A valid credential without the right to this (403).
+    #[error("forbidden: {0}")]
+    Forbidden(String),
     /// The gateway's own fault (500); the detail is logged, not answered.
     #[error("internal: {0}")]
     Internal(String),
@@ -136,6 +142,8 @@ impl ApiError {
             ApiError::Protocol { .. } => (StatusCode::BAD_GATEWAY, "department_protocol_error"),
             ApiError::AdapterFailed { .. } => (StatusCode::BAD_GATEWAY, "adapter_failed"),
             ApiError::Busy { .. } => (StatusCode::SERVICE_UNAVAILABLE, "adapter_busy"),
+            ApiError::Unauthorized(_) => (StatusCode::UNAUTHORIZED, "unauthorized"),
+            ApiError::Forbidden(_) => (StatusCode::FORBIDDEN, "forbidden"),
             ApiError::Conflict(_) => (StatusCode::CONFLICT, "conflict"),
             ApiError::Refused(..) => (StatusCode::UNPROCESSABLE_ENTITY, "adapter_refused"),
             ApiError::Internal(_) => (StatusCode::INTERNAL_SERVER_ERROR, "internal"),
@@ -181,6 +189,12 @@ impl IntoResponse for ApiError {
             },
         };
         let mut response = (status, Json(body)).into_response();
+        if matches!(self, ApiError::Unauthorized(_)) {
+            response.headers_mut().insert(
+                axum::http::header::WWW_AUTHENTICATE,
+                axum::http::HeaderValue::from_static("Bearer"),
+            );
+        }
         if matches!(self, ApiError::Busy { .. }) {
             response.headers_mut().insert(
                 axum::http::header::RETRY_AFTER,

@@ -16,6 +16,7 @@
 pub mod error;
 pub mod openapi;
 
+use crate::auth::Client;
 use crate::catalogue::FieldProblem;
 use crate::host::contract::CallbackRequest;
 use crate::orchestrator::{Orchestrator, case_status};
@@ -54,8 +55,11 @@ fn documented() -> OpenApiRouter<AppState> {
 }
 
 /// The OpenAPI 3.1 document of the portal API (what `GET /openapi.json` answers).
-pub fn document() -> utoipa::openapi::OpenApi {
-    documented().into_openapi()
+pub fn document() -> Value {
+    let mut document =
+        serde_json::to_value(documented().into_openapi()).expect("the OpenAPI document serialises");
+    openapi::secure(&mut document);
+    document
 }
 
 /// The portal router.
@@ -63,9 +67,11 @@ pub fn router(
     state: AppState,
     body_limit: usize,
     readiness: Arc<crate::health::Readiness>,
+    authenticator: Arc<crate::auth::Authenticator>,
 ) -> Router {
     let (router, document) = documented().split_for_parts();
-    let document = serde_json::to_value(&document).expect("the OpenAPI document serialises");
+    let mut document = serde_json::to_value(&document).expect("the OpenAPI document serialises");
+    openapi::secure(&mut document);
     let page = openapi::docs_page(&document);
     router
         .fallback(|| async {
@@ -74,6 +80,10 @@ pub fn router(
                 id: "this path".into(),
             }
         })
+        .layer(axum::middleware::from_fn_with_state(
+            authenticator,
+            crate::auth::portal,
+        ))
         .layer(axum::extract::DefaultBodyLimit::max(body_limit))
         .layer(Extension(readiness))
         .layer(Extension(Arc::new(document)))
@@ -210,12 +220,13 @@ async fn pre_review(
 )]
 async fn apply(
     State(o): State<AppState>,
+    Extension(client): Extension<Client>,
     Path(code): Path<String>,
     headers: HeaderMap,
     body: Bytes,
 ) -> Result<(StatusCode, HeaderMap, Json<Value>), ApiError> {
     let form = json_body(&body)?;
-    let admission = admission(&code, &headers, &body)?;
+    let admission = admission(&client, &code, &headers, &body)?;
     let applied = o.apply(&code, form, admission).await?;
     let case_id = &applied.case_id;
     let mut answer_headers = HeaderMap::new();
@@ -227,6 +238,23 @@ async fn apply(
     }
     let body = json!({"case_id": case_id, "status": "received", "links": {"case": format!("/api/v1/cases/{case_id}")}});
     Ok((StatusCode::ACCEPTED, answer_headers, Json(body)))
+}
+
+/// A case the client may read. Another client's case is "not found", like a missing one: its
+/// existence is not the asker's business.
+async fn readable_case(
+    o: &Orchestrator,
+    client: &Client,
+    id: &str,
+) -> Result<crate::store::CaseRecord, ApiError> {
+    o.store
+        .case(id)
+        .await?
+        .filter(|c| client.may_read_case_of(c.client.as_deref()))
+        .ok_or(ApiError::NotFound {
+            what: "case",
+            id: id.to_string(),
+        })
 }
 
 /// The clerk at the window, from `X-Clerk-Id`, `X-Clerk-Window` and `X-Clerk-Hall`.
@@ -245,9 +273,14 @@ pub fn clerk(headers: &HeaderMap) -> Option<Clerk> {
     })
 }
 
-/// How an application arrives: its idempotency key (scoped to the service), a digest of the
-/// body to tell a true repeat from a reused key, and the clerk.
-fn admission(service: &str, headers: &HeaderMap, body: &[u8]) -> Result<Admission, ApiError> {
+/// How an application arrives: its idempotency key (scoped to the client and the service), a
+/// digest of the body to tell a true repeat from a reused key, the clerk and the client.
+fn admission(
+    client: &Client,
+    service: &str,
+    headers: &HeaderMap,
+    body: &[u8],
+) -> Result<Admission, ApiError> {
     use sha2::Digest;
     let key = match headers.get("idempotency-key") {
         None => None,
@@ -264,7 +297,7 @@ fn admission(service: &str, headers: &HeaderMap, body: &[u8]) -> Result<Admissio
                     "1-255 visible ASCII characters",
                 )])
             })?;
-            Some(format!("{service}:{key}"))
+            Some(format!("{}:{service}:{key}", client.id))
         }
     };
     let mut digest = sha2::Sha256::new();
@@ -275,6 +308,7 @@ fn admission(service: &str, headers: &HeaderMap, body: &[u8]) -> Result<Admissio
         idempotency_key: key,
         request_digest: hex::encode(digest.finalize()),
         clerk: clerk(headers),
+        client: Some(client.id.clone()),
     })
 }
 
@@ -300,6 +334,7 @@ fn event_json(e: &crate::store::EventRecord) -> Value {
 )]
 async fn case_events(
     State(o): State<AppState>,
+    Extension(client): Extension<Client>,
     Path(id): Path<String>,
 ) -> Result<
     axum::response::sse::Sse<
@@ -308,10 +343,7 @@ async fn case_events(
     ApiError,
 > {
     use axum::response::sse::{Event, KeepAlive, Sse};
-    o.store.case(&id).await?.ok_or(ApiError::NotFound {
-        what: "case",
-        id: id.clone(),
-    })?;
+    readable_case(&o, &client, &id).await?;
     let changes = o.subscribe();
     let stream = futures::stream::unfold(
         (o, id, changes, None::<String>, true),
@@ -380,11 +412,12 @@ fn rfc3339(ms: i64) -> String {
         (status = 500, description = "`internal`.", body = Error),
     )
 )]
-async fn case(State(o): State<AppState>, Path(id): Path<String>) -> Result<Json<Value>, ApiError> {
-    let record = o.store.case(&id).await?.ok_or(ApiError::NotFound {
-        what: "case",
-        id: id.clone(),
-    })?;
+async fn case(
+    State(o): State<AppState>,
+    Extension(client): Extension<Client>,
+    Path(id): Path<String>,
+) -> Result<Json<Value>, ApiError> {
+    let record = readable_case(&o, &client, &id).await?;
     let steps = o.store.steps(&id).await?;
     let events = o.store.events(&id).await?;
     let licences = crate::licences::of_case(&o.store, &id).await?;

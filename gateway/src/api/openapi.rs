@@ -44,6 +44,51 @@ pub fn base() -> Document {
     ApiDoc::openapi()
 }
 
+/// Add the credentials to the document: the two schemes, and on every operation that needs a
+/// credential (see [`crate::auth`]) the requirement and its 401 and 403 answers.
+pub fn secure(document: &mut Value) {
+    document["components"]["securitySchemes"] = serde_json::json!({
+        "apiKey": {"type": "apiKey", "in": "header", "name": "X-Api-Key",
+                   "description": "The client's API key (the gateway keeps only its SHA-256)."},
+        "bearer": {"type": "http", "scheme": "bearer", "bearerFormat": "JWT",
+                   "description": "A JWT whose `sub` is a configured client; `scope` may narrow its scopes."},
+    });
+    let error = |description: &str| {
+        serde_json::json!({"description": description,
+            "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}})
+    };
+    let Some(paths) = document["paths"].as_object_mut() else {
+        return;
+    };
+    for (path, item) in paths.iter_mut() {
+        let open = ["/healthz", "/readyz", "/openapi.json", "/docs"].contains(&path.as_str())
+            || path.starts_with("/callbacks/");
+        if open {
+            continue;
+        }
+        let Some(operations) = item.as_object_mut() else {
+            continue;
+        };
+        for operation in operations.values_mut() {
+            let Some(responses) = operation
+                .get_mut("responses")
+                .and_then(Value::as_object_mut)
+            else {
+                continue;
+            };
+            responses.insert(
+                "401".into(),
+                error("`unauthorized`: no valid API key or bearer token."),
+            );
+            responses.insert(
+                "403".into(),
+                error("`forbidden`: the client lacks the scope this needs."),
+            );
+            operation["security"] = serde_json::json!([{"apiKey": []}, {"bearer": []}]);
+        }
+    }
+}
+
 /// The error format of every route.
 #[derive(Debug, Serialize, ToSchema)]
 pub struct Error {
@@ -89,6 +134,16 @@ pub enum ErrorCode {
     DepartmentUnavailable,
     /// 504: the department did not answer in time.
     DepartmentTimeout,
+    /// 401: no valid credential (API key or bearer token).
+    Unauthorized,
+    /// 403: the client lacks the scope this needs.
+    Forbidden,
+    /// 409: not possible in the current state (admin API).
+    Conflict,
+    /// 422: an adapter component failed a check (admin API).
+    AdapterRefused,
+    /// 503: the department's adapter runs all the instances it may; retry after `Retry-After`.
+    AdapterBusy,
     /// 500: the gateway's own fault.
     Internal,
 }
@@ -654,7 +709,7 @@ mod tests {
     use axum::response::IntoResponse;
 
     fn document() -> Value {
-        serde_json::to_value(crate::api::document()).unwrap()
+        crate::api::document()
     }
 
     /// Every route the portal listener serves, by method and path.
@@ -791,6 +846,17 @@ mod tests {
             ApiError::AdapterFailed {
                 department: department(),
                 message: "trap".into(),
+            },
+            ApiError::Unauthorized("no credential".into()),
+            ApiError::Forbidden("no scope".into()),
+            ApiError::Conflict("active".into()),
+            ApiError::Refused(
+                "refused".into(),
+                vec![FieldProblem::new("component", "signature", "unsigned")],
+            ),
+            ApiError::Busy {
+                department: department(),
+                max: 4,
             },
             ApiError::Internal("disk".into()),
         ];

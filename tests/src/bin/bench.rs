@@ -490,6 +490,7 @@ impl Target {
             Target::Gateway { url } => client
                 .post(url)
                 .header("content-type", "application/json")
+                .header("x-api-key", integration_tests::PORTAL_KEY)
                 .body(format!(r#"{{"taxpayer_id":"{TAXPAYER}"}}"#)),
         }
     }

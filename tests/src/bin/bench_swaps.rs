@@ -96,10 +96,8 @@ async fn admin(
     path: &str,
     body: Option<Vec<u8>>,
 ) -> anyhow::Result<Value> {
-    let mut request = env
-        .http
-        .request(method, format!("{}{path}", env.admin_url()))
-        .header("x-operator-id", "bench");
+    let mut request =
+        integration_tests::admin_client().request(method, format!("{}{path}", env.admin_url()));
     if let Some(body) = body {
         request = request.body(body);
     }

@@ -1,0 +1,376 @@
+//! Who may call what: portal clients with scopes, operators on the admin listener.
+//!
+//! Deny by default. A portal request names its client with an API key (`X-Api-Key`; the config
+//! holds only its SHA-256) or a JWT bearer token (`Authorization: Bearer`, verified against the
+//! configured keys, `sub` naming a configured client, `exp` required). What the client may do
+//! is its scopes; a token's `scope` claim can only narrow them:
+//!
+//! | scope | allows |
+//! | --- | --- |
+//! | `apply:<service>` / `apply:*` | pre-review and apply for that service |
+//! | `lookup:<name>` / `lookup:*` | run that shared-data lookup |
+//! | `cases:all` | read every case (without it, only the cases the client created) |
+//! | `supervision` | the deadline supervision view |
+//! | `subjects` | the 企业码 and person views, licences |
+//!
+//! The catalogue, forms, health, the API document and department callbacks (authenticated by
+//! their adapter) need no scope. Operators on the admin listener present their own bearer
+//! token (`[[admin.operators]]`, SHA-256 in the config); a portal credential is worth nothing
+//! there, and the operator's id is what every change records.
+
+use crate::api::error::ApiError;
+use axum::extract::Request;
+use axum::http::HeaderMap;
+use axum::middleware::Next;
+use axum::response::Response;
+use serde::Deserialize;
+use std::collections::HashMap;
+use std::sync::Arc;
+
+/// `[auth]`: the portal clients and the token keys.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AuthConfig {
+    /// The portal clients allowed to call.
+    #[serde(default)]
+    pub clients: Vec<ClientConfig>,
+    /// Keys JWT bearer tokens are verified against. Absent: API keys only.
+    pub jwt: Option<JwtConfig>,
+}
+
+/// One portal client.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ClientConfig {
+    /// Client id: a token's `sub`, the owner recorded on its cases.
+    pub id: String,
+    /// Display name.
+    #[serde(default)]
+    pub name: String,
+    /// Hex SHA-256 of its API key (`gateway client-key` makes one). Absent: tokens only.
+    pub api_key_sha256: Option<String>,
+    /// What it may do (see the module doc).
+    pub scopes: Vec<String>,
+}
+
+/// JWT verification.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct JwtConfig {
+    /// `HS256` (shared secret) or `EdDSA` (Ed25519 public key).
+    pub algorithm: String,
+    /// HS256: the secret (use `env:NAME`); EdDSA: base64 of the 32-byte public key.
+    pub key: String,
+    /// Required `iss`, when set.
+    pub issuer: Option<String>,
+    /// Required `aud`, when set.
+    pub audience: Option<String>,
+}
+
+/// One operator of the admin API.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct OperatorConfig {
+    /// Operator id, recorded with every change.
+    pub id: String,
+    /// Hex SHA-256 of the operator's bearer token.
+    pub token_sha256: String,
+}
+
+/// An authenticated portal client, as the handlers see it.
+#[derive(Debug, Clone)]
+pub struct Client {
+    /// Client id.
+    pub id: String,
+    scopes: Vec<String>,
+}
+
+impl Client {
+    /// Whether the client holds `scope` (`apply:x` is also granted by `apply:*`).
+    pub fn may(&self, scope: &str) -> bool {
+        self.scopes.iter().any(|s| {
+            s == scope
+                || s.strip_suffix('*')
+                    .is_some_and(|prefix| prefix.ends_with(':') && scope.starts_with(prefix))
+        })
+    }
+
+    /// Whether the client may read a case created by `owner`.
+    pub fn may_read_case_of(&self, owner: Option<&str>) -> bool {
+        self.may("cases:all") || owner == Some(self.id.as_str())
+    }
+}
+
+/// An authenticated operator.
+#[derive(Debug, Clone)]
+pub struct Operator {
+    /// Operator id.
+    pub id: String,
+}
+
+/// Hex SHA-256 of a secret, as the config stores it.
+pub fn sha256_hex(secret: &str) -> String {
+    use sha2::Digest;
+    hex::encode(sha2::Sha256::digest(secret.as_bytes()))
+}
+
+/// The credentials a gateway accepts, built once from the config.
+pub struct Authenticator {
+    by_key: HashMap<String, Arc<ClientConfig>>,
+    by_id: HashMap<String, Arc<ClientConfig>>,
+    jwt: Option<(jsonwebtoken::DecodingKey, jsonwebtoken::Validation)>,
+    operators: HashMap<String, String>,
+}
+
+#[derive(Deserialize)]
+struct Claims {
+    sub: String,
+    #[serde(default)]
+    scope: Option<String>,
+}
+
+impl Authenticator {
+    /// From the checked config.
+    pub fn new(auth: &AuthConfig, operators: &[OperatorConfig]) -> Result<Authenticator, String> {
+        let mut by_key = HashMap::new();
+        let mut by_id = HashMap::new();
+        for client in &auth.clients {
+            let client = Arc::new(client.clone());
+            if let Some(hash) = &client.api_key_sha256 {
+                by_key.insert(hash.to_ascii_lowercase(), client.clone());
+            }
+            by_id.insert(client.id.clone(), client);
+        }
+        let jwt = auth.jwt.as_ref().map(jwt_verifier).transpose()?;
+        let operators = operators
+            .iter()
+            .map(|o| (o.token_sha256.to_ascii_lowercase(), o.id.clone()))
+            .collect();
+        Ok(Authenticator {
+            by_key,
+            by_id,
+            jwt,
+            operators,
+        })
+    }
+
+    /// The portal client a request's credentials name, or why not.
+    pub fn client(&self, headers: &HeaderMap) -> Result<Client, ApiError> {
+        if let Some(token) = bearer(headers) {
+            let Some((key, validation)) = &self.jwt else {
+                return Err(unauthorized(
+                    "bearer tokens are not accepted here; use X-Api-Key",
+                ));
+            };
+            let claims = jsonwebtoken::decode::<Claims>(token, key, validation)
+                .map_err(|e| unauthorized(&format!("the bearer token is not valid: {e}")))?
+                .claims;
+            let client = self
+                .by_id
+                .get(&claims.sub)
+                .ok_or_else(|| unauthorized("the token's subject is not a known client"))?;
+            let scopes = match &claims.scope {
+                // A token narrows its client's scopes; it never widens them.
+                Some(granted) => {
+                    let full = Client {
+                        id: client.id.clone(),
+                        scopes: client.scopes.clone(),
+                    };
+                    granted
+                        .split_whitespace()
+                        .filter(|s| full.may(s))
+                        .map(str::to_string)
+                        .collect()
+                }
+                None => client.scopes.clone(),
+            };
+            return Ok(Client {
+                id: client.id.clone(),
+                scopes,
+            });
+        }
+        let key = headers
+            .get("x-api-key")
+            .and_then(|v| v.to_str().ok())
+            .map(str::trim)
+            .filter(|k| !k.is_empty())
+            .ok_or_else(|| unauthorized("no credential: send X-Api-Key or a bearer token"))?;
+        let client = self
+            .by_key
+            .get(&sha256_hex(key))
+            .ok_or_else(|| unauthorized("the API key is not valid"))?;
+        Ok(Client {
+            id: client.id.clone(),
+            scopes: client.scopes.clone(),
+        })
+    }
+
+    /// The operator a request's bearer token names, or why not.
+    pub fn operator(&self, headers: &HeaderMap) -> Result<Operator, ApiError> {
+        let token = bearer(headers)
+            .ok_or_else(|| unauthorized("the admin API needs an operator's bearer token"))?;
+        self.operators
+            .get(&sha256_hex(token))
+            .map(|id| Operator { id: id.clone() })
+            .ok_or_else(|| unauthorized("the bearer token is not an operator's"))
+    }
+}
+
+fn jwt_verifier(
+    config: &JwtConfig,
+) -> Result<(jsonwebtoken::DecodingKey, jsonwebtoken::Validation), String> {
+    use base64::Engine as _;
+    let (key, algorithm) = match config.algorithm.as_str() {
+        "HS256" => (
+            jsonwebtoken::DecodingKey::from_secret(config.key.as_bytes()),
+            jsonwebtoken::Algorithm::HS256,
+        ),
+        "EdDSA" => {
+            let raw = base64::engine::general_purpose::STANDARD
+                .decode(config.key.trim())
+                .map_err(|e| format!("key: not base64: {e}"))?;
+            if raw.len() != 32 {
+                return Err("key: an Ed25519 public key is 32 bytes".into());
+            }
+            (
+                jsonwebtoken::DecodingKey::from_ed_der(&raw),
+                jsonwebtoken::Algorithm::EdDSA,
+            )
+        }
+        other => return Err(format!("algorithm: {other} is not HS256 or EdDSA")),
+    };
+    let mut validation = jsonwebtoken::Validation::new(algorithm);
+    validation.set_required_spec_claims(&["exp", "sub"]);
+    validation.leeway = 30;
+    if let Some(issuer) = &config.issuer {
+        validation.set_issuer(&[issuer]);
+    }
+    match &config.audience {
+        Some(audience) => validation.set_audience(&[audience]),
+        None => validation.validate_aud = false,
+    }
+    Ok((key, validation))
+}
+
+fn bearer(headers: &HeaderMap) -> Option<&str> {
+    let value = headers.get("authorization")?.to_str().ok()?;
+    let (scheme, token) = value.split_once(' ')?;
+    scheme
+        .eq_ignore_ascii_case("bearer")
+        .then(|| token.trim())
+        .filter(|t| !t.is_empty())
+}
+
+fn unauthorized(why: &str) -> ApiError {
+    ApiError::Unauthorized(why.to_string())
+}
+
+/// The scope a portal path needs; `None` for paths open to any authenticated client, and
+/// `Some(None)` for paths that need no credential at all.
+fn required_scope(method: &axum::http::Method, path: &str) -> Option<Option<String>> {
+    let parts: Vec<&str> = path.trim_start_matches('/').split('/').collect();
+    match parts.as_slice() {
+        ["healthz"] | ["readyz"] | ["openapi.json"] | ["docs"] | ["callbacks", ..] => Some(None),
+        ["api", "v1", "services", code, "pre-review" | "applications"]
+            if method == axum::http::Method::POST =>
+        {
+            Some(Some(format!("apply:{code}")))
+        }
+        ["api", "v1", "lookups", name] => Some(Some(format!("lookup:{name}"))),
+        ["api", "v1", "supervision", ..] => Some(Some("supervision".into())),
+        ["api", "v1", "subjects", ..] | ["api", "v1", "licences", ..] => {
+            Some(Some("subjects".into()))
+        }
+        _ => None,
+    }
+}
+
+/// Portal middleware: authenticate, check the path's scope, hand the client to the handler.
+pub async fn portal(
+    axum::extract::State(auth): axum::extract::State<Arc<Authenticator>>,
+    mut request: Request,
+    next: Next,
+) -> Result<Response, ApiError> {
+    let needed = required_scope(request.method(), request.uri().path());
+    if matches!(needed, Some(None)) {
+        return Ok(next.run(request).await);
+    }
+    let client = auth.client(request.headers())?;
+    if let Some(Some(scope)) = &needed
+        && !client.may(scope)
+    {
+        return Err(ApiError::Forbidden(format!(
+            "client {} lacks the scope `{scope}`",
+            client.id
+        )));
+    }
+    request.extensions_mut().insert(client);
+    Ok(next.run(request).await)
+}
+
+/// Admin middleware: every route but health needs an operator's token.
+pub async fn admin(
+    axum::extract::State(auth): axum::extract::State<Arc<Authenticator>>,
+    mut request: Request,
+    next: Next,
+) -> Result<Response, ApiError> {
+    if matches!(request.uri().path(), "/healthz" | "/readyz") {
+        return Ok(next.run(request).await);
+    }
+    let operator = auth.operator(request.headers())?;
+    request.extensions_mut().insert(operator);
+    Ok(next.run(request).await)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn client(scopes: &[&str]) -> Client {
+        Client {
+            id: "c".into(),
+            scopes: scopes.iter().map(|s| s.to_string()).collect(),
+        }
+    }
+
+    #[test]
+    fn scopes_grant_exactly_what_they_name() {
+        let c = client(&["apply:tax.registration", "lookup:*"]);
+        assert!(c.may("apply:tax.registration"));
+        assert!(!c.may("apply:tax.deed-tax"));
+        assert!(c.may("lookup:tax.clearance"));
+        assert!(!c.may("supervision"));
+        assert!(!c.may("cases:all"));
+        assert!(c.may_read_case_of(Some("c")));
+        assert!(!c.may_read_case_of(Some("other")));
+        assert!(!c.may_read_case_of(None));
+        assert!(
+            !client(&["*"]).may("supervision"),
+            "a bare * grants nothing"
+        );
+    }
+
+    #[test]
+    fn paths_map_to_scopes() {
+        use axum::http::Method;
+        assert_eq!(required_scope(&Method::GET, "/healthz"), Some(None));
+        assert_eq!(required_scope(&Method::POST, "/callbacks/tax"), Some(None));
+        assert_eq!(
+            required_scope(
+                &Method::POST,
+                "/api/v1/services/tax.registration/applications"
+            ),
+            Some(Some("apply:tax.registration".into()))
+        );
+        assert_eq!(
+            required_scope(&Method::POST, "/api/v1/lookups/tax.clearance"),
+            Some(Some("lookup:tax.clearance".into()))
+        );
+        assert_eq!(required_scope(&Method::GET, "/api/v1/cases/x"), None);
+        assert_eq!(required_scope(&Method::GET, "/api/v1/catalogue"), None);
+        assert_eq!(
+            required_scope(&Method::GET, "/api/v1/subjects/persons/x"),
+            Some(Some("subjects".into()))
+        );
+    }
+}

@@ -1,0 +1,338 @@
+//! Who may call what: deny by default, scopes, own cases only, tokens, the admin API apart.
+//! Each test tries a way around it.
+
+use integration_tests::{Env, PORTAL_CLIENT, Setup, client_with};
+use serde_json::{Value, json};
+
+/// A second client that may only run the tax clearance lookup, and a supervisor that may read
+/// every case; JWTs signed with a shared secret are accepted too.
+const CLIENTS: &str = r#"
+[[auth.clients]]
+id = "lookup-only"
+api_key_sha256 = "KEY_B"
+scopes = ["lookup:tax.clearance"]
+
+[[auth.clients]]
+id = "supervisor"
+api_key_sha256 = "KEY_C"
+scopes = ["cases:all", "supervision"]
+
+[auth.jwt]
+algorithm = "HS256"
+key = "test-jwt-secret-0123456789abcdef"
+issuer = "test-idp"
+"#;
+
+async fn env() -> Env {
+    let extra = CLIENTS
+        .replace("KEY_B", &gateway::auth::sha256_hex("key-b"))
+        .replace("KEY_C", &gateway::auth::sha256_hex("key-c"));
+    Env::start_with(Setup {
+        config_extra: extra,
+        ..Setup::default()
+    })
+    .await
+    .unwrap()
+}
+
+async fn call(
+    client: &reqwest::Client,
+    env: &Env,
+    method: reqwest::Method,
+    path: &str,
+    body: Option<Value>,
+) -> (u16, Value) {
+    let mut request = client.request(method, format!("{}{path}", env.gateway.url()));
+    if let Some(body) = body {
+        request = request.json(&body);
+    }
+    let response = request.send().await.unwrap();
+    let status = response.status().as_u16();
+    (status, response.json().await.unwrap_or(Value::Null))
+}
+
+fn clearance() -> Value {
+    json!({"taxpayer_id": "91350100M000100Y43"})
+}
+
+fn seal_form() -> Value {
+    json!({
+        "credit_code": "91350100M000100Y43",
+        "enterprise_name": "福州测试科技有限公司",
+        "legal_representative": {"name": "张三", "id_number": "11010519491231002X"},
+        "seal_types": ["公章"]
+    })
+}
+
+const LOOKUP: &str = "/api/v1/lookups/tax.clearance";
+const APPLY: &str = "/api/v1/services/public-security.seal-filing/applications";
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn without_a_valid_credential_nothing_but_health_and_callbacks_answers() {
+    let env = env().await;
+    let anonymous = reqwest::Client::new();
+    let wrong = client_with(&[("x-api-key", "not-a-key")]);
+    use reqwest::Method;
+    for (method, path, body) in [
+        (Method::GET, "/api/v1/catalogue", None),
+        (
+            Method::GET,
+            "/api/v1/services/public-security.seal-filing/form",
+            None,
+        ),
+        (Method::POST, LOOKUP, Some(clearance())),
+        (Method::POST, APPLY, Some(seal_form())),
+        (Method::GET, "/api/v1/cases/anything", None),
+        (Method::GET, "/api/v1/supervision/deadlines", None),
+    ] {
+        for (who, client) in [("no credential", &anonymous), ("a wrong key", &wrong)] {
+            let (status, body) = call(client, &env, method.clone(), path, body.clone()).await;
+            assert_eq!(status, 401, "{method} {path} with {who}: {body}");
+            assert_eq!(body["error"]["code"], "unauthorized");
+        }
+    }
+    assert_eq!(
+        call(&anonymous, &env, Method::GET, "/healthz", None)
+            .await
+            .0,
+        200
+    );
+    assert_eq!(
+        call(&anonymous, &env, Method::GET, "/openapi.json", None)
+            .await
+            .0,
+        200
+    );
+    // Callbacks are the departments': their adapter authenticates them, not a portal key.
+    let (status, body) = call(
+        &anonymous,
+        &env,
+        Method::POST,
+        "/callbacks/market-regulation",
+        Some(json!({"forged": true})),
+    )
+    .await;
+    assert_ne!(status, 401, "{body}");
+    assert_ne!(
+        status, 200,
+        "an unsigned callback is refused by the adapter: {body}"
+    );
+    assert_eq!(env.departments.public_security.applications(), 0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_client_does_only_what_its_scopes_allow_and_reads_only_its_cases() {
+    use reqwest::Method;
+    let env = env().await;
+    let lookup_only = client_with(&[("x-api-key", "key-b")]);
+    let supervisor = client_with(&[("x-api-key", "key-c")]);
+
+    let (status, body) = call(&lookup_only, &env, Method::POST, LOOKUP, Some(clearance())).await;
+    assert_eq!(status, 200, "{body}");
+    for (path, body) in [
+        (APPLY, seal_form()),
+        (
+            "/api/v1/services/public-security.seal-filing/pre-review",
+            seal_form(),
+        ),
+        (
+            "/api/v1/lookups/public-security.identity",
+            json!({"name": "张三", "id_number": "11010519491231002X"}),
+        ),
+    ] {
+        let (status, answer) = call(&lookup_only, &env, Method::POST, path, Some(body)).await;
+        assert_eq!(status, 403, "{path}: {answer}");
+        assert_eq!(answer["error"]["code"], "forbidden");
+    }
+    let (status, _) = call(
+        &lookup_only,
+        &env,
+        Method::GET,
+        "/api/v1/supervision/deadlines",
+        None,
+    )
+    .await;
+    assert_eq!(status, 403);
+    assert_eq!(
+        env.departments.public_security.applications(),
+        0,
+        "nothing reached a department"
+    );
+
+    // The fixture's client applies; another client cannot see the case, not even that it exists.
+    let case_id = env.apply("public-security.seal-filing", &seal_form()).await;
+    let case = format!("/api/v1/cases/{case_id}");
+    assert_eq!(env.get(&case).await.0, 200, "the owner reads it");
+    let (status, body) = call(&lookup_only, &env, Method::GET, &case, None).await;
+    assert_eq!(status, 404, "{body}");
+    assert_eq!(
+        body["error"]["message"],
+        format!("case `{case_id}` not found"),
+        "the same answer as a case that does not exist"
+    );
+    let (status, _) = call(
+        &lookup_only,
+        &env,
+        Method::GET,
+        &format!("{case}/events"),
+        None,
+    )
+    .await;
+    assert_eq!(status, 404);
+    // A supervisor with `cases:all` reads every case.
+    let (status, body) = call(&supervisor, &env, Method::GET, &case, None).await;
+    assert_eq!(status, 200, "{body}");
+    let (status, _) = call(
+        &supervisor,
+        &env,
+        Method::GET,
+        "/api/v1/supervision/deadlines",
+        None,
+    )
+    .await;
+    assert_eq!(status, 200);
+
+    // Idempotency keys are the client's own: another client's key finds nothing of the first.
+    let keyed = |client: &reqwest::Client| {
+        client
+            .post(format!("{}{APPLY}", env.gateway.url()))
+            .header("idempotency-key", "same-key")
+            .json(&seal_form())
+    };
+    let first: Value = keyed(&env.http).send().await.unwrap().json().await.unwrap();
+    let again = keyed(&env.http).send().await.unwrap();
+    assert_eq!(again.headers()["idempotent-replayed"], "true");
+    let again: Value = again.json().await.unwrap();
+    assert_eq!(first["case_id"], again["case_id"]);
+}
+
+fn token(secret: &str, claims: Value) -> String {
+    jsonwebtoken::encode(
+        &jsonwebtoken::Header::new(jsonwebtoken::Algorithm::HS256),
+        &claims,
+        &jsonwebtoken::EncodingKey::from_secret(secret.as_bytes()),
+    )
+    .unwrap()
+}
+
+fn now() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs() as i64
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bearer_tokens_are_verified_and_can_only_narrow_scopes() {
+    use reqwest::Method;
+    let env = env().await;
+    let secret = "test-jwt-secret-0123456789abcdef";
+    let bearer = |t: &str| client_with(&[("authorization", &format!("Bearer {t}"))]);
+    let valid = token(
+        secret,
+        json!({"sub": PORTAL_CLIENT, "iss": "test-idp", "exp": now() + 300}),
+    );
+    let (status, body) = call(
+        &bearer(&valid),
+        &env,
+        Method::POST,
+        LOOKUP,
+        Some(clearance()),
+    )
+    .await;
+    assert_eq!(status, 200, "{body}");
+
+    for (why, t) in [
+        (
+            "forged",
+            token(
+                "another-secret-0123456789abcdef0",
+                json!({"sub": PORTAL_CLIENT, "iss": "test-idp", "exp": now() + 300}),
+            ),
+        ),
+        (
+            "expired",
+            token(
+                secret,
+                json!({"sub": PORTAL_CLIENT, "iss": "test-idp", "exp": now() - 3600}),
+            ),
+        ),
+        (
+            "unknown subject",
+            token(
+                secret,
+                json!({"sub": "nobody", "iss": "test-idp", "exp": now() + 300}),
+            ),
+        ),
+        (
+            "another issuer",
+            token(
+                secret,
+                json!({"sub": PORTAL_CLIENT, "iss": "elsewhere", "exp": now() + 300}),
+            ),
+        ),
+        (
+            "no expiry",
+            token(secret, json!({"sub": PORTAL_CLIENT, "iss": "test-idp"})),
+        ),
+        ("not a token", "garbage.garbage.garbage".into()),
+    ] {
+        let (status, body) = call(&bearer(&t), &env, Method::POST, LOOKUP, Some(clearance())).await;
+        assert_eq!(status, 401, "{why}: {body}");
+    }
+    // A tampered payload with the original signature.
+    let mut parts: Vec<String> = valid.split('.').map(str::to_string).collect();
+    use base64::Engine as _;
+    parts[1] = base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .encode(json!({"sub": "supervisor", "iss": "test-idp", "exp": now() + 300}).to_string());
+    let (status, _) = call(
+        &bearer(&parts.join(".")),
+        &env,
+        Method::GET,
+        "/api/v1/supervision/deadlines",
+        None,
+    )
+    .await;
+    assert_eq!(status, 401, "a payload swapped under a valid signature");
+
+    // A token's scope narrows its client's; it cannot add one the client lacks.
+    let narrow = token(
+        secret,
+        json!({"sub": PORTAL_CLIENT, "iss": "test-idp", "exp": now() + 300, "scope": "lookup:tax.clearance cases:all"}),
+    );
+    let (status, _) = call(
+        &bearer(&narrow),
+        &env,
+        Method::POST,
+        LOOKUP,
+        Some(clearance()),
+    )
+    .await;
+    assert_eq!(status, 200);
+    let (status, _) = call(
+        &bearer(&narrow),
+        &env,
+        Method::POST,
+        APPLY,
+        Some(seal_form()),
+    )
+    .await;
+    assert_eq!(status, 403, "apply was not in the token's scope");
+    let case_id = env.apply("public-security.seal-filing", &seal_form()).await;
+    let lookup_only = token(
+        secret,
+        json!({"sub": "lookup-only", "iss": "test-idp", "exp": now() + 300, "scope": "cases:all"}),
+    );
+    let (status, _) = call(
+        &bearer(&lookup_only),
+        &env,
+        Method::GET,
+        &format!("/api/v1/cases/{case_id}"),
+        None,
+    )
+    .await;
+    assert_eq!(
+        status, 404,
+        "cases:all claimed by a token whose client lacks it grants nothing"
+    );
+}
