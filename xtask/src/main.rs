@@ -6,6 +6,8 @@
 //! - `cargo xtask adapters`: build the adapter components only.
 //! - `cargo xtask bench`: run the benchmarks and print their figures (see BENCHMARKS.md).
 //! - `cargo xtask lint`: rustfmt check and clippy with warnings denied.
+//! - `cargo xtask schemathesis`: schemathesis against a demo gateway (part of `test` when
+//!   `GATEWAY_TEST_SCHEMATHESIS=1`, as in CI).
 //! - `cargo xtask new-adapter <department-id> [--name 中文名] [--out DIR] [--sdk PATH]`: a new
 //!   adapter crate from the template `plugins/template` (see `docs/writing-an-adapter.md`).
 
@@ -40,9 +42,12 @@ fn main() -> anyhow::Result<()> {
         Some("adapters") => build_adapters(),
         Some("bench") => bench(&root, &args[1..]),
         Some("lint") => lint(),
+        Some("schemathesis") => schemathesis(&root),
         Some("new-adapter") => new_adapter(&root, &invoked_from, &args[1..]),
         _ => {
-            eprintln!("usage: cargo xtask <demo | test | adapters | bench | lint | new-adapter>");
+            eprintln!(
+                "usage: cargo xtask <demo | test | adapters | bench | lint | schemathesis | new-adapter>"
+            );
             std::process::exit(2);
         }
     }
@@ -124,7 +129,75 @@ fn test(root: &Path, extra: &[String]) -> anyhow::Result<()> {
     } else {
         eprintln!("GATEWAY_TEST_POSTGRES_URL is not set: the PostgreSQL run is skipped");
     }
+    if std::env::var("GATEWAY_TEST_SCHEMATHESIS").is_ok_and(|v| v == "1") {
+        schemathesis(root)?;
+    } else {
+        eprintln!("GATEWAY_TEST_SCHEMATHESIS is not 1: the schemathesis run is skipped");
+    }
     Ok(())
+}
+
+/// The schemathesis version the API document is checked with (pinned: its checks evolve).
+const SCHEMATHESIS: &str = "schemathesis==4.32.5";
+
+/// Run schemathesis against a demo gateway (its own store under `target/schemathesis`): no
+/// answer may be a 5xx, and every answer must match the OpenAPI document.
+fn schemathesis(root: &Path) -> anyhow::Result<()> {
+    let work = root.join("target/schemathesis");
+    std::fs::create_dir_all(&work)?;
+    let venv = work.join("venv");
+    let st = venv.join("bin/st");
+    if !st.exists() {
+        let mut make = Command::new("python3");
+        make.args(["-m", "venv"]).arg(&venv);
+        run(make)?;
+        let mut install = Command::new(venv.join("bin/pip"));
+        install.args(["install", "--quiet", SCHEMATHESIS]);
+        run(install)?;
+    }
+    // A fresh store each run, so earlier runs' cases do not change what this one sees.
+    let _ = std::fs::remove_dir_all(work.join("var"));
+    let bin = root.join("target/debug");
+    let mut children = Children(Vec::new());
+    let mut departments = Command::new(bin.join("departments"));
+    departments.args(["--cert-dir", "var/demo-certs"]);
+    children.0.push(
+        departments
+            .spawn()
+            .context("starting the simulated departments")?,
+    );
+    for port in [18081, 18082, 18443, 18084] {
+        wait_for_port(port, "a simulated department", &mut children)?;
+    }
+    // The SQLite path in the demo config is relative to the working directory.
+    let mut gateway = Command::new(bin.join("gateway"));
+    gateway
+        .args(["serve", "--config"])
+        .arg(root.join("config/gateway.toml"))
+        .current_dir(&work)
+        .env("RUST_LOG", "warn");
+    children
+        .0
+        .push(gateway.spawn().context("starting the gateway")?);
+    wait_for_port(8080, "gateway", &mut children)?;
+    let mut check = Command::new(&st);
+    check.args([
+        "run",
+        "http://127.0.0.1:8080/openapi.json",
+        "--header",
+        "X-Api-Key: demo-portal-key",
+        "--checks",
+        "not_a_server_error,status_code_conformance,content_type_conformance,response_schema_conformance",
+        "--max-examples",
+        "25",
+        "--workers",
+        "2",
+        "--seed",
+        "20261122",
+        "--request-timeout",
+        "30",
+    ]);
+    run(check)
 }
 
 fn lint() -> anyhow::Result<()> {
