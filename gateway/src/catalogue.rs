@@ -411,6 +411,9 @@ pub fn merge_problems(lists: impl IntoIterator<Item = Vec<FieldProblem>>) -> Vec
 }
 
 #[cfg(test)]
+mod fuzz;
+
+#[cfg(test)]
 mod tests {
     use super::*;
     use serde_json::json;

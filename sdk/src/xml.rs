@@ -58,7 +58,9 @@ pub fn declared_encoding(bytes: &[u8]) -> Option<String> {
     })?;
     let decl = head.strip_prefix("<?xml")?.split("?>").next()?;
     let after = decl.split("encoding=").nth(1)?;
-    let quote = after.chars().next()?;
+    // Only a quote opens the value; any other first character (multi-byte ones included,
+    // which the slice below would split) means there is no readable declaration.
+    let quote = after.chars().next().filter(|c| matches!(c, '"' | '\''))?;
     after[1..].split(quote).next().map(str::to_string)
 }
 
@@ -104,6 +106,11 @@ pub fn soap_envelope(
     )
 }
 
+/// How deep elements may nest. Department answers are a few levels deep; the tree is read,
+/// searched and dropped recursively, so a deeper document (which a hostile or broken service can
+/// send within the size limit) would overflow the stack instead of being refused.
+pub const MAX_DEPTH: usize = 64;
+
 /// One element of a parsed document: local name (prefix dropped), text, children.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Node {
@@ -122,6 +129,11 @@ impl Node {
         let mut stack: Vec<Node> = vec![Node::default()];
         loop {
             match reader.read_event().map_err(|e| XmlError(e.to_string()))? {
+                Event::Start(_) if stack.len() > MAX_DEPTH => {
+                    return Err(XmlError(format!(
+                        "document nests deeper than {MAX_DEPTH} elements"
+                    )));
+                }
                 Event::Start(e) => stack.push(Node {
                     name: String::from_utf8_lossy(e.local_name().as_ref()).into_owned(),
                     ..Node::default()
@@ -312,6 +324,19 @@ mod tests {
         assert!(fault.is_client());
         assert_eq!(fault.detail("errorCode"), Some("E201"));
         assert_eq!(fault.reason, "转让方与登记权利人不一致");
+    }
+
+    #[test]
+    fn hostile_documents_are_refused_not_a_crash() {
+        // Found by the property tests (tests/fuzz.rs).
+        assert_eq!(
+            declared_encoding("<?xml encoding=中GBK中?><a/>".as_bytes()),
+            None
+        );
+        let deep = format!("{}{}", "<a>".repeat(100_000), "</a>".repeat(100_000));
+        assert!(Node::parse(&deep).is_err());
+        let shallow = format!("{}{}", "<a>".repeat(MAX_DEPTH), "</a>".repeat(MAX_DEPTH));
+        assert!(Node::parse(&shallow).is_ok());
     }
 
     #[test]

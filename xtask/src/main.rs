@@ -469,6 +469,10 @@ gateway-sdk = {{ path = {sdk} }}
 serde = {{ version = "1", features = ["derive"] }}
 serde_json = "1"
 
+[dev-dependencies]
+# tests/fuzz.rs: property tests of reading the department's answers.
+proptest = {{ version = "1", default-features = false, features = ["std", "bit-set"] }}
+
 [lints.rust]
 unsafe_code = "forbid"
 

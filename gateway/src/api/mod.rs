@@ -542,3 +542,43 @@ async fn callback(
     .await?;
     Ok(Json(json!({"ok": true})))
 }
+
+#[cfg(test)]
+mod fuzz {
+    //! Property test (fuzz target) for body parsing: any bytes are a JSON value or the one
+    //! `malformed_json` answer (400), never a panic, however deep or large. 256 cases, or
+    //! `PROPTEST_CASES`.
+    use super::*;
+    use axum::response::IntoResponse;
+    use proptest::prelude::*;
+
+    fn body() -> impl Strategy<Value = Vec<u8>> {
+        prop_oneof![
+            proptest::collection::vec(any::<u8>(), 0..300),
+            any::<String>().prop_map(|s| serde_json::to_vec(&s).expect("a string")),
+            (1usize..100_000).prop_map(|depth| "[".repeat(depth).into_bytes()),
+            (1usize..200).prop_map(|depth| format!(
+                "{}{}",
+                "{\"a\":".repeat(depth),
+                "}".repeat(depth)
+            )
+            .into_bytes()),
+            "-?[0-9]{1,400}(\\.[0-9]{0,40})?(e[+-]?[0-9]{1,5})?".prop_map(String::into_bytes),
+        ]
+    }
+
+    proptest! {
+        #[test]
+        fn any_body_is_json_or_malformed_json(bytes in body()) {
+            let parsed = serde_json::from_slice::<Value>(&bytes);
+            match json_body(&Bytes::from(bytes)) {
+                Ok(value) => prop_assert_eq!(Some(value), parsed.ok()),
+                Err(error) => {
+                    prop_assert!(parsed.is_err());
+                    prop_assert!(matches!(error, ApiError::MalformedJson(_)));
+                    prop_assert_eq!(error.into_response().status(), StatusCode::BAD_REQUEST);
+                }
+            }
+        }
+    }
+}

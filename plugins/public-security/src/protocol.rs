@@ -156,9 +156,11 @@ pub fn read_response(status: u16, body: &[u8]) -> Result<Node, AdapterError> {
             node.name
         )));
     }
+    // An empty <code> says nothing: as unreadable as a missing one, not a refusal.
     let code = node
         .child("code")
         .map(|c| c.text.clone())
+        .filter(|c| !c.is_empty())
         .ok_or_else(|| AdapterError::Protocol("answer has no <code>".into()))?;
     let message = node
         .child("message")
@@ -338,6 +340,16 @@ mod tests {
             codes(&validate("public-security.other", GOOD)),
             vec![("", "unknown_matter")]
         );
+    }
+
+    #[test]
+    fn an_empty_code_is_a_protocol_error() {
+        // Found by the property tests (tests/fuzz.rs): this was a refusal with an empty code.
+        let empty = response("<code></code><message>成功</message>");
+        assert!(matches!(
+            read_response(200, &empty),
+            Err(AdapterError::Protocol(_))
+        ));
     }
 
     #[test]

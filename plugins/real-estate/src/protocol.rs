@@ -235,7 +235,8 @@ pub fn fault_error(fault: &SoapFault, call: Call) -> AdapterError {
             message: reason.clone(),
         })
     };
-    match fault.detail("errorCode") {
+    // An empty error code is no code: a refusal needs the department's reason to record.
+    match fault.detail("errorCode").filter(|c| !c.is_empty()) {
         None => AdapterError::Protocol(format!("client fault without an error code: {reason}")),
         Some(code @ ("E100" | "E103")) => {
             AdapterError::Internal(format!("department refused the envelope ({code} {reason})"))
@@ -556,6 +557,16 @@ mod tests {
         let no_record = gbk_envelope("<bdc:queryResponse></bdc:queryResponse>");
         assert!(matches!(
             read_property(200, &no_record),
+            Err(AdapterError::Protocol(_))
+        ));
+    }
+
+    #[test]
+    fn a_client_fault_with_an_empty_error_code_is_a_protocol_error() {
+        // Found by the property tests (tests/fuzz.rs): this was a refusal with an empty code.
+        let empty = fault("soap:Client", "受理", Some(""));
+        assert!(matches!(
+            read_transfer(200, &empty),
             Err(AdapterError::Protocol(_))
         ));
     }

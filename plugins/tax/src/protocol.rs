@@ -348,11 +348,26 @@ pub fn read_answer(status: u16, body: &[u8]) -> Result<Answer, AdapterError> {
             "department answered HTTP {status}"
         )));
     }
-    let envelope: Envelope = serde_json::from_slice(body).map_err(|e| {
-        AdapterError::Protocol(format!(
-            "department answered HTTP {status} with a body that is not its JSON: {e}"
-        ))
-    })?;
+    // Only an object with a non-empty `code` is the department's envelope: serde would also read
+    // an array (`[""]`) as one, and an empty code would become a refusal without a reason.
+    let envelope = serde_json::from_slice::<Value>(body)
+        .map_err(|e| e.to_string())
+        .and_then(|v| match v {
+            Value::Object(_) => serde_json::from_value::<Envelope>(v).map_err(|e| e.to_string()),
+            _ => Err("not a JSON object".into()),
+        })
+        .and_then(|e| {
+            if e.code.is_empty() {
+                Err("empty `code`".into())
+            } else {
+                Ok(e)
+            }
+        })
+        .map_err(|e| {
+            AdapterError::Protocol(format!(
+                "department answered HTTP {status} with a body that is not its JSON: {e}"
+            ))
+        })?;
     if status == 401 {
         return Err(authentication_error(&envelope.code, &envelope.msg));
     }
@@ -683,6 +698,18 @@ mod tests {
             SignMethod::from_setting(Some("MD5")),
             Err(AdapterError::Internal(_))
         ));
+    }
+
+    #[test]
+    fn answers_without_an_envelope_are_protocol_errors() {
+        // Found by the property tests (tests/fuzz.rs): these were refusals with an empty code.
+        for body in [&br#"[""]"#[..], br#"["2001","x"]"#, br#"{"code":""}"#] {
+            assert!(
+                matches!(read_registration(200, body), Err(AdapterError::Protocol(_))),
+                "{}",
+                String::from_utf8_lossy(body)
+            );
+        }
     }
 
     #[test]
