@@ -181,6 +181,36 @@ pub struct Admission {
     pub client: Option<String>,
 }
 
+/// What a lookup serves: why, and the case or the clerk.
+#[derive(Debug, Clone)]
+pub struct LookupServes {
+    /// Why the data is looked up.
+    pub purpose: String,
+    /// The case it serves.
+    pub case_id: Option<String>,
+    /// The clerk it serves.
+    pub clerk: Option<Clerk>,
+}
+
+/// A recorded lookup.
+#[derive(Debug, Clone, Serialize)]
+pub struct LookupRecord {
+    /// Unix ms.
+    pub at: i64,
+    /// The portal client that asked.
+    pub client: String,
+    /// The lookup.
+    pub lookup: String,
+    /// Why.
+    pub purpose: String,
+    /// The case it served.
+    pub case_id: Option<String>,
+    /// The clerk it served.
+    pub clerk: Option<serde_json::Value>,
+    /// `ok` or the error kind.
+    pub outcome: String,
+}
+
 /// A new step to store with its case.
 #[derive(Debug, Clone)]
 pub struct NewStep {
@@ -260,6 +290,17 @@ const SCHEMA: &[&str] = &[
         report TEXT NOT NULL,
         received_at BIGINT NOT NULL,
         PRIMARY KEY (department, reference)
+    )",
+    // Every portal lookup: who asked, why, for which case or clerk, and how it ended.
+    "CREATE TABLE IF NOT EXISTS lookup_records (
+        id TEXT PRIMARY KEY,
+        at BIGINT NOT NULL,
+        client TEXT NOT NULL,
+        lookup TEXT NOT NULL,
+        purpose TEXT NOT NULL,
+        case_id TEXT,
+        clerk TEXT,
+        outcome TEXT NOT NULL
     )",
     // A repeated POST with the same Idempotency-Key finds the first case; NULLs do not collide.
     "CREATE UNIQUE INDEX IF NOT EXISTS cases_by_idempotency_key ON cases (idempotency_key)",
@@ -646,6 +687,61 @@ impl Store {
             .execute(&self.pool)
             .await?;
         Ok(())
+    }
+
+    /// Record a portal lookup (the query and answer are not kept: only who, why and how).
+    pub async fn record_lookup(
+        &self,
+        client: &str,
+        lookup: &str,
+        served: &LookupServes,
+        outcome: &str,
+    ) -> Result<()> {
+        sqlx::query(
+            "INSERT INTO lookup_records (id, at, client, lookup, purpose, case_id, clerk, outcome)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+        )
+        .bind(uuid::Uuid::now_v7().to_string())
+        .bind(now_ms())
+        .bind(client)
+        .bind(lookup)
+        .bind(&served.purpose)
+        .bind(served.case_id.as_deref())
+        .bind(
+            served
+                .clerk
+                .as_ref()
+                .map(|c| serde_json::to_string(c).unwrap_or_default()),
+        )
+        .bind(outcome)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    /// The latest recorded lookups, newest first.
+    pub async fn lookup_records(&self, limit: i64) -> Result<Vec<LookupRecord>> {
+        let rows = sqlx::query(
+            "SELECT at, client, lookup, purpose, case_id, clerk, outcome FROM lookup_records
+             ORDER BY id DESC LIMIT $1",
+        )
+        .bind(limit)
+        .fetch_all(&self.pool)
+        .await?;
+        Ok(rows
+            .iter()
+            .map(|r| LookupRecord {
+                at: r.get("at"),
+                client: r.get("client"),
+                lookup: r.get("lookup"),
+                purpose: r.get("purpose"),
+                case_id: r.get("case_id"),
+                clerk: r
+                    .get::<Option<String>, _>("clerk")
+                    .and_then(|c| serde_json::from_str(&c).ok()),
+                outcome: r.get("outcome"),
+            })
+            .collect())
     }
 
     /// The case an idempotency key was first used for, with the digest of that request.

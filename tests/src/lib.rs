@@ -689,7 +689,12 @@ pub fn free_port() -> u16 {
 /// provider is installed first), as the fixture's portal client.
 pub fn client() -> reqwest::Client {
     init_tracing();
-    client_with(&[("x-api-key", PORTAL_KEY)])
+    // Lookups record why and for whom they run: the fixture's client says so on every request.
+    client_with(&[
+        ("x-api-key", PORTAL_KEY),
+        ("x-lookup-purpose", LOOKUP_PURPOSE),
+        ("x-clerk-id", CLERK),
+    ])
 }
 
 /// A client sending these headers on every request.
@@ -717,6 +722,10 @@ pub fn admin_client() -> reqwest::Client {
 pub const PORTAL_CLIENT: &str = "test-portal";
 /// Its API key.
 pub const PORTAL_KEY: &str = "test-portal-key";
+/// The purpose the fixture's client gives its lookups.
+pub const LOOKUP_PURPOSE: &str = "integration-test";
+/// The clerk the fixture's client names.
+pub const CLERK: &str = "clerk-test";
 /// The operator every fixture admin listener has.
 pub const OPERATOR: &str = "ops-1";
 /// Its bearer token.

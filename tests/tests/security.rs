@@ -28,6 +28,7 @@ async fn env() -> Env {
         .replace("KEY_B", &gateway::auth::sha256_hex("key-b"))
         .replace("KEY_C", &gateway::auth::sha256_hex("key-c"));
     Env::start_with(Setup {
+        admin: true,
         config_extra: extra,
         ..Setup::default()
     })
@@ -62,6 +63,16 @@ fn seal_form() -> Value {
         "legal_representative": {"name": "张三", "id_number": "11010519491231002X"},
         "seal_types": ["公章"]
     })
+}
+
+/// A client with these credentials that says why and for whom it looks up.
+fn portal(credentials: &[(&str, &str)]) -> reqwest::Client {
+    let mut headers = credentials.to_vec();
+    headers.extend([
+        ("x-lookup-purpose", "security-test"),
+        ("x-clerk-id", "clerk-9"),
+    ]);
+    client_with(&headers)
 }
 
 const LOOKUP: &str = "/api/v1/lookups/tax.clearance";
@@ -124,8 +135,8 @@ async fn without_a_valid_credential_nothing_but_health_and_callbacks_answers() {
 async fn a_client_does_only_what_its_scopes_allow_and_reads_only_its_cases() {
     use reqwest::Method;
     let env = env().await;
-    let lookup_only = client_with(&[("x-api-key", "key-b")]);
-    let supervisor = client_with(&[("x-api-key", "key-c")]);
+    let lookup_only = portal(&[("x-api-key", "key-b")]);
+    let supervisor = portal(&[("x-api-key", "key-c")]);
 
     let (status, body) = call(&lookup_only, &env, Method::POST, LOOKUP, Some(clearance())).await;
     assert_eq!(status, 200, "{body}");
@@ -227,7 +238,7 @@ async fn bearer_tokens_are_verified_and_can_only_narrow_scopes() {
     use reqwest::Method;
     let env = env().await;
     let secret = "test-jwt-secret-0123456789abcdef";
-    let bearer = |t: &str| client_with(&[("authorization", &format!("Bearer {t}"))]);
+    let bearer = |t: &str| portal(&[("authorization", &format!("Bearer {t}"))]);
     let valid = token(
         secret,
         json!({"sub": PORTAL_CLIENT, "iss": "test-idp", "exp": now() + 300}),
@@ -335,4 +346,74 @@ async fn bearer_tokens_are_verified_and_can_only_narrow_scopes() {
         status, 404,
         "cases:all claimed by a token whose client lacks it grants nothing"
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_lookup_records_its_purpose_and_the_case_or_clerk_it_serves() {
+    use reqwest::Method;
+    let env = env().await;
+    let bare = client_with(&[("x-api-key", integration_tests::PORTAL_KEY)]);
+    let (status, body) = call(&bare, &env, Method::POST, LOOKUP, Some(clearance())).await;
+    assert_eq!(status, 422, "{body}");
+    let fields: Vec<&str> = body["error"]["fields"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| f["field"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        fields,
+        ["X-Lookup-Purpose", "X-Case-Id"],
+        "both problems at once"
+    );
+
+    // For a case of its own, by case id; another client's case is not found.
+    let case_id = env.apply("public-security.seal-filing", &seal_form()).await;
+    let for_case = client_with(&[
+        ("x-api-key", integration_tests::PORTAL_KEY),
+        ("x-lookup-purpose", "seal-filing-review"),
+        ("x-case-id", case_id.as_str()),
+    ]);
+    let (status, body) = call(&for_case, &env, Method::POST, LOOKUP, Some(clearance())).await;
+    assert_eq!(status, 200, "{body}");
+    let other = portal(&[("x-api-key", "key-b")]);
+    let stolen = client_with(&[
+        ("x-api-key", "key-b"),
+        ("x-lookup-purpose", "curiosity"),
+        ("x-case-id", case_id.as_str()),
+    ]);
+    let (status, _) = call(&stolen, &env, Method::POST, LOOKUP, Some(clearance())).await;
+    assert_eq!(status, 404, "a case id of another client's is refused");
+    let (status, _) = call(
+        &other,
+        &env,
+        Method::POST,
+        LOOKUP,
+        Some(json!({"taxpayer_id": "bad"})),
+    )
+    .await;
+    assert_eq!(status, 422);
+
+    let records: Value = integration_tests::admin_client()
+        .get(format!("{}/admin/v1/lookups", env.admin_url()))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let records = records["lookups"].as_array().unwrap();
+    assert_eq!(
+        records.len(),
+        2,
+        "refused before running: not recorded as lookups: {records:?}"
+    );
+    assert_eq!(records[0]["client"], "lookup-only");
+    assert_eq!(records[0]["purpose"], "security-test");
+    assert_eq!(records[0]["clerk"]["id"], "clerk-9");
+    assert_eq!(records[0]["outcome"], "invalid_input");
+    assert_eq!(records[1]["client"], PORTAL_CLIENT);
+    assert_eq!(records[1]["purpose"], "seal-filing-review");
+    assert_eq!(records[1]["case_id"], case_id.as_str());
+    assert_eq!(records[1]["outcome"], "ok");
 }

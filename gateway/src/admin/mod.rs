@@ -11,6 +11,7 @@
 //! | `POST /admin/v1/adapters/{department}/promote` | the staged candidate becomes active |
 //! | `POST /admin/v1/adapters/{department}/rollback` | drop the candidate, or `{"digest"?}` go back |
 //! | `DELETE /admin/v1/adapters/{department}/versions/{digest}` | remove a version serving nothing |
+//! | `GET /admin/v1/lookups` | recorded portal lookups: client, purpose, case or clerk, outcome |
 //! | `GET /metrics` | Prometheus metrics (see [`crate::telemetry`]) |
 
 mod adapters;
@@ -28,6 +29,7 @@ pub fn router(state: AppState) -> Router {
         .route("/admin/v1/dead-letters", get(dead_letters))
         .route("/admin/v1/dead-letters/{case}/{step}/replay", post(replay))
         .route("/metrics", get(metrics))
+        .route("/admin/v1/lookups", get(lookups))
         .merge(adapters::routes())
         .fallback(|| async {
             ApiError::NotFound {
@@ -41,6 +43,11 @@ pub fn router(state: AppState) -> Router {
 async fn metrics(State(o): State<AppState>) -> Result<String, ApiError> {
     o.refresh_gauges().await?;
     Ok(crate::telemetry::handle().render())
+}
+
+/// Recorded portal lookups, newest first: who, why, for which case or clerk, how it ended.
+async fn lookups(State(o): State<AppState>) -> Result<Json<Value>, ApiError> {
+    Ok(Json(json!({"lookups": o.store.lookup_records(500).await?})))
 }
 
 async fn dead_letters(State(o): State<AppState>) -> Result<Json<Value>, ApiError> {

@@ -240,6 +240,58 @@ async fn apply(
     Ok((StatusCode::ACCEPTED, answer_headers, Json(body)))
 }
 
+/// Why a lookup is run and for whom: `X-Lookup-Purpose`, and the case (`X-Case-Id`, one the
+/// client may read) or the clerk it serves. Every problem at once.
+async fn lookup_purpose(
+    o: &Orchestrator,
+    client: &Client,
+    headers: &HeaderMap,
+) -> Result<crate::store::LookupServes, ApiError> {
+    let text = |name: &str| {
+        headers
+            .get(name)
+            .and_then(|v| std::str::from_utf8(v.as_bytes()).ok())
+            .map(str::trim)
+            .filter(|v| !v.is_empty())
+            .map(str::to_string)
+    };
+    let purpose = text("x-lookup-purpose");
+    let case_id = text("x-case-id");
+    let clerk = clerk(headers);
+    let mut problems = Vec::new();
+    match &purpose {
+        None => problems.push(FieldProblem::new(
+            "X-Lookup-Purpose",
+            "required",
+            "every lookup of citizens' data records why it is made",
+        )),
+        Some(p) if p.chars().count() > 200 => problems.push(FieldProblem::new(
+            "X-Lookup-Purpose",
+            "too_long",
+            "at most 200 characters",
+        )),
+        Some(_) => {}
+    }
+    if case_id.is_none() && clerk.is_none() {
+        problems.push(FieldProblem::new(
+            "X-Case-Id",
+            "required",
+            "a lookup serves a case (X-Case-Id) or a clerk at a window (X-Clerk-Id)",
+        ));
+    }
+    if !problems.is_empty() {
+        return Err(ApiError::InvalidInput(problems));
+    }
+    if let Some(id) = &case_id {
+        readable_case(o, client, id).await?;
+    }
+    Ok(crate::store::LookupServes {
+        purpose: purpose.unwrap_or_default(),
+        case_id,
+        clerk,
+    })
+}
+
 /// A case the client may read. Another client's case is "not found", like a missing one: its
 /// existence is not the asker's business.
 async fn readable_case(
@@ -461,7 +513,12 @@ async fn case(
     post,
     path = "/api/v1/lookups/{name}",
     tag = "lookups",
-    params(("name" = String, Path, description = "Lookup name, e.g. `tax.clearance`")),
+    params(
+        ("name" = String, Path, description = "Lookup name, e.g. `tax.clearance`"),
+        ("X-Lookup-Purpose" = String, Header, description = "Why the data is looked up (recorded), e.g. `二手房转移登记受理`; 1-200 characters."),
+        ("X-Case-Id" = Option<String>, Header, description = "The case the lookup serves (one of the client's); this or `X-Clerk-Id` is required."),
+        ("X-Clerk-Id" = Option<String>, Header, description = "The clerk the lookup serves; this or `X-Case-Id` is required."),
+    ),
     request_body(content = Object, description = "The lookup's query.", content_type = "application/json"),
     responses(
         (status = 200, description = "The department's answer in the lookup's unified shape.", body = openapi::LookupAnswer),
@@ -477,19 +534,24 @@ async fn case(
 )]
 async fn lookup(
     State(o): State<AppState>,
+    Extension(client): Extension<Client>,
     Path(name): Path<String>,
+    headers: HeaderMap,
     body: Bytes,
 ) -> Result<Json<Value>, ApiError> {
     let query = json_body(&body)?;
+    let served = lookup_purpose(&o, &client, &headers).await?;
     let adapter = o.adapters.for_lookup(&name).ok_or(ApiError::NotFound {
         what: "lookup",
         id: name.clone(),
     })?;
     let department = adapter.department().id.clone();
-    let answer = adapter
-        .lookup(&name, &query.to_string())
-        .await
-        .map_err(|e| ApiError::from_call(&department, e))?;
+    let answer = adapter.lookup(&name, &query.to_string()).await;
+    let outcome = answer.as_ref().map_or_else(|e| e.kind(), |_| "ok");
+    o.store
+        .record_lookup(&client.id, &name, &served, outcome)
+        .await?;
+    let answer = answer.map_err(|e| ApiError::from_call(&department, e))?;
     let result: Value = serde_json::from_str(&answer).map_err(|e| ApiError::AdapterFailed {
         department: department.clone(),
         message: format!("adapter answered a lookup with invalid JSON: {e}"),

@@ -491,6 +491,8 @@ impl Target {
                 .post(url)
                 .header("content-type", "application/json")
                 .header("x-api-key", integration_tests::PORTAL_KEY)
+                .header("x-lookup-purpose", integration_tests::LOOKUP_PURPOSE)
+                .header("x-clerk-id", integration_tests::CLERK)
                 .body(format!(r#"{{"taxpayer_id":"{TAXPAYER}"}}"#)),
         }
     }
