@@ -51,6 +51,9 @@ pub struct Config {
     /// How the gateway logs (text or JSON lines).
     #[serde(default)]
     pub log: LogConfig,
+    /// The audit log of department exchanges: hash, seals.
+    #[serde(default)]
+    pub audit: crate::audit::AuditConfig,
     /// Matters by catalogue code, read from the catalogue file.
     #[serde(skip)]
     pub matters: BTreeMap<String, MatterConfig>,
@@ -597,6 +600,7 @@ impl Config {
             check_service(catalogue, code, service, &self.matters)?;
         }
         self.deadlines.load_calendar(file, &self.base_dir)?;
+        self.audit.check(file, &self.base_dir)?;
         Ok(())
     }
 
