@@ -197,6 +197,7 @@ async fn verify_chain(
     };
     let mut sealed_hashes = BTreeMap::new();
     let mut previous: Option<(i64, String)> = None;
+    let mut previous_intact = true;
     let mut rows = sqlx::query(
         "SELECT node, seq, at, department, record, prev_hash, hash FROM audit_log
          WHERE node = $1 ORDER BY seq",
@@ -219,9 +220,10 @@ async fn verify_chain(
                 expected_from,
                 format!("missing: seq {gap} removed from the chain"),
             );
-        } else if intact {
-            // A record that is intact but does not name its predecessor's hash: the record
-            // before it was replaced (its hash recomputed), or this one belongs elsewhere.
+        } else if intact && previous_intact {
+            // Two intact records that do not link: the one before was replaced with its hash
+            // recomputed. (Next to a record already found altered or moved, a broken link
+            // says nothing more.)
             let expected_prev = previous.as_ref().map_or("", |(_, hash)| hash.as_str());
             if row.prev_hash != expected_prev {
                 problem(
@@ -237,6 +239,7 @@ async fn verify_chain(
             sealed_hashes.insert(row.seq, row.hash.clone());
         }
         previous = Some((row.seq, row.hash));
+        previous_intact = intact;
     }
     for (seq, seal) in &seals {
         let message = seal_message(node, *seq, &seal.hash, seal.at);
