@@ -565,6 +565,7 @@ impl Config {
             }
         }
         self.check_plugins(file)?;
+        self.audit.check(file, &self.base_dir)?;
         for (code, matter) in &self.matters {
             let key = |k: &str| format!("matters.\"{code}\".{k}");
             if !self.departments.contains_key(&matter.department) {
@@ -600,7 +601,6 @@ impl Config {
             check_service(catalogue, code, service, &self.matters)?;
         }
         self.deadlines.load_calendar(file, &self.base_dir)?;
-        self.audit.check(file, &self.base_dir)?;
         Ok(())
     }
 
