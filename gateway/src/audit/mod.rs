@@ -460,7 +460,7 @@ async fn read(
         crate::api::error::ApiError::InvalidInput(vec![crate::catalogue::FieldProblem::new(
             "query",
             "invalid",
-            &e.body_text(),
+            e.body_text(),
         )])
     })?;
     let limit = query.limit.unwrap_or(500).clamp(1, 5000);
