@@ -299,9 +299,14 @@ impl Sink {
     /// into the chain by the writer).
     pub fn record(&self, entry: Entry) {
         if self.tx.try_send(Message::Entry(entry)).is_err() {
-            self.dropped.fetch_add(1, Ordering::Relaxed);
             metrics::counter!("gateway_audit_dropped_total").increment(1);
-            tracing::error!("audit record dropped: the audit writer is behind or stopped");
+            // Logged once per gap (the count restarts when the writer notes it in the chain),
+            // not once per record: an overloaded gateway should not also flood its log.
+            if self.dropped.fetch_add(1, Ordering::Relaxed) == 0 {
+                tracing::error!(
+                    "audit records are being dropped: the audit writer is behind or stopped"
+                );
+            }
         }
     }
 
