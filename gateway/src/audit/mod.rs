@@ -479,3 +479,61 @@ async fn read(
     .await?;
     Ok(axum::Json(serde_json::json!({ "records": records })))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn exchange(n: u64) -> Entry {
+        Entry::Exchange(Box::new(Exchange {
+            at: n as i64,
+            department: "tax".into(),
+            method: "POST".into(),
+            path: "/x".into(),
+            request_digest: String::new(),
+            request_bytes: n,
+            response_digest: None,
+            response_bytes: None,
+            status: Some(200),
+            error: None,
+            duration_ms: 1,
+            adapter: None,
+            clerk: None,
+            case_id: None,
+            step: None,
+            trace_id: String::new(),
+        }))
+    }
+
+    #[tokio::test]
+    async fn a_full_queue_drops_without_waiting_and_the_chain_says_how_many() {
+        let path = std::env::temp_dir().join(format!("audit-{}.db", uuid::Uuid::new_v4()));
+        let store = crate::store::Store::open(&format!("sqlite://{}", path.display()))
+            .await
+            .unwrap();
+        let key = SigningKeyFile::generate("t", crate::adapters::signature::Algorithm::Ed25519);
+        let config = AuditConfig {
+            queue: 1,
+            key: Some(SealKey(key.clone())),
+            ..AuditConfig::default()
+        };
+        let log = AuditLog::start(store.pool().clone(), "n1".into(), &config)
+            .await
+            .unwrap();
+        // On this single-threaded runtime the writer cannot run in between: one record fits,
+        // the others are dropped at once rather than waited for.
+        for n in 0..100 {
+            log.sink().record(exchange(n));
+        }
+        log.close(std::time::Duration::from_secs(5)).await;
+        let verifier = crate::adapters::signature::Verifier::new(&key.trusted_key()).unwrap();
+        let report = verify::verify(store.pool(), &[verifier]).await.unwrap();
+        assert!(report.ok(), "{report}");
+        let chain = &report.chains[0];
+        assert_eq!((chain.records, chain.dropped), (2, 99), "{report}");
+        assert_eq!(chain.sealed_seq, 2, "closing seals the head");
+        for suffix in ["", "-wal", "-shm"] {
+            let _ = std::fs::remove_file(format!("{}{suffix}", path.display()));
+        }
+    }
+}

@@ -52,6 +52,8 @@ pub struct Chain {
     pub seals: u64,
     /// The sequence number the newest seal covers (0: none).
     pub sealed_seq: i64,
+    /// Records the node could not write (its queue was full), as the chain itself says.
+    pub dropped: u64,
 }
 
 /// The outcome of a verification.
@@ -85,6 +87,13 @@ impl std::fmt::Display for Report {
                 c.sealed_seq,
                 c.last_seq - c.sealed_seq
             )?;
+            if c.dropped > 0 {
+                writeln!(
+                    f,
+                    "node {}: {} records were dropped (queue full) and are not in the log",
+                    c.node, c.dropped
+                )?;
+            }
         }
         if !self.signatures_checked {
             writeln!(
@@ -208,7 +217,7 @@ async fn verify_chain(
         let row = row_from(&row);
         chain.records += 1;
         chain.last_seq = row.seq;
-        let intact = check_record(&row, &mut problem);
+        let intact = check_record(&row, &mut problem, &mut chain.dropped);
         let expected_from = previous.as_ref().map_or(1, |(seq, _)| seq + 1);
         if row.seq > expected_from {
             let gap = if row.seq - 1 == expected_from {
@@ -274,9 +283,16 @@ async fn verify_chain(
 
 /// Check one record on its own: its hash, and its columns against its content. True when
 /// its hash matches.
-fn check_record(row: &StoredRecord, problem: &mut impl FnMut(i64, String)) -> bool {
+fn check_record(
+    row: &StoredRecord,
+    problem: &mut impl FnMut(i64, String),
+    dropped: &mut u64,
+) -> bool {
     match serde_json::from_str::<Entry>(&row.record) {
         Ok(entry) => {
+            if let Entry::Dropped { count, .. } = entry {
+                *dropped += count;
+            }
             if entry.at() != row.at || entry.department() != row.department.as_deref() {
                 problem(
                     row.seq,
