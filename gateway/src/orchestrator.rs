@@ -459,8 +459,13 @@ impl Orchestrator {
                         tokio::spawn(async move {
                             use tracing::Instrument;
                             let delivery = this.deliver(&step);
-                            let audited =
-                                crate::audit::for_step(&step.case_id, &step.step, delivery);
+                            let pool = this.store.pool();
+                            let audited = crate::audit::for_delivery(
+                                pool,
+                                &step.case_id,
+                                &step.step,
+                                delivery,
+                            );
                             crate::trace_context::scope(trace, audited)
                                 .instrument(span)
                                 .await;

@@ -56,7 +56,23 @@ async fn audited_gateway(hash: &str) -> (Env, SigningKeyFile, tempfile::TempDir)
         "address": "福州市鼓楼区五四路1号",
         "business_scope": "软件开发"
     });
-    let case_id = env.apply("tax.registration", &form).await;
+    let answer = env
+        .http
+        .post(format!(
+            "{}/api/v1/services/tax.registration/applications",
+            env.gateway.url()
+        ))
+        .header("x-clerk-id", "clerk-008")
+        .header("x-clerk-hall", "鼓楼区政务服务中心".as_bytes())
+        .json(&form)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(answer.status(), 202);
+    let case_id = answer.json::<Value>().await.unwrap()["case_id"]
+        .as_str()
+        .unwrap()
+        .to_string();
     env.wait_for_case(&case_id, WAIT, |v| v["matters"][0]["state"] == "approved")
         .await;
     (env, key, keys)
@@ -158,6 +174,9 @@ async fn exchanges_are_logged_chained_and_sealed_and_tampering_is_found() {
         .expect("the submission was recorded");
     assert!(submit["case_id"].as_str().is_some_and(|c| !c.is_empty()));
     assert_eq!(submit["step"], "tax.registration");
+    // Delivered later, by the dispatcher: still the clerk who received the case.
+    assert_eq!(submit["clerk"]["id"], "clerk-008");
+    assert_eq!(submit["clerk"]["hall"], "鼓楼区政务服务中心");
     assert_eq!(
         submit["adapter"]["digest"].as_str().unwrap().len(),
         64,

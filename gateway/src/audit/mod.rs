@@ -4,8 +4,9 @@
 //! [`crate::connection::Connection::send`] describes each exchange (digests and sizes of the
 //! request and the answer, outcome, timing) and adds what the task it runs in knows through
 //! [`Context`]: the adapter version (set around every adapter call in `host/call.rs`), the
-//! clerk (set from the portal request's `X-Clerk-*` headers by [`layer`]) and the case and step
-//! (set by the orchestrator around deliveries and polls). Identity numbers in paths are masked.
+//! clerk (set from the portal request's `X-Clerk-*` headers by [`layer`], or for a delivery
+//! the clerk who received the case) and the case and step (set by the orchestrator around
+//! deliveries and polls). Identity numbers in paths are masked.
 //!
 //! The call path never waits on the database: a record goes into a bounded channel
 //! ([`Sink::record`] never blocks) and one writer task per node ([`writer`]) numbers it,
@@ -189,6 +190,27 @@ pub async fn for_step<F: Future>(case_id: &str, step: &str, f: F) -> F::Output {
         f,
     )
     .await
+}
+
+/// Run a delivery of a case's step: as [`for_step`], with the clerk who received the case
+/// (a delivery runs long after the clerk's request; the case's `received` event names them).
+pub async fn for_delivery<F: Future>(
+    pool: &sqlx::AnyPool,
+    case_id: &str,
+    step: &str,
+    f: F,
+) -> F::Output {
+    use sqlx::Row as _;
+    let clerk = sqlx::query(
+        "SELECT clerk FROM events WHERE case_id = $1 AND kind = 'received' AND clerk IS NOT NULL",
+    )
+    .bind(case_id)
+    .fetch_optional(pool)
+    .await
+    .ok()
+    .flatten()
+    .and_then(|r| serde_json::from_str(&r.get::<String, _>("clerk")).ok());
+    scope(|c| c.clerk = clerk, for_step(case_id, step, f)).await
 }
 
 /// Middleware: the clerk named by the request's `X-Clerk-*` headers is on every exchange the
