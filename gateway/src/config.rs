@@ -55,6 +55,9 @@ pub struct Config {
     /// How the gateway logs (text or JSON lines).
     #[serde(default)]
     pub log: LogConfig,
+    /// The audit log of department exchanges: hash, seals.
+    #[serde(default)]
+    pub audit: crate::audit::AuditConfig,
     /// Matters by catalogue code, read from the catalogue file.
     #[serde(skip)]
     pub matters: BTreeMap<String, MatterConfig>,
@@ -570,6 +573,7 @@ impl Config {
         }
         self.check_plugins(file)?;
         self.check_auth(file)?;
+        self.audit.check(file, &self.base_dir)?;
         for (code, matter) in &self.matters {
             let key = |k: &str| format!("matters.\"{code}\".{k}");
             if !self.departments.contains_key(&matter.department) {

@@ -48,6 +48,8 @@ pub struct Connection {
     /// No department yet: every request is refused (a component being described before it is
     /// known which department it is for).
     unbound: bool,
+    /// Where every exchange is recorded, once the node's audit log runs.
+    audit: std::sync::OnceLock<crate::audit::Recorder>,
 }
 
 impl Connection {
@@ -61,6 +63,7 @@ impl Connection {
             timeout: Duration::from_secs(1),
             max_response_bytes: 0,
             unbound: true,
+            audit: Default::default(),
         }))
     }
 
@@ -84,6 +87,7 @@ impl Connection {
             timeout,
             max_response_bytes: dept.max_response_bytes,
             unbound: false,
+            audit: Default::default(),
         }))
     }
 
@@ -125,13 +129,42 @@ impl Connection {
         Ok(url)
     }
 
-    /// Send one request to the department and read the whole answer within the limits.
+    /// Record every exchange of this connection into the audit log (once; later calls are
+    /// ignored).
+    pub fn attach_audit(&self, recorder: crate::audit::Recorder) {
+        let _ = self.audit.set(recorder);
+    }
+
+    /// Send one request to the department and read the whole answer within the limits; the
+    /// exchange, refused ones included, goes into the audit log.
     pub async fn send(
         &self,
         method: &str,
         path: &str,
         headers: &[(String, String)],
         body: Vec<u8>,
+    ) -> Result<DepartmentResponse, SendError> {
+        let trace = crate::trace_context::outgoing();
+        let Some(recorder) = self.audit.get() else {
+            return self
+                .send_unrecorded(method, path, headers, body, trace)
+                .await;
+        };
+        let pending = recorder.begin(method, path, &body, trace.trace_id_hex());
+        let result = self
+            .send_unrecorded(method, path, headers, body, trace)
+            .await;
+        pending.finish(&result);
+        result
+    }
+
+    async fn send_unrecorded(
+        &self,
+        method: &str,
+        path: &str,
+        headers: &[(String, String)],
+        body: Vec<u8>,
+        trace: crate::trace_context::TraceContext,
     ) -> Result<DepartmentResponse, SendError> {
         let url = self.resolve(path)?;
         let method = reqwest::Method::from_bytes(method.as_bytes())
@@ -153,7 +186,6 @@ impl Connection {
             }
             request = request.header(name.as_str(), value.as_str());
         }
-        let trace = crate::trace_context::outgoing();
         request = request.header("traceparent", crate::trace_context::header_value(&trace));
         if let Some(state) = &trace.state {
             request = request.header("tracestate", state.as_str());
@@ -249,6 +281,7 @@ mod tests {
             timeout: Duration::from_secs(1),
             max_response_bytes: 1024,
             unbound: false,
+            audit: Default::default(),
         }
     }
 

@@ -26,10 +26,12 @@
 //! - [`health`]: `/healthz` and `/readyz`, with departments probed on a schedule.
 //! - [`trace_context`]: request ids and W3C `traceparent`, from the portal to every department call.
 //! - [`logging`]: the log subscriber (text or JSON lines), masking identity numbers on the way out.
+//! - [`audit`]: every department exchange in a hash-chained, sealed, append-only log; `verify`.
 
 pub mod adapters;
 pub mod admin;
 pub mod api;
+pub mod audit;
 pub mod auth;
 pub mod catalogue;
 pub mod cli;
@@ -84,6 +86,7 @@ pub struct Gateway {
     pub orchestrator: Arc<orchestrator::Orchestrator>,
     /// The admin API's address, when configured.
     pub admin_addr: Option<SocketAddr>,
+    audit: Option<audit::AuditLog>,
     shutdown: tokio::sync::watch::Sender<bool>,
     grace: std::time::Duration,
     tasks: Vec<tokio::task::JoinHandle<()>>,
@@ -115,6 +118,14 @@ impl Gateway {
         if released > 0 {
             tracing::info!(%node, released, "took back this node's unfinished deliveries");
         }
+        let audit =
+            audit::AuditLog::start(store.pool().clone(), node.clone(), &config.audit).await?;
+        for id in adapters.departments() {
+            if let Some(connection) = adapters.connection(id) {
+                connection.attach_audit(audit.sink().recorder(id));
+            }
+        }
+        let audit_pool = store.pool().clone();
         let delivery = Arc::new(delivery::Delivery::new(&config, node));
         let polls = config
             .departments
@@ -135,12 +146,12 @@ impl Gateway {
         let authenticator = Arc::new(
             auth::Authenticator::new(&config.auth, operators).map_err(anyhow::Error::msg)?,
         );
-        let app = trace_context::layer(api::router(
+        let app = trace_context::layer(audit::layer(api::router(
             orchestrator.clone(),
             config.server.body_limit_bytes,
             readiness.clone(),
             authenticator.clone(),
-        ));
+        )));
         let (shutdown, stopped) = tokio::sync::watch::channel(false);
         let mut tasks = vec![
             tokio::spawn(orchestrator.clone().run_dispatcher()),
@@ -158,6 +169,7 @@ impl Gateway {
                 let admin_addr = listener.local_addr()?;
                 let app = admin::router(orchestrator.clone())
                     .merge(health::router(orchestrator.clone(), readiness.clone()))
+                    .merge(audit::router(audit_pool))
                     .layer(axum::middleware::from_fn_with_state(
                         authenticator,
                         auth::admin,
@@ -177,6 +189,7 @@ impl Gateway {
             addr,
             orchestrator,
             admin_addr,
+            audit: Some(audit),
             shutdown,
             grace: std::time::Duration::from_millis(config.server.shutdown_grace_ms),
             tasks,
@@ -189,6 +202,10 @@ impl Gateway {
     pub async fn shutdown(mut self) -> bool {
         let _ = self.shutdown.send(true);
         let finished = self.orchestrator.stop(self.grace).await;
+        // After the calls in flight: their exchanges are written and sealed too.
+        if let Some(audit) = self.audit.take() {
+            audit.close(self.grace).await;
+        }
         for task in self.tasks.drain(..) {
             let _ = tokio::time::timeout(self.grace, task).await;
         }

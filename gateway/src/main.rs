@@ -28,11 +28,28 @@ enum Command {
     Openapi,
     /// Make a random API key or operator token, and print it with the SHA-256 the config keeps.
     ClientKey,
+    /// The audit log of department exchanges.
+    #[command(subcommand)]
+    Audit(AuditCommand),
     /// Check a config file without starting anything.
     Check {
         /// Config file.
         #[arg(long, default_value = "config/gateway.toml")]
         config: PathBuf,
+    },
+}
+
+#[derive(Subcommand)]
+enum AuditCommand {
+    /// Recompute every chain and check every seal in the config's store; exits non-zero and
+    /// names each problem when anything was edited, removed or reordered.
+    Verify {
+        /// Config file (its store is read; its `audit.signing_key` verifies seals by default).
+        #[arg(long, default_value = "config/gateway.toml")]
+        config: PathBuf,
+        /// Base64 public key the seals must verify with (Ed25519 or SM2; repeat for rotated keys).
+        #[arg(long)]
+        public_key: Vec<String>,
     },
 }
 
@@ -48,6 +65,11 @@ async fn main() -> anyhow::Result<()> {
             gateway::logging::init(gateway::config::LogFormat::Text);
             gateway::config::Config::load(&config)?;
             println!("{}: ok", config.display());
+        }
+        Command::Audit(AuditCommand::Verify { config, public_key }) => {
+            if !gateway::audit::verify::run(&config, &public_key).await? {
+                std::process::exit(1);
+            }
         }
         Command::Openapi => {
             println!(

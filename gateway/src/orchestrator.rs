@@ -458,7 +458,15 @@ impl Orchestrator {
                         let span = tracing::info_span!("delivery", case = %step.case_id, step = %step.step, trace_id = %trace.trace_id_hex());
                         tokio::spawn(async move {
                             use tracing::Instrument;
-                            crate::trace_context::scope(trace, this.deliver(&step))
+                            let delivery = this.deliver(&step);
+                            let pool = this.store.pool();
+                            let audited = crate::audit::for_delivery(
+                                pool,
+                                &step.case_id,
+                                &step.step,
+                                delivery,
+                            );
+                            crate::trace_context::scope(trace, audited)
                                 .instrument(span)
                                 .await;
                             drop(running);
@@ -693,7 +701,8 @@ impl Orchestrator {
                 let span = tracing::info_span!("poll", case = %step.case_id, step = %step.step, trace_id = %trace.trace_id_hex());
                 async move {
                     use tracing::Instrument;
-                    crate::trace_context::scope(trace, this.poll(&step))
+                    let audited = crate::audit::for_step(&step.case_id, &step.step, this.poll(&step));
+                    crate::trace_context::scope(trace, audited)
                         .instrument(span)
                         .await
                 }

@@ -267,6 +267,13 @@ impl Adapters {
         self.slots.keys().map(String::as_str)
     }
 
+    /// A department's host-owned connection (the audit log attaches to it).
+    pub fn connection(&self, department: &str) -> Option<Arc<Connection>> {
+        self.slots
+            .get(department)
+            .map(|s| s.department.connection.clone())
+    }
+
     /// Check a component and store it as a version (not activated). `department`, when given,
     /// must be the one the component describes. A known component answers its existing record.
     pub async fn push(

@@ -147,7 +147,8 @@ impl Verifier {
         }
     }
 
-    fn verify(&self, message: &[u8], signature: &[u8]) -> bool {
+    /// Whether `signature` is this key's over `message`.
+    pub fn verify(&self, message: &[u8], signature: &[u8]) -> bool {
         use ed25519_dalek::Verifier as _;
         match self {
             Verifier::Ed25519(key) => ed25519_dalek::Signature::from_slice(signature)
@@ -265,6 +266,19 @@ impl SigningKeyFile {
     /// signature is replaced).
     pub fn sign(&self, component: &[u8]) -> Result<Vec<u8>, String> {
         let (unsigned, _) = split(component)?;
+        let signature = self.sign_bytes(unsigned)?;
+        Ok(append(
+            unsigned,
+            &Signature {
+                key: self.id.clone(),
+                algorithm: self.algorithm,
+                signature: BASE64.encode(signature),
+            },
+        ))
+    }
+
+    /// The raw signature of some bytes (components, audit seals).
+    pub fn sign_bytes(&self, message: &[u8]) -> Result<Vec<u8>, String> {
         let secret = BASE64
             .decode(&self.secret_key)
             .map_err(|_| "the secret key is not base64".to_string())?;
@@ -275,7 +289,7 @@ impl SigningKeyFile {
                     .try_into()
                     .map_err(|_| "an Ed25519 secret key is 32 bytes".to_string())?;
                 ed25519_dalek::SigningKey::from_bytes(&raw)
-                    .sign(unsigned)
+                    .sign(message)
                     .to_bytes()
                     .to_vec()
             }
@@ -285,18 +299,11 @@ impl SigningKeyFile {
                     .map_err(|_| "not an SM2 secret key".to_string())?;
                 let key = sm2::dsa::SigningKey::new(SM2_DISTID, &secret)
                     .map_err(|e| format!("SM2 key: {e}"))?;
-                let signature: sm2::dsa::Signature = key.sign(unsigned);
+                let signature: sm2::dsa::Signature = key.sign(message);
                 signature.to_bytes().to_vec()
             }
         };
-        Ok(append(
-            unsigned,
-            &Signature {
-                key: self.id.clone(),
-                algorithm: self.algorithm,
-                signature: BASE64.encode(signature),
-            },
-        ))
+        Ok(signature)
     }
 
     /// The trusted-key entry for the gateway's config.

@@ -1,0 +1,561 @@
+//! The audit log: every exchange with a department, in an append-only, hash-chained log,
+//! sealed with a signature from time to time, and a `verify` that finds any tampering.
+//!
+//! [`crate::connection::Connection::send`] describes each exchange (digests and sizes of the
+//! request and the answer, outcome, timing) and adds what the task it runs in knows through
+//! [`Context`]: the adapter version (set around every adapter call in `host/call.rs`), the
+//! clerk (set from the portal request's `X-Clerk-*` headers by [`layer`], or for a delivery
+//! the clerk who received the case) and the case and step (set by the orchestrator around
+//! deliveries and polls). Identity numbers in paths are masked.
+//!
+//! The call path never waits on the database: a record goes into a bounded channel
+//! ([`Sink::record`] never blocks) and one writer task per node ([`writer`]) numbers it,
+//! chains it (`hash = H(node, seq, prev_hash, record)`, H being SM3 or SHA-256) and writes
+//! batches into `audit_log`. Each node keeps a chain of its own, so nodes sharing one
+//! PostgreSQL store never race for "the previous hash". Every `seal_every_records` records or
+//! `seal_interval_ms` the writer signs the chain's head into `audit_seals`. When the channel is
+//! full (the store is down or far behind), the record is dropped, counted in
+//! `gateway_audit_dropped_total`, logged as an error, and the number dropped is itself written
+//! into the chain as soon as the writer can, so the log attests its own gaps.
+//!
+//! # Layout
+//! - [`chain`]: the hash functions, what is hashed and signed, the tables.
+//! - [`writer`]: the per-node writer task: sequence, chain, batches, seals.
+//! - [`verify`]: recompute every chain and check every seal; `gateway audit verify`.
+
+pub mod chain;
+pub mod verify;
+pub mod writer;
+
+use crate::adapters::signature::SigningKeyFile;
+use crate::config::ConfigError;
+use crate::store::Clerk;
+use serde::{Deserialize, Serialize};
+use std::future::Future;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Instant;
+
+pub use chain::HashAlgorithm;
+
+/// The `[audit]` table of the gateway config (optional: the log is always kept; without a
+/// signing key it is chained but not sealed).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AuditConfig {
+    /// `sm3` (default, GB/T 32905) or `sha256`: the chain's hash and the exchanges' digests.
+    #[serde(default)]
+    pub hash: HashAlgorithm,
+    /// A key file made by `gateway plugin keygen` (Ed25519 or SM2), relative to the config
+    /// file; seals are signed with it. Absent: no seals.
+    pub signing_key: Option<PathBuf>,
+    /// Seal after this many records.
+    #[serde(default = "default_seal_every_records")]
+    pub seal_every_records: u64,
+    /// Seal at least this often while records come, in milliseconds.
+    #[serde(default = "default_seal_interval_ms")]
+    pub seal_interval_ms: u64,
+    /// Records waiting for the writer; beyond this they are dropped (and counted).
+    #[serde(default = "default_queue")]
+    pub queue: usize,
+    /// The signing key, read when the config is loaded.
+    #[serde(skip)]
+    pub key: Option<SealKey>,
+}
+
+/// The seal signing key; its `Debug` leaves the secret out (configs get printed).
+#[derive(Clone)]
+pub struct SealKey(pub SigningKeyFile);
+
+impl std::fmt::Debug for SealKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SealKey")
+            .field("id", &self.0.id)
+            .field("algorithm", &self.0.algorithm)
+            .field("public_key", &self.0.public_key)
+            .finish_non_exhaustive()
+    }
+}
+
+fn default_seal_every_records() -> u64 {
+    1000
+}
+fn default_seal_interval_ms() -> u64 {
+    60_000
+}
+fn default_queue() -> usize {
+    10_000
+}
+
+impl Default for AuditConfig {
+    fn default() -> Self {
+        AuditConfig {
+            hash: HashAlgorithm::default(),
+            signing_key: None,
+            seal_every_records: default_seal_every_records(),
+            seal_interval_ms: default_seal_interval_ms(),
+            queue: default_queue(),
+            key: None,
+        }
+    }
+}
+
+impl AuditConfig {
+    /// Check the numbers and read the signing key (config paths are relative to the file).
+    pub(crate) fn check(&mut self, file: &Path, base_dir: &Path) -> Result<(), ConfigError> {
+        for (name, value) in [
+            ("seal_every_records", self.seal_every_records),
+            ("seal_interval_ms", self.seal_interval_ms),
+            ("queue", self.queue as u64),
+        ] {
+            if value == 0 {
+                return Err(ConfigError::new(
+                    file,
+                    format!("audit.{name}"),
+                    "must be above 0",
+                ));
+            }
+        }
+        let Some(path) = &self.signing_key else {
+            return Ok(());
+        };
+        let path = base_dir.join(path);
+        let refuse = |why: String| ConfigError::new(file, "audit.signing_key", why);
+        let text = std::fs::read_to_string(&path)
+            .map_err(|e| refuse(format!("cannot read {}: {e}", path.display())))?;
+        let key: SigningKeyFile = toml::from_str(&text).map_err(|e| {
+            refuse(format!(
+                "{} is not a key file from `gateway plugin keygen`: {}",
+                path.display(),
+                e.message()
+            ))
+        })?;
+        // A key that cannot sign would only show at the first seal: try it now.
+        let signature = key.sign_bytes(b"check").map_err(refuse)?;
+        let verifier = crate::adapters::signature::Verifier::new(&key.trusted_key())
+            .map_err(|why| refuse(format!("its public key: {why}")))?;
+        if !verifier.verify(b"check", &signature) {
+            return Err(refuse(
+                "its public key does not match its secret key".into(),
+            ));
+        }
+        self.key = Some(SealKey(key));
+        Ok(())
+    }
+}
+
+/// The adapter version a department call was made for.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AdapterRef {
+    /// The version the adapter describes itself with.
+    pub version: String,
+    /// Hex SHA-256 of its component.
+    pub digest: String,
+    /// The contract call (`submit`, `lookup` …).
+    pub call: String,
+}
+
+/// What the task making a department call knows about why it is made.
+#[derive(Debug, Clone, Default)]
+pub struct Context {
+    /// The adapter call the exchange belongs to.
+    pub adapter: Option<AdapterRef>,
+    /// The clerk whose request led to it.
+    pub clerk: Option<Clerk>,
+    /// The case it serves.
+    pub case_id: Option<String>,
+    /// The step of that case.
+    pub step: Option<String>,
+}
+
+tokio::task_local! {
+    static CONTEXT: Context;
+}
+
+/// Run `f` with the current context changed by `change` (what outer scopes set is kept).
+pub async fn scope<F: Future>(change: impl FnOnce(&mut Context), f: F) -> F::Output {
+    let mut context = CONTEXT.try_with(Clone::clone).unwrap_or_default();
+    change(&mut context);
+    CONTEXT.scope(context, f).await
+}
+
+/// Run `f` on behalf of a case's step (deliveries, polls).
+pub async fn for_step<F: Future>(case_id: &str, step: &str, f: F) -> F::Output {
+    scope(
+        |c| {
+            c.case_id = Some(case_id.to_string());
+            c.step = Some(step.to_string());
+        },
+        f,
+    )
+    .await
+}
+
+/// Run a delivery of a case's step: as [`for_step`], with the clerk who received the case
+/// (a delivery runs long after the clerk's request; the case's `received` event names them).
+pub async fn for_delivery<F: Future>(
+    pool: &sqlx::AnyPool,
+    case_id: &str,
+    step: &str,
+    f: F,
+) -> F::Output {
+    use sqlx::Row as _;
+    let clerk = sqlx::query(
+        "SELECT clerk FROM events WHERE case_id = $1 AND kind = 'received' AND clerk IS NOT NULL",
+    )
+    .bind(case_id)
+    .fetch_optional(pool)
+    .await
+    .ok()
+    .flatten()
+    .and_then(|r| serde_json::from_str(&r.get::<String, _>("clerk")).ok());
+    scope(|c| c.clerk = clerk, for_step(case_id, step, f)).await
+}
+
+/// Middleware: the clerk named by the request's `X-Clerk-*` headers is on every exchange the
+/// request causes.
+async fn with_clerk(
+    request: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> axum::response::Response {
+    let clerk = crate::api::clerk(request.headers());
+    scope(|c| c.clerk = clerk, next.run(request)).await
+}
+
+/// The clerk middleware around a router.
+pub fn layer(router: axum::Router) -> axum::Router {
+    router.layer(axum::middleware::from_fn(with_clerk))
+}
+
+/// One entry of the log.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum Entry {
+    /// An exchange with a department.
+    Exchange(Box<Exchange>),
+    /// Records this node could not write (its queue was full), counted since the last entry.
+    Dropped {
+        /// Unix milliseconds when the count was taken.
+        at: i64,
+        /// How many.
+        count: u64,
+    },
+}
+
+impl Entry {
+    /// Unix milliseconds of the entry.
+    pub fn at(&self) -> i64 {
+        match self {
+            Entry::Exchange(e) => e.at,
+            Entry::Dropped { at, .. } => *at,
+        }
+    }
+
+    /// The department, for an exchange.
+    pub fn department(&self) -> Option<&str> {
+        match self {
+            Entry::Exchange(e) => Some(&e.department),
+            Entry::Dropped { .. } => None,
+        }
+    }
+}
+
+/// One request to a department and what came of it. Bodies are not kept, only their digests
+/// (in the chain's hash algorithm) and sizes: the log proves what was exchanged without
+/// becoming a second copy of citizens' data.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Exchange {
+    /// Unix milliseconds when the request started.
+    pub at: i64,
+    /// Department id.
+    pub department: String,
+    /// HTTP method.
+    pub method: String,
+    /// The path the adapter asked for, identity and mobile numbers masked.
+    pub path: String,
+    /// Digest of the request body.
+    pub request_digest: String,
+    /// Its size in bytes.
+    pub request_bytes: u64,
+    /// Digest of the answer's body, when there was an answer.
+    pub response_digest: Option<String>,
+    /// Its size in bytes.
+    pub response_bytes: Option<u64>,
+    /// The answer's HTTP status.
+    pub status: Option<u16>,
+    /// Why there was no answer: `forbidden`, `unavailable`, `timeout`, `too_large`.
+    pub error: Option<String>,
+    /// Milliseconds from the request to the whole answer (or the failure).
+    pub duration_ms: u64,
+    /// The adapter call it was made in.
+    pub adapter: Option<AdapterRef>,
+    /// The clerk whose request caused it.
+    pub clerk: Option<Clerk>,
+    /// The case it served.
+    pub case_id: Option<String>,
+    /// The step of that case.
+    pub step: Option<String>,
+    /// The W3C trace id sent with it.
+    pub trace_id: String,
+}
+
+/// What the writer task receives.
+#[derive(Debug)]
+pub(crate) enum Message {
+    Entry(Entry),
+    /// Write everything received so far, seal, and answer.
+    Flush(tokio::sync::oneshot::Sender<()>),
+}
+
+/// Where records go: the writer task's queue. Cheap to clone.
+#[derive(Debug, Clone)]
+pub struct Sink {
+    tx: tokio::sync::mpsc::Sender<Message>,
+    hash: HashAlgorithm,
+    dropped: Arc<AtomicU64>,
+}
+
+impl Sink {
+    /// Queue an entry without waiting; a full queue drops it (counted, logged, and reported
+    /// into the chain by the writer).
+    pub fn record(&self, entry: Entry) {
+        if self.tx.try_send(Message::Entry(entry)).is_err() {
+            metrics::counter!("gateway_audit_dropped_total").increment(1);
+            // Logged once per gap (the count restarts when the writer notes it in the chain),
+            // not once per record: an overloaded gateway should not also flood its log.
+            if self.dropped.fetch_add(1, Ordering::Relaxed) == 0 {
+                tracing::error!(
+                    "audit records are being dropped: the audit writer is behind or stopped"
+                );
+            }
+        }
+    }
+
+    /// The recorder for one department's connection.
+    pub fn recorder(&self, department: &str) -> Recorder {
+        Recorder {
+            sink: self.clone(),
+            department: department.to_string(),
+        }
+    }
+}
+
+/// A department connection's way into the log.
+#[derive(Debug, Clone)]
+pub struct Recorder {
+    sink: Sink,
+    department: String,
+}
+
+/// An exchange under way: what was known when the request left.
+pub struct Pending {
+    recorder: Recorder,
+    exchange: Exchange,
+    started: Instant,
+}
+
+impl Recorder {
+    /// Note a request about to be sent (its body is digested here, before it is handed over).
+    pub fn begin(&self, method: &str, path: &str, body: &[u8], trace_id: String) -> Pending {
+        let context = CONTEXT.try_with(Clone::clone).unwrap_or_default();
+        Pending {
+            exchange: Exchange {
+                at: crate::store::now_ms(),
+                department: self.department.clone(),
+                method: method.to_string(),
+                path: crate::redact::redact(path),
+                request_digest: self.sink.hash.hex(body),
+                request_bytes: body.len() as u64,
+                response_digest: None,
+                response_bytes: None,
+                status: None,
+                error: None,
+                duration_ms: 0,
+                adapter: context.adapter,
+                clerk: context.clerk,
+                case_id: context.case_id,
+                step: context.step,
+                trace_id,
+            },
+            recorder: self.clone(),
+            started: Instant::now(),
+        }
+    }
+}
+
+impl Pending {
+    /// Record how it ended.
+    pub fn finish(
+        self,
+        result: &Result<crate::connection::DepartmentResponse, crate::connection::SendError>,
+    ) {
+        use crate::connection::SendError;
+        let Pending {
+            recorder,
+            mut exchange,
+            started,
+        } = self;
+        exchange.duration_ms = started.elapsed().as_millis() as u64;
+        match result {
+            Ok(response) => {
+                exchange.status = Some(response.status);
+                exchange.response_digest = Some(recorder.sink.hash.hex(&response.body));
+                exchange.response_bytes = Some(response.body.len() as u64);
+            }
+            Err(e) => {
+                exchange.error = Some(
+                    match e {
+                        SendError::Forbidden(_) => "forbidden",
+                        SendError::Unavailable(_) => "unavailable",
+                        SendError::Timeout => "timeout",
+                        SendError::TooLarge => "too_large",
+                    }
+                    .to_string(),
+                );
+            }
+        }
+        recorder.sink.record(Entry::Exchange(Box::new(exchange)));
+    }
+}
+
+/// The running audit log of this node.
+pub struct AuditLog {
+    sink: Sink,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl AuditLog {
+    /// Create the tables and start this node's writer.
+    pub async fn start(
+        pool: sqlx::AnyPool,
+        node: String,
+        config: &AuditConfig,
+    ) -> Result<AuditLog, crate::store::StoreError> {
+        chain::migrate(&pool).await?;
+        let (tx, rx) = tokio::sync::mpsc::channel(config.queue);
+        let dropped = Arc::new(AtomicU64::new(0));
+        let writer = writer::Writer::open(pool, node, config, dropped.clone()).await?;
+        let task = tokio::spawn(writer.run(rx));
+        Ok(AuditLog {
+            sink: Sink {
+                tx,
+                hash: config.hash,
+                dropped,
+            },
+            task,
+        })
+    }
+
+    /// Where this node's records go.
+    pub fn sink(&self) -> &Sink {
+        &self.sink
+    }
+
+    /// Write what is queued, seal the head, and stop the writer (within `grace`).
+    pub async fn close(self, grace: std::time::Duration) {
+        let (done, flushed) = tokio::sync::oneshot::channel();
+        if self.sink.tx.send(Message::Flush(done)).await.is_ok() {
+            let _ = tokio::time::timeout(grace, flushed).await;
+        }
+        self.task.abort();
+    }
+}
+
+/// `GET /admin/v1/audit?department=&since=&node=&limit=`: records, oldest first.
+pub fn router(pool: sqlx::AnyPool) -> axum::Router {
+    axum::Router::new()
+        .route("/admin/v1/audit", axum::routing::get(read))
+        .with_state(pool)
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ReadQuery {
+    department: Option<String>,
+    node: Option<String>,
+    /// Unix milliseconds.
+    since: Option<i64>,
+    limit: Option<i64>,
+}
+
+async fn read(
+    axum::extract::State(pool): axum::extract::State<sqlx::AnyPool>,
+    query: Result<axum::extract::Query<ReadQuery>, axum::extract::rejection::QueryRejection>,
+) -> Result<axum::Json<serde_json::Value>, crate::api::error::ApiError> {
+    let axum::extract::Query(query) = query.map_err(|e| {
+        crate::api::error::ApiError::InvalidInput(vec![crate::catalogue::FieldProblem::new(
+            "query",
+            "invalid",
+            e.body_text(),
+        )])
+    })?;
+    let limit = query.limit.unwrap_or(500).clamp(1, 5000);
+    let records = chain::read(
+        &pool,
+        query.department.as_deref(),
+        query.node.as_deref(),
+        query.since.unwrap_or(0),
+        limit,
+    )
+    .await?;
+    Ok(axum::Json(serde_json::json!({ "records": records })))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn exchange(n: u64) -> Entry {
+        Entry::Exchange(Box::new(Exchange {
+            at: n as i64,
+            department: "tax".into(),
+            method: "POST".into(),
+            path: "/x".into(),
+            request_digest: String::new(),
+            request_bytes: n,
+            response_digest: None,
+            response_bytes: None,
+            status: Some(200),
+            error: None,
+            duration_ms: 1,
+            adapter: None,
+            clerk: None,
+            case_id: None,
+            step: None,
+            trace_id: String::new(),
+        }))
+    }
+
+    #[tokio::test]
+    async fn a_full_queue_drops_without_waiting_and_the_chain_says_how_many() {
+        let path = std::env::temp_dir().join(format!("audit-{}.db", uuid::Uuid::new_v4()));
+        let store = crate::store::Store::open(&format!("sqlite://{}", path.display()))
+            .await
+            .unwrap();
+        let key = SigningKeyFile::generate("t", crate::adapters::signature::Algorithm::Ed25519);
+        let config = AuditConfig {
+            queue: 1,
+            key: Some(SealKey(key.clone())),
+            ..AuditConfig::default()
+        };
+        let log = AuditLog::start(store.pool().clone(), "n1".into(), &config)
+            .await
+            .unwrap();
+        // On this single-threaded runtime the writer cannot run in between: one record fits,
+        // the others are dropped at once rather than waited for.
+        for n in 0..100 {
+            log.sink().record(exchange(n));
+        }
+        log.close(std::time::Duration::from_secs(5)).await;
+        let verifier = crate::adapters::signature::Verifier::new(&key.trusted_key()).unwrap();
+        let report = verify::verify(store.pool(), &[verifier]).await.unwrap();
+        assert!(report.ok(), "{report}");
+        let chain = &report.chains[0];
+        assert_eq!((chain.records, chain.dropped), (2, 99), "{report}");
+        assert_eq!(chain.sealed_seq, 2, "closing seals the head");
+        for suffix in ["", "-wal", "-shm"] {
+            let _ = std::fs::remove_file(format!("{}{suffix}", path.display()));
+        }
+    }
+}

@@ -1,0 +1,232 @@
+//! One writer task per node: it alone numbers and chains this node's records, so the chain
+//! needs no lock in the database, and it writes them in batches, one transaction each.
+
+use super::chain::{HashAlgorithm, seal_message};
+use super::{AuditConfig, Entry, Message};
+use crate::adapters::signature::SigningKeyFile;
+use crate::store::StoreError;
+use base64::Engine as _;
+use sqlx::{AnyPool, Row};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+use tokio::time::Instant;
+
+/// Records written in one transaction at most.
+const BATCH: usize = 512;
+
+/// The writer's state: the head of this node's chain and the last seal.
+pub(crate) struct Writer {
+    pool: AnyPool,
+    node: String,
+    hash: HashAlgorithm,
+    key: Option<SigningKeyFile>,
+    every: u64,
+    interval: Duration,
+    dropped: Arc<AtomicU64>,
+    head_seq: i64,
+    head_hash: String,
+    sealed_seq: i64,
+    last_seal: Instant,
+}
+
+impl Writer {
+    /// Continue this node's chain where the store has it.
+    pub(crate) async fn open(
+        pool: AnyPool,
+        node: String,
+        config: &AuditConfig,
+        dropped: Arc<AtomicU64>,
+    ) -> Result<Writer, StoreError> {
+        let mut writer = Writer {
+            pool,
+            node,
+            hash: config.hash,
+            key: config.key.clone().map(|k| k.0),
+            every: config.seal_every_records,
+            interval: Duration::from_millis(config.seal_interval_ms),
+            dropped,
+            head_seq: 0,
+            head_hash: String::new(),
+            sealed_seq: 0,
+            last_seal: Instant::now(),
+        };
+        writer.read_head().await?;
+        let sealed =
+            sqlx::query("SELECT seq FROM audit_seals WHERE node = $1 ORDER BY seq DESC LIMIT 1")
+                .bind(&writer.node)
+                .fetch_optional(&writer.pool)
+                .await?;
+        writer.sealed_seq = sealed.map_or(0, |r| r.get("seq"));
+        Ok(writer)
+    }
+
+    async fn read_head(&mut self) -> Result<(), StoreError> {
+        let head = sqlx::query(
+            "SELECT seq, hash FROM audit_log WHERE node = $1 ORDER BY seq DESC LIMIT 1",
+        )
+        .bind(&self.node)
+        .fetch_optional(&self.pool)
+        .await?;
+        (self.head_seq, self.head_hash) =
+            head.map_or((0, String::new()), |r| (r.get("seq"), r.get("hash")));
+        Ok(())
+    }
+
+    /// Receive, chain and write until the queue closes or a flush ends it.
+    pub(crate) async fn run(mut self, mut rx: tokio::sync::mpsc::Receiver<Message>) {
+        loop {
+            let due = self.seal_due();
+            let first = tokio::select! {
+                message = rx.recv() => match message {
+                    Some(message) => Some(message),
+                    None => {
+                        self.write(Vec::new()).await;
+                        self.seal().await;
+                        return;
+                    }
+                },
+                () = tokio::time::sleep_until(due.unwrap_or_else(Instant::now)), if due.is_some() => None,
+            };
+            let mut entries = Vec::new();
+            let mut flushes = Vec::new();
+            let mut next = first;
+            while let Some(message) = next {
+                match message {
+                    Message::Entry(entry) => entries.push(entry),
+                    Message::Flush(done) => flushes.push(done),
+                }
+                next = if entries.len() < BATCH {
+                    rx.try_recv().ok()
+                } else {
+                    None
+                };
+            }
+            self.write(entries).await;
+            let unsealed = (self.head_seq - self.sealed_seq) as u64;
+            if unsealed >= self.every
+                || !flushes.is_empty()
+                || due.is_some_and(|d| d <= Instant::now())
+            {
+                self.seal().await;
+            }
+            for done in flushes {
+                let _ = done.send(());
+            }
+        }
+    }
+
+    /// When the head must be sealed by time: only with a key, and only when records wait.
+    fn seal_due(&self) -> Option<Instant> {
+        (self.key.is_some() && self.head_seq > self.sealed_seq)
+            .then(|| self.last_seal + self.interval)
+    }
+
+    /// Chain and write the entries (and a note of any dropped ones first), retrying until the
+    /// store takes them: nothing is lost while the queue can still hold what comes meanwhile.
+    async fn write(&mut self, mut entries: Vec<Entry>) {
+        let dropped = self.dropped.swap(0, Ordering::Relaxed);
+        if dropped > 0 {
+            entries.insert(
+                0,
+                Entry::Dropped {
+                    at: crate::store::now_ms(),
+                    count: dropped,
+                },
+            );
+        }
+        if entries.is_empty() {
+            return;
+        }
+        let records: Vec<(i64, Option<String>, String)> = entries
+            .iter()
+            .map(|e| {
+                let text = serde_json::to_string(e).expect("an audit entry serialises");
+                (e.at(), e.department().map(str::to_string), text)
+            })
+            .collect();
+        loop {
+            match self.insert(&records).await {
+                Ok(()) => return,
+                Err(e) => {
+                    metrics::counter!("gateway_audit_write_errors_total").increment(1);
+                    tracing::error!(error = %e, records = records.len(), "audit log write failed; retrying");
+                    tokio::time::sleep(Duration::from_secs(1)).await;
+                    // Another process with this node id may have written meanwhile (a
+                    // misconfiguration): continue after whatever the store holds, so the
+                    // chain stays one chain.
+                    if let Err(e) = self.read_head().await {
+                        tracing::error!(error = %e, "audit log head unreadable");
+                    }
+                }
+            }
+        }
+    }
+
+    async fn insert(
+        &mut self,
+        records: &[(i64, Option<String>, String)],
+    ) -> Result<(), StoreError> {
+        let (mut seq, mut prev) = (self.head_seq, self.head_hash.clone());
+        let mut tx = self.pool.begin().await?;
+        for (at, department, record) in records {
+            seq += 1;
+            let hash = self.hash.link(&self.node, seq, &prev, record);
+            sqlx::query(
+                "INSERT INTO audit_log (node, seq, at, department, record, prev_hash, hash)
+                 VALUES ($1, $2, $3, $4, $5, $6, $7)",
+            )
+            .bind(&self.node)
+            .bind(seq)
+            .bind(*at)
+            .bind(department.as_deref())
+            .bind(record.as_str())
+            .bind(&prev)
+            .bind(&hash)
+            .execute(&mut *tx)
+            .await?;
+            prev = hash;
+        }
+        tx.commit().await?;
+        (self.head_seq, self.head_hash) = (seq, prev);
+        Ok(())
+    }
+
+    /// Sign the chain's head, when there is a key and something new to seal.
+    async fn seal(&mut self) {
+        let Some(key) = &self.key else { return };
+        if self.head_seq <= self.sealed_seq {
+            return;
+        }
+        let at = crate::store::now_ms();
+        let message = seal_message(&self.node, self.head_seq, &self.head_hash, at);
+        let signature = match key.sign_bytes(&message) {
+            Ok(s) => s,
+            Err(e) => {
+                tracing::error!(error = %e, "audit seal cannot be signed");
+                return;
+            }
+        };
+        let done = sqlx::query(
+            "INSERT INTO audit_seals (node, seq, hash, at, key_id, algorithm, public_key, signature)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+        )
+        .bind(&self.node)
+        .bind(self.head_seq)
+        .bind(&self.head_hash)
+        .bind(at)
+        .bind(&key.id)
+        .bind(key.algorithm.to_string())
+        .bind(&key.public_key)
+        .bind(base64::engine::general_purpose::STANDARD.encode(signature))
+        .execute(&self.pool)
+        .await;
+        // A failed seal is tried again after the interval (or the next full batch), not at
+        // once: a store that is down is not asked in a loop.
+        self.last_seal = Instant::now();
+        match done {
+            Ok(_) => self.sealed_seq = self.head_seq,
+            Err(e) => tracing::error!(error = %e, "audit seal write failed"),
+        }
+    }
+}
