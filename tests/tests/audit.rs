@@ -366,8 +366,7 @@ async fn sha256_chains_verify_and_the_admin_api_reads_records() {
     let pool = pool(&env).await;
     let deadline = tokio::time::Instant::now() + WAIT;
     let records = loop {
-        let answer: Value = env
-            .http
+        let answer: Value = integration_tests::admin_client()
             .get(format!(
                 "{}/admin/v1/audit?department=market-regulation",
                 env.admin_url()
