@@ -51,6 +51,9 @@ pub struct ClientConfig {
     pub api_key_sha256: Option<String>,
     /// What it may do (see the module doc).
     pub scopes: Vec<String>,
+    /// Requests a minute it may send (spread out: a burst of at most a sixth of it); absent:
+    /// no limit of its own.
+    pub rate_per_minute: Option<u32>,
 }
 
 /// JWT verification.
@@ -116,6 +119,9 @@ pub fn sha256_hex(secret: &str) -> String {
 
 /// The credentials a gateway accepts, built once from the config.
 pub struct Authenticator {
+    /// Per-client request rates (GCRA, governor: the maintained crate for it; one limiter per
+    /// client, so one busy portal never spends another's allowance).
+    rates: HashMap<String, (governor::DefaultDirectRateLimiter, u32)>,
     by_key: HashMap<String, Arc<ClientConfig>>,
     by_id: HashMap<String, Arc<ClientConfig>>,
     jwt: Option<(jsonwebtoken::DecodingKey, jsonwebtoken::Validation)>,
@@ -142,11 +148,25 @@ impl Authenticator {
             by_id.insert(client.id.clone(), client);
         }
         let jwt = auth.jwt.as_ref().map(jwt_verifier).transpose()?;
+        let mut rates = HashMap::new();
+        for client in &auth.clients {
+            if let Some(per_minute) = client.rate_per_minute {
+                let rate = std::num::NonZeroU32::new(per_minute)
+                    .ok_or_else(|| format!("clients `{}`: rate_per_minute must be above 0", client.id))?;
+                let burst = std::num::NonZeroU32::new((per_minute / 6).max(1)).unwrap_or(rate);
+                let quota = governor::Quota::per_minute(rate).allow_burst(burst);
+                rates.insert(
+                    client.id.clone(),
+                    (governor::RateLimiter::direct(quota), per_minute),
+                );
+            }
+        }
         let operators = operators
             .iter()
             .map(|o| (o.token_sha256.to_ascii_lowercase(), o.id.clone()))
             .collect();
         Ok(Authenticator {
+            rates,
             by_key,
             by_id,
             jwt,
@@ -303,6 +323,14 @@ pub async fn portal(
             "client {} lacks the scope `{scope}`",
             client.id
         )));
+    }
+    if let Some((limiter, per_minute)) = auth.rates.get(&client.id)
+        && limiter.check().is_err()
+    {
+        return Err(ApiError::RateLimited {
+            client: client.id.clone(),
+            per_minute: *per_minute,
+        });
     }
     request.extensions_mut().insert(client);
     Ok(next.run(request).await)

@@ -94,6 +94,14 @@ pub struct ServerConfig {
     /// schedule in the background, never per readiness request, so no probe floods a department.
     #[serde(default = "default_readiness_interval_ms")]
     pub readiness_interval_ms: u64,
+    /// The longest a portal request may take, in milliseconds; then `504 request_timeout`
+    /// (event streams are exempt). What was stored before stays stored.
+    #[serde(default = "default_request_timeout_ms")]
+    pub request_timeout_ms: u64,
+}
+
+fn default_request_timeout_ms() -> u64 {
+    60_000
 }
 
 fn default_readiness_interval_ms() -> u64 {
@@ -486,6 +494,13 @@ impl Config {
                 file,
                 "server.listen",
                 "not a socket address like 127.0.0.1:8080",
+            ));
+        }
+        if self.server.request_timeout_ms == 0 {
+            return Err(ConfigError::new(
+                file,
+                "server.request_timeout_ms",
+                "must be above 0",
             ));
         }
         if self.server.readiness_interval_ms == 0 {

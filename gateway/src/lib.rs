@@ -148,7 +148,10 @@ impl Gateway {
         );
         let app = trace_context::layer(audit::layer(api::router(
             orchestrator.clone(),
-            config.server.body_limit_bytes,
+            api::RequestLimits {
+                body_bytes: config.server.body_limit_bytes,
+                timeout_ms: config.server.request_timeout_ms,
+            },
             readiness.clone(),
             authenticator.clone(),
         )));

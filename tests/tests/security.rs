@@ -417,3 +417,52 @@ async fn a_lookup_records_its_purpose_and_the_case_or_clerk_it_serves() {
     assert_eq!(records[1]["case_id"], case_id.as_str());
     assert_eq!(records[1]["outcome"], "ok");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rate_body_and_time_limits_answer_in_the_error_format() {
+    use reqwest::Method;
+    let extra = format!(
+        "[[auth.clients]]\nid = \"slow-lane\"\napi_key_sha256 = \"{}\"\nscopes = [\"lookup:*\"]\nrate_per_minute = 6\n",
+        gateway::auth::sha256_hex("key-d")
+    );
+    let env = Env::start_with(Setup {
+        config_extra: extra,
+        server_extra: "request_timeout_ms = 1500\nbody_limit_bytes = 4096".into(),
+        ..Setup::default()
+    })
+    .await
+    .unwrap();
+
+    // A burst of one (6 a minute, a sixth of it at once): the second request waits its turn.
+    let slow_lane = portal(&[("x-api-key", "key-d")]);
+    let (status, body) = call(&slow_lane, &env, Method::POST, LOOKUP, Some(clearance())).await;
+    assert_eq!(status, 200, "{body}");
+    let response = slow_lane
+        .post(format!("{}{LOOKUP}", env.gateway.url()))
+        .json(&clearance())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status().as_u16(), 429);
+    assert_eq!(response.headers()["retry-after"], "10");
+    let body: Value = response.json().await.unwrap();
+    assert_eq!(body["error"]["code"], "rate_limited");
+    // Another client's allowance is its own.
+    let (status, _) = call(&env.http, &env, Method::POST, LOOKUP, Some(clearance())).await;
+    assert_eq!(status, 200);
+
+    let huge = json!({"taxpayer_id": "9".repeat(8192)});
+    let (status, body) = call(&env.http, &env, Method::POST, LOOKUP, Some(huge)).await;
+    assert_eq!(status, 413, "{body}");
+    assert_eq!(body["error"]["code"], "payload_too_large");
+
+    env.departments.tax.set_faults(departments::Faults {
+        latency_ms: 3000,
+        ..departments::Faults::default()
+    });
+    let started = std::time::Instant::now();
+    let (status, body) = call(&env.http, &env, Method::POST, LOOKUP, Some(clearance())).await;
+    assert_eq!(status, 504, "{body}");
+    assert_eq!(body["error"]["code"], "request_timeout");
+    assert!(started.elapsed() < std::time::Duration::from_millis(2900), "ended by the gateway's bound");
+}

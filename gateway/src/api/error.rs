@@ -58,6 +58,15 @@ pub enum ApiError {
     /// An adapter component was refused before activation (422), with every reason.
     #[error("adapter refused: {0}")]
     Refused(String, Vec<FieldProblem>),
+    /// The body is larger than `server.body_limit_bytes` (413).
+    #[error("the body exceeds the limit of {0} bytes")]
+    TooLarge(usize),
+    /// The client sent more requests than its rate allows (429, retry after the header's seconds).
+    #[error("client {client} exceeds its rate of {per_minute} requests a minute")]
+    RateLimited { client: String, per_minute: u32 },
+    /// The request took longer than `server.request_timeout_ms` (504).
+    #[error("the request took longer than {0} ms")]
+    RequestTimeout(u64),
     /// No valid credential (401).
     #[error("unauthorized: {0}")]
     Unauthorized(String),
@@ -143,6 +152,9 @@ impl ApiError {
             ApiError::AdapterFailed { .. } => (StatusCode::BAD_GATEWAY, "adapter_failed"),
             ApiError::Busy { .. } => (StatusCode::SERVICE_UNAVAILABLE, "adapter_busy"),
             ApiError::Unauthorized(_) => (StatusCode::UNAUTHORIZED, "unauthorized"),
+            ApiError::TooLarge(_) => (StatusCode::PAYLOAD_TOO_LARGE, "payload_too_large"),
+            ApiError::RateLimited { .. } => (StatusCode::TOO_MANY_REQUESTS, "rate_limited"),
+            ApiError::RequestTimeout(_) => (StatusCode::GATEWAY_TIMEOUT, "request_timeout"),
             ApiError::Forbidden(_) => (StatusCode::FORBIDDEN, "forbidden"),
             ApiError::Conflict(_) => (StatusCode::CONFLICT, "conflict"),
             ApiError::Refused(..) => (StatusCode::UNPROCESSABLE_ENTITY, "adapter_refused"),
@@ -194,6 +206,15 @@ impl IntoResponse for ApiError {
                 axum::http::header::WWW_AUTHENTICATE,
                 axum::http::HeaderValue::from_static("Bearer"),
             );
+        }
+        if let ApiError::RateLimited { per_minute, .. } = &self {
+            // The time one request's share of the minute takes to come back.
+            let seconds = (60 / (*per_minute).max(1)).max(1);
+            if let Ok(value) = axum::http::HeaderValue::from_str(&seconds.to_string()) {
+                response
+                    .headers_mut()
+                    .insert(axum::http::header::RETRY_AFTER, value);
+            }
         }
         if matches!(self, ApiError::Busy { .. }) {
             response.headers_mut().insert(

@@ -62,10 +62,47 @@ pub fn document() -> Value {
     document
 }
 
+/// Bounds on every portal request: its time, and its body in the one error format.
+#[derive(Debug, Clone, Copy)]
+pub struct RequestLimits {
+    /// `server.body_limit_bytes`.
+    pub body_bytes: usize,
+    /// `server.request_timeout_ms`.
+    pub timeout_ms: u64,
+}
+
+/// End a request that runs past its time with `504 request_timeout`, and give the body
+/// limit's refusal the one error format. Event streams are long-lived by design: exempt.
+async fn bounded(
+    State(limits): State<RequestLimits>,
+    request: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> axum::response::Response {
+    use axum::response::IntoResponse;
+    let streaming = request.uri().path().ends_with("/events");
+    let response = if streaming {
+        next.run(request).await
+    } else {
+        let bound = std::time::Duration::from_millis(limits.timeout_ms);
+        match tokio::time::timeout(bound, next.run(request)).await {
+            Ok(response) => response,
+            Err(_) => return ApiError::RequestTimeout(limits.timeout_ms).into_response(),
+        }
+    };
+    let plain = response
+        .headers()
+        .get(axum::http::header::CONTENT_TYPE)
+        .is_none_or(|t| !t.as_bytes().starts_with(b"application/json"));
+    if response.status() == StatusCode::PAYLOAD_TOO_LARGE && plain {
+        return ApiError::TooLarge(limits.body_bytes).into_response();
+    }
+    response
+}
+
 /// The portal router.
 pub fn router(
     state: AppState,
-    body_limit: usize,
+    limits: RequestLimits,
     readiness: Arc<crate::health::Readiness>,
     authenticator: Arc<crate::auth::Authenticator>,
 ) -> Router {
@@ -84,7 +121,8 @@ pub fn router(
             authenticator,
             crate::auth::portal,
         ))
-        .layer(axum::extract::DefaultBodyLimit::max(body_limit))
+        .layer(axum::extract::DefaultBodyLimit::max(limits.body_bytes))
+        .layer(axum::middleware::from_fn_with_state(limits, bounded))
         .layer(Extension(readiness))
         .layer(Extension(Arc::new(document)))
         .layer(Extension(Arc::new(page)))
@@ -169,7 +207,7 @@ async fn form(
         (status = 200, description = "The review: `ok` when there is no problem.", body = openapi::PreReview),
         (status = 400, description = "`malformed_json`: the body is not JSON.", body = Error),
         (status = 404, description = "`not_found`: no such service, or a department found no record.", body = Error),
-        (status = 413, description = "The body exceeds `server.body_limit_bytes` (plain text).", content_type = "text/plain", body = String),
+        (status = 413, description = "`payload_too_large`: the body exceeds `server.body_limit_bytes`.", body = Error),
         (status = 422, description = "`invalid_input` or `rejected` from a department's check.", body = Error),
         (status = 500, description = "`internal`.", body = Error),
         (status = 502, description = "`department_protocol_error` or `adapter_failed`.", body = Error),
@@ -210,7 +248,7 @@ async fn pre_review(
             headers(("Idempotent-Replayed" = String, description = "`true` when this repeats an earlier request with the same key"))),
         (status = 400, description = "`malformed_json`: the body is not JSON.", body = Error),
         (status = 404, description = "`not_found`: no such service, or a department found no record.", body = Error),
-        (status = 413, description = "The body exceeds `server.body_limit_bytes` (plain text).", content_type = "text/plain", body = String),
+        (status = 413, description = "`payload_too_large`: the body exceeds `server.body_limit_bytes`.", body = Error),
         (status = 422, description = "`invalid_input` (every problem in `fields`), `idempotency_conflict` or `rejected`.", body = Error),
         (status = 500, description = "`internal`.", body = Error),
         (status = 502, description = "`department_protocol_error` or `adapter_failed`.", body = Error),
@@ -524,7 +562,7 @@ async fn case(
         (status = 200, description = "The department's answer in the lookup's unified shape.", body = openapi::LookupAnswer),
         (status = 400, description = "`malformed_json`: the body is not JSON.", body = Error),
         (status = 404, description = "`not_found`: no such lookup, or no such record.", body = Error),
-        (status = 413, description = "The body exceeds `server.body_limit_bytes` (plain text).", content_type = "text/plain", body = String),
+        (status = 413, description = "`payload_too_large`: the body exceeds `server.body_limit_bytes`.", body = Error),
         (status = 422, description = "`invalid_input` or `rejected`.", body = Error),
         (status = 500, description = "`internal`.", body = Error),
         (status = 502, description = "`department_protocol_error` or `adapter_failed`.", body = Error),
@@ -571,7 +609,7 @@ async fn lookup(
     responses(
         (status = 200, description = "Taken.", body = openapi::CallbackAck),
         (status = 404, description = "`not_found`: no such department, or no step with that reference.", body = Error),
-        (status = 413, description = "The body exceeds `server.body_limit_bytes` (plain text).", content_type = "text/plain", body = String),
+        (status = 413, description = "`payload_too_large`: the body exceeds `server.body_limit_bytes`.", body = Error),
         (status = 422, description = "`invalid_input` or `rejected`: the adapter refused the callback.", body = Error),
         (status = 500, description = "`internal`.", body = Error),
         (status = 502, description = "`department_protocol_error` or `adapter_failed`.", body = Error),

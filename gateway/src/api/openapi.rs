@@ -84,6 +84,15 @@ pub fn secure(document: &mut Value) {
                 "403".into(),
                 error("`forbidden`: the client lacks the scope this needs."),
             );
+            responses.insert(
+                "429".into(),
+                error("`rate_limited`: the client exceeds its `rate_per_minute`; `Retry-After` says when to retry."),
+            );
+            if path != "/api/v1/cases/{id}/events" {
+                responses.entry("504").or_insert_with(|| {
+                    error("`request_timeout`: longer than `server.request_timeout_ms`.")
+                });
+            }
             operation["security"] = serde_json::json!([{"apiKey": []}, {"bearer": []}]);
         }
     }
@@ -134,6 +143,12 @@ pub enum ErrorCode {
     DepartmentUnavailable,
     /// 504: the department did not answer in time.
     DepartmentTimeout,
+    /// 413: the body exceeds `server.body_limit_bytes`.
+    PayloadTooLarge,
+    /// 429: the client exceeds its `rate_per_minute`; retry after `Retry-After` seconds.
+    RateLimited,
+    /// 504: the request took longer than `server.request_timeout_ms`.
+    RequestTimeout,
     /// 401: no valid credential (API key or bearer token).
     Unauthorized,
     /// 403: the client lacks the scope this needs.
@@ -791,7 +806,7 @@ mod tests {
                 );
                 for (status, response) in responses {
                     let json = &response["content"]["application/json"]["schema"];
-                    if (status.starts_with('4') && status != "413") || status.starts_with('5') {
+                    if status.starts_with('4') || status.starts_with('5') {
                         if path == "/readyz" {
                             continue;
                         }
@@ -848,6 +863,12 @@ mod tests {
                 message: "trap".into(),
             },
             ApiError::Unauthorized("no credential".into()),
+            ApiError::TooLarge(1024),
+            ApiError::RateLimited {
+                client: "c".into(),
+                per_minute: 60,
+            },
+            ApiError::RequestTimeout(1000),
             ApiError::Forbidden("no scope".into()),
             ApiError::Conflict("active".into()),
             ApiError::Refused(
