@@ -151,8 +151,9 @@ impl Authenticator {
         let mut rates = HashMap::new();
         for client in &auth.clients {
             if let Some(per_minute) = client.rate_per_minute {
-                let rate = std::num::NonZeroU32::new(per_minute)
-                    .ok_or_else(|| format!("clients `{}`: rate_per_minute must be above 0", client.id))?;
+                let rate = std::num::NonZeroU32::new(per_minute).ok_or_else(|| {
+                    format!("clients `{}`: rate_per_minute must be above 0", client.id)
+                })?;
                 let burst = std::num::NonZeroU32::new((per_minute / 6).max(1)).unwrap_or(rate);
                 let quota = governor::Quota::per_minute(rate).allow_burst(burst);
                 rates.insert(

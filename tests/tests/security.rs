@@ -464,5 +464,8 @@ async fn rate_body_and_time_limits_answer_in_the_error_format() {
     let (status, body) = call(&env.http, &env, Method::POST, LOOKUP, Some(clearance())).await;
     assert_eq!(status, 504, "{body}");
     assert_eq!(body["error"]["code"], "request_timeout");
-    assert!(started.elapsed() < std::time::Duration::from_millis(2900), "ended by the gateway's bound");
+    assert!(
+        started.elapsed() < std::time::Duration::from_millis(2900),
+        "ended by the gateway's bound"
+    );
 }
