@@ -181,7 +181,8 @@ fn schemathesis(root: &Path) -> anyhow::Result<()> {
         .push(gateway.spawn().context("starting the gateway")?);
     wait_for_port(8080, "gateway", &mut children)?;
     let mut check = Command::new(&st);
-    check.args([
+    // Schemathesis keeps a cache in its working directory: keep it under target/.
+    check.current_dir(&work).args([
         "run",
         "http://127.0.0.1:8080/openapi.json",
         "--header",
