@@ -345,6 +345,7 @@ Portal calls carry the demo client's key; the admin API (127.0.0.1:8081) the dem
   curl -s http://127.0.0.1:8080/api/v1/catalogue -H 'X-Api-Key: demo-portal-key'
   curl -s -X POST http://127.0.0.1:8080/api/v1/lookups/public-security.identity \
        -H 'X-Api-Key: demo-portal-key' -H 'content-type: application/json' \
+       -H 'X-Lookup-Purpose: demo' -H 'X-Clerk-Id: window-1' \
        -d '{{"name":"张三","id_number":"11010519491231002X"}}'
   curl -s -X POST http://127.0.0.1:8080/api/v1/services/market-regulation.business-licence/applications \
        -H 'X-Api-Key: demo-portal-key' -H 'content-type: application/json' \
