@@ -718,6 +718,22 @@ pub fn admin_client() -> reqwest::Client {
     client_with(&[("authorization", &format!("Bearer {OPERATOR_TOKEN}"))])
 }
 
+/// The same component with a custom section added: a new digest, the same behaviour (what a
+/// rebuild with another version stamp looks like to the gateway). For hot-load tests and the
+/// swap benchmark.
+pub fn component_variant(component: &[u8], note: &str) -> Vec<u8> {
+    let name = b"build-note";
+    let mut section = vec![name.len() as u8];
+    section.extend_from_slice(name);
+    section.extend_from_slice(note.as_bytes());
+    assert!(section.len() < 128, "a one-byte LEB128 section size");
+    let mut out = component.to_vec();
+    out.push(0);
+    out.push(section.len() as u8);
+    out.extend_from_slice(&section);
+    out
+}
+
 /// The portal client every fixture config has (all scopes but `cases:all`).
 pub const PORTAL_CLIENT: &str = "test-portal";
 /// Its API key.

@@ -3,7 +3,7 @@
 //! the choice kept across restarts and followed by every node.
 
 use gateway::adapters::signature::{Algorithm, SigningKeyFile};
-use integration_tests::{Env, Setup, adapters_dir};
+use integration_tests::{Env, Setup, adapters_dir, component_variant as variant};
 use serde_json::{Value, json};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -82,19 +82,14 @@ fn component(file: &str) -> Vec<u8> {
     std::fs::read(adapters_dir().join(file)).expect("the adapter components are built")
 }
 
-/// The same component with a custom section added: a new digest, the same behaviour (what a
-/// rebuild with another version stamp looks like to the gateway).
-fn variant(component: &[u8], note: &str) -> Vec<u8> {
-    let name = b"build-note";
-    let mut section = vec![name.len() as u8];
-    section.extend_from_slice(name);
-    section.extend_from_slice(note.as_bytes());
-    assert!(section.len() < 128, "one-byte LEB128 size");
-    let mut out = component.to_vec();
-    out.push(0);
-    out.push(section.len() as u8);
-    out.extend_from_slice(&section);
-    out
+/// A gateway with its admin listener, otherwise as the fixture makes it.
+async fn admin_env() -> Env {
+    Env::start_with(Setup {
+        admin: true,
+        ..Setup::default()
+    })
+    .await
+    .unwrap()
 }
 
 fn digest(bytes: &[u8]) -> String {
@@ -112,12 +107,7 @@ async fn clearance(env_url: &str, http: &reqwest::Client) -> u16 {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn push_activate_roll_back_and_remove_a_version() {
-    let env = Env::start_with(Setup {
-        admin: true,
-        ..Setup::default()
-    })
-    .await
-    .unwrap();
+    let env = admin_env().await;
     let admin = Admin::of(&env);
     let v1 = digest(&component("tax_adapter.wasm"));
     assert_eq!(
@@ -211,12 +201,7 @@ async fn push_activate_roll_back_and_remove_a_version() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_refused_component_names_the_check_and_changes_nothing() {
-    let env = Env::start_with(Setup {
-        admin: true,
-        ..Setup::default()
-    })
-    .await
-    .unwrap();
+    let env = admin_env().await;
     let admin = Admin::of(&env);
     let before = admin.active("tax").await;
     let refused = |body: &Value| {
@@ -351,12 +336,7 @@ async fn with_trusted_keys_only_signed_components_are_admitted() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn swaps_and_rollbacks_under_steady_load_fail_no_request() {
-    let env = Env::start_with(Setup {
-        admin: true,
-        ..Setup::default()
-    })
-    .await
-    .unwrap();
+    let env = admin_env().await;
     let admin = Admin::of(&env);
     let v1 = digest(&component("tax_adapter.wasm"));
     let v2_bytes = variant(&component("tax_adapter.wasm"), "v2");
@@ -690,12 +670,7 @@ async fn a_component_dropped_into_the_watched_folder_is_loaded() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_activation_on_one_node_takes_effect_on_the_other_within_a_second() {
-    let env = Env::start_with(Setup {
-        admin: true,
-        ..Setup::default()
-    })
-    .await
-    .unwrap();
+    let env = admin_env().await;
     let other = env.start_node("node-b").await.unwrap();
     let (a, b) = (
         Admin::of(&env),

@@ -8,7 +8,7 @@
 //! (time between swaps, default 200).
 
 use anyhow::Context;
-use integration_tests::{Env, Setup, adapters_dir};
+use integration_tests::{Env, Setup, adapters_dir, component_variant as variant};
 use serde_json::{Value, json};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -75,19 +75,6 @@ fn start_load(
             })
         })
         .collect()
-}
-
-/// The same component with a build note: a new digest, the same behaviour.
-fn variant(component: &[u8], note: &str) -> Vec<u8> {
-    let name = b"build-note";
-    let mut section = vec![name.len() as u8];
-    section.extend_from_slice(name);
-    section.extend_from_slice(note.as_bytes());
-    let mut out = component.to_vec();
-    out.push(0);
-    out.push(section.len() as u8);
-    out.extend_from_slice(&section);
-    out
 }
 
 async fn admin(
