@@ -98,6 +98,29 @@ pub struct ServerConfig {
     /// (event streams are exempt). What was stored before stays stored.
     #[serde(default = "default_request_timeout_ms")]
     pub request_timeout_ms: u64,
+    /// Serve HTTPS (rustls) instead of plain HTTP.
+    pub tls: Option<ListenerTls>,
+    /// A certificate with at most this many days left is reported in `/readyz` and logged at
+    /// start; an expired one makes the node not ready.
+    #[serde(default = "default_certificate_warning_days")]
+    pub certificate_warning_days: u32,
+}
+
+/// TLS on a listener.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ListenerTls {
+    /// PEM certificate chain, the listener's own certificate first.
+    pub cert: PathBuf,
+    /// PEM private key of that certificate.
+    pub key: PathBuf,
+    /// PEM CA certificates: when given, every client must present a certificate they issued
+    /// (mutual TLS, for portals on a government network that identify their servers this way).
+    pub client_ca: Option<PathBuf>,
+}
+
+fn default_certificate_warning_days() -> u32 {
+    30
 }
 
 fn default_request_timeout_ms() -> u64 {
@@ -159,6 +182,8 @@ pub struct AdminConfig {
     /// The operators and their bearer tokens (as SHA-256); at least one.
     #[serde(default)]
     pub operators: Vec<crate::auth::OperatorConfig>,
+    /// Serve HTTPS (rustls) instead of plain HTTP.
+    pub tls: Option<ListenerTls>,
 }
 
 /// Case storage.
@@ -167,6 +192,8 @@ pub struct AdminConfig {
 pub struct StoreConfig {
     /// `sqlite://path/to/file.db` (embedded default) or `postgres://…`.
     pub url: String,
+    /// Seal application payloads before they are stored (off when absent).
+    pub encryption: Option<crate::at_rest::EncryptionConfig>,
 }
 
 /// Adapter components and the default limits of every call into one.
@@ -526,6 +553,20 @@ impl Config {
                 "must start with sqlite: or postgres://",
             ));
         }
+        crate::at_rest::PayloadCipher::from_config(self, file)?;
+        let listeners = [
+            ("server.tls", self.server.tls.as_ref()),
+            (
+                "admin.tls",
+                self.admin.as_ref().and_then(|a| a.tls.as_ref()),
+            ),
+        ];
+        for (key, tls) in listeners {
+            if let Some(tls) = tls {
+                crate::tls::server_config(self, tls)
+                    .map_err(|e| ConfigError::new(file, key, format!("{e:#}")))?;
+            }
+        }
         if self.departments.is_empty() {
             return Err(ConfigError::new(
                 file,
@@ -773,7 +814,14 @@ impl Config {
         self.server
             .public_url
             .clone()
-            .unwrap_or_else(|| format!("http://{bound}"))
+            .unwrap_or_else(|| {
+                let scheme = if self.server.tls.is_some() {
+                    "https"
+                } else {
+                    "http"
+                };
+                format!("{scheme}://{bound}")
+            })
             .trim_end_matches('/')
             .to_string()
     }

@@ -5,7 +5,8 @@
 //! node can do its work: the store answers, every configured department has its adapter loaded,
 //! and every department answered its last probe. Departments are probed on a schedule
 //! (`server.readiness_interval_ms`) by one background task, never per readiness request, so a
-//! load balancer asking every second does not become load on a department.
+//! load balancer asking every second does not become load on a department. Every configured
+//! certificate is a check too (see [`crate::certificates`]): down once it has expired.
 
 use crate::api::AppState;
 use crate::api::openapi::{
@@ -34,6 +35,8 @@ pub struct Readiness {
     connections: BTreeMap<String, Arc<Connection>>,
     probes: RwLock<BTreeMap<String, Probe>>,
     interval: Duration,
+    certificates: Vec<crate::certificates::Certificate>,
+    warning_days: u32,
 }
 
 impl Readiness {
@@ -44,10 +47,14 @@ impl Readiness {
         for (id, department) in &config.departments {
             connections.insert(id.clone(), Connection::new(config, department)?);
         }
+        let certificates = crate::certificates::inventory(config)?;
+        crate::certificates::publish(&certificates, config.server.certificate_warning_days);
         Ok(Arc::new(Readiness {
             connections,
             probes: RwLock::default(),
             interval: Duration::from_millis(config.server.readiness_interval_ms),
+            certificates,
+            warning_days: config.server.certificate_warning_days,
         }))
     }
 
@@ -126,6 +133,13 @@ impl Readiness {
                     Some(p) => ReadinessCheck::down(p.detail.clone().unwrap_or_default(), at(p)),
                     None => ReadinessCheck::unknown(),
                 },
+            );
+        }
+        let now = crate::store::now_ms();
+        for c in &self.certificates {
+            checks.insert(
+                format!("certificate.{}", c.name),
+                ReadinessCheck::certificate(c, now, self.warning_days),
             );
         }
         let ready = checks.values().all(|c| c.state == CheckState::Up);

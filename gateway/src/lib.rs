@@ -13,7 +13,10 @@
 //! - [`adapters`]: each department's adapter versions, hot swaps, staged rollouts, the registry.
 //! - [`connection`]: the host-owned HTTP(S) connection to each department, and its fences.
 //! - [`tls`]: rustls configurations.
+//! - [`listener`]: the portal and admin listeners, plain or TLS (handshakes off the accept path).
+//! - [`certificates`]: expiry dates of every certificate held or pinned, for metrics and readiness.
 //! - [`store`]: cases, steps and events in SQLite or PostgreSQL.
+//! - [`at_rest`]: SM4-GCM / AES-256-GCM sealing of stored application payloads, key rotation.
 //! - [`orchestrator`]: review, durable acceptance, delivery with retries, polling, callbacks.
 //! - [`auth`]: portal clients (API keys, JWT) and their scopes; operators of the admin API.
 //! - [`api`]: the axum routes, the one error format, and the OpenAPI document of both.
@@ -31,9 +34,11 @@
 pub mod adapters;
 pub mod admin;
 pub mod api;
+pub mod at_rest;
 pub mod audit;
 pub mod auth;
 pub mod catalogue;
+pub mod certificates;
 pub mod cli;
 pub mod config;
 pub mod connection;
@@ -42,6 +47,7 @@ pub mod delivery;
 pub mod health;
 pub mod host;
 pub mod licences;
+pub mod listener;
 pub mod logging;
 pub mod orchestrator;
 pub mod redact;
@@ -53,23 +59,6 @@ pub mod trace_context;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
-
-/// Serve a router until the shutdown signal, then finish requests in flight.
-async fn serve(
-    listener: tokio::net::TcpListener,
-    app: axum::Router,
-    mut stopped: tokio::sync::watch::Receiver<bool>,
-) {
-    let signal = async move {
-        let _ = stopped.wait_for(|s| *s).await;
-    };
-    if let Err(e) = axum::serve(listener, app)
-        .with_graceful_shutdown(signal)
-        .await
-    {
-        tracing::error!(error = %e, "server stopped");
-    }
-}
 
 fn default_node_id(addr: SocketAddr) -> String {
     let host = std::fs::read_to_string("/etc/hostname")
@@ -86,6 +75,8 @@ pub struct Gateway {
     pub orchestrator: Arc<orchestrator::Orchestrator>,
     /// The admin API's address, when configured.
     pub admin_addr: Option<SocketAddr>,
+    /// Whether the portal listener serves HTTPS.
+    pub tls: bool,
     audit: Option<audit::AuditLog>,
     shutdown: tokio::sync::watch::Sender<bool>,
     grace: std::time::Duration,
@@ -103,10 +94,18 @@ impl Gateway {
             None => None,
         };
         let engine = host::PluginEngine::new(256, cache_dir.as_deref())?;
-        let store = store::Store::open(&config.store.url).await?;
+        // Checked when the config was loaded; read again here for the key material.
+        let cipher = at_rest::PayloadCipher::from_config(&config, &config.base_dir)?;
+        let store = store::Store::open(&config.store.url)
+            .await?
+            .with_cipher(cipher.map(Arc::new));
         licences::migrate(store.pool()).await?;
         let adapters = adapters::Adapters::start(&config, &engine, store.clone()).await?;
         let catalogue = Arc::new(catalogue::Catalogue::build(&config, &adapters)?);
+        let public_tls = match &config.server.tls {
+            Some(tls) => Some(tls::server_config(&config, tls)?),
+            None => None,
+        };
         let listener = tokio::net::TcpListener::bind(&config.server.listen).await?;
         let addr = listener.local_addr()?;
         let node = config
@@ -160,7 +159,7 @@ impl Gateway {
             tokio::spawn(orchestrator.clone().run_dispatcher()),
             tokio::spawn(orchestrator.clone().run_poller()),
             tokio::spawn(readiness.clone().run(stopped.clone())),
-            tokio::spawn(serve(listener, app, stopped.clone())),
+            tokio::spawn(listener::serve(listener, public_tls, app, stopped.clone())),
             tokio::spawn(adapters.run_sync(
                 std::time::Duration::from_millis(config.plugins.sync_interval_ms),
                 stopped.clone(),
@@ -177,8 +176,13 @@ impl Gateway {
                         authenticator,
                         auth::admin,
                     ));
-                tasks.push(tokio::spawn(serve(
+                let admin_tls = match &admin.tls {
+                    Some(tls) => Some(tls::server_config(&config, tls)?),
+                    None => None,
+                };
+                tasks.push(tokio::spawn(listener::serve(
                     listener,
+                    admin_tls,
                     trace_context::layer(app),
                     stopped,
                 )));
@@ -192,6 +196,7 @@ impl Gateway {
             addr,
             orchestrator,
             admin_addr,
+            tls: config.server.tls.is_some(),
             audit: Some(audit),
             shutdown,
             grace: std::time::Duration::from_millis(config.server.shutdown_grace_ms),
@@ -217,7 +222,8 @@ impl Gateway {
 
     /// The portal API's base URL.
     pub fn url(&self) -> String {
-        format!("http://{}", self.addr)
+        let scheme = if self.tls { "https" } else { "http" };
+        format!("{scheme}://{}", self.addr)
     }
 }
 

@@ -474,8 +474,9 @@ pub async fn of_holder(
 }
 
 /// The cases of an enterprise, oldest first: every case a step of which carries its credit code
-/// as a JSON string in its input or outputs (applied for it, or issued it), and every case that
-/// issued it a licence. `credit_code` must be a checked code (0-9 and capitals only), which
+/// as a JSON string in its input (`input_codes` lists them also when the input is sealed; the
+/// plain input covers rows from before that column) or outputs (applied for it, or issued it),
+/// and every case that issued it a licence. `credit_code` must be a checked code (0-9 and capitals only), which
 /// keeps it free of `LIKE` wildcards.
 pub async fn cases_of_enterprise(
     store: &Store,
@@ -484,11 +485,12 @@ pub async fn cases_of_enterprise(
     let quoted = format!("%\"{credit_code}\"%");
     let rows = sqlx::query(
         "SELECT id, service, created_at FROM cases WHERE id IN (
-             SELECT case_id FROM steps WHERE input LIKE $1 OR outputs LIKE $2
+             SELECT case_id FROM steps WHERE input_codes LIKE $1 OR input LIKE $2 OR outputs LIKE $3
              UNION
-             SELECT case_id FROM licences WHERE holder_kind = 'enterprise' AND holder_id = $3)
+             SELECT case_id FROM licences WHERE holder_kind = 'enterprise' AND holder_id = $4)
          ORDER BY created_at, id",
     )
+    .bind(&quoted)
     .bind(&quoted)
     .bind(&quoted)
     .bind(credit_code)

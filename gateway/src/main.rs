@@ -28,6 +28,12 @@ enum Command {
     Openapi,
     /// Make a random API key or operator token, and print it with the SHA-256 the config keeps.
     ClientKey,
+    /// Make a random key for `[store.encryption]` and print it (base64, for a key file).
+    StoreKey {
+        /// `sm4-gcm` (16 bytes) or `aes-256-gcm` (32 bytes).
+        #[arg(long, default_value = "sm4-gcm")]
+        algorithm: String,
+    },
     /// The audit log of department exchanges.
     #[command(subcommand)]
     Audit(AuditCommand),
@@ -60,6 +66,14 @@ async fn main() -> anyhow::Result<()> {
         Command::ClientKey => {
             let key = hex::encode(rand::random::<[u8; 24]>());
             println!("key:    {key}\nsha256: {}", gateway::auth::sha256_hex(&key));
+        }
+        Command::StoreKey { algorithm } => {
+            let algorithm = match algorithm.as_str() {
+                "sm4-gcm" => gateway::at_rest::Algorithm::Sm4Gcm,
+                "aes-256-gcm" => gateway::at_rest::Algorithm::Aes256Gcm,
+                other => anyhow::bail!("unknown algorithm {other}: sm4-gcm or aes-256-gcm"),
+            };
+            println!("{}", gateway::at_rest::new_key(algorithm));
         }
         Command::Check { config } => {
             gateway::logging::init(gateway::config::LogFormat::Text);

@@ -466,7 +466,16 @@ impl Orchestrator {
                                 &step.step,
                                 delivery,
                             );
-                            crate::trace_context::scope(trace, audited)
+                            // The applicant's names in the input are masked in what it logs.
+                            // (Boxed: a delivery's future is large, and this wraps it once more.)
+                            let audited = Box::pin(audited);
+                            let masked = crate::redact::scope(async {
+                                if let Ok(input) = serde_json::from_str::<Value>(&step.input) {
+                                    crate::redact::note_names(&input);
+                                }
+                                audited.await
+                            });
+                            crate::trace_context::scope(trace, masked)
                                 .instrument(span)
                                 .await;
                             drop(running);

@@ -3,15 +3,32 @@
 //! One code path for SQLite (embedded default, WAL) and PostgreSQL (several nodes), through
 //! sqlx's `Any` driver: portable SQL only, timestamps as Unix milliseconds, JSON as text.
 //! A case and all its steps are written in one transaction before the API answers.
+//! With `[store.encryption]`, application payloads (form, lookups' answers, step inputs,
+//! held callbacks) are sealed before they are written ([`crate::at_rest`]).
 
 use serde::Serialize;
 use sqlx::any::{AnyPoolOptions, install_default_drivers};
 use sqlx::{AnyPool, Row};
 
+use crate::at_rest::PayloadCipher;
+
+mod lookup_writer;
+
 /// Storage failure: the gateway's fault, never the caller's.
 #[derive(Debug, thiserror::Error)]
-#[error("store: {0}")]
-pub struct StoreError(#[from] sqlx::Error);
+pub enum StoreError {
+    /// The database failed.
+    #[error("store: {0}")]
+    Database(#[from] sqlx::Error),
+    /// A sealed payload does not open (a key is missing, or the value was altered).
+    #[error("store: {place}: {error}")]
+    Sealed {
+        /// Where the value is (`cases.form:<case id>` …).
+        place: String,
+        /// Why it does not open.
+        error: crate::at_rest::OpenError,
+    },
+}
 
 type Result<T> = std::result::Result<T, StoreError>;
 
@@ -230,6 +247,8 @@ pub struct NewStep {
 #[derive(Debug, Clone)]
 pub struct Store {
     pool: AnyPool,
+    cipher: Option<std::sync::Arc<PayloadCipher>>,
+    lookups: lookup_writer::LookupWriter,
 }
 
 /// Unix milliseconds now.
@@ -355,7 +374,7 @@ impl Store {
             sqlx::query(statement).execute(&pool).await?;
         }
         // Columns added after the first release: added to older stores, once.
-        for (table, column) in [("cases", "client TEXT")] {
+        for (table, column) in [("cases", "client TEXT"), ("steps", "input_codes TEXT")] {
             let name = column.split(' ').next().unwrap_or_default();
             let present = sqlx::query(&format!("SELECT {name} FROM {table} WHERE 1 = 0"))
                 .fetch_all(&pool)
@@ -367,7 +386,40 @@ impl Store {
                     .await?;
             }
         }
-        Ok(Store { pool })
+        Ok(Store {
+            lookups: lookup_writer::LookupWriter::start(pool.clone()),
+            pool,
+            cipher: None,
+        })
+    }
+
+    /// Seal application payloads with these keys from now on (and open what they sealed).
+    pub fn with_cipher(mut self, cipher: Option<std::sync::Arc<PayloadCipher>>) -> Self {
+        self.cipher = cipher;
+        self
+    }
+
+    /// A payload as it is written for `place`: sealed when encryption is configured.
+    fn seal(&self, place: &str, plain: String) -> String {
+        match &self.cipher {
+            Some(cipher) => cipher.seal(place, &plain),
+            None => plain,
+        }
+    }
+
+    /// A stored payload as text again; plain values (written before encryption) pass.
+    fn unseal(&self, place: &str, stored: String) -> Result<String> {
+        PayloadCipher::open(self.cipher.as_deref(), place, stored).map_err(|error| {
+            StoreError::Sealed {
+                place: place.to_string(),
+                error,
+            }
+        })
+    }
+
+    /// A stored JSON payload.
+    fn open_json(&self, place: &str, stored: String) -> Result<serde_json::Value> {
+        Ok(serde_json::from_str(&self.unseal(place, stored)?).unwrap_or_default())
     }
 
     /// Store a new case with its steps and its first event, in one transaction.
@@ -388,8 +440,8 @@ impl Store {
         )
         .bind(id)
         .bind(service)
-        .bind(form.to_string())
-        .bind(lookups.to_string())
+        .bind(self.seal(&format!("cases.form:{id}"), form.to_string()))
+        .bind(self.seal(&format!("cases.lookups:{id}"), lookups.to_string()))
         .bind(admission.idempotency_key.as_deref())
         .bind(admission.request_digest.as_str())
         .bind(now)
@@ -398,15 +450,16 @@ impl Store {
             .await?;
         for step in steps {
             sqlx::query(
-                "INSERT INTO steps (case_id, step, matter, department, state, reference, outputs, message, input, attempts, idempotency_key, next_attempt_at, next_poll_at, updated_at)
-                 VALUES ($1, $2, $3, $4, $5, NULL, '{}', NULL, $6, 0, $7, $8, $9, $10)",
+                "INSERT INTO steps (case_id, step, matter, department, state, reference, outputs, message, input, input_codes, attempts, idempotency_key, next_attempt_at, next_poll_at, updated_at)
+                 VALUES ($1, $2, $3, $4, $5, NULL, '{}', NULL, $6, $7, 0, $8, $9, $10, $11)",
             )
             .bind(id)
             .bind(&step.step)
             .bind(&step.matter)
             .bind(&step.department)
             .bind(if step.after.is_empty() { "pending" } else { "waiting" })
-            .bind(&step.input)
+            .bind(self.seal(&input_place(id, &step.step), step.input.clone()))
+            .bind(credit_codes(&step.input))
             .bind(format!("{id}:{}", step.step))
             .bind(now)
             .bind(now)
@@ -434,11 +487,12 @@ impl Store {
         .bind(id)
         .fetch_optional(&self.pool)
         .await?;
-        Ok(row.map(|r| CaseRecord {
+        let Some(r) = row else { return Ok(None) };
+        Ok(Some(CaseRecord {
+            form: self.open_json(&format!("cases.form:{id}"), r.get("form"))?,
+            lookups: self.open_json(&format!("cases.lookups:{id}"), r.get("lookups"))?,
             id: r.get("id"),
             service: r.get("service"),
-            form: serde_json::from_str(&r.get::<String, _>("form")).unwrap_or_default(),
-            lookups: serde_json::from_str(&r.get::<String, _>("lookups")).unwrap_or_default(),
             created_at: r.get("created_at"),
             client: r.get("client"),
         }))
@@ -452,7 +506,7 @@ impl Store {
         .bind(case_id)
         .fetch_all(&self.pool)
         .await?;
-        Ok(rows.iter().map(step_from_row).collect())
+        rows.iter().map(|r| self.step_from_row(r)).collect()
     }
 
     /// The timeline of a case, oldest first.
@@ -487,7 +541,7 @@ impl Store {
         .bind(limit)
         .fetch_all(&self.pool)
         .await?;
-        Ok(rows.iter().map(step_from_row).collect())
+        rows.iter().map(|r| self.step_from_row(r)).collect()
     }
 
     /// Steps at a department whose status poll is due.
@@ -499,7 +553,7 @@ impl Store {
         .bind(limit)
         .fetch_all(&self.pool)
         .await?;
-        Ok(rows.iter().map(step_from_row).collect())
+        rows.iter().map(|r| self.step_from_row(r)).collect()
     }
 
     /// The step a department's reference belongs to.
@@ -515,7 +569,7 @@ impl Store {
         .bind(reference)
         .fetch_optional(&self.pool)
         .await?;
-        Ok(row.as_ref().map(step_from_row))
+        row.as_ref().map(|r| self.step_from_row(r)).transpose()
     }
 
     /// Record a step's new state (and reference, outputs, message) with its event, atomically.
@@ -625,11 +679,12 @@ impl Store {
         let now = now_ms();
         let mut tx = self.pool.begin().await?;
         let done = sqlx::query(
-            "UPDATE steps SET state = $1, input = COALESCE($2, input), message = $3, next_attempt_at = $4,
-             updated_at = $5 WHERE case_id = $6 AND step = $7 AND state = 'waiting'",
+            "UPDATE steps SET state = $1, input = COALESCE($2, input), input_codes = COALESCE($3, input_codes),
+             message = $4, next_attempt_at = $5, updated_at = $6 WHERE case_id = $7 AND step = $8 AND state = 'waiting'",
         )
         .bind(state.as_str())
-        .bind(input)
+        .bind(input.map(|i| self.seal(&input_place(&step.case_id, &step.step), i.to_string())))
+        .bind(input.map(credit_codes))
         .bind(message)
         .bind(now)
         .bind(now)
@@ -697,26 +752,8 @@ impl Store {
         served: &LookupServes,
         outcome: &str,
     ) -> Result<()> {
-        sqlx::query(
-            "INSERT INTO lookup_records (id, at, client, lookup, purpose, case_id, clerk, outcome)
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
-        )
-        .bind(uuid::Uuid::now_v7().to_string())
-        .bind(now_ms())
-        .bind(client)
-        .bind(lookup)
-        .bind(&served.purpose)
-        .bind(served.case_id.as_deref())
-        .bind(
-            served
-                .clerk
-                .as_ref()
-                .map(|c| serde_json::to_string(c).unwrap_or_default()),
-        )
-        .bind(outcome)
-        .execute(&self.pool)
-        .await?;
-        Ok(())
+        // Group commit: concurrent lookups share one transaction; each returns once stored.
+        self.lookups.record(client, lookup, served, outcome).await
     }
 
     /// The latest recorded lookups, newest first.
@@ -804,7 +841,7 @@ impl Store {
         .bind(limit)
         .fetch_all(&self.pool)
         .await?;
-        Ok(rows.iter().map(step_from_row).collect())
+        rows.iter().map(|r| self.step_from_row(r)).collect()
     }
 
     /// Send a dead letter again: back to pending with fresh attempts, recorded with the operator.
@@ -852,7 +889,10 @@ impl Store {
         )
         .bind(department)
         .bind(reference)
-        .bind(report.to_string())
+        .bind(self.seal(
+            &format!("early_callbacks.report:{department}:{reference}"),
+            report.to_string(),
+        ))
         .bind(now_ms())
         .execute(&self.pool)
         .await?;
@@ -878,7 +918,8 @@ impl Store {
             .bind(reference)
             .execute(&self.pool)
             .await?;
-        Ok(serde_json::from_str(&row.get::<String, _>("report")).ok())
+        let place = format!("early_callbacks.report:{department}:{reference}");
+        Ok(serde_json::from_str(&self.unseal(&place, row.get("report"))?).ok())
     }
 
     /// The connection pool, for modules that keep tables of their own (deadlines, licences).
@@ -924,19 +965,50 @@ struct Event<'a> {
     message: Option<&'a str>,
 }
 
-fn step_from_row(r: &sqlx::any::AnyRow) -> StepRecord {
-    StepRecord {
-        case_id: r.get("case_id"),
-        step: r.get("step"),
-        matter: r.get("matter"),
-        department: r.get("department"),
-        state: StepState::parse(&r.get::<String, _>("state")),
-        reference: r.get("reference"),
-        outputs: serde_json::from_str(&r.get::<String, _>("outputs")).unwrap_or_default(),
-        message: r.get("message"),
-        input: r.get("input"),
-        attempts: r.get("attempts"),
-        idempotency_key: r.get("idempotency_key"),
-        updated_at: r.get("updated_at"),
+/// Where a step's input is, as its sealed value's associated data.
+fn input_place(case_id: &str, step: &str) -> String {
+    format!("steps.input:{case_id}:{step}")
+}
+
+/// The unified social credit codes an input names, as `"code"` strings side by side: the
+/// 企业码 view finds an enterprise's cases by them, also when the input itself is sealed.
+/// (Credit codes are public registry identifiers, not personal data.)
+fn credit_codes(input: &str) -> String {
+    fn walk(value: &serde_json::Value, found: &mut Vec<String>) {
+        match value {
+            serde_json::Value::String(s) if sdk::ids::credit_code(s).is_ok() => {
+                found.push(format!("\"{s}\""));
+            }
+            serde_json::Value::Array(items) => items.iter().for_each(|v| walk(v, found)),
+            serde_json::Value::Object(fields) => fields.values().for_each(|v| walk(v, found)),
+            _ => {}
+        }
+    }
+    let mut found = Vec::new();
+    if let Ok(value) = serde_json::from_str(input) {
+        walk(&value, &mut found);
+    }
+    found.join(",")
+}
+
+impl Store {
+    fn step_from_row(&self, r: &sqlx::any::AnyRow) -> Result<StepRecord> {
+        let case_id: String = r.get("case_id");
+        let step: String = r.get("step");
+        let input = self.unseal(&input_place(&case_id, &step), r.get("input"))?;
+        Ok(StepRecord {
+            input,
+            case_id,
+            step,
+            matter: r.get("matter"),
+            department: r.get("department"),
+            state: StepState::parse(&r.get::<String, _>("state")),
+            reference: r.get("reference"),
+            outputs: serde_json::from_str(&r.get::<String, _>("outputs")).unwrap_or_default(),
+            message: r.get("message"),
+            attempts: r.get("attempts"),
+            idempotency_key: r.get("idempotency_key"),
+            updated_at: r.get("updated_at"),
+        })
     }
 }

@@ -1,9 +1,10 @@
-//! rustls configurations: department connections (pinned CA, optional client identity).
+//! rustls configurations: department connections (pinned CA, optional client identity) and
+//! the gateway's own listeners (certificate, optional client CA for mutual TLS).
 //!
 //! The ring provider is named explicitly rather than installed process-wide, so the gateway
 //! never depends on which crate happened to install a default first.
 
-use crate::config::{Config, TlsConfig};
+use crate::config::{Config, ListenerTls, TlsConfig};
 use anyhow::Context;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer};
 use std::path::Path;
@@ -13,7 +14,7 @@ fn provider() -> Arc<rustls::crypto::CryptoProvider> {
     Arc::new(rustls::crypto::ring::default_provider())
 }
 
-fn read_certs(path: &Path) -> anyhow::Result<Vec<CertificateDer<'static>>> {
+pub(crate) fn read_certs(path: &Path) -> anyhow::Result<Vec<CertificateDer<'static>>> {
     let pem =
         std::fs::read(path).with_context(|| format!("reading certificates {}", path.display()))?;
     let certs = rustls_pemfile::certs(&mut pem.as_slice())
@@ -55,4 +56,34 @@ pub fn no_trust_config() -> anyhow::Result<rustls::ClientConfig> {
         .with_safe_default_protocol_versions()?
         .with_root_certificates(rustls::RootCertStore::empty())
         .with_no_client_auth())
+}
+
+/// The server TLS configuration of a listener: its certificate chain and key, and, with a
+/// `client_ca`, client certificates required and verified against it.
+pub fn server_config(config: &Config, tls: &ListenerTls) -> anyhow::Result<rustls::ServerConfig> {
+    let builder = rustls::ServerConfig::builder_with_provider(provider())
+        .with_safe_default_protocol_versions()?;
+    let builder = match &tls.client_ca {
+        Some(ca) => {
+            let mut roots = rustls::RootCertStore::empty();
+            for cert in read_certs(&config.resolve(ca))? {
+                roots.add(cert)?;
+            }
+            let verifier = rustls::server::WebPkiClientVerifier::builder_with_provider(
+                roots.into(),
+                provider(),
+            )
+            .build()?;
+            builder.with_client_cert_verifier(verifier)
+        }
+        None => builder.with_no_client_auth(),
+    };
+    let mut server = builder
+        .with_single_cert(
+            read_certs(&config.resolve(&tls.cert))?,
+            read_key(&config.resolve(&tls.key))?,
+        )
+        .context("the certificate and key do not belong together")?;
+    server.alpn_protocols = vec![b"http/1.1".to_vec()];
+    Ok(server)
 }

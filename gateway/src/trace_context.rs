@@ -148,7 +148,8 @@ async fn continue_trace(mut request: Request, next: Next) -> Response {
             .unwrap_or_else(TraceContext::new_root)
     };
     request.extensions_mut().insert(context.clone());
-    scope(context, next.run(request)).await
+    // The names a request carries are masked in everything it logs or answers.
+    scope(context, crate::redact::scope(next.run(request))).await
 }
 
 /// The request span: method, path, request id and trace id on every line logged while a request

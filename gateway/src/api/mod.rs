@@ -129,9 +129,12 @@ pub fn router(
         .with_state(state)
 }
 
-/// Parse a JSON body ourselves, so malformed JSON gets the one error format.
+/// Parse a JSON body ourselves, so malformed JSON gets the one error format; the names in it
+/// are masked in whatever this request logs or answers from now on.
 fn json_body(body: &Bytes) -> Result<Value, ApiError> {
-    serde_json::from_slice(body).map_err(|e| ApiError::MalformedJson(e.to_string()))
+    let value = serde_json::from_slice(body).map_err(|e| ApiError::MalformedJson(e.to_string()))?;
+    crate::redact::note_names(&value);
+    Ok(value)
 }
 
 /// The catalogue: matters, services and lookups.
@@ -594,6 +597,7 @@ async fn lookup(
         department: department.clone(),
         message: format!("adapter answered a lookup with invalid JSON: {e}"),
     })?;
+    crate::redact::note_names(&result);
     Ok(Json(
         json!({"lookup": name, "department": department, "result": result}),
     ))

@@ -634,7 +634,7 @@ pub enum ReadyStatus {
 pub struct ReadinessCheck {
     /// `up`, `down`, or `unknown` (a department not yet probed).
     pub state: CheckState,
-    /// Why it is down.
+    /// Why it is down, or what is close to failing (a certificate near its expiry).
     #[serde(skip_serializing_if = "Option::is_none")]
     #[schema(nullable = false)]
     pub detail: Option<String>,
@@ -642,6 +642,10 @@ pub struct ReadinessCheck {
     #[serde(skip_serializing_if = "Option::is_none")]
     #[schema(nullable = false, format = DateTime)]
     pub checked_at: Option<String>,
+    /// When a certificate expires, RFC 3339.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(nullable = false, format = DateTime)]
+    pub expires_at: Option<String>,
 }
 
 impl ReadinessCheck {
@@ -651,6 +655,7 @@ impl ReadinessCheck {
             state: CheckState::Up,
             detail: None,
             checked_at,
+            expires_at: None,
         }
     }
 
@@ -660,6 +665,7 @@ impl ReadinessCheck {
             state: CheckState::Down,
             detail: Some(detail),
             checked_at,
+            expires_at: None,
         }
     }
 
@@ -669,6 +675,32 @@ impl ReadinessCheck {
             state: CheckState::Unknown,
             detail: Some("not probed yet".into()),
             checked_at: None,
+            expires_at: None,
+        }
+    }
+
+    /// A certificate: down once expired; named with its days left when within `warning_days`.
+    pub fn certificate(
+        c: &crate::certificates::Certificate,
+        now_ms: i64,
+        warning_days: u32,
+    ) -> Self {
+        let days = c.days_left(now_ms);
+        let (state, detail) = if now_ms >= c.not_after_ms {
+            (CheckState::Down, Some(format!("{} expired", c.subject)))
+        } else if days <= i64::from(warning_days) {
+            (
+                CheckState::Up,
+                Some(format!("{} expires in {days} days", c.subject)),
+            )
+        } else {
+            (CheckState::Up, None)
+        };
+        ReadinessCheck {
+            state,
+            detail,
+            checked_at: None,
+            expires_at: Some(crate::deadlines::rfc3339(c.not_after_ms)),
         }
     }
 }

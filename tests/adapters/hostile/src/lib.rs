@@ -7,7 +7,10 @@
 //! - `hostile.memory`: allocates 1 MiB chunks forever, touching each (memory limits must stop it);
 //! - `hostile.escape`: tries to reach other hosts and paths through `department-http`;
 //! - `hostile.state`: counts calls in a static (must read 1 if every call gets a fresh instance);
-//! - `hostile.slow-host`: calls `/slow` on its department (host-call timeouts must end it).
+//! - `hostile.slow-host`: calls `/slow` on its department (host-call timeouts must end it);
+//! - `hostile.echo-error`: fails with a message that repeats the query whole, as department
+//!   systems' error texts do ("无此人: 张三 110…"), so the gateway must mask what it passes on
+//!   and logs: a protocol error, or a field problem when the query says `"invalid": true`.
 
 use sdk::http::{HttpError, Request};
 use sdk::{
@@ -19,7 +22,7 @@ use std::hint::black_box;
 use std::sync::atomic::{AtomicU32, Ordering};
 
 /// The lookups, in the order `describe` lists them.
-pub const LOOKUPS: [&str; 7] = [
+pub const LOOKUPS: [&str; 8] = [
     "hostile.echo",
     "hostile.trap",
     "hostile.loop",
@@ -27,6 +30,7 @@ pub const LOOKUPS: [&str; 7] = [
     "hostile.escape",
     "hostile.state",
     "hostile.slow-host",
+    "hostile.echo-error",
 ];
 
 /// Paths that must never leave the department: absolute URLs, scheme-relative URLs, climbing out
@@ -145,6 +149,16 @@ impl sdk::Adapter for Hostile {
                 let mut answer = attempt("/slow");
                 answer["attempts"] = json!([answer.clone()]);
                 Ok(answer.to_string())
+            }
+            "hostile.echo-error" if query.contains(r#""invalid":true"#) => {
+                Err(AdapterError::InvalidInput(vec![FieldError::new(
+                    "name",
+                    "not_found",
+                    format!("无此人: {query}"),
+                )]))
+            }
+            "hostile.echo-error" => {
+                Err(AdapterError::Protocol(format!("部门答复: 无此人 {query}")))
             }
             other => Err(unknown("unknown_lookup", other)),
         }
