@@ -118,7 +118,7 @@ impl Gateway {
             tracing::info!(%node, released, "took back this node's unfinished deliveries");
         }
         let audit =
-            audit::AuditLog::start(store.pool().clone(), node.clone(), &config.audit).await?;
+            audit::AuditLog::start(store.log_pool().clone(), node.clone(), &config.audit).await?;
         for id in adapters.departments() {
             if let Some(connection) = adapters.connection(id) {
                 connection.attach_audit(audit.sink().recorder(id));

@@ -247,8 +247,58 @@ pub struct NewStep {
 #[derive(Debug, Clone)]
 pub struct Store {
     pool: AnyPool,
+    log_pool: AnyPool,
     cipher: Option<std::sync::Arc<PayloadCipher>>,
     lookups: lookup_writer::LookupWriter,
+}
+
+/// When a commit returns.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Durability {
+    /// Once it is on disk (SQLite `synchronous=FULL`; PostgreSQL's default): cases, steps,
+    /// events — what the API promises with a `202`.
+    Full,
+    /// Once the database has it, its flush to disk following shortly (SQLite WAL with
+    /// `synchronous=NORMAL`; PostgreSQL `synchronous_commit = off`): it survives the gateway
+    /// being killed, and a power cut can cost only the last moments' records.
+    Deferred,
+}
+
+/// A pool on `url` whose commits are as durable as `durability` says.
+async fn connect(url: &str, durability: Durability, max: u32) -> Result<AnyPool> {
+    let sqlite = url.starts_with("sqlite:");
+    let pool = AnyPoolOptions::new()
+        .max_connections(max)
+        .after_connect(move |conn, _| {
+            Box::pin(async move {
+                if sqlite {
+                    // WAL lets readers run beside the writer; the busy timeout queues writers
+                    // instead of failing them.
+                    sqlx::query("PRAGMA journal_mode=WAL")
+                        .execute(&mut *conn)
+                        .await?;
+                    sqlx::query("PRAGMA busy_timeout=5000")
+                        .execute(&mut *conn)
+                        .await?;
+                    let sync = match durability {
+                        Durability::Full => "PRAGMA synchronous=FULL",
+                        Durability::Deferred => "PRAGMA synchronous=NORMAL",
+                    };
+                    sqlx::query(sync).execute(&mut *conn).await?;
+                    sqlx::query("PRAGMA foreign_keys=ON")
+                        .execute(&mut *conn)
+                        .await?;
+                } else if durability == Durability::Deferred {
+                    sqlx::query("SET synchronous_commit = off")
+                        .execute(&mut *conn)
+                        .await?;
+                }
+                Ok(())
+            })
+        })
+        .connect(url)
+        .await?;
+    Ok(pool)
 }
 
 /// Unix milliseconds now.
@@ -345,31 +395,7 @@ impl Store {
         {
             let _ = std::fs::create_dir_all(dir);
         }
-        let pool = AnyPoolOptions::new()
-            .max_connections(if sqlite { 4 } else { 16 })
-            .after_connect(move |conn, _| {
-                Box::pin(async move {
-                    if sqlite {
-                        // WAL lets readers run beside the writer; the busy timeout queues writers
-                        // instead of failing them; NORMAL sync is durable under WAL at commit.
-                        sqlx::query("PRAGMA journal_mode=WAL")
-                            .execute(&mut *conn)
-                            .await?;
-                        sqlx::query("PRAGMA busy_timeout=5000")
-                            .execute(&mut *conn)
-                            .await?;
-                        sqlx::query("PRAGMA synchronous=FULL")
-                            .execute(&mut *conn)
-                            .await?;
-                        sqlx::query("PRAGMA foreign_keys=ON")
-                            .execute(&mut *conn)
-                            .await?;
-                    }
-                    Ok(())
-                })
-            })
-            .connect(&url)
-            .await?;
+        let pool = connect(&url, Durability::Full, if sqlite { 4 } else { 16 }).await?;
         for statement in SCHEMA {
             sqlx::query(statement).execute(&pool).await?;
         }
@@ -386,9 +412,17 @@ impl Store {
                     .await?;
             }
         }
+        // Records of what happened (lookups, the audit log) go through their own connections,
+        // which commit without waiting for the disk; see [`Store::log_pool`].
+        let log_pool = if url.contains(":memory:") {
+            pool.clone()
+        } else {
+            connect(&url, Durability::Deferred, 2).await?
+        };
         Ok(Store {
-            lookups: lookup_writer::LookupWriter::start(pool.clone()),
+            lookups: lookup_writer::LookupWriter::start(log_pool.clone()),
             pool,
+            log_pool,
             cipher: None,
         })
     }
@@ -925,6 +959,14 @@ impl Store {
     /// The connection pool, for modules that keep tables of their own (deadlines, licences).
     pub fn pool(&self) -> &AnyPool {
         &self.pool
+    }
+
+    /// The pool for records of what happened — lookup records, the audit log — whose commits
+    /// do not wait for the disk ([`Durability::Deferred`]): many are written per request, and
+    /// an fsync each would cap the gateway's throughput at the disk's. The audit chain shows
+    /// what a power cut cut off (records after the last seal); a case is never among them.
+    pub fn log_pool(&self) -> &AnyPool {
+        &self.log_pool
     }
 
     /// True when the store answers.

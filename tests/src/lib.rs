@@ -499,15 +499,21 @@ call_timeout_ms = 3000
             hostile_limits = setup.hostile_limits,
         ));
     }
-    text.push_str(&format!(
-        "\n[[auth.clients]]\nid = \"{PORTAL_CLIENT}\"\napi_key_sha256 = \"{}\"\nscopes = [\"apply:*\", \"lookup:*\", \"supervision\", \"subjects\"]\n",
-        gateway::auth::sha256_hex(PORTAL_KEY)
-    ));
+    text.push_str(&portal_client_toml());
     text.push('\n');
     text.push_str(&setup.config_extra);
     let path = dir.join("gateway.toml");
     std::fs::write(&path, text)?;
     Ok(path)
+}
+
+/// The fixture's portal client ([`PORTAL_CLIENT`], key [`PORTAL_KEY`], every scope) as a
+/// config table.
+pub fn portal_client_toml() -> String {
+    format!(
+        "\n[[auth.clients]]\nid = \"{PORTAL_CLIENT}\"\napi_key_sha256 = \"{}\"\nscopes = [\"apply:*\", \"lookup:*\", \"supervision\", \"subjects\"]\n",
+        gateway::auth::sha256_hex(PORTAL_KEY)
+    )
 }
 
 /// The server the PostgreSQL tests use, when they are switched on.

@@ -1099,7 +1099,7 @@ callback-secret = "mr-callback-secret"
         adapters = adapters.display(),
         cache = root.join("target/component-cache").display(),
         certs = certs.display(),
-    );
+    ) + &integration_tests::portal_client_toml();
     let path = dir.join("gateway.toml");
     std::fs::write(&path, text)?;
     Ok(path)
