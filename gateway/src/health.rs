@@ -31,7 +31,7 @@ struct Probe {
 
 /// The departments' reachability, refreshed in the background.
 pub struct Readiness {
-    connections: BTreeMap<String, Arc<Connection>>,
+    connections: arc_swap::ArcSwap<BTreeMap<String, Arc<Connection>>>,
     probes: RwLock<BTreeMap<String, Probe>>,
     interval: Duration,
 }
@@ -45,10 +45,16 @@ impl Readiness {
             connections.insert(id.clone(), Connection::new(config, department)?);
         }
         Ok(Arc::new(Readiness {
-            connections,
+            connections: arc_swap::ArcSwap::from_pointee(connections),
             probes: RwLock::default(),
             interval: Duration::from_millis(config.server.readiness_interval_ms),
         }))
+    }
+
+    /// Probe these departments from now on (a reloaded config's, their probe connections
+    /// built before anything was applied).
+    pub fn reconfigure(&self, connections: BTreeMap<String, Arc<Connection>>) {
+        self.connections.store(Arc::new(connections));
     }
 
     /// Probe every department now, all at once, each within the interval (at most 5 s).
@@ -56,7 +62,8 @@ impl Readiness {
         let timeout = self
             .interval
             .clamp(Duration::from_millis(100), Duration::from_secs(5));
-        let probes = self.connections.iter().map(|(id, connection)| async move {
+        let connections = self.connections.load_full();
+        let probes = connections.iter().map(|(id, connection)| async move {
             let outcome = connection.probe(timeout).await;
             let probe = Probe {
                 up: outcome.is_ok(),
@@ -110,7 +117,7 @@ impl Readiness {
             .read()
             .unwrap_or_else(|e| e.into_inner())
             .clone();
-        for id in self.connections.keys() {
+        for id in self.connections.load().keys() {
             checks.insert(
                 format!("adapter.{id}"),
                 match o.adapters.get(id) {

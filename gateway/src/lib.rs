@@ -27,6 +27,9 @@
 //! - [`trace_context`]: request ids and W3C `traceparent`, from the portal to every department call.
 //! - [`logging`]: the log subscriber (text or JSON lines), masking identity numbers on the way out.
 //! - [`audit`]: every department exchange in a hash-chained, sealed, append-only log; `verify`.
+//! - [`reload`]: departments, matters, services and clients reloaded on a running gateway
+//!   (`SIGHUP`, `POST /admin/v1/config/reload`): checked whole, swapped atomically, or refused.
+//! - [`otel`]: optional export of spans with OTLP/HTTP, same trace ids as `traceparent`, masked.
 
 pub mod adapters;
 pub mod admin;
@@ -44,7 +47,9 @@ pub mod host;
 pub mod licences;
 pub mod logging;
 pub mod orchestrator;
+pub mod otel;
 pub mod redact;
+pub mod reload;
 pub mod services;
 pub mod store;
 pub mod telemetry;
@@ -86,6 +91,7 @@ pub struct Gateway {
     pub orchestrator: Arc<orchestrator::Orchestrator>,
     /// The admin API's address, when configured.
     pub admin_addr: Option<SocketAddr>,
+    reloader: Arc<reload::Reloader>,
     audit: Option<audit::AuditLog>,
     shutdown: tokio::sync::watch::Sender<bool>,
     grace: std::time::Duration,
@@ -106,7 +112,7 @@ impl Gateway {
         let store = store::Store::open(&config.store.url).await?;
         licences::migrate(store.pool()).await?;
         let adapters = adapters::Adapters::start(&config, &engine, store.clone()).await?;
-        let catalogue = Arc::new(catalogue::Catalogue::build(&config, &adapters)?);
+        let catalogue = Arc::new(catalogue::Catalogue::build(&config, &adapters.actives())?);
         let listener = tokio::net::TcpListener::bind(&config.server.listen).await?;
         let addr = listener.local_addr()?;
         let node = config
@@ -121,8 +127,8 @@ impl Gateway {
         let audit =
             audit::AuditLog::start(store.pool().clone(), node.clone(), &config.audit).await?;
         for id in adapters.departments() {
-            if let Some(connection) = adapters.connection(id) {
-                connection.attach_audit(audit.sink().recorder(id));
+            if let Some(connection) = adapters.connection(&id) {
+                connection.attach_audit(audit.sink().recorder(&id));
             }
         }
         let audit_pool = store.pool().clone();
@@ -143,8 +149,15 @@ impl Gateway {
         );
         let readiness = health::Readiness::new(&config)?;
         let operators = config.admin.as_ref().map_or(&[][..], |a| &a.operators[..]);
-        let authenticator = Arc::new(
+        let authenticator: auth::Credentials = Arc::new(arc_swap::ArcSwap::from_pointee(
             auth::Authenticator::new(&config.auth, operators).map_err(anyhow::Error::msg)?,
+        ));
+        let reloader = reload::Reloader::new(
+            config.clone(),
+            orchestrator.clone(),
+            authenticator.clone(),
+            readiness.clone(),
+            audit.sink().clone(),
         );
         let app = trace_context::layer(audit::layer(api::router(
             orchestrator.clone(),
@@ -173,6 +186,7 @@ impl Gateway {
                 let app = admin::router(orchestrator.clone())
                     .merge(health::router(orchestrator.clone(), readiness.clone()))
                     .merge(audit::router(audit_pool))
+                    .merge(reload::router(reloader.clone()))
                     .layer(axum::middleware::from_fn_with_state(
                         authenticator,
                         auth::admin,
@@ -192,6 +206,7 @@ impl Gateway {
             addr,
             orchestrator,
             admin_addr,
+            reloader,
             audit: Some(audit),
             shutdown,
             grace: std::time::Duration::from_millis(config.server.shutdown_grace_ms),
@@ -213,6 +228,12 @@ impl Gateway {
             let _ = tokio::time::timeout(self.grace, task).await;
         }
         finished
+    }
+
+    /// Read the config file again and apply it, or refuse it whole (see [`reload`]); what
+    /// `SIGHUP` and `POST /admin/v1/config/reload` do. `operator` is recorded with the change.
+    pub async fn reload(&self, operator: &str) -> Result<reload::Reloaded, reload::ReloadError> {
+        self.reloader.reload(operator).await
     }
 
     /// The portal API's base URL.
