@@ -488,3 +488,63 @@ async fn sighup_reloads_the_running_binary() {
     assert_eq!(status(integration_tests::PORTAL_KEY).await, 200);
     assert!(gateway.terminate().await.success());
 }
+
+const TAX_AGAIN: &str = r#"
+[services."one-thing.tax-registration-again"]
+name = "凭信用代码办理税务登记"
+
+[[services."one-thing.tax-registration-again".steps]]
+id = "tax"
+matter = "tax.registration"
+input = { credit_code = "form.credit_code", enterprise_name = "form.enterprise_name", legal_representative = "form.legal_representative", address = "form.address", business_scope = "form.business_scope" }
+"#;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_service_with_open_cases_cannot_be_removed() {
+    // Tax decides after an hour: the case stays open at the department.
+    let setup = Setup {
+        ticket_delay: Some(Duration::from_secs(3600)),
+        ..admin_setup()
+    };
+    let env = Env::start_with(setup.clone()).await.unwrap();
+    rewrite(&env, &setup, with_catalogue(&env, TAX_AGAIN));
+    let (status, body) = reload(&env).await;
+    assert_eq!(status, 200, "{body}");
+    let case_id = env
+        .apply(
+            "one-thing.tax-registration-again",
+            &json!({
+                "credit_code": "91350100M000100Y43",
+                "enterprise_name": "福州演示科技有限公司",
+                "address": "福州市鼓楼区五四路2号",
+                "legal_representative": {"name": "李四", "id_number": "34052419800101001X"},
+                "business_scope": "软件开发"
+            }),
+        )
+        .await;
+    env.wait_for_case(&case_id, WAIT, |v| {
+        matches!(
+            v["matters"][0]["state"].as_str(),
+            Some("accepted" | "processing")
+        )
+    })
+    .await;
+
+    // Back to the demo catalogue: the service would leave with its case still open.
+    rewrite(&env, &setup, |t| t);
+    let (status, body) = reload(&env).await;
+    assert_eq!(status, 422, "{body}");
+    let found = problems(&body);
+    assert_eq!(found.len(), 1, "{body}");
+    assert_eq!(found[0].0, "catalogue.toml");
+    assert_eq!(found[0].1, "services.\"one-thing.tax-registration-again\"");
+    assert!(found[0].2.contains("1 open step"), "{body}");
+    // Still served, and the case still followed.
+    let (status, _) = env
+        .get("/api/v1/services/one-thing.tax-registration-again/form")
+        .await;
+    assert_eq!(status, 200);
+    let (status, view) = env.get(&format!("/api/v1/cases/{case_id}")).await;
+    assert_eq!(status, 200);
+    assert_eq!(view["status"], "in_progress", "{view}");
+}

@@ -117,11 +117,14 @@ fn needs_of(config: &Config) -> BTreeMap<String, Needs> {
 pub struct AdapterPlan {
     slots: BTreeMap<String, Arc<Slot>>,
     needs: BTreeMap<String, Needs>,
-    reconnect: Vec<(Arc<Department>, Arc<Connection>, BTreeMap<String, String>)>,
+    reconnect: Vec<Reconnect>,
     deploys: Vec<Deploy>,
     /// Versions a department the reload adds will serve from the store's route.
     stored_routes: BTreeMap<String, Arc<LoadedAdapter>>,
 }
+
+/// A department kept by a reload, with the connection and settings its new calls get.
+type Reconnect = (Arc<Department>, Arc<Connection>, BTreeMap<String, String>);
 
 /// A config's component file that a reload activates.
 struct Deploy {
