@@ -17,7 +17,13 @@
 //!
 //! Cases already stored are never dropped by a reload: a department, matter or service that
 //! open steps still use cannot be removed (the reload is refused, naming how many), so every
-//! stored case goes on to its end or fails visibly.
+//! stored case goes on to its end or fails visibly. (An application accepted by a request that
+//! took the old catalogue while the reload was being checked is the one gap: its service may
+//! leave with it; its steps still deliver and poll, since those read the store.)
+//!
+//! Each node reads its own file. If the store fails while a reload stores and activates the
+//! config's component files, the reload answers 500 and nothing else is swapped; a route already
+//! written is followed by the nodes' sync like any activation.
 
 use crate::adapters::AdapterPlan;
 use crate::auth::{Authenticator, Credentials};
@@ -246,6 +252,9 @@ impl Reloader {
         let authenticator = authenticator.keep_rates_of(&self.credentials.load());
         self.credentials.store(Arc::new(authenticator));
         self.readiness.reconfigure(probes);
+        // A department the reload adds is probed now, not at the next scheduled round.
+        let readiness = self.readiness.clone();
+        tokio::spawn(async move { readiness.probe_all().await });
         let needs_restart = needs_restart(&self.started, &config);
         *current = config;
         Ok(Reloaded {

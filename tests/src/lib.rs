@@ -736,6 +736,7 @@ pub fn client() -> reqwest::Client {
 
 /// A client sending these headers on every request.
 pub fn client_with(headers: &[(&str, &str)]) -> reqwest::Client {
+    init_tracing();
     let mut map = reqwest::header::HeaderMap::new();
     for (name, value) in headers {
         map.insert(
