@@ -312,6 +312,92 @@ async fn a_changed_department_url_takes_effect_for_new_calls() {
     );
 }
 
+/// A department stand-in that records each request's path and holds every API request until
+/// `release` is notified, then answers 503.
+async fn holding_department() -> (
+    String,
+    tokio::sync::mpsc::UnboundedReceiver<String>,
+    std::sync::Arc<tokio::sync::Notify>,
+) {
+    let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
+    let release = std::sync::Arc::new(tokio::sync::Notify::new());
+    let held = release.clone();
+    let app = axum::Router::new().fallback(move |uri: axum::http::Uri| {
+        let (tx, held) = (tx.clone(), held.clone());
+        async move {
+            let path = uri.path().to_string();
+            if path.starts_with("/api/") {
+                let released = held.notified();
+                let _ = tx.send(path);
+                released.await;
+            }
+            axum::http::StatusCode::SERVICE_UNAVAILABLE
+        }
+    });
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    (url, rx, release)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_call_in_flight_finishes_on_the_connection_it_started_with() {
+    let env = Env::start_with(admin_setup()).await.unwrap();
+    let (old, mut at_old, release) = holding_department().await;
+    let (new, mut at_new) = recording_department().await;
+    let tax = env.departments.tax.base_url.clone();
+    rewrite(&env, &admin_setup(), |t| {
+        t.replace(
+            &format!("base_url = \"{tax}\""),
+            &format!("base_url = \"{old}\""),
+        )
+    });
+    assert_eq!(reload(&env).await.0, 200);
+
+    let gateway = env.gateway.url();
+    let in_flight = tokio::spawn(async move {
+        integration_tests::client()
+            .post(format!("{gateway}/api/v1/lookups/tax.clearance"))
+            .json(&json!({"taxpayer_id": "91350100M000100Y43"}))
+            .send()
+            .await
+            .unwrap()
+            .status()
+            .as_u16()
+    });
+    // The call is at the old address, held there.
+    at_old
+        .recv()
+        .await
+        .expect("the call reached the old address");
+
+    rewrite(&env, &admin_setup(), |t| {
+        t.replace(
+            &format!("base_url = \"{tax}\""),
+            &format!("base_url = \"{new}\""),
+        )
+    });
+    let (status, body) = reload(&env).await;
+    assert_eq!(
+        status, 200,
+        "the reload does not wait for calls in flight: {body}"
+    );
+    let (status, _) = clearance(&env).await;
+    assert_eq!(status, 503);
+    assert!(
+        drain(&mut at_new).iter().any(|p| p.starts_with("/api/")),
+        "a new call goes to the new address"
+    );
+    assert!(!in_flight.is_finished(), "the first call is still held");
+
+    release.notify_waiters();
+    assert_eq!(in_flight.await.unwrap(), 503, "answered by the old address");
+    assert!(
+        drain(&mut at_new).iter().all(|p| !p.starts_with("/api/")),
+        "the call in flight was not sent again to the new address"
+    );
+}
+
 fn drain(seen: &mut tokio::sync::mpsc::UnboundedReceiver<String>) -> Vec<String> {
     std::iter::from_fn(|| seen.try_recv().ok()).collect()
 }
