@@ -468,12 +468,13 @@ time_limit_days = 1
     let (status, body) = reload(&env).await;
     assert_eq!(status, 422, "{body}");
     let found = problems(&body);
-    assert!(
-        found.iter().any(
-            |(file, key, _)| file == "gateway.toml" && key == "departments.public-security.tls"
-        ),
+    assert_eq!(found.len(), 1, "only the connection is wrong: {body}");
+    assert_eq!(
+        (found[0].0.as_str(), found[0].1.as_str()),
+        ("gateway.toml", "departments.public-security.tls"),
         "{body}"
     );
+    assert!(found[0].2.contains("missing-ca.pem"), "{body}");
     assert_eq!(with_key(&env, SECOND_KEY, deadlines).await, 401);
 
     // The old config serves throughout: its client, its departments, its catalogue.

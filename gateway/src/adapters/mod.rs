@@ -70,7 +70,6 @@ impl Slot {
     fn new(config: &Config, id: &str, connection: Arc<Connection>) -> Slot {
         let limits = config.limits_of(id);
         let settings = config.departments[id].settings.clone();
-        crate::telemetry::adapter_limits(id, &limits);
         Slot {
             department: Arc::new(Department::new(
                 id,
@@ -211,7 +210,9 @@ impl Adapters {
         for (id, dept) in &config.departments {
             let connection = Connection::new(config, dept)
                 .with_context(|| format!("department {id}: connection"))?;
-            slots.insert(id.clone(), Arc::new(Slot::new(config, id, connection)));
+            let slot = Slot::new(config, id, connection);
+            crate::telemetry::adapter_limits(id, &slot.limits);
+            slots.insert(id.clone(), Arc::new(slot));
         }
         let needs = needs_of(config);
         let watch = match &config.plugins.watch_dir {
@@ -968,23 +969,23 @@ impl Adapters {
         let mut slots = BTreeMap::new();
         let mut reconnect = Vec::new();
         for (id, dept) in &config.departments {
-            let Some(connection) = connections.get(id) else {
-                continue;
-            };
-            match current.get(id) {
-                Some(slot) => {
-                    reconnect.push((
-                        slot.department.clone(),
-                        connection.clone(),
-                        dept.settings.clone(),
-                    ));
+            // A connection that could not be built is the caller's problem to report (the
+            // reload is refused); the other checks still run, against no connection at all.
+            match (current.get(id), connections.get(id).cloned()) {
+                (Some(slot), Some(connection)) => {
+                    reconnect.push((slot.department.clone(), connection, dept.settings.clone()));
                     slots.insert(id.clone(), slot.clone());
                 }
-                None => {
-                    slots.insert(
-                        id.clone(),
-                        Arc::new(Slot::new(config, id, connection.clone())),
-                    );
+                (Some(slot), None) => {
+                    slots.insert(id.clone(), slot.clone());
+                }
+                (None, connection) => {
+                    let connection = match connection {
+                        Some(connection) => connection,
+                        None => Connection::unbound()
+                            .map_err(|e| vec![(format!("departments.{id}"), format!("{e:#}"))])?,
+                    };
+                    slots.insert(id.clone(), Arc::new(Slot::new(config, id, connection)));
                 }
             }
         }
@@ -1183,6 +1184,9 @@ impl Adapters {
             {
                 compiled.insert(version.digest.clone(), version.clone());
             }
+        }
+        for (id, slot) in &plan.slots {
+            crate::telemetry::adapter_limits(id, &slot.limits);
         }
         self.needs.store(Arc::new(plan.needs));
         self.slots.store(Arc::new(plan.slots));
