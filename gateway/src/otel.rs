@@ -80,7 +80,10 @@ where
         .with_endpoint(traces_url(endpoint))
         .build()?;
     let provider = SdkTracerProvider::builder()
-        .with_batch_exporter(Masking(exporter))
+        .with_batch_exporter(Masking {
+            inner: exporter,
+            failing: AtomicBool::new(false),
+        })
         .with_resource(
             opentelemetry_sdk::Resource::builder()
                 .with_service_name(
@@ -137,9 +140,14 @@ pub fn span_id(span: &tracing::Span) -> Option<[u8; 8]> {
     (id != SpanId::INVALID).then(|| id.to_bytes())
 }
 
-/// The OTLP exporter behind a mask: identity and mobile numbers never leave in a span.
+/// The OTLP exporter behind a mask: identity and mobile numbers never leave in a span. It also
+/// says in the log when the collector stops taking spans, and when it takes them again (once
+/// each, not once a batch).
 #[derive(Debug)]
-struct Masking<E>(E);
+struct Masking<E> {
+    inner: E,
+    failing: AtomicBool,
+}
 
 impl<E: SpanExporter> SpanExporter for Masking<E> {
     fn export(
@@ -149,19 +157,32 @@ impl<E: SpanExporter> SpanExporter for Masking<E> {
         for span in &mut batch {
             mask_span(span);
         }
-        self.0.export(batch)
+        let export = self.inner.export(batch);
+        async move {
+            let result = export.await;
+            match &result {
+                Err(e) if !self.failing.swap(true, Ordering::Relaxed) => {
+                    tracing::warn!(error = %e, "trace export failed; spans are dropped until the collector takes them")
+                }
+                Ok(()) if self.failing.swap(false, Ordering::Relaxed) => {
+                    tracing::info!("trace export works again")
+                }
+                _ => {}
+            }
+            result
+        }
     }
 
     fn shutdown_with_timeout(&mut self, timeout: std::time::Duration) -> OTelSdkResult {
-        self.0.shutdown_with_timeout(timeout)
+        self.inner.shutdown_with_timeout(timeout)
     }
 
     fn force_flush(&mut self) -> OTelSdkResult {
-        self.0.force_flush()
+        self.inner.force_flush()
     }
 
     fn set_resource(&mut self, resource: &opentelemetry_sdk::Resource) {
-        self.0.set_resource(resource)
+        self.inner.set_resource(resource)
     }
 }
 
