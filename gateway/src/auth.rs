@@ -121,7 +121,7 @@ pub fn sha256_hex(secret: &str) -> String {
 pub struct Authenticator {
     /// Per-client request rates (GCRA, governor: the maintained crate for it; one limiter per
     /// client, so one busy portal never spends another's allowance).
-    rates: HashMap<String, (governor::DefaultDirectRateLimiter, u32)>,
+    rates: HashMap<String, Arc<(governor::DefaultDirectRateLimiter, u32)>>,
     by_key: HashMap<String, Arc<ClientConfig>>,
     by_id: HashMap<String, Arc<ClientConfig>>,
     jwt: Option<(jsonwebtoken::DecodingKey, jsonwebtoken::Validation)>,
@@ -158,7 +158,7 @@ impl Authenticator {
                 let quota = governor::Quota::per_minute(rate).allow_burst(burst);
                 rates.insert(
                     client.id.clone(),
-                    (governor::RateLimiter::direct(quota), per_minute),
+                    Arc::new((governor::RateLimiter::direct(quota), per_minute)),
                 );
             }
         }
@@ -173,6 +173,19 @@ impl Authenticator {
             jwt,
             operators,
         })
+    }
+
+    /// Keep the allowance a client has already spent when a reload leaves its rate as it was,
+    /// so reloading never hands a busy portal a fresh burst.
+    pub fn keep_rates_of(mut self, previous: &Authenticator) -> Authenticator {
+        for (id, rate) in self.rates.iter_mut() {
+            if let Some(old) = previous.rates.get(id)
+                && old.1 == rate.1
+            {
+                *rate = old.clone();
+            }
+        }
+        self
     }
 
     /// The portal client a request's credentials name, or why not.
@@ -306,12 +319,17 @@ fn required_scope(method: &axum::http::Method, path: &str) -> Option<Option<Stri
     }
 }
 
+/// The credentials in force: a config reload swaps them whole, so a removed client's key is
+/// refused from the next request on.
+pub type Credentials = Arc<arc_swap::ArcSwap<Authenticator>>;
+
 /// Portal middleware: authenticate, check the path's scope, hand the client to the handler.
 pub async fn portal(
-    axum::extract::State(auth): axum::extract::State<Arc<Authenticator>>,
+    axum::extract::State(auth): axum::extract::State<Credentials>,
     mut request: Request,
     next: Next,
 ) -> Result<Response, ApiError> {
+    let auth = auth.load_full();
     let needed = required_scope(request.method(), request.uri().path());
     if matches!(needed, Some(None)) {
         return Ok(next.run(request).await);
@@ -325,12 +343,12 @@ pub async fn portal(
             client.id
         )));
     }
-    if let Some((limiter, per_minute)) = auth.rates.get(&client.id)
-        && limiter.check().is_err()
+    if let Some(rate) = auth.rates.get(&client.id)
+        && rate.0.check().is_err()
     {
         return Err(ApiError::RateLimited {
             client: client.id.clone(),
-            per_minute: *per_minute,
+            per_minute: rate.1,
         });
     }
     request.extensions_mut().insert(client);
@@ -339,14 +357,14 @@ pub async fn portal(
 
 /// Admin middleware: every route but health needs an operator's token.
 pub async fn admin(
-    axum::extract::State(auth): axum::extract::State<Arc<Authenticator>>,
+    axum::extract::State(auth): axum::extract::State<Credentials>,
     mut request: Request,
     next: Next,
 ) -> Result<Response, ApiError> {
     if matches!(request.uri().path(), "/healthz" | "/readyz") {
         return Ok(next.run(request).await);
     }
-    let operator = auth.operator(request.headers())?;
+    let operator = auth.load().operator(request.headers())?;
     request.extensions_mut().insert(operator);
     Ok(next.run(request).await)
 }

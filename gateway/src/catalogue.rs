@@ -4,13 +4,25 @@
 //! `describe`. Schemas are compiled once; identifier formats (`resident-id`, `credit-code`,
 //! `real-estate-unit`, `real-estate-certificate`) are checked with the national algorithms.
 
-use crate::adapters::Adapters;
 use crate::config::{Config, ServiceConfig, Source};
 use crate::services::{FormBuilder, InputMapping, schema_at};
 use anyhow::Context;
 use serde::Serialize;
 use serde_json::Value;
 use std::collections::BTreeMap;
+use std::sync::Arc;
+
+/// The version serving each department, by department id: what the catalogue is built against
+/// ([`crate::adapters::Adapters::actives`], or a reload's plan).
+pub type Serving = BTreeMap<String, Arc<crate::host::LoadedAdapter>>;
+
+/// The version serving a lookup, among `serving`.
+fn for_lookup<'a>(serving: &'a Serving, name: &str) -> Option<&'a crate::host::LoadedAdapter> {
+    serving
+        .values()
+        .find(|a| a.description().lookups.iter().any(|l| l.name == name))
+        .map(|a| &**a)
+}
 
 /// One problem with one field of an application: what pre-review reports, all at once.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
@@ -21,6 +33,9 @@ pub struct FieldProblem {
     pub code: String,
     /// Human-readable reason.
     pub message: String,
+    /// The file the problem is in, for problems with a config (a refused reload).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub file: Option<String>,
 }
 
 impl FieldProblem {
@@ -34,7 +49,14 @@ impl FieldProblem {
             field: field.into(),
             code: code.into(),
             message: message.into(),
+            file: None,
         }
+    }
+
+    /// The same problem, in a file (a config's).
+    pub fn in_file(mut self, file: impl Into<String>) -> Self {
+        self.file = Some(file.into());
+        self
     }
 }
 
@@ -127,8 +149,8 @@ pub struct Catalogue {
 }
 
 impl Catalogue {
-    /// Build the catalogue from the config and what the loaded adapters describe.
-    pub fn build(config: &Config, adapters: &Adapters) -> anyhow::Result<Self> {
+    /// Build the catalogue from the config and what the serving adapter versions describe.
+    pub fn build(config: &Config, adapters: &Serving) -> anyhow::Result<Self> {
         let mut matters = BTreeMap::new();
         for (code, m) in &config.matters {
             let adapter = adapters.get(&m.department).with_context(|| {
@@ -235,7 +257,7 @@ fn one_thing(
     code: &str,
     sc: &ServiceConfig,
     matters: &BTreeMap<String, Matter>,
-    adapters: &Adapters,
+    adapters: &Serving,
 ) -> anyhow::Result<Service> {
     let mut form = FormBuilder::new(&sc.name, &sc.description);
     let mut steps = Vec::new();
@@ -264,8 +286,7 @@ fn one_thing(
     let mut lookups = Vec::new();
     for lookup in &sc.lookups {
         let name = &lookup.lookup;
-        let adapter = adapters
-            .for_lookup(name)
+        let adapter = for_lookup(adapters, name)
             .with_context(|| format!("lookup `{name}`: no adapter serves it"))?;
         let info = adapter
             .description()

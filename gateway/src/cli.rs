@@ -1,5 +1,6 @@
 //! `gateway plugin …`: the operators' command line for adapter versions, a thin client of the
-//! admin API (plus signing, which stays on the operator's machine).
+//! admin API (plus signing, which stays on the operator's machine); `gateway config reload`:
+//! the same for reloading a running gateway's config.
 
 use crate::adapters::signature::{Algorithm, SigningKeyFile};
 use anyhow::{Context, bail};
@@ -195,15 +196,18 @@ struct Admin {
 
 impl Admin {
     fn new(args: &PluginArgs) -> anyhow::Result<Admin> {
-        let token = args
-            .token
-            .clone()
+        Self::at(&args.admin, args.token.as_deref())
+    }
+
+    fn at(admin: &str, token: Option<&str>) -> anyhow::Result<Admin> {
+        let token = token
+            .map(str::to_string)
             .context("the admin API needs an operator's token: --token or GATEWAY_ADMIN_TOKEN")?;
         let http = reqwest::Client::builder()
             .use_preconfigured_tls(crate::tls::no_trust_config()?)
             .build()?;
         Ok(Admin {
-            base: args.admin.trim_end_matches('/').to_string(),
+            base: admin.trim_end_matches('/').to_string(),
             token,
             http,
         })
@@ -236,6 +240,9 @@ impl Admin {
                 error["message"].as_str().unwrap_or("no message")
             );
             for field in error["fields"].as_array().into_iter().flatten() {
+                if let Some(file) = field["file"].as_str() {
+                    text.push_str(&format!("\n  {file}:"));
+                }
                 text.push_str(&format!(
                     "\n  {} ({}): {}",
                     field["field"].as_str().unwrap_or_default(),
@@ -374,5 +381,65 @@ fn keygen(id: &str, algorithm: &str, out: &PathBuf) -> anyhow::Result<()> {
         out.display(),
         key.public_key
     );
+    Ok(())
+}
+
+/// Where the admin API is and who is asking, for `gateway config …`.
+#[derive(Args, Debug)]
+pub struct ConfigArgs {
+    /// The admin listener's base URL.
+    #[arg(
+        long,
+        env = "GATEWAY_ADMIN_URL",
+        default_value = "http://127.0.0.1:8081"
+    )]
+    pub admin: String,
+    /// The operator's bearer token (it names who reloads).
+    #[arg(long, env = "GATEWAY_ADMIN_TOKEN", hide_env_values = true)]
+    pub token: Option<String>,
+    /// Print the admin API's JSON answer instead of a summary.
+    #[arg(long)]
+    pub json: bool,
+    #[command(subcommand)]
+    pub command: ConfigCommand,
+}
+
+/// What to do with a running gateway's config.
+#[derive(Subcommand, Debug)]
+pub enum ConfigCommand {
+    /// Read the gateway's config file again: applied whole, or refused whole with every
+    /// problem (the running config keeps serving then). Same as `kill -HUP`, recorded with
+    /// the operator.
+    Reload,
+}
+
+/// Run one `gateway config` command.
+pub async fn run_config(args: ConfigArgs) -> anyhow::Result<()> {
+    let client = Admin::at(&args.admin, args.token.as_deref())?;
+    let answer = match args.command {
+        ConfigCommand::Reload => client.send(client.post("/admin/v1/config/reload")).await?,
+    };
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(&answer)?);
+        return Ok(());
+    }
+    println!(
+        "reloaded {}",
+        answer["file"].as_str().unwrap_or("the config")
+    );
+    let changes = answer["changes"].as_array().cloned().unwrap_or_default();
+    if changes.is_empty() {
+        println!("  nothing changed");
+    }
+    for change in changes {
+        println!("  {}", change.as_str().unwrap_or_default());
+    }
+    for item in answer["needs_restart"].as_array().into_iter().flatten() {
+        println!(
+            "  needs a restart: {} ({})",
+            item["key"].as_str().unwrap_or_default(),
+            item["reason"].as_str().unwrap_or_default()
+        );
+    }
     Ok(())
 }

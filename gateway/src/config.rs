@@ -58,6 +58,9 @@ pub struct Config {
     /// The audit log of department exchanges: hash, seals.
     #[serde(default)]
     pub audit: crate::audit::AuditConfig,
+    /// Export of traces to an OpenTelemetry collector; off when absent.
+    #[serde(default)]
+    pub telemetry: TelemetryConfig,
     /// Matters by catalogue code, read from the catalogue file.
     #[serde(skip)]
     pub matters: BTreeMap<String, MatterConfig>,
@@ -67,6 +70,21 @@ pub struct Config {
     /// Directory relative paths in this config are resolved against (the file's own directory).
     #[serde(skip)]
     pub base_dir: PathBuf,
+    /// The file this config was read from: a reload reads it again.
+    #[serde(skip)]
+    pub source: PathBuf,
+}
+
+/// Export of the gateway's spans (the request span, deliveries, polls, department calls) with
+/// OTLP over HTTP; the trace ids are those the gateway propagates in `traceparent`.
+#[derive(Debug, Clone, Default, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct TelemetryConfig {
+    /// The collector's OTLP/HTTP base URL, e.g. `http://127.0.0.1:4318` (spans are sent to
+    /// `<it>/v1/traces`, protobuf-encoded). Absent: nothing is exported.
+    pub otlp_endpoint: Option<String>,
+    /// The `service.name` of the exported spans (default `gateway`).
+    pub service_name: Option<String>,
 }
 
 /// The portal-facing HTTP listener.
@@ -500,6 +518,7 @@ impl Config {
     pub fn parse(path: &Path, text: &str) -> Result<Config, ConfigError> {
         let mut config: Config = parse_toml(path, text)?;
         config.base_dir = path.parent().map(Path::to_path_buf).unwrap_or_default();
+        config.source = path.to_path_buf();
         let catalogue_path = config.resolve(&config.catalogue);
         let catalogue_text = std::fs::read_to_string(&catalogue_path).map_err(|e| {
             ConfigError::new(
@@ -629,6 +648,17 @@ impl Config {
         }
         self.check_plugins(file)?;
         self.check_auth(file)?;
+        if let Some(endpoint) = &self.telemetry.otlp_endpoint {
+            let url = reqwest::Url::parse(endpoint)
+                .map_err(|e| ConfigError::new(file, "telemetry.otlp_endpoint", e.to_string()))?;
+            if url.scheme() != "http" {
+                return Err(ConfigError::new(
+                    file,
+                    "telemetry.otlp_endpoint",
+                    "an http:// URL of the collector (OTLP/HTTP, e.g. http://127.0.0.1:4318)",
+                ));
+            }
+        }
         self.audit.check(file, &self.base_dir)?;
         for (code, matter) in &self.matters {
             let key = |k: &str| format!("matters.\"{code}\".{k}");

@@ -144,15 +144,32 @@ impl Connection {
         headers: &[(String, String)],
         body: Vec<u8>,
     ) -> Result<DepartmentResponse, SendError> {
-        let trace = crate::trace_context::outgoing();
+        use tracing::Instrument;
+        let mut trace = crate::trace_context::outgoing();
+        let span = tracing::info_span!(
+            "department_call",
+            method = %method,
+            path = %crate::redact::redact(path),
+            base_url = %self.base,
+        );
+        if crate::trace_context::current().is_none() {
+            // A call outside any request or delivery: its trace is the one it sends.
+            crate::otel::adopt(&span, &trace);
+        }
+        // When spans are exported, the department's parent is this call's own span.
+        if let Some(id) = crate::otel::span_id(&span) {
+            trace.parent_id = id;
+        }
         let Some(recorder) = self.audit.get() else {
             return self
                 .send_unrecorded(method, path, headers, body, trace)
+                .instrument(span)
                 .await;
         };
         let pending = recorder.begin(method, path, &body, trace.trace_id_hex());
         let result = self
             .send_unrecorded(method, path, headers, body, trace)
+            .instrument(span)
             .await;
         pending.finish(&result);
         result

@@ -553,9 +553,10 @@ async fn open_steps(
     }
     let rows = query.fetch_all(o.store.pool()).await?;
     let mut items = Vec::with_capacity(rows.len());
+    let catalogue = o.catalogue();
     for row in &rows {
         let matter_code: String = row.get("matter");
-        let Some(matter) = o.catalogue.matters.get(&matter_code) else {
+        let Some(matter) = catalogue.matters.get(&matter_code) else {
             // A matter no longer in the catalogue has no limit to count against.
             tracing::debug!(matter = %matter_code, "step of an unknown matter left off the deadlines");
             continue;
@@ -595,7 +596,7 @@ async fn open_steps(
 
 /// Every department with matters in the catalogue, with zero counts.
 fn departments(o: &Orchestrator) -> BTreeMap<String, Counts> {
-    o.catalogue
+    o.catalogue()
         .matters
         .values()
         .map(|m| (m.department.clone(), Counts::default()))

@@ -23,6 +23,7 @@ pub struct DepartmentPacing {
     pub max_attempts: i64,
     /// Calls in flight from this node.
     pub permits: Semaphore,
+    max_concurrent: u32,
     breaker_failures: u32,
     breaker_cooldown_ms: i64,
     consecutive_failures: AtomicU32,
@@ -76,7 +77,9 @@ pub struct Delivery {
     pub node: String,
     /// How long a claim holds.
     pub claim_ms: i64,
-    pacing: BTreeMap<String, Arc<DepartmentPacing>>,
+    /// Per department; a config reload replaces it (a department whose settings are unchanged
+    /// keeps its pacing, open circuit included).
+    pacing: arc_swap::ArcSwap<BTreeMap<String, Arc<DepartmentPacing>>>,
     in_flight: AtomicUsize,
     idle: Notify,
 }
@@ -84,33 +87,57 @@ pub struct Delivery {
 impl Delivery {
     /// Pacing for every configured department.
     pub fn new(config: &Config, node: String) -> Self {
-        let pacing = config
+        Delivery {
+            node,
+            claim_ms: config.server.claim_ms as i64,
+            pacing: arc_swap::ArcSwap::from_pointee(Self::pacing_of(config, &BTreeMap::new())),
+            in_flight: AtomicUsize::new(0),
+            idle: Notify::new(),
+        }
+    }
+
+    fn pacing_of(
+        config: &Config,
+        previous: &BTreeMap<String, Arc<DepartmentPacing>>,
+    ) -> BTreeMap<String, Arc<DepartmentPacing>> {
+        config
             .departments
             .iter()
             .map(|(id, d)| {
                 let pacing = DepartmentPacing {
                     max_attempts: i64::from(d.max_attempts),
                     permits: Semaphore::new(d.max_concurrent as usize),
+                    max_concurrent: d.max_concurrent,
                     breaker_failures: d.breaker_failures,
                     breaker_cooldown_ms: d.breaker_cooldown_ms as i64,
                     consecutive_failures: AtomicU32::new(0),
                     open_until: AtomicI64::new(0),
                 };
-                (id.clone(), Arc::new(pacing))
+                let pacing = match previous.get(id) {
+                    Some(old)
+                        if old.max_attempts == pacing.max_attempts
+                            && old.max_concurrent == d.max_concurrent
+                            && old.breaker_failures == pacing.breaker_failures
+                            && old.breaker_cooldown_ms == pacing.breaker_cooldown_ms =>
+                    {
+                        old.clone()
+                    }
+                    _ => Arc::new(pacing),
+                };
+                (id.clone(), pacing)
             })
-            .collect();
-        Delivery {
-            node,
-            claim_ms: config.server.claim_ms as i64,
-            pacing,
-            in_flight: AtomicUsize::new(0),
-            idle: Notify::new(),
-        }
+            .collect()
+    }
+
+    /// Pace deliveries by a reloaded config. Deliveries in flight keep the pacing they took.
+    pub fn reconfigure(&self, config: &Config) {
+        let next = Self::pacing_of(config, &self.pacing.load());
+        self.pacing.store(Arc::new(next));
     }
 
     /// The pacing of a department.
     pub fn pacing(&self, department: &str) -> Option<Arc<DepartmentPacing>> {
-        self.pacing.get(department).cloned()
+        self.pacing.load().get(department).cloned()
     }
 
     /// Mark a delivery as running until the guard drops.
@@ -158,6 +185,7 @@ mod tests {
         DepartmentPacing {
             max_attempts: 3,
             permits: Semaphore::new(1),
+            max_concurrent: 1,
             breaker_failures: 2,
             breaker_cooldown_ms: 1_000,
             consecutive_failures: AtomicU32::new(0),

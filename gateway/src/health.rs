@@ -32,10 +32,10 @@ struct Probe {
 
 /// The departments' reachability, refreshed in the background.
 pub struct Readiness {
-    connections: BTreeMap<String, Arc<Connection>>,
+    connections: arc_swap::ArcSwap<BTreeMap<String, Arc<Connection>>>,
     probes: RwLock<BTreeMap<String, Probe>>,
     interval: Duration,
-    certificates: Vec<crate::certificates::Certificate>,
+    certificates: arc_swap::ArcSwap<Vec<crate::certificates::Certificate>>,
     warning_days: u32,
 }
 
@@ -50,12 +50,24 @@ impl Readiness {
         let certificates = crate::certificates::inventory(config)?;
         crate::certificates::publish(&certificates, config.server.certificate_warning_days);
         Ok(Arc::new(Readiness {
-            connections,
+            connections: arc_swap::ArcSwap::from_pointee(connections),
             probes: RwLock::default(),
             interval: Duration::from_millis(config.server.readiness_interval_ms),
-            certificates,
+            certificates: arc_swap::ArcSwap::from_pointee(certificates),
             warning_days: config.server.certificate_warning_days,
         }))
+    }
+
+    /// Probe these departments and report these certificates from now on (a reloaded
+    /// config's, read before anything was applied).
+    pub fn reconfigure(
+        &self,
+        connections: BTreeMap<String, Arc<Connection>>,
+        certificates: Vec<crate::certificates::Certificate>,
+    ) {
+        self.connections.store(Arc::new(connections));
+        crate::certificates::publish(&certificates, self.warning_days);
+        self.certificates.store(Arc::new(certificates));
     }
 
     /// Probe every department now, all at once, each within the interval (at most 5 s).
@@ -63,7 +75,8 @@ impl Readiness {
         let timeout = self
             .interval
             .clamp(Duration::from_millis(100), Duration::from_secs(5));
-        let probes = self.connections.iter().map(|(id, connection)| async move {
+        let connections = self.connections.load_full();
+        let probes = connections.iter().map(|(id, connection)| async move {
             let outcome = connection.probe(timeout).await;
             let probe = Probe {
                 up: outcome.is_ok(),
@@ -117,7 +130,7 @@ impl Readiness {
             .read()
             .unwrap_or_else(|e| e.into_inner())
             .clone();
-        for id in self.connections.keys() {
+        for id in self.connections.load().keys() {
             checks.insert(
                 format!("adapter.{id}"),
                 match o.adapters.get(id) {
@@ -136,7 +149,7 @@ impl Readiness {
             );
         }
         let now = crate::store::now_ms();
-        for c in &self.certificates {
+        for c in self.certificates.load().iter() {
             checks.insert(
                 format!("certificate.{}", c.name),
                 ReadinessCheck::certificate(c, now, self.warning_days),

@@ -30,6 +30,9 @@
 //! - [`trace_context`]: request ids and W3C `traceparent`, from the portal to every department call.
 //! - [`logging`]: the log subscriber (text or JSON lines), masking identity numbers on the way out.
 //! - [`audit`]: every department exchange in a hash-chained, sealed, append-only log; `verify`.
+//! - [`reload`]: departments, matters, services and clients reloaded on a running gateway
+//!   (`SIGHUP`, `POST /admin/v1/config/reload`): checked whole, swapped atomically, or refused.
+//! - [`otel`]: optional export of spans with OTLP/HTTP, same trace ids as `traceparent`, masked.
 
 pub mod adapters;
 pub mod admin;
@@ -50,7 +53,9 @@ pub mod licences;
 pub mod listener;
 pub mod logging;
 pub mod orchestrator;
+pub mod otel;
 pub mod redact;
+pub mod reload;
 pub mod services;
 pub mod store;
 pub mod telemetry;
@@ -77,6 +82,7 @@ pub struct Gateway {
     pub admin_addr: Option<SocketAddr>,
     /// Whether the portal listener serves HTTPS.
     pub tls: bool,
+    reloader: Arc<reload::Reloader>,
     audit: Option<audit::AuditLog>,
     shutdown: tokio::sync::watch::Sender<bool>,
     grace: std::time::Duration,
@@ -101,7 +107,7 @@ impl Gateway {
             .with_cipher(cipher.map(Arc::new));
         licences::migrate(store.pool()).await?;
         let adapters = adapters::Adapters::start(&config, &engine, store.clone()).await?;
-        let catalogue = Arc::new(catalogue::Catalogue::build(&config, &adapters)?);
+        let catalogue = Arc::new(catalogue::Catalogue::build(&config, &adapters.actives())?);
         let public_tls = match &config.server.tls {
             Some(tls) => Some(tls::server_config(&config, tls)?),
             None => None,
@@ -120,8 +126,8 @@ impl Gateway {
         let audit =
             audit::AuditLog::start(store.log_pool().clone(), node.clone(), &config.audit).await?;
         for id in adapters.departments() {
-            if let Some(connection) = adapters.connection(id) {
-                connection.attach_audit(audit.sink().recorder(id));
+            if let Some(connection) = adapters.connection(&id) {
+                connection.attach_audit(audit.sink().recorder(&id));
             }
         }
         let audit_pool = store.pool().clone();
@@ -142,8 +148,15 @@ impl Gateway {
         );
         let readiness = health::Readiness::new(&config)?;
         let operators = config.admin.as_ref().map_or(&[][..], |a| &a.operators[..]);
-        let authenticator = Arc::new(
+        let authenticator: auth::Credentials = Arc::new(arc_swap::ArcSwap::from_pointee(
             auth::Authenticator::new(&config.auth, operators).map_err(anyhow::Error::msg)?,
+        ));
+        let reloader = reload::Reloader::new(
+            config.clone(),
+            orchestrator.clone(),
+            authenticator.clone(),
+            readiness.clone(),
+            audit.sink().clone(),
         );
         let app = trace_context::layer(audit::layer(api::router(
             orchestrator.clone(),
@@ -172,6 +185,7 @@ impl Gateway {
                 let app = admin::router(orchestrator.clone())
                     .merge(health::router(orchestrator.clone(), readiness.clone()))
                     .merge(audit::router(audit_pool))
+                    .merge(reload::router(reloader.clone()))
                     .layer(axum::middleware::from_fn_with_state(
                         authenticator,
                         auth::admin,
@@ -197,6 +211,7 @@ impl Gateway {
             orchestrator,
             admin_addr,
             tls: config.server.tls.is_some(),
+            reloader,
             audit: Some(audit),
             shutdown,
             grace: std::time::Duration::from_millis(config.server.shutdown_grace_ms),
@@ -218,6 +233,12 @@ impl Gateway {
             let _ = tokio::time::timeout(self.grace, task).await;
         }
         finished
+    }
+
+    /// Read the config file again and apply it, or refuse it whole (see [`reload`]); what
+    /// `SIGHUP` and `POST /admin/v1/config/reload` do. `operator` is recorded with the change.
+    pub async fn reload(&self, operator: &str) -> Result<reload::Reloaded, reload::ReloadError> {
+        self.reloader.reload(operator).await
     }
 
     /// The portal API's base URL.

@@ -18,17 +18,29 @@ pub fn format(configured: LogFormat) -> anyhow::Result<LogFormat> {
     }
 }
 
-/// Install the subscriber: `RUST_LOG` filters (default `info`), lines go to stdout, masked.
-pub fn init(format: LogFormat) {
+/// Install the subscriber: `RUST_LOG` filters (default `info`), lines go to stdout, masked;
+/// with `[telemetry] otlp_endpoint`, spans are exported too ([`crate::otel`]). The answer
+/// flushes the export at shutdown.
+pub fn init(
+    format: LogFormat,
+    telemetry: &crate::config::TelemetryConfig,
+) -> anyhow::Result<Option<crate::otel::Export>> {
+    use tracing_subscriber::prelude::*;
     let filter =
         tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into());
-    let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(Masked(std::io::stdout));
+    let (export_layer, export) = match crate::otel::layer(telemetry)? {
+        Some((layer, export)) => (Some(layer), Some(export)),
+        None => (None, None),
+    };
+    let lines = tracing_subscriber::fmt::layer().with_writer(Masked(std::io::stdout));
+    let registry = tracing_subscriber::registry()
+        .with(filter)
+        .with(export_layer);
     match format {
-        LogFormat::Text => builder.init(),
-        LogFormat::Json => builder.json().init(),
+        LogFormat::Text => registry.with(lines).init(),
+        LogFormat::Json => registry.with(lines.json()).init(),
     }
+    Ok(export)
 }
 
 /// A writer that masks identity and mobile numbers in what it writes.

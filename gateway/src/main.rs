@@ -1,5 +1,6 @@
 //! The gateway binary: `gateway serve` runs it, `gateway check` validates a config,
-//! `gateway plugin …` manages adapter versions on a running gateway.
+//! `gateway plugin …` manages adapter versions on a running gateway, `gateway config reload`
+//! reloads its config.
 
 use clap::{Parser, Subcommand};
 use std::path::PathBuf;
@@ -24,6 +25,8 @@ enum Command {
     },
     /// Manage adapter versions on a running gateway (through its admin API), sign components.
     Plugin(gateway::cli::PluginArgs),
+    /// The config of a running gateway (through its admin API).
+    Config(gateway::cli::ConfigArgs),
     /// Print the portal API's OpenAPI 3.1 document (what `GET /openapi.json` answers).
     Openapi,
     /// Make a random API key or operator token, and print it with the SHA-256 the config keeps.
@@ -63,6 +66,7 @@ enum AuditCommand {
 async fn main() -> anyhow::Result<()> {
     match Cli::parse().command {
         Command::Plugin(args) => gateway::cli::run(args).await?,
+        Command::Config(args) => gateway::cli::run_config(args).await?,
         Command::ClientKey => {
             let key = hex::encode(rand::random::<[u8; 24]>());
             println!("key:    {key}\nsha256: {}", gateway::auth::sha256_hex(&key));
@@ -76,7 +80,7 @@ async fn main() -> anyhow::Result<()> {
             println!("{}", gateway::at_rest::new_key(algorithm));
         }
         Command::Check { config } => {
-            gateway::logging::init(gateway::config::LogFormat::Text);
+            gateway::logging::init(gateway::config::LogFormat::Text, &Default::default())?;
             gateway::config::Config::load(&config)?;
             println!("{}: ok", config.display());
         }
@@ -95,18 +99,29 @@ async fn main() -> anyhow::Result<()> {
         Command::Serve { config } => {
             // The config names the log format, so it is read before anything logs.
             let config = gateway::config::Config::load(&config)?;
-            gateway::logging::init(gateway::logging::format(config.log.format)?);
+            let export = gateway::logging::init(
+                gateway::logging::format(config.log.format)?,
+                &config.telemetry,
+            )?;
             let gateway = gateway::Gateway::start(config).await?;
             println!("gateway ready at {}", gateway.url());
-            let mut terminate =
-                tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
-            tokio::select! {
-                _ = tokio::signal::ctrl_c() => {}
-                _ = terminate.recv() => {}
+            use tokio::signal::unix::{SignalKind, signal};
+            let mut terminate = signal(SignalKind::terminate())?;
+            let mut hangup = signal(SignalKind::hangup())?;
+            loop {
+                tokio::select! {
+                    _ = tokio::signal::ctrl_c() => break,
+                    _ = terminate.recv() => break,
+                    // Reload: the outcome is logged and counted by the reload itself.
+                    _ = hangup.recv() => { let _ = gateway.reload("signal:SIGHUP").await; }
+                }
             }
             tracing::info!("stopping: no new requests; finishing what is in flight");
             let finished = gateway.shutdown().await;
             tracing::info!(finished, "stopped");
+            if let Some(export) = export {
+                export.shutdown();
+            }
         }
     }
     Ok(())

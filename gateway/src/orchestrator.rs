@@ -16,6 +16,7 @@ use crate::host::contract::{self, AdapterError, Submission};
 use crate::services::{Context, check_rules, problem_on_form};
 use crate::store::{Admission, NewStep, StepRecord, StepState, Store, now_ms};
 use crate::telemetry;
+use arc_swap::ArcSwap;
 use serde_json::{Value, json};
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -61,10 +62,11 @@ pub struct Applied {
 pub struct Orchestrator {
     pub(crate) store: Store,
     pub(crate) adapters: Arc<Adapters>,
-    pub(crate) catalogue: Arc<Catalogue>,
+    /// The catalogue; a config reload swaps it whole. A request takes it once and keeps it.
+    catalogue: ArcSwap<Catalogue>,
     pub(crate) deadlines: Arc<crate::deadlines::Deadlines>,
     public_url: String,
-    poll_intervals: BTreeMap<String, i64>,
+    poll_intervals: ArcSwap<BTreeMap<String, i64>>,
     wake: Notify,
     pub(crate) delivery: Arc<Delivery>,
     stopping: AtomicBool,
@@ -85,10 +87,10 @@ impl Orchestrator {
         Arc::new(Orchestrator {
             store,
             adapters,
-            catalogue,
+            catalogue: ArcSwap::new(catalogue),
             deadlines,
             public_url,
-            poll_intervals,
+            poll_intervals: ArcSwap::from_pointee(poll_intervals),
             wake: Notify::new(),
             delivery,
             stopping: AtomicBool::new(false),
@@ -106,6 +108,21 @@ impl Orchestrator {
         Ok(())
     }
 
+    /// The catalogue as it is now: take it once per request, so one request sees one view.
+    pub fn catalogue(&self) -> Arc<Catalogue> {
+        self.catalogue.load_full()
+    }
+
+    /// Serve a new catalogue and poll intervals (a config reload). Requests in flight finish
+    /// with the catalogue they took; cases already stored go on whatever the catalogue says,
+    /// since deliveries and polls read their department from the store.
+    pub fn reconfigure(&self, catalogue: Arc<Catalogue>, poll_intervals: BTreeMap<String, i64>) {
+        self.catalogue.store(catalogue);
+        self.poll_intervals.store(Arc::new(poll_intervals));
+        // A new department's deliveries may be due already.
+        self.wake.notify_one();
+    }
+
     /// Look for due deliveries now (after a replay, say).
     pub fn wake_dispatcher(&self) {
         self.wake.notify_one();
@@ -121,14 +138,22 @@ impl Orchestrator {
     /// exist), its cross-field rules, and every involved department's own `validate`, all
     /// departments asked in parallel. Also returns the lookup answers, which fill matter inputs.
     pub async fn review(&self, service_code: &str, form: &Value) -> Result<Review, ApiError> {
-        let service =
-            self.catalogue
-                .services
-                .get(service_code)
-                .ok_or_else(|| ApiError::NotFound {
-                    what: "service",
-                    id: service_code.into(),
-                })?;
+        self.review_in(&self.catalogue(), service_code, form).await
+    }
+
+    async fn review_in(
+        &self,
+        catalogue: &Catalogue,
+        service_code: &str,
+        form: &Value,
+    ) -> Result<Review, ApiError> {
+        let service = catalogue
+            .services
+            .get(service_code)
+            .ok_or_else(|| ApiError::NotFound {
+                what: "service",
+                id: service_code.into(),
+            })?;
         if !form.is_object() {
             let problem = FieldProblem::new("", "type", "申请表应为JSON对象");
             return Ok(Review {
@@ -136,7 +161,7 @@ impl Orchestrator {
                 lookups: json!({}),
             });
         }
-        let form_problems = self.catalogue.check_form(service, form);
+        let form_problems = catalogue.check_form(service, form);
         let lookups = self.run_lookups(service, form, &form_problems).await?;
         let ctx = Context {
             form: Some(form),
@@ -147,7 +172,7 @@ impl Orchestrator {
         let checks = service.steps.iter().map(|step| {
             let ctx = &ctx;
             async move {
-                let matter = &self.catalogue.matters[&step.matter];
+                let matter = &catalogue.matters[&step.matter];
                 let input = step
                     .input
                     .as_ref()
@@ -304,11 +329,12 @@ impl Orchestrator {
         if let Some(applied) = self.repeated(&admission).await? {
             return Ok(applied);
         }
-        let review = self.review(service_code, &form).await?;
+        let catalogue = self.catalogue();
+        let review = self.review_in(&catalogue, service_code, &form).await?;
         if !review.problems.is_empty() {
             return Err(ApiError::InvalidInput(review.problems));
         }
-        let service = &self.catalogue.services[service_code];
+        let service = &catalogue.services[service_code];
         let ctx = Context {
             form: Some(&form),
             lookups: Some(&review.lookups),
@@ -320,7 +346,7 @@ impl Orchestrator {
             .map(|s| NewStep {
                 step: s.id.clone(),
                 matter: s.matter.clone(),
-                department: self.catalogue.matters[&s.matter].department.clone(),
+                department: catalogue.matters[&s.matter].department.clone(),
                 after: s.after.clone(),
                 input: match (&s.input, s.after.is_empty()) {
                     (None, _) => form.to_string(),
@@ -378,7 +404,8 @@ impl Orchestrator {
         let Some(case) = self.store.case(case_id).await? else {
             return Ok(());
         };
-        let Some(service) = self.catalogue.services.get(&case.service) else {
+        let catalogue = self.catalogue();
+        let Some(service) = catalogue.services.get(&case.service) else {
             return Ok(());
         };
         loop {
@@ -456,6 +483,7 @@ impl Orchestrator {
                         // Each delivery is a trace of its own: its department calls share it.
                         let trace = crate::trace_context::TraceContext::new_root();
                         let span = tracing::info_span!("delivery", case = %step.case_id, step = %step.step, trace_id = %trace.trace_id_hex());
+                        crate::otel::adopt(&span, &trace);
                         tokio::spawn(async move {
                             use tracing::Instrument;
                             let delivery = this.deliver(&step);
@@ -680,6 +708,7 @@ impl Orchestrator {
 
     fn poll_interval(&self, department: &str) -> i64 {
         self.poll_intervals
+            .load()
             .get(department)
             .copied()
             .unwrap_or(2_000)
@@ -689,6 +718,7 @@ impl Orchestrator {
     pub async fn run_poller(self: Arc<Self>) {
         let tick = self
             .poll_intervals
+            .load()
             .values()
             .copied()
             .min()
@@ -708,6 +738,7 @@ impl Orchestrator {
                 let this = self.clone();
                 let trace = crate::trace_context::TraceContext::new_root();
                 let span = tracing::info_span!("poll", case = %step.case_id, step = %step.step, trace_id = %trace.trace_id_hex());
+                crate::otel::adopt(&span, &trace);
                 async move {
                     use tracing::Instrument;
                     let audited = crate::audit::for_step(&step.case_id, &step.step, this.poll(&step));

@@ -160,18 +160,19 @@ fn request_span(request: &axum::http::Request<axum::body::Body>) -> tracing::Spa
         .get("x-request-id")
         .map(|v| crate::redact::redact(&String::from_utf8_lossy(v.as_bytes())))
         .unwrap_or_default();
-    let trace_id = request
-        .extensions()
-        .get::<TraceContext>()
-        .map(TraceContext::trace_id_hex)
-        .unwrap_or_default();
-    tracing::info_span!(
+    let context = request.extensions().get::<TraceContext>();
+    let trace_id = context.map(TraceContext::trace_id_hex).unwrap_or_default();
+    let span = tracing::info_span!(
         "request",
         method = %request.method(),
         path = %crate::redact::redact(request.uri().path()),
         request_id = %request_id,
         trace_id = %trace_id,
-    )
+    );
+    if let Some(context) = context {
+        crate::otel::adopt(&span, context);
+    }
+    span
 }
 
 /// Request ids, trace context and the request span around a router (the portal's, the admin's).

@@ -616,6 +616,8 @@ pub struct GatewayProcess {
     pub url: String,
     /// Every line the process wrote to stdout (its log), as it arrives.
     pub output: std::sync::Arc<std::sync::Mutex<Vec<String>>>,
+    /// Notified on every new line of `output`.
+    new_line: std::sync::Arc<tokio::sync::Notify>,
 }
 
 impl GatewayProcess {
@@ -654,16 +656,51 @@ impl GatewayProcess {
         .context("the gateway did not become ready within 60 s")??;
         // Keep draining stdout so the child never blocks on a full pipe.
         let kept = output.clone();
+        let new_line = std::sync::Arc::new(tokio::sync::Notify::new());
+        let notify = new_line.clone();
         tokio::spawn(async move {
             while let Ok(Some(line)) = lines.next_line().await {
                 kept.lock().unwrap().push(line);
+                notify.notify_waiters();
             }
         });
         Ok(GatewayProcess {
             child,
             url: ready,
             output,
+            new_line,
         })
+    }
+
+    /// Wait until the process writes a line that satisfies `found` (woken by each new line,
+    /// not by a timer); fails after `within`.
+    pub async fn wait_for_line(&self, within: Duration, found: impl Fn(&str) -> bool) -> String {
+        let deadline = tokio::time::Instant::now() + within;
+        loop {
+            let next = self.new_line.notified();
+            tokio::pin!(next);
+            // Registered before looking, so a line written in between is not missed.
+            next.as_mut().enable();
+            if let Some(line) = self.output.lock().unwrap().iter().find(|l| found(l)) {
+                return line.clone();
+            }
+            if tokio::time::timeout_at(deadline, next).await.is_err() {
+                panic!(
+                    "no such line within {within:?}: {:#?}",
+                    self.output.lock().unwrap()
+                );
+            }
+        }
+    }
+
+    /// Send the process a signal by name (`HUP`, `TERM` …).
+    pub fn signal(&self, name: &str) {
+        if let Some(pid) = self.child.id() {
+            let _ = std::process::Command::new("kill")
+                .arg(format!("-{name}"))
+                .arg(pid.to_string())
+                .status();
+        }
     }
 
     /// SIGKILL: no shutdown, no cleanup, like a power cut.
@@ -705,6 +742,7 @@ pub fn client() -> reqwest::Client {
 
 /// A client sending these headers on every request.
 pub fn client_with(headers: &[(&str, &str)]) -> reqwest::Client {
+    init_tracing();
     let mut map = reqwest::header::HeaderMap::new();
     for (name, value) in headers {
         map.insert(

@@ -65,6 +65,101 @@ struct Slot {
     picks: AtomicU64,
 }
 
+impl Slot {
+    /// A configured department with no version serving yet.
+    fn new(config: &Config, id: &str, connection: Arc<Connection>) -> Slot {
+        let limits = config.limits_of(id);
+        let settings = config.departments[id].settings.clone();
+        Slot {
+            department: Arc::new(Department::new(
+                id,
+                connection,
+                settings,
+                limits.max_instances,
+            )),
+            limits,
+            route: ArcSwap::from_pointee(Route::default()),
+            picks: AtomicU64::new(0),
+        }
+    }
+}
+
+/// What the config's catalogue needs from each department's adapter.
+fn needs_of(config: &Config) -> BTreeMap<String, Needs> {
+    let mut needs: BTreeMap<String, Needs> = config
+        .departments
+        .keys()
+        .map(|id| (id.clone(), Needs::default()))
+        .collect();
+    for (code, m) in &config.matters {
+        if let Some(n) = needs.get_mut(&m.department) {
+            n.matters.push((code.clone(), m.schema.is_none()));
+        }
+    }
+    for service in config.services.values() {
+        for lookup in &service.lookups {
+            if let Some(n) = lookup
+                .lookup
+                .split('.')
+                .next()
+                .and_then(|d| needs.get_mut(d))
+            {
+                n.lookups.push(lookup.lookup.clone());
+            }
+        }
+    }
+    needs
+}
+
+/// The adapter side of a config reload, checked and not yet applied: the departments as they
+/// will be, their new connections and settings, and the component files to activate.
+pub struct AdapterPlan {
+    slots: BTreeMap<String, Arc<Slot>>,
+    needs: BTreeMap<String, Needs>,
+    reconnect: Vec<Reconnect>,
+    deploys: Vec<Deploy>,
+    /// Versions a department the reload adds will serve from the store's route.
+    stored_routes: BTreeMap<String, Arc<LoadedAdapter>>,
+}
+
+/// A department kept by a reload, with the connection and settings its new calls get.
+type Reconnect = (Arc<Department>, Arc<Connection>, BTreeMap<String, String>);
+
+/// A config's component file that a reload activates.
+struct Deploy {
+    department: String,
+    bytes: Vec<u8>,
+    adapter: Arc<LoadedAdapter>,
+    signed_by: Option<String>,
+    /// The store already has the version (only the route is new).
+    stored: bool,
+}
+
+impl AdapterPlan {
+    /// The version that will serve each department once the plan is applied.
+    pub fn actives(&self) -> BTreeMap<String, Arc<LoadedAdapter>> {
+        self.slots
+            .iter()
+            .filter_map(|(id, slot)| {
+                let deployed = self
+                    .deploys
+                    .iter()
+                    .find(|d| &d.department == id)
+                    .map(|d| d.adapter.clone());
+                let active = deployed
+                    .or_else(|| self.stored_routes.get(id).cloned())
+                    .or_else(|| slot.route.load().active.clone())?;
+                Some((id.clone(), active))
+            })
+            .collect()
+    }
+
+    /// Departments whose component file the reload activates.
+    pub fn deployed(&self) -> Vec<String> {
+        self.deploys.iter().map(|d| d.department.clone()).collect()
+    }
+}
+
 /// Why an operator's request about adapters was not done.
 #[derive(Debug, thiserror::Error)]
 pub enum AdminError {
@@ -88,8 +183,10 @@ pub struct Adapters {
     store: Store,
     trust: Trust,
     staged: StagedConfig,
-    slots: BTreeMap<String, Slot>,
-    needs: BTreeMap<String, Needs>,
+    /// The configured departments; replaced whole by a config reload.
+    slots: ArcSwap<BTreeMap<String, Arc<Slot>>>,
+    /// What the catalogue needs from each department's adapter; replaced by a config reload.
+    needs: ArcSwap<BTreeMap<String, Needs>>,
     /// Versions compiled and bound on this node, by digest: those serving, and each
     /// department's newest version (standby), so that activating it is only a pointer swap.
     compiled: std::sync::Mutex<HashMap<String, Arc<LoadedAdapter>>>,
@@ -110,46 +207,14 @@ impl Adapters {
     ) -> anyhow::Result<Arc<Self>> {
         registry::migrate(&store).await?;
         let mut slots = BTreeMap::new();
-        let mut needs: BTreeMap<String, Needs> = BTreeMap::new();
         for (id, dept) in &config.departments {
-            let limits = config.limits_of(id);
             let connection = Connection::new(config, dept)
                 .with_context(|| format!("department {id}: connection"))?;
-            let department = Department::new(
-                id.clone(),
-                connection,
-                dept.settings.clone(),
-                limits.max_instances,
-            );
-            crate::telemetry::adapter_limits(id, &limits);
-            slots.insert(
-                id.clone(),
-                Slot {
-                    department: Arc::new(department),
-                    limits,
-                    route: ArcSwap::from_pointee(Route::default()),
-                    picks: AtomicU64::new(0),
-                },
-            );
-            needs.insert(id.clone(), Needs::default());
+            let slot = Slot::new(config, id, connection);
+            crate::telemetry::adapter_limits(id, &slot.limits);
+            slots.insert(id.clone(), Arc::new(slot));
         }
-        for (code, m) in &config.matters {
-            if let Some(n) = needs.get_mut(&m.department) {
-                n.matters.push((code.clone(), m.schema.is_none()));
-            }
-        }
-        for service in config.services.values() {
-            for lookup in &service.lookups {
-                if let Some(n) = lookup
-                    .lookup
-                    .split('.')
-                    .next()
-                    .and_then(|d| needs.get_mut(d))
-                {
-                    n.lookups.push(lookup.lookup.clone());
-                }
-            }
-        }
+        let needs = needs_of(config);
         let watch = match &config.plugins.watch_dir {
             Some(dir) => Some(tokio::sync::Mutex::new(watch::Watcher::new(
                 config.resolve(dir),
@@ -161,8 +226,8 @@ impl Adapters {
             store,
             trust: Trust::new(&config.plugins.trusted_keys).map_err(anyhow::Error::msg)?,
             staged: config.plugins.staged,
-            slots,
-            needs,
+            slots: ArcSwap::from_pointee(slots),
+            needs: ArcSwap::from_pointee(needs),
             compiled: Default::default(),
             standby: Default::default(),
             changing: tokio::sync::Mutex::new(()),
@@ -178,7 +243,7 @@ impl Adapters {
             }
         }
         adapters.sync().await?;
-        for (id, slot) in &adapters.slots {
+        for (id, slot) in adapters.slots.load().iter() {
             match &slot.route.load().active {
                 Some(a) => {
                     tracing::info!(department = %id, digest = %&a.digest[..12], version = %a.description().adapter_version, "adapter serving")
@@ -224,7 +289,8 @@ impl Adapters {
 
     /// The version that serves the next call of a department (the candidate for its share).
     pub fn get(&self, department: &str) -> Option<Arc<LoadedAdapter>> {
-        let slot = self.slots.get(department)?;
+        let slots = self.slots.load();
+        let slot = slots.get(department)?;
         let route = slot.route.load();
         if let Some(candidate) = &route.candidate {
             // Spread evenly: after any n calls, the candidate has had floor(n × percent / 100)
@@ -240,7 +306,8 @@ impl Adapters {
 
     /// The version serving the next call of the lookup `name`.
     pub fn for_lookup(&self, name: &str) -> Option<Arc<LoadedAdapter>> {
-        let department = self.slots.iter().find_map(|(id, slot)| {
+        let slots = self.slots.load();
+        let department = slots.iter().find_map(|(id, slot)| {
             let route = slot.route.load();
             route
                 .active
@@ -256,22 +323,29 @@ impl Adapters {
 
     /// The active version of every department that has one.
     pub fn all(&self) -> Vec<Arc<LoadedAdapter>> {
+        self.actives().into_values().collect()
+    }
+
+    /// The active version of every department that has one, by department.
+    pub fn actives(&self) -> BTreeMap<String, Arc<LoadedAdapter>> {
         self.slots
-            .values()
-            .filter_map(|s| s.route.load().active.clone())
+            .load()
+            .iter()
+            .filter_map(|(id, s)| Some((id.clone(), s.route.load().active.clone()?)))
             .collect()
     }
 
     /// Configured department ids.
-    pub fn departments(&self) -> impl Iterator<Item = &str> {
-        self.slots.keys().map(String::as_str)
+    pub fn departments(&self) -> Vec<String> {
+        self.slots.load().keys().cloned().collect()
     }
 
-    /// A department's host-owned connection (the audit log attaches to it).
+    /// A department's host-owned connection, as new calls use it (the audit log attaches to it).
     pub fn connection(&self, department: &str) -> Option<Arc<Connection>> {
         self.slots
+            .load()
             .get(department)
-            .map(|s| s.department.connection.clone())
+            .map(|s| s.department.connection())
     }
 
     /// Check a component and store it as a version (not activated). `department`, when given,
@@ -314,8 +388,8 @@ impl Adapters {
             return Ok(known);
         }
         let limits = expected
-            .and_then(|d| self.slots.get(d))
-            .map_or_else(Limits::default, |s| s.limits);
+            .and_then(|d| self.slots.load().get(d).map(|s| s.limits))
+            .unwrap_or_default();
         let described = admission::describe(&self.engine, bytes, limits)
             .await
             .map_err(AdminError::Refused)?;
@@ -339,7 +413,7 @@ impl Adapters {
                 format!("the component describes department `{department}`, not `{expected}`"),
             )));
         }
-        let Some(slot) = self.slots.get(&department) else {
+        let Some(slot) = self.slots.load().get(&department).cloned() else {
             return Err(AdminError::Refused(Refusal::new(
                 "department",
                 format!(
@@ -349,7 +423,13 @@ impl Adapters {
         };
         let adapter = Arc::new(described.bind(slot.department.clone(), slot.limits));
         let running = slot.route.load().active.clone();
-        admission::self_check(&adapter, &self.needs[&department], running.as_deref())
+        let needs = self
+            .needs
+            .load()
+            .get(&department)
+            .cloned()
+            .unwrap_or_default();
+        admission::self_check(&adapter, &needs, running.as_deref())
             .await
             .map_err(AdminError::Refused)?;
         let record = admission::record(&adapter, bytes.len(), signed_by, source, operator);
@@ -655,7 +735,7 @@ impl Adapters {
 
     async fn apply_routes(&self) -> Result<(), StoreError> {
         for record in registry::routes(&self.store).await? {
-            let Some(slot) = self.slots.get(&record.department) else {
+            let Some(slot) = self.slots.load().get(&record.department).cloned() else {
                 continue;
             };
             let current = slot.route.load();
@@ -735,7 +815,7 @@ impl Adapters {
     }
 
     async fn roll_back_failing(&self) -> Result<(), StoreError> {
-        for (id, slot) in &self.slots {
+        for (id, slot) in self.slots.load().iter() {
             let route = slot.route.load();
             let Some(candidate) = &route.candidate else {
                 continue;
@@ -784,6 +864,21 @@ impl Adapters {
             return Ok(found.clone());
         }
         let slot = self.slot(department)?;
+        self.load_for(&slot, department, digest).await
+    }
+
+    /// Load a stored version for a slot (a configured department, or one a reload adds).
+    async fn load_for(
+        &self,
+        slot: &Slot,
+        department: &str,
+        digest: &str,
+    ) -> Result<Arc<LoadedAdapter>, AdminError> {
+        if let Some(found) = self.compiled.lock().expect("not poisoned").get(digest)
+            && Arc::ptr_eq(found.department(), &slot.department)
+        {
+            return Ok(found.clone());
+        }
         let bytes = registry::component(&self.store, digest)
             .await?
             .ok_or_else(|| AdminError::NotFound {
@@ -831,16 +926,17 @@ impl Adapters {
     /// before it is activated.
     async fn prepare_standby(&self) -> Result<(), StoreError> {
         let newest = registry::newest_versions(&self.store).await?;
+        let slots = self.slots.load_full();
         let wanted: Vec<String> = newest
             .iter()
-            .filter(|(department, _)| self.slots.contains_key(*department))
+            .filter(|(department, _)| slots.contains_key(*department))
             .map(|(_, digest)| digest.clone())
             .collect();
         if *self.standby.lock().expect("not poisoned") == wanted {
             return Ok(());
         }
         for (department, digest) in &newest {
-            if self.slots.contains_key(department)
+            if slots.contains_key(department)
                 && let Err(e) = self.version_for(department, digest).await
             {
                 tracing::warn!(%department, digest = %&digest[..12], error = %e, "cannot prepare the newest version");
@@ -851,10 +947,258 @@ impl Adapters {
         Ok(())
     }
 
+    /// Hold off every other adapter change on this node (admin requests, syncs, file drops)
+    /// while a config reload is checked and applied.
+    pub async fn hold_changes(&self) -> tokio::sync::MutexGuard<'_, ()> {
+        self.changing.lock().await
+    }
+
+    /// Check the adapter side of a new config without applying anything: the departments it
+    /// adds (with their component files), component files that are new to the store, and that
+    /// every version serving now still fits the new catalogue. `connections` are the new
+    /// configs' department connections, already built. Problems are (key, reason).
+    /// Call with [`Self::hold_changes`] held.
+    pub async fn plan(
+        &self,
+        config: &Config,
+        connections: &BTreeMap<String, Arc<Connection>>,
+    ) -> Result<AdapterPlan, Vec<(String, String)>> {
+        let current = self.slots.load_full();
+        let needs = needs_of(config);
+        let mut problems = Vec::new();
+        let mut slots = BTreeMap::new();
+        let mut reconnect = Vec::new();
+        for (id, dept) in &config.departments {
+            // A connection that could not be built is the caller's problem to report (the
+            // reload is refused); the other checks still run, against no connection at all.
+            match (current.get(id), connections.get(id).cloned()) {
+                (Some(slot), Some(connection)) => {
+                    reconnect.push((slot.department.clone(), connection, dept.settings.clone()));
+                    slots.insert(id.clone(), slot.clone());
+                }
+                (Some(slot), None) => {
+                    slots.insert(id.clone(), slot.clone());
+                }
+                (None, connection) => {
+                    let connection = match connection {
+                        Some(connection) => connection,
+                        None => Connection::unbound()
+                            .map_err(|e| vec![(format!("departments.{id}"), format!("{e:#}"))])?,
+                    };
+                    slots.insert(id.clone(), Arc::new(Slot::new(config, id, connection)));
+                }
+            }
+        }
+        let store_problem = |e: StoreError| vec![("store".to_string(), e.to_string())];
+        let routes = registry::routes(&self.store).await.map_err(store_problem)?;
+        let mut deploys = Vec::new();
+        for (id, dept) in &config.departments {
+            let (Some(file), Some(slot)) = (&dept.adapter, slots.get(id)) else {
+                continue;
+            };
+            let key = format!("departments.{id}.adapter");
+            let path = config.resolve(&config.plugins.dir).join(file);
+            let bytes = match tokio::fs::read(&path).await {
+                Ok(bytes) => bytes,
+                Err(e) => {
+                    problems.push((key, format!("cannot read {}: {e}", path.display())));
+                    continue;
+                }
+            };
+            let stored = registry::version(&self.store, &digest(&bytes))
+                .await
+                .map_err(store_problem)?
+                .is_some();
+            // As at start-up: a file the store knows leaves the stored choice alone.
+            if stored && routes.iter().any(|r| &r.department == id) {
+                continue;
+            }
+            match self.prepare(&bytes, id, slot, &needs[id]).await {
+                Ok((adapter, signed_by)) => deploys.push(Deploy {
+                    department: id.clone(),
+                    bytes,
+                    adapter,
+                    signed_by,
+                    stored,
+                }),
+                Err(refusal) => problems.push((
+                    key,
+                    format!(
+                        "{}: refused at the {} check: {}",
+                        path.display(),
+                        refusal.check,
+                        refusal.reason
+                    ),
+                )),
+            }
+        }
+        let mut stored_routes = BTreeMap::new();
+        for (id, slot) in &slots {
+            if current.contains_key(id) || deploys.iter().any(|d| &d.department == id) {
+                continue;
+            }
+            // A department added again whose route the store still has.
+            if let Some(route) = routes.iter().find(|r| &r.department == id) {
+                match self.load_for(slot, id, &route.active).await {
+                    Ok(version) => {
+                        stored_routes.insert(id.clone(), version);
+                    }
+                    Err(e) => problems.push((format!("departments.{id}"), e.to_string())),
+                }
+            }
+        }
+        for (id, slot) in &slots {
+            if deploys.iter().any(|d| &d.department == id) {
+                continue;
+            }
+            let route = slot.route.load();
+            let serving = [
+                ("active", route.active.clone()),
+                ("candidate", route.candidate.clone()),
+            ]
+            .into_iter()
+            .chain(std::iter::once(("active", stored_routes.get(id).cloned())));
+            for (role, version) in serving {
+                let Some(version) = version else { continue };
+                if let Err(refusal) = admission::self_check(&version, &needs[id], None).await {
+                    problems.push((
+                        format!("departments.{id}"),
+                        format!(
+                            "the {role} adapter version {} ({}) does not fit the new catalogue: {}",
+                            version.description().adapter_version,
+                            &version.digest[..12],
+                            refusal.reason
+                        ),
+                    ));
+                }
+            }
+        }
+        if !problems.is_empty() {
+            return Err(problems);
+        }
+        Ok(AdapterPlan {
+            slots,
+            needs,
+            reconnect,
+            deploys,
+            stored_routes,
+        })
+    }
+
+    /// Every check of an upload, for a config's component file of a department (which may be
+    /// one the reload adds), without storing anything.
+    async fn prepare(
+        &self,
+        bytes: &[u8],
+        department: &str,
+        slot: &Slot,
+        needs: &Needs,
+    ) -> Result<(Arc<LoadedAdapter>, Option<String>), Refusal> {
+        let signed_by = self
+            .trust
+            .check(bytes)
+            .map_err(|why| Refusal::new("signature", why))?;
+        let described = admission::describe(&self.engine, bytes, slot.limits).await?;
+        let description = described.description();
+        if !admission::compatible(&description.contract_version, sdk::CONTRACT_VERSION) {
+            return Err(Refusal::new(
+                "contract_version",
+                format!(
+                    "built against contract {}, this gateway serves {}",
+                    description.contract_version,
+                    sdk::CONTRACT_VERSION
+                ),
+            ));
+        }
+        if description.department != department {
+            return Err(Refusal::new(
+                "department",
+                format!(
+                    "the component describes department `{}`, not `{department}`",
+                    description.department
+                ),
+            ));
+        }
+        let adapter = Arc::new(described.bind(slot.department.clone(), slot.limits));
+        let running = slot.route.load().active.clone();
+        admission::self_check(&adapter, needs, running.as_deref()).await?;
+        Ok((adapter, signed_by))
+    }
+
+    /// Apply a checked plan: store and activate the new component files, point the
+    /// departments at their new connections and settings, and swap the departments whole.
+    /// Calls in flight finish on what they started with. Call with [`Self::hold_changes`] held.
+    pub async fn commit(&self, plan: AdapterPlan, operator: &str) -> Result<(), AdminError> {
+        for deploy in &plan.deploys {
+            let digest = deploy.adapter.digest.clone();
+            if !deploy.stored {
+                let record = admission::record(
+                    &deploy.adapter,
+                    deploy.bytes.len(),
+                    deploy.signed_by.clone(),
+                    "config",
+                    operator,
+                );
+                if registry::insert_version(&self.store, &record, &deploy.bytes).await? {
+                    registry::record(
+                        &self.store,
+                        &deploy.department,
+                        "push",
+                        Some(&digest),
+                        operator,
+                        Some(&format!(
+                            "config reload, version {}",
+                            record.adapter_version
+                        )),
+                    )
+                    .await?;
+                }
+            }
+            let route = RouteRecord {
+                department: deploy.department.clone(),
+                active: digest.clone(),
+                candidate: None,
+                percent: 0,
+                updated_by: operator.to_string(),
+                updated_at: now_ms(),
+            };
+            registry::set_route(
+                &self.store,
+                &route,
+                "activate",
+                &digest,
+                Some("config reload"),
+            )
+            .await?;
+        }
+        for (department, connection, settings) in plan.reconnect {
+            department.reconfigure(connection, settings);
+        }
+        {
+            let mut compiled = self.compiled.lock().expect("not poisoned");
+            for version in plan
+                .deploys
+                .iter()
+                .map(|d| &d.adapter)
+                .chain(plan.stored_routes.values())
+            {
+                compiled.insert(version.digest.clone(), version.clone());
+            }
+        }
+        for (id, slot) in &plan.slots {
+            crate::telemetry::adapter_limits(id, &slot.limits);
+        }
+        self.needs.store(Arc::new(plan.needs));
+        self.slots.store(Arc::new(plan.slots));
+        self.apply_routes().await?;
+        Ok(())
+    }
+
     /// Forget compiled versions neither serving nor on standby (calls in flight keep theirs).
     fn prune_compiled(&self) {
         let serving: Vec<String> = self
             .slots
+            .load()
             .values()
             .flat_map(|s| {
                 let r = s.route.load();
@@ -870,9 +1214,11 @@ impl Adapters {
             .retain(|digest, _| serving.contains(digest));
     }
 
-    fn slot(&self, department: &str) -> Result<&Slot, AdminError> {
+    fn slot(&self, department: &str) -> Result<Arc<Slot>, AdminError> {
         self.slots
+            .load()
             .get(department)
+            .cloned()
             .ok_or_else(|| AdminError::NotFound {
                 what: "department",
                 id: department.to_string(),

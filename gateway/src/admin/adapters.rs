@@ -58,7 +58,7 @@ impl From<AdminError> for ApiError {
 async fn list(State(o): State<AppState>) -> Result<Json<Value>, ApiError> {
     let mut departments = Vec::new();
     for id in o.adapters.departments() {
-        departments.push(o.adapters.status(id).await?);
+        departments.push(o.adapters.status(&id).await?);
     }
     Ok(Json(json!({ "departments": departments })))
 }

@@ -11,6 +11,7 @@
 //! | `POST /admin/v1/adapters/{department}/promote` | the staged candidate becomes active |
 //! | `POST /admin/v1/adapters/{department}/rollback` | drop the candidate, or `{"digest"?}` go back |
 //! | `DELETE /admin/v1/adapters/{department}/versions/{digest}` | remove a version serving nothing |
+//! | `POST /admin/v1/config/reload` | read the config file again: apply it whole or refuse it whole ([`crate::reload`]) |
 //! | `GET /admin/v1/lookups` | recorded portal lookups: client, purpose, case or clerk, outcome |
 //! | `GET /metrics` | Prometheus metrics (see [`crate::telemetry`]) |
 

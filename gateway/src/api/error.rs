@@ -58,6 +58,10 @@ pub enum ApiError {
     /// An adapter component was refused before activation (422), with every reason.
     #[error("adapter refused: {0}")]
     Refused(String, Vec<FieldProblem>),
+    /// A reloaded config was refused whole (422), every problem with its file and key; the
+    /// running config keeps serving.
+    #[error("the new config was refused")]
+    ConfigRefused(Vec<FieldProblem>),
     /// The body is larger than `server.body_limit_bytes` (413).
     #[error("the body exceeds the limit of {0} bytes")]
     TooLarge(usize),
@@ -158,6 +162,7 @@ impl ApiError {
             ApiError::Forbidden(_) => (StatusCode::FORBIDDEN, "forbidden"),
             ApiError::Conflict(_) => (StatusCode::CONFLICT, "conflict"),
             ApiError::Refused(..) => (StatusCode::UNPROCESSABLE_ENTITY, "adapter_refused"),
+            ApiError::ConfigRefused(_) => (StatusCode::UNPROCESSABLE_ENTITY, "config_refused"),
             ApiError::Internal(_) => (StatusCode::INTERNAL_SERVER_ERROR, "internal"),
         }
     }
@@ -182,6 +187,14 @@ impl IntoResponse for ApiError {
                 code,
             } => (format!("{code}: {message}"), Some(department), &[]),
             ApiError::Refused(message, fields) => (message.clone(), None, fields),
+            ApiError::ConfigRefused(fields) => (
+                format!(
+                    "the new config was refused whole ({} problem(s)); the running config keeps serving",
+                    fields.len()
+                ),
+                None,
+                fields,
+            ),
             ApiError::Busy { department, .. } => (self.to_string(), Some(department), &[]),
             ApiError::Unavailable { department, .. }
             | ApiError::Timeout { department }

@@ -104,7 +104,7 @@ pub fn router(
     state: AppState,
     limits: RequestLimits,
     readiness: Arc<crate::health::Readiness>,
-    authenticator: Arc<crate::auth::Authenticator>,
+    authenticator: crate::auth::Credentials,
 ) -> Router {
     let (router, document) = documented().split_for_parts();
     let mut document = serde_json::to_value(&document).expect("the OpenAPI document serialises");
@@ -145,8 +145,8 @@ fn json_body(body: &Bytes) -> Result<Value, ApiError> {
     responses((status = 200, description = "Every matter, service and lookup.", body = openapi::Catalogue))
 )]
 async fn catalogue(State(o): State<AppState>) -> Json<Value> {
-    let matters: Vec<Value> = o
-        .catalogue
+    let catalogue = o.catalogue();
+    let matters: Vec<Value> = catalogue
         .matters
         .values()
         .map(|m| {
@@ -157,7 +157,7 @@ async fn catalogue(State(o): State<AppState>) -> Json<Value> {
             })
         })
         .collect();
-    let services: Vec<_> = o.catalogue.services.values().collect();
+    let services: Vec<_> = catalogue.services.values().collect();
     let lookups: Vec<Value> = o
         .adapters
         .all()
@@ -189,7 +189,8 @@ async fn form(
     State(o): State<AppState>,
     Path(code): Path<String>,
 ) -> Result<Json<Value>, ApiError> {
-    let service = o.catalogue.services.get(&code).ok_or(ApiError::NotFound {
+    let catalogue = o.catalogue();
+    let service = catalogue.services.get(&code).ok_or(ApiError::NotFound {
         what: "service",
         id: code,
     })?;
@@ -516,10 +517,11 @@ async fn case(
     let licences = crate::licences::of_case(&o.store, &id).await?;
     let states: Vec<StepState> = steps.iter().map(|s| s.state).collect();
     let now = crate::store::now_ms();
+    let catalogue = o.catalogue();
     let matters: Vec<Value> = steps
         .iter()
         .map(|s| {
-            let matter = o.catalogue.matters.get(&s.matter);
+            let matter = catalogue.matters.get(&s.matter);
             // The promised limit: deadline, and the light while open (红黄牌).
             let clock = matter.map(|m| {
                 o.deadlines.clock(

@@ -157,6 +157,8 @@ pub enum ErrorCode {
     Conflict,
     /// 422: an adapter component failed a check (admin API).
     AdapterRefused,
+    /// 422: a reloaded config was refused whole, every problem with its `file` (admin API).
+    ConfigRefused,
     /// 503: the department's adapter runs all the instances it may; retry after `Retry-After`.
     AdapterBusy,
     /// 500: the gateway's own fault.
@@ -911,6 +913,10 @@ mod tests {
                 department: department(),
                 max: 4,
             },
+            ApiError::ConfigRefused(vec![
+                FieldProblem::new("departments.tax.base_url", "config", "relative URL")
+                    .in_file("/etc/gateway/gateway.toml"),
+            ]),
             ApiError::Internal("disk".into()),
         ];
         for error in errors {

@@ -3,6 +3,7 @@
 
 use super::bindings::gov::adapter::{cache, config, department_http, log};
 use crate::connection::{Connection, SendError};
+use arc_swap::ArcSwap;
 use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -11,14 +12,19 @@ use wasmtime::{StoreLimits, StoreLimitsBuilder};
 use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
 
 /// Everything about one department that outlives a call: its connection, settings and cache.
+///
+/// The connection and the settings are swappable (a config reload changes the base URL, the
+/// timeouts, the TLS files or a secret): every loaded version of the department's adapter
+/// reaches them through this one handle, so a reload needs no recompilation. A call takes both
+/// when it starts and keeps them to its end; calls started after a reload see the new ones.
 #[derive(Debug)]
 pub struct Department {
     /// Department id.
     pub id: String,
     /// The host-owned connection.
-    pub connection: Arc<Connection>,
+    connection: ArcSwap<Connection>,
     /// Settings and secrets for `config.get`.
-    pub settings: BTreeMap<String, String>,
+    settings: ArcSwap<BTreeMap<String, String>>,
     /// The adapter's cache, shared across its instances and versions.
     pub cache: AdapterCache,
     /// Instances alive at once, across every version of the department's adapter.
@@ -37,12 +43,29 @@ impl Department {
     ) -> Self {
         Department {
             id: id.into(),
-            connection,
-            settings,
+            connection: ArcSwap::new(connection),
+            settings: ArcSwap::from_pointee(settings),
             cache: AdapterCache::default(),
             instances: Arc::new(tokio::sync::Semaphore::new(max_instances as usize)),
             max_instances,
         }
+    }
+
+    /// The connection new calls use.
+    pub fn connection(&self) -> Arc<Connection> {
+        self.connection.load_full()
+    }
+
+    /// The settings new calls see.
+    pub fn settings(&self) -> Arc<BTreeMap<String, String>> {
+        self.settings.load_full()
+    }
+
+    /// Point new calls at another connection and settings (a reload); calls in flight finish
+    /// with the ones they started with.
+    pub fn reconfigure(&self, connection: Arc<Connection>, settings: BTreeMap<String, String>) {
+        self.connection.store(connection);
+        self.settings.store(Arc::new(settings));
     }
 
     /// Instances of this department's adapter running now on this node.
@@ -101,6 +124,9 @@ pub struct HostState {
     table: ResourceTable,
     pub(super) limits: StoreLimits,
     pub(super) department: Arc<Department>,
+    /// The department's connection and settings as they were when the call started.
+    connection: Arc<Connection>,
+    settings: Arc<BTreeMap<String, String>>,
     /// Epoch ticks the guest has spent running wasm in this call.
     pub(super) cpu_ticks: u64,
 }
@@ -118,6 +144,8 @@ impl HostState {
                 .memories(16)
                 .trap_on_grow_failure(true)
                 .build(),
+            connection: department.connection(),
+            settings: department.settings(),
             department,
             cpu_ticks: 0,
         }
@@ -140,7 +168,7 @@ impl department_http::Host for HostState {
     ) -> Result<department_http::Response, department_http::HttpError> {
         let dept = self.department.clone();
         let started = Instant::now();
-        let outcome = dept
+        let outcome = self
             .connection
             .send(&req.method, &req.path, &req.headers, req.body)
             .await;
@@ -170,7 +198,7 @@ impl department_http::Host for HostState {
 
 impl config::Host for HostState {
     async fn get(&mut self, key: String) -> Option<String> {
-        self.department.settings.get(&key).cloned()
+        self.settings.get(&key).cloned()
     }
 }
 

@@ -1,0 +1,574 @@
+//! Reloading departments, matters, services and clients on a running gateway.
+//!
+//! On `SIGHUP` or `POST /admin/v1/config/reload`, the config file the gateway was started with
+//! is read again and checked whole, as at start-up, and then against the running gateway:
+//! every department connection is built (TLS files read), component files new to the store
+//! pass every admission check, the versions serving now still fit the new catalogue, the
+//! catalogue is built against what will serve, and nothing that open cases still use is
+//! removed. Any problem refuses the new config whole (file, key, reason) and the old one keeps
+//! serving. Otherwise it is applied by pointer swaps: requests and calls in flight finish on
+//! the view they started with, new ones see the new one.
+//!
+//! What is applied: departments (added with their component files, removed, or changed: base
+//! URL, timeouts, TLS files, settings and secrets, delivery pacing, poll interval), matters and
+//! services, portal clients and JWT settings, operators. What is not (listen addresses, the
+//! store, the audit log, engine and adapter limits, …) is reported as needing a restart and
+//! left as it runs.
+//!
+//! Cases already stored are never dropped by a reload: a department, matter or service that
+//! open steps still use cannot be removed (the reload is refused, naming how many), so every
+//! stored case goes on to its end or fails visibly. (An application accepted by a request that
+//! took the old catalogue while the reload was being checked is the one gap: its service may
+//! leave with it; its steps still deliver and poll, since those read the store.)
+//!
+//! Each node reads its own file. If the store fails while a reload stores and activates the
+//! config's component files, the reload answers 500 and nothing else is swapped; a route already
+//! written is followed by the nodes' sync like any activation.
+
+use crate::adapters::AdapterPlan;
+use crate::auth::{Authenticator, Credentials};
+use crate::catalogue::{Catalogue, FieldProblem};
+use crate::config::{Config, ConfigError};
+use crate::connection::Connection;
+use crate::orchestrator::Orchestrator;
+use serde::Serialize;
+use sqlx::Row;
+use std::collections::{BTreeMap, BTreeSet};
+use std::fmt::Debug;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+/// One reason a new config is refused.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Problem {
+    /// The file the problem is in (the config, or its catalogue).
+    pub file: PathBuf,
+    /// Dotted key of the offending setting.
+    pub key: String,
+    /// What is wrong.
+    pub reason: String,
+}
+
+impl From<ConfigError> for Problem {
+    fn from(e: ConfigError) -> Self {
+        Problem {
+            file: e.file,
+            key: e.key,
+            reason: e.reason,
+        }
+    }
+}
+
+impl From<Problem> for FieldProblem {
+    fn from(p: Problem) -> Self {
+        FieldProblem::new(p.key, "config", p.reason).in_file(p.file.display().to_string())
+    }
+}
+
+/// A setting changed in the file that only a restart applies; the running value stays.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct NeedsRestart {
+    /// Dotted key of the setting.
+    pub key: String,
+    /// Why it needs a restart.
+    pub reason: String,
+}
+
+/// What a reload applied.
+#[derive(Debug, Clone, Serialize)]
+pub struct Reloaded {
+    /// What changed, one line each (`departments added: water` …); empty when nothing did.
+    pub changes: Vec<String>,
+    /// Settings that changed in the file but wait for a restart.
+    pub needs_restart: Vec<NeedsRestart>,
+}
+
+/// Why a reload did not happen.
+#[derive(Debug, thiserror::Error)]
+pub enum ReloadError {
+    /// The new config has problems; nothing was applied.
+    #[error("the new config was refused whole: {} problem(s)", .0.len())]
+    Refused(Vec<Problem>),
+    /// Applying a checked config failed (the store did not take a write).
+    #[error("applying the new config failed: {0}")]
+    Failed(String),
+}
+
+/// Reloads the config of one running gateway.
+pub struct Reloader {
+    /// The config the gateway started with: what restart-only settings are compared against.
+    started: Config,
+    /// The config in force; the lock also keeps reloads one at a time.
+    current: tokio::sync::Mutex<Config>,
+    orchestrator: Arc<Orchestrator>,
+    credentials: Credentials,
+    readiness: Arc<crate::health::Readiness>,
+    audit: crate::audit::Sink,
+}
+
+impl Reloader {
+    /// A reloader for a gateway started from `config`.
+    pub fn new(
+        config: Config,
+        orchestrator: Arc<Orchestrator>,
+        credentials: Credentials,
+        readiness: Arc<crate::health::Readiness>,
+        audit: crate::audit::Sink,
+    ) -> Arc<Reloader> {
+        Arc::new(Reloader {
+            started: config.clone(),
+            current: tokio::sync::Mutex::new(config),
+            orchestrator,
+            credentials,
+            readiness,
+            audit,
+        })
+    }
+
+    /// The file reloads read.
+    pub fn path(&self) -> &Path {
+        &self.started.source
+    }
+
+    /// Read the config file again, check it whole, and apply it or refuse it whole. Logged and
+    /// counted in `gateway_config_reloads_total{outcome}` (`applied`, `refused`, `failed`).
+    pub async fn reload(&self, operator: &str) -> Result<Reloaded, ReloadError> {
+        let outcome = self.reload_checked(operator).await;
+        let file = self.path().display().to_string();
+        let label = match &outcome {
+            Ok(reloaded) => {
+                tracing::info!(%operator, %file, changes = ?reloaded.changes, needs_restart = ?reloaded.needs_restart.iter().map(|n| &n.key).collect::<Vec<_>>(), "config reloaded");
+                "applied"
+            }
+            Err(ReloadError::Refused(problems)) => {
+                let problems: Vec<String> = problems
+                    .iter()
+                    .map(|p| format!("{}: {}: {}", p.file.display(), p.key, p.reason))
+                    .collect();
+                tracing::warn!(%operator, %file, ?problems, "config reload refused; the running config keeps serving");
+                "refused"
+            }
+            Err(ReloadError::Failed(why)) => {
+                tracing::error!(%operator, %file, error = %why, "config reload failed");
+                "failed"
+            }
+        };
+        metrics::counter!("gateway_config_reloads_total", "outcome" => label).increment(1);
+        outcome
+    }
+
+    async fn reload_checked(&self, operator: &str) -> Result<Reloaded, ReloadError> {
+        let mut current = self.current.lock().await;
+        let config = Config::load(self.path()).map_err(|e| ReloadError::Refused(vec![e.into()]))?;
+        let file = config.source.clone();
+        let catalogue_file = config.resolve(&config.catalogue);
+        let mut problems = Vec::new();
+        let mut connections = BTreeMap::new();
+        let mut probes = BTreeMap::new();
+        for (id, department) in &config.departments {
+            let built = Connection::new(&config, department)
+                .and_then(|c| Ok((c, Connection::new(&config, department)?)));
+            match built {
+                Ok((connection, probe)) => {
+                    connection.attach_audit(self.audit.recorder(id));
+                    connections.insert(id.clone(), connection);
+                    probes.insert(id.clone(), probe);
+                }
+                Err(e) => problems.push(Problem {
+                    file: file.clone(),
+                    key: format!(
+                        "departments.{id}.{}",
+                        if department.tls.is_some() {
+                            "tls"
+                        } else {
+                            "base_url"
+                        }
+                    ),
+                    reason: format!("the connection cannot be built: {e:#}"),
+                }),
+            }
+        }
+        let certificates = crate::certificates::inventory(&config).unwrap_or_else(|e| {
+            problems.push(Problem {
+                file: file.clone(),
+                key: "departments".into(),
+                reason: format!("a certificate cannot be read: {e:#}"),
+            });
+            Vec::new()
+        });
+        problems.extend(self.open_work(&current, &config).await?);
+        let adapters = &self.orchestrator.adapters;
+        let _held = adapters.hold_changes().await;
+        let plan = match adapters.plan(&config, &connections).await {
+            Ok(plan) => Some(plan),
+            Err(found) => {
+                problems.extend(found.into_iter().map(|(key, reason)| Problem {
+                    file: file.clone(),
+                    key,
+                    reason,
+                }));
+                None
+            }
+        };
+        let catalogue = match &plan {
+            Some(plan) => match Catalogue::build(&config, &plan.actives()) {
+                Ok(catalogue) => Some(catalogue),
+                Err(e) => {
+                    let text = format!("{e:#}");
+                    let (key, reason) = text.split_once(": ").unwrap_or(("", &text));
+                    problems.push(Problem {
+                        file: catalogue_file,
+                        key: key.to_string(),
+                        reason: reason.to_string(),
+                    });
+                    None
+                }
+            },
+            None => None,
+        };
+        let operators = config.admin.as_ref().map_or(&[][..], |a| &a.operators[..]);
+        let authenticator = match Authenticator::new(&config.auth, operators) {
+            Ok(a) => Some(a),
+            Err(why) => {
+                problems.push(Problem {
+                    file: file.clone(),
+                    key: "auth".into(),
+                    reason: why,
+                });
+                None
+            }
+        };
+        let (Some(plan), Some(catalogue), Some(authenticator)) = (plan, catalogue, authenticator)
+        else {
+            return Err(ReloadError::Refused(problems));
+        };
+        if !problems.is_empty() {
+            return Err(ReloadError::Refused(problems));
+        }
+        let changes = changes(&current, &config, &plan);
+        adapters
+            .commit(plan, &format!("config:{operator}"))
+            .await
+            .map_err(|e| ReloadError::Failed(e.to_string()))?;
+        self.orchestrator.delivery.reconfigure(&config);
+        let polls = config
+            .departments
+            .iter()
+            .map(|(id, d)| (id.clone(), d.poll_interval_ms as i64))
+            .collect();
+        self.orchestrator.reconfigure(Arc::new(catalogue), polls);
+        let authenticator = authenticator.keep_rates_of(&self.credentials.load());
+        self.credentials.store(Arc::new(authenticator));
+        self.readiness.reconfigure(probes, certificates);
+        // A department the reload adds is probed now, not at the next scheduled round.
+        let readiness = self.readiness.clone();
+        tokio::spawn(async move { readiness.probe_all().await });
+        let needs_restart = needs_restart(&self.started, &config);
+        *current = config;
+        Ok(Reloaded {
+            changes,
+            needs_restart,
+        })
+    }
+
+    /// Removals that would strand stored cases: a department that open steps still go to, a
+    /// matter or service whose cases are still open.
+    async fn open_work(&self, current: &Config, new: &Config) -> Result<Vec<Problem>, ReloadError> {
+        let gone_departments: Vec<&String> = current
+            .departments
+            .keys()
+            .filter(|id| !new.departments.contains_key(*id))
+            .collect();
+        let codes = |c: &Config| -> BTreeSet<String> {
+            c.matters.keys().chain(c.services.keys()).cloned().collect()
+        };
+        let (before, after) = (codes(current), codes(new));
+        let gone_services: Vec<&String> = before.difference(&after).collect();
+        if gone_departments.is_empty() && gone_services.is_empty() {
+            return Ok(Vec::new());
+        }
+        let rows = sqlx::query(
+            "SELECT s.department, c.service, COUNT(*) AS n FROM steps s JOIN cases c ON c.id = s.case_id
+             WHERE s.state IN ('pending', 'waiting', 'accepted', 'processing')
+             GROUP BY s.department, c.service",
+        )
+        .fetch_all(self.orchestrator.store.pool())
+        .await
+        .map_err(|e| ReloadError::Failed(format!("counting open steps: {e}")))?;
+        let open: Vec<(String, String, i64)> = rows
+            .iter()
+            .map(|r| (r.get("department"), r.get("service"), r.get("n")))
+            .collect();
+        let mut problems = Vec::new();
+        for id in gone_departments {
+            let n: i64 = open.iter().filter(|o| &o.0 == id).map(|o| o.2).sum();
+            if n > 0 {
+                problems.push(Problem {
+                    file: new.source.clone(),
+                    key: format!("departments.{id}"),
+                    reason: format!(
+                        "removed while {n} open step(s) of stored cases go to it; remove it once they are finished"
+                    ),
+                });
+            }
+        }
+        for code in gone_services {
+            let n: i64 = open.iter().filter(|o| &o.1 == code).map(|o| o.2).sum();
+            if n > 0 {
+                let table = if current.services.contains_key(code) {
+                    "services"
+                } else {
+                    "matters"
+                };
+                problems.push(Problem {
+                    file: new.resolve(&new.catalogue),
+                    key: format!("{table}.\"{code}\""),
+                    reason: format!(
+                        "removed while {n} open step(s) of its cases are stored; remove it once they are finished"
+                    ),
+                });
+            }
+        }
+        Ok(problems)
+    }
+}
+
+/// What changed between two configs, one line per kind.
+fn changes(old: &Config, new: &Config, plan: &AdapterPlan) -> Vec<String> {
+    let mut lines = Vec::new();
+    let mut diff =
+        |what: &str, before: BTreeMap<String, String>, after: BTreeMap<String, String>| {
+            let added: Vec<&str> = after
+                .keys()
+                .filter(|k| !before.contains_key(*k))
+                .map(String::as_str)
+                .collect();
+            let removed: Vec<&str> = before
+                .keys()
+                .filter(|k| !after.contains_key(*k))
+                .map(String::as_str)
+                .collect();
+            let changed: Vec<&str> = after
+                .iter()
+                .filter(|(k, v)| before.get(*k).is_some_and(|b| b != *v))
+                .map(|(k, _)| k.as_str())
+                .collect();
+            for (verb, list) in [("added", added), ("removed", removed), ("changed", changed)] {
+                if !list.is_empty() {
+                    lines.push(format!("{what} {verb}: {}", list.join(", ")));
+                }
+            }
+        };
+    fn shown<T: Debug>(m: &BTreeMap<String, T>) -> BTreeMap<String, String> {
+        m.iter()
+            .map(|(k, v)| (k.clone(), format!("{v:?}")))
+            .collect()
+    }
+    diff(
+        "departments",
+        shown(&old.departments),
+        shown(&new.departments),
+    );
+    diff("matters", shown(&old.matters), shown(&new.matters));
+    diff("services", shown(&old.services), shown(&new.services));
+    let clients = |c: &Config| -> BTreeMap<String, String> {
+        c.auth
+            .clients
+            .iter()
+            .map(|cl| (cl.id.clone(), format!("{cl:?}")))
+            .collect()
+    };
+    diff("clients", clients(old), clients(new));
+    let operators = |c: &Config| -> BTreeMap<String, String> {
+        c.admin
+            .iter()
+            .flat_map(|a| &a.operators)
+            .map(|o| (o.id.clone(), format!("{o:?}")))
+            .collect()
+    };
+    diff("operators", operators(old), operators(new));
+    if format!("{:?}", old.auth.jwt) != format!("{:?}", new.auth.jwt) {
+        lines.push("auth.jwt changed".into());
+    }
+    let deployed = plan.deployed();
+    if !deployed.is_empty() {
+        lines.push(format!(
+            "adapters activated from the config: {}",
+            deployed.join(", ")
+        ));
+    }
+    lines
+}
+
+/// Settings that changed since start-up and only a restart applies.
+pub fn needs_restart(started: &Config, new: &Config) -> Vec<NeedsRestart> {
+    let mut found = Vec::new();
+    let mut check = |key: String, before: &dyn Debug, after: &dyn Debug, why: &str| {
+        if format!("{before:?}") != format!("{after:?}") {
+            found.push(NeedsRestart {
+                key,
+                reason: why.to_string(),
+            });
+        }
+    };
+    let (s, n) = (&started.server, &new.server);
+    let listener = "bound at start-up";
+    check("server.listen".into(), &s.listen, &n.listen, listener);
+    check(
+        "server.public_url".into(),
+        &s.public_url,
+        &n.public_url,
+        "handed to adapters in every submission since start-up",
+    );
+    check(
+        "server.body_limit_bytes".into(),
+        &s.body_limit_bytes,
+        &n.body_limit_bytes,
+        "a layer of the portal listener",
+    );
+    check(
+        "server.request_timeout_ms".into(),
+        &s.request_timeout_ms,
+        &n.request_timeout_ms,
+        "a layer of the portal listener",
+    );
+    check(
+        "server.node_id".into(),
+        &s.node_id,
+        &n.node_id,
+        "names this node's claims in the store",
+    );
+    check(
+        "server.claim_ms".into(),
+        &s.claim_ms,
+        &n.claim_ms,
+        "read at start-up",
+    );
+    check(
+        "server.shutdown_grace_ms".into(),
+        &s.shutdown_grace_ms,
+        &n.shutdown_grace_ms,
+        "read at start-up",
+    );
+    check(
+        "server.readiness_interval_ms".into(),
+        &s.readiness_interval_ms,
+        &n.readiness_interval_ms,
+        "the probe schedule starts with the gateway",
+    );
+    check(
+        "admin.listen".into(),
+        &started.admin.as_ref().map(|a| &a.listen),
+        &new.admin.as_ref().map(|a| &a.listen),
+        listener,
+    );
+    check(
+        "store.url".into(),
+        &started.store.url,
+        &new.store.url,
+        "the store is opened at start-up",
+    );
+    let p = (&started.plugins, &new.plugins);
+    check(
+        "plugins.cache_dir".into(),
+        &p.0.cache_dir,
+        &p.1.cache_dir,
+        "the engine is built at start-up",
+    );
+    check(
+        "plugins.limits".into(),
+        &p.0.limits,
+        &p.1.limits,
+        "loaded adapter versions run under the limits they were bound with",
+    );
+    check(
+        "plugins.watch_dir".into(),
+        &p.0.watch_dir,
+        &p.1.watch_dir,
+        "watched from start-up",
+    );
+    check(
+        "plugins.sync_interval_ms".into(),
+        &p.0.sync_interval_ms,
+        &p.1.sync_interval_ms,
+        "read at start-up",
+    );
+    check(
+        "plugins.staged".into(),
+        &p.0.staged,
+        &p.1.staged,
+        "read at start-up",
+    );
+    check(
+        "plugins.trusted_keys".into(),
+        &p.0.trusted_keys
+            .iter()
+            .map(|k| (&k.id, &k.public_key))
+            .collect::<Vec<_>>(),
+        &p.1.trusted_keys
+            .iter()
+            .map(|k| (&k.id, &k.public_key))
+            .collect::<Vec<_>>(),
+        "read at start-up",
+    );
+    for id in new.departments.keys() {
+        if started.departments.contains_key(id) {
+            check(
+                format!("departments.{id}.limits"),
+                &started.limits_of(id),
+                &new.limits_of(id),
+                "loaded adapter versions run under the limits they were bound with",
+            );
+        }
+    }
+    check(
+        "deadlines".into(),
+        &started.deadlines,
+        &new.deadlines,
+        "the holiday calendar is read at start-up",
+    );
+    check(
+        "log".into(),
+        &started.log,
+        &new.log,
+        "the log subscriber is installed at start-up",
+    );
+    check(
+        "audit".into(),
+        &started.audit,
+        &new.audit,
+        "the audit writer starts with the gateway",
+    );
+    check(
+        "telemetry".into(),
+        &started.telemetry,
+        &new.telemetry,
+        "the trace exporter is installed at start-up",
+    );
+    found
+}
+
+/// `POST /admin/v1/config/reload`, merged into the admin router.
+pub fn router(reloader: Arc<Reloader>) -> axum::Router {
+    axum::Router::new()
+        .route("/admin/v1/config/reload", axum::routing::post(reload))
+        .with_state(reloader)
+}
+
+async fn reload(
+    axum::extract::State(reloader): axum::extract::State<Arc<Reloader>>,
+    axum::Extension(operator): axum::Extension<crate::auth::Operator>,
+) -> Result<axum::Json<serde_json::Value>, crate::api::error::ApiError> {
+    match reloader.reload(&operator.id).await {
+        Ok(reloaded) => Ok(axum::Json(serde_json::json!({
+            "reloaded": true,
+            "file": reloader.path().display().to_string(),
+            "changes": reloaded.changes,
+            "needs_restart": reloaded.needs_restart,
+        }))),
+        Err(ReloadError::Refused(problems)) => Err(crate::api::error::ApiError::ConfigRefused(
+            problems.into_iter().map(FieldProblem::from).collect(),
+        )),
+        Err(ReloadError::Failed(why)) => Err(crate::api::error::ApiError::Internal(why)),
+    }
+}
