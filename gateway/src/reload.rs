@@ -188,12 +188,16 @@ impl Reloader {
                 }),
             }
         }
+        // A certificate that cannot be read has already refused its connection above; this
+        // reports only what that did not (an unreadable listener certificate).
         let certificates = crate::certificates::inventory(&config).unwrap_or_else(|e| {
-            problems.push(Problem {
-                file: file.clone(),
-                key: "departments".into(),
-                reason: format!("a certificate cannot be read: {e:#}"),
-            });
+            if problems.is_empty() {
+                problems.push(Problem {
+                    file: file.clone(),
+                    key: "server.tls".into(),
+                    reason: format!("a certificate cannot be read: {e:#}"),
+                });
+            }
             Vec::new()
         });
         problems.extend(self.open_work(&current, &config).await?);
