@@ -507,6 +507,18 @@ call_timeout_ms = 3000
     Ok(path)
 }
 
+/// The simulated departments with default settings, their certificates written under
+/// `<dir>/certs` (for tests that write their own config or run the gateway binary).
+pub async fn departments_in(dir: &Path) -> Departments {
+    init_tracing();
+    departments::start(departments::Options {
+        cert_dir: dir.join("certs"),
+        ..Default::default()
+    })
+    .await
+    .expect("the simulated departments start")
+}
+
 /// The fixture's portal client ([`PORTAL_CLIENT`], key [`PORTAL_KEY`], every scope) as a
 /// config table.
 pub fn portal_client_toml() -> String {

@@ -294,12 +294,7 @@ async fn wait_all_completed(http: &reqwest::Client, url: &str, cases: &[String])
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_gateway_killed_mid_delivery_loses_nothing_and_duplicates_nothing() {
     let dir = tempfile::tempdir().unwrap();
-    let departments = departments::start(departments::Options {
-        cert_dir: dir.path().join("certs"),
-        ..Default::default()
-    })
-    .await
-    .unwrap();
+    let departments = integration_tests::departments_in(dir.path()).await;
     let (store, _db) = store_url(dir.path()).await;
     let config = process_setup(&departments, dir.path(), &store, "node-a").await;
     let http = integration_tests::client();
@@ -345,12 +340,7 @@ async fn two_nodes_share_the_work_and_one_takes_over_when_the_other_dies() {
         return;
     }
     let dir = tempfile::tempdir().unwrap();
-    let departments = departments::start(departments::Options {
-        cert_dir: dir.path().join("certs"),
-        ..Default::default()
-    })
-    .await
-    .unwrap();
+    let departments = integration_tests::departments_in(dir.path()).await;
     let (store, _db) = store_url(dir.path()).await;
     let http = integration_tests::client();
     let a = GatewayProcess::spawn(&process_setup(&departments, dir.path(), &store, "node-a").await)
@@ -427,12 +417,7 @@ async fn operators_see_deliveries_dead_letters_and_lights_in_metrics() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sigterm_lets_a_delivery_in_flight_finish_before_the_process_exits() {
     let dir = tempfile::tempdir().unwrap();
-    let departments = departments::start(departments::Options {
-        cert_dir: dir.path().join("certs"),
-        ..Default::default()
-    })
-    .await
-    .unwrap();
+    let departments = integration_tests::departments_in(dir.path()).await;
     let (store, _db) = store_url(dir.path()).await;
     let config = process_setup(&departments, dir.path(), &store, "node-a").await;
     let http = integration_tests::client();

@@ -384,12 +384,7 @@ async fn trace_context_reaches_the_departments_and_request_ids_are_echoed() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn json_logs_carry_the_request_id_and_mask_identity_numbers() {
     let dir = tempfile::tempdir().unwrap();
-    let departments = departments::start(departments::Options {
-        cert_dir: dir.path().join("certs"),
-        ..Default::default()
-    })
-    .await
-    .unwrap();
+    let departments = integration_tests::departments_in(dir.path()).await;
     let store = format!("sqlite://{}", dir.path().join("gateway.db").display());
     let config =
         integration_tests::write_config(dir.path(), &departments, &Setup::default(), &store)

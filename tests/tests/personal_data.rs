@@ -156,12 +156,7 @@ async fn a_key_of_the_wrong_length_is_refused_with_its_key() {
     let keys = tempfile::tempdir().unwrap();
     let short = write_key(keys.path(), "short.key", 16);
     let dir = tempfile::tempdir().unwrap();
-    let departments = departments::start(departments::Options {
-        cert_dir: dir.path().join("certs"),
-        ..Default::default()
-    })
-    .await
-    .unwrap();
+    let departments = integration_tests::departments_in(dir.path()).await;
     let setup = Setup {
         config_extra: encryption("k", &[("k", "aes-256-gcm", &short)]),
         ..Setup::default()
@@ -176,12 +171,7 @@ async fn a_key_of_the_wrong_length_is_refused_with_its_key() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn names_identity_and_phone_numbers_are_masked_in_logs_spans_and_errors() {
     let dir = tempfile::tempdir().unwrap();
-    let departments = departments::start(departments::Options {
-        cert_dir: dir.path().join("certs"),
-        ..Default::default()
-    })
-    .await
-    .unwrap();
+    let departments = integration_tests::departments_in(dir.path()).await;
     let store = format!("sqlite://{}", dir.path().join("gateway.db").display());
     let setup = Setup {
         hostile: Some("http://127.0.0.1:9".into()),

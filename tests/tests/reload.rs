@@ -537,12 +537,7 @@ async fn settings_that_need_a_restart_are_reported_not_applied() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sighup_reloads_the_running_binary() {
     let dir = tempfile::tempdir().unwrap();
-    let departments = departments::start(departments::Options {
-        cert_dir: dir.path().join("certs"),
-        ..Default::default()
-    })
-    .await
-    .unwrap();
+    let departments = integration_tests::departments_in(dir.path()).await;
     let store = match integration_tests::TestDatabase::create_if_switched_on()
         .await
         .unwrap()

@@ -32,12 +32,7 @@ fn contains(haystack: &[u8], needle: &[u8]) -> bool {
 async fn spans_reach_the_collector_under_the_portals_trace_id() {
     let (endpoint, mut exports) = collector().await;
     let dir = tempfile::tempdir().unwrap();
-    let departments = departments::start(departments::Options {
-        cert_dir: dir.path().join("certs"),
-        ..Default::default()
-    })
-    .await
-    .unwrap();
+    let departments = integration_tests::departments_in(dir.path()).await;
     let postgres = integration_tests::TestDatabase::create_if_switched_on()
         .await
         .unwrap();
