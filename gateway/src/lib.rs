@@ -9,6 +9,7 @@
 //! # Layout
 //! - [`config`]: the TOML config, checked whole at start-up (file, key, reason).
 //! - [`catalogue`]: matters, services and their schemas; field problems.
+//! - [`services`]: "one thing" services — the merged form, input mapping, cross-field rules.
 //! - [`host`]: the wasmtime plugin host — engine, per-call instances, limits, host imports.
 //! - [`adapters`]: each department's adapter versions, hot swaps, staged rollouts, the registry.
 //! - [`connection`]: the host-owned HTTP(S) connection to each department, and its fences.
@@ -33,6 +34,7 @@
 //! - [`reload`]: departments, matters, services and clients reloaded on a running gateway
 //!   (`SIGHUP`, `POST /admin/v1/config/reload`): checked whole, swapped atomically, or refused.
 //! - [`otel`]: optional export of spans with OTLP/HTTP, same trace ids as `traceparent`, masked.
+//! - [`telemetry`]: the Prometheus recorder and the gateway's metrics.
 
 pub mod adapters;
 pub mod admin;

@@ -962,9 +962,10 @@ impl Store {
     }
 
     /// The pool for records of what happened — lookup records, the audit log — whose commits
-    /// do not wait for the disk ([`Durability::Deferred`]): many are written per request, and
-    /// an fsync each would cap the gateway's throughput at the disk's. The audit chain shows
-    /// what a power cut cut off (records after the last seal); a case is never among them.
+    /// do not wait for the disk (SQLite `synchronous=NORMAL`, PostgreSQL `synchronous_commit =
+    /// off`): many are written per request, and an fsync each would cap the gateway's
+    /// throughput at the disk's. The audit chain shows what a power cut cut off (records after
+    /// the last seal); a case is never among them.
     pub fn log_pool(&self) -> &AnyPool {
         &self.log_pool
     }
