@@ -290,6 +290,30 @@ impl Env {
         Ok(())
     }
 
+    /// `GET` an admin API path as the fixture's operator; the JSON answer.
+    pub async fn admin_get(&self, path: &str) -> Value {
+        admin_client()
+            .get(format!("{}{path}", self.admin_url()))
+            .send()
+            .await
+            .expect("the admin API answers")
+            .json()
+            .await
+            .expect("a JSON answer")
+    }
+
+    /// The Prometheus text at the admin listener's `/metrics`.
+    pub async fn metrics(&self) -> String {
+        admin_client()
+            .get(format!("{}/metrics", self.admin_url()))
+            .send()
+            .await
+            .expect("the admin API answers")
+            .text()
+            .await
+            .expect("a text answer")
+    }
+
     /// The admin API's base URL (start with `Setup { admin: true, .. }`).
     pub fn admin_url(&self) -> String {
         format!(

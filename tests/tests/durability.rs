@@ -391,14 +391,7 @@ async fn operators_see_deliveries_dead_letters_and_lights_in_metrics() {
         v["matters"][0]["state"] == "failed"
     })
     .await;
-    let metrics = integration_tests::admin_client()
-        .get(format!("{}/metrics", env.admin_url()))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let metrics = env.metrics().await;
     let has = |needle: &str| metrics.lines().any(|l| l.contains(needle));
     assert!(
         has("gateway_dead_letters_total{department=\"public-security\"}"),

@@ -548,14 +548,7 @@ async fn per_adapter_limits_show_in_metrics_and_a_full_adapter_answers_busy() {
     let (status, _) = echo(&env, json!({})).await;
     assert_eq!(status, 200, "free again");
 
-    let metrics = integration_tests::admin_client()
-        .get(format!("{}/metrics", env.admin_url()))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let metrics = env.metrics().await;
     for line in [
         r#"gateway_adapter_limit{department="hostile",limit="max_instances"} 1"#,
         r#"gateway_adapter_limit{department="hostile",limit="memory_mib"} 32"#,

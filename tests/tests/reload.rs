@@ -80,14 +80,7 @@ async fn clearance(env: &Env) -> (u16, Value) {
 /// `gateway_config_reloads_total{outcome}` (the recorder is the process's: tests running
 /// beside this one count too, so callers compare with at least).
 async fn reloads(env: &Env, outcome: &str) -> u64 {
-    let text = integration_tests::admin_client()
-        .get(format!("{}/metrics", env.admin_url()))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let text = env.metrics().await;
     let series = format!("gateway_config_reloads_total{{outcome=\"{outcome}\"}} ");
     text.lines()
         .find_map(|l| l.strip_prefix(&series))
@@ -194,14 +187,7 @@ async fn a_reload_adds_a_service_and_a_department_with_its_adapter() {
     assert_eq!(view["service"], "one-thing.food-permit-by-credit-code");
 
     // The new department's component was checked, stored and activated by the reload.
-    let hostile: Value = integration_tests::admin_client()
-        .get(format!("{}/admin/v1/adapters/hostile", env.admin_url()))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let hostile: Value = env.admin_get("/admin/v1/adapters/hostile").await;
     assert!(hostile["active"]["digest"].is_string(), "{hostile}");
     assert!(
         hostile["history"]
@@ -523,14 +509,7 @@ async fn settings_that_need_a_restart_are_reported_not_applied() {
         200
     );
     // And the limits in force are still the started ones.
-    let tax: Value = integration_tests::admin_client()
-        .get(format!("{}/admin/v1/adapters/tax", env.admin_url()))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let tax: Value = env.admin_get("/admin/v1/adapters/tax").await;
     assert_eq!(tax["limits"]["cpu_ms"], 1000, "{tax}");
 }
 

@@ -215,14 +215,7 @@ async fn certificate_expiry_dates_are_in_readiness_and_metrics() {
         assert!(checks[name]["expires_at"].is_string(), "{name}: {body:#}");
     }
 
-    let metrics = admin
-        .get(format!("{}/metrics", env.admin_url()))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let metrics = env.metrics().await;
     // (Tests share one metrics registry per process: each certificate here has its own subject.)
     let value = |certificate: &str, subject: &str| -> f64 {
         let line = metrics
