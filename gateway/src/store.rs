@@ -12,6 +12,7 @@ use sqlx::{AnyPool, Row};
 
 use crate::at_rest::PayloadCipher;
 
+pub(crate) mod batch_insert;
 mod lookup_writer;
 
 /// Storage failure: the gateway's fault, never the caller's.
@@ -417,7 +418,7 @@ impl Store {
         let log_pool = if url.contains(":memory:") {
             pool.clone()
         } else {
-            connect(&url, Durability::Deferred, 2).await?
+            connect(&url, Durability::Deferred, 3).await?
         };
         Ok(Store {
             lookups: lookup_writer::LookupWriter::start(log_pool.clone()),

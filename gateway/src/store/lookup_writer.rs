@@ -1,25 +1,30 @@
 //! Lookup records written by group commit.
 //!
 //! Every lookup is recorded before its answer goes out, so a record costs the lookup a durable
-//! write. One transaction per lookup would make the store's commit (an fsync on SQLite with
-//! `synchronous=FULL`) the ceiling of lookups per second; instead one writer task takes every
-//! record waiting at that moment, writes them in one transaction, and then tells each waiting
-//! request its record is stored. Under load many lookups share a commit; alone, a lookup waits
-//! for its own commit exactly as before. Nothing is answered before its record is durable.
+//! write. One transaction per lookup would make the store's commit the ceiling of lookups per
+//! second; instead one writer task takes every record waiting at that moment, writes them as
+//! one batch ([`BatchInsert`]: a few multi-row statements, one transaction) on a connection it
+//! keeps, and then tells each waiting request its record is stored. Under load many lookups
+//! share a commit; alone, a lookup waits for its own commit exactly as before. Nothing is
+//! answered before its record is stored.
 
+use super::batch_insert::{BatchInsert, HeldConnection};
 use super::{LookupServes, StoreError, now_ms};
 use sqlx::AnyPool;
 use tokio::sync::{mpsc, oneshot};
 
-/// The most records one transaction takes.
+/// The most records one batch takes.
 const BATCH: usize = 256;
 
 /// One lookup to record, and who waits for it.
 struct Pending {
+    id: String,
     at: i64,
     client: String,
     lookup: String,
     served: LookupServes,
+    /// The clerk as stored: JSON text.
+    clerk: Option<String>,
     outcome: String,
     done: oneshot::Sender<Result<(), String>>,
 }
@@ -31,10 +36,10 @@ pub(super) struct LookupWriter {
 }
 
 impl LookupWriter {
-    /// Start the writer task on `pool`.
+    /// Start the writer task on `pool` (it keeps one of its connections).
     pub(super) fn start(pool: AnyPool) -> LookupWriter {
         let (queue, waiting) = mpsc::channel(4 * BATCH);
-        tokio::spawn(write_batches(pool, waiting));
+        tokio::spawn(write_batches(HeldConnection::new(pool), waiting));
         LookupWriter { queue }
     }
 
@@ -48,10 +53,15 @@ impl LookupWriter {
     ) -> Result<(), StoreError> {
         let (done, committed) = oneshot::channel();
         let pending = Pending {
+            id: uuid::Uuid::now_v7().to_string(),
             at: now_ms(),
             client: client.to_string(),
             lookup: lookup.to_string(),
             served: served.clone(),
+            clerk: served
+                .clerk
+                .as_ref()
+                .map(|c| serde_json::to_string(c).unwrap_or_default()),
             outcome: outcome.to_string(),
             done,
         };
@@ -64,41 +74,43 @@ impl LookupWriter {
     }
 }
 
-async fn write_batches(pool: AnyPool, mut waiting: mpsc::Receiver<Pending>) {
+async fn write_batches(mut conn: HeldConnection, mut waiting: mpsc::Receiver<Pending>) {
+    let insert = BatchInsert::new(
+        "lookup_records",
+        &[
+            "id", "at", "client", "lookup", "purpose", "case_id", "clerk", "outcome",
+        ],
+        64,
+    );
     let mut batch = Vec::with_capacity(BATCH);
     while waiting.recv_many(&mut batch, BATCH).await > 0 {
-        let outcome = write(&pool, &batch).await.map_err(|e| e.to_string());
+        let outcome = write(&mut conn, &insert, &batch).await;
         if let Err(e) = &outcome {
+            conn.discard();
             tracing::error!(error = %e, records = batch.len(), "lookup records not written");
         }
+        let outcome = outcome.map_err(|e| e.to_string());
         for pending in batch.drain(..) {
             let _ = pending.done.send(outcome.clone());
         }
     }
 }
 
-async fn write(pool: &AnyPool, batch: &[Pending]) -> Result<(), sqlx::Error> {
-    let mut tx = pool.begin().await?;
-    for p in batch {
-        sqlx::query(
-            "INSERT INTO lookup_records (id, at, client, lookup, purpose, case_id, clerk, outcome)
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
-        )
-        .bind(uuid::Uuid::now_v7().to_string())
-        .bind(p.at)
-        .bind(&p.client)
-        .bind(&p.lookup)
-        .bind(&p.served.purpose)
-        .bind(p.served.case_id.as_deref())
-        .bind(
-            p.served
-                .clerk
-                .as_ref()
-                .map(|c| serde_json::to_string(c).unwrap_or_default()),
-        )
-        .bind(&p.outcome)
-        .execute(&mut *tx)
-        .await?;
-    }
-    tx.commit().await
+async fn write(
+    conn: &mut HeldConnection,
+    insert: &BatchInsert,
+    batch: &[Pending],
+) -> Result<(), sqlx::Error> {
+    insert
+        .write(conn.get().await?, batch, |q, p| {
+            q.bind(p.id.as_str())
+                .bind(p.at)
+                .bind(p.client.as_str())
+                .bind(p.lookup.as_str())
+                .bind(p.served.purpose.as_str())
+                .bind(p.served.case_id.as_deref())
+                .bind(p.clerk.as_deref())
+                .bind(p.outcome.as_str())
+        })
+        .await
 }

@@ -51,6 +51,12 @@ struct Args {
     /// Sequential calls per lookup in the instantiation benchmark.
     #[arg(long, default_value_t = 20_000)]
     calls: usize,
+    /// Run as the pass-through row's server on this port instead (the bench starts itself so).
+    #[arg(long, hide = true, requires = "passthrough_upstream")]
+    passthrough_listen: Option<u16>,
+    /// The pass-through server's upstream base URL.
+    #[arg(long, hide = true)]
+    passthrough_upstream: Option<String>,
 }
 
 /// The taxpayer every lookup asks about (seeded at the tax department, clear of arrears).
@@ -63,12 +69,17 @@ const APP_SECRET: &[u8] = b"tax-demo-secret";
 /// The 50 µs target of one instantiation + call.
 const INSTANTIATION_TARGET_US: f64 = 50.0;
 
+mod passthrough;
+
 fn main() -> anyhow::Result<()> {
     let args = Args::parse();
-    anyhow::ensure!(args.concurrency > 0, "--concurrency must be at least 1");
-    anyhow::ensure!(args.seconds > 0, "--seconds must be at least 1");
     // reqwest is built without a TLS provider (like the gateway); plain HTTP still needs one.
     let _ = rustls::crypto::ring::default_provider().install_default();
+    if let (Some(port), Some(upstream)) = (args.passthrough_listen, &args.passthrough_upstream) {
+        return passthrough::serve(port, upstream.clone());
+    }
+    anyhow::ensure!(args.concurrency > 0, "--concurrency must be at least 1");
+    anyhow::ensure!(args.seconds > 0, "--seconds must be at least 1");
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()?;
@@ -791,6 +802,7 @@ async fn measure(
 struct Lookups {
     direct: PathRuns,
     nginx: Result<PathRuns, String>,
+    passthrough: PathRuns,
     gateway: PathRuns,
 }
 
@@ -802,9 +814,10 @@ async fn lookup_benchmarks(
     dir: &Path,
 ) -> anyhow::Result<Lookups> {
     let ticks = clock_ticks();
-    let ports = free_ports(6)?;
+    let ports = free_ports(7)?;
     let (tax, real_estate, public_security, market_regulation, nginx_port, gateway_port) =
         (ports[0], ports[1], ports[2], ports[3], ports[4], ports[5]);
+    let passthrough_port = ports[6];
     let bench_pid = std::process::id();
 
     // The simulated departments, one child process for all four.
@@ -902,7 +915,40 @@ async fn lookup_benchmarks(
         }
     };
 
-    // c. Through the gateway and its tax adapter, as a child process so its memory is its own.
+    // c. Through the gateway's HTTP stack alone: axum in, reqwest out, nothing in between.
+    let mut command = Command::new(std::env::current_exe()?);
+    command
+        .args(["--passthrough-listen", &passthrough_port.to_string()])
+        .args(["--passthrough-upstream", &format!("http://127.0.0.1:{tax}")]);
+    let mut passthrough =
+        ChildGuard::spawn("pass-through", command, dir.join("passthrough.log"), false)?;
+    passthrough.wait_for_port(passthrough_port)?;
+    let passthrough_runs = measure(
+        "pass-through",
+        Target::Signed {
+            url: format!("http://127.0.0.1:{passthrough_port}{QSCX_PATH}"),
+        },
+        args,
+        &[
+            Watched {
+                role: "loadgen",
+                pids: vec![bench_pid],
+            },
+            Watched {
+                role: "pass-through",
+                pids: vec![passthrough.pid()],
+            },
+            Watched {
+                role: "departments",
+                pids: vec![departments_pid],
+            },
+        ],
+        ticks,
+    )
+    .await?;
+    drop(passthrough);
+
+    // d. Through the gateway and its tax adapter, as a child process so its memory is its own.
     let config = write_gateway_config(
         dir,
         root,
@@ -965,6 +1011,7 @@ async fn lookup_benchmarks(
     Ok(Lookups {
         direct,
         nginx,
+        passthrough: passthrough_runs,
         gateway: gateway_runs,
     })
 }
@@ -1110,6 +1157,7 @@ impl Lookups {
         vec![
             ("direct → tax department (floor)", Some(&self.direct)),
             ("nginx → tax department", self.nginx.as_ref().ok()),
+            ("axum + reqwest pass-through → tax", Some(&self.passthrough)),
             ("gateway → tax adapter → tax", Some(&self.gateway)),
         ]
     }
@@ -1175,6 +1223,30 @@ impl Lookups {
                 "",
             ));
         }
+        let passthrough = &self.passthrough.loaded;
+        if let Some(nginx) = self.nginx_loaded() {
+            rows.push((
+                "pass-through / nginx throughput".into(),
+                format!("{:.2}", passthrough.throughput() / nginx.throughput()),
+                "",
+                "",
+            ));
+        }
+        rows.push((
+            "gateway / pass-through throughput".into(),
+            format!("{:.2}", gateway.throughput() / passthrough.throughput()),
+            "",
+            "",
+        ));
+        rows.push((
+            "pass-through p99 − direct p99".into(),
+            format!(
+                "{:.2} ms",
+                passthrough.percentile_ms(99.0) - direct.percentile_ms(99.0)
+            ),
+            "",
+            "",
+        ));
         if let (Some(d), Some(g)) = (&self.direct.unloaded, &self.gateway.unloaded) {
             rows.push((
                 "unloaded: gateway p50 − direct p50".into(),
