@@ -71,8 +71,8 @@ impl Connection {
     pub fn new(config: &Config, dept: &DepartmentConfig) -> anyhow::Result<Arc<Self>> {
         let base = reqwest::Url::parse(dept.base_url.trim_end_matches('/'))?;
         let timeout = Duration::from_millis(dept.timeout_ms);
+        // No client-wide timeout: `send` bounds the whole exchange, body included, itself.
         let mut builder = reqwest::Client::builder()
-            .timeout(timeout)
             .connect_timeout(timeout.min(Duration::from_secs(5)))
             .redirect(reqwest::redirect::Policy::none())
             .pool_max_idle_per_host(64);

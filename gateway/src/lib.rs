@@ -125,8 +125,7 @@ impl Gateway {
         if released > 0 {
             tracing::info!(%node, released, "took back this node's unfinished deliveries");
         }
-        let audit =
-            audit::AuditLog::start(store.log_pool().clone(), node.clone(), &config.audit).await?;
+        let audit = audit::AuditLog::start(&store, node.clone(), &config.audit).await?;
         for id in adapters.departments() {
             if let Some(connection) = adapters.connection(&id) {
                 connection.attach_audit(audit.sink().recorder(&id));

@@ -250,6 +250,8 @@ pub struct Store {
     pool: AnyPool,
     log_pool: AnyPool,
     cipher: Option<std::sync::Arc<PayloadCipher>>,
+    /// The connection lookup records and the audit log write through, in turns.
+    records: batch_insert::RecordsConnection,
     lookups: lookup_writer::LookupWriter,
 }
 
@@ -420,8 +422,10 @@ impl Store {
         } else {
             connect(&url, Durability::Deferred, 3).await?
         };
+        let records = batch_insert::RecordsConnection::new(log_pool.clone());
         Ok(Store {
-            lookups: lookup_writer::LookupWriter::start(log_pool.clone()),
+            lookups: lookup_writer::LookupWriter::start(records.clone()),
+            records,
             pool,
             log_pool,
             cipher: None,
@@ -969,6 +973,11 @@ impl Store {
     /// the last seal); a case is never among them.
     pub fn log_pool(&self) -> &AnyPool {
         &self.log_pool
+    }
+
+    /// The one connection of [`Self::log_pool`] that record writers write through, in turns.
+    pub(crate) fn records_connection(&self) -> batch_insert::RecordsConnection {
+        self.records.clone()
     }
 
     /// True when the store answers.

@@ -426,16 +426,24 @@ pub struct AuditLog {
 }
 
 impl AuditLog {
-    /// Create the tables and start this node's writer.
+    /// Create the tables and start this node's writer, on the store's records connection.
     pub async fn start(
-        pool: sqlx::AnyPool,
+        store: &crate::store::Store,
         node: String,
         config: &AuditConfig,
     ) -> Result<AuditLog, crate::store::StoreError> {
+        let pool = store.log_pool().clone();
         chain::migrate(&pool).await?;
         let (tx, rx) = tokio::sync::mpsc::channel(config.queue);
         let dropped = Arc::new(AtomicU64::new(0));
-        let writer = writer::Writer::open(pool, node, config, dropped.clone()).await?;
+        let writer = writer::Writer::open(
+            pool,
+            store.records_connection(),
+            node,
+            config,
+            dropped.clone(),
+        )
+        .await?;
         let task = tokio::spawn(writer.run(rx));
         Ok(AuditLog {
             sink: Sink {
@@ -539,9 +547,7 @@ mod tests {
             key: Some(SealKey(key.clone())),
             ..AuditConfig::default()
         };
-        let log = AuditLog::start(store.pool().clone(), "n1".into(), &config)
-            .await
-            .unwrap();
+        let log = AuditLog::start(&store, "n1".into(), &config).await.unwrap();
         // On this single-threaded runtime the writer cannot run in between: one record fits,
         // the others are dropped at once rather than waited for.
         for n in 0..100 {

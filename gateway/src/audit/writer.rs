@@ -6,7 +6,7 @@ use super::chain::{HashAlgorithm, seal_message};
 use super::{AuditConfig, Entry, Message};
 use crate::adapters::signature::SigningKeyFile;
 use crate::store::StoreError;
-use crate::store::batch_insert::{BatchInsert, HeldConnection};
+use crate::store::batch_insert::{BatchInsert, RecordsConnection};
 use base64::Engine as _;
 use sqlx::{AnyPool, Row};
 use std::sync::Arc;
@@ -23,7 +23,7 @@ const GATHER: Duration = Duration::from_millis(5);
 /// The writer's state: the head of this node's chain and the last seal.
 pub(crate) struct Writer {
     pool: AnyPool,
-    conn: HeldConnection,
+    records: RecordsConnection,
     insert: BatchInsert,
     node: String,
     hash: HashAlgorithm,
@@ -41,12 +41,13 @@ impl Writer {
     /// Continue this node's chain where the store has it.
     pub(crate) async fn open(
         pool: AnyPool,
+        records: RecordsConnection,
         node: String,
         config: &AuditConfig,
         dropped: Arc<AtomicU64>,
     ) -> Result<Writer, StoreError> {
         let mut writer = Writer {
-            conn: HeldConnection::new(pool.clone()),
+            records,
             insert: BatchInsert::new(
                 "audit_log",
                 &[
@@ -217,7 +218,8 @@ impl Writer {
             })
             .collect();
         let node = self.node.as_str();
-        let written = match self.conn.get().await {
+        let mut conn = self.records.turn().await;
+        let written = match conn.get().await {
             Ok(conn) => {
                 self.insert
                     .write(conn, &rows, |q, r| {
@@ -234,9 +236,10 @@ impl Writer {
             Err(e) => Err(e),
         };
         if let Err(e) = written {
-            self.conn.discard();
+            conn.discard();
             return Err(e.into());
         }
+        drop(conn);
         (self.head_seq, self.head_hash) = (seq, prev);
         Ok(())
     }
@@ -256,7 +259,7 @@ impl Writer {
                 return;
             }
         };
-        let done = sqlx::query(
+        let seal = sqlx::query(
             "INSERT INTO audit_seals (node, seq, hash, at, key_id, algorithm, public_key, signature)
              VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
         )
@@ -267,9 +270,16 @@ impl Writer {
         .bind(&key.id)
         .bind(key.algorithm.to_string())
         .bind(&key.public_key)
-        .bind(base64::engine::general_purpose::STANDARD.encode(signature))
-        .execute(&self.pool)
-        .await;
+        .bind(base64::engine::general_purpose::STANDARD.encode(signature));
+        let mut conn = self.records.turn().await;
+        let done = match conn.get().await {
+            Ok(c) => seal.execute(c).await,
+            Err(e) => Err(e),
+        };
+        if done.is_err() {
+            conn.discard();
+        }
+        drop(conn);
         // A failed seal is tried again after the interval (or the next full batch), not at
         // once: a store that is down is not asked in a loop.
         self.last_seal = Instant::now();

@@ -47,6 +47,10 @@ impl PluginEngine {
             .wasm_component_model(true)
             .epoch_interruption(true)
             .allocation_strategy(InstanceAllocationStrategy::Pooling(pool));
+        // For profiling adapters with `perf`: a /tmp/perf-<pid>.map names the compiled code.
+        if std::env::var_os("GATEWAY_WASM_PERFMAP").is_some() {
+            config.profiler(wasmtime::ProfilingStrategy::PerfMap);
+        }
         if let Some(dir) = cache_dir {
             let mut cache = wasmtime::CacheConfig::new();
             cache.with_directory(dir);

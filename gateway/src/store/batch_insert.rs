@@ -8,11 +8,12 @@
 //! rows: 8 + 4 + 1): at most one statement per bit of the batch size, from a set of at most
 //! `log2(max) + 1` statements that the statement cache keeps prepared.
 
-use sqlx::any::{Any, AnyArguments};
 use sqlx::AnyConnection;
+use sqlx::any::{Any, AnyArguments};
 use sqlx::pool::PoolConnection;
 use sqlx::query::Query;
 use sqlx::{AnyPool, Connection as _};
+use std::sync::Arc;
 
 /// One bound statement of a chunk.
 pub(crate) type Insert<'q> = Query<'q, Any, AnyArguments<'q>>;
@@ -111,10 +112,29 @@ impl BatchInsert {
     }
 }
 
-/// A connection a writer keeps for itself: taken from the pool once and given back only when
-/// it failed, so the next batch starts on a fresh one. Taking one per batch would cost a pool
-/// checkout and, with sqlx's default check before handing a connection out, a ping round
-/// trip each time.
+/// The one connection the record writers (lookup records, the audit log) write through, in
+/// turns. Two connections writing into one SQLite file contend for its write lock, and
+/// SQLite's busy handler waits for it in sleeps of a millisecond and more, which a lookup
+/// waiting for its record would feel; taking turns on one connection waits only as long as
+/// the other writer's statement, and the records that queue meanwhile make the next batch.
+#[derive(Debug, Clone)]
+pub(crate) struct RecordsConnection(Arc<tokio::sync::Mutex<HeldConnection>>);
+
+impl RecordsConnection {
+    /// A connection from `pool`, taken at the first write.
+    pub(crate) fn new(pool: AnyPool) -> RecordsConnection {
+        RecordsConnection(Arc::new(tokio::sync::Mutex::new(HeldConnection::new(pool))))
+    }
+
+    /// The writer's turn: the connection is its own until the guard is dropped.
+    pub(crate) async fn turn(&self) -> tokio::sync::MutexGuard<'_, HeldConnection> {
+        self.0.lock().await
+    }
+}
+
+/// A connection kept out of the pool: taken once and given back only when it failed, so the
+/// next batch starts on a fresh one. Taking one per batch would cost a pool checkout and,
+/// with sqlx's default check before handing a connection out, a ping round trip each time.
 #[derive(Debug)]
 pub(crate) struct HeldConnection {
     pool: AnyPool,

@@ -3,14 +3,14 @@
 //! Every lookup is recorded before its answer goes out, so a record costs the lookup a durable
 //! write. One transaction per lookup would make the store's commit the ceiling of lookups per
 //! second; instead one writer task takes every record waiting at that moment, writes them as
-//! one batch ([`BatchInsert`]: a few multi-row statements, one transaction) on a connection it
-//! keeps, and then tells each waiting request its record is stored. Under load many lookups
+//! one batch ([`BatchInsert`]: a few multi-row statements, one transaction) on the records
+//! connection ([`RecordsConnection`], shared in turns with the audit log), and then tells each
+//! waiting request its record is stored. Under load many lookups
 //! share a commit; alone, a lookup waits for its own commit exactly as before. Nothing is
 //! answered before its record is stored.
 
-use super::batch_insert::{BatchInsert, HeldConnection};
+use super::batch_insert::{BatchInsert, RecordsConnection};
 use super::{LookupServes, StoreError, now_ms};
-use sqlx::AnyPool;
 use tokio::sync::{mpsc, oneshot};
 
 /// The most records one batch takes.
@@ -36,10 +36,10 @@ pub(super) struct LookupWriter {
 }
 
 impl LookupWriter {
-    /// Start the writer task on `pool` (it keeps one of its connections).
-    pub(super) fn start(pool: AnyPool) -> LookupWriter {
+    /// Start the writer task on the records connection.
+    pub(super) fn start(records: RecordsConnection) -> LookupWriter {
         let (queue, waiting) = mpsc::channel(4 * BATCH);
-        tokio::spawn(write_batches(HeldConnection::new(pool), waiting));
+        tokio::spawn(write_batches(records, waiting));
         LookupWriter { queue }
     }
 
@@ -74,7 +74,7 @@ impl LookupWriter {
     }
 }
 
-async fn write_batches(mut conn: HeldConnection, mut waiting: mpsc::Receiver<Pending>) {
+async fn write_batches(records: RecordsConnection, mut waiting: mpsc::Receiver<Pending>) {
     let insert = BatchInsert::new(
         "lookup_records",
         &[
@@ -84,9 +84,19 @@ async fn write_batches(mut conn: HeldConnection, mut waiting: mpsc::Receiver<Pen
     );
     let mut batch = Vec::with_capacity(BATCH);
     while waiting.recv_many(&mut batch, BATCH).await > 0 {
+        let mut conn = records.turn().await;
+        // What queued while the other writer had its turn joins this batch.
+        while batch.len() < BATCH
+            && let Ok(pending) = waiting.try_recv()
+        {
+            batch.push(pending);
+        }
         let outcome = write(&mut conn, &insert, &batch).await;
-        if let Err(e) = &outcome {
+        if outcome.is_err() {
             conn.discard();
+        }
+        drop(conn);
+        if let Err(e) = &outcome {
             tracing::error!(error = %e, records = batch.len(), "lookup records not written");
         }
         let outcome = outcome.map_err(|e| e.to_string());
@@ -97,7 +107,7 @@ async fn write_batches(mut conn: HeldConnection, mut waiting: mpsc::Receiver<Pen
 }
 
 async fn write(
-    conn: &mut HeldConnection,
+    conn: &mut super::batch_insert::HeldConnection,
     insert: &BatchInsert,
     batch: &[Pending],
 ) -> Result<(), sqlx::Error> {
