@@ -1,12 +1,14 @@
 //! `cargo xtask bench`: what the gateway costs, measured against the floor and against a proxy.
 //!
-//! 1. One lookup (the tax department's 清税查询, `POST /api/v1/qscx`) under the same load three
+//! 1. One lookup (the tax department's 清税查询, `POST /api/v1/qscx`) under the same load four
 //!    ways: straight to the simulated department (the floor), through nginx as a plain reverse
-//!    proxy (what a proxy costs with no translation), and through the gateway and its tax adapter
-//!    (`POST /api/v1/lookups/tax.clearance`). The load generator is this process: a fixed number
-//!    of tokio workers, each sending back-to-back requests over keep-alive HTTP/1.1 connections.
-//!    The departments, nginx and the gateway run as child processes (release builds), so the
-//!    gateway's peak memory (VmHWM) and every process's CPU time can be read from `/proc`.
+//!    proxy (what a proxy costs with no translation), through an axum + reqwest pass-through
+//!    (the gateway's own HTTP stack with none of its work, [`passthrough`]), and through the
+//!    gateway and its tax adapter (`POST /api/v1/lookups/tax.clearance`). The load generator is
+//!    this process: a fixed number of tokio workers, each sending back-to-back requests over
+//!    keep-alive HTTP/1.1 connections. The departments, nginx, the pass-through and the
+//!    gateway run as child processes (release builds), so the gateway's peak memory (VmHWM)
+//!    and every process's CPU time can be read from `/proc`.
 //! 2. The cost of one adapter call in a fresh instance: the hostile test adapter loaded in-process
 //!    through the gateway library, timed over sequential `hostile.echo` and `hostile.state` calls
 //!    (instantiate + call, no host call).
@@ -101,7 +103,8 @@ async fn run(args: Args) -> anyhow::Result<()> {
     println!("{}", machine.describe());
     println!(
         "Everything runs on this machine: the load generator (this process, {} tokio worker \
-         threads), the simulated departments, nginx and the gateway share its {} cores, so each \
+         threads), the simulated departments, nginx, the pass-through and the gateway share its {} \
+         cores, so each \
          row's figures include the cost of generating the load.\n",
         tokio::runtime::Handle::current().metrics().num_workers(),
         machine.cores
@@ -468,7 +471,7 @@ fn cpu_of(watched: &[Watched], ticks: f64) -> Vec<f64> {
 // The load generator
 // ---------------------------------------------------------------------------------------------
 
-/// What the load generator sends: one of the three ways to the same lookup.
+/// What the load generator sends: one of the ways to the same lookup.
 #[derive(Clone)]
 enum Target {
     /// A signed `POST /api/v1/qscx` to `base` (the department itself, or nginx in front of it).
@@ -747,7 +750,7 @@ async fn sanity_check(label: &str, target: &Target) -> anyhow::Result<()> {
 }
 
 // ---------------------------------------------------------------------------------------------
-// 1. The lookup three ways
+// 1. The lookup four ways
 // ---------------------------------------------------------------------------------------------
 
 /// One path's runs: under the configured load, and unloaded (one worker).
@@ -1491,7 +1494,7 @@ fn summary_markdown(
         md,
         "Run: `cargo xtask bench --concurrency {} --seconds {} --warmup-seconds {} \
          --unloaded-seconds {} --calls {}`; {} cores ({}), {:.0} GiB; load generator, \
-         departments, nginx and gateway all on this one machine.\n",
+         departments, nginx, pass-through and gateway all on this one machine.\n",
         args.concurrency,
         args.seconds,
         args.warmup_seconds,
