@@ -252,8 +252,21 @@ impl Connection {
             "traceparent",
             crate::trace_context::header_value(&crate::trace_context::outgoing()),
         );
-        let status = match tokio::time::timeout(timeout, request.send()).await {
-            Ok(Ok(response)) => response.status().as_u16(),
+        let answer = async {
+            let mut response = request.send().await?;
+            // Read the (small) body to its end, so the connection goes back to the pool
+            // instead of being closed: otherwise every probe is a new connection, and a new
+            // TLS handshake for a department behind TLS.
+            let mut read = 0;
+            while read <= self.max_response_bytes
+                && let Some(chunk) = response.chunk().await?
+            {
+                read += chunk.len();
+            }
+            Ok(response.status().as_u16())
+        };
+        let status = match tokio::time::timeout(timeout, answer).await {
+            Ok(Ok(status)) => status,
             Ok(Err(e)) => return Err(classify(e)),
             Err(_) => return Err(SendError::Timeout),
         };
@@ -326,5 +339,49 @@ mod tests {
                 "{escape:?} must be refused"
             );
         }
+    }
+
+    #[tokio::test]
+    async fn probes_reuse_their_connection() {
+        use std::sync::atomic::{AtomicUsize, Ordering};
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        // A department that answers every request on a connection with a 404 and a body too
+        // big to arrive with the head (what a client drops unread costs it the connection),
+        // and counts the connections it accepts.
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let base = format!("http://{}", listener.local_addr().unwrap());
+        let accepted = Arc::new(AtomicUsize::new(0));
+        let counted = accepted.clone();
+        tokio::spawn(async move {
+            while let Ok((mut socket, _)) = listener.accept().await {
+                counted.fetch_add(1, Ordering::SeqCst);
+                tokio::spawn(async move {
+                    let mut buf = vec![0u8; 4096];
+                    while let Ok(n) = socket.read(&mut buf).await {
+                        if n == 0 {
+                            break;
+                        }
+                        let body = "no such page\n".repeat(16 * 1024);
+                        let answer = format!(
+                            "HTTP/1.1 404 Not Found\r\ncontent-length: {}\r\n\r\n{body}",
+                            body.len()
+                        );
+                        if socket.write_all(answer.as_bytes()).await.is_err() {
+                            break;
+                        }
+                    }
+                });
+            }
+        });
+        let mut c = connection(&base);
+        c.max_response_bytes = 1 << 20;
+        for _ in 0..3 {
+            assert_eq!(c.probe(Duration::from_secs(2)).await, Ok(404));
+        }
+        assert_eq!(
+            accepted.load(Ordering::SeqCst),
+            1,
+            "every probe opened a connection"
+        );
     }
 }

@@ -1,6 +1,6 @@
 //! One writer task per node: it alone numbers and chains this node's records, so the chain
 //! needs no lock in the database, and it writes them in batches (a few multi-row statements,
-//! one transaction) on a connection it keeps.
+//! one transaction) on the store's records connection, in turns with the lookup records.
 
 use super::chain::{HashAlgorithm, seal_message};
 use super::{AuditConfig, Entry, Message};
@@ -218,11 +218,13 @@ impl Writer {
             })
             .collect();
         let node = self.node.as_str();
-        let mut conn = self.records.turn().await;
-        let written = match conn.get().await {
-            Ok(conn) => {
-                self.insert
-                    .write(conn, &rows, |q, r| {
+        let insert = &self.insert;
+        self.records
+            .turn()
+            .await
+            .write(async |c| {
+                insert
+                    .write(c, &rows, |q, r| {
                         q.bind(node)
                             .bind(r.seq)
                             .bind(r.at)
@@ -232,14 +234,8 @@ impl Writer {
                             .bind(r.hash.as_str())
                     })
                     .await
-            }
-            Err(e) => Err(e),
-        };
-        if let Err(e) = written {
-            conn.discard();
-            return Err(e.into());
-        }
-        drop(conn);
+            })
+            .await?;
         (self.head_seq, self.head_hash) = (seq, prev);
         Ok(())
     }
@@ -271,15 +267,12 @@ impl Writer {
         .bind(key.algorithm.to_string())
         .bind(&key.public_key)
         .bind(base64::engine::general_purpose::STANDARD.encode(signature));
-        let mut conn = self.records.turn().await;
-        let done = match conn.get().await {
-            Ok(c) => seal.execute(c).await,
-            Err(e) => Err(e),
-        };
-        if done.is_err() {
-            conn.discard();
-        }
-        drop(conn);
+        let done = self
+            .records
+            .turn()
+            .await
+            .write(async |c| seal.execute(c).await)
+            .await;
         // A failed seal is tried again after the interval (or the next full batch), not at
         // once: a store that is down is not asked in a loop.
         self.last_seal = Instant::now();

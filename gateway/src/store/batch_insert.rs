@@ -147,17 +147,21 @@ impl HeldConnection {
         HeldConnection { pool, held: None }
     }
 
-    /// The held connection, taken from the pool if none is held.
-    pub(crate) async fn get(&mut self) -> Result<&mut AnyConnection, sqlx::Error> {
+    /// Run `write` on the held connection, taking one from the pool first if none is held. A
+    /// connection that failed is given back, so the next write starts on a fresh one.
+    pub(crate) async fn write<T>(
+        &mut self,
+        write: impl AsyncFnOnce(&mut AnyConnection) -> Result<T, sqlx::Error>,
+    ) -> Result<T, sqlx::Error> {
         if self.held.is_none() {
             self.held = Some(self.pool.acquire().await?);
         }
-        Ok(self.held.as_mut().expect("just taken"))
-    }
-
-    /// The held connection failed: give it back, the next [`Self::get`] takes another.
-    pub(crate) fn discard(&mut self) {
-        self.held = None;
+        let held = self.held.as_mut().expect("just taken");
+        let result = write(held).await;
+        if result.is_err() {
+            self.held = None;
+        }
+        result
     }
 }
 
@@ -207,12 +211,13 @@ mod tests {
         let rows: Vec<(i64, String)> = (0..45).map(|n| (n, format!("row {n}"))).collect();
         let mut conn = HeldConnection::new(pool.clone());
         for batch in [&rows[..1], &rows[1..]] {
-            insert
-                .write(conn.get().await.unwrap(), batch, |q, (a, b)| {
-                    q.bind(*a).bind(b.as_str())
-                })
-                .await
-                .unwrap();
+            conn.write(async |c| {
+                insert
+                    .write(c, batch, |q, (a, b)| q.bind(*a).bind(b.as_str()))
+                    .await
+            })
+            .await
+            .unwrap();
         }
         drop(conn);
         let stored: Vec<(i64, String)> = sqlx::query_as("SELECT a, b FROM t ORDER BY a")

@@ -91,10 +91,23 @@ async fn write_batches(records: RecordsConnection, mut waiting: mpsc::Receiver<P
         {
             batch.push(pending);
         }
-        let outcome = write(&mut conn, &insert, &batch).await;
-        if outcome.is_err() {
-            conn.discard();
-        }
+        let outcome = conn
+            .write(async |c| {
+                insert
+                    .write(c, &batch, |q, p| {
+                        q.bind(p.id.as_str())
+                            .bind(p.at)
+                            .bind(p.client.as_str())
+                            .bind(p.lookup.as_str())
+                            .bind(p.served.purpose.as_str())
+                            .bind(p.served.case_id.as_deref())
+                            .bind(p.clerk.as_deref())
+                            .bind(p.outcome.as_str())
+                    })
+                    .await
+            })
+            .await;
+        // The other writer's turn while the waiting requests are told.
         drop(conn);
         if let Err(e) = &outcome {
             tracing::error!(error = %e, records = batch.len(), "lookup records not written");
@@ -104,23 +117,4 @@ async fn write_batches(records: RecordsConnection, mut waiting: mpsc::Receiver<P
             let _ = pending.done.send(outcome.clone());
         }
     }
-}
-
-async fn write(
-    conn: &mut super::batch_insert::HeldConnection,
-    insert: &BatchInsert,
-    batch: &[Pending],
-) -> Result<(), sqlx::Error> {
-    insert
-        .write(conn.get().await?, batch, |q, p| {
-            q.bind(p.id.as_str())
-                .bind(p.at)
-                .bind(p.client.as_str())
-                .bind(p.lookup.as_str())
-                .bind(p.served.purpose.as_str())
-                .bind(p.served.case_id.as_deref())
-                .bind(p.clerk.as_deref())
-                .bind(p.outcome.as_str())
-        })
-        .await
 }
