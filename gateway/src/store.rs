@@ -420,7 +420,7 @@ impl Store {
         let log_pool = if url.contains(":memory:") {
             pool.clone()
         } else {
-            connect(&url, Durability::Deferred, 3).await?
+            connect(&url, Durability::Deferred, 2).await?
         };
         let records = batch_insert::RecordsConnection::new(log_pool.clone());
         Ok(Store {

@@ -229,7 +229,7 @@ impl Writer {
                             .bind(r.seq)
                             .bind(r.at)
                             .bind(r.department)
-                            .bind(r.record.as_str())
+                            .bind(r.record)
                             .bind(r.prev_hash.as_str())
                             .bind(r.hash.as_str())
                     })
@@ -288,7 +288,7 @@ struct ChainedRow<'a> {
     seq: i64,
     at: i64,
     department: Option<&'a str>,
-    record: &'a String,
+    record: &'a str,
     prev_hash: String,
     hash: String,
 }

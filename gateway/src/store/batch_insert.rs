@@ -16,7 +16,7 @@ use sqlx::{AnyPool, Connection as _};
 use std::sync::Arc;
 
 /// One bound statement of a chunk.
-pub(crate) type Insert<'q> = Query<'q, Any, AnyArguments<'q>>;
+type Insert<'q> = Query<'q, Any, AnyArguments<'q>>;
 
 /// The statements of one table's multi-row `INSERT`, by chunk size.
 #[derive(Debug)]
@@ -82,9 +82,7 @@ impl BatchInsert {
         debug_assert!(rows.is_power_of_two() && rows <= self.max_rows());
         &self.statements[rows.trailing_zeros() as usize]
     }
-}
 
-impl BatchInsert {
     /// Insert every row, `bind` adding one row's values to a statement in column order; all
     /// rows or none (the chunks share a transaction when there is more than one).
     pub(crate) async fn write<'q, R>(
@@ -142,7 +140,7 @@ pub(crate) struct HeldConnection {
 }
 
 impl HeldConnection {
-    /// Nothing held yet: the first [`Self::get`] takes a connection.
+    /// Nothing held yet: the first [`Self::write`] takes a connection.
     pub(crate) fn new(pool: AnyPool) -> HeldConnection {
         HeldConnection { pool, held: None }
     }

@@ -22,7 +22,8 @@ struct Pending {
     at: i64,
     client: String,
     lookup: String,
-    served: LookupServes,
+    purpose: String,
+    case_id: Option<String>,
     /// The clerk as stored: JSON text.
     clerk: Option<String>,
     outcome: String,
@@ -57,7 +58,8 @@ impl LookupWriter {
             at: now_ms(),
             client: client.to_string(),
             lookup: lookup.to_string(),
-            served: served.clone(),
+            purpose: served.purpose.clone(),
+            case_id: served.case_id.clone(),
             clerk: served
                 .clerk
                 .as_ref()
@@ -99,8 +101,8 @@ async fn write_batches(records: RecordsConnection, mut waiting: mpsc::Receiver<P
                             .bind(p.at)
                             .bind(p.client.as_str())
                             .bind(p.lookup.as_str())
-                            .bind(p.served.purpose.as_str())
-                            .bind(p.served.case_id.as_deref())
+                            .bind(p.purpose.as_str())
+                            .bind(p.case_id.as_deref())
                             .bind(p.clerk.as_deref())
                             .bind(p.outcome.as_str())
                     })

@@ -840,28 +840,25 @@ async fn lookup_benchmarks(
         departments.wait_for_port(port)?;
     }
     let departments_pid = departments.pid();
+    // What each run watches: the load generator, the proxy in between (if any), the department.
+    let watched = |proxy: Option<(&'static str, Vec<u32>)>| {
+        let mut watched = vec![Watched {
+            role: "loadgen",
+            pids: vec![bench_pid],
+        }];
+        watched.extend(proxy.map(|(role, pids)| Watched { role, pids }));
+        watched.push(Watched {
+            role: "departments",
+            pids: vec![departments_pid],
+        });
+        watched
+    };
 
     // a. Straight to the department.
     let direct_target = Target::Signed {
         url: format!("http://127.0.0.1:{tax}{QSCX_PATH}"),
     };
-    let direct = measure(
-        "direct",
-        direct_target,
-        args,
-        &[
-            Watched {
-                role: "loadgen",
-                pids: vec![bench_pid],
-            },
-            Watched {
-                role: "departments",
-                pids: vec![departments_pid],
-            },
-        ],
-        ticks,
-    )
-    .await?;
+    let direct = measure("direct", direct_target, args, &watched(None), ticks).await?;
 
     // b. Through nginx as a plain reverse proxy.
     let nginx = match nginx_version() {
@@ -896,20 +893,7 @@ async fn lookup_benchmarks(
                 "nginx",
                 target,
                 args,
-                &[
-                    Watched {
-                        role: "loadgen",
-                        pids: vec![bench_pid],
-                    },
-                    Watched {
-                        role: "nginx",
-                        pids,
-                    },
-                    Watched {
-                        role: "departments",
-                        pids: vec![departments_pid],
-                    },
-                ],
+                &watched(Some(("nginx", pids))),
                 ticks,
             )
             .await?;
@@ -932,20 +916,7 @@ async fn lookup_benchmarks(
             url: format!("http://127.0.0.1:{passthrough_port}{QSCX_PATH}"),
         },
         args,
-        &[
-            Watched {
-                role: "loadgen",
-                pids: vec![bench_pid],
-            },
-            Watched {
-                role: "pass-through",
-                pids: vec![passthrough.pid()],
-            },
-            Watched {
-                role: "departments",
-                pids: vec![departments_pid],
-            },
-        ],
+        &watched(Some(("pass-through", vec![passthrough.pid()]))),
         ticks,
     )
     .await?;
@@ -977,20 +948,7 @@ async fn lookup_benchmarks(
         "gateway",
         gateway_target,
         args,
-        &[
-            Watched {
-                role: "loadgen",
-                pids: vec![bench_pid],
-            },
-            Watched {
-                role: "gateway",
-                pids: vec![gateway.pid()],
-            },
-            Watched {
-                role: "departments",
-                pids: vec![departments_pid],
-            },
-        ],
+        &watched(Some(("gateway", vec![gateway.pid()]))),
         ticks,
     )
     .await?;
