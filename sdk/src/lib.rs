@@ -28,7 +28,8 @@
 //! - `http`, `config`, `cache`, `log` (feature `guest`): the host's imports, wrapped. Compiled
 //!   natively they answer from the test harness instead, since only a component has the imports.
 //! - `testing` (feature `guest`, native targets): the test harness, a scripted department, so an
-//!   adapter's protocol handling is unit-tested with plain `cargo test`.
+//!   adapter's protocol handling is unit-tested with plain `cargo test`; `testing::fuzz` (feature
+//!   `fuzz`): proptest strategies of department answers for adapters' property tests.
 //! - `wit` (hidden): the bindings generated from `wit/adapter.wit`.
 #![deny(missing_docs)]
 

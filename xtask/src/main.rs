@@ -472,7 +472,9 @@ serde = {{ version = "1", features = ["derive"] }}
 serde_json = "1"
 
 [dev-dependencies]
-# tests/fuzz.rs: property tests of reading the department's answers.
+# tests/fuzz.rs: property tests of reading the department's answers, with the sdk's strategies
+# (`sdk::testing::fuzz`, natively only: the component never links proptest).
+gateway-sdk = {{ path = {sdk}, features = ["fuzz"] }}
 proptest = {{ version = "1", default-features = false, features = ["std", "bit-set"] }}
 
 [lints.rust]

@@ -10,6 +10,7 @@ use market_regulation_adapter::protocol::{
 };
 use proptest::prelude::*;
 use sdk::AdapterError;
+use sdk::testing::fuzz;
 use serde_json::{Value, json};
 
 const SECRET: &str = "callback-secret";
@@ -30,118 +31,23 @@ fn valid_answers() -> Vec<Value> {
     ]
 }
 
-/// Any JSON value, with the department's own codes and words among the leaves.
-fn any_json() -> impl Strategy<Value = Value> {
-    let leaf = prop_oneof![
-        Just(Value::Null),
-        any::<bool>().prop_map(Value::from),
-        any::<i64>().prop_map(Value::from),
-        any::<f64>().prop_map(Value::from),
-        proptest::sample::select(vec![
-            "ACCEPTED",
-            "PROCESSING",
-            "APPROVED",
-            "REJECTED",
-            "RETURNED",
-            "JY13501000000001",
-            "91110000600037341L",
-            ""
-        ])
-        .prop_map(Value::from),
-        any::<String>().prop_map(Value::from),
-        "[\\u{4e00}-\\u{9fa5}0-9.]{0,10}".prop_map(Value::from),
-    ];
-    leaf.prop_recursive(4, 32, 5, |inner| {
-        prop_oneof![
-            proptest::collection::vec(inner.clone(), 0..5).prop_map(Value::from),
-            proptest::collection::btree_map("[a-z]{1,6}", inner, 0..5)
-                .prop_map(|m| Value::Object(m.into_iter().collect())),
-        ]
-    })
-}
+/// The department's codes and words, among the generated strings.
+const WORDS: &[&str] = &[
+    "ACCEPTED",
+    "PROCESSING",
+    "APPROVED",
+    "REJECTED",
+    "RETURNED",
+    "JY13501000000001",
+    "91110000600037341L",
+    "",
+];
 
-/// JSON pointers of every node of `value`.
-fn pointers(value: &Value, at: String, out: &mut Vec<String>) {
-    out.push(at.clone());
-    match value {
-        Value::Object(map) => {
-            for (key, child) in map {
-                let key = key.replace('~', "~0").replace('/', "~1");
-                pointers(child, format!("{at}/{key}"), out);
-            }
-        }
-        Value::Array(items) => {
-            for (i, child) in items.iter().enumerate() {
-                pointers(child, format!("{at}/{i}"), out);
-            }
-        }
-        _ => {}
-    }
-}
-
-/// A near-valid body: one node of a valid answer dropped or replaced, or its bytes cut short or
-/// one byte changed.
-fn near_valid() -> impl Strategy<Value = Vec<u8>> {
-    (
-        proptest::sample::select(valid_answers()),
-        any::<usize>(),
-        0u8..4,
-        any_json(),
-        any::<usize>(),
-    )
-        .prop_map(|(mut answer, pick, op, replacement, cut)| {
-            let mut all = Vec::new();
-            pointers(&answer, String::new(), &mut all);
-            let at = &all[pick % all.len()];
-            match op {
-                0 => {
-                    let (parent, key) = at.rsplit_once('/').unwrap_or(("", ""));
-                    match answer.pointer_mut(parent) {
-                        Some(Value::Object(map)) if !at.is_empty() => {
-                            map.remove(&key.replace("~1", "/").replace("~0", "~"));
-                        }
-                        Some(Value::Array(items)) => {
-                            if let Ok(i) = key.parse::<usize>() {
-                                items.remove(i);
-                            }
-                        }
-                        _ => answer = Value::Null,
-                    }
-                    answer.to_string().into_bytes()
-                }
-                1 => {
-                    *answer.pointer_mut(at).expect("a pointer of this answer") = replacement;
-                    answer.to_string().into_bytes()
-                }
-                2 => {
-                    let mut bytes = answer.to_string().into_bytes();
-                    bytes.truncate(cut % bytes.len());
-                    bytes
-                }
-                _ => {
-                    let mut bytes = answer.to_string().into_bytes();
-                    let i = cut % bytes.len();
-                    bytes[i] = (cut >> 8) as u8;
-                    bytes
-                }
-            }
-        })
-}
+/// The statuses the readers treat apart.
+const STATUSES: &[u16] = &[201, 400, 401, 404, 500, 503];
 
 fn body() -> impl Strategy<Value = Vec<u8>> {
-    prop_oneof![
-        3 => near_valid(),
-        1 => any_json().prop_map(|v| v.to_string().into_bytes()),
-        1 => proptest::collection::vec(any::<u8>(), 0..200),
-    ]
-}
-
-fn status() -> impl Strategy<Value = u16> {
-    prop_oneof![
-        3 => Just(200u16),
-        1 => prop_oneof![Just(201u16), Just(400), Just(401), Just(404), Just(500), Just(503)],
-        1 => any::<u16>(),
-    ]
+    fuzz::json_body(valid_answers(), WORDS)
 }
 
 /// The kinds of error an API answer may become (see `api_error`): 5xx is `Unavailable`, 404 and
@@ -168,7 +74,7 @@ fn check_api_kind(status: u16, body: &[u8], error: &AdapterError) -> Result<(), 
 
 proptest! {
     #[test]
-    fn every_reader_answers_any_answer(status in status(), body in body()) {
+    fn every_reader_answers_any_answer(status in fuzz::status(STATUSES), body in body()) {
         check_api_kind(status, &body, &api_error(status, &body))?;
         match read_token(status, &body) {
             Ok(token) => prop_assert!(!token.access_token.is_empty() && token.ttl_ms >= 1000),
@@ -226,7 +132,7 @@ proptest! {
     }
 
     #[test]
-    fn unreadable_bodies_are_protocol_errors(body in proptest::collection::vec(any::<u8>(), 0..200)) {
+    fn unreadable_bodies_are_protocol_errors(body in fuzz::bytes()) {
         prop_assume!(serde_json::from_slice::<Value>(&body).is_err());
         prop_assert!(matches!(read_token(200, &body), Err(AdapterError::Protocol(_))));
         prop_assert!(matches!(read_submitted(202, &body), Err(AdapterError::Protocol(_))));

@@ -22,6 +22,9 @@
 //! Each test thread has its own harness (cargo runs tests on threads of their own), so tests
 //! stay independent; the adapter must be called on the thread that created the harness.
 //!
+//! With the feature `fuzz`, [`fuzz`] has the proptest strategies for an adapter's property tests:
+//! what a department might answer, built from its own answers and words.
+//!
 //! ```
 //! use sdk::testing::{Exchange, Harness};
 //! use serde_json::json;
@@ -44,6 +47,9 @@
 //! assert_eq!(enterprise_name("91350100M000100Y43").unwrap(), "福州演示餐饮有限公司");
 //! harness.finish();
 //! ```
+
+#[cfg(feature = "fuzz")]
+pub mod fuzz;
 
 use crate::http::HttpError;
 use crate::wit::gov::adapter::department_http::Response;
