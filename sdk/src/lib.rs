@@ -22,7 +22,8 @@
 //! # Layout
 //! - [`ids`]: resident identity numbers, unified social credit codes, real-estate identifiers,
 //!   checked with their national-standard algorithms.
-//! - [`sign`]: HMAC-SHA256, HMAC-SM3, SM3, SHA-256, base64, nonces: what department signatures use.
+//! - [`sign`]: HMAC-SHA256, HMAC-SM3, SM3, SHA-256, base64, nonces: what department signatures use;
+//!   signature checks in constant time.
 //! - [`xml`]: building and reading department XML, including GBK/GB18030 bodies and SOAP 1.1.
 //! - [`payload`]: reading the unified JSON payload into typed structs, with field errors.
 //! - `http`, `config`, `cache`, `log` (feature `guest`): the host's imports, wrapped. Compiled

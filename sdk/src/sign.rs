@@ -1,5 +1,6 @@
 //! The digests and signatures department protocols use: HMAC-SHA256, HMAC-SM3 (国密), SM3,
-//! SHA-256, base64, and request nonces.
+//! SHA-256, base64, and request nonces; and the check of a department's HMAC signature, in
+//! constant time.
 
 use base64::Engine;
 use hmac::{Hmac, Mac};
@@ -30,14 +31,34 @@ pub fn sha256_hex(message: &[u8]) -> String {
     hex::encode(sha2::Sha256::digest(message))
 }
 
-/// Constant-time comparison of two hex signatures (case-insensitive).
-pub fn signatures_match(a: &str, b: &str) -> bool {
-    let (a, b) = (a.to_ascii_lowercase(), b.to_ascii_lowercase());
-    a.len() == b.len()
-        && a.bytes()
-            .zip(b.bytes())
-            .fold(0u8, |acc, (x, y)| acc | (x ^ y))
-            == 0
+/// Whether `signature_hex` is the HMAC-SHA256 of `message` under `key`: the way to check a
+/// department's signature (a callback's, say).
+///
+/// The MAC is compared in constant time (the `hmac` crate's `verify_slice`), so how long the
+/// check takes tells a forger nothing about how much of a guess was right. Hex digits in either
+/// case; anything else, or a signature of the wrong length, is `false`.
+pub fn verify_hmac_sha256_hex(key: &[u8], message: &[u8], signature_hex: &str) -> bool {
+    verify_hex::<Hmac<sha2::Sha256>>(key, message, signature_hex)
+}
+
+/// Whether `signature_hex` is the HMAC-SM3 of `message` under `key`, compared in constant time
+/// as [`verify_hmac_sha256_hex`] does.
+pub fn verify_hmac_sm3_hex(key: &[u8], message: &[u8], signature_hex: &str) -> bool {
+    verify_hex::<Hmac<sm3::Sm3>>(key, message, signature_hex)
+}
+
+fn verify_hex<M: Mac + hmac::digest::KeyInit>(
+    key: &[u8],
+    message: &[u8],
+    signature_hex: &str,
+) -> bool {
+    // Decoding depends only on the signature given, which the sender knows anyway.
+    let Ok(signature) = hex::decode(signature_hex) else {
+        return false;
+    };
+    let mut mac = <M as Mac>::new_from_slice(key).expect("HMAC takes keys of any length");
+    mac.update(message);
+    mac.verify_slice(&signature).is_ok()
 }
 
 /// Standard base64 with padding.
@@ -50,30 +71,16 @@ pub fn base64_decode(text: &str) -> Result<Vec<u8>, base64::DecodeError> {
     base64::engine::general_purpose::STANDARD.decode(text)
 }
 
-/// A 32-character hex nonce for signed requests.
+/// A nonce for signed requests: 32 lowercase hex characters, 128 bits from the system's random
+/// source (`getrandom`: the operating system natively, WASI `random` inside a component), so no
+/// two repeat in practice, across calls, instances and processes alike.
 ///
-/// Seeded from std's per-process random hasher keys (WASI random inside a component) mixed with
-/// the clock and a counter, so two calls never repeat even within one nanosecond.
+/// Panics if the system has no random source to give: a component then traps, rather than sign
+/// requests with a nonce a department could have seen before.
 pub fn nonce() -> String {
-    use std::hash::{BuildHasher, Hasher};
-    use std::sync::atomic::{AtomicU64, Ordering};
-    static COUNTER: AtomicU64 = AtomicU64::new(0);
-    let now = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_nanos() as u64)
-        .unwrap_or(0);
-    let count = COUNTER.fetch_add(1, Ordering::Relaxed);
-    let half = |salt: u64| {
-        let mut h = std::collections::hash_map::RandomState::new().build_hasher();
-        h.write_u64(now ^ salt);
-        h.write_u64(count);
-        h.finish()
-    };
-    format!(
-        "{:016x}{:016x}",
-        half(0x9e37_79b9_7f4a_7c15),
-        half(0x2545_f491_4f6c_dd1d)
-    )
+    let mut bytes = [0u8; 16];
+    getrandom::fill(&mut bytes).expect("the system's random source");
+    hex::encode(bytes)
 }
 
 /// Unix seconds now.
@@ -89,14 +96,6 @@ mod tests {
     use super::*;
 
     #[test]
-    fn hmac_sha256_matches_rfc_4231_case_2() {
-        assert_eq!(
-            hmac_sha256_hex(b"Jefe", b"what do ya want for nothing?"),
-            "5bdcc146bf60754e6a042426089575c75a003f089d2739839dec58b964ec3843"
-        );
-    }
-
-    #[test]
     fn sm3_matches_the_standard_example() {
         // GB/T 32905-2016, example 1: "abc".
         assert_eq!(
@@ -105,17 +104,100 @@ mod tests {
         );
     }
 
+    /// RFC 4231 test case 2.
+    const RFC_4231_KEY: &[u8] = b"Jefe";
+    const RFC_4231_MESSAGE: &[u8] = b"what do ya want for nothing?";
+    const RFC_4231_SHA256: &str =
+        "5bdcc146bf60754e6a042426089575c75a003f089d2739839dec58b964ec3843";
+    /// The same key and message under HMAC-SM3, as OpenSSL 3 computes it
+    /// (`hmac.new(b"Jefe", b"what do ya want for nothing?", "sm3")` in Python).
+    const HMAC_SM3: &str = "2e87f1d16862e6d964b50a5200bf2b10b764faa9680a296a2405f24bec39f882";
+
     #[test]
-    fn nonces_do_not_repeat() {
-        let a = nonce();
-        assert_eq!(a.len(), 32);
-        assert_ne!(a, nonce());
+    fn hmac_sha256_matches_rfc_4231_case_2() {
+        assert_eq!(
+            hmac_sha256_hex(RFC_4231_KEY, RFC_4231_MESSAGE),
+            RFC_4231_SHA256
+        );
     }
 
     #[test]
-    fn signature_comparison() {
-        assert!(signatures_match("ABcd", "abCD"));
-        assert!(!signatures_match("abcd", "abce"));
-        assert!(!signatures_match("abc", "abcd"));
+    fn hmac_sm3_matches_openssl() {
+        assert_eq!(hmac_sm3_hex(RFC_4231_KEY, RFC_4231_MESSAGE), HMAC_SM3);
+    }
+
+    /// Every way a signature can be wrong, for one verify function and its known answer.
+    fn check_verify(verify: fn(&[u8], &[u8], &str) -> bool, right: &str) {
+        let verify = |signature: &str| verify(RFC_4231_KEY, RFC_4231_MESSAGE, signature);
+        assert!(verify(right));
+        assert!(verify(&right.to_uppercase()), "hex digits in either case");
+        // One hex digit changed, at every position.
+        for i in 0..right.len() {
+            let mut flipped = right.as_bytes().to_vec();
+            flipped[i] = if flipped[i] == b'0' { b'1' } else { b'0' };
+            let flipped = String::from_utf8(flipped).unwrap();
+            assert!(!verify(&flipped), "digit {i} changed: {flipped}");
+        }
+        // Wrong lengths: a byte short, a byte more, half a byte short, nothing.
+        assert!(!verify(&right[..right.len() - 2]));
+        assert!(!verify(&format!("{right}00")));
+        assert!(!verify(&right[..right.len() - 1]));
+        assert!(!verify(""));
+        // Not hex: a letter past f, a space, a sign, non-ASCII.
+        assert!(!verify(&format!("{}g", &right[..right.len() - 1])));
+        assert!(!verify(&format!(" {}", &right[1..])));
+        assert!(!verify(&format!("+{}", &right[1..])));
+        assert!(!verify(&format!("签{}", &right[3..])));
+    }
+
+    #[test]
+    fn hmac_sha256_verification_known_answers() {
+        check_verify(verify_hmac_sha256_hex, RFC_4231_SHA256);
+        assert!(!verify_hmac_sha256_hex(
+            b"Jefe!",
+            RFC_4231_MESSAGE,
+            RFC_4231_SHA256
+        ));
+        assert!(!verify_hmac_sha256_hex(
+            RFC_4231_KEY,
+            b"what do ya want for nothing?!",
+            RFC_4231_SHA256
+        ));
+        // Not the SM3 one: the algorithm is part of the signature.
+        assert!(!verify_hmac_sha256_hex(
+            RFC_4231_KEY,
+            RFC_4231_MESSAGE,
+            HMAC_SM3
+        ));
+    }
+
+    #[test]
+    fn hmac_sm3_verification_known_answers() {
+        check_verify(verify_hmac_sm3_hex, HMAC_SM3);
+        assert!(!verify_hmac_sm3_hex(b"Jefe!", RFC_4231_MESSAGE, HMAC_SM3));
+        assert!(!verify_hmac_sm3_hex(
+            RFC_4231_KEY,
+            b"what do ya want for nothing?!",
+            HMAC_SM3
+        ));
+        assert!(!verify_hmac_sm3_hex(
+            RFC_4231_KEY,
+            RFC_4231_MESSAGE,
+            RFC_4231_SHA256
+        ));
+    }
+
+    #[test]
+    fn nonces_are_32_lowercase_hex_characters_and_do_not_repeat() {
+        let nonces: Vec<String> = (0..10_000).map(|_| nonce()).collect();
+        for n in &nonces {
+            assert_eq!(n.len(), 32, "{n}");
+            assert!(
+                n.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f')),
+                "{n}"
+            );
+        }
+        let distinct: std::collections::HashSet<&String> = nonces.iter().collect();
+        assert_eq!(distinct.len(), nonces.len());
     }
 }

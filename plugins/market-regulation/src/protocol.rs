@@ -471,8 +471,7 @@ pub fn read_callback(
         .iter()
         .find(|(name, _)| name.eq_ignore_ascii_case("X-Signature"))
         .map(|(_, v)| v.trim());
-    let expected = sdk::sign::hmac_sha256_hex(secret.as_bytes(), body);
-    if !signature.is_some_and(|s| sdk::sign::signatures_match(s, &expected)) {
+    if !signature.is_some_and(|s| sdk::sign::verify_hmac_sha256_hex(secret.as_bytes(), body, s)) {
         let message = if signature.is_none() {
             "回调缺少签名"
         } else {

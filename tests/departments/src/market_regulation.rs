@@ -151,7 +151,7 @@ async fn token(
     }
     let id = form.get("client_id").map(String::as_str);
     let secret = form.get("client_secret").map(String::as_str);
-    if id != Some(CLIENT_ID) || secret != Some(CLIENT_SECRET) {
+    if id != Some(CLIENT_ID) || !secret.is_some_and(client_secret_matches) {
         mr.sim.reject("invalid_client");
         return error(StatusCode::UNAUTHORIZED, json!({"error": "invalid_client"}));
     }
@@ -166,6 +166,15 @@ async fn token(
     reg.tokens.insert(token.clone(), now + mr.token_ttl);
     Json(json!({"access_token": token, "token_type": "Bearer", "expires_in": mr.token_ttl.as_secs()}))
         .into_response()
+}
+
+/// Whether `presented` is the client secret, in constant time: the MACs of both under one key
+/// are compared with `verify_slice`, so the timing shows neither the right secret's contents
+/// nor its length.
+fn client_secret_matches(presented: &str) -> bool {
+    const KEY: &[u8] = b"client secret comparison";
+    let expected = sdk::sign::hmac_sha256_hex(KEY, CLIENT_SECRET.as_bytes());
+    sdk::sign::verify_hmac_sha256_hex(KEY, presented.as_bytes(), &expected)
 }
 
 async fn require_token(
