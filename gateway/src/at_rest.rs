@@ -12,69 +12,19 @@
 //! government systems are expected to use it) or AES-256-GCM, both from RustCrypto's `aes-gcm`
 //! GCM construction. Nonces are 96 random bits per value; rotate keys well before 2³² values.
 
-use crate::config::{Config, ConfigError};
 use aes_gcm::aead::consts::U12;
 use aes_gcm::aead::{Aead, KeyInit, Payload};
 use aes_gcm::{Aes256Gcm, AesGcm, Nonce};
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD as B64;
-use serde::Deserialize;
+use gateway_base::config::{Cipher, PayloadKey};
 use std::collections::HashMap;
-use std::path::{Path, PathBuf};
 
 /// What marks a sealed value.
 const PREFIX: &str = "enc1:";
 const NONCE_LEN: usize = 12;
 
 type Sm4Gcm = AesGcm<sm4::Sm4, U12>;
-
-/// `[store.encryption]`: the keys of stored payloads.
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct EncryptionConfig {
-    /// Id of the key new values are sealed with.
-    pub current: String,
-    /// Every key values may be sealed with: the current one and older ones kept for reading.
-    pub keys: Vec<KeyConfig>,
-}
-
-/// One payload key. The key itself is never in the config file: it is read from a file or an
-/// environment variable, as base64 (16 bytes for SM4, 32 for AES-256).
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct KeyConfig {
-    /// Short id stored with every value sealed with this key (letters, digits, `-`, `_`).
-    pub id: String,
-    /// The cipher (default `sm4-gcm`).
-    #[serde(default)]
-    pub algorithm: Algorithm,
-    /// File holding the base64 key (relative to the config file).
-    pub key_file: Option<PathBuf>,
-    /// Environment variable holding the base64 key.
-    pub key_env: Option<String>,
-}
-
-/// An AEAD cipher for stored payloads.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
-pub enum Algorithm {
-    /// SM4 in Galois/Counter Mode, 128-bit key.
-    #[default]
-    #[serde(rename = "sm4-gcm")]
-    Sm4Gcm,
-    /// AES-256 in Galois/Counter Mode.
-    #[serde(rename = "aes-256-gcm")]
-    Aes256Gcm,
-}
-
-impl Algorithm {
-    /// The key length in bytes.
-    pub fn key_len(self) -> usize {
-        match self {
-            Algorithm::Sm4Gcm => 16,
-            Algorithm::Aes256Gcm => 32,
-        }
-    }
-}
 
 /// A stored value that cannot be opened.
 #[derive(Debug, thiserror::Error)]
@@ -93,24 +43,24 @@ pub enum OpenError {
     Rejected(String),
 }
 
-enum Cipher {
+enum Sealer {
     Sm4(Box<Sm4Gcm>),
     Aes(Box<Aes256Gcm>),
 }
 
-impl Cipher {
-    fn new(algorithm: Algorithm, key: &[u8]) -> Option<Cipher> {
+impl Sealer {
+    fn new(algorithm: Cipher, key: &[u8]) -> Option<Sealer> {
         Some(match algorithm {
-            Algorithm::Sm4Gcm => Cipher::Sm4(Box::new(Sm4Gcm::new_from_slice(key).ok()?)),
-            Algorithm::Aes256Gcm => Cipher::Aes(Box::new(Aes256Gcm::new_from_slice(key).ok()?)),
+            Cipher::Sm4Gcm => Sealer::Sm4(Box::new(Sm4Gcm::new_from_slice(key).ok()?)),
+            Cipher::Aes256Gcm => Sealer::Aes(Box::new(Aes256Gcm::new_from_slice(key).ok()?)),
         })
     }
 
     fn encrypt(&self, nonce: &[u8; NONCE_LEN], payload: Payload<'_, '_>) -> Vec<u8> {
         let nonce = Nonce::from_slice(nonce);
         match self {
-            Cipher::Sm4(c) => c.encrypt(nonce, payload),
-            Cipher::Aes(c) => c.encrypt(nonce, payload),
+            Sealer::Sm4(c) => c.encrypt(nonce, payload),
+            Sealer::Aes(c) => c.encrypt(nonce, payload),
         }
         // GCM fails only past 64 GiB in one message; the body limit is far below that.
         .expect("GCM encryption of a bounded payload")
@@ -119,8 +69,8 @@ impl Cipher {
     fn decrypt(&self, nonce: &[u8], payload: Payload<'_, '_>) -> Option<Vec<u8>> {
         let nonce = Nonce::from_slice(nonce);
         match self {
-            Cipher::Sm4(c) => c.decrypt(nonce, payload).ok(),
-            Cipher::Aes(c) => c.decrypt(nonce, payload).ok(),
+            Sealer::Sm4(c) => c.decrypt(nonce, payload).ok(),
+            Sealer::Aes(c) => c.decrypt(nonce, payload).ok(),
         }
     }
 }
@@ -128,7 +78,7 @@ impl Cipher {
 /// The configured payload keys.
 pub struct PayloadCipher {
     current: String,
-    keys: HashMap<String, Cipher>,
+    keys: HashMap<String, Sealer>,
 }
 
 impl std::fmt::Debug for PayloadCipher {
@@ -142,82 +92,19 @@ impl std::fmt::Debug for PayloadCipher {
 }
 
 impl PayloadCipher {
-    /// The keys of `[store.encryption]`, read and checked; `None` when it is absent.
-    pub fn from_config(config: &Config, file: &Path) -> Result<Option<PayloadCipher>, ConfigError> {
-        let Some(encryption) = &config.store.encryption else {
-            return Ok(None);
-        };
-        let mut keys = HashMap::new();
-        for (i, key) in encryption.keys.iter().enumerate() {
-            let at = |k: &str| format!("store.encryption.keys[{i}].{k}");
-            if key.id.is_empty()
-                || !key
-                    .id
-                    .chars()
-                    .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
-            {
-                return Err(ConfigError::new(
-                    file,
-                    at("id"),
-                    "letters, digits, '-' and '_' only",
-                ));
-            }
-            let text = match (&key.key_file, &key.key_env) {
-                (Some(path), None) => {
-                    let path = config.resolve(path);
-                    std::fs::read_to_string(&path).map_err(|e| {
-                        ConfigError::new(file, at("key_file"), format!("{}: {e}", path.display()))
-                    })?
-                }
-                (None, Some(var)) => std::env::var(var).map_err(|_| {
-                    ConfigError::new(file, at("key_env"), format!("${var} is not set"))
-                })?,
-                _ => {
-                    return Err(ConfigError::new(
-                        file,
-                        at("key_file"),
-                        "give exactly one of key_file and key_env",
-                    ));
-                }
-            };
-            let source = if key.key_file.is_some() {
-                "key_file"
-            } else {
-                "key_env"
-            };
-            let bytes = B64
-                .decode(text.trim())
-                .map_err(|_| ConfigError::new(file, at(source), "not base64"))?;
-            let cipher = (bytes.len() == key.algorithm.key_len())
-                .then(|| Cipher::new(key.algorithm, &bytes))
-                .flatten()
-                .ok_or_else(|| {
-                    ConfigError::new(
-                        file,
-                        at(source),
-                        format!(
-                            "{} needs a {}-byte key, this one has {} bytes",
-                            key.algorithm.name(),
-                            key.algorithm.key_len(),
-                            bytes.len()
-                        ),
-                    )
-                })?;
-            if keys.insert(key.id.clone(), cipher).is_some() {
-                return Err(ConfigError::new(file, at("id"), "a key id is used twice"));
-            }
-        }
-        if !keys.contains_key(&encryption.current) {
-            return Err(ConfigError::new(
-                file,
-                "store.encryption.current",
-                format!("no key `{}` in store.encryption.keys", encryption.current),
-            ));
-        }
-        Ok(Some(PayloadCipher {
-            current: encryption.current.clone(),
-            keys,
-        }))
+    /// The ciphers of `[store.encryption]`'s keys (read and checked with the config, the
+    /// current one first); `None` when encryption is off.
+    pub fn new(keys: &[PayloadKey]) -> Option<PayloadCipher> {
+        let current = keys.first()?.id.clone();
+        let keys = keys
+            .iter()
+            .map(|k| {
+                let cipher = Sealer::new(k.cipher, &k.bytes)
+                    .expect("the config check gave each cipher a key of its length");
+                (k.id.clone(), cipher)
+            })
+            .collect();
+        Some(PayloadCipher { current, keys })
     }
 
     /// Seal `plain` for the place `context` names, with the current key.
@@ -271,33 +158,18 @@ impl PayloadCipher {
     }
 }
 
-impl Algorithm {
-    fn name(self) -> &'static str {
-        match self {
-            Algorithm::Sm4Gcm => "sm4-gcm",
-            Algorithm::Aes256Gcm => "aes-256-gcm",
-        }
-    }
-}
-
-/// A new random key for `algorithm`, as the base64 text a key file holds.
-pub fn new_key(algorithm: Algorithm) -> String {
-    let key: Vec<u8> = (0..algorithm.key_len()).map(|_| rand::random()).collect();
-    B64.encode(key)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    fn cipher(keys: &[(&str, Algorithm, &str)], current: &str) -> PayloadCipher {
+    fn cipher(keys: &[(&str, Cipher, &str)], current: &str) -> PayloadCipher {
         PayloadCipher {
             current: current.into(),
             keys: keys
                 .iter()
                 .map(|(id, algorithm, key)| {
                     let bytes = B64.decode(key).unwrap();
-                    (id.to_string(), Cipher::new(*algorithm, &bytes).unwrap())
+                    (id.to_string(), Sealer::new(*algorithm, &bytes).unwrap())
                 })
                 .collect(),
         }
@@ -305,8 +177,8 @@ mod tests {
 
     #[test]
     fn sealed_values_open_in_their_place_only() {
-        for algorithm in [Algorithm::Sm4Gcm, Algorithm::Aes256Gcm] {
-            let key = new_key(algorithm);
+        for algorithm in [Cipher::Sm4Gcm, Cipher::Aes256Gcm] {
+            let key = algorithm.new_key();
             let c = cipher(&[("k1", algorithm, &key)], "k1");
             let form = r#"{"name":"张三","id_number":"11010519491231002X"}"#;
             let sealed = c.seal("cases.form:c1", form);
@@ -342,14 +214,14 @@ mod tests {
 
     #[test]
     fn rotation_keeps_old_values_readable_and_plain_values_pass() {
-        let old = new_key(Algorithm::Sm4Gcm);
-        let new = new_key(Algorithm::Aes256Gcm);
-        let before = cipher(&[("2025", Algorithm::Sm4Gcm, &old)], "2025");
+        let old = Cipher::Sm4Gcm.new_key();
+        let new = Cipher::Aes256Gcm.new_key();
+        let before = cipher(&[("2025", Cipher::Sm4Gcm, &old)], "2025");
         let sealed_before = before.seal("steps.input:c1:s1", "{}");
         let after = cipher(
             &[
-                ("2025", Algorithm::Sm4Gcm, &old),
-                ("2026", Algorithm::Aes256Gcm, &new),
+                ("2025", Cipher::Sm4Gcm, &old),
+                ("2026", Cipher::Aes256Gcm, &new),
             ],
             "2026",
         );
@@ -359,7 +231,7 @@ mod tests {
             "{}"
         );
         // A gateway that lost the old key, or has no keys at all, says which key is missing.
-        let only_new = cipher(&[("2026", Algorithm::Aes256Gcm, &new)], "2026");
+        let only_new = cipher(&[("2026", Cipher::Aes256Gcm, &new)], "2026");
         assert!(matches!(
             PayloadCipher::open(Some(&only_new), "steps.input:c1:s1", sealed_before.clone()),
             Err(OpenError::UnknownKey(id)) if id == "2025"
@@ -371,39 +243,6 @@ mod tests {
         assert_eq!(
             PayloadCipher::open(None, "x", r#"{"plain":true}"#.into()).unwrap(),
             r#"{"plain":true}"#
-        );
-    }
-
-    #[test]
-    fn keys_are_checked_with_the_key_named() {
-        let dir = tempfile::tempdir().unwrap();
-        let file = dir.path().join("gateway.toml");
-        std::fs::write(dir.path().join("short.key"), B64.encode([7u8; 16])).unwrap();
-        // The demo config, its relative paths now resolved against the temporary folder.
-        let demo = concat!(env!("CARGO_MANIFEST_DIR"), "/../config/gateway.toml");
-        let mut config = Config::load(Path::new(demo)).unwrap();
-        config.base_dir = dir.path().to_path_buf();
-        config.store.encryption = Some(EncryptionConfig {
-            current: "a".into(),
-            keys: vec![KeyConfig {
-                id: "a".into(),
-                algorithm: Algorithm::Aes256Gcm,
-                key_file: Some("short.key".into()),
-                key_env: None,
-            }],
-        });
-        let e = PayloadCipher::from_config(&config, &file).unwrap_err();
-        assert_eq!(e.key, "store.encryption.keys[0].key_file");
-        assert!(e.reason.contains("32-byte"), "{}", e.reason);
-        config.store.encryption.as_mut().unwrap().keys[0].algorithm = Algorithm::Sm4Gcm;
-        config.store.encryption.as_mut().unwrap().current = "b".into();
-        let e = PayloadCipher::from_config(&config, &file).unwrap_err();
-        assert_eq!(e.key, "store.encryption.current");
-        config.store.encryption.as_mut().unwrap().current = "a".into();
-        assert!(
-            PayloadCipher::from_config(&config, &file)
-                .unwrap()
-                .is_some()
         );
     }
 }

@@ -23,62 +23,10 @@ use axum::extract::Request;
 use axum::http::HeaderMap;
 use axum::middleware::Next;
 use axum::response::Response;
+use gateway_base::config::{AuthConfig, ClientConfig, JwtConfig, OperatorConfig};
 use serde::Deserialize;
 use std::collections::HashMap;
 use std::sync::Arc;
-
-/// `[auth]`: the portal clients and the token keys.
-#[derive(Debug, Clone, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct AuthConfig {
-    /// The portal clients allowed to call.
-    #[serde(default)]
-    pub clients: Vec<ClientConfig>,
-    /// Keys JWT bearer tokens are verified against. Absent: API keys only.
-    pub jwt: Option<JwtConfig>,
-}
-
-/// One portal client.
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct ClientConfig {
-    /// Client id: a token's `sub`, the owner recorded on its cases.
-    pub id: String,
-    /// Display name.
-    #[serde(default)]
-    pub name: String,
-    /// Hex SHA-256 of its API key (`gateway client-key` makes one). Absent: tokens only.
-    pub api_key_sha256: Option<String>,
-    /// What it may do (see the module doc).
-    pub scopes: Vec<String>,
-    /// Requests a minute it may send (spread out: a burst of at most a sixth of it); absent:
-    /// no limit of its own.
-    pub rate_per_minute: Option<u32>,
-}
-
-/// JWT verification.
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct JwtConfig {
-    /// `HS256` (shared secret) or `EdDSA` (Ed25519 public key).
-    pub algorithm: String,
-    /// HS256: the secret (use `env:NAME`); EdDSA: base64 of the 32-byte public key.
-    pub key: String,
-    /// Required `iss`, when set.
-    pub issuer: Option<String>,
-    /// Required `aud`, when set.
-    pub audience: Option<String>,
-}
-
-/// One operator of the admin API.
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct OperatorConfig {
-    /// Operator id, recorded with every change.
-    pub id: String,
-    /// Hex SHA-256 of the operator's bearer token.
-    pub token_sha256: String,
-}
 
 /// An authenticated portal client, as the handlers see it.
 #[derive(Debug, Clone)]

@@ -4,9 +4,10 @@
 //! `describe`. Schemas are compiled once; identifier formats (`resident-id`, `credit-code`,
 //! `real-estate-unit`, `real-estate-certificate`) are checked with the national algorithms.
 
-use crate::config::{Config, ServiceConfig, Source};
 use crate::services::{FormBuilder, InputMapping, schema_at};
 use anyhow::Context;
+use gateway_base::config::{Config, ServiceConfig, Source};
+pub use gateway_base::model::FieldProblem;
 use serde::Serialize;
 use serde_json::Value;
 use std::collections::BTreeMap;
@@ -22,42 +23,6 @@ fn for_lookup<'a>(serving: &'a Serving, name: &str) -> Option<&'a crate::host::L
         .values()
         .find(|a| a.description().lookups.iter().any(|l| l.name == name))
         .map(|a| &**a)
-}
-
-/// One problem with one field of an application: what pre-review reports, all at once.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
-pub struct FieldProblem {
-    /// Dotted path of the field (`legal_representative.id_number`), empty for the whole form.
-    pub field: String,
-    /// Stable machine code: `required`, `type`, `format`, `checksum`, `date`, `length`, `rule` ….
-    pub code: String,
-    /// Human-readable reason.
-    pub message: String,
-    /// The file the problem is in, for problems with a config (a refused reload).
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub file: Option<String>,
-}
-
-impl FieldProblem {
-    /// A problem.
-    pub fn new(
-        field: impl Into<String>,
-        code: impl Into<String>,
-        message: impl Into<String>,
-    ) -> Self {
-        FieldProblem {
-            field: field.into(),
-            code: code.into(),
-            message: message.into(),
-            file: None,
-        }
-    }
-
-    /// The same problem, in a file (a config's).
-    pub fn in_file(mut self, file: impl Into<String>) -> Self {
-        self.file = Some(file.into());
-        self
-    }
 }
 
 /// One matter of the catalogue.
@@ -99,7 +64,7 @@ pub struct Service {
     pub lookups: Vec<ServiceLookup>,
     /// Cross-field rules.
     #[serde(skip)]
-    pub rules: Vec<crate::config::RuleConfig>,
+    pub rules: Vec<gateway_base::config::RuleConfig>,
     /// The one form (JSON Schema).
     #[serde(skip)]
     pub form: Value,
@@ -403,20 +368,30 @@ fn problem_from(error: &jsonschema::ValidationError<'_>) -> FieldProblem {
                 None => FieldProblem::new(field, "format", format!("不符合格式 {format}")),
             }
         }
-        K::Type { .. } => {
-            FieldProblem::new(field, "type", crate::redact::redact(&error.to_string()))
-        }
+        K::Type { .. } => FieldProblem::new(
+            field,
+            "type",
+            gateway_base::redact::redact(&error.to_string()),
+        ),
         K::Enum { .. } | K::Constant { .. } => FieldProblem::new(field, "enum", "不是允许的取值"),
-        K::MinLength { .. } | K::MaxLength { .. } | K::Pattern { .. } => {
-            FieldProblem::new(field, "format", crate::redact::redact(&error.to_string()))
-        }
+        K::MinLength { .. } | K::MaxLength { .. } | K::Pattern { .. } => FieldProblem::new(
+            field,
+            "format",
+            gateway_base::redact::redact(&error.to_string()),
+        ),
         K::Minimum { .. }
         | K::Maximum { .. }
         | K::ExclusiveMinimum { .. }
-        | K::ExclusiveMaximum { .. } => {
-            FieldProblem::new(field, "range", crate::redact::redact(&error.to_string()))
-        }
-        _ => FieldProblem::new(field, "invalid", crate::redact::redact(&error.to_string())),
+        | K::ExclusiveMaximum { .. } => FieldProblem::new(
+            field,
+            "range",
+            gateway_base::redact::redact(&error.to_string()),
+        ),
+        _ => FieldProblem::new(
+            field,
+            "invalid",
+            gateway_base::redact::redact(&error.to_string()),
+        ),
     }
 }
 

@@ -2,9 +2,9 @@
 //! admin API (plus signing, which stays on the operator's machine); `gateway config reload`:
 //! the same for reloading a running gateway's config.
 
-use crate::adapters::signature::{Algorithm, SigningKeyFile};
 use anyhow::{Context, bail};
 use clap::{Args, Subcommand};
+use gateway_base::signature::{Algorithm, SigningKeyFile};
 use serde_json::Value;
 use std::path::PathBuf;
 

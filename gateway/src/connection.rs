@@ -6,7 +6,7 @@
 //! department and nothing else. TLS trusts only the department's pinned CA, and presents the
 //! gateway's client identity where the department requires mutual TLS.
 
-use crate::config::{Config, DepartmentConfig};
+use gateway_base::config::{Config, DepartmentConfig};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -145,19 +145,19 @@ impl Connection {
         body: Vec<u8>,
     ) -> Result<DepartmentResponse, SendError> {
         use tracing::Instrument;
-        let mut trace = crate::trace_context::outgoing();
+        let mut trace = gateway_base::trace::outgoing();
         let span = tracing::info_span!(
             "department_call",
             method = %method,
-            path = %crate::redact::redact(path),
+            path = %gateway_base::redact::redact(path),
             base_url = %self.base,
         );
-        if crate::trace_context::current().is_none() {
+        if gateway_base::trace::current().is_none() {
             // A call outside any request or delivery: its trace is the one it sends.
-            crate::otel::adopt(&span, &trace);
+            gateway_base::trace::adopt(&span, &trace);
         }
         // When spans are exported, the department's parent is this call's own span.
-        if let Some(id) = crate::otel::span_id(&span) {
+        if let Some(id) = gateway_base::trace::span_id(&span) {
             trace.parent_id = id;
         }
         let Some(recorder) = self.audit.get() else {
@@ -181,7 +181,7 @@ impl Connection {
         path: &str,
         headers: &[(String, String)],
         body: Vec<u8>,
-        trace: crate::trace_context::TraceContext,
+        trace: gateway_base::trace::TraceContext,
     ) -> Result<DepartmentResponse, SendError> {
         let url = self.resolve(path)?;
         let method = reqwest::Method::from_bytes(method.as_bytes())
@@ -203,7 +203,7 @@ impl Connection {
             }
             request = request.header(name.as_str(), value.as_str());
         }
-        request = request.header("traceparent", crate::trace_context::header_value(&trace));
+        request = request.header("traceparent", trace.traceparent());
         if let Some(state) = &trace.state {
             request = request.header("tracestate", state.as_str());
         }
@@ -248,10 +248,11 @@ impl Connection {
     /// `timeout`. Any answer but 502, 503 or 504 means its system is there (a 404 for the bare
     /// base URL is normal); those three, a refused connection or silence mean it is not.
     pub async fn probe(&self, timeout: Duration) -> Result<u16, SendError> {
-        let request = self.client.get(self.base.clone()).timeout(timeout).header(
-            "traceparent",
-            crate::trace_context::header_value(&crate::trace_context::outgoing()),
-        );
+        let request = self
+            .client
+            .get(self.base.clone())
+            .timeout(timeout)
+            .header("traceparent", gateway_base::trace::outgoing().traceparent());
         let answer = async {
             let mut response = request.send().await?;
             // Read the (small) body to its end, so the connection goes back to the pool

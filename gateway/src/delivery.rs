@@ -10,7 +10,7 @@
 //!   one PostgreSQL, only one delivers, and a node that dies leaves the step to the others when
 //!   its claim expires. The department's idempotency key makes a repeat after a crash harmless.
 
-use crate::config::Config;
+use gateway_base::config::Config;
 use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicI64, AtomicU32, AtomicUsize, Ordering};
@@ -143,7 +143,7 @@ impl Delivery {
     /// Mark a delivery as running until the guard drops.
     pub fn track(self: &Arc<Self>) -> InFlight {
         let now = self.in_flight.fetch_add(1, Ordering::SeqCst) + 1;
-        crate::telemetry::in_flight(now);
+        gateway_base::telemetry::in_flight(now);
         InFlight(self.clone())
     }
 
@@ -170,7 +170,7 @@ pub struct InFlight(Arc<Delivery>);
 impl Drop for InFlight {
     fn drop(&mut self) {
         let left = self.0.in_flight.fetch_sub(1, Ordering::SeqCst) - 1;
-        crate::telemetry::in_flight(left);
+        gateway_base::telemetry::in_flight(left);
         if left == 0 {
             self.0.idle.notify_waiters();
         }

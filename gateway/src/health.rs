@@ -35,20 +35,20 @@ pub struct Readiness {
     connections: arc_swap::ArcSwap<BTreeMap<String, Arc<Connection>>>,
     probes: RwLock<BTreeMap<String, Probe>>,
     interval: Duration,
-    certificates: arc_swap::ArcSwap<Vec<crate::certificates::Certificate>>,
+    certificates: arc_swap::ArcSwap<Vec<gateway_base::certificates::Certificate>>,
     warning_days: u32,
 }
 
 impl Readiness {
     /// A probe connection per configured department: the same base URL and TLS identity as its
     /// adapter's, kept apart so that swapping an adapter does not disturb the probes.
-    pub fn new(config: &crate::config::Config) -> anyhow::Result<Arc<Readiness>> {
+    pub fn new(config: &gateway_base::config::Config) -> anyhow::Result<Arc<Readiness>> {
         let mut connections = BTreeMap::new();
         for (id, department) in &config.departments {
             connections.insert(id.clone(), Connection::new(config, department)?);
         }
-        let certificates = crate::certificates::inventory(config)?;
-        crate::certificates::publish(&certificates, config.server.certificate_warning_days);
+        let certificates = gateway_base::certificates::inventory(config)?;
+        gateway_base::certificates::publish(&certificates, config.server.certificate_warning_days);
         Ok(Arc::new(Readiness {
             connections: arc_swap::ArcSwap::from_pointee(connections),
             probes: RwLock::default(),
@@ -63,10 +63,10 @@ impl Readiness {
     pub fn reconfigure(
         &self,
         connections: BTreeMap<String, Arc<Connection>>,
-        certificates: Vec<crate::certificates::Certificate>,
+        certificates: Vec<gateway_base::certificates::Certificate>,
     ) {
         self.connections.store(Arc::new(connections));
-        crate::certificates::publish(&certificates, self.warning_days);
+        gateway_base::certificates::publish(&certificates, self.warning_days);
         self.certificates.store(Arc::new(certificates));
     }
 
@@ -80,8 +80,10 @@ impl Readiness {
             let outcome = connection.probe(timeout).await;
             let probe = Probe {
                 up: outcome.is_ok(),
-                detail: outcome.err().map(|e| crate::redact::redact(&e.to_string())),
-                at_ms: crate::store::now_ms(),
+                detail: outcome
+                    .err()
+                    .map(|e| gateway_base::redact::redact(&e.to_string())),
+                at_ms: gateway_base::time::now_ms(),
             };
             (id.clone(), probe)
         });
@@ -138,7 +140,7 @@ impl Readiness {
                     None => ReadinessCheck::down("no adapter loaded".into(), None),
                 },
             );
-            let at = |p: &Probe| Some(crate::deadlines::rfc3339(p.at_ms));
+            let at = |p: &Probe| Some(gateway_base::time::rfc3339(p.at_ms));
             checks.insert(
                 format!("department.{id}"),
                 match probes.get(id) {
@@ -148,7 +150,7 @@ impl Readiness {
                 },
             );
         }
-        let now = crate::store::now_ms();
+        let now = gateway_base::time::now_ms();
         for c in self.certificates.load().iter() {
             checks.insert(
                 format!("certificate.{}", c.name),

@@ -43,9 +43,7 @@ pub mod at_rest;
 pub mod audit;
 pub mod auth;
 pub mod catalogue;
-pub mod certificates;
 pub mod cli;
-pub mod config;
 pub mod connection;
 pub mod deadlines;
 pub mod delivery;
@@ -56,11 +54,9 @@ pub mod listener;
 pub mod logging;
 pub mod orchestrator;
 pub mod otel;
-pub mod redact;
 pub mod reload;
 pub mod services;
 pub mod store;
-pub mod telemetry;
 pub mod tls;
 pub mod trace_context;
 
@@ -94,8 +90,8 @@ pub struct Gateway {
 impl Gateway {
     /// Start a gateway from a checked config: open the store, load every adapter, build the
     /// catalogue, bind the listener, start the dispatcher and the poller.
-    pub async fn start(config: config::Config) -> anyhow::Result<Gateway> {
-        telemetry::handle();
+    pub async fn start(config: gateway_base::config::Config) -> anyhow::Result<Gateway> {
+        gateway_base::telemetry::handle();
         // wasmtime's cache wants an absolute directory; config paths are relative to the file.
         let cache_dir = match &config.plugins.cache_dir {
             Some(dir) => Some(std::path::absolute(config.resolve(dir))?),
@@ -103,7 +99,7 @@ impl Gateway {
         };
         let engine = host::PluginEngine::new(256, cache_dir.as_deref())?;
         // Checked when the config was loaded; read again here for the key material.
-        let cipher = at_rest::PayloadCipher::from_config(&config, &config.base_dir)?;
+        let cipher = at_rest::PayloadCipher::new(&config.payload_keys()?);
         let store = store::Store::open(&config.store.url)
             .await?
             .with_cipher(cipher.map(Arc::new));

@@ -22,11 +22,11 @@
 use crate::api::AppState;
 use crate::api::error::ApiError;
 use crate::api::openapi::Error;
-use crate::catalogue::FieldProblem;
 use crate::orchestrator::case_status;
 use crate::store::{StepRecord, Store, StoreError, now_ms};
 use axum::Json;
 use axum::extract::{Path, State};
+use gateway_base::model::FieldProblem;
 use serde::Serialize;
 use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
@@ -407,13 +407,13 @@ pub async fn record_if_issued(
     };
     match insert(store, &licence).await {
         Ok(true) => {
-            tracing::info!(case = %step.case_id, step = %step.step, licence = %licence.id, kind = %licence.kind, holder = %crate::redact::redact(&licence.holder_id), "licence issued");
+            tracing::info!(case = %step.case_id, step = %step.step, licence = %licence.id, kind = %licence.kind, holder = %gateway_base::redact::redact(&licence.holder_id), "licence issued");
         }
         Ok(false) => {
             tracing::debug!(case = %step.case_id, step = %step.step, "licence already recorded");
         }
         Err(e) => {
-            tracing::error!(case = %step.case_id, step = %step.step, error = %crate::redact::redact(&e.to_string()), "storing a licence failed");
+            tracing::error!(case = %step.case_id, step = %step.step, error = %gateway_base::redact::redact(&e.to_string()), "storing a licence failed");
             return None;
         }
     }

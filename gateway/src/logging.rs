@@ -4,7 +4,7 @@
 //! be personal already; this is the net under them, for a value that reaches a log line by a
 //! path nobody thought of (an adapter's error text, a caller's header).
 
-use crate::config::LogFormat;
+use gateway_base::config::LogFormat;
 use std::io::Write;
 use tracing_subscriber::fmt::MakeWriter;
 
@@ -23,7 +23,7 @@ pub fn format(configured: LogFormat) -> anyhow::Result<LogFormat> {
 /// flushes the export at shutdown.
 pub fn init(
     format: LogFormat,
-    telemetry: &crate::config::TelemetryConfig,
+    telemetry: &gateway_base::config::TelemetryConfig,
 ) -> anyhow::Result<Option<crate::otel::Export>> {
     use tracing_subscriber::prelude::*;
     let filter =
@@ -62,7 +62,8 @@ impl<W: Write> Write for MaskedWriter<W> {
     fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
         // The formatter writes each event whole, so a number is never split across two writes.
         let text = String::from_utf8_lossy(buf);
-        self.0.write_all(crate::redact::redact(&text).as_bytes())?;
+        self.0
+            .write_all(gateway_base::redact::redact(&text).as_bytes())?;
         Ok(buf.len())
     }
 

@@ -72,16 +72,17 @@ async fn main() -> anyhow::Result<()> {
             println!("key:    {key}\nsha256: {}", gateway::auth::sha256_hex(&key));
         }
         Command::StoreKey { algorithm } => {
-            let algorithm = match algorithm.as_str() {
-                "sm4-gcm" => gateway::at_rest::Algorithm::Sm4Gcm,
-                "aes-256-gcm" => gateway::at_rest::Algorithm::Aes256Gcm,
+            use gateway_base::config::Cipher;
+            let cipher = match algorithm.as_str() {
+                "sm4-gcm" => Cipher::Sm4Gcm,
+                "aes-256-gcm" => Cipher::Aes256Gcm,
                 other => anyhow::bail!("unknown algorithm {other}: sm4-gcm or aes-256-gcm"),
             };
-            println!("{}", gateway::at_rest::new_key(algorithm));
+            println!("{}", cipher.new_key());
         }
         Command::Check { config } => {
-            gateway::logging::init(gateway::config::LogFormat::Text, &Default::default())?;
-            gateway::config::Config::load(&config)?;
+            gateway::logging::init(gateway_base::config::LogFormat::Text, &Default::default())?;
+            gateway_base::config::Config::load(&config)?;
             println!("{}: ok", config.display());
         }
         Command::Audit(AuditCommand::Verify { config, public_key }) => {
@@ -98,7 +99,7 @@ async fn main() -> anyhow::Result<()> {
         }
         Command::Serve { config } => {
             // The config names the log format, so it is read before anything logs.
-            let config = gateway::config::Config::load(&config)?;
+            let config = gateway_base::config::Config::load(&config)?;
             let export = gateway::logging::init(
                 gateway::logging::format(config.log.format)?,
                 &config.telemetry,

@@ -9,14 +9,14 @@
 use crate::adapters::Adapters;
 use crate::api::error::ApiError;
 use crate::catalogue::{Catalogue, FieldProblem, Service, merge_problems};
-use crate::config::Source;
 use crate::delivery::{Circuit, Delivery};
 use crate::host::CallError;
 use crate::host::contract::{self, AdapterError, Submission};
 use crate::services::{Context, check_rules, problem_on_form};
 use crate::store::{Admission, NewStep, StepRecord, StepState, Store, now_ms};
-use crate::telemetry;
 use arc_swap::ArcSwap;
+use gateway_base::config::Source;
+use gateway_base::telemetry;
 use serde_json::{Value, json};
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -198,7 +198,11 @@ impl Orchestrator {
                             Some(mapping) => problem_on_form(&step.id, mapping, &f.field),
                         };
                         field.map(|field| {
-                            FieldProblem::new(field, f.code, crate::redact::redact(&f.message))
+                            FieldProblem::new(
+                                field,
+                                f.code,
+                                gateway_base::redact::redact(&f.message),
+                            )
                         })
                     })
                     .collect::<Vec<_>>();
@@ -279,7 +283,7 @@ impl Orchestrator {
                         };
                         let message = format!(
                             "{department} 未查询到相符的登记信息：{}",
-                            crate::redact::redact(&r.message)
+                            gateway_base::redact::redact(&r.message)
                         );
                         Ok((
                             lookup.id.clone(),
@@ -290,7 +294,7 @@ impl Orchestrator {
                     Err(CallError::Adapter(AdapterError::InvalidInput(fields))) => {
                         let message = fields
                             .iter()
-                            .map(|f| crate::redact::redact(&f.message))
+                            .map(|f| gateway_base::redact::redact(&f.message))
                             .collect::<Vec<_>>()
                             .join("; ");
                         Ok((
@@ -481,9 +485,9 @@ impl Orchestrator {
                         let this = self.clone();
                         let running = self.delivery.track();
                         // Each delivery is a trace of its own: its department calls share it.
-                        let trace = crate::trace_context::TraceContext::new_root();
+                        let trace = gateway_base::trace::TraceContext::new_root();
                         let span = tracing::info_span!("delivery", case = %step.case_id, step = %step.step, trace_id = %trace.trace_id_hex());
-                        crate::otel::adopt(&span, &trace);
+                        gateway_base::trace::adopt(&span, &trace);
                         tokio::spawn(async move {
                             use tracing::Instrument;
                             let delivery = this.deliver(&step);
@@ -497,13 +501,13 @@ impl Orchestrator {
                             // The applicant's names in the input are masked in what it logs.
                             // (Boxed: a delivery's future is large, and this wraps it once more.)
                             let audited = Box::pin(audited);
-                            let masked = crate::redact::scope(async {
+                            let masked = gateway_base::redact::scope(async {
                                 if let Ok(input) = serde_json::from_str::<Value>(&step.input) {
-                                    crate::redact::note_names(&input);
+                                    gateway_base::redact::note_names(&input);
                                 }
                                 audited.await
                             });
-                            crate::trace_context::scope(trace, masked)
+                            gateway_base::trace::scope(trace, masked)
                                 .instrument(span)
                                 .await;
                             drop(running);
@@ -617,7 +621,7 @@ impl Orchestrator {
                 }
             }
             Err(CallError::Adapter(AdapterError::Rejected(r))) => {
-                let message = format!("{}: {}", r.code, crate::redact::redact(&r.message));
+                let message = format!("{}: {}", r.code, gateway_base::redact::redact(&r.message));
                 self.record(
                     step,
                     StepState::Rejected,
@@ -639,13 +643,13 @@ impl Orchestrator {
                     StepState::Failed,
                     None,
                     None,
-                    Some(&crate::redact::redact(&message)),
+                    Some(&gateway_base::redact::redact(&message)),
                     "delivery_failed",
                 )
                 .await
             }
             Err(error) => {
-                let message = crate::redact::redact(&error.to_string());
+                let message = gateway_base::redact::redact(&error.to_string());
                 if step.attempts + 1 >= pacing.max_attempts {
                     let message =
                         format!("gave up after {} attempts: {message}", step.attempts + 1);
@@ -736,13 +740,13 @@ impl Orchestrator {
             };
             let polls = due.into_iter().map(|step| {
                 let this = self.clone();
-                let trace = crate::trace_context::TraceContext::new_root();
+                let trace = gateway_base::trace::TraceContext::new_root();
                 let span = tracing::info_span!("poll", case = %step.case_id, step = %step.step, trace_id = %trace.trace_id_hex());
-                crate::otel::adopt(&span, &trace);
+                gateway_base::trace::adopt(&span, &trace);
                 async move {
                     use tracing::Instrument;
                     let audited = crate::audit::for_step(&step.case_id, &step.step, this.poll(&step));
-                    crate::trace_context::scope(trace, audited)
+                    gateway_base::trace::scope(trace, audited)
                         .instrument(span)
                         .await
                 }
@@ -820,7 +824,14 @@ impl Orchestrator {
         if step.state.is_final() {
             return Ok(());
         }
-        let state = StepState::parse(held["state"].as_str().unwrap_or_default());
+        let Ok(state) = held["state"]
+            .as_str()
+            .unwrap_or_default()
+            .parse::<StepState>()
+        else {
+            tracing::error!(%department, %reference, "a held callback names no step state; left as it is");
+            return Ok(());
+        };
         let outputs = held["outputs"].as_str().unwrap_or("{}");
         self.record(
             &step,

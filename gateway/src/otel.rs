@@ -16,19 +16,12 @@
 //! attribute, event attribute, span name and status message passes through it before the
 //! exporter sees it.
 
-use crate::config::TelemetryConfig;
-use crate::trace_context::TraceContext;
-use opentelemetry::trace::{
-    SpanContext, SpanId, TraceContextExt, TraceFlags, TraceId, TraceState, TracerProvider as _,
-};
+use gateway_base::config::TelemetryConfig;
+use opentelemetry::trace::TracerProvider as _;
 use opentelemetry::{KeyValue, Value};
 use opentelemetry_sdk::error::OTelSdkResult;
 use opentelemetry_sdk::trace::{SdkTracerProvider, SpanData, SpanExporter};
 use std::sync::atomic::{AtomicBool, Ordering};
-use tracing_opentelemetry::OpenTelemetrySpanExt;
-
-/// True once the export layer is installed: without it, nothing here does any work.
-static ENABLED: AtomicBool = AtomicBool::new(false);
 
 /// The installed exporter; flush it at shutdown with [`Export::shutdown`].
 pub struct Export {
@@ -96,7 +89,7 @@ where
         )
         .build();
     let tracer = provider.tracer("gateway");
-    ENABLED.store(true, Ordering::Relaxed);
+    gateway_base::trace::exporting();
     Ok(Some((
         tracing_opentelemetry::layer().with_tracer(tracer),
         Export { provider },
@@ -111,33 +104,6 @@ fn traces_url(endpoint: &str) -> String {
     } else {
         format!("{base}/v1/traces")
     }
-}
-
-/// Make `span` continue `context`: exported with its trace id, as a child of its parent span.
-/// Call before the span is first entered.
-pub fn adopt(span: &tracing::Span, context: &TraceContext) {
-    if !ENABLED.load(Ordering::Relaxed) {
-        return;
-    }
-    let remote = SpanContext::new(
-        TraceId::from_bytes(context.trace_id),
-        SpanId::from_bytes(context.parent_id),
-        TraceFlags::new(context.flags & 1),
-        true,
-        TraceState::default(),
-    );
-    let _ = span.set_parent(opentelemetry::Context::new().with_remote_span_context(remote));
-}
-
-/// The exported id of `span` (to name it as the parent in an outgoing `traceparent`); `None`
-/// when nothing is exported.
-pub fn span_id(span: &tracing::Span) -> Option<[u8; 8]> {
-    if !ENABLED.load(Ordering::Relaxed) {
-        return None;
-    }
-    let context = span.context();
-    let id = context.span().span_context().span_id();
-    (id != SpanId::INVALID).then(|| id.to_bytes())
 }
 
 /// The OTLP exporter behind a mask: identity and mobile numbers never leave in a span. It also
@@ -187,20 +153,20 @@ impl<E: SpanExporter> SpanExporter for Masking<E> {
 }
 
 fn mask_span(span: &mut SpanData) {
-    let masked = crate::redact::redact(&span.name);
+    let masked = gateway_base::redact::redact(&span.name);
     if masked != span.name {
         span.name = masked.into();
     }
     mask_attributes(&mut span.attributes);
     for event in span.events.events.iter_mut() {
-        let masked = crate::redact::redact(&event.name);
+        let masked = gateway_base::redact::redact(&event.name);
         if masked != event.name {
             event.name = masked.into();
         }
         mask_attributes(&mut event.attributes);
     }
     if let opentelemetry::trace::Status::Error { description } = &mut span.status {
-        *description = crate::redact::redact(description).into();
+        *description = gateway_base::redact::redact(description).into();
     }
 }
 
@@ -208,7 +174,7 @@ fn mask_attributes(attributes: &mut [KeyValue]) {
     for attribute in attributes {
         match &attribute.value {
             Value::String(text) => {
-                let masked = crate::redact::redact(text.as_str());
+                let masked = gateway_base::redact::redact(text.as_str());
                 if masked != text.as_str() {
                     attribute.value = Value::String(masked.into());
                 }
@@ -216,7 +182,7 @@ fn mask_attributes(attributes: &mut [KeyValue]) {
             Value::Array(opentelemetry::Array::String(items)) => {
                 let masked: Vec<opentelemetry::StringValue> = items
                     .iter()
-                    .map(|s| crate::redact::redact(s.as_str()).into())
+                    .map(|s| gateway_base::redact::redact(s.as_str()).into())
                     .collect();
                 attribute.value = Value::Array(opentelemetry::Array::String(masked));
             }

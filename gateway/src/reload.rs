@@ -28,9 +28,9 @@
 use crate::adapters::AdapterPlan;
 use crate::auth::{Authenticator, Credentials};
 use crate::catalogue::{Catalogue, FieldProblem};
-use crate::config::{Config, ConfigError};
 use crate::connection::Connection;
 use crate::orchestrator::Orchestrator;
+use gateway_base::config::{Config, ConfigError};
 use serde::Serialize;
 use sqlx::Row;
 use std::collections::{BTreeMap, BTreeSet};
@@ -190,7 +190,7 @@ impl Reloader {
         }
         // A certificate that cannot be read has already refused its connection above; this
         // reports only what that did not (an unreadable listener certificate).
-        let certificates = crate::certificates::inventory(&config).unwrap_or_else(|e| {
+        let certificates = gateway_base::certificates::inventory(&config).unwrap_or_else(|e| {
             if problems.is_empty() {
                 problems.push(Problem {
                     file: file.clone(),

@@ -5,8 +5,8 @@
 //! type; what a lookup or an earlier step provides is never asked (四不提交). These are the pure
 //! parts; the orchestrator runs the lookups, the adapters and the graph.
 
-use crate::catalogue::FieldProblem;
-use crate::config::{RuleCheck, RuleConfig, Source};
+use gateway_base::config::{RuleCheck, RuleConfig, Source};
+use gateway_base::model::FieldProblem;
 use serde_json::{Map, Value, json};
 use std::collections::BTreeMap;
 

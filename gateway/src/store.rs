@@ -11,6 +11,8 @@ use sqlx::any::{AnyPoolOptions, install_default_drivers};
 use sqlx::{AnyPool, Row};
 
 use crate::at_rest::PayloadCipher;
+pub use gateway_base::model::{Clerk, StepState};
+pub use gateway_base::time::now_ms;
 
 pub(crate) mod batch_insert;
 mod lookup_writer;
@@ -21,6 +23,9 @@ pub enum StoreError {
     /// The database failed.
     #[error("store: {0}")]
     Database(#[from] sqlx::Error),
+    /// A stored value no version of the gateway writes (an unknown step state, say).
+    #[error("store: {0}")]
+    Corrupt(String),
     /// A sealed payload does not open (a key is missing, or the value was altered).
     #[error("store: {place}: {error}")]
     Sealed {
@@ -32,79 +37,6 @@ pub enum StoreError {
 }
 
 type Result<T> = std::result::Result<T, StoreError>;
-
-/// Where one step of a case stands.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, serde::Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum StepState {
-    /// Waiting for the steps it depends on.
-    Waiting,
-    /// Stored, not yet taken by the department.
-    Pending,
-    /// Taken by the department.
-    Accepted,
-    /// Being worked on by the department.
-    Processing,
-    /// Decided in the applicant's favour.
-    Approved,
-    /// Decided against.
-    Rejected,
-    /// Returned for supplementary materials.
-    Returned,
-    /// Could not be delivered (the department answered unreadably, or the adapter failed).
-    Failed,
-    /// Not started because a step it depends on did not succeed.
-    Blocked,
-}
-
-impl StepState {
-    /// The stored text.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            StepState::Waiting => "waiting",
-            StepState::Pending => "pending",
-            StepState::Accepted => "accepted",
-            StepState::Processing => "processing",
-            StepState::Approved => "approved",
-            StepState::Rejected => "rejected",
-            StepState::Returned => "returned",
-            StepState::Failed => "failed",
-            StepState::Blocked => "blocked",
-        }
-    }
-
-    /// The state a stored text names (unknown text reads as pending).
-    pub fn parse(s: &str) -> StepState {
-        match s {
-            "waiting" => StepState::Waiting,
-            "accepted" => StepState::Accepted,
-            "processing" => StepState::Processing,
-            "approved" => StepState::Approved,
-            "rejected" => StepState::Rejected,
-            "returned" => StepState::Returned,
-            "failed" => StepState::Failed,
-            "blocked" => StepState::Blocked,
-            _ => StepState::Pending,
-        }
-    }
-
-    /// True once the department (or the gateway) has decided and nothing more will happen.
-    pub fn is_final(self) -> bool {
-        matches!(
-            self,
-            StepState::Approved
-                | StepState::Rejected
-                | StepState::Returned
-                | StepState::Failed
-                | StepState::Blocked
-        )
-    }
-
-    /// True while the department holds the matter and its status should be polled.
-    pub fn is_at_department(self) -> bool {
-        matches!(self, StepState::Accepted | StepState::Processing)
-    }
-}
 
 /// A stored case.
 #[derive(Debug, Clone, Serialize)]
@@ -173,17 +105,6 @@ pub struct EventRecord {
     pub state: Option<String>,
     /// Human-readable detail.
     pub message: Option<String>,
-}
-
-/// Who acted at the service hall: passed by the portal with every request (全程留痕).
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, serde::Deserialize)]
-pub struct Clerk {
-    /// The clerk's operator id.
-    pub id: String,
-    /// The window (窗口) the clerk sits at.
-    pub window: Option<String>,
-    /// The service hall (政务服务中心).
-    pub hall: Option<String>,
 }
 
 /// How an application was admitted: its idempotency key, the digest of what was sent, the clerk.
@@ -302,14 +223,6 @@ async fn connect(url: &str, durability: Durability, max: u32) -> Result<AnyPool>
         .connect(url)
         .await?;
     Ok(pool)
-}
-
-/// Unix milliseconds now.
-pub fn now_ms() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_millis() as i64)
-        .unwrap_or(0)
 }
 
 const SCHEMA: &[&str] = &[
@@ -1049,13 +962,18 @@ impl Store {
         let case_id: String = r.get("case_id");
         let step: String = r.get("step");
         let input = self.unseal(&input_place(&case_id, &step), r.get("input"))?;
+        let state = r.get::<String, _>("state").parse().map_err(
+            |e: gateway_base::model::UnknownState| {
+                StoreError::Corrupt(format!("steps.state of {case_id}/{step}: {e}"))
+            },
+        )?;
         Ok(StepRecord {
             input,
             case_id,
             step,
             matter: r.get("matter"),
             department: r.get("department"),
-            state: StepState::parse(&r.get::<String, _>("state")),
+            state,
             reference: r.get("reference"),
             outputs: serde_json::from_str(&r.get::<String, _>("outputs")).unwrap_or_default(),
             message: r.get("message"),

@@ -4,37 +4,18 @@
 //! The ring provider is named explicitly rather than installed process-wide, so the gateway
 //! never depends on which crate happened to install a default first.
 
-use crate::config::{Config, ListenerTls, TlsConfig};
 use anyhow::Context;
-use rustls::pki_types::{CertificateDer, PrivateKeyDer};
-use std::path::Path;
+use gateway_base::config::{Config, ListenerTls, TlsConfig};
 use std::sync::Arc;
 
 fn provider() -> Arc<rustls::crypto::CryptoProvider> {
     Arc::new(rustls::crypto::ring::default_provider())
 }
 
-pub(crate) fn read_certs(path: &Path) -> anyhow::Result<Vec<CertificateDer<'static>>> {
-    let pem =
-        std::fs::read(path).with_context(|| format!("reading certificates {}", path.display()))?;
-    let certs = rustls_pemfile::certs(&mut pem.as_slice())
-        .collect::<Result<Vec<_>, _>>()
-        .with_context(|| format!("parsing certificates {}", path.display()))?;
-    anyhow::ensure!(!certs.is_empty(), "no certificate in {}", path.display());
-    Ok(certs)
-}
-
-fn read_key(path: &Path) -> anyhow::Result<PrivateKeyDer<'static>> {
-    let pem = std::fs::read(path).with_context(|| format!("reading key {}", path.display()))?;
-    rustls_pemfile::private_key(&mut pem.as_slice())
-        .with_context(|| format!("parsing key {}", path.display()))?
-        .with_context(|| format!("no private key in {}", path.display()))
-}
-
 /// The client TLS configuration for one department.
 pub fn client_config(config: &Config, tls: &TlsConfig) -> anyhow::Result<rustls::ClientConfig> {
     let mut roots = rustls::RootCertStore::empty();
-    for cert in read_certs(&config.resolve(&tls.ca))? {
+    for cert in gateway_base::pem::certificates(&config.resolve(&tls.ca))? {
         roots.add(cert)?;
     }
     let builder = rustls::ClientConfig::builder_with_provider(provider())
@@ -42,8 +23,8 @@ pub fn client_config(config: &Config, tls: &TlsConfig) -> anyhow::Result<rustls:
         .with_root_certificates(roots);
     let client = match (&tls.client_cert, &tls.client_key) {
         (Some(cert), Some(key)) => builder.with_client_auth_cert(
-            read_certs(&config.resolve(cert))?,
-            read_key(&config.resolve(key))?,
+            gateway_base::pem::certificates(&config.resolve(cert))?,
+            gateway_base::pem::private_key(&config.resolve(key))?,
         )?,
         _ => builder.with_no_client_auth(),
     };
@@ -66,7 +47,7 @@ pub fn server_config(config: &Config, tls: &ListenerTls) -> anyhow::Result<rustl
     let builder = match &tls.client_ca {
         Some(ca) => {
             let mut roots = rustls::RootCertStore::empty();
-            for cert in read_certs(&config.resolve(ca))? {
+            for cert in gateway_base::pem::certificates(&config.resolve(ca))? {
                 roots.add(cert)?;
             }
             let verifier = rustls::server::WebPkiClientVerifier::builder_with_provider(
@@ -80,8 +61,8 @@ pub fn server_config(config: &Config, tls: &ListenerTls) -> anyhow::Result<rustl
     };
     let mut server = builder
         .with_single_cert(
-            read_certs(&config.resolve(&tls.cert))?,
-            read_key(&config.resolve(&tls.key))?,
+            gateway_base::pem::certificates(&config.resolve(&tls.cert))?,
+            gateway_base::pem::private_key(&config.resolve(&tls.key))?,
         )
         .context("the certificate and key do not belong together")?;
     server.alpn_protocols = vec![b"http/1.1".to_vec()];

@@ -256,7 +256,7 @@ impl Env {
             None => format!("sqlite://{}", dir.path().join("gateway.db").display()),
         };
         let config_path = write_config(dir.path(), &departments, &setup, &store_url)?;
-        let config = gateway::config::Config::load(&config_path)?;
+        let config = gateway_base::config::Config::load(&config_path)?;
         let gateway = Gateway::start(config)
             .await
             .context("starting the gateway")?;
@@ -276,7 +276,7 @@ impl Env {
         let dir = self.dir.path().join(name);
         std::fs::create_dir_all(&dir)?;
         let path = write_config(&dir, &self.departments, &self.setup, &self.store_url)?;
-        Gateway::start(gateway::config::Config::load(&path)?)
+        Gateway::start(gateway_base::config::Config::load(&path)?)
             .await
             .context("starting another node")
     }
@@ -285,7 +285,7 @@ impl Env {
     /// one is shut down once the new one serves).
     pub async fn restart(&mut self) -> anyhow::Result<()> {
         let path = self.dir.path().join("gateway.toml");
-        let fresh = Gateway::start(gateway::config::Config::load(&path)?).await?;
+        let fresh = Gateway::start(gateway_base::config::Config::load(&path)?).await?;
         std::mem::replace(&mut self.gateway, fresh).shutdown().await;
         Ok(())
     }

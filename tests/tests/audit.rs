@@ -1,7 +1,7 @@
 //! The audit log: department exchanges go into a hash-chained, sealed log, and `verify` finds
 //! every edited, removed or reordered record and every forged seal.
 
-use gateway::adapters::signature::{Algorithm, SigningKeyFile};
+use gateway_base::signature::{Algorithm, SigningKeyFile};
 use gateway::audit::verify::{Report, public_key, verify};
 use integration_tests::{Env, Setup, gateway_binary};
 use serde_json::{Value, json};

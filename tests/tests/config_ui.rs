@@ -3,7 +3,7 @@
 //! Each `tests/ui/<case>.toml` has the exact error it must produce in `<case>.err` (paths shown
 //! relative to `tests/ui`). Run with `BLESS=1` to write the `.err` files after a deliberate change.
 
-use gateway::config::Config;
+use gateway_base::config::Config;
 use std::path::Path;
 
 #[test]

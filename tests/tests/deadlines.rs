@@ -3,7 +3,8 @@
 //! them by department and light. Time is moved with the endpoint's `at` parameter, not by
 //! sleeping; the departments take an hour to decide, so every step stays open meanwhile.
 
-use gateway::deadlines::{Calendar, beijing_date, end_of_day_ms, rfc3339};
+use gateway_base::calendar::Calendar;
+use gateway_base::time::{beijing_date, end_of_day_ms, rfc3339};
 use integration_tests::{Env, Setup, workspace_root};
 use serde_json::{Value, json};
 use std::time::Duration;

@@ -2,7 +2,7 @@
 //! versions on a running gateway, by admin API or by dropping a file, with nothing dropped,
 //! the choice kept across restarts and followed by every node.
 
-use gateway::adapters::signature::{Algorithm, SigningKeyFile};
+use gateway_base::signature::{Algorithm, SigningKeyFile};
 use integration_tests::{Env, Setup, adapters_dir, component_variant as variant};
 use serde_json::{Value, json};
 use std::sync::Arc;

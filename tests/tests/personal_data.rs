@@ -163,7 +163,7 @@ async fn a_key_of_the_wrong_length_is_refused_with_its_key() {
     };
     let path = integration_tests::write_config(dir.path(), &departments, &setup, "sqlite::memory:")
         .unwrap();
-    let e = gateway::config::Config::load(&path).unwrap_err();
+    let e = gateway_base::config::Config::load(&path).unwrap_err();
     assert_eq!(e.key, "store.encryption.keys[0].key_file");
     assert!(e.reason.contains("32-byte"), "{}", e.reason);
 }

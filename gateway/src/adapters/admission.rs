@@ -163,7 +163,7 @@ pub fn record(
         signed_by,
         source: source.to_string(),
         loaded_by: operator.to_string(),
-        loaded_at: crate::store::now_ms(),
+        loaded_at: gateway_base::time::now_ms(),
     }
 }
 

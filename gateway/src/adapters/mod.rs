@@ -13,24 +13,22 @@
 //! # Layout
 //! - [`registry`]: versions, routes and history in the store.
 //! - [`admission`]: the checks a component passes before it may serve.
-//! - [`signature`]: signed components (Ed25519, SM2) and the trusted keys.
 //! - [`watch`]: the directory operators drop component files into.
 
 pub mod admission;
 pub mod registry;
-pub mod signature;
 pub mod watch;
 
-use crate::config::{Config, Limits, StagedConfig};
 use crate::connection::Connection;
 use crate::host::{Department, LoadedAdapter, PluginEngine, StatsSnapshot};
 use crate::store::{Store, StoreError, now_ms};
 use admission::{Needs, Refusal};
 use anyhow::Context;
 use arc_swap::ArcSwap;
+use gateway_base::config::{Config, Limits, StagedConfig};
+use gateway_base::signature::Trust;
 use registry::{RouteRecord, VersionRecord};
 use serde::Serialize;
-use signature::Trust;
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -211,7 +209,7 @@ impl Adapters {
             let connection = Connection::new(config, dept)
                 .with_context(|| format!("department {id}: connection"))?;
             let slot = Slot::new(config, id, connection);
-            crate::telemetry::adapter_limits(id, &slot.limits);
+            gateway_base::telemetry::adapter_limits(id, &slot.limits);
             slots.insert(id.clone(), Arc::new(slot));
         }
         let needs = needs_of(config);
@@ -787,7 +785,7 @@ impl Adapters {
                     old.stats.stop_serving();
                 }
             }
-            crate::telemetry::adapter_route(
+            gateway_base::telemetry::adapter_route(
                 &record.department,
                 &active.description().adapter_version,
                 &active.digest,
@@ -1186,7 +1184,7 @@ impl Adapters {
             }
         }
         for (id, slot) in &plan.slots {
-            crate::telemetry::adapter_limits(id, &slot.limits);
+            gateway_base::telemetry::adapter_limits(id, &slot.limits);
         }
         self.needs.store(Arc::new(plan.needs));
         self.slots.store(Arc::new(plan.slots));

@@ -5,13 +5,13 @@ use crate::adapters::AdminError;
 use crate::api::AppState;
 use crate::api::error::ApiError;
 use crate::auth::Operator;
-use crate::catalogue::FieldProblem;
 use axum::Extension;
 use axum::body::Bytes;
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use axum::routing::{delete, get, post};
 use axum::{Json, Router};
+use gateway_base::model::FieldProblem;
 use serde::Deserialize;
 use serde_json::{Value, json};
 

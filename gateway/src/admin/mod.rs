@@ -43,7 +43,7 @@ pub fn router(state: AppState) -> Router {
 
 async fn metrics(State(o): State<AppState>) -> Result<String, ApiError> {
     o.refresh_gauges().await?;
-    Ok(crate::telemetry::handle().render())
+    Ok(gateway_base::telemetry::handle().render())
 }
 
 /// Recorded portal lookups, newest first: who, why, for which case or clerk, how it ended.

@@ -7,12 +7,12 @@
 //! a department or adapter fault is 502/503/504; the gateway's own is 500 with a generic body
 //! (the detail goes to the log, never to the caller).
 
-use crate::catalogue::FieldProblem;
 use crate::host::CallError;
 use crate::host::contract::AdapterError;
 use axum::Json;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
+use gateway_base::model::FieldProblem;
 use serde::Serialize;
 
 /// An error answered to a portal.
@@ -105,28 +105,30 @@ impl ApiError {
             CallError::Adapter(AdapterError::InvalidInput(fields)) => ApiError::InvalidInput(
                 fields
                     .into_iter()
-                    .map(|f| FieldProblem::new(f.field, f.code, crate::redact::redact(&f.message)))
+                    .map(|f| {
+                        FieldProblem::new(f.field, f.code, gateway_base::redact::redact(&f.message))
+                    })
                     .collect(),
             ),
             CallError::Adapter(AdapterError::Rejected(r)) => ApiError::Rejected {
                 department,
                 code: r.code,
-                message: crate::redact::redact(&r.message),
+                message: gateway_base::redact::redact(&r.message),
             },
             CallError::Adapter(AdapterError::Unavailable(m)) => ApiError::Unavailable {
                 department,
-                message: crate::redact::redact(&m),
+                message: gateway_base::redact::redact(&m),
             },
             CallError::Adapter(AdapterError::Timeout(_)) | CallError::Timeout(_) => {
                 ApiError::Timeout { department }
             }
             CallError::Adapter(AdapterError::Protocol(m)) => ApiError::Protocol {
                 department,
-                message: crate::redact::redact(&m),
+                message: gateway_base::redact::redact(&m),
             },
             CallError::Adapter(AdapterError::Internal(m)) => ApiError::AdapterFailed {
                 department,
-                message: crate::redact::redact(&m),
+                message: gateway_base::redact::redact(&m),
             },
             CallError::Busy(max) => ApiError::Busy { department, max },
             other => ApiError::AdapterFailed {
@@ -178,7 +180,7 @@ impl IntoResponse for ApiError {
                 fields,
             ),
             ApiError::Internal(detail) => {
-                tracing::error!(detail = %crate::redact::redact(detail), "internal error");
+                tracing::error!(detail = %gateway_base::redact::redact(detail), "internal error");
                 ("the gateway failed; the error is logged".into(), None, &[])
             }
             ApiError::Rejected {

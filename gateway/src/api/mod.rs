@@ -17,7 +17,6 @@ pub mod error;
 pub mod openapi;
 
 use crate::auth::Client;
-use crate::catalogue::FieldProblem;
 use crate::host::contract::CallbackRequest;
 use crate::orchestrator::{Orchestrator, case_status};
 use crate::store::{Admission, Clerk, StepState};
@@ -26,6 +25,7 @@ use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::{Extension, Json, Router};
 use error::ApiError;
+use gateway_base::model::FieldProblem;
 use openapi::Error;
 use serde_json::{Value, json};
 use std::sync::Arc;
@@ -133,7 +133,7 @@ pub fn router(
 /// are masked in whatever this request logs or answers from now on.
 fn json_body(body: &Bytes) -> Result<Value, ApiError> {
     let value = serde_json::from_slice(body).map_err(|e| ApiError::MalformedJson(e.to_string()))?;
-    crate::redact::note_names(&value);
+    gateway_base::redact::note_names(&value);
     Ok(value)
 }
 
@@ -516,7 +516,7 @@ async fn case(
     let events = o.store.events(&id).await?;
     let licences = crate::licences::of_case(&o.store, &id).await?;
     let states: Vec<StepState> = steps.iter().map(|s| s.state).collect();
-    let now = crate::store::now_ms();
+    let now = gateway_base::time::now_ms();
     let catalogue = o.catalogue();
     let matters: Vec<Value> = steps
         .iter()
@@ -537,7 +537,7 @@ async fn case(
                 "department": s.department, "state": s.state, "reference": s.reference,
                 "outputs": s.outputs, "message": s.message, "attempts": s.attempts,
                 "updated_at": rfc3339(s.updated_at),
-                "deadline": clock.map(|c| crate::deadlines::rfc3339(c.deadline_ms)),
+                "deadline": clock.map(|c| gateway_base::time::rfc3339(c.deadline_ms)),
                 "light": clock.and_then(|c| c.light),
                 "finished_late": clock.and_then(|c| c.finished_late),
             })
@@ -599,7 +599,7 @@ async fn lookup(
         department: department.clone(),
         message: format!("adapter answered a lookup with invalid JSON: {e}"),
     })?;
-    crate::redact::note_names(&result);
+    gateway_base::redact::note_names(&result);
     Ok(Json(
         json!({"lookup": name, "department": department, "result": result}),
     ))

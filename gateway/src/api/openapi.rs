@@ -7,9 +7,9 @@
 //! that is always present but may be `null` is `required` and nullable; a field that may be
 //! absent is not `required`.
 
-use crate::catalogue::FieldProblem;
 use axum::Json;
 use axum::response::{Html, IntoResponse};
+use gateway_base::model::FieldProblem;
 use serde::Serialize;
 use serde_json::Value;
 use std::collections::BTreeMap;
@@ -683,7 +683,7 @@ impl ReadinessCheck {
 
     /// A certificate: down once expired; named with its days left when within `warning_days`.
     pub fn certificate(
-        c: &crate::certificates::Certificate,
+        c: &gateway_base::certificates::Certificate,
         now_ms: i64,
         warning_days: u32,
     ) -> Self {
@@ -702,7 +702,7 @@ impl ReadinessCheck {
             state,
             detail,
             checked_at: None,
-            expires_at: Some(crate::deadlines::rfc3339(c.not_after_ms)),
+            expires_at: Some(gateway_base::time::rfc3339(c.not_after_ms)),
         }
     }
 }

@@ -7,68 +7,18 @@
 //! `prev_hash`. A seal signs `node`, `seq` and `hash` of the chain's head at that moment.
 
 use crate::store::StoreError;
-use serde::{Deserialize, Serialize};
+use gateway_base::digest::HashAlgorithm;
+use serde::Serialize;
 use sqlx::{AnyPool, Row};
 
-/// The chain's hash function.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum HashAlgorithm {
-    /// SM3 (GB/T 32905-2016), the default for government systems.
-    #[default]
-    Sm3,
-    /// SHA-256.
-    Sha256,
-}
-
-impl HashAlgorithm {
-    /// The name written before each hash.
-    pub fn name(self) -> &'static str {
-        match self {
-            HashAlgorithm::Sm3 => "sm3",
-            HashAlgorithm::Sha256 => "sha256",
-        }
-    }
-
-    /// The algorithm a written hash names.
-    pub fn of(hash: &str) -> Option<HashAlgorithm> {
-        match hash.split_once(':')?.0 {
-            "sm3" => Some(HashAlgorithm::Sm3),
-            "sha256" => Some(HashAlgorithm::Sha256),
-            _ => None,
-        }
-    }
-
-    fn digest(self, parts: &[&[u8]]) -> Vec<u8> {
-        use sha2::Digest as _;
-        match self {
-            HashAlgorithm::Sm3 => {
-                let mut h = sm3::Sm3::new();
-                parts.iter().for_each(|p| h.update(p));
-                h.finalize().to_vec()
-            }
-            HashAlgorithm::Sha256 => {
-                let mut h = sha2::Sha256::new();
-                parts.iter().for_each(|p| h.update(p));
-                h.finalize().to_vec()
-            }
-        }
-    }
-
-    /// Hex digest of some bytes (a request or answer body).
-    pub fn hex(self, bytes: &[u8]) -> String {
-        hex::encode(self.digest(&[bytes]))
-    }
-
-    /// The chain hash of a record at `seq` after `prev_hash`.
-    pub fn link(self, node: &str, seq: i64, prev_hash: &str, record: &str) -> String {
-        let head = format!("{node}\n{seq}\n{prev_hash}\n");
-        format!(
-            "{}:{}",
-            self.name(),
-            hex::encode(self.digest(&[head.as_bytes(), record.as_bytes()]))
-        )
-    }
+/// The chain hash of a record at `seq` after `prev_hash` (the record's JSON text as stored).
+pub fn link(hash: HashAlgorithm, node: &str, seq: i64, prev_hash: &str, record: &str) -> String {
+    let head = format!("{node}\n{seq}\n{prev_hash}\n");
+    format!(
+        "{}:{}",
+        hash.name(),
+        hex::encode(hash.digest(&[head.as_bytes(), record.as_bytes()]))
+    )
 }
 
 /// What a seal's signature covers.
@@ -180,13 +130,13 @@ mod tests {
 
     #[test]
     fn hashes_name_their_algorithm_and_bind_node_and_place() {
-        let sm3 = HashAlgorithm::Sm3.link("a", 1, "", "{}");
+        let sm3 = link(HashAlgorithm::Sm3, "a", 1, "", "{}");
         assert!(sm3.starts_with("sm3:") && sm3.len() == 4 + 64);
         assert_eq!(HashAlgorithm::of(&sm3), Some(HashAlgorithm::Sm3));
-        let sha = HashAlgorithm::Sha256.link("a", 1, "", "{}");
+        let sha = link(HashAlgorithm::Sha256, "a", 1, "", "{}");
         assert_eq!(HashAlgorithm::of(&sha), Some(HashAlgorithm::Sha256));
-        assert_ne!(sm3, HashAlgorithm::Sm3.link("a", 2, "", "{}"));
-        assert_ne!(sm3, HashAlgorithm::Sm3.link("b", 1, "", "{}"));
+        assert_ne!(sm3, link(HashAlgorithm::Sm3, "a", 2, "", "{}"));
+        assert_ne!(sm3, link(HashAlgorithm::Sm3, "b", 1, "", "{}"));
         // SM3 of "abc" (GB/T 32905 example 1).
         assert_eq!(
             HashAlgorithm::Sm3.hex(b"abc"),

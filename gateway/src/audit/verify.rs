@@ -10,12 +10,13 @@
 //! newest records) is said, since only a seal protects the end of a chain.
 
 use super::Entry;
-use super::chain::{HashAlgorithm, StoredRecord, row_from, seal_message};
-use crate::adapters::signature::{Algorithm, Verifier};
-use crate::config::TrustedKey;
+use super::chain::{StoredRecord, link, row_from, seal_message};
 use crate::store::StoreError;
 use base64::Engine as _;
 use futures::TryStreamExt as _;
+use gateway_base::config::TrustedKey;
+use gateway_base::digest::HashAlgorithm;
+use gateway_base::signature::{Algorithm, Verifier};
 use sqlx::{AnyPool, Row};
 use std::collections::BTreeMap;
 
@@ -306,7 +307,7 @@ fn check_record(
         problem(row.seq, "its hash names no known algorithm".into());
         return false;
     };
-    let link = |seq| algorithm.link(&row.node, seq, &row.prev_hash, &row.record);
+    let link = |seq| link(algorithm, &row.node, seq, &row.prev_hash, &row.record);
     if link(row.seq) == row.hash {
         return true;
     }
@@ -325,7 +326,7 @@ fn check_record(
 
 /// `gateway audit verify`: open the config's store, verify, print the report; true when OK.
 pub async fn run(config: &std::path::Path, public_keys: &[String]) -> anyhow::Result<bool> {
-    let config = crate::config::Config::load(config)?;
+    let config = gateway_base::config::Config::load(config)?;
     let mut keys = public_keys
         .iter()
         .map(|k| public_key(k).map_err(|why| anyhow::anyhow!("--public-key {k}: {why}")))

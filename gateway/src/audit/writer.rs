@@ -2,12 +2,13 @@
 //! needs no lock in the database, and it writes them in batches (a few multi-row statements,
 //! one transaction) on the store's records connection, in turns with the lookup records.
 
-use super::chain::{HashAlgorithm, seal_message};
+use super::chain::seal_message;
 use super::{AuditConfig, Entry, Message};
-use crate::adapters::signature::SigningKeyFile;
 use crate::store::StoreError;
 use crate::store::batch_insert::{BatchInsert, RecordsConnection};
 use base64::Engine as _;
+use gateway_base::digest::HashAlgorithm;
+use gateway_base::signature::SigningKeyFile;
 use sqlx::{AnyPool, Row};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -164,7 +165,7 @@ impl Writer {
             entries.insert(
                 0,
                 Entry::Dropped {
-                    at: crate::store::now_ms(),
+                    at: gateway_base::time::now_ms(),
                     count: dropped,
                 },
             );
@@ -206,7 +207,7 @@ impl Writer {
             .iter()
             .map(|(at, department, record)| {
                 seq += 1;
-                let hash = self.hash.link(&self.node, seq, &prev, record);
+                let hash = super::chain::link(self.hash, &self.node, seq, &prev, record);
                 ChainedRow {
                     seq,
                     at: *at,
@@ -246,7 +247,7 @@ impl Writer {
         if self.head_seq <= self.sealed_seq {
             return;
         }
-        let at = crate::store::now_ms();
+        let at = gateway_base::time::now_ms();
         let message = seal_message(&self.node, self.head_seq, &self.head_hash, at);
         let signature = match key.sign_bytes(&message) {
             Ok(s) => s,

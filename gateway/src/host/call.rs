@@ -6,7 +6,7 @@ use super::contract::{
 };
 use super::engine::{PluginEngine, TICK};
 use super::imports::{Department, HostState};
-use crate::config::Limits;
+use gateway_base::config::Limits;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
@@ -115,7 +115,7 @@ impl CallStats {
         if self.calls.fetch_add(1, Ordering::Relaxed) == 0 {
             let _ = self.first_call_ms.compare_exchange(
                 0,
-                crate::store::now_ms(),
+                gateway_base::time::now_ms(),
                 Ordering::Relaxed,
                 Ordering::Relaxed,
             );
@@ -438,8 +438,8 @@ fn classify(error: wasmtime::Error, limits: &Limits, instantiating: bool) -> Cal
         {
             CallError::MemoryLimit(limits.memory_mib)
         }
-        Some(_) => CallError::Trap(crate::redact::redact(&text)),
+        Some(_) => CallError::Trap(gateway_base::redact::redact(&text)),
         None if instantiating => CallError::Instantiate(text),
-        None => CallError::Trap(crate::redact::redact(&text)),
+        None => CallError::Trap(gateway_base::redact::redact(&text)),
     }
 }

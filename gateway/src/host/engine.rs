@@ -1,6 +1,6 @@
 //! One wasmtime engine for the process: pooling allocator, epoch interruption, async calls.
 
-use crate::config::Limits;
+use gateway_base::config::Limits;
 use std::time::Duration;
 use wasmtime::{Config, Engine, InstanceAllocationStrategy, PoolingAllocationConfig};
 

@@ -175,10 +175,10 @@ impl department_http::Host for HostState {
         let elapsed_ms = started.elapsed().as_secs_f64() * 1000.0;
         match &outcome {
             Ok(r) => {
-                tracing::debug!(department = %dept.id, method = %req.method, path = %crate::redact::redact(&req.path), status = r.status, elapsed_ms, "department exchange")
+                tracing::debug!(department = %dept.id, method = %req.method, path = %gateway_base::redact::redact(&req.path), status = r.status, elapsed_ms, "department exchange")
             }
             Err(e) => {
-                tracing::warn!(department = %dept.id, method = %req.method, path = %crate::redact::redact(&req.path), error = %e, elapsed_ms, "department exchange failed")
+                tracing::warn!(department = %dept.id, method = %req.method, path = %gateway_base::redact::redact(&req.path), error = %e, elapsed_ms, "department exchange failed")
             }
         }
         outcome
@@ -220,7 +220,7 @@ impl cache::Host for HostState {
 
 impl log::Host for HostState {
     async fn log(&mut self, level: log::Level, message: String) {
-        let message = crate::redact::redact(&message);
+        let message = gateway_base::redact::redact(&message);
         let department = &self.department.id;
         match level {
             log::Level::Trace => tracing::trace!(target: "adapter", %department, "{message}"),

@@ -26,4 +26,4 @@ pub mod contract {
     };
 }
 
-pub use crate::config::Limits;
+pub use gateway_base::config::Limits;

@@ -1368,7 +1368,7 @@ adapter = "hostile_adapter.wasm"
         store = hostile_dir.join("unused.db").display(),
         adapters = adapters.display(),
     );
-    let config = gateway::config::Config::parse(&config_path, &text)?;
+    let config = gateway_base::config::Config::parse(&config_path, &text)?;
     let dept_config = &config.departments["hostile"];
     let department = Arc::new(Department::new(
         "hostile",

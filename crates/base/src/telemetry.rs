@@ -16,7 +16,7 @@
 //! | `gateway_adapter_instances` | department | instances alive now on this node |
 //! | `gateway_adapter_limit` | department, limit | configured `memory_mib`, `cpu_ms`, `call_timeout_ms`, `max_instances` |
 //! | `gateway_adapter_serving` | department, role, version, digest | share of calls (%) of the active version and the staged candidate |
-//! | `gateway_config_reloads_total` | outcome | config reloads: `applied`, `refused` (the old config kept serving), `failed` ([`crate::reload`]) |
+//! | `gateway_config_reloads_total` | outcome | config reloads: `applied`, `refused` (the old config kept serving), `failed` (the top crate's reload) |
 
 use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
 use std::sync::OnceLock;

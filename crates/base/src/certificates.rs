@@ -63,7 +63,7 @@ pub fn inventory(config: &Config) -> anyhow::Result<Vec<Certificate>> {
 
 fn earliest(name: String, path: &Path) -> anyhow::Result<Certificate> {
     let mut first: Option<Certificate> = None;
-    for der in crate::tls::read_certs(path)? {
+    for der in crate::pem::certificates(path)? {
         let (_, cert) = X509Certificate::from_der(&der)
             .map_err(|e| anyhow::anyhow!("{}: not an X.509 certificate: {e}", path.display()))?;
         let not_after_ms = cert.validity().not_after.timestamp() * 1000;
@@ -80,7 +80,7 @@ fn earliest(name: String, path: &Path) -> anyhow::Result<Certificate> {
 
 /// Publish each expiry as a gauge and warn about those close to it.
 pub fn publish(certificates: &[Certificate], warning_days: u32) {
-    let now = crate::store::now_ms();
+    let now = crate::time::now_ms();
     for c in certificates {
         metrics::gauge!(
             "gateway_certificate_not_after_seconds",
@@ -90,9 +90,9 @@ pub fn publish(certificates: &[Certificate], warning_days: u32) {
         .set((c.not_after_ms / 1000) as f64);
         let days = c.days_left(now);
         if days < 0 {
-            tracing::error!(certificate = %c.name, subject = %c.subject, not_after = %crate::deadlines::rfc3339(c.not_after_ms), "certificate expired");
+            tracing::error!(certificate = %c.name, subject = %c.subject, not_after = %crate::time::rfc3339(c.not_after_ms), "certificate expired");
         } else if days <= i64::from(warning_days) {
-            tracing::warn!(certificate = %c.name, subject = %c.subject, not_after = %crate::deadlines::rfc3339(c.not_after_ms), days, "certificate expires soon");
+            tracing::warn!(certificate = %c.name, subject = %c.subject, not_after = %crate::time::rfc3339(c.not_after_ms), days, "certificate expires soon");
         }
     }
 }
@@ -122,7 +122,7 @@ mod tests {
         let c = earliest("server.tls.cert".into(), &path).unwrap();
         assert_eq!(c.subject, "CN=intermediate");
         assert_eq!(c.not_after_ms / 1000, soon.unix_timestamp());
-        assert_eq!(c.days_left(crate::store::now_ms()), 9); // 9 whole days and some hours
+        assert_eq!(c.days_left(crate::time::now_ms()), 9); // 9 whole days and some hours
         assert!(c.days_left(soon.unix_timestamp() * 1000 + 1) < 0);
     }
 }

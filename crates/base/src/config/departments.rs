@@ -1,0 +1,132 @@
+//! `[departments.<id>]`: each department system, how it is reached and paced, and the settings
+//! its adapter reads.
+
+use super::{ConfigError, Limits};
+use serde::Deserialize;
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+/// One department system and the adapter that speaks its protocol.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DepartmentConfig {
+    /// Display name, e.g. `税务`.
+    pub name: String,
+    /// Base URL of the department's system; adapters reach nothing else.
+    pub base_url: String,
+    /// Component file, relative to `plugins.dir`, registered and activated at start-up when the
+    /// store does not know it yet. Absent: the department waits for a version pushed by an
+    /// operator (admin API or `watch_dir`).
+    pub adapter: Option<PathBuf>,
+    /// Per-request timeout towards the department, in milliseconds.
+    #[serde(default = "default_timeout_ms")]
+    pub timeout_ms: u64,
+    /// Largest department response accepted, in bytes.
+    #[serde(default = "default_max_response")]
+    pub max_response_bytes: usize,
+    /// How often matters in progress are polled for status, in milliseconds.
+    #[serde(default = "default_poll_ms")]
+    pub poll_interval_ms: u64,
+    /// TLS towards the department: pinned CA and, for mutual TLS, the gateway's identity.
+    pub tls: Option<TlsConfig>,
+    /// Limits of calls into this department's adapter (defaults: `plugins.limits`).
+    pub limits: Option<Limits>,
+    /// Delivery attempts before a step becomes a dead letter.
+    #[serde(default = "default_max_attempts")]
+    pub max_attempts: u32,
+    /// Deliveries in flight to this department from one node.
+    #[serde(default = "default_max_concurrent")]
+    pub max_concurrent: u32,
+    /// Consecutive failures (unavailable, timeout) that open the circuit.
+    #[serde(default = "default_breaker_failures")]
+    pub breaker_failures: u32,
+    /// How long an open circuit leaves the department alone, in milliseconds.
+    #[serde(default = "default_breaker_cooldown_ms")]
+    pub breaker_cooldown_ms: u64,
+    /// Settings and secrets handed to the adapter through `config.get`. A value `env:NAME`
+    /// is read from the environment at start-up, so secrets need not sit in the file.
+    #[serde(default)]
+    pub settings: BTreeMap<String, String>,
+}
+
+fn default_timeout_ms() -> u64 {
+    10_000
+}
+fn default_max_response() -> usize {
+    4 * 1024 * 1024
+}
+fn default_poll_ms() -> u64 {
+    2_000
+}
+fn default_max_attempts() -> u32 {
+    8
+}
+fn default_max_concurrent() -> u32 {
+    16
+}
+fn default_breaker_failures() -> u32 {
+    5
+}
+fn default_breaker_cooldown_ms() -> u64 {
+    10_000
+}
+
+/// TLS files for one department connection, relative to the config file.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TlsConfig {
+    /// PEM CA certificate(s) the department's server certificate must chain to (pinned: the
+    /// system roots are not used).
+    pub ca: PathBuf,
+    /// PEM client certificate chain for mutual TLS.
+    pub client_cert: Option<PathBuf>,
+    /// PEM private key of the client certificate.
+    pub client_key: Option<PathBuf>,
+}
+
+impl DepartmentConfig {
+    /// The department's URL, TLS files and pacing make sense (`id` names it in errors).
+    pub(super) fn check(&self, file: &Path, id: &str) -> Result<(), ConfigError> {
+        let key = |k: &str| format!("departments.{id}.{k}");
+        let url = url::Url::parse(&self.base_url)
+            .map_err(|e| ConfigError::new(file, key("base_url"), e.to_string()))?;
+        match url.scheme() {
+            "http" => {}
+            "https" if self.tls.is_some() => {}
+            "https" => {
+                return Err(ConfigError::new(
+                    file,
+                    key("tls"),
+                    "an https department needs tls.ca (the department's CA is pinned)",
+                ));
+            }
+            other => {
+                return Err(ConfigError::new(
+                    file,
+                    key("base_url"),
+                    format!("scheme {other} is not http or https"),
+                ));
+            }
+        }
+        if let Some(tls) = &self.tls
+            && tls.client_cert.is_some() != tls.client_key.is_some()
+        {
+            return Err(ConfigError::new(
+                file,
+                key("tls"),
+                "client_cert and client_key go together",
+            ));
+        }
+        for (name, value) in [
+            ("timeout_ms", self.timeout_ms),
+            ("max_attempts", u64::from(self.max_attempts)),
+            ("max_concurrent", u64::from(self.max_concurrent)),
+            ("breaker_failures", u64::from(self.breaker_failures)),
+        ] {
+            if value == 0 {
+                return Err(ConfigError::new(file, key(name), "must be above 0"));
+            }
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,229 @@
+//! The gateway's configuration: one TOML file and the catalogue it names, checked whole.
+//!
+//! Every struct denies unknown keys, and every problem is reported with the file, the key and
+//! the reason, so an operator never starts a gateway that half-understood its config. The
+//! checks here parse and validate only (files are read, keys decoded, certificates parsed);
+//! the runtime objects (ciphers, TLS configurations, verifiers of tokens) are built by the
+//! crates that use them.
+//!
+//! # Layout
+//! - [`server`]: `[server]`, `[admin]`, `[log]`, `[telemetry]`.
+//! - [`auth`]: `[auth]`: portal clients, scopes, token keys.
+//! - [`store`]: `[store]`: the store's URL and the payload keys.
+//! - [`plugins`]: `[plugins]`: components, call limits, staged rollouts, trusted keys.
+//! - [`departments`]: `[departments.<id>]`.
+//! - [`catalogue`]: the catalogue file: matters and one-thing services, and value sources.
+//! - [`deadlines`]: `[deadlines]`: the holiday calendar, the yellow rule.
+//! - [`audit`]: `[audit]`: hash, seals, queue.
+
+pub mod audit;
+pub mod auth;
+pub mod catalogue;
+pub mod deadlines;
+pub mod departments;
+pub mod plugins;
+pub mod server;
+pub mod store;
+
+pub use audit::AuditConfig;
+pub use auth::{AuthConfig, ClientConfig, JwtConfig};
+pub use catalogue::{
+    MatterConfig, RuleCheck, RuleConfig, ServiceConfig, ServiceLookupConfig, Source, StepConfig,
+};
+pub use deadlines::DeadlinesConfig;
+pub use departments::{DepartmentConfig, TlsConfig};
+pub use plugins::{Limits, MAX_MEMORY_MIB, PluginsConfig, StagedConfig, TrustedKey};
+pub use server::{
+    AdminConfig, ListenerTls, LogConfig, LogFormat, OperatorConfig, ServerConfig, TelemetryConfig,
+};
+pub use store::{Cipher, EncryptionConfig, KeyConfig, PayloadKey, StoreConfig};
+
+use serde::Deserialize;
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+/// A configuration the gateway refuses, naming where and why.
+#[derive(Debug, Clone, thiserror::Error)]
+#[error("{file}: {key}: {reason}", file = file.display())]
+pub struct ConfigError {
+    /// The file the problem is in.
+    pub file: PathBuf,
+    /// Dotted key of the offending setting (empty when the file itself is the problem).
+    pub key: String,
+    /// What is wrong.
+    pub reason: String,
+}
+
+impl ConfigError {
+    /// A problem at `key` of `file`.
+    pub fn new(file: &Path, key: impl Into<String>, reason: impl Into<String>) -> Self {
+        ConfigError {
+            file: file.to_path_buf(),
+            key: key.into(),
+            reason: reason.into(),
+        }
+    }
+}
+
+/// The whole configuration.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    /// The portal-facing listener.
+    pub server: ServerConfig,
+    /// The operators' listener (dead letters, replays); off when absent.
+    pub admin: Option<AdminConfig>,
+    /// Portal clients, their credentials and scopes. None configured: every portal call is
+    /// refused (deny by default).
+    #[serde(default)]
+    pub auth: AuthConfig,
+    /// Where cases are kept.
+    pub store: StoreConfig,
+    /// Where adapter components come from and the defaults for their limits.
+    pub plugins: PluginsConfig,
+    /// The department systems, by department id.
+    pub departments: BTreeMap<String, DepartmentConfig>,
+    /// The service catalogue file (matters and services), relative to this file.
+    pub catalogue: PathBuf,
+    /// Promised time limits: the holiday calendar and when a step turns yellow (红黄牌).
+    #[serde(default)]
+    pub deadlines: DeadlinesConfig,
+    /// How the gateway logs (text or JSON lines).
+    #[serde(default)]
+    pub log: LogConfig,
+    /// The audit log of department exchanges: hash, seals.
+    #[serde(default)]
+    pub audit: AuditConfig,
+    /// Export of traces to an OpenTelemetry collector; off when absent.
+    #[serde(default)]
+    pub telemetry: TelemetryConfig,
+    /// Matters by catalogue code, read from the catalogue file.
+    #[serde(skip)]
+    pub matters: BTreeMap<String, MatterConfig>,
+    /// One-thing services by code, read from the catalogue file.
+    #[serde(skip)]
+    pub services: BTreeMap<String, ServiceConfig>,
+    /// Directory relative paths in this config are resolved against (the file's own directory).
+    #[serde(skip)]
+    pub base_dir: PathBuf,
+    /// The file this config was read from: a reload reads it again.
+    #[serde(skip)]
+    pub source: PathBuf,
+}
+
+/// Deserialize TOML, naming the dotted key of the first problem.
+pub fn parse_toml<T: serde::de::DeserializeOwned>(
+    path: &Path,
+    text: &str,
+) -> Result<T, ConfigError> {
+    let de = toml::Deserializer::parse(text)
+        .map_err(|e| ConfigError::new(path, "", e.message().to_string()))?;
+    serde_path_to_error::deserialize(de).map_err(|e| {
+        let key = e.path().to_string();
+        ConfigError::new(
+            path,
+            if key == "." { String::new() } else { key },
+            e.into_inner().message().to_string(),
+        )
+    })
+}
+
+/// Read `env:NAME` from the environment; any other value is itself.
+fn from_env(file: &Path, key: &str, value: &str) -> Result<Option<String>, ConfigError> {
+    let Some(var) = value.strip_prefix("env:") else {
+        return Ok(None);
+    };
+    std::env::var(var)
+        .map(Some)
+        .map_err(|_| ConfigError::new(file, key, format!("environment variable {var} is not set")))
+}
+
+impl Config {
+    /// Read, parse and check a config file.
+    pub fn load(path: &Path) -> Result<Config, ConfigError> {
+        let text = std::fs::read_to_string(path)
+            .map_err(|e| ConfigError::new(path, "", format!("cannot read: {e}")))?;
+        Self::parse(path, &text)
+    }
+
+    /// Parse and check config text that came from `path`.
+    pub fn parse(path: &Path, text: &str) -> Result<Config, ConfigError> {
+        let mut config: Config = parse_toml(path, text)?;
+        config.base_dir = path.parent().map(Path::to_path_buf).unwrap_or_default();
+        config.source = path.to_path_buf();
+        let catalogue_path = config.resolve(&config.catalogue);
+        let catalogue_text = std::fs::read_to_string(&catalogue_path).map_err(|e| {
+            ConfigError::new(
+                path,
+                "catalogue",
+                format!("cannot read {}: {e}", catalogue_path.display()),
+            )
+        })?;
+        let catalogue: catalogue::CatalogueFile = parse_toml(&catalogue_path, &catalogue_text)?;
+        config.matters = catalogue.matters;
+        config.services = catalogue.services;
+        config.check(path, &catalogue_path)?;
+        Ok(config)
+    }
+
+    fn check(&mut self, file: &Path, catalogue: &Path) -> Result<(), ConfigError> {
+        self.check_server(file)?;
+        self.check_store(file)?;
+        if self.departments.is_empty() {
+            return Err(ConfigError::new(
+                file,
+                "departments",
+                "no department is configured",
+            ));
+        }
+        for (id, dept) in &mut self.departments {
+            dept.check(file, id)?;
+            for (name, value) in &mut dept.settings {
+                let key = format!("departments.{id}.settings.{name}");
+                if let Some(secret) = from_env(file, &key, value)? {
+                    *value = secret;
+                }
+            }
+        }
+        self.check_plugins(file)?;
+        self.check_auth(file)?;
+        self.audit.check(file, &self.base_dir)?;
+        catalogue::check(catalogue, &self.matters, &self.services, &self.departments)?;
+        self.deadlines.load_calendar(file, &self.base_dir)?;
+        Ok(())
+    }
+
+    /// A path from the config, resolved against the config file's directory.
+    pub fn resolve(&self, path: &Path) -> PathBuf {
+        if path.is_absolute() {
+            path.to_path_buf()
+        } else {
+            self.base_dir.join(path)
+        }
+    }
+
+    /// The limits of one department's adapter.
+    pub fn limits_of(&self, department: &str) -> Limits {
+        self.departments
+            .get(department)
+            .and_then(|d| d.limits)
+            .unwrap_or(self.plugins.limits)
+    }
+
+    /// The URL departments call back to.
+    pub fn public_url(&self, bound: std::net::SocketAddr) -> String {
+        self.server
+            .public_url
+            .clone()
+            .unwrap_or_else(|| {
+                let scheme = if self.server.tls.is_some() {
+                    "https"
+                } else {
+                    "http"
+                };
+                format!("{scheme}://{bound}")
+            })
+            .trim_end_matches('/')
+            .to_string()
+    }
+}

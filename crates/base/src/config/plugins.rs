@@ -1,0 +1,154 @@
+//! `[plugins]`: where adapter components come from, the limits of every call into one, staged
+//! rollouts and the keys components must be signed with.
+
+use super::{Config, ConfigError};
+use serde::Deserialize;
+use std::path::{Path, PathBuf};
+
+/// The most linear memory any adapter instance may be given, in MiB: the pooling allocator
+/// reserves this much address space per instance slot.
+pub const MAX_MEMORY_MIB: u32 = 512;
+
+/// Adapter components and the default limits of every call into one.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PluginsConfig {
+    /// Directory the `adapter` file names of departments are relative to.
+    pub dir: PathBuf,
+    /// Where compiled components are cached, keyed by content hash and engine settings.
+    pub cache_dir: Option<PathBuf>,
+    /// Limits for departments that set none of their own.
+    #[serde(default)]
+    pub limits: Limits,
+    /// Directory watched for component files dropped in by operators; each new one is checked
+    /// and, when admitted, activated for the department it describes. Off when absent.
+    pub watch_dir: Option<PathBuf>,
+    /// How often a node reads the active versions from the store (and scans `watch_dir`), in
+    /// milliseconds: an activation on one node reaches the others within this.
+    #[serde(default = "default_sync_interval_ms")]
+    pub sync_interval_ms: u64,
+    /// Staged activation: when a candidate version is rolled back automatically.
+    #[serde(default)]
+    pub staged: StagedConfig,
+    /// Keys whose signature a component must carry. Empty: components need no signature.
+    #[serde(default)]
+    pub trusted_keys: Vec<TrustedKey>,
+}
+
+fn default_sync_interval_ms() -> u64 {
+    250
+}
+
+/// When a staged candidate is rolled back without an operator.
+#[derive(Debug, Clone, Copy, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct StagedConfig {
+    /// Calls the candidate must have served on a node before its error rate is judged.
+    pub min_calls: u64,
+    /// Error rate (0..1) of the candidate above which it is rolled back automatically.
+    pub max_error_rate: f64,
+}
+
+impl Default for StagedConfig {
+    fn default() -> Self {
+        StagedConfig {
+            min_calls: 20,
+            max_error_rate: 0.2,
+        }
+    }
+}
+
+/// A public key trusted to sign adapter components.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TrustedKey {
+    /// Key id, as named in a component's signature.
+    pub id: String,
+    /// `ed25519` or `sm2`.
+    pub algorithm: crate::signature::Algorithm,
+    /// The public key: base64 of the 32 raw bytes (Ed25519) or of the SEC1 point (SM2).
+    pub public_key: String,
+}
+
+/// What one call into an adapter may use. Exceeding any ends that call with a clear error.
+#[derive(Debug, Clone, Copy, Deserialize, serde::Serialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields, default)]
+pub struct Limits {
+    /// Linear memory of one instance, in MiB.
+    pub memory_mib: u32,
+    /// CPU time the adapter's own code may run in one call, in milliseconds (host calls excluded).
+    pub cpu_ms: u32,
+    /// Wall-clock bound of one whole call, host calls included, in milliseconds.
+    pub call_timeout_ms: u32,
+    /// Instances of this adapter alive at once on one node; a call beyond them fails at once
+    /// (busy) rather than queue behind a stuck department.
+    pub max_instances: u32,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            memory_mib: 64,
+            cpu_ms: 1000,
+            call_timeout_ms: 30_000,
+            max_instances: 64,
+        }
+    }
+}
+
+impl Config {
+    pub(super) fn check_plugins(&self, file: &Path) -> Result<(), ConfigError> {
+        let limits = std::iter::once(("plugins.limits".to_string(), self.plugins.limits)).chain(
+            self.departments
+                .iter()
+                .filter_map(|(id, d)| Some((format!("departments.{id}.limits"), d.limits?))),
+        );
+        for (key, limits) in limits {
+            for (name, value) in [
+                ("memory_mib", limits.memory_mib),
+                ("cpu_ms", limits.cpu_ms),
+                ("call_timeout_ms", limits.call_timeout_ms),
+                ("max_instances", limits.max_instances),
+            ] {
+                if value == 0 {
+                    return Err(ConfigError::new(
+                        file,
+                        format!("{key}.{name}"),
+                        "must be above 0",
+                    ));
+                }
+            }
+            if limits.memory_mib > MAX_MEMORY_MIB {
+                return Err(ConfigError::new(
+                    file,
+                    format!("{key}.memory_mib"),
+                    format!("at most {} MiB", MAX_MEMORY_MIB),
+                ));
+            }
+        }
+        if self.plugins.sync_interval_ms == 0 {
+            return Err(ConfigError::new(
+                file,
+                "plugins.sync_interval_ms",
+                "must be above 0",
+            ));
+        }
+        if !(0.0..=1.0).contains(&self.plugins.staged.max_error_rate) {
+            return Err(ConfigError::new(
+                file,
+                "plugins.staged.max_error_rate",
+                "an error rate between 0 and 1",
+            ));
+        }
+        for (i, key) in self.plugins.trusted_keys.iter().enumerate() {
+            if let Err(why) = crate::signature::Verifier::new(key) {
+                return Err(ConfigError::new(
+                    file,
+                    format!("plugins.trusted_keys[{i}].public_key"),
+                    why,
+                ));
+            }
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,166 @@
+//! The types several crates speak: a problem with a field, the clerk at a window, the state of
+//! one step of a case. They are part of the unified API, so each is documented as a schema.
+
+use serde::{Deserialize, Serialize};
+
+/// One problem with one field of an application: what pre-review reports, all at once.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
+pub struct FieldProblem {
+    /// Dotted path of the field (`legal_representative.id_number`), empty for the whole form.
+    pub field: String,
+    /// Stable machine code: `required`, `type`, `format`, `checksum`, `date`, `length`, `rule` ….
+    pub code: String,
+    /// Human-readable reason.
+    pub message: String,
+    /// The file the problem is in, for problems with a config (a refused reload).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub file: Option<String>,
+}
+
+impl FieldProblem {
+    /// A problem.
+    pub fn new(
+        field: impl Into<String>,
+        code: impl Into<String>,
+        message: impl Into<String>,
+    ) -> Self {
+        FieldProblem {
+            field: field.into(),
+            code: code.into(),
+            message: message.into(),
+            file: None,
+        }
+    }
+
+    /// The same problem, in a file (a config's).
+    pub fn in_file(mut self, file: impl Into<String>) -> Self {
+        self.file = Some(file.into());
+        self
+    }
+}
+
+/// Who acted at the service hall: passed by the portal with every request (全程留痕).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct Clerk {
+    /// The clerk's operator id.
+    pub id: String,
+    /// The window (窗口) the clerk sits at.
+    pub window: Option<String>,
+    /// The service hall (政务服务中心).
+    pub hall: Option<String>,
+}
+
+/// Where one step of a case stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum StepState {
+    /// Waiting for the steps it depends on.
+    Waiting,
+    /// Stored, not yet taken by the department.
+    Pending,
+    /// Taken by the department.
+    Accepted,
+    /// Being worked on by the department.
+    Processing,
+    /// Decided in the applicant's favour.
+    Approved,
+    /// Decided against.
+    Rejected,
+    /// Returned for supplementary materials.
+    Returned,
+    /// Could not be delivered (the department answered unreadably, or the adapter failed).
+    Failed,
+    /// Not started because a step it depends on did not succeed.
+    Blocked,
+}
+
+/// A state text no version of the gateway writes.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("`{0}` is not a step state")]
+pub struct UnknownState(pub String);
+
+impl StepState {
+    /// Every state, in the order a step may pass through them.
+    pub const ALL: [StepState; 9] = [
+        StepState::Waiting,
+        StepState::Pending,
+        StepState::Accepted,
+        StepState::Processing,
+        StepState::Approved,
+        StepState::Rejected,
+        StepState::Returned,
+        StepState::Failed,
+        StepState::Blocked,
+    ];
+
+    /// The stored text.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            StepState::Waiting => "waiting",
+            StepState::Pending => "pending",
+            StepState::Accepted => "accepted",
+            StepState::Processing => "processing",
+            StepState::Approved => "approved",
+            StepState::Rejected => "rejected",
+            StepState::Returned => "returned",
+            StepState::Failed => "failed",
+            StepState::Blocked => "blocked",
+        }
+    }
+
+    /// True once the department (or the gateway) has decided and nothing more will happen.
+    pub fn is_final(self) -> bool {
+        matches!(
+            self,
+            StepState::Approved
+                | StepState::Rejected
+                | StepState::Returned
+                | StepState::Failed
+                | StepState::Blocked
+        )
+    }
+
+    /// True while the department holds the matter and its status should be polled.
+    pub fn is_at_department(self) -> bool {
+        matches!(self, StepState::Accepted | StepState::Processing)
+    }
+}
+
+impl std::str::FromStr for StepState {
+    type Err = UnknownState;
+
+    /// The state a stored text names; an unknown text is an error, never a guess.
+    fn from_str(text: &str) -> Result<StepState, UnknownState> {
+        StepState::ALL
+            .into_iter()
+            .find(|s| s.as_str() == text)
+            .ok_or_else(|| UnknownState(text.to_string()))
+    }
+}
+
+impl std::fmt::Display for StepState {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn states_read_back_what_they_write_and_refuse_anything_else() {
+        for state in StepState::ALL {
+            assert_eq!(state.as_str().parse(), Ok(state));
+            assert_eq!(
+                serde_json::to_value(state).unwrap(),
+                serde_json::json!(state.as_str())
+            );
+        }
+        assert_eq!(
+            "finished".parse::<StepState>(),
+            Err(UnknownState("finished".into()))
+        );
+        assert!("".parse::<StepState>().is_err());
+    }
+}
