@@ -443,3 +443,28 @@ pub async fn run_config(args: ConfigArgs) -> anyhow::Result<()> {
     }
     Ok(())
 }
+
+/// `gateway audit verify`: open the config's store, verify, print the report; true when OK.
+pub async fn audit_verify(
+    config: &std::path::Path,
+    public_keys: &[String],
+) -> anyhow::Result<bool> {
+    use gateway_store::audit::verify::{public_key, verify};
+    let config = gateway_base::config::Config::load(config)?;
+    let mut keys = public_keys
+        .iter()
+        .map(|k| public_key(k).map_err(|why| anyhow::anyhow!("--public-key {k}: {why}")))
+        .collect::<anyhow::Result<Vec<_>>>()?;
+    if keys.is_empty()
+        && let Some(key) = &config.audit.key
+    {
+        keys.push(
+            gateway_base::signature::Verifier::new(&key.0.trusted_key())
+                .map_err(anyhow::Error::msg)?,
+        );
+    }
+    let store = gateway_store::Store::open(&config.store.url).await?;
+    let report = verify(store.pool(), &keys).await?;
+    println!("{report}");
+    Ok(report.ok())
+}

@@ -7,6 +7,7 @@
 //! gateway's client identity where the department requires mutual TLS.
 
 use gateway_base::config::{Config, DepartmentConfig};
+use gateway_store::audit::Outcome;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -49,7 +50,7 @@ pub struct Connection {
     /// known which department it is for).
     unbound: bool,
     /// Where every exchange is recorded, once the node's audit log runs.
-    audit: std::sync::OnceLock<crate::audit::Recorder>,
+    audit: std::sync::OnceLock<gateway_store::audit::Recorder>,
 }
 
 impl Connection {
@@ -131,7 +132,7 @@ impl Connection {
 
     /// Record every exchange of this connection into the audit log (once; later calls are
     /// ignored).
-    pub fn attach_audit(&self, recorder: crate::audit::Recorder) {
+    pub fn attach_audit(&self, recorder: gateway_store::audit::Recorder) {
         let _ = self.audit.set(recorder);
     }
 
@@ -171,7 +172,16 @@ impl Connection {
             .send_unrecorded(method, path, headers, body, trace)
             .instrument(span)
             .await;
-        pending.finish(&result);
+        pending.finish(match &result {
+            Ok(response) => Outcome::Answered {
+                status: response.status,
+                body: &response.body,
+            },
+            Err(SendError::Forbidden(_)) => Outcome::Failed("forbidden"),
+            Err(SendError::Unavailable(_)) => Outcome::Failed("unavailable"),
+            Err(SendError::Timeout) => Outcome::Failed("timeout"),
+            Err(SendError::TooLarge) => Outcome::Failed("too_large"),
+        });
         result
     }
 

@@ -34,13 +34,13 @@
 use crate::api::AppState;
 use crate::api::error::ApiError;
 use crate::orchestrator::Orchestrator;
-use crate::store::StoreError;
 use axum::Json;
 use axum::extract::{Query, State};
 use gateway_base::calendar::Calendar;
 use gateway_base::config::DeadlinesConfig;
 use gateway_base::model::{FieldProblem, StepState};
 use gateway_base::time::{beijing_date, now_ms, rfc3339};
+use gateway_store::StoreError;
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 use sqlx::Row;

@@ -39,8 +39,6 @@
 pub mod adapters;
 pub mod admin;
 pub mod api;
-pub mod at_rest;
-pub mod audit;
 pub mod auth;
 pub mod catalogue;
 pub mod cli;
@@ -56,7 +54,6 @@ pub mod orchestrator;
 pub mod otel;
 pub mod reload;
 pub mod services;
-pub mod store;
 pub mod tls;
 pub mod trace_context;
 
@@ -81,7 +78,7 @@ pub struct Gateway {
     /// Whether the portal listener serves HTTPS.
     pub tls: bool,
     reloader: Arc<reload::Reloader>,
-    audit: Option<audit::AuditLog>,
+    audit: Option<gateway_store::audit::AuditLog>,
     shutdown: tokio::sync::watch::Sender<bool>,
     grace: std::time::Duration,
     tasks: Vec<tokio::task::JoinHandle<()>>,
@@ -99,11 +96,10 @@ impl Gateway {
         };
         let engine = host::PluginEngine::new(256, cache_dir.as_deref())?;
         // Checked when the config was loaded; read again here for the key material.
-        let cipher = at_rest::PayloadCipher::new(&config.payload_keys()?);
-        let store = store::Store::open(&config.store.url)
+        let cipher = gateway_store::at_rest::PayloadCipher::new(&config.payload_keys()?);
+        let store = gateway_store::Store::open(&config.store.url)
             .await?
             .with_cipher(cipher.map(Arc::new));
-        licences::migrate(store.pool()).await?;
         let adapters = adapters::Adapters::start(&config, &engine, store.clone()).await?;
         let catalogue = Arc::new(catalogue::Catalogue::build(&config, &adapters.actives())?);
         let public_tls = match &config.server.tls {
@@ -121,7 +117,8 @@ impl Gateway {
         if released > 0 {
             tracing::info!(%node, released, "took back this node's unfinished deliveries");
         }
-        let audit = audit::AuditLog::start(&store, node.clone(), &config.audit).await?;
+        let audit =
+            gateway_store::audit::AuditLog::start(&store, node.clone(), &config.audit).await?;
         for id in adapters.departments() {
             if let Some(connection) = adapters.connection(&id) {
                 connection.attach_audit(audit.sink().recorder(&id));
@@ -155,7 +152,7 @@ impl Gateway {
             readiness.clone(),
             audit.sink().clone(),
         );
-        let app = trace_context::layer(audit::layer(api::router(
+        let app = trace_context::layer(trace_context::clerk_layer(api::router(
             orchestrator.clone(),
             api::RequestLimits {
                 body_bytes: config.server.body_limit_bytes,
@@ -181,7 +178,7 @@ impl Gateway {
                 let admin_addr = listener.local_addr()?;
                 let app = admin::router(orchestrator.clone())
                     .merge(health::router(orchestrator.clone(), readiness.clone()))
-                    .merge(audit::router(audit_pool))
+                    .merge(admin::audit::router(audit_pool))
                     .merge(reload::router(reloader.clone()))
                     .layer(axum::middleware::from_fn_with_state(
                         authenticator,

@@ -23,14 +23,14 @@ use crate::api::AppState;
 use crate::api::error::ApiError;
 use crate::api::openapi::Error;
 use crate::orchestrator::case_status;
-use crate::store::{StepRecord, Store, StoreError, now_ms};
 use axum::Json;
 use axum::extract::{Path, State};
 use gateway_base::model::FieldProblem;
-use serde::Serialize;
+use gateway_base::time::now_ms;
+use gateway_store::licences::{HolderKind, Licence};
+use gateway_store::{StepRecord, Store};
 use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
-use sqlx::{AnyPool, Row};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
@@ -77,26 +77,6 @@ pub enum Field {
     Input(&'static str),
     /// What the department produced.
     Output(&'static str),
-}
-
-/// Who holds a licence.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "snake_case")]
-pub enum HolderKind {
-    /// A natural person, by resident identity number.
-    Person,
-    /// An enterprise, by unified social credit code.
-    Enterprise,
-}
-
-impl HolderKind {
-    /// The stored text.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            HolderKind::Person => "person",
-            HolderKind::Enterprise => "enterprise",
-        }
-    }
 }
 
 /// One kind of licence and how an approved step of its matter makes one. Each list of fields
@@ -191,50 +171,22 @@ pub const KINDS: &[LicenceKind] = &[
 /// The version part of every identifier issued here.
 const VERSION: &str = "001";
 
-/// A licence.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Licence {
-    /// The GB/T 36904 identifier.
-    pub id: String,
-    /// Machine name of the kind.
-    pub kind: String,
-    /// Chinese name.
-    pub name: String,
-    /// The department's own number.
-    pub number: String,
-    /// `person` or `enterprise`.
-    pub holder_kind: String,
-    /// Identity number or credit code.
-    pub holder_id: String,
-    /// The holder's name, when the step carried it.
-    pub holder_name: Option<String>,
-    /// Issuing department id.
-    pub issuer: String,
-    /// Case id.
-    pub case_id: String,
-    /// Step id.
-    pub step: String,
-    /// Unix milliseconds.
-    pub issued_at: i64,
-    /// The step's outputs (JSON text).
-    pub data: String,
-}
-
-impl Licence {
-    /// The licence as the API shows it.
-    pub fn view(&self) -> Value {
-        let issuer_code = self.id.split('.').nth(6).unwrap_or_default();
+/// The licence as the API shows it.
+pub fn view(licence: &Licence) -> Value {
+    let l = licence;
+    {
+        let issuer_code = l.id.split('.').nth(6).unwrap_or_default();
         json!({
-            "id": self.id, "kind": self.kind, "name": self.name, "number": self.number,
-            "holder_kind": self.holder_kind, "holder_id": self.holder_id,
-            "holder_name": self.holder_name,
-            "issuer": self.issuer, "issuer_code": issuer_code,
-            "issuer_name": ISSUERS.iter().find(|i| i.department == self.issuer).map(|i| i.name),
-            "case_id": self.case_id, "step": self.step, "issued_at": rfc3339(self.issued_at),
-            "data": serde_json::from_str::<Value>(&self.data).unwrap_or(Value::Null),
+            "id": l.id, "kind": l.kind, "name": l.name, "number": l.number,
+            "holder_kind": l.holder_kind, "holder_id": l.holder_id,
+            "holder_name": l.holder_name,
+            "issuer": l.issuer, "issuer_code": issuer_code,
+            "issuer_name": ISSUERS.iter().find(|i| i.department == l.issuer).map(|i| i.name),
+            "case_id": l.case_id, "step": l.step, "issued_at": rfc3339(l.issued_at),
+            "data": serde_json::from_str::<Value>(&l.data).unwrap_or(Value::Null),
             "links": {
-                "self": format!("/api/v1/licences/{}", self.id),
-                "case": format!("/api/v1/cases/{}", self.case_id),
+                "self": format!("/api/v1/licences/{}", l.id),
+                "case": format!("/api/v1/cases/{}", l.case_id),
             },
         })
     }
@@ -320,7 +272,7 @@ pub fn issue(
         kind: kind.kind.into(),
         name: kind.name.into(),
         number,
-        holder_kind: kind.holder_kind.as_str().into(),
+        holder_kind: kind.holder_kind,
         holder_id,
         holder_name: first_text(kind.holder_name, input, outputs),
         issuer: step.department.clone(),
@@ -329,59 +281,6 @@ pub fn issue(
         issued_at,
         data: outputs.to_string(),
     }))
-}
-
-const SCHEMA: &[&str] = &[
-    "CREATE TABLE IF NOT EXISTS licences (
-        id TEXT PRIMARY KEY,
-        kind TEXT NOT NULL,
-        name TEXT NOT NULL,
-        number TEXT NOT NULL,
-        holder_kind TEXT NOT NULL,
-        holder_id TEXT NOT NULL,
-        holder_name TEXT,
-        issuer TEXT NOT NULL,
-        case_id TEXT NOT NULL REFERENCES cases(id),
-        step TEXT NOT NULL,
-        issued_at BIGINT NOT NULL,
-        data TEXT NOT NULL,
-        UNIQUE (case_id, step)
-    )",
-    "CREATE INDEX IF NOT EXISTS licences_by_holder ON licences (holder_kind, holder_id)",
-];
-
-const COLUMNS: &str = "id, kind, name, number, holder_kind, holder_id, holder_name, issuer, case_id, step, issued_at, data";
-
-/// Create the licence table (after the store's own tables: it refers to `cases`).
-pub async fn migrate(pool: &AnyPool) -> Result<(), StoreError> {
-    for statement in SCHEMA {
-        sqlx::query(statement).execute(pool).await?;
-    }
-    Ok(())
-}
-
-/// Store a licence; false when its step already issued one (the first stands).
-pub async fn insert(store: &Store, l: &Licence) -> Result<bool, StoreError> {
-    let done = sqlx::query(&format!(
-        "INSERT INTO licences ({COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)
-         ON CONFLICT DO NOTHING"
-    ))
-    .bind(&l.id)
-    .bind(&l.kind)
-    .bind(&l.name)
-    .bind(&l.number)
-    .bind(&l.holder_kind)
-    .bind(&l.holder_id)
-    .bind(&l.holder_name)
-    .bind(&l.issuer)
-    .bind(&l.case_id)
-    .bind(&l.step)
-    .bind(l.issued_at)
-    .bind(&l.data)
-    .execute(store.pool())
-    .await?
-    .rows_affected();
-    Ok(done == 1)
 }
 
 /// Called when a step becomes approved: store the licence its matter issues, if any. Never
@@ -405,7 +304,7 @@ pub async fn record_if_issued(
             return None;
         }
     };
-    match insert(store, &licence).await {
+    match store.insert_licence(&licence).await {
         Ok(true) => {
             tracing::info!(case = %step.case_id, step = %step.step, licence = %licence.id, kind = %licence.kind, holder = %gateway_base::redact::redact(&licence.holder_id), "licence issued");
         }
@@ -418,88 +317,6 @@ pub async fn record_if_issued(
         }
     }
     Some(licence.id)
-}
-
-fn licence_from_row(r: &sqlx::any::AnyRow) -> Licence {
-    Licence {
-        id: r.get("id"),
-        kind: r.get("kind"),
-        name: r.get("name"),
-        number: r.get("number"),
-        holder_kind: r.get("holder_kind"),
-        holder_id: r.get("holder_id"),
-        holder_name: r.get("holder_name"),
-        issuer: r.get("issuer"),
-        case_id: r.get("case_id"),
-        step: r.get("step"),
-        issued_at: r.get("issued_at"),
-        data: r.get("data"),
-    }
-}
-
-/// One licence by identifier.
-pub async fn by_id(store: &Store, id: &str) -> Result<Option<Licence>, StoreError> {
-    let row = sqlx::query(&format!("SELECT {COLUMNS} FROM licences WHERE id = $1"))
-        .bind(id)
-        .fetch_optional(store.pool())
-        .await?;
-    Ok(row.as_ref().map(licence_from_row))
-}
-
-/// The licences a case issued, oldest first.
-pub async fn of_case(store: &Store, case_id: &str) -> Result<Vec<Licence>, StoreError> {
-    let rows = sqlx::query(&format!(
-        "SELECT {COLUMNS} FROM licences WHERE case_id = $1 ORDER BY issued_at, id"
-    ))
-    .bind(case_id)
-    .fetch_all(store.pool())
-    .await?;
-    Ok(rows.iter().map(licence_from_row).collect())
-}
-
-/// The licences a holder holds, oldest first.
-pub async fn of_holder(
-    store: &Store,
-    kind: HolderKind,
-    holder_id: &str,
-) -> Result<Vec<Licence>, StoreError> {
-    let rows = sqlx::query(&format!(
-        "SELECT {COLUMNS} FROM licences WHERE holder_kind = $1 AND holder_id = $2 ORDER BY issued_at, id"
-    ))
-    .bind(kind.as_str())
-    .bind(holder_id)
-    .fetch_all(store.pool())
-    .await?;
-    Ok(rows.iter().map(licence_from_row).collect())
-}
-
-/// The cases of an enterprise, oldest first: every case a step of which carries its credit code
-/// as a JSON string in its input (`input_codes` lists them also when the input is sealed; the
-/// plain input covers rows from before that column) or outputs (applied for it, or issued it),
-/// and every case that issued it a licence. `credit_code` must be a checked code (0-9 and capitals only), which
-/// keeps it free of `LIKE` wildcards.
-pub async fn cases_of_enterprise(
-    store: &Store,
-    credit_code: &str,
-) -> Result<Vec<(String, String, i64)>, StoreError> {
-    let quoted = format!("%\"{credit_code}\"%");
-    let rows = sqlx::query(
-        "SELECT id, service, created_at FROM cases WHERE id IN (
-             SELECT case_id FROM steps WHERE input_codes LIKE $1 OR input LIKE $2 OR outputs LIKE $3
-             UNION
-             SELECT case_id FROM licences WHERE holder_kind = 'enterprise' AND holder_id = $4)
-         ORDER BY created_at, id",
-    )
-    .bind(&quoted)
-    .bind(&quoted)
-    .bind(&quoted)
-    .bind(credit_code)
-    .fetch_all(store.pool())
-    .await?;
-    Ok(rows
-        .iter()
-        .map(|r| (r.get("id"), r.get("service"), r.get("created_at")))
-        .collect())
 }
 
 fn rfc3339(ms: i64) -> String {
@@ -545,9 +362,12 @@ async fn enterprise(
     Path(credit_code): Path<String>,
 ) -> Result<Json<Value>, ApiError> {
     sdk::ids::credit_code(&credit_code).map_err(|p| invalid("credit_code", p))?;
-    let licences = of_holder(&o.store, HolderKind::Enterprise, &credit_code).await?;
+    let licences = o
+        .store
+        .licences_of_holder(HolderKind::Enterprise, &credit_code)
+        .await?;
     let mut cases = Vec::new();
-    for (case_id, service, created_at) in cases_of_enterprise(&o.store, &credit_code).await? {
+    for (case_id, service, created_at) in o.store.cases_of_enterprise(&credit_code).await? {
         let states: Vec<_> = o
             .store
             .steps(&case_id)
@@ -562,7 +382,7 @@ async fn enterprise(
     }
     Ok(Json(json!({
         "credit_code": credit_code,
-        "licences": licences.iter().map(Licence::view).collect::<Vec<_>>(),
+        "licences": licences.iter().map(view).collect::<Vec<_>>(),
         "cases": cases,
     })))
 }
@@ -584,10 +404,13 @@ async fn person(
     Path(id_number): Path<String>,
 ) -> Result<Json<Value>, ApiError> {
     sdk::ids::resident_id(&id_number).map_err(|p| invalid("id_number", p))?;
-    let licences = of_holder(&o.store, HolderKind::Person, &id_number).await?;
+    let licences = o
+        .store
+        .licences_of_holder(HolderKind::Person, &id_number)
+        .await?;
     Ok(Json(json!({
         "id_number": id_number,
-        "licences": licences.iter().map(Licence::view).collect::<Vec<_>>(),
+        "licences": licences.iter().map(view).collect::<Vec<_>>(),
     })))
 }
 
@@ -610,17 +433,18 @@ async fn licence(
     Path(id): Path<String>,
 ) -> Result<Json<Value>, ApiError> {
     sdk::ids::licence_id(&id).map_err(|p| invalid("id", p))?;
-    let licence = by_id(&o.store, &id).await?.ok_or(ApiError::NotFound {
+    let licence = o.store.licence(&id).await?.ok_or(ApiError::NotFound {
         what: "licence",
         id,
     })?;
-    Ok(Json(licence.view()))
+    Ok(Json(view(&licence)))
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::store::{NewStep, StepState};
+    use gateway_base::model::StepState;
+    use gateway_store::NewStep;
 
     fn step(case_id: &str, step: &str, matter: &str, department: &str, input: Value) -> StepRecord {
         StepRecord {
@@ -724,8 +548,6 @@ mod tests {
         let store = Store::open(&format!("sqlite://{}", path.display()))
             .await
             .unwrap();
-        migrate(store.pool()).await.unwrap();
-        migrate(store.pool()).await.unwrap(); // idempotent
         let input =
             json!({"credit_code": "91350100M000100Y43", "enterprise_name": "福州演示科技有限公司"});
         store
@@ -750,21 +572,24 @@ mod tests {
         let first = record_if_issued(&store, s, Some(outputs)).await.unwrap();
         let again = record_if_issued(&store, s, Some(outputs)).await.unwrap();
         assert_eq!(first, again);
-        let held = of_holder(&store, HolderKind::Enterprise, "91350100M000100Y43")
+        let held = store
+            .licences_of_holder(HolderKind::Enterprise, "91350100M000100Y43")
             .await
             .unwrap();
         assert_eq!(held.len(), 1);
         assert_eq!(held[0].number, "GA2025010100000001");
         assert_eq!(held[0].holder_name.as_deref(), Some("福州演示科技有限公司"));
-        assert_eq!(of_case(&store, "case-1").await.unwrap(), held);
-        assert_eq!(by_id(&store, &first).await.unwrap().as_ref(), held.first());
-        let cases = cases_of_enterprise(&store, "91350100M000100Y43")
+        assert_eq!(store.licences_of_case("case-1").await.unwrap(), held);
+        assert_eq!(store.licence(&first).await.unwrap().as_ref(), held.first());
+        let cases = store
+            .cases_of_enterprise("91350100M000100Y43")
             .await
             .unwrap();
         assert_eq!(cases.len(), 1);
         assert_eq!(cases[0].0, "case-1");
         assert!(
-            cases_of_enterprise(&store, "91110000600037341L")
+            store
+                .cases_of_enterprise("91110000600037341L")
                 .await
                 .unwrap()
                 .is_empty()

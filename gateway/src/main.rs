@@ -86,7 +86,7 @@ async fn main() -> anyhow::Result<()> {
             println!("{}: ok", config.display());
         }
         Command::Audit(AuditCommand::Verify { config, public_key }) => {
-            if !gateway::audit::verify::run(&config, &public_key).await? {
+            if !gateway::cli::audit_verify(&config, &public_key).await? {
                 std::process::exit(1);
             }
         }

@@ -13,10 +13,12 @@ use crate::delivery::{Circuit, Delivery};
 use crate::host::CallError;
 use crate::host::contract::{self, AdapterError, Submission};
 use crate::services::{Context, check_rules, problem_on_form};
-use crate::store::{Admission, NewStep, StepRecord, StepState, Store, now_ms};
 use arc_swap::ArcSwap;
 use gateway_base::config::Source;
+use gateway_base::model::StepState;
 use gateway_base::telemetry;
+use gateway_base::time::now_ms;
+use gateway_store::{Admission, NewStep, StepRecord, Store};
 use serde_json::{Value, json};
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -99,7 +101,7 @@ impl Orchestrator {
     }
 
     /// Bring the gauges that describe the store up to date (called when metrics are scraped).
-    pub async fn refresh_gauges(&self) -> Result<(), crate::store::StoreError> {
+    pub async fn refresh_gauges(&self) -> Result<(), gateway_store::StoreError> {
         for (department, counts) in crate::deadlines::counts(self, now_ms()).await? {
             telemetry::lights(&department, "green", counts.green as usize);
             telemetry::lights(&department, "yellow", counts.yellow as usize);
@@ -404,7 +406,7 @@ impl Orchestrator {
     /// Move a case's graph on: release waiting steps whose prerequisites are all approved (with
     /// their input made from the outputs), block those whose prerequisites failed. Repeats until
     /// nothing changes, since a block can block further steps.
-    async fn advance(&self, case_id: &str) -> Result<(), crate::store::StoreError> {
+    async fn advance(&self, case_id: &str) -> Result<(), gateway_store::StoreError> {
         let Some(case) = self.store.case(case_id).await? else {
             return Ok(());
         };
@@ -491,9 +493,8 @@ impl Orchestrator {
                         tokio::spawn(async move {
                             use tracing::Instrument;
                             let delivery = this.deliver(&step);
-                            let pool = this.store.pool();
-                            let audited = crate::audit::for_delivery(
-                                pool,
+                            let audited = gateway_store::audit::for_delivery(
+                                &this.store,
                                 &step.case_id,
                                 &step.step,
                                 delivery,
@@ -684,7 +685,7 @@ impl Orchestrator {
         outputs: Option<&str>,
         message: Option<&str>,
         kind: &str,
-    ) -> Result<(), crate::store::StoreError> {
+    ) -> Result<(), gateway_store::StoreError> {
         let next_poll = now_ms() + self.poll_interval(&step.department);
         self.store
             .update_step(step, state, reference, outputs, message, kind, next_poll)
@@ -745,7 +746,7 @@ impl Orchestrator {
                 gateway_base::trace::adopt(&span, &trace);
                 async move {
                     use tracing::Instrument;
-                    let audited = crate::audit::for_step(&step.case_id, &step.step, this.poll(&step));
+                    let audited = gateway_store::audit::for_step(&step.case_id, &step.step, this.poll(&step));
                     gateway_base::trace::scope(trace, audited)
                         .instrument(span)
                         .await
@@ -791,7 +792,7 @@ impl Orchestrator {
         step: &StepRecord,
         report: contract::StatusReport,
         kind: &str,
-    ) -> Result<(), crate::store::StoreError> {
+    ) -> Result<(), gateway_store::StoreError> {
         let state = state_of(report.state);
         if state == step.state && report.outputs == "{}" {
             let next_poll = now_ms() + self.poll_interval(&step.department);
@@ -814,7 +815,7 @@ impl Orchestrator {
         &self,
         department: &str,
         reference: &str,
-    ) -> Result<(), crate::store::StoreError> {
+    ) -> Result<(), gateway_store::StoreError> {
         let Some(held) = self.store.take_callback(department, reference).await? else {
             return Ok(());
         };

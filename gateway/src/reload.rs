@@ -103,7 +103,7 @@ pub struct Reloader {
     orchestrator: Arc<Orchestrator>,
     credentials: Credentials,
     readiness: Arc<crate::health::Readiness>,
-    audit: crate::audit::Sink,
+    audit: gateway_store::audit::Sink,
 }
 
 impl Reloader {
@@ -113,7 +113,7 @@ impl Reloader {
         orchestrator: Arc<Orchestrator>,
         credentials: Credentials,
         readiness: Arc<crate::health::Readiness>,
-        audit: crate::audit::Sink,
+        audit: gateway_store::audit::Sink,
     ) -> Arc<Reloader> {
         Arc::new(Reloader {
             started: config.clone(),

@@ -76,3 +76,15 @@ pub fn layer(router: axum::Router) -> axum::Router {
 pub fn header_value(context: &TraceContext) -> HeaderValue {
     HeaderValue::from_str(&context.traceparent()).expect("hex and dashes are a valid header")
 }
+
+/// Middleware: the clerk named by the request's `X-Clerk-*` headers is on every exchange the
+/// request causes.
+async fn with_clerk(request: Request, next: Next) -> Response {
+    let clerk = crate::api::clerk(request.headers());
+    gateway_store::audit::scope(|c| c.clerk = clerk, next.run(request)).await
+}
+
+/// The clerk middleware around a router.
+pub fn clerk_layer(router: axum::Router) -> axum::Router {
+    router.layer(axum::middleware::from_fn(with_clerk))
+}

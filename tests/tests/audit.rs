@@ -2,7 +2,7 @@
 //! every edited, removed or reordered record and every forged seal.
 
 use gateway_base::signature::{Algorithm, SigningKeyFile};
-use gateway::audit::verify::{Report, public_key, verify};
+use gateway_store::audit::verify::{Report, public_key, verify};
 use integration_tests::{Env, Setup, gateway_binary};
 use serde_json::{Value, json};
 use sqlx::{AnyPool, Row};

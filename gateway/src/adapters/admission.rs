@@ -8,8 +8,8 @@
 //! and `validate` of an empty application answers (field problems, no trap) for each matter.
 //! A refused component changes nothing: the running version keeps serving.
 
-use super::registry::VersionRecord;
 use crate::host::{Department, Limits, LoadError, LoadedAdapter, PluginEngine};
+use gateway_store::registry::VersionRecord;
 use serde_json::{Value, json};
 use std::collections::BTreeMap;
 use std::sync::Arc;

@@ -11,23 +11,22 @@
 //! own changes apply on it at once.
 //!
 //! # Layout
-//! - [`registry`]: versions, routes and history in the store.
 //! - [`admission`]: the checks a component passes before it may serve.
 //! - [`watch`]: the directory operators drop component files into.
 
 pub mod admission;
-pub mod registry;
 pub mod watch;
 
 use crate::connection::Connection;
 use crate::host::{Department, LoadedAdapter, PluginEngine, StatsSnapshot};
-use crate::store::{Store, StoreError, now_ms};
 use admission::{Needs, Refusal};
 use anyhow::Context;
 use arc_swap::ArcSwap;
 use gateway_base::config::{Config, Limits, StagedConfig};
 use gateway_base::signature::Trust;
-use registry::{RouteRecord, VersionRecord};
+use gateway_base::time::now_ms;
+use gateway_store::registry::{self, RouteRecord, VersionRecord};
+use gateway_store::{Store, StoreError};
 use serde::Serialize;
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
@@ -203,7 +202,6 @@ impl Adapters {
         engine: &PluginEngine,
         store: Store,
     ) -> anyhow::Result<Arc<Self>> {
-        registry::migrate(&store).await?;
         let mut slots = BTreeMap::new();
         for (id, dept) in &config.departments {
             let connection = Connection::new(config, dept)

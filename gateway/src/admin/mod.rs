@@ -16,6 +16,7 @@
 //! | `GET /metrics` | Prometheus metrics (see [`crate::telemetry`]) |
 
 mod adapters;
+pub mod audit;
 
 use crate::api::AppState;
 use crate::api::error::ApiError;
@@ -71,7 +72,7 @@ async fn replay(
     Path((case_id, step)): Path<(String, String)>,
 ) -> Result<Json<Value>, ApiError> {
     // Recorded as the clerk of the replay: the operator the token names, nobody else.
-    let operator = crate::store::Clerk {
+    let operator = gateway_base::model::Clerk {
         id: operator.id,
         window: None,
         hall: None,

@@ -241,8 +241,8 @@ impl IntoResponse for ApiError {
     }
 }
 
-impl From<crate::store::StoreError> for ApiError {
-    fn from(e: crate::store::StoreError) -> Self {
+impl From<gateway_store::StoreError> for ApiError {
+    fn from(e: gateway_store::StoreError) -> Self {
         ApiError::Internal(e.to_string())
     }
 }

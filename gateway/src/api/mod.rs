@@ -19,13 +19,14 @@ pub mod openapi;
 use crate::auth::Client;
 use crate::host::contract::CallbackRequest;
 use crate::orchestrator::{Orchestrator, case_status};
-use crate::store::{Admission, Clerk, StepState};
 use axum::body::Bytes;
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::{Extension, Json, Router};
 use error::ApiError;
 use gateway_base::model::FieldProblem;
+use gateway_base::model::{Clerk, StepState};
+use gateway_store::Admission;
 use openapi::Error;
 use serde_json::{Value, json};
 use std::sync::Arc;
@@ -288,7 +289,7 @@ async fn lookup_purpose(
     o: &Orchestrator,
     client: &Client,
     headers: &HeaderMap,
-) -> Result<crate::store::LookupServes, ApiError> {
+) -> Result<gateway_store::LookupServes, ApiError> {
     let text = |name: &str| {
         headers
             .get(name)
@@ -327,7 +328,7 @@ async fn lookup_purpose(
     if let Some(id) = &case_id {
         readable_case(o, client, id).await?;
     }
-    Ok(crate::store::LookupServes {
+    Ok(gateway_store::LookupServes {
         purpose: purpose.unwrap_or_default(),
         case_id,
         clerk,
@@ -340,7 +341,7 @@ async fn readable_case(
     o: &Orchestrator,
     client: &Client,
     id: &str,
-) -> Result<crate::store::CaseRecord, ApiError> {
+) -> Result<gateway_store::CaseRecord, ApiError> {
     o.store
         .case(id)
         .await?
@@ -406,7 +407,7 @@ fn admission(
     })
 }
 
-fn event_json(e: &crate::store::EventRecord) -> Value {
+fn event_json(e: &gateway_store::EventRecord) -> Value {
     json!({
         "at": rfc3339(e.at), "department": e.department, "step": e.step, "kind": e.kind,
         "state": e.state, "message": e.message, "clerk": e.clerk,
@@ -514,7 +515,7 @@ async fn case(
     let record = readable_case(&o, &client, &id).await?;
     let steps = o.store.steps(&id).await?;
     let events = o.store.events(&id).await?;
-    let licences = crate::licences::of_case(&o.store, &id).await?;
+    let licences = o.store.licences_of_case(&id).await?;
     let states: Vec<StepState> = steps.iter().map(|s| s.state).collect();
     let now = gateway_base::time::now_ms();
     let catalogue = o.catalogue();
@@ -547,7 +548,7 @@ async fn case(
     Ok(Json(json!({
         "case_id": record.id, "service": record.service, "status": case_status(&states),
         "created_at": rfc3339(record.created_at), "matters": matters, "timeline": timeline,
-        "licences": licences.iter().map(crate::licences::Licence::view).collect::<Vec<_>>(),
+        "licences": licences.iter().map(crate::licences::view).collect::<Vec<_>>(),
     })))
 }
 

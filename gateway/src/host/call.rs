@@ -306,12 +306,13 @@ impl LoadedAdapter {
     ) -> Result<R, CallError> {
         let started = Instant::now();
         // The department exchanges of this call are audited with the version that made them.
-        let adapter = crate::audit::AdapterRef {
+        let adapter = gateway_store::audit::AdapterRef {
             version: self.description.adapter_version.clone(),
             digest: self.digest.clone(),
             call: name.to_string(),
         };
-        let result = crate::audit::scope(|c| c.adapter = Some(adapter), self.call_bounded(f)).await;
+        let result =
+            gateway_store::audit::scope(|c| c.adapter = Some(adapter), self.call_bounded(f)).await;
         let error = match &result {
             Ok(answer) => answer.error().map(|e| CallError::Adapter(e.clone())),
             Err(e) => Some(e.clone()),

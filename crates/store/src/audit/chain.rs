@@ -6,7 +6,7 @@
 //! another node's chain, no longer matches. The first record of a chain has an empty
 //! `prev_hash`. A seal signs `node`, `seq` and `hash` of the chain's head at that moment.
 
-use crate::store::StoreError;
+use crate::StoreError;
 use gateway_base::digest::HashAlgorithm;
 use serde::Serialize;
 use sqlx::{AnyPool, Row};
@@ -24,41 +24,6 @@ pub fn link(hash: HashAlgorithm, node: &str, seq: i64, prev_hash: &str, record: 
 /// What a seal's signature covers.
 pub fn seal_message(node: &str, seq: i64, hash: &str, at: i64) -> Vec<u8> {
     format!("gov-gateway-audit-seal/1\n{node}\n{seq}\n{hash}\n{at}").into_bytes()
-}
-
-const SCHEMA: &[&str] = &[
-    // `at` and `department` repeat the record's own fields so that reading by them needs no
-    // JSON; verify checks they agree with the record.
-    "CREATE TABLE IF NOT EXISTS audit_log (
-        node TEXT NOT NULL,
-        seq BIGINT NOT NULL,
-        at BIGINT NOT NULL,
-        department TEXT,
-        record TEXT NOT NULL,
-        prev_hash TEXT NOT NULL,
-        hash TEXT NOT NULL,
-        PRIMARY KEY (node, seq)
-    )",
-    "CREATE INDEX IF NOT EXISTS audit_log_by_department ON audit_log (department, at)",
-    "CREATE TABLE IF NOT EXISTS audit_seals (
-        node TEXT NOT NULL,
-        seq BIGINT NOT NULL,
-        hash TEXT NOT NULL,
-        at BIGINT NOT NULL,
-        key_id TEXT NOT NULL,
-        algorithm TEXT NOT NULL,
-        public_key TEXT NOT NULL,
-        signature TEXT NOT NULL,
-        PRIMARY KEY (node, seq)
-    )",
-];
-
-/// Create the tables.
-pub async fn migrate(pool: &AnyPool) -> Result<(), StoreError> {
-    for statement in SCHEMA {
-        sqlx::query(statement).execute(pool).await?;
-    }
-    Ok(())
 }
 
 /// One stored record.

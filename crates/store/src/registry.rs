@@ -5,54 +5,13 @@
 //! (active version, staged candidate and its share of calls) and the history of changes.
 //! Components are kept as base64 text so one schema serves SQLite and PostgreSQL alike.
 
-use crate::store::{Store, StoreError, now_ms};
+use crate::{Store, StoreError};
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD as BASE64;
+use gateway_base::time::now_ms;
 use serde::Serialize;
 use sqlx::Row;
 use sqlx::any::AnyRow;
-
-const SCHEMA: &[&str] = &[
-    "CREATE TABLE IF NOT EXISTS adapter_versions (
-        digest TEXT PRIMARY KEY,
-        department TEXT NOT NULL,
-        adapter_version TEXT NOT NULL,
-        contract_version TEXT NOT NULL,
-        description TEXT NOT NULL,
-        size BIGINT NOT NULL,
-        signed_by TEXT,
-        source TEXT NOT NULL,
-        loaded_by TEXT NOT NULL,
-        loaded_at BIGINT NOT NULL,
-        component TEXT NOT NULL
-    )",
-    "CREATE TABLE IF NOT EXISTS adapter_routes (
-        department TEXT PRIMARY KEY,
-        active TEXT NOT NULL,
-        candidate TEXT,
-        percent BIGINT NOT NULL,
-        updated_by TEXT NOT NULL,
-        updated_at BIGINT NOT NULL
-    )",
-    "CREATE TABLE IF NOT EXISTS adapter_history (
-        id TEXT PRIMARY KEY,
-        department TEXT NOT NULL,
-        action TEXT NOT NULL,
-        digest TEXT,
-        operator TEXT NOT NULL,
-        at BIGINT NOT NULL,
-        detail TEXT
-    )",
-    "CREATE INDEX IF NOT EXISTS adapter_history_by_department ON adapter_history (department, id)",
-];
-
-/// Create the tables if they are missing.
-pub async fn migrate(store: &Store) -> Result<(), StoreError> {
-    for statement in SCHEMA {
-        sqlx::query(statement).execute(store.pool()).await?;
-    }
-    Ok(())
-}
 
 /// One stored version, without its bytes.
 #[derive(Debug, Clone, Serialize)]

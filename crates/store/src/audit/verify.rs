@@ -11,7 +11,7 @@
 
 use super::Entry;
 use super::chain::{StoredRecord, link, row_from, seal_message};
-use crate::store::StoreError;
+use crate::StoreError;
 use base64::Engine as _;
 use futures::TryStreamExt as _;
 use gateway_base::config::TrustedKey;
@@ -149,7 +149,6 @@ struct Seal {
 /// Verify every chain in the store; a seal is good when any of `keys` verifies it (none: the
 /// signatures are not checked, only that the chain still has what was sealed).
 pub async fn verify(pool: &AnyPool, keys: &[Verifier]) -> Result<Report, StoreError> {
-    super::chain::migrate(pool).await?;
     let nodes: Vec<String> =
         sqlx::query("SELECT node FROM audit_log UNION SELECT node FROM audit_seals ORDER BY node")
             .fetch_all(pool)
@@ -322,22 +321,4 @@ fn check_record(
         None => problem(row.seq, "edited: the record does not match its hash".into()),
     }
     false
-}
-
-/// `gateway audit verify`: open the config's store, verify, print the report; true when OK.
-pub async fn run(config: &std::path::Path, public_keys: &[String]) -> anyhow::Result<bool> {
-    let config = gateway_base::config::Config::load(config)?;
-    let mut keys = public_keys
-        .iter()
-        .map(|k| public_key(k).map_err(|why| anyhow::anyhow!("--public-key {k}: {why}")))
-        .collect::<anyhow::Result<Vec<_>>>()?;
-    if keys.is_empty()
-        && let Some(key) = &config.audit.key
-    {
-        keys.push(Verifier::new(&key.0.trusted_key()).map_err(anyhow::Error::msg)?);
-    }
-    let store = crate::store::Store::open(&config.store.url).await?;
-    let report = verify(store.pool(), &keys).await?;
-    println!("{report}");
-    Ok(report.ok())
 }

@@ -10,7 +10,8 @@
 //! answered before its record is stored.
 
 use super::batch_insert::{BatchInsert, RecordsConnection};
-use super::{LookupServes, StoreError, now_ms};
+use super::{LookupServes, StoreError};
+use gateway_base::time::now_ms;
 use tokio::sync::{mpsc, oneshot};
 
 /// The most records one batch takes.

@@ -1,10 +1,10 @@
 //! The audit log: every exchange with a department, in an append-only, hash-chained log,
 //! sealed with a signature from time to time, and a `verify` that finds any tampering.
 //!
-//! [`crate::connection::Connection::send`] describes each exchange (digests and sizes of the
+//! A department connection describes each exchange (digests and sizes of the
 //! request and the answer, outcome, timing) and adds what the task it runs in knows through
 //! [`Context`]: the adapter version (set around every adapter call in `host/call.rs`), the
-//! clerk (set from the portal request's `X-Clerk-*` headers by [`layer`], or for a delivery
+//! clerk (set from the portal request's `X-Clerk-*` headers, or for a delivery
 //! the clerk who received the case) and the case and step (set by the orchestrator around
 //! deliveries and polls). Identity numbers in paths are masked.
 //!
@@ -27,7 +27,8 @@ pub mod chain;
 pub mod verify;
 pub mod writer;
 
-use crate::store::Clerk;
+use crate::{Store, StoreError};
+use gateway_base::model::Clerk;
 use serde::{Deserialize, Serialize};
 use std::future::Future;
 use std::sync::Arc;
@@ -86,38 +87,9 @@ pub async fn for_step<F: Future>(case_id: &str, step: &str, f: F) -> F::Output {
 
 /// Run a delivery of a case's step: as [`for_step`], with the clerk who received the case
 /// (a delivery runs long after the clerk's request; the case's `received` event names them).
-pub async fn for_delivery<F: Future>(
-    pool: &sqlx::AnyPool,
-    case_id: &str,
-    step: &str,
-    f: F,
-) -> F::Output {
-    use sqlx::Row as _;
-    let clerk = sqlx::query(
-        "SELECT clerk FROM events WHERE case_id = $1 AND kind = 'received' AND clerk IS NOT NULL",
-    )
-    .bind(case_id)
-    .fetch_optional(pool)
-    .await
-    .ok()
-    .flatten()
-    .and_then(|r| serde_json::from_str(&r.get::<String, _>("clerk")).ok());
+pub async fn for_delivery<F: Future>(store: &Store, case_id: &str, step: &str, f: F) -> F::Output {
+    let clerk = store.received_by(case_id).await.ok().flatten();
     scope(|c| c.clerk = clerk, for_step(case_id, step, f)).await
-}
-
-/// Middleware: the clerk named by the request's `X-Clerk-*` headers is on every exchange the
-/// request causes.
-async fn with_clerk(
-    request: axum::extract::Request,
-    next: axum::middleware::Next,
-) -> axum::response::Response {
-    let clerk = crate::api::clerk(request.headers());
-    scope(|c| c.clerk = clerk, next.run(request)).await
-}
-
-/// The clerk middleware around a router.
-pub fn layer(router: axum::Router) -> axum::Router {
-    router.layer(axum::middleware::from_fn(with_clerk))
 }
 
 /// One entry of the log.
@@ -278,37 +250,37 @@ impl Recorder {
 
 impl Pending {
     /// Record how it ended.
-    pub fn finish(
-        self,
-        result: &Result<crate::connection::DepartmentResponse, crate::connection::SendError>,
-    ) {
-        use crate::connection::SendError;
+    pub fn finish(self, outcome: Outcome<'_>) {
         let Pending {
             recorder,
             mut exchange,
             started,
         } = self;
         exchange.duration_ms = started.elapsed().as_millis() as u64;
-        match result {
-            Ok(response) => {
-                exchange.status = Some(response.status);
-                exchange.response_digest = Some(recorder.sink.hash.hex(&response.body));
-                exchange.response_bytes = Some(response.body.len() as u64);
+        match outcome {
+            Outcome::Answered { status, body } => {
+                exchange.status = Some(status);
+                exchange.response_digest = Some(recorder.sink.hash.hex(body));
+                exchange.response_bytes = Some(body.len() as u64);
             }
-            Err(e) => {
-                exchange.error = Some(
-                    match e {
-                        SendError::Forbidden(_) => "forbidden",
-                        SendError::Unavailable(_) => "unavailable",
-                        SendError::Timeout => "timeout",
-                        SendError::TooLarge => "too_large",
-                    }
-                    .to_string(),
-                );
-            }
+            Outcome::Failed(why) => exchange.error = Some(why.to_string()),
         }
         recorder.sink.record(Entry::Exchange(Box::new(exchange)));
     }
+}
+
+/// How an exchange ended, as the log keeps it.
+#[derive(Debug, Clone, Copy)]
+pub enum Outcome<'a> {
+    /// The department answered.
+    Answered {
+        /// Its HTTP status.
+        status: u16,
+        /// Its body (digested, never kept).
+        body: &'a [u8],
+    },
+    /// No answer: `forbidden`, `unavailable`, `timeout`, `too_large`.
+    Failed(&'static str),
 }
 
 /// The running audit log of this node.
@@ -320,12 +292,11 @@ pub struct AuditLog {
 impl AuditLog {
     /// Create the tables and start this node's writer, on the store's records connection.
     pub async fn start(
-        store: &crate::store::Store,
+        store: &Store,
         node: String,
         config: &AuditConfig,
-    ) -> Result<AuditLog, crate::store::StoreError> {
+    ) -> Result<AuditLog, StoreError> {
         let pool = store.log_pool().clone();
-        chain::migrate(&pool).await?;
         let (tx, rx) = tokio::sync::mpsc::channel(config.queue);
         let dropped = Arc::new(AtomicU64::new(0));
         let writer = writer::Writer::open(
@@ -362,46 +333,6 @@ impl AuditLog {
     }
 }
 
-/// `GET /admin/v1/audit?department=&since=&node=&limit=`: records, oldest first.
-pub fn router(pool: sqlx::AnyPool) -> axum::Router {
-    axum::Router::new()
-        .route("/admin/v1/audit", axum::routing::get(read))
-        .with_state(pool)
-}
-
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct ReadQuery {
-    department: Option<String>,
-    node: Option<String>,
-    /// Unix milliseconds.
-    since: Option<i64>,
-    limit: Option<i64>,
-}
-
-async fn read(
-    axum::extract::State(pool): axum::extract::State<sqlx::AnyPool>,
-    query: Result<axum::extract::Query<ReadQuery>, axum::extract::rejection::QueryRejection>,
-) -> Result<axum::Json<serde_json::Value>, crate::api::error::ApiError> {
-    let axum::extract::Query(query) = query.map_err(|e| {
-        crate::api::error::ApiError::InvalidInput(vec![gateway_base::model::FieldProblem::new(
-            "query",
-            "invalid",
-            e.body_text(),
-        )])
-    })?;
-    let limit = query.limit.unwrap_or(500).clamp(1, 5000);
-    let records = chain::read(
-        &pool,
-        query.department.as_deref(),
-        query.node.as_deref(),
-        query.since.unwrap_or(0),
-        limit,
-    )
-    .await?;
-    Ok(axum::Json(serde_json::json!({ "records": records })))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -430,7 +361,7 @@ mod tests {
     #[tokio::test]
     async fn a_full_queue_drops_without_waiting_and_the_chain_says_how_many() {
         let path = std::env::temp_dir().join(format!("audit-{}.db", uuid::Uuid::new_v4()));
-        let store = crate::store::Store::open(&format!("sqlite://{}", path.display()))
+        let store = Store::open(&format!("sqlite://{}", path.display()))
             .await
             .unwrap();
         let key = gateway_base::signature::SigningKeyFile::generate(

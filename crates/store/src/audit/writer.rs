@@ -4,8 +4,8 @@
 
 use super::chain::seal_message;
 use super::{AuditConfig, Entry, Message};
-use crate::store::StoreError;
-use crate::store::batch_insert::{BatchInsert, RecordsConnection};
+use crate::StoreError;
+use crate::batch_insert::{BatchInsert, RecordsConnection};
 use base64::Engine as _;
 use gateway_base::digest::HashAlgorithm;
 use gateway_base::signature::SigningKeyFile;

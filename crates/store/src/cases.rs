@@ -1,42 +1,11 @@
-//! Case storage: cases, their steps (one per matter), and the events of their timeline.
-//!
-//! One code path for SQLite (embedded default, WAL) and PostgreSQL (several nodes), through
-//! sqlx's `Any` driver: portable SQL only, timestamps as Unix milliseconds, JSON as text.
-//! A case and all its steps are written in one transaction before the API answers.
-//! With `[store.encryption]`, application payloads (form, lookups' answers, step inputs,
-//! held callbacks) are sealed before they are written ([`crate::at_rest`]).
+//! Cases, their steps (one per matter) and the events of their timeline; delivery claims,
+//! retries, dead letters, polls, and callbacks held until their submission is answered.
 
+use crate::{Result, Store, StoreError};
+use gateway_base::model::{Clerk, StepState};
+use gateway_base::time::now_ms;
 use serde::Serialize;
-use sqlx::any::{AnyPoolOptions, install_default_drivers};
-use sqlx::{AnyPool, Row};
-
-use crate::at_rest::PayloadCipher;
-pub use gateway_base::model::{Clerk, StepState};
-pub use gateway_base::time::now_ms;
-
-pub(crate) mod batch_insert;
-mod lookup_writer;
-
-/// Storage failure: the gateway's fault, never the caller's.
-#[derive(Debug, thiserror::Error)]
-pub enum StoreError {
-    /// The database failed.
-    #[error("store: {0}")]
-    Database(#[from] sqlx::Error),
-    /// A stored value no version of the gateway writes (an unknown step state, say).
-    #[error("store: {0}")]
-    Corrupt(String),
-    /// A sealed payload does not open (a key is missing, or the value was altered).
-    #[error("store: {place}: {error}")]
-    Sealed {
-        /// Where the value is (`cases.form:<case id>` …).
-        place: String,
-        /// Why it does not open.
-        error: crate::at_rest::OpenError,
-    },
-}
-
-type Result<T> = std::result::Result<T, StoreError>;
+use sqlx::Row;
 
 /// A stored case.
 #[derive(Debug, Clone, Serialize)]
@@ -120,36 +89,6 @@ pub struct Admission {
     pub client: Option<String>,
 }
 
-/// What a lookup serves: why, and the case or the clerk.
-#[derive(Debug, Clone)]
-pub struct LookupServes {
-    /// Why the data is looked up.
-    pub purpose: String,
-    /// The case it serves.
-    pub case_id: Option<String>,
-    /// The clerk it serves.
-    pub clerk: Option<Clerk>,
-}
-
-/// A recorded lookup.
-#[derive(Debug, Clone, Serialize)]
-pub struct LookupRecord {
-    /// Unix ms.
-    pub at: i64,
-    /// The portal client that asked.
-    pub client: String,
-    /// The lookup.
-    pub lookup: String,
-    /// Why.
-    pub purpose: String,
-    /// The case it served.
-    pub case_id: Option<String>,
-    /// The clerk it served.
-    pub clerk: Option<serde_json::Value>,
-    /// `ok` or the error kind.
-    pub outcome: String,
-}
-
 /// A new step to store with its case.
 #[derive(Debug, Clone)]
 pub struct NewStep {
@@ -165,213 +104,18 @@ pub struct NewStep {
     pub input: String,
 }
 
-/// The case store.
-#[derive(Debug, Clone)]
-pub struct Store {
-    pool: AnyPool,
-    log_pool: AnyPool,
-    cipher: Option<std::sync::Arc<PayloadCipher>>,
-    /// The connection lookup records and the audit log write through, in turns.
-    records: batch_insert::RecordsConnection,
-    lookups: lookup_writer::LookupWriter,
-}
-
-/// When a commit returns.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Durability {
-    /// Once it is on disk (SQLite `synchronous=FULL`; PostgreSQL's default): cases, steps,
-    /// events — what the API promises with a `202`.
-    Full,
-    /// Once the database has it, its flush to disk following shortly (SQLite WAL with
-    /// `synchronous=NORMAL`; PostgreSQL `synchronous_commit = off`): it survives the gateway
-    /// being killed, and a power cut can cost only the last moments' records.
-    Deferred,
-}
-
-/// A pool on `url` whose commits are as durable as `durability` says.
-async fn connect(url: &str, durability: Durability, max: u32) -> Result<AnyPool> {
-    let sqlite = url.starts_with("sqlite:");
-    let pool = AnyPoolOptions::new()
-        .max_connections(max)
-        .after_connect(move |conn, _| {
-            Box::pin(async move {
-                if sqlite {
-                    // WAL lets readers run beside the writer; the busy timeout queues writers
-                    // instead of failing them.
-                    sqlx::query("PRAGMA journal_mode=WAL")
-                        .execute(&mut *conn)
-                        .await?;
-                    sqlx::query("PRAGMA busy_timeout=5000")
-                        .execute(&mut *conn)
-                        .await?;
-                    let sync = match durability {
-                        Durability::Full => "PRAGMA synchronous=FULL",
-                        Durability::Deferred => "PRAGMA synchronous=NORMAL",
-                    };
-                    sqlx::query(sync).execute(&mut *conn).await?;
-                    sqlx::query("PRAGMA foreign_keys=ON")
-                        .execute(&mut *conn)
-                        .await?;
-                } else if durability == Durability::Deferred {
-                    sqlx::query("SET synchronous_commit = off")
-                        .execute(&mut *conn)
-                        .await?;
-                }
-                Ok(())
-            })
-        })
-        .connect(url)
-        .await?;
-    Ok(pool)
-}
-
-const SCHEMA: &[&str] = &[
-    "CREATE TABLE IF NOT EXISTS cases (
-        id TEXT PRIMARY KEY,
-        service TEXT NOT NULL,
-        form TEXT NOT NULL,
-        lookups TEXT NOT NULL,
-        idempotency_key TEXT,
-        request_digest TEXT,
-        created_at BIGINT NOT NULL
-    )",
-    "CREATE TABLE IF NOT EXISTS steps (
-        case_id TEXT NOT NULL REFERENCES cases(id),
-        step TEXT NOT NULL,
-        matter TEXT NOT NULL,
-        department TEXT NOT NULL,
-        state TEXT NOT NULL,
-        reference TEXT,
-        outputs TEXT NOT NULL,
-        message TEXT,
-        input TEXT NOT NULL,
-        attempts BIGINT NOT NULL,
-        idempotency_key TEXT NOT NULL,
-        next_attempt_at BIGINT NOT NULL,
-        next_poll_at BIGINT NOT NULL,
-        claimed_by TEXT,
-        claim_until BIGINT,
-        updated_at BIGINT NOT NULL,
-        PRIMARY KEY (case_id, step)
-    )",
-    "CREATE INDEX IF NOT EXISTS steps_by_reference ON steps (department, reference)",
-    "CREATE INDEX IF NOT EXISTS steps_by_state ON steps (state, next_attempt_at)",
-    "CREATE TABLE IF NOT EXISTS events (
-        id TEXT PRIMARY KEY,
-        case_id TEXT NOT NULL REFERENCES cases(id),
-        at BIGINT NOT NULL,
-        step TEXT,
-        department TEXT,
-        kind TEXT NOT NULL,
-        clerk TEXT,
-        state TEXT,
-        message TEXT
-    )",
-    "CREATE INDEX IF NOT EXISTS events_by_case ON events (case_id, id)",
-    // A department may call back before its answer to the submission reached the gateway.
-    "CREATE TABLE IF NOT EXISTS early_callbacks (
-        department TEXT NOT NULL,
-        reference TEXT NOT NULL,
-        report TEXT NOT NULL,
-        received_at BIGINT NOT NULL,
-        PRIMARY KEY (department, reference)
-    )",
-    // Every portal lookup: who asked, why, for which case or clerk, and how it ended.
-    "CREATE TABLE IF NOT EXISTS lookup_records (
-        id TEXT PRIMARY KEY,
-        at BIGINT NOT NULL,
-        client TEXT NOT NULL,
-        lookup TEXT NOT NULL,
-        purpose TEXT NOT NULL,
-        case_id TEXT,
-        clerk TEXT,
-        outcome TEXT NOT NULL
-    )",
-    // A repeated POST with the same Idempotency-Key finds the first case; NULLs do not collide.
-    "CREATE UNIQUE INDEX IF NOT EXISTS cases_by_idempotency_key ON cases (idempotency_key)",
-];
-
 const STEP_COLUMNS: &str = "case_id, step, matter, department, state, reference, outputs, message, input, attempts, idempotency_key, updated_at";
 
 impl Store {
-    /// Open (and create) the store at a `sqlite:` or `postgres://` URL.
-    pub async fn open(url: &str) -> Result<Self> {
-        install_default_drivers();
-        let url = if url.starts_with("sqlite:") && !url.contains('?') && !url.contains(":memory:") {
-            format!("{url}?mode=rwc")
-        } else {
-            url.to_string()
-        };
-        let sqlite = url.starts_with("sqlite:");
-        if let Some(path) = url
-            .strip_prefix("sqlite://")
-            .and_then(|p| p.split('?').next())
-            && let Some(dir) = std::path::Path::new(path).parent()
-            && !dir.as_os_str().is_empty()
-        {
-            let _ = std::fs::create_dir_all(dir);
-        }
-        let pool = connect(&url, Durability::Full, if sqlite { 4 } else { 16 }).await?;
-        for statement in SCHEMA {
-            sqlx::query(statement).execute(&pool).await?;
-        }
-        // Columns added after the first release: added to older stores, once.
-        for (table, column) in [("cases", "client TEXT"), ("steps", "input_codes TEXT")] {
-            let name = column.split(' ').next().unwrap_or_default();
-            let present = sqlx::query(&format!("SELECT {name} FROM {table} WHERE 1 = 0"))
-                .fetch_all(&pool)
-                .await
-                .is_ok();
-            if !present {
-                sqlx::query(&format!("ALTER TABLE {table} ADD COLUMN {column}"))
-                    .execute(&pool)
-                    .await?;
-            }
-        }
-        // Records of what happened (lookups, the audit log) go through their own connections,
-        // which commit without waiting for the disk; see [`Store::log_pool`].
-        let log_pool = if url.contains(":memory:") {
-            pool.clone()
-        } else {
-            connect(&url, Durability::Deferred, 2).await?
-        };
-        let records = batch_insert::RecordsConnection::new(log_pool.clone());
-        Ok(Store {
-            lookups: lookup_writer::LookupWriter::start(records.clone()),
-            records,
-            pool,
-            log_pool,
-            cipher: None,
-        })
-    }
-
-    /// Seal application payloads with these keys from now on (and open what they sealed).
-    pub fn with_cipher(mut self, cipher: Option<std::sync::Arc<PayloadCipher>>) -> Self {
-        self.cipher = cipher;
-        self
-    }
-
-    /// A payload as it is written for `place`: sealed when encryption is configured.
-    fn seal(&self, place: &str, plain: String) -> String {
-        match &self.cipher {
-            Some(cipher) => cipher.seal(place, &plain),
-            None => plain,
-        }
-    }
-
-    /// A stored payload as text again; plain values (written before encryption) pass.
-    fn unseal(&self, place: &str, stored: String) -> Result<String> {
-        PayloadCipher::open(self.cipher.as_deref(), place, stored).map_err(|error| {
-            StoreError::Sealed {
-                place: place.to_string(),
-                error,
-            }
-        })
-    }
-
-    /// A stored JSON payload.
-    fn open_json(&self, place: &str, stored: String) -> Result<serde_json::Value> {
-        Ok(serde_json::from_str(&self.unseal(place, stored)?).unwrap_or_default())
+    /// The clerk who received a case at the window, if a clerk did (its `received` event).
+    pub async fn received_by(&self, case_id: &str) -> Result<Option<Clerk>> {
+        let row = sqlx::query(
+            "SELECT clerk FROM events WHERE case_id = $1 AND kind = 'received' AND clerk IS NOT NULL",
+        )
+        .bind(case_id)
+        .fetch_optional(&self.pool)
+        .await?;
+        Ok(row.and_then(|r| serde_json::from_str(&r.get::<String, _>("clerk")).ok()))
     }
 
     /// Store a new case with its steps and its first event, in one transaction.
@@ -696,43 +440,6 @@ impl Store {
         Ok(())
     }
 
-    /// Record a portal lookup (the query and answer are not kept: only who, why and how).
-    pub async fn record_lookup(
-        &self,
-        client: &str,
-        lookup: &str,
-        served: &LookupServes,
-        outcome: &str,
-    ) -> Result<()> {
-        // Group commit: concurrent lookups share one transaction; each returns once stored.
-        self.lookups.record(client, lookup, served, outcome).await
-    }
-
-    /// The latest recorded lookups, newest first.
-    pub async fn lookup_records(&self, limit: i64) -> Result<Vec<LookupRecord>> {
-        let rows = sqlx::query(
-            "SELECT at, client, lookup, purpose, case_id, clerk, outcome FROM lookup_records
-             ORDER BY id DESC LIMIT $1",
-        )
-        .bind(limit)
-        .fetch_all(&self.pool)
-        .await?;
-        Ok(rows
-            .iter()
-            .map(|r| LookupRecord {
-                at: r.get("at"),
-                client: r.get("client"),
-                lookup: r.get("lookup"),
-                purpose: r.get("purpose"),
-                case_id: r.get("case_id"),
-                clerk: r
-                    .get::<Option<String>, _>("clerk")
-                    .and_then(|c| serde_json::from_str(&c).ok()),
-                outcome: r.get("outcome"),
-            })
-            .collect())
-    }
-
     /// The case an idempotency key was first used for, with the digest of that request.
     pub async fn case_by_idempotency_key(&self, key: &str) -> Result<Option<(String, String)>> {
         let row = sqlx::query("SELECT id, request_digest FROM cases WHERE idempotency_key = $1")
@@ -872,30 +579,6 @@ impl Store {
             .await?;
         let place = format!("early_callbacks.report:{department}:{reference}");
         Ok(serde_json::from_str(&self.unseal(&place, row.get("report"))?).ok())
-    }
-
-    /// The connection pool, for modules that keep tables of their own (deadlines, licences).
-    pub fn pool(&self) -> &AnyPool {
-        &self.pool
-    }
-
-    /// The pool for records of what happened — lookup records, the audit log — whose commits
-    /// do not wait for the disk (SQLite `synchronous=NORMAL`, PostgreSQL `synchronous_commit =
-    /// off`): many are written per request, and an fsync each would cap the gateway's
-    /// throughput at the disk's. The audit chain shows what a power cut cut off (records after
-    /// the last seal); a case is never among them.
-    pub fn log_pool(&self) -> &AnyPool {
-        &self.log_pool
-    }
-
-    /// The one connection of [`Self::log_pool`] that record writers write through, in turns.
-    pub(crate) fn records_connection(&self) -> batch_insert::RecordsConnection {
-        self.records.clone()
-    }
-
-    /// True when the store answers.
-    pub async fn ping(&self) -> bool {
-        sqlx::query("SELECT 1").execute(&self.pool).await.is_ok()
     }
 }
 

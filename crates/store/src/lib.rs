@@ -1,0 +1,241 @@
+//! The gateway's store: every table and every query, in SQLite or PostgreSQL.
+//!
+//! One code path for SQLite (embedded default, WAL) and PostgreSQL (several nodes), through
+//! sqlx's `Any` driver: portable SQL only, timestamps as Unix milliseconds, JSON as text.
+//! A case and all its steps are written in one transaction before the API answers.
+//! With `[store.encryption]`, application payloads (form, lookups' answers, step inputs,
+//! held callbacks) are sealed before they are written ([`at_rest`]).
+//!
+//! The schema is one versioned set of migrations (`migrations/`, embedded with
+//! `sqlx::migrate!`), run once when the store is opened; a store made before migrations were
+//! versioned is brought to its first version first ([`Store::open`]).
+//!
+//! # Layout
+//! - [`cases`]: cases, their steps (one per matter), the events of their timeline, delivery
+//!   claims, dead letters, callbacks held for later.
+//! - [`lookups`]: the record of every portal lookup (who, why, for which case or clerk).
+//! - [`licences`]: electronic licences issued by approved steps.
+//! - [`registry`]: adapter versions, each department's route, the history of changes.
+//! - [`audit`]: the audit log: entries, the per-node hash chain, its writer and verifier.
+//! - [`at_rest`]: SM4-GCM / AES-256-GCM sealing of stored payloads, key rotation.
+//! - `batch_insert`, `lookup_writer`: records written in multi-row batches on a held
+//!   connection (group commit).
+
+pub mod at_rest;
+pub mod audit;
+pub(crate) mod batch_insert;
+pub mod cases;
+pub mod licences;
+mod lookup_writer;
+pub mod lookups;
+pub mod registry;
+
+pub use cases::{Admission, CaseRecord, EventRecord, NewStep, StepRecord};
+pub use lookups::{LookupRecord, LookupServes};
+
+use crate::at_rest::PayloadCipher;
+use sqlx::AnyPool;
+use sqlx::any::{AnyPoolOptions, install_default_drivers};
+
+/// Storage failure: the gateway's fault, never the caller's.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// The database failed.
+    #[error("store: {0}")]
+    Database(#[from] sqlx::Error),
+    /// The schema could not be brought to this version.
+    #[error("store: migrating the schema: {0}")]
+    Migrate(#[from] sqlx::migrate::MigrateError),
+    /// A stored value no version of the gateway writes (an unknown step state, say).
+    #[error("store: {0}")]
+    Corrupt(String),
+    /// A sealed payload does not open (a key is missing, or the value was altered).
+    #[error("store: {place}: {error}")]
+    Sealed {
+        /// Where the value is (`cases.form:<case id>` …).
+        place: String,
+        /// Why it does not open.
+        error: crate::at_rest::OpenError,
+    },
+}
+
+type Result<T> = std::result::Result<T, StoreError>;
+
+/// The case store.
+#[derive(Debug, Clone)]
+pub struct Store {
+    pool: AnyPool,
+    log_pool: AnyPool,
+    cipher: Option<std::sync::Arc<PayloadCipher>>,
+    /// The connection lookup records and the audit log write through, in turns.
+    records: batch_insert::RecordsConnection,
+    lookups: lookup_writer::LookupWriter,
+}
+
+/// When a commit returns.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Durability {
+    /// Once it is on disk (SQLite `synchronous=FULL`; PostgreSQL's default): cases, steps,
+    /// events — what the API promises with a `202`.
+    Full,
+    /// Once the database has it, its flush to disk following shortly (SQLite WAL with
+    /// `synchronous=NORMAL`; PostgreSQL `synchronous_commit = off`): it survives the gateway
+    /// being killed, and a power cut can cost only the last moments' records.
+    Deferred,
+}
+
+/// A pool on `url` whose commits are as durable as `durability` says.
+async fn connect(url: &str, durability: Durability, max: u32) -> Result<AnyPool> {
+    let sqlite = url.starts_with("sqlite:");
+    let pool = AnyPoolOptions::new()
+        .max_connections(max)
+        .after_connect(move |conn, _| {
+            Box::pin(async move {
+                if sqlite {
+                    // WAL lets readers run beside the writer; the busy timeout queues writers
+                    // instead of failing them.
+                    sqlx::query("PRAGMA journal_mode=WAL")
+                        .execute(&mut *conn)
+                        .await?;
+                    sqlx::query("PRAGMA busy_timeout=5000")
+                        .execute(&mut *conn)
+                        .await?;
+                    let sync = match durability {
+                        Durability::Full => "PRAGMA synchronous=FULL",
+                        Durability::Deferred => "PRAGMA synchronous=NORMAL",
+                    };
+                    sqlx::query(sync).execute(&mut *conn).await?;
+                    sqlx::query("PRAGMA foreign_keys=ON")
+                        .execute(&mut *conn)
+                        .await?;
+                } else if durability == Durability::Deferred {
+                    sqlx::query("SET synchronous_commit = off")
+                        .execute(&mut *conn)
+                        .await?;
+                }
+                Ok(())
+            })
+        })
+        .connect(url)
+        .await?;
+    Ok(pool)
+}
+
+/// The schema's versions, embedded in the binary.
+static MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!();
+
+/// Bring the schema to this version: a store from before versioned migrations gets the
+/// columns added after its first release, then every migration not yet applied runs (each
+/// once, recorded in `_sqlx_migrations`; PostgreSQL nodes starting together take turns).
+async fn migrate(pool: &AnyPool) -> Result<()> {
+    let versioned = sqlx::query("SELECT version FROM _sqlx_migrations WHERE 1 = 0")
+        .fetch_all(pool)
+        .await
+        .is_ok();
+    let present = |table: &str, column: &str| {
+        let sql = format!("SELECT {column} FROM {table} WHERE 1 = 0");
+        async move { sqlx::query(&sql).fetch_all(pool).await.is_ok() }
+    };
+    if !versioned && present("cases", "id").await {
+        for (table, column) in [("cases", "client"), ("steps", "input_codes")] {
+            if !present(table, column).await {
+                sqlx::query(&format!("ALTER TABLE {table} ADD COLUMN {column} TEXT"))
+                    .execute(pool)
+                    .await?;
+            }
+        }
+    }
+    MIGRATIONS.run(pool).await?;
+    Ok(())
+}
+
+impl Store {
+    /// Open (and create) the store at a `sqlite:` or `postgres://` URL.
+    pub async fn open(url: &str) -> Result<Self> {
+        install_default_drivers();
+        let url = if url.starts_with("sqlite:") && !url.contains('?') && !url.contains(":memory:") {
+            format!("{url}?mode=rwc")
+        } else {
+            url.to_string()
+        };
+        let sqlite = url.starts_with("sqlite:");
+        if let Some(path) = url
+            .strip_prefix("sqlite://")
+            .and_then(|p| p.split('?').next())
+            && let Some(dir) = std::path::Path::new(path).parent()
+            && !dir.as_os_str().is_empty()
+        {
+            let _ = std::fs::create_dir_all(dir);
+        }
+        let pool = connect(&url, Durability::Full, if sqlite { 4 } else { 16 }).await?;
+        migrate(&pool).await?;
+        // Records of what happened (lookups, the audit log) go through their own connections,
+        // which commit without waiting for the disk; see [`Store::log_pool`].
+        let log_pool = if url.contains(":memory:") {
+            pool.clone()
+        } else {
+            connect(&url, Durability::Deferred, 2).await?
+        };
+        let records = batch_insert::RecordsConnection::new(log_pool.clone());
+        Ok(Store {
+            lookups: lookup_writer::LookupWriter::start(records.clone()),
+            records,
+            pool,
+            log_pool,
+            cipher: None,
+        })
+    }
+
+    /// Seal application payloads with these keys from now on (and open what they sealed).
+    pub fn with_cipher(mut self, cipher: Option<std::sync::Arc<PayloadCipher>>) -> Self {
+        self.cipher = cipher;
+        self
+    }
+
+    /// A payload as it is written for `place`: sealed when encryption is configured.
+    pub(crate) fn seal(&self, place: &str, plain: String) -> String {
+        match &self.cipher {
+            Some(cipher) => cipher.seal(place, &plain),
+            None => plain,
+        }
+    }
+
+    /// A stored payload as text again; plain values (written before encryption) pass.
+    pub(crate) fn unseal(&self, place: &str, stored: String) -> Result<String> {
+        PayloadCipher::open(self.cipher.as_deref(), place, stored).map_err(|error| {
+            StoreError::Sealed {
+                place: place.to_string(),
+                error,
+            }
+        })
+    }
+
+    /// A stored JSON payload.
+    pub(crate) fn open_json(&self, place: &str, stored: String) -> Result<serde_json::Value> {
+        Ok(serde_json::from_str(&self.unseal(place, stored)?).unwrap_or_default())
+    }
+
+    /// The connection pool of cases, steps and events.
+    pub fn pool(&self) -> &AnyPool {
+        &self.pool
+    }
+
+    /// The pool for records of what happened — lookup records, the audit log — whose commits
+    /// do not wait for the disk (SQLite `synchronous=NORMAL`, PostgreSQL `synchronous_commit =
+    /// off`): many are written per request, and an fsync each would cap the gateway's
+    /// throughput at the disk's. The audit chain shows what a power cut cut off (records after
+    /// the last seal); a case is never among them.
+    pub fn log_pool(&self) -> &AnyPool {
+        &self.log_pool
+    }
+
+    /// The one connection of [`Self::log_pool`] that record writers write through, in turns.
+    pub(crate) fn records_connection(&self) -> batch_insert::RecordsConnection {
+        self.records.clone()
+    }
+
+    /// True when the store answers.
+    pub async fn ping(&self) -> bool {
+        sqlx::query("SELECT 1").execute(&self.pool).await.is_ok()
+    }
+}

@@ -1,0 +1,77 @@
+//! The record of every portal lookup: who asked, why, for which case or clerk, and how it
+//! ended (the query and the answer are not kept). Written by group commit
+//! (`lookup_writer`): concurrent lookups share one transaction, each answered once stored.
+
+use crate::{Result, Store};
+use gateway_base::model::Clerk;
+use serde::Serialize;
+use sqlx::Row;
+
+/// What a lookup serves: why, and the case or the clerk.
+#[derive(Debug, Clone)]
+pub struct LookupServes {
+    /// Why the data is looked up.
+    pub purpose: String,
+    /// The case it serves.
+    pub case_id: Option<String>,
+    /// The clerk it serves.
+    pub clerk: Option<Clerk>,
+}
+
+/// A recorded lookup.
+#[derive(Debug, Clone, Serialize)]
+pub struct LookupRecord {
+    /// Unix ms.
+    pub at: i64,
+    /// The portal client that asked.
+    pub client: String,
+    /// The lookup.
+    pub lookup: String,
+    /// Why.
+    pub purpose: String,
+    /// The case it served.
+    pub case_id: Option<String>,
+    /// The clerk it served.
+    pub clerk: Option<serde_json::Value>,
+    /// `ok` or the error kind.
+    pub outcome: String,
+}
+
+impl Store {
+    /// Record a portal lookup (the query and answer are not kept: only who, why and how).
+    pub async fn record_lookup(
+        &self,
+        client: &str,
+        lookup: &str,
+        served: &LookupServes,
+        outcome: &str,
+    ) -> Result<()> {
+        // Group commit: concurrent lookups share one transaction; each returns once stored.
+        self.lookups.record(client, lookup, served, outcome).await
+    }
+
+    /// The latest recorded lookups, newest first.
+    pub async fn lookup_records(&self, limit: i64) -> Result<Vec<LookupRecord>> {
+        let rows = sqlx::query(
+            "SELECT at, client, lookup, purpose, case_id, clerk, outcome FROM lookup_records
+             ORDER BY id DESC LIMIT $1",
+        )
+        .bind(limit)
+        .fetch_all(&self.pool)
+        .await?;
+        Ok(rows
+            .iter()
+            .map(|r| LookupRecord {
+                at: r.get("at"),
+                client: r.get("client"),
+                lookup: r.get("lookup"),
+                purpose: r.get("purpose"),
+                case_id: r.get("case_id"),
+                clerk: r
+                    .get::<Option<String>, _>("clerk")
+                    .and_then(|c| serde_json::from_str(&c).ok()),
+                outcome: r.get("outcome"),
+            })
+            .collect())
+    }
+}

@@ -1,0 +1,230 @@
+//! The schema is one versioned migration set, run when the store opens: on an empty database,
+//! on a store made before migrations were versioned (with and without the columns added after
+//! its first release), and again on an up-to-date store, where it changes nothing.
+//!
+//! SQLite always; PostgreSQL too when `GATEWAY_TEST_POSTGRES_URL` names a server (a fresh
+//! database on it per case, dropped afterwards).
+
+use gateway_base::model::StepState;
+use gateway_store::{Admission, NewStep, Store};
+use sqlx::Connection as _;
+
+/// The tables as the gateway created them before versioned migrations, as of its first release
+/// (`cases.client` and `steps.input_codes` came later).
+const FIRST_RELEASE: &[&str] = &[
+    "CREATE TABLE cases (id TEXT PRIMARY KEY, service TEXT NOT NULL, form TEXT NOT NULL,
+        lookups TEXT NOT NULL, idempotency_key TEXT, request_digest TEXT, created_at BIGINT NOT NULL)",
+    "CREATE TABLE steps (case_id TEXT NOT NULL REFERENCES cases(id), step TEXT NOT NULL,
+        matter TEXT NOT NULL, department TEXT NOT NULL, state TEXT NOT NULL, reference TEXT,
+        outputs TEXT NOT NULL, message TEXT, input TEXT NOT NULL, attempts BIGINT NOT NULL,
+        idempotency_key TEXT NOT NULL, next_attempt_at BIGINT NOT NULL, next_poll_at BIGINT NOT NULL,
+        claimed_by TEXT, claim_until BIGINT, updated_at BIGINT NOT NULL, PRIMARY KEY (case_id, step))",
+    "CREATE TABLE events (id TEXT PRIMARY KEY, case_id TEXT NOT NULL REFERENCES cases(id),
+        at BIGINT NOT NULL, step TEXT, department TEXT, kind TEXT NOT NULL, clerk TEXT,
+        state TEXT, message TEXT)",
+    "INSERT INTO cases VALUES ('old-case', 'tax.registration', '{\"a\":1}', '{}', NULL, NULL, 1700000000000)",
+    "INSERT INTO steps VALUES ('old-case', 'main', 'tax.registration', 'tax', 'processing',
+        'SW1', '{}', NULL, '{\"taxpayer_id\":\"91350100M000100Y43\"}', 1, 'k1', 0, 0, NULL, NULL, 1700000000000)",
+];
+
+/// A database to run one case on: a SQLite file, or a fresh PostgreSQL database.
+struct Database {
+    url: String,
+    _dir: Option<tempfile::TempDir>,
+    postgres: Option<(String, String)>,
+}
+
+impl Database {
+    async fn sqlite() -> Database {
+        let dir = tempfile::tempdir().unwrap();
+        Database {
+            url: format!(
+                "sqlite://{}?mode=rwc",
+                dir.path().join("store.db").display()
+            ),
+            _dir: Some(dir),
+            postgres: None,
+        }
+    }
+
+    async fn postgres(server: &str) -> Database {
+        let name = format!("migrations_{}", uuid::Uuid::new_v4().simple());
+        let mut admin = sqlx::PgConnection::connect(server).await.unwrap();
+        sqlx::query(&format!("CREATE DATABASE {name}"))
+            .execute(&mut admin)
+            .await
+            .unwrap();
+        let base = server.rsplit_once('/').map_or(server, |(base, _)| base);
+        Database {
+            url: format!("{base}/{name}"),
+            _dir: None,
+            postgres: Some((server.to_string(), name)),
+        }
+    }
+
+    async fn every() -> Vec<Database> {
+        let mut all = vec![Database::sqlite().await];
+        if let Ok(server) = std::env::var("GATEWAY_TEST_POSTGRES_URL")
+            && !server.is_empty()
+        {
+            all.push(Database::postgres(&server).await);
+        }
+        all
+    }
+
+    async fn run(&self, statements: &[&str]) {
+        sqlx::any::install_default_drivers();
+        let mut conn = sqlx::AnyConnection::connect(&self.url).await.unwrap();
+        for statement in statements {
+            sqlx::query(statement).execute(&mut conn).await.unwrap();
+        }
+    }
+
+    async fn drop(self) {
+        if let Some((server, name)) = self.postgres {
+            let mut admin = sqlx::PgConnection::connect(&server).await.unwrap();
+            sqlx::query(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
+                .execute(&mut admin)
+                .await
+                .unwrap();
+        }
+    }
+}
+
+async fn versions(store: &Store) -> Vec<i64> {
+    use sqlx::Row as _;
+    sqlx::query("SELECT version FROM _sqlx_migrations ORDER BY version")
+        .fetch_all(store.pool())
+        .await
+        .unwrap()
+        .iter()
+        .map(|r| r.get::<i64, _>("version"))
+        .collect()
+}
+
+fn new_case() -> (Vec<NewStep>, Admission) {
+    let steps = vec![NewStep {
+        step: "main".into(),
+        matter: "tax.registration".into(),
+        department: "tax".into(),
+        after: Vec::new(),
+        input: r#"{"taxpayer_id":"91350100M000100Y43"}"#.into(),
+    }];
+    let admission = Admission {
+        client: Some("portal".into()),
+        ..Admission::default()
+    };
+    (steps, admission)
+}
+
+#[tokio::test]
+async fn an_empty_database_gets_every_table_and_the_version() {
+    for db in Database::every().await {
+        let store = Store::open(&db.url).await.unwrap();
+        assert_eq!(versions(&store).await, [1]);
+        let (steps, admission) = new_case();
+        let form = serde_json::json!({"a": 1});
+        store
+            .create_case(
+                "c1",
+                "tax.registration",
+                &form,
+                &serde_json::json!({}),
+                &steps,
+                &admission,
+            )
+            .await
+            .unwrap();
+        assert_eq!(
+            store.case("c1").await.unwrap().unwrap().client.as_deref(),
+            Some("portal")
+        );
+        assert!(store.licences_of_case("c1").await.unwrap().is_empty());
+        assert!(
+            gateway_store::registry::routes(&store)
+                .await
+                .unwrap()
+                .is_empty()
+        );
+        // Opening again changes nothing and runs nothing twice.
+        drop(store);
+        let again = Store::open(&db.url).await.unwrap();
+        assert_eq!(versions(&again).await, [1]);
+        assert!(again.case("c1").await.unwrap().is_some());
+        drop(again);
+        db.drop().await;
+    }
+}
+
+#[tokio::test]
+async fn a_store_from_before_versioned_migrations_is_brought_up_to_date_with_its_cases() {
+    for db in Database::every().await {
+        db.run(FIRST_RELEASE).await;
+        let store = Store::open(&db.url).await.unwrap();
+        assert_eq!(versions(&store).await, [1]);
+        // The old case reads as it was, with the columns it did not have.
+        let case = store
+            .case("old-case")
+            .await
+            .unwrap()
+            .expect("the old case is kept");
+        assert_eq!(case.form, serde_json::json!({"a": 1}));
+        assert_eq!(case.client, None);
+        let steps = store.steps("old-case").await.unwrap();
+        assert_eq!(steps.len(), 1);
+        assert_eq!(steps[0].state, StepState::Processing);
+        assert_eq!(steps[0].reference.as_deref(), Some("SW1"));
+        // And the store works as a new one: new cases, licences and adapter routes.
+        let (steps, admission) = new_case();
+        store
+            .create_case(
+                "c2",
+                "tax.registration",
+                &serde_json::json!({}),
+                &serde_json::json!({}),
+                &steps,
+                &admission,
+            )
+            .await
+            .unwrap();
+        assert_eq!(
+            store.case("c2").await.unwrap().unwrap().client.as_deref(),
+            Some("portal")
+        );
+        assert!(
+            gateway_store::registry::routes(&store)
+                .await
+                .unwrap()
+                .is_empty()
+        );
+        drop(store);
+        db.drop().await;
+    }
+}
+
+#[tokio::test]
+async fn an_unknown_step_state_is_an_error_not_a_guess() {
+    let db = Database::sqlite().await;
+    let store = Store::open(&db.url).await.unwrap();
+    let (steps, admission) = new_case();
+    store
+        .create_case(
+            "c3",
+            "tax.registration",
+            &serde_json::json!({}),
+            &serde_json::json!({}),
+            &steps,
+            &admission,
+        )
+        .await
+        .unwrap();
+    sqlx::query("UPDATE steps SET state = 'finished' WHERE case_id = 'c3'")
+        .execute(store.pool())
+        .await
+        .unwrap();
+    let error = store.steps("c3").await.unwrap_err();
+    assert!(
+        error.to_string().contains("`finished` is not a step state"),
+        "{error}"
+    );
+}
