@@ -14,11 +14,14 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 
 /// The version serving each department, by department id: what the catalogue is built against
-/// ([`crate::adapters::Adapters::actives`], or a reload's plan).
-pub type Serving = BTreeMap<String, Arc<crate::host::LoadedAdapter>>;
+/// ([`gateway_plugins::adapters::Adapters::actives`], or a reload's plan).
+pub type Serving = BTreeMap<String, Arc<gateway_plugins::host::LoadedAdapter>>;
 
 /// The version serving a lookup, among `serving`.
-fn for_lookup<'a>(serving: &'a Serving, name: &str) -> Option<&'a crate::host::LoadedAdapter> {
+fn for_lookup<'a>(
+    serving: &'a Serving,
+    name: &str,
+) -> Option<&'a gateway_plugins::host::LoadedAdapter> {
     serving
         .values()
         .find(|a| a.description().lookups.iter().any(|l| l.name == name))

@@ -204,7 +204,7 @@ impl Admin {
             .map(str::to_string)
             .context("the admin API needs an operator's token: --token or GATEWAY_ADMIN_TOKEN")?;
         let http = reqwest::Client::builder()
-            .use_preconfigured_tls(crate::tls::no_trust_config()?)
+            .use_preconfigured_tls(gateway_plugins::tls::no_trust_config()?)
             .build()?;
         Ok(Admin {
             base: admin.trim_end_matches('/').to_string(),

@@ -12,10 +12,10 @@ use crate::api::AppState;
 use crate::api::openapi::{
     CheckState, Health, Readiness as ReadinessView, ReadinessCheck, ReadyStatus,
 };
-use crate::connection::Connection;
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::{Extension, Json};
+use gateway_plugins::connection::Connection;
 use std::collections::BTreeMap;
 use std::sync::{Arc, RwLock};
 use std::time::Duration;

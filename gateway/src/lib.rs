@@ -36,17 +36,14 @@
 //! - [`otel`]: optional export of spans with OTLP/HTTP, same trace ids as `traceparent`, masked.
 //! - [`telemetry`]: the Prometheus recorder and the gateway's metrics.
 
-pub mod adapters;
 pub mod admin;
 pub mod api;
 pub mod auth;
 pub mod catalogue;
 pub mod cli;
-pub mod connection;
 pub mod deadlines;
 pub mod delivery;
 pub mod health;
-pub mod host;
 pub mod licences;
 pub mod listener;
 pub mod logging;
@@ -94,13 +91,14 @@ impl Gateway {
             Some(dir) => Some(std::path::absolute(config.resolve(dir))?),
             None => None,
         };
-        let engine = host::PluginEngine::new(256, cache_dir.as_deref())?;
+        let engine = gateway_plugins::host::PluginEngine::new(256, cache_dir.as_deref())?;
         // Checked when the config was loaded; read again here for the key material.
         let cipher = gateway_store::at_rest::PayloadCipher::new(&config.payload_keys()?);
         let store = gateway_store::Store::open(&config.store.url)
             .await?
             .with_cipher(cipher.map(Arc::new));
-        let adapters = adapters::Adapters::start(&config, &engine, store.clone()).await?;
+        let adapters =
+            gateway_plugins::adapters::Adapters::start(&config, &engine, store.clone()).await?;
         let catalogue = Arc::new(catalogue::Catalogue::build(&config, &adapters.actives())?);
         let public_tls = match &config.server.tls {
             Some(tls) => Some(tls::server_config(&config, tls)?),

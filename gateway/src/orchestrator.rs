@@ -6,18 +6,18 @@
 //! survives a crash between acceptance and delivery, and the same idempotency key is sent on
 //! every attempt.
 
-use crate::adapters::Adapters;
 use crate::api::error::ApiError;
 use crate::catalogue::{Catalogue, FieldProblem, Service, merge_problems};
 use crate::delivery::{Circuit, Delivery};
-use crate::host::CallError;
-use crate::host::contract::{self, AdapterError, Submission};
 use crate::services::{Context, check_rules, problem_on_form};
 use arc_swap::ArcSwap;
 use gateway_base::config::Source;
 use gateway_base::model::StepState;
 use gateway_base::telemetry;
 use gateway_base::time::now_ms;
+use gateway_plugins::adapters::Adapters;
+use gateway_plugins::host::CallError;
+use gateway_plugins::host::contract::{self, AdapterError, Submission};
 use gateway_store::{Admission, NewStep, StepRecord, Store};
 use serde_json::{Value, json};
 use std::collections::BTreeMap;

@@ -57,7 +57,7 @@ where
     // reqwest's blocking client, built (and later dropped) off the async runtime: the batch
     // processor's thread sends with it. Like every client of the gateway it brings its own
     // rustls provider (the process installs none).
-    let tls = crate::tls::no_trust_config()?;
+    let tls = gateway_plugins::tls::no_trust_config()?;
     let client = std::thread::spawn(move || {
         reqwest::blocking::Client::builder()
             .use_preconfigured_tls(tls)

@@ -25,12 +25,12 @@
 //! config's component files, the reload answers 500 and nothing else is swapped; a route already
 //! written is followed by the nodes' sync like any activation.
 
-use crate::adapters::AdapterPlan;
 use crate::auth::{Authenticator, Credentials};
 use crate::catalogue::{Catalogue, FieldProblem};
-use crate::connection::Connection;
 use crate::orchestrator::Orchestrator;
 use gateway_base::config::{Config, ConfigError};
+use gateway_plugins::adapters::AdapterPlan;
+use gateway_plugins::connection::Connection;
 use serde::Serialize;
 use sqlx::Row;
 use std::collections::{BTreeMap, BTreeSet};

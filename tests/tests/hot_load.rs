@@ -93,7 +93,7 @@ async fn admin_env() -> Env {
 }
 
 fn digest(bytes: &[u8]) -> String {
-    gateway::adapters::digest(bytes)
+    gateway_plugins::adapters::digest(bytes)
 }
 
 async fn clearance(env_url: &str, http: &reqwest::Client) -> u16 {

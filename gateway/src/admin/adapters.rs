@@ -1,7 +1,6 @@
 //! Operators' routes for adapter versions: push, list, activate (fully or staged), promote,
 //! roll back, remove. Every change records the operator whose token made it.
 
-use crate::adapters::AdminError;
 use crate::api::AppState;
 use crate::api::error::ApiError;
 use crate::auth::Operator;
@@ -12,6 +11,7 @@ use axum::http::StatusCode;
 use axum::routing::{delete, get, post};
 use axum::{Json, Router};
 use gateway_base::model::FieldProblem;
+use gateway_plugins::adapters::AdminError;
 use serde::Deserialize;
 use serde_json::{Value, json};
 

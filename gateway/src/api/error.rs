@@ -7,12 +7,12 @@
 //! a department or adapter fault is 502/503/504; the gateway's own is 500 with a generic body
 //! (the detail goes to the log, never to the caller).
 
-use crate::host::CallError;
-use crate::host::contract::AdapterError;
 use axum::Json;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use gateway_base::model::FieldProblem;
+use gateway_plugins::host::CallError;
+use gateway_plugins::host::contract::AdapterError;
 use serde::Serialize;
 
 /// An error answered to a portal.

@@ -17,7 +17,6 @@ pub mod error;
 pub mod openapi;
 
 use crate::auth::Client;
-use crate::host::contract::CallbackRequest;
 use crate::orchestrator::{Orchestrator, case_status};
 use axum::body::Bytes;
 use axum::extract::{Path, State};
@@ -26,6 +25,7 @@ use axum::{Extension, Json, Router};
 use error::ApiError;
 use gateway_base::model::FieldProblem;
 use gateway_base::model::{Clerk, StepState};
+use gateway_plugins::host::contract::CallbackRequest;
 use gateway_store::Admission;
 use openapi::Error;
 use serde_json::{Value, json};

@@ -21,7 +21,7 @@
 
 use anyhow::{Context, bail};
 use clap::Parser;
-use gateway::host::{Department, Limits, LoadedAdapter, PluginEngine};
+use gateway_plugins::host::{Department, Limits, LoadedAdapter, PluginEngine};
 use std::fmt::Write as _;
 use std::fs::File;
 use std::net::{TcpListener, TcpStream};
@@ -1372,7 +1372,7 @@ adapter = "hostile_adapter.wasm"
     let dept_config = &config.departments["hostile"];
     let department = Arc::new(Department::new(
         "hostile",
-        gateway::connection::Connection::new(&config, dept_config)?,
+        gateway_plugins::connection::Connection::new(&config, dept_config)?,
         dept_config.settings.clone(),
         Limits::default().max_instances,
     ));

@@ -77,7 +77,8 @@ mod tests {
 
     #[test]
     fn a_file_is_handed_out_once_after_it_held_still() {
-        let dir = std::env::temp_dir().join(format!("watch-{}", uuid::Uuid::new_v4()));
+        let temp = tempfile::tempdir().unwrap();
+        let dir = temp.path().join("drop");
         let mut watcher = Watcher::new(dir.clone()).unwrap();
         std::fs::write(dir.join("a.wasm"), b"one").unwrap();
         std::fs::write(dir.join("notes.txt"), b"ignored").unwrap();
@@ -90,6 +91,5 @@ mod tests {
         std::fs::write(dir.join("a.wasm"), b"changed!").unwrap();
         assert!(watcher.scan().is_empty());
         assert_eq!(watcher.scan(), vec![dir.join("a.wasm")]);
-        std::fs::remove_dir_all(dir).unwrap();
     }
 }
