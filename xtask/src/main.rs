@@ -6,13 +6,13 @@
 //! - `cargo xtask adapters`: build the adapter components only.
 //! - `cargo xtask bench`: run the benchmarks and print their figures (see BENCHMARKS.md).
 //! - `cargo xtask lint`: rustfmt check and clippy with warnings denied.
-//! - `cargo xtask schemathesis`: schemathesis against a demo gateway (part of `test` when
-//!   `GATEWAY_TEST_SCHEMATHESIS=1`, as in CI).
+//! - `cargo xtask schemathesis`: schemathesis against a gateway configured as the demo, on ports
+//!   of its own (part of `test` when `GATEWAY_TEST_SCHEMATHESIS=1`, as in CI).
 //! - `cargo xtask new-adapter <department-id> [--name 中文名] [--out DIR] [--sdk PATH]`: a new
 //!   adapter crate from the template `plugins/template` (see `docs/writing-an-adapter.md`).
 
 use anyhow::{Context, bail};
-use std::net::TcpStream;
+use std::net::{TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command};
 use std::time::{Duration, Instant};
@@ -42,7 +42,11 @@ fn main() -> anyhow::Result<()> {
         Some("adapters") => build_adapters(),
         Some("bench") => bench(&root, &args[1..]),
         Some("lint") => lint(),
-        Some("schemathesis") => schemathesis(&root),
+        Some("schemathesis") => {
+            build_adapters()?;
+            build_binaries()?;
+            schemathesis(&root)
+        }
         Some("new-adapter") => new_adapter(&root, &invoked_from, &args[1..]),
         _ => {
             eprintln!(
@@ -54,18 +58,62 @@ fn main() -> anyhow::Result<()> {
 }
 
 fn cargo() -> Command {
-    Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()))
+    let mut cargo = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()));
+    without_cargo_run_env(&mut cargo);
+    cargo
+}
+
+/// Remove what `cargo run` (the `xtask` alias) hands this process about the xtask package.
+///
+/// Some build scripts (ring's) fingerprint `CARGO_MANIFEST_DIR` and `CARGO_PKG_*` as cargo sees
+/// them, so a build started with xtask's values would rebuild ring and all that depends on it
+/// after any build from a shell, and the shell's build would rebuild them again. Without them, a
+/// build from here is the build a shell runs.
+fn without_cargo_run_env(command: &mut Command) {
+    for (name, _) in std::env::vars_os() {
+        if let Some(name) = name.to_str()
+            && (name.starts_with("CARGO_PKG_")
+                || matches!(
+                    name,
+                    "CARGO_MANIFEST_DIR"
+                        | "CARGO_MANIFEST_PATH"
+                        | "CARGO_MANIFEST_LINKS"
+                        | "CARGO_CRATE_NAME"
+                        | "CARGO_BIN_NAME"
+                        | "CARGO_PRIMARY_PACKAGE"
+                        | "CARGO_RUSTC_CURRENT_DIR"
+                ))
+        {
+            command.env_remove(name);
+        }
+    }
 }
 
 fn run(mut command: Command) -> anyhow::Result<()> {
-    eprintln!("$ {command:?}");
+    eprintln!("$ {}", shown(&command));
     let status = command
         .status()
-        .with_context(|| format!("running {command:?}"))?;
+        .with_context(|| format!("running {}", shown(&command)))?;
     if !status.success() {
-        bail!("{command:?} failed: {status}");
+        bail!("{} failed: {status}", shown(&command));
     }
     Ok(())
+}
+
+/// A command as a shell would run it: the variables it sets, the program, the arguments (the
+/// variables it removes, the `cargo run` ones, would only be noise).
+fn shown(command: &Command) -> String {
+    let mut shown = String::new();
+    for (name, value) in command.get_envs() {
+        if let Some(value) = value {
+            shown += &format!("{}={value:?} ", name.to_string_lossy());
+        }
+    }
+    shown += &format!("{:?}", command.get_program());
+    for arg in command.get_args() {
+        shown += &format!(" {arg:?}");
+    }
+    shown
 }
 
 /// Add the component target if rustup manages this toolchain (it is a no-op when present).
@@ -101,13 +149,22 @@ fn adapters_dir(root: &Path) -> PathBuf {
     root.join("target/wasm32-wasip2/release")
 }
 
+/// Every binary of the workspace in debug (the gateway and the simulated departments among them).
+///
+/// `test`, `demo` and `schemathesis` build this one selection: features unify the same way each
+/// time, so one command after another rebuilds nothing. (Named packages, `-p gateway -p
+/// departments`, unified them differently from the whole workspace: wasmtime and the gateway were
+/// compiled again.)
+fn build_binaries() -> anyhow::Result<()> {
+    let mut build = cargo();
+    build.args(["build", "--workspace", "--bins"]);
+    run(build)
+}
+
 fn test(root: &Path, extra: &[String]) -> anyhow::Result<()> {
     build_adapters()?;
     // The crash tests run the gateway binary as a process of its own.
-    let mut gateway = cargo();
-    // The whole workspace, so features unify as in the test run and nothing is built twice.
-    gateway.args(["build", "--workspace", "--bins"]);
-    run(gateway)?;
+    build_binaries()?;
     let with_fixtures = |command: &mut Command| {
         command
             .env("GATEWAY_ADAPTERS_DIR", adapters_dir(root))
@@ -140,8 +197,9 @@ fn test(root: &Path, extra: &[String]) -> anyhow::Result<()> {
 /// The schemathesis version the API document is checked with (pinned: its checks evolve).
 const SCHEMATHESIS: &str = "schemathesis==4.32.5";
 
-/// Run schemathesis against a demo gateway (its own store under `target/schemathesis`): no
-/// answer may be a 5xx, and every answer must match the OpenAPI document.
+/// Run schemathesis against a gateway configured as the demo, with its own store, departments and
+/// ports (all under `target/schemathesis`), so a demo running on this machine is no obstacle:
+/// no answer may be a 5xx, and every answer must match the OpenAPI document.
 fn schemathesis(root: &Path) -> anyhow::Result<()> {
     let work = root.join("target/schemathesis");
     std::fs::create_dir_all(&work)?;
@@ -157,48 +215,193 @@ fn schemathesis(root: &Path) -> anyhow::Result<()> {
     }
     // A fresh store each run, so earlier runs' cases do not change what this one sees.
     let _ = std::fs::remove_dir_all(work.join("var"));
+    let demo_file = root.join("config/gateway.toml");
+    let demo: toml::Table = std::fs::read_to_string(&demo_file)
+        .with_context(|| format!("reading {}", demo_file.display()))?
+        .parse()
+        .with_context(|| format!("parsing {}", demo_file.display()))?;
+    let departments: Vec<String> = demo
+        .get("departments")
+        .and_then(toml::Value::as_table)
+        .context("the demo config has no [departments]")?
+        .keys()
+        .cloned()
+        .collect();
+    let mut ports = free_ports(departments.len() + 2)?.into_iter();
+    let ports = RunPorts {
+        gateway: ports.next().context("a port")?,
+        admin: ports.next().context("a port")?,
+        departments: departments.into_iter().zip(ports).collect(),
+    };
+    let cert_dir = work.join("certs");
+    let config = run_config(&demo, &root.join("config"), &ports, &cert_dir)?;
+    let config_file = work.join("gateway.toml");
+    std::fs::write(&config_file, toml::to_string(&config)?)
+        .with_context(|| format!("writing {}", config_file.display()))?;
+
     let bin = root.join("target/debug");
     let mut children = Children(Vec::new());
     let mut departments = Command::new(bin.join("departments"));
-    departments.args(["--cert-dir", "var/demo-certs"]);
+    departments.arg("--cert-dir").arg(&cert_dir);
+    // `--tax-port`, `--real-estate-port` ...: the binary's flag for each department id.
+    for (id, port) in &ports.departments {
+        departments
+            .arg(format!("--{id}-port"))
+            .arg(port.to_string());
+    }
     children.0.push(
         departments
             .spawn()
             .context("starting the simulated departments")?,
     );
-    for port in [18081, 18082, 18443, 18084] {
-        wait_for_port(port, "a simulated department", &mut children)?;
+    for (id, port) in &ports.departments {
+        wait_for_port(*port, &format!("simulated {id} department"), &mut children)?;
     }
     // The SQLite path in the demo config is relative to the working directory.
     let mut gateway = Command::new(bin.join("gateway"));
     gateway
         .args(["serve", "--config"])
-        .arg(root.join("config/gateway.toml"))
+        .arg(&config_file)
         .current_dir(&work)
         .env("RUST_LOG", "warn");
     children
         .0
         .push(gateway.spawn().context("starting the gateway")?);
-    wait_for_port(8080, "gateway", &mut children)?;
+    wait_for_port(ports.gateway, "gateway", &mut children)?;
+    let base_url = format!("http://127.0.0.1:{}", ports.gateway);
     let mut check = Command::new(&st);
     // Schemathesis keeps a cache in its working directory: keep it under target/.
-    check.current_dir(&work).args([
-        "run",
-        "http://127.0.0.1:8080/openapi.json",
-        "--header",
-        "X-Api-Key: demo-portal-key",
-        "--checks",
-        "not_a_server_error,status_code_conformance,content_type_conformance,response_schema_conformance",
-        "--max-examples",
-        "25",
-        "--workers",
-        "2",
-        "--seed",
-        "20261122",
-        "--request-timeout",
-        "30",
-    ]);
+    check
+        .current_dir(&work)
+        .arg("run")
+        .arg(format!("{base_url}/openapi.json"))
+        .args(["--url", &base_url])
+        .args([
+            "--header",
+            "X-Api-Key: demo-portal-key",
+            "--checks",
+            "not_a_server_error,status_code_conformance,content_type_conformance,response_schema_conformance",
+            "--max-examples",
+            "25",
+            "--workers",
+            "2",
+            "--seed",
+            "20261122",
+            "--request-timeout",
+            "30",
+        ]);
     run(check)
+}
+
+/// Where one schemathesis run listens: ports picked free at its start.
+struct RunPorts {
+    gateway: u16,
+    admin: u16,
+    /// Each department of the demo config, by id.
+    departments: Vec<(String, u16)>,
+}
+
+/// `n` distinct free ports on 127.0.0.1: held together while picked, so none comes twice, then
+/// released for the processes to bind. (Something else could take one in between: the run then
+/// stops at start-up, saying which, and runs on new ports the next time.)
+fn free_ports(n: usize) -> anyhow::Result<Vec<u16>> {
+    let listeners = (0..n)
+        .map(|_| TcpListener::bind("127.0.0.1:0"))
+        .collect::<Result<Vec<_>, _>>()
+        .context("picking free ports")?;
+    listeners
+        .iter()
+        .map(|l| Ok(l.local_addr()?.port()))
+        .collect()
+}
+
+/// The demo config for one schemathesis run, written to `target/schemathesis/gateway.toml`.
+///
+/// What the run needs changed, and nothing else, so schemathesis checks the demo's API: the
+/// gateway's and the admin API's listen addresses and the public URL (on `ports`), each
+/// department's base URL (the same host, its port in `ports`), the departments' TLS files (in
+/// `cert_dir`, where the run's departments write them), and the config's relative paths made
+/// absolute: they were relative to the demo file's folder `base`, and the run's file is elsewhere.
+fn run_config(
+    demo: &toml::Table,
+    base: &Path,
+    ports: &RunPorts,
+    cert_dir: &Path,
+) -> anyhow::Result<toml::Table> {
+    let mut config = demo.clone();
+    // Every path key of the config (departments' TLS files apart), as `section.key`.
+    for key in [
+        "catalogue",
+        "server.tls.cert",
+        "server.tls.key",
+        "server.tls.client_ca",
+        "admin.tls.cert",
+        "admin.tls.key",
+        "admin.tls.client_ca",
+        "audit.signing_key",
+        "store.key_file",
+        "plugins.dir",
+        "plugins.cache_dir",
+        "plugins.watch_dir",
+        "deadlines.calendar",
+    ] {
+        if let Some(toml::Value::String(path)) = value_mut(&mut config, key)
+            && Path::new(path.as_str()).is_relative()
+        {
+            *path = base.join(&*path).to_string_lossy().into_owned();
+        }
+    }
+    for (key, port) in [
+        ("server.listen", ports.gateway),
+        ("server.public_url", ports.gateway),
+        ("admin.listen", ports.admin),
+    ] {
+        match value_mut(&mut config, key) {
+            Some(toml::Value::String(address)) => *address = with_port(address, port),
+            _ => bail!("the demo config has no {key} to move to port {port}"),
+        }
+    }
+    for (id, port) in &ports.departments {
+        let key = format!("departments.{id}.base_url");
+        match value_mut(&mut config, &key) {
+            Some(toml::Value::String(url)) => *url = with_port(url, *port),
+            _ => bail!("the demo config has no {key}"),
+        }
+        for file in ["ca", "client_cert", "client_key"] {
+            if let Some(toml::Value::String(path)) =
+                value_mut(&mut config, &format!("departments.{id}.tls.{file}"))
+            {
+                let name = Path::new(path.as_str())
+                    .file_name()
+                    .with_context(|| format!("departments.{id}.tls.{file} names no file"))?;
+                *path = cert_dir.join(name).to_string_lossy().into_owned();
+            }
+        }
+    }
+    Ok(config)
+}
+
+/// The value at a dotted key (`server.listen`), if the config has it.
+fn value_mut<'a>(config: &'a mut toml::Table, key: &str) -> Option<&'a mut toml::Value> {
+    let mut parts = key.split('.');
+    let mut value = config.get_mut(parts.next()?)?;
+    for part in parts {
+        value = value.as_table_mut()?.get_mut(part)?;
+    }
+    Some(value)
+}
+
+/// `address` (`127.0.0.1:8080`, `https://localhost:18443`, with or without a path) on `port`.
+fn with_port(address: &str, port: u16) -> String {
+    let (scheme, rest) = match address.split_once("://") {
+        Some((scheme, rest)) => (format!("{scheme}://"), rest),
+        None => (String::new(), address),
+    };
+    let (authority, path) = rest.split_at(rest.find('/').unwrap_or(rest.len()));
+    let host = authority
+        .rsplit_once(':')
+        .map_or(authority, |(host, _)| host);
+    format!("{scheme}{host}:{port}{path}")
 }
 
 fn lint() -> anyhow::Result<()> {
@@ -219,61 +422,30 @@ fn lint() -> anyhow::Result<()> {
 
 fn bench(root: &Path, extra: &[String]) -> anyhow::Result<()> {
     build_adapters()?;
-    let mut bench = cargo();
-    bench
-        .args([
-            "run",
-            "--release",
-            "-p",
-            "integration-tests",
-            "--bin",
-            "bench",
-            "--",
-        ])
-        .args(extra)
-        .env("GATEWAY_ADAPTERS_DIR", adapters_dir(root));
+    // The bench binaries built once, in one cargo invocation, then run directly: one `cargo run`
+    // each would check the build three or four times, and (nested in `cargo xtask`) with
+    // environments that made cargo rebuild ring and what depends on it (BENCHMARKS.md).
+    let mut build = cargo();
+    build.args(["build", "--release", "-p", "integration-tests", "--bins"]);
+    run(build)?;
+    let release = root.join("target/release");
+    let bench_binary = |name: &str| {
+        let mut command = Command::new(release.join(name));
+        without_cargo_run_env(&mut command);
+        command.env("GATEWAY_ADAPTERS_DIR", adapters_dir(root));
+        command
+    };
+    let mut bench = bench_binary("bench");
+    bench.args(extra);
     run(bench)?;
     // Case throughput and 企业开办 latency: on SQLite, then acceptance on PostgreSQL if named.
-    let mut cases = cargo();
-    cases
-        .args([
-            "run",
-            "--release",
-            "-p",
-            "integration-tests",
-            "--bin",
-            "bench_cases",
-        ])
-        .env("GATEWAY_ADAPTERS_DIR", adapters_dir(root));
-    run(cases)?;
+    run(bench_binary("bench_cases"))?;
     // Hot swaps under load.
-    let mut swaps = cargo();
-    swaps
-        .args([
-            "run",
-            "--release",
-            "-p",
-            "integration-tests",
-            "--bin",
-            "bench_swaps",
-        ])
-        .env("GATEWAY_ADAPTERS_DIR", adapters_dir(root));
-    run(swaps)?;
+    run(bench_binary("bench_swaps"))?;
     if std::env::var("GATEWAY_TEST_POSTGRES_URL").is_ok_and(|u| !u.is_empty()) {
-        let mut on_postgres = cargo();
+        let mut on_postgres = bench_binary("bench_cases");
         on_postgres
-            .args([
-                "run",
-                "--release",
-                "-p",
-                "integration-tests",
-                "--bin",
-                "bench_cases",
-                "--",
-                "--cases",
-                "0",
-            ])
-            .env("GATEWAY_ADAPTERS_DIR", adapters_dir(root))
+            .args(["--cases", "0"])
             .env("GATEWAY_TEST_STORE", "postgres");
         run(on_postgres)?;
     }
@@ -310,9 +482,7 @@ fn wait_for_port(port: u16, what: &str, children: &mut Children) -> anyhow::Resu
 
 fn demo(root: &Path) -> anyhow::Result<()> {
     build_adapters()?;
-    let mut build = cargo();
-    build.args(["build", "-p", "gateway", "-p", "departments"]);
-    run(build)?;
+    build_binaries()?;
     std::fs::create_dir_all(root.join("var"))?;
     let bin = root.join("target/debug");
     let mut children = Children(Vec::new());
@@ -503,4 +673,122 @@ Then: docs/writing-an-adapter.md (the protocol, the gateway config, loading it).
         dir = out.display()
     );
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn addresses_move_to_another_port() {
+        assert_eq!(with_port("127.0.0.1:8080", 1), "127.0.0.1:1");
+        assert_eq!(with_port("http://127.0.0.1:8080", 2), "http://127.0.0.1:2");
+        assert_eq!(
+            with_port("https://localhost:18443/ws", 3),
+            "https://localhost:3/ws"
+        );
+        assert_eq!(
+            with_port("http://example.gov.cn", 4),
+            "http://example.gov.cn:4"
+        );
+    }
+
+    /// Every dotted key whose value differs between two tables (or is in one only).
+    fn changed(a: &toml::Table, b: &toml::Table, at: &str, out: &mut Vec<String>) {
+        let keys: std::collections::BTreeSet<&String> = a.keys().chain(b.keys()).collect();
+        for key in keys {
+            let path = if at.is_empty() {
+                key.clone()
+            } else {
+                format!("{at}.{key}")
+            };
+            match (a.get(key), b.get(key)) {
+                (Some(toml::Value::Table(x)), Some(toml::Value::Table(y))) => {
+                    changed(x, y, &path, out)
+                }
+                (x, y) if x != y => out.push(path),
+                _ => {}
+            }
+        }
+    }
+
+    #[test]
+    fn the_run_config_is_the_demo_on_other_ports_with_absolute_paths() {
+        let root = Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap();
+        let demo: toml::Table = std::fs::read_to_string(root.join("config/gateway.toml"))
+            .unwrap()
+            .parse()
+            .unwrap();
+        let ids: Vec<String> = demo["departments"]
+            .as_table()
+            .unwrap()
+            .keys()
+            .cloned()
+            .collect();
+        let ports = RunPorts {
+            gateway: 40001,
+            admin: 40002,
+            departments: ids.iter().cloned().zip(40003..).collect(),
+        };
+        let certs = Path::new("/run/certs");
+        let config = run_config(&demo, &root.join("config"), &ports, certs).unwrap();
+
+        assert_eq!(config["server"]["listen"].as_str(), Some("127.0.0.1:40001"));
+        assert_eq!(
+            config["server"]["public_url"].as_str(),
+            Some("http://127.0.0.1:40001")
+        );
+        assert_eq!(config["admin"]["listen"].as_str(), Some("127.0.0.1:40002"));
+        for (id, port) in &ports.departments {
+            let url = config["departments"][id]["base_url"].as_str().unwrap();
+            assert!(url.ends_with(&format!(":{port}")), "{id}: {url}");
+        }
+        let tls = &config["departments"]["public-security"]["tls"];
+        assert_eq!(tls["ca"].as_str(), Some("/run/certs/ca.pem"));
+        assert_eq!(
+            tls["client_key"].as_str(),
+            Some("/run/certs/client-key.pem")
+        );
+        for key in [
+            "catalogue",
+            "deadlines.calendar",
+            "plugins.dir",
+            "plugins.cache_dir",
+        ] {
+            let mut config = config.clone();
+            let path = value_mut(&mut config, key)
+                .unwrap()
+                .as_str()
+                .unwrap()
+                .to_string();
+            assert!(Path::new(&path).is_absolute(), "{key}: {path}");
+            assert!(path.starts_with(root.to_str().unwrap()), "{key}: {path}");
+        }
+        // Nothing else differs from the demo: schemathesis checks the demo's API.
+        let mut differs = Vec::new();
+        changed(&demo, &config, "", &mut differs);
+        let mut expected = vec![
+            "server.listen".to_string(),
+            "server.public_url".into(),
+            "admin.listen".into(),
+            "catalogue".into(),
+            "deadlines.calendar".into(),
+            "plugins.dir".into(),
+            "plugins.cache_dir".into(),
+            "departments.public-security.tls.ca".into(),
+            "departments.public-security.tls.client_cert".into(),
+            "departments.public-security.tls.client_key".into(),
+        ];
+        expected.extend(ids.iter().map(|id| format!("departments.{id}.base_url")));
+        differs.sort();
+        expected.sort();
+        assert_eq!(differs, expected);
+    }
+
+    #[test]
+    fn free_ports_are_distinct() {
+        let ports = free_ports(6).unwrap();
+        let distinct: std::collections::BTreeSet<&u16> = ports.iter().collect();
+        assert_eq!(distinct.len(), 6);
+    }
 }
