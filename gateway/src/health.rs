@@ -6,7 +6,7 @@
 //! and every department answered its last probe. Departments are probed on a schedule
 //! (`server.readiness_interval_ms`) by one background task, never per readiness request, so a
 //! load balancer asking every second does not become load on a department. Every configured
-//! certificate is a check too (see [`crate::certificates`]): down once it has expired.
+//! certificate is a check too (see [`gateway_base::certificates`]): down once it has expired.
 
 use crate::api::AppState;
 use crate::api::openapi::{
@@ -116,9 +116,9 @@ impl Readiness {
     }
 
     /// Every check and whether all pass.
-    async fn report(&self, o: &crate::orchestrator::Orchestrator) -> ReadinessView {
+    async fn report(&self, o: &gateway_cases::Orchestrator) -> ReadinessView {
         let mut checks = BTreeMap::new();
-        let store = tokio::time::timeout(Duration::from_secs(2), o.store.ping()).await;
+        let store = tokio::time::timeout(Duration::from_secs(2), o.store().ping()).await;
         checks.insert(
             "store".to_string(),
             match store {
@@ -135,7 +135,7 @@ impl Readiness {
         for id in self.connections.load().keys() {
             checks.insert(
                 format!("adapter.{id}"),
-                match o.adapters.get(id) {
+                match o.adapters().get(id) {
                     Some(_) => ReadinessCheck::up(None),
                     None => ReadinessCheck::down("no adapter loaded".into(), None),
                 },

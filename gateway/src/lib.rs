@@ -39,18 +39,12 @@
 pub mod admin;
 pub mod api;
 pub mod auth;
-pub mod catalogue;
 pub mod cli;
-pub mod deadlines;
-pub mod delivery;
 pub mod health;
-pub mod licences;
 pub mod listener;
 pub mod logging;
-pub mod orchestrator;
 pub mod otel;
 pub mod reload;
-pub mod services;
 pub mod tls;
 pub mod trace_context;
 
@@ -69,7 +63,7 @@ pub struct Gateway {
     /// The address the portal API listens on.
     pub addr: SocketAddr,
     /// The orchestrator (for in-process subscribers such as tests).
-    pub orchestrator: Arc<orchestrator::Orchestrator>,
+    pub orchestrator: Arc<gateway_cases::Orchestrator>,
     /// The admin API's address, when configured.
     pub admin_addr: Option<SocketAddr>,
     /// Whether the portal listener serves HTTPS.
@@ -99,7 +93,10 @@ impl Gateway {
             .with_cipher(cipher.map(Arc::new));
         let adapters =
             gateway_plugins::adapters::Adapters::start(&config, &engine, store.clone()).await?;
-        let catalogue = Arc::new(catalogue::Catalogue::build(&config, &adapters.actives())?);
+        let catalogue = Arc::new(gateway_cases::catalogue::Catalogue::build(
+            &config,
+            &adapters.actives(),
+        )?);
         let public_tls = match &config.server.tls {
             Some(tls) => Some(tls::server_config(&config, tls)?),
             None => None,
@@ -123,17 +120,19 @@ impl Gateway {
             }
         }
         let audit_pool = store.pool().clone();
-        let delivery = Arc::new(delivery::Delivery::new(&config, node));
+        let delivery = Arc::new(gateway_cases::pacing::Delivery::new(&config, node));
         let polls = config
             .departments
             .iter()
             .map(|(id, d)| (id.clone(), d.poll_interval_ms as i64))
             .collect();
-        let orchestrator = orchestrator::Orchestrator::new(
+        let orchestrator = gateway_cases::Orchestrator::new(
             store,
             adapters.clone(),
             catalogue,
-            Arc::new(deadlines::Deadlines::from_config(&config.deadlines)),
+            Arc::new(gateway_cases::deadlines::Deadlines::from_config(
+                &config.deadlines,
+            )),
             config.public_url(addr),
             polls,
             delivery,

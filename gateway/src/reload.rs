@@ -26,9 +26,10 @@
 //! written is followed by the nodes' sync like any activation.
 
 use crate::auth::{Authenticator, Credentials};
-use crate::catalogue::{Catalogue, FieldProblem};
-use crate::orchestrator::Orchestrator;
 use gateway_base::config::{Config, ConfigError};
+use gateway_base::model::FieldProblem;
+use gateway_cases::Orchestrator;
+use gateway_cases::catalogue::Catalogue;
 use gateway_plugins::adapters::AdapterPlan;
 use gateway_plugins::connection::Connection;
 use serde::Serialize;
@@ -201,7 +202,7 @@ impl Reloader {
             Vec::new()
         });
         problems.extend(self.open_work(&current, &config).await?);
-        let adapters = &self.orchestrator.adapters;
+        let adapters = &self.orchestrator.adapters();
         let _held = adapters.hold_changes().await;
         let plan = match adapters.plan(&config, &connections).await {
             Ok(plan) => Some(plan),
@@ -254,7 +255,7 @@ impl Reloader {
             .commit(plan, &format!("config:{operator}"))
             .await
             .map_err(|e| ReloadError::Failed(e.to_string()))?;
-        self.orchestrator.delivery.reconfigure(&config);
+        self.orchestrator.delivery().reconfigure(&config);
         let polls = config
             .departments
             .iter()
@@ -296,7 +297,7 @@ impl Reloader {
              WHERE s.state IN ('pending', 'waiting', 'accepted', 'processing')
              GROUP BY s.department, c.service",
         )
-        .fetch_all(self.orchestrator.store.pool())
+        .fetch_all(self.orchestrator.store().pool())
         .await
         .map_err(|e| ReloadError::Failed(format!("counting open steps: {e}")))?;
         let open: Vec<(String, String, i64)> = rows

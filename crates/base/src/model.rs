@@ -39,6 +39,30 @@ impl FieldProblem {
     }
 }
 
+/// Who is at fault when something did not happen: what the caller is told, whether it is
+/// worth trying again, and whom a circuit breaker or a staged rollout holds responsible.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Fault {
+    /// The caller's request (bad input, a department's refusal on the merits, something that
+    /// does not exist): the same request fails the same way, so it is not retried.
+    Caller,
+    /// The department system: unreachable, too slow. Worth trying again later; counts
+    /// against the department's circuit breaker.
+    Department,
+    /// The adapter: it trapped, ran past a limit, or could not read the department's answer.
+    /// Worth trying again (a rolled-back version may do better); counts against its version.
+    Adapter,
+    /// The gateway itself: its store, or no capacity free right now.
+    Gateway,
+}
+
+impl Fault {
+    /// Whether the same request may succeed later.
+    pub fn retryable(self) -> bool {
+        self != Fault::Caller
+    }
+}
+
 /// Who acted at the service hall: passed by the portal with every request (全程留痕).
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Clerk {

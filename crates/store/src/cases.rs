@@ -55,6 +55,24 @@ pub struct StepRecord {
     pub updated_at: i64,
 }
 
+/// A step whose clock runs (waiting, pending, at the department), with when its case was
+/// received.
+#[derive(Debug, Clone)]
+pub struct OpenStep {
+    /// Case id.
+    pub case_id: String,
+    /// Step id.
+    pub step: String,
+    /// Matter code.
+    pub matter: String,
+    /// Department id.
+    pub department: String,
+    /// Its state.
+    pub state: StepState,
+    /// Unix milliseconds the case was received.
+    pub received_at: i64,
+}
+
 /// One event of a case's timeline.
 #[derive(Debug, Clone, Serialize)]
 pub struct EventRecord {
@@ -107,6 +125,43 @@ pub struct NewStep {
 const STEP_COLUMNS: &str = "case_id, step, matter, department, state, reference, outputs, message, input, attempts, idempotency_key, updated_at";
 
 impl Store {
+    /// The open steps of cases received by `at_ms`, of one department or all.
+    pub async fn open_steps(&self, at_ms: i64, department: Option<&str>) -> Result<Vec<OpenStep>> {
+        const OPEN: [StepState; 4] = [
+            StepState::Waiting,
+            StepState::Pending,
+            StepState::Accepted,
+            StepState::Processing,
+        ];
+        let states = OPEN
+            .iter()
+            .map(|s| format!("'{s}'"))
+            .collect::<Vec<_>>()
+            .join(", ");
+        let rows = sqlx::query(&format!(
+            "SELECT s.case_id, s.step, s.matter, s.department, s.state, c.created_at AS received_at
+             FROM steps s JOIN cases c ON c.id = s.case_id
+             WHERE s.state IN ({states}) AND c.created_at <= $1 AND ($2 = '' OR s.department = $2)"
+        ))
+        .bind(at_ms)
+        .bind(department.unwrap_or(""))
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter()
+            .map(|r| {
+                let (case_id, step): (String, String) = (r.get("case_id"), r.get("step"));
+                Ok(OpenStep {
+                    state: parse_state(&r.get::<String, _>("state"), &case_id, &step)?,
+                    matter: r.get("matter"),
+                    department: r.get("department"),
+                    received_at: r.get("received_at"),
+                    case_id,
+                    step,
+                })
+            })
+            .collect()
+    }
+
     /// The clerk who received a case at the window, if a clerk did (its `received` event).
     pub async fn received_by(&self, case_id: &str) -> Result<Option<Clerk>> {
         let row = sqlx::query(
@@ -665,4 +720,12 @@ impl Store {
             updated_at: r.get("updated_at"),
         })
     }
+}
+
+/// A stored step state; a text no version writes is an error, never a guess.
+fn parse_state(text: &str, case_id: &str, step: &str) -> Result<StepState> {
+    text.parse()
+        .map_err(|e: gateway_base::model::UnknownState| {
+            StoreError::Corrupt(format!("steps.state of {case_id}/{step}: {e}"))
+        })
 }

@@ -57,8 +57,8 @@ impl From<AdminError> for ApiError {
 
 async fn list(State(o): State<AppState>) -> Result<Json<Value>, ApiError> {
     let mut departments = Vec::new();
-    for id in o.adapters.departments() {
-        departments.push(o.adapters.status(&id).await?);
+    for id in o.adapters().departments() {
+        departments.push(o.adapters().status(&id).await?);
     }
     Ok(Json(json!({ "departments": departments })))
 }
@@ -67,8 +67,8 @@ async fn one(
     State(o): State<AppState>,
     Path(department): Path<String>,
 ) -> Result<Json<Value>, ApiError> {
-    let status = o.adapters.status(&department).await?;
-    let history = o.adapters.history(&department).await?;
+    let status = o.adapters().status(&department).await?;
+    let history = o.adapters().history(&department).await?;
     let mut body = serde_json::to_value(status).map_err(|e| ApiError::Internal(e.to_string()))?;
     body["history"] = json!(history);
     Ok(Json(body))
@@ -103,12 +103,12 @@ async fn push(
         )]));
     }
     let version = o
-        .adapters
+        .adapters()
         .push(&body, query.department.as_deref(), "push", &operator)
         .await?;
     let route = if query.activate || query.percent.is_some() {
         Some(
-            o.adapters
+            o.adapters()
                 .activate(
                     &version.department,
                     &version.digest,
@@ -154,7 +154,7 @@ async fn activate(
         )]));
     }
     let route = o
-        .adapters
+        .adapters()
         .activate(&department, &request.digest, request.percent, &operator)
         .await?;
     Ok(Json(json!({ "route": route })))
@@ -166,7 +166,7 @@ async fn promote(
     Extension(operator): Extension<Operator>,
 ) -> Result<Json<Value>, ApiError> {
     let operator = operator.id;
-    let route = o.adapters.promote(&department, &operator).await?;
+    let route = o.adapters().promote(&department, &operator).await?;
     Ok(Json(json!({ "route": route })))
 }
 
@@ -185,7 +185,7 @@ async fn rollback(
     let operator = operator.id;
     let request: RollbackBody = json_body(&body)?;
     let route = o
-        .adapters
+        .adapters()
         .rollback(&department, request.digest.as_deref(), &operator)
         .await?;
     Ok(Json(json!({ "route": route })))
@@ -197,6 +197,6 @@ async fn remove(
     Extension(operator): Extension<Operator>,
 ) -> Result<Json<Value>, ApiError> {
     let operator = operator.id;
-    let removed = o.adapters.remove(&department, &digest, &operator).await?;
+    let removed = o.adapters().remove(&department, &digest, &operator).await?;
     Ok(Json(json!({ "removed": removed })))
 }

@@ -13,7 +13,7 @@
 //! | `DELETE /admin/v1/adapters/{department}/versions/{digest}` | remove a version serving nothing |
 //! | `POST /admin/v1/config/reload` | read the config file again: apply it whole or refuse it whole ([`crate::reload`]) |
 //! | `GET /admin/v1/lookups` | recorded portal lookups: client, purpose, case or clerk, outcome |
-//! | `GET /metrics` | Prometheus metrics (see [`crate::telemetry`]) |
+//! | `GET /metrics` | Prometheus metrics (see [`gateway_base::telemetry`]) |
 
 mod adapters;
 pub mod audit;
@@ -49,11 +49,13 @@ async fn metrics(State(o): State<AppState>) -> Result<String, ApiError> {
 
 /// Recorded portal lookups, newest first: who, why, for which case or clerk, how it ended.
 async fn lookups(State(o): State<AppState>) -> Result<Json<Value>, ApiError> {
-    Ok(Json(json!({"lookups": o.store.lookup_records(500).await?})))
+    Ok(Json(
+        json!({"lookups": o.store().lookup_records(500).await?}),
+    ))
 }
 
 async fn dead_letters(State(o): State<AppState>) -> Result<Json<Value>, ApiError> {
-    let steps = o.store.dead_letters(500).await?;
+    let steps = o.store().dead_letters(500).await?;
     let items: Vec<Value> = steps
         .iter()
         .map(|s| {
@@ -77,7 +79,7 @@ async fn replay(
         window: None,
         hall: None,
     };
-    if !o.store.replay(&case_id, &step, &operator).await? {
+    if !o.store().replay(&case_id, &step, &operator).await? {
         return Err(ApiError::NotFound {
             what: "dead letter",
             id: format!("{case_id}/{step}"),

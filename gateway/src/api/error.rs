@@ -11,8 +11,7 @@ use axum::Json;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use gateway_base::model::FieldProblem;
-use gateway_plugins::host::CallError;
-use gateway_plugins::host::contract::AdapterError;
+use gateway_cases::CaseError;
 use serde::Serialize;
 
 /// An error answered to a portal.
@@ -98,46 +97,6 @@ struct ErrorBody<'a> {
 }
 
 impl ApiError {
-    /// Map an adapter call's failure for one department to the caller's error.
-    pub fn from_call(department: &str, error: CallError) -> ApiError {
-        let department = department.to_string();
-        match error {
-            CallError::Adapter(AdapterError::InvalidInput(fields)) => ApiError::InvalidInput(
-                fields
-                    .into_iter()
-                    .map(|f| {
-                        FieldProblem::new(f.field, f.code, gateway_base::redact::redact(&f.message))
-                    })
-                    .collect(),
-            ),
-            CallError::Adapter(AdapterError::Rejected(r)) => ApiError::Rejected {
-                department,
-                code: r.code,
-                message: gateway_base::redact::redact(&r.message),
-            },
-            CallError::Adapter(AdapterError::Unavailable(m)) => ApiError::Unavailable {
-                department,
-                message: gateway_base::redact::redact(&m),
-            },
-            CallError::Adapter(AdapterError::Timeout(_)) | CallError::Timeout(_) => {
-                ApiError::Timeout { department }
-            }
-            CallError::Adapter(AdapterError::Protocol(m)) => ApiError::Protocol {
-                department,
-                message: gateway_base::redact::redact(&m),
-            },
-            CallError::Adapter(AdapterError::Internal(m)) => ApiError::AdapterFailed {
-                department,
-                message: gateway_base::redact::redact(&m),
-            },
-            CallError::Busy(max) => ApiError::Busy { department, max },
-            other => ApiError::AdapterFailed {
-                department,
-                message: other.to_string(),
-            },
-        }
-    }
-
     fn parts(&self) -> (StatusCode, &str) {
         match self {
             ApiError::MalformedJson(_) => (StatusCode::BAD_REQUEST, "malformed_json"),
@@ -238,6 +197,49 @@ impl IntoResponse for ApiError {
             );
         }
         response
+    }
+}
+
+impl From<CaseError> for ApiError {
+    fn from(e: CaseError) -> Self {
+        match e {
+            CaseError::InvalidInput(problems) => ApiError::InvalidInput(problems),
+            CaseError::IdempotencyConflict(key) => ApiError::IdempotencyConflict(key),
+            CaseError::NotFound { what, id } => ApiError::NotFound { what, id },
+            CaseError::Rejected {
+                department,
+                code,
+                message,
+            } => ApiError::Rejected {
+                department,
+                code,
+                message,
+            },
+            CaseError::Unavailable {
+                department,
+                message,
+            } => ApiError::Unavailable {
+                department,
+                message,
+            },
+            CaseError::Timeout { department } => ApiError::Timeout { department },
+            CaseError::Protocol {
+                department,
+                message,
+            } => ApiError::Protocol {
+                department,
+                message,
+            },
+            CaseError::AdapterFailed {
+                department,
+                message,
+            } => ApiError::AdapterFailed {
+                department,
+                message,
+            },
+            CaseError::Busy { department, max } => ApiError::Busy { department, max },
+            CaseError::Store(e) => ApiError::Internal(e.to_string()),
+        }
     }
 }
 

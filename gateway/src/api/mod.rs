@@ -7,7 +7,7 @@
 //! | `POST /api/v1/services/{code}/pre-review` | every problem with a filled form, at once |
 //! | `POST /api/v1/services/{code}/applications` | apply: 202 with the case id once stored |
 //! | `GET /api/v1/cases/{id}` | one aggregated status, each matter, the timeline |
-//! | `GET /api/v1/supervision/deadlines` | open steps by department and light (红黄牌), see [`crate::deadlines`] |
+//! | `GET /api/v1/supervision/deadlines` | open steps by department and light (红黄牌), see [`supervision`] |
 //! | `POST /api/v1/lookups/{name}` | shared-data lookups at departments |
 //! | `POST /callbacks/{department}` | departments report decisions |
 //! | `GET /healthz`, `GET /readyz` | the process is up; this node can work, see [`crate::health`] |
@@ -15,9 +15,10 @@
 
 pub mod error;
 pub mod openapi;
+pub mod subjects;
+pub mod supervision;
 
 use crate::auth::Client;
-use crate::orchestrator::{Orchestrator, case_status};
 use axum::body::Bytes;
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode};
@@ -25,6 +26,7 @@ use axum::{Extension, Json, Router};
 use error::ApiError;
 use gateway_base::model::FieldProblem;
 use gateway_base::model::{Clerk, StepState};
+use gateway_cases::{CaseError, CaseStatus, Orchestrator};
 use gateway_plugins::host::contract::CallbackRequest;
 use gateway_store::Admission;
 use openapi::Error;
@@ -48,8 +50,8 @@ fn documented() -> OpenApiRouter<AppState> {
         .routes(routes!(case_events))
         .routes(routes!(lookup))
         .routes(routes!(callback))
-        .merge(crate::licences::routes())
-        .merge(crate::deadlines::routes())
+        .merge(subjects::routes())
+        .merge(supervision::routes())
         .merge(crate::health::routes())
         .routes(routes!(openapi::openapi_json))
         .routes(routes!(openapi::docs))
@@ -160,7 +162,7 @@ async fn catalogue(State(o): State<AppState>) -> Json<Value> {
         .collect();
     let services: Vec<_> = catalogue.services.values().collect();
     let lookups: Vec<Value> = o
-        .adapters
+        .adapters()
         .all()
         .iter()
         .flat_map(|a| {
@@ -342,7 +344,7 @@ async fn readable_case(
     client: &Client,
     id: &str,
 ) -> Result<gateway_store::CaseRecord, ApiError> {
-    o.store
+    o.store()
         .case(id)
         .await?
         .filter(|c| client.may_read_case_of(c.client.as_deref()))
@@ -454,7 +456,7 @@ async fn case_events(
                         }
                     }
                 }
-                let events = o.store.events(&id).await.ok()?;
+                let events = o.store().events(&id).await.ok()?;
                 let new: Vec<Result<Event, std::convert::Infallible>> = events
                     .iter()
                     .filter(|e| seen.as_ref().is_none_or(|s| e.id > *s))
@@ -513,9 +515,9 @@ async fn case(
     Path(id): Path<String>,
 ) -> Result<Json<Value>, ApiError> {
     let record = readable_case(&o, &client, &id).await?;
-    let steps = o.store.steps(&id).await?;
-    let events = o.store.events(&id).await?;
-    let licences = o.store.licences_of_case(&id).await?;
+    let steps = o.store().steps(&id).await?;
+    let events = o.store().events(&id).await?;
+    let licences = o.store().licences_of_case(&id).await?;
     let states: Vec<StepState> = steps.iter().map(|s| s.state).collect();
     let now = gateway_base::time::now_ms();
     let catalogue = o.catalogue();
@@ -525,7 +527,7 @@ async fn case(
             let matter = catalogue.matters.get(&s.matter);
             // The promised limit: deadline, and the light while open (红黄牌).
             let clock = matter.map(|m| {
-                o.deadlines.clock(
+                o.deadlines().clock(
                     m.time_limit_days,
                     record.created_at,
                     s.state,
@@ -546,9 +548,9 @@ async fn case(
         .collect();
     let timeline: Vec<Value> = events.iter().map(event_json).collect();
     Ok(Json(json!({
-        "case_id": record.id, "service": record.service, "status": case_status(&states),
+        "case_id": record.id, "service": record.service, "status": CaseStatus::of(&states),
         "created_at": rfc3339(record.created_at), "matters": matters, "timeline": timeline,
-        "licences": licences.iter().map(crate::licences::view).collect::<Vec<_>>(),
+        "licences": licences.iter().map(subjects::view).collect::<Vec<_>>(),
     })))
 }
 
@@ -585,17 +587,17 @@ async fn lookup(
 ) -> Result<Json<Value>, ApiError> {
     let query = json_body(&body)?;
     let served = lookup_purpose(&o, &client, &headers).await?;
-    let adapter = o.adapters.for_lookup(&name).ok_or(ApiError::NotFound {
+    let adapter = o.adapters().for_lookup(&name).ok_or(ApiError::NotFound {
         what: "lookup",
         id: name.clone(),
     })?;
     let department = adapter.department().id.clone();
     let answer = adapter.lookup(&name, &query.to_string()).await;
     let outcome = answer.as_ref().map_or_else(|e| e.kind(), |_| "ok");
-    o.store
+    o.store()
         .record_lookup(&client.id, &name, &served, outcome)
         .await?;
-    let answer = answer.map_err(|e| ApiError::from_call(&department, e))?;
+    let answer = answer.map_err(|e| ApiError::from(CaseError::from_call(&department, e)))?;
     let result: Value = serde_json::from_str(&answer).map_err(|e| ApiError::AdapterFailed {
         department: department.clone(),
         message: format!("adapter answered a lookup with invalid JSON: {e}"),

@@ -796,8 +796,8 @@ mod tests {
         for (file, source) in [
             ("api/mod.rs", include_str!("mod.rs")),
             ("api/openapi.rs", include_str!("openapi.rs")),
-            ("licences.rs", include_str!("../licences.rs")),
-            ("deadlines.rs", include_str!("../deadlines.rs")),
+            ("api/subjects.rs", include_str!("subjects.rs")),
+            ("api/supervision.rs", include_str!("supervision.rs")),
             ("health.rs", include_str!("../health.rs")),
         ] {
             assert!(

@@ -7,6 +7,7 @@ use super::contract::{
 use super::engine::{PluginEngine, TICK};
 use super::imports::{Department, HostState};
 use gateway_base::config::Limits;
+use gateway_base::model::Fault;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
@@ -58,18 +59,26 @@ impl CallError {
         }
     }
 
-    /// Whether this failure counts against the adapter version (staged rollout judges versions
-    /// by it): its own faults, not the department's answers or the caller's input.
-    pub fn is_adapter_fault(&self) -> bool {
-        matches!(
-            self,
+    /// Who is at fault: the one place a call's failure is judged. The department's circuit
+    /// breaker counts [`Fault::Department`], a staged version is judged by [`Fault::Adapter`],
+    /// and the caller is answered by it.
+    pub fn fault(&self) -> Fault {
+        match self {
+            CallError::Adapter(AdapterError::InvalidInput(_) | AdapterError::Rejected(_)) => {
+                Fault::Caller
+            }
+            CallError::Adapter(AdapterError::Unavailable(_) | AdapterError::Timeout(_)) => {
+                Fault::Department
+            }
+            // An answer the adapter cannot read is its own failure to follow the department.
             CallError::Adapter(AdapterError::Protocol(_) | AdapterError::Internal(_))
-                | CallError::Trap(_)
-                | CallError::CpuLimit(_)
-                | CallError::MemoryLimit(_)
-                | CallError::Timeout(_)
-                | CallError::Instantiate(_)
-        )
+            | CallError::Trap(_)
+            | CallError::CpuLimit(_)
+            | CallError::MemoryLimit(_)
+            | CallError::Timeout(_)
+            | CallError::Instantiate(_) => Fault::Adapter,
+            CallError::Busy(_) => Fault::Gateway,
+        }
     }
 }
 
@@ -317,7 +326,7 @@ impl LoadedAdapter {
             Ok(answer) => answer.error().map(|e| CallError::Adapter(e.clone())),
             Err(e) => Some(e.clone()),
         };
-        let fault = error.as_ref().is_some_and(CallError::is_adapter_fault);
+        let fault = error.as_ref().is_some_and(|e| e.fault() == Fault::Adapter);
         self.stats.record(fault);
         let version = self.description.adapter_version.clone();
         let labels = [

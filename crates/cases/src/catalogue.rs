@@ -4,7 +4,7 @@
 //! `describe`. Schemas are compiled once; identifier formats (`resident-id`, `credit-code`,
 //! `real-estate-unit`, `real-estate-certificate`) are checked with the national algorithms.
 
-use crate::services::{FormBuilder, InputMapping, schema_at};
+use crate::one_thing::{FormBuilder, InputMapping, schema_at};
 use anyhow::Context;
 use gateway_base::config::{Config, ServiceConfig, Source};
 pub use gateway_base::model::FieldProblem;

@@ -26,28 +26,19 @@
 //! - A **final** step (approved, rejected, returned, failed, blocked) is done and not lit; it is
 //!   recorded whether it finished late (its last change after the deadline).
 //!
-//! `GET /api/v1/supervision/deadlines` lists the open steps with their light, and the counts per
-//! department and light ([`counts`] serves a metrics exporter too). Its `at` parameter evaluates
-//! the lights at another instant ("what will be red on Friday"); cases received after `at` are
-//! left out, and states are always the current ones.
+//! [`supervision`] lists the open steps with their light, and the counts per department and
+//! light ([`counts`] serves a metrics exporter too). It can judge the lights at another instant
+//! ("what will be red on Friday"); cases received after it are left out, and states are always
+//! the current ones.
 
-use crate::api::AppState;
-use crate::api::error::ApiError;
-use crate::orchestrator::Orchestrator;
-use axum::Json;
-use axum::extract::{Query, State};
+use crate::{CaseError, Orchestrator};
 use gateway_base::calendar::Calendar;
 use gateway_base::config::DeadlinesConfig;
-use gateway_base::model::{FieldProblem, StepState};
-use gateway_base::time::{beijing_date, now_ms, rfc3339};
+use gateway_base::model::StepState;
+use gateway_base::time::{beijing_date, rfc3339};
 use gateway_store::StoreError;
 use serde::{Deserialize, Serialize};
-use serde_json::{Value, json};
-use sqlx::Row;
 use std::collections::BTreeMap;
-use time::OffsetDateTime;
-use utoipa_axum::router::OpenApiRouter;
-use utoipa_axum::routes;
 
 /// The light of an open step received at `received_ms`, due at `deadline_ms`, at `now_ms`.
 /// Before receipt (an `at` in the past) a step is green.
@@ -79,7 +70,19 @@ pub struct YellowRule {
 }
 
 /// A step's warning light.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[derive(
+    Debug,
+    Clone,
+    Copy,
+    PartialEq,
+    Eq,
+    PartialOrd,
+    Ord,
+    Hash,
+    Serialize,
+    Deserialize,
+    utoipa::ToSchema,
+)]
 #[serde(rename_all = "lowercase")]
 pub enum Light {
     /// Overdue (红牌警告).
@@ -100,7 +103,8 @@ impl Light {
         }
     }
 
-    fn parse(text: &str) -> Option<Light> {
+    /// The light a text names.
+    pub fn parse(text: &str) -> Option<Light> {
         match text {
             "green" => Some(Light::Green),
             "yellow" => Some(Light::Yellow),
@@ -194,7 +198,7 @@ impl Deadlines {
 }
 
 /// Open steps per light, for one department.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 pub struct Counts {
     /// Within their limit.
     pub green: u64,
@@ -215,87 +219,78 @@ impl Counts {
 }
 
 /// One open step on the supervision list.
-#[derive(Debug, Clone, Serialize)]
-struct Item {
-    case_id: String,
-    step: String,
-    matter: String,
-    matter_name: String,
-    department: String,
-    state: String,
-    received_at: String,
-    deadline: String,
-    last_working_day: String,
-    light: Light,
-    remaining_working_days: i64,
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+pub struct OpenStep {
+    /// The case.
+    pub case_id: String,
+    /// The step within it.
+    pub step: String,
+    /// Matter code.
+    pub matter: String,
+    /// Matter name.
+    pub matter_name: String,
+    /// Department id.
+    pub department: String,
+    /// Its state (an open one).
+    pub state: StepState,
+    /// When the case was received (RFC 3339): the clock's start.
+    pub received_at: String,
+    /// 24:00 Beijing time of the last working day (RFC 3339).
+    pub deadline: String,
+    /// The last working day, `YYYY-MM-DD`.
+    #[schema(format = Date)]
+    pub last_working_day: String,
+    /// Its light.
+    pub light: Light,
+    /// Working days left (negative once overdue).
+    pub remaining_working_days: i64,
     #[serde(skip)]
     deadline_ms: i64,
 }
 
-/// States a step is open in: its clock runs.
-const OPEN: [StepState; 4] = [
-    StepState::Waiting,
-    StepState::Pending,
-    StepState::Accepted,
-    StepState::Processing,
-];
+/// The supervision view: open steps and counts at an instant.
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+pub struct Supervision {
+    /// The instant the lights are judged at (RFC 3339).
+    pub at: String,
+    /// Per department (every department with matters, zeros included): open steps by light.
+    pub counts: BTreeMap<String, Counts>,
+    /// The open steps, red first, then by deadline.
+    pub items: Vec<OpenStep>,
+}
 
-/// The open steps of cases received by `now_ms` (of one department, when given), lit at `now_ms`.
+/// The open steps of cases received by `at_ms` (of one department, when given), lit at `at_ms`.
 async fn open_steps(
     o: &Orchestrator,
-    now_ms: i64,
+    at_ms: i64,
     department: Option<&str>,
-) -> Result<Vec<Item>, StoreError> {
-    let states = OPEN
-        .iter()
-        .map(|s| format!("'{}'", s.as_str()))
-        .collect::<Vec<_>>()
-        .join(", ");
-    let mut sql = format!(
-        "SELECT s.case_id, s.step, s.matter, s.department, s.state, c.created_at AS received_at
-         FROM steps s JOIN cases c ON c.id = s.case_id
-         WHERE s.state IN ({states}) AND c.created_at <= $1"
-    );
-    if department.is_some() {
-        sql.push_str(" AND s.department = $2");
-    }
-    let mut query = sqlx::query(&sql).bind(now_ms);
-    if let Some(department) = department {
-        query = query.bind(department);
-    }
-    let rows = query.fetch_all(o.store.pool()).await?;
-    let mut items = Vec::with_capacity(rows.len());
+) -> Result<Vec<OpenStep>, StoreError> {
     let catalogue = o.catalogue();
-    for row in &rows {
-        let matter_code: String = row.get("matter");
-        let Some(matter) = catalogue.matters.get(&matter_code) else {
+    let mut items = Vec::new();
+    for row in o.store().open_steps(at_ms, department).await? {
+        let Some(matter) = catalogue.matters.get(&row.matter) else {
             // A matter no longer in the catalogue has no limit to count against.
-            tracing::debug!(matter = %matter_code, "step of an unknown matter left off the deadlines");
+            tracing::debug!(matter = %row.matter, "step of an unknown matter left off the deadlines");
             continue;
         };
-        let received_ms: i64 = row.get("received_at");
-        let state: String = row.get("state");
-        let Some(open) = OPEN.iter().find(|s| s.as_str() == state) else {
-            continue;
-        };
-        let clock = o.deadlines.clock(
+        let clock = o.deadlines().clock(
             matter.time_limit_days,
-            received_ms,
-            *open,
-            received_ms,
-            now_ms,
+            row.received_at,
+            row.state,
+            row.received_at,
+            at_ms,
         );
         let (Some(light), Some(remaining)) = (clock.light, clock.remaining_working_days) else {
             continue;
         };
-        items.push(Item {
-            case_id: row.get("case_id"),
-            step: row.get("step"),
-            matter: matter_code,
+        items.push(OpenStep {
+            case_id: row.case_id,
+            step: row.step,
+            matter: row.matter,
             matter_name: matter.name.clone(),
-            department: row.get("department"),
-            state,
-            received_at: rfc3339(received_ms),
+            department: row.department,
+            state: row.state,
+            received_at: rfc3339(row.received_at),
             deadline: rfc3339(clock.deadline_ms),
             last_working_day: beijing_date(clock.deadline_ms - 1).to_string(),
             light,
@@ -315,7 +310,7 @@ fn departments(o: &Orchestrator) -> BTreeMap<String, Counts> {
         .collect()
 }
 
-fn count(items: &[Item], mut counts: BTreeMap<String, Counts>) -> BTreeMap<String, Counts> {
+fn count(items: &[OpenStep], mut counts: BTreeMap<String, Counts>) -> BTreeMap<String, Counts> {
     for item in items {
         counts
             .entry(item.department.clone())
@@ -325,87 +320,31 @@ fn count(items: &[Item], mut counts: BTreeMap<String, Counts>) -> BTreeMap<Strin
     counts
 }
 
-/// Open steps per department and light at `now_ms` (every department with matters is listed,
-/// with zeros when it has nothing open): for the supervision endpoint and metrics exporters.
-pub async fn counts(o: &Orchestrator, now_ms: i64) -> Result<BTreeMap<String, Counts>, StoreError> {
-    Ok(count(&open_steps(o, now_ms, None).await?, departments(o)))
+/// Open steps per department and light at `at_ms` (every department with matters is listed,
+/// with zeros when it has nothing open): for the supervision view and metrics exporters.
+pub async fn counts(o: &Orchestrator, at_ms: i64) -> Result<BTreeMap<String, Counts>, StoreError> {
+    Ok(count(&open_steps(o, at_ms, None).await?, departments(o)))
 }
 
-/// The supervision routes.
-pub fn routes() -> OpenApiRouter<AppState> {
-    OpenApiRouter::new().routes(routes!(supervision))
-}
-
-/// `GET /api/v1/supervision/deadlines?department=<id>&light=<green|yellow|red>&at=<RFC 3339>`:
-/// the open steps, red first then by deadline, and the counts per department and light (the
-/// counts follow `department` and `at`, not `light`).
-#[utoipa::path(
-    get,
-    path = "/api/v1/supervision/deadlines",
-    tag = "supervision",
-    params(
-        ("department" = Option<String>, Query, nullable = false, description = "Only this department"),
-        ("light" = Option<crate::api::openapi::Light>, Query, nullable = false, description = "Only steps with this light"),
-        ("at" = Option<String>, Query, nullable = false, format = DateTime, description = "Judge the lights at this instant (RFC 3339); default now"),
-    ),
-    responses(
-        (status = 200, description = "Open steps and counts.", body = crate::api::openapi::Supervision),
-        (status = 404, description = "`not_found`: no such department.", body = crate::api::openapi::Error),
-        (status = 422, description = "`invalid_input`: a bad `light` or `at`, or an unknown parameter.", body = crate::api::openapi::Error),
-        (status = 500, description = "`internal`.", body = crate::api::openapi::Error),
-    )
-)]
-async fn supervision(
-    State(o): State<AppState>,
-    query: Result<Query<Vec<(String, String)>>, axum::extract::rejection::QueryRejection>,
-) -> Result<Json<Value>, ApiError> {
-    let Query(params) = query.map_err(|e| {
-        ApiError::InvalidInput(vec![FieldProblem::new("", "format", e.body_text())])
-    })?;
-    let mut problems = Vec::new();
-    let (mut department, mut light, mut at) = (None, None, now_ms());
-    for (name, value) in &params {
-        match name.as_str() {
-            "department" => department = Some(value.clone()),
-            "light" => match Light::parse(value) {
-                Some(l) => light = Some(l),
-                None => problems.push(FieldProblem::new(
-                    "light",
-                    "enum",
-                    "应为 green、yellow 或 red",
-                )),
-            },
-            "at" => {
-                match OffsetDateTime::parse(value, &time::format_description::well_known::Rfc3339) {
-                    Ok(t) => at = (t.unix_timestamp_nanos() / 1_000_000) as i64,
-                    Err(_) => problems.push(FieldProblem::new(
-                        "at",
-                        "format",
-                        "应为RFC 3339时间，如 2026-10-09T12:00:00+08:00",
-                    )),
-                }
-            }
-            other => problems.push(FieldProblem::new(
-                other,
-                "unknown_field",
-                "不支持的查询参数（可用：department、light、at）",
-            )),
-        }
-    }
-    if !problems.is_empty() {
-        return Err(ApiError::InvalidInput(problems));
-    }
-    let mut counts = departments(&o);
-    if let Some(department) = &department {
+/// The open steps at `at_ms`, red first then by deadline, of one department or all, with one
+/// light or all; the counts follow `department` and `at_ms`, not `light`.
+pub async fn supervision(
+    o: &Orchestrator,
+    at_ms: i64,
+    department: Option<&str>,
+    light: Option<Light>,
+) -> Result<Supervision, CaseError> {
+    let mut counts = departments(o);
+    if let Some(department) = department {
         if !counts.contains_key(department) {
-            return Err(ApiError::NotFound {
+            return Err(CaseError::NotFound {
                 what: "department",
-                id: department.clone(),
+                id: department.to_string(),
             });
         }
         counts.retain(|d, _| d == department);
     }
-    let mut items = open_steps(&o, at, department.as_deref()).await?;
+    let mut items = open_steps(o, at_ms, department).await?;
     let counts = count(&items, counts);
     items.retain(|i| light.is_none_or(|l| i.light == l));
     items.sort_by(|a, b| {
@@ -416,25 +355,26 @@ async fn supervision(
             &b.step,
         ))
     });
-    Ok(Json(
-        json!({"at": rfc3339(at), "counts": counts, "items": items}),
-    ))
+    Ok(Supervision {
+        at: rfc3339(at_ms),
+        counts,
+        items,
+    })
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use gateway_base::time::ms;
+    use time::OffsetDateTime;
     use time::macros::datetime;
 
     const DAY: i64 = 86_400_000;
 
     fn calendar() -> Calendar {
-        let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../config/holidays.toml");
+        let path =
+            std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../config/holidays.toml");
         Calendar::load(&path).expect("config/holidays.toml is valid")
-    }
-
-    fn ms(t: OffsetDateTime) -> i64 {
-        (t.unix_timestamp_nanos() / 1_000_000) as i64
     }
 
     #[test]

@@ -1,0 +1,89 @@
+//! Departments calling back: the adapter authenticates and reads the call, and the decision is
+//! recorded; a decision that arrives before the submission's answer is held until it names
+//! the reference.
+
+use crate::{CaseError, Orchestrator, state_of};
+use gateway_base::model::StepState;
+use gateway_plugins::host::contract;
+use serde_json::json;
+
+impl Orchestrator {
+    /// A department called back: let its adapter read the call, then record the status.
+    pub async fn callback(
+        &self,
+        department: &str,
+        request: contract::CallbackRequest,
+    ) -> Result<(), CaseError> {
+        let adapter = self
+            .adapters
+            .get(department)
+            .ok_or_else(|| CaseError::NotFound {
+                what: "department",
+                id: department.into(),
+            })?;
+        let report = adapter
+            .on_callback(request)
+            .await
+            .map_err(|e| CaseError::from_call(department, e))?;
+        let Some(step) = self
+            .store
+            .step_by_reference(department, &report.reference)
+            .await?
+        else {
+            // The department decided before its answer to our submission arrived: keep the
+            // decision until the submission's answer names the reference.
+            let held = json!({
+                "state": state_of(report.state).as_str(),
+                "message": report.message,
+                "outputs": report.outputs,
+            });
+            self.store
+                .hold_callback(department, &report.reference, &held)
+                .await?;
+            tracing::info!(%department, reference = %report.reference, "callback arrived before the submission's answer; held");
+            return Ok(());
+        };
+        if step.state.is_final() {
+            // Departments repeat callbacks; the first decision stands.
+            return Ok(());
+        }
+        self.apply_report(&step, report, "callback").await?;
+        Ok(())
+    }
+
+    /// Apply a callback that arrived before the submission's answer, now that the step has its
+    /// reference.
+    pub(crate) async fn apply_held_callback(
+        &self,
+        department: &str,
+        reference: &str,
+    ) -> Result<(), gateway_store::StoreError> {
+        let Some(held) = self.store.take_callback(department, reference).await? else {
+            return Ok(());
+        };
+        let Some(step) = self.store.step_by_reference(department, reference).await? else {
+            return Ok(());
+        };
+        if step.state.is_final() {
+            return Ok(());
+        }
+        let Ok(state) = held["state"]
+            .as_str()
+            .unwrap_or_default()
+            .parse::<StepState>()
+        else {
+            tracing::error!(%department, %reference, "a held callback names no step state; left as it is");
+            return Ok(());
+        };
+        let outputs = held["outputs"].as_str().unwrap_or("{}");
+        self.record(
+            &step,
+            state,
+            Some(reference),
+            Some(outputs),
+            held["message"].as_str(),
+            "callback",
+        )
+        .await
+    }
+}

@@ -1,0 +1,240 @@
+//! The dispatcher: delivers due steps from the store, each claimed first (with several nodes,
+//! exactly one delivers it), paced per department, retried with backoff and jitter, with the
+//! same idempotency key on every attempt.
+
+use crate::pacing::Circuit;
+use crate::{Orchestrator, state_of};
+use gateway_base::model::StepState;
+use gateway_base::telemetry;
+use gateway_base::time::now_ms;
+use gateway_plugins::host::CallError;
+use gateway_plugins::host::contract::{AdapterError, Submission};
+use gateway_store::StepRecord;
+use serde_json::Value;
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::time::Duration;
+
+impl Orchestrator {
+    /// Deliver due steps until shutdown. Woken at once by new applications. Each step is claimed
+    /// in the store first, so with several nodes exactly one delivers it.
+    pub async fn run_dispatcher(self: Arc<Self>) {
+        while !self.stopping.load(Ordering::SeqCst) {
+            match self.store.due_deliveries(64).await {
+                Ok(due) => {
+                    for step in due {
+                        let until = now_ms() + self.delivery.claim_ms;
+                        match self
+                            .store
+                            .claim_delivery(&step, &self.delivery.node, until)
+                            .await
+                        {
+                            Ok(true) => {}
+                            Ok(false) => continue,
+                            Err(e) => {
+                                tracing::error!(error = %e, "claiming a delivery failed");
+                                continue;
+                            }
+                        }
+                        let this = self.clone();
+                        let running = self.delivery.track();
+                        // Each delivery is a trace of its own: its department calls share it.
+                        let trace = gateway_base::trace::TraceContext::new_root();
+                        let span = tracing::info_span!("delivery", case = %step.case_id, step = %step.step, trace_id = %trace.trace_id_hex());
+                        gateway_base::trace::adopt(&span, &trace);
+                        tokio::spawn(async move {
+                            use tracing::Instrument;
+                            let delivery = this.deliver(&step);
+                            let audited = gateway_store::audit::for_delivery(
+                                &this.store,
+                                &step.case_id,
+                                &step.step,
+                                delivery,
+                            );
+                            // The applicant's names in the input are masked in what it logs.
+                            // (Boxed: a delivery's future is large, and this wraps it once more.)
+                            let audited = Box::pin(audited);
+                            let masked = gateway_base::redact::scope(async {
+                                if let Ok(input) = serde_json::from_str::<Value>(&step.input) {
+                                    gateway_base::redact::note_names(&input);
+                                }
+                                audited.await
+                            });
+                            gateway_base::trace::scope(trace, masked)
+                                .instrument(span)
+                                .await;
+                            drop(running);
+                            this.wake.notify_one();
+                        });
+                    }
+                }
+                Err(e) => tracing::error!(error = %e, "dispatcher cannot read the store"),
+            }
+            // Retries come due with time; new work comes with a notification.
+            let _ = tokio::time::timeout(Duration::from_millis(250), self.wake.notified()).await;
+        }
+    }
+
+    pub(crate) async fn deliver(&self, step: &StepRecord) {
+        let Some(pacing) = self.delivery.pacing(&step.department) else {
+            tracing::error!(department = %step.department, "no such department; delivery waits");
+            return;
+        };
+        if let Circuit::Open(until) = pacing.circuit(now_ms()) {
+            // The department is being left alone: wait without spending an attempt.
+            let _ = self.store.postpone_delivery(step, until).await;
+            return;
+        }
+        let Ok(_permit) = pacing.permits.acquire().await else {
+            return;
+        };
+        let Some(adapter) = self.adapters.get(&step.department) else {
+            tracing::error!(department = %step.department, "no adapter loaded; delivery waits");
+            let _ = self
+                .store
+                .retry_later(
+                    step,
+                    "no adapter loaded for the department",
+                    now_ms() + 5_000,
+                )
+                .await;
+            return;
+        };
+        let submission = Submission {
+            case_id: step.case_id.clone(),
+            matter: step.matter.clone(),
+            idempotency_key: step.idempotency_key.clone(),
+            payload: step.input.clone(),
+            callback_url: format!("{}/callbacks/{}", self.public_url, step.department),
+        };
+        let outcome = adapter.submit(submission).await;
+        if let Err(CallError::Busy(_)) = outcome {
+            // Every instance is in use on this node: not the department's fault, nor an attempt.
+            let _ = self.store.postpone_delivery(step, now_ms() + 500).await;
+            return;
+        }
+        let department = step.department.as_str();
+        match &outcome {
+            Err(CallError::Adapter(AdapterError::Unavailable(_) | AdapterError::Timeout(_)))
+            | Err(CallError::Timeout(_)) => {
+                pacing.failed(now_ms());
+                telemetry::circuit(
+                    department,
+                    matches!(pacing.circuit(now_ms()), Circuit::Open(_)),
+                );
+            }
+            _ => {
+                pacing.succeeded();
+                telemetry::circuit(department, false);
+            }
+        }
+        let outcome_label = match &outcome {
+            Ok(_) => "accepted",
+            Err(CallError::Adapter(AdapterError::Rejected(_))) => "rejected",
+            Err(CallError::Adapter(AdapterError::InvalidInput(_))) => "failed",
+            Err(_) if step.attempts + 1 >= pacing.max_attempts => "dead_letter",
+            Err(_) => "retry",
+        };
+        telemetry::delivery(department, outcome_label);
+        let result = match outcome {
+            Ok(receipt) => {
+                let state = state_of(receipt.state);
+                let recorded = self
+                    .record(
+                        step,
+                        state,
+                        Some(&receipt.reference),
+                        Some(&receipt.outputs),
+                        receipt.message.as_deref(),
+                        "submitted",
+                    )
+                    .await;
+                match recorded {
+                    Ok(()) => {
+                        self.apply_held_callback(&step.department, &receipt.reference)
+                            .await
+                    }
+                    failed => failed,
+                }
+            }
+            Err(CallError::Adapter(AdapterError::Rejected(r))) => {
+                let message = format!("{}: {}", r.code, gateway_base::redact::redact(&r.message));
+                self.record(
+                    step,
+                    StepState::Rejected,
+                    None,
+                    None,
+                    Some(&message),
+                    "submitted",
+                )
+                .await
+            }
+            Err(CallError::Adapter(AdapterError::InvalidInput(fields))) => {
+                let message = fields
+                    .iter()
+                    .map(|f| format!("{}: {}", f.field, f.message))
+                    .collect::<Vec<_>>()
+                    .join("; ");
+                self.record(
+                    step,
+                    StepState::Failed,
+                    None,
+                    None,
+                    Some(&gateway_base::redact::redact(&message)),
+                    "delivery_failed",
+                )
+                .await
+            }
+            Err(error) => {
+                let message = gateway_base::redact::redact(&error.to_string());
+                if step.attempts + 1 >= pacing.max_attempts {
+                    let message =
+                        format!("gave up after {} attempts: {message}", step.attempts + 1);
+                    self.record(
+                        step,
+                        StepState::Failed,
+                        None,
+                        None,
+                        Some(&message),
+                        "delivery_failed",
+                    )
+                    .await
+                } else {
+                    tracing::warn!(case = %step.case_id, department = %step.department, attempt = step.attempts + 1, error = %message, "delivery will be retried");
+                    let next = now_ms() + backoff_ms(step.attempts);
+                    let retry = self.store.retry_later(step, &message, next).await;
+                    self.announce(step, StepState::Pending);
+                    retry
+                }
+            }
+        };
+        if let Err(e) = result {
+            tracing::error!(case = %step.case_id, error = %e, "recording a delivery outcome failed");
+        }
+    }
+}
+
+/// Exponential backoff with jitter: 0.5 s, 1 s, 2 s … capped at 60 s, ±25 %.
+fn backoff_ms(attempts: i64) -> i64 {
+    let base = (500_i64 << attempts.clamp(0, 7)).min(60_000);
+    let jitter = (uuid::Uuid::new_v4().as_u128() % 1000) as i64; // 0..999 ‰
+    base * 3 / 4 + base * jitter / 2000
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    pub(crate) fn backoff_grows_and_is_capped() {
+        for attempt in 0..20 {
+            let b = backoff_ms(attempt);
+            let base = (500_i64 << attempt.clamp(0, 7)).min(60_000);
+            assert!(
+                b >= base * 3 / 4 && b <= base * 5 / 4,
+                "attempt {attempt}: {b}"
+            );
+        }
+        assert!(backoff_ms(0) < backoff_ms(3));
+    }
+}

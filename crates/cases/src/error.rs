@@ -1,0 +1,190 @@
+//! The one error of the case domain: what did not happen, who is at fault, whether to retry.
+//!
+//! A failed adapter call becomes a [`CaseError`] here and nowhere else ([`CaseError::from_call`]):
+//! its fault comes from the call ([`CallError::fault`]), its messages are masked. The HTTP
+//! crate turns a `CaseError` into a status and the one error format; nothing here knows HTTP.
+
+use gateway_base::model::{Fault, FieldProblem};
+use gateway_base::redact::redact;
+use gateway_plugins::host::CallError;
+use gateway_plugins::host::contract::AdapterError;
+use gateway_store::StoreError;
+
+/// Why a case operation did not happen.
+#[derive(Debug, thiserror::Error)]
+pub enum CaseError {
+    /// The input has problems, every one listed.
+    #[error("{} problem(s) with the input", .0.len())]
+    InvalidInput(Vec<FieldProblem>),
+    /// An `Idempotency-Key` reused for a different request.
+    #[error("idempotency key `{0}` was used for a different request")]
+    IdempotencyConflict(String),
+    /// No such service, lookup, case, licence or department.
+    #[error("{what} `{id}` not found")]
+    NotFound {
+        /// What was looked for: `service`, `case` ….
+        what: &'static str,
+        /// Its id as given.
+        id: String,
+    },
+    /// The department refused on the merits, or holds no such record (`code` `not_found`).
+    #[error("department refused: {code}: {message}")]
+    Rejected {
+        /// The department.
+        department: String,
+        /// Its code.
+        code: String,
+        /// Its reason, masked.
+        message: String,
+    },
+    /// The department could not be reached.
+    #[error("department {department} unavailable: {message}")]
+    Unavailable {
+        /// The department.
+        department: String,
+        /// Why, masked.
+        message: String,
+    },
+    /// The department did not answer in time.
+    #[error("department {department} timed out")]
+    Timeout {
+        /// The department.
+        department: String,
+    },
+    /// The department answered something its adapter cannot read.
+    #[error("department {department} answered unreadably: {message}")]
+    Protocol {
+        /// The department.
+        department: String,
+        /// What was wrong, masked.
+        message: String,
+    },
+    /// The adapter failed: a trap, a limit, an internal error, an answer that is not JSON.
+    #[error("adapter for {department} failed: {message}")]
+    AdapterFailed {
+        /// The department.
+        department: String,
+        /// What failed, masked.
+        message: String,
+    },
+    /// The department's adapter runs all the instances it may at once.
+    #[error("the adapter for {department} is busy: its {max} instances are all in use")]
+    Busy {
+        /// The department.
+        department: String,
+        /// Its bound on instances.
+        max: u32,
+    },
+    /// The store failed.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+impl CaseError {
+    /// What a failed call into `department`'s adapter means for the caller.
+    pub fn from_call(department: &str, error: CallError) -> CaseError {
+        let department = department.to_string();
+        match error {
+            CallError::Adapter(AdapterError::InvalidInput(fields)) => CaseError::InvalidInput(
+                fields
+                    .into_iter()
+                    .map(|f| FieldProblem::new(f.field, f.code, redact(&f.message)))
+                    .collect(),
+            ),
+            CallError::Adapter(AdapterError::Rejected(r)) => CaseError::Rejected {
+                department,
+                code: r.code,
+                message: redact(&r.message),
+            },
+            CallError::Adapter(AdapterError::Unavailable(m)) => CaseError::Unavailable {
+                department,
+                message: redact(&m),
+            },
+            CallError::Adapter(AdapterError::Timeout(_)) => CaseError::Timeout { department },
+            CallError::Adapter(AdapterError::Protocol(m)) => CaseError::Protocol {
+                department,
+                message: redact(&m),
+            },
+            CallError::Adapter(AdapterError::Internal(m)) => CaseError::AdapterFailed {
+                department,
+                message: redact(&m),
+            },
+            CallError::Busy(max) => CaseError::Busy { department, max },
+            other => CaseError::AdapterFailed {
+                department,
+                message: redact(&other.to_string()),
+            },
+        }
+    }
+
+    /// Who is at fault.
+    pub fn fault(&self) -> Fault {
+        match self {
+            CaseError::InvalidInput(_)
+            | CaseError::IdempotencyConflict(_)
+            | CaseError::NotFound { .. }
+            | CaseError::Rejected { .. } => Fault::Caller,
+            CaseError::Unavailable { .. } | CaseError::Timeout { .. } => Fault::Department,
+            CaseError::Protocol { .. } | CaseError::AdapterFailed { .. } => Fault::Adapter,
+            CaseError::Busy { .. } | CaseError::Store(_) => Fault::Gateway,
+        }
+    }
+
+    /// Whether the same request may succeed later.
+    pub fn retryable(&self) -> bool {
+        self.fault().retryable()
+    }
+
+    /// The department the failure concerns, if one does.
+    pub fn department(&self) -> Option<&str> {
+        match self {
+            CaseError::Rejected { department, .. }
+            | CaseError::Unavailable { department, .. }
+            | CaseError::Timeout { department }
+            | CaseError::Protocol { department, .. }
+            | CaseError::AdapterFailed { department, .. }
+            | CaseError::Busy { department, .. } => Some(department),
+            _ => None,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use gateway_plugins::host::contract::{FieldError, Rejection};
+
+    #[test]
+    fn a_failed_call_is_judged_once_and_masked() {
+        let id = "11010519491231002X";
+        let rejected = CaseError::from_call(
+            "tax",
+            CallError::Adapter(AdapterError::Rejected(Rejection {
+                code: "2002".into(),
+                message: format!("纳税人{id}不存在"),
+            })),
+        );
+        assert_eq!(rejected.fault(), Fault::Caller);
+        assert!(!rejected.retryable());
+        assert!(!rejected.to_string().contains(id), "{rejected}");
+        let fields = CaseError::from_call(
+            "tax",
+            CallError::Adapter(AdapterError::InvalidInput(vec![FieldError {
+                field: "taxpayer_id".into(),
+                code: "checksum".into(),
+                message: format!("{id} 校验位错误"),
+            }])),
+        );
+        assert!(matches!(&fields, CaseError::InvalidInput(p) if !p[0].message.contains(id)));
+        let down = CaseError::from_call(
+            "tax",
+            CallError::Adapter(AdapterError::Unavailable("refused".into())),
+        );
+        assert_eq!((down.fault(), down.retryable()), (Fault::Department, true));
+        let trap = CaseError::from_call("tax", CallError::Trap("unreachable".into()));
+        assert_eq!(trap.fault(), Fault::Adapter);
+        assert_eq!(trap.department(), Some("tax"));
+        let busy = CaseError::from_call("tax", CallError::Busy(4));
+        assert_eq!(busy.fault(), Fault::Gateway);
+    }
+}

@@ -1,0 +1,214 @@
+//! Pre-review (一次性告知): every problem with an application, gathered at once — the form's
+//! schema and identifier checks, the service's lookups (a record that does not exist), its
+//! cross-field rules, and every involved department's own `validate`, all asked in parallel.
+
+use crate::catalogue::{Catalogue, Service, merge_problems};
+use crate::one_thing::{Context, check_rules, problem_on_form};
+use crate::{CaseError, Orchestrator};
+use gateway_base::config::Source;
+use gateway_base::model::FieldProblem;
+use gateway_plugins::host::CallError;
+use gateway_plugins::host::contract::AdapterError;
+use serde_json::{Value, json};
+
+/// The outcome of a pre-review.
+#[derive(Debug)]
+pub struct Review {
+    /// Every problem found, deduplicated.
+    pub problems: Vec<FieldProblem>,
+    /// Lookup answers by lookup id.
+    pub lookups: Value,
+}
+
+struct LookupResults {
+    answers: Value,
+    problems: Vec<FieldProblem>,
+}
+
+impl Orchestrator {
+    /// Every problem with an application for a service, gathered at once (一次性告知): the
+    /// form's schema and identifier checks, the service's lookups (a certificate that does not
+    /// exist), its cross-field rules, and every involved department's own `validate`, all
+    /// departments asked in parallel. Also returns the lookup answers, which fill matter inputs.
+    pub async fn review(&self, service_code: &str, form: &Value) -> Result<Review, CaseError> {
+        self.review_in(&self.catalogue(), service_code, form).await
+    }
+
+    pub(crate) async fn review_in(
+        &self,
+        catalogue: &Catalogue,
+        service_code: &str,
+        form: &Value,
+    ) -> Result<Review, CaseError> {
+        let service = catalogue
+            .services
+            .get(service_code)
+            .ok_or_else(|| CaseError::NotFound {
+                what: "service",
+                id: service_code.into(),
+            })?;
+        if !form.is_object() {
+            let problem = FieldProblem::new("", "type", "申请表应为JSON对象");
+            return Ok(Review {
+                problems: vec![problem],
+                lookups: json!({}),
+            });
+        }
+        let form_problems = catalogue.check_form(service, form);
+        let lookups = self.run_lookups(service, form, &form_problems).await?;
+        let ctx = Context {
+            form: Some(form),
+            lookups: Some(&lookups.answers),
+            outputs: Default::default(),
+        };
+        let rule_problems = check_rules(&service.rules, &ctx);
+        let checks = service.steps.iter().map(|step| {
+            let ctx = &ctx;
+            async move {
+                let matter = &catalogue.matters[&step.matter];
+                let input = step
+                    .input
+                    .as_ref()
+                    .map_or_else(|| form.clone(), |m| ctx.build_input(m));
+                let adapter = self.adapters.get(&matter.department).ok_or_else(|| {
+                    CaseError::Unavailable {
+                        department: matter.department.clone(),
+                        message: "no adapter loaded".into(),
+                    }
+                })?;
+                let found = adapter
+                    .validate(&matter.code, &input.to_string())
+                    .await
+                    .map_err(|e| CaseError::from_call(&matter.department, e))?;
+                // Problems are reported on the form field that feeds them; fields an earlier
+                // step will fill are not the applicant's to fix.
+                let problems = found
+                    .into_iter()
+                    .filter_map(|f| {
+                        let field = match &step.input {
+                            None => Some(f.field.clone()),
+                            Some(mapping) => problem_on_form(&step.id, mapping, &f.field),
+                        };
+                        field.map(|field| {
+                            FieldProblem::new(
+                                field,
+                                f.code,
+                                gateway_base::redact::redact(&f.message),
+                            )
+                        })
+                    })
+                    .collect::<Vec<_>>();
+                Ok::<_, CaseError>(problems)
+            }
+        });
+        let department_problems = futures::future::try_join_all(checks).await?;
+        let lists = [form_problems, lookups.problems, rule_problems]
+            .into_iter()
+            .chain(department_problems);
+        Ok(Review {
+            problems: merge_problems(lists),
+            lookups: lookups.answers,
+        })
+    }
+
+    /// Run a service's lookups in parallel. A lookup whose query fields already have problems is
+    /// skipped; a record the department does not hold is a problem on the field that named it.
+    async fn run_lookups(
+        &self,
+        service: &Service,
+        form: &Value,
+        known: &[FieldProblem],
+    ) -> Result<LookupResults, CaseError> {
+        let ctx = Context {
+            form: Some(form),
+            ..Default::default()
+        };
+        let runs = service.lookups.iter().map(|lookup| {
+            let ctx = &ctx;
+            async move {
+                let form_fields: Vec<String> = lookup
+                    .query
+                    .iter()
+                    .filter_map(|(_, s)| {
+                        if let Source::Form(p) = s {
+                            Some(p.join("."))
+                        } else {
+                            None
+                        }
+                    })
+                    .collect();
+                let blamed = form_fields.first().cloned().unwrap_or_default();
+                let ready = lookup.query.iter().all(|(_, s)| ctx.resolve(s).is_some())
+                    && !known.iter().any(|p| {
+                        form_fields
+                            .iter()
+                            .any(|f| p.field == *f || p.field.starts_with(&format!("{f}.")))
+                    });
+                if !ready {
+                    return Ok((lookup.id.clone(), None, None));
+                }
+                let adapter = self.adapters.for_lookup(&lookup.lookup).ok_or_else(|| {
+                    CaseError::NotFound {
+                        what: "lookup",
+                        id: lookup.lookup.clone(),
+                    }
+                })?;
+                let department = adapter.department().id.clone();
+                match adapter
+                    .lookup(&lookup.lookup, &ctx.build_input(&lookup.query).to_string())
+                    .await
+                {
+                    Ok(answer) => {
+                        let value: Value = serde_json::from_str(&answer).map_err(|e| {
+                            CaseError::AdapterFailed {
+                                department,
+                                message: format!("lookup answer is not JSON: {e}"),
+                            }
+                        })?;
+                        Ok((lookup.id.clone(), Some(value), None))
+                    }
+                    Err(CallError::Adapter(AdapterError::Rejected(r))) => {
+                        let code = if r.code == "not_found" {
+                            "not_found"
+                        } else {
+                            "rejected"
+                        };
+                        let message = format!(
+                            "{department} 未查询到相符的登记信息：{}",
+                            gateway_base::redact::redact(&r.message)
+                        );
+                        Ok((
+                            lookup.id.clone(),
+                            None,
+                            Some(FieldProblem::new(blamed, code, message)),
+                        ))
+                    }
+                    Err(CallError::Adapter(AdapterError::InvalidInput(fields))) => {
+                        let message = fields
+                            .iter()
+                            .map(|f| gateway_base::redact::redact(&f.message))
+                            .collect::<Vec<_>>()
+                            .join("; ");
+                        Ok((
+                            lookup.id.clone(),
+                            None,
+                            Some(FieldProblem::new(blamed, "format", message)),
+                        ))
+                    }
+                    Err(e) => Err(CaseError::from_call(&department, e)),
+                }
+            }
+        });
+        let mut results = LookupResults {
+            answers: json!({}),
+            problems: Vec::new(),
+        };
+        for (id, answer, problem) in futures::future::try_join_all(runs).await? {
+            if let Some(answer) = answer {
+                results.answers[id.as_str()] = answer;
+            }
+            results.problems.extend(problem);
+        }
+        Ok(results)
+    }
+}
