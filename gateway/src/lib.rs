@@ -6,47 +6,25 @@
 //! department's own protocol. Status comes back by polling or callback and becomes one case
 //! with a per-department timeline.
 //!
+//! This crate is the top of the house: the binary, the command line, and the wiring that starts,
+//! reloads and stops a gateway. Everything it wires is a crate of its own, each depending only
+//! on the ones below it (see `docs/architecture.md`):
+//! `gateway_base` ← `gateway_store` ← `gateway_plugins` ← `gateway_cases` ← `gateway_http` ← here.
+//!
 //! # Layout
-//! - [`config`]: the TOML config, checked whole at start-up (file, key, reason).
-//! - [`catalogue`]: matters, services and their schemas; field problems.
-//! - [`services`]: "one thing" services — the merged form, input mapping, cross-field rules.
-//! - [`host`]: the wasmtime plugin host — engine, per-call instances, limits, host imports.
-//! - [`adapters`]: each department's adapter versions, hot swaps, staged rollouts, the registry.
-//! - [`connection`]: the host-owned HTTP(S) connection to each department, and its fences.
-//! - [`tls`]: rustls configurations.
-//! - [`listener`]: the portal and admin listeners, plain or TLS (handshakes off the accept path).
-//! - [`certificates`]: expiry dates of every certificate held or pinned, for metrics and readiness.
-//! - [`store`]: cases, steps and events in SQLite or PostgreSQL.
-//! - [`at_rest`]: SM4-GCM / AES-256-GCM sealing of stored application payloads, key rotation.
-//! - [`orchestrator`]: review, durable acceptance, delivery with retries, polling, callbacks.
-//! - [`auth`]: portal clients (API keys, JWT) and their scopes; operators of the admin API.
-//! - [`api`]: the axum routes, the one error format, and the OpenAPI document of both.
-//! - [`deadlines`]: promised time limits in working days (holiday calendar), 红黄牌 lights, supervision.
-//! - [`admin`]: the operators' routes on their own listener (dead letters, replay).
-//! - [`delivery`]: attempts, concurrency, circuit breaker and claims per department.
-//! - [`licences`]: electronic licences (电子证照) issued by approved steps; the 企业码 view.
-//! - [`cli`]: `gateway plugin …`, the operators' command line for adapter versions.
-//! - [`redact`]: masking of identity and phone numbers in logs and messages.
-//! - [`health`]: `/healthz` and `/readyz`, with departments probed on a schedule.
-//! - [`trace_context`]: request ids and W3C `traceparent`, from the portal to every department call.
-//! - [`logging`]: the log subscriber (text or JSON lines), masking identity numbers on the way out.
-//! - [`audit`]: every department exchange in a hash-chained, sealed, append-only log; `verify`.
+//! - [`Gateway`] (this file): start (store, adapters, catalogue, listeners, background tasks),
+//!   reload, graceful shutdown.
 //! - [`reload`]: departments, matters, services and clients reloaded on a running gateway
 //!   (`SIGHUP`, `POST /admin/v1/config/reload`): checked whole, swapped atomically, or refused.
+//! - [`cli`]: `gateway plugin …`, `gateway config reload`, `gateway audit verify`: the
+//!   operators' command line, a thin client of the admin API.
+//! - [`logging`]: the log subscriber (text or JSON lines), masking on the way out.
 //! - [`otel`]: optional export of spans with OTLP/HTTP, same trace ids as `traceparent`, masked.
-//! - [`telemetry`]: the Prometheus recorder and the gateway's metrics.
 
-pub mod admin;
-pub mod api;
-pub mod auth;
 pub mod cli;
-pub mod health;
-pub mod listener;
 pub mod logging;
 pub mod otel;
 pub mod reload;
-pub mod tls;
-pub mod trace_context;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -98,7 +76,7 @@ impl Gateway {
             &adapters.actives(),
         )?);
         let public_tls = match &config.server.tls {
-            Some(tls) => Some(tls::server_config(&config, tls)?),
+            Some(tls) => Some(gateway_http::tls::server_config(&config, tls)?),
             None => None,
         };
         let listener = tokio::net::TcpListener::bind(&config.server.listen).await?;
@@ -119,7 +97,6 @@ impl Gateway {
                 connection.attach_audit(audit.sink().recorder(&id));
             }
         }
-        let audit_pool = store.pool().clone();
         let delivery = Arc::new(gateway_cases::pacing::Delivery::new(&config, node));
         let polls = config
             .departments
@@ -137,11 +114,13 @@ impl Gateway {
             polls,
             delivery,
         );
-        let readiness = health::Readiness::new(&config)?;
+        let readiness = gateway_http::health::Readiness::new(&config)?;
         let operators = config.admin.as_ref().map_or(&[][..], |a| &a.operators[..]);
-        let authenticator: auth::Credentials = Arc::new(arc_swap::ArcSwap::from_pointee(
-            auth::Authenticator::new(&config.auth, operators).map_err(anyhow::Error::msg)?,
-        ));
+        let authenticator: gateway_http::auth::Credentials =
+            Arc::new(arc_swap::ArcSwap::from_pointee(
+                gateway_http::auth::Authenticator::new(&config.auth, operators)
+                    .map_err(anyhow::Error::msg)?,
+            ));
         let reloader = reload::Reloader::new(
             config.clone(),
             orchestrator.clone(),
@@ -149,21 +128,26 @@ impl Gateway {
             readiness.clone(),
             audit.sink().clone(),
         );
-        let app = trace_context::layer(trace_context::clerk_layer(api::router(
+        let app = gateway_http::portal_app(
             orchestrator.clone(),
-            api::RequestLimits {
+            gateway_http::portal::RequestLimits {
                 body_bytes: config.server.body_limit_bytes,
                 timeout_ms: config.server.request_timeout_ms,
             },
             readiness.clone(),
             authenticator.clone(),
-        )));
+        );
         let (shutdown, stopped) = tokio::sync::watch::channel(false);
         let mut tasks = vec![
             tokio::spawn(orchestrator.clone().run_dispatcher()),
             tokio::spawn(orchestrator.clone().run_poller()),
             tokio::spawn(readiness.clone().run(stopped.clone())),
-            tokio::spawn(listener::serve(listener, public_tls, app, stopped.clone())),
+            tokio::spawn(gateway_http::listener::serve(
+                listener,
+                public_tls,
+                app,
+                stopped.clone(),
+            )),
             tokio::spawn(adapters.run_sync(
                 std::time::Duration::from_millis(config.plugins.sync_interval_ms),
                 stopped.clone(),
@@ -173,23 +157,18 @@ impl Gateway {
             Some(admin) => {
                 let listener = tokio::net::TcpListener::bind(&admin.listen).await?;
                 let admin_addr = listener.local_addr()?;
-                let app = admin::router(orchestrator.clone())
-                    .merge(health::router(orchestrator.clone(), readiness.clone()))
-                    .merge(admin::audit::router(audit_pool))
-                    .merge(reload::router(reloader.clone()))
-                    .layer(axum::middleware::from_fn_with_state(
-                        authenticator,
-                        auth::admin,
-                    ));
+                let app = gateway_http::admin_app(
+                    orchestrator.clone(),
+                    readiness.clone(),
+                    reloader.clone(),
+                    authenticator,
+                );
                 let admin_tls = match &admin.tls {
-                    Some(tls) => Some(tls::server_config(&config, tls)?),
+                    Some(tls) => Some(gateway_http::tls::server_config(&config, tls)?),
                     None => None,
                 };
-                tasks.push(tokio::spawn(listener::serve(
-                    listener,
-                    admin_tls,
-                    trace_context::layer(app),
-                    stopped,
+                tasks.push(tokio::spawn(gateway_http::listener::serve(
+                    listener, admin_tls, app, stopped,
                 )));
                 tracing::info!(addr = %admin_addr, "admin API listening");
                 Some(admin_addr)
@@ -228,7 +207,11 @@ impl Gateway {
 
     /// Read the config file again and apply it, or refuse it whole (see [`reload`]); what
     /// `SIGHUP` and `POST /admin/v1/config/reload` do. `operator` is recorded with the change.
-    pub async fn reload(&self, operator: &str) -> Result<reload::Reloaded, reload::ReloadError> {
+    pub async fn reload(
+        &self,
+        operator: &str,
+    ) -> Result<gateway_base::config::reload::Reloaded, gateway_base::config::reload::ReloadError>
+    {
         self.reloader.reload(operator).await
     }
 

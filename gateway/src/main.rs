@@ -69,7 +69,10 @@ async fn main() -> anyhow::Result<()> {
         Command::Config(args) => gateway::cli::run_config(args).await?,
         Command::ClientKey => {
             let key = hex::encode(rand::random::<[u8; 24]>());
-            println!("key:    {key}\nsha256: {}", gateway::auth::sha256_hex(&key));
+            println!(
+                "key:    {key}\nsha256: {}",
+                gateway_http::auth::sha256_hex(&key)
+            );
         }
         Command::StoreKey { algorithm } => {
             use gateway_base::config::Cipher;
@@ -93,7 +96,7 @@ async fn main() -> anyhow::Result<()> {
         Command::Openapi => {
             println!(
                 "{}",
-                serde_json::to_string_pretty(&gateway::api::document())
+                serde_json::to_string_pretty(&gateway_http::portal::document())
                     .expect("the OpenAPI document serialises")
             );
         }

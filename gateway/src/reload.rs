@@ -25,75 +25,17 @@
 //! config's component files, the reload answers 500 and nothing else is swapped; a route already
 //! written is followed by the nodes' sync like any activation.
 
-use crate::auth::{Authenticator, Credentials};
+use gateway_base::config::reload::{NeedsRestart, ReloadError, Reloaded};
 use gateway_base::config::{Config, ConfigError};
-use gateway_base::model::FieldProblem;
 use gateway_cases::Orchestrator;
 use gateway_cases::catalogue::Catalogue;
+use gateway_http::auth::{Authenticator, Credentials};
 use gateway_plugins::adapters::AdapterPlan;
 use gateway_plugins::connection::Connection;
-use serde::Serialize;
-use sqlx::Row;
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt::Debug;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-
-/// One reason a new config is refused.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct Problem {
-    /// The file the problem is in (the config, or its catalogue).
-    pub file: PathBuf,
-    /// Dotted key of the offending setting.
-    pub key: String,
-    /// What is wrong.
-    pub reason: String,
-}
-
-impl From<ConfigError> for Problem {
-    fn from(e: ConfigError) -> Self {
-        Problem {
-            file: e.file,
-            key: e.key,
-            reason: e.reason,
-        }
-    }
-}
-
-impl From<Problem> for FieldProblem {
-    fn from(p: Problem) -> Self {
-        FieldProblem::new(p.key, "config", p.reason).in_file(p.file.display().to_string())
-    }
-}
-
-/// A setting changed in the file that only a restart applies; the running value stays.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct NeedsRestart {
-    /// Dotted key of the setting.
-    pub key: String,
-    /// Why it needs a restart.
-    pub reason: String,
-}
-
-/// What a reload applied.
-#[derive(Debug, Clone, Serialize)]
-pub struct Reloaded {
-    /// What changed, one line each (`departments added: water` …); empty when nothing did.
-    pub changes: Vec<String>,
-    /// Settings that changed in the file but wait for a restart.
-    pub needs_restart: Vec<NeedsRestart>,
-}
-
-/// Why a reload did not happen.
-#[derive(Debug, thiserror::Error)]
-pub enum ReloadError {
-    /// The new config has problems; nothing was applied.
-    #[error("the new config was refused whole: {} problem(s)", .0.len())]
-    Refused(Vec<Problem>),
-    /// Applying a checked config failed (the store did not take a write).
-    #[error("applying the new config failed: {0}")]
-    Failed(String),
-}
 
 /// Reloads the config of one running gateway.
 pub struct Reloader {
@@ -103,7 +45,7 @@ pub struct Reloader {
     current: tokio::sync::Mutex<Config>,
     orchestrator: Arc<Orchestrator>,
     credentials: Credentials,
-    readiness: Arc<crate::health::Readiness>,
+    readiness: Arc<gateway_http::health::Readiness>,
     audit: gateway_store::audit::Sink,
 }
 
@@ -113,7 +55,7 @@ impl Reloader {
         config: Config,
         orchestrator: Arc<Orchestrator>,
         credentials: Credentials,
-        readiness: Arc<crate::health::Readiness>,
+        readiness: Arc<gateway_http::health::Readiness>,
         audit: gateway_store::audit::Sink,
     ) -> Arc<Reloader> {
         Arc::new(Reloader {
@@ -160,7 +102,7 @@ impl Reloader {
 
     async fn reload_checked(&self, operator: &str) -> Result<Reloaded, ReloadError> {
         let mut current = self.current.lock().await;
-        let config = Config::load(self.path()).map_err(|e| ReloadError::Refused(vec![e.into()]))?;
+        let config = Config::load(self.path()).map_err(|e| ReloadError::Refused(vec![e]))?;
         let file = config.source.clone();
         let catalogue_file = config.resolve(&config.catalogue);
         let mut problems = Vec::new();
@@ -175,7 +117,7 @@ impl Reloader {
                     connections.insert(id.clone(), connection);
                     probes.insert(id.clone(), probe);
                 }
-                Err(e) => problems.push(Problem {
+                Err(e) => problems.push(ConfigError {
                     file: file.clone(),
                     key: format!(
                         "departments.{id}.{}",
@@ -193,7 +135,7 @@ impl Reloader {
         // reports only what that did not (an unreadable listener certificate).
         let certificates = gateway_base::certificates::inventory(&config).unwrap_or_else(|e| {
             if problems.is_empty() {
-                problems.push(Problem {
+                problems.push(ConfigError {
                     file: file.clone(),
                     key: "server.tls".into(),
                     reason: format!("a certificate cannot be read: {e:#}"),
@@ -207,7 +149,7 @@ impl Reloader {
         let plan = match adapters.plan(&config, &connections).await {
             Ok(plan) => Some(plan),
             Err(found) => {
-                problems.extend(found.into_iter().map(|(key, reason)| Problem {
+                problems.extend(found.into_iter().map(|(key, reason)| ConfigError {
                     file: file.clone(),
                     key,
                     reason,
@@ -221,7 +163,7 @@ impl Reloader {
                 Err(e) => {
                     let text = format!("{e:#}");
                     let (key, reason) = text.split_once(": ").unwrap_or(("", &text));
-                    problems.push(Problem {
+                    problems.push(ConfigError {
                         file: catalogue_file,
                         key: key.to_string(),
                         reason: reason.to_string(),
@@ -235,7 +177,7 @@ impl Reloader {
         let authenticator = match Authenticator::new(&config.auth, operators) {
             Ok(a) => Some(a),
             Err(why) => {
-                problems.push(Problem {
+                problems.push(ConfigError {
                     file: file.clone(),
                     key: "auth".into(),
                     reason: why,
@@ -278,7 +220,11 @@ impl Reloader {
 
     /// Removals that would strand stored cases: a department that open steps still go to, a
     /// matter or service whose cases are still open.
-    async fn open_work(&self, current: &Config, new: &Config) -> Result<Vec<Problem>, ReloadError> {
+    async fn open_work(
+        &self,
+        current: &Config,
+        new: &Config,
+    ) -> Result<Vec<ConfigError>, ReloadError> {
         let gone_departments: Vec<&String> = current
             .departments
             .keys()
@@ -292,23 +238,17 @@ impl Reloader {
         if gone_departments.is_empty() && gone_services.is_empty() {
             return Ok(Vec::new());
         }
-        let rows = sqlx::query(
-            "SELECT s.department, c.service, COUNT(*) AS n FROM steps s JOIN cases c ON c.id = s.case_id
-             WHERE s.state IN ('pending', 'waiting', 'accepted', 'processing')
-             GROUP BY s.department, c.service",
-        )
-        .fetch_all(self.orchestrator.store().pool())
-        .await
-        .map_err(|e| ReloadError::Failed(format!("counting open steps: {e}")))?;
-        let open: Vec<(String, String, i64)> = rows
-            .iter()
-            .map(|r| (r.get("department"), r.get("service"), r.get("n")))
-            .collect();
+        let open = self
+            .orchestrator
+            .store()
+            .open_step_counts()
+            .await
+            .map_err(|e| ReloadError::Failed(format!("counting open steps: {e}")))?;
         let mut problems = Vec::new();
         for id in gone_departments {
             let n: i64 = open.iter().filter(|o| &o.0 == id).map(|o| o.2).sum();
             if n > 0 {
-                problems.push(Problem {
+                problems.push(ConfigError {
                     file: new.source.clone(),
                     key: format!("departments.{id}"),
                     reason: format!(
@@ -325,7 +265,7 @@ impl Reloader {
                 } else {
                     "matters"
                 };
-                problems.push(Problem {
+                problems.push(ConfigError {
                     file: new.resolve(&new.catalogue),
                     key: format!("{table}.\"{code}\""),
                     reason: format!(
@@ -553,27 +493,15 @@ pub fn needs_restart(started: &Config, new: &Config) -> Vec<NeedsRestart> {
     found
 }
 
-/// `POST /admin/v1/config/reload`, merged into the admin router.
-pub fn router(reloader: Arc<Reloader>) -> axum::Router {
-    axum::Router::new()
-        .route("/admin/v1/config/reload", axum::routing::post(reload))
-        .with_state(reloader)
-}
+impl gateway_http::admin::reload::Reload for Reloader {
+    fn reload<'a>(
+        &'a self,
+        operator: &'a str,
+    ) -> std::pin::Pin<Box<dyn Future<Output = Result<Reloaded, ReloadError>> + Send + 'a>> {
+        Box::pin(Reloader::reload(self, operator))
+    }
 
-async fn reload(
-    axum::extract::State(reloader): axum::extract::State<Arc<Reloader>>,
-    axum::Extension(operator): axum::Extension<crate::auth::Operator>,
-) -> Result<axum::Json<serde_json::Value>, crate::api::error::ApiError> {
-    match reloader.reload(&operator.id).await {
-        Ok(reloaded) => Ok(axum::Json(serde_json::json!({
-            "reloaded": true,
-            "file": reloader.path().display().to_string(),
-            "changes": reloaded.changes,
-            "needs_restart": reloaded.needs_restart,
-        }))),
-        Err(ReloadError::Refused(problems)) => Err(crate::api::error::ApiError::ConfigRefused(
-            problems.into_iter().map(FieldProblem::from).collect(),
-        )),
-        Err(ReloadError::Failed(why)) => Err(crate::api::error::ApiError::Internal(why)),
+    fn file(&self) -> PathBuf {
+        self.path().to_path_buf()
     }
 }

@@ -491,7 +491,7 @@ callback-secret = "mr-callback-secret"
         admin = if setup.admin {
             format!(
                 "[admin]\nlisten = \"127.0.0.1:0\"\n[[admin.operators]]\nid = \"{OPERATOR}\"\ntoken_sha256 = \"{}\"\n",
-                gateway::auth::sha256_hex(OPERATOR_TOKEN)
+                gateway_http::auth::sha256_hex(OPERATOR_TOKEN)
             )
         } else {
             String::new()
@@ -548,7 +548,7 @@ pub async fn departments_in(dir: &Path) -> Departments {
 pub fn portal_client_toml() -> String {
     format!(
         "\n[[auth.clients]]\nid = \"{PORTAL_CLIENT}\"\napi_key_sha256 = \"{}\"\nscopes = [\"apply:*\", \"lookup:*\", \"supervision\", \"subjects\"]\n",
-        gateway::auth::sha256_hex(PORTAL_KEY)
+        gateway_http::auth::sha256_hex(PORTAL_KEY)
     )
 }
 

@@ -14,7 +14,7 @@ const SECOND_KEY: &str = "second-portal-key";
 fn second_client() -> String {
     format!(
         "\n[[auth.clients]]\nid = \"second-portal\"\napi_key_sha256 = \"{}\"\nscopes = [\"lookup:*\", \"supervision\"]\n",
-        gateway::auth::sha256_hex(SECOND_KEY)
+        gateway_http::auth::sha256_hex(SECOND_KEY)
     )
 }
 

@@ -25,8 +25,8 @@ issuer = "test-idp"
 
 async fn env() -> Env {
     let extra = CLIENTS
-        .replace("KEY_B", &gateway::auth::sha256_hex("key-b"))
-        .replace("KEY_C", &gateway::auth::sha256_hex("key-c"));
+        .replace("KEY_B", &gateway_http::auth::sha256_hex("key-b"))
+        .replace("KEY_C", &gateway_http::auth::sha256_hex("key-c"));
     Env::start_with(Setup {
         admin: true,
         config_extra: extra,
@@ -423,7 +423,7 @@ async fn rate_body_and_time_limits_answer_in_the_error_format() {
     use reqwest::Method;
     let extra = format!(
         "[[auth.clients]]\nid = \"slow-lane\"\napi_key_sha256 = \"{}\"\nscopes = [\"lookup:*\"]\nrate_per_minute = 6\n",
-        gateway::auth::sha256_hex("key-d")
+        gateway_http::auth::sha256_hex("key-d")
     );
     let env = Env::start_with(Setup {
         config_extra: extra,

@@ -125,6 +125,22 @@ pub struct NewStep {
 const STEP_COLUMNS: &str = "case_id, step, matter, department, state, reference, outputs, message, input, attempts, idempotency_key, updated_at";
 
 impl Store {
+    /// Open steps (waiting, pending, at the department) by department and service:
+    /// `(department, service, count)`.
+    pub async fn open_step_counts(&self) -> Result<Vec<(String, String, i64)>> {
+        let rows = sqlx::query(
+            "SELECT s.department, c.service, COUNT(*) AS n FROM steps s JOIN cases c ON c.id = s.case_id
+             WHERE s.state IN ('pending', 'waiting', 'accepted', 'processing')
+             GROUP BY s.department, c.service",
+        )
+        .fetch_all(&self.pool)
+        .await?;
+        Ok(rows
+            .iter()
+            .map(|r| (r.get("department"), r.get("service"), r.get("n")))
+            .collect())
+    }
+
     /// The open steps of cases received by `at_ms`, of one department or all.
     pub async fn open_steps(&self, at_ms: i64, department: Option<&str>) -> Result<Vec<OpenStep>> {
         const OPEN: [StepState; 4] = [

@@ -15,6 +15,7 @@
 //! - [`catalogue`]: the catalogue file: matters and one-thing services, and value sources.
 //! - [`deadlines`]: `[deadlines]`: the holiday calendar, the yellow rule.
 //! - [`audit`]: `[audit]`: hash, seals, queue.
+//! - [`reload`]: what a reload of the running gateway's config answers.
 
 pub mod audit;
 pub mod auth;
@@ -22,6 +23,7 @@ pub mod catalogue;
 pub mod deadlines;
 pub mod departments;
 pub mod plugins;
+pub mod reload;
 pub mod server;
 pub mod store;
 

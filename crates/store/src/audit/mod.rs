@@ -283,6 +283,19 @@ pub enum Outcome<'a> {
     Failed(&'static str),
 }
 
+impl Store {
+    /// Audit records by department, node and time, oldest first.
+    pub async fn audit_records(
+        &self,
+        department: Option<&str>,
+        node: Option<&str>,
+        since: i64,
+        limit: i64,
+    ) -> Result<Vec<serde_json::Value>, StoreError> {
+        chain::read(self.pool(), department, node, since, limit).await
+    }
+}
+
 /// The running audit log of this node.
 pub struct AuditLog {
     sink: Sink,

@@ -11,6 +11,7 @@ use axum::extract::Request;
 use axum::http::HeaderValue;
 use axum::middleware::Next;
 use axum::response::Response;
+use gateway_base::model::Clerk;
 use gateway_base::trace::{TraceContext, scope};
 use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
 
@@ -80,11 +81,27 @@ pub fn header_value(context: &TraceContext) -> HeaderValue {
 /// Middleware: the clerk named by the request's `X-Clerk-*` headers is on every exchange the
 /// request causes.
 async fn with_clerk(request: Request, next: Next) -> Response {
-    let clerk = crate::api::clerk(request.headers());
+    let clerk = clerk(request.headers());
     gateway_store::audit::scope(|c| c.clerk = clerk, next.run(request)).await
 }
 
 /// The clerk middleware around a router.
 pub fn clerk_layer(router: axum::Router) -> axum::Router {
     router.layer(axum::middleware::from_fn(with_clerk))
+}
+
+/// The clerk at the window, from `X-Clerk-Id`, `X-Clerk-Window` and `X-Clerk-Hall`.
+pub fn clerk(headers: &axum::http::HeaderMap) -> Option<Clerk> {
+    // Halls and windows have Chinese names: take the header's bytes as UTF-8, not only ASCII.
+    let text = |name: &str| {
+        let value = headers
+            .get(name)
+            .and_then(|v| std::str::from_utf8(v.as_bytes()).ok())?;
+        Some(value.trim().to_string()).filter(|v| !v.is_empty())
+    };
+    text("x-clerk-id").map(|id| Clerk {
+        id,
+        window: text("x-clerk-window"),
+        hall: text("x-clerk-hall"),
+    })
 }

@@ -1,8 +1,8 @@
 //! `GET /api/v1/supervision/deadlines`: the open steps and their lights (红黄牌), see
 //! [`gateway_cases::deadlines`].
 
-use crate::api::AppState;
-use crate::api::error::ApiError;
+use crate::error::ApiError;
+use crate::portal::AppState;
 use axum::Json;
 use axum::extract::{Query, State};
 use gateway_base::model::FieldProblem;
@@ -30,9 +30,9 @@ pub fn routes() -> OpenApiRouter<AppState> {
     ),
     responses(
         (status = 200, description = "Open steps and counts.", body = Supervision),
-        (status = 404, description = "`not_found`: no such department.", body = crate::api::openapi::Error),
-        (status = 422, description = "`invalid_input`: a bad `light` or `at`, or an unknown parameter.", body = crate::api::openapi::Error),
-        (status = 500, description = "`internal`.", body = crate::api::openapi::Error),
+        (status = 404, description = "`not_found`: no such department.", body = crate::openapi::Error),
+        (status = 422, description = "`invalid_input`: a bad `light` or `at`, or an unknown parameter.", body = crate::openapi::Error),
+        (status = 500, description = "`internal`.", body = crate::openapi::Error),
     )
 )]
 async fn supervision(

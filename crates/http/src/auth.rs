@@ -18,7 +18,7 @@
 //! token (`[[admin.operators]]`, SHA-256 in the config); a portal credential is worth nothing
 //! there, and the operator's id is what every change records.
 
-use crate::api::error::ApiError;
+use crate::error::ApiError;
 use axum::extract::Request;
 use axum::http::HeaderMap;
 use axum::middleware::Next;

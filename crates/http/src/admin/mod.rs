@@ -11,15 +11,16 @@
 //! | `POST /admin/v1/adapters/{department}/promote` | the staged candidate becomes active |
 //! | `POST /admin/v1/adapters/{department}/rollback` | drop the candidate, or `{"digest"?}` go back |
 //! | `DELETE /admin/v1/adapters/{department}/versions/{digest}` | remove a version serving nothing |
-//! | `POST /admin/v1/config/reload` | read the config file again: apply it whole or refuse it whole ([`crate::reload`]) |
+//! | `POST /admin/v1/config/reload` | read the config file again: apply it whole or refuse it whole ([`reload`]) |
 //! | `GET /admin/v1/lookups` | recorded portal lookups: client, purpose, case or clerk, outcome |
 //! | `GET /metrics` | Prometheus metrics (see [`gateway_base::telemetry`]) |
 
 mod adapters;
 pub mod audit;
+pub mod reload;
 
-use crate::api::AppState;
-use crate::api::error::ApiError;
+use crate::error::ApiError;
+use crate::portal::AppState;
 use axum::extract::{Path, State};
 use axum::routing::{get, post};
 use axum::{Json, Router};

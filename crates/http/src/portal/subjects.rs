@@ -1,9 +1,9 @@
 //! The subject views (企业码 of an enterprise, a person's licences) and one licence by its
 //! GB/T 36904 identifier; see [`gateway_cases::licences`] for what is issued and how.
 
-use crate::api::AppState;
-use crate::api::error::ApiError;
-use crate::api::openapi::Error;
+use crate::error::ApiError;
+use crate::openapi::Error;
+use crate::portal::AppState;
 use axum::Json;
 use axum::extract::{Path, State};
 use gateway_base::model::FieldProblem;
@@ -59,7 +59,7 @@ fn invalid(field: &str, problem: sdk::ids::IdProblem) -> ApiError {
     tag = "licences",
     params(("credit_code" = String, Path, description = "Unified social credit code (GB 32100)")),
     responses(
-        (status = 200, description = "The enterprise's licences and cases.", body = crate::api::openapi::Enterprise),
+        (status = 200, description = "The enterprise's licences and cases.", body = crate::openapi::Enterprise),
         (status = 422, description = "`invalid_input` on `credit_code`.", body = Error),
         (status = 500, description = "`internal`.", body = Error),
     )
@@ -101,7 +101,7 @@ async fn enterprise(
     tag = "licences",
     params(("id_number" = String, Path, description = "Resident identity number (GB 11643)")),
     responses(
-        (status = 200, description = "The person's licences.", body = crate::api::openapi::Person),
+        (status = 200, description = "The person's licences.", body = crate::openapi::Person),
         (status = 422, description = "`invalid_input` on `id_number`.", body = Error),
         (status = 500, description = "`internal`.", body = Error),
     )
@@ -129,7 +129,7 @@ async fn person(
     tag = "licences",
     params(("id" = String, Path, description = "GB/T 36904 licence identifier")),
     responses(
-        (status = 200, description = "The licence.", body = crate::api::openapi::Licence),
+        (status = 200, description = "The licence.", body = crate::openapi::Licence),
         (status = 404, description = "`not_found`: no such licence.", body = Error),
         (status = 422, description = "`invalid_input` on `id`: the check character fails.", body = Error),
         (status = 500, description = "`internal`.", body = Error),

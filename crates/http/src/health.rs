@@ -8,10 +8,8 @@
 //! load balancer asking every second does not become load on a department. Every configured
 //! certificate is a check too (see [`gateway_base::certificates`]): down once it has expired.
 
-use crate::api::AppState;
-use crate::api::openapi::{
-    CheckState, Health, Readiness as ReadinessView, ReadinessCheck, ReadyStatus,
-};
+use crate::openapi::{CheckState, Health, Readiness as ReadinessView, ReadinessCheck, ReadyStatus};
+use crate::portal::AppState;
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::{Extension, Json};

@@ -1,0 +1,66 @@
+//! The gateway's HTTP edge: the only crate where an error becomes a status code.
+//!
+//! Portals reach the unified API on one listener, operators the admin API on another; both are
+//! plain HTTP or TLS (mutual TLS optional), both carry request ids and W3C trace context, and
+//! every answer that is not a success has one shape ([`error`]). The portal API's OpenAPI
+//! document is generated from the handlers' own attributes ([`openapi`]).
+//!
+//! # Layout
+//! - [`portal`]: the unified API's routes (catalogue, forms, pre-review, applications, cases,
+//!   lookups, subjects, supervision, callbacks).
+//! - [`admin`]: the operators' routes (adapters, dead letters, audit, lookups, metrics, reload).
+//! - [`health`]: `/healthz` and `/readyz`, with departments probed on a schedule.
+//! - [`auth`]: portal clients (API keys, JWT) and their scopes; operators.
+//! - [`error`]: the one error format.
+//! - [`openapi`]: the document and the page that browses it.
+//! - [`middleware`]: request ids, trace context, the clerk behind a request.
+//! - [`listener`]: the listeners, plain or TLS (handshakes off the accept path); [`tls`]: their
+//!   rustls configuration.
+
+pub mod admin;
+pub mod auth;
+pub mod error;
+pub mod health;
+pub mod listener;
+pub mod middleware;
+pub mod openapi;
+pub mod portal;
+pub mod tls;
+
+use gateway_cases::Orchestrator;
+use std::sync::Arc;
+
+/// The portal listener's app: the unified API with its limits, credentials, clerk and trace
+/// context on every request.
+pub fn portal_app(
+    orchestrator: Arc<Orchestrator>,
+    limits: portal::RequestLimits,
+    readiness: Arc<health::Readiness>,
+    credentials: auth::Credentials,
+) -> axum::Router {
+    middleware::layer(middleware::clerk_layer(portal::router(
+        orchestrator,
+        limits,
+        readiness,
+        credentials,
+    )))
+}
+
+/// The admin listener's app: the operators' routes, readiness, the audit log and the config
+/// reload, each request authenticated as an operator.
+pub fn admin_app(
+    orchestrator: Arc<Orchestrator>,
+    readiness: Arc<health::Readiness>,
+    reload: Arc<dyn admin::reload::Reload>,
+    credentials: auth::Credentials,
+) -> axum::Router {
+    let app = admin::router(orchestrator.clone())
+        .merge(health::router(orchestrator.clone(), readiness))
+        .merge(admin::audit::router(orchestrator))
+        .merge(admin::reload::router(reload))
+        .layer(axum::middleware::from_fn_with_state(
+            credentials,
+            auth::admin,
+        ));
+    middleware::layer(app)
+}

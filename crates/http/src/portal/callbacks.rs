@@ -1,0 +1,55 @@
+//! Departments call back with decisions; their adapter authenticates and reads the call.
+
+use super::AppState;
+use crate::error::ApiError;
+use crate::openapi::{self, Error};
+use axum::Json;
+use axum::body::Bytes;
+use axum::extract::{Path, State};
+use axum::http::HeaderMap;
+use gateway_plugins::host::contract::CallbackRequest;
+use serde_json::{Value, json};
+
+/// A department reports a decision; its adapter authenticates and reads the request.
+#[utoipa::path(
+    post,
+    path = "/callbacks/{department}",
+    tag = "departments",
+    params(("department" = String, Path, description = "Department id")),
+    request_body(content = String, description = "Whatever the department sends; its adapter reads it.", content_type = "*/*"),
+    responses(
+        (status = 200, description = "Taken.", body = openapi::CallbackAck),
+        (status = 404, description = "`not_found`: no such department, or no step with that reference.", body = Error),
+        (status = 413, description = "`payload_too_large`: the body exceeds `server.body_limit_bytes`.", body = Error),
+        (status = 422, description = "`invalid_input` or `rejected`: the adapter refused the callback.", body = Error),
+        (status = 500, description = "`internal`.", body = Error),
+        (status = 502, description = "`department_protocol_error` or `adapter_failed`.", body = Error),
+        (status = 503, description = "`department_unavailable`.", body = Error),
+        (status = 504, description = "`department_timeout`.", body = Error),
+    )
+)]
+pub(super) async fn callback(
+    State(o): State<AppState>,
+    Path(department): Path<String>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<Json<Value>, ApiError> {
+    let headers = headers
+        .iter()
+        .map(|(n, v)| {
+            (
+                n.as_str().to_string(),
+                String::from_utf8_lossy(v.as_bytes()).into_owned(),
+            )
+        })
+        .collect();
+    o.callback(
+        &department,
+        CallbackRequest {
+            headers,
+            body: body.to_vec(),
+        },
+    )
+    .await?;
+    Ok(Json(json!({"ok": true})))
+}

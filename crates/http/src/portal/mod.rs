@@ -1,0 +1,179 @@
+//! The unified API portals call, and the callback endpoint departments call.
+//!
+//! | route | what |
+//! | --- | --- |
+//! | `GET /api/v1/catalogue` | matters and services |
+//! | `GET /api/v1/services/{code}/form` | the one form (JSON Schema) of a service |
+//! | `POST /api/v1/services/{code}/pre-review` | every problem with a filled form, at once |
+//! | `POST /api/v1/services/{code}/applications` | apply: 202 with the case id once stored |
+//! | `GET /api/v1/cases/{id}` | one aggregated status, each matter, the timeline |
+//! | `GET /api/v1/supervision/deadlines` | open steps by department and light (红黄牌), see [`supervision`] |
+//! | `POST /api/v1/lookups/{name}` | shared-data lookups at departments |
+//! | `POST /callbacks/{department}` | departments report decisions |
+//! | `GET /healthz`, `GET /readyz` | the process is up; this node can work, see [`crate::health`] |
+//! | `GET /openapi.json`, `GET /docs` | this API's OpenAPI 3.1 document, and a page to browse it |
+
+mod applications;
+mod callbacks;
+mod cases;
+mod catalogue;
+mod lookups;
+pub mod subjects;
+pub mod supervision;
+
+use crate::error::ApiError;
+use crate::openapi;
+use axum::body::Bytes;
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::{Extension, Router};
+use gateway_cases::Orchestrator;
+use serde_json::Value;
+use std::sync::Arc;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+
+/// Shared state of the handlers.
+pub type AppState = Arc<Orchestrator>;
+
+/// Every portal route with its documentation: `routes!` takes both from the handler's
+/// `#[utoipa::path]`, so no route is served undocumented.
+fn documented() -> OpenApiRouter<AppState> {
+    OpenApiRouter::with_openapi(openapi::base())
+        .routes(routes!(catalogue::catalogue))
+        .routes(routes!(catalogue::form))
+        .routes(routes!(applications::pre_review))
+        .routes(routes!(applications::apply))
+        .routes(routes!(cases::case))
+        .routes(routes!(cases::case_events))
+        .routes(routes!(lookups::lookup))
+        .routes(routes!(callbacks::callback))
+        .merge(subjects::routes())
+        .merge(supervision::routes())
+        .merge(crate::health::routes())
+        .routes(routes!(openapi::openapi_json))
+        .routes(routes!(openapi::docs))
+}
+
+/// The OpenAPI 3.1 document of the portal API (what `GET /openapi.json` answers).
+pub fn document() -> Value {
+    let mut document =
+        serde_json::to_value(documented().into_openapi()).expect("the OpenAPI document serialises");
+    openapi::secure(&mut document);
+    document
+}
+
+/// Bounds on every portal request: its time, and its body in the one error format.
+#[derive(Debug, Clone, Copy)]
+pub struct RequestLimits {
+    /// `server.body_limit_bytes`.
+    pub body_bytes: usize,
+    /// `server.request_timeout_ms`.
+    pub timeout_ms: u64,
+}
+
+/// End a request that runs past its time with `504 request_timeout`, and give the body
+/// limit's refusal the one error format. Event streams are long-lived by design: exempt.
+async fn bounded(
+    State(limits): State<RequestLimits>,
+    request: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> axum::response::Response {
+    use axum::response::IntoResponse;
+    let streaming = request.uri().path().ends_with("/events");
+    let response = if streaming {
+        next.run(request).await
+    } else {
+        let bound = std::time::Duration::from_millis(limits.timeout_ms);
+        match tokio::time::timeout(bound, next.run(request)).await {
+            Ok(response) => response,
+            Err(_) => return ApiError::RequestTimeout(limits.timeout_ms).into_response(),
+        }
+    };
+    let plain = response
+        .headers()
+        .get(axum::http::header::CONTENT_TYPE)
+        .is_none_or(|t| !t.as_bytes().starts_with(b"application/json"));
+    if response.status() == StatusCode::PAYLOAD_TOO_LARGE && plain {
+        return ApiError::TooLarge(limits.body_bytes).into_response();
+    }
+    response
+}
+
+/// The portal router.
+pub fn router(
+    state: AppState,
+    limits: RequestLimits,
+    readiness: Arc<crate::health::Readiness>,
+    authenticator: crate::auth::Credentials,
+) -> Router {
+    let (router, document) = documented().split_for_parts();
+    let mut document = serde_json::to_value(&document).expect("the OpenAPI document serialises");
+    openapi::secure(&mut document);
+    let page = openapi::docs_page(&document);
+    router
+        .fallback(|| async {
+            ApiError::NotFound {
+                what: "route",
+                id: "this path".into(),
+            }
+        })
+        .layer(axum::middleware::from_fn_with_state(
+            authenticator,
+            crate::auth::portal,
+        ))
+        .layer(axum::extract::DefaultBodyLimit::max(limits.body_bytes))
+        .layer(axum::middleware::from_fn_with_state(limits, bounded))
+        .layer(Extension(readiness))
+        .layer(Extension(Arc::new(document)))
+        .layer(Extension(Arc::new(page)))
+        .with_state(state)
+}
+
+/// Parse a JSON body ourselves, so malformed JSON gets the one error format; the names in it
+/// are masked in whatever this request logs or answers from now on.
+pub(crate) fn json_body(body: &Bytes) -> Result<Value, ApiError> {
+    let value = serde_json::from_slice(body).map_err(|e| ApiError::MalformedJson(e.to_string()))?;
+    gateway_base::redact::note_names(&value);
+    Ok(value)
+}
+
+#[cfg(test)]
+mod fuzz {
+    //! Property test (fuzz target) for body parsing: any bytes are a JSON value or the one
+    //! `malformed_json` answer (400), never a panic, however deep or large. 256 cases, or
+    //! `PROPTEST_CASES`.
+    use super::*;
+    use axum::response::IntoResponse;
+    use proptest::prelude::*;
+
+    fn body() -> impl Strategy<Value = Vec<u8>> {
+        prop_oneof![
+            proptest::collection::vec(any::<u8>(), 0..300),
+            any::<String>().prop_map(|s| serde_json::to_vec(&s).expect("a string")),
+            (1usize..100_000).prop_map(|depth| "[".repeat(depth).into_bytes()),
+            (1usize..200).prop_map(|depth| format!(
+                "{}{}",
+                "{\"a\":".repeat(depth),
+                "}".repeat(depth)
+            )
+            .into_bytes()),
+            "-?[0-9]{1,400}(\\.[0-9]{0,40})?(e[+-]?[0-9]{1,5})?".prop_map(String::into_bytes),
+        ]
+    }
+
+    proptest! {
+        #[test]
+        fn any_body_is_json_or_malformed_json(bytes in body()) {
+            let parsed = serde_json::from_slice::<Value>(&bytes);
+            match json_body(&Bytes::from(bytes)) {
+                Ok(value) => prop_assert_eq!(Some(value), parsed.ok()),
+                Err(error) => {
+                    prop_assert!(parsed.is_err());
+                    prop_assert!(matches!(error, ApiError::MalformedJson(_)));
+                    prop_assert_eq!(error.into_response().status(), StatusCode::BAD_REQUEST);
+                }
+            }
+        }
+    }
+}
