@@ -15,11 +15,11 @@ use std::sync::Arc;
 
 /// The version serving each department, by department id: what the catalogue is built against
 /// ([`gateway_plugins::adapters::Adapters::actives`], or a reload's plan).
-pub type Serving = BTreeMap<String, Arc<gateway_plugins::host::LoadedAdapter>>;
+pub type ActiveAdapters = BTreeMap<String, Arc<gateway_plugins::host::LoadedAdapter>>;
 
 /// The version serving a lookup, among `serving`.
 fn for_lookup<'a>(
-    serving: &'a Serving,
+    serving: &'a ActiveAdapters,
     name: &str,
 ) -> Option<&'a gateway_plugins::host::LoadedAdapter> {
     serving
@@ -118,7 +118,7 @@ pub struct Catalogue {
 
 impl Catalogue {
     /// Build the catalogue from the config and what the serving adapter versions describe.
-    pub fn build(config: &Config, adapters: &Serving) -> anyhow::Result<Self> {
+    pub fn build(config: &Config, adapters: &ActiveAdapters) -> anyhow::Result<Self> {
         let mut matters = BTreeMap::new();
         for (code, m) in &config.matters {
             let adapter = adapters.get(&m.department).with_context(|| {
@@ -225,7 +225,7 @@ fn one_thing(
     code: &str,
     sc: &ServiceConfig,
     matters: &BTreeMap<String, Matter>,
-    adapters: &Serving,
+    adapters: &ActiveAdapters,
 ) -> anyhow::Result<Service> {
     let mut form = FormBuilder::new(&sc.name, &sc.description);
     let mut steps = Vec::new();

@@ -2,9 +2,9 @@
 //! first event, in one transaction — before the caller is answered. A repeat with the same
 //! `Idempotency-Key` answers the first case.
 
-use crate::one_thing::Context;
+use crate::one_thing::Sources;
 use crate::{CaseError, Orchestrator};
-use gateway_store::{Admission, NewStep};
+use gateway_store::{Arrival, NewStep};
 use serde_json::Value;
 
 /// An accepted application.
@@ -25,7 +25,7 @@ impl Orchestrator {
         &self,
         service_code: &str,
         form: Value,
-        admission: Admission,
+        admission: Arrival,
     ) -> Result<Applied, CaseError> {
         if let Some(applied) = self.repeated(&admission).await? {
             return Ok(applied);
@@ -36,7 +36,7 @@ impl Orchestrator {
             return Err(CaseError::InvalidInput(review.problems));
         }
         let service = &catalogue.services[service_code];
-        let ctx = Context {
+        let sources = Sources {
             form: Some(&form),
             lookups: Some(&review.lookups),
             outputs: Default::default(),
@@ -51,7 +51,7 @@ impl Orchestrator {
                 after: s.after.clone(),
                 input: match (&s.input, s.after.is_empty()) {
                     (None, _) => form.to_string(),
-                    (Some(mapping), true) => ctx.build_input(mapping).to_string(),
+                    (Some(mapping), true) => sources.build_input(mapping).to_string(),
                     (Some(_), false) => "{}".to_string(),
                 },
             })
@@ -84,10 +84,7 @@ impl Orchestrator {
     }
 
     /// The earlier case of a repeated request, or a conflict when the key was used for another.
-    pub(crate) async fn repeated(
-        &self,
-        admission: &Admission,
-    ) -> Result<Option<Applied>, CaseError> {
+    pub(crate) async fn repeated(&self, admission: &Arrival) -> Result<Option<Applied>, CaseError> {
         let Some(key) = &admission.idempotency_key else {
             return Ok(None);
         };

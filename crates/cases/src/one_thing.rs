@@ -15,7 +15,7 @@ pub type InputMapping = Vec<(Vec<String>, Source)>;
 
 /// What sources resolve against.
 #[derive(Debug, Default)]
-pub struct Context<'a> {
+pub struct Sources<'a> {
     /// The applicant's form.
     pub form: Option<&'a Value>,
     /// Lookup answers by lookup id.
@@ -44,7 +44,7 @@ pub fn set_path(target: &mut Value, path: &[String], value: Value) {
     node[last.as_str()] = value;
 }
 
-impl Context<'_> {
+impl Sources<'_> {
     /// The value a source names, if it is there.
     pub fn resolve(&self, source: &Source) -> Option<Value> {
         let found = match source {
@@ -100,7 +100,7 @@ pub fn problem_on_form(step_id: &str, mapping: &InputMapping, field: &str) -> Op
 
 /// Every cross-field rule broken by the context (rules whose sides are not there are skipped:
 /// the missing field is already a problem of its own).
-pub fn check_rules(rules: &[RuleConfig], ctx: &Context<'_>) -> Vec<FieldProblem> {
+pub fn check_rules(rules: &[RuleConfig], sources: &Sources<'_>) -> Vec<FieldProblem> {
     let text = |v: &Value| match v {
         Value::String(s) => s.trim().to_string(),
         other => other.to_string(),
@@ -109,8 +109,8 @@ pub fn check_rules(rules: &[RuleConfig], ctx: &Context<'_>) -> Vec<FieldProblem>
         .iter()
         .filter_map(|rule| {
             let (left, right) = (
-                ctx.resolve(&Source::parse(&rule.left).ok()?)?,
-                ctx.resolve(&Source::parse(&rule.right).ok()?)?,
+                sources.resolve(&Source::parse(&rule.left).ok()?)?,
+                sources.resolve(&Source::parse(&rule.right).ok()?)?,
             );
             let holds = match rule.check {
                 RuleCheck::Equals => text(&left) == text(&right),
@@ -223,12 +223,12 @@ mod tests {
     fn inputs_are_built_from_form_lookups_and_outputs() {
         let form = json!({"name": "福州餐饮", "rep": {"name": "李四"}});
         let lookups = json!({"property": {"unit_number": "351001012010GB01859F00040015"}});
-        let mut ctx = Context {
+        let mut sources = Sources {
             form: Some(&form),
             lookups: Some(&lookups),
             outputs: BTreeMap::new(),
         };
-        ctx.outputs.insert(
+        sources.outputs.insert(
             "licence".into(),
             json!({"credit_code": "91350100M000100Y43"}),
         );
@@ -252,7 +252,7 @@ mod tests {
             ),
             (path("missing"), Source::parse("form.nothing").unwrap()),
         ];
-        let input = ctx.build_input(&mapping);
+        let input = sources.build_input(&mapping);
         assert_eq!(
             input,
             json!({"enterprise_name": "福州餐饮", "legal_representative": {"name": "李四"},
@@ -293,7 +293,7 @@ mod tests {
         let form =
             json!({"seller": {"id_number": "11010519491231002X"}, "birth_date": "1949-12-30"});
         let lookups = json!({"property": {"owner": {"id_number": "34052419800101001X"}}});
-        let ctx = Context {
+        let sources = Sources {
             form: Some(&form),
             lookups: Some(&lookups),
             outputs: BTreeMap::new(),
@@ -321,7 +321,7 @@ mod tests {
                 message: "skipped".into(),
             },
         ];
-        let problems = check_rules(&rules, &ctx);
+        let problems = check_rules(&rules, &sources);
         let fields: Vec<&str> = problems.iter().map(|p| p.field.as_str()).collect();
         assert_eq!(fields, vec!["seller.id_number", "birth_date"]);
     }

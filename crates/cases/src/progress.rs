@@ -2,7 +2,7 @@
 //! steps waiting for it released (their input made from the form, the lookups and the outputs)
 //! or blocked with the reason, the case's subscribers woken.
 
-use crate::one_thing::Context;
+use crate::one_thing::Sources;
 use crate::{CaseEvent, Orchestrator};
 use gateway_base::model::StepState;
 use gateway_base::time::now_ms;
@@ -72,7 +72,7 @@ impl Orchestrator {
                         .filter(|s| def.after.contains(&s.step))
                         .map(|s| (s.step.clone(), s.outputs.clone()))
                         .collect();
-                    let ctx = Context {
+                    let sources = Sources {
                         form: Some(&case.form),
                         lookups: Some(&case.lookups),
                         outputs,
@@ -80,7 +80,7 @@ impl Orchestrator {
                     let input = def
                         .input
                         .as_ref()
-                        .map_or_else(|| case.form.clone(), |m| ctx.build_input(m));
+                        .map_or_else(|| case.form.clone(), |m| sources.build_input(m));
                     if self.store.release_step(step, &input.to_string()).await? {
                         self.announce(step, StepState::Pending);
                         self.wake.notify_one();

@@ -3,7 +3,7 @@
 //! cross-field rules, and every involved department's own `validate`, all asked in parallel.
 
 use crate::catalogue::{Catalogue, Service, merge_problems};
-use crate::one_thing::{Context, check_rules, problem_on_form};
+use crate::one_thing::{Sources, check_rules, problem_on_form};
 use crate::{CaseError, Orchestrator};
 use gateway_base::config::Source;
 use gateway_base::model::FieldProblem;
@@ -56,20 +56,20 @@ impl Orchestrator {
         }
         let form_problems = catalogue.check_form(service, form);
         let lookups = self.run_lookups(service, form, &form_problems).await?;
-        let ctx = Context {
+        let sources = Sources {
             form: Some(form),
             lookups: Some(&lookups.answers),
             outputs: Default::default(),
         };
-        let rule_problems = check_rules(&service.rules, &ctx);
+        let rule_problems = check_rules(&service.rules, &sources);
         let checks = service.steps.iter().map(|step| {
-            let ctx = &ctx;
+            let sources = &sources;
             async move {
                 let matter = &catalogue.matters[&step.matter];
                 let input = step
                     .input
                     .as_ref()
-                    .map_or_else(|| form.clone(), |m| ctx.build_input(m));
+                    .map_or_else(|| form.clone(), |m| sources.build_input(m));
                 let adapter = self.adapters.get(&matter.department).ok_or_else(|| {
                     CaseError::Unavailable {
                         department: matter.department.clone(),
@@ -119,12 +119,12 @@ impl Orchestrator {
         form: &Value,
         known: &[FieldProblem],
     ) -> Result<LookupResults, CaseError> {
-        let ctx = Context {
+        let sources = Sources {
             form: Some(form),
             ..Default::default()
         };
         let runs = service.lookups.iter().map(|lookup| {
-            let ctx = &ctx;
+            let sources = &sources;
             async move {
                 let form_fields: Vec<String> = lookup
                     .query
@@ -138,7 +138,10 @@ impl Orchestrator {
                     })
                     .collect();
                 let blamed = form_fields.first().cloned().unwrap_or_default();
-                let ready = lookup.query.iter().all(|(_, s)| ctx.resolve(s).is_some())
+                let ready = lookup
+                    .query
+                    .iter()
+                    .all(|(_, s)| sources.resolve(s).is_some())
                     && !known.iter().any(|p| {
                         form_fields
                             .iter()
@@ -155,7 +158,10 @@ impl Orchestrator {
                 })?;
                 let department = adapter.department().id.clone();
                 match adapter
-                    .lookup(&lookup.lookup, &ctx.build_input(&lookup.query).to_string())
+                    .lookup(
+                        &lookup.lookup,
+                        &sources.build_input(&lookup.query).to_string(),
+                    )
                     .await
                 {
                     Ok(answer) => {

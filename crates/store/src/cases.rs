@@ -96,7 +96,7 @@ pub struct EventRecord {
 
 /// How an application was admitted: its idempotency key, the digest of what was sent, the clerk.
 #[derive(Debug, Clone, Default)]
-pub struct Admission {
+pub struct Arrival {
     /// The portal's `Idempotency-Key`, if it sent one.
     pub idempotency_key: Option<String>,
     /// SHA-256 of the request body, to tell a true repeat from a reused key.
@@ -197,7 +197,7 @@ impl Store {
         form: &serde_json::Value,
         lookups: &serde_json::Value,
         steps: &[NewStep],
-        admission: &Admission,
+        admission: &Arrival,
     ) -> Result<()> {
         let now = now_ms();
         let mut tx = self.pool.begin().await?;

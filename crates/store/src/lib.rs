@@ -30,7 +30,7 @@ mod lookup_writer;
 pub mod lookups;
 pub mod registry;
 
-pub use cases::{Admission, CaseRecord, EventRecord, NewStep, OpenStep, StepRecord};
+pub use cases::{Arrival, CaseRecord, EventRecord, NewStep, OpenStep, StepRecord};
 pub use lookups::{LookupRecord, LookupServes};
 
 use crate::at_rest::PayloadCipher;

@@ -6,7 +6,7 @@
 //! database on it per case, dropped afterwards).
 
 use gateway_base::model::StepState;
-use gateway_store::{Admission, NewStep, Store};
+use gateway_store::{Arrival, NewStep, Store};
 use sqlx::Connection as _;
 
 /// The tables as the gateway created them before versioned migrations, as of its first release
@@ -102,7 +102,7 @@ async fn versions(store: &Store) -> Vec<i64> {
         .collect()
 }
 
-fn new_case() -> (Vec<NewStep>, Admission) {
+fn new_case() -> (Vec<NewStep>, Arrival) {
     let steps = vec![NewStep {
         step: "main".into(),
         matter: "tax.registration".into(),
@@ -110,9 +110,9 @@ fn new_case() -> (Vec<NewStep>, Admission) {
         after: Vec::new(),
         input: r#"{"taxpayer_id":"91350100M000100Y43"}"#.into(),
     }];
-    let admission = Admission {
+    let admission = Arrival {
         client: Some("portal".into()),
-        ..Admission::default()
+        ..Arrival::default()
     };
     (steps, admission)
 }

@@ -10,7 +10,7 @@ use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::{Extension, Json};
 use gateway_base::model::FieldProblem;
-use gateway_store::Admission;
+use gateway_store::Arrival;
 use serde_json::{Value, json};
 
 /// Every problem with a filled form, at once (一次性告知): schema, identifiers, lookups, rules and
@@ -103,7 +103,7 @@ pub(super) fn admission(
     service: &str,
     headers: &HeaderMap,
     body: &[u8],
-) -> Result<Admission, ApiError> {
+) -> Result<Arrival, ApiError> {
     use sha2::Digest;
     let key = match headers.get("idempotency-key") {
         None => None,
@@ -127,7 +127,7 @@ pub(super) fn admission(
     digest.update(service.as_bytes());
     digest.update([0]);
     digest.update(body);
-    Ok(Admission {
+    Ok(Arrival {
         idempotency_key: key,
         request_digest: hex::encode(digest.finalize()),
         clerk: clerk(headers),

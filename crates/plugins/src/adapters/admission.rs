@@ -1,4 +1,4 @@
-//! Admission: every check a component passes before it may serve a department.
+//! Arrival: every check a component passes before it may serve a department.
 //!
 //! In order, each refusal naming its check: the signature (when trusted keys are configured),
 //! compilation, the fit between its imports and exports and the host's contract, `describe`,
