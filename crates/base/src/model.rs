@@ -98,9 +98,9 @@ pub enum StepState {
     Blocked,
 }
 
-/// A state text no version of the gateway writes.
+/// A state or event text no version of the gateway writes.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("`{0}` is not a step state")]
+#[error("`{0}` is not a known state or event")]
 pub struct UnknownState(pub String);
 
 impl StepState {
@@ -168,6 +168,80 @@ impl std::fmt::Display for StepState {
     }
 }
 
+/// What happened on a case's timeline (全程留痕).
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, utoipa::ToSchema,
+)]
+#[serde(rename_all = "snake_case")]
+pub enum EventKind {
+    /// The application was stored: the case exists.
+    Received,
+    /// A waiting step's prerequisites were approved; it is due for delivery.
+    Ready,
+    /// A waiting step will not start: a step it waits for did not succeed.
+    Blocked,
+    /// The department took (or refused) the submission.
+    Submitted,
+    /// A delivery attempt failed and will be retried.
+    DeliveryRetry,
+    /// Delivery gave up, or the department found the input invalid.
+    DeliveryFailed,
+    /// An operator delivered a dead letter again.
+    Replayed,
+    /// A status read from the department (polling).
+    Status,
+    /// A status the department called back with.
+    Callback,
+}
+
+impl EventKind {
+    /// Every kind.
+    pub const ALL: [EventKind; 9] = [
+        EventKind::Received,
+        EventKind::Ready,
+        EventKind::Blocked,
+        EventKind::Submitted,
+        EventKind::DeliveryRetry,
+        EventKind::DeliveryFailed,
+        EventKind::Replayed,
+        EventKind::Status,
+        EventKind::Callback,
+    ];
+
+    /// The stored text.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            EventKind::Received => "received",
+            EventKind::Ready => "ready",
+            EventKind::Blocked => "blocked",
+            EventKind::Submitted => "submitted",
+            EventKind::DeliveryRetry => "delivery_retry",
+            EventKind::DeliveryFailed => "delivery_failed",
+            EventKind::Replayed => "replayed",
+            EventKind::Status => "status",
+            EventKind::Callback => "callback",
+        }
+    }
+}
+
+impl std::str::FromStr for EventKind {
+    type Err = UnknownState;
+
+    /// The kind a stored text names; an unknown text is an error.
+    fn from_str(text: &str) -> Result<EventKind, UnknownState> {
+        EventKind::ALL
+            .into_iter()
+            .find(|k| k.as_str() == text)
+            .ok_or_else(|| UnknownState(text.to_string()))
+    }
+}
+
+impl std::fmt::Display for EventKind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -186,5 +260,10 @@ mod tests {
             Err(UnknownState("finished".into()))
         );
         assert!("".parse::<StepState>().is_err());
+        for kind in EventKind::ALL {
+            assert_eq!(kind.as_str().parse(), Ok(kind));
+            assert_eq!(serde_json::to_value(kind).unwrap(), serde_json::json!(kind.as_str()));
+        }
+        assert!("finished".parse::<EventKind>().is_err());
     }
 }

@@ -3,7 +3,7 @@
 //! the reference.
 
 use crate::{CaseError, Orchestrator, state_of};
-use gateway_base::model::StepState;
+use gateway_base::model::{EventKind, StepState};
 use gateway_plugins::host::contract;
 use serde_json::json;
 
@@ -47,7 +47,7 @@ impl Orchestrator {
             // Departments repeat callbacks; the first decision stands.
             return Ok(());
         }
-        self.apply_report(&step, report, "callback").await?;
+        self.apply_report(&step, report, EventKind::Callback).await?;
         Ok(())
     }
 
@@ -82,7 +82,7 @@ impl Orchestrator {
             Some(reference),
             Some(outputs),
             held["message"].as_str(),
-            "callback",
+            EventKind::Callback,
         )
         .await
     }

@@ -5,10 +5,10 @@
 //! `real-estate-unit`, `real-estate-certificate`) are checked with the national algorithms.
 
 use crate::one_thing::{FormBuilder, InputMapping, schema_at};
+use crate::views::ServiceKind;
 use anyhow::Context;
 use gateway_base::config::{Config, ServiceConfig, Source};
 pub use gateway_base::model::FieldProblem;
-use serde::Serialize;
 use serde_json::Value;
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -29,7 +29,7 @@ fn for_lookup<'a>(
 }
 
 /// One matter of the catalogue.
-#[derive(Debug, Serialize)]
+#[derive(Debug)]
 pub struct Matter {
     /// Catalogue code.
     pub code: String,
@@ -45,38 +45,33 @@ pub struct Matter {
     pub time_limit_days: u32,
     /// The input schema.
     pub schema: Value,
-    #[serde(skip)]
     validator: jsonschema::Validator,
 }
 
 /// A service a portal applies for: a single matter, or a "one thing" graph of matters.
-#[derive(Debug, Serialize)]
+#[derive(Debug)]
 pub struct Service {
     /// Service code.
     pub code: String,
     /// Name.
     pub name: String,
-    /// `single` (one matter) or `one-thing` (a bundle across departments).
-    pub kind: &'static str,
+    /// One matter, or a bundle across departments.
+    pub kind: ServiceKind,
     /// What the applicant gets done.
     pub description: String,
     /// The steps, each a matter.
     pub steps: Vec<ServiceStep>,
     /// Lookups run at pre-review, whose answers fill matter inputs.
-    #[serde(skip)]
     pub lookups: Vec<ServiceLookup>,
     /// Cross-field rules.
-    #[serde(skip)]
     pub rules: Vec<gateway_base::config::RuleConfig>,
     /// The one form (JSON Schema).
-    #[serde(skip)]
     pub form: Value,
-    #[serde(skip)]
     validator: jsonschema::Validator,
 }
 
 /// One step of a service.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone)]
 pub struct ServiceStep {
     /// Step id within the service.
     pub id: String,
@@ -85,7 +80,6 @@ pub struct ServiceStep {
     /// Steps whose approval this one waits for.
     pub after: Vec<String>,
     /// How the matter's input is made; `None` for a single-matter service (the form is the input).
-    #[serde(skip)]
     pub input: Option<InputMapping>,
 }
 
@@ -167,7 +161,7 @@ impl Catalogue {
             let service = Service {
                 code: m.code.clone(),
                 name: m.name.clone(),
-                kind: "single",
+                kind: ServiceKind::Single,
                 description: String::new(),
                 steps: vec![ServiceStep {
                     id: m.code.clone(),
@@ -301,7 +295,7 @@ fn one_thing(
     Ok(Service {
         code: code.to_string(),
         name: sc.name.clone(),
-        kind: "one-thing",
+        kind: ServiceKind::OneThing,
         description: sc.description.clone(),
         steps,
         lookups,

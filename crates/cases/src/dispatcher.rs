@@ -4,7 +4,7 @@
 
 use crate::pacing::Circuit;
 use crate::{Orchestrator, state_of};
-use gateway_base::model::StepState;
+use gateway_base::model::{EventKind, StepState};
 use gateway_base::telemetry;
 use gateway_base::time::now_ms;
 use gateway_plugins::host::CallError;
@@ -146,7 +146,7 @@ impl Orchestrator {
                         Some(&receipt.reference),
                         Some(&receipt.outputs),
                         receipt.message.as_deref(),
-                        "submitted",
+                        EventKind::Submitted,
                     )
                     .await;
                 match recorded {
@@ -165,7 +165,7 @@ impl Orchestrator {
                     None,
                     None,
                     Some(&message),
-                    "submitted",
+                    EventKind::Submitted,
                 )
                 .await
             }
@@ -181,7 +181,7 @@ impl Orchestrator {
                     None,
                     None,
                     Some(&gateway_base::redact::redact(&message)),
-                    "delivery_failed",
+                    EventKind::DeliveryFailed,
                 )
                 .await
             }
@@ -196,7 +196,7 @@ impl Orchestrator {
                         None,
                         None,
                         Some(&message),
-                        "delivery_failed",
+                        EventKind::DeliveryFailed,
                     )
                     .await
                 } else {

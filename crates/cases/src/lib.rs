@@ -13,9 +13,12 @@
 //! - [`dispatcher`]: delivery of due steps, retried, paced ([`pacing`]: attempts, concurrency,
 //!   circuit breaker, claims).
 //! - [`poller`], [`callbacks`]: status coming back from departments.
+//! - [`lookups`]: shared-data lookups at departments, each recorded.
 //! - [`progress`]: a step's new state and what follows from it in the service graph.
 //! - [`deadlines`]: promised limits in working days, lights, supervision counts.
 //! - [`licences`]: electronic licences (电子证照) issued by approved steps.
+//! - [`views`]: what the unified API shows (the catalogue, forms, cases, licences), the types
+//!   the HTTP handlers answer with and the OpenAPI document is generated from.
 //! - [`error`]: [`CaseError`], who is at fault and whether to retry.
 
 pub mod callbacks;
@@ -25,11 +28,13 @@ pub mod dispatcher;
 pub mod error;
 pub mod intake;
 pub mod licences;
+pub mod lookups;
 pub mod one_thing;
 pub mod pacing;
 pub mod poller;
 pub mod progress;
 pub mod review;
+pub mod views;
 
 pub use error::CaseError;
 pub use intake::Applied;

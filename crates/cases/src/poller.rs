@@ -2,6 +2,7 @@
 //! interval; moving the next poll time is the claim, so with several nodes one asks.
 
 use crate::{Orchestrator, state_of};
+use gateway_base::model::EventKind;
 use gateway_base::time::now_ms;
 use gateway_plugins::host::contract;
 use gateway_store::StepRecord;
@@ -75,7 +76,7 @@ impl Orchestrator {
         }
         let _running = self.delivery.track();
         let result = match adapter.status(&step.matter, reference).await {
-            Ok(report) => self.apply_report(step, report, "status").await,
+            Ok(report) => self.apply_report(step, report, EventKind::Status).await,
             Err(e) => {
                 tracing::debug!(case = %step.case_id, department = %step.department, error = %e, "status poll failed; will poll again");
                 self.store.postpone_poll(step, next_poll).await
@@ -90,7 +91,7 @@ impl Orchestrator {
         &self,
         step: &StepRecord,
         report: contract::StatusReport,
-        kind: &str,
+        kind: EventKind,
     ) -> Result<(), gateway_store::StoreError> {
         let state = state_of(report.state);
         if state == step.state && report.outputs == "{}" {

@@ -4,7 +4,7 @@
 
 use crate::one_thing::Sources;
 use crate::{CaseEvent, Orchestrator};
-use gateway_base::model::StepState;
+use gateway_base::model::{EventKind, StepState};
 use gateway_base::time::now_ms;
 use gateway_store::StepRecord;
 
@@ -16,7 +16,7 @@ impl Orchestrator {
         reference: Option<&str>,
         outputs: Option<&str>,
         message: Option<&str>,
-        kind: &str,
+        kind: EventKind,
     ) -> Result<(), gateway_store::StoreError> {
         let next_poll = now_ms() + self.poll_interval(&step.department);
         self.store
@@ -25,7 +25,7 @@ impl Orchestrator {
         if state == StepState::Approved {
             crate::licences::record_if_issued(&self.store, step, outputs).await;
         }
-        tracing::info!(case = %step.case_id, step = %step.step, department = %step.department, state = state.as_str(), kind, "step updated");
+        tracing::info!(case = %step.case_id, step = %step.step, department = %step.department, state = state.as_str(), kind = kind.as_str(), "step updated");
         self.announce(step, state);
         if state.is_final() {
             self.advance(&step.case_id).await?;

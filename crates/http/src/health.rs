@@ -8,7 +8,7 @@
 //! load balancer asking every second does not become load on a department. Every configured
 //! certificate is a check too (see [`gateway_base::certificates`]): down once it has expired.
 
-use crate::openapi::{CheckState, Health, Readiness as ReadinessView, ReadinessCheck, ReadyStatus};
+
 use crate::portal::AppState;
 use axum::extract::State;
 use axum::http::StatusCode;
@@ -18,7 +18,125 @@ use std::collections::BTreeMap;
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
 use utoipa_axum::router::OpenApiRouter;
+use serde::Serialize;
+use utoipa::ToSchema;
 use utoipa_axum::routes;
+
+/// The process answers.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Health {
+    /// Always `ok`.
+    pub status: String,
+}
+
+/// The state of one readiness check.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum CheckState {
+    /// Passing.
+    Up,
+    /// Failing; `detail` says why.
+    Down,
+    /// No result yet (a department not yet probed).
+    Unknown,
+}
+
+/// Whether a node is ready.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum ReadyStatus {
+    /// Every check is up.
+    Ready,
+    /// At least one is not.
+    NotReady,
+}
+
+/// One readiness check.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct ReadinessCheck {
+    /// `up`, `down`, or `unknown` (a department not yet probed).
+    pub state: CheckState,
+    /// Why it is down, or what is close to failing (a certificate near its expiry).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(nullable = false)]
+    pub detail: Option<String>,
+    /// When a department was last probed, RFC 3339.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(nullable = false, format = DateTime)]
+    pub checked_at: Option<String>,
+    /// When a certificate expires, RFC 3339.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(nullable = false, format = DateTime)]
+    pub expires_at: Option<String>,
+}
+
+impl ReadinessCheck {
+    /// A passing check.
+    pub fn up(checked_at: Option<String>) -> Self {
+        ReadinessCheck {
+            state: CheckState::Up,
+            detail: None,
+            checked_at,
+            expires_at: None,
+        }
+    }
+
+    /// A failing check and why.
+    pub fn down(detail: String, checked_at: Option<String>) -> Self {
+        ReadinessCheck {
+            state: CheckState::Down,
+            detail: Some(detail),
+            checked_at,
+            expires_at: None,
+        }
+    }
+
+    /// A check with no result yet.
+    pub fn unknown() -> Self {
+        ReadinessCheck {
+            state: CheckState::Unknown,
+            detail: Some("not probed yet".into()),
+            checked_at: None,
+            expires_at: None,
+        }
+    }
+
+    /// A certificate: down once expired; named with its days left when within `warning_days`.
+    pub fn certificate(
+        c: &gateway_base::certificates::Certificate,
+        now_ms: i64,
+        warning_days: u32,
+    ) -> Self {
+        let days = c.days_left(now_ms);
+        let (state, detail) = if now_ms >= c.not_after_ms {
+            (CheckState::Down, Some(format!("{} expired", c.subject)))
+        } else if days <= i64::from(warning_days) {
+            (
+                CheckState::Up,
+                Some(format!("{} expires in {days} days", c.subject)),
+            )
+        } else {
+            (CheckState::Up, None)
+        };
+        ReadinessCheck {
+            state,
+            detail,
+            checked_at: None,
+            expires_at: Some(gateway_base::time::rfc3339(c.not_after_ms)),
+        }
+    }
+}
+
+/// Whether this node can do its work.
+#[derive(Debug, Serialize, ToSchema)]
+#[schema(as = Readiness)]
+pub struct ReadinessView {
+    /// `ready` when every check is up, else `not_ready`.
+    pub status: ReadyStatus,
+    /// Checks by name: `store`, `adapter.<department>`, `department.<department>`.
+    pub checks: BTreeMap<String, ReadinessCheck>,
+}
+
 
 /// The last probe of one department.
 #[derive(Debug, Clone)]

@@ -2,7 +2,7 @@
 //! retries, dead letters, polls, and callbacks held until their submission is answered.
 
 use crate::{Result, Store, StoreError};
-use gateway_base::model::{Clerk, StepState};
+use gateway_base::model::{Clerk, EventKind, StepState};
 use gateway_base::time::now_ms;
 use serde::Serialize;
 use sqlx::Row;
@@ -86,10 +86,10 @@ pub struct EventRecord {
     pub step: Option<String>,
     /// Department id, when it concerns one department.
     pub department: Option<String>,
-    /// What happened: `received`, `submitted`, `status`, `callback`, `delivery_failed` ….
-    pub kind: String,
+    /// What happened.
+    pub kind: EventKind,
     /// The step state after the event, if it changed one.
-    pub state: Option<String>,
+    pub state: Option<StepState>,
     /// Human-readable detail.
     pub message: Option<String>,
 }
@@ -237,7 +237,7 @@ impl Store {
         let event = Event {
             step: None,
             department: None,
-            kind: "received",
+            kind: EventKind::Received,
             state: None,
             message: Some(&format!("application for {service} received")),
         };
@@ -282,21 +282,30 @@ impl Store {
             .bind(case_id)
             .fetch_all(&self.pool)
             .await?;
-        Ok(rows
-            .iter()
-            .map(|r| EventRecord {
-                id: r.get("id"),
-                clerk: r
-                    .get::<Option<String>, _>("clerk")
-                    .and_then(|c| serde_json::from_str(&c).ok()),
-                at: r.get("at"),
-                step: r.get("step"),
-                department: r.get("department"),
-                kind: r.get("kind"),
-                state: r.get("state"),
-                message: r.get("message"),
+        rows.iter()
+            .map(|r| {
+                let id: String = r.get("id");
+                let corrupt = |e: gateway_base::model::UnknownState| {
+                    StoreError::Corrupt(format!("events of {case_id}, {id}: {e}"))
+                };
+                Ok(EventRecord {
+                    kind: r.get::<String, _>("kind").parse().map_err(corrupt)?,
+                    state: r
+                        .get::<Option<String>, _>("state")
+                        .map(|s| s.parse())
+                        .transpose()
+                        .map_err(corrupt)?,
+                    clerk: r
+                        .get::<Option<String>, _>("clerk")
+                        .and_then(|c| serde_json::from_str(&c).ok()),
+                    at: r.get("at"),
+                    step: r.get("step"),
+                    department: r.get("department"),
+                    message: r.get("message"),
+                    id,
+                })
             })
-            .collect())
+            .collect()
     }
 
     /// Steps waiting for delivery whose next attempt is due.
@@ -352,7 +361,7 @@ impl Store {
         reference: Option<&str>,
         outputs: Option<&str>,
         message: Option<&str>,
-        kind: &str,
+        kind: EventKind,
         next_poll_at: i64,
     ) -> Result<()> {
         let now = now_ms();
@@ -376,7 +385,7 @@ impl Store {
             step: Some(&step.step),
             department: Some(&step.department),
             kind,
-            state: Some(state.as_str()),
+            state: Some(state),
             message,
         };
         insert_event(&mut tx, &step.case_id, now, &event, None).await?;
@@ -409,7 +418,7 @@ impl Store {
             &Event {
                 step: Some(&step.step),
                 department: Some(&step.department),
-                kind: "delivery_retry",
+                kind: EventKind::DeliveryRetry,
                 state: None,
                 message: Some(message),
             },
@@ -424,13 +433,13 @@ impl Store {
     /// (another task released or blocked it first).
     pub async fn release_step(&self, step: &StepRecord, input: &str) -> Result<bool> {
         let message = "前置事项已办结，本事项开始办理";
-        self.leave_waiting(step, StepState::Pending, Some(input), message, "ready")
+        self.leave_waiting(step, StepState::Pending, Some(input), message, EventKind::Ready)
             .await
     }
 
     /// Block a waiting step, with the reason; false if it was no longer waiting.
     pub async fn block_step(&self, step: &StepRecord, message: &str) -> Result<bool> {
-        self.leave_waiting(step, StepState::Blocked, None, message, "blocked")
+        self.leave_waiting(step, StepState::Blocked, None, message, EventKind::Blocked)
             .await
     }
 
@@ -441,7 +450,7 @@ impl Store {
         state: StepState,
         input: Option<&str>,
         message: &str,
-        kind: &str,
+        kind: EventKind,
     ) -> Result<bool> {
         let now = now_ms();
         let mut tx = self.pool.begin().await?;
@@ -466,7 +475,7 @@ impl Store {
                 step: Some(&step.step),
                 department: Some(&step.department),
                 kind,
-                state: Some(state.as_str()),
+                state: Some(state),
                 message: Some(message),
             };
             insert_event(&mut tx, &step.case_id, now, &event, None).await?;
@@ -595,8 +604,8 @@ impl Store {
             let event = Event {
                 step: Some(step),
                 department: None,
-                kind: "replayed",
-                state: Some("pending"),
+                kind: EventKind::Replayed,
+                state: Some(StepState::Pending),
                 message: Some("dead letter replayed by an operator"),
             };
             insert_event(&mut tx, case_id, now, &event, Some(operator)).await?;
@@ -667,8 +676,8 @@ async fn insert_event(
         .bind(at)
         .bind(event.step)
         .bind(event.department)
-        .bind(event.kind)
-        .bind(event.state)
+        .bind(event.kind.as_str())
+        .bind(event.state.map(StepState::as_str))
         .bind(event.message)
         .bind(clerk.map(|c| serde_json::to_string(c).expect("a clerk serialises")))
         .execute(&mut **tx)
@@ -680,8 +689,8 @@ async fn insert_event(
 struct Event<'a> {
     step: Option<&'a str>,
     department: Option<&'a str>,
-    kind: &'a str,
-    state: Option<&'a str>,
+    kind: EventKind,
+    state: Option<StepState>,
     message: Option<&'a str>,
 }
 

@@ -4,14 +4,42 @@ use super::{AppState, json_body};
 use crate::auth::Client;
 use crate::error::ApiError;
 use crate::middleware::clerk;
-use crate::openapi::{self, Error};
+use crate::openapi::Error;
 use axum::body::Bytes;
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::{Extension, Json};
 use gateway_base::model::FieldProblem;
 use gateway_store::Arrival;
-use serde_json::{Value, json};
+use gateway_cases::views::PreReview;
+use serde::Serialize;
+use utoipa::ToSchema;
+
+/// Always `received`: the case is stored.
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum AcceptedStatus {
+    /// Stored, nothing delivered yet.
+    Received,
+}
+
+/// Links of an accepted application.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct AcceptedLinks {
+    /// The case view.
+    pub case: String,
+}
+
+/// An accepted application.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Accepted {
+    /// The case id.
+    pub case_id: String,
+    /// `received`.
+    pub status: AcceptedStatus,
+    /// Where to follow the case.
+    pub links: AcceptedLinks,
+}
 
 /// Every problem with a filled form, at once (一次性告知): schema, identifiers, lookups, rules and
 /// each department's own check.
@@ -20,9 +48,9 @@ use serde_json::{Value, json};
     path = "/api/v1/services/{code}/pre-review",
     tag = "applications",
     params(("code" = String, Path, description = "Service code")),
-    request_body(content = openapi::FilledForm, description = "The filled form.", content_type = "application/json"),
+    request_body(content = Object, description = "The filled form.", content_type = "application/json"),
     responses(
-        (status = 200, description = "The review: `ok` when there is no problem.", body = openapi::PreReview),
+        (status = 200, description = "The review: `ok` when there is no problem.", body = PreReview),
         (status = 400, description = "`malformed_json`: the body is not JSON.", body = Error),
         (status = 404, description = "`not_found`: no such service, or a department found no record.", body = Error),
         (status = 413, description = "`payload_too_large`: the body exceeds `server.body_limit_bytes`.", body = Error),
@@ -37,15 +65,9 @@ pub(super) async fn pre_review(
     State(o): State<AppState>,
     Path(code): Path<String>,
     body: Bytes,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<PreReview>, ApiError> {
     let form = json_body(&body)?;
-    let review = o.review(&code, &form).await?;
-    Ok(Json(json!({
-        "ok": review.problems.is_empty(),
-        "problems": review.problems,
-        // Which records the gateway obtained itself (四不提交); their content stays inside.
-        "obtained": review.lookups.as_object().map(|l| l.keys().cloned().collect::<Vec<_>>()).unwrap_or_default(),
-    })))
+    Ok(Json(o.review(&code, &form).await?.view()))
 }
 
 /// Apply: the case and every step are stored before the answer (202).
@@ -60,9 +82,9 @@ pub(super) async fn pre_review(
         ("X-Clerk-Window" = Option<String>, Header, nullable = false, description = "The clerk's window"),
         ("X-Clerk-Hall" = Option<String>, Header, nullable = false, description = "The service hall"),
     ),
-    request_body(content = openapi::FilledForm, description = "The filled form.", content_type = "application/json"),
+    request_body(content = Object, description = "The filled form.", content_type = "application/json"),
     responses(
-        (status = 202, description = "Stored; delivery follows.", body = openapi::Accepted,
+        (status = 202, description = "Stored; delivery follows.", body = Accepted,
             headers(("Idempotent-Replayed" = String, description = "`true` when this repeats an earlier request with the same key"))),
         (status = 400, description = "`malformed_json`: the body is not JSON.", body = Error),
         (status = 404, description = "`not_found`: no such service, or a department found no record.", body = Error),
@@ -80,10 +102,10 @@ pub(super) async fn apply(
     Path(code): Path<String>,
     headers: HeaderMap,
     body: Bytes,
-) -> Result<(StatusCode, HeaderMap, Json<Value>), ApiError> {
+) -> Result<(StatusCode, HeaderMap, Json<Accepted>), ApiError> {
     let form = json_body(&body)?;
-    let admission = admission(&client, &code, &headers, &body)?;
-    let applied = o.apply(&code, form, admission).await?;
+    let arrival = arrival(&client, &code, &headers, &body)?;
+    let applied = o.apply(&code, form, arrival).await?;
     let case_id = &applied.case_id;
     let mut answer_headers = HeaderMap::new();
     if applied.replayed {
@@ -92,13 +114,19 @@ pub(super) async fn apply(
             axum::http::HeaderValue::from_static("true"),
         );
     }
-    let body = json!({"case_id": case_id, "status": "received", "links": {"case": format!("/api/v1/cases/{case_id}")}});
+    let body = Accepted {
+        case_id: case_id.clone(),
+        status: AcceptedStatus::Received,
+        links: AcceptedLinks {
+            case: format!("/api/v1/cases/{case_id}"),
+        },
+    };
     Ok((StatusCode::ACCEPTED, answer_headers, Json(body)))
 }
 
 /// How an application arrives: its idempotency key (scoped to the client and the service), a
 /// digest of the body to tell a true repeat from a reused key, the clerk and the client.
-pub(super) fn admission(
+pub(super) fn arrival(
     client: &Client,
     service: &str,
     headers: &HeaderMap,

@@ -2,13 +2,21 @@
 
 use super::AppState;
 use crate::error::ApiError;
-use crate::openapi::{self, Error};
+use crate::openapi::Error;
 use axum::Json;
 use axum::body::Bytes;
 use axum::extract::{Path, State};
 use axum::http::HeaderMap;
 use gateway_plugins::host::contract::CallbackRequest;
-use serde_json::{Value, json};
+use serde::Serialize;
+use utoipa::ToSchema;
+
+/// A callback was taken.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct CallbackAck {
+    /// Always true.
+    pub ok: bool,
+}
 
 /// A department reports a decision; its adapter authenticates and reads the request.
 #[utoipa::path(
@@ -18,7 +26,7 @@ use serde_json::{Value, json};
     params(("department" = String, Path, description = "Department id")),
     request_body(content = String, description = "Whatever the department sends; its adapter reads it.", content_type = "*/*"),
     responses(
-        (status = 200, description = "Taken.", body = openapi::CallbackAck),
+        (status = 200, description = "Taken.", body = CallbackAck),
         (status = 404, description = "`not_found`: no such department, or no step with that reference.", body = Error),
         (status = 413, description = "`payload_too_large`: the body exceeds `server.body_limit_bytes`.", body = Error),
         (status = 422, description = "`invalid_input` or `rejected`: the adapter refused the callback.", body = Error),
@@ -33,7 +41,7 @@ pub(super) async fn callback(
     Path(department): Path<String>,
     headers: HeaderMap,
     body: Bytes,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<CallbackAck>, ApiError> {
     let headers = headers
         .iter()
         .map(|(n, v)| {
@@ -51,5 +59,5 @@ pub(super) async fn callback(
         },
     )
     .await?;
-    Ok(Json(json!({"ok": true})))
+    Ok(Json(CallbackAck { ok: true }))
 }

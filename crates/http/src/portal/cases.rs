@@ -1,16 +1,14 @@
 //! One case: its status, each matter with its deadline and light, the timeline, the licences;
 //! and the timeline as a live stream.
 
-use super::{AppState, subjects};
+use super::AppState;
 use crate::auth::Client;
 use crate::error::ApiError;
-use crate::openapi::{self, Error};
+use crate::openapi::Error;
 use axum::extract::{Path, State};
 use axum::{Extension, Json};
-use gateway_base::model::StepState;
-use gateway_base::time::rfc3339;
-use gateway_cases::{CaseStatus, Orchestrator};
-use serde_json::{Value, json};
+use gateway_cases::Orchestrator;
+use gateway_cases::views::{self, CaseView};
 
 /// A case the client may read. Another client's case is "not found", like a missing one: its
 /// existence is not the asker's business.
@@ -29,12 +27,6 @@ pub(super) async fn readable_case(
         })
 }
 
-pub(super) fn event_json(e: &gateway_store::EventRecord) -> Value {
-    json!({
-        "at": rfc3339(e.at), "department": e.department, "step": e.step, "kind": e.kind,
-        "state": e.state, "message": e.message, "clerk": e.clerk,
-    })
-}
 
 /// A live stream of a case's timeline (server-sent events): first every event so far, then each
 /// new one as it is recorded. Woken by the orchestrator's case events; the store is the record.
@@ -83,8 +75,8 @@ pub(super) async fn case_events(
                     .map(|e| {
                         Ok(Event::default()
                             .id(e.id.clone())
-                            .event(e.kind.clone())
-                            .data(event_json(e).to_string()))
+                            .event(e.kind.as_str())
+                            .data(serde_json::to_string(&views::Event::from(e)).expect("an event serialises")))
                     })
                     .collect();
                 if let Some(last) = events.last() {
@@ -114,7 +106,7 @@ pub(super) async fn case_events(
     tag = "applications",
     params(("id" = String, Path, description = "Case id")),
     responses(
-        (status = 200, description = "The case.", body = openapi::Case),
+        (status = 200, description = "The case.", body = CaseView),
         (status = 404, description = "`not_found`: no such case.", body = Error),
         (status = 500, description = "`internal`.", body = Error),
     )
@@ -123,43 +115,7 @@ pub(super) async fn case(
     State(o): State<AppState>,
     Extension(client): Extension<Client>,
     Path(id): Path<String>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<CaseView>, ApiError> {
     let record = readable_case(&o, &client, &id).await?;
-    let steps = o.store().steps(&id).await?;
-    let events = o.store().events(&id).await?;
-    let licences = o.store().licences_of_case(&id).await?;
-    let states: Vec<StepState> = steps.iter().map(|s| s.state).collect();
-    let now = gateway_base::time::now_ms();
-    let catalogue = o.catalogue();
-    let matters: Vec<Value> = steps
-        .iter()
-        .map(|s| {
-            let matter = catalogue.matters.get(&s.matter);
-            // The promised limit: deadline, and the light while open (红黄牌).
-            let clock = matter.map(|m| {
-                o.deadlines().clock(
-                    m.time_limit_days,
-                    record.created_at,
-                    s.state,
-                    s.updated_at,
-                    now,
-                )
-            });
-            json!({
-                "step": s.step, "matter": s.matter, "matter_name": matter.map(|m| m.name.as_str()),
-                "department": s.department, "state": s.state, "reference": s.reference,
-                "outputs": s.outputs, "message": s.message, "attempts": s.attempts,
-                "updated_at": rfc3339(s.updated_at),
-                "deadline": clock.map(|c| gateway_base::time::rfc3339(c.deadline_ms)),
-                "light": clock.and_then(|c| c.light),
-                "finished_late": clock.and_then(|c| c.finished_late),
-            })
-        })
-        .collect();
-    let timeline: Vec<Value> = events.iter().map(event_json).collect();
-    Ok(Json(json!({
-        "case_id": record.id, "service": record.service, "status": CaseStatus::of(&states),
-        "created_at": rfc3339(record.created_at), "matters": matters, "timeline": timeline,
-        "licences": licences.iter().map(subjects::view).collect::<Vec<_>>(),
-    })))
+    Ok(Json(o.case_view(&record).await?))
 }

@@ -5,14 +5,14 @@ use super::{AppState, json_body};
 use crate::auth::Client;
 use crate::error::ApiError;
 use crate::middleware::clerk;
-use crate::openapi::{self, Error};
+use crate::openapi::Error;
 use axum::body::Bytes;
 use axum::extract::{Path, State};
 use axum::http::HeaderMap;
 use axum::{Extension, Json};
 use gateway_base::model::FieldProblem;
-use gateway_cases::{CaseError, Orchestrator};
-use serde_json::{Value, json};
+use gateway_cases::Orchestrator;
+use gateway_cases::views::LookupAnswer;
 
 /// Why a lookup is run and for whom: `X-Lookup-Purpose`, and the case (`X-Case-Id`, one the
 /// client may read) or the clerk it serves. Every problem at once.
@@ -79,7 +79,7 @@ pub(super) async fn lookup_purpose(
     ),
     request_body(content = Object, description = "The lookup's query.", content_type = "application/json"),
     responses(
-        (status = 200, description = "The department's answer in the lookup's unified shape.", body = openapi::LookupAnswer),
+        (status = 200, description = "The department's answer in the lookup's unified shape.", body = LookupAnswer),
         (status = 400, description = "`malformed_json`: the body is not JSON.", body = Error),
         (status = 404, description = "`not_found`: no such lookup, or no such record.", body = Error),
         (status = 413, description = "`payload_too_large`: the body exceeds `server.body_limit_bytes`.", body = Error),
@@ -96,26 +96,8 @@ pub(super) async fn lookup(
     Path(name): Path<String>,
     headers: HeaderMap,
     body: Bytes,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<LookupAnswer>, ApiError> {
     let query = json_body(&body)?;
     let served = lookup_purpose(&o, &client, &headers).await?;
-    let adapter = o.adapters().for_lookup(&name).ok_or(ApiError::NotFound {
-        what: "lookup",
-        id: name.clone(),
-    })?;
-    let department = adapter.department().id.clone();
-    let answer = adapter.lookup(&name, &query.to_string()).await;
-    let outcome = answer.as_ref().map_or_else(|e| e.kind(), |_| "ok");
-    o.store()
-        .record_lookup(&client.id, &name, &served, outcome)
-        .await?;
-    let answer = answer.map_err(|e| ApiError::from(CaseError::from_call(&department, e)))?;
-    let result: Value = serde_json::from_str(&answer).map_err(|e| ApiError::AdapterFailed {
-        department: department.clone(),
-        message: format!("adapter answered a lookup with invalid JSON: {e}"),
-    })?;
-    gateway_base::redact::note_names(&result);
-    Ok(Json(
-        json!({"lookup": name, "department": department, "result": result}),
-    ))
+    Ok(Json(o.lookup(&client.id, &name, &query, &served).await?))
 }

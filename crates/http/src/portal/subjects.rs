@@ -7,34 +7,9 @@ use crate::portal::AppState;
 use axum::Json;
 use axum::extract::{Path, State};
 use gateway_base::model::FieldProblem;
-use gateway_base::time::rfc3339;
-use gateway_cases::CaseStatus;
-use gateway_cases::licences::ISSUERS;
-use gateway_store::licences::{HolderKind, Licence};
-use serde_json::{Value, json};
+use gateway_cases::views::{EnterpriseView, LicenceView, PersonView};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
-
-/// The licence as the API shows it.
-pub fn view(licence: &Licence) -> Value {
-    let l = licence;
-    {
-        let issuer_code = l.id.split('.').nth(6).unwrap_or_default();
-        json!({
-            "id": l.id, "kind": l.kind, "name": l.name, "number": l.number,
-            "holder_kind": l.holder_kind, "holder_id": l.holder_id,
-            "holder_name": l.holder_name,
-            "issuer": l.issuer, "issuer_code": issuer_code,
-            "issuer_name": ISSUERS.iter().find(|i| i.department == l.issuer).map(|i| i.name),
-            "case_id": l.case_id, "step": l.step, "issued_at": rfc3339(l.issued_at),
-            "data": serde_json::from_str::<Value>(&l.data).unwrap_or(Value::Null),
-            "links": {
-                "self": format!("/api/v1/licences/{}", l.id),
-                "case": format!("/api/v1/cases/{}", l.case_id),
-            },
-        })
-    }
-}
 
 /// The routes: the 企业码 view, a person's licences, one licence.
 pub fn routes() -> OpenApiRouter<AppState> {
@@ -59,7 +34,7 @@ fn invalid(field: &str, problem: sdk::ids::IdProblem) -> ApiError {
     tag = "licences",
     params(("credit_code" = String, Path, description = "Unified social credit code (GB 32100)")),
     responses(
-        (status = 200, description = "The enterprise's licences and cases.", body = crate::openapi::Enterprise),
+        (status = 200, description = "The enterprise's licences and cases.", body = EnterpriseView),
         (status = 422, description = "`invalid_input` on `credit_code`.", body = Error),
         (status = 500, description = "`internal`.", body = Error),
     )
@@ -67,31 +42,9 @@ fn invalid(field: &str, problem: sdk::ids::IdProblem) -> ApiError {
 async fn enterprise(
     State(o): State<AppState>,
     Path(credit_code): Path<String>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<EnterpriseView>, ApiError> {
     sdk::ids::credit_code(&credit_code).map_err(|p| invalid("credit_code", p))?;
-    let licences = o
-        .store()
-        .licences_of_holder(HolderKind::Enterprise, &credit_code)
-        .await?;
-    let mut cases = Vec::new();
-    for (case_id, service, created_at) in o.store().cases_of_enterprise(&credit_code).await? {
-        let states: Vec<_> = o
-            .store()
-            .steps(&case_id)
-            .await?
-            .iter()
-            .map(|s| s.state)
-            .collect();
-        cases.push(json!({
-            "case_id": case_id, "service": service, "status": CaseStatus::of(&states),
-            "created_at": rfc3339(created_at),
-        }));
-    }
-    Ok(Json(json!({
-        "credit_code": credit_code,
-        "licences": licences.iter().map(view).collect::<Vec<_>>(),
-        "cases": cases,
-    })))
+    Ok(Json(o.enterprise_view(&credit_code).await?))
 }
 
 /// `GET /api/v1/subjects/persons/{id_number}`: a person's licences.
@@ -101,7 +54,7 @@ async fn enterprise(
     tag = "licences",
     params(("id_number" = String, Path, description = "Resident identity number (GB 11643)")),
     responses(
-        (status = 200, description = "The person's licences.", body = crate::openapi::Person),
+        (status = 200, description = "The person's licences.", body = PersonView),
         (status = 422, description = "`invalid_input` on `id_number`.", body = Error),
         (status = 500, description = "`internal`.", body = Error),
     )
@@ -109,16 +62,9 @@ async fn enterprise(
 async fn person(
     State(o): State<AppState>,
     Path(id_number): Path<String>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<PersonView>, ApiError> {
     sdk::ids::resident_id(&id_number).map_err(|p| invalid("id_number", p))?;
-    let licences = o
-        .store()
-        .licences_of_holder(HolderKind::Person, &id_number)
-        .await?;
-    Ok(Json(json!({
-        "id_number": id_number,
-        "licences": licences.iter().map(view).collect::<Vec<_>>(),
-    })))
+    Ok(Json(o.person_view(&id_number).await?))
 }
 
 /// `GET /api/v1/licences/{id}`: one licence; an identifier whose check character does not
@@ -129,7 +75,7 @@ async fn person(
     tag = "licences",
     params(("id" = String, Path, description = "GB/T 36904 licence identifier")),
     responses(
-        (status = 200, description = "The licence.", body = crate::openapi::Licence),
+        (status = 200, description = "The licence.", body = LicenceView),
         (status = 404, description = "`not_found`: no such licence.", body = Error),
         (status = 422, description = "`invalid_input` on `id`: the check character fails.", body = Error),
         (status = 500, description = "`internal`.", body = Error),
@@ -138,11 +84,7 @@ async fn person(
 async fn licence(
     State(o): State<AppState>,
     Path(id): Path<String>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<LicenceView>, ApiError> {
     sdk::ids::licence_id(&id).map_err(|p| invalid("id", p))?;
-    let licence = o.store().licence(&id).await?.ok_or(ApiError::NotFound {
-        what: "licence",
-        id,
-    })?;
-    Ok(Json(view(&licence)))
+    Ok(Json(o.licence_view(&id).await?))
 }

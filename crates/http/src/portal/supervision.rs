@@ -2,6 +2,7 @@
 //! [`gateway_cases::deadlines`].
 
 use crate::error::ApiError;
+use crate::openapi::Error;
 use crate::portal::AppState;
 use axum::Json;
 use axum::extract::{Query, State};
@@ -30,9 +31,9 @@ pub fn routes() -> OpenApiRouter<AppState> {
     ),
     responses(
         (status = 200, description = "Open steps and counts.", body = Supervision),
-        (status = 404, description = "`not_found`: no such department.", body = crate::openapi::Error),
-        (status = 422, description = "`invalid_input`: a bad `light` or `at`, or an unknown parameter.", body = crate::openapi::Error),
-        (status = 500, description = "`internal`.", body = crate::openapi::Error),
+        (status = 404, description = "`not_found`: no such department.", body = Error),
+        (status = 422, description = "`invalid_input`: a bad `light` or `at`, or an unknown parameter.", body = Error),
+        (status = 500, description = "`internal`.", body = Error),
     )
 )]
 async fn supervision(
