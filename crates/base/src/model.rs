@@ -169,9 +169,7 @@ impl std::fmt::Display for StepState {
 }
 
 /// What happened on a case's timeline (全程留痕).
-#[derive(
-    Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, utoipa::ToSchema,
-)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum EventKind {
     /// The application was stored: the case exists.
@@ -262,7 +260,10 @@ mod tests {
         assert!("".parse::<StepState>().is_err());
         for kind in EventKind::ALL {
             assert_eq!(kind.as_str().parse(), Ok(kind));
-            assert_eq!(serde_json::to_value(kind).unwrap(), serde_json::json!(kind.as_str()));
+            assert_eq!(
+                serde_json::to_value(kind).unwrap(),
+                serde_json::json!(kind.as_str())
+            );
         }
         assert!("finished".parse::<EventKind>().is_err());
     }

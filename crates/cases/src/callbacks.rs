@@ -47,7 +47,8 @@ impl Orchestrator {
             // Departments repeat callbacks; the first decision stands.
             return Ok(());
         }
-        self.apply_report(&step, report, EventKind::Callback).await?;
+        self.apply_report(&step, report, EventKind::Callback)
+            .await?;
         Ok(())
     }
 

@@ -5,10 +5,10 @@
 //! `real-estate-unit`, `real-estate-certificate`) are checked with the national algorithms.
 
 use crate::one_thing::{FormBuilder, InputMapping, schema_at};
-use crate::views::ServiceKind;
 use anyhow::Context;
 use gateway_base::config::{Config, ServiceConfig, Source};
 pub use gateway_base::model::FieldProblem;
+use serde::Serialize;
 use serde_json::Value;
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -26,6 +26,17 @@ fn for_lookup<'a>(
         .values()
         .find(|a| a.description().lookups.iter().any(|l| l.name == name))
         .map(|a| &**a)
+}
+
+/// Whether a service is one matter or a bundle.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, utoipa::ToSchema)]
+pub enum ServiceKind {
+    /// One matter.
+    #[serde(rename = "single")]
+    Single,
+    /// A "one thing" service (一件事) across departments.
+    #[serde(rename = "one-thing")]
+    OneThing,
 }
 
 /// One matter of the catalogue.

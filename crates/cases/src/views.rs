@@ -7,6 +7,7 @@
 //! field that may be absent is not `required`.
 
 use crate::catalogue::Service;
+pub use crate::catalogue::ServiceKind;
 use crate::licences::ISSUERS;
 use crate::{CaseError, CaseStatus, Orchestrator, Review};
 use gateway_base::model::{Clerk, EventKind, FieldProblem, StepState};
@@ -36,17 +37,6 @@ pub struct MatterView {
     pub service_object: String,
     /// Promised time limit (承诺时限), in working days.
     pub time_limit_days: u32,
-}
-
-/// Whether a service is one matter or a bundle.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, ToSchema)]
-pub enum ServiceKind {
-    /// One matter.
-    #[serde(rename = "single")]
-    Single,
-    /// A "one thing" service (一件事) across departments.
-    #[serde(rename = "one-thing")]
-    OneThing,
 }
 
 /// One step of a service.

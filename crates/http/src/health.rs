@@ -8,18 +8,17 @@
 //! load balancer asking every second does not become load on a department. Every configured
 //! certificate is a check too (see [`gateway_base::certificates`]): down once it has expired.
 
-
-use crate::portal::AppState;
+use crate::AppState;
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::{Extension, Json};
 use gateway_plugins::connection::Connection;
+use serde::Serialize;
 use std::collections::BTreeMap;
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
-use utoipa_axum::router::OpenApiRouter;
-use serde::Serialize;
 use utoipa::ToSchema;
+use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 /// The process answers.
@@ -136,7 +135,6 @@ pub struct ReadinessView {
     /// Checks by name: `store`, `adapter.<department>`, `department.<department>`.
     pub checks: BTreeMap<String, ReadinessCheck>,
 }
-
 
 /// The last probe of one department.
 #[derive(Debug, Clone)]

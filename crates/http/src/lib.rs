@@ -30,6 +30,9 @@ pub mod tls;
 use gateway_cases::Orchestrator;
 use std::sync::Arc;
 
+/// What every handler shares: the case domain (and through it the store and the adapters).
+pub type AppState = Arc<Orchestrator>;
+
 /// The portal listener's app: the unified API with its limits, credentials, clerk and trace
 /// context on every request.
 pub fn portal_app(

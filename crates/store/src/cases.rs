@@ -433,8 +433,14 @@ impl Store {
     /// (another task released or blocked it first).
     pub async fn release_step(&self, step: &StepRecord, input: &str) -> Result<bool> {
         let message = "前置事项已办结，本事项开始办理";
-        self.leave_waiting(step, StepState::Pending, Some(input), message, EventKind::Ready)
-            .await
+        self.leave_waiting(
+            step,
+            StepState::Pending,
+            Some(input),
+            message,
+            EventKind::Ready,
+        )
+        .await
     }
 
     /// Block a waiting step, with the reason; false if it was no longer waiting.

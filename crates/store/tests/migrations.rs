@@ -224,7 +224,9 @@ async fn an_unknown_step_state_is_an_error_not_a_guess() {
         .unwrap();
     let error = store.steps("c3").await.unwrap_err();
     assert!(
-        error.to_string().contains("`finished` is not a known state or event"),
+        error
+            .to_string()
+            .contains("`finished` is not a known state or event"),
         "{error}"
     );
 }

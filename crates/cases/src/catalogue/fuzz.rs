@@ -35,7 +35,7 @@ fn service() -> Service {
     Service {
         code: "fuzz".into(),
         name: "fuzz".into(),
-        kind: crate::views::ServiceKind::Single,
+        kind: ServiceKind::Single,
         description: String::new(),
         steps: Vec::new(),
         lookups: Vec::new(),

@@ -1,9 +1,9 @@
 //! Operators' routes for adapter versions: push, list, activate (fully or staged), promote,
 //! roll back, remove. Every change records the operator whose token made it.
 
+use crate::AppState;
 use crate::auth::Operator;
 use crate::error::ApiError;
-use crate::portal::AppState;
 use axum::Extension;
 use axum::body::Bytes;
 use axum::extract::{Path, Query, State};

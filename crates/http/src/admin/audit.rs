@@ -1,7 +1,7 @@
 //! `GET /admin/v1/audit?department=&since=&node=&limit=`: audit records, oldest first.
 
+use crate::AppState;
 use crate::error::ApiError;
-use crate::portal::AppState;
 use gateway_base::model::FieldProblem;
 use serde::Deserialize;
 

@@ -19,8 +19,8 @@ mod adapters;
 pub mod audit;
 pub mod reload;
 
+use crate::AppState;
 use crate::error::ApiError;
-use crate::portal::AppState;
 use axum::extract::{Path, State};
 use axum::routing::{get, post};
 use axum::{Json, Router};

@@ -1,6 +1,7 @@
 //! Pre-review and application: every problem at once, then the case stored before the answer.
 
-use super::{AppState, json_body};
+use super::json_body;
+use crate::AppState;
 use crate::auth::Client;
 use crate::error::ApiError;
 use crate::middleware::clerk;
@@ -10,8 +11,8 @@ use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::{Extension, Json};
 use gateway_base::model::FieldProblem;
-use gateway_store::Arrival;
 use gateway_cases::views::PreReview;
+use gateway_store::Arrival;
 use serde::Serialize;
 use utoipa::ToSchema;
 

@@ -1,6 +1,6 @@
 //! Departments call back with decisions; their adapter authenticates and reads the call.
 
-use super::AppState;
+use crate::AppState;
 use crate::error::ApiError;
 use crate::openapi::Error;
 use axum::Json;

@@ -1,7 +1,7 @@
 //! One case: its status, each matter with its deadline and light, the timeline, the licences;
 //! and the timeline as a live stream.
 
-use super::AppState;
+use crate::AppState;
 use crate::auth::Client;
 use crate::error::ApiError;
 use crate::openapi::Error;
@@ -26,7 +26,6 @@ pub(super) async fn readable_case(
             id: id.to_string(),
         })
 }
-
 
 /// A live stream of a case's timeline (server-sent events): first every event so far, then each
 /// new one as it is recorded. Woken by the orchestrator's case events; the store is the record.
@@ -76,7 +75,10 @@ pub(super) async fn case_events(
                         Ok(Event::default()
                             .id(e.id.clone())
                             .event(e.kind.as_str())
-                            .data(serde_json::to_string(&views::Event::from(e)).expect("an event serialises")))
+                            .data(
+                                serde_json::to_string(&views::Event::from(e))
+                                    .expect("an event serialises"),
+                            ))
                     })
                     .collect();
                 if let Some(last) = events.last() {

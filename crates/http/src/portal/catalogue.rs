@@ -1,6 +1,6 @@
 //! The catalogue and the one form of each service: what a portal shows before anyone applies.
 
-use super::AppState;
+use crate::AppState;
 use crate::error::ApiError;
 use crate::openapi::Error;
 use axum::Json;

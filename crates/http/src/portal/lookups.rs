@@ -1,7 +1,8 @@
 //! Shared-data lookups (四不提交), each recorded with why it is made and for whom.
 
 use super::cases::readable_case;
-use super::{AppState, json_body};
+use super::json_body;
+use crate::AppState;
 use crate::auth::Client;
 use crate::error::ApiError;
 use crate::middleware::clerk;

@@ -21,20 +21,17 @@ mod lookups;
 pub mod subjects;
 pub mod supervision;
 
+use crate::AppState;
 use crate::error::ApiError;
 use crate::openapi;
 use axum::body::Bytes;
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::{Extension, Router};
-use gateway_cases::Orchestrator;
 use serde_json::Value;
 use std::sync::Arc;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
-
-/// Shared state of the handlers.
-pub type AppState = Arc<Orchestrator>;
 
 /// Every portal route with its documentation: `routes!` takes both from the handler's
 /// `#[utoipa::path]`, so no route is served undocumented.

@@ -1,9 +1,9 @@
 //! The subject views (企业码 of an enterprise, a person's licences) and one licence by its
 //! GB/T 36904 identifier; see [`gateway_cases::licences`] for what is issued and how.
 
+use crate::AppState;
 use crate::error::ApiError;
 use crate::openapi::Error;
-use crate::portal::AppState;
 use axum::Json;
 use axum::extract::{Path, State};
 use gateway_base::model::FieldProblem;

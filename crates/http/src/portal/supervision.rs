@@ -1,9 +1,9 @@
 //! `GET /api/v1/supervision/deadlines`: the open steps and their lights (红黄牌), see
 //! [`gateway_cases::deadlines`].
 
+use crate::AppState;
 use crate::error::ApiError;
 use crate::openapi::Error;
-use crate::portal::AppState;
 use axum::Json;
 use axum::extract::{Query, State};
 use gateway_base::model::FieldProblem;
