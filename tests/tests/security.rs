@@ -21,6 +21,7 @@ scopes = ["cases:all", "supervision"]
 algorithm = "HS256"
 key = "test-jwt-secret-0123456789abcdef"
 issuer = "test-idp"
+audience = "gateway-portal"
 "#;
 
 async fn env() -> Env {
@@ -218,10 +219,12 @@ async fn a_client_does_only_what_its_scopes_allow_and_reads_only_its_cases() {
 }
 
 fn token(secret: &str, claims: Value) -> String {
+    // Signed with the gateway's own jsonwebtoken provider (HS256 on the tree's hmac).
+    gateway_http::auth::jwt_crypto::install().unwrap();
     jsonwebtoken::encode(
         &jsonwebtoken::Header::new(jsonwebtoken::Algorithm::HS256),
         &claims,
-        &jsonwebtoken::EncodingKey::from_secret(secret.as_bytes()),
+        &jsonwebtoken::EncodingKey::from_secret(secret.as_bytes()).unwrap(),
     )
     .unwrap()
 }
@@ -241,7 +244,7 @@ async fn bearer_tokens_are_verified_and_can_only_narrow_scopes() {
     let bearer = |t: &str| portal(&[("authorization", &format!("Bearer {t}"))]);
     let valid = token(
         secret,
-        json!({"sub": PORTAL_CLIENT, "iss": "test-idp", "exp": now() + 300}),
+        json!({"sub": PORTAL_CLIENT, "iss": "test-idp", "aud": "gateway-portal", "exp": now() + 300}),
     );
     let (status, body) = call(
         &bearer(&valid),
@@ -258,33 +261,36 @@ async fn bearer_tokens_are_verified_and_can_only_narrow_scopes() {
             "forged",
             token(
                 "another-secret-0123456789abcdef0",
-                json!({"sub": PORTAL_CLIENT, "iss": "test-idp", "exp": now() + 300}),
+                json!({"sub": PORTAL_CLIENT, "iss": "test-idp", "aud": "gateway-portal", "exp": now() + 300}),
             ),
         ),
         (
             "expired",
             token(
                 secret,
-                json!({"sub": PORTAL_CLIENT, "iss": "test-idp", "exp": now() - 3600}),
+                json!({"sub": PORTAL_CLIENT, "iss": "test-idp", "aud": "gateway-portal", "exp": now() - 3600}),
             ),
         ),
         (
             "unknown subject",
             token(
                 secret,
-                json!({"sub": "nobody", "iss": "test-idp", "exp": now() + 300}),
+                json!({"sub": "nobody", "iss": "test-idp", "aud": "gateway-portal", "exp": now() + 300}),
             ),
         ),
         (
             "another issuer",
             token(
                 secret,
-                json!({"sub": PORTAL_CLIENT, "iss": "elsewhere", "exp": now() + 300}),
+                json!({"sub": PORTAL_CLIENT, "iss": "elsewhere", "aud": "gateway-portal", "exp": now() + 300}),
             ),
         ),
         (
             "no expiry",
-            token(secret, json!({"sub": PORTAL_CLIENT, "iss": "test-idp"})),
+            token(
+                secret,
+                json!({"sub": PORTAL_CLIENT, "iss": "test-idp", "aud": "gateway-portal"}),
+            ),
         ),
         ("not a token", "garbage.garbage.garbage".into()),
     ] {
@@ -295,7 +301,7 @@ async fn bearer_tokens_are_verified_and_can_only_narrow_scopes() {
     let mut parts: Vec<String> = valid.split('.').map(str::to_string).collect();
     use base64::Engine as _;
     parts[1] = base64::engine::general_purpose::URL_SAFE_NO_PAD
-        .encode(json!({"sub": "supervisor", "iss": "test-idp", "exp": now() + 300}).to_string());
+        .encode(json!({"sub": "supervisor", "iss": "test-idp", "aud": "gateway-portal", "exp": now() + 300}).to_string());
     let (status, _) = call(
         &bearer(&parts.join(".")),
         &env,
@@ -309,7 +315,7 @@ async fn bearer_tokens_are_verified_and_can_only_narrow_scopes() {
     // A token's scope narrows its client's; it cannot add one the client lacks.
     let narrow = token(
         secret,
-        json!({"sub": PORTAL_CLIENT, "iss": "test-idp", "exp": now() + 300, "scope": "lookup:tax.clearance cases:all"}),
+        json!({"sub": PORTAL_CLIENT, "iss": "test-idp", "aud": "gateway-portal", "exp": now() + 300, "scope": "lookup:tax.clearance cases:all"}),
     );
     let (status, _) = call(
         &bearer(&narrow),
@@ -332,7 +338,7 @@ async fn bearer_tokens_are_verified_and_can_only_narrow_scopes() {
     let case_id = env.apply("public-security.seal-filing", &seal_form()).await;
     let lookup_only = token(
         secret,
-        json!({"sub": "lookup-only", "iss": "test-idp", "exp": now() + 300, "scope": "cases:all"}),
+        json!({"sub": "lookup-only", "iss": "test-idp", "aud": "gateway-portal", "exp": now() + 300, "scope": "cases:all"}),
     );
     let (status, _) = call(
         &bearer(&lookup_only),
@@ -346,6 +352,69 @@ async fn bearer_tokens_are_verified_and_can_only_narrow_scopes() {
         status, 404,
         "cases:all claimed by a token whose client lacks it grants nothing"
     );
+}
+
+/// The configured issuer and audience are required, not merely checked when a token happens to
+/// carry them; `nbf` is honoured; a claim of the wrong JSON type is refused rather than ignored
+/// (GHSA-h395-gr6q-cpjc: jsonwebtoken before 10.3 skipped a string `nbf`).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tokens_carry_the_configured_issuer_and_audience_and_wait_for_not_before() {
+    use reqwest::Method;
+    let env = env().await;
+    let secret = "test-jwt-secret-0123456789abcdef";
+    let bearer = |t: &str| portal(&[("authorization", &format!("Bearer {t}"))]);
+    let claims = |extra: Value| {
+        let mut claims = json!({
+            "sub": PORTAL_CLIENT, "iss": "test-idp", "aud": "gateway-portal", "exp": now() + 300,
+        });
+        for (k, v) in extra.as_object().unwrap() {
+            if v.is_null() {
+                claims.as_object_mut().unwrap().remove(k);
+            } else {
+                claims[k] = v.clone();
+            }
+        }
+        token(secret, claims)
+    };
+    let mut wrong = Vec::new();
+    for (why, extra, expected) in [
+        ("all claims as configured", json!({}), 200),
+        ("nbf in the past", json!({"nbf": now() - 60}), 200),
+        (
+            "an audience list naming the gateway",
+            json!({"aud": ["gateway-portal"]}),
+            200,
+        ),
+        ("no iss", json!({"iss": null}), 401),
+        ("another iss", json!({"iss": "elsewhere"}), 401),
+        ("no aud", json!({"aud": null}), 401),
+        ("another aud", json!({"aud": "another-service"}), 401),
+        ("nbf in the future", json!({"nbf": now() + 3600}), 401),
+        (
+            "nbf as a string",
+            json!({"nbf": (now() + 3600).to_string()}),
+            401,
+        ),
+        (
+            "exp as a string",
+            json!({"exp": (now() + 300).to_string()}),
+            401,
+        ),
+        ("no sub", json!({"sub": null}), 401),
+    ] {
+        let (status, body) = call(
+            &bearer(&claims(extra)),
+            &env,
+            Method::POST,
+            LOOKUP,
+            Some(clearance()),
+        )
+        .await;
+        if status != expected {
+            wrong.push(format!("{why}: {status} (expected {expected}) {body}"));
+        }
+    }
+    assert!(wrong.is_empty(), "{wrong:#?}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

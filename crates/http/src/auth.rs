@@ -1,9 +1,12 @@
 //! Who may call what: portal clients with scopes, operators on the admin listener.
 //!
 //! Deny by default. A portal request names its client with an API key (`X-Api-Key`; the config
-//! holds only its SHA-256) or a JWT bearer token (`Authorization: Bearer`, verified against the
-//! configured keys, `sub` naming a configured client, `exp` required). What the client may do
-//! is its scopes; a token's `scope` claim can only narrow them:
+//! holds only its SHA-256) or a JWT bearer token (`Authorization: Bearer`, HS256 or EdDSA as
+//! configured, verified by the provider in `auth/jwt_crypto.rs`). A token must carry `sub` (a configured
+//! client) and `exp`, and `iss` and `aud` equal to `[auth.jwt] issuer` and `audience` whenever
+//! those are set; an `nbf` in the future is refused, and a claim of the wrong JSON type is refused
+//! rather than ignored (30 s leeway on times). What the client may do is its scopes; a token's
+//! `scope` claim can only narrow them:
 //!
 //! | scope | allows |
 //! | --- | --- |
@@ -27,6 +30,8 @@ use gateway_base::config::{AuthConfig, ClientConfig, JwtConfig, OperatorConfig};
 use serde::Deserialize;
 use std::collections::HashMap;
 use std::sync::Arc;
+
+pub mod jwt_crypto;
 
 /// An authenticated portal client, as the handlers see it.
 #[derive(Debug, Clone)]
@@ -201,36 +206,36 @@ impl Authenticator {
 fn jwt_verifier(
     config: &JwtConfig,
 ) -> Result<(jsonwebtoken::DecodingKey, jsonwebtoken::Validation), String> {
-    use base64::Engine as _;
+    jwt_crypto::install()?;
     let (key, algorithm) = match config.algorithm.as_str() {
         "HS256" => (
-            jsonwebtoken::DecodingKey::from_secret(config.key.as_bytes()),
+            jsonwebtoken::DecodingKey::from_secret(config.key.as_bytes())
+                .map_err(|e| format!("key: {e}"))?,
             jsonwebtoken::Algorithm::HS256,
         ),
-        "EdDSA" => {
-            let raw = base64::engine::general_purpose::STANDARD
-                .decode(config.key.trim())
-                .map_err(|e| format!("key: not base64: {e}"))?;
-            if raw.len() != 32 {
-                return Err("key: an Ed25519 public key is 32 bytes".into());
-            }
-            (
-                jsonwebtoken::DecodingKey::from_ed_der(&raw),
-                jsonwebtoken::Algorithm::EdDSA,
-            )
-        }
+        "EdDSA" => (
+            jsonwebtoken::DecodingKey::from_ed_der(&config.ed25519_key()?),
+            jsonwebtoken::Algorithm::EdDSA,
+        ),
         other => return Err(format!("algorithm: {other} is not HS256 or EdDSA")),
     };
     let mut validation = jsonwebtoken::Validation::new(algorithm);
-    validation.set_required_spec_claims(&["exp", "sub"]);
+    // What the config names must be in the token: a claim left out is refused, not skipped.
+    let mut required = vec!["exp", "sub"];
     validation.leeway = 30;
+    validation.validate_nbf = true;
     if let Some(issuer) = &config.issuer {
         validation.set_issuer(&[issuer]);
+        required.push("iss");
     }
     match &config.audience {
-        Some(audience) => validation.set_audience(&[audience]),
+        Some(audience) => {
+            validation.set_audience(&[audience]);
+            required.push("aud");
+        }
         None => validation.validate_aud = false,
     }
+    validation.set_required_spec_claims(&required);
     Ok((key, validation))
 }
 

@@ -11,7 +11,7 @@
 //! - [`auth`]: `[auth]`: portal clients, scopes, token keys.
 //! - [`store`]: `[store]`: the store's URL and the payload keys.
 //! - [`plugins`]: `[plugins]`: components, call limits, staged rollouts, trusted keys.
-//! - [`departments`]: `[departments.<id>]`.
+//! - [`departments`]: the `[departments.<id>]` tables.
 //! - [`catalogue`]: the catalogue file: matters and one-thing services, and value sources.
 //! - [`deadlines`]: `[deadlines]`: the holiday calendar, the yellow rule.
 //! - [`audit`]: `[audit]`: hash, seals, queue.
