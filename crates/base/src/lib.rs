@@ -19,6 +19,8 @@
 //! - [`pem`]: certificates and keys read from PEM files.
 //! - [`certificates`]: expiry dates of every configured certificate.
 
+#![warn(missing_docs, unreachable_pub)]
+
 pub mod calendar;
 pub mod certificates;
 pub mod config;

@@ -21,6 +21,8 @@
 //!   the HTTP handlers answer with and the OpenAPI document is generated from.
 //! - [`error`]: [`CaseError`], who is at fault and whether to retry.
 
+#![warn(missing_docs, unreachable_pub)]
+
 pub mod callbacks;
 pub mod catalogue;
 pub mod deadlines;

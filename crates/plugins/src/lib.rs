@@ -15,6 +15,8 @@
 //! - [`adapters`]: each department's versions, the active choice, hot swaps, staged rollouts,
 //!   admission checks, the watched folder.
 
+#![warn(missing_docs, unreachable_pub)]
+
 pub mod adapters;
 pub mod connection;
 pub mod host;

@@ -21,6 +21,8 @@
 //! - `batch_insert`, `lookup_writer`: records written in multi-row batches on a held
 //!   connection (group commit).
 
+#![warn(missing_docs, unreachable_pub)]
+
 pub mod at_rest;
 pub mod audit;
 pub(crate) mod batch_insert;

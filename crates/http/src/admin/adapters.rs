@@ -19,7 +19,7 @@ use serde_json::{Value, json};
 const MAX_COMPONENT_BYTES: usize = 64 << 20;
 
 /// The adapter routes, merged into the admin router.
-pub fn routes() -> Router<AppState> {
+pub(crate) fn routes() -> Router<AppState> {
     Router::new()
         .route(
             "/admin/v1/adapters",

@@ -19,27 +19,27 @@ use utoipa::ToSchema;
 /// Always `received`: the case is stored.
 #[derive(Debug, Serialize, ToSchema)]
 #[serde(rename_all = "snake_case")]
-pub enum AcceptedStatus {
+pub(crate) enum AcceptedStatus {
     /// Stored, nothing delivered yet.
     Received,
 }
 
 /// Links of an accepted application.
 #[derive(Debug, Serialize, ToSchema)]
-pub struct AcceptedLinks {
+pub(crate) struct AcceptedLinks {
     /// The case view.
-    pub case: String,
+    pub(crate) case: String,
 }
 
 /// An accepted application.
 #[derive(Debug, Serialize, ToSchema)]
-pub struct Accepted {
+pub(crate) struct Accepted {
     /// The case id.
-    pub case_id: String,
+    pub(crate) case_id: String,
     /// `received`.
-    pub status: AcceptedStatus,
+    pub(crate) status: AcceptedStatus,
     /// Where to follow the case.
-    pub links: AcceptedLinks,
+    pub(crate) links: AcceptedLinks,
 }
 
 /// Every problem with a filled form, at once (一次性告知): schema, identifiers, lookups, rules and

@@ -13,9 +13,9 @@ use utoipa::ToSchema;
 
 /// A callback was taken.
 #[derive(Debug, Serialize, ToSchema)]
-pub struct CallbackAck {
+pub(crate) struct CallbackAck {
     /// Always true.
-    pub ok: bool,
+    pub(crate) ok: bool,
 }
 
 /// A department reports a decision; its adapter authenticates and reads the request.

@@ -25,6 +25,7 @@ pub struct Refusal {
 }
 
 impl Refusal {
+    /// A refusal by `check`, with the reason.
     pub fn new(check: &'static str, reason: impl Into<String>) -> Self {
         Refusal {
             check,

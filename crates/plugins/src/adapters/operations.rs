@@ -16,7 +16,12 @@ use std::sync::Arc;
 pub enum AdminError {
     /// No such department or version.
     #[error("{what} `{id}` not found")]
-    NotFound { what: &'static str, id: String },
+    NotFound {
+        /// `department` or `version`.
+        what: &'static str,
+        /// Its id as given.
+        id: String,
+    },
     /// Not possible in the current state (e.g. removing the active version).
     #[error("{0}")]
     Conflict(String),

@@ -5,7 +5,7 @@ use std::time::Duration;
 use wasmtime::{Config, Engine, InstanceAllocationStrategy, PoolingAllocationConfig};
 
 /// How often the epoch advances; the unit of the CPU limit and of guest yields.
-pub const TICK: Duration = Duration::from_millis(5);
+pub(crate) const TICK: Duration = Duration::from_millis(5);
 
 /// The engine. A thread advances its epoch for as long as anything (a loaded component, a
 /// running call) still holds the engine; it ends by itself when the last holder is gone.

@@ -119,7 +119,7 @@ impl AdapterCache {
 }
 
 /// The state of one store: one call into one fresh adapter instance.
-pub struct HostState {
+pub(crate) struct HostState {
     wasi: WasiCtx,
     table: ResourceTable,
     pub(super) limits: StoreLimits,
