@@ -17,8 +17,6 @@
 //! - [`listener`]: the listeners, plain or TLS (handshakes off the accept path); [`tls`]: their
 //!   rustls configuration.
 
-
-
 pub mod admin;
 pub mod auth;
 pub mod error;
