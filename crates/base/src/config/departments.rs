@@ -3,7 +3,7 @@
 
 use super::{ConfigError, Limits};
 use serde::Deserialize;
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 
 /// One department system and the adapter that speaks its protocol.
@@ -44,9 +44,23 @@ pub struct DepartmentConfig {
     #[serde(default = "default_breaker_cooldown_ms")]
     pub breaker_cooldown_ms: u64,
     /// Settings and secrets handed to the adapter through `config.get`. A value `env:NAME`
-    /// is read from the environment at start-up, so secrets need not sit in the file.
+    /// is read from the environment at start-up, `file:PATH` from a file (relative to the
+    /// config file, one trailing newline dropped), so secrets need not sit in the file.
     #[serde(default)]
     pub settings: BTreeMap<String, String>,
+    /// The settings that are secrets: given as `env:`/`file:`, or named like one (see
+    /// [`is_secret_name`]). Their values are scrubbed from every log line and answer.
+    #[serde(skip)]
+    pub secret_settings: BTreeSet<String>,
+}
+
+/// Whether a setting's name says it holds a secret (`app-secret`, `client_secret`,
+/// `password`, `token`, `private-key` …).
+pub fn is_secret_name(name: &str) -> bool {
+    let name = name.to_ascii_lowercase();
+    ["secret", "password", "passwd", "token", "private"]
+        .iter()
+        .any(|word| name.contains(word))
 }
 
 fn default_timeout_ms() -> u64 {
@@ -85,9 +99,35 @@ pub struct TlsConfig {
 }
 
 impl DepartmentConfig {
-    /// The department's URL, TLS files and pacing make sense (`id` names it in errors).
-    pub(super) fn check(&self, file: &Path, id: &str) -> Result<(), ConfigError> {
+    /// The values of its secret settings (once `env:` and `file:` are read).
+    pub fn secrets(&self) -> impl Iterator<Item = &str> {
+        self.secret_settings
+            .iter()
+            .filter_map(|name| self.settings.get(name).map(String::as_str))
+    }
+
+    /// The department's URL, TLS files and pacing make sense (`id` names it in errors); its
+    /// secret settings are noted and `file:` values read.
+    pub(super) fn check(&mut self, file: &Path, id: &str) -> Result<(), ConfigError> {
         let key = |k: &str| format!("departments.{id}.{k}");
+        for (name, value) in &mut self.settings {
+            let secret = value.starts_with("env:") || value.starts_with("file:");
+            if secret || is_secret_name(name) {
+                self.secret_settings.insert(name.clone());
+            }
+            if let Some(path) = value.strip_prefix("file:") {
+                let path = file.parent().unwrap_or(Path::new("")).join(path);
+                let text = std::fs::read_to_string(&path).map_err(|e| {
+                    ConfigError::new(
+                        file,
+                        key(&format!("settings.{name}")),
+                        format!("cannot read {}: {e}", path.display()),
+                    )
+                })?;
+                let text = text.strip_suffix('\n').unwrap_or(&text);
+                *value = text.strip_suffix('\r').unwrap_or(text).to_string();
+            }
+        }
         let url = url::Url::parse(&self.base_url)
             .map_err(|e| ConfigError::new(file, key("base_url"), e.to_string()))?;
         match url.scheme() {
@@ -128,5 +168,40 @@ impl DepartmentConfig {
             }
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn secret_settings_are_noted_and_file_values_read() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("key.txt"), "from-a-file\n").unwrap();
+        let mut dept: DepartmentConfig = toml::from_str(
+            r#"
+name = "税务"
+base_url = "http://127.0.0.1:1"
+[settings]
+app-key = "gw-demo"
+app-secret = "plain-but-named-secret"
+signing = "file:key.txt"
+api = "env:SOME_VAR"
+"#,
+        )
+        .unwrap();
+        dept.check(&dir.path().join("gateway.toml"), "tax").unwrap();
+        assert_eq!(dept.settings["signing"], "from-a-file");
+        let secret: Vec<&str> = dept.secret_settings.iter().map(String::as_str).collect();
+        assert_eq!(secret, ["api", "app-secret", "signing"]);
+        let missing: Result<DepartmentConfig, _> = toml::from_str(
+            "name = \"x\"\nbase_url = \"http://127.0.0.1:1\"\nsettings = { k = \"file:nope\" }",
+        );
+        let error = missing
+            .unwrap()
+            .check(&dir.path().join("gateway.toml"), "x")
+            .unwrap_err();
+        assert_eq!(error.key, "departments.x.settings.k");
     }
 }
