@@ -2,7 +2,7 @@
 //! exactly one delivers it), paced per department, retried with backoff and jitter, with the
 //! same idempotency key on every attempt.
 
-use crate::pacing::Circuit;
+use crate::pacing::{Admission, Circuit, Ticket};
 use crate::{Orchestrator, state_of};
 use gateway_base::model::{EventKind, StepState};
 use gateway_base::telemetry;
@@ -23,71 +23,92 @@ impl Orchestrator {
             match self.store.due_deliveries(64).await {
                 Ok(due) => {
                     for step in due {
-                        let until = now_ms() + self.delivery.claim_ms;
-                        match self
-                            .store
-                            .claim_delivery(&step, &self.delivery.node, until)
-                            .await
-                        {
-                            Ok(true) => {}
-                            Ok(false) => continue,
-                            Err(e) => {
-                                tracing::error!(error = %e, "claiming a delivery failed");
-                                continue;
-                            }
-                        }
-                        let this = self.clone();
-                        let running = self.delivery.track();
-                        // Each delivery is a trace of its own: its department calls share it.
-                        let trace = gateway_base::trace::TraceContext::new_root();
-                        let span = tracing::info_span!("delivery", case = %step.case_id, step = %step.step, trace_id = %trace.trace_id_hex());
-                        gateway_base::trace::adopt(&span, &trace);
-                        tokio::spawn(async move {
-                            use tracing::Instrument;
-                            let delivery = this.deliver(&step);
-                            let audited = gateway_store::audit::for_delivery(
-                                &this.store,
-                                &step.case_id,
-                                &step.step,
-                                delivery,
-                            );
-                            // The applicant's names in the input are masked in what it logs.
-                            // (Boxed: a delivery's future is large, and this wraps it once more.)
-                            let audited = Box::pin(audited);
-                            let masked = gateway_base::redact::scope(async {
-                                if let Ok(input) = serde_json::from_str::<Value>(&step.input) {
-                                    gateway_base::redact::note_names(&input);
-                                }
-                                audited.await
-                            });
-                            gateway_base::trace::scope(trace, masked)
-                                .instrument(span)
-                                .await;
-                            drop(running);
-                            this.wake.notify_one();
-                        });
+                        self.dispatch(step).await;
                     }
                 }
                 Err(e) => tracing::error!(error = %e, "dispatcher cannot read the store"),
             }
-            // Retries come due with time; new work comes with a notification.
+            // Retries come due with time; new work and finished deliveries come with a
+            // notification.
             let _ = tokio::time::timeout(Duration::from_millis(250), self.wake.notified()).await;
         }
     }
 
-    pub(crate) async fn deliver(&self, step: &StepRecord) {
+    /// Start delivering one due step, if its department takes one now. The slot (and, after a
+    /// cool-down, the probe) is taken before the claim: a step this node cannot start yet stays
+    /// unclaimed, for another node or the next pass.
+    async fn dispatch(self: &Arc<Self>, step: StepRecord) {
         let Some(pacing) = self.delivery.pacing(&step.department) else {
             tracing::error!(department = %step.department, "no such department; delivery waits");
             return;
         };
-        if let Circuit::Open(until) = pacing.circuit(now_ms()) {
-            // The department is being left alone: wait without spending an attempt.
-            let _ = self.store.postpone_delivery(step, until).await;
+        let ticket = match pacing.admit(now_ms()) {
+            Admission::Go(ticket) => ticket,
+            Admission::Wait => return,
+            Admission::Postpone(until) => {
+                // The department is being left alone: push the step back to the end of the
+                // cool-down without spending an attempt (claimed first: another node may be
+                // delivering it).
+                if self.claim(&step).await {
+                    let _ = self.store.postpone_delivery(&step, until).await;
+                }
+                return;
+            }
+        };
+        if !self.claim(&step).await {
             return;
         }
-        let Ok(_permit) = pacing.permits.acquire().await else {
-            return;
-        };
+        let this = self.clone();
+        let running = self.delivery.track();
+        // Each delivery is a trace of its own: its department calls share it.
+        let trace = gateway_base::trace::TraceContext::new_root();
+        let span = tracing::info_span!("delivery", case = %step.case_id, step = %step.step, trace_id = %trace.trace_id_hex());
+        gateway_base::trace::adopt(&span, &trace);
+        tokio::spawn(async move {
+            use tracing::Instrument;
+            let delivery = this.deliver(&step, ticket);
+            let audited = gateway_store::audit::for_delivery(
+                &this.store,
+                &step.case_id,
+                &step.step,
+                delivery,
+            );
+            // The applicant's names in the input are masked in what it logs.
+            // (Boxed: a delivery's future is large, and this wraps it once more.)
+            let audited = Box::pin(audited);
+            let masked = gateway_base::redact::scope(async {
+                if let Ok(input) = serde_json::from_str::<Value>(&step.input) {
+                    gateway_base::redact::note_names(&input);
+                }
+                audited.await
+            });
+            gateway_base::trace::scope(trace, masked)
+                .instrument(span)
+                .await;
+            drop(running);
+            this.wake.notify_one();
+        });
+    }
+
+    /// Claim a step for this node; false when another node holds it or it is no longer due.
+    async fn claim(&self, step: &StepRecord) -> bool {
+        let until = now_ms() + self.delivery.claim_ms;
+        match self
+            .store
+            .claim_delivery(step, &self.delivery.node, until)
+            .await
+        {
+            Ok(claimed) => claimed,
+            Err(e) => {
+                tracing::error!(error = %e, "claiming a delivery failed");
+                false
+            }
+        }
+    }
+
+    /// Deliver a claimed step with the slot its department gave it; the ticket learns whether
+    /// the department answered.
+    pub(crate) async fn deliver(&self, step: &StepRecord, ticket: Ticket) {
         let Some(adapter) = self.adapters.get(&step.department) else {
             tracing::error!(department = %step.department, "no adapter loaded; delivery waits");
             let _ = self
@@ -114,17 +135,18 @@ impl Orchestrator {
             return;
         }
         let department = step.department.as_str();
+        let pacing = ticket.pacing().clone();
         match &outcome {
             Err(CallError::Adapter(AdapterError::Unavailable(_) | AdapterError::Timeout(_)))
             | Err(CallError::Timeout(_)) => {
-                pacing.failed(now_ms());
+                ticket.failed(now_ms());
                 telemetry::circuit(
                     department,
                     matches!(pacing.circuit(now_ms()), Circuit::Open(_)),
                 );
             }
             _ => {
-                pacing.succeeded();
+                ticket.succeeded();
                 telemetry::circuit(department, false);
             }
         }

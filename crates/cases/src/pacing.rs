@@ -3,18 +3,21 @@
 //! - **Attempts**: "unavailable" and timeouts are retried with exponential backoff and jitter;
 //!   after `max_attempts` the step is a dead letter, visible to operators and replayable.
 //! - **Concurrency**: at most `max_concurrent` calls in flight to one department from this node.
+//!   The dispatcher takes a slot before it claims a step, so a department at its limit leaves
+//!   its due steps unclaimed (for another node, or for later) instead of holding them.
 //! - **Circuit breaker**: after `breaker_failures` consecutive failures the department is left
-//!   alone for `breaker_cooldown_ms`; due deliveries wait without spending attempts. The first
-//!   delivery after the cool-down is the probe that closes or reopens it.
+//!   alone for `breaker_cooldown_ms`; due deliveries wait without spending attempts. After the
+//!   cool-down exactly one delivery goes, the probe; the others wait for its outcome: an answer
+//!   closes the circuit, a failure opens it for another cool-down.
 //! - **Claims**: a node claims a step before delivering it, for `claim_ms`; with several nodes on
 //!   one PostgreSQL, only one delivers, and a node that dies leaves the step to the others when
 //!   its claim expires. The department's idempotency key makes a repeat after a crash harmless.
 
 use gateway_base::config::Config;
 use std::collections::BTreeMap;
-use std::sync::Arc;
-use std::sync::atomic::{AtomicI64, AtomicU32, AtomicUsize, Ordering};
-use tokio::sync::{Notify, Semaphore};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+use tokio::sync::{Notify, OwnedSemaphorePermit, Semaphore};
 
 /// The pacing of one department.
 #[derive(Debug)]
@@ -22,12 +25,20 @@ pub struct DepartmentPacing {
     /// Attempts before a dead letter.
     pub max_attempts: i64,
     /// Calls in flight from this node.
-    pub permits: Semaphore,
+    permits: Arc<Semaphore>,
     max_concurrent: u32,
     breaker_failures: u32,
     breaker_cooldown_ms: i64,
-    consecutive_failures: AtomicU32,
-    open_until: AtomicI64,
+    breaker: Mutex<Breaker>,
+}
+
+#[derive(Debug, Default)]
+struct Breaker {
+    consecutive_failures: u32,
+    /// Open until this instant (Unix ms); after it, half open.
+    open_until: i64,
+    /// Half open and the probe is out.
+    probing: bool,
 }
 
 /// Circuit state, for metrics and readiness.
@@ -37,35 +48,131 @@ pub enum Circuit {
     Closed,
     /// Calls wait until the instant (Unix ms).
     Open(i64),
+    /// The cool-down is over: one probe may go (or is out), the rest wait for its outcome.
+    HalfOpen,
+}
+
+/// What the dispatcher may do with a due step of this department now.
+#[derive(Debug)]
+pub enum Admission {
+    /// Deliver it, holding this ticket until the outcome is known.
+    Go(Ticket),
+    /// Leave it unclaimed: every slot is taken, or the probe is out.
+    Wait,
+    /// The circuit is open until this instant (Unix ms): push the step back to it.
+    Postpone(i64),
+}
+
+/// A delivery's slot at its department, and whether it is the probe of a half-open circuit.
+/// Its outcome is reported with [`Ticket::succeeded`] or [`Ticket::failed`]; a probe dropped
+/// without either (the call never reached the department) lets the next delivery probe.
+#[derive(Debug)]
+pub struct Ticket {
+    pacing: Arc<DepartmentPacing>,
+    _permit: OwnedSemaphorePermit,
+    probe: bool,
 }
 
 impl DepartmentPacing {
+    fn new(max_attempts: u32, max_concurrent: u32, failures: u32, cooldown_ms: u64) -> Self {
+        DepartmentPacing {
+            max_attempts: i64::from(max_attempts),
+            permits: Arc::new(Semaphore::new(max_concurrent as usize)),
+            max_concurrent,
+            breaker_failures: failures,
+            breaker_cooldown_ms: cooldown_ms as i64,
+            breaker: Mutex::new(Breaker::default()),
+        }
+    }
+
+    fn breaker(&self) -> MutexGuard<'_, Breaker> {
+        // The state is a few integers, consistent after every statement: a panic elsewhere
+        // while it was held leaves nothing half-written.
+        self.breaker.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
     /// The circuit now.
     pub fn circuit(&self, now_ms: i64) -> Circuit {
-        let until = self.open_until.load(Ordering::Relaxed);
-        if until > now_ms {
-            Circuit::Open(until)
+        let breaker = self.breaker();
+        if breaker.open_until > now_ms {
+            Circuit::Open(breaker.open_until)
+        } else if breaker.consecutive_failures >= self.breaker_failures {
+            Circuit::HalfOpen
         } else {
             Circuit::Closed
         }
     }
 
-    /// A call reached the department and it answered (whatever the business outcome).
-    pub fn succeeded(&self) {
-        self.consecutive_failures.store(0, Ordering::Relaxed);
+    /// May a delivery to this department start now?
+    pub fn admit(self: &Arc<Self>, now_ms: i64) -> Admission {
+        let mut breaker = self.breaker();
+        if breaker.open_until > now_ms {
+            return Admission::Postpone(breaker.open_until);
+        }
+        let half_open = breaker.consecutive_failures >= self.breaker_failures;
+        if half_open && breaker.probing {
+            return Admission::Wait;
+        }
+        let Ok(permit) = self.permits.clone().try_acquire_owned() else {
+            return Admission::Wait;
+        };
+        breaker.probing = half_open;
+        Admission::Go(Ticket {
+            pacing: self.clone(),
+            _permit: permit,
+            probe: half_open,
+        })
+    }
+}
+
+impl Ticket {
+    /// The department's pacing.
+    pub fn pacing(&self) -> &Arc<DepartmentPacing> {
+        &self.pacing
     }
 
-    /// The department was unavailable or timed out.
-    pub fn failed(&self, now_ms: i64) {
-        let failures = self.consecutive_failures.fetch_add(1, Ordering::Relaxed) + 1;
-        if failures >= self.breaker_failures {
-            self.open_until
-                .store(now_ms + self.breaker_cooldown_ms, Ordering::Relaxed);
+    /// Whether this delivery is the probe of a half-open circuit.
+    pub fn is_probe(&self) -> bool {
+        self.probe
+    }
+
+    /// The call reached the department and it answered (whatever the business outcome): the
+    /// circuit closes.
+    pub fn succeeded(self) {
+        let mut breaker = self.pacing.breaker();
+        breaker.consecutive_failures = 0;
+        breaker.open_until = 0;
+        breaker.probing = false;
+    }
+
+    /// The department was unavailable or timed out; enough of these in a row (a failed probe is
+    /// one more) open the circuit for a cool-down.
+    pub fn failed(self, now_ms: i64) {
+        let pacing = &self.pacing;
+        let mut breaker = pacing.breaker();
+        breaker.consecutive_failures = breaker.consecutive_failures.saturating_add(1);
+        if self.probe {
+            breaker.probing = false;
+        }
+        if breaker.consecutive_failures >= pacing.breaker_failures {
+            breaker.open_until = now_ms + pacing.breaker_cooldown_ms;
             tracing::warn!(
-                failures,
-                cooldown_ms = self.breaker_cooldown_ms,
+                failures = breaker.consecutive_failures,
+                cooldown_ms = pacing.breaker_cooldown_ms,
+                probe = self.probe,
                 "circuit opened"
             );
+        }
+    }
+}
+
+impl Drop for Ticket {
+    fn drop(&mut self) {
+        // A probe that ends without an outcome (the call never reached the department) leaves
+        // the circuit half open for the next delivery to probe. After `succeeded` or `failed`
+        // this finds `probing` already cleared.
+        if self.probe {
+            self.pacing.breaker().probing = false;
         }
     }
 }
@@ -104,15 +211,12 @@ impl Delivery {
             .departments
             .iter()
             .map(|(id, d)| {
-                let pacing = DepartmentPacing {
-                    max_attempts: i64::from(d.max_attempts),
-                    permits: Semaphore::new(d.max_concurrent as usize),
-                    max_concurrent: d.max_concurrent,
-                    breaker_failures: d.breaker_failures,
-                    breaker_cooldown_ms: d.breaker_cooldown_ms as i64,
-                    consecutive_failures: AtomicU32::new(0),
-                    open_until: AtomicI64::new(0),
-                };
+                let pacing = DepartmentPacing::new(
+                    d.max_attempts,
+                    d.max_concurrent,
+                    d.breaker_failures,
+                    d.breaker_cooldown_ms,
+                );
                 let pacing = match previous.get(id) {
                     Some(old)
                         if old.max_attempts == pacing.max_attempts
@@ -181,32 +285,72 @@ impl Drop for InFlight {
 mod tests {
     use super::*;
 
-    fn pacing() -> DepartmentPacing {
-        DepartmentPacing {
-            max_attempts: 3,
-            permits: Semaphore::new(1),
-            max_concurrent: 1,
-            breaker_failures: 2,
-            breaker_cooldown_ms: 1_000,
-            consecutive_failures: AtomicU32::new(0),
-            open_until: AtomicI64::new(0),
+    fn pacing(max_concurrent: u32) -> Arc<DepartmentPacing> {
+        Arc::new(DepartmentPacing::new(3, max_concurrent, 2, 1_000))
+    }
+
+    fn go(admission: Admission) -> Ticket {
+        match admission {
+            Admission::Go(ticket) => ticket,
+            other => panic!("expected to go, got {other:?}"),
         }
     }
 
     #[test]
-    fn the_breaker_opens_after_consecutive_failures_and_closes_after_cooldown() {
-        let p = pacing();
-        p.failed(0);
+    fn the_breaker_opens_after_consecutive_failures_and_half_opens_after_cooldown() {
+        let p = pacing(4);
+        go(p.admit(0)).failed(0);
         assert_eq!(p.circuit(0), Circuit::Closed);
-        p.succeeded();
-        p.failed(10);
+        go(p.admit(5)).succeeded();
+        go(p.admit(10)).failed(10);
         assert_eq!(
             p.circuit(10),
             Circuit::Closed,
             "a success in between resets the count"
         );
-        p.failed(20);
+        go(p.admit(20)).failed(20);
         assert_eq!(p.circuit(20), Circuit::Open(1_020));
-        assert_eq!(p.circuit(1_021), Circuit::Closed);
+        assert!(matches!(p.admit(500), Admission::Postpone(1_020)));
+        assert_eq!(p.circuit(1_021), Circuit::HalfOpen);
+    }
+
+    #[test]
+    fn after_the_cooldown_one_probe_goes_and_its_outcome_decides() {
+        let p = pacing(4);
+        go(p.admit(0)).failed(0);
+        go(p.admit(0)).failed(0);
+        let probe = go(p.admit(1_001));
+        assert!(probe.is_probe());
+        assert!(
+            matches!(p.admit(1_002), Admission::Wait),
+            "the rest wait while the probe is out"
+        );
+        probe.failed(1_100);
+        assert!(
+            matches!(p.admit(1_200), Admission::Postpone(2_100)),
+            "a failed probe opens the circuit again"
+        );
+        let probe = go(p.admit(2_100));
+        assert!(probe.is_probe());
+        drop(probe);
+        let probe = go(p.admit(2_101));
+        assert!(
+            probe.is_probe(),
+            "a probe that never reached the department lets the next one probe"
+        );
+        probe.succeeded();
+        assert_eq!(p.circuit(2_102), Circuit::Closed);
+        let tickets: Vec<Ticket> = (0..4).map(|_| go(p.admit(2_103))).collect();
+        assert!(tickets.iter().all(|t| !t.is_probe()), "closed: all flow");
+    }
+
+    #[test]
+    fn a_department_at_its_limit_admits_nothing_more_until_a_slot_frees() {
+        let p = pacing(2);
+        let first = go(p.admit(0));
+        let _second = go(p.admit(0));
+        assert!(matches!(p.admit(0), Admission::Wait));
+        first.succeeded();
+        go(p.admit(0));
     }
 }

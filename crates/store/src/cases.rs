@@ -308,12 +308,25 @@ impl Store {
             .collect()
     }
 
-    /// Steps waiting for delivery whose next attempt is due.
+    /// Steps waiting for delivery whose next attempt is due and that no node holds a claim on,
+    /// taken in turns across departments: each department's oldest, then each one's second
+    /// oldest, and so on. A department whose backlog waits for its concurrency slots therefore
+    /// never fills the batch, and steps another node is delivering are not fetched again.
     pub async fn due_deliveries(&self, limit: i64) -> Result<Vec<StepRecord>> {
+        let now = now_ms();
         let rows = sqlx::query(&format!(
-            "SELECT {STEP_COLUMNS} FROM steps WHERE state = 'pending' AND next_attempt_at <= $1 ORDER BY next_attempt_at LIMIT $2"
+            "SELECT {STEP_COLUMNS} FROM (
+                SELECT {STEP_COLUMNS}, next_attempt_at, ROW_NUMBER() OVER (
+                    PARTITION BY department ORDER BY next_attempt_at, case_id, step
+                ) AS turn
+                FROM steps
+                WHERE state = 'pending' AND next_attempt_at <= $1
+                AND (claim_until IS NULL OR claim_until < $2)
+             ) due
+             ORDER BY turn, next_attempt_at LIMIT $3"
         ))
-        .bind(now_ms())
+        .bind(now)
+        .bind(now)
         .bind(limit)
         .fetch_all(&self.pool)
         .await?;
