@@ -12,8 +12,8 @@
 //! `gateway_base` ← `gateway_store` ← `gateway_plugins` ← `gateway_cases` ← `gateway_http` ← here.
 //!
 //! # Layout
-//! - [`Gateway`] (this file): start (store, adapters, catalogue, listeners, background tasks),
-//!   reload, graceful shutdown.
+//! - [`Gateway`] (this file): start (listeners, background tasks), reload, graceful shutdown.
+//! - [`Parts`]: every part wired, serving nothing yet (what tests drive in-process).
 //! - [`reload`]: departments, matters, services and clients reloaded on a running gateway
 //!   (`SIGHUP`, `POST /admin/v1/config/reload`): checked whole, swapped atomically, or refused.
 //! - [`cli`]: `gateway plugin …`, `gateway config reload`, `gateway audit verify`: the
@@ -25,6 +25,9 @@ pub mod cli;
 pub mod logging;
 pub mod otel;
 pub mod reload;
+mod wiring;
+
+pub use wiring::Parts;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -57,24 +60,6 @@ impl Gateway {
     /// Start a gateway from a checked config: open the store, load every adapter, build the
     /// catalogue, bind the listener, start the dispatcher and the poller.
     pub async fn start(config: gateway_base::config::Config) -> anyhow::Result<Gateway> {
-        gateway_base::telemetry::handle();
-        // wasmtime's cache wants an absolute directory; config paths are relative to the file.
-        let cache_dir = match &config.plugins.cache_dir {
-            Some(dir) => Some(std::path::absolute(config.resolve(dir))?),
-            None => None,
-        };
-        let engine = gateway_plugins::host::PluginEngine::new(256, cache_dir.as_deref())?;
-        // Checked when the config was loaded; read again here for the key material.
-        let cipher = gateway_store::at_rest::PayloadCipher::new(&config.payload_keys()?);
-        let store = gateway_store::Store::open(&config.store.url)
-            .await?
-            .with_cipher(cipher.map(Arc::new));
-        let adapters =
-            gateway_plugins::adapters::Adapters::start(&config, &engine, store.clone()).await?;
-        let catalogue = Arc::new(gateway_cases::catalogue::Catalogue::build(
-            &config,
-            &adapters.actives(),
-        )?);
         let public_tls = match &config.server.tls {
             Some(tls) => Some(gateway_http::tls::server_config(&config, tls)?),
             None => None,
@@ -86,62 +71,24 @@ impl Gateway {
             .node_id
             .clone()
             .unwrap_or_else(|| default_node_id(addr));
-        let released = store.release_claims(&node).await?;
-        if released > 0 {
-            tracing::info!(%node, released, "took back this node's unfinished deliveries");
-        }
-        let audit =
-            gateway_store::audit::AuditLog::start(&store, node.clone(), &config.audit).await?;
-        for id in adapters.departments() {
-            if let Some(connection) = adapters.connection(&id) {
-                connection.attach_audit(audit.sink().recorder(&id));
-            }
-        }
-        let delivery = Arc::new(gateway_cases::pacing::Delivery::new(&config, node));
-        let polls = config
-            .departments
-            .iter()
-            .map(|(id, d)| (id.clone(), d.poll_interval_ms as i64))
-            .collect();
-        let orchestrator = gateway_cases::Orchestrator::new(
-            store,
-            adapters.clone(),
-            catalogue,
-            Arc::new(gateway_cases::deadlines::Deadlines::from_config(
-                &config.deadlines,
-            )),
-            config.public_url(addr),
-            polls,
-            delivery,
-        );
-        let readiness = gateway_http::health::Readiness::new(&config)?;
-        let operators = config.admin.as_ref().map_or(&[][..], |a| &a.operators[..]);
-        let authenticator: gateway_http::auth::Credentials =
-            Arc::new(arc_swap::ArcSwap::from_pointee(
-                gateway_http::auth::Authenticator::new(&config.auth, operators)
-                    .map_err(anyhow::Error::msg)?,
-            ));
-        let reloader = reload::Reloader::new(
-            config.clone(),
-            orchestrator.clone(),
-            authenticator.clone(),
-            readiness.clone(),
-            audit.sink().clone(),
-        );
-        let app = gateway_http::portal_app(
-            orchestrator.clone(),
-            gateway_http::portal::RequestLimits {
-                body_bytes: config.server.body_limit_bytes,
-                timeout_ms: config.server.request_timeout_ms,
-            },
-            readiness.clone(),
-            authenticator.clone(),
-        );
+        let public_url = config.public_url(addr);
+        let parts = Parts::build(config, node, public_url).await?;
+        let (app, admin_app) = (parts.portal_app(), parts.admin_app());
+        let Parts {
+            config,
+            orchestrator,
+            adapters,
+            readiness,
+            reloader,
+            audit,
+            ..
+        } = parts;
         let (shutdown, stopped) = tokio::sync::watch::channel(false);
         let mut tasks = vec![
             tokio::spawn(orchestrator.clone().run_dispatcher()),
             tokio::spawn(orchestrator.clone().run_poller()),
             tokio::spawn(readiness.clone().run(stopped.clone())),
+            tokio::spawn(orchestrator.clone().watch_calendar(stopped.clone())),
             tokio::spawn(gateway_http::listener::serve(
                 listener,
                 public_tls,
@@ -157,18 +104,12 @@ impl Gateway {
             Some(admin) => {
                 let listener = tokio::net::TcpListener::bind(&admin.listen).await?;
                 let admin_addr = listener.local_addr()?;
-                let app = gateway_http::admin_app(
-                    orchestrator.clone(),
-                    readiness.clone(),
-                    reloader.clone(),
-                    authenticator,
-                );
                 let admin_tls = match &admin.tls {
                     Some(tls) => Some(gateway_http::tls::server_config(&config, tls)?),
                     None => None,
                 };
                 tasks.push(tokio::spawn(gateway_http::listener::serve(
-                    listener, admin_tls, app, stopped,
+                    listener, admin_tls, admin_app, stopped,
                 )));
                 tracing::info!(addr = %admin_addr, "admin API listening");
                 Some(admin_addr)

@@ -30,6 +30,9 @@ pub mod tls;
 use gateway_cases::Orchestrator;
 use std::sync::Arc;
 
+/// A listener's app: what the top crate serves.
+pub type App = axum::Router;
+
 /// What every handler shares: the case domain (and through it the store and the adapters).
 pub type AppState = Arc<Orchestrator>;
 
@@ -40,7 +43,7 @@ pub fn portal_app(
     limits: portal::RequestLimits,
     readiness: Arc<health::Readiness>,
     credentials: auth::Credentials,
-) -> axum::Router {
+) -> App {
     middleware::layer(middleware::clerk_layer(portal::router(
         orchestrator,
         limits,
@@ -56,7 +59,7 @@ pub fn admin_app(
     readiness: Arc<health::Readiness>,
     reload: Arc<dyn admin::reload::Reload>,
     credentials: auth::Credentials,
-) -> axum::Router {
+) -> App {
     let app = admin::router(orchestrator.clone())
         .merge(health::router(orchestrator.clone(), readiness))
         .merge(admin::audit::router(orchestrator))
