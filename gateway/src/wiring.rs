@@ -42,7 +42,8 @@ impl Parts {
             Some(dir) => Some(std::path::absolute(config.resolve(dir))?),
             None => None,
         };
-        let engine = gateway_plugins::host::PluginEngine::new(256, cache_dir.as_deref())?;
+        let engine = gateway_plugins::host::PluginEngine::new(256, cache_dir.as_deref())?
+            .with_memory_budget(config.plugins.memory_budget_mib);
         let cipher = gateway_store::at_rest::PayloadCipher::new(&config.payload_keys()?);
         let store = gateway_store::Store::open(&config.store.url)
             .await?

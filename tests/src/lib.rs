@@ -192,8 +192,13 @@ pub struct Setup {
     pub cache_dir: Option<PathBuf>,
     /// Extra TOML lines inside `[plugins]` (`watch_dir`, `sync_interval_ms` …).
     pub plugins_extra: String,
-    /// Extra TOML lines inside `[departments.hostile.limits]` (`max_instances` …).
+    /// Extra TOML lines inside `[departments.hostile.limits]` (`max_instances` …); a key
+    /// given here replaces the fixture's own (`memory_mib = 32`, `cpu_ms = 200`,
+    /// `call_timeout_ms = 3000`).
     pub hostile_limits: String,
+    /// Extra TOML appended to the catalogue (matters of the hostile department …): the config
+    /// then names a copy of `config/catalogue.toml` with it, written beside the config.
+    pub catalogue_extra: String,
 }
 
 /// A gateway, its departments, and an HTTP client.
@@ -406,6 +411,16 @@ pub fn write_config(
             .map(|(_, line)| format!("{line}\n"))
             .collect::<String>()
     };
+    let catalogue = if setup.catalogue_extra.is_empty() {
+        root.join("config/catalogue.toml")
+    } else {
+        let mut text = std::fs::read_to_string(root.join("config/catalogue.toml"))?;
+        text.push('\n');
+        text.push_str(&setup.catalogue_extra);
+        let path = dir.join("catalogue.toml");
+        std::fs::write(&path, text)?;
+        path
+    };
     let mut text = format!(
         r#"
 catalogue = "{catalogue}"
@@ -471,7 +486,7 @@ client-id = "gw-demo"
 client-secret = "mr-demo-secret"
 callback-secret = "mr-callback-secret"
 "#,
-        catalogue = root.join("config/catalogue.toml").display(),
+        catalogue = catalogue.display(),
         adapters = setup
             .plugins_dir
             .clone()
@@ -505,6 +520,21 @@ callback-secret = "mr-callback-secret"
         market_regulation_extra = extra("market-regulation"),
     );
     if let Some(base_url) = &setup.hostile {
+        let given = |key: &str| {
+            setup
+                .hostile_limits
+                .lines()
+                .any(|l| l.split('=').next().is_some_and(|k| k.trim() == key))
+        };
+        let defaults: String = [
+            ("memory_mib", "32"),
+            ("cpu_ms", "200"),
+            ("call_timeout_ms", "3000"),
+        ]
+        .iter()
+        .filter(|(key, _)| !given(key))
+        .map(|(key, value)| format!("{key} = {value}\n"))
+        .collect();
         text.push_str(&format!(
             r#"
 [departments.hostile]
@@ -514,10 +544,7 @@ adapter = "hostile_adapter.wasm"
 timeout_ms = 300
 {hostile_extra}
 [departments.hostile.limits]
-memory_mib = 32
-cpu_ms = 200
-call_timeout_ms = 3000
-{hostile_limits}
+{defaults}{hostile_limits}
 "#,
             hostile_extra = extra("hostile"),
             hostile_limits = setup.hostile_limits,

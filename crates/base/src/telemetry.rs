@@ -11,10 +11,14 @@
 //! | `gateway_circuit_open` | department | 1 while the department's circuit is open |
 //! | `gateway_steps_by_light` | department, light | open steps that are green, yellow or red |
 //! | `gateway_deliveries_in_flight` | | deliveries running on this node |
-//! | `gateway_adapter_calls_total` | department, version, call, outcome | calls into adapters: `ok` or the error kind (`busy`, `trap`, `cpu_limit`, `memory_limit`, `timeout`, `protocol`, `unavailable` …) |
+//! | `gateway_adapter_calls_total` | department, version, call, outcome | calls into adapters: `ok` or the error kind (`busy`, `memory_budget`, `trap`, `cpu_limit`, `memory_limit`, `timeout`, `result_too_large`, `protocol`, `unavailable` …) |
 //! | `gateway_adapter_call_seconds` | department, version, call | histogram of call latency, host calls included |
 //! | `gateway_adapter_instances` | department | instances alive now on this node |
-//! | `gateway_adapter_limit` | department, limit | configured `memory_mib`, `cpu_ms`, `call_timeout_ms`, `max_instances` |
+//! | `gateway_adapter_limit` | department, limit | configured `memory_mib`, `cpu_ms`, `call_timeout_ms`, `max_instances`, `max_running` (as applied), `max_result_bytes` |
+//! | `gateway_adapter_waits_total` | department, bound | calls that waited at admission: `memory` (the node's budget was spent) |
+//! | `gateway_adapter_refusals_total` | department, bound | calls refused busy (503 `adapter_busy`): `instances` (the department's bound) or `memory` (the node's budget, after waiting) |
+//! | `gateway_adapter_memory_bytes` | | linear memory held by live adapter instances on this node |
+//! | `gateway_adapter_memory_budget_bytes` | | `plugins.memory_budget_mib`, in bytes |
 //! | `gateway_adapter_serving` | department, role, version, digest | share of calls (%) of the active version and the staged candidate |
 //! | `gateway_config_reloads_total` | outcome | config reloads: `applied`, `refused` (the old config kept serving), `failed` (the top crate's reload) |
 
@@ -83,6 +87,8 @@ pub fn adapter_limits(department: &str, limits: &crate::config::Limits) {
         ("cpu_ms", limits.cpu_ms),
         ("call_timeout_ms", limits.call_timeout_ms),
         ("max_instances", limits.max_instances),
+        ("max_running", limits.running()),
+        ("max_result_bytes", limits.max_result_bytes),
     ] {
         metrics::gauge!("gateway_adapter_limit", "department" => department.to_string(), "limit" => limit)
             .set(f64::from(value));

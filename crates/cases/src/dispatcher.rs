@@ -4,7 +4,7 @@
 
 use crate::pacing::{Admission, Circuit, Ticket};
 use crate::{Orchestrator, state_of};
-use gateway_base::model::{EventKind, StepState};
+use gateway_base::model::{EventKind, Fault, StepState};
 use gateway_base::telemetry;
 use gateway_base::time::now_ms;
 use gateway_plugins::host::CallError;
@@ -129,16 +129,19 @@ impl Orchestrator {
             callback_url: format!("{}/callbacks/{}", self.public_url, step.department),
         };
         let outcome = adapter.submit(submission).await;
-        if let Err(CallError::Busy(_)) = outcome {
-            // Every instance is in use on this node: not the department's fault, nor an attempt.
+        if let Err(CallError::Busy(_) | CallError::MemoryBudget(_)) = outcome {
+            // Every instance is in use on this node, or the node's memory for instances is:
+            // not the department's fault, nor an attempt.
             let _ = self.store.postpone_delivery(step, now_ms() + 500).await;
             return;
         }
         let department = step.department.as_str();
         let pacing = ticket.pacing().clone();
         match &outcome {
-            Err(CallError::Adapter(AdapterError::Unavailable(_) | AdapterError::Timeout(_)))
-            | Err(CallError::Timeout(_)) => {
+            // Only the department's own faults count (`CallError::fault`): an adapter that runs
+            // out its time limit, or claims a timeout its department never had, does not open
+            // its department's circuit.
+            Err(error) if error.fault() == Fault::Department => {
                 ticket.failed(now_ms());
                 telemetry::circuit(
                     department,

@@ -1,8 +1,11 @@
 //! The one error of the case domain: what did not happen, who is at fault, whether to retry.
 //!
 //! A failed adapter call becomes a [`CaseError`] here and nowhere else ([`CaseError::from_call`]):
-//! its fault comes from the call ([`CallError::fault`]), its messages are masked. The HTTP
-//! crate turns a `CaseError` into a status and the one error format; nothing here knows HTTP.
+//! its fault comes from the call ([`CallError::fault`]), every text of it is masked (codes and
+//! field paths as well as messages: the host has masked them once already, this is the net
+//! under it), and a trap says only that it trapped (its backtrace is in the log, with the
+//! request's id). The HTTP crate turns a `CaseError` into a status and the one error format;
+//! nothing here knows HTTP.
 
 use gateway_base::model::{Fault, FieldProblem};
 use gateway_base::redact::redact;
@@ -75,6 +78,17 @@ pub enum CaseError {
         /// Its bound on instances.
         max: u32,
     },
+    /// The node's memory budget for adapter instances is spent: the call could not start.
+    #[error(
+        "the adapter for {department} cannot run now: the node's memory budget for adapter \
+         instances ({budget_mib} MiB) is spent"
+    )]
+    MemoryBudget {
+        /// The department.
+        department: String,
+        /// `plugins.memory_budget_mib`.
+        budget_mib: u32,
+    },
     /// The store failed.
     #[error(transparent)]
     Store(#[from] StoreError),
@@ -88,12 +102,14 @@ impl CaseError {
             CallError::Adapter(AdapterError::InvalidInput(fields)) => CaseError::InvalidInput(
                 fields
                     .into_iter()
-                    .map(|f| FieldProblem::new(f.field, f.code, redact(&f.message)))
+                    .map(|f| {
+                        FieldProblem::new(redact(&f.field), redact(&f.code), redact(&f.message))
+                    })
                     .collect(),
             ),
             CallError::Adapter(AdapterError::Rejected(r)) => CaseError::Rejected {
                 department,
-                code: r.code,
+                code: redact(&r.code),
                 message: redact(&r.message),
             },
             CallError::Adapter(AdapterError::Unavailable(m)) => CaseError::Unavailable {
@@ -110,6 +126,24 @@ impl CaseError {
                 message: redact(&m),
             },
             CallError::Busy(max) => CaseError::Busy { department, max },
+            CallError::MemoryBudget(budget_mib) => CaseError::MemoryBudget {
+                department,
+                budget_mib,
+            },
+            // What a trap or a failed instantiation said is for the log (the host logged it,
+            // masked, with the request's id), not for the caller.
+            CallError::Trap(_) => CaseError::AdapterFailed {
+                department,
+                message: "the adapter trapped; the details are in the gateway's log under this \
+                          request's id"
+                    .into(),
+            },
+            CallError::Instantiate(_) => CaseError::AdapterFailed {
+                department,
+                message: "the adapter could not be started; the details are in the gateway's \
+                          log under this request's id"
+                    .into(),
+            },
             other => CaseError::AdapterFailed {
                 department,
                 message: redact(&other.to_string()),
@@ -126,7 +160,9 @@ impl CaseError {
             | CaseError::Rejected { .. } => Fault::Caller,
             CaseError::Unavailable { .. } | CaseError::Timeout { .. } => Fault::Department,
             CaseError::Protocol { .. } | CaseError::AdapterFailed { .. } => Fault::Adapter,
-            CaseError::Busy { .. } | CaseError::Store(_) => Fault::Gateway,
+            CaseError::Busy { .. } | CaseError::MemoryBudget { .. } | CaseError::Store(_) => {
+                Fault::Gateway
+            }
         }
     }
 
@@ -143,7 +179,8 @@ impl CaseError {
             | CaseError::Timeout { department }
             | CaseError::Protocol { department, .. }
             | CaseError::AdapterFailed { department, .. }
-            | CaseError::Busy { department, .. } => Some(department),
+            | CaseError::Busy { department, .. }
+            | CaseError::MemoryBudget { department, .. } => Some(department),
             _ => None,
         }
     }
@@ -181,10 +218,48 @@ mod tests {
             CallError::Adapter(AdapterError::Unavailable("refused".into())),
         );
         assert_eq!((down.fault(), down.retryable()), (Fault::Department, true));
-        let trap = CaseError::from_call("tax", CallError::Trap("unreachable".into()));
+        let backtrace = "wasm backtrace:\n    0: 0x1a2b - hostile_adapter::lookup::h0123\n";
+        let trap = CaseError::from_call("tax", CallError::Trap(backtrace.into()));
         assert_eq!(trap.fault(), Fault::Adapter);
         assert_eq!(trap.department(), Some("tax"));
+        assert!(!trap.to_string().contains("backtrace"), "{trap}");
+        assert!(!trap.to_string().contains("hostile_adapter"), "{trap}");
         let busy = CaseError::from_call("tax", CallError::Busy(4));
         assert_eq!(busy.fault(), Fault::Gateway);
+        let budget = CaseError::from_call("tax", CallError::MemoryBudget(256));
+        assert_eq!((budget.fault(), budget.retryable()), (Fault::Gateway, true));
+    }
+
+    #[test]
+    fn codes_and_field_paths_are_masked_too() {
+        let person = "11010519491231002X 13912345678";
+        let rejected = CaseError::from_call(
+            "tax",
+            CallError::Adapter(AdapterError::Rejected(Rejection {
+                code: format!("E {person}"),
+                message: "refused".into(),
+            })),
+        );
+        assert!(
+            matches!(&rejected, CaseError::Rejected { code, .. }
+            if code == "E 1101**********002X 139****5678"),
+            "{rejected}"
+        );
+        let fields = CaseError::from_call(
+            "tax",
+            CallError::Adapter(AdapterError::InvalidInput(vec![FieldError {
+                field: format!("applicant.{person}"),
+                code: format!("bad-{person}"),
+                message: "no".into(),
+            }])),
+        );
+        let CaseError::InvalidInput(problems) = &fields else {
+            panic!("{fields}")
+        };
+        let shown = serde_json::to_string(problems).unwrap();
+        assert!(
+            !shown.contains("11010519491231002X") && !shown.contains("13912345678"),
+            "{shown}"
+        );
     }
 }

@@ -6,6 +6,12 @@
 //! Classified by where the fault lies: the caller's mistakes are 4xx with every field problem;
 //! a department or adapter fault is 502/503/504; the gateway's own is 500 with a generic body
 //! (the detail goes to the log, never to the caller).
+//!
+//! Every body carries the request's id (`request_id`, as in `X-Request-Id`) when the request
+//! has one, so a caller can quote it and an operator find the log lines (a trap's backtrace,
+//! an internal error's detail). Every text of the body is masked once more on its way out
+//! ([`gateway_base::redact`]): a code, a field path or a message an adapter wrote never shows
+//! an identity or mobile number, a noted name or a secret, whichever path it took here.
 
 use axum::Json;
 use axum::http::StatusCode;
@@ -51,6 +57,12 @@ pub enum ApiError {
     /// The department's adapter runs all the instances it may at once (503, retry soon).
     #[error("the adapter for {department} is busy: its {max} instances are all in use")]
     Busy { department: String, max: u32 },
+    /// The node's memory budget for adapter instances is spent (503, retry soon).
+    #[error(
+        "the adapter for {department} cannot run now: the node's memory budget for adapter \
+         instances ({budget_mib} MiB) is spent"
+    )]
+    MemoryBudget { department: String, budget_mib: u32 },
     /// The request conflicts with the current state (409), e.g. removing the active version.
     #[error("{0}")]
     Conflict(String),
@@ -93,7 +105,29 @@ struct ErrorBody<'a> {
     #[serde(skip_serializing_if = "Option::is_none")]
     department: Option<&'a str>,
     #[serde(skip_serializing_if = "<[_]>::is_empty")]
-    fields: &'a [FieldProblem],
+    fields: Vec<FieldProblem>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    request_id: Option<String>,
+}
+
+tokio::task_local! {
+    static REQUEST_ID: String;
+}
+
+/// Run `f` with `id` as the request id its error answers carry.
+pub async fn with_request_id<F: Future>(id: Option<String>, f: F) -> F::Output {
+    match id {
+        Some(id) => REQUEST_ID.scope(id, f).await,
+        None => f.await,
+    }
+}
+
+/// The current request's id, masked (it is the caller's text) and cut to a sane length.
+fn request_id() -> Option<String> {
+    REQUEST_ID
+        .try_with(|id| id.chars().take(128).collect::<String>())
+        .ok()
+        .map(|id| gateway_base::redact::redact(&id))
 }
 
 impl ApiError {
@@ -115,7 +149,9 @@ impl ApiError {
             ApiError::Timeout { .. } => (StatusCode::GATEWAY_TIMEOUT, "department_timeout"),
             ApiError::Protocol { .. } => (StatusCode::BAD_GATEWAY, "department_protocol_error"),
             ApiError::AdapterFailed { .. } => (StatusCode::BAD_GATEWAY, "adapter_failed"),
-            ApiError::Busy { .. } => (StatusCode::SERVICE_UNAVAILABLE, "adapter_busy"),
+            ApiError::Busy { .. } | ApiError::MemoryBudget { .. } => {
+                (StatusCode::SERVICE_UNAVAILABLE, "adapter_busy")
+            }
             ApiError::Unauthorized(_) => (StatusCode::UNAUTHORIZED, "unauthorized"),
             ApiError::TooLarge(_) => (StatusCode::PAYLOAD_TOO_LARGE, "payload_too_large"),
             ApiError::RateLimited { .. } => (StatusCode::TOO_MANY_REQUESTS, "rate_limited"),
@@ -156,7 +192,9 @@ impl IntoResponse for ApiError {
                 None,
                 fields,
             ),
-            ApiError::Busy { department, .. } => (self.to_string(), Some(department), &[]),
+            ApiError::Busy { department, .. } | ApiError::MemoryBudget { department, .. } => {
+                (self.to_string(), Some(department), &[])
+            }
             ApiError::Unavailable { department, .. }
             | ApiError::Timeout { department }
             | ApiError::Protocol { department, .. }
@@ -166,12 +204,22 @@ impl IntoResponse for ApiError {
             }
             _ => (self.to_string(), None, &[]),
         };
+        use gateway_base::redact::redact;
         let body = Body {
             error: ErrorBody {
                 code,
-                message,
+                message: redact(&message),
                 department,
-                fields,
+                fields: fields
+                    .iter()
+                    .map(|f| FieldProblem {
+                        field: redact(&f.field),
+                        code: redact(&f.code),
+                        message: redact(&f.message),
+                        ..f.clone()
+                    })
+                    .collect(),
+                request_id: request_id(),
             },
         };
         let mut response = (status, Json(body)).into_response();
@@ -190,7 +238,7 @@ impl IntoResponse for ApiError {
                     .insert(axum::http::header::RETRY_AFTER, value);
             }
         }
-        if matches!(self, ApiError::Busy { .. }) {
+        if matches!(self, ApiError::Busy { .. } | ApiError::MemoryBudget { .. }) {
             response.headers_mut().insert(
                 axum::http::header::RETRY_AFTER,
                 axum::http::HeaderValue::from_static("1"),
@@ -238,6 +286,13 @@ impl From<CaseError> for ApiError {
                 message,
             },
             CaseError::Busy { department, max } => ApiError::Busy { department, max },
+            CaseError::MemoryBudget {
+                department,
+                budget_mib,
+            } => ApiError::MemoryBudget {
+                department,
+                budget_mib,
+            },
             CaseError::Store(e) => ApiError::Internal(e.to_string()),
         }
     }

@@ -26,8 +26,15 @@ async fn continue_trace(mut request: Request, next: Next) -> Response {
             .unwrap_or_else(TraceContext::new_root)
     };
     request.extensions_mut().insert(context.clone());
+    // Its id goes into every error it answers (set by the outer layer when the caller sent
+    // none).
+    let id = request
+        .headers()
+        .get("x-request-id")
+        .map(|v| String::from_utf8_lossy(v.as_bytes()).into_owned());
     // The names a request carries are masked in everything it logs or answers.
-    scope(context, gateway_base::redact::scope(next.run(request))).await
+    let run = crate::error::with_request_id(id, next.run(request));
+    scope(context, gateway_base::redact::scope(run)).await
 }
 
 /// The request span: method, path, request id and trace id on every line logged while a request

@@ -93,6 +93,14 @@ impl Connection {
     }
 
     /// The full URL for an adapter's path, or why it is refused.
+    ///
+    /// The path is refused when any reading of it could climb out of the base path or reach
+    /// another host: an absolute or scheme-relative URL, a backslash, `@`, `#` or a control
+    /// character, and — after percent-decoding as often as it decodes (a server may decode
+    /// twice) — a `.` or `..` segment (also `..;x`, as some servers drop path parameters), a
+    /// slash or backslash that was encoded, a byte sequence that is not UTF-8 (overlong `%c0%ae`
+    /// is a dot to some decoders), or a dot or slash look-alike some servers fold (`．`, `／`,
+    /// `＼`, `∕`). What passes is sent exactly as given.
     pub fn resolve(&self, path: &str) -> Result<reqwest::Url, SendError> {
         let refuse = |why: &str| Err(SendError::Forbidden(format!("path {path:?}: {why}")));
         if self.unbound {
@@ -108,11 +116,8 @@ impl Connection {
             return refuse("contains a character not allowed in a department path");
         }
         let only_path = path.split('?').next().unwrap_or_default();
-        if only_path
-            .split('/')
-            .any(|seg| seg == ".." || seg == "." || seg.eq_ignore_ascii_case("%2e%2e"))
-        {
-            return refuse("dot segments are not allowed");
+        if let Err(why) = check_segments(only_path) {
+            return refuse(why);
         }
         let joined = format!("{}{}", self.base.as_str().trim_end_matches('/'), path);
         let url = reqwest::Url::parse(&joined)
@@ -194,8 +199,7 @@ impl Connection {
         trace: gateway_base::trace::TraceContext,
     ) -> Result<DepartmentResponse, SendError> {
         let url = self.resolve(path)?;
-        let method = reqwest::Method::from_bytes(method.as_bytes())
-            .map_err(|_| SendError::Forbidden(format!("method {method:?} is not valid")))?;
+        let method = allowed_method(method)?;
         let mut request = self.client.request(method, url).body(body);
         for (name, value) in headers {
             // The host owns the connection-level headers, and the trace context (so an adapter
@@ -293,6 +297,80 @@ impl Connection {
     }
 }
 
+/// The methods an adapter may use. `CONNECT` would open a tunnel through the department's
+/// proxy, `TRACE` reflects the request (headers the host added included); anything else
+/// unknown has no business with a department's API either. Names are case-sensitive, as HTTP
+/// says, so `get` is refused rather than guessed at.
+const METHODS: [&str; 7] = ["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"];
+
+fn allowed_method(method: &str) -> Result<reqwest::Method, SendError> {
+    if !METHODS.contains(&method) {
+        return Err(SendError::Forbidden(format!(
+            "method {method:?} is not allowed (only {})",
+            METHODS.join(", ")
+        )));
+    }
+    reqwest::Method::from_bytes(method.as_bytes())
+        .map_err(|_| SendError::Forbidden(format!("method {method:?} is not valid")))
+}
+
+/// Percent-decode `text` once; `None` when nothing was encoded.
+fn percent_decode_once(text: &[u8]) -> Option<Vec<u8>> {
+    let hex = |b: u8| (b as char).to_digit(16).map(|d| d as u8);
+    let mut out = Vec::with_capacity(text.len());
+    let mut changed = false;
+    let mut i = 0;
+    while i < text.len() {
+        if text[i] == b'%'
+            && i + 2 < text.len()
+            && let (Some(h), Some(l)) = (hex(text[i + 1]), hex(text[i + 2]))
+        {
+            out.push(h << 4 | l);
+            changed = true;
+            i += 3;
+        } else {
+            out.push(text[i]);
+            i += 1;
+        }
+    }
+    changed.then_some(out)
+}
+
+/// Why the path part of an adapter's path could climb out of the base path, if it could.
+fn check_segments(path: &str) -> Result<(), &'static str> {
+    // Dots and slashes some servers fold into `.` and `/` (IIS, some Java stacks).
+    const LOOK_ALIKES: [char; 8] = ['．', '。', '․', '﹒', '／', '∕', '⁄', '＼'];
+    let raw_slashes = path.bytes().filter(|b| *b == b'/').count();
+    let mut decoded = path.as_bytes().to_vec();
+    // Every layer of encoding, as a server that decodes more than once would see it.
+    for round in 0.. {
+        let text =
+            std::str::from_utf8(&decoded).map_err(|_| "decodes to bytes that are not UTF-8")?;
+        if text.chars().any(|c| c.is_control()) {
+            return Err("an encoded control character");
+        }
+        if text.contains('\\') || text.chars().any(|c| LOOK_ALIKES.contains(&c)) {
+            return Err("an encoded backslash, or a dot or slash look-alike");
+        }
+        if text.bytes().filter(|b| *b == b'/').count() != raw_slashes {
+            return Err("an encoded slash");
+        }
+        for segment in text.split('/') {
+            // `..;jsessionid=x` is `..` to servers that drop path parameters.
+            let bare = segment.split(';').next().unwrap_or_default();
+            if bare == "." || bare == ".." {
+                return Err("dot segments are not allowed, however encoded");
+            }
+        }
+        match percent_decode_once(&decoded) {
+            Some(next) if round < 8 => decoded = next,
+            Some(_) => return Err("encoded too many times"),
+            None => break,
+        }
+    }
+    Ok(())
+}
+
 fn classify(error: reqwest::Error) -> SendError {
     if error.is_timeout() {
         SendError::Timeout
@@ -326,21 +404,80 @@ mod tests {
         }
     }
 
+    /// Every way of writing a dot segment or a slash, and the other ways out, against paths a
+    /// department's API really has.
     #[test]
     fn paths_stay_inside_the_department() {
         let c = connection("http://127.0.0.1:18081/gateway");
-        assert_eq!(
-            c.resolve("/api/v1/qscx?x=1").unwrap().as_str(),
-            "http://127.0.0.1:18081/gateway/api/v1/qscx?x=1"
-        );
+        for (path, sent) in [
+            (
+                "/api/v1/qscx?x=1",
+                "http://127.0.0.1:18081/gateway/api/v1/qscx?x=1",
+            ),
+            ("/api/v1/qscx", "http://127.0.0.1:18081/gateway/api/v1/qscx"),
+            ("/a/b.json", "http://127.0.0.1:18081/gateway/a/b.json"),
+            ("/a/...b/c", "http://127.0.0.1:18081/gateway/a/...b/c"),
+            ("/a/%E7%A8%8E", "http://127.0.0.1:18081/gateway/a/%E7%A8%8E"),
+            ("/a/%20b", "http://127.0.0.1:18081/gateway/a/%20b"),
+            // A query may say anything: it is not part of the path.
+            (
+                "/q?next=../../x&p=%2F",
+                "http://127.0.0.1:18081/gateway/q?next=../../x&p=%2F",
+            ),
+        ] {
+            assert_eq!(
+                c.resolve(path).map(|u| u.to_string()),
+                Ok(sent.to_string()),
+                "{path}"
+            );
+        }
         for escape in [
             "http://127.0.0.1:9/x",
             "//127.0.0.1:9/x",
             "https://example.com/",
             "/../../etc",
+            "/a/../b",
+            "/a/./b",
+            "/a/..",
+            "/..;/x",
+            "/a/..;jsessionid=1/b",
+            // Encoded dots, in every case and mixture.
+            "/%2e%2e/x",
+            "/%2E%2E/x",
             "/a/%2E%2E/b",
+            "/.%2e/x",
+            "/%2e./x",
+            "/%2e/x",
+            "/a/%2e",
+            // Encoded slashes and backslashes, alone and with dots.
+            "/..%2f",
+            "/..%2fetc",
+            "/%2E%2E%2F",
+            "/%2e%2e%2fetc%2fpasswd",
+            "/a%2fb",
+            "/a%2Fb",
+            "/..%5c",
+            "/a%5cb",
+            // Twice and three times encoded.
+            "/%252e%252e/x",
+            "/%252E%252E%252F",
+            "/%25252e%25252e/x",
+            "/a%252fb",
+            // Overlong UTF-8 and look-alikes some servers fold.
+            "/%c0%ae%c0%ae/x",
+            "/%c0%af",
+            "/%e0%80%ae%e0%80%ae/x",
+            "/%ef%bc%8e%ef%bc%8e/x",
+            "/．．/x",
+            "/a／b",
+            "/a＼b",
+            // Control characters, raw or encoded; userinfo; fragments.
+            "/a%00b",
+            "/a%0d%0aHost:%20evil",
+            "/a\nb",
             "@127.0.0.1/x",
             "/x@evil.example/",
+            "/x#frag",
             "/x\\..\\y",
             "api",
             "",
@@ -348,6 +485,33 @@ mod tests {
             assert!(
                 matches!(c.resolve(escape), Err(SendError::Forbidden(_))),
                 "{escape:?} must be refused"
+            );
+        }
+    }
+
+    #[test]
+    fn only_ordinary_methods_are_sent() {
+        for method in ["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"] {
+            assert_eq!(allowed_method(method).unwrap().as_str(), method);
+        }
+        for method in [
+            "CONNECT", "TRACE", "TRACK", "get", "Post", "PROPFIND", "", "G ET",
+        ] {
+            assert!(
+                matches!(allowed_method(method), Err(SendError::Forbidden(_))),
+                "{method:?} must be refused"
+            );
+        }
+    }
+
+    #[tokio::test]
+    async fn a_refused_method_is_never_sent() {
+        let c = connection("http://127.0.0.1:9/gateway");
+        for method in ["CONNECT", "TRACE"] {
+            let sent = c.send(method, "/x", &[], Vec::new()).await;
+            assert!(
+                matches!(sent, Err(SendError::Forbidden(_))),
+                "{method}: {sent:?}"
             );
         }
     }

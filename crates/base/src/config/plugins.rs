@@ -33,10 +33,21 @@ pub struct PluginsConfig {
     /// Keys whose signature a component must carry. Empty: components need no signature.
     #[serde(default)]
     pub trusted_keys: Vec<TrustedKey>,
+    /// Linear memory all adapter instances of this node may hold together, in MiB. A call
+    /// whose instance does not fit waits (up to a second) for memory to come back, then is
+    /// refused as busy; an instance growing past what is left fails its call.
+    #[serde(default = "default_memory_budget_mib")]
+    pub memory_budget_mib: u32,
 }
 
 fn default_sync_interval_ms() -> u64 {
     250
+}
+
+/// 1 GiB: sixteen instances at the default 64 MiB each, or hundreds of ordinary ones (an
+/// adapter translating JSON or XML uses one to three MiB), on a node sized in a few GB.
+fn default_memory_budget_mib() -> u32 {
+    1024
 }
 
 /// When a staged candidate is rolled back without an operator.
@@ -83,6 +94,14 @@ pub struct Limits {
     /// Instances of this adapter alive at once on one node; a call beyond them fails at once
     /// (busy) rather than queue behind a stuck department.
     pub max_instances: u32,
+    /// Instances of this adapter running wasm at the same moment on one node; the others wait
+    /// their turn (waiting is not CPU time, but it is wall-clock time). 0: half the node's
+    /// cores, at least one, so one department's adapter never takes every core.
+    pub max_running: u32,
+    /// Largest answer the adapter may give one call (its result or its error, all text
+    /// together), in bytes; a larger one fails the call (`adapter_failed`) and is dropped
+    /// unread.
+    pub max_result_bytes: u32,
 }
 
 impl Default for Limits {
@@ -92,7 +111,22 @@ impl Default for Limits {
             cpu_ms: 1000,
             call_timeout_ms: 30_000,
             max_instances: 64,
+            max_running: 0,
+            // 1 MiB: a lookup's record or a receipt is a few KiB; the portal's own request
+            // limit (`server.body_limit_bytes`) is 1 MiB too.
+            max_result_bytes: 1 << 20,
         }
+    }
+}
+
+impl Limits {
+    /// `max_running` as it applies on this machine.
+    pub fn running(&self) -> u32 {
+        if self.max_running > 0 {
+            return self.max_running;
+        }
+        let cores = std::thread::available_parallelism().map_or(1, |n| n.get() as u32);
+        (cores / 2).max(1)
     }
 }
 
@@ -109,6 +143,7 @@ impl Config {
                 ("cpu_ms", limits.cpu_ms),
                 ("call_timeout_ms", limits.call_timeout_ms),
                 ("max_instances", limits.max_instances),
+                ("max_result_bytes", limits.max_result_bytes),
             ] {
                 if value == 0 {
                     return Err(ConfigError::new(
@@ -125,6 +160,13 @@ impl Config {
                     format!("at most {} MiB", MAX_MEMORY_MIB),
                 ));
             }
+        }
+        if self.plugins.memory_budget_mib == 0 {
+            return Err(ConfigError::new(
+                file,
+                "plugins.memory_budget_mib",
+                "must be above 0",
+            ));
         }
         if self.plugins.sync_interval_ms == 0 {
             return Err(ConfigError::new(

@@ -60,7 +60,7 @@ pub async fn describe(
         crate::connection::Connection::unbound()
             .map_err(|e| Refusal::new("compile", format!("host: {e:#}")))?,
         BTreeMap::new(),
-        limits.max_instances,
+        &limits,
     );
     LoadedAdapter::load(engine, bytes, Arc::new(nowhere), limits)
         .await

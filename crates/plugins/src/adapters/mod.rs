@@ -78,13 +78,18 @@ impl Slot {
     /// A configured department with no version serving yet.
     fn new(config: &Config, id: &str, connection: Arc<Connection>) -> Slot {
         let limits = config.limits_of(id);
-        let settings = config.departments[id].settings.clone();
+        let dept = &config.departments[id];
+        // What the department holds secret is scrubbed from every log line and answer.
+        gateway_base::redact::set_secrets(
+            &format!("departments.{id}"),
+            dept.secrets().map(str::to_string),
+        );
         Slot {
             department: Arc::new(Department::new(
                 id,
                 connection,
-                settings,
-                limits.max_instances,
+                dept.settings.clone(),
+                &limits,
             )),
             limits,
             route: ArcSwap::from_pointee(Route::default()),

@@ -24,8 +24,14 @@ pub struct AdapterPlan {
     stored_routes: BTreeMap<String, Arc<LoadedAdapter>>,
 }
 
-/// A department kept by a reload, with the connection and settings its new calls get.
-type Reconnect = (Arc<Department>, Arc<Connection>, BTreeMap<String, String>);
+/// A department kept by a reload, with the connection and settings its new calls get, and
+/// the values of its secret settings.
+type Reconnect = (
+    Arc<Department>,
+    Arc<Connection>,
+    BTreeMap<String, String>,
+    Vec<String>,
+);
 
 /// A config's component file that a reload activates.
 struct Deploy {
@@ -89,7 +95,12 @@ impl Adapters {
             // reload is refused); the other checks still run, against no connection at all.
             match (current.get(id), connections.get(id).cloned()) {
                 (Some(slot), Some(connection)) => {
-                    reconnect.push((slot.department.clone(), connection, dept.settings.clone()));
+                    reconnect.push((
+                        slot.department.clone(),
+                        connection,
+                        dept.settings.clone(),
+                        dept.secrets().map(str::to_string).collect(),
+                    ));
                     slots.insert(id.clone(), slot.clone());
                 }
                 (Some(slot), None) => {
@@ -287,7 +298,8 @@ impl Adapters {
             )
             .await?;
         }
-        for (department, connection, settings) in plan.reconnect {
+        for (department, connection, settings, secrets) in plan.reconnect {
+            gateway_base::redact::set_secrets(&format!("departments.{}", department.id), secrets);
             department.reconfigure(connection, settings);
         }
         {

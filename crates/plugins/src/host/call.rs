@@ -1,13 +1,16 @@
 //! One loaded adapter and the calls into it, each in a fresh, bounded instance.
 
 use super::bindings::{Adapter, AdapterPre};
+use super::budget::{ADMISSION_WAIT, MemoryBudget};
 use super::contract::{
     AdapterError, CallbackRequest, Description, FieldError, Receipt, StatusReport, Submission,
 };
 use super::engine::{PluginEngine, TICK};
-use super::imports::{Department, HostState};
+use super::imports::{Department, Exchanges, HostState};
+use super::meter::{CpuMeter, Metered};
 use gateway_base::config::Limits;
 use gateway_base::model::Fault;
+use gateway_base::redact::{redact, scrub_secrets};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
@@ -20,8 +23,9 @@ pub enum CallError {
     /// The adapter answered with an error of the contract.
     #[error("adapter error: {0:?}")]
     Adapter(AdapterError),
-    /// The adapter's code trapped (a panic, an unreachable, a bad memory access).
-    #[error("adapter trapped: {0}")]
+    /// The adapter's code trapped (a panic, an unreachable, a bad memory access). The text,
+    /// a wasm backtrace, is for the log (masked there): it is not shown to callers.
+    #[error("adapter trapped")]
     Trap(String),
     /// The adapter's code ran longer than its CPU limit.
     #[error("adapter exceeded its CPU limit of {0} ms")]
@@ -32,12 +36,26 @@ pub enum CallError {
     /// The whole call, host calls included, exceeded its wall-clock bound.
     #[error("adapter call exceeded its time limit of {0} ms")]
     Timeout(u32),
-    /// The host could not set up the instance.
-    #[error("adapter could not be instantiated: {0}")]
+    /// The host could not set up the instance. The text is for the log.
+    #[error("adapter could not be instantiated")]
     Instantiate(String),
     /// The department's adapter already runs its maximum of instances on this node.
     #[error("adapter is busy: its {0} instances are all in use")]
     Busy(u32),
+    /// The node's memory budget for instances stayed spent while the call waited, or ran out
+    /// while it grew.
+    #[error("the node's memory budget for adapter instances ({0} MiB) is spent")]
+    MemoryBudget(u32),
+    /// The adapter answered more text than its limit.
+    #[error(
+        "adapter answered {size} bytes, more than its limit of {limit} bytes (max_result_bytes)"
+    )]
+    ResultTooLarge {
+        /// What it answered.
+        size: usize,
+        /// `max_result_bytes`.
+        limit: u32,
+    },
 }
 
 impl CallError {
@@ -56,6 +74,8 @@ impl CallError {
             CallError::Timeout(_) => "timeout",
             CallError::Instantiate(_) => "instantiate",
             CallError::Busy(_) => "busy",
+            CallError::MemoryBudget(_) => "memory_budget",
+            CallError::ResultTooLarge { .. } => "result_too_large",
         }
     }
 
@@ -70,14 +90,18 @@ impl CallError {
             CallError::Adapter(AdapterError::Unavailable(_) | AdapterError::Timeout(_)) => {
                 Fault::Department
             }
-            // An answer the adapter cannot read is its own failure to follow the department.
+            // An answer the adapter cannot read is its own failure to follow the department;
+            // running out its time limit is too, whatever it spent the time on (its own sleep,
+            // or more department calls than fit: each department call has its own timeout,
+            // and a department's timeout reaches the adapter as its own error to report).
             CallError::Adapter(AdapterError::Protocol(_) | AdapterError::Internal(_))
             | CallError::Trap(_)
             | CallError::CpuLimit(_)
             | CallError::MemoryLimit(_)
             | CallError::Timeout(_)
-            | CallError::Instantiate(_) => Fault::Adapter,
-            CallError::Busy(_) => Fault::Gateway,
+            | CallError::Instantiate(_)
+            | CallError::ResultTooLarge { .. } => Fault::Adapter,
+            CallError::Busy(_) | CallError::MemoryBudget(_) => Fault::Gateway,
         }
     }
 }
@@ -164,6 +188,9 @@ pub struct LoadedAdapter {
     pre: AdapterPre<HostState>,
     department: Arc<Department>,
     limits: Limits,
+    budget: Arc<MemoryBudget>,
+    /// Linear memory its last instantiation took: what a call must find free in the budget.
+    initial_memory: AtomicU64,
     description: Description,
     /// Hex SHA-256 of the component bytes.
     pub digest: String,
@@ -201,6 +228,8 @@ impl LoadedAdapter {
             pre,
             department,
             limits,
+            budget: engine.budget.clone(),
+            initial_memory: AtomicU64::new(0),
             description: Description {
                 department: String::new(),
                 contract_version: String::new(),
@@ -227,6 +256,8 @@ impl LoadedAdapter {
             pre: self.pre.clone(),
             department,
             limits,
+            budget: self.budget.clone(),
+            initial_memory: AtomicU64::new(self.initial_memory.load(Ordering::Relaxed)),
             description: self.description.clone(),
             digest: self.digest.clone(),
             stats: CallStats::default(),
@@ -320,8 +351,9 @@ impl LoadedAdapter {
             digest: self.digest.clone(),
             call: name.to_string(),
         };
-        let result =
+        let (result, exchanges) =
             gateway_store::audit::scope(|c| c.adapter = Some(adapter), self.call_bounded(f)).await;
+        let result = self.judge(name, result, &exchanges);
         let error = match &result {
             Ok(answer) => answer.error().map(|e| CallError::Adapter(e.clone())),
             Err(e) => Some(e.clone()),
@@ -343,6 +375,41 @@ impl LoadedAdapter {
         result
     }
 
+    /// What a finished call's outcome becomes: an answer over the size limit is dropped for
+    /// an error, the adapter's claims about its department are held against what the host saw,
+    /// every text it wrote that can reach a screen or a log is masked and secrets are scrubbed
+    /// from its data; a trap's backtrace is logged (masked), never passed on.
+    fn judge<R: Outcome>(
+        &self,
+        name: &str,
+        result: Result<R, CallError>,
+        exchanges: &Exchanges,
+    ) -> Result<R, CallError> {
+        let limit = self.limits.max_result_bytes;
+        let mut answer = match result {
+            Ok(answer) if answer.text_len() > limit as usize => {
+                let size = answer.text_len();
+                // Dropped here, unread: its memory goes back before anything parses it.
+                drop(answer);
+                return Err(CallError::ResultTooLarge { size, limit });
+            }
+            Ok(answer) => answer,
+            Err(CallError::Trap(detail)) => {
+                tracing::warn!(department = %self.department.id, version = %self.description.adapter_version, call = name, trap = %detail, "adapter trapped");
+                return Err(CallError::Trap(detail));
+            }
+            Err(CallError::Instantiate(detail)) => {
+                tracing::warn!(department = %self.department.id, version = %self.description.adapter_version, call = name, error = %redact(&detail), "adapter could not be instantiated");
+                return Err(CallError::Instantiate(detail));
+            }
+            Err(e) => return Err(e),
+        };
+        answer.sanitize(exchanges);
+        Ok(answer)
+    }
+
+    /// Run `f` in a fresh instance within every bound; what came of it, and the department
+    /// exchanges the host saw meanwhile.
     async fn call_bounded<R: Send + 'static>(
         &self,
         f: impl for<'a> FnOnce(
@@ -351,49 +418,93 @@ impl LoadedAdapter {
         ) -> std::pin::Pin<
             Box<dyn Future<Output = wasmtime::Result<R>> + Send + 'a>,
         > + Send,
-    ) -> Result<R, CallError> {
+    ) -> (Result<R, CallError>, Exchanges) {
+        let none = Exchanges::default();
         let department = &self.department;
-        let _instance = department
-            .instances
-            .clone()
-            .try_acquire_owned()
-            .map_err(|_| CallError::Busy(department.max_instances))?;
-        let _live = LiveInstance::new(&department.id);
         let limits = self.limits;
+        // Beyond its bound on instances a department's call is refused at once, rather than
+        // queue behind a stuck department.
+        let Ok(_instance) = department.instances.clone().try_acquire_owned() else {
+            refused(&department.id, "instances");
+            return (Err(CallError::Busy(department.max_instances)), none);
+        };
+        // The node's memory budget: wait a little for memory to come back, then refuse.
+        let expected = self.initial_memory.load(Ordering::Relaxed);
+        if self.budget.used() + expected > u64::from(self.budget.limit_mib()) << 20 {
+            metrics::counter!("gateway_adapter_waits_total", "department" => department.id.clone(), "bound" => "memory").increment(1);
+            let wait = ADMISSION_WAIT.min(Duration::from_millis(u64::from(limits.call_timeout_ms)));
+            if !self.budget.admit(expected, wait).await {
+                refused(&department.id, "memory");
+                return (Err(CallError::MemoryBudget(self.budget.limit_mib())), none);
+            }
+        }
+        let _live = LiveInstance::new(&department.id);
+        // The CPU limit is the adapter's own execution time: time inside the polls of this
+        // call less the host's work in its imports (see `meter`), checked every tick while
+        // wasm runs. Waiting for its department, for its turn or after a yield is not counted;
+        // the wall-clock bound below covers it.
+        let meter = CpuMeter::new();
         let mut store = Store::new(
             self.pre.engine(),
-            HostState::new(self.department.clone(), limits.memory_mib),
+            HostState::new(
+                department.clone(),
+                limits.memory_mib,
+                self.budget.clone(),
+                meter.clone(),
+            ),
         );
         store.limiter(|s| &mut s.limits);
-        let cpu_budget = PluginEngine::cpu_ticks(&limits);
-        // The deadline callback only runs while wasm runs, so counting its ticks measures the
-        // adapter's own CPU time; yielding each tick keeps a busy adapter from starving tokio.
+        let cpu_limit = Duration::from_millis(u64::from(limits.cpu_ms));
         store.set_epoch_deadline(1);
-        store.epoch_deadline_callback(move |mut ctx| {
-            let state = ctx.data_mut();
-            state.cpu_ticks += 1;
-            if state.cpu_ticks > cpu_budget {
-                Err(wasmtime::Error::from(Trap::Interrupt))
-            } else {
-                Ok(UpdateDeadline::Yield(1))
-            }
-        });
+        {
+            let meter = meter.clone();
+            store.epoch_deadline_callback(move |_| {
+                if meter.spent() > cpu_limit {
+                    Err(wasmtime::Error::from(Trap::Interrupt))
+                } else {
+                    // Yield each tick: a busy adapter never holds a thread for long.
+                    Ok(UpdateDeadline::Yield(1))
+                }
+            });
+        }
+        let initial_memory = &self.initial_memory;
         let run = async {
             let adapter = self
                 .pre
                 .instantiate_async(&mut store)
                 .await
                 .map_err(|e| classify(e, &limits, true))?;
+            let limiter = &mut store.data_mut().limits;
+            initial_memory.store(limiter.held, Ordering::Relaxed);
+            limiter.running = true;
             f(&adapter, &mut store)
                 .await
                 .map_err(|e| classify(e, &limits, false))
         };
         let bound = Duration::from_millis(u64::from(limits.call_timeout_ms)) + TICK;
-        match tokio::time::timeout(bound, run).await {
+        let metered = Metered::new(run, meter, department.running.clone());
+        let result = match tokio::time::timeout(bound, metered).await {
             Ok(result) => result,
             Err(_) => Err(CallError::Timeout(limits.call_timeout_ms)),
-        }
+        };
+        let state = store.data();
+        let result = match result {
+            // A growth the node's budget refused, not the instance's own limit.
+            Err(CallError::MemoryLimit(_) | CallError::Trap(_) | CallError::Instantiate(_))
+                if state.limits.denied_by_budget =>
+            {
+                refused(&department.id, "memory");
+                Err(CallError::MemoryBudget(self.budget.limit_mib()))
+            }
+            other => other,
+        };
+        (result, state.exchanges)
     }
+}
+
+/// A call refused busy by one of its bounds, counted.
+fn refused(department: &str, bound: &'static str) {
+    metrics::counter!("gateway_adapter_refusals_total", "department" => department.to_string(), "bound" => bound).increment(1);
 }
 
 /// One live instance in the `gateway_adapter_instances` gauge, for as long as it lives (a
@@ -415,14 +526,139 @@ impl Drop for LiveInstance {
     }
 }
 
-/// What a call's answer says about how it went: the contract's own error, if it carries one.
+/// What a call's answer says about how it went (the contract's own error, if it carries
+/// one), how much text the adapter wrote, and that text made fit to pass on.
 trait Outcome {
     fn error(&self) -> Option<&AdapterError>;
+    /// Bytes of text in the answer, all of it made by the adapter.
+    fn text_len(&self) -> usize;
+    /// Mask what can reach a screen, a log or a trace (messages, codes, field paths), scrub
+    /// secrets from data, and hold the adapter's claims about its department against what
+    /// the host saw of its exchanges.
+    fn sanitize(&mut self, exchanges: &Exchanges);
 }
 
-impl<T> Outcome for Result<T, AdapterError> {
+/// A successful answer of a call.
+trait Answer {
+    fn text_len(&self) -> usize;
+    fn sanitize(&mut self);
+}
+
+fn scrub(text: &mut String) {
+    if let std::borrow::Cow::Owned(scrubbed) = scrub_secrets(text) {
+        *text = scrubbed;
+    }
+}
+
+fn mask(text: &mut String) {
+    *text = redact(text);
+}
+
+impl Answer for String {
+    fn text_len(&self) -> usize {
+        self.len()
+    }
+    // A lookup's record goes to the portal as it is (that is what it is for), secrets aside.
+    fn sanitize(&mut self) {
+        scrub(self);
+    }
+}
+
+impl Answer for Receipt {
+    fn text_len(&self) -> usize {
+        self.reference.len() + self.outputs.len() + self.message.as_ref().map_or(0, String::len)
+    }
+    fn sanitize(&mut self) {
+        scrub(&mut self.reference);
+        scrub(&mut self.outputs);
+        self.message.iter_mut().for_each(mask);
+    }
+}
+
+impl Answer for StatusReport {
+    fn text_len(&self) -> usize {
+        self.reference.len() + self.outputs.len() + self.message.as_ref().map_or(0, String::len)
+    }
+    fn sanitize(&mut self) {
+        scrub(&mut self.reference);
+        scrub(&mut self.outputs);
+        self.message.iter_mut().for_each(mask);
+    }
+}
+
+fn fields_len(fields: &[FieldError]) -> usize {
+    fields
+        .iter()
+        .map(|f| f.field.len() + f.code.len() + f.message.len())
+        .sum()
+}
+
+fn mask_fields(fields: &mut [FieldError]) {
+    for f in fields {
+        mask(&mut f.field);
+        mask(&mut f.code);
+        mask(&mut f.message);
+    }
+}
+
+fn error_len(error: &AdapterError) -> usize {
+    match error {
+        AdapterError::InvalidInput(fields) => fields_len(fields),
+        AdapterError::Rejected(r) => r.code.len() + r.message.len(),
+        AdapterError::Unavailable(m)
+        | AdapterError::Timeout(m)
+        | AdapterError::Protocol(m)
+        | AdapterError::Internal(m) => m.len(),
+    }
+}
+
+/// Mask the error's text, and turn a claim the host's exchanges do not bear out into the
+/// adapter's own fault: a department timeout when none of the call's exchanges timed out (an
+/// adapter's own sleep is not its department's slowness), a department unavailable when the
+/// call never reached it.
+fn sanitize_error(error: &mut AdapterError, exchanges: &Exchanges) {
+    match error {
+        AdapterError::InvalidInput(fields) => mask_fields(fields),
+        AdapterError::Rejected(r) => {
+            mask(&mut r.code);
+            mask(&mut r.message);
+        }
+        AdapterError::Unavailable(m)
+        | AdapterError::Timeout(m)
+        | AdapterError::Protocol(m)
+        | AdapterError::Internal(m) => mask(m),
+    }
+    let unfounded = match error {
+        AdapterError::Timeout(m) if exchanges.timed_out == 0 => Some(format!(
+            "the adapter reported a department timeout ({m}), but none of the {} department \
+             request(s) it made timed out",
+            exchanges.sent
+        )),
+        AdapterError::Unavailable(m) if exchanges.sent == 0 => Some(format!(
+            "the adapter reported its department unavailable ({m}) without a request to it"
+        )),
+        _ => None,
+    };
+    if let Some(why) = unfounded {
+        *error = AdapterError::Internal(why);
+    }
+}
+
+impl<T: Answer> Outcome for Result<T, AdapterError> {
     fn error(&self) -> Option<&AdapterError> {
         self.as_ref().err()
+    }
+    fn text_len(&self) -> usize {
+        match self {
+            Ok(answer) => answer.text_len(),
+            Err(e) => error_len(e),
+        }
+    }
+    fn sanitize(&mut self, exchanges: &Exchanges) {
+        match self {
+            Ok(answer) => answer.sanitize(),
+            Err(e) => sanitize_error(e, exchanges),
+        }
     }
 }
 
@@ -430,11 +666,22 @@ impl Outcome for Description {
     fn error(&self) -> Option<&AdapterError> {
         None
     }
+    // Described once, at admission, with no department bound: not an answer to a caller.
+    fn text_len(&self) -> usize {
+        0
+    }
+    fn sanitize(&mut self, _: &Exchanges) {}
 }
 
 impl Outcome for Vec<FieldError> {
     fn error(&self) -> Option<&AdapterError> {
         None
+    }
+    fn text_len(&self) -> usize {
+        fields_len(self)
+    }
+    fn sanitize(&mut self, _: &Exchanges) {
+        mask_fields(self);
     }
 }
 
@@ -448,8 +695,8 @@ fn classify(error: wasmtime::Error, limits: &Limits, instantiating: bool) -> Cal
         {
             CallError::MemoryLimit(limits.memory_mib)
         }
-        Some(_) => CallError::Trap(gateway_base::redact::redact(&text)),
+        Some(_) => CallError::Trap(redact(&text)),
         None if instantiating => CallError::Instantiate(text),
-        None => CallError::Trap(gateway_base::redact::redact(&text)),
+        None => CallError::Trap(redact(&text)),
     }
 }

@@ -1,17 +1,21 @@
 //! One wasmtime engine for the process: pooling allocator, epoch interruption, async calls.
 
-use gateway_base::config::Limits;
+use super::budget::MemoryBudget;
+use std::sync::Arc;
 use std::time::Duration;
 use wasmtime::{Config, Engine, InstanceAllocationStrategy, PoolingAllocationConfig};
 
-/// How often the epoch advances; the unit of the CPU limit and of guest yields.
-pub(crate) const TICK: Duration = Duration::from_millis(5);
+/// How often the epoch advances: how often running wasm checks its CPU limit and yields to
+/// tokio (and to the other instances of its department).
+pub(crate) const TICK: Duration = Duration::from_millis(2);
 
 /// The engine. A thread advances its epoch for as long as anything (a loaded component, a
 /// running call) still holds the engine; it ends by itself when the last holder is gone.
 #[derive(Clone)]
 pub struct PluginEngine {
     pub(crate) engine: Engine,
+    /// The memory all instances of this engine may hold together.
+    pub(crate) budget: Arc<MemoryBudget>,
 }
 
 /// Bytes of each linear memory kept resident (reset in place) when a slot is reused: an
@@ -40,8 +44,10 @@ impl PluginEngine {
             .pagemap_scan(wasmtime::Enabled::Auto)
             .linear_memory_keep_resident(KEEP_RESIDENT)
             .table_keep_resident(KEEP_RESIDENT / 16)
-            // What must still be decommitted is done in batches, one syscall for several.
-            .decommit_batch_size(8);
+            // What must still be decommitted (beyond what is kept resident: a memory bomb's
+            // pages) is given back as soon as its instance is gone, so the memory budget, which
+            // counts live instances, bounds what is resident too.
+            .decommit_batch_size(1);
         let mut config = Config::new();
         config
             .wasm_component_model(true)
@@ -69,11 +75,24 @@ impl PluginEngine {
                     }
                 }
             })?;
-        Ok(PluginEngine { engine })
+        Ok(PluginEngine {
+            engine,
+            budget: MemoryBudget::new(DEFAULT_MEMORY_BUDGET_MIB),
+        })
     }
 
-    /// CPU ticks a call with these limits may spend in wasm.
-    pub(crate) fn cpu_ticks(limits: &Limits) -> u64 {
-        (u64::from(limits.cpu_ms) / TICK.as_millis() as u64).max(1)
+    /// The same engine with a memory budget for its instances (`plugins.memory_budget_mib`);
+    /// set before any adapter is loaded, which keeps the budget it was loaded with.
+    pub fn with_memory_budget(mut self, mib: u32) -> Self {
+        self.budget = MemoryBudget::new(mib);
+        self
+    }
+
+    /// Linear memory held by live instances now, in bytes.
+    pub fn memory_in_use(&self) -> u64 {
+        self.budget.used()
     }
 }
+
+/// The budget an engine has until told otherwise (the config's default).
+const DEFAULT_MEMORY_BUDGET_MIB: u32 = 1024;

@@ -2,14 +2,21 @@
 //! Nothing else: the WASI context grants no files, no sockets, no environment.
 
 use super::bindings::gov::adapter::{cache, config, department_http, log};
+use super::budget::{Limiter, MemoryBudget};
+use super::meter::CpuMeter;
 use crate::connection::{Connection, SendError};
 use arc_swap::ArcSwap;
+use gateway_base::config::Limits;
 use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
+use wasmtime::StoreLimitsBuilder;
 use wasmtime::component::ResourceTable;
-use wasmtime::{StoreLimits, StoreLimitsBuilder};
 use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
+
+/// Longest log message an adapter may write in one line; the rest is cut (a message is text
+/// for an operator, not a channel for data).
+const LOG_MESSAGE_MAX: usize = 4096;
 
 /// Everything about one department that outlives a call: its connection, settings and cache.
 ///
@@ -31,23 +38,27 @@ pub struct Department {
     pub(super) instances: Arc<tokio::sync::Semaphore>,
     /// The bound on `instances`.
     pub(super) max_instances: u32,
+    /// Instances running wasm at the same moment (see [`super::meter`]).
+    pub(super) running: Arc<tokio::sync::Semaphore>,
 }
 
 impl Department {
-    /// A department whose adapter may run `max_instances` instances at once on this node.
+    /// A department whose adapter may run `limits.max_instances` instances at once on this
+    /// node, `limits.running()` of them executing at the same moment.
     pub fn new(
         id: impl Into<String>,
         connection: Arc<Connection>,
         settings: BTreeMap<String, String>,
-        max_instances: u32,
+        limits: &Limits,
     ) -> Self {
         Department {
             id: id.into(),
             connection: ArcSwap::new(connection),
             settings: ArcSwap::from_pointee(settings),
             cache: AdapterCache::default(),
-            instances: Arc::new(tokio::sync::Semaphore::new(max_instances as usize)),
-            max_instances,
+            instances: Arc::new(tokio::sync::Semaphore::new(limits.max_instances as usize)),
+            max_instances: limits.max_instances,
+            running: Arc::new(tokio::sync::Semaphore::new(limits.running() as usize)),
         }
     }
 
@@ -118,36 +129,55 @@ impl AdapterCache {
     }
 }
 
+/// What the host saw of a call's department exchanges: the evidence an adapter's claim that
+/// its department failed is judged by.
+#[derive(Debug, Default, Clone, Copy)]
+pub(crate) struct Exchanges {
+    /// Requests that went out (not refused by the host).
+    pub(crate) sent: u32,
+    /// Of which got no answer within the department's timeout, or answered 408 or 504.
+    pub(crate) timed_out: u32,
+}
+
 /// The state of one store: one call into one fresh adapter instance.
 pub(crate) struct HostState {
     wasi: WasiCtx,
     table: ResourceTable,
-    pub(super) limits: StoreLimits,
+    pub(super) limits: Limiter,
     pub(super) department: Arc<Department>,
     /// The department's connection and settings as they were when the call started.
     connection: Arc<Connection>,
     settings: Arc<BTreeMap<String, String>>,
-    /// Epoch ticks the guest has spent running wasm in this call.
-    pub(super) cpu_ticks: u64,
+    /// The call's department exchanges so far.
+    pub(super) exchanges: Exchanges,
+    /// The call's execution time: the host's work in its imports is not counted.
+    pub(super) meter: Arc<CpuMeter>,
 }
 
 impl HostState {
-    pub(super) fn new(department: Arc<Department>, memory_mib: u32) -> Self {
+    pub(super) fn new(
+        department: Arc<Department>,
+        memory_mib: u32,
+        budget: Arc<MemoryBudget>,
+        meter: Arc<CpuMeter>,
+    ) -> Self {
+        let own = StoreLimitsBuilder::new()
+            .memory_size((memory_mib as usize) << 20)
+            .instances(16)
+            .tables(16)
+            .memories(16)
+            .trap_on_grow_failure(true)
+            .build();
         HostState {
             // Deliberately empty: no preopens, no env, no args, no sockets, no stdio.
             wasi: WasiCtx::builder().build(),
             table: ResourceTable::new(),
-            limits: StoreLimitsBuilder::new()
-                .memory_size((memory_mib as usize) << 20)
-                .instances(16)
-                .tables(16)
-                .memories(16)
-                .trap_on_grow_failure(true)
-                .build(),
+            limits: Limiter::new(own, budget),
             connection: department.connection(),
             settings: department.settings(),
             department,
-            cpu_ticks: 0,
+            exchanges: Exchanges::default(),
+            meter,
         }
     }
 }
@@ -166,6 +196,7 @@ impl department_http::Host for HostState {
         &mut self,
         req: department_http::Request,
     ) -> Result<department_http::Response, department_http::HttpError> {
+        let _host = self.meter.host_call();
         let dept = self.department.clone();
         let started = Instant::now();
         let outcome = self
@@ -173,6 +204,18 @@ impl department_http::Host for HostState {
             .send(&req.method, &req.path, &req.headers, req.body)
             .await;
         let elapsed_ms = started.elapsed().as_secs_f64() * 1000.0;
+        match &outcome {
+            Err(SendError::Forbidden(_)) => {}
+            Err(SendError::Timeout) => {
+                self.exchanges.sent += 1;
+                self.exchanges.timed_out += 1;
+            }
+            Ok(r) if matches!(r.status, 408 | 504) => {
+                self.exchanges.sent += 1;
+                self.exchanges.timed_out += 1;
+            }
+            _ => self.exchanges.sent += 1,
+        }
         match &outcome {
             Ok(r) => {
                 tracing::debug!(department = %dept.id, method = %req.method, path = %gateway_base::redact::redact(&req.path), status = r.status, elapsed_ms, "department exchange")
@@ -219,7 +262,17 @@ impl cache::Host for HostState {
 }
 
 impl log::Host for HostState {
-    async fn log(&mut self, level: log::Level, message: String) {
+    async fn log(&mut self, level: log::Level, mut message: String) {
+        let _host = self.meter.host_call();
+        if message.len() > LOG_MESSAGE_MAX {
+            let mut cut = LOG_MESSAGE_MAX;
+            while !message.is_char_boundary(cut) {
+                cut -= 1;
+            }
+            message.truncate(cut);
+            message.push_str(" …(cut)");
+        }
+        // Masked, secrets scrubbed; the log writer escapes its line breaks.
         let message = gateway_base::redact::redact(&message);
         let department = &self.department.id;
         match level {

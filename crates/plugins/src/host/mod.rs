@@ -4,15 +4,30 @@
 //! citizen's data never meets another's, and a call that traps leaves nothing broken behind.
 //! Pre-instantiation and the pooling allocator keep that cheap (tens of microseconds).
 //!
-//! Each call is bounded three ways: linear memory ([`Limits::memory_mib`]), CPU time of the
-//! adapter's own code (epoch ticks counted only while wasm runs), and wall-clock time of the whole
-//! call. Between ticks the guest yields to tokio, so a looping adapter cannot starve the gateway.
+//! Each call is bounded: linear memory ([`Limits::memory_mib`]) and the node's memory budget
+//! for all instances together (`budget`), CPU time of the adapter's own code (time inside the
+//! call's polls, `meter`: waiting for the department is not counted), wall-clock time of the
+//! whole call, the size of what it answers ([`Limits::max_result_bytes`]), and how many of its
+//! department's instances live ([`Limits::max_instances`]) and run wasm ([`Limits::max_running`])
+//! at once. Every tick the guest yields, so a looping adapter cannot starve the gateway, and one
+//! department's instances take turns on their share of the cores.
+//!
+//! What comes out of an adapter is judged in one place (`call`): its text is masked before it
+//! can reach a screen, a log, a trace or the audit log, secrets are scrubbed from its data, its
+//! claim that its department timed out or was unavailable is held against the exchanges the
+//! host saw, and [`CallError::fault`] says who is at fault.
 
-#[allow(missing_docs, unreachable_pub, reason = "generated from the WIT contract, whose own docs describe it")]
+#[allow(
+    missing_docs,
+    unreachable_pub,
+    reason = "generated from the WIT contract, whose own docs describe it"
+)]
 mod bindings;
+mod budget;
 mod call;
 mod engine;
 mod imports;
+mod meter;
 
 pub use call::{CallError, CallStats, LoadError, LoadedAdapter, StatsSnapshot};
 pub use engine::{MAX_MEMORY_MIB, PluginEngine};

@@ -1,6 +1,7 @@
 //! A deliberately hostile adapter for the gateway's isolation tests (department id `hostile`).
 //!
-//! It serves no matters. Each lookup misbehaves in one way the host must contain:
+//! Its two matters fail on delivery in the two ways a timeout can be blamed (see [`MATTERS`]).
+//! Each lookup misbehaves in one way the host must contain:
 //! - `hostile.echo`: returns the query unchanged (the gateway still serves after the others);
 //! - `hostile.trap`: panics, which traps the instance;
 //! - `hostile.loop`: spins forever (fuel/epoch interruption must stop it);
@@ -11,6 +12,19 @@
 //! - `hostile.echo-error`: fails with a message that repeats the query whole, as department
 //!   systems' error texts do ("无此人: 张三 110…"), so the gateway must mask what it passes on
 //!   and logs: a protocol error, or a field problem when the query says `"invalid": true`.
+//! - `hostile.reject-pii`: a rejection whose *code* carries the query's `id_number`, `phone`
+//!   and `name`; with `"invalid": true`, a field problem whose *field path* and code do.
+//! - `hostile.secret`: reads the department's setting named by the query's `key` and echoes it
+//!   everywhere it can: a log line, then its answer (`"as": "result"`), a rejection's code and
+//!   message (`"rejected"`) or a protocol error (default).
+//! - `hostile.log-forge`: logs the query's `lines`, each meant to look like a gateway log line.
+//! - `hostile.panic`: panics with the query's `message` (the trap's text carries it).
+//! - `hostile.chatty`: makes `calls` department calls of `GET /delay/<ms>`, each of which the test
+//!   department answers after `ms`: its own work is microseconds, its waiting is not.
+//! - `hostile.sleep`: sleeps `ms` on the WASI clock (its own doing), then answers, or, with
+//!   `"claim": "timeout"`, claims the department timed out.
+//! - `hostile.big`: answers a JSON object about `bytes` long.
+//! - `hostile.methods`: tries `CONNECT` and `TRACE` (and a lower-case `get`).
 
 use sdk::http::{HttpError, Request};
 use sdk::{
@@ -22,7 +36,7 @@ use std::hint::black_box;
 use std::sync::atomic::{AtomicU32, Ordering};
 
 /// The lookups, in the order `describe` lists them.
-pub const LOOKUPS: [&str; 8] = [
+pub const LOOKUPS: [&str; 18] = [
     "hostile.echo",
     "hostile.trap",
     "hostile.loop",
@@ -31,16 +45,45 @@ pub const LOOKUPS: [&str; 8] = [
     "hostile.state",
     "hostile.slow-host",
     "hostile.echo-error",
+    "hostile.reject-pii",
+    "hostile.secret",
+    "hostile.log-forge",
+    "hostile.panic",
+    "hostile.chatty",
+    "hostile.sleep",
+    "hostile.big",
+    "hostile.methods",
+    "hostile.busy",
+    "hostile.bomb",
 ];
 
+/// Matters whose delivery fails: `hostile.sleepy` sleeps past the call's time limit (the
+/// adapter's fault), `hostile.stuck` calls a department that never answers and reports the
+/// department's timeout (the department's fault).
+pub const MATTERS: [&str; 2] = ["hostile.sleepy", "hostile.stuck"];
+
 /// Paths that must never leave the department: absolute URLs, scheme-relative URLs, climbing out
-/// of the base, and userinfo tricks.
-pub const ESCAPE_PATHS: [&str; 5] = [
+/// of the base in every encoding of a dot segment and a slash, and userinfo tricks.
+pub const ESCAPE_PATHS: [&str; 19] = [
     "http://127.0.0.1:9/x",
     "//127.0.0.1:9/x",
     "https://example.com/",
     "/../../etc",
     "@127.0.0.1/x",
+    "/%2e%2e/x",
+    "/..%2f",
+    "/..%2fx",
+    "/%2E%2E%2F",
+    "/%2E%2E%2Fx",
+    "/.%2e/x",
+    "/%252e%252e/x",
+    "/%252E%252E%252Fx",
+    "/a%2fb",
+    "/..%5cx",
+    "/%c0%ae%c0%ae/x",
+    "/..;/x",
+    "/．．/x",
+    "/a%0d%0aHost:%20evil",
 ];
 
 /// Calls counted in this instance's memory.
@@ -64,6 +107,16 @@ pub fn outcome(path: &str, result: &Result<u16, HttpError>) -> Value {
 fn attempt(path: &str) -> Value {
     let result = Request::get(path).send().map(|r| r.status);
     outcome(path, &result)
+}
+
+/// A string field of the query, or `""`.
+fn text<'a>(query: &'a Value, key: &str) -> &'a str {
+    query[key].as_str().unwrap_or_default()
+}
+
+/// Sleep on the WASI clock: the adapter's own waiting, no department involved.
+fn sleep_ms(ms: u64) {
+    std::thread::sleep(std::time::Duration::from_millis(ms));
 }
 
 fn unknown(what: &str, name: &str) -> AdapterError {
@@ -102,7 +155,14 @@ impl sdk::Adapter for Hostile {
             department: "hostile".into(),
             contract_version: sdk::CONTRACT_VERSION.into(),
             adapter_version: "1.0.0".into(),
-            matters: Vec::new(),
+            matters: MATTERS
+                .iter()
+                .map(|code| sdk::MatterInfo {
+                    code: (*code).into(),
+                    name: format!("deliberately failing matter {code}"),
+                    input_schema: r#"{"type":"object"}"#.into(),
+                })
+                .collect(),
             lookups: LOOKUPS
                 .iter()
                 .map(|name| LookupInfo {
@@ -115,6 +175,9 @@ impl sdk::Adapter for Hostile {
     }
 
     fn validate(matter: String, _payload: String) -> Vec<FieldError> {
+        if MATTERS.contains(&matter.as_str()) {
+            return Vec::new();
+        }
         vec![FieldError::new(
             "",
             "unknown_matter",
@@ -123,7 +186,23 @@ impl sdk::Adapter for Hostile {
     }
 
     fn submit(submission: Submission) -> Result<Receipt, AdapterError> {
-        Err(unknown("unknown_matter", &submission.matter))
+        match submission.matter.as_str() {
+            "hostile.sleepy" => {
+                // Far past any call time limit the tests configure.
+                sleep_ms(60_000);
+                Err(AdapterError::Internal("woke up".into()))
+            }
+            "hostile.stuck" => match Request::post("/slow").send() {
+                Err(HttpError::Timeout) => Err(AdapterError::Timeout(
+                    "the department did not answer".into(),
+                )),
+                other => Err(AdapterError::Internal(format!(
+                    "unexpected: {:?}",
+                    other.map(|r| r.status)
+                ))),
+            },
+            other => Err(unknown("unknown_matter", other)),
+        }
     }
 
     fn status(matter: String, _reference: String) -> Result<StatusReport, AdapterError> {
@@ -160,7 +239,7 @@ impl sdk::Adapter for Hostile {
             "hostile.echo-error" => {
                 Err(AdapterError::Protocol(format!("部门答复: 无此人 {query}")))
             }
-            other => Err(unknown("unknown_lookup", other)),
+            other => misbehave(other, &query),
         }
     }
 
@@ -170,6 +249,113 @@ impl sdk::Adapter for Hostile {
             "no_callbacks",
             "hostile department does not call back",
         )]))
+    }
+}
+
+/// The lookups added for the hostile-adapter issue: leaks, forged log lines, limits.
+fn misbehave(name: &str, query: &str) -> Result<String, AdapterError> {
+    let q: Value = serde_json::from_str(query).unwrap_or(Value::Null);
+    let person = format!(
+        "{} {} {}",
+        text(&q, "id_number"),
+        text(&q, "phone"),
+        text(&q, "name")
+    );
+    match name {
+        "hostile.reject-pii" if q["invalid"] == json!(true) => {
+            Err(AdapterError::InvalidInput(vec![FieldError::new(
+                format!("applicant.{person}"),
+                format!("bad-{person}"),
+                "not accepted",
+            )]))
+        }
+        "hostile.reject-pii" => Err(AdapterError::Rejected(sdk::Rejection {
+            code: format!("拒绝 {person}"),
+            message: "refused".into(),
+        })),
+        "hostile.secret" => {
+            let secret = sdk::config::get(text(&q, "key")).unwrap_or_default();
+            sdk::log::warn(&format!("the secret is {secret}"));
+            match text(&q, "as") {
+                "result" => Ok(json!({ "echo": secret }).to_string()),
+                "rejected" => Err(AdapterError::Rejected(sdk::Rejection {
+                    code: format!("E-{secret}"),
+                    message: format!("refused with {secret}"),
+                })),
+                "invalid" => Err(AdapterError::InvalidInput(vec![FieldError::new(
+                    format!("field.{secret}"),
+                    "bad",
+                    format!("bad {secret}"),
+                )])),
+                _ => Err(AdapterError::Protocol(format!("answer held {secret}"))),
+            }
+        }
+        "hostile.log-forge" => {
+            for line in q["lines"].as_array().into_iter().flatten() {
+                sdk::log::info(line.as_str().unwrap_or_default());
+            }
+            Ok("{}".into())
+        }
+        "hostile.panic" => panic!("{}", text(&q, "message")),
+        "hostile.chatty" => {
+            let calls = q["calls"].as_u64().unwrap_or(1);
+            let ms = q["ms"].as_u64().unwrap_or(10);
+            let mut answered = 0;
+            for _ in 0..calls {
+                if Request::get(format!("/delay/{ms}")).send().is_ok() {
+                    answered += 1;
+                }
+            }
+            Ok(json!({ "calls": calls, "answered": answered }).to_string())
+        }
+        "hostile.sleep" => {
+            sleep_ms(q["ms"].as_u64().unwrap_or(0));
+            if text(&q, "claim") == "timeout" {
+                return Err(AdapterError::Timeout(
+                    "the department did not answer".into(),
+                ));
+            }
+            Ok(json!({ "slept": true }).to_string())
+        }
+        "hostile.big" => {
+            let bytes = q["bytes"].as_u64().unwrap_or(0) as usize;
+            let mut answer = String::with_capacity(bytes + 16);
+            answer.push_str("{\"data\":\"");
+            answer.extend(std::iter::repeat_n('x', bytes));
+            answer.push_str("\"}");
+            Ok(black_box(answer))
+        }
+        "hostile.methods" => {
+            let attempts: Vec<Value> = ["CONNECT", "TRACE", "get"]
+                .iter()
+                .map(|m| {
+                    let result = Request::new(m, "/x").send().map(|r| r.status);
+                    outcome(m, &result)
+                })
+                .collect();
+            Ok(json!({ "attempts": attempts }).to_string())
+        }
+        // Holds its instance for `ms` of sleep: fills a department's bound on instances.
+        "hostile.busy" => {
+            sleep_ms(q["ms"].as_u64().unwrap_or(1000));
+            Ok("{}".into())
+        }
+        // Grows to `mib` MiB of touched memory and holds it for `ms`: fills the memory budget.
+        "hostile.bomb" => {
+            let chunks = q["mib"].as_u64().unwrap_or(8) as usize;
+            let mut kept: Vec<Vec<u8>> = Vec::with_capacity(chunks);
+            for _ in 0..chunks {
+                let mut chunk = vec![0u8; 1 << 20];
+                for i in (0..chunk.len()).step_by(4096) {
+                    chunk[i] = 1;
+                }
+                kept.push(black_box(chunk));
+            }
+            sleep_ms(q["ms"].as_u64().unwrap_or(0));
+            black_box(&kept);
+            Ok("{}".into())
+        }
+        other => Err(unknown("unknown_lookup", other)),
     }
 }
 
@@ -199,11 +385,12 @@ mod tests {
     }
 
     #[test]
-    fn describe_lists_every_lookup_and_no_matter() {
+    fn describe_lists_every_lookup_and_matter() {
         use sdk::Adapter;
         let d = Hostile::describe();
         assert_eq!(d.department, "hostile");
-        assert!(d.matters.is_empty());
+        let matters: Vec<&str> = d.matters.iter().map(|m| m.code.as_str()).collect();
+        assert_eq!(matters, MATTERS);
         let names: Vec<&str> = d.lookups.iter().map(|l| l.name.as_str()).collect();
         assert_eq!(names, LOOKUPS);
         assert!(

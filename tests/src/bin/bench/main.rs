@@ -1374,7 +1374,7 @@ adapter = "hostile_adapter.wasm"
         "hostile",
         gateway_plugins::connection::Connection::new(&config, dept_config)?,
         dept_config.settings.clone(),
-        Limits::default().max_instances,
+        &Limits::default(),
     ));
     let bytes = std::fs::read(adapters.join("hostile_adapter.wasm"))?;
     let engine = PluginEngine::new(64, None)?;

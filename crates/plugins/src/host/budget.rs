@@ -1,0 +1,231 @@
+//! The node's memory budget for adapter instances, and the limiter each instance grows under.
+//!
+//! Every instance's linear memory is counted as it grows (instantiation included) against one
+//! budget for the whole node, and given back when the instance is dropped: the budget bounds
+//! what instances hold at once, whatever they do. A call is admitted only while the budget has
+//! room for what its adapter needed at instantiation last time; otherwise it waits (up to
+//! [`ADMISSION_WAIT`]) for memory to come back, then is refused as busy. Once running, an
+//! instance may not grow into the last eighth of the budget, which is kept for instantiating
+//! new calls: a memory bomb fails its own call, and the next ordinary call still starts.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+use wasmtime::{ResourceLimiter, StoreLimits};
+
+/// Longest a call waits at admission for the budget before it is refused.
+pub(crate) const ADMISSION_WAIT: Duration = Duration::from_secs(1);
+
+/// Linear memory all adapter instances of a node may hold together.
+#[derive(Debug)]
+pub(crate) struct MemoryBudget {
+    limit: u64,
+    used: AtomicU64,
+    released: tokio::sync::Notify,
+}
+
+impl MemoryBudget {
+    pub(crate) fn new(limit_mib: u32) -> Arc<Self> {
+        let budget = MemoryBudget {
+            limit: u64::from(limit_mib) << 20,
+            used: AtomicU64::new(0),
+            released: tokio::sync::Notify::new(),
+        };
+        metrics::gauge!("gateway_adapter_memory_budget_bytes").set(budget.limit as f64);
+        Arc::new(budget)
+    }
+
+    /// The budget in MiB.
+    pub(crate) fn limit_mib(&self) -> u32 {
+        (self.limit >> 20) as u32
+    }
+
+    /// Bytes held by live instances now.
+    pub(crate) fn used(&self) -> u64 {
+        self.used.load(Ordering::Relaxed)
+    }
+
+    /// Take `bytes` if the total stays within `ceiling`.
+    fn take(&self, bytes: u64, ceiling: u64) -> bool {
+        let taken = self
+            .used
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |used| {
+                (used + bytes <= ceiling).then_some(used + bytes)
+            });
+        if let Ok(before) = taken {
+            metrics::gauge!("gateway_adapter_memory_bytes").set((before + bytes) as f64);
+        }
+        taken.is_ok()
+    }
+
+    fn give_back(&self, bytes: u64) {
+        if bytes == 0 {
+            return;
+        }
+        let before = self.used.fetch_sub(bytes, Ordering::AcqRel);
+        metrics::gauge!("gateway_adapter_memory_bytes").set((before - bytes) as f64);
+        self.released.notify_waiters();
+    }
+
+    /// What a running instance may grow to: all but the eighth kept for instantiation.
+    fn running_ceiling(&self) -> u64 {
+        self.limit - self.limit / 8
+    }
+
+    /// Wait until `expected` bytes fit in the budget, at most `wait`; whether they do.
+    pub(crate) async fn admit(&self, expected: u64, wait: Duration) -> bool {
+        let deadline = tokio::time::Instant::now() + wait;
+        loop {
+            let released = self.released.notified();
+            tokio::pin!(released);
+            // Registered before looking, so memory given back in between is not missed.
+            released.as_mut().enable();
+            if self.used() + expected <= self.limit {
+                return true;
+            }
+            if tokio::time::timeout_at(deadline, released).await.is_err() {
+                return self.used() + expected <= self.limit;
+            }
+        }
+    }
+}
+
+/// The resource limiter of one store: the instance's own limits, then the node's budget.
+pub(crate) struct Limiter {
+    own: StoreLimits,
+    budget: Arc<MemoryBudget>,
+    /// Bytes this store holds of the budget.
+    pub(crate) held: u64,
+    /// Instantiation is over: growth may no longer use the reserve.
+    pub(crate) running: bool,
+    /// A growth was refused because the budget was spent (rather than the instance's limit).
+    pub(crate) denied_by_budget: bool,
+}
+
+impl Limiter {
+    pub(crate) fn new(own: StoreLimits, budget: Arc<MemoryBudget>) -> Self {
+        Limiter {
+            own,
+            budget,
+            held: 0,
+            running: false,
+            denied_by_budget: false,
+        }
+    }
+}
+
+impl ResourceLimiter for Limiter {
+    fn memory_growing(
+        &mut self,
+        current: usize,
+        desired: usize,
+        maximum: Option<usize>,
+    ) -> wasmtime::Result<bool> {
+        if !self.own.memory_growing(current, desired, maximum)? {
+            return Ok(false);
+        }
+        let bytes = desired.saturating_sub(current) as u64;
+        let ceiling = if self.running {
+            self.budget.running_ceiling()
+        } else {
+            self.budget.limit
+        };
+        if self.budget.take(bytes, ceiling) {
+            self.held += bytes;
+            Ok(true)
+        } else {
+            self.denied_by_budget = true;
+            Err(wasmtime::Error::msg(format!(
+                "the node's memory budget for adapter instances ({} MiB) is spent",
+                self.budget.limit_mib()
+            )))
+        }
+    }
+
+    fn table_growing(
+        &mut self,
+        current: usize,
+        desired: usize,
+        maximum: Option<usize>,
+    ) -> wasmtime::Result<bool> {
+        self.own.table_growing(current, desired, maximum)
+    }
+
+    fn memory_grow_failed(&mut self, error: wasmtime::Error) -> wasmtime::Result<()> {
+        self.own.memory_grow_failed(error)
+    }
+
+    fn table_grow_failed(&mut self, error: wasmtime::Error) -> wasmtime::Result<()> {
+        self.own.table_grow_failed(error)
+    }
+
+    fn instances(&self) -> usize {
+        self.own.instances()
+    }
+
+    fn tables(&self) -> usize {
+        self.own.tables()
+    }
+
+    fn memories(&self) -> usize {
+        self.own.memories()
+    }
+}
+
+impl Drop for Limiter {
+    fn drop(&mut self) {
+        self.budget.give_back(self.held);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use wasmtime::StoreLimitsBuilder;
+
+    fn limiter(budget: &Arc<MemoryBudget>, own_mib: usize) -> Limiter {
+        Limiter::new(
+            StoreLimitsBuilder::new()
+                .memory_size(own_mib << 20)
+                .trap_on_grow_failure(true)
+                .build(),
+            budget.clone(),
+        )
+    }
+
+    #[tokio::test]
+    async fn instances_grow_within_the_budget_and_give_it_back() {
+        let budget = MemoryBudget::new(16);
+        let mut a = limiter(&budget, 64);
+        assert!(a.memory_growing(0, 2 << 20, None).unwrap());
+        a.running = true;
+        // Running, it may not take the last eighth (2 MiB of 16).
+        assert!(a.memory_growing(2 << 20, 14 << 20, None).unwrap());
+        assert!(a.memory_growing(14 << 20, 15 << 20, None).is_err());
+        assert!(a.denied_by_budget);
+        // A new instance still starts in the reserve.
+        let mut b = limiter(&budget, 64);
+        assert!(b.memory_growing(0, 1 << 20, None).unwrap());
+        assert_eq!(budget.used(), 15 << 20);
+        // Nothing more fits: admission waits, then says no.
+        assert!(!budget.admit(2 << 20, Duration::from_millis(20)).await);
+        let waiting = {
+            let budget = budget.clone();
+            tokio::spawn(async move { budget.admit(2 << 20, Duration::from_secs(5)).await })
+        };
+        tokio::task::yield_now().await;
+        drop(a);
+        assert!(waiting.await.unwrap(), "admitted once memory came back");
+        drop(b);
+        assert_eq!(budget.used(), 0);
+    }
+
+    #[test]
+    fn the_instance_limit_is_judged_first() {
+        let budget = MemoryBudget::new(1024);
+        let mut a = limiter(&budget, 1);
+        assert!(a.memory_growing(0, 2 << 20, None).is_err());
+        assert!(!a.denied_by_budget);
+        assert_eq!(budget.used(), 0);
+    }
+}
