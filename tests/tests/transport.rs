@@ -234,3 +234,145 @@ async fn certificate_expiry_dates_are_in_readiness_and_metrics() {
     );
     assert!(value("server.tls.client_ca", "CN=Expired Portal CA") < now.unix_timestamp() as f64);
 }
+
+/// The gateway process started with `config` (found by its command line).
+fn pid_of(config: &Path) -> u32 {
+    let needle = config.to_str().unwrap();
+    std::fs::read_dir("/proc")
+        .unwrap()
+        .filter_map(|e| e.ok()?.file_name().to_str()?.parse::<u32>().ok())
+        .find(|pid| {
+            std::fs::read(format!("/proc/{pid}/cmdline"))
+                .is_ok_and(|c| String::from_utf8_lossy(&c).contains(needle))
+        })
+        .expect("the gateway process")
+}
+
+/// Open file descriptors and resident memory (KiB) of a process.
+fn usage(pid: u32) -> (usize, u64) {
+    let fds = std::fs::read_dir(format!("/proc/{pid}/fd"))
+        .unwrap()
+        .count();
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    let rss = status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        .unwrap();
+    (fds, rss)
+}
+
+/// Thousands of clients that connect to the TLS listener, send the start of a 16 KiB
+/// ClientHello record and stall: the gateway holds at most `max_handshakes` (default 256) of
+/// them, so its descriptors and memory stay bounded, and real clients arriving meanwhile, each
+/// with a handshake of its own, are all served.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn stalled_tls_handshakes_do_not_exhaust_descriptors_or_memory_and_real_clients_are_served() {
+    use tokio::io::AsyncWriteExt;
+    const STALLED: usize = 3_000;
+    const LIMIT: usize = 256;
+    let pki = tempfile::tempdir().unwrap();
+    let dir = pki.path();
+    let year = OffsetDateTime::now_utc() + Duration::days(365);
+    let authority = ca("Test Portal CA", year);
+    std::fs::write(dir.join("ca.pem"), authority.pem()).unwrap();
+    issue(
+        dir,
+        "gateway",
+        &authority,
+        ExtendedKeyUsagePurpose::ServerAuth,
+        year,
+    );
+    let departments = integration_tests::departments_in(dir).await;
+    let setup = Setup {
+        config_extra: server_tls(dir, "gateway", None),
+        ..Setup::default()
+    };
+    let store = format!("sqlite://{}", dir.join("gateway.db").display());
+    let config = integration_tests::write_config(dir, &departments, &setup, &store).unwrap();
+    let gateway = integration_tests::GatewayProcess::spawn(&config)
+        .await
+        .unwrap();
+    let pid = pid_of(&config);
+    let addr = gateway.url.strip_prefix("https://").unwrap().to_string();
+    let catalogue = format!("{}/api/v1/catalogue", gateway.url);
+    // One real request first, so what it allocates once is in the baseline.
+    assert_eq!(
+        portal(dir, None)
+            .get(&catalogue)
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        200
+    );
+    let (fds_before, rss_before) = usage(pid);
+
+    // The flood: a record header announcing 16 KiB of handshake, 8 KiB of it, then nothing.
+    // About a thousand connections a second, for three seconds.
+    let mut hello = vec![0x16, 0x03, 0x01, 0x40, 0x00, 0x01, 0x00, 0x3f, 0xfc];
+    hello.resize(8 * 1024, 0);
+    let flood = tokio::spawn(async move {
+        let mut stalled = Vec::with_capacity(STALLED);
+        for burst in 0..STALLED / 50 {
+            for _ in 0..50 {
+                let mut stream = tokio::net::TcpStream::connect(&addr).await.unwrap();
+                // Displaced handshakes are closed by the gateway: a write may find it gone.
+                let _ = stream.write_all(&hello).await;
+                stalled.push(stream);
+            }
+            if burst % 2 == 1 {
+                tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+            }
+        }
+        stalled
+    });
+    // Meanwhile real clients, each with a fresh connection and handshake.
+    let mut latencies = Vec::new();
+    let mut failures = Vec::new();
+    while !flood.is_finished() {
+        let started = std::time::Instant::now();
+        match portal(dir, None).get(&catalogue).send().await {
+            Ok(answer) if answer.status() == 200 => latencies.push(started.elapsed()),
+            other => failures.push(format!("{other:?}")),
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    let stalled = flood.await.unwrap();
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    let (fds_during, rss_during) = usage(pid);
+    latencies.sort();
+    eprintln!(
+        "{} stalled handshakes: gateway descriptors {fds_before} -> {fds_during}, resident \
+         memory {rss_before} KiB -> {rss_during} KiB; {} real clients served (slowest {:?}, \
+         median {:?}), {} failed",
+        stalled.len(),
+        latencies.len(),
+        latencies.last(),
+        latencies.get(latencies.len() / 2),
+        failures.len(),
+    );
+    assert!(
+        failures.is_empty(),
+        "every real client was served: {failures:#?}"
+    );
+    assert!(latencies.len() >= 10, "real clients came during the flood");
+    assert!(
+        latencies.last().unwrap() < &std::time::Duration::from_secs(2),
+        "real clients were served promptly: {latencies:?}"
+    );
+    assert!(
+        fds_during <= fds_before + LIMIT + 16,
+        "{} stalled handshakes held {} descriptors (limit {LIMIT})",
+        stalled.len(),
+        fds_during - fds_before
+    );
+    assert!(
+        rss_during < rss_before + 32 * 1024,
+        "{} stalled handshakes took {} KiB",
+        stalled.len(),
+        rss_during - rss_before
+    );
+    drop(stalled);
+    gateway.kill().await;
+}

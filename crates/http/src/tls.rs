@@ -12,9 +12,18 @@ fn provider() -> Arc<rustls::crypto::CryptoProvider> {
     Arc::new(rustls::crypto::ring::default_provider())
 }
 
+/// What a TLS listener runs with.
+#[derive(Debug)]
+pub struct ServerTls {
+    /// Certificate, key, client verification, protocols.
+    pub config: rustls::ServerConfig,
+    /// Handshakes in progress at once (see [`crate::listener`]).
+    pub max_handshakes: usize,
+}
+
 /// The server TLS configuration of a listener: its certificate chain and key, and, with a
 /// `client_ca`, client certificates required and verified against it.
-pub fn server_config(config: &Config, tls: &ListenerTls) -> anyhow::Result<rustls::ServerConfig> {
+pub fn server_config(config: &Config, tls: &ListenerTls) -> anyhow::Result<ServerTls> {
     let builder = rustls::ServerConfig::builder_with_provider(provider())
         .with_safe_default_protocol_versions()?;
     let builder = match &tls.client_ca {
@@ -39,5 +48,8 @@ pub fn server_config(config: &Config, tls: &ListenerTls) -> anyhow::Result<rustl
         )
         .context("the certificate and key do not belong together")?;
     server.alpn_protocols = vec![b"http/1.1".to_vec()];
-    Ok(server)
+    Ok(ServerTls {
+        config: server,
+        max_handshakes: tls.max_handshakes as usize,
+    })
 }

@@ -64,6 +64,16 @@ pub struct ListenerTls {
     /// PEM CA certificates: when given, every client must present a certificate they issued
     /// (mutual TLS, for portals on a government network that identify their servers this way).
     pub client_ca: Option<PathBuf>,
+    /// TLS handshakes in progress at once on this listener. When they are all taken, a new
+    /// connection displaces the one that has waited longest (a client that connects and stalls),
+    /// so stalled handshakes hold at most this many file descriptors and buffers while real
+    /// clients, which finish in milliseconds, are served. Default 256.
+    #[serde(default = "default_max_handshakes")]
+    pub max_handshakes: u32,
+}
+
+fn default_max_handshakes() -> u32 {
+    256
 }
 
 fn default_certificate_warning_days() -> u32 {
@@ -185,6 +195,13 @@ impl super::Config {
         ];
         for (key, tls) in listeners {
             if let Some(tls) = tls {
+                if tls.max_handshakes == 0 {
+                    return Err(ConfigError::new(
+                        file,
+                        format!("{key}.max_handshakes"),
+                        "must be above 0",
+                    ));
+                }
                 // Readable PEM of the right kind; whether the key fits the certificate shows
                 // when the listener is built.
                 let pem = |e: crate::pem::PemError| ConfigError::new(file, key, e.to_string());
