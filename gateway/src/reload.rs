@@ -84,10 +84,7 @@ impl Reloader {
                 "applied"
             }
             Err(ReloadError::Refused(problems)) => {
-                let problems: Vec<String> = problems
-                    .iter()
-                    .map(|p| format!("{}: {}: {}", p.file.display(), p.key, p.reason))
-                    .collect();
+                let problems: Vec<String> = problems.iter().map(ToString::to_string).collect();
                 tracing::warn!(%operator, %file, ?problems, "config reload refused; the running config keeps serving");
                 "refused"
             }
@@ -119,6 +116,7 @@ impl Reloader {
                 }
                 Err(e) => problems.push(ConfigError {
                     file: file.clone(),
+                    position: None,
                     key: format!(
                         "departments.{id}.{}",
                         if department.tls.is_some() {
@@ -137,6 +135,7 @@ impl Reloader {
             if problems.is_empty() {
                 problems.push(ConfigError {
                     file: file.clone(),
+                    position: None,
                     key: "server.tls".into(),
                     reason: format!("a certificate cannot be read: {e:#}"),
                 });
@@ -151,6 +150,7 @@ impl Reloader {
             Err(found) => {
                 problems.extend(found.into_iter().map(|(key, reason)| ConfigError {
                     file: file.clone(),
+                    position: None,
                     key,
                     reason,
                 }));
@@ -165,6 +165,7 @@ impl Reloader {
                     let (key, reason) = text.split_once(": ").unwrap_or(("", &text));
                     problems.push(ConfigError {
                         file: catalogue_file,
+                        position: None,
                         key: key.to_string(),
                         reason: reason.to_string(),
                     });
@@ -179,6 +180,7 @@ impl Reloader {
             Err(why) => {
                 problems.push(ConfigError {
                     file: file.clone(),
+                    position: None,
                     key: "auth".into(),
                     reason: why,
                 });
@@ -187,10 +189,10 @@ impl Reloader {
         };
         let (Some(plan), Some(catalogue), Some(authenticator)) = (plan, catalogue, authenticator)
         else {
-            return Err(ReloadError::Refused(problems));
+            return Err(ReloadError::Refused(located(problems)));
         };
         if !problems.is_empty() {
-            return Err(ReloadError::Refused(problems));
+            return Err(ReloadError::Refused(located(problems)));
         }
         let changes = changes(&current, &config, &plan);
         adapters
@@ -250,6 +252,7 @@ impl Reloader {
             if n > 0 {
                 problems.push(ConfigError {
                     file: new.source.clone(),
+                    position: None,
                     key: format!("departments.{id}"),
                     reason: format!(
                         "removed while {n} open step(s) of stored cases go to it; remove it once they are finished"
@@ -267,6 +270,7 @@ impl Reloader {
                 };
                 problems.push(ConfigError {
                     file: new.resolve(&new.catalogue),
+                    position: None,
                     key: format!("{table}.\"{code}\""),
                     reason: format!(
                         "removed while {n} open step(s) of its cases are stored; remove it once they are finished"
@@ -504,4 +508,9 @@ impl gateway_http::admin::reload::Reload for Reloader {
     fn file(&self) -> PathBuf {
         self.path().to_path_buf()
     }
+}
+
+/// Each problem at the position of its key in its file (the config or the catalogue).
+fn located(problems: Vec<ConfigError>) -> Vec<ConfigError> {
+    problems.into_iter().map(ConfigError::locate).collect()
 }

@@ -1,4 +1,5 @@
-//! Bad configs are refused at start-up with the file, the key and the reason.
+//! Bad configs are refused at start-up with the file, the line and column, the key and the
+//! reason (`file:line:column: key: reason`).
 //!
 //! Each `tests/ui/<case>.toml` has the exact error it must produce in `<case>.err` (paths shown
 //! relative to `tests/ui`). Run with `BLESS=1` to write the `.err` files after a deliberate change.
