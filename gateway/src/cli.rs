@@ -1,6 +1,7 @@
 //! `gateway plugin …`: the operators' command line for adapter versions, a thin client of the
 //! admin API (plus signing, which stays on the operator's machine); `gateway config reload`:
-//! the same for reloading a running gateway's config.
+//! the same for reloading a running gateway's config; `gateway calendar check`: the holiday
+//! calendar a config names, read on the operator's machine.
 
 use anyhow::{Context, bail};
 use clap::{Args, Subcommand};
@@ -467,4 +468,104 @@ pub async fn audit_verify(
     let report = verify(store.pool(), &keys).await?;
     println!("{report}");
     Ok(report.ok())
+}
+
+/// `gateway calendar …`: the holiday calendar a config names, without a running gateway.
+#[derive(Subcommand, Debug)]
+pub enum CalendarCommand {
+    /// Print the years the holiday calendar covers, the working days of each month, and every
+    /// problem: a year missing (this year; next year from 1 November; a gap), a workday that is
+    /// not a Saturday or Sunday, a date both a holiday and a workday, a date outside its year.
+    /// Exits non-zero when there is one.
+    Check {
+        /// Config file (only its `[deadlines] calendar` is read).
+        #[arg(long, default_value = "config/gateway.toml")]
+        config: PathBuf,
+        /// Judge which years are due as on this date (YYYY-MM-DD; default: today, Beijing time).
+        #[arg(long, value_parser = parse_date)]
+        today: Option<gateway_base::calendar::Date>,
+    },
+}
+
+fn parse_date(text: &str) -> Result<gateway_base::calendar::Date, String> {
+    gateway_base::calendar::parse_date(text).ok_or_else(|| format!("not a date like 2026-11-01"))
+}
+
+/// `gateway calendar check`: the report, and whether the calendar has no problem.
+pub fn calendar_check(
+    config: &std::path::Path,
+    today: Option<gateway_base::calendar::Date>,
+) -> anyhow::Result<(String, bool)> {
+    use gateway_base::calendar::Calendar;
+    use std::fmt::Write;
+    let today =
+        today.unwrap_or_else(|| gateway_base::time::beijing_date(gateway_base::time::now_ms()));
+    let Some(path) = gateway_base::config::deadlines::calendar_of(config)? else {
+        return Ok((
+            format!(
+                "{} names no holiday calendar ([deadlines] calendar): every year counts Monday–Friday only\n",
+                config.display()
+            ),
+            true,
+        ));
+    };
+    let text = std::fs::read_to_string(&path).with_context(|| {
+        format!(
+            "reading the calendar {} (named by {})",
+            path.display(),
+            config.display()
+        )
+    })?;
+    let (calendar, mut problems) = Calendar::check(&path, &text);
+    let outlook = calendar.outlook(today);
+    let mut out = String::new();
+    let years: Vec<String> = calendar.years().map(|y| y.to_string()).collect();
+    writeln!(
+        out,
+        "calendar: {} (named by {})",
+        path.display(),
+        config.display()
+    )?;
+    writeln!(
+        out,
+        "years covered: {}",
+        if years.is_empty() {
+            "none".to_string()
+        } else {
+            years.join(", ")
+        }
+    )?;
+    if !years.is_empty() {
+        writeln!(out, "working days per month:")?;
+        let months = [
+            "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
+        ];
+        let header: String = months.iter().map(|m| format!("{m:>5}")).collect();
+        writeln!(out, "{:6}{header}  {:>5}", "", "year")?;
+        for year in calendar.years() {
+            let months = calendar.working_days_per_month(year);
+            let cells: String = months.iter().map(|d| format!("{d:>5}")).collect();
+            writeln!(out, "  {year}{cells}  {:>5}", months.iter().sum::<i64>())?;
+        }
+    }
+    let mut missing = Vec::new();
+    if let Some(warning) = outlook.warning() {
+        missing.push(warning);
+    }
+    let count = problems.len() + missing.len();
+    if count == 0 {
+        writeln!(
+            out,
+            "no problem (judged on {today}; next year's table is due from 1 November)"
+        )?;
+    } else {
+        writeln!(out, "{count} problem(s) (judged on {today}):")?;
+        for problem in problems.drain(..) {
+            writeln!(out, "  {problem}")?;
+        }
+        for warning in missing {
+            writeln!(out, "  {}: {warning}", path.display())?;
+        }
+    }
+    Ok((out, count == 0))
 }

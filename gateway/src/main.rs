@@ -1,6 +1,6 @@
 //! The gateway binary: `gateway serve` runs it, `gateway check` validates a config,
 //! `gateway plugin …` manages adapter versions on a running gateway, `gateway config reload`
-//! reloads its config.
+//! reloads its config, `gateway calendar check` reads the holiday calendar a config names.
 
 use clap::{Parser, Subcommand};
 use std::path::PathBuf;
@@ -40,6 +40,9 @@ enum Command {
     /// The audit log of department exchanges.
     #[command(subcommand)]
     Audit(AuditCommand),
+    /// The holiday calendar (working days for the promised time limits).
+    #[command(subcommand)]
+    Calendar(gateway::cli::CalendarCommand),
     /// Check a config file without starting anything.
     Check {
         /// Config file.
@@ -87,6 +90,13 @@ async fn main() -> anyhow::Result<()> {
             gateway::logging::init(gateway_base::config::LogFormat::Text, &Default::default())?;
             gateway_base::config::Config::load(&config)?;
             println!("{}: ok", config.display());
+        }
+        Command::Calendar(gateway::cli::CalendarCommand::Check { config, today }) => {
+            let (report, ok) = gateway::cli::calendar_check(&config, today)?;
+            print!("{report}");
+            if !ok {
+                std::process::exit(1);
+            }
         }
         Command::Audit(AuditCommand::Verify { config, public_key }) => {
             if !gateway::cli::audit_verify(&config, &public_key).await? {

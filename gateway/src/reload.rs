@@ -11,9 +11,15 @@
 //!
 //! What is applied: departments (added with their component files, removed, or changed: base
 //! URL, timeouts, TLS files, settings and secrets, delivery pacing, poll interval), matters and
-//! services, portal clients and JWT settings, operators. What is not (listen addresses, the
-//! store, the audit log, engine and adapter limits, …) is reported as needing a restart and
-//! left as it runs.
+//! services, portal clients and JWT settings, operators, and `[deadlines]` (the holiday calendar
+//! file, read and checked whole with the config, and the yellow rule). What is not (listen
+//! addresses, the store, the audit log, engine and adapter limits, …) is reported as needing a
+//! restart and left as it runs.
+//!
+//! Deadlines are computed on every read from the case's receipt, its matter's limit and the
+//! calendar in force, so a new calendar moves the deadlines, lights and remaining working days
+//! of open steps from the next read; each open step whose deadline moved gets a
+//! `deadline_moved` event on its case's timeline (see `gateway_cases::deadlines::record_moves`).
 //!
 //! Cases already stored are never dropped by a reload: a department, matter or service that
 //! open steps still use cannot be removed (the reload is refused, naming how many), so every
@@ -29,6 +35,7 @@ use gateway_base::config::reload::{NeedsRestart, ReloadError, Reloaded};
 use gateway_base::config::{Config, ConfigError};
 use gateway_cases::Orchestrator;
 use gateway_cases::catalogue::Catalogue;
+use gateway_cases::deadlines::Deadlines;
 use gateway_http::auth::{Authenticator, Credentials};
 use gateway_plugins::adapters::AdapterPlan;
 use gateway_plugins::connection::Connection;
@@ -194,7 +201,7 @@ impl Reloader {
         if !problems.is_empty() {
             return Err(ReloadError::Refused(located(problems)));
         }
-        let changes = changes(&current, &config, &plan);
+        let mut changes = changes(&current, &config, &plan);
         adapters
             .commit(plan, &format!("config:{operator}"))
             .await
@@ -205,7 +212,12 @@ impl Reloader {
             .iter()
             .map(|(id, d)| (id.clone(), d.poll_interval_ms as i64))
             .collect();
-        self.orchestrator.reconfigure(Arc::new(catalogue), polls);
+        let before = (self.orchestrator.catalogue(), self.orchestrator.deadlines());
+        self.orchestrator.reconfigure(
+            Arc::new(catalogue),
+            Arc::new(Deadlines::from_config(&config.deadlines)),
+            polls,
+        );
         let authenticator = authenticator.keep_rates_of(&self.credentials.load());
         self.credentials.store(Arc::new(authenticator));
         self.readiness.reconfigure(probes, certificates);
@@ -214,6 +226,26 @@ impl Reloader {
         tokio::spawn(async move { readiness.probe_all().await });
         let needs_restart = needs_restart(&self.started, &config);
         *current = config;
+        // The new calendar serves already; what the timelines say of it follows.
+        match gateway_cases::deadlines::record_moves(&self.orchestrator, &before.0, &before.1)
+            .await
+        {
+            Ok(moved) if !moved.is_empty() => {
+                let cases: BTreeSet<&str> = moved.iter().map(|m| m.case_id.as_str()).collect();
+                changes.push(format!(
+                    "deadlines moved: {} open step(s) of {} case(s), recorded on their timelines",
+                    moved.len(),
+                    cases.len()
+                ));
+            }
+            Ok(_) => {}
+            Err(e) => {
+                tracing::error!(error = %e, "the new calendar serves, but the moved deadlines could not be recorded on the timelines");
+                changes.push(format!(
+                    "deadlines may have moved; recording it on the timelines failed: {e}"
+                ));
+            }
+        }
         Ok(Reloaded {
             changes,
             needs_restart,
@@ -339,11 +371,48 @@ fn changes(old: &Config, new: &Config, plan: &AdapterPlan) -> Vec<String> {
     if format!("{:?}", old.auth.jwt) != format!("{:?}", new.auth.jwt) {
         lines.push("auth.jwt changed".into());
     }
+    lines.extend(calendar_changes(&old.deadlines, &new.deadlines));
     let deployed = plan.deployed();
     if !deployed.is_empty() {
         lines.push(format!(
             "adapters activated from the config: {}",
             deployed.join(", ")
+        ));
+    }
+    lines
+}
+
+/// What changed in `[deadlines]`: the calendar file, its years, the yellow rule.
+fn calendar_changes(
+    old: &gateway_base::config::DeadlinesConfig,
+    new: &gateway_base::config::DeadlinesConfig,
+) -> Vec<String> {
+    let mut lines = Vec::new();
+    if old.calendar != new.calendar {
+        lines.push(format!(
+            "deadlines.calendar changed: {}",
+            new.calendar.as_ref().map_or_else(
+                || "none (Monday–Friday only)".to_string(),
+                |c| c.display().to_string()
+            )
+        ));
+    }
+    let (added, removed, changed) = new.days.differences(&old.days);
+    let years = |list: Vec<i32>| {
+        list.iter()
+            .map(i32::to_string)
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
+    for (verb, list) in [("added", added), ("removed", removed), ("changed", changed)] {
+        if !list.is_empty() {
+            lines.push(format!("calendar years {verb}: {}", years(list)));
+        }
+    }
+    if old.yellow_remaining_working_days != new.yellow_remaining_working_days {
+        lines.push(format!(
+            "deadlines.yellow_remaining_working_days changed: {} -> {}",
+            old.yellow_remaining_working_days, new.yellow_remaining_working_days
         ));
     }
     lines
@@ -470,12 +539,6 @@ pub fn needs_restart(started: &Config, new: &Config) -> Vec<NeedsRestart> {
             );
         }
     }
-    check(
-        "deadlines".into(),
-        &started.deadlines,
-        &new.deadlines,
-        "the holiday calendar is read at start-up",
-    );
     check(
         "log".into(),
         &started.log,

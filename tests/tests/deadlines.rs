@@ -2,11 +2,17 @@
 //! deadline in working days on the real holiday calendar, and the supervision endpoint lists
 //! them by department and light. Time is moved with the endpoint's `at` parameter, not by
 //! sleeping; the departments take an hour to decide, so every step stays open meanwhile.
+//!
+//! The calendar is reloaded on a running gateway: a reload that adds a year moves the deadline
+//! and the light of an open step, and its timeline records the move; a broken calendar refuses
+//! the reload whole. The calendars written here are fixtures (a holiday put where the test needs
+//! one), not the State Council's arrangement of any year.
 
 use gateway_base::calendar::Calendar;
 use gateway_base::time::{beijing_date, end_of_day_ms, rfc3339};
 use integration_tests::{Env, Setup, workspace_root};
 use serde_json::{Value, json};
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 const HOUR: i64 = 3_600_000;
@@ -281,4 +287,221 @@ async fn bad_supervision_queries_get_the_one_error_format() {
         (404, &json!("not_found")),
         "{body}"
     );
+}
+
+/// A gateway (admin listener on) counting working days on the calendar file `calendar`.
+async fn env_on(calendar: &Path, extra: &str) -> Env {
+    Env::start_with(calendar_setup(calendar, extra))
+        .await
+        .unwrap()
+}
+
+fn calendar_setup(calendar: &Path, extra: &str) -> Setup {
+    Setup {
+        admin: true,
+        ticket_delay: Some(Duration::from_secs(3600)),
+        config_extra: format!(
+            "[deadlines]\ncalendar = \"{}\"\n{extra}",
+            calendar.display()
+        ),
+        ..Setup::default()
+    }
+}
+
+/// A calendar file in its own folder, with no year yet: every day counts Monday–Friday.
+fn empty_calendar() -> (tempfile::TempDir, PathBuf) {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("holidays.toml");
+    std::fs::write(&path, "# no year yet\n").unwrap();
+    (dir, path)
+}
+
+async fn reload(env: &Env) -> (u16, Value) {
+    let response = integration_tests::admin_client()
+        .post(format!("{}/admin/v1/config/reload", env.admin_url()))
+        .send()
+        .await
+        .expect("the admin API answers");
+    let status = response.status().as_u16();
+    (status, response.json().await.unwrap_or(Value::Null))
+}
+
+/// The licence step's deadline in the case view, Unix milliseconds.
+async fn licence_deadline(env: &Env, case_id: &str) -> i64 {
+    let (_, view) = env.get(&format!("/api/v1/cases/{case_id}")).await;
+    ms(matter(&view, "licence")["deadline"].as_str().unwrap())
+}
+
+/// The case's `deadline_moved` events.
+async fn moves(env: &Env, case_id: &str) -> Vec<Value> {
+    let (_, view) = env.get(&format!("/api/v1/cases/{case_id}")).await;
+    view["timeline"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| e["kind"] == "deadline_moved")
+        .cloned()
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_reload_adding_the_year_moves_an_open_steps_deadline_and_its_light() {
+    let (_dir, calendar) = empty_calendar();
+    let env = env_on(&calendar, "").await;
+    // A second node on the same store and calendar file: each node reloads its own config.
+    let other = env.start_node("b").await.unwrap();
+    let case_id = env
+        .apply("one-thing.open-business", &open_business_form())
+        .await;
+    let (_, view) = env.get(&format!("/api/v1/cases/{case_id}")).await;
+    let received = ms(view["created_at"].as_str().unwrap());
+    let one_day = ms(matter(&view, "seal")["deadline"].as_str().unwrap());
+
+    // Counted Monday–Friday: the licence's last working day, and the day after it, when the
+    // licence is red.
+    let before = licence_deadline(&env, &case_id).await;
+    assert_eq!(before, Calendar::weekdays_only().deadline_ms(received, 3));
+    let last = beijing_date(before - 1);
+    let day_after = at(noon(last.next_day().unwrap()));
+    let row = item(&supervision(&env, &day_after).await, "licence").clone();
+    assert_eq!(row["light"], "red", "{row}");
+
+    // The year of that day is added, with that day off.
+    let year = last.year();
+    let text = format!("[{year}]\nholidays = [{last}]\n");
+    std::fs::write(&calendar, &text).unwrap();
+    let (status, body) = reload(&env).await;
+    assert_eq!(status, 200, "{body}");
+    let changes = body["changes"].to_string();
+    assert!(
+        changes.contains(&format!("calendar years added: {year}")),
+        "{body}"
+    );
+    assert!(
+        changes.contains("deadlines moved: 1 open step(s) of 1 case(s)"),
+        "{body}"
+    );
+    assert_eq!(body["needs_restart"], json!([]), "{body}");
+
+    // From the next read: the licence's deadline is a working day later, and the day after
+    // the old one it is yellow with one working day left. The one-day steps did not move.
+    let new = Calendar::parse(&calendar, &text).unwrap();
+    let after = licence_deadline(&env, &case_id).await;
+    assert_eq!(after, new.deadline_ms(received, 3));
+    assert!(after > before);
+    let new_last = beijing_date(after - 1);
+    let row = item(&supervision(&env, &day_after).await, "licence").clone();
+    assert_eq!(
+        (&row["light"], &row["remaining_working_days"]),
+        (&json!("yellow"), &json!(1)),
+        "{row}"
+    );
+    assert_eq!(ms(row["deadline"].as_str().unwrap()), after);
+    assert_eq!(row["last_working_day"], new_last.to_string());
+    let (_, view) = env.get(&format!("/api/v1/cases/{case_id}")).await;
+    assert_eq!(
+        ms(matter(&view, "seal")["deadline"].as_str().unwrap()),
+        one_day
+    );
+
+    // The timeline records the move, on the licence step.
+    let recorded = moves(&env, &case_id).await;
+    assert_eq!(recorded.len(), 1, "{recorded:#?}");
+    assert_eq!(recorded[0]["step"], "licence");
+    assert_eq!(recorded[0]["department"], "market-regulation");
+    assert_eq!(recorded[0]["state"], Value::Null);
+    assert_eq!(
+        recorded[0]["message"],
+        format!("节假日安排调整：办结期限（最后工作日）由 {last} 改为 {new_last}")
+    );
+
+    // The other node reloads the same file: it serves the new calendar, and the move is on
+    // the timeline once.
+    let reloaded = other.reload("ops-2").await.unwrap();
+    assert!(
+        reloaded
+            .changes
+            .iter()
+            .any(|c| c.starts_with("deadlines moved")),
+        "{:?}",
+        reloaded.changes
+    );
+    assert_eq!(moves(&env, &case_id).await.len(), 1);
+    // A reload that changes nothing moves nothing.
+    let (status, body) = reload(&env).await;
+    assert_eq!(status, 200, "{body}");
+    assert!(!body["changes"].to_string().contains("deadlines"), "{body}");
+    assert_eq!(moves(&env, &case_id).await.len(), 1);
+    other.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_broken_calendar_in_a_reload_is_refused_whole() {
+    let (_dir, calendar) = empty_calendar();
+    let env = env_on(&calendar, "").await;
+    let case_id = env
+        .apply("one-thing.open-business", &open_business_form())
+        .await;
+    let before = licence_deadline(&env, &case_id).await;
+    let last = beijing_date(before - 1);
+
+    // The same year, that day off, but a weekday listed as worked; and a new portal client in
+    // the same reload.
+    let year = last.year();
+    let mut weekday = time::Date::from_calendar_date(year, time::Month::March, 2).unwrap();
+    while gateway_base::calendar::is_weekend(weekday) {
+        weekday = weekday.next_day().unwrap();
+    }
+    std::fs::write(
+        &calendar,
+        format!("[{year}]\nholidays = [{last}]\nworkdays = [{weekday}]\n"),
+    )
+    .unwrap();
+    const KEY: &str = "calendar-test-key";
+    let client = format!(
+        "\n[[auth.clients]]\nid = \"second-portal\"\napi_key_sha256 = \"{}\"\nscopes = [\"supervision\"]\n",
+        gateway_http::auth::sha256_hex(KEY)
+    );
+    integration_tests::write_config(
+        env.dir.path(),
+        &env.departments,
+        &calendar_setup(&calendar, &client),
+        &env.store_url,
+    )
+    .unwrap();
+    let (status, body) = reload(&env).await;
+    assert_eq!(status, 422, "{body}");
+    assert_eq!(body["error"]["code"], "config_refused", "{body}");
+    let fields = body["error"]["fields"].as_array().unwrap();
+    assert_eq!(fields.len(), 1, "{body}");
+    assert!(
+        fields[0]["file"]
+            .as_str()
+            .unwrap()
+            .ends_with("holidays.toml"),
+        "{body}"
+    );
+    assert_eq!(fields[0]["field"], format!("{year}.workdays[0]"), "{body}");
+    assert!(
+        fields[0]["message"]
+            .as_str()
+            .unwrap()
+            .contains("workdays lists the Saturdays and Sundays"),
+        "{body}"
+    );
+
+    // Nothing of it applies: the deadline did not move, nothing is on the timeline, and the
+    // new client is not accepted.
+    assert_eq!(licence_deadline(&env, &case_id).await, before);
+    assert!(moves(&env, &case_id).await.is_empty());
+    let status = integration_tests::client_with(&[("x-api-key", KEY)])
+        .get(format!(
+            "{}/api/v1/supervision/deadlines",
+            env.gateway.url()
+        ))
+        .send()
+        .await
+        .unwrap()
+        .status();
+    assert_eq!(status, 401);
 }

@@ -5,6 +5,12 @@
 //! holidays included) and the Saturdays and Sundays that are worked (`workdays`). A year the file
 //! does not list is counted Monday–Friday, and a warning is logged once for that year; without a
 //! calendar file every year is Monday–Friday.
+//!
+//! The next year's arrangement appears each November, so from 1 November (Beijing time) the file
+//! is expected to hold next year too: [`Calendar::outlook`] says, for a given day, which years
+//! are missing (this year, next year from 1 November, and any gap between the years listed).
+//! [`Calendar::check`] lists every problem of a file at once (what `gateway calendar check`
+//! prints); [`Calendar::parse`] refuses a file on its first (what loading the config does).
 
 use crate::config::{ConfigError, parse_toml};
 use crate::time::{beijing_date, end_of_day_ms};
@@ -12,7 +18,10 @@ use serde::Deserialize;
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
-use time::{Date, Month, Weekday};
+use time::{Month, Weekday};
+
+/// A calendar date (the calendar's API is in Beijing-time dates).
+pub use time::Date;
 
 /// One year of the calendar file.
 #[derive(Debug, Deserialize)]
@@ -52,21 +61,43 @@ impl Calendar {
         Self::parse(path, &text)
     }
 
-    /// Parse and check calendar text that came from `path`.
+    /// Parse and check calendar text that came from `path`; refused on its first problem.
     pub fn parse(path: &Path, text: &str) -> Result<Calendar, ConfigError> {
-        let file: BTreeMap<String, YearFile> = parse_toml(path, text)?;
+        let (calendar, mut problems) = Self::check(path, text);
+        if problems.is_empty() {
+            Ok(calendar)
+        } else {
+            Err(problems.swap_remove(0))
+        }
+    }
+
+    /// Parse and check calendar text that came from `path`, listing every problem: a key that
+    /// is not a year, a value that is not a date, a date outside its year, a workday that is
+    /// not a Saturday or Sunday, a date listed both as a holiday and as a workday. The calendar
+    /// returned leaves out what has a problem (none is left of a file that is not TOML).
+    pub fn check(path: &Path, text: &str) -> (Calendar, Vec<ConfigError>) {
         let mut calendar = Calendar {
             source: Some(path.to_path_buf()),
             ..Calendar::default()
         };
+        let file: BTreeMap<String, YearFile> = match parse_toml(path, text) {
+            Ok(file) => file,
+            Err(e) => return (calendar, vec![e]),
+        };
+        let mut problems = Vec::new();
         for (key, year) in &file {
-            let number = key
+            let Some(number) = key
                 .parse::<i32>()
                 .ok()
                 .filter(|y| (1949..=9999).contains(y) && key.len() == 4)
-                .ok_or_else(|| {
-                    ConfigError::new(path, key.as_str(), "not a year (a table per year: [2026])")
-                })?;
+            else {
+                problems.push(ConfigError::new(
+                    path,
+                    key.as_str(),
+                    "not a year (a table per year: [2026])",
+                ));
+                continue;
+            };
             calendar.years.insert(number);
             for (list, dates, into_holidays) in [
                 ("holidays", &year.holidays, true),
@@ -74,24 +105,24 @@ impl Calendar {
             ] {
                 for (i, value) in dates.iter().enumerate() {
                     let at = format!("{key}.{list}[{i}]");
-                    let date = local_date(value).ok_or_else(|| {
-                        ConfigError::new(
+                    let Some(date) = local_date(value) else {
+                        problems.push(ConfigError::new(
                             path,
                             &at,
                             format!("`{value}` is not a date like {key}-10-01"),
-                        )
-                    })?;
+                        ));
+                        continue;
+                    };
                     if date.year() != number {
-                        return Err(ConfigError::new(
+                        problems.push(ConfigError::new(
                             path,
                             at,
                             format!("{date} is not in {key}"),
                         ));
-                    }
-                    if into_holidays {
+                    } else if into_holidays {
                         calendar.holidays.insert(date);
                     } else if !is_weekend(date) {
-                        return Err(ConfigError::new(
+                        problems.push(ConfigError::new(
                             path,
                             at,
                             format!(
@@ -100,7 +131,7 @@ impl Calendar {
                             ),
                         ));
                     } else if calendar.holidays.contains(&date) {
-                        return Err(ConfigError::new(
+                        problems.push(ConfigError::new(
                             path,
                             at,
                             format!("{date} is listed as a holiday too"),
@@ -111,7 +142,87 @@ impl Calendar {
                 }
             }
         }
-        Ok(calendar)
+        (calendar, problems)
+    }
+
+    /// The file the calendar came from; `None` for Monday–Friday only.
+    pub fn source(&self) -> Option<&Path> {
+        self.source.as_deref()
+    }
+
+    /// The years the file lists, in order.
+    pub fn years(&self) -> impl Iterator<Item = i32> + '_ {
+        self.years.iter().copied()
+    }
+
+    /// The working days of each month of `year`, January first.
+    pub fn working_days_per_month(&self, year: i32) -> [i64; 12] {
+        let mut days = [0; 12];
+        for (i, month) in (1..=12u8).enumerate() {
+            let Ok(month) = Month::try_from(month) else {
+                continue;
+            };
+            let (Ok(first), Ok(last)) = (
+                Date::from_calendar_date(year, month, 1),
+                Date::from_calendar_date(year, month, month.length(year)),
+            ) else {
+                continue;
+            };
+            days[i] = self.working_days_between(first, last);
+        }
+        days
+    }
+
+    /// What the calendar covers, as seen on `today` (a Beijing-time date): which years it
+    /// should list by then and does not. This year is always expected, and next year from
+    /// 1 November (the State Council's notice usually appears in November); a gap between the
+    /// years listed is missing too. Without a calendar file nothing is expected.
+    pub fn outlook(&self, today: Date) -> Outlook {
+        let year = today.year();
+        let next_expected = today.month() >= Month::November;
+        let expected_until = if next_expected { year + 1 } else { year };
+        let from = self.years.first().copied().unwrap_or(year).min(year);
+        let missing = if self.source.is_none() {
+            Vec::new()
+        } else {
+            (from..=expected_until)
+                .filter(|y| !self.years.contains(y))
+                .collect()
+        };
+        Outlook {
+            today,
+            next_year_present: self.years.contains(&(year + 1)),
+            next_expected,
+            missing,
+        }
+    }
+
+    /// What differs from `other`, year by year: (years added, years removed, years changed).
+    pub fn differences(&self, other: &Calendar) -> (Vec<i32>, Vec<i32>, Vec<i32>) {
+        let added = self.years.difference(&other.years).copied().collect();
+        let removed = other.years.difference(&self.years).copied().collect();
+        let days = |c: &Calendar, y: i32| {
+            let in_year = |d: &&Date| d.year() == y;
+            (
+                c.holidays
+                    .iter()
+                    .filter(in_year)
+                    .copied()
+                    .collect::<Vec<_>>(),
+                c.workdays
+                    .iter()
+                    .filter(in_year)
+                    .copied()
+                    .collect::<Vec<_>>(),
+            )
+        };
+        let changed = self
+            .years
+            .intersection(&other.years)
+            .copied()
+            .filter(|y| days(self, *y) != days(other, *y))
+            .collect();
+        (added, removed, changed)
     }
 
     /// True when `date` is a working day.
@@ -204,6 +315,38 @@ impl Calendar {
     }
 }
 
+/// What a calendar covers as seen on one day: see [`Calendar::outlook`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Outlook {
+    /// The day it is judged on (Beijing time).
+    pub today: Date,
+    /// The file lists next year.
+    pub next_year_present: bool,
+    /// From 1 November: next year is expected.
+    pub next_expected: bool,
+    /// The years expected by `today` that the file does not list, in order.
+    pub missing: Vec<i32>,
+}
+
+impl Outlook {
+    /// `gateway_calendar_years_ahead`: 1 when the calendar covers every year it should by
+    /// today (next year once November has come), 0 while a year is missing.
+    pub fn years_ahead(&self) -> u8 {
+        u8::from(self.missing.is_empty())
+    }
+
+    /// The warning for operators, when a year is missing.
+    pub fn warning(&self) -> Option<String> {
+        let years: Vec<String> = self.missing.iter().map(i32::to_string).collect();
+        let last = self.missing.last()?;
+        Some(format!(
+            "the holiday calendar has no {}: those days count Monday–Friday only (no holidays, no 调休 working weekends); add {} from the State Council's notice (国务院办公厅关于{last}年部分节假日安排的通知) and reload the config",
+            years.join(", "),
+            if years.len() == 1 { "it" } else { "them" },
+        ))
+    }
+}
+
 /// A date-only TOML value (`2026-10-01`), else `None`.
 fn local_date(value: &toml::value::Datetime) -> Option<Date> {
     match value {
@@ -216,6 +359,15 @@ fn local_date(value: &toml::value::Datetime) -> Option<Date> {
         }
         _ => None,
     }
+}
+
+/// A date written `YYYY-MM-DD`, else `None`.
+pub fn parse_date(text: &str) -> Option<Date> {
+    Date::parse(
+        text,
+        time::macros::format_description!("[year]-[month]-[day]"),
+    )
+    .ok()
 }
 
 /// Saturday or Sunday.
@@ -354,11 +506,102 @@ mod tests {
             "holidays.toml: 26: not a year (a table per year: [2026])"
         );
         assert!(parse("[2026]\nholidays = [2026-10-01T08:00:00]").is_err());
+        // (The position in the file, when the config error carries one, comes before the key.)
+        let unknown = parse("[2026]\nholiday = [2026-10-01]").unwrap_err();
         assert!(
-            parse("[2026]\nholiday = [2026-10-01]")
-                .unwrap_err()
-                .starts_with("holidays.toml: 2026.holiday: unknown field `holiday`"),
+            unknown.starts_with("holidays.toml")
+                && unknown.contains("2026.holiday: unknown field `holiday`"),
+            "{unknown}"
         );
         assert!(parse("[2026]\nholidays = [\"2026-10-01\"]").is_err());
+    }
+
+    #[test]
+    fn check_lists_every_problem_at_once() {
+        let text = "[2026]\nholidays = [2025-10-01, 2026-10-10]\nworkdays = [2026-10-09, 2026-10-10]\n[27]\nholidays = []\n";
+        let (calendar, problems) = Calendar::check(Path::new("holidays.toml"), text);
+        let problems: Vec<String> = problems.iter().map(ToString::to_string).collect();
+        assert_eq!(
+            problems,
+            [
+                "holidays.toml: 2026.holidays[0]: 2025-10-01 is not in 2026",
+                "holidays.toml: 2026.workdays[0]: 2026-10-09 is a Friday: workdays lists the Saturdays and Sundays that are worked (调休上班)",
+                "holidays.toml: 2026.workdays[1]: 2026-10-10 is listed as a holiday too",
+                "holidays.toml: 27: not a year (a table per year: [2026])",
+            ]
+        );
+        // Loading the config stops at the first.
+        assert_eq!(parse(text).unwrap_err(), problems[0]);
+        // What is left: 2026 with its one holiday, the bad dates left out.
+        assert_eq!(calendar.years().collect::<Vec<_>>(), [2026]);
+        assert!(calendar.is_working_day(date!(2026 - 10 - 09)));
+        assert!(!calendar.is_working_day(date!(2026 - 10 - 10)));
+    }
+
+    #[test]
+    fn next_year_is_expected_from_the_first_of_november() {
+        let c = calendar(); // 2025 and 2026
+        let on = |d: Date| c.outlook(d);
+        assert_eq!(on(date!(2026 - 10 - 31)).missing, Vec::<i32>::new());
+        assert_eq!(on(date!(2026 - 10 - 31)).years_ahead(), 1);
+        assert!(on(date!(2026 - 10 - 31)).warning().is_none());
+        let november = on(date!(2026 - 11 - 01));
+        assert_eq!(november.missing, [2027]);
+        assert_eq!(november.years_ahead(), 0);
+        assert!(!november.next_year_present && november.next_expected);
+        let warning = november.warning().unwrap();
+        assert!(
+            warning.starts_with("the holiday calendar has no 2027: ")
+                && warning.contains("国务院办公厅关于2027年部分节假日安排的通知"),
+            "{warning}"
+        );
+        // Still missing in January, with the new year's own days counted Monday–Friday.
+        assert_eq!(on(date!(2027 - 01 - 04)).missing, [2027]);
+        assert_eq!(on(date!(2027 - 11 - 02)).missing, [2027, 2028]);
+        // Earlier years need nothing more.
+        assert!(on(date!(2025 - 12 - 01)).missing.is_empty());
+        assert!(on(date!(2025 - 12 - 01)).next_year_present);
+        // A gap between the years listed is missing too.
+        let gap = parse("[2025]\n[2027]\n").unwrap();
+        assert_eq!(gap.outlook(date!(2026 - 06 - 01)).missing, [2026]);
+        assert_eq!(gap.outlook(date!(2026 - 06 - 01)).years_ahead(), 0);
+        // An empty file expects this year; no file at all expects nothing.
+        assert_eq!(
+            parse("").unwrap().outlook(date!(2026 - 06 - 01)).missing,
+            [2026]
+        );
+        let none = Calendar::weekdays_only().outlook(date!(2026 - 12 - 01));
+        assert!(none.missing.is_empty() && none.warning().is_none());
+    }
+
+    #[test]
+    fn working_days_per_month() {
+        let c = calendar();
+        let months = c.working_days_per_month(2026);
+        // January 2026: 22 weekdays, less 1 and 2 January (元旦), plus Sunday 4 January (调休).
+        assert_eq!(months[0], 21);
+        // October 2026: 22 weekdays, less 1, 2, 5, 6 and 7 October, plus Saturday the 10th.
+        assert_eq!(months[9], 18);
+        let mut total = 0;
+        let mut d = date!(2026 - 01 - 01);
+        while d.year() == 2026 {
+            total += i64::from(c.is_working_day(d));
+            d = d.next_day().unwrap();
+        }
+        assert_eq!(months.iter().sum::<i64>(), total);
+    }
+
+    #[test]
+    fn differences_name_the_years_added_removed_and_changed() {
+        let before = parse("[2025]\n[2026]\nholidays = [2026-10-01]\n").unwrap();
+        let after = parse("[2026]\nholidays = [2026-10-02]\n[2027]\n").unwrap();
+        assert_eq!(
+            after.differences(&before),
+            (vec![2027], vec![2025], vec![2026])
+        );
+        assert_eq!(
+            before.differences(&before.clone()),
+            (vec![], vec![], vec![])
+        );
     }
 }

@@ -190,11 +190,14 @@ pub enum EventKind {
     Status,
     /// A status the department called back with.
     Callback,
+    /// The step's deadline moved: a reloaded holiday calendar (or time limit) counts its
+    /// working days differently; the message says from which last working day to which.
+    DeadlineMoved,
 }
 
 impl EventKind {
     /// Every kind.
-    pub const ALL: [EventKind; 9] = [
+    pub const ALL: [EventKind; 10] = [
         EventKind::Received,
         EventKind::Ready,
         EventKind::Blocked,
@@ -204,6 +207,7 @@ impl EventKind {
         EventKind::Replayed,
         EventKind::Status,
         EventKind::Callback,
+        EventKind::DeadlineMoved,
     ];
 
     /// The stored text.
@@ -218,6 +222,7 @@ impl EventKind {
             EventKind::Replayed => "replayed",
             EventKind::Status => "status",
             EventKind::Callback => "callback",
+            EventKind::DeadlineMoved => "deadline_moved",
         }
     }
 }

@@ -21,6 +21,7 @@
 //! | `gateway_adapter_memory_budget_bytes` | | `plugins.memory_budget_mib`, in bytes |
 //! | `gateway_adapter_serving` | department, role, version, digest | share of calls (%) of the active version and the staged candidate |
 //! | `gateway_config_reloads_total` | outcome | config reloads: `applied`, `refused` (the old config kept serving), `failed` (the top crate's reload) |
+//! | `gateway_calendar_years_ahead` | | 1 when the holiday calendar lists every year it should by today (next year's from 1 November), 0 while one is missing: alert on 0 |
 
 use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
 use std::sync::OnceLock;
@@ -73,6 +74,11 @@ pub fn circuit(department: &str, open: bool) {
 /// Deliveries running on this node.
 pub fn in_flight(count: usize) {
     metrics::gauge!("gateway_deliveries_in_flight").set(count as f64);
+}
+
+/// Whether the holiday calendar covers the years it should by today (1) or misses one (0).
+pub fn calendar_years_ahead(years: u8) {
+    metrics::gauge!("gateway_calendar_years_ahead").set(f64::from(years));
 }
 
 /// Open steps per department and light.

@@ -30,15 +30,29 @@
 //! light ([`counts`] serves a metrics exporter too). It can judge the lights at another instant
 //! ("what will be red on Friday"); cases received after it are left out, and states are always
 //! the current ones.
+//!
+//! **The calendar changes on a running gateway.** A config reload swaps the [`Deadlines`] whole
+//! (the orchestrator holds them behind a pointer): deadlines are never stored, every read
+//! computes them from the case's receipt, its matter's limit and the calendar in force, so open
+//! steps follow the new calendar from the next read. [`record_moves`] writes a
+//! `deadline_moved` event on the timeline of each open step whose deadline the reload moved.
+//! [`CalendarWatch`] says when the calendar falls behind: from 1 November until next year's
+//! table is present, a `calendar` readiness check that names the year (a warning: the node
+//! stays ready), the `gateway_calendar_years_ahead` gauge at 0, and a warning logged once a day.
 
+use crate::catalogue::Catalogue;
 use crate::{CaseError, Orchestrator};
-use gateway_base::calendar::Calendar;
+use gateway_base::calendar::{Calendar, Outlook};
 use gateway_base::config::DeadlinesConfig;
-use gateway_base::model::StepState;
-use gateway_base::time::{beijing_date, rfc3339};
+use gateway_base::model::{EventKind, StepState};
+use gateway_base::time::{beijing_date, now_ms, rfc3339};
 use gateway_store::StoreError;
+use gateway_store::cases::StepNote;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+use time::Date;
 
 /// The light of an open step received at `received_ms`, due at `deadline_ms`, at `now_ms`.
 /// Before receipt (an `at` in the past) a step is green.
@@ -197,6 +211,175 @@ impl Deadlines {
     }
 }
 
+/// An open step whose deadline a reload moved.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MovedDeadline {
+    /// The case.
+    pub case_id: String,
+    /// The step within it.
+    pub step: String,
+    /// Its department.
+    pub department: String,
+    /// The deadline before the reload, Unix milliseconds.
+    pub from_ms: i64,
+    /// The deadline now.
+    pub to_ms: i64,
+}
+
+impl MovedDeadline {
+    /// What the step's timeline records (the `deadline_moved` event's message): why, and
+    /// from which last working day to which, e.g.
+    /// `节假日安排调整：办结期限（最后工作日）由 2027-01-04 改为 2027-01-05`.
+    pub fn message(&self, calendar_changed: bool, limit_changed: bool) -> String {
+        let why = match (calendar_changed, limit_changed) {
+            (true, true) => "节假日安排及承诺时限调整",
+            (false, true) => "承诺时限调整",
+            _ => "节假日安排调整",
+        };
+        format!(
+            "{why}：办结期限（最后工作日）由 {} 改为 {}",
+            beijing_date(self.from_ms - 1),
+            beijing_date(self.to_ms - 1)
+        )
+    }
+}
+
+/// After a reload has swapped the catalogue and the deadlines: every open step whose deadline
+/// moved (the new calendar counts its working days differently, or its matter's limit changed),
+/// each recorded on its case's timeline as a `deadline_moved` event. `before_catalogue` and
+/// `before` are what served until the reload. A step another node already recorded the same
+/// move for (each node reloads its own file) is not recorded twice.
+pub async fn record_moves(
+    o: &Orchestrator,
+    before_catalogue: &Catalogue,
+    before: &Deadlines,
+) -> Result<Vec<MovedDeadline>, StoreError> {
+    let (catalogue, after) = (o.catalogue(), o.deadlines());
+    let calendar_changed = after.calendar().differences(before.calendar()) != Default::default();
+    let mut moved = Vec::new();
+    let mut notes = Vec::new();
+    for row in o.store().open_steps(now_ms(), None).await? {
+        let (Some(old), Some(new)) = (
+            before_catalogue.matters.get(&row.matter),
+            catalogue.matters.get(&row.matter),
+        ) else {
+            continue;
+        };
+        let from_ms = before
+            .calendar()
+            .deadline_ms(row.received_at, old.time_limit_days);
+        let to_ms = after
+            .calendar()
+            .deadline_ms(row.received_at, new.time_limit_days);
+        if from_ms == to_ms {
+            continue;
+        }
+        let step = MovedDeadline {
+            case_id: row.case_id,
+            step: row.step,
+            department: row.department,
+            from_ms,
+            to_ms,
+        };
+        notes.push(StepNote {
+            case_id: step.case_id.clone(),
+            step: step.step.clone(),
+            department: step.department.clone(),
+            message: step.message(calendar_changed, old.time_limit_days != new.time_limit_days),
+        });
+        moved.push(step);
+    }
+    if !notes.is_empty() {
+        o.store()
+            .note_steps(EventKind::DeadlineMoved, &notes)
+            .await?;
+    }
+    Ok(moved)
+}
+
+/// The calendar's outlook on a running gateway: the `calendar` readiness check, the
+/// `gateway_calendar_years_ahead` gauge, and a warning logged once a day (Beijing time) while
+/// a year the calendar should list is missing (see [`Calendar::outlook`]).
+///
+/// It reads today from the system clock, unless told to judge at another instant
+/// ([`CalendarWatch::judge_at`]): a rehearsal of what the gateway will say on that day, which
+/// is how the tests see November without waiting for it. Nothing else reads that instant.
+#[derive(Debug, Default)]
+pub struct CalendarWatch {
+    /// The instant to judge at instead of the system clock.
+    at: Mutex<Option<i64>>,
+    /// The Beijing date the warning was last logged on.
+    warned_on: Mutex<Option<Date>>,
+}
+
+impl CalendarWatch {
+    /// Judge the calendar as at `at_ms` from now on; `None`: by the system clock again.
+    pub fn judge_at(&self, at_ms: Option<i64>) {
+        *self.at.lock().unwrap_or_else(|e| e.into_inner()) = at_ms;
+    }
+
+    /// Now, as this watch sees it.
+    pub fn now_ms(&self) -> i64 {
+        self.at
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .unwrap_or_else(now_ms)
+    }
+
+    /// The outlook of `calendar` today (`None` without a calendar file: Monday–Friday was
+    /// chosen). Sets the gauge, and logs the warning when it is the first look of the day.
+    pub fn check(&self, calendar: &Calendar) -> Option<Outlook> {
+        let source = calendar.source()?;
+        let outlook = calendar.outlook(beijing_date(self.now_ms()));
+        gateway_base::telemetry::calendar_years_ahead(outlook.years_ahead());
+        if let Some(warning) = outlook.warning()
+            && self.first_warning_on(outlook.today)
+        {
+            tracing::warn!(
+                missing = ?outlook.missing,
+                calendar = %source.display(),
+                "{warning}"
+            );
+        }
+        Some(outlook)
+    }
+
+    /// True the first time it is asked on `today` (a later day after an earlier one counts
+    /// too: a rehearsed date, then the real one).
+    fn first_warning_on(&self, today: Date) -> bool {
+        let mut warned = self.warned_on.lock().unwrap_or_else(|e| e.into_inner());
+        if *warned == Some(today) {
+            return false;
+        }
+        *warned = Some(today);
+        true
+    }
+}
+
+/// How often the watch looks at the calendar: the daily warning is logged within this of
+/// midnight, Beijing time.
+const WATCH_EVERY: Duration = Duration::from_secs(15 * 60);
+
+impl Orchestrator {
+    /// The calendar's outlook now, as the `calendar` readiness check shows it; `None` without
+    /// a calendar file. Sets the gauge and logs the daily warning (see [`CalendarWatch`]).
+    pub fn calendar_outlook(&self) -> Option<Outlook> {
+        self.calendar_watch.check(self.deadlines().calendar())
+    }
+
+    /// Look at the calendar every quarter of an hour until `stopped` turns true: the gauge
+    /// stays current and the warning is logged once a day even when nobody asks `/readyz`.
+    pub async fn watch_calendar(self: Arc<Self>, mut stopped: tokio::sync::watch::Receiver<bool>) {
+        loop {
+            self.calendar_outlook();
+            tokio::select! {
+                _ = stopped.wait_for(|s| *s) => return,
+                _ = tokio::time::sleep(WATCH_EVERY) => {}
+            }
+        }
+    }
+}
+
 /// Open steps per light, for one department.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 pub struct Counts {
@@ -265,7 +448,7 @@ async fn open_steps(
     at_ms: i64,
     department: Option<&str>,
 ) -> Result<Vec<OpenStep>, StoreError> {
-    let catalogue = o.catalogue();
+    let (catalogue, deadlines) = (o.catalogue(), o.deadlines());
     let mut items = Vec::new();
     for row in o.store().open_steps(at_ms, department).await? {
         let Some(matter) = catalogue.matters.get(&row.matter) else {
@@ -273,7 +456,7 @@ async fn open_steps(
             tracing::debug!(matter = %row.matter, "step of an unknown matter left off the deadlines");
             continue;
         };
-        let clock = o.deadlines().clock(
+        let clock = deadlines.clock(
             matter.time_limit_days,
             row.received_at,
             row.state,
@@ -465,5 +648,49 @@ mod tests {
         let open = d.clock(5, received, StepState::Waiting, received, deadline + DAY);
         assert_eq!((open.light, open.finished_late), (Some(Light::Red), None));
         assert_eq!(open.deadline_ms, deadline);
+    }
+
+    #[test]
+    fn a_moved_deadline_is_recorded_with_its_last_working_days() {
+        let moved = MovedDeadline {
+            case_id: "c".into(),
+            step: "licence".into(),
+            department: "market-regulation".into(),
+            from_ms: ms(datetime!(2027-01-05 00:00 +8)),
+            to_ms: ms(datetime!(2027-01-06 00:00 +8)),
+        };
+        assert_eq!(
+            moved.message(true, false),
+            "节假日安排调整：办结期限（最后工作日）由 2027-01-04 改为 2027-01-05"
+        );
+        assert!(moved.message(false, true).starts_with("承诺时限调整："));
+        assert!(
+            moved
+                .message(true, true)
+                .starts_with("节假日安排及承诺时限调整：")
+        );
+    }
+
+    #[test]
+    fn the_watch_judges_on_the_day_it_is_told_and_warns_once_a_day() {
+        let watch = CalendarWatch::default();
+        let c = calendar(); // 2025 and 2026
+        watch.judge_at(Some(ms(datetime!(2026-10-31 12:00 +8))));
+        let october = watch.check(&c).unwrap();
+        assert_eq!((october.years_ahead(), october.warning()), (1, None));
+        watch.judge_at(Some(ms(datetime!(2026-11-02 09:00 +8))));
+        let november = watch.check(&c).unwrap();
+        assert_eq!(november.missing, [2027]);
+        assert_eq!(november.years_ahead(), 0);
+        // The log: once on the 2nd, again on the 3rd.
+        let second = time::macros::date!(2026 - 11 - 02);
+        assert!(!watch.first_warning_on(second), "warned by the check above");
+        assert!(watch.first_warning_on(second.next_day().unwrap()));
+        assert!(!watch.first_warning_on(second.next_day().unwrap()));
+        // Back to the system clock.
+        watch.judge_at(None);
+        assert!((watch.now_ms() - now_ms()).abs() < 60_000);
+        // No calendar file: Monday–Friday was chosen, nothing to watch.
+        assert!(watch.check(&Calendar::weekdays_only()).is_none());
     }
 }

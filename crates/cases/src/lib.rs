@@ -76,7 +76,10 @@ pub struct Orchestrator {
     adapters: Arc<Adapters>,
     /// The catalogue; a config reload swaps it whole. A request takes it once and keeps it.
     catalogue: ArcSwap<Catalogue>,
-    deadlines: Arc<Deadlines>,
+    /// The calendar and the yellow rule; a config reload swaps them whole, like the catalogue.
+    deadlines: ArcSwap<Deadlines>,
+    /// Whether the calendar covers the years it should by today.
+    calendar_watch: crate::deadlines::CalendarWatch,
     /// The URL departments call back to.
     public_url: String,
     /// How often each department's steps are polled, in ms; a reload replaces them.
@@ -105,7 +108,8 @@ impl Orchestrator {
             store,
             adapters,
             catalogue: ArcSwap::new(catalogue),
-            deadlines,
+            deadlines: ArcSwap::new(deadlines),
+            calendar_watch: Default::default(),
             public_url,
             poll_intervals: ArcSwap::from_pointee(poll_intervals),
             wake: Notify::new(),
@@ -125,9 +129,15 @@ impl Orchestrator {
         &self.adapters
     }
 
-    /// The working-day calendar and the yellow rule.
-    pub fn deadlines(&self) -> &Deadlines {
-        &self.deadlines
+    /// The working-day calendar and the yellow rule as they are now: take them once per
+    /// request, like the catalogue.
+    pub fn deadlines(&self) -> Arc<Deadlines> {
+        self.deadlines.load_full()
+    }
+
+    /// Whether the calendar covers the years it should: the readiness check, gauge and log.
+    pub fn calendar_watch(&self) -> &crate::deadlines::CalendarWatch {
+        &self.calendar_watch
     }
 
     /// Delivery pacing per department (a reload replaces it).
@@ -137,6 +147,7 @@ impl Orchestrator {
 
     /// Bring the gauges that describe the store up to date (called when metrics are scraped).
     pub async fn refresh_gauges(&self) -> Result<(), gateway_store::StoreError> {
+        self.calendar_outlook();
         for (department, counts) in crate::deadlines::counts(self, now_ms()).await? {
             telemetry::lights(&department, "green", counts.green as usize);
             telemetry::lights(&department, "yellow", counts.yellow as usize);
@@ -150,11 +161,18 @@ impl Orchestrator {
         self.catalogue.load_full()
     }
 
-    /// Serve a new catalogue and poll intervals (a config reload). Requests in flight finish
-    /// with the catalogue they took; cases already stored go on whatever the catalogue says,
-    /// since deliveries and polls read their department from the store.
-    pub fn reconfigure(&self, catalogue: Arc<Catalogue>, poll_intervals: BTreeMap<String, i64>) {
+    /// Serve a new catalogue, calendar and poll intervals (a config reload). Requests in
+    /// flight finish with the catalogue and calendar they took; cases already stored go on
+    /// whatever the catalogue says, since deliveries and polls read their department from the
+    /// store, and their deadlines follow the new calendar from the next read.
+    pub fn reconfigure(
+        &self,
+        catalogue: Arc<Catalogue>,
+        deadlines: Arc<Deadlines>,
+        poll_intervals: BTreeMap<String, i64>,
+    ) {
         self.catalogue.store(catalogue);
+        self.deadlines.store(deadlines);
         self.poll_intervals.store(Arc::new(poll_intervals));
         // A new department's deliveries may be due already.
         self.wake.notify_one();

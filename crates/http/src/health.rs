@@ -7,6 +7,9 @@
 //! (`server.readiness_interval_ms`) by one background task, never per readiness request, so a
 //! load balancer asking every second does not become load on a department. Every configured
 //! certificate is a check too (see [`gateway_base::certificates`]): down once it has expired.
+//! The holiday calendar is a check when one is configured (`calendar`): always up, since
+//! deadlines are still counted without next year's table, but from 1 November until that table
+//! is present its detail names the missing year (see `gateway_cases::deadlines::CalendarWatch`).
 
 use crate::AppState;
 use axum::extract::State;
@@ -100,6 +103,16 @@ impl ReadinessCheck {
         }
     }
 
+    /// The holiday calendar: up, with the warning as detail while a year is missing.
+    pub fn calendar(outlook: &gateway_base::calendar::Outlook) -> Self {
+        ReadinessCheck {
+            state: CheckState::Up,
+            detail: outlook.warning(),
+            checked_at: None,
+            expires_at: None,
+        }
+    }
+
     /// A certificate: down once expired; named with its days left when within `warning_days`.
     pub fn certificate(
         c: &gateway_base::certificates::Certificate,
@@ -132,7 +145,8 @@ impl ReadinessCheck {
 pub struct ReadinessView {
     /// `ready` when every check is up, else `not_ready`.
     pub status: ReadyStatus,
-    /// Checks by name: `store`, `adapter.<department>`, `department.<department>`.
+    /// Checks by name: `store`, `adapter.<department>`, `department.<department>`,
+    /// `certificate.<name>`, `calendar`.
     pub checks: BTreeMap<String, ReadinessCheck>,
 }
 
@@ -270,6 +284,9 @@ impl Readiness {
                 format!("certificate.{}", c.name),
                 ReadinessCheck::certificate(c, now, self.warning_days),
             );
+        }
+        if let Some(outlook) = o.calendar_outlook() {
+            checks.insert("calendar".to_string(), ReadinessCheck::calendar(&outlook));
         }
         let ready = checks.values().all(|c| c.state == CheckState::Up);
         ReadinessView {

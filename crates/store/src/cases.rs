@@ -73,6 +73,19 @@ pub struct OpenStep {
     pub received_at: i64,
 }
 
+/// A note on one step's timeline that changes no state (a moved deadline).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StepNote {
+    /// Case id.
+    pub case_id: String,
+    /// Step id.
+    pub step: String,
+    /// Its department.
+    pub department: String,
+    /// What the timeline says.
+    pub message: String,
+}
+
 /// One event of a case's timeline.
 #[derive(Debug, Clone, Serialize)]
 pub struct EventRecord {
@@ -440,6 +453,39 @@ impl Store {
         .await?;
         tx.commit().await?;
         Ok(())
+    }
+
+    /// Record notes of `kind` on steps' timelines, all in one transaction. A step whose latest
+    /// note of this kind says the same already is skipped: each node of a cluster reloads its
+    /// own config, and the same change is recorded once. The number of notes recorded.
+    pub async fn note_steps(&self, kind: EventKind, notes: &[StepNote]) -> Result<usize> {
+        let now = now_ms();
+        let mut tx = self.pool.begin().await?;
+        let mut recorded = 0;
+        for note in notes {
+            let latest: Option<Option<String>> = sqlx::query_scalar(
+                "SELECT message FROM events WHERE case_id = $1 AND step = $2 AND kind = $3 ORDER BY id DESC LIMIT 1",
+            )
+            .bind(&note.case_id)
+            .bind(&note.step)
+            .bind(kind.as_str())
+            .fetch_optional(&mut *tx)
+            .await?;
+            if latest.flatten().as_deref() == Some(note.message.as_str()) {
+                continue;
+            }
+            let event = Event {
+                step: Some(&note.step),
+                department: Some(&note.department),
+                kind,
+                state: None,
+                message: Some(&note.message),
+            };
+            insert_event(&mut tx, &note.case_id, now, &event, None).await?;
+            recorded += 1;
+        }
+        tx.commit().await?;
+        Ok(recorded)
     }
 
     /// Release a waiting step for delivery with its input; false if it was no longer waiting

@@ -1,4 +1,9 @@
 //! `[deadlines]`: the holiday calendar and when a step turns yellow (红黄牌).
+//!
+//! The calendar is read and checked with the rest of the config, at start-up and on every
+//! reload: a broken calendar refuses the config whole. [`calendar_of`] reads only the
+//! `[deadlines]` table of a config file, so `gateway calendar check` can list every problem of
+//! a calendar even when the rest of that config would not load on the machine it runs on.
 
 use super::ConfigError;
 use crate::calendar::Calendar;
@@ -55,4 +60,20 @@ impl DeadlinesConfig {
         self.days = Calendar::parse(&path, &text)?;
         Ok(())
     }
+}
+
+/// The calendar file the config at `file` names in `[deadlines] calendar` (resolved against the
+/// config's folder), reading nothing else of the config; `None` when it names none.
+pub fn calendar_of(file: &Path) -> Result<Option<PathBuf>, ConfigError> {
+    /// The config file, with everything but `[deadlines]` ignored.
+    #[derive(Deserialize)]
+    struct Only {
+        #[serde(default)]
+        deadlines: DeadlinesConfig,
+    }
+    let text = std::fs::read_to_string(file)
+        .map_err(|e| ConfigError::new(file, "", format!("cannot read: {e}")))?;
+    let only: Only = super::parse_toml(file, &text)?;
+    let base_dir = file.parent().unwrap_or(Path::new(""));
+    Ok(only.deadlines.calendar.map(|c| base_dir.join(c)))
 }
