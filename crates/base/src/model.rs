@@ -3,6 +3,9 @@
 
 use serde::{Deserialize, Serialize};
 
+mod materials;
+pub use materials::{MaterialRef, MaterialSource};
+
 /// One problem with one field of an application: what pre-review reports, all at once.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 pub struct FieldProblem {

@@ -109,24 +109,62 @@ impl PayloadCipher {
 
     /// Seal `plain` for the place `context` names, with the current key.
     pub fn seal(&self, context: &str, plain: &str) -> String {
+        self.seal_bytes(context, plain.as_bytes())
+    }
+
+    /// Seal bytes (a chunk of a material) for the place `context` names, with the current key.
+    pub fn seal_bytes(&self, context: &str, plain: &[u8]) -> String {
         let nonce: [u8; NONCE_LEN] = rand::random();
         let sealed = self.keys[&self.current].encrypt(
             &nonce,
             Payload {
-                msg: plain.as_bytes(),
+                msg: plain,
                 aad: context.as_bytes(),
             },
         );
-        let mut bytes = nonce.to_vec();
+        let mut bytes = Vec::with_capacity(NONCE_LEN + sealed.len());
+        bytes.extend_from_slice(&nonce);
         bytes.extend_from_slice(&sealed);
         format!("{PREFIX}{}:{}", self.current, B64.encode(bytes))
     }
 
     /// Open a stored value sealed for `context`; plain values come back unchanged.
     pub fn open(cipher: Option<&Self>, context: &str, stored: String) -> Result<String, OpenError> {
-        let Some(rest) = stored.strip_prefix(PREFIX) else {
+        if !Self::is_sealed(&stored) {
             return Ok(stored);
-        };
+        }
+        let plain = Self::open_sealed(cipher, context, &stored)?;
+        String::from_utf8(plain).map_err(|_| OpenError::Malformed)
+    }
+
+    /// Bytes as they are stored for `context`: sealed with the current key, or base64 when
+    /// encryption is off (base64 never starts with `enc1:`, so the two never mix up).
+    pub fn store_bytes(cipher: Option<&Self>, context: &str, plain: &[u8]) -> String {
+        match cipher {
+            Some(cipher) => cipher.seal_bytes(context, plain),
+            None => B64.encode(plain),
+        }
+    }
+
+    /// Stored bytes back: opened when sealed (for `context`), decoded when base64.
+    pub fn open_bytes(
+        cipher: Option<&Self>,
+        context: &str,
+        stored: &str,
+    ) -> Result<Vec<u8>, OpenError> {
+        if Self::is_sealed(stored) {
+            Self::open_sealed(cipher, context, stored)
+        } else {
+            B64.decode(stored).map_err(|_| OpenError::Malformed)
+        }
+    }
+
+    fn open_sealed(
+        cipher: Option<&Self>,
+        context: &str,
+        stored: &str,
+    ) -> Result<Vec<u8>, OpenError> {
+        let rest = stored.strip_prefix(PREFIX).ok_or(OpenError::Malformed)?;
         let (id, body) = rest.split_once(':').ok_or(OpenError::Malformed)?;
         let Some(cipher) = cipher else {
             return Err(OpenError::NotConfigured(id.to_string()));
@@ -149,7 +187,7 @@ impl PayloadCipher {
                 },
             )
             .ok_or_else(|| OpenError::Rejected(id.to_string()))?;
-        String::from_utf8(plain).map_err(|_| OpenError::Malformed)
+        Ok(plain)
     }
 
     /// Whether a stored value is sealed.

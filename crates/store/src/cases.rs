@@ -118,6 +118,11 @@ pub struct Arrival {
     pub clerk: Option<Clerk>,
     /// The portal client that applied: the case's owner.
     pub client: Option<String>,
+    /// The case's materials, stored with it.
+    pub materials: Vec<crate::materials::NewCaseMaterial>,
+    /// The draft the application was prepared in (owned by `client`): consumed in the same
+    /// transaction, or the case is not stored ([`StoreError::Gone`]).
+    pub draft: Option<String>,
 }
 
 /// A new step to store with its case.
@@ -246,6 +251,25 @@ impl Store {
             .bind(now)
             .execute(&mut *tx)
             .await?;
+        }
+        crate::materials::insert_case_materials(&mut tx, id, &admission.materials).await?;
+        if let Some(draft) = &admission.draft {
+            sqlx::query("DELETE FROM draft_materials WHERE draft_id = $1")
+                .bind(draft)
+                .execute(&mut *tx)
+                .await?;
+            let consumed = sqlx::query("DELETE FROM drafts WHERE id = $1 AND client = $2")
+                .bind(draft)
+                .bind(admission.client.as_deref().unwrap_or_default())
+                .execute(&mut *tx)
+                .await?
+                .rows_affected();
+            if consumed == 0 {
+                return Err(StoreError::Gone {
+                    what: "draft",
+                    id: draft.clone(),
+                });
+            }
         }
         let event = Event {
             step: None,

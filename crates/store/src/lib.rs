@@ -15,6 +15,8 @@
 //!   claims, dead letters, callbacks held for later.
 //! - [`lookups`]: the record of every portal lookup (who, why, for which case or clerk).
 //! - [`licences`]: electronic licences issued by approved steps.
+//! - [`materials`]: application materials: files stored once by SM3 in sealed chunks, drafts
+//!   and their uploads, each case's materials, their retention.
 //! - [`registry`]: adapter versions, each department's route, the history of changes.
 //! - [`audit`]: the audit log: entries, the per-node hash chain, its writer and verifier.
 //! - [`at_rest`]: SM4-GCM / AES-256-GCM sealing of stored payloads, key rotation.
@@ -30,6 +32,7 @@ pub mod cases;
 pub mod licences;
 mod lookup_writer;
 pub mod lookups;
+pub mod materials;
 pub mod registry;
 
 pub use cases::{Arrival, CaseRecord, EventRecord, NewStep, OpenStep, StepRecord};
@@ -51,6 +54,15 @@ pub enum StoreError {
     /// A stored value no version of the gateway writes (an unknown step state, say).
     #[error("store: {0}")]
     Corrupt(String),
+    /// A row a write depends on is gone: the draft an application names was consumed by
+    /// another or expired meanwhile (the caller's to judge, not a failure of the store).
+    #[error("store: {what} `{id}` is gone")]
+    Gone {
+        /// What: `draft`.
+        what: &'static str,
+        /// Its id.
+        id: String,
+    },
     /// A sealed payload does not open (a key is missing, or the value was altered).
     #[error("store: {place}: {error}")]
     Sealed {

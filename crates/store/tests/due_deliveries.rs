@@ -14,6 +14,7 @@ async fn check(store: &Store) {
         request_digest: String::new(),
         clerk: None,
         client: None,
+        ..Arrival::default()
     };
     let step = |department: &str| NewStep {
         step: "main".into(),

@@ -1,6 +1,7 @@
 //! The schema is one versioned migration set, run when the store opens: on an empty database,
 //! on a store made before migrations were versioned (with and without the columns added after
-//! its first release), and again on an up-to-date store, where it changes nothing.
+//! its first release), on a store at version 1 with cases (brought to 2, the materials), and
+//! again on an up-to-date store, where it changes nothing.
 //!
 //! SQLite always; PostgreSQL too when `GATEWAY_TEST_POSTGRES_URL` names a server (a fresh
 //! database on it per case, dropped afterwards).
@@ -121,7 +122,7 @@ fn new_case() -> (Vec<NewStep>, Arrival) {
 async fn an_empty_database_gets_every_table_and_the_version() {
     for db in Database::every().await {
         let store = Store::open(&db.url).await.unwrap();
-        assert_eq!(versions(&store).await, [1]);
+        assert_eq!(versions(&store).await, [1, 2]);
         let (steps, admission) = new_case();
         let form = serde_json::json!({"a": 1});
         store
@@ -149,7 +150,7 @@ async fn an_empty_database_gets_every_table_and_the_version() {
         // Opening again changes nothing and runs nothing twice.
         drop(store);
         let again = Store::open(&db.url).await.unwrap();
-        assert_eq!(versions(&again).await, [1]);
+        assert_eq!(versions(&again).await, [1, 2]);
         assert!(again.case("c1").await.unwrap().is_some());
         drop(again);
         db.drop().await;
@@ -161,7 +162,7 @@ async fn a_store_from_before_versioned_migrations_is_brought_up_to_date_with_its
     for db in Database::every().await {
         db.run(FIRST_RELEASE).await;
         let store = Store::open(&db.url).await.unwrap();
-        assert_eq!(versions(&store).await, [1]);
+        assert_eq!(versions(&store).await, [1, 2]);
         // The old case reads as it was, with the columns it did not have.
         let case = store
             .case("old-case")
@@ -229,4 +230,89 @@ async fn an_unknown_step_state_is_an_error_not_a_guess() {
             .contains("`finished` is not a known state or event"),
         "{error}"
     );
+}
+
+#[tokio::test]
+async fn a_store_at_version_1_with_cases_gets_the_materials_and_keeps_its_cases() {
+    use gateway_store::materials::{Attach, Attached, NewCaseMaterial, NewMaterialSource};
+    for db in Database::every().await {
+        // Version 1 exactly as it shipped: its file alone, run by a migrator of its own.
+        let only_first = tempfile::tempdir().unwrap();
+        std::fs::copy(
+            concat!(env!("CARGO_MANIFEST_DIR"), "/migrations/0001_initial.sql"),
+            only_first.path().join("0001_initial.sql"),
+        )
+        .unwrap();
+        sqlx::any::install_default_drivers();
+        let pool = sqlx::AnyPool::connect(&db.url).await.unwrap();
+        sqlx::migrate::Migrator::new(only_first.path())
+            .await
+            .unwrap()
+            .run(&pool)
+            .await
+            .unwrap();
+        let mut conn = pool.acquire().await.unwrap();
+        for statement in [
+            "INSERT INTO cases (id, service, form, lookups, created_at, client)
+             VALUES ('old-case', 'tax.registration', '{\"a\":1}', '{}', 1700000000000, 'portal')",
+            "INSERT INTO steps (case_id, step, matter, department, state, outputs, input, attempts,
+                 idempotency_key, next_attempt_at, next_poll_at, updated_at)
+             VALUES ('old-case', 'main', 'tax.registration', 'tax', 'processing', '{}', '{}', 1,
+                 'k1', 0, 0, 1700000000000)",
+        ] {
+            sqlx::query(statement).execute(&mut *conn).await.unwrap();
+        }
+        drop(conn);
+        pool.close().await;
+
+        let store = Store::open(&db.url).await.unwrap();
+        assert_eq!(versions(&store).await, [1, 2]);
+        let old = store.case("old-case").await.unwrap().expect("kept");
+        assert_eq!(old.form, serde_json::json!({"a": 1}));
+        assert!(store.case_materials("old-case").await.unwrap().is_empty());
+        // The new tables work: a draft, an upload to it, a case that consumes it.
+        store
+            .create_draft("d1", "portal", "tax.registration")
+            .await
+            .unwrap();
+        let mut writer = store.blob_writer(4).await.unwrap();
+        writer.write(b"%PDF-1.7 %%EOF").await.unwrap();
+        let Attached::Stored(blob) = writer
+            .finish(
+                "application/pdf",
+                Attach::Draft {
+                    draft_id: "d1",
+                    code: "a",
+                },
+            )
+            .await
+            .unwrap()
+        else {
+            panic!("not stored")
+        };
+        let (steps, mut admission) = new_case();
+        admission.draft = Some("d1".into());
+        admission.materials = vec![NewCaseMaterial {
+            code: "a".into(),
+            name: "甲".into(),
+            source: NewMaterialSource::File {
+                sm3: blob.sm3.clone(),
+            },
+        }];
+        store
+            .create_case(
+                "c4",
+                "tax.registration",
+                &serde_json::json!({}),
+                &serde_json::json!({}),
+                &steps,
+                &admission,
+            )
+            .await
+            .unwrap();
+        assert!(store.draft("d1").await.unwrap().is_none(), "consumed");
+        assert_eq!(store.case_materials("c4").await.unwrap().len(), 1);
+        drop(store);
+        db.drop().await;
+    }
 }

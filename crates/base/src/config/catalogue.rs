@@ -109,6 +109,9 @@ pub struct MatterConfig {
     pub time_limit_days: u32,
     /// JSON Schema file of the matter's input; by default the adapter's own `describe` schema.
     pub schema: Option<PathBuf>,
+    /// Its list of materials (材料清单), see [`super::materials`].
+    #[serde(default)]
+    pub materials: Vec<super::MaterialConfig>,
 }
 
 /// GB/T 39046 事项类型 codes.

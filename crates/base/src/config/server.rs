@@ -45,6 +45,11 @@ pub struct ServerConfig {
     /// (event streams are exempt). What was stored before stays stored.
     #[serde(default = "default_request_timeout_ms")]
     pub request_timeout_ms: u64,
+    /// The longest one material upload may take, in milliseconds (then `408
+    /// upload_timeout`). An upload is exempt from `request_timeout_ms` as a whole, but a
+    /// stalled one (no byte for `request_timeout_ms`) ends as any request would.
+    #[serde(default = "default_upload_timeout_ms")]
+    pub upload_timeout_ms: u64,
     /// Serve HTTPS (rustls) instead of plain HTTP.
     pub tls: Option<ListenerTls>,
     /// A certificate with at most this many days left is reported in `/readyz` and logged at
@@ -82,6 +87,10 @@ fn default_certificate_warning_days() -> u32 {
 
 fn default_request_timeout_ms() -> u64 {
     60_000
+}
+
+fn default_upload_timeout_ms() -> u64 {
+    600_000
 }
 
 fn default_readiness_interval_ms() -> u64 {
@@ -167,6 +176,13 @@ impl super::Config {
             return Err(ConfigError::new(
                 file,
                 "server.request_timeout_ms",
+                "must be above 0",
+            ));
+        }
+        if self.server.upload_timeout_ms == 0 {
+            return Err(ConfigError::new(
+                file,
+                "server.upload_timeout_ms",
                 "must be above 0",
             ));
         }
