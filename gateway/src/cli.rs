@@ -488,7 +488,7 @@ pub enum CalendarCommand {
 }
 
 fn parse_date(text: &str) -> Result<gateway_base::calendar::Date, String> {
-    gateway_base::calendar::parse_date(text).ok_or_else(|| format!("not a date like 2026-11-01"))
+    gateway_base::calendar::parse_date(text).ok_or_else(|| "not a date like 2026-11-01".to_string())
 }
 
 /// `gateway calendar check`: the report, and whether the calendar has no problem.
