@@ -459,3 +459,409 @@ async fn json_logs_carry_the_request_id_and_mask_identity_numbers() {
         "the request's lines name its request id (masked): {lines:#?}"
     );
 }
+
+/// `encodeURIComponent` of a text: what a browser portal sends for a Chinese header value.
+fn encode_uri_component(text: &str) -> String {
+    text.bytes()
+        .map(|b| match b {
+            b'A'..=b'Z'
+            | b'a'..=b'z'
+            | b'0'..=b'9'
+            | b'-'
+            | b'_'
+            | b'.'
+            | b'!'
+            | b'~'
+            | b'*'
+            | b'\''
+            | b'('
+            | b')' => (b as char).to_string(),
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
+}
+
+/// What a generated client needs of the document of a running gateway: a typed path (and a
+/// named schema with an example) for every service and lookup of the catalogue, each example
+/// accepted by the gateway; no object without a shape, no nullable header, an example on every
+/// request body, 500 on every operation, an ASCII title; the departments' callback apart.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_document_types_every_service_and_lookup_for_generated_clients() {
+    let env = Env::start().await.unwrap();
+    let (status, doc) = env.get("/openapi.json").await;
+    assert_eq!(status, 200);
+    assert!(
+        doc["info"]["title"].as_str().unwrap().is_ascii(),
+        "{}",
+        doc["info"]
+    );
+    assert!(
+        doc["info"]["x-title-zh"]
+            .as_str()
+            .is_some_and(|t| !t.is_ascii())
+    );
+    fn bare_objects(value: &Value, at: &str, found: &mut Vec<String>) {
+        match value {
+            Value::Object(map) => {
+                if map.get("type") == Some(&json!("object"))
+                    && !map.contains_key("properties")
+                    && !map.contains_key("additionalProperties")
+                {
+                    found.push(at.to_string());
+                }
+                for (k, v) in map {
+                    bare_objects(v, &format!("{at}/{k}"), found);
+                }
+            }
+            Value::Array(items) => {
+                for (i, v) in items.iter().enumerate() {
+                    bare_objects(v, &format!("{at}/{i}"), found);
+                }
+            }
+            _ => {}
+        }
+    }
+    let mut bare = Vec::new();
+    bare_objects(&doc, "", &mut bare);
+    assert!(bare.is_empty(), "objects without a shape: {bare:#?}");
+    for (path, item) in doc["paths"].as_object().unwrap() {
+        for (method, operation) in item.as_object().unwrap() {
+            for parameter in operation["parameters"].as_array().into_iter().flatten() {
+                assert!(
+                    !parameter["schema"].to_string().contains("null"),
+                    "{method} {path}: {parameter}"
+                );
+            }
+            if let Some(content) = operation["requestBody"]["content"].as_object() {
+                for (media_type, media) in content {
+                    assert_eq!(media_type, "application/json", "{method} {path}");
+                    assert!(
+                        media["examples"].as_object().is_some_and(|e| !e.is_empty()),
+                        "{method} {path}: no example"
+                    );
+                }
+            }
+            assert!(operation["responses"]["500"].is_object(), "{method} {path}");
+        }
+    }
+    assert!(doc["paths"].get("/callbacks/{department}").is_none());
+    // The departments' document is served without a credential, with typed bodies.
+    let callbacks = integration_tests::client_with(&[])
+        .get(format!("{}/callbacks/openapi.json", env.gateway.url()))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(callbacks.status(), 200);
+    let callbacks: Value = callbacks.json().await.unwrap();
+    let body = &callbacks["paths"]["/callbacks/{department}"]["post"]["requestBody"]["content"];
+    assert!(
+        body["application/json"].is_object() && body.get("*/*").is_none(),
+        "{body}"
+    );
+
+    // Every service and lookup of the catalogue has its typed path, and its example passes.
+    let (_, catalogue) = env.get("/api/v1/catalogue").await;
+    let services = catalogue["services"].as_array().unwrap();
+    assert!(services.len() >= 10, "{catalogue}");
+    for service in services {
+        let code = service["code"].as_str().unwrap();
+        for route in ["pre-review", "applications"] {
+            let path = format!("/api/v1/services/{code}/{route}");
+            let media = &doc["paths"][&path]["post"]["requestBody"]["content"]["application/json"];
+            let schema = media["schema"]["$ref"].as_str().unwrap_or_default();
+            let name = schema.trim_start_matches("#/components/schemas/");
+            assert!(name.ends_with("Form") && name.is_ascii(), "{path}: {media}");
+            assert!(doc["components"]["schemas"][name].is_object(), "{name}");
+        }
+        let path = format!("/api/v1/services/{code}/pre-review");
+        let media = &doc["paths"][&path]["post"]["requestBody"]["content"]["application/json"];
+        let example = media["examples"]
+            .as_object()
+            .and_then(|e| e.values().next())
+            .map(|e| e["value"].clone())
+            .unwrap_or_else(|| panic!("{path}: no example"));
+        let (status, review) =
+            documented(&env, &doc, "post", &path, &path, Some(example.to_string())).await;
+        assert_eq!(status, 200, "{path}");
+        assert_eq!(
+            review["ok"], true,
+            "{path}: the example does not pass: {review}"
+        );
+    }
+    for lookup in catalogue["lookups"].as_array().unwrap() {
+        let name = lookup["name"].as_str().unwrap();
+        let path = format!("/api/v1/lookups/{name}");
+        let media = &doc["paths"][&path]["post"]["requestBody"]["content"]["application/json"];
+        assert!(
+            media["schema"]["$ref"].as_str().unwrap().ends_with("Query"),
+            "{media}"
+        );
+        let example = media["examples"]
+            .as_object()
+            .and_then(|e| e.values().next())
+            .map(|e| e["value"].clone())
+            .unwrap_or_else(|| panic!("{path}: no example"));
+        let (status, _) =
+            documented(&env, &doc, "post", &path, &path, Some(example.to_string())).await;
+        assert_eq!(status, 200, "{path}: {example}");
+    }
+}
+
+/// A value of the wrong type is one problem, on its field, in Chinese: not a second one from
+/// the department's adapter on the whole form with serde's text.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_wrong_type_is_one_problem_in_chinese() {
+    let env = Env::start().await.unwrap();
+    let mut form = licence_form();
+    form["registered_capital"] = json!("lots");
+    form["legal_representative"]["id_number"] = json!("34052419800101001");
+    let (status, review) = env
+        .post(
+            "/api/v1/services/market-regulation.business-licence/pre-review",
+            &form,
+        )
+        .await;
+    assert_eq!(status, 200);
+    let problems: Vec<(String, String, String)> = review["problems"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| {
+            (
+                p["field"].as_str().unwrap().to_string(),
+                p["code"].as_str().unwrap().to_string(),
+                p["message"].as_str().unwrap().to_string(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        problems
+            .iter()
+            .filter(|p| p.0 == "registered_capital")
+            .cloned()
+            .collect::<Vec<_>>(),
+        vec![(
+            "registered_capital".into(),
+            "type".into(),
+            "应为数字".into()
+        )],
+        "{problems:?}"
+    );
+    assert!(
+        problems
+            .iter()
+            .any(|p| p.0 == "legal_representative.id_number"),
+        "the other fields are still checked: {problems:?}"
+    );
+    let mut fields: Vec<&str> = problems.iter().map(|p| p.0.as_str()).collect();
+    fields.dedup();
+    assert_eq!(
+        fields.len(),
+        problems.len(),
+        "one problem per field: {problems:?}"
+    );
+    for (field, _, message) in &problems {
+        assert!(!field.is_empty(), "{problems:?}");
+        assert!(
+            message
+                .chars()
+                .any(|c| ('\u{4e00}'..='\u{9fff}').contains(&c))
+                && !message.contains("invalid type")
+                && !message.contains("line "),
+            "{message}"
+        );
+    }
+}
+
+/// Clerks and lookup purposes in Chinese: percent-encoded UTF-8 (what `fetch` can send) and
+/// raw UTF-8 (what earlier clients send) read the same; what cannot be read is a 422 on the
+/// header, with every problem at once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn chinese_headers_are_read_percent_encoded_or_raw() {
+    let env = Env::start_with(Setup {
+        admin: true,
+        ..Setup::default()
+    })
+    .await
+    .unwrap();
+    let url = env.gateway.url();
+    let (id, window, hall) = ("王小明", "综合受理 3号窗口", "福州市鼓楼区政务服务中心");
+    let purpose = "二手房转移登记受理";
+    let encoded =
+        |text: &str| reqwest::header::HeaderValue::from_str(&encode_uri_component(text)).unwrap();
+    let raw = |text: &str| reqwest::header::HeaderValue::from_bytes(text.as_bytes()).unwrap();
+    for (how, value) in [
+        (
+            "encoded",
+            &encoded as &dyn Fn(&str) -> reqwest::header::HeaderValue,
+        ),
+        ("raw", &raw),
+    ] {
+        let response = env
+            .http
+            .post(format!(
+                "{url}/api/v1/services/market-regulation.business-licence/applications"
+            ))
+            .header("x-clerk-id", value(id))
+            .header("x-clerk-window", value(window))
+            .header("x-clerk-hall", value(hall))
+            .json(&licence_form())
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), 202, "{how}");
+        let accepted: Value = response.json().await.unwrap();
+        let (_, view) = env
+            .get(&format!(
+                "/api/v1/cases/{}",
+                accepted["case_id"].as_str().unwrap()
+            ))
+            .await;
+        assert_eq!(
+            view["timeline"][0]["clerk"],
+            json!({"id": id, "window": window, "hall": hall}),
+            "{how}"
+        );
+        let response = env
+            .http
+            .post(format!("{url}/api/v1/lookups/tax.clearance"))
+            .header("x-lookup-purpose", value(&format!("{purpose}（{how}）")))
+            .header("x-clerk-id", value(id))
+            .json(&json!({"taxpayer_id": "91350100M000100Y43"}))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), 200, "{how}");
+    }
+    let records: Value = integration_tests::admin_client()
+        .get(format!("{}/admin/v1/lookups", env.admin_url()))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let purposes: Vec<&str> = records["lookups"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["purpose"].as_str().unwrap())
+        .collect();
+    for how in ["encoded", "raw"] {
+        assert!(
+            purposes.contains(&format!("{purpose}（{how}）").as_str()),
+            "{purposes:?}"
+        );
+    }
+    for record in records["lookups"].as_array().unwrap() {
+        assert_eq!(record["clerk"]["id"], id, "{record}");
+    }
+
+    // Unreadable: bytes that are not UTF-8 once decoded, a control character, a key with a
+    // space; each a problem on its header, all at once.
+    let response = env
+        .http
+        .post(format!(
+            "{url}/api/v1/services/market-regulation.business-licence/applications"
+        ))
+        .header("x-clerk-id", "%FF%FE")
+        .header("x-clerk-hall", "%E7%AA%0A")
+        .header("idempotency-key", "two words")
+        .json(&licence_form())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 422);
+    let body: Value = response.json().await.unwrap();
+    let fields: Vec<(&str, &str)> = body["error"]["fields"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| (f["field"].as_str().unwrap(), f["code"].as_str().unwrap()))
+        .collect();
+    assert_eq!(
+        fields,
+        vec![
+            ("Idempotency-Key", "format"),
+            ("X-Clerk-Id", "format"),
+            ("X-Clerk-Hall", "format")
+        ],
+        "{body}"
+    );
+    let response = integration_tests::client_with(&[("x-api-key", integration_tests::PORTAL_KEY)])
+        .post(format!("{url}/api/v1/lookups/tax.clearance"))
+        .header("x-lookup-purpose", "%E4%BA")
+        .json(&json!({"taxpayer_id": "91350100M000100Y43"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 422);
+    let body: Value = response.json().await.unwrap();
+    let fields: Vec<(&str, &str)> = body["error"]["fields"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| (f["field"].as_str().unwrap(), f["code"].as_str().unwrap()))
+        .collect();
+    assert_eq!(
+        fields,
+        vec![("X-Lookup-Purpose", "format"), ("X-Case-Id", "required")],
+        "{body}"
+    );
+}
+
+/// Read an event stream to its end (bounded): its content type and its events' `data`.
+async fn read_stream(env: &Env, case_id: &str, within: Duration) -> (String, Vec<Value>) {
+    let response = env
+        .http
+        .get(format!(
+            "{}/api/v1/cases/{case_id}/events",
+            env.gateway.url()
+        ))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+    let content_type = response.headers()["content-type"]
+        .to_str()
+        .unwrap()
+        .to_string();
+    let text = tokio::time::timeout(within, response.text())
+        .await
+        .expect("the stream ends once the case is final")
+        .unwrap();
+    let events = text
+        .split("\n\n")
+        .filter_map(|message| {
+            let data = message.lines().find_map(|l| l.strip_prefix("data:"))?;
+            let kind = message.lines().find_map(|l| l.strip_prefix("event:"))?;
+            let event: Value = serde_json::from_str(data.trim()).unwrap();
+            assert_eq!(event["kind"], kind.trim(), "{message}");
+            Some(event)
+        })
+        .collect();
+    (content_type, events)
+}
+
+/// The event stream sends the history, then each new event, and ends after the event that made
+/// the case final: a generated client's call returns with the whole timeline.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_event_stream_ends_after_the_final_event() {
+    let env = Env::start().await.unwrap();
+    let case_id = env
+        .apply("market-regulation.business-licence", &licence_form())
+        .await;
+    let (content_type, events) = read_stream(&env, &case_id, Duration::from_secs(30)).await;
+    assert!(
+        content_type.starts_with("text/event-stream"),
+        "{content_type}"
+    );
+    assert_eq!(events[0]["kind"], "received");
+    assert_eq!(events.last().unwrap()["state"], "approved", "{events:#?}");
+    let (_, view) = env.get(&format!("/api/v1/cases/{case_id}")).await;
+    assert_eq!(view["status"], "completed");
+    assert_eq!(events.len(), view["timeline"].as_array().unwrap().len());
+    // A finished case's stream is its history, and ends at once.
+    let (_, again) = read_stream(&env, &case_id, Duration::from_secs(5)).await;
+    assert_eq!(again, events);
+}

@@ -8,6 +8,10 @@
 //! - `cargo xtask lint`: rustfmt check and clippy with warnings denied.
 //! - `cargo xtask schemathesis`: schemathesis against a gateway configured as the demo, on ports
 //!   of its own (part of `test` when `GATEWAY_TEST_SCHEMATHESIS=1`, as in CI).
+//! - `cargo xtask clients`: generate the portal API's Python and TypeScript clients from a
+//!   running gateway's document with pinned generators (`tests/clients/`), type-check with
+//!   `tsc`, run a portal script in each language end to end (part of `test` when
+//!   `GATEWAY_TEST_CLIENTS=1`, as in CI).
 //! - `cargo xtask new-adapter <department-id> [--name 中文名] [--out DIR] [--sdk PATH]`: a new
 //!   adapter crate from the template `plugins/template` (see `docs/writing-an-adapter.md`).
 
@@ -47,10 +51,15 @@ fn main() -> anyhow::Result<()> {
             build_binaries()?;
             schemathesis(&root)
         }
+        Some("clients") => {
+            build_adapters()?;
+            build_binaries()?;
+            clients(&root)
+        }
         Some("new-adapter") => new_adapter(&root, &invoked_from, &args[1..]),
         _ => {
             eprintln!(
-                "usage: cargo xtask <demo | test | adapters | bench | lint | schemathesis | new-adapter>"
+                "usage: cargo xtask <demo | test | adapters | bench | lint | schemathesis | clients | new-adapter>"
             );
             std::process::exit(2);
         }
@@ -191,6 +200,11 @@ fn test(root: &Path, extra: &[String]) -> anyhow::Result<()> {
     } else {
         eprintln!("GATEWAY_TEST_SCHEMATHESIS is not 1: the schemathesis run is skipped");
     }
+    if std::env::var("GATEWAY_TEST_CLIENTS").is_ok_and(|v| v == "1") {
+        clients(root)?;
+    } else {
+        eprintln!("GATEWAY_TEST_CLIENTS is not 1: the generated clients' run is skipped");
+    }
     Ok(())
 }
 
@@ -213,6 +227,44 @@ fn schemathesis(root: &Path) -> anyhow::Result<()> {
         install.args(["install", "--quiet", SCHEMATHESIS]);
         run(install)?;
     }
+    let gateway = start_gateway(root, &work)?;
+    let base_url = &gateway.url;
+    let mut check = Command::new(&st);
+    // Schemathesis keeps a cache in its working directory: keep it under target/.
+    check
+        .current_dir(&work)
+        .arg("run")
+        .arg(format!("{base_url}/openapi.json"))
+        .args(["--url", base_url])
+        .args([
+            "--header",
+            "X-Api-Key: demo-portal-key",
+            "--checks",
+            "not_a_server_error,status_code_conformance,content_type_conformance,response_schema_conformance",
+            "--max-examples",
+            "25",
+            "--workers",
+            "2",
+            "--seed",
+            "20261122",
+            "--request-timeout",
+            "30",
+        ]);
+    run(check)
+}
+
+/// A gateway configured as the demo and its simulated departments, running until dropped.
+struct Gateway {
+    /// The portal listener.
+    url: String,
+    /// The admin listener.
+    admin_url: String,
+    _processes: Children,
+}
+
+/// Start the simulated departments and a gateway configured as the demo, with a fresh store and
+/// ports of their own, everything under `work`.
+fn start_gateway(root: &Path, work: &Path) -> anyhow::Result<Gateway> {
     // A fresh store each run, so earlier runs' cases do not change what this one sees.
     let _ = std::fs::remove_dir_all(work.join("var"));
     let demo_file = root.join("config/gateway.toml");
@@ -262,35 +314,199 @@ fn schemathesis(root: &Path) -> anyhow::Result<()> {
     gateway
         .args(["serve", "--config"])
         .arg(&config_file)
-        .current_dir(&work)
+        .current_dir(work)
         .env("RUST_LOG", "warn");
     children
         .0
         .push(gateway.spawn().context("starting the gateway")?);
     wait_for_port(ports.gateway, "gateway", &mut children)?;
-    let base_url = format!("http://127.0.0.1:{}", ports.gateway);
-    let mut check = Command::new(&st);
-    // Schemathesis keeps a cache in its working directory: keep it under target/.
-    check
-        .current_dir(&work)
-        .arg("run")
-        .arg(format!("{base_url}/openapi.json"))
-        .args(["--url", &base_url])
-        .args([
-            "--header",
-            "X-Api-Key: demo-portal-key",
-            "--checks",
-            "not_a_server_error,status_code_conformance,content_type_conformance,response_schema_conformance",
-            "--max-examples",
-            "25",
-            "--workers",
-            "2",
-            "--seed",
-            "20261122",
-            "--request-timeout",
-            "30",
-        ]);
-    run(check)
+    Ok(Gateway {
+        url: format!("http://127.0.0.1:{}", ports.gateway),
+        admin_url: format!("http://127.0.0.1:{}", ports.admin),
+        _processes: children,
+    })
+}
+
+/// Generate the portal API's clients as a portal team would, from a running gateway's document,
+/// and use them: the Python client (openapi-python-client) and the TypeScript types
+/// (openapi-typescript, with openapi-fetch), every version pinned in `tests/clients/`. A
+/// generator's warning fails the run, the TypeScript portal script is type-checked with `tsc`,
+/// and one portal script in each language runs end to end against the gateway (catalogue,
+/// form, a lookup with a Chinese purpose and clerk, pre-review with problems, an application
+/// with an `Idempotency-Key`, the case followed to `completed` on its event stream, a typed
+/// 404 and 422). Tools are installed under `target/clients` (a venv, a node prefix), again
+/// only when their pins change.
+fn clients(root: &Path) -> anyhow::Result<()> {
+    let started = Instant::now();
+    let sources = root.join("tests/clients");
+    let work = root.join("target/clients");
+    std::fs::create_dir_all(&work)?;
+    let venv = python_tools(&sources.join("python"), &work.join("python"))?;
+    let typescript = work.join("typescript");
+    node_tools(&sources.join("typescript"), &typescript)?;
+    let tools = started.elapsed();
+
+    let gateway = start_gateway(root, &work)?;
+    let document = work.join("openapi.json");
+    std::fs::write(&document, http_get(&gateway.url, "/openapi.json")?)
+        .with_context(|| format!("writing {}", document.display()))?;
+
+    // Python: the generator's own hooks (ruff) come from the venv.
+    let bin = venv.join("bin");
+    let path = match std::env::var_os("PATH") {
+        Some(path) => {
+            let mut all = vec![bin.clone()];
+            all.extend(std::env::split_paths(&path));
+            std::env::join_paths(all)?
+        }
+        None => bin.clone().into_os_string(),
+    };
+    let generated = work.join("python/generated");
+    let _ = std::fs::remove_dir_all(&generated);
+    let mut generate = Command::new(bin.join("openapi-python-client"));
+    generate
+        .args(["generate", "--fail-on-warning", "--path"])
+        .arg(&document)
+        .arg("--output-path")
+        .arg(&generated)
+        .env("PATH", &path);
+    without_warnings(generate, "openapi-python-client")?;
+
+    // TypeScript: the types, then the portal script type-checked against them and compiled.
+    let modules = typescript.join("node_modules/.bin");
+    let mut generate = Command::new(modules.join("openapi-typescript"));
+    generate
+        .arg(&document)
+        .arg("-o")
+        .arg(typescript.join("schema.d.ts"))
+        .current_dir(&typescript);
+    without_warnings(generate, "openapi-typescript")?;
+    std::fs::copy(
+        sources.join("typescript/portal.ts"),
+        typescript.join("portal.ts"),
+    )?;
+    let mut tsc = Command::new(modules.join("tsc"));
+    tsc.arg("-p").arg(typescript.join("tsconfig.json"));
+    run(tsc)?;
+    let generation = started.elapsed() - tools;
+
+    let mut python = Command::new(bin.join("python"));
+    python
+        .arg(sources.join("python/portal.py"))
+        .env("GATEWAY_URL", &gateway.url)
+        .env("GATEWAY_ADMIN_URL", &gateway.admin_url)
+        .env("PYTHONPATH", &generated)
+        .env("PYTHONDONTWRITEBYTECODE", "1");
+    run(python)?;
+    let mut node = Command::new("node");
+    node.arg(typescript.join("out/portal.js"))
+        .env("GATEWAY_URL", &gateway.url)
+        .env("GATEWAY_ADMIN_URL", &gateway.admin_url);
+    run(node)?;
+    eprintln!(
+        "clients: OK in {:.1} s (tools {:.1} s, generation and tsc {:.1} s, portal scripts {:.1} s)",
+        started.elapsed().as_secs_f64(),
+        tools.as_secs_f64(),
+        generation.as_secs_f64(),
+        (started.elapsed() - tools - generation).as_secs_f64(),
+    );
+    Ok(())
+}
+
+/// The Python tools in a venv under `work`, installed from `requirements.txt` when it differs
+/// from the one installed last; the venv.
+fn python_tools(sources: &Path, work: &Path) -> anyhow::Result<PathBuf> {
+    std::fs::create_dir_all(work)?;
+    let venv = work.join("venv");
+    let wanted = std::fs::read_to_string(sources.join("requirements.txt"))?;
+    let installed = work.join("installed-requirements.txt");
+    if std::fs::read_to_string(&installed).ok().as_deref() == Some(wanted.as_str())
+        && venv.join("bin/openapi-python-client").exists()
+    {
+        return Ok(venv);
+    }
+    let _ = std::fs::remove_dir_all(&venv);
+    let mut make = Command::new("python3");
+    make.args(["-m", "venv"]).arg(&venv);
+    run(make)?;
+    let mut install = Command::new(venv.join("bin/pip"));
+    install
+        .args(["install", "--quiet", "--disable-pip-version-check", "-r"])
+        .arg(sources.join("requirements.txt"));
+    run(install)?;
+    std::fs::write(&installed, wanted)?;
+    Ok(venv)
+}
+
+/// The node tools in `work` (`package.json`, the lock file and `tsconfig.json` copied there),
+/// installed with `npm ci` when the lock file differs from the one installed last.
+fn node_tools(sources: &Path, work: &Path) -> anyhow::Result<()> {
+    std::fs::create_dir_all(work)?;
+    for file in ["package.json", "tsconfig.json"] {
+        std::fs::copy(sources.join(file), work.join(file))?;
+    }
+    let lock = std::fs::read_to_string(sources.join("package-lock.json"))?;
+    let installed = work.join("node_modules/.package-lock.json");
+    let current = std::fs::read_to_string(work.join("package-lock.json")).ok();
+    if current.as_deref() == Some(lock.as_str()) && installed.exists() {
+        return Ok(());
+    }
+    std::fs::write(work.join("package-lock.json"), &lock)?;
+    let mut install = Command::new("npm");
+    install
+        .args(["ci", "--no-audit", "--no-fund", "--loglevel=error"])
+        .current_dir(work);
+    run(install)
+}
+
+/// Run a generator; its warnings fail the run like its errors (a warning means some part of
+/// the API was left out of the client or typed loosely).
+fn without_warnings(mut command: Command, what: &str) -> anyhow::Result<()> {
+    eprintln!("$ {}", shown(&command));
+    let output = command
+        .output()
+        .with_context(|| format!("running {what}"))?;
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+    eprint!("{text}");
+    if !output.status.success() {
+        bail!("{what} failed: {}", output.status);
+    }
+    let warned: Vec<&str> = text
+        .lines()
+        .filter(|l| l.to_lowercase().contains("warn") || l.contains('⚠'))
+        .collect();
+    if !warned.is_empty() {
+        bail!("{what} warned:\n{}", warned.join("\n"));
+    }
+    Ok(())
+}
+
+/// The body of `GET <base_url><path>` (HTTP/1.0 on a plain TCP connection: the runs' gateway
+/// is local and plain).
+fn http_get(base_url: &str, path: &str) -> anyhow::Result<Vec<u8>> {
+    use std::io::{Read, Write};
+    let address = base_url
+        .strip_prefix("http://")
+        .context("a plain http URL")?;
+    let mut stream =
+        TcpStream::connect(address).with_context(|| format!("connecting to {address}"))?;
+    stream.set_read_timeout(Some(Duration::from_secs(30)))?;
+    write!(stream, "GET {path} HTTP/1.0\r\nHost: {address}\r\n\r\n")?;
+    let mut answer = Vec::new();
+    stream.read_to_end(&mut answer)?;
+    let split = answer
+        .windows(4)
+        .position(|w| w == b"\r\n\r\n")
+        .context("an HTTP answer")?;
+    let head = String::from_utf8_lossy(&answer[..split]);
+    if !head.starts_with("HTTP/1.0 200") && !head.starts_with("HTTP/1.1 200") {
+        bail!("GET {path}: {}", head.lines().next().unwrap_or_default());
+    }
+    Ok(answer[split + 4..].to_vec())
 }
 
 /// Where one schemathesis run listens: ports picked free at its start.

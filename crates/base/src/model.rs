@@ -11,7 +11,10 @@ pub use materials::{MaterialRef, MaterialSource};
 pub struct FieldProblem {
     /// Dotted path of the field (`legal_representative.id_number`), empty for the whole form.
     pub field: String,
-    /// Stable machine code: `required`, `type`, `format`, `checksum`, `date`, `length`, `rule` ….
+    /// Stable machine code, one of [`ProblemCode`]; an adapter's own code outside that list is
+    /// answered as `invalid` (its message is kept).
+    #[serde(serialize_with = "known_code")]
+    #[schema(value_type = ProblemCode)]
     pub code: String,
     /// Human-readable reason.
     pub message: String,
@@ -40,6 +43,129 @@ impl FieldProblem {
         self.file = Some(file.into());
         self
     }
+}
+
+/// The codes a field problem is answered with: a fixed list, so a portal can act on each.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, utoipa::ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum ProblemCode {
+    /// A required field is missing or blank.
+    Required,
+    /// The value has the wrong JSON type (text where a number belongs …).
+    Type,
+    /// The value does not have its format (a date, an identifier's shape, a header's encoding).
+    Format,
+    /// Too short or too long (characters, or items of a list).
+    Length,
+    /// An identifier's check character is wrong (GB 11643, GB 32100, GB/T 36904).
+    Checksum,
+    /// The birth date inside an identity number does not exist or is out of range.
+    Date,
+    /// A number out of its range.
+    Range,
+    /// Not one of the allowed values.
+    Enum,
+    /// The form has no such field.
+    UnknownField,
+    /// A cross-field rule fails (the seller is not the registered owner …), or a department's
+    /// own check.
+    Rule,
+    /// The department holds no record for what this field names.
+    NotFound,
+    /// The department refused what this field names.
+    Rejected,
+    /// Text the department's system cannot encode (GBK).
+    Encoding,
+    /// Any other problem; the message says which.
+    Invalid,
+    /// Admin API: a reloaded config's problem, with its `file`.
+    Config,
+    /// Admin API: an adapter component's signature check failed.
+    Signature,
+    /// Admin API: an adapter component does not compile.
+    Compile,
+    /// Admin API: an adapter component does not meet the contract (imports, exports).
+    Contract,
+    /// Admin API: an adapter component's `describe` failed.
+    Describe,
+    /// Admin API: an adapter component's contract version is not compatible.
+    ContractVersion,
+    /// Admin API: an adapter component describes another department.
+    Department,
+    /// Admin API: an adapter component does not serve what the catalogue needs of it.
+    SelfCheck,
+    /// Admin API: a number out of its range (a rollout percentage).
+    OutOfRange,
+}
+
+impl ProblemCode {
+    /// Every code.
+    pub const ALL: [ProblemCode; 23] = [
+        ProblemCode::Required,
+        ProblemCode::Type,
+        ProblemCode::Format,
+        ProblemCode::Length,
+        ProblemCode::Checksum,
+        ProblemCode::Date,
+        ProblemCode::Range,
+        ProblemCode::Enum,
+        ProblemCode::UnknownField,
+        ProblemCode::Rule,
+        ProblemCode::NotFound,
+        ProblemCode::Rejected,
+        ProblemCode::Encoding,
+        ProblemCode::Invalid,
+        ProblemCode::Config,
+        ProblemCode::Signature,
+        ProblemCode::Compile,
+        ProblemCode::Contract,
+        ProblemCode::Describe,
+        ProblemCode::ContractVersion,
+        ProblemCode::Department,
+        ProblemCode::SelfCheck,
+        ProblemCode::OutOfRange,
+    ];
+
+    /// The code as answered.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ProblemCode::Required => "required",
+            ProblemCode::Type => "type",
+            ProblemCode::Format => "format",
+            ProblemCode::Length => "length",
+            ProblemCode::Checksum => "checksum",
+            ProblemCode::Date => "date",
+            ProblemCode::Range => "range",
+            ProblemCode::Enum => "enum",
+            ProblemCode::UnknownField => "unknown_field",
+            ProblemCode::Rule => "rule",
+            ProblemCode::NotFound => "not_found",
+            ProblemCode::Rejected => "rejected",
+            ProblemCode::Encoding => "encoding",
+            ProblemCode::Invalid => "invalid",
+            ProblemCode::Config => "config",
+            ProblemCode::Signature => "signature",
+            ProblemCode::Compile => "compile",
+            ProblemCode::Contract => "contract",
+            ProblemCode::Describe => "describe",
+            ProblemCode::ContractVersion => "contract_version",
+            ProblemCode::Department => "department",
+            ProblemCode::SelfCheck => "self_check",
+            ProblemCode::OutOfRange => "out_of_range",
+        }
+    }
+
+    /// The code of this text; `invalid` for a code outside the list (an adapter's own).
+    pub fn of(code: &str) -> ProblemCode {
+        ProblemCode::ALL
+            .into_iter()
+            .find(|c| c.as_str() == code)
+            .unwrap_or(ProblemCode::Invalid)
+    }
+}
+
+fn known_code<S: serde::Serializer>(code: &str, serializer: S) -> Result<S::Ok, S::Error> {
+    serializer.serialize_str(ProblemCode::of(code).as_str())
 }
 
 /// Who is at fault when something did not happen: what the caller is told, whether it is
@@ -251,6 +377,24 @@ impl std::fmt::Display for EventKind {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn problem_codes_are_answered_from_the_fixed_list() {
+        for code in ProblemCode::ALL {
+            assert_eq!(ProblemCode::of(code.as_str()), code);
+            assert_eq!(
+                serde_json::to_value(code).unwrap(),
+                serde_json::json!(code.as_str())
+            );
+        }
+        let answered = |code: &str| {
+            serde_json::to_value(FieldProblem::new("f", code, "m")).unwrap()["code"].clone()
+        };
+        assert_eq!(answered("checksum"), "checksum");
+        // An adapter's own code is answered as `invalid`, with its message.
+        assert_eq!(answered("too_many_owners"), "invalid");
+        assert_eq!(answered("unknown_matter"), "invalid");
+    }
 
     #[test]
     fn states_read_back_what_they_write_and_refuse_anything_else() {

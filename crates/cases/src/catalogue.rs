@@ -78,6 +78,9 @@ pub struct Service {
     pub rules: Vec<gateway_base::config::RuleConfig>,
     /// The one form (JSON Schema).
     pub form: Value,
+    /// A filled form for the API document: the catalogue's `example`, else the form schema's
+    /// own first `examples`; it passes the form's schema.
+    pub example: Option<Value>,
     validator: jsonschema::Validator,
 }
 
@@ -183,35 +186,43 @@ impl Catalogue {
                 lookups: Vec::new(),
                 rules: Vec::new(),
                 form: m.schema.clone(),
+                example: None,
                 validator: compile(&m.schema)?,
             };
+            let configured = config.matters[&m.code].example.as_ref();
+            let service = with_example(service, configured)
+                .with_context(|| format!("matters.\"{}\".example", m.code))?;
             services.insert(m.code.clone(), service);
         }
         for (code, sc) in &config.services {
             let service = one_thing(code, sc, &matters, adapters)
                 .with_context(|| format!("services.\"{code}\""))?;
+            let service = with_example(service, sc.example.as_ref())
+                .with_context(|| format!("services.\"{code}\".example"))?;
             services.insert(code.clone(), service);
         }
         Ok(Catalogue { matters, services })
     }
 
-    /// Every schema problem of a service's form.
+    /// The schema problems of a service's form: one per field (the first the schema finds).
     pub fn check_form(&self, service: &Service, form: &Value) -> Vec<FieldProblem> {
         let _ = self;
-        service
-            .validator
-            .iter_errors(form)
-            .map(|e| problem_from(&e))
-            .collect()
+        first_per_field(
+            service
+                .validator
+                .iter_errors(form)
+                .map(|e| problem_from(&e)),
+        )
     }
-    /// Every schema problem of a matter's input.
+    /// The schema problems of a matter's input: one per field.
     pub fn check_input(&self, matter: &Matter, input: &Value) -> Vec<FieldProblem> {
         let _ = self;
-        matter
-            .validator
-            .iter_errors(input)
-            .map(|e| problem_from(&e))
-            .collect()
+        first_per_field(
+            matter
+                .validator
+                .iter_errors(input)
+                .map(|e| problem_from(&e)),
+        )
     }
 }
 
@@ -312,8 +323,31 @@ fn one_thing(
         lookups,
         rules: sc.rules.clone(),
         form,
+        example: None,
         validator,
     })
+}
+
+/// A service with its example: the configured one, else the form schema's first `examples`.
+/// An example that does not pass the form is refused: the document shows only forms that pass.
+fn with_example(mut service: Service, configured: Option<&toml::Value>) -> anyhow::Result<Service> {
+    let example = match configured {
+        Some(example) => Some(serde_json::to_value(example)?),
+        None => service.form["examples"].get(0).cloned(),
+    };
+    if let Some(example) = &example {
+        let problems = first_per_field(
+            service
+                .validator
+                .iter_errors(example)
+                .map(|e| problem_from(&e)),
+        );
+        if let Some(p) = problems.first() {
+            anyhow::bail!("does not pass the form: {}: {}", p.field, p.message);
+        }
+    }
+    service.example = example;
+    Ok(service)
 }
 
 fn compile(
@@ -341,6 +375,8 @@ fn dotted(pointer: &str) -> String {
         .replace("~0", "~")
 }
 
+/// One problem in the applicant's terms: its field, a stable code, a reason in Chinese. The
+/// value is never repeated (it may be an identity number), nor the validator's own text.
 fn problem_from(error: &jsonschema::ValidationError<'_>) -> FieldProblem {
     use jsonschema::error::ValidationErrorKind as K;
     let field = dotted(error.instance_path.as_str());
@@ -351,17 +387,20 @@ fn problem_from(error: &jsonschema::ValidationError<'_>) -> FieldProblem {
             format!("{field}.{name}")
         }
     };
+    let number = |limit: &Value| limit.to_string();
     match &error.kind {
         K::Required { property } => FieldProblem::new(
             join(property.as_str().unwrap_or_default()),
             "required",
             "必填项缺失",
         ),
-        K::AdditionalProperties { unexpected } => FieldProblem::new(
-            join(unexpected.first().map(String::as_str).unwrap_or_default()),
-            "unknown_field",
-            "表单中没有此项",
-        ),
+        K::AdditionalProperties { unexpected } | K::UnevaluatedProperties { unexpected } => {
+            FieldProblem::new(
+                join(unexpected.first().map(String::as_str).unwrap_or_default()),
+                "unknown_field",
+                "表单中没有此项",
+            )
+        }
         K::Format { format } => {
             let value = error.instance.as_str().unwrap_or_default();
             let checked = match format.as_str() {
@@ -373,45 +412,84 @@ fn problem_from(error: &jsonschema::ValidationError<'_>) -> FieldProblem {
             };
             match checked {
                 Some(p) => FieldProblem::new(field, p.code, p.message),
-                None => FieldProblem::new(field, "format", format!("不符合格式 {format}")),
+                None => FieldProblem::new(field, "format", format_message(format)),
             }
         }
-        K::Type { .. } => FieldProblem::new(
-            field,
-            "type",
-            gateway_base::redact::redact(&error.to_string()),
-        ),
+        K::Type { kind } => FieldProblem::new(field, "type", type_message(kind)),
         K::Enum { .. } | K::Constant { .. } => FieldProblem::new(field, "enum", "不是允许的取值"),
-        K::MinLength { .. } | K::MaxLength { .. } | K::Pattern { .. } => FieldProblem::new(
-            field,
-            "format",
-            gateway_base::redact::redact(&error.to_string()),
-        ),
-        K::Minimum { .. }
-        | K::Maximum { .. }
-        | K::ExclusiveMinimum { .. }
-        | K::ExclusiveMaximum { .. } => FieldProblem::new(
-            field,
-            "range",
-            gateway_base::redact::redact(&error.to_string()),
-        ),
-        _ => FieldProblem::new(
-            field,
-            "invalid",
-            gateway_base::redact::redact(&error.to_string()),
-        ),
+        K::MinLength { limit } => {
+            FieldProblem::new(field, "length", format!("长度不能少于{limit}个字符"))
+        }
+        K::MaxLength { limit } => {
+            FieldProblem::new(field, "length", format!("长度不能超过{limit}个字符"))
+        }
+        K::MinItems { limit } => FieldProblem::new(field, "length", format!("至少应填{limit}项")),
+        K::MaxItems { limit } => FieldProblem::new(field, "length", format!("至多可填{limit}项")),
+        K::Pattern { .. } => FieldProblem::new(field, "format", "格式不正确"),
+        K::Minimum { limit } => {
+            FieldProblem::new(field, "range", format!("不能小于{}", number(limit)))
+        }
+        K::Maximum { limit } => {
+            FieldProblem::new(field, "range", format!("不能大于{}", number(limit)))
+        }
+        K::ExclusiveMinimum { limit } => {
+            FieldProblem::new(field, "range", format!("应大于{}", number(limit)))
+        }
+        K::ExclusiveMaximum { limit } => {
+            FieldProblem::new(field, "range", format!("应小于{}", number(limit)))
+        }
+        K::MultipleOf { multiple_of } => {
+            FieldProblem::new(field, "range", format!("应为{multiple_of}的整数倍"))
+        }
+        _ => FieldProblem::new(field, "invalid", "填写内容不符合要求"),
     }
 }
 
-/// Merge problem lists, keeping the first of any (field, code) pair: the schema and an adapter
-/// often find the same bad checksum, and the applicant should read it once.
-pub fn merge_problems(lists: impl IntoIterator<Item = Vec<FieldProblem>>) -> Vec<FieldProblem> {
+/// "Should be a number": what a field of the wrong type should be, in words.
+fn type_message(kind: &jsonschema::error::TypeKind) -> String {
+    use jsonschema::JsonType;
+    use jsonschema::error::TypeKind;
+    let word = |t: JsonType| match t {
+        JsonType::String => "文本",
+        JsonType::Number => "数字",
+        JsonType::Integer => "整数",
+        JsonType::Boolean => "布尔值（true 或 false）",
+        JsonType::Object => "对象",
+        JsonType::Array => "列表",
+        JsonType::Null => "空值（null）",
+    };
+    let words: Vec<&str> = match kind {
+        TypeKind::Single(t) => vec![word(*t)],
+        TypeKind::Multiple(set) => set.iter().map(word).collect(),
+    };
+    format!("应为{}", words.join("或"))
+}
+
+/// What a value of a standard format should look like.
+fn format_message(format: &str) -> String {
+    match format {
+        "date" => "应为日期，如 2026-01-31".into(),
+        "date-time" => "应为RFC 3339时间，如 2026-01-31T09:30:00+08:00".into(),
+        "email" => "应为电子邮箱地址".into(),
+        "uri" => "应为网址".into(),
+        other => format!("不符合格式 {other}"),
+    }
+}
+
+/// The first problem of each field, in order: the applicant reads one reason per field.
+fn first_per_field(problems: impl IntoIterator<Item = FieldProblem>) -> Vec<FieldProblem> {
     let mut seen = std::collections::HashSet::new();
-    lists
+    problems
         .into_iter()
-        .flatten()
-        .filter(|p| seen.insert((p.field.clone(), p.code.clone())))
+        .filter(|p| seen.insert(p.field.clone()))
         .collect()
+}
+
+/// Merge problem lists, keeping the first problem of each field: the schema and an adapter
+/// often find the same bad value (a checksum, a number sent as text), and the applicant reads
+/// one reason per field, the gateway's own (schema) first.
+pub fn merge_problems(lists: impl IntoIterator<Item = Vec<FieldProblem>>) -> Vec<FieldProblem> {
+    first_per_field(lists.into_iter().flatten())
 }
 
 #[cfg(test)]
@@ -474,8 +552,77 @@ mod tests {
         let a = vec![FieldProblem::new("x", "checksum", "a")];
         let b = vec![
             FieldProblem::new("x", "checksum", "b"),
+            FieldProblem::new("x", "format", "b"),
             FieldProblem::new("y", "rule", "c"),
         ];
-        assert_eq!(merge_problems([a, b]).len(), 2);
+        let merged = merge_problems([a, b]);
+        assert_eq!(merged.len(), 2, "one problem per field: {merged:?}");
+        assert_eq!(merged[0].message, "a", "the schema's first");
+    }
+
+    #[test]
+    fn a_wrong_type_is_one_problem_in_chinese_without_the_value() {
+        let m = matter(json!({
+            "type": "object",
+            "properties": {
+                "registered_capital": {"type": "number", "exclusiveMinimum": 0},
+                "name": {"type": "string", "minLength": 2, "pattern": "^[a-z]+$"},
+                "flags": {"type": ["array", "null"]}
+            }
+        }));
+        let catalogue = Catalogue {
+            matters: BTreeMap::new(),
+            services: BTreeMap::new(),
+        };
+        let problems = catalogue.check_input(
+            &m,
+            &json!({"registered_capital": "lots", "name": "1", "flags": 3}),
+        );
+        let mut got: Vec<(&str, &str, &str)> = problems
+            .iter()
+            .map(|p| (p.field.as_str(), p.code.as_str(), p.message.as_str()))
+            .collect();
+        got.sort();
+        assert_eq!(
+            got,
+            vec![
+                ("flags", "type", "应为列表或空值（null）"),
+                ("name", "length", "长度不能少于2个字符"),
+                ("registered_capital", "type", "应为数字"),
+            ]
+        );
+    }
+
+    #[test]
+    fn an_example_must_pass_its_form() {
+        let service = |form: Value| Service {
+            code: "s".into(),
+            name: "s".into(),
+            kind: ServiceKind::Single,
+            description: String::new(),
+            steps: Vec::new(),
+            lookups: Vec::new(),
+            rules: Vec::new(),
+            example: None,
+            validator: compile(&form).unwrap(),
+            form,
+        };
+        let form = json!({"type": "object", "required": ["n"], "properties": {"n": {"type": "number"}},
+                          "examples": [{"n": 2}]});
+        let good: toml::Value = toml::from_str("n = 1").unwrap();
+        let bad: toml::Value = toml::from_str("n = \"one\"").unwrap();
+        assert_eq!(
+            with_example(service(form.clone()), Some(&good))
+                .unwrap()
+                .example,
+            Some(json!({"n": 1}))
+        );
+        assert_eq!(
+            with_example(service(form.clone()), None).unwrap().example,
+            Some(json!({"n": 2})),
+            "else the schema's own"
+        );
+        let refused = with_example(service(form), Some(&bad)).unwrap_err();
+        assert!(refused.to_string().contains("n: 应为数字"), "{refused}");
     }
 }

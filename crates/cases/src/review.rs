@@ -62,6 +62,15 @@ impl Orchestrator {
             outputs: Default::default(),
         };
         let rule_problems = check_rules(&service.rules, &sources);
+        // The departments check what the schema let through: a value the schema already refused
+        // (text where a number belongs) is left out of what they are given, so an adapter reads
+        // the rest and reports on it, not on a payload it cannot parse.
+        let checked = without_fields(form, &form_problems);
+        let sources = Sources {
+            form: Some(&checked),
+            ..sources
+        };
+        let checked = &checked;
         let checks = service.steps.iter().map(|step| {
             let sources = &sources;
             async move {
@@ -69,7 +78,7 @@ impl Orchestrator {
                 let input = step
                     .input
                     .as_ref()
-                    .map_or_else(|| form.clone(), |m| sources.build_input(m));
+                    .map_or_else(|| checked.clone(), |m| sources.build_input(m));
                 let adapter = self.adapters.get(&matter.department).ok_or_else(|| {
                     CaseError::Unavailable {
                         department: matter.department.clone(),
@@ -216,5 +225,61 @@ impl Orchestrator {
             results.problems.extend(problem);
         }
         Ok(results)
+    }
+}
+
+/// The form without the fields that have problems (a field's path is dotted; a number in it
+/// indexes a list).
+fn without_fields(form: &Value, problems: &[FieldProblem]) -> Value {
+    let mut form = form.clone();
+    for problem in problems.iter().filter(|p| !p.field.is_empty()) {
+        let path: Vec<&str> = problem.field.split('.').collect();
+        let Some((last, parents)) = path.split_last() else {
+            continue;
+        };
+        let mut node = Some(&mut form);
+        for segment in parents {
+            node = node.and_then(|node| match node {
+                Value::Object(map) => map.get_mut(*segment),
+                Value::Array(items) => segment.parse::<usize>().ok().and_then(|i| items.get_mut(i)),
+                _ => None,
+            });
+        }
+        if let Some(Value::Object(map)) = node {
+            map.remove(*last);
+        }
+    }
+    form
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn fields_with_problems_are_left_out_of_what_departments_check() {
+        let form = json!({
+            "registered_capital": "lots",
+            "legal_representative": {"name": "李四", "id_number": 7},
+            "owners": [{"share": "half"}, {"share": 1}],
+            "kept": true,
+            "deeper": 1
+        });
+        let problems = [
+            FieldProblem::new("registered_capital", "type", "应为数字"),
+            FieldProblem::new("legal_representative.id_number", "type", "应为文本"),
+            FieldProblem::new("owners.0.share", "type", "应为数字"),
+            FieldProblem::new("missing.deeper", "required", "必填项缺失"),
+            FieldProblem::new("", "type", "申请表应为JSON对象"),
+        ];
+        assert_eq!(
+            without_fields(&form, &problems),
+            json!({
+                "legal_representative": {"name": "李四"},
+                "owners": [{}, {"share": 1}],
+                "kept": true,
+                "deeper": 1
+            })
+        );
     }
 }

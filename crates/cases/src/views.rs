@@ -340,6 +340,46 @@ pub struct LookupAnswer {
     pub result: Object,
 }
 
+/// What the API document says about the catalogue being served: each service's form and each
+/// lookup's query, each with an example, so the document gives portals typed bodies. The
+/// document is made from these when it is asked for, so it follows reloads and adapter swaps.
+#[derive(Debug, Clone, Default)]
+pub struct ApiShapes {
+    /// Every service, by code.
+    pub services: Vec<ServiceShape>,
+    /// Every lookup a serving adapter offers, by name.
+    pub lookups: Vec<LookupShape>,
+}
+
+/// A service's form in the document.
+#[derive(Debug, Clone)]
+pub struct ServiceShape {
+    /// Service code.
+    pub code: String,
+    /// Name.
+    pub name: String,
+    /// The form (JSON Schema).
+    pub form: Value,
+    /// A filled form that passes it.
+    pub example: Option<Value>,
+}
+
+/// A lookup's query in the document.
+#[derive(Debug, Clone)]
+pub struct LookupShape {
+    /// Lookup name.
+    pub name: String,
+    /// What it finds.
+    pub description: String,
+    /// The department that answers it.
+    pub department: String,
+    /// The query (JSON Schema, the adapter's own).
+    pub query: Value,
+    /// A query: the schema's own first `examples`, else one made from a service's example
+    /// through that service's query mapping.
+    pub example: Option<Value>,
+}
+
 fn service_view(s: &Service) -> ServiceView {
     ServiceView {
         code: s.code.clone(),
@@ -400,6 +440,51 @@ impl Orchestrator {
             services,
             lookups,
         }
+    }
+
+    /// The services' forms and the lookups' queries, for the API document.
+    pub fn api_shapes(&self) -> ApiShapes {
+        let catalogue = self.catalogue();
+        let services: Vec<ServiceShape> = catalogue
+            .services
+            .values()
+            .map(|s| ServiceShape {
+                code: s.code.clone(),
+                name: s.name.clone(),
+                form: s.form.clone(),
+                example: s.example.clone(),
+            })
+            .collect();
+        let mut lookups: Vec<LookupShape> = Vec::new();
+        for adapter in self.adapters().all() {
+            let description = adapter.description();
+            for lookup in &description.lookups {
+                let Ok(query) = serde_json::from_str::<Value>(&lookup.input_schema) else {
+                    continue;
+                };
+                let example = query["examples"].get(0).cloned().or_else(|| {
+                    catalogue.services.values().find_map(|service| {
+                        let form = service.example.as_ref()?;
+                        let used = service.lookups.iter().find(|l| l.lookup == lookup.name)?;
+                        let sources = crate::one_thing::Sources {
+                            form: Some(form),
+                            ..Default::default()
+                        };
+                        Some(sources.build_input(&used.query))
+                    })
+                });
+                lookups.push(LookupShape {
+                    name: lookup.name.clone(),
+                    description: lookup.description.clone(),
+                    department: description.department.clone(),
+                    query,
+                    example,
+                });
+            }
+        }
+        lookups.sort_by(|a, b| a.name.cmp(&b.name));
+        lookups.dedup_by(|a, b| a.name == b.name);
+        ApiShapes { services, lookups }
     }
 
     /// The one form of a service.

@@ -6,12 +6,15 @@
 //! and sends a child `traceparent` with every department request, so a department's logs join
 //! the portal's trace. Deliveries and polls run outside any request; they start a trace of their
 //! own each (the case's original trace is not stored).
+//!
+//! Headers people write (the clerk's, a lookup's purpose) are read by [`header_text`]: UTF-8,
+//! percent-encoded or raw.
 
 use axum::extract::Request;
-use axum::http::HeaderValue;
+use axum::http::{HeaderMap, HeaderValue};
 use axum::middleware::Next;
 use axum::response::Response;
-use gateway_base::model::Clerk;
+use gateway_base::model::{Clerk, FieldProblem};
 use gateway_base::trace::{TraceContext, scope};
 use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
 
@@ -86,9 +89,10 @@ pub fn header_value(context: &TraceContext) -> HeaderValue {
 }
 
 /// Middleware: the clerk named by the request's `X-Clerk-*` headers is on every exchange the
-/// request causes.
+/// request causes. Headers that cannot be read name no clerk here; the routes that record a
+/// clerk (applications, lookups) refuse them with 422.
 async fn with_clerk(request: Request, next: Next) -> Response {
-    let clerk = clerk(request.headers());
+    let clerk = clerk(request.headers()).ok().flatten();
     gateway_store::audit::scope(|c| c.clerk = clerk, next.run(request)).await
 }
 
@@ -97,18 +101,161 @@ pub fn clerk_layer(router: axum::Router) -> axum::Router {
     router.layer(axum::middleware::from_fn(with_clerk))
 }
 
-/// The clerk at the window, from `X-Clerk-Id`, `X-Clerk-Window` and `X-Clerk-Hall`.
-pub fn clerk(headers: &axum::http::HeaderMap) -> Option<Clerk> {
-    // Halls and windows have Chinese names: take the header's bytes as UTF-8, not only ASCII.
-    let text = |name: &str| {
-        let value = headers
-            .get(name)
-            .and_then(|v| std::str::from_utf8(v.as_bytes()).ok())?;
-        Some(value.trim().to_string()).filter(|v| !v.is_empty())
+/// The clerk at the window, from `X-Clerk-Id`, `X-Clerk-Window` and `X-Clerk-Hall` (each read
+/// by [`header_text`]); `None` without `X-Clerk-Id`. Every unreadable header is a problem.
+pub fn clerk(headers: &HeaderMap) -> Result<Option<Clerk>, Vec<FieldProblem>> {
+    let mut problems = Vec::new();
+    let mut read = |name: &str| {
+        header_text(headers, name).unwrap_or_else(|problem| {
+            problems.push(problem);
+            None
+        })
     };
-    text("x-clerk-id").map(|id| Clerk {
-        id,
-        window: text("x-clerk-window"),
-        hall: text("x-clerk-hall"),
-    })
+    let (id, window, hall) = (
+        read("X-Clerk-Id"),
+        read("X-Clerk-Window"),
+        read("X-Clerk-Hall"),
+    );
+    if !problems.is_empty() {
+        return Err(problems);
+    }
+    Ok(id.map(|id| Clerk { id, window, hall }))
+}
+
+/// A header whose value is text a person wrote (a clerk's name, a hall's, why a lookup is
+/// made), trimmed; `None` when absent or blank.
+///
+/// Halls and windows have Chinese names, and `fetch` (every browser portal) and most HTTP
+/// libraries refuse anything but ASCII in a header: such values come percent-encoded as UTF-8,
+/// as `encodeURIComponent` makes them (`%E7%AA%97%E5%8F%A3`). A value of ASCII with a `%XX`
+/// escape is decoded; a value that is not an escape sequence throughout (`100%`) is taken as
+/// it is; raw UTF-8 bytes, which earlier clients send, are taken as UTF-8. Bytes that are not
+/// UTF-8 (raw or decoded) and control characters are a `format` problem on the header.
+pub fn header_text(headers: &HeaderMap, name: &str) -> Result<Option<String>, FieldProblem> {
+    let Some(value) = headers.get(name.to_ascii_lowercase().as_str()) else {
+        return Ok(None);
+    };
+    let bytes = value.as_bytes();
+    let problem = |message: &str| FieldProblem::new(name, "format", message);
+    let text = match percent_decoded(bytes) {
+        Some(decoded) => String::from_utf8(decoded).map_err(|_| {
+            problem("百分号编码解码后不是UTF-8文本（应为 encodeURIComponent 的结果）")
+        })?,
+        None => std::str::from_utf8(bytes)
+            .map_err(|_| problem("应为UTF-8文本，非ASCII字符请按UTF-8百分号编码"))?
+            .to_string(),
+    };
+    if text.chars().any(char::is_control) {
+        return Err(problem("不能包含控制字符"));
+    }
+    let text = text.trim();
+    Ok((!text.is_empty()).then(|| text.to_string()))
+}
+
+/// The bytes a percent-encoded value stands for: `None` unless the value is ASCII with at
+/// least one `%` and every `%` starts a `%XX` escape.
+fn percent_decoded(bytes: &[u8]) -> Option<Vec<u8>> {
+    if !bytes.is_ascii() || !bytes.contains(&b'%') {
+        return None;
+    }
+    let hex = |b: u8| (b as char).to_digit(16);
+    let mut decoded = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        if bytes[i] == b'%' {
+            let high = hex(*bytes.get(i + 1)?)?;
+            let low = hex(*bytes.get(i + 2)?)?;
+            decoded.push((high * 16 + low) as u8);
+            i += 3;
+        } else {
+            decoded.push(bytes[i]);
+            i += 1;
+        }
+    }
+    Some(decoded)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn headers(pairs: &[(&'static str, &[u8])]) -> HeaderMap {
+        let mut headers = HeaderMap::new();
+        for (name, value) in pairs {
+            headers.insert(*name, HeaderValue::from_bytes(value).unwrap());
+        }
+        headers
+    }
+
+    #[test]
+    fn percent_encoded_and_raw_utf8_read_the_same() {
+        // encodeURIComponent("二手房转移登记受理")
+        let encoded =
+            b"%E4%BA%8C%E6%89%8B%E6%88%BF%E8%BD%AC%E7%A7%BB%E7%99%BB%E8%AE%B0%E5%8F%97%E7%90%86";
+        let raw = "二手房转移登记受理".as_bytes();
+        for value in [
+            &encoded[..],
+            raw,
+            b"  %E4%BA%8C%E6%89%8B%E6%88%BF%E8%BD%AC%E7%A7%BB%E7%99%BB%E8%AE%B0%E5%8F%97%E7%90%86 ",
+        ] {
+            let h = headers(&[("x-lookup-purpose", value)]);
+            assert_eq!(
+                header_text(&h, "X-Lookup-Purpose").unwrap().as_deref(),
+                Some("二手房转移登记受理")
+            );
+        }
+    }
+
+    #[test]
+    fn plain_ascii_and_stray_percent_signs_are_kept() {
+        for (value, read) in [
+            (&b"clerk-007"[..], "clerk-007"),
+            (b"100%", "100%"),
+            (b"50%off", "50%off"),
+            (b"a%2Fb", "a/b"),
+            (b"%20x%20", "x"),
+        ] {
+            let h = headers(&[("x-clerk-id", value)]);
+            assert_eq!(
+                header_text(&h, "X-Clerk-Id").unwrap().as_deref(),
+                Some(read)
+            );
+        }
+        let h = headers(&[("x-clerk-id", b"   ")]);
+        assert_eq!(header_text(&h, "X-Clerk-Id").unwrap(), None);
+        assert_eq!(header_text(&HeaderMap::new(), "X-Clerk-Id").unwrap(), None);
+    }
+
+    #[test]
+    fn undecodable_values_and_control_characters_are_format_problems() {
+        for value in [&b"%FF%FE"[..], b"\xff\xfe", b"a%0Ab", b"%E4%BA"] {
+            let h = headers(&[("x-clerk-hall", value)]);
+            let problem = header_text(&h, "X-Clerk-Hall").unwrap_err();
+            assert_eq!(
+                (problem.field.as_str(), problem.code.as_str()),
+                ("X-Clerk-Hall", "format")
+            );
+        }
+    }
+
+    #[test]
+    fn the_clerk_comes_from_three_headers_each_decoded() {
+        let h = headers(&[
+            ("x-clerk-id", b"%E5%BC%A0%E4%B8%89"),
+            ("x-clerk-window", "3号窗口".as_bytes()),
+            ("x-clerk-hall", b"%E9%BC%93%E6%A5%BC%E5%8C%BA%E6%94%BF%E5%8A%A1%E6%9C%8D%E5%8A%A1%E4%B8%AD%E5%BF%83"),
+        ]);
+        assert_eq!(
+            clerk(&h).unwrap(),
+            Some(Clerk {
+                id: "张三".into(),
+                window: Some("3号窗口".into()),
+                hall: Some("鼓楼区政务服务中心".into()),
+            })
+        );
+        let h = headers(&[("x-clerk-window", b"3")]);
+        assert_eq!(clerk(&h).unwrap(), None, "no clerk without an id");
+        let h = headers(&[("x-clerk-id", b"%FF"), ("x-clerk-hall", b"%00")]);
+        assert_eq!(clerk(&h).unwrap_err().len(), 2, "every problem at once");
+    }
 }

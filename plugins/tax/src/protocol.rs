@@ -588,6 +588,8 @@ pub fn clearance_schema() -> Value {
         "title": "清税查询",
         "type": "object",
         "required": ["taxpayer_id"],
+        // Shown in the gateway's API document as this lookup's example query.
+        "examples": [{"taxpayer_id": "91350100M000100Y43"}],
         "properties": {
             "taxpayer_id": {"type": "string", "title": "纳税人识别号（统一社会信用代码或居民身份号码）", "minLength": 1}
         }

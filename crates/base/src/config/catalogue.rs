@@ -36,6 +36,9 @@ pub struct ServiceConfig {
     /// Form fields used only by rules (not by any matter or lookup), as JSON Schema.
     #[serde(default)]
     pub fields: BTreeMap<String, toml::Value>,
+    /// A filled form shown in the API document (checked against the form when the catalogue
+    /// is built).
+    pub example: Option<toml::Value>,
 }
 
 /// A lookup of a service: its query fields map to sources.
@@ -109,6 +112,9 @@ pub struct MatterConfig {
     pub time_limit_days: u32,
     /// JSON Schema file of the matter's input; by default the adapter's own `describe` schema.
     pub schema: Option<PathBuf>,
+    /// A filled form of the matter's single service, shown in the API document (checked
+    /// against the schema when the catalogue is built).
+    pub example: Option<toml::Value>,
     /// Its list of materials (材料清单), see [`super::materials`].
     #[serde(default)]
     pub materials: Vec<super::MaterialConfig>,

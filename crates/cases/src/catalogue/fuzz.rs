@@ -40,6 +40,7 @@ fn service() -> Service {
         steps: Vec::new(),
         lookups: Vec::new(),
         rules: Vec::new(),
+        example: None,
         validator: compile(&form).expect("the form compiles"),
         form,
     }
@@ -160,9 +161,16 @@ proptest! {
         let service = service();
         let problems = catalogue().check_form(&service, &form);
         prop_assert_eq!(problems.is_empty(), service.validator.is_valid(&form));
+        let mut fields = std::collections::HashSet::new();
         for p in &problems {
             prop_assert!(CODES.contains(&p.code.as_str()), "{:?}", p);
             prop_assert!(!p.message.is_empty(), "{:?}", p);
+            // One problem per field, told in Chinese, never the validator's own English.
+            prop_assert!(fields.insert(p.field.clone()), "two problems on {}: {:?}", p.field, problems);
+            prop_assert!(
+                p.message.chars().any(|c| ('\u{4e00}'..='\u{9fff}').contains(&c)),
+                "{:?}", p
+            );
             // Identity numbers never echo back in a message (redaction).
             prop_assert!(!p.message.contains("11010519491231002X"), "{:?}", p);
         }

@@ -48,8 +48,8 @@ pub(crate) struct Accepted {
     post,
     path = "/api/v1/services/{code}/pre-review",
     tag = "applications",
-    params(("code" = String, Path, description = "Service code")),
-    request_body(content = Object, description = "The filled form.", content_type = "application/json"),
+    params(("code" = String, Path, description = "Service code, e.g. `market-regulation.business-licence` (each service also has a path of its own, whose body is its form)")),
+    request_body(content = Object, description = "The filled form (the service's form: `GET /api/v1/services/{code}/form`).", content_type = "application/json"),
     responses(
         (status = 200, description = "The review: `ok` when there is no problem.", body = PreReview),
         (status = 400, description = "`malformed_json`: the body is not JSON.", body = Error),
@@ -77,20 +77,19 @@ pub(super) async fn pre_review(
     path = "/api/v1/services/{code}/applications",
     tag = "applications",
     params(
-        ("code" = String, Path, description = "Service code"),
-        ("Idempotency-Key" = Option<String>, Header, nullable = false, min_length = 1, max_length = 255, description = "1-255 visible ASCII characters; a repeat returns the same case"),
-        ("X-Clerk-Id" = Option<String>, Header, nullable = false, description = "The clerk at the window (UTF-8), recorded on the case"),
-        ("X-Clerk-Window" = Option<String>, Header, nullable = false, description = "The clerk's window"),
-        ("X-Clerk-Hall" = Option<String>, Header, nullable = false, description = "The service hall"),
+        ("code" = String, Path, description = "Service code, e.g. `market-regulation.business-licence` (each service also has a path of its own, whose body is its form)"),
+        ("Idempotency-Key" = Option<String>, Header, nullable = false, pattern = "^[!-~]{1,255}$", example = "portal-2026-000123", description = "1-255 visible ASCII characters, scoped to the client and the service: a repeat returns the same case (`Idempotent-Replayed: true`), the same key with another body is `422 idempotency_conflict`"),
+        ("X-Clerk-Id" = Option<String>, Header, nullable = false, example = "%E5%BC%A0%E4%B8%89", description = "The clerk at the window, recorded on the case: UTF-8, percent-encoded as `encodeURIComponent` makes it (`%E5%BC%A0%E4%B8%89` is `张三`); raw UTF-8 is read too"),
+        ("X-Clerk-Window" = Option<String>, Header, nullable = false, example = "%E7%AA%97%E5%8F%A3%203", description = "The clerk's window, UTF-8 percent-encoded (`%E7%AA%97%E5%8F%A3%203` is `窗口 3`)"),
+        ("X-Clerk-Hall" = Option<String>, Header, nullable = false, example = "%E9%BC%93%E6%A5%BC%E5%8C%BA%E6%94%BF%E5%8A%A1%E6%9C%8D%E5%8A%A1%E4%B8%AD%E5%BF%83", description = "The service hall, UTF-8 percent-encoded (`鼓楼区政务服务中心`)"),
     ),
-    request_body(content = Object, description = "The filled form.", content_type = "application/json"),
+    request_body(content = Object, description = "The filled form (the service's form: `GET /api/v1/services/{code}/form`).", content_type = "application/json"),
     responses(
-        (status = 202, description = "Stored; delivery follows.", body = Accepted,
-            headers(("Idempotent-Replayed" = String, description = "`true` when this repeats an earlier request with the same key"))),
+        (status = 202, description = "Stored; delivery follows. A repeat with the same `Idempotency-Key` answers the same case with `Idempotent-Replayed: true`.", body = Accepted),
         (status = 400, description = "`malformed_json`: the body is not JSON.", body = Error),
         (status = 404, description = "`not_found`: no such service, or a department found no record.", body = Error),
         (status = 413, description = "`payload_too_large`: the body exceeds `server.body_limit_bytes`.", body = Error),
-        (status = 422, description = "`invalid_input` (every problem in `fields`), `idempotency_conflict` or `rejected`.", body = Error),
+        (status = 422, description = "`invalid_input` (every problem in `fields`: the form's, or an unreadable header's), `idempotency_conflict` or `rejected`.", body = Error),
         (status = 500, description = "`internal`.", body = Error),
         (status = 502, description = "`department_protocol_error` or `adapter_failed`.", body = Error),
         (status = 503, description = "`department_unavailable`.", body = Error),
@@ -125,6 +124,16 @@ pub(super) async fn apply(
     Ok((StatusCode::ACCEPTED, answer_headers, Json(body)))
 }
 
+/// The pattern of an `Idempotency-Key`, as documented on `apply` (the document's tests hold
+/// them equal): 1-255 visible ASCII characters, what [`idempotency_key_is_valid`] checks.
+#[cfg(test)]
+pub(crate) const IDEMPOTENCY_KEY_PATTERN: &str = "^[!-~]{1,255}$";
+
+/// Whether a key is 1-255 visible ASCII characters (the documented pattern `^[!-~]{1,255}$`).
+fn idempotency_key_is_valid(key: &str) -> bool {
+    (1..=255).contains(&key.len()) && key.bytes().all(|b| b.is_ascii_graphic())
+}
+
 /// How an application arrives: its idempotency key (scoped to the client and the service), a
 /// digest of the body to tell a true repeat from a reused key, the clerk and the client.
 pub(super) fn arrival(
@@ -134,24 +143,25 @@ pub(super) fn arrival(
     body: &[u8],
 ) -> Result<Arrival, ApiError> {
     use sha2::Digest;
-    let key = match headers.get("idempotency-key") {
-        None => None,
-        Some(v) => {
-            let key = v
-                .to_str()
-                .ok()
-                .map(str::trim)
-                .filter(|k| !k.is_empty() && k.len() <= 255);
-            let key = key.ok_or_else(|| {
-                ApiError::InvalidInput(vec![FieldProblem::new(
-                    "Idempotency-Key",
-                    "format",
-                    "1-255 visible ASCII characters",
-                )])
-            })?;
-            Some(format!("{}:{service}:{key}", client.id))
+    let mut problems = Vec::new();
+    let key = headers.get("idempotency-key").and_then(|v| {
+        let key = v.to_str().ok().filter(|k| idempotency_key_is_valid(k));
+        if key.is_none() {
+            problems.push(FieldProblem::new(
+                "Idempotency-Key",
+                "format",
+                "应为1至255个可见ASCII字符（不含空格）",
+            ));
         }
-    };
+        key.map(|key| format!("{}:{service}:{key}", client.id))
+    });
+    let clerk = clerk(headers).unwrap_or_else(|found| {
+        problems.extend(found);
+        None
+    });
+    if !problems.is_empty() {
+        return Err(ApiError::InvalidInput(problems));
+    }
     let mut digest = sha2::Sha256::new();
     digest.update(service.as_bytes());
     digest.update([0]);
@@ -159,7 +169,9 @@ pub(super) fn arrival(
     Ok(Arrival {
         idempotency_key: key,
         request_digest: hex::encode(digest.finalize()),
-        clerk: clerk(headers),
+        clerk,
         client: Some(client.id.clone()),
+        materials: Vec::new(),
+        draft: None,
     })
 }

@@ -1,4 +1,8 @@
 //! Departments call back with decisions; their adapter authenticates and reads the call.
+//!
+//! The route is served on the portal listener (departments call `server.public_url`) but
+//! documented apart, in the departments' document (`/callbacks/openapi.json`): portals never
+//! call it.
 
 use crate::AppState;
 use crate::error::ApiError;
@@ -10,6 +14,13 @@ use axum::http::HeaderMap;
 use gateway_plugins::host::contract::CallbackRequest;
 use serde::Serialize;
 use utoipa::ToSchema;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+
+/// The departments' routes, with their own document.
+pub(super) fn routes() -> OpenApiRouter<AppState> {
+    OpenApiRouter::with_openapi(crate::openapi::callbacks_base()).routes(routes!(callback))
+}
 
 /// A callback was taken.
 #[derive(Debug, Serialize, ToSchema)]
@@ -24,7 +35,15 @@ pub(crate) struct CallbackAck {
     path = "/callbacks/{department}",
     tag = "departments",
     params(("department" = String, Path, description = "Department id")),
-    request_body(content = String, description = "Whatever the department sends; its adapter reads it.", content_type = "*/*"),
+    request_body(
+        description = "The department's own message, as its protocol says; its adapter authenticates and reads it (e.g. market regulation: signed JSON). Any other content type is handed to the adapter the same way.",
+        content(
+            (Object = "application/json"),
+            (String = "application/xml"),
+            (String = "text/xml"),
+            (String = "application/x-www-form-urlencoded"),
+        ),
+    ),
     responses(
         (status = 200, description = "Taken.", body = CallbackAck),
         (status = 404, description = "`not_found`: no such department, or no step with that reference.", body = Error),
@@ -36,7 +55,7 @@ pub(crate) struct CallbackAck {
         (status = 504, description = "`department_timeout`.", body = Error),
     )
 )]
-pub(super) async fn callback(
+async fn callback(
     State(o): State<AppState>,
     Path(department): Path<String>,
     headers: HeaderMap,

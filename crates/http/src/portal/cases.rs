@@ -28,14 +28,16 @@ pub(super) async fn readable_case(
 }
 
 /// A live stream of a case's timeline (server-sent events): first every event so far, then each
-/// new one as it is recorded. Woken by the orchestrator's case events; the store is the record.
+/// new one as it is recorded; once the case is final, the stream ends after its last event, so
+/// a client that reads to the end (a generated client does) has the whole timeline. Woken by
+/// the orchestrator's case events; the store is the record.
 #[utoipa::path(
     get,
     path = "/api/v1/cases/{id}/events",
     tag = "applications",
     params(("id" = String, Path, description = "Case id")),
     responses(
-        (status = 200, description = "Server-sent events: `id` the event id, `event` its kind, `data` one `Event` as JSON.", content_type = "text/event-stream", body = String),
+        (status = 200, description = "Server-sent events; see the `text/event-stream` description.", content_type = "text/event-stream", body = String),
         (status = 404, description = "`not_found`: no such case.", body = Error),
         (status = 500, description = "`internal`.", body = Error),
     )
@@ -50,55 +52,83 @@ pub(super) async fn case_events(
     >,
     ApiError,
 > {
-    use axum::response::sse::{Event, KeepAlive, Sse};
+    use axum::response::sse::{KeepAlive, Sse};
+    use futures::StreamExt;
     readable_case(&o, &client, &id).await?;
-    let changes = o.subscribe();
-    let stream = futures::stream::unfold(
-        (o, id, changes, None::<String>, true),
-        |(o, id, mut changes, mut seen, first)| async move {
-            loop {
-                if !first {
-                    // Wait for a change on this case (or a lag, after which we re-read anyway).
-                    loop {
-                        match changes.recv().await {
-                            Ok(change) if change.case_id != id => continue,
-                            Err(tokio::sync::broadcast::error::RecvError::Closed) => return None,
-                            _ => break,
-                        }
+    let follow = Follow {
+        changes: o.subscribe(),
+        o,
+        id,
+        seen: None,
+        first: true,
+        finished: false,
+    };
+    let stream = futures::stream::unfold(follow, Follow::next_batch).flatten();
+    Ok(Sse::new(stream).keep_alive(KeepAlive::default()))
+}
+
+type Batch = futures::stream::Iter<
+    std::vec::IntoIter<Result<axum::response::sse::Event, std::convert::Infallible>>,
+>;
+
+/// Where one event stream stands.
+struct Follow {
+    o: AppState,
+    id: String,
+    changes: tokio::sync::broadcast::Receiver<gateway_cases::CaseEvent>,
+    /// The last event sent.
+    seen: Option<String>,
+    first: bool,
+    /// The case was final when the last batch was read: that batch was the last.
+    finished: bool,
+}
+
+impl Follow {
+    /// The events recorded since the last batch, once there are any (or the case is final);
+    /// `None` ends the stream.
+    async fn next_batch(mut self) -> Option<(Batch, Follow)> {
+        use axum::response::sse::Event;
+        if self.finished {
+            return None;
+        }
+        loop {
+            if !self.first {
+                // Wait for a change on this case (or a lag, after which we re-read anyway).
+                loop {
+                    match self.changes.recv().await {
+                        Ok(change) if change.case_id != self.id => continue,
+                        Err(tokio::sync::broadcast::error::RecvError::Closed) => return None,
+                        _ => break,
                     }
                 }
-                let events = o.store().events(&id).await.ok()?;
-                let new: Vec<Result<Event, std::convert::Infallible>> = events
-                    .iter()
-                    .filter(|e| seen.as_ref().is_none_or(|s| e.id > *s))
-                    .map(|e| {
-                        Ok(Event::default()
-                            .id(e.id.clone())
-                            .event(e.kind.as_str())
-                            .data(
-                                serde_json::to_string(&views::Event::from(e))
-                                    .expect("an event serialises"),
-                            ))
-                    })
-                    .collect();
-                if let Some(last) = events.last() {
-                    seen = Some(last.id.clone());
-                }
-                if !new.is_empty() {
-                    let batch = futures::stream::iter(new);
-                    return Some((batch, (o, id, changes, seen, false)));
-                }
-                if first {
-                    return Some((
-                        futures::stream::iter(Vec::new()),
-                        (o, id, changes, seen, false),
-                    ));
-                }
             }
-        },
-    );
-    use futures::StreamExt;
-    Ok(Sse::new(stream.flatten()).keep_alive(KeepAlive::default()))
+            self.first = false;
+            // Steps before events: a step's state and its event are written together, so the
+            // events read after a final state include the event that made it final.
+            let steps = self.o.store().steps(&self.id).await.ok()?;
+            self.finished = steps.iter().all(|s| s.state.is_final());
+            let events = self.o.store().events(&self.id).await.ok()?;
+            let new: Vec<Result<Event, std::convert::Infallible>> = events
+                .iter()
+                .filter(|e| self.seen.as_ref().is_none_or(|s| e.id > *s))
+                .map(|e| {
+                    Ok(Event::default()
+                        .id(e.id.clone())
+                        .event(e.kind.as_str())
+                        .data(
+                            serde_json::to_string(&views::Event::from(e))
+                                .expect("an event serialises"),
+                        ))
+                })
+                .collect();
+            if let Some(last) = events.last() {
+                self.seen = Some(last.id.clone());
+            }
+            if !new.is_empty() || self.finished {
+                return Some((futures::stream::iter(new), self));
+            }
+        }
+    }
 }
 
 /// One case: its aggregated status, each matter, the timeline and the licences it issued.

@@ -9,7 +9,7 @@
 //! | `GET /api/v1/cases/{id}` | one aggregated status, each matter, the timeline |
 //! | `GET /api/v1/supervision/deadlines` | open steps by department and light (红黄牌), see [`supervision`] |
 //! | `POST /api/v1/lookups/{name}` | shared-data lookups at departments |
-//! | `POST /callbacks/{department}` | departments report decisions |
+//! | `POST /callbacks/{department}` | departments report decisions (in a document of their own, `GET /callbacks/openapi.json`) |
 //! | `GET /healthz`, `GET /readyz` | the process is up; this node can work, see [`crate::health`] |
 //! | `GET /openapi.json`, `GET /docs` | this API's OpenAPI 3.1 document, and a page to browse it |
 
@@ -20,6 +20,9 @@ mod catalogue;
 mod lookups;
 pub mod subjects;
 pub mod supervision;
+
+#[cfg(test)]
+pub(crate) use applications::IDEMPOTENCY_KEY_PATTERN;
 
 use crate::AppState;
 use crate::error::ApiError;
@@ -44,19 +47,29 @@ fn documented() -> OpenApiRouter<AppState> {
         .routes(routes!(cases::case))
         .routes(routes!(cases::case_events))
         .routes(routes!(lookups::lookup))
-        .routes(routes!(callbacks::callback))
         .merge(subjects::routes())
         .merge(supervision::routes())
         .merge(crate::health::routes())
         .routes(routes!(openapi::openapi_json))
+        .routes(routes!(openapi::callbacks_json))
         .routes(routes!(openapi::docs))
 }
 
-/// The OpenAPI 3.1 document of the portal API (what `GET /openapi.json` answers).
+/// The portal API's document without a catalogue: every route, the `{code}` and `{name}`
+/// routes with open bodies (`gateway openapi` prints this; a running gateway adds each
+/// service's and lookup's typed path, see [`openapi::with_catalogue`]).
 pub fn document() -> Value {
     let mut document =
         serde_json::to_value(documented().into_openapi()).expect("the OpenAPI document serialises");
-    openapi::secure(&mut document);
+    openapi::finish(&mut document);
+    document
+}
+
+/// The departments' document: the callback route.
+pub fn callbacks_document() -> Value {
+    let mut document = serde_json::to_value(callbacks::routes().into_openapi())
+        .expect("the OpenAPI document serialises");
+    openapi::open_objects(&mut document);
     document
 }
 
@@ -106,9 +119,15 @@ pub fn router(
 ) -> Router {
     let (router, document) = documented().split_for_parts();
     let mut document = serde_json::to_value(&document).expect("the OpenAPI document serialises");
-    openapi::secure(&mut document);
-    let page = openapi::docs_page(&document);
+    openapi::finish(&mut document);
+    let (callbacks, _) = callbacks::routes().split_for_parts();
+    let documents = openapi::Documents {
+        portal: Arc::new(document),
+        callbacks: Arc::new(callbacks_document()),
+    };
+    // Served here, documented in the departments' document.
     router
+        .merge(callbacks)
         .fallback(|| async {
             ApiError::NotFound {
                 what: "route",
@@ -121,10 +140,34 @@ pub fn router(
         ))
         .layer(axum::extract::DefaultBodyLimit::max(limits.body_bytes))
         .layer(axum::middleware::from_fn_with_state(limits, bounded))
+        .layer(axum::middleware::from_fn(caught))
         .layer(Extension(readiness))
-        .layer(Extension(Arc::new(document)))
-        .layer(Extension(Arc::new(page)))
+        .layer(Extension(documents))
         .with_state(state)
+}
+
+/// A handler that panics is answered `500 internal` in the one error format, and logged, instead
+/// of the connection being dropped without an answer.
+async fn caught(
+    request: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> axum::response::Response {
+    use axum::response::IntoResponse;
+    use futures::FutureExt;
+    match std::panic::AssertUnwindSafe(next.run(request))
+        .catch_unwind()
+        .await
+    {
+        Ok(response) => response,
+        Err(panic) => {
+            let reason = panic
+                .downcast_ref::<&str>()
+                .map(|s| s.to_string())
+                .or_else(|| panic.downcast_ref::<String>().cloned())
+                .unwrap_or_default();
+            ApiError::Internal(format!("a handler panicked: {reason}")).into_response()
+        }
+    }
 }
 
 /// Parse a JSON body ourselves, so malformed JSON gets the one error format; the names in it
