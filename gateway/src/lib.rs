@@ -89,6 +89,7 @@ impl Gateway {
             tokio::spawn(orchestrator.clone().run_poller()),
             tokio::spawn(readiness.clone().run(stopped.clone())),
             tokio::spawn(orchestrator.clone().watch_calendar(stopped.clone())),
+            tokio::spawn(orchestrator.clone().run_material_sweeper(stopped.clone())),
             tokio::spawn(gateway_http::listener::serve(
                 listener,
                 public_tls,

@@ -80,6 +80,9 @@ impl Parts {
             polls,
             delivery,
         );
+        orchestrator.configure_materials(gateway_cases::materials::MaterialSettings::from_config(
+            &config,
+        ));
         let readiness = Readiness::new(&config)?;
         let operators = config.admin.as_ref().map_or(&[][..], |a| &a.operators[..]);
         let credentials: Credentials = Arc::new(arc_swap::ArcSwap::from_pointee(

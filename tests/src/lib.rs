@@ -199,6 +199,9 @@ pub struct Setup {
     /// Extra TOML appended to the catalogue (matters of the hostile department …): the config
     /// then names a copy of `config/catalogue.toml` with it, written beside the config.
     pub catalogue_extra: String,
+    /// The catalogue file instead of `config/catalogue.toml` (`catalogue_extra` is appended
+    /// to it the same way), e.g. `tests/catalogues/materials.toml`.
+    pub catalogue: Option<PathBuf>,
 }
 
 /// A gateway, its departments, and an HTTP client.
@@ -411,10 +414,14 @@ pub fn write_config(
             .map(|(_, line)| format!("{line}\n"))
             .collect::<String>()
     };
+    let base = setup
+        .catalogue
+        .clone()
+        .unwrap_or_else(|| root.join("config/catalogue.toml"));
     let catalogue = if setup.catalogue_extra.is_empty() {
-        root.join("config/catalogue.toml")
+        base
     } else {
-        let mut text = std::fs::read_to_string(root.join("config/catalogue.toml"))?;
+        let mut text = std::fs::read_to_string(&base)?;
         text.push('\n');
         text.push_str(&setup.catalogue_extra);
         let path = dir.join("catalogue.toml");

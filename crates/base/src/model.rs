@@ -96,11 +96,17 @@ pub enum ProblemCode {
     SelfCheck,
     /// Admin API: a number out of its range (a rollout percentage).
     OutOfRange,
+    /// A material: the file is empty.
+    Empty,
+    /// A material: the file ends before its format says it does (a cut-off PDF …).
+    Truncated,
+    /// A material: larger than its matter takes.
+    TooLarge,
 }
 
 impl ProblemCode {
     /// Every code.
-    pub const ALL: [ProblemCode; 23] = [
+    pub const ALL: [ProblemCode; 26] = [
         ProblemCode::Required,
         ProblemCode::Type,
         ProblemCode::Format,
@@ -124,6 +130,9 @@ impl ProblemCode {
         ProblemCode::Department,
         ProblemCode::SelfCheck,
         ProblemCode::OutOfRange,
+        ProblemCode::Empty,
+        ProblemCode::Truncated,
+        ProblemCode::TooLarge,
     ];
 
     /// The code as answered.
@@ -152,6 +161,9 @@ impl ProblemCode {
             ProblemCode::Department => "department",
             ProblemCode::SelfCheck => "self_check",
             ProblemCode::OutOfRange => "out_of_range",
+            ProblemCode::Empty => "empty",
+            ProblemCode::Truncated => "truncated",
+            ProblemCode::TooLarge => "too_large",
         }
     }
 

@@ -56,6 +56,8 @@ pub struct Matter {
     pub time_limit_days: u32,
     /// The input schema.
     pub schema: Value,
+    /// Its materials (材料清单), see [`crate::materials`].
+    pub materials: Vec<gateway_base::config::MaterialConfig>,
     validator: jsonschema::Validator,
 }
 
@@ -166,6 +168,7 @@ impl Catalogue {
                     service_object: m.service_object.clone(),
                     time_limit_days: m.time_limit_days,
                     schema,
+                    materials: m.materials.clone(),
                     validator,
                 },
             );
@@ -508,6 +511,7 @@ mod tests {
             matter_type: "01".into(),
             service_object: "1".into(),
             time_limit_days: 1,
+            materials: Vec::new(),
             validator: compile(&schema).unwrap(),
             schema,
         }

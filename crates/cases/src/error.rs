@@ -89,6 +89,28 @@ pub enum CaseError {
         /// `plugins.memory_budget_mib`.
         budget_mib: u32,
     },
+    /// The request conflicts with what is stored (a material provided already).
+    #[error("{0}")]
+    Conflict(String),
+    /// An upload is larger than its material takes.
+    #[error("the upload exceeds the limit of {limit_bytes} bytes")]
+    TooLarge {
+        /// The material's limit.
+        limit_bytes: u64,
+    },
+    /// An upload's body broke off before its end (the client went away, a declared length was
+    /// not met).
+    #[error("the upload did not arrive whole: {0}")]
+    UploadIncomplete(String),
+    /// An upload took longer than `server.upload_timeout_ms`, or paused longer than
+    /// `server.request_timeout_ms`.
+    #[error("the upload {} {ms} ms", if *.stalled { "paused for more than" } else { "took longer than" })]
+    UploadTimeout {
+        /// The bound it ran past.
+        ms: u64,
+        /// Whether it paused (else it was too slow as a whole).
+        stalled: bool,
+    },
     /// The store failed.
     #[error(transparent)]
     Store(#[from] StoreError),
@@ -157,7 +179,11 @@ impl CaseError {
             CaseError::InvalidInput(_)
             | CaseError::IdempotencyConflict(_)
             | CaseError::NotFound { .. }
-            | CaseError::Rejected { .. } => Fault::Caller,
+            | CaseError::Rejected { .. }
+            | CaseError::Conflict(_)
+            | CaseError::TooLarge { .. }
+            | CaseError::UploadIncomplete(_)
+            | CaseError::UploadTimeout { .. } => Fault::Caller,
             CaseError::Unavailable { .. } | CaseError::Timeout { .. } => Fault::Department,
             CaseError::Protocol { .. } | CaseError::AdapterFailed { .. } => Fault::Adapter,
             CaseError::Busy { .. } | CaseError::MemoryBudget { .. } | CaseError::Store(_) => {

@@ -21,20 +21,32 @@ impl Orchestrator {
     ///
     /// Steps that wait for others are stored as `waiting`; their input is made when the steps
     /// they wait for are approved, from the form, the lookup answers and those steps' outputs.
+    /// The materials of the draft `admission.draft` names (the client's own) are reviewed with
+    /// the rest, stored with the case, and the draft consumed, in the case's transaction.
     pub async fn apply(
         &self,
         service_code: &str,
         form: Value,
-        admission: Arrival,
+        mut admission: Arrival,
     ) -> Result<Applied, CaseError> {
         if let Some(applied) = self.repeated(&admission).await? {
             return Ok(applied);
         }
         let catalogue = self.catalogue();
-        let review = self.review_in(&catalogue, service_code, &form).await?;
+        let provided = match &admission.draft {
+            Some(draft) => Some(
+                self.provided_in_draft(admission.client.as_deref(), draft, service_code)
+                    .await?,
+            ),
+            None => None,
+        };
+        let review = self
+            .review_in(&catalogue, service_code, &form, provided.as_deref())
+            .await?;
         if !review.problems.is_empty() {
             return Err(CaseError::InvalidInput(review.problems));
         }
+        admission.materials = review.materials.for_case.clone();
         let service = &catalogue.services[service_code];
         let sources = Sources {
             form: Some(&form),
@@ -72,7 +84,13 @@ impl Orchestrator {
             // Two requests with one key raced; the loser answers with the winner's case.
             return match self.repeated(&admission).await? {
                 Some(applied) => Ok(applied),
-                None => Err(error.into()),
+                None => Err(match error {
+                    // The draft was consumed by another application (or expired) meanwhile.
+                    gateway_store::StoreError::Gone { what, id } => {
+                        CaseError::NotFound { what, id }
+                    }
+                    other => other.into(),
+                }),
             };
         }
         tracing::info!(case = %case_id, service = %service_code, steps = steps.len(), "application accepted");

@@ -17,6 +17,9 @@
 //! - [`progress`]: a step's new state and what follows from it in the service graph.
 //! - [`deadlines`]: promised limits in working days, lights, supervision counts.
 //! - [`licences`]: electronic licences (电子证照) issued by approved steps.
+//! - [`materials`]: application materials: the list per service, uploads into drafts and
+//!   cases (content-typed, streamed, content-addressed), the materials part of pre-review and
+//!   intake, retention.
 //! - [`views`]: what the unified API shows (the catalogue, forms, cases, licences), the types
 //!   the HTTP handlers answer with and the OpenAPI document is generated from.
 //! - [`error`]: [`CaseError`], who is at fault and whether to retry.
@@ -31,6 +34,7 @@ pub mod error;
 pub mod intake;
 pub mod licences;
 pub mod lookups;
+pub mod materials;
 pub mod one_thing;
 pub mod pacing;
 pub mod poller;
@@ -91,6 +95,8 @@ pub struct Orchestrator {
     stopping: AtomicBool,
     /// Case changes, for in-process subscribers (event streams).
     events: broadcast::Sender<CaseEvent>,
+    /// The limits uploads run under (`[materials]`, `[server]`).
+    materials: ArcSwap<crate::materials::MaterialSettings>,
 }
 
 impl Orchestrator {
@@ -116,6 +122,7 @@ impl Orchestrator {
             delivery,
             stopping: AtomicBool::new(false),
             events: broadcast::channel(1024).0,
+            materials: Default::default(),
         })
     }
 

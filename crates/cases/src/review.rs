@@ -18,6 +18,8 @@ pub struct Review {
     pub problems: Vec<FieldProblem>,
     /// Lookup answers by lookup id.
     pub lookups: Value,
+    /// The materials: what was obtained, what may come later, what the case stores.
+    pub materials: crate::materials::MaterialsOutcome,
 }
 
 struct LookupResults {
@@ -30,15 +32,19 @@ impl Orchestrator {
     /// form's schema and identifier checks, the service's lookups (a certificate that does not
     /// exist), its cross-field rules, and every involved department's own `validate`, all
     /// departments asked in parallel. Also returns the lookup answers, which fill matter inputs.
+    /// No draft is named: the service's materials count as not provided.
     pub async fn review(&self, service_code: &str, form: &Value) -> Result<Review, CaseError> {
-        self.review_in(&self.catalogue(), service_code, form).await
+        self.review_in(&self.catalogue(), service_code, form, None)
+            .await
     }
 
+    /// `provided`: the materials of the draft the application names.
     pub(crate) async fn review_in(
         &self,
         catalogue: &Catalogue,
         service_code: &str,
         form: &Value,
+        provided: Option<&[gateway_store::materials::DraftMaterial]>,
     ) -> Result<Review, CaseError> {
         let service = catalogue
             .services
@@ -52,6 +58,7 @@ impl Orchestrator {
             return Ok(Review {
                 problems: vec![problem],
                 lookups: json!({}),
+                materials: Default::default(),
             });
         }
         let form_problems = catalogue.check_form(service, form);
@@ -111,12 +118,17 @@ impl Orchestrator {
             }
         });
         let department_problems = futures::future::try_join_all(checks).await?;
+        let materials = self
+            .review_materials(catalogue, service, form, &lookups.answers, provided)
+            .await?;
         let lists = [form_problems, lookups.problems, rule_problems]
             .into_iter()
-            .chain(department_problems);
+            .chain(department_problems)
+            .chain([materials.problems.clone()]);
         Ok(Review {
             problems: merge_problems(lists),
             lookups: lookups.answers,
+            materials,
         })
     }
 

@@ -102,6 +102,9 @@ pub struct FormView {
     pub steps: Vec<StepView>,
     /// The form as one JSON Schema, with Chinese titles.
     pub schema: Object,
+    /// The materials of all its matters, each once (upload them into a draft:
+    /// `POST /api/v1/services/{code}/drafts`).
+    pub materials: Vec<crate::materials::FormMaterial>,
 }
 
 /// The outcome of a pre-review.
@@ -113,6 +116,8 @@ pub struct PreReview {
     pub problems: Vec<FieldProblem>,
     /// Lookup ids whose records the gateway obtained itself (their content stays inside).
     pub obtained: Vec<String>,
+    /// The materials the gateway obtains itself (免提交) and those that may come later (容缺).
+    pub materials: crate::materials::MaterialsReview,
 }
 
 /// A warning light (红黄牌), re-exported here for the case view.
@@ -503,6 +508,7 @@ impl Orchestrator {
             kind: service.kind,
             steps: steps_view(service),
             schema: service.form.as_object().cloned().unwrap_or_default(),
+            materials: self.form_materials(&catalogue, service),
         })
     }
 
@@ -623,6 +629,7 @@ impl Review {
                 .as_object()
                 .map(|l| l.keys().cloned().collect())
                 .unwrap_or_default(),
+            materials: self.materials.review.clone(),
         }
     }
 }

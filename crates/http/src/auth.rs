@@ -10,7 +10,7 @@
 //!
 //! | scope | allows |
 //! | --- | --- |
-//! | `apply:<service>` / `apply:*` | pre-review and apply for that service |
+//! | `apply:<service>` / `apply:*` | pre-review and apply for that service; its drafts and the materials of the client's own cases of it |
 //! | `lookup:<name>` / `lookup:*` | run that shared-data lookup |
 //! | `cases:all` | read every case (without it, only the cases the client created) |
 //! | `supervision` | the deadline supervision view |
@@ -258,7 +258,7 @@ fn required_scope(method: &axum::http::Method, path: &str) -> Option<Option<Stri
     let parts: Vec<&str> = path.trim_start_matches('/').split('/').collect();
     match parts.as_slice() {
         ["healthz"] | ["readyz"] | ["openapi.json"] | ["docs"] | ["callbacks", ..] => Some(None),
-        ["api", "v1", "services", code, "pre-review" | "applications"]
+        ["api", "v1", "services", code, "pre-review" | "applications" | "drafts"]
             if method == axum::http::Method::POST =>
         {
             Some(Some(format!("apply:{code}")))

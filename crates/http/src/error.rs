@@ -73,9 +73,17 @@ pub enum ApiError {
     /// running config keeps serving.
     #[error("the new config was refused")]
     ConfigRefused(Vec<FieldProblem>),
-    /// The body is larger than `server.body_limit_bytes` (413).
+    /// The body is larger than `server.body_limit_bytes`, or an upload than its material's
+    /// `max_mib` (413).
     #[error("the body exceeds the limit of {0} bytes")]
     TooLarge(usize),
+    /// An upload's body broke off before its end (400).
+    #[error("the upload did not arrive whole: {0}")]
+    UploadIncomplete(String),
+    /// An upload took longer than `server.upload_timeout_ms`, or paused longer than
+    /// `server.request_timeout_ms` (408).
+    #[error("{0}")]
+    UploadTimeout(String),
     /// The client sent more requests than its rate allows (429, retry after the header's seconds).
     #[error("client {client} exceeds its rate of {per_minute} requests a minute")]
     RateLimited { client: String, per_minute: u32 },
@@ -154,6 +162,8 @@ impl ApiError {
             }
             ApiError::Unauthorized(_) => (StatusCode::UNAUTHORIZED, "unauthorized"),
             ApiError::TooLarge(_) => (StatusCode::PAYLOAD_TOO_LARGE, "payload_too_large"),
+            ApiError::UploadIncomplete(_) => (StatusCode::BAD_REQUEST, "upload_incomplete"),
+            ApiError::UploadTimeout(_) => (StatusCode::REQUEST_TIMEOUT, "upload_timeout"),
             ApiError::RateLimited { .. } => (StatusCode::TOO_MANY_REQUESTS, "rate_limited"),
             ApiError::RequestTimeout(_) => (StatusCode::GATEWAY_TIMEOUT, "request_timeout"),
             ApiError::Forbidden(_) => (StatusCode::FORBIDDEN, "forbidden"),
@@ -293,6 +303,12 @@ impl From<CaseError> for ApiError {
                 department,
                 budget_mib,
             },
+            CaseError::Conflict(why) => ApiError::Conflict(why),
+            CaseError::TooLarge { limit_bytes } => {
+                ApiError::TooLarge(usize::try_from(limit_bytes).unwrap_or(usize::MAX))
+            }
+            CaseError::UploadIncomplete(why) => ApiError::UploadIncomplete(why),
+            e @ CaseError::UploadTimeout { .. } => ApiError::UploadTimeout(e.to_string()),
             CaseError::Store(e) => ApiError::Internal(e.to_string()),
         }
     }

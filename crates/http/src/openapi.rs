@@ -46,6 +46,7 @@ Department callbacks (`POST /callbacks/{department}`) are documented apart, at `
     tags(
         (name = "catalogue", description = "Matters, services and their forms"),
         (name = "applications", description = "Pre-review, submission and cases"),
+        (name = "materials", description = "Drafts and the materials uploaded to them or to a case (申请材料)"),
         (name = "services", description = "Each service's pre-review and submission, with its own form as the body"),
         (name = "lookups", description = "Shared data at departments"),
         (name = "licences", description = "Electronic licences (电子证照) and subject views"),
@@ -532,8 +533,13 @@ pub enum ErrorCode {
     DepartmentUnavailable,
     /// 504: the department did not answer in time.
     DepartmentTimeout,
-    /// 413: the body exceeds `server.body_limit_bytes`.
+    /// 413: the body exceeds `server.body_limit_bytes` (an upload: its material's `max_mib`).
     PayloadTooLarge,
+    /// 400: an upload's body broke off before its end; nothing was kept.
+    UploadIncomplete,
+    /// 408: an upload took longer than `server.upload_timeout_ms`, or paused longer than
+    /// `server.request_timeout_ms`; nothing was kept.
+    UploadTimeout,
     /// 429: the client exceeds its `rate_per_minute`; retry after `Retry-After` seconds.
     RateLimited,
     /// 504: the request took longer than `server.request_timeout_ms`.
@@ -542,7 +548,7 @@ pub enum ErrorCode {
     Unauthorized,
     /// 403: the client lacks the scope this needs.
     Forbidden,
-    /// 409: not possible in the current state (admin API).
+    /// 409: not possible in the current state (a material provided already; admin API).
     Conflict,
     /// 422: an adapter component failed a check (admin API).
     AdapterRefused,
@@ -650,7 +656,7 @@ mod tests {
 
     /// Every route the portal document lists, by method and path (the callback route is in the
     /// departments' document).
-    const ROUTES: [(&str, &str); 16] = [
+    const ROUTES: [(&str, &str); 21] = [
         ("get", "/api/v1/catalogue"),
         ("get", "/api/v1/services/{code}/form"),
         ("post", "/api/v1/services/{code}/pre-review"),
@@ -658,6 +664,11 @@ mod tests {
         ("get", "/api/v1/cases/{id}"),
         ("get", "/api/v1/cases/{id}/events"),
         ("post", "/api/v1/lookups/{name}"),
+        ("post", "/api/v1/services/{code}/drafts"),
+        ("get", "/api/v1/drafts/{id}"),
+        ("put", "/api/v1/drafts/{id}/materials/{material}"),
+        ("delete", "/api/v1/drafts/{id}/materials/{material}"),
+        ("put", "/api/v1/cases/{id}/materials/{material}"),
         ("get", "/callbacks/openapi.json"),
         ("get", "/api/v1/subjects/enterprises/{credit_code}"),
         ("get", "/api/v1/subjects/persons/{id_number}"),
@@ -956,6 +967,8 @@ mod tests {
             ),
             ("portal/cases.rs", include_str!("portal/cases.rs")),
             ("portal/lookups.rs", include_str!("portal/lookups.rs")),
+            ("portal/drafts.rs", include_str!("portal/drafts.rs")),
+            ("portal/materials.rs", include_str!("portal/materials.rs")),
             ("portal/callbacks.rs", include_str!("portal/callbacks.rs")),
             ("portal/subjects.rs", include_str!("portal/subjects.rs")),
             (

@@ -276,7 +276,11 @@ pub(super) fn check(
             }
             seen.push(&material.code);
             if material.name.trim().is_empty() {
-                return Err(ConfigError::new(catalogue, key("name"), "must not be empty"));
+                return Err(ConfigError::new(
+                    catalogue,
+                    key("name"),
+                    "must not be empty",
+                ));
             }
             if material.formats.is_empty() {
                 return Err(ConfigError::new(
@@ -369,8 +373,9 @@ mod tests {
         assert!(both.contains("obtain"), "{both}");
         let need = parse("code = \"a\"\nname = \"甲\"\nneed = \"maybe\"").unwrap_err();
         assert!(need.contains("need"), "{need}");
-        let format = parse("code = \"a\"\nname = \"甲\"\nneed = \"optional\"\nformats = [\"docx\"]")
-            .unwrap_err();
+        let format =
+            parse("code = \"a\"\nname = \"甲\"\nneed = \"optional\"\nformats = [\"docx\"]")
+                .unwrap_err();
         assert!(format.contains("formats"), "{format}");
     }
 

@@ -7,14 +7,14 @@ use crate::error::ApiError;
 use crate::middleware::clerk;
 use crate::openapi::Error;
 use axum::body::Bytes;
-use axum::extract::{Path, State};
+use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::{Extension, Json};
 use gateway_base::model::FieldProblem;
 use gateway_cases::views::PreReview;
 use gateway_store::Arrival;
-use serde::Serialize;
-use utoipa::ToSchema;
+use serde::{Deserialize, Serialize};
+use utoipa::{IntoParams, ToSchema};
 
 /// Always `received`: the case is stored.
 #[derive(Debug, Serialize, ToSchema)]
@@ -48,12 +48,15 @@ pub(crate) struct Accepted {
     post,
     path = "/api/v1/services/{code}/pre-review",
     tag = "applications",
-    params(("code" = String, Path, description = "Service code, e.g. `market-regulation.business-licence` (each service also has a path of its own, whose body is its form)")),
+    params(
+        ("code" = String, Path, description = "Service code, e.g. `market-regulation.business-licence` (each service also has a path of its own, whose body is its form)"),
+        DraftQuery,
+    ),
     request_body(content = Object, description = "The filled form (the service's form: `GET /api/v1/services/{code}/form`).", content_type = "application/json"),
     responses(
         (status = 200, description = "The review: `ok` when there is no problem.", body = PreReview),
         (status = 400, description = "`malformed_json`: the body is not JSON.", body = Error),
-        (status = 404, description = "`not_found`: no such service, or a department found no record.", body = Error),
+        (status = 404, description = "`not_found`: no such service or draft, or a department found no record.", body = Error),
         (status = 413, description = "`payload_too_large`: the body exceeds `server.body_limit_bytes`.", body = Error),
         (status = 422, description = "`invalid_input` or `rejected` from a department's check.", body = Error),
         (status = 500, description = "`internal`.", body = Error),
@@ -64,11 +67,28 @@ pub(crate) struct Accepted {
 )]
 pub(super) async fn pre_review(
     State(o): State<AppState>,
+    Extension(client): Extension<Client>,
     Path(code): Path<String>,
+    Query(query): Query<DraftQuery>,
     body: Bytes,
 ) -> Result<Json<PreReview>, ApiError> {
     let form = json_body(&body)?;
-    Ok(Json(o.review(&code, &form).await?.view()))
+    let review = match &query.draft {
+        Some(draft) => o.review_with_draft(&code, &form, &client.id, draft).await?,
+        None => o.review(&code, &form).await?,
+    };
+    Ok(Json(review.view()))
+}
+
+/// The draft an application was prepared in.
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub(super) struct DraftQuery {
+    /// A draft of this client for this service (`POST /api/v1/services/{code}/drafts`): its
+    /// materials are reviewed with the form, and an accepted application stores them with the
+    /// case and consumes the draft. Without it the service's materials count as not provided.
+    #[param(nullable = false)]
+    draft: Option<String>,
 }
 
 /// Apply: the case and every step are stored before the answer (202).
@@ -81,15 +101,16 @@ pub(super) async fn pre_review(
         ("Idempotency-Key" = Option<String>, Header, nullable = false, pattern = "^[!-~]{1,255}$", example = "portal-2026-000123", description = "1-255 visible ASCII characters, scoped to the client and the service: a repeat returns the same case (`Idempotent-Replayed: true`), the same key with another body is `422 idempotency_conflict`"),
         ("X-Clerk-Id" = Option<String>, Header, nullable = false, example = "%E5%BC%A0%E4%B8%89", description = "The clerk at the window, recorded on the case: UTF-8, percent-encoded as `encodeURIComponent` makes it (`%E5%BC%A0%E4%B8%89` is `张三`); raw UTF-8 is read too"),
         ("X-Clerk-Window" = Option<String>, Header, nullable = false, example = "%E7%AA%97%E5%8F%A3%203", description = "The clerk's window, UTF-8 percent-encoded (`%E7%AA%97%E5%8F%A3%203` is `窗口 3`)"),
+        DraftQuery,
         ("X-Clerk-Hall" = Option<String>, Header, nullable = false, example = "%E9%BC%93%E6%A5%BC%E5%8C%BA%E6%94%BF%E5%8A%A1%E6%9C%8D%E5%8A%A1%E4%B8%AD%E5%BF%83", description = "The service hall, UTF-8 percent-encoded (`鼓楼区政务服务中心`)"),
     ),
     request_body(content = Object, description = "The filled form (the service's form: `GET /api/v1/services/{code}/form`).", content_type = "application/json"),
     responses(
         (status = 202, description = "Stored; delivery follows. A repeat with the same `Idempotency-Key` answers the same case with `Idempotent-Replayed: true`.", body = Accepted),
         (status = 400, description = "`malformed_json`: the body is not JSON.", body = Error),
-        (status = 404, description = "`not_found`: no such service, or a department found no record.", body = Error),
+        (status = 404, description = "`not_found`: no such service or draft (consumed by another application, or expired), or a department found no record.", body = Error),
         (status = 413, description = "`payload_too_large`: the body exceeds `server.body_limit_bytes`.", body = Error),
-        (status = 422, description = "`invalid_input` (every problem in `fields`: the form's, or an unreadable header's), `idempotency_conflict` or `rejected`.", body = Error),
+        (status = 422, description = "`invalid_input` (every problem in `fields`: the form's, its materials', or an unreadable header's), `idempotency_conflict` or `rejected`.", body = Error),
         (status = 500, description = "`internal`.", body = Error),
         (status = 502, description = "`department_protocol_error` or `adapter_failed`.", body = Error),
         (status = 503, description = "`department_unavailable`.", body = Error),
@@ -100,11 +121,19 @@ pub(super) async fn apply(
     State(o): State<AppState>,
     Extension(client): Extension<Client>,
     Path(code): Path<String>,
+    Query(query): Query<DraftQuery>,
     headers: HeaderMap,
     body: Bytes,
 ) -> Result<(StatusCode, HeaderMap, Json<Accepted>), ApiError> {
     let form = json_body(&body)?;
-    let arrival = arrival(&client, &code, &headers, &body)?;
+    let mut arrival = arrival(&client, &code, &headers, &body)?;
+    if let Some(draft) = query.draft {
+        // The same form with another draft is another application.
+        use sha2::Digest;
+        let digest = sha2::Sha256::digest(format!("{}\0draft={draft}", arrival.request_digest));
+        arrival.request_digest = hex::encode(digest);
+        arrival.draft = Some(draft);
+    }
     let applied = o.apply(&code, form, arrival).await?;
     let case_id = &applied.case_id;
     let mut answer_headers = HeaderMap::new();

@@ -6,6 +6,8 @@
 //! | `GET /api/v1/services/{code}/form` | the one form (JSON Schema) of a service |
 //! | `POST /api/v1/services/{code}/pre-review` | every problem with a filled form, at once |
 //! | `POST /api/v1/services/{code}/applications` | apply: 202 with the case id once stored |
+//! | `POST /api/v1/services/{code}/drafts`, `GET /api/v1/drafts/{id}` | an application in preparation and its materials, see [`drafts`] |
+//! | `PUT`/`DELETE /api/v1/drafts/{id}/materials/{material}`, `PUT /api/v1/cases/{id}/materials/{material}` | upload (streamed) or remove a material, see [`materials`] |
 //! | `GET /api/v1/cases/{id}` | one aggregated status, each matter, the timeline |
 //! | `GET /api/v1/supervision/deadlines` | open steps by department and light (红黄牌), see [`supervision`] |
 //! | `POST /api/v1/lookups/{name}` | shared-data lookups at departments |
@@ -17,7 +19,9 @@ mod applications;
 mod callbacks;
 mod cases;
 mod catalogue;
+mod drafts;
 mod lookups;
+mod materials;
 pub mod subjects;
 pub mod supervision;
 
@@ -47,6 +51,10 @@ fn documented() -> OpenApiRouter<AppState> {
         .routes(routes!(cases::case))
         .routes(routes!(cases::case_events))
         .routes(routes!(lookups::lookup))
+        .routes(routes!(drafts::create))
+        .routes(routes!(drafts::draft))
+        .routes(routes!(materials::to_draft, drafts::remove))
+        .routes(routes!(materials::to_case))
         .merge(subjects::routes())
         .merge(supervision::routes())
         .merge(crate::health::routes())
@@ -83,14 +91,16 @@ pub struct RequestLimits {
 }
 
 /// End a request that runs past its time with `504 request_timeout`, and give the body
-/// limit's refusal the one error format. Event streams are long-lived by design: exempt.
+/// limit's refusal the one error format. Event streams are long-lived by design: exempt; so
+/// are uploads as a whole, which bound their own time and pauses ([`materials`]).
 async fn bounded(
     State(limits): State<RequestLimits>,
     request: axum::extract::Request,
     next: axum::middleware::Next,
 ) -> axum::response::Response {
     use axum::response::IntoResponse;
-    let streaming = request.uri().path().ends_with("/events");
+    let streaming = request.uri().path().ends_with("/events")
+        || materials::is_upload(request.method(), request.uri().path());
     let response = if streaming {
         next.run(request).await
     } else {
