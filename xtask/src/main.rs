@@ -344,12 +344,19 @@ fn clients(root: &Path) -> anyhow::Result<()> {
     let venv = python_tools(&sources.join("python"), &work.join("python"))?;
     let typescript = work.join("typescript");
     node_tools(&sources.join("typescript"), &typescript)?;
-    let tools = started.elapsed();
+    let mut took = vec![("tools", started.elapsed())];
+    let mut lap = Instant::now();
+    let mut timed = |what: &'static str, took: &mut Vec<(&'static str, Duration)>| {
+        took.push((what, lap.elapsed()));
+        lap = Instant::now();
+    };
 
     let gateway = start_gateway(root, &work)?;
     let document = work.join("openapi.json");
     std::fs::write(&document, http_get(&gateway.url, "/openapi.json")?)
         .with_context(|| format!("writing {}", document.display()))?;
+
+    timed("gateway", &mut took);
 
     // Python: the generator's own hooks (ruff) come from the venv.
     let bin = venv.join("bin");
@@ -371,6 +378,7 @@ fn clients(root: &Path) -> anyhow::Result<()> {
         .arg(&generated)
         .env("PATH", &path);
     without_warnings(generate, "openapi-python-client")?;
+    timed("openapi-python-client", &mut took);
 
     // TypeScript: the types, then the portal script type-checked against them and compiled.
     let modules = typescript.join("node_modules/.bin");
@@ -381,6 +389,7 @@ fn clients(root: &Path) -> anyhow::Result<()> {
         .arg(typescript.join("schema.d.ts"))
         .current_dir(&typescript);
     without_warnings(generate, "openapi-typescript")?;
+    timed("openapi-typescript", &mut took);
     std::fs::copy(
         sources.join("typescript/portal.ts"),
         typescript.join("portal.ts"),
@@ -388,7 +397,7 @@ fn clients(root: &Path) -> anyhow::Result<()> {
     let mut tsc = Command::new(modules.join("tsc"));
     tsc.arg("-p").arg(typescript.join("tsconfig.json"));
     run(tsc)?;
-    let generation = started.elapsed() - tools;
+    timed("tsc", &mut took);
 
     let mut python = Command::new(bin.join("python"));
     python
@@ -398,17 +407,21 @@ fn clients(root: &Path) -> anyhow::Result<()> {
         .env("PYTHONPATH", &generated)
         .env("PYTHONDONTWRITEBYTECODE", "1");
     run(python)?;
+    timed("python portal", &mut took);
     let mut node = Command::new("node");
     node.arg(typescript.join("out/portal.js"))
         .env("GATEWAY_URL", &gateway.url)
         .env("GATEWAY_ADMIN_URL", &gateway.admin_url);
     run(node)?;
+    timed("typescript portal", &mut took);
+    let parts: Vec<String> = took
+        .iter()
+        .map(|(what, took)| format!("{what} {:.1} s", took.as_secs_f64()))
+        .collect();
     eprintln!(
-        "clients: OK in {:.1} s (tools {:.1} s, generation and tsc {:.1} s, portal scripts {:.1} s)",
+        "clients: OK in {:.1} s ({})",
         started.elapsed().as_secs_f64(),
-        tools.as_secs_f64(),
-        generation.as_secs_f64(),
-        (started.elapsed() - tools - generation).as_secs_f64(),
+        parts.join(", ")
     );
     Ok(())
 }
