@@ -7,7 +7,7 @@
 //!
 //! # Layout
 //! - [`portal`]: the unified API's routes (catalogue, forms, pre-review, applications, cases,
-//!   lookups, subjects, supervision, callbacks).
+//!   drafts and their materials, lookups, subjects, supervision, callbacks).
 //! - [`admin`]: the operators' routes (adapters, dead letters, audit, lookups, metrics, reload).
 //! - [`health`]: `/healthz` and `/readyz`, with departments probed on a schedule.
 //! - [`auth`]: portal clients (API keys, JWT) and their scopes; operators.
