@@ -494,6 +494,12 @@ pub fn needs_restart(started: &Config, new: &Config) -> Vec<NeedsRestart> {
         "the engine is built at start-up",
     );
     check(
+        "plugins.memory_budget_mib".into(),
+        &p.0.memory_budget_mib,
+        &p.1.memory_budget_mib,
+        "the engine is built at start-up",
+    );
+    check(
         "plugins.limits".into(),
         &p.0.limits,
         &p.1.limits,

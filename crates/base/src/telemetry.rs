@@ -19,6 +19,7 @@
 //! | `gateway_adapter_refusals_total` | department, bound | calls refused busy (503 `adapter_busy`): `instances` (the department's bound) or `memory` (the node's budget, after waiting) |
 //! | `gateway_adapter_memory_bytes` | | linear memory held by live adapter instances on this node |
 //! | `gateway_adapter_memory_budget_bytes` | | `plugins.memory_budget_mib`, in bytes |
+//! | `gateway_adapter_pool_resident_bytes` | | what the instance pool keeps resident in slots no instance uses (counted in the budget) |
 //! | `gateway_adapter_serving` | department, role, version, digest | share of calls (%) of the active version and the staged candidate |
 //! | `gateway_config_reloads_total` | outcome | config reloads: `applied`, `refused` (the old config kept serving), `failed` (the top crate's reload) |
 //! | `gateway_calendar_years_ahead` | | 1 when the holiday calendar lists every year it should by today (next year's from 1 November), 0 while one is missing: alert on 0 |

@@ -1,12 +1,15 @@
 //! The node's memory budget for adapter instances, and the limiter each instance grows under.
 //!
 //! Every instance's linear memory is counted as it grows (instantiation included) against one
-//! budget for the whole node, and given back when the instance is dropped: the budget bounds
-//! what instances hold at once, whatever they do. A call is admitted only while the budget has
-//! room for what its adapter needed at instantiation last time; otherwise it waits (up to
-//! [`ADMISSION_WAIT`]) for memory to come back, then is refused as busy. Once running, an
-//! instance may not grow into the last eighth of the budget, which is kept for instantiating
-//! new calls: a memory bomb fails its own call, and the next ordinary call still starts.
+//! budget for the whole node, and given back when the instance is dropped. What the pool keeps
+//! resident in slots no instance uses (the first pages of a memory, reset in place rather than
+//! given back to the system, so the next call does not fault them in again) counts too, as the
+//! engine reports it: the budget bounds the resident memory of instances and their slots,
+//! whatever they do. A call is admitted only while the budget has room for what its adapter
+//! needed at instantiation last time; otherwise it waits (up to [`ADMISSION_WAIT`]) for memory
+//! to come back, then is refused as busy. Once running, an instance may not grow into the last
+//! eighth of the budget, which is kept for instantiating new calls: a memory bomb fails its own
+//! call, and the next ordinary call still starts.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -17,18 +20,33 @@ use wasmtime::{ResourceLimiter, StoreLimits};
 pub(crate) const ADMISSION_WAIT: Duration = Duration::from_secs(1);
 
 /// Linear memory all adapter instances of a node may hold together.
-#[derive(Debug)]
 pub(crate) struct MemoryBudget {
     limit: u64,
     used: AtomicU64,
+    /// What the pool kept resident in unused slots when last asked (at each admission).
+    pooled: AtomicU64,
+    engine: Option<wasmtime::EngineWeak>,
     released: tokio::sync::Notify,
 }
 
+impl std::fmt::Debug for MemoryBudget {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("MemoryBudget")
+            .field("limit", &self.limit)
+            .field("used", &self.used)
+            .field("pooled", &self.pooled)
+            .finish()
+    }
+}
+
 impl MemoryBudget {
-    pub(crate) fn new(limit_mib: u32) -> Arc<Self> {
+    /// A budget of `limit_mib` for the instances of `engine` (and what its pool keeps resident).
+    pub(crate) fn new(limit_mib: u32, engine: Option<wasmtime::EngineWeak>) -> Arc<Self> {
         let budget = MemoryBudget {
             limit: u64::from(limit_mib) << 20,
             used: AtomicU64::new(0),
+            pooled: AtomicU64::new(0),
+            engine,
             released: tokio::sync::Notify::new(),
         };
         metrics::gauge!("gateway_adapter_memory_budget_bytes").set(budget.limit as f64);
@@ -45,12 +63,36 @@ impl MemoryBudget {
         self.used.load(Ordering::Relaxed)
     }
 
-    /// Take `bytes` if the total stays within `ceiling`.
+    /// Bytes the pool keeps resident in slots no instance uses, asked of the engine now.
+    fn pooled_now(&self) -> u64 {
+        let pooled = self
+            .engine
+            .as_ref()
+            .and_then(wasmtime::EngineWeak::upgrade)
+            .and_then(|engine| engine.pooling_allocator_metrics())
+            .map_or(0, |m| {
+                (m.unused_memory_bytes_resident()
+                    + m.unused_table_bytes_resident()
+                    + m.unused_stack_bytes_resident().unwrap_or(0)) as u64
+            });
+        self.pooled.store(pooled, Ordering::Relaxed);
+        metrics::gauge!("gateway_adapter_pool_resident_bytes").set(pooled as f64);
+        pooled
+    }
+
+    /// Whether `expected` more bytes fit now, live instances and the pool's resident slots
+    /// counted.
+    pub(crate) fn fits(&self, expected: u64) -> bool {
+        self.used() + self.pooled_now() + expected <= self.limit
+    }
+
+    /// Take `bytes` if the total, with what the pool keeps resident, stays within `ceiling`.
     fn take(&self, bytes: u64, ceiling: u64) -> bool {
+        let pooled = self.pooled.load(Ordering::Relaxed);
         let taken = self
             .used
             .fetch_update(Ordering::AcqRel, Ordering::Acquire, |used| {
-                (used + bytes <= ceiling).then_some(used + bytes)
+                (used + pooled + bytes <= ceiling).then_some(used + bytes)
             });
         if let Ok(before) = taken {
             metrics::gauge!("gateway_adapter_memory_bytes").set((before + bytes) as f64);
@@ -80,11 +122,11 @@ impl MemoryBudget {
             tokio::pin!(released);
             // Registered before looking, so memory given back in between is not missed.
             released.as_mut().enable();
-            if self.used() + expected <= self.limit {
+            if self.fits(expected) {
                 return true;
             }
             if tokio::time::timeout_at(deadline, released).await.is_err() {
-                return self.used() + expected <= self.limit;
+                return self.fits(expected);
             }
         }
     }
@@ -195,7 +237,7 @@ mod tests {
 
     #[tokio::test]
     async fn instances_grow_within_the_budget_and_give_it_back() {
-        let budget = MemoryBudget::new(16);
+        let budget = MemoryBudget::new(16, None);
         let mut a = limiter(&budget, 64);
         assert!(a.memory_growing(0, 2 << 20, None).unwrap());
         a.running = true;
@@ -222,7 +264,7 @@ mod tests {
 
     #[test]
     fn the_instance_limit_is_judged_first() {
-        let budget = MemoryBudget::new(1024);
+        let budget = MemoryBudget::new(1024, None);
         let mut a = limiter(&budget, 1);
         assert!(a.memory_growing(0, 2 << 20, None).is_err());
         assert!(!a.denied_by_budget);

@@ -430,7 +430,7 @@ impl LoadedAdapter {
         };
         // The node's memory budget: wait a little for memory to come back, then refuse.
         let expected = self.initial_memory.load(Ordering::Relaxed);
-        if self.budget.used() + expected > u64::from(self.budget.limit_mib()) << 20 {
+        if !self.budget.fits(expected) {
             metrics::counter!("gateway_adapter_waits_total", "department" => department.id.clone(), "bound" => "memory").increment(1);
             let wait = ADMISSION_WAIT.min(Duration::from_millis(u64::from(limits.call_timeout_ms)));
             if !self.budget.admit(expected, wait).await {

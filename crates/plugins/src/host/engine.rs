@@ -19,8 +19,13 @@ pub struct PluginEngine {
 }
 
 /// Bytes of each linear memory kept resident (reset in place) when a slot is reused: an
-/// adapter's working set per call, stack and heap, is well under this.
-const KEEP_RESIDENT: usize = 4 << 20;
+/// adapter's working set per call, stack and heap, is under this. What is kept counts against
+/// the memory budget (`budget`), so it is kept small, and so is the number of unused warm slots.
+const KEEP_RESIDENT: usize = 2 << 20;
+
+/// Slots kept warm (affine to a module, their first pages resident) while no instance uses
+/// them: a few per adapter, not one per instance ever seen.
+const WARM_SLOTS: u32 = 16;
 
 /// Largest memory any adapter may be configured with; the pool reserves slots of this size.
 pub const MAX_MEMORY_MIB: u32 = 512;
@@ -43,6 +48,7 @@ impl PluginEngine {
             // per-call syscall and page faults become a memset of what was touched.
             .pagemap_scan(wasmtime::Enabled::Auto)
             .linear_memory_keep_resident(KEEP_RESIDENT)
+            .max_unused_warm_slots(WARM_SLOTS)
             .table_keep_resident(KEEP_RESIDENT / 16)
             // What must still be decommitted (beyond what is kept resident: a memory bomb's
             // pages) is given back as soon as its instance is gone, so the memory budget, which
@@ -75,16 +81,14 @@ impl PluginEngine {
                     }
                 }
             })?;
-        Ok(PluginEngine {
-            engine,
-            budget: MemoryBudget::new(DEFAULT_MEMORY_BUDGET_MIB),
-        })
+        let budget = MemoryBudget::new(DEFAULT_MEMORY_BUDGET_MIB, Some(engine.weak()));
+        Ok(PluginEngine { engine, budget })
     }
 
     /// The same engine with a memory budget for its instances (`plugins.memory_budget_mib`);
     /// set before any adapter is loaded, which keeps the budget it was loaded with.
     pub fn with_memory_budget(mut self, mib: u32) -> Self {
-        self.budget = MemoryBudget::new(mib);
+        self.budget = MemoryBudget::new(mib, Some(self.engine.weak()));
         self
     }
 
