@@ -14,10 +14,15 @@
 //!         let answer = sdk::http::Request::post("/api/v1/qscx").json(&query)?.send()?;
 //!         /* translate the department's answer into the unified shape */
 //!     }
-//!     /* validate, submit, status, on_callback */
+//!     /* validate, submit, status, on_callback; supplement and withdraw have defaults */
 //! }
 //! sdk::export_adapter!(Tax);
 //! ```
+//!
+//! An application's materials (申请材料) come with the submission; the adapter sends them to its
+//! department as slices the host streams into the request ([`http::Body`], [`http::Multipart`]),
+//! and reads them, when it must, a slice at a time ([`materials`]): a large file never sits
+//! whole in the adapter's memory.
 //!
 //! # Layout
 //! - [`ids`]: resident identity numbers, unified social credit codes, real-estate identifiers,
@@ -26,12 +31,14 @@
 //!   signature checks in constant time.
 //! - [`xml`]: building and reading department XML, including GBK/GB18030 bodies and SOAP 1.1.
 //! - [`payload`]: reading the unified JSON payload into typed structs, with field errors.
-//! - `http`, `config`, `cache`, `log` (feature `guest`): the host's imports, wrapped. Compiled
-//!   natively they answer from the test harness instead, since only a component has the imports.
+//! - `http`, `materials`, `config`, `cache`, `log` (feature `guest`): the host's imports,
+//!   wrapped; `http` builds bodies of bytes and material slices (multipart forms, MTOM/XOP,
+//!   base64 inside XML, chunks). Compiled natively they answer from the test harness instead,
+//!   since only a component has the imports.
 //! - `testing` (feature `guest`, native targets): the test harness, a scripted department, so an
 //!   adapter's protocol handling is unit-tested with plain `cargo test`; `testing::fuzz` (feature
 //!   `fuzz`): proptest strategies of department answers for adapters' property tests.
-//! - `wit` (hidden): the bindings generated from `wit/adapter.wit`.
+//! - `wit` (hidden): the bindings generated from `wit/v0.2.0` (`gov:adapter@0.2.0`).
 #![deny(missing_docs)]
 
 pub mod ids;
@@ -44,5 +51,6 @@ mod guest;
 #[cfg(feature = "guest")]
 pub use guest::*;
 
-/// The contract version this sdk implements; adapters report it from `describe`.
-pub const CONTRACT_VERSION: &str = "0.1.0";
+/// The contract version this sdk implements (`gov:adapter@0.2.0`); adapters report it from
+/// `describe`.
+pub const CONTRACT_VERSION: &str = "0.2.0";

@@ -127,6 +127,9 @@ impl Orchestrator {
             idempotency_key: step.idempotency_key.clone(),
             payload: step.input.clone(),
             callback_url: format!("{}/callbacks/{}", self.public_url, step.department),
+            // The step's materials (`Store::case_materials`, the matter's codes) are handed
+            // over once delivery of materials is wired; none until then.
+            materials: Vec::new(),
         };
         let outcome = adapter.submit(submission).await;
         if let Err(CallError::Busy(_) | CallError::MemoryBudget(_)) = outcome {

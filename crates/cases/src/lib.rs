@@ -271,6 +271,10 @@ fn state_of(state: contract::StepState) -> StepState {
         contract::StepState::Approved => StepState::Approved,
         contract::StepState::Rejected => StepState::Rejected,
         contract::StepState::Returned => StepState::Returned,
+        // Contract 0.2's `withdrawn` (only ever the answer to a `withdraw`, which nothing
+        // calls yet): a final state not in the applicant's favour until the gateway's own
+        // states have a withdrawal (issue 17).
+        contract::StepState::Withdrawn => StepState::Rejected,
     }
 }
 

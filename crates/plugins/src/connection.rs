@@ -5,10 +5,21 @@
 //! protocol-relative paths, `..` segments, user-info tricks), so an adapter reaches its own
 //! department and nothing else. TLS trusts only the department's pinned CA, and presents the
 //! gateway's client identity where the department requires mutual TLS.
+//!
+//! A request body is bytes, or parts ([`OutgoingBody::Parts`]): bytes the adapter wrote around
+//! slices of materials this module streams from the store as the request goes out (raw or
+//! base64), with the `content-length` computed beforehand. Memory is one slice whatever the
+//! material's size, and the audit log's digest is computed over the body as it passes.
 
+use crate::host::MaterialBlobs;
 use gateway_base::config::{Config, DepartmentConfig};
+use gateway_base::digest::HashAlgorithm;
 use gateway_store::audit::Outcome;
-use std::sync::Arc;
+use std::collections::VecDeque;
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::{Arc, Mutex};
+use std::task::{Context, Poll};
 use std::time::Duration;
 
 /// Why a department request did not produce a response.
@@ -26,6 +37,70 @@ pub enum SendError {
     /// The answer exceeded the size limit.
     #[error("department answer too large")]
     TooLarge,
+    /// A material of the body could not be read from the gateway's store (the request was
+    /// cut off): the gateway's failure, not the department's.
+    #[error("material unavailable: {0}")]
+    Material(String),
+}
+
+/// A request body.
+pub enum OutgoingBody {
+    /// Bytes, sent as they are.
+    Bytes(Vec<u8>),
+    /// Parts in order, the materials among them streamed from `blobs` as the request goes out.
+    Parts {
+        /// The parts.
+        parts: Vec<BodyPart>,
+        /// Where the materials' bytes are read.
+        blobs: Arc<dyn MaterialBlobs>,
+    },
+}
+
+/// One part of an [`OutgoingBody::Parts`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum BodyPart {
+    /// Bytes the adapter wrote.
+    Bytes(Vec<u8>),
+    /// A slice of a stored file, already checked to lie within it.
+    Material {
+        /// The material's code, for messages.
+        code: String,
+        /// The file's SM3.
+        sm3: String,
+        /// First byte of the slice.
+        offset: u64,
+        /// Bytes in the slice.
+        length: u64,
+        /// Written as base64 (RFC 4648, no line breaks) rather than raw.
+        base64: bool,
+    },
+}
+
+impl BodyPart {
+    /// Bytes this part puts on the wire.
+    pub fn wire_len(&self) -> u64 {
+        match self {
+            BodyPart::Bytes(b) => b.len() as u64,
+            BodyPart::Material { length, base64, .. } if *base64 => length.div_ceil(3) * 4,
+            BodyPart::Material { length, .. } => *length,
+        }
+    }
+}
+
+impl From<Vec<u8>> for OutgoingBody {
+    fn from(bytes: Vec<u8>) -> Self {
+        OutgoingBody::Bytes(bytes)
+    }
+}
+
+impl OutgoingBody {
+    /// Bytes the body puts on the wire: its `content-length`.
+    pub fn wire_len(&self) -> u64 {
+        match self {
+            OutgoingBody::Bytes(b) => b.len() as u64,
+            OutgoingBody::Parts { parts, .. } => parts.iter().map(BodyPart::wire_len).sum(),
+        }
+    }
 }
 
 /// A department's answer.
@@ -150,6 +225,19 @@ impl Connection {
         headers: &[(String, String)],
         body: Vec<u8>,
     ) -> Result<DepartmentResponse, SendError> {
+        self.send_body(method, path, headers, OutgoingBody::Bytes(body))
+            .await
+    }
+
+    /// [`Self::send`] with a body in parts: the materials among them are streamed from the
+    /// store into the request, a slice at a time, and digested for the audit log as they pass.
+    pub async fn send_body(
+        &self,
+        method: &str,
+        path: &str,
+        headers: &[(String, String)],
+        body: OutgoingBody,
+    ) -> Result<DepartmentResponse, SendError> {
         use tracing::Instrument;
         let mut trace = gateway_base::trace::outgoing();
         let span = tracing::info_span!(
@@ -168,15 +256,32 @@ impl Connection {
         }
         let Some(recorder) = self.audit.get() else {
             return self
-                .send_unrecorded(method, path, headers, body, trace)
+                .send_unrecorded(method, path, headers, body, None, trace)
                 .instrument(span)
                 .await;
         };
-        let pending = recorder.begin(method, path, &body, trace.trace_id_hex());
+        let (mut pending, streamed) = match &body {
+            OutgoingBody::Bytes(bytes) => (
+                recorder.begin(method, path, bytes, trace.trace_id_hex()),
+                None,
+            ),
+            OutgoingBody::Parts { .. } => (
+                recorder.begin(method, path, &[], trace.trace_id_hex()),
+                Some(Arc::new(Mutex::new(Digesting::new(recorder.hash())))),
+            ),
+        };
         let result = self
-            .send_unrecorded(method, path, headers, body, trace)
+            .send_unrecorded(method, path, headers, body, streamed.clone(), trace)
             .instrument(span)
             .await;
+        if let Some(streamed) = streamed {
+            let digesting = std::mem::replace(
+                &mut *streamed.lock().expect("digest lock"),
+                Digesting::new(recorder.hash()),
+            );
+            let (digest, bytes) = digesting.finish();
+            pending.request_streamed(digest, bytes);
+        }
         pending.finish(match &result {
             Ok(response) => Outcome::Answered {
                 status: response.status,
@@ -186,8 +291,21 @@ impl Connection {
             Err(SendError::Unavailable(_)) => Outcome::Failed("unavailable"),
             Err(SendError::Timeout) => Outcome::Failed("timeout"),
             Err(SendError::TooLarge) => Outcome::Failed("too_large"),
+            Err(SendError::Material(_)) => Outcome::Failed("material_unavailable"),
         });
         result
+    }
+
+    /// Refuse a request before it is sent, for a reason only the caller knows (a material
+    /// part the call does not carry), recorded in the audit log like the refusals of `send`.
+    pub fn refuse(&self, method: &str, path: &str, why: String) -> SendError {
+        if let Some(recorder) = self.audit.get() {
+            let trace = gateway_base::trace::outgoing();
+            recorder
+                .begin(method, path, &[], trace.trace_id_hex())
+                .finish(Outcome::Failed("forbidden"));
+        }
+        SendError::Forbidden(why)
     }
 
     async fn send_unrecorded(
@@ -195,12 +313,25 @@ impl Connection {
         method: &str,
         path: &str,
         headers: &[(String, String)],
-        body: Vec<u8>,
+        body: OutgoingBody,
+        digest: Option<Arc<Mutex<Digesting>>>,
         trace: gateway_base::trace::TraceContext,
     ) -> Result<DepartmentResponse, SendError> {
         let url = self.resolve(path)?;
         let method = allowed_method(method)?;
-        let mut request = self.client.request(method, url).body(body);
+        let failure = Arc::new(Mutex::new(None));
+        let mut request = self.client.request(method, url);
+        request = match body {
+            OutgoingBody::Bytes(bytes) => request.body(bytes),
+            OutgoingBody::Parts { parts, blobs } => {
+                let streamed = StreamedBody::new(parts, blobs, digest, failure.clone());
+                // Set here: a streamed body would otherwise go out chunked, which some
+                // departments' servers refuse; hyper holds the body to this length.
+                request
+                    .header("content-length", streamed.remaining)
+                    .body(reqwest::Body::wrap(streamed))
+            }
+        };
         for (name, value) in headers {
             // The host owns the connection-level headers, and the trace context (so an adapter
             // cannot detach its calls from the request they serve).
@@ -253,9 +384,15 @@ impl Connection {
                 body,
             })
         };
-        tokio::time::timeout(self.timeout, exchange)
+        let result = tokio::time::timeout(self.timeout, exchange)
             .await
-            .unwrap_or(Err(SendError::Timeout))
+            .unwrap_or(Err(SendError::Timeout));
+        // A material that could not be read cut the request off: whatever the client made of
+        // that, it is the gateway's failure.
+        match failure.lock().expect("failure lock").take() {
+            Some(why) if result.is_err() => Err(SendError::Material(why)),
+            _ => result,
+        }
     }
 
     /// Whether the department answers at all, for readiness: a `GET` of the base URL within
@@ -294,6 +431,232 @@ impl Connection {
     /// The department's base URL.
     pub fn base_url(&self) -> &reqwest::Url {
         &self.base
+    }
+}
+
+/// Raw bytes of a material read from the store at once: the store's default chunk, so a
+/// streamed material holds one slice in memory (and the client's write buffer).
+const STREAM_SLICE: u64 = 256 * 1024;
+/// The same for a material written as base64: a multiple of 3, so every slice but the last
+/// encodes without padding and the slices' encodings concatenate into the whole's.
+const STREAM_SLICE_BASE64: u64 = 192 * 1024;
+
+/// A body digest computed as the body streams out.
+pub(crate) struct Digesting {
+    hash: Hasher,
+    bytes: u64,
+}
+
+enum Hasher {
+    Sm3(sm3::Sm3),
+    Sha256(sha2::Sha256),
+}
+
+impl Digesting {
+    fn new(algorithm: HashAlgorithm) -> Self {
+        use sha2::Digest as _;
+        Digesting {
+            hash: match algorithm {
+                HashAlgorithm::Sm3 => Hasher::Sm3(sm3::Sm3::new()),
+                HashAlgorithm::Sha256 => Hasher::Sha256(sha2::Sha256::new()),
+            },
+            bytes: 0,
+        }
+    }
+
+    fn update(&mut self, data: &[u8]) {
+        use sha2::Digest as _;
+        match &mut self.hash {
+            Hasher::Sm3(h) => h.update(data),
+            Hasher::Sha256(h) => h.update(data),
+        }
+        self.bytes += data.len() as u64;
+    }
+
+    /// Hex digest and size of what passed.
+    fn finish(self) -> (String, u64) {
+        use sha2::Digest as _;
+        let digest = match self.hash {
+            Hasher::Sm3(h) => hex::encode(h.finalize()),
+            Hasher::Sha256(h) => hex::encode(h.finalize()),
+        };
+        (digest, self.bytes)
+    }
+}
+
+/// A read of the store under way.
+type Reading = Pin<Box<dyn Future<Output = Result<Option<Vec<u8>>, String>> + Send>>;
+
+/// A material slice being streamed: the next byte to read and the end.
+struct Streaming {
+    code: String,
+    sm3: String,
+    next: u64,
+    end: u64,
+    base64: bool,
+}
+
+/// What the client pulls an [`OutgoingBody::Parts`] from: one part, or one slice of a material,
+/// at a time.
+struct StreamedBody {
+    /// Behind a mutex only so the body is `Sync`, as the client asks: it is only ever reached
+    /// through `&mut` (`get_mut`), never locked.
+    state: Mutex<StreamState>,
+    remaining: u64,
+}
+
+struct StreamState {
+    parts: VecDeque<BodyPart>,
+    blobs: Arc<dyn MaterialBlobs>,
+    current: Option<Streaming>,
+    reading: Option<(Reading, u64)>,
+    remaining: u64,
+    digest: Option<Arc<Mutex<Digesting>>>,
+    failure: Arc<Mutex<Option<String>>>,
+}
+
+/// Why a streamed body stopped.
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+struct StreamError(String);
+
+impl StreamedBody {
+    fn new(
+        parts: Vec<BodyPart>,
+        blobs: Arc<dyn MaterialBlobs>,
+        digest: Option<Arc<Mutex<Digesting>>>,
+        failure: Arc<Mutex<Option<String>>>,
+    ) -> Self {
+        let remaining = parts.iter().map(BodyPart::wire_len).sum();
+        StreamedBody {
+            state: Mutex::new(StreamState {
+                parts: parts.into(),
+                blobs,
+                current: None,
+                reading: None,
+                remaining,
+                digest,
+                failure,
+            }),
+            remaining,
+        }
+    }
+}
+
+impl StreamState {
+    /// Bytes going out: digested, counted.
+    fn emit(&mut self, bytes: Vec<u8>) -> http_body::Frame<bytes::Bytes> {
+        if let Some(digest) = &self.digest {
+            digest.lock().expect("digest lock").update(&bytes);
+        }
+        self.remaining = self.remaining.saturating_sub(bytes.len() as u64);
+        http_body::Frame::data(bytes::Bytes::from(bytes))
+    }
+
+    fn fail(&mut self, why: String) -> StreamError {
+        tracing::warn!(error = %why, "a material could not be streamed to its department");
+        self.failure
+            .lock()
+            .expect("failure lock")
+            .get_or_insert(why.clone());
+        self.parts.clear();
+        self.current = None;
+        StreamError(why)
+    }
+}
+
+impl http_body::Body for StreamedBody {
+    type Data = bytes::Bytes;
+    type Error = StreamError;
+
+    fn poll_frame(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<http_body::Frame<Self::Data>, Self::Error>>> {
+        use base64::Engine as _;
+        let s = self.get_mut().state.get_mut().expect("never locked");
+        loop {
+            if let Some((reading, asked)) = &mut s.reading {
+                let asked = *asked;
+                let read = std::task::ready!(reading.as_mut().poll(cx));
+                s.reading = None;
+                let slice = s.current.as_mut().expect("a read belongs to a slice");
+                let code = slice.code.clone();
+                let bytes = match read {
+                    Ok(Some(bytes)) if bytes.len() as u64 == asked => bytes,
+                    Ok(Some(bytes)) => {
+                        let why = format!(
+                            "material `{code}`: the store gave {} bytes at {}, {asked} expected",
+                            bytes.len(),
+                            slice.next
+                        );
+                        return Poll::Ready(Some(Err(s.fail(why))));
+                    }
+                    Ok(None) => {
+                        let why = format!("material `{code}`: its file is not in the store");
+                        return Poll::Ready(Some(Err(s.fail(why))));
+                    }
+                    Err(e) => {
+                        return Poll::Ready(Some(Err(s.fail(format!("material `{code}`: {e}")))));
+                    }
+                };
+                slice.next += asked;
+                let out = if slice.base64 {
+                    base64::engine::general_purpose::STANDARD
+                        .encode(&bytes)
+                        .into_bytes()
+                } else {
+                    bytes
+                };
+                return Poll::Ready(Some(Ok(s.emit(out))));
+            }
+            if let Some(slice) = &s.current {
+                if slice.next < slice.end {
+                    let step = if slice.base64 {
+                        STREAM_SLICE_BASE64
+                    } else {
+                        STREAM_SLICE
+                    };
+                    let asked = (slice.end - slice.next).min(step);
+                    let (blobs, sm3, offset) = (s.blobs.clone(), slice.sm3.clone(), slice.next);
+                    s.reading = Some((
+                        Box::pin(async move { blobs.read(&sm3, offset, asked as usize).await }),
+                        asked,
+                    ));
+                    continue;
+                }
+                s.current = None;
+            }
+            match s.parts.pop_front() {
+                None => return Poll::Ready(None),
+                Some(BodyPart::Bytes(bytes)) if bytes.is_empty() => continue,
+                Some(BodyPart::Bytes(bytes)) => return Poll::Ready(Some(Ok(s.emit(bytes)))),
+                Some(BodyPart::Material {
+                    code,
+                    sm3,
+                    offset,
+                    length,
+                    base64,
+                }) => {
+                    s.current = Some(Streaming {
+                        code,
+                        sm3,
+                        next: offset,
+                        end: offset + length,
+                        base64,
+                    });
+                }
+            }
+        }
+    }
+
+    fn is_end_stream(&self) -> bool {
+        let s = self.state.lock().expect("never poisoned");
+        s.parts.is_empty() && s.current.is_none() && s.reading.is_none()
+    }
+
+    fn size_hint(&self) -> http_body::SizeHint {
+        http_body::SizeHint::with_exact(self.state.lock().expect("never poisoned").remaining)
     }
 }
 

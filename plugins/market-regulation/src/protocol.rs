@@ -411,6 +411,7 @@ pub fn read_submitted(status: u16, body: &[u8]) -> Result<Receipt, AdapterError>
         state: report.state,
         message: report.message,
         outputs: report.outputs,
+        requested: report.requested,
     })
 }
 
@@ -452,6 +453,7 @@ pub fn read_permit_submitted(status: u16, body: &[u8]) -> Result<Receipt, Adapte
         state: report.state,
         message: report.message,
         outputs: report.outputs,
+        requested: report.requested,
     })
 }
 

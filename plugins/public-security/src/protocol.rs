@@ -215,6 +215,7 @@ pub fn read_filing(status: u16, body: &[u8]) -> Result<Receipt, AdapterError> {
             .map(|m| m.text.clone())
             .filter(|m| !m.is_empty()),
         outputs: filing_outputs(babh),
+        requested: None,
     })
 }
 
@@ -225,6 +226,7 @@ pub fn filing_status(reference: &str) -> StatusReport {
         state: StepState::Approved,
         message: None,
         outputs: filing_outputs(reference),
+        requested: None,
     }
 }
 

@@ -152,6 +152,7 @@ fn transfer_is_submitted_then_polled() {
         })
         .to_string(),
         callback_url: String::new(),
+        materials: Vec::new(),
     })
     .unwrap();
     assert_eq!(

@@ -164,6 +164,7 @@ fn registration_is_submitted_then_polled_by_its_ticket() {
         })
         .to_string(),
         callback_url: String::new(),
+        materials: Vec::new(),
     })
     .unwrap();
     assert_eq!(receipt.reference, "SL 1/2");

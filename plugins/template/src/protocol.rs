@@ -222,6 +222,7 @@ pub fn read_submitted(status: u16, body: &[u8]) -> Result<Receipt, AdapterError>
         state: report.state,
         message: report.message,
         outputs: report.outputs,
+        requested: report.requested,
     })
 }
 

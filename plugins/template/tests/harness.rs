@@ -16,6 +16,7 @@ fn submission(payload: Value) -> Submission {
         idempotency_key: "key-1".into(),
         payload: payload.to_string(),
         callback_url: "http://gateway/callbacks/example".into(),
+        materials: Vec::new(),
     }
 }
 

@@ -17,7 +17,15 @@
 //! - response header names are lowercased;
 //! - the cache keeps values until their TTL runs out on the harness's clock, which only
 //!   [`Harness::advance`] moves (no test sleeps), and silently ignores oversized entries;
-//! - `config.get` answers the settings given with [`Harness::setting`], nothing else.
+//! - `config.get` answers the settings given with [`Harness::setting`], nothing else;
+//! - the call's materials are those given with [`Harness::material`] (and
+//!   [`Harness::licence`], [`Harness::promised`]): `materials.read` answers their bytes, at
+//!   most 1 MiB at a time, and refuses any other code as the host does (`unknown`); a request
+//!   body's material slices are streamed from them as the host streams them (raw or base64),
+//!   and a slice of a code the call does not carry, or past a file's end, is refused
+//!   `Forbidden`. [`Sent::body`] is what the department would receive; [`Sent::parts`] says
+//!   what the adapter wrote itself and what it left to the host ([`Exchange::streams`]), and
+//!   [`Harness::reads`] what it read.
 //!
 //! Each test thread has its own harness (cargo runs tests on threads of their own), so tests
 //! stay independent; the adapter must be called on the thread that created the harness.
@@ -51,9 +59,10 @@
 #[cfg(feature = "fuzz")]
 pub mod fuzz;
 
-use crate::http::HttpError;
+use crate::http::{HttpError, Part};
 use crate::wit::gov::adapter::department_http::Response;
 use crate::xml::Node;
+use crate::{FileInfo, LicenceRef, Material, MaterialSource};
 use serde_json::Value;
 use std::cell::RefCell;
 use std::collections::{BTreeMap, HashMap, VecDeque};
@@ -75,8 +84,11 @@ pub struct Sent {
     pub path: String,
     /// Headers in the order the adapter added them, names as written.
     pub headers: Vec<(String, String)>,
-    /// The raw body.
+    /// The body as the department receives it: the adapter's bytes and the material slices
+    /// the host streamed into it.
     pub body: Vec<u8>,
+    /// The body as the adapter wrote it: its bytes, and the slices it left to the host.
+    pub parts: Vec<Part>,
 }
 
 impl Sent {
@@ -208,6 +220,42 @@ impl Exchange {
         })
     }
 
+    /// The body carries material `code` as a slice the host streams (not bytes the adapter
+    /// read and copied in).
+    pub fn streams(self, code: impl Into<String>) -> Self {
+        let code = code.into();
+        self.check(move |sent| {
+            if sent
+                .parts
+                .iter()
+                .any(|p| matches!(p, Part::Material(s) if s.code == code))
+            {
+                Ok(())
+            } else {
+                Err(format!(
+                    "the body does not stream material {code}: the adapter wrote {} part(s) itself",
+                    sent.parts.len()
+                ))
+            }
+        })
+    }
+
+    /// The body the department receives has this SM3 (hex, lowercase).
+    pub fn body_sm3(self, expected: impl Into<String>) -> Self {
+        let expected = expected.into();
+        self.check(move |sent| {
+            let actual = crate::sign::sm3_hex(&sent.body);
+            if actual == expected {
+                Ok(())
+            } else {
+                Err(format!(
+                    "body ({} bytes) has SM3 {actual}, expected {expected}",
+                    sent.body.len()
+                ))
+            }
+        })
+    }
+
     /// The body is JSON, handed to `inspect` (which asserts: its panic fails the test at once).
     pub fn body_json(self, inspect: impl FnOnce(&Value) + 'static) -> Self {
         self.check(move |sent| match sent.json() {
@@ -278,6 +326,38 @@ struct State {
     cache: HashMap<String, (Vec<u8>, Duration)>,
     now: Duration,
     logs: Vec<String>,
+    /// The call's materials, by code, with the bytes of the files.
+    materials: BTreeMap<String, (Material, Option<Vec<u8>>)>,
+    /// Every `materials.read`, as asked.
+    reads: Vec<Read>,
+    /// Reads answer `unavailable` with this reason (the host's store failing).
+    failing_reads: Option<String>,
+}
+
+/// One `materials.read` the adapter made.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Read {
+    /// The material code.
+    pub code: String,
+    /// From where.
+    pub offset: u64,
+    /// At most how many bytes it asked for.
+    pub max: u32,
+    /// How many it got.
+    pub got: usize,
+}
+
+/// A file material as the host hands it to an adapter: its size and SM3 computed from `bytes`.
+pub fn material_file(code: &str, name: &str, media_type: &str, bytes: &[u8]) -> Material {
+    Material {
+        code: code.to_string(),
+        name: name.to_string(),
+        source: MaterialSource::File(FileInfo {
+            media_type: media_type.to_string(),
+            size: bytes.len() as u64,
+            sm3: crate::sign::sm3_hex(bytes),
+        }),
+    }
 }
 
 thread_local! {
@@ -331,6 +411,9 @@ impl Harness {
             cache: HashMap::new(),
             now: Duration::ZERO,
             logs: Vec::new(),
+            materials: BTreeMap::new(),
+            reads: Vec::new(),
+            failing_reads: None,
         }));
         CURRENT.with(|c| {
             let mut c = c.borrow_mut();
@@ -353,6 +436,73 @@ impl Harness {
             .settings
             .insert(key.into(), value.into());
         self
+    }
+
+    /// A file the applicant uploaded, among the call's materials.
+    pub fn material(
+        self,
+        code: &str,
+        name: &str,
+        media_type: &str,
+        bytes: impl Into<Vec<u8>>,
+    ) -> Self {
+        let bytes = bytes.into();
+        let material = material_file(code, name, media_type, &bytes);
+        self.state
+            .borrow_mut()
+            .materials
+            .insert(code.to_string(), (material, Some(bytes)));
+        self
+    }
+
+    /// A licence the gateway holds in place of a file (免提交), among the call's materials.
+    pub fn licence(self, code: &str, name: &str, licence: LicenceRef) -> Self {
+        let material = Material {
+            code: code.to_string(),
+            name: name.to_string(),
+            source: MaterialSource::Licence(licence),
+        };
+        self.state
+            .borrow_mut()
+            .materials
+            .insert(code.to_string(), (material, None));
+        self
+    }
+
+    /// A material promised for later (容缺受理), among the call's materials.
+    pub fn promised(self, code: &str, name: &str, due: Option<&str>) -> Self {
+        let material = Material {
+            code: code.to_string(),
+            name: name.to_string(),
+            source: MaterialSource::Promised(due.map(str::to_string)),
+        };
+        self.state
+            .borrow_mut()
+            .materials
+            .insert(code.to_string(), (material, None));
+        self
+    }
+
+    /// Every `materials.read` (and every material slice of a body) fails `unavailable`, as when
+    /// the host's store fails.
+    pub fn failing_reads(self, why: &str) -> Self {
+        self.state.borrow_mut().failing_reads = Some(why.to_string());
+        self
+    }
+
+    /// The call's materials, as the host hands them (for the `Submission` or `Supplement`).
+    pub fn materials(&self) -> Vec<Material> {
+        self.state
+            .borrow()
+            .materials
+            .values()
+            .map(|(m, _)| m.clone())
+            .collect()
+    }
+
+    /// Every `materials.read` the adapter made, in order.
+    pub fn reads(&self) -> Vec<Read> {
+        self.state.borrow().reads.clone()
     }
 
     /// The next exchange the adapter must make (exchanges are made in the order given).
@@ -481,29 +631,100 @@ fn refused_path(path: &str) -> Option<&'static str> {
 /// imports, so each wrapper switches between them with one `use`.
 pub(crate) mod double {
     use super::{
-        CACHE_MAX_ENTRIES, CACHE_MAX_KEY, CACHE_MAX_VALUE, Sent, State, current, refused_path,
+        CACHE_MAX_ENTRIES, CACHE_MAX_KEY, CACHE_MAX_VALUE, Read, Sent, State, current, refused_path,
     };
+    use crate::http::{Part, Slice};
     use std::cell::RefCell;
     use std::rc::Rc;
     use std::time::Duration;
 
+    /// The bytes of a call's file material, or why the host would refuse it.
+    fn file_bytes(state: &State, code: &str) -> Result<Vec<u8>, String> {
+        match state.materials.get(code) {
+            Some((_, Some(bytes))) => Ok(bytes.clone()),
+            Some((_, None)) => Err(format!(
+                "material `{code}` of this call is not a file (a licence, or not provided yet)"
+            )),
+            None => Err(format!("no material `{code}` in this call")),
+        }
+    }
+
     pub mod department_http {
         use super::*;
-        pub use crate::wit::gov::adapter::department_http::{HttpError, Request, Response};
+        pub use crate::wit::gov::adapter::department_http::{
+            BodyPart, Encoding, HttpError, MaterialSlice, Request, Response,
+        };
+
+        /// The body as the host streams it, or why the host refuses it.
+        fn streamed(state: &State, parts: &[Part]) -> Result<Vec<u8>, HttpError> {
+            use base64::Engine as _;
+            let mut body = Vec::new();
+            for part in parts {
+                match part {
+                    Part::Bytes(b) => body.extend_from_slice(b),
+                    Part::Material(slice) => {
+                        let bytes = file_bytes(state, &slice.code).map_err(HttpError::Forbidden)?;
+                        let size = bytes.len() as u64;
+                        let length = slice.length.unwrap_or(size.saturating_sub(slice.offset));
+                        if slice.offset > size || length > size - slice.offset {
+                            return Err(HttpError::Forbidden(format!(
+                                "material `{}`: {length} bytes from {} run past its end ({size} bytes)",
+                                slice.code, slice.offset
+                            )));
+                        }
+                        if let Some(why) = &state.failing_reads {
+                            return Err(HttpError::Unavailable(format!("the gateway: {why}")));
+                        }
+                        let bytes = &bytes[slice.offset as usize..(slice.offset + length) as usize];
+                        match slice.encoding {
+                            Encoding::Raw => body.extend_from_slice(bytes),
+                            Encoding::Base64 => body.extend_from_slice(
+                                base64::engine::general_purpose::STANDARD
+                                    .encode(bytes)
+                                    .as_bytes(),
+                            ),
+                        }
+                    }
+                }
+            }
+            Ok(body)
+        }
 
         pub fn send(request: &Request) -> Result<Response, HttpError> {
             let state = current();
+            let parts: Vec<Part> = request
+                .body
+                .iter()
+                .map(|p| match p {
+                    BodyPart::Bytes(b) => Part::Bytes(b.clone()),
+                    BodyPart::Material(m) => Part::Material(Slice {
+                        code: m.code.clone(),
+                        offset: m.offset,
+                        length: m.length,
+                        encoding: m.encoding,
+                    }),
+                })
+                .collect();
+            let body = streamed(&state.borrow(), &parts);
             let sent = Sent {
                 method: request.method.clone(),
                 path: request.path.clone(),
                 headers: request.headers.clone(),
-                body: request.body.clone(),
+                body: body.as_ref().cloned().unwrap_or_default(),
+                parts,
             };
             let refuse = |state: &Rc<RefCell<State>>, why: String| {
                 state.borrow_mut().problems.push(why.clone());
                 Err(HttpError::Forbidden(why))
             };
             state.borrow_mut().sent.push(sent.clone());
+            match body {
+                Err(HttpError::Forbidden(why)) => {
+                    return refuse(&state, format!("{sent}: the host refuses this body: {why}"));
+                }
+                Err(other) => return Err(other),
+                Ok(_) => {}
+            }
             if let Some(why) = refused_path(&sent.path) {
                 return refuse(&state, format!("{sent}: the host refuses this path: {why}"));
             }
@@ -538,6 +759,30 @@ pub(crate) mod double {
                 }
             }
             exchange.answer
+        }
+    }
+
+    pub mod materials {
+        use super::*;
+        pub use crate::wit::gov::adapter::materials::ReadError;
+
+        pub fn read(code: &str, offset: u64, max: u32) -> Result<Vec<u8>, ReadError> {
+            let state = current();
+            let mut state = state.borrow_mut();
+            let bytes = file_bytes(&state, code).map_err(ReadError::Unknown)?;
+            if let Some(why) = &state.failing_reads {
+                return Err(ReadError::Unavailable(why.clone()));
+            }
+            let max = max.min(crate::materials::READ_MAX);
+            let from = (offset.min(bytes.len() as u64)) as usize;
+            let to = (from + max as usize).min(bytes.len());
+            state.reads.push(Read {
+                code: code.to_string(),
+                offset,
+                max,
+                got: to - from,
+            });
+            Ok(bytes[from..to].to_vec())
         }
     }
 

@@ -1,14 +1,17 @@
 //! Arrival: every check a component passes before it may serve a department.
 //!
 //! In order, each refusal naming its check: the signature (when trusted keys are configured),
-//! compilation, the fit between its imports and exports and the host's contract, `describe`,
-//! the contract version, the department it names, and a self-check — it serves every matter
+//! compilation, the fit between its imports and exports and the host's contract (0.1.0 or
+//! 0.2.0, detected from the component), `describe`, the contract version (what it describes
+//! must be the version it implements, by semver), the department it names, that every matter
+//! the catalogue gives materials is served by a component of contract 0.2.0 or later (a 0.1
+//! component cannot be handed materials), and a self-check — it serves every matter
 //! the catalogue routes to its department with the same input schema (a hot swap must not
 //! change a published form; that takes a catalogue change), every lookup a service relies on,
 //! and `validate` of an empty application answers (field problems, no trap) for each matter.
 //! A refused component changes nothing: the running version keeps serving.
 
-use crate::host::{Department, Limits, LoadError, LoadedAdapter, PluginEngine};
+use crate::host::{Contract, Department, Limits, LoadError, LoadedAdapter, PluginEngine};
 use gateway_store::registry::VersionRecord;
 use serde_json::{Value, json};
 use std::collections::BTreeMap;
@@ -47,6 +50,8 @@ pub struct Needs {
     pub matters: Vec<(String, bool)>,
     /// Lookups that services of the catalogue run.
     pub lookups: Vec<String>,
+    /// Matters whose catalogue entry lists materials: they need contract 0.2.0 or later.
+    pub with_materials: Vec<String>,
 }
 
 /// Compile and describe a component before it is known which department it is for.
@@ -71,7 +76,36 @@ pub async fn describe(
         })
 }
 
-/// Whether a contract version an adapter was built against is one this host serves:
+/// Whether what a component describes as its contract version agrees with the version it
+/// implements (detected from the component): the same major version, and for 0.x the same
+/// minor (semver's rule for unstable versions). Refused with the versions this host serves.
+pub fn contract(adapter: &LoadedAdapter) -> Result<(), Refusal> {
+    let described = &adapter.description().contract_version;
+    let implemented = adapter.contract();
+    if compatible(described, implemented.as_str()) {
+        return Ok(());
+    }
+    let served = crate::host::SERVED
+        .iter()
+        .map(|c| c.as_str())
+        .collect::<Vec<_>>()
+        .join(" and ");
+    Err(Refusal::new(
+        "contract_version",
+        if crate::host::SERVED
+            .iter()
+            .any(|c| compatible(described, c.as_str()))
+        {
+            format!(
+                "describes contract {described} but implements {implemented} (its imports and exports)"
+            )
+        } else {
+            format!("built against contract {described}, this gateway serves {served}")
+        },
+    ))
+}
+
+/// Whether a contract version an adapter was built against is compatible with `host`'s:
 /// the same major version, and for 0.x the same minor (semver's rule for unstable versions).
 pub fn compatible(contract: &str, host: &str) -> bool {
     let parts = |v: &str| -> Option<(u64, u64)> {
@@ -93,6 +127,25 @@ pub async fn self_check(
     running: Option<&LoadedAdapter>,
 ) -> Result<(), Refusal> {
     let described = adapter.description();
+    let implemented = adapter.contract();
+    let lacking: Vec<&str> = needs
+        .with_materials
+        .iter()
+        .filter(|_| implemented < Contract::V0_2)
+        .map(String::as_str)
+        .collect();
+    if !lacking.is_empty() {
+        return Err(Refusal::new(
+            "contract_version",
+            format!(
+                "the catalogue lists materials for matter{} {}, which need{} an adapter of \
+                 contract 0.2.0 or later; this component implements {implemented}",
+                if lacking.len() == 1 { "" } else { "s" },
+                lacking.join(", "),
+                if lacking.len() == 1 { "s" } else { "" },
+            ),
+        ));
+    }
     let mut problems = Vec::new();
     for (code, schema_is_adapters) in &needs.matters {
         let Some(matter) = described.matters.iter().find(|m| &m.code == code) else {

@@ -108,6 +108,9 @@ fn needs_of(config: &Config) -> BTreeMap<String, Needs> {
     for (code, m) in &config.matters {
         if let Some(n) = needs.get_mut(&m.department) {
             n.matters.push((code.clone(), m.schema.is_none()));
+            if !m.materials.is_empty() {
+                n.with_materials.push(code.clone());
+            }
         }
     }
     for service in config.services.values() {
@@ -161,6 +164,8 @@ impl Adapters {
             gateway_base::telemetry::adapter_limits(id, &slot.limits);
             slots.insert(id.clone(), Arc::new(slot));
         }
+        // Adapters read the materials of their calls from this node's store.
+        engine.attach_materials(Arc::new(store.clone()));
         let needs = needs_of(config);
         let watch = match &config.plugins.watch_dir {
             Some(dir) => Some(tokio::sync::Mutex::new(watch::Watcher::new(

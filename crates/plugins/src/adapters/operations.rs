@@ -80,16 +80,7 @@ impl Adapters {
             .await
             .map_err(AdminError::Refused)?;
         let description = described.description();
-        if !admission::compatible(&description.contract_version, sdk::CONTRACT_VERSION) {
-            return Err(AdminError::Refused(Refusal::new(
-                "contract_version",
-                format!(
-                    "built against contract {}, this gateway serves {}",
-                    description.contract_version,
-                    sdk::CONTRACT_VERSION
-                ),
-            )));
-        }
+        admission::contract(&described).map_err(AdminError::Refused)?;
         let department = description.department.clone();
         if let Some(expected) = expected
             && expected != department

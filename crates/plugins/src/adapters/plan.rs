@@ -227,16 +227,7 @@ impl Adapters {
             .map_err(|why| Refusal::new("signature", why))?;
         let described = admission::describe(&self.engine, bytes, slot.limits).await?;
         let description = described.description();
-        if !admission::compatible(&description.contract_version, sdk::CONTRACT_VERSION) {
-            return Err(Refusal::new(
-                "contract_version",
-                format!(
-                    "built against contract {}, this gateway serves {}",
-                    description.contract_version,
-                    sdk::CONTRACT_VERSION
-                ),
-            ));
-        }
+        admission::contract(&described)?;
         if description.department != department {
             return Err(Refusal::new(
                 "department",

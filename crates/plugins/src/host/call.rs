@@ -1,12 +1,15 @@
 //! One loaded adapter and the calls into it, each in a fresh, bounded instance.
 
-use super::bindings::{Adapter, AdapterPre};
+use super::bindings::{v0_1, v0_2};
 use super::budget::{ADMISSION_WAIT, MemoryBudget};
+use super::compat::{self, Contract};
 use super::contract::{
     AdapterError, CallbackRequest, Description, FieldError, Receipt, StatusReport, Submission,
+    Supplement, SupplementRequest, Withdrawal,
 };
 use super::engine::{PluginEngine, TICK};
 use super::imports::{Department, Exchanges, HostState};
+use super::materials::{CallMaterials, SharedBlobs};
 use super::meter::{CpuMeter, Metered};
 use gateway_base::config::Limits;
 use gateway_base::model::Fault;
@@ -56,6 +59,19 @@ pub enum CallError {
         /// `max_result_bytes`.
         limit: u32,
     },
+    /// The call needs a part of the contract the component's version does not have (a
+    /// `supplement` or a `withdraw` of a 0.1 component, materials handed to one): not made.
+    #[error("the adapter implements contract {contract}, which has no {what}")]
+    Unsupported {
+        /// The version the component implements.
+        contract: Contract,
+        /// What it lacks: `supplement`, `withdraw`, `materials`.
+        what: &'static str,
+    },
+    /// A material of the call could not be read from the gateway's store while the call ran.
+    /// The text is for the log.
+    #[error("a material of the call could not be read from the gateway's store")]
+    Materials(String),
 }
 
 impl CallError {
@@ -76,6 +92,8 @@ impl CallError {
             CallError::Busy(_) => "busy",
             CallError::MemoryBudget(_) => "memory_budget",
             CallError::ResultTooLarge { .. } => "result_too_large",
+            CallError::Unsupported { .. } => "unsupported",
+            CallError::Materials(_) => "materials",
         }
     }
 
@@ -101,7 +119,13 @@ impl CallError {
             | CallError::Timeout(_)
             | CallError::Instantiate(_)
             | CallError::ResultTooLarge { .. } => Fault::Adapter,
-            CallError::Busy(_) | CallError::MemoryBudget(_) => Fault::Gateway,
+            // A 0.1 component asked for what 0.2 added is a routing the gateway made (admission
+            // keeps matters with materials from 0.1 components), and the store is the
+            // gateway's: neither the department's fault nor the version's.
+            CallError::Busy(_)
+            | CallError::MemoryBudget(_)
+            | CallError::Unsupported { .. }
+            | CallError::Materials(_) => Fault::Gateway,
         }
     }
 }
@@ -183,9 +207,95 @@ pub enum LoadError {
     Describe(CallError),
 }
 
+/// A component pre-instantiated for the version of the contract it implements.
+#[derive(Clone)]
+enum Pre {
+    V0_1(v0_1::AdapterPre<HostState>),
+    V0_2(v0_2::AdapterPre<HostState>),
+}
+
+/// One fresh instance, of either version.
+enum Instance {
+    V0_1(v0_1::Adapter),
+    V0_2(v0_2::Adapter),
+}
+
+impl Pre {
+    fn engine(&self) -> &wasmtime::Engine {
+        match self {
+            Pre::V0_1(pre) => pre.engine(),
+            Pre::V0_2(pre) => pre.engine(),
+        }
+    }
+
+    async fn instantiate(&self, store: &mut Store<HostState>) -> wasmtime::Result<Instance> {
+        Ok(match self {
+            Pre::V0_1(pre) => Instance::V0_1(pre.instantiate_async(store).await?),
+            Pre::V0_2(pre) => Instance::V0_2(pre.instantiate_async(store).await?),
+        })
+    }
+
+    fn contract(&self) -> Contract {
+        match self {
+            Pre::V0_1(_) => Contract::V0_1,
+            Pre::V0_2(_) => Contract::V0_2,
+        }
+    }
+}
+
+/// The version of the contract a component implements, from what it imports and exports
+/// (never from what its `describe` says): the `gov:adapter` interfaces it imports name their
+/// version; a component that imports none of them is 0.2 when it exports `supplement` and
+/// `withdraw`. Two versions at once, or one this host does not serve, is refused.
+fn detect(component: &Component, engine: &wasmtime::Engine) -> Result<Contract, LoadError> {
+    let ty = component.component_type();
+    let mut imported = std::collections::BTreeSet::new();
+    for (name, _) in ty.imports(engine) {
+        if let Some(rest) = name.strip_prefix("gov:adapter/")
+            && let Some((_, version)) = rest.split_once('@')
+        {
+            imported.insert(version.to_string());
+        }
+    }
+    let served = || {
+        compat::SERVED
+            .iter()
+            .map(|c| c.as_str())
+            .collect::<Vec<_>>()
+            .join(" and ")
+    };
+    match imported.len() {
+        0 => {
+            let exports: Vec<&str> = ty.exports(engine).map(|(name, _)| name).collect();
+            Ok(
+                if exports.contains(&"supplement") && exports.contains(&"withdraw") {
+                    Contract::V0_2
+                } else {
+                    Contract::V0_1
+                },
+            )
+        }
+        1 => {
+            let version = imported.pop_first().expect("one");
+            Contract::parse(&version).ok_or_else(|| {
+                LoadError::Contract(format!(
+                    "it imports gov:adapter@{version}; this gateway serves contracts {}",
+                    served()
+                ))
+            })
+        }
+        _ => Err(LoadError::Contract(format!(
+            "it imports gov:adapter at versions {}: a component implements one",
+            imported.into_iter().collect::<Vec<_>>().join(" and ")
+        ))),
+    }
+}
+
 /// A compiled, pre-instantiated adapter bound to its department.
 pub struct LoadedAdapter {
-    pre: AdapterPre<HostState>,
+    pre: Pre,
+    /// Where the materials of its calls are read.
+    blobs: SharedBlobs,
     department: Arc<Department>,
     limits: Limits,
     budget: Arc<MemoryBudget>,
@@ -211,21 +321,34 @@ impl LoadedAdapter {
         let component = Component::new(&engine.engine, bytes)
             .map_err(|e| LoadError::Compile(format!("{e:#}")))?;
         tracing::debug!(elapsed = ?started.elapsed(), "component compiled or read from the cache");
+        let contract = detect(&component, &engine.engine)?;
         let mut linker = Linker::<HostState>::new(&engine.engine);
-        wasmtime_wasi::p2::add_to_linker_async(&mut linker)
-            .and_then(|()| {
-                Adapter::add_to_linker::<_, wasmtime::component::HasSelf<HostState>>(
-                    &mut linker,
-                    |s| s,
-                )
-            })
-            .map_err(|e| LoadError::Compile(format!("host imports: {e:#}")))?;
-        let pre = linker
-            .instantiate_pre(&component)
-            .and_then(AdapterPre::new)
-            .map_err(|e| LoadError::Contract(format!("{e:#}")))?;
+        let host = |e: wasmtime::Error| LoadError::Compile(format!("host imports: {e:#}"));
+        wasmtime_wasi::p2::add_to_linker_async(&mut linker).map_err(host)?;
+        type Own = wasmtime::component::HasSelf<HostState>;
+        let contract_error =
+            |e: wasmtime::Error| LoadError::Contract(format!("contract {contract}: {e:#}"));
+        let pre = match contract {
+            Contract::V0_1 => {
+                v0_1::Adapter::add_to_linker::<_, Own>(&mut linker, |s| s).map_err(host)?;
+                let pre = linker
+                    .instantiate_pre(&component)
+                    .and_then(v0_1::AdapterPre::new)
+                    .map_err(contract_error)?;
+                Pre::V0_1(pre)
+            }
+            Contract::V0_2 => {
+                v0_2::Adapter::add_to_linker::<_, Own>(&mut linker, |s| s).map_err(host)?;
+                let pre = linker
+                    .instantiate_pre(&component)
+                    .and_then(v0_2::AdapterPre::new)
+                    .map_err(contract_error)?;
+                Pre::V0_2(pre)
+            }
+        };
         let mut adapter = LoadedAdapter {
             pre,
+            blobs: engine.materials.clone(),
             department,
             limits,
             budget: engine.budget.clone(),
@@ -241,12 +364,23 @@ impl LoadedAdapter {
             stats: CallStats::default(),
         };
         adapter.description = adapter
-            .call("describe", |a, s| {
-                Box::pin(async move { a.call_describe(s).await })
+            .call("describe", CallMaterials::default(), |a, s| {
+                Box::pin(async move {
+                    Ok(match a {
+                        Instance::V0_1(a) => compat::description(a.call_describe(s).await?),
+                        Instance::V0_2(a) => a.call_describe(s).await?,
+                    })
+                })
             })
             .await
             .map_err(LoadError::Describe)?;
         Ok(adapter)
+    }
+
+    /// The version of the contract the component implements (detected from the component
+    /// itself; admission checks that its `describe` says the same).
+    pub fn contract(&self) -> Contract {
+        self.pre.contract()
     }
 
     /// The same compiled version bound to another department (or the same one afresh): a
@@ -254,6 +388,7 @@ impl LoadedAdapter {
     pub fn bind(&self, department: Arc<Department>, limits: Limits) -> LoadedAdapter {
         LoadedAdapter {
             pre: self.pre.clone(),
+            blobs: self.blobs.clone(),
             department,
             limits,
             budget: self.budget.clone(),
@@ -286,26 +421,98 @@ impl LoadedAdapter {
         payload: &str,
     ) -> Result<Vec<FieldError>, CallError> {
         let (matter, payload) = (matter.to_string(), payload.to_string());
-        self.call("validate", move |a, s| {
-            Box::pin(async move { a.call_validate(s, &matter, &payload).await })
+        self.call("validate", CallMaterials::default(), move |a, s| {
+            Box::pin(async move {
+                Ok(match a {
+                    Instance::V0_1(a) => {
+                        compat::field_errors(a.call_validate(s, &matter, &payload).await?)
+                    }
+                    Instance::V0_2(a) => a.call_validate(s, &matter, &payload).await?,
+                })
+            })
         })
         .await
     }
 
-    /// Hand one matter to the department.
+    /// Hand one matter to the department, with its materials (which the adapter may read and
+    /// stream to its department during this call, and no others). A component of contract
+    /// 0.1 is handed none: a submission with materials is [`CallError::Unsupported`].
     pub async fn submit(&self, submission: Submission) -> Result<Receipt, CallError> {
-        self.call("submit", move |a, s| {
-            Box::pin(async move { a.call_submit(s, &submission).await })
+        if !submission.materials.is_empty() {
+            self.requires_materials("materials")?;
+        }
+        let materials = CallMaterials::of(&submission.materials);
+        self.call("submit", materials, move |a, s| {
+            Box::pin(async move {
+                Ok(match a {
+                    Instance::V0_1(a) => {
+                        compat::receipt(a.call_submit(s, &compat::submission(submission)).await?)
+                    }
+                    Instance::V0_2(a) => a.call_submit(s, &submission).await?,
+                })
+            })
         })
         .await?
         .map_err(CallError::Adapter)
     }
 
+    /// Hand the applicant's supplement of a returned matter to the department (补正), with
+    /// the materials it provides. A component of contract 0.1 has no `supplement`:
+    /// [`CallError::Unsupported`], nothing called.
+    pub async fn supplement(&self, supplement: Supplement) -> Result<Receipt, CallError> {
+        self.requires_materials("supplement")?;
+        let materials = CallMaterials::of(&supplement.materials);
+        self.call("supplement", materials, move |a, s| {
+            Box::pin(async move {
+                match a {
+                    Instance::V0_2(a) => a.call_supplement(s, &supplement).await,
+                    Instance::V0_1(_) => unreachable!("checked before the call"),
+                }
+            })
+        })
+        .await?
+        .map_err(CallError::Adapter)
+    }
+
+    /// Tell the department the applicant withdraws a matter (撤回). A component of contract
+    /// 0.1 has no `withdraw`: [`CallError::Unsupported`], nothing called.
+    pub async fn withdraw(&self, withdrawal: Withdrawal) -> Result<Receipt, CallError> {
+        self.requires_materials("withdraw")?;
+        self.call("withdraw", CallMaterials::default(), move |a, s| {
+            Box::pin(async move {
+                match a {
+                    Instance::V0_2(a) => a.call_withdraw(s, &withdrawal).await,
+                    Instance::V0_1(_) => unreachable!("checked before the call"),
+                }
+            })
+        })
+        .await?
+        .map_err(CallError::Adapter)
+    }
+
+    /// Refuse what contract 0.1 lacks, for a 0.1 component.
+    fn requires_materials(&self, what: &'static str) -> Result<(), CallError> {
+        match self.contract() {
+            contract if !contract.has_materials() => {
+                metrics::counter!("gateway_adapter_calls_total", "department" => self.department.id.clone(), "version" => self.description.adapter_version.clone(), "call" => what, "outcome" => "unsupported").increment(1);
+                Err(CallError::Unsupported { contract, what })
+            }
+            _ => Ok(()),
+        }
+    }
+
     /// Read where a matter stands.
     pub async fn status(&self, matter: &str, reference: &str) -> Result<StatusReport, CallError> {
         let (matter, reference) = (matter.to_string(), reference.to_string());
-        self.call("status", move |a, s| {
-            Box::pin(async move { a.call_status(s, &matter, &reference).await })
+        self.call("status", CallMaterials::default(), move |a, s| {
+            Box::pin(async move {
+                Ok(match a {
+                    Instance::V0_1(a) => {
+                        compat::status_report(a.call_status(s, &matter, &reference).await?)
+                    }
+                    Instance::V0_2(a) => a.call_status(s, &matter, &reference).await?,
+                })
+            })
         })
         .await?
         .map_err(CallError::Adapter)
@@ -314,8 +521,13 @@ impl LoadedAdapter {
     /// Run a shared-data lookup.
     pub async fn lookup(&self, name: &str, query: &str) -> Result<String, CallError> {
         let (name, query) = (name.to_string(), query.to_string());
-        self.call("lookup", move |a, s| {
-            Box::pin(async move { a.call_lookup(s, &name, &query).await })
+        self.call("lookup", CallMaterials::default(), move |a, s| {
+            Box::pin(async move {
+                Ok(match a {
+                    Instance::V0_1(a) => compat::text(a.call_lookup(s, &name, &query).await?),
+                    Instance::V0_2(a) => a.call_lookup(s, &name, &query).await?,
+                })
+            })
         })
         .await?
         .map_err(CallError::Adapter)
@@ -323,8 +535,16 @@ impl LoadedAdapter {
 
     /// Read a department's call back to the gateway.
     pub async fn on_callback(&self, request: CallbackRequest) -> Result<StatusReport, CallError> {
-        self.call("on_callback", move |a, s| {
-            Box::pin(async move { a.call_on_callback(s, &request).await })
+        self.call("on_callback", CallMaterials::default(), move |a, s| {
+            Box::pin(async move {
+                Ok(match a {
+                    Instance::V0_1(a) => compat::status_report(
+                        a.call_on_callback(s, &compat::callback_request(request))
+                            .await?,
+                    ),
+                    Instance::V0_2(a) => a.call_on_callback(s, &request).await?,
+                })
+            })
         })
         .await?
         .map_err(CallError::Adapter)
@@ -337,8 +557,9 @@ impl LoadedAdapter {
     async fn call<R: Send + 'static + Outcome>(
         &self,
         name: &'static str,
+        materials: CallMaterials,
         f: impl for<'a> FnOnce(
-            &'a Adapter,
+            &'a Instance,
             &'a mut Store<HostState>,
         ) -> std::pin::Pin<
             Box<dyn Future<Output = wasmtime::Result<R>> + Send + 'a>,
@@ -351,8 +572,18 @@ impl LoadedAdapter {
             digest: self.digest.clone(),
             call: name.to_string(),
         };
-        let (result, exchanges) =
-            gateway_store::audit::scope(|c| c.adapter = Some(adapter), self.call_bounded(f)).await;
+        let (result, exchanges, material_failure) = gateway_store::audit::scope(
+            |c| c.adapter = Some(adapter),
+            self.call_bounded(materials, f),
+        )
+        .await;
+        let result = match (result, material_failure) {
+            // The store failed the adapter: whatever it made of that (an error, a trap), the
+            // call failed by the gateway's fault, not its department's or its own.
+            (Ok(answer), Some(why)) if answer.error().is_some() => Err(materials_failed(why)),
+            (Err(_), Some(why)) => Err(materials_failed(why)),
+            (result, _) => result,
+        };
         let result = self.judge(name, result, &exchanges);
         let error = match &result {
             Ok(answer) => answer.error().map(|e| CallError::Adapter(e.clone())),
@@ -412,21 +643,26 @@ impl LoadedAdapter {
     /// exchanges the host saw meanwhile.
     async fn call_bounded<R: Send + 'static>(
         &self,
+        materials: CallMaterials,
         f: impl for<'a> FnOnce(
-            &'a Adapter,
+            &'a Instance,
             &'a mut Store<HostState>,
         ) -> std::pin::Pin<
             Box<dyn Future<Output = wasmtime::Result<R>> + Send + 'a>,
         > + Send,
-    ) -> (Result<R, CallError>, Exchanges) {
-        let none = Exchanges::default();
+    ) -> (Result<R, CallError>, Exchanges, Option<String>) {
+        let none = (Exchanges::default(), None);
         let department = &self.department;
         let limits = self.limits;
         // Beyond its bound on instances a department's call is refused at once, rather than
         // queue behind a stuck department.
         let Ok(_instance) = department.instances.clone().try_acquire_owned() else {
             refused(&department.id, "instances");
-            return (Err(CallError::Busy(department.max_instances)), none);
+            return (
+                Err(CallError::Busy(department.max_instances)),
+                none.0,
+                none.1,
+            );
         };
         // The node's memory budget: wait a little for memory to come back, then refuse.
         let expected = self.initial_memory.load(Ordering::Relaxed);
@@ -435,7 +671,11 @@ impl LoadedAdapter {
             let wait = ADMISSION_WAIT.min(Duration::from_millis(u64::from(limits.call_timeout_ms)));
             if !self.budget.admit(expected, wait).await {
                 refused(&department.id, "memory");
-                return (Err(CallError::MemoryBudget(self.budget.limit_mib())), none);
+                return (
+                    Err(CallError::MemoryBudget(self.budget.limit_mib())),
+                    none.0,
+                    none.1,
+                );
             }
         }
         let _live = LiveInstance::new(&department.id);
@@ -451,6 +691,8 @@ impl LoadedAdapter {
                 limits.memory_mib,
                 self.budget.clone(),
                 meter.clone(),
+                materials,
+                self.blobs.get().cloned(),
             ),
         );
         store.limiter(|s| &mut s.limits);
@@ -471,7 +713,7 @@ impl LoadedAdapter {
         let run = async {
             let adapter = self
                 .pre
-                .instantiate_async(&mut store)
+                .instantiate(&mut store)
                 .await
                 .map_err(|e| classify(e, &limits, true))?;
             let limiter = &mut store.data_mut().limits;
@@ -498,8 +740,13 @@ impl LoadedAdapter {
             }
             other => other,
         };
-        (result, state.exchanges)
+        (result, state.exchanges, state.material_failure.clone())
     }
+}
+
+fn materials_failed(why: String) -> CallError {
+    tracing::warn!(error = %redact(&why), "an adapter call failed: a material could not be read");
+    CallError::Materials(why)
 }
 
 /// A call refused busy by one of its bounds, counted.
@@ -566,24 +813,52 @@ impl Answer for String {
 
 impl Answer for Receipt {
     fn text_len(&self) -> usize {
-        self.reference.len() + self.outputs.len() + self.message.as_ref().map_or(0, String::len)
+        self.reference.len()
+            + self.outputs.len()
+            + self.message.as_ref().map_or(0, String::len)
+            + self.requested.as_ref().map_or(0, requested_len)
     }
     fn sanitize(&mut self) {
         scrub(&mut self.reference);
         scrub(&mut self.outputs);
         self.message.iter_mut().for_each(mask);
+        self.requested.iter_mut().for_each(mask_requested);
     }
 }
 
 impl Answer for StatusReport {
     fn text_len(&self) -> usize {
-        self.reference.len() + self.outputs.len() + self.message.as_ref().map_or(0, String::len)
+        self.reference.len()
+            + self.outputs.len()
+            + self.message.as_ref().map_or(0, String::len)
+            + self.requested.as_ref().map_or(0, requested_len)
     }
     fn sanitize(&mut self) {
         scrub(&mut self.reference);
         scrub(&mut self.outputs);
         self.message.iter_mut().for_each(mask);
+        self.requested.iter_mut().for_each(mask_requested);
     }
+}
+
+/// Text of what a department asks the applicant to supplement.
+fn requested_len(r: &SupplementRequest) -> usize {
+    fields_len(&r.fields)
+        + r.materials
+            .iter()
+            .map(|m| m.code.len() + m.reason.len())
+            .sum::<usize>()
+        + r.due.as_ref().map_or(0, String::len)
+}
+
+/// It reaches the applicant's screen: masked like every message.
+fn mask_requested(r: &mut SupplementRequest) {
+    mask_fields(&mut r.fields);
+    for m in &mut r.materials {
+        mask(&mut m.code);
+        mask(&mut m.reason);
+    }
+    r.due.iter_mut().for_each(mask);
 }
 
 fn fields_len(fields: &[FieldError]) -> usize {

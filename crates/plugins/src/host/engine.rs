@@ -16,6 +16,8 @@ pub struct PluginEngine {
     pub(crate) engine: Engine,
     /// The memory all instances of this engine may hold together.
     pub(crate) budget: Arc<MemoryBudget>,
+    /// Where the materials of calls are read, once attached.
+    pub(crate) materials: super::materials::SharedBlobs,
 }
 
 /// Bytes of each linear memory kept resident (reset in place) when a slot is reused: an
@@ -82,7 +84,18 @@ impl PluginEngine {
                 }
             })?;
         let budget = MemoryBudget::new(DEFAULT_MEMORY_BUDGET_MIB, Some(engine.weak()));
-        Ok(PluginEngine { engine, budget })
+        Ok(PluginEngine {
+            engine,
+            budget,
+            materials: Default::default(),
+        })
+    }
+
+    /// Where every adapter of this engine reads the materials of its calls: the node's store
+    /// (once; later calls are ignored). Until then a call's materials cannot be read (the
+    /// call fails by the gateway's fault, [`super::CallError::Materials`]).
+    pub fn attach_materials(&self, blobs: Arc<dyn super::MaterialBlobs>) {
+        let _ = self.materials.set(blobs);
     }
 
     /// The same engine with a memory budget for its instances (`plugins.memory_budget_mib`);

@@ -1,10 +1,15 @@
-//! What the host gives an adapter: its department's HTTP, settings, a cache and logging.
-//! Nothing else: the WASI context grants no files, no sockets, no environment.
+//! What the host gives an adapter: its department's HTTP, settings, a cache and logging, and
+//! with contract 0.2 the materials of the call in progress (`materials`). Nothing else: the
+//! WASI context grants no files, no sockets, no environment.
+//!
+//! Both contracts' imports are served by the same host functions: a 0.1 component's request
+//! body is one part of bytes, and it never sees a material.
 
-use super::bindings::gov::adapter::{cache, config, department_http, log};
+use super::bindings::{v0_1, v0_2};
 use super::budget::{Limiter, MemoryBudget};
+use super::materials::{CallMaterials, MaterialBlobs};
 use super::meter::CpuMeter;
-use crate::connection::{Connection, SendError};
+use crate::connection::{BodyPart, Connection, DepartmentResponse, OutgoingBody, SendError};
 use arc_swap::ArcSwap;
 use gateway_base::config::Limits;
 use std::collections::{BTreeMap, HashMap};
@@ -152,6 +157,12 @@ pub(crate) struct HostState {
     pub(super) exchanges: Exchanges,
     /// The call's execution time: the host's work in its imports is not counted.
     pub(super) meter: Arc<CpuMeter>,
+    /// The materials the call carries: the only ones it may read or send.
+    pub(super) materials: CallMaterials,
+    /// Where their bytes are read.
+    pub(super) blobs: Option<Arc<dyn MaterialBlobs>>,
+    /// Why a material of the call could not be read, if one could not: the gateway's failure.
+    pub(super) material_failure: Option<String>,
 }
 
 impl HostState {
@@ -160,6 +171,8 @@ impl HostState {
         memory_mib: u32,
         budget: Arc<MemoryBudget>,
         meter: Arc<CpuMeter>,
+        materials: CallMaterials,
+        blobs: Option<Arc<dyn MaterialBlobs>>,
     ) -> Self {
         let own = StoreLimitsBuilder::new()
             .memory_size((memory_mib as usize) << 20)
@@ -178,6 +191,9 @@ impl HostState {
             department,
             exchanges: Exchanges::default(),
             meter,
+            materials,
+            blobs,
+            material_failure: None,
         }
     }
 }
@@ -191,21 +207,29 @@ impl WasiView for HostState {
     }
 }
 
-impl department_http::Host for HostState {
-    async fn send(
+impl HostState {
+    /// One exchange with the department, whichever contract asked for it: counted as the
+    /// evidence the adapter's claims are judged by, and logged.
+    async fn exchange(
         &mut self,
-        req: department_http::Request,
-    ) -> Result<department_http::Response, department_http::HttpError> {
-        let _host = self.meter.host_call();
+        method: &str,
+        path: &str,
+        headers: &[(String, String)],
+        body: Result<OutgoingBody, String>,
+    ) -> Result<DepartmentResponse, SendError> {
         let dept = self.department.clone();
         let started = Instant::now();
-        let outcome = self
-            .connection
-            .send(&req.method, &req.path, &req.headers, req.body)
-            .await;
+        let outcome = match body {
+            Ok(body) => self.connection.send_body(method, path, headers, body).await,
+            Err(why) => Err(self.connection.refuse(method, path, why)),
+        };
         let elapsed_ms = started.elapsed().as_secs_f64() * 1000.0;
         match &outcome {
             Err(SendError::Forbidden(_)) => {}
+            // The gateway's own failure: no evidence about the department either way.
+            Err(SendError::Material(why)) => {
+                self.material_failure.get_or_insert(why.clone());
+            }
             Err(SendError::Timeout) => {
                 self.exchanges.sent += 1;
                 self.exchanges.timed_out += 1;
@@ -216,53 +240,142 @@ impl department_http::Host for HostState {
             }
             _ => self.exchanges.sent += 1,
         }
+        let path = gateway_base::redact::redact(path);
         match &outcome {
             Ok(r) => {
-                tracing::debug!(department = %dept.id, method = %req.method, path = %gateway_base::redact::redact(&req.path), status = r.status, elapsed_ms, "department exchange")
+                tracing::debug!(department = %dept.id, %method, %path, status = r.status, elapsed_ms, "department exchange")
             }
             Err(e) => {
-                tracing::warn!(department = %dept.id, method = %req.method, path = %gateway_base::redact::redact(&req.path), error = %e, elapsed_ms, "department exchange failed")
+                tracing::warn!(department = %dept.id, %method, %path, error = %e, elapsed_ms, "department exchange failed")
             }
         }
         outcome
-            .map(|r| department_http::Response {
+    }
+
+    /// A 0.2 body's parts, each material slice checked against the call's materials: a code
+    /// the call does not carry, or a slice outside its file, is refused before anything is
+    /// sent. A body of bytes only is sent as one.
+    fn body_of(
+        &self,
+        parts: Vec<v0_2::gov::adapter::department_http::BodyPart>,
+    ) -> Result<OutgoingBody, String> {
+        use v0_2::gov::adapter::department_http::{BodyPart as Part, Encoding};
+        if parts.iter().all(|p| matches!(p, Part::Bytes(_))) {
+            let mut bytes = Vec::new();
+            for part in parts {
+                if let Part::Bytes(b) = part {
+                    if bytes.is_empty() {
+                        bytes = b;
+                    } else {
+                        bytes.extend_from_slice(&b);
+                    }
+                }
+            }
+            return Ok(OutgoingBody::Bytes(bytes));
+        }
+        let mut out = Vec::with_capacity(parts.len());
+        for part in parts {
+            out.push(match part {
+                Part::Bytes(b) => BodyPart::Bytes(b),
+                Part::Material(slice) => {
+                    let file = self.materials.file(&slice.code)?;
+                    let code = slice.code;
+                    if slice.offset > file.size {
+                        return Err(format!(
+                            "material `{code}`: offset {} is past its end ({} bytes)",
+                            slice.offset, file.size
+                        ));
+                    }
+                    let length = slice.length.unwrap_or(file.size - slice.offset);
+                    if length > file.size - slice.offset {
+                        return Err(format!(
+                            "material `{code}`: {length} bytes from {} run past its end ({} bytes)",
+                            slice.offset, file.size
+                        ));
+                    }
+                    BodyPart::Material {
+                        sm3: file.sm3.clone(),
+                        code,
+                        offset: slice.offset,
+                        length,
+                        base64: slice.encoding == Encoding::Base64,
+                    }
+                }
+            });
+        }
+        let blobs = self
+            .blobs
+            .clone()
+            .ok_or_else(|| "this gateway has no material store".to_string())?;
+        Ok(OutgoingBody::Parts { parts: out, blobs })
+    }
+}
+
+impl v0_2::gov::adapter::department_http::Host for HostState {
+    async fn send(
+        &mut self,
+        req: v0_2::gov::adapter::department_http::Request,
+    ) -> Result<
+        v0_2::gov::adapter::department_http::Response,
+        v0_2::gov::adapter::department_http::HttpError,
+    > {
+        use v0_2::gov::adapter::department_http::{HttpError, Response};
+        let _host = self.meter.host_call();
+        let body = self.body_of(req.body);
+        self.exchange(&req.method, &req.path, &req.headers, body)
+            .await
+            .map(|r| Response {
                 status: r.status,
                 headers: r.headers,
                 body: r.body,
             })
             .map_err(|e| match e {
-                SendError::Forbidden(why) => department_http::HttpError::Forbidden(why),
-                SendError::Unavailable(why) => department_http::HttpError::Unavailable(why),
-                SendError::Timeout => department_http::HttpError::Timeout,
-                SendError::TooLarge => department_http::HttpError::TooLarge,
+                SendError::Forbidden(why) => HttpError::Forbidden(why),
+                SendError::Unavailable(why) => HttpError::Unavailable(why),
+                SendError::Material(why) => HttpError::Unavailable(format!("the gateway: {why}")),
+                SendError::Timeout => HttpError::Timeout,
+                SendError::TooLarge => HttpError::TooLarge,
             })
     }
 }
 
-impl config::Host for HostState {
-    async fn get(&mut self, key: String) -> Option<String> {
-        self.settings.get(&key).cloned()
+impl v0_1::gov::adapter::department_http::Host for HostState {
+    async fn send(
+        &mut self,
+        req: v0_1::gov::adapter::department_http::Request,
+    ) -> Result<
+        v0_1::gov::adapter::department_http::Response,
+        v0_1::gov::adapter::department_http::HttpError,
+    > {
+        use v0_1::gov::adapter::department_http::{HttpError, Response};
+        let _host = self.meter.host_call();
+        self.exchange(
+            &req.method,
+            &req.path,
+            &req.headers,
+            Ok(OutgoingBody::Bytes(req.body)),
+        )
+        .await
+        .map(|r| Response {
+            status: r.status,
+            headers: r.headers,
+            body: r.body,
+        })
+        .map_err(|e| match e {
+            SendError::Forbidden(why) => HttpError::Forbidden(why),
+            SendError::Unavailable(why) | SendError::Material(why) => HttpError::Unavailable(why),
+            SendError::Timeout => HttpError::Timeout,
+            SendError::TooLarge => HttpError::TooLarge,
+        })
     }
 }
 
-impl cache::Host for HostState {
-    async fn get(&mut self, key: String) -> Option<Vec<u8>> {
-        self.department.cache.get(&key)
+impl HostState {
+    fn setting(&self, key: &str) -> Option<String> {
+        self.settings.get(key).cloned()
     }
 
-    async fn set(&mut self, key: String, value: Vec<u8>, ttl_ms: u32) {
-        self.department
-            .cache
-            .set(key, value, Duration::from_millis(u64::from(ttl_ms)));
-    }
-
-    async fn delete(&mut self, key: String) {
-        self.department.cache.delete(&key)
-    }
-}
-
-impl log::Host for HostState {
-    async fn log(&mut self, level: log::Level, mut message: String) {
+    fn log_line(&self, level: tracing::Level, mut message: String) {
         let _host = self.meter.host_call();
         if message.len() > LOG_MESSAGE_MAX {
             let mut cut = LOG_MESSAGE_MAX;
@@ -276,13 +389,58 @@ impl log::Host for HostState {
         let message = gateway_base::redact::redact(&message);
         let department = &self.department.id;
         match level {
-            log::Level::Trace => tracing::trace!(target: "adapter", %department, "{message}"),
-            log::Level::Debug => tracing::debug!(target: "adapter", %department, "{message}"),
-            log::Level::Info => tracing::info!(target: "adapter", %department, "{message}"),
-            log::Level::Warn => tracing::warn!(target: "adapter", %department, "{message}"),
-            log::Level::Error => tracing::error!(target: "adapter", %department, "{message}"),
+            tracing::Level::TRACE => tracing::trace!(target: "adapter", %department, "{message}"),
+            tracing::Level::DEBUG => tracing::debug!(target: "adapter", %department, "{message}"),
+            tracing::Level::INFO => tracing::info!(target: "adapter", %department, "{message}"),
+            tracing::Level::WARN => tracing::warn!(target: "adapter", %department, "{message}"),
+            tracing::Level::ERROR => tracing::error!(target: "adapter", %department, "{message}"),
         }
     }
 }
 
-impl super::bindings::gov::adapter::types::Host for HostState {}
+/// The imports both contracts share, in the same words: each version's host trait answered by
+/// the same host functions.
+macro_rules! shared_imports {
+    ($v:ident) => {
+        impl $v::gov::adapter::config::Host for HostState {
+            async fn get(&mut self, key: String) -> Option<String> {
+                self.setting(&key)
+            }
+        }
+
+        impl $v::gov::adapter::cache::Host for HostState {
+            async fn get(&mut self, key: String) -> Option<Vec<u8>> {
+                self.department.cache.get(&key)
+            }
+
+            async fn set(&mut self, key: String, value: Vec<u8>, ttl_ms: u32) {
+                self.department
+                    .cache
+                    .set(key, value, Duration::from_millis(u64::from(ttl_ms)));
+            }
+
+            async fn delete(&mut self, key: String) {
+                self.department.cache.delete(&key)
+            }
+        }
+
+        impl $v::gov::adapter::log::Host for HostState {
+            async fn log(&mut self, level: $v::gov::adapter::log::Level, message: String) {
+                use $v::gov::adapter::log::Level;
+                let level = match level {
+                    Level::Trace => tracing::Level::TRACE,
+                    Level::Debug => tracing::Level::DEBUG,
+                    Level::Info => tracing::Level::INFO,
+                    Level::Warn => tracing::Level::WARN,
+                    Level::Error => tracing::Level::ERROR,
+                };
+                self.log_line(level, message)
+            }
+        }
+
+        impl $v::gov::adapter::types::Host for HostState {}
+    };
+}
+
+shared_imports!(v0_1);
+shared_imports!(v0_2);

@@ -16,6 +16,13 @@
 //! can reach a screen, a log, a trace or the audit log, secrets are scrubbed from its data, its
 //! claim that its department timed out or was unavailable is held against the exchanges the
 //! host saw, and [`CallError::fault`] says who is at fault.
+//!
+//! Two versions of the contract are served side by side (`bindings`: one module per
+//! `wit/v*`): a component is pre-instantiated for the one it implements, detected from its
+//! imports and exports. The host's types ([`contract`]) are 0.2's; a 0.1 component's answers
+//! are converted up (`compat`), and it is never handed materials, a supplement or a withdrawal
+//! ([`CallError::Unsupported`]). A 0.2 call's materials are read from the node's store
+//! (`materials`, [`MaterialBlobs`]) and streamed into department requests by the connection.
 
 #[allow(
     missing_docs,
@@ -25,20 +32,29 @@
 mod bindings;
 mod budget;
 mod call;
+mod compat;
 mod engine;
 mod imports;
+mod materials;
 mod meter;
 
 pub use call::{CallError, CallStats, LoadError, LoadedAdapter, StatsSnapshot};
+pub use compat::{Contract, SERVED};
 pub use engine::{MAX_MEMORY_MIB, PluginEngine};
 pub use imports::{AdapterCache, Department};
+pub use materials::{BlobRead, MaterialBlobs, READ_MAX};
 
-/// Types of the adapter contract, as the host sees them.
+/// Types of the adapter contract, as the host sees them: contract 0.2's, whichever version a
+/// component implements (a 0.1 component's answers are converted up).
 pub mod contract {
-    pub use super::bindings::gov::adapter::department_http::{HttpError, Request, Response};
-    pub use super::bindings::gov::adapter::types::{
-        AdapterError, CallbackRequest, Description, FieldError, LookupInfo, MatterInfo, Receipt,
-        Rejection, StatusReport, StepState, Submission,
+    pub use super::bindings::v0_2::gov::adapter::department_http::{
+        BodyPart, Encoding, HttpError, MaterialSlice, Request, Response,
+    };
+    pub use super::bindings::v0_2::gov::adapter::materials::ReadError;
+    pub use super::bindings::v0_2::gov::adapter::types::{
+        AdapterError, CallbackRequest, Description, FieldError, FileInfo, LicenceRef, LookupInfo,
+        Material, MaterialRequest, MaterialSource, MatterInfo, Receipt, Rejection, StatusReport,
+        StepState, Submission, Supplement, SupplementRequest, Withdrawal,
     };
 }
 

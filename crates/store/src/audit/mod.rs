@@ -248,7 +248,23 @@ impl Recorder {
     }
 }
 
+impl Recorder {
+    /// The hash function bodies are digested with: for a body digested as it is streamed
+    /// ([`Pending::request_streamed`]).
+    pub fn hash(&self) -> HashAlgorithm {
+        self.sink.hash
+    }
+}
+
 impl Pending {
+    /// The request body's digest (hex, in [`Recorder::hash`]) and size, for a body that was
+    /// digested as it streamed out rather than handed to [`Recorder::begin`] whole (materials
+    /// the plugin host streams from the store into a department request).
+    pub fn request_streamed(&mut self, digest: String, bytes: u64) {
+        self.exchange.request_digest = digest;
+        self.exchange.request_bytes = bytes;
+    }
+
     /// Record how it ended.
     pub fn finish(self, outcome: Outcome<'_>) {
         let Pending {
