@@ -258,11 +258,13 @@ fn required_scope(method: &axum::http::Method, path: &str) -> Option<Option<Stri
     let parts: Vec<&str> = path.trim_start_matches('/').split('/').collect();
     match parts.as_slice() {
         ["healthz"] | ["readyz"] | ["openapi.json"] | ["docs"] | ["callbacks", ..] => Some(None),
-        ["api", "v1", "services", code, "pre-review" | "applications" | "drafts"]
-            if method == axum::http::Method::POST =>
-        {
-            Some(Some(format!("apply:{code}")))
-        }
+        [
+            "api",
+            "v1",
+            "services",
+            code,
+            "pre-review" | "applications" | "drafts",
+        ] if method == axum::http::Method::POST => Some(Some(format!("apply:{code}"))),
         ["api", "v1", "lookups", name] => Some(Some(format!("lookup:{name}"))),
         ["api", "v1", "supervision", ..] => Some(Some("supervision".into())),
         ["api", "v1", "subjects", ..] | ["api", "v1", "licences", ..] => {

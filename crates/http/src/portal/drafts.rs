@@ -31,7 +31,10 @@ pub(super) async fn create(
     Extension(client): Extension<Client>,
     Path(code): Path<String>,
 ) -> Result<(StatusCode, Json<DraftCreated>), ApiError> {
-    Ok((StatusCode::CREATED, Json(o.create_draft(&client.id, &code).await?)))
+    Ok((
+        StatusCode::CREATED,
+        Json(o.create_draft(&client.id, &code).await?),
+    ))
 }
 
 /// What a draft holds: each material's type, size and SM3 (never its bytes).
