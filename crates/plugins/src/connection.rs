@@ -879,6 +879,192 @@ mod tests {
         }
     }
 
+    /// Materials in memory, one of them missing its bytes past `broken_after`.
+    struct Blobs {
+        files: std::collections::HashMap<String, Vec<u8>>,
+        broken_after: Option<u64>,
+    }
+
+    impl MaterialBlobs for Blobs {
+        fn read<'a>(&'a self, sm3: &'a str, offset: u64, max: usize) -> crate::host::BlobRead<'a> {
+            Box::pin(async move {
+                if self.broken_after.is_some_and(|at| offset >= at) {
+                    return Err("chunk 3 does not open".to_string());
+                }
+                Ok(self.files.get(sm3).map(|f| {
+                    let from = (offset as usize).min(f.len());
+                    f[from..(from + max).min(f.len())].to_vec()
+                }))
+            })
+        }
+    }
+
+    /// A department that answers each request with its body, as it received it.
+    async fn echo() -> String {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let base = format!("http://{}", listener.local_addr().unwrap());
+        tokio::spawn(async move {
+            while let Ok((mut socket, _)) = listener.accept().await {
+                tokio::spawn(async move {
+                    let mut got = Vec::new();
+                    let mut buf = vec![0u8; 64 * 1024];
+                    let (head_end, length) = loop {
+                        let Ok(n) = socket.read(&mut buf).await else {
+                            return;
+                        };
+                        if n == 0 {
+                            return;
+                        }
+                        got.extend_from_slice(&buf[..n]);
+                        if let Some(at) = got.windows(4).position(|w| w == b"\r\n\r\n") {
+                            let head = String::from_utf8_lossy(&got[..at]).to_ascii_lowercase();
+                            let length = head
+                                .lines()
+                                .find_map(|l| l.strip_prefix("content-length: "))
+                                .and_then(|v| v.trim().parse::<usize>().ok());
+                            break (at + 4, length);
+                        }
+                    };
+                    let Some(length) = length else {
+                        let _ = socket
+                            .write_all(b"HTTP/1.1 411 Length Required\r\ncontent-length: 0\r\n\r\n")
+                            .await;
+                        return;
+                    };
+                    while got.len() < head_end + length {
+                        let Ok(n) = socket.read(&mut buf).await else {
+                            return;
+                        };
+                        if n == 0 {
+                            return;
+                        }
+                        got.extend_from_slice(&buf[..n]);
+                    }
+                    let body = &got[head_end..head_end + length];
+                    let head = format!("HTTP/1.1 200 OK\r\ncontent-length: {}\r\n\r\n", body.len());
+                    let _ = socket.write_all(head.as_bytes()).await;
+                    let _ = socket.write_all(body).await;
+                });
+            }
+        });
+        base
+    }
+
+    #[tokio::test]
+    async fn materials_stream_into_the_body_raw_and_base64() {
+        use base64::Engine as _;
+        let mut c = connection(&echo().await);
+        c.max_response_bytes = 8 << 20;
+        // Sizes around the slices the body reads, and the empty file.
+        let sizes = [
+            0usize, 1, 2, 3, 4, 196_607, 196_608, 196_609, 262_145, 1_000_003,
+        ];
+        let files: std::collections::HashMap<String, Vec<u8>> = sizes
+            .iter()
+            .map(|n| {
+                (
+                    format!("f{n}"),
+                    (0..*n).map(|i| (i * 31 % 256) as u8).collect(),
+                )
+            })
+            .collect();
+        let blobs: Arc<dyn MaterialBlobs> = Arc::new(Blobs {
+            files: files.clone(),
+            broken_after: None,
+        });
+        for n in sizes {
+            let file = &files[&format!("f{n}")];
+            for base64 in [false, true] {
+                let parts = vec![
+                    BodyPart::Bytes(b"<a>".to_vec()),
+                    BodyPart::Material {
+                        code: "m".into(),
+                        sm3: format!("f{n}"),
+                        offset: 0,
+                        length: n as u64,
+                        base64,
+                    },
+                    BodyPart::Bytes(b"</a>".to_vec()),
+                ];
+                let body = OutgoingBody::Parts {
+                    parts,
+                    blobs: blobs.clone(),
+                };
+                let expected = [
+                    b"<a>".to_vec(),
+                    if base64 {
+                        base64::engine::general_purpose::STANDARD
+                            .encode(file)
+                            .into_bytes()
+                    } else {
+                        file.clone()
+                    },
+                    b"</a>".to_vec(),
+                ]
+                .concat();
+                assert_eq!(body.wire_len(), expected.len() as u64);
+                let answer = c.send_body("POST", "/x", &[], body).await.unwrap();
+                assert!(answer.body == expected, "size {n}, base64 {base64}");
+            }
+        }
+        // A slice from the middle.
+        let body = OutgoingBody::Parts {
+            parts: vec![BodyPart::Material {
+                code: "m".into(),
+                sm3: "f1000003".into(),
+                offset: 300_000,
+                length: 500_000,
+                base64: false,
+            }],
+            blobs: blobs.clone(),
+        };
+        let answer = c.send_body("PUT", "/x", &[], body).await.unwrap();
+        assert!(answer.body == files["f1000003"][300_000..800_000]);
+    }
+
+    #[tokio::test]
+    async fn a_material_the_store_cannot_read_cuts_the_request_off() {
+        let c = connection(&echo().await);
+        let blobs: Arc<dyn MaterialBlobs> = Arc::new(Blobs {
+            files: [("f".to_string(), vec![7u8; 1 << 20])].into(),
+            broken_after: Some(512 * 1024),
+        });
+        let parts = vec![BodyPart::Material {
+            code: "m".into(),
+            sm3: "f".into(),
+            offset: 0,
+            length: 1 << 20,
+            base64: false,
+        }];
+        let sent = c
+            .send_body("POST", "/x", &[], OutgoingBody::Parts { parts, blobs })
+            .await;
+        assert!(
+            matches!(&sent, Err(SendError::Material(why)) if why.contains("chunk 3 does not open")),
+            "{sent:?}"
+        );
+        // A file the store does not have at all.
+        let blobs: Arc<dyn MaterialBlobs> = Arc::new(Blobs {
+            files: Default::default(),
+            broken_after: None,
+        });
+        let parts = vec![BodyPart::Material {
+            code: "m".into(),
+            sm3: "gone".into(),
+            offset: 0,
+            length: 10,
+            base64: true,
+        }];
+        let sent = c
+            .send_body("POST", "/x", &[], OutgoingBody::Parts { parts, blobs })
+            .await;
+        assert!(
+            matches!(&sent, Err(SendError::Material(why)) if why.contains("not in the store")),
+            "{sent:?}"
+        );
+    }
+
     #[tokio::test]
     async fn probes_reuse_their_connection() {
         use std::sync::atomic::{AtomicUsize, Ordering};

@@ -5,11 +5,13 @@
 //! to the crate, the types and the matter and lookup codes. The template compiles and passes its
 //! tests, and so does each copy; then write the department's own protocol in `protocol.rs` and
 //! script its exchanges in the tests. The guide is `docs/writing-an-adapter.md`; the contract is
-//! `wit/adapter.wit`.
+//! `wit/v0.2.0/adapter.wit` (`gov:adapter@0.2.0`).
 //!
 //! Serves the matter `example.application` (`POST /api/applications`, polled with
-//! `GET /api/applications/{applicationNo}`) and the lookup `example.record`
-//! (`POST /api/records/query`).
+//! `GET /api/applications/{applicationNo}`), its materials uploaded first (`POST /api/files`,
+//! each a multipart form whose file the host streams from its store), and the lookup
+//! `example.record` (`POST /api/records/query`). `supplement` (补正) and `withdraw` (撤回) are
+//! the sdk's defaults, a clear error: implement them when the department takes them.
 //!
 //! Settings (`[departments.example.settings]` in the gateway config, read with
 //! [`sdk::config`]): `api-key`, sent as `X-Api-Key` on every request.
@@ -34,10 +36,10 @@
 pub mod protocol;
 
 use protocol::{APPLICATION, RECORD};
-use sdk::http::{Request, Response};
+use sdk::http::{Multipart, Request, Response};
 use sdk::{
-    AdapterError, CallbackRequest, Description, FieldError, LookupInfo, MatterInfo, Receipt,
-    StatusReport, Submission,
+    AdapterError, CallbackRequest, Description, FieldError, LookupInfo, Material, MatterInfo,
+    Receipt, StatusReport, Submission,
 };
 
 /// The adapter: a unit type, since nothing survives between calls (each call runs in a fresh
@@ -53,6 +55,28 @@ fn invalid(problems: Vec<sdk::payload::FieldProblem>) -> AdapterError {
 fn send(request: Request) -> Result<Response, AdapterError> {
     let api_key = sdk::config::require("api-key")?;
     Ok(request.header("X-Api-Key", api_key).send()?)
+}
+
+/// Upload each file among the materials (a multipart form; the host streams the file from its
+/// store, so it never enters the adapter's memory); their codes and the department's file ids.
+/// Licences (免提交) and promised materials have no file to upload.
+fn upload(materials: &[Material]) -> Result<Vec<(String, String)>, AdapterError> {
+    let mut uploaded = Vec::new();
+    for material in materials {
+        let (Some(file), Some(slice)) = (material.file(), material.slice()) else {
+            continue;
+        };
+        let form = Multipart::form_data().field("code", &material.code).file(
+            "file",
+            &material.code,
+            &file.media_type,
+            slice,
+        );
+        let response = send(Request::post(protocol::FILES_PATH).multipart(form))?;
+        let id = protocol::read_uploaded(response.status, &response.body)?;
+        uploaded.push((material.code.clone(), id));
+    }
+    Ok(uploaded)
 }
 
 impl sdk::Adapter for Example {
@@ -87,15 +111,19 @@ impl sdk::Adapter for Example {
             .collect()
     }
 
-    /// Hand one matter of a case to the department. The idempotency key is stable across the
-    /// gateway's retries: pass it to the department so a retry cannot file twice. The receipt's
-    /// reference is what `status` gets later.
+    /// Hand one matter of a case to the department, its materials first. The idempotency key is
+    /// stable across the gateway's retries: pass it to the department so a retry cannot file
+    /// twice. The receipt's reference is what `status` gets later.
     fn submit(submission: Submission) -> Result<Receipt, AdapterError> {
         if submission.matter != APPLICATION {
             return Err(invalid(vec![protocol::unknown_matter(&submission.matter)]));
         }
         let application = protocol::application(&submission.payload).map_err(invalid)?;
-        let body = application.body(&submission.idempotency_key);
+        let mut body = application.body(&submission.idempotency_key);
+        let uploaded = upload(&submission.materials)?;
+        if !uploaded.is_empty() {
+            body["files"] = protocol::files(&uploaded);
+        }
         let response = send(Request::post(protocol::APPLICATIONS_PATH).json(&body))?;
         let receipt = protocol::read_submitted(response.status, &response.body)?;
         sdk::log::info(&format!(

@@ -10,6 +10,9 @@
 //!   `certificateNo`), `REJECTED` or `RETURNED`.
 //! - `POST /api/records/query` `{"idNumber"}` → `200 {"name", "idNumber", "address",
 //!   "registeredOn"}`, or `404` when there is no record.
+//! - `POST /api/files`, a `multipart/form-data` form with `code` and `file` → `201 {"fileId"}`:
+//!   each material uploaded before its application, which lists them as
+//!   `"files": [{"code", "fileId"}]`.
 //! - Errors: `4xx {"code", "message"}`; `401` is a wrong `X-Api-Key`; `5xx` is the department
 //!   failing.
 
@@ -30,6 +33,8 @@ pub const RECORD: &str = "example.record";
 pub const APPLICATIONS_PATH: &str = "/api/applications";
 /// Where records are queried.
 pub const RECORDS_PATH: &str = "/api/records/query";
+/// Where materials are uploaded.
+pub const FILES_PATH: &str = "/api/files";
 
 /// Unified payload of the matter: what the portal's form gives, in the gateway's field names.
 #[derive(Debug, Default, Deserialize)]
@@ -66,6 +71,19 @@ impl Application {
             "description": present(&self.description).unwrap_or_default(),
         })
     }
+}
+
+/// The application's `files` field: each uploaded material's code and the department's id.
+pub fn files(uploaded: &[(String, String)]) -> Value {
+    uploaded
+        .iter()
+        .map(|(code, id)| json!({ "code": code, "fileId": id }))
+        .collect()
+}
+
+/// The department's id of a file uploaded with `POST /api/files`.
+pub fn read_uploaded(status: u16, body: &[u8]) -> Result<String, AdapterError> {
+    Ok(text(&json_of(status, body)?, "fileId")?.to_string())
 }
 
 /// Parse and check the matter's payload: the application, or every problem.

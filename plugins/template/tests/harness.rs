@@ -51,6 +51,47 @@ fn submit_files_the_application_with_the_api_key() {
 }
 
 #[test]
+fn submit_uploads_the_materials_first() {
+    let pdf = b"%PDF-1.7 ... %%EOF".to_vec();
+    let harness = Harness::new()
+        .setting("api-key", "k-1")
+        .material("floor-plan", "平面图", "application/pdf", pdf.clone())
+        .expect(
+            Exchange::post("/api/files")
+                .header("X-Api-Key", "k-1")
+                // The file is a slice the host streams, not bytes the adapter copied in.
+                .streams("floor-plan")
+                .check(move |sent| {
+                    let has = |needle: &[u8]| sent.body.windows(needle.len()).any(|w| w == needle);
+                    if has(&pdf) && has(b"name=\"code\"\r\n\r\nfloor-plan") {
+                        Ok(())
+                    } else {
+                        Err("the form lacks the file or its code".into())
+                    }
+                })
+                .respond_json(201, &json!({"fileId": "F-1"})),
+        )
+        .expect(
+            Exchange::post("/api/applications")
+                .body_json(|body| {
+                    assert_eq!(
+                        body["files"],
+                        json!([{"code": "floor-plan", "fileId": "F-1"}])
+                    )
+                })
+                .respond_json(
+                    202,
+                    &json!({"applicationNo": "A-0002", "status": "RECEIVED"}),
+                ),
+        );
+    let mut with_materials = submission(good_application());
+    with_materials.materials = harness.materials();
+    let receipt = Example::submit(with_materials).unwrap();
+    assert_eq!(receipt.reference, "A-0002");
+    harness.finish();
+}
+
+#[test]
 fn status_reads_the_decision_and_its_outputs() {
     let harness = Harness::new().setting("api-key", "k-1").expect(
         Exchange::get("/api/applications/A-0001").respond_json(

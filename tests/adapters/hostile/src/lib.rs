@@ -1,6 +1,7 @@
 //! A deliberately hostile adapter for the gateway's isolation tests (department id `hostile`).
 //!
-//! Its two matters fail on delivery in the two ways a timeout can be blamed (see [`MATTERS`]).
+//! Two of its matters fail on delivery in the two ways a timeout can be blamed, the third
+//! streams its materials to its department and reports its own memory (see [`MATTERS`]).
 //! Each lookup misbehaves in one way the host must contain:
 //! - `hostile.echo`: returns the query unchanged (the gateway still serves after the others);
 //! - `hostile.trap`: panics, which traps the instance;
@@ -19,8 +20,8 @@
 //!   message (`"rejected"`) or a protocol error (default).
 //! - `hostile.log-forge`: logs the query's `lines`, each meant to look like a gateway log line.
 //! - `hostile.panic`: panics with the query's `message` (the trap's text carries it).
-//! - `hostile.chatty`: makes `calls` department calls of `GET /delay/<ms>`, each of which the test
-//!   department answers after `ms`: its own work is microseconds, its waiting is not.
+//! - `hostile.chatty`: makes `calls` department calls of `GET /delay/<ms><query>`, each of which
+//!   the test department answers after `ms`: its own work is microseconds, its waiting is not.
 //! - `hostile.sleep`: sleeps `ms` on the WASI clock (its own doing), then answers, or, with
 //!   `"claim": "timeout"`, claims the department timed out.
 //! - `hostile.big`: answers a JSON object about `bytes` long.
@@ -57,10 +58,99 @@ pub const LOOKUPS: [&str; 18] = [
     "hostile.bomb",
 ];
 
-/// Matters whose delivery fails: `hostile.sleepy` sleeps past the call's time limit (the
-/// adapter's fault), `hostile.stuck` calls a department that never answers and reports the
-/// department's timeout (the department's fault).
-pub const MATTERS: [&str; 2] = ["hostile.sleepy", "hostile.stuck"];
+/// Matters: `hostile.sleepy` sleeps past the call's time limit (the adapter's fault),
+/// `hostile.stuck` calls a department that never answers and reports the department's timeout
+/// (the department's fault); `hostile.upload` sends every file material of its submission to
+/// its department (see [`upload`]) and answers how large its linear memory grew meanwhile.
+pub const MATTERS: [&str; 3] = ["hostile.sleepy", "hostile.stuck", "hostile.upload"];
+
+/// Bytes of this instance's linear memory now (its high-water mark: wasm memory never shrinks).
+fn memory_bytes() -> u64 {
+    #[cfg(target_arch = "wasm32")]
+    {
+        core::arch::wasm32::memory_size(0) as u64 * 65536
+    }
+    #[cfg(not(target_arch = "wasm32"))]
+    {
+        0
+    }
+}
+
+/// `hostile.upload`: each file material of the submission to the department, as the payload's
+/// `mode` says, with the sdk's body builders (the host streams the bytes):
+/// - `multipart` (default): `POST /upload`, a `multipart/form-data` form (boundary
+///   `hostile-boundary`) with the code and the file, and `X-Body-SM3`: the SM3 of the whole
+///   body, read through in slices as a signature over the body would be;
+/// - `base64`: `POST /upload-xml`, a GBK XML document with the file in base64;
+/// - `chunks`: `PUT /upload/{code}/{n}` per chunk of `chunk` bytes (default 4 MiB), each with
+///   `X-Chunk-SM3`;
+/// - `unknown`: a slice of a material the call does not carry (the host must refuse it).
+///
+/// Answers `{"memory_bytes", "sent", "statuses"}`.
+pub fn upload(submission: &Submission) -> Result<Receipt, AdapterError> {
+    use sdk::http::{Body, Multipart, Slice};
+    let q: Value = serde_json::from_str(&submission.payload).unwrap_or(Value::Null);
+    let mut statuses = Vec::new();
+    if text(&q, "mode") == "unknown" {
+        let sent = Request::post("/upload")
+            .parts(Body::new().material(Slice::whole("not-in-this-call")))
+            .send();
+        statuses.push(outcome("/upload", &sent.map(|r| r.status)));
+    }
+    for material in &submission.materials {
+        let (Some(file), Some(slice)) = (material.file(), material.slice()) else {
+            continue;
+        };
+        let code = material.code.as_str();
+        match text(&q, "mode") {
+            "unknown" => {}
+            "base64" => {
+                let xml = format!(
+                    "<?xml version=\"1.0\" encoding=\"GBK\"?><wj><dm>{code}</dm><mc>{}</mc><nr>@@NR@@</nr></wj>",
+                    sdk::xml::escape(&material.name)
+                );
+                let body = Body::splice(sdk::xml::encode_gbk(&xml)?, "@@NR@@", slice.base64())?;
+                let answer = Request::post("/upload-xml")
+                    .header("Content-Type", "text/xml; charset=GBK")
+                    .parts(body)
+                    .send()?;
+                statuses.push(json!(answer.status));
+            }
+            "chunks" => {
+                let size = q["chunk"].as_u64().unwrap_or(4 << 20);
+                for chunk in sdk::materials::chunks(file.size, size) {
+                    let answer = Request::put(format!("/upload/{code}/{}", chunk.index))
+                        .header("X-Chunk-SM3", chunk.sm3_hex(code)?)
+                        .parts(Body::from(chunk.slice(code)))
+                        .send()?;
+                    statuses.push(json!(answer.status));
+                }
+            }
+            _ => {
+                let form = Multipart::form_data()
+                    .boundary("hostile-boundary")
+                    .field("code", code)
+                    .file("file", "material.bin", &file.media_type, slice);
+                let (content_type, body) = form.finish();
+                let sm3 = body.sm3_hex()?;
+                let answer = Request::post("/upload")
+                    .header("Content-Type", content_type)
+                    .header("X-Body-SM3", sm3)
+                    .parts(body)
+                    .send()?;
+                statuses.push(json!(answer.status));
+            }
+        }
+    }
+    let mut receipt = Receipt::accepted("UPLOAD-1");
+    receipt.outputs = json!({
+        "memory_bytes": memory_bytes(),
+        "sent": statuses.len(),
+        "statuses": statuses,
+    })
+    .to_string();
+    Ok(receipt)
+}
 
 /// Paths that must never leave the department: absolute URLs, scheme-relative URLs, climbing out
 /// of the base in every encoding of a dot segment and a slash, and userinfo tricks.
@@ -201,6 +291,7 @@ impl sdk::Adapter for Hostile {
                     other.map(|r| r.status)
                 ))),
             },
+            "hostile.upload" => upload(&submission),
             other => Err(unknown("unknown_matter", other)),
         }
     }
@@ -300,9 +391,11 @@ fn misbehave(name: &str, query: &str) -> Result<String, AdapterError> {
         "hostile.chatty" => {
             let calls = q["calls"].as_u64().unwrap_or(1);
             let ms = q["ms"].as_u64().unwrap_or(10);
+            // An optional query string, as an adapter writes one (personal data in it, say).
+            let path = format!("/delay/{ms}{}", text(&q, "query"));
             let mut answered = 0;
             for _ in 0..calls {
-                if Request::get(format!("/delay/{ms}")).send().is_ok() {
+                if Request::get(path.as_str()).send().is_ok() {
                     answered += 1;
                 }
             }
