@@ -227,8 +227,7 @@ impl Reloader {
         let needs_restart = needs_restart(&self.started, &config);
         *current = config;
         // The new calendar serves already; what the timelines say of it follows.
-        match gateway_cases::deadlines::record_moves(&self.orchestrator, &before.0, &before.1)
-            .await
+        match gateway_cases::deadlines::record_moves(&self.orchestrator, &before.0, &before.1).await
         {
             Ok(moved) if !moved.is_empty() => {
                 let cases: BTreeSet<&str> = moved.iter().map(|m| m.case_id.as_str()).collect();

@@ -122,7 +122,7 @@ async fn push_activate_roll_back_and_remove_a_version() {
     assert_eq!(status, 201, "{pushed}");
     assert_eq!(pushed["version"]["digest"], v2);
     assert_eq!(pushed["version"]["department"], "tax");
-    assert_eq!(pushed["version"]["contract_version"], "0.1.0");
+    assert_eq!(pushed["version"]["contract_version"], "0.2.0");
     assert_eq!(pushed["version"]["loaded_by"], "ops-1");
     assert_eq!(
         pushed["version"]["description"]["lookups"][0]["name"],

@@ -103,6 +103,8 @@ async fn the_document_describes_every_route_and_every_answer() {
             let response = match method.as_str() {
                 "get" => env.http.get(url).send().await.unwrap(),
                 "post" => env.http.post(url).body("{}").send().await.unwrap(),
+                "put" => env.http.put(url).body("x").send().await.unwrap(),
+                "delete" => env.http.delete(url).send().await.unwrap(),
                 other => panic!("{other} {template}: no such method in this API"),
             };
             let status = response.status().as_u16();
@@ -534,7 +536,7 @@ async fn the_document_types_every_service_and_lookup_for_generated_clients() {
             }
             if let Some(content) = operation["requestBody"]["content"].as_object() {
                 for (media_type, media) in content {
-                    assert_eq!(media_type, "application/json", "{method} {path}");
+                    assert_ne!(media_type, "*/*", "{method} {path}");
                     assert!(
                         media["examples"].as_object().is_some_and(|e| !e.is_empty()),
                         "{method} {path}: no example"

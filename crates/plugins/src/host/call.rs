@@ -439,7 +439,7 @@ impl LoadedAdapter {
     /// 0.1 is handed none: a submission with materials is [`CallError::Unsupported`].
     pub async fn submit(&self, submission: Submission) -> Result<Receipt, CallError> {
         if !submission.materials.is_empty() {
-            self.requires_materials("materials")?;
+            self.requires_0_2("submit", "materials")?;
         }
         let materials = CallMaterials::of(&submission.materials);
         self.call("submit", materials, move |a, s| {
@@ -460,7 +460,7 @@ impl LoadedAdapter {
     /// the materials it provides. A component of contract 0.1 has no `supplement`:
     /// [`CallError::Unsupported`], nothing called.
     pub async fn supplement(&self, supplement: Supplement) -> Result<Receipt, CallError> {
-        self.requires_materials("supplement")?;
+        self.requires_0_2("supplement", "supplement")?;
         let materials = CallMaterials::of(&supplement.materials);
         self.call("supplement", materials, move |a, s| {
             Box::pin(async move {
@@ -477,7 +477,7 @@ impl LoadedAdapter {
     /// Tell the department the applicant withdraws a matter (撤回). A component of contract
     /// 0.1 has no `withdraw`: [`CallError::Unsupported`], nothing called.
     pub async fn withdraw(&self, withdrawal: Withdrawal) -> Result<Receipt, CallError> {
-        self.requires_materials("withdraw")?;
+        self.requires_0_2("withdraw", "withdraw")?;
         self.call("withdraw", CallMaterials::default(), move |a, s| {
             Box::pin(async move {
                 match a {
@@ -490,11 +490,12 @@ impl LoadedAdapter {
         .map_err(CallError::Adapter)
     }
 
-    /// Refuse what contract 0.1 lacks, for a 0.1 component.
-    fn requires_materials(&self, what: &'static str) -> Result<(), CallError> {
+    /// Refuse `call` needing `what`, which contract 0.1 lacks, for a 0.1 component (counted as
+    /// a call with outcome `unsupported`).
+    fn requires_0_2(&self, call: &'static str, what: &'static str) -> Result<(), CallError> {
         match self.contract() {
             contract if !contract.has_materials() => {
-                metrics::counter!("gateway_adapter_calls_total", "department" => self.department.id.clone(), "version" => self.description.adapter_version.clone(), "call" => what, "outcome" => "unsupported").increment(1);
+                metrics::counter!("gateway_adapter_calls_total", "department" => self.department.id.clone(), "version" => self.description.adapter_version.clone(), "call" => call, "outcome" => "unsupported").increment(1);
                 Err(CallError::Unsupported { contract, what })
             }
             _ => Ok(()),

@@ -28,9 +28,18 @@ impl Contract {
         }
     }
 
-    /// The version a WIT package version names (`0.2.0` in `gov:adapter/types@0.2.0`).
+    /// The served version a WIT package version names (`0.2.0` in `gov:adapter/types@0.2.0`),
+    /// by semver: a later patch (`0.2.1`) is the same contract, which wasmtime links to this
+    /// host's `0.2.0`.
     pub fn parse(version: &str) -> Option<Contract> {
-        SERVED.into_iter().find(|c| c.as_str() == version)
+        let major_minor = |v: &str| -> Option<(u64, u64)> {
+            let mut it = v.split('.');
+            Some((it.next()?.parse().ok()?, it.next()?.parse().ok()?))
+        };
+        let wanted = major_minor(version)?;
+        SERVED
+            .into_iter()
+            .find(|c| major_minor(c.as_str()) == Some(wanted))
     }
 
     /// Whether it carries materials, supplements and withdrawals.
@@ -155,5 +164,21 @@ pub(super) fn callback_request(r: new::CallbackRequest) -> old::CallbackRequest 
     old::CallbackRequest {
         headers: r.headers,
         body: r.body,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn versions_are_read_by_semver() {
+        assert_eq!(Contract::parse("0.1.0"), Some(Contract::V0_1));
+        assert_eq!(Contract::parse("0.2.0"), Some(Contract::V0_2));
+        assert_eq!(Contract::parse("0.2.3"), Some(Contract::V0_2));
+        assert_eq!(Contract::parse("0.3.0"), None);
+        assert_eq!(Contract::parse("1.0.0"), None);
+        assert_eq!(Contract::parse("x"), None);
+        assert!(Contract::V0_2.has_materials() && !Contract::V0_1.has_materials());
     }
 }
