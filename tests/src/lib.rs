@@ -202,6 +202,10 @@ pub struct Setup {
     /// The catalogue file instead of `config/catalogue.toml` (`catalogue_extra` is appended
     /// to it the same way), e.g. `tests/catalogues/materials.toml`.
     pub catalogue: Option<PathBuf>,
+    /// Keep the demo catalogue's material lists (`[[matters."…".materials]]`). By default the
+    /// copy of `config/catalogue.toml` the gateway reads has none, so that tests about something
+    /// else apply with a form alone; tests of materials delivered to the departments keep them.
+    pub demo_materials: bool,
 }
 
 /// A gateway, its departments, and an HTTP client.
@@ -418,10 +422,14 @@ pub fn write_config(
         .catalogue
         .clone()
         .unwrap_or_else(|| root.join("config/catalogue.toml"));
-    let catalogue = if setup.catalogue_extra.is_empty() {
+    let strip_materials = setup.catalogue.is_none() && !setup.demo_materials;
+    let catalogue = if setup.catalogue_extra.is_empty() && !strip_materials {
         base
     } else {
         let mut text = std::fs::read_to_string(&base)?;
+        if strip_materials {
+            text = without_material_lists(&text);
+        }
         text.push('\n');
         text.push_str(&setup.catalogue_extra);
         let path = dir.join("catalogue.toml");
@@ -860,3 +868,22 @@ pub const CLERK: &str = "clerk-test";
 pub const OPERATOR: &str = "ops-1";
 /// Its bearer token.
 pub const OPERATOR_TOKEN: &str = "test-operator-token";
+
+/// A catalogue's text without its material lists: every `[[matters."…".materials]]` table
+/// dropped, up to the next table header.
+fn without_material_lists(catalogue: &str) -> String {
+    let mut kept = String::with_capacity(catalogue.len());
+    let mut in_list = false;
+    for line in catalogue.lines() {
+        let header = line.trim_start();
+        if header.starts_with('[') {
+            in_list =
+                header.starts_with("[[matters.") && header.trim_end().ends_with(".materials]]");
+        }
+        if !in_list {
+            kept.push_str(line);
+            kept.push('\n');
+        }
+    }
+    kept
+}
