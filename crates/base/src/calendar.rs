@@ -12,8 +12,8 @@
 //! [`Calendar::check`] lists every problem of a file at once (what `gateway calendar check`
 //! prints); [`Calendar::parse`] refuses a file on its first (what loading the config does).
 
-use crate::config::{ConfigError, parse_toml};
 use crate::time::{beijing_date, end_of_day_ms};
+use crate::toml_file::{ConfigError, parse_toml};
 use serde::Deserialize;
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};

@@ -8,6 +8,7 @@
 //! # Layout
 //! - [`config`]: the TOML config, one module per section, checked whole (file, key, reason):
 //!   parsing and validation only, no runtime object is built to check it.
+//! - [`toml_file`]: a TOML file read into typed settings, errors at `file:line:column: key`.
 //! - [`time`]: the clock in Unix milliseconds, Beijing time, RFC 3339.
 //! - [`calendar`]: working days (the holiday calendar with 调休 days).
 //! - [`model`]: [`model::FieldProblem`], [`model::Clerk`], [`model::StepState`].
@@ -31,4 +32,5 @@ pub mod redact;
 pub mod signature;
 pub mod telemetry;
 pub mod time;
+pub mod toml_file;
 pub mod trace;

@@ -6,10 +6,21 @@
 //! copy by any means (push, file drop, store) stays verifiable. Ed25519 signs the bytes as
 //! they are; SM2 (GB/T 32918, SM3 digest, the default distinguishing id) likewise.
 
-use crate::config::TrustedKey;
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD as BASE64;
 use serde::{Deserialize, Serialize};
+
+/// A public key trusted to sign adapter components.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TrustedKey {
+    /// Key id, as named in a component's signature.
+    pub id: String,
+    /// `ed25519` or `sm2`.
+    pub algorithm: Algorithm,
+    /// The public key: base64 of the 32 raw bytes (Ed25519) or of the SEC1 point (SM2).
+    pub public_key: String,
+}
 
 /// Name of the custom section that carries the signature.
 pub const SECTION: &str = "gov-adapter-signature";

@@ -11,7 +11,7 @@
 //! base64), with the `content-length` computed beforehand. Memory is one slice whatever the
 //! material's size, and the audit log's digest is computed over the body as it passes.
 
-use crate::host::MaterialBlobs;
+use crate::blobs::MaterialBlobs;
 use gateway_base::config::{Config, DepartmentConfig};
 use gateway_base::digest::HashAlgorithm;
 use gateway_store::audit::Outcome;
@@ -886,7 +886,7 @@ mod tests {
     }
 
     impl MaterialBlobs for Blobs {
-        fn read<'a>(&'a self, sm3: &'a str, offset: u64, max: usize) -> crate::host::BlobRead<'a> {
+        fn read<'a>(&'a self, sm3: &'a str, offset: u64, max: usize) -> crate::blobs::BlobRead<'a> {
             Box::pin(async move {
                 if self.broken_after.is_some_and(|at| offset >= at) {
                     return Err("chunk 3 does not open".to_string());

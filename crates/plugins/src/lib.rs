@@ -10,6 +10,7 @@
 //!
 //! # Layout
 //! - [`host`]: the wasmtime engine, one loaded adapter and its calls, the host's imports.
+//! - [`blobs`]: where materials' bytes are read from ([`blobs::MaterialBlobs`]).
 //! - [`connection`]: the host-owned HTTP(S) connection to one department, and its fences.
 //! - [`tls`]: rustls configurations of department connections.
 //! - [`adapters`]: each department's versions, the active choice, hot swaps, staged rollouts,
@@ -18,6 +19,7 @@
 #![warn(missing_docs, unreachable_pub)]
 
 pub mod adapters;
+pub mod blobs;
 pub mod connection;
 pub mod host;
 pub mod tls;

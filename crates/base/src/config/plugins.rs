@@ -2,6 +2,7 @@
 //! rollouts and the keys components must be signed with.
 
 use super::{Config, ConfigError};
+use crate::signature::TrustedKey;
 use serde::Deserialize;
 use std::path::{Path, PathBuf};
 
@@ -67,18 +68,6 @@ impl Default for StagedConfig {
             max_error_rate: 0.2,
         }
     }
-}
-
-/// A public key trusted to sign adapter components.
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct TrustedKey {
-    /// Key id, as named in a component's signature.
-    pub id: String,
-    /// `ed25519` or `sm2`.
-    pub algorithm: crate::signature::Algorithm,
-    /// The public key: base64 of the 32 raw bytes (Ed25519) or of the SEC1 point (SM2).
-    pub public_key: String,
 }
 
 /// What one call into an adapter may use. Exceeding any ends that call with a clear error.

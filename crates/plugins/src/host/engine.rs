@@ -94,7 +94,7 @@ impl PluginEngine {
     /// Where every adapter of this engine reads the materials of its calls: the node's store
     /// (once; later calls are ignored). Until then a call's materials cannot be read (the
     /// call fails by the gateway's fault, [`super::CallError::Materials`]).
-    pub fn attach_materials(&self, blobs: Arc<dyn super::MaterialBlobs>) {
+    pub fn attach_materials(&self, blobs: Arc<dyn crate::blobs::MaterialBlobs>) {
         let _ = self.materials.set(blobs);
     }
 

@@ -7,8 +7,9 @@
 
 use super::bindings::{v0_1, v0_2};
 use super::budget::{Limiter, MemoryBudget};
-use super::materials::{CallMaterials, MaterialBlobs};
+use super::materials::CallMaterials;
 use super::meter::CpuMeter;
+use crate::blobs::MaterialBlobs;
 use crate::connection::{BodyPart, Connection, DepartmentResponse, OutgoingBody, SendError};
 use arc_swap::ArcSwap;
 use gateway_base::config::Limits;

@@ -10,34 +10,12 @@
 use super::bindings::v0_2::gov::adapter::materials;
 use super::bindings::v0_2::gov::adapter::types::{Material, MaterialSource};
 use super::imports::HostState;
+use crate::blobs::MaterialBlobs;
 use std::collections::HashMap;
-use std::future::Future;
-use std::pin::Pin;
 use std::sync::Arc;
 
 /// The most `materials.read` answers at once (the contract's bound).
 pub const READ_MAX: u32 = 1 << 20;
-
-/// A future the store answers with.
-pub type BlobRead<'a> = Pin<Box<dyn Future<Output = Result<Option<Vec<u8>>, String>> + Send + 'a>>;
-
-/// Where materials' bytes are read from: the node's store ([`gateway_store::Store`]), or a
-/// test's own source.
-pub trait MaterialBlobs: Send + Sync + 'static {
-    /// Bytes `offset .. offset + max` of the stored file with this SM3 (fewer at its end, none
-    /// past it); `None` when no file has this digest; `Err` when the store failed.
-    fn read<'a>(&'a self, sm3: &'a str, offset: u64, max: usize) -> BlobRead<'a>;
-}
-
-impl MaterialBlobs for gateway_store::Store {
-    fn read<'a>(&'a self, sm3: &'a str, offset: u64, max: usize) -> BlobRead<'a> {
-        Box::pin(async move {
-            self.read_blob(sm3, offset, max)
-                .await
-                .map_err(|e| e.to_string())
-        })
-    }
-}
 
 /// A file of the call: its digest and size.
 #[derive(Debug, Clone, PartialEq, Eq)]

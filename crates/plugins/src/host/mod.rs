@@ -22,7 +22,7 @@
 //! imports and exports. The host's types ([`contract`]) are 0.2's; a 0.1 component's answers
 //! are converted up (`compat`), and it is never handed materials, a supplement or a withdrawal
 //! ([`CallError::Unsupported`]). A 0.2 call's materials are read from the node's store
-//! (`materials`, [`MaterialBlobs`]) and streamed into department requests by the connection.
+//! (`materials`, [`crate::blobs::MaterialBlobs`]) and streamed into department requests by the connection.
 
 #[allow(
     missing_docs,
@@ -42,7 +42,7 @@ pub use call::{CallError, CallStats, LoadError, LoadedAdapter, StatsSnapshot};
 pub use compat::{Contract, SERVED};
 pub use engine::{MAX_MEMORY_MIB, PluginEngine};
 pub use imports::{AdapterCache, Department};
-pub use materials::{BlobRead, MaterialBlobs, READ_MAX};
+pub use materials::READ_MAX;
 
 /// Types of the adapter contract, as the host sees them: contract 0.2's, whichever version a
 /// component implements (a 0.1 component's answers are converted up).
