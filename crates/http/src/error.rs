@@ -175,6 +175,34 @@ impl ApiError {
     }
 }
 
+/// What an answered error leaves for the log: the gateway's own failures as errors, a
+/// department's or an adapter's as warnings; the caller's mistakes are not logged. The
+/// response carries it to [`crate::middleware::log_failures`], which writes it inside the
+/// request's span (with its request id), so answering an error never logs by itself.
+#[derive(Debug, Clone)]
+pub(crate) enum Failure {
+    /// The gateway failed: the detail the caller does not see.
+    Internal(String),
+    /// A department call failed: which department, and how.
+    Department { department: String, error: String },
+}
+
+impl ApiError {
+    fn failure(&self) -> Option<Failure> {
+        match self {
+            ApiError::Internal(detail) => Some(Failure::Internal(detail.clone())),
+            ApiError::Unavailable { department, .. }
+            | ApiError::Timeout { department }
+            | ApiError::Protocol { department, .. }
+            | ApiError::AdapterFailed { department, .. } => Some(Failure::Department {
+                department: department.clone(),
+                error: self.to_string(),
+            }),
+            _ => None,
+        }
+    }
+}
+
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let (status, code) = self.parts();
@@ -184,10 +212,7 @@ impl IntoResponse for ApiError {
                 None,
                 fields,
             ),
-            ApiError::Internal(detail) => {
-                tracing::error!(detail = %gateway_base::redact::redact(detail), "internal error");
-                ("the gateway failed; the error is logged".into(), None, &[])
-            }
+            ApiError::Internal(_) => ("the gateway failed; the error is logged".into(), None, &[]),
             ApiError::Rejected {
                 department,
                 message,
@@ -209,7 +234,6 @@ impl IntoResponse for ApiError {
             | ApiError::Timeout { department }
             | ApiError::Protocol { department, .. }
             | ApiError::AdapterFailed { department, .. } => {
-                tracing::warn!(%department, error = %self, "department call failed");
                 (self.to_string(), Some(department), &[])
             }
             _ => (self.to_string(), None, &[]),
@@ -233,6 +257,9 @@ impl IntoResponse for ApiError {
             },
         };
         let mut response = (status, Json(body)).into_response();
+        if let Some(failure) = self.failure() {
+            response.extensions_mut().insert(failure);
+        }
         if matches!(self, ApiError::Unauthorized(_)) {
             response.headers_mut().insert(
                 axum::http::header::WWW_AUTHENTICATE,

@@ -10,6 +10,7 @@
 //! Headers people write (the clerk's, a lookup's purpose) are read by [`header_text`]: UTF-8,
 //! percent-encoded or raw.
 
+use crate::error::Failure;
 use axum::extract::Request;
 use axum::http::{HeaderMap, HeaderValue};
 use axum::middleware::Next;
@@ -68,6 +69,7 @@ pub fn layer(router: axum::Router) -> axum::Router {
     // Each layer wraps the ones before it: the id is set first of all and echoed on the way
     // out, the trace context is known before the span is made.
     router
+        .layer(axum::middleware::from_fn(log_failures))
         .layer(
             tower_http::trace::TraceLayer::new_for_http()
                 .make_span_with(request_span)
@@ -81,6 +83,22 @@ pub fn layer(router: axum::Router) -> axum::Router {
         .layer(axum::middleware::from_fn(continue_trace))
         .layer(PropagateRequestIdLayer::x_request_id())
         .layer(SetRequestIdLayer::x_request_id(MakeRequestUuid))
+}
+
+/// Middleware: log the failure an error answer carries ([`crate::error::Failure`]), masked,
+/// on the request's span; the answer goes out without it.
+pub(crate) async fn log_failures(request: Request, next: Next) -> Response {
+    let mut response = next.run(request).await;
+    match response.extensions_mut().remove::<Failure>() {
+        Some(Failure::Internal(detail)) => {
+            tracing::error!(detail = %gateway_base::redact::redact(&detail), "internal error");
+        }
+        Some(Failure::Department { department, error }) => {
+            tracing::warn!(%department, error = %gateway_base::redact::redact(&error), "department call failed");
+        }
+        None => {}
+    }
+    response
 }
 
 /// The header value of a context, for a department request.
@@ -257,5 +275,67 @@ mod tests {
         assert_eq!(clerk(&h).unwrap(), None, "no clerk without an id");
         let h = headers(&[("x-clerk-id", b"%FF"), ("x-clerk-hall", b"%00")]);
         assert_eq!(clerk(&h).unwrap_err().len(), 2, "every problem at once");
+    }
+
+    /// A writer the test's subscriber logs into.
+    #[derive(Clone, Default)]
+    struct Lines(std::sync::Arc<std::sync::Mutex<Vec<u8>>>);
+
+    impl std::io::Write for Lines {
+        fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
+            self.0.lock().unwrap().extend_from_slice(bytes);
+            Ok(bytes.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+
+    #[test]
+    fn an_error_answer_is_logged_once_by_the_layer_inside_the_request_span() {
+        use crate::error::ApiError;
+        use tower::ServiceExt as _;
+        let lines = Lines::default();
+        let writer = lines.clone();
+        let subscriber = tracing_subscriber::fmt()
+            .with_writer(move || writer.clone())
+            .with_ansi(false)
+            .finish();
+        let subscriber = std::sync::Arc::new(subscriber);
+        let run = |error: fn() -> ApiError| {
+            let app = layer(
+                axum::Router::new().route("/x", axum::routing::get(move || async move { error() })),
+            );
+            let request = Request::builder()
+                .uri("/x")
+                .header("x-request-id", "req-42")
+                .body(axum::body::Body::empty())
+                .unwrap();
+            let runtime = tokio::runtime::Builder::new_current_thread()
+                .build()
+                .unwrap();
+            let _guard = tracing::subscriber::set_default(subscriber.clone());
+            runtime.block_on(app.oneshot(request)).unwrap()
+        };
+        let response = run(|| ApiError::Internal("store failed for 110105194912310021".into()));
+        assert_eq!(response.status(), 500);
+        assert!(response.extensions().get::<Failure>().is_none());
+        let response = run(|| ApiError::NotFound {
+            what: "case",
+            id: "c-1".into(),
+        });
+        assert_eq!(response.status(), 404);
+        let logged = String::from_utf8(lines.0.lock().unwrap().clone()).unwrap();
+        assert_eq!(logged.matches("internal error").count(), 1, "{logged}");
+        assert!(
+            logged.contains("req-42"),
+            "inside the request span: {logged}"
+        );
+        assert!(!logged.contains("110105194912310021"), "masked: {logged}");
+        assert_eq!(
+            logged.lines().count(),
+            1,
+            "a caller's mistake is not logged: {logged}"
+        );
     }
 }
