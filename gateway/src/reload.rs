@@ -10,7 +10,8 @@
 //! the view they started with, new ones see the new one.
 //!
 //! What is applied: departments (added with their component files, removed, or changed: base
-//! URL, timeouts, TLS files, settings and secrets, delivery pacing, poll interval), matters and
+//! URL, timeouts, TLS files, settings and secrets, delivery pacing, poll interval, licence-sharing
+//! key: a removed or changed key is refused from the next request on), matters and
 //! services, portal clients and JWT settings, operators, and `[deadlines]` (the holiday calendar
 //! file, read and checked whole with the config, and the yellow rule). What is not (listen
 //! addresses, the store, the audit log, engine and adapter limits, …) is reported as needing a
@@ -182,7 +183,7 @@ impl Reloader {
             None => None,
         };
         let operators = config.admin.as_ref().map_or(&[][..], |a| &a.operators[..]);
-        let authenticator = match Authenticator::new(&config.auth, operators) {
+        let authenticator = match Authenticator::new(&config.auth, operators, &config.departments) {
             Ok(a) => Some(a),
             Err(why) => {
                 problems.push(ConfigError {

@@ -86,7 +86,8 @@ impl Parts {
         let readiness = Readiness::new(&config)?;
         let operators = config.admin.as_ref().map_or(&[][..], |a| &a.operators[..]);
         let credentials: Credentials = Arc::new(arc_swap::ArcSwap::from_pointee(
-            Authenticator::new(&config.auth, operators).map_err(anyhow::Error::msg)?,
+            Authenticator::new(&config.auth, operators, &config.departments)
+                .map_err(anyhow::Error::msg)?,
         ));
         let reloader = Reloader::new(
             config.clone(),
@@ -116,6 +117,7 @@ impl Parts {
             },
             self.readiness.clone(),
             self.credentials.clone(),
+            self.audit.sink().clone(),
         )
     }
 

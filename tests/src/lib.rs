@@ -272,6 +272,7 @@ impl Env {
         let gateway = Gateway::start(config)
             .await
             .context("starting the gateway")?;
+        departments.gateway.set_url(&gateway.url());
         Ok(Env {
             departments,
             gateway,
@@ -298,6 +299,7 @@ impl Env {
     pub async fn restart(&mut self) -> anyhow::Result<()> {
         let path = self.dir.path().join("gateway.toml");
         let fresh = Gateway::start(gateway_base::config::Config::load(&path)?).await?;
+        self.departments.gateway.set_url(&fresh.url());
         std::mem::replace(&mut self.gateway, fresh).shutdown().await;
         Ok(())
     }
@@ -495,6 +497,7 @@ base_url = "{market_regulation}"
 adapter = "market_regulation_adapter.wasm"
 timeout_ms = {timeout_ms}
 poll_interval_ms = 5000
+licence_sharing_key_sha256 = "{licence_sharing_key}"
 {market_regulation_extra}
 [departments.market-regulation.settings]
 client-id = "gw-demo"
@@ -533,6 +536,7 @@ callback-secret = "mr-callback-secret"
         real_estate_extra = extra("real-estate"),
         public_security_extra = extra("public-security"),
         market_regulation_extra = extra("market-regulation"),
+        licence_sharing_key = gateway_http::auth::sha256_hex(LICENCE_SHARING_TOKEN),
     );
     if let Some(base_url) = &setup.hostile {
         let given = |key: &str| {
@@ -868,6 +872,10 @@ pub const CLERK: &str = "clerk-test";
 pub const OPERATOR: &str = "ops-1";
 /// Its bearer token.
 pub const OPERATOR_TOKEN: &str = "test-operator-token";
+/// Market regulation's licence-sharing token: every fixture config keeps its SHA-256 as
+/// `[departments.market-regulation] licence_sharing_key_sha256`, and the simulated department
+/// presents it (its [`departments::GatewayLink`] points at the gateway under test).
+pub const LICENCE_SHARING_TOKEN: &str = departments::LICENCE_SHARING_TOKEN;
 
 /// A catalogue's text without its material lists: every `[[matters."…".materials]]` table
 /// dropped, up to the next table header.

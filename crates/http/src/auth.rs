@@ -19,16 +19,19 @@
 //! The catalogue, forms, health, the API document and department callbacks (authenticated by
 //! their adapter) need no scope. Operators on the admin listener present their own bearer
 //! token (`[[admin.operators]]`, SHA-256 in the config); a portal credential is worth nothing
-//! there, and the operator's id is what every change records.
+//! there, and the operator's id is what every change records. Departments reading licences
+//! (`/licence-sharing/…`) present their own bearer token too
+//! (`[departments.<id>] licence_sharing_key_sha256`), checked by [`department`]; portal
+//! credentials and operators' tokens are worth nothing there.
 
 use crate::error::ApiError;
 use axum::extract::Request;
 use axum::http::HeaderMap;
 use axum::middleware::Next;
 use axum::response::Response;
-use gateway_base::config::{AuthConfig, ClientConfig, JwtConfig, OperatorConfig};
+use gateway_base::config::{AuthConfig, ClientConfig, DepartmentConfig, JwtConfig, OperatorConfig};
 use serde::Deserialize;
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 
 pub mod jwt_crypto;
@@ -64,6 +67,13 @@ pub struct Operator {
     pub id: String,
 }
 
+/// A department authenticated by its licence-sharing key, as the handlers see it.
+#[derive(Debug, Clone)]
+pub struct Department {
+    /// Department id (`[departments.<id>]`).
+    pub id: String,
+}
+
 /// Hex SHA-256 of a secret, as the config stores it.
 pub fn sha256_hex(secret: &str) -> String {
     use sha2::Digest;
@@ -79,6 +89,8 @@ pub struct Authenticator {
     by_id: HashMap<String, Arc<ClientConfig>>,
     jwt: Option<(jsonwebtoken::DecodingKey, jsonwebtoken::Validation)>,
     operators: HashMap<String, String>,
+    /// Each department's licence-sharing key, as the SHA-256 of its token.
+    departments: Vec<(String, [u8; 32])>,
 }
 
 #[derive(Deserialize)]
@@ -89,8 +101,13 @@ struct Claims {
 }
 
 impl Authenticator {
-    /// From the checked config.
-    pub fn new(auth: &AuthConfig, operators: &[OperatorConfig]) -> Result<Authenticator, String> {
+    /// From the checked config: portal clients, operators, and departments' licence-sharing
+    /// keys.
+    pub fn new(
+        auth: &AuthConfig,
+        operators: &[OperatorConfig],
+        departments: &BTreeMap<String, DepartmentConfig>,
+    ) -> Result<Authenticator, String> {
         let mut by_key = HashMap::new();
         let mut by_id = HashMap::new();
         for client in &auth.clients {
@@ -119,12 +136,23 @@ impl Authenticator {
             .iter()
             .map(|o| (o.token_sha256.to_ascii_lowercase(), o.id.clone()))
             .collect();
+        let mut sharing = Vec::new();
+        for (id, department) in departments {
+            let Some(hash) = &department.licence_sharing_key_sha256 else {
+                continue;
+            };
+            let mut digest = [0u8; 32];
+            hex::decode_to_slice(hash, &mut digest)
+                .map_err(|e| format!("departments.{id}.licence_sharing_key_sha256: {e}"))?;
+            sharing.push((id.clone(), digest));
+        }
         Ok(Authenticator {
             rates,
             by_key,
             by_id,
             jwt,
             operators,
+            departments: sharing,
         })
     }
 
@@ -203,6 +231,31 @@ impl Authenticator {
     }
 }
 
+impl Authenticator {
+    /// The department a licence-sharing request's bearer token names, or why not. The token's
+    /// SHA-256 is compared with every department's in constant time, and all of them are
+    /// compared whatever matched: how long the check takes says nothing of which key was
+    /// close, or whose.
+    pub fn department(&self, headers: &HeaderMap) -> Result<Department, ApiError> {
+        use sha2::Digest;
+        use subtle::ConstantTimeEq;
+        let token = bearer(headers)
+            .ok_or_else(|| unauthorized("licence sharing needs the department's bearer token"))?;
+        let digest: [u8; 32] = sha2::Sha256::digest(token.as_bytes()).into();
+        let mut found = None;
+        for (id, key) in &self.departments {
+            if bool::from(key.ct_eq(&digest)) {
+                found = Some(id);
+            }
+        }
+        found
+            .map(|id| Department { id: id.clone() })
+            .ok_or_else(|| {
+                unauthorized("the bearer token is not a department's licence-sharing key")
+            })
+    }
+}
+
 fn jwt_verifier(
     config: &JwtConfig,
 ) -> Result<(jsonwebtoken::DecodingKey, jsonwebtoken::Validation), String> {
@@ -257,7 +310,14 @@ fn unauthorized(why: &str) -> ApiError {
 fn required_scope(method: &axum::http::Method, path: &str) -> Option<Option<String>> {
     let parts: Vec<&str> = path.trim_start_matches('/').split('/').collect();
     match parts.as_slice() {
-        ["healthz"] | ["readyz"] | ["openapi.json"] | ["docs"] | ["callbacks", ..] => Some(None),
+        // Departments' routes: callbacks are authenticated by their adapter, licence sharing by
+        // the department's own key ([`department`]).
+        ["healthz"]
+        | ["readyz"]
+        | ["openapi.json"]
+        | ["docs"]
+        | ["callbacks", ..]
+        | ["licence-sharing", ..] => Some(None),
         [
             "api",
             "v1",
@@ -310,6 +370,19 @@ pub async fn portal(
     Ok(next.run(request).await)
 }
 
+/// Licence-sharing middleware: every request needs a department's licence-sharing key; the
+/// department is handed to the handler. (Not rate-limited per department: the portal's limits
+/// are per client; the request's time and body limits still hold.)
+pub async fn department(
+    axum::extract::State(auth): axum::extract::State<Credentials>,
+    mut request: Request,
+    next: Next,
+) -> Result<Response, ApiError> {
+    let department = auth.load().department(request.headers())?;
+    request.extensions_mut().insert(department);
+    Ok(next.run(request).await)
+}
+
 /// Admin middleware: every route but health needs an operator's token.
 pub async fn admin(
     axum::extract::State(auth): axum::extract::State<Credentials>,
@@ -357,6 +430,11 @@ mod tests {
         use axum::http::Method;
         assert_eq!(required_scope(&Method::GET, "/healthz"), Some(None));
         assert_eq!(required_scope(&Method::POST, "/callbacks/tax"), Some(None));
+        // Open to the portal's middleware: the department's own key is checked by `department`.
+        assert_eq!(
+            required_scope(&Method::GET, "/licence-sharing/v1/licences/x"),
+            Some(None)
+        );
         assert_eq!(
             required_scope(
                 &Method::POST,
@@ -374,5 +452,50 @@ mod tests {
             required_scope(&Method::GET, "/api/v1/subjects/persons/x"),
             Some(Some("subjects".into()))
         );
+    }
+
+    fn departments(keys: &[(&str, &str)]) -> BTreeMap<String, DepartmentConfig> {
+        keys.iter()
+            .map(|(id, token)| {
+                let department = serde_json::json!({
+                    "name": id,
+                    "base_url": "http://127.0.0.1:1",
+                    "licence_sharing_key_sha256": sha256_hex(token),
+                });
+                (id.to_string(), serde_json::from_value(department).unwrap())
+            })
+            .collect()
+    }
+
+    fn bearer_headers(token: &str) -> HeaderMap {
+        let mut headers = HeaderMap::new();
+        headers.insert("authorization", format!("Bearer {token}").parse().unwrap());
+        headers
+    }
+
+    #[test]
+    fn a_licence_sharing_key_names_its_department_and_nothing_else_does() {
+        let auth = Authenticator::new(
+            &AuthConfig::default(),
+            &[],
+            &departments(&[("market-regulation", "mr-token"), ("tax", "tax-token")]),
+        )
+        .unwrap();
+        let named = |token: &str| auth.department(&bearer_headers(token)).map(|d| d.id);
+        assert_eq!(named("mr-token").unwrap(), "market-regulation");
+        assert_eq!(named("tax-token").unwrap(), "tax");
+        for wrong in ["mr-token2", "MR-TOKEN", &sha256_hex("mr-token")] {
+            assert!(
+                matches!(named(wrong), Err(ApiError::Unauthorized(_))),
+                "{wrong}"
+            );
+        }
+        assert!(matches!(
+            auth.department(&HeaderMap::new()),
+            Err(ApiError::Unauthorized(_))
+        ));
+        // A department without a key reads nothing.
+        let none = Authenticator::new(&AuthConfig::default(), &[], &BTreeMap::new()).unwrap();
+        assert!(none.department(&bearer_headers("mr-token")).is_err());
     }
 }

@@ -8,6 +8,8 @@
 //! # Layout
 //! - [`portal`]: the unified API's routes (catalogue, forms, pre-review, applications, cases,
 //!   drafts and their materials, lookups, subjects, supervision, callbacks).
+//! - [`licence_sharing`]: departments verify a licence by its identifier, with their own key,
+//!   each read in the audit log.
 //! - [`admin`]: the operators' routes (adapters, dead letters, audit, lookups, metrics, reload).
 //! - [`health`]: `/healthz` and `/readyz`, with departments probed on a schedule.
 //! - [`auth`]: portal clients (API keys, JWT) and their scopes; operators.
@@ -17,10 +19,13 @@
 //! - [`listener`]: the listeners, plain or TLS (handshakes off the accept path); [`tls`]: their
 //!   rustls configuration.
 
+#![warn(missing_docs, unreachable_pub)]
+
 pub mod admin;
 pub mod auth;
 pub mod error;
 pub mod health;
+pub mod licence_sharing;
 pub mod listener;
 pub mod middleware;
 pub mod openapi;
@@ -37,18 +42,20 @@ pub type App = axum::Router;
 pub type AppState = Arc<Orchestrator>;
 
 /// The portal listener's app: the unified API with its limits, credentials, clerk and trace
-/// context on every request.
+/// context on every request, and the departments' routes (licence reads go to `audit`).
 pub fn portal_app(
     orchestrator: Arc<Orchestrator>,
     limits: portal::RequestLimits,
     readiness: Arc<health::Readiness>,
     credentials: auth::Credentials,
+    audit: gateway_store::audit::Sink,
 ) -> App {
     middleware::layer(middleware::clerk_layer(portal::router(
         orchestrator,
         limits,
         readiness,
         credentials,
+        audit,
     )))
 }
 

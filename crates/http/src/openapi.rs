@@ -39,7 +39,8 @@ sent percent-encoded as `encodeURIComponent` makes them (`X-Clerk-Window: %E7%AA
 raw UTF-8 is read too.\n\n\
 Each service has a path of its own (`/api/v1/services/market-regulation.business-licence/applications`) whose body \
 is that service's form, and each lookup one whose body is its query; the `{code}` and `{name}` paths take any. \
-Department callbacks (`POST /callbacks/{department}`) are documented apart, at `/callbacks/openapi.json`.",
+Department callbacks (`POST /callbacks/{department}`) and licence sharing (`GET /licence-sharing/v1/licences/{id}`) \
+are documented apart, at `/callbacks/openapi.json`.",
         license(name = "Apache-2.0", identifier = "Apache-2.0"),
     ),
     components(schemas(Error, ErrorDetail, ErrorCode, FieldProblem, ProblemCode, Event, EventKind)),
@@ -584,13 +585,14 @@ pub async fn openapi_json(
     Json(with_catalogue(&documents.portal, &o.api_shapes()))
 }
 
-/// The departments' document: how a department calls back with a decision. Apart from the
-/// portal's, since portals never call it (generators would skip its untyped body).
+/// The departments' document: how a department calls back with a decision, and verifies a
+/// licence. Apart from the portal's, since portals never call them (generators would skip the
+/// callback's untyped body).
 #[utoipa::path(
     get,
     path = "/callbacks/openapi.json",
     tag = "operations",
-    responses((status = 200, description = "The OpenAPI 3.1 document of `POST /callbacks/{department}`, for department systems.", content_type = "application/json", body = Object))
+    responses((status = 200, description = "The OpenAPI 3.1 document of the departments' routes (`POST /callbacks/{department}`, `GET /licence-sharing/v1/licences/{id}`), for department systems.", content_type = "application/json", body = Object))
 )]
 pub async fn callbacks_json(Extension(documents): Extension<Documents>) -> Json<Value> {
     Json((*documents.callbacks).clone())
@@ -629,9 +631,14 @@ pub fn docs_page(document: &Value) -> String {
 #[openapi(
     info(
         title = "Integration Gateway Department Callbacks",
-        description = "一网通办集成网关：部门回调. How a department system reports a decision on a step it was given. \
-The body is the department's own message (JSON, XML or form fields, as its protocol says); the department's adapter \
-authenticates it (signatures, shared secrets) and reads it. Not part of the portal API.",
+        description = "一网通办集成网关：部门回调与电子证照共享. How a department system reports a decision on a step it was given, \
+and how it verifies an electronic licence an applicant named (免提交).\n\n\
+A callback's body is the department's own message (JSON, XML or form fields, as its protocol says); the department's \
+adapter authenticates it (signatures, shared secrets) and reads it.\n\n\
+Licence sharing (GB/T 36906 in spirit) answers a licence by its GB/T 36904 identifier to a department that presents \
+its own bearer token (`Authorization: Bearer …`; the gateway keeps its SHA-256 as \
+`[departments.<id>] licence_sharing_key_sha256`). Every read is recorded in the gateway's audit log (department, \
+licence id, outcome) before it is answered. Not part of the portal API.",
         license(name = "Apache-2.0", identifier = "Apache-2.0"),
     ),
     components(schemas(Error, ErrorDetail, ErrorCode, FieldProblem, ProblemCode)),
@@ -642,6 +649,14 @@ struct CallbacksDoc;
 /// The departments' document's fixed parts.
 pub fn callbacks_base() -> Document {
     CallbacksDoc::openapi()
+}
+
+/// The departments' credential for licence sharing, named by the routes that need it.
+pub fn department_security(document: &mut Value) {
+    document["components"]["securitySchemes"] = json!({
+        "departmentKey": {"type": "http", "scheme": "bearer",
+            "description": "The department's licence-sharing token (the gateway keeps only its SHA-256, `[departments.<id>] licence_sharing_key_sha256`)."},
+    });
 }
 
 #[cfg(test)]
@@ -951,6 +966,24 @@ mod tests {
         );
         assert_eq!(body["text/xml"]["schema"]["type"], "string");
         assert!(body.get("*/*").is_none());
+        // Licence sharing too: in the departments' document with its key and answers, the
+        // portal's `Licence` as its body; not in the portal's.
+        let sharing = "/licence-sharing/v1/licences/{id}";
+        assert!(doc["paths"].get(sharing).is_none());
+        let read = &callbacks["paths"][sharing]["get"];
+        assert_eq!(read["security"], json!([{"departmentKey": []}]), "{read}");
+        assert_eq!(
+            callbacks["components"]["securitySchemes"]["departmentKey"]["scheme"],
+            "bearer"
+        );
+        for status in ["200", "401", "404", "422"] {
+            assert!(read["responses"].get(status).is_some(), "{status}: {read}");
+        }
+        assert_eq!(
+            read["responses"]["200"]["content"]["application/json"]["schema"]["$ref"],
+            "#/components/schemas/Licence"
+        );
+        assert!(callbacks["components"]["schemas"]["Licence"].is_object());
     }
 
     #[test]
@@ -970,6 +1003,7 @@ mod tests {
             ("portal/drafts.rs", include_str!("portal/drafts.rs")),
             ("portal/materials.rs", include_str!("portal/materials.rs")),
             ("portal/callbacks.rs", include_str!("portal/callbacks.rs")),
+            ("licence_sharing.rs", include_str!("licence_sharing.rs")),
             ("portal/subjects.rs", include_str!("portal/subjects.rs")),
             (
                 "portal/supervision.rs",

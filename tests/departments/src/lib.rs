@@ -54,6 +54,8 @@ pub struct Options {
     /// Lifetime of market-regulation access tokens.
     pub token_ttl: Duration,
     pub ports: Ports,
+    /// How departments reach the gateway's licence-sharing endpoint.
+    pub gateway: GatewayLink,
 }
 
 impl Default for Options {
@@ -66,7 +68,52 @@ impl Default for Options {
             ticket_delay: Duration::from_millis(300),
             token_ttl: Duration::from_secs(600),
             ports: Ports::default(),
+            gateway: GatewayLink::default(),
         }
+    }
+}
+
+/// The bearer token market regulation presents at the gateway's licence-sharing endpoint in
+/// the demo and the tests (the gateway's config keeps its SHA-256 as
+/// `[departments.market-regulation] licence_sharing_key_sha256`).
+pub const LICENCE_SHARING_TOKEN: &str = "mr-licence-sharing-demo-token";
+
+/// How a department reaches the gateway to verify a licence an applicant named (免提交):
+/// `GET <url>/licence-sharing/v1/licences/{id}` with `Authorization: Bearer <token>`. The URL
+/// may be set after the departments start (tests start the gateway after them, on a free
+/// port); every clone shares it.
+#[derive(Clone, Debug)]
+pub struct GatewayLink {
+    url: Arc<std::sync::RwLock<Option<String>>>,
+    /// The department's licence-sharing token.
+    pub token: String,
+}
+
+impl Default for GatewayLink {
+    /// No URL yet, the demo token.
+    fn default() -> Self {
+        GatewayLink::new(None, LICENCE_SHARING_TOKEN)
+    }
+}
+
+impl GatewayLink {
+    /// A link to the gateway at `url` (or none yet) with `token`.
+    pub fn new(url: Option<String>, token: &str) -> Self {
+        GatewayLink {
+            url: Arc::new(std::sync::RwLock::new(url)),
+            token: token.to_string(),
+        }
+    }
+
+    /// The gateway's base URL (`http://127.0.0.1:8080`), once known.
+    pub fn url(&self) -> Option<String> {
+        self.url.read().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+
+    /// Point every holder of this link at the gateway's base URL.
+    pub fn set_url(&self, url: &str) {
+        *self.url.write().unwrap_or_else(|e| e.into_inner()) =
+            Some(url.trim_end_matches('/').to_string());
     }
 }
 
@@ -88,6 +135,9 @@ pub struct Departments {
     pub market_regulation: Department,
     /// Holds `ca.pem`, `client.pem` and `client-key.pem` for reaching public security.
     pub cert_dir: PathBuf,
+    /// How they reach the gateway's licence-sharing endpoint (shared with [`Options::gateway`]:
+    /// set its URL once the gateway runs).
+    pub gateway: GatewayLink,
 }
 
 /// One running department and a handle on its simulator state.
@@ -197,6 +247,7 @@ pub async fn start(opts: Options) -> anyhow::Result<Departments> {
         public_security,
         market_regulation,
         cert_dir: opts.cert_dir,
+        gateway: opts.gateway,
     })
 }
 

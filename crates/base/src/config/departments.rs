@@ -52,6 +52,10 @@ pub struct DepartmentConfig {
     /// [`is_secret_name`]). Their values are scrubbed from every log line and answer.
     #[serde(skip)]
     pub secret_settings: BTreeSet<String>,
+    /// Hex SHA-256 of the bearer token this department sends to the gateway's licence-sharing
+    /// endpoint (`GET /licence-sharing/v1/licences/{id}`) to verify a licence an applicant
+    /// named. Absent: the department may not read licences.
+    pub licence_sharing_key_sha256: Option<String>,
 }
 
 /// Whether a setting's name says it holds a secret (`app-secret`, `client_secret`,
@@ -147,6 +151,15 @@ impl DepartmentConfig {
                     format!("scheme {other} is not http or https"),
                 ));
             }
+        }
+        if let Some(hash) = &self.licence_sharing_key_sha256
+            && !super::server::is_sha256_hex(hash)
+        {
+            return Err(ConfigError::new(
+                file,
+                key("licence_sharing_key_sha256"),
+                "64 hex digits: the SHA-256 of the department's token (`gateway client-key` makes one)",
+            ));
         }
         if let Some(tls) = &self.tls
             && tls.client_cert.is_some() != tls.client_key.is_some()

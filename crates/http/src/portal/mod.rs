@@ -1,4 +1,5 @@
-//! The unified API portals call, and the callback endpoint departments call.
+//! The unified API portals call, and the endpoints departments call (callbacks, licence
+//! sharing).
 //!
 //! | route | what |
 //! | --- | --- |
@@ -12,6 +13,7 @@
 //! | `GET /api/v1/supervision/deadlines` | open steps by department and light (红黄牌), see [`supervision`] |
 //! | `POST /api/v1/lookups/{name}` | shared-data lookups at departments |
 //! | `POST /callbacks/{department}` | departments report decisions (in a document of their own, `GET /callbacks/openapi.json`) |
+//! | `GET /licence-sharing/v1/licences/{id}` | departments verify a licence with their own key, see [`crate::licence_sharing`] (in the departments' document) |
 //! | `GET /healthz`, `GET /readyz` | the process is up; this node can work, see [`crate::health`] |
 //! | `GET /openapi.json`, `GET /docs` | this API's OpenAPI 3.1 document, and a page to browse it |
 
@@ -73,11 +75,17 @@ pub fn document() -> Value {
     document
 }
 
-/// The departments' document: the callback route.
+/// The departments' routes: callbacks and licence sharing, in a document of their own.
+fn departments_documented() -> OpenApiRouter<AppState> {
+    callbacks::routes().merge(crate::licence_sharing::routes())
+}
+
+/// The departments' document: the callback route and licence sharing.
 pub fn callbacks_document() -> Value {
-    let mut document = serde_json::to_value(callbacks::routes().into_openapi())
+    let mut document = serde_json::to_value(departments_documented().into_openapi())
         .expect("the OpenAPI document serialises");
     openapi::open_objects(&mut document);
+    openapi::department_security(&mut document);
     document
 }
 
@@ -120,17 +128,27 @@ async fn bounded(
     response
 }
 
-/// The portal router.
+/// The portal router (with the departments' routes, each authenticated its own way).
 pub fn router(
     state: AppState,
     limits: RequestLimits,
     readiness: Arc<crate::health::Readiness>,
     authenticator: crate::auth::Credentials,
+    audit: gateway_store::audit::Sink,
 ) -> Router {
     let (router, document) = documented().split_for_parts();
     let mut document = serde_json::to_value(&document).expect("the OpenAPI document serialises");
     openapi::finish(&mut document);
     let (callbacks, _) = callbacks::routes().split_for_parts();
+    let (sharing, _) = crate::licence_sharing::routes().split_for_parts();
+    // The department's key is checked here, on these routes alone (the portal's middleware
+    // lets `/licence-sharing/…` through without a client credential).
+    let sharing = sharing
+        .route_layer(axum::middleware::from_fn_with_state(
+            authenticator.clone(),
+            crate::auth::department,
+        ))
+        .layer(Extension(audit));
     let documents = openapi::Documents {
         portal: Arc::new(document),
         callbacks: Arc::new(callbacks_document()),
@@ -138,6 +156,7 @@ pub fn router(
     // Served here, documented in the departments' document.
     router
         .merge(callbacks)
+        .merge(sharing)
         .fallback(|| async {
             ApiError::NotFound {
                 what: "route",

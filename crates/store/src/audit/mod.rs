@@ -1,5 +1,6 @@
-//! The audit log: every exchange with a department, in an append-only, hash-chained log,
-//! sealed with a signature from time to time, and a `verify` that finds any tampering.
+//! The audit log: every exchange with a department (and every licence a department reads), in
+//! an append-only, hash-chained log, sealed with a signature from time to time, and a `verify`
+//! that finds any tampering.
 //!
 //! A department connection describes each exchange (digests and sizes of the
 //! request and the answer, outcome, timing) and adds what the task it runs in knows through
@@ -17,6 +18,11 @@
 //! full (the store is down or far behind), the record is dropped, counted in
 //! `gateway_audit_dropped_total`, logged as an error, and the number dropped is itself written
 //! into the chain as soon as the writer can, so the log attests its own gaps.
+//!
+//! Besides exchanges the gateway makes, the log holds reads departments make of it: each
+//! licence a department reads through the licence-sharing endpoint is a [`LicenceRead`], and
+//! that read is answered only once its record is written ([`Sink::record_written`]): a
+//! department never reads a licence the log does not show.
 //!
 //! # Layout
 //! - [`chain`]: the hash functions, what is hashed and signed, the tables.
@@ -98,6 +104,8 @@ pub async fn for_delivery<F: Future>(store: &Store, case_id: &str, step: &str, f
 pub enum Entry {
     /// An exchange with a department.
     Exchange(Box<Exchange>),
+    /// A department read a licence through the licence-sharing endpoint.
+    LicenceRead(LicenceRead),
     /// Records this node could not write (its queue was full), counted since the last entry.
     Dropped {
         /// Unix milliseconds when the count was taken.
@@ -112,14 +120,16 @@ impl Entry {
     pub fn at(&self) -> i64 {
         match self {
             Entry::Exchange(e) => e.at,
+            Entry::LicenceRead(r) => r.at,
             Entry::Dropped { at, .. } => *at,
         }
     }
 
-    /// The department, for an exchange.
+    /// The department, for an exchange or a licence read.
     pub fn department(&self) -> Option<&str> {
         match self {
             Entry::Exchange(e) => Some(&e.department),
+            Entry::LicenceRead(r) => Some(&r.department),
             Entry::Dropped { .. } => None,
         }
     }
@@ -164,10 +174,29 @@ pub struct Exchange {
     pub trace_id: String,
 }
 
+/// A department's read of one licence (`GET /licence-sharing/v1/licences/{id}`): who read
+/// which licence and what they were answered. The holder is not named: the licence id leads to
+/// the licence for whoever may read it, and the log stays free of identity numbers.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LicenceRead {
+    /// Unix milliseconds of the read.
+    pub at: i64,
+    /// The department whose key was presented.
+    pub department: String,
+    /// The GB/T 36904 identifier asked for, as asked.
+    pub licence_id: String,
+    /// `found`, `not_found` (no such licence) or `invalid` (the identifier's check fails).
+    pub outcome: String,
+    /// The W3C trace id of the request.
+    pub trace_id: String,
+}
+
 /// What the writer task receives.
 #[derive(Debug)]
 pub(crate) enum Message {
     Entry(Entry),
+    /// An entry someone waits for: answered once it is written (not sealed).
+    Witnessed(Entry, tokio::sync::oneshot::Sender<()>),
     /// Write everything received so far, seal, and answer.
     Flush(tokio::sync::oneshot::Sender<()>),
 }
@@ -196,6 +225,18 @@ impl Sink {
         }
     }
 
+    /// Queue an entry and wait until it is written: for what must not happen unrecorded (a
+    /// department reading a licence). Waits for room in the queue rather than dropping, and
+    /// for as long as the writer retries a failing store, so the caller bounds the wait.
+    pub async fn record_written(&self, entry: Entry) -> Result<(), AuditStopped> {
+        let (done, written) = tokio::sync::oneshot::channel();
+        self.tx
+            .send(Message::Witnessed(entry, done))
+            .await
+            .map_err(|_| AuditStopped)?;
+        written.await.map_err(|_| AuditStopped)
+    }
+
     /// The recorder for one department's connection.
     pub fn recorder(&self, department: &str) -> Recorder {
         Recorder {
@@ -204,6 +245,11 @@ impl Sink {
         }
     }
 }
+
+/// The audit writer has stopped (the node is shutting down): nothing more is recorded.
+#[derive(Debug, Clone, Copy, thiserror::Error)]
+#[error("the audit log writer has stopped")]
+pub struct AuditStopped;
 
 /// A department connection's way into the log.
 #[derive(Debug, Clone)]

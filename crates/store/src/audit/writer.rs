@@ -113,23 +113,35 @@ impl Writer {
             };
             let mut entries = Vec::new();
             let mut flushes = Vec::new();
-            // Nobody waits for an audit record, so the writer lets a batch gather for a moment
-            // after its first record: under load one commit then takes tens of records instead
-            // of one or two (a commit, not the rows, is what a record costs). A flush, a full
-            // batch or a closed queue ends the wait.
+            let mut witnesses = Vec::new();
+            // Nobody waits for most audit records, so the writer lets a batch gather for a
+            // moment after its first record: under load one commit then takes tens of records
+            // instead of one or two (a commit, not the rows, is what a record costs). A flush,
+            // a record someone waits for, a full batch or a closed queue ends the wait.
             let gather_until = Instant::now() + GATHER;
             let mut next = first;
             while let Some(message) = next {
                 match message {
                     Message::Entry(entry) => entries.push(entry),
                     Message::Flush(done) => flushes.push(done),
+                    Message::Witnessed(entry, done) => {
+                        entries.push(entry);
+                        witnesses.push(done);
+                    }
                 }
                 next = if entries.len() >= BATCH {
                     None
                 } else {
                     match rx.try_recv() {
                         Ok(message) => Some(message),
-                        Err(_) if !flushes.is_empty() || entries.is_empty() => None,
+                        // Someone waits for this batch: write it now.
+                        Err(_)
+                            if !flushes.is_empty()
+                                || !witnesses.is_empty()
+                                || entries.is_empty() =>
+                        {
+                            None
+                        }
                         Err(_) => tokio::time::timeout_at(gather_until, rx.recv())
                             .await
                             .ok()
@@ -145,7 +157,7 @@ impl Writer {
             {
                 self.seal().await;
             }
-            for done in flushes {
+            for done in flushes.into_iter().chain(witnesses) {
                 let _ = done.send(());
             }
         }
