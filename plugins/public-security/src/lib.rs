@@ -4,6 +4,11 @@
 //! immediate, so the receipt is already approved with the 备案编号) and the lookup
 //! `public-security.identity` (身份核查, `POST /gaxt/sfhc`).
 //!
+//! A filing's materials travel inside its document ([`protocol::material_list`]): each file as
+//! base64 with its SM3, which the department checks against the decoded bytes; the host streams
+//! the base64 from its store into the request, so a file never enters the adapter. A 免提交
+//! licence travels as its GB/T 36904 identifier.
+//!
 //! Settings: none. The host holds the client certificate and does the mutual TLS; the adapter
 //! only POSTs paths. The department neither calls back nor has a status call: `status` reports
 //! a filing approved from its number, and `on-callback` is refused.
@@ -11,7 +16,7 @@
 pub mod protocol;
 
 use protocol::{IDENTITY, SEAL_FILING};
-use sdk::http::{Request, Response};
+use sdk::http::{Body, Request, Response};
 use sdk::{
     AdapterError, CallbackRequest, Description, FieldError, LookupInfo, MatterInfo, Receipt,
     StatusReport, Submission,
@@ -49,10 +54,10 @@ const SEAL_FILING_FORMATS: &[(&str, &str)] = &[
 /// Formats of `public-security.identity`'s identifiers.
 const IDENTITY_FORMATS: &[(&str, &str)] = &[("/properties/id_number", "resident-id")];
 
-fn post(path: &str, document: String) -> Result<Response, AdapterError> {
+fn post(path: &str, document: Body) -> Result<Response, AdapterError> {
     Ok(Request::post(path)
         .header("Content-Type", protocol::CONTENT_TYPE)
-        .body(document)
+        .parts(document)
         .send()?)
 }
 
@@ -91,7 +96,7 @@ impl sdk::Adapter for PublicSecurity {
         let filing = protocol::seal_filing(&submission.payload).map_err(invalid)?;
         let response = post(
             protocol::KZBA_PATH,
-            filing.request(&submission.idempotency_key),
+            filing.request_with(&submission.idempotency_key, &submission.materials),
         )?;
         let receipt = protocol::read_filing(response.status, &response.body)?;
         sdk::log::info(&format!("seal filing recorded, babh {}", receipt.reference));
@@ -114,7 +119,7 @@ impl sdk::Adapter for PublicSecurity {
             )]));
         }
         let document = protocol::identity_request(&query, &sdk::sign::nonce()).map_err(invalid)?;
-        let response = post(protocol::SFHC_PATH, document)?;
+        let response = post(protocol::SFHC_PATH, Body::from(document))?;
         Ok(protocol::read_identity(response.status, &response.body)?.to_string())
     }
 

@@ -1,10 +1,14 @@
 //! The public-security system's protocol as pure functions: payload checks, `<request>`
-//! documents, and reading `<response>` documents. Nothing here calls the host.
+//! documents (a filing's materials inside, files as base64 the host streams), and reading
+//! `<response>` documents. Nothing here calls the host.
 
+use sdk::http::Body;
 pub use sdk::payload::Person;
 use sdk::payload::{Checker, FieldProblem, person, present};
 use sdk::xml::Node;
-use sdk::{AdapterError, FieldError, Receipt, Rejection, StatusReport, StepState};
+use sdk::{
+    AdapterError, FieldError, Material, MaterialSource, Receipt, Rejection, StatusReport, StepState,
+};
 use serde::Deserialize;
 use serde_json::{Value, json};
 
@@ -69,11 +73,34 @@ impl SealFiling {
         c.into_problems()
     }
 
-    /// The `POST /gaxt/kzba` document; `requestId` is the submission's idempotency key.
+    /// The `POST /gaxt/kzba` document without materials; `requestId` is the submission's
+    /// idempotency key.
     pub fn request(&self, request_id: &str) -> String {
+        format!(
+            "{XML_DECLARATION}<request>{}</request>",
+            self.fields(request_id)
+        )
+    }
+
+    /// The `POST /gaxt/kzba` body with the filing's materials in `<cllb>` ([`material_list`]):
+    /// the files' bytes are slices the host streams as base64, never in the adapter. Without
+    /// materials, the same document as [`SealFiling::request`].
+    pub fn request_with(&self, request_id: &str, materials: &[Material]) -> Body {
+        if materials.is_empty() {
+            return Body::from(self.request(request_id));
+        }
+        Body::new()
+            .text(XML_DECLARATION)
+            .text("<request>")
+            .text(&self.fields(request_id))
+            .append(material_list(materials))
+            .text("</request>")
+    }
+
+    fn fields(&self, request_id: &str) -> String {
         let (name, id_number) = person(&self.legal_representative);
         let kinds = self.seal_types().join(",");
-        document(&[
+        sdk::xml::elements(&[
             ("requestId", request_id),
             ("tyshxydm", present(&self.credit_code).unwrap_or_default()),
             ("qymc", present(&self.enterprise_name).unwrap_or_default()),
@@ -84,10 +111,53 @@ impl SealFiling {
     }
 }
 
+const XML_DECLARATION: &str = "<?xml version=\"1.0\" encoding=\"UTF-8\"?>";
+
+/// `<cllb>`, the materials of a request, each a `<cl>` with its code (`clbm`) and name (`clmc`)
+/// and one of:
+/// - a file: its type (`wjlx`), size in bytes (`wjdx`), SM3 (`sm3`, which the department
+///   checks against the decoded bytes) and its content in base64 (`nr`), streamed by the host;
+/// - a 免提交 licence: its GB/T 36904 identifier (`dzzzbs`), kind (`zzlx`) and number (`zzbh`);
+/// - a promise (容缺受理): `rqsl` 1, and the date promised (`cnrq`) once one is set.
+pub fn material_list(materials: &[Material]) -> Body {
+    let mut body = Body::new().text("<cllb>");
+    for material in materials {
+        body = body.text(&format!(
+            "<cl>{}",
+            sdk::xml::elements(&[("clbm", &material.code), ("clmc", &material.name)])
+        ));
+        body = match &material.source {
+            MaterialSource::File(file) => body
+                .text(&sdk::xml::elements(&[
+                    ("wjlx", &file.media_type),
+                    ("wjdx", &file.size.to_string()),
+                    ("sm3", &file.sm3),
+                ]))
+                .text("<nr>")
+                .material(sdk::http::Slice::new(&material.code, 0, file.size).base64())
+                .text("</nr>"),
+            MaterialSource::Licence(licence) => body.text(&sdk::xml::elements(&[
+                ("dzzzbs", &licence.id),
+                ("zzlx", &licence.kind),
+                ("zzbh", &licence.number),
+            ])),
+            MaterialSource::Promised(due) => {
+                let mut fields = vec![("rqsl", "1")];
+                if let Some(due) = due {
+                    fields.push(("cnrq", due));
+                }
+                body.text(&sdk::xml::elements(&fields))
+            }
+        };
+        body = body.text("</cl>");
+    }
+    body.text("</cllb>")
+}
+
 /// A `<request>` document with these children, UTF-8.
 pub fn document(children: &[(&str, &str)]) -> String {
     format!(
-        "<?xml version=\"1.0\" encoding=\"UTF-8\"?><request>{}</request>",
+        "{XML_DECLARATION}<request>{}</request>",
         sdk::xml::elements(children)
     )
 }
@@ -136,6 +206,9 @@ pub fn identity_request(query: &str, request_id: &str) -> Result<String, Vec<Fie
 /// - HTTP 5xx is the department being unavailable; other non-200 answers and bodies that are not
 ///   a `<response>` document with a `<code>` are protocol errors.
 /// - `10` (参数错误) blames the request's fields: `InvalidInput`, with the department's message.
+/// - `30` (材料校验失败: a file's decoded bytes are not the SM3 or size sent with them) and `31`
+///   (材料内容编码错误: not base64) say the bytes were damaged on the way, nothing the applicant
+///   did: `Protocol`, so the gateway sends again and, should it persist, an operator looks.
 /// - `20` (统一社会信用代码校验失败) and any other code are refusals on the merits: `Rejected` with
 ///   the department's code.
 pub fn read_response(status: u16, body: &[u8]) -> Result<Node, AdapterError> {
@@ -171,6 +244,9 @@ pub fn read_response(status: u16, body: &[u8]) -> Result<Node, AdapterError> {
         "10" => Err(AdapterError::InvalidInput(vec![FieldError::new(
             "", "invalid", message,
         )])),
+        "30" | "31" => Err(AdapterError::Protocol(format!(
+            "department refused a material as damaged in transit ({code} {message})"
+        ))),
         _ => Err(AdapterError::Rejected(Rejection { code, message })),
     }
 }
@@ -342,6 +418,73 @@ mod tests {
             codes(&validate("public-security.other", GOOD)),
             vec![("", "unknown_matter")]
         );
+    }
+
+    #[test]
+    fn materials_go_inside_the_filing_with_files_streamed_as_base64() {
+        use sdk::http::{Encoding, Part};
+        let materials = vec![
+            sdk::testing::material_file("seal-impression", "印章印模", "image/png", b"PNG!"),
+            Material {
+                code: "business-licence".into(),
+                name: "营业执照".into(),
+                source: MaterialSource::Licence(sdk::LicenceRef {
+                    id: "1.2.156.3005.2.X".into(),
+                    kind: "business_licence".into(),
+                    number: "N<1>".into(),
+                }),
+            },
+            Material {
+                code: "later".into(),
+                name: "某材料".into(),
+                source: MaterialSource::Promised(Some("2025-07-01".into())),
+            },
+        ];
+        let f = seal_filing(GOOD).unwrap();
+        let body = f.request_with("key-1", &materials);
+        let [Part::Bytes(head), Part::Material(slice), Part::Bytes(tail)] = body.parts() else {
+            panic!("{:?}", body.parts());
+        };
+        assert_eq!(
+            (
+                slice.code.as_str(),
+                slice.offset,
+                slice.length,
+                slice.encoding
+            ),
+            ("seal-impression", 0, Some(4), Encoding::Base64)
+        );
+        let head = String::from_utf8(head.clone()).unwrap();
+        assert!(head.starts_with(&f.request("key-1").replace("</request>", "")));
+        assert!(head.ends_with(&format!(
+            "<cllb><cl><clbm>seal-impression</clbm><clmc>印章印模</clmc><wjlx>image/png</wjlx>\
+             <wjdx>4</wjdx><sm3>{}</sm3><nr>",
+            sdk::sign::sm3_hex(b"PNG!")
+        )));
+        assert_eq!(
+            String::from_utf8(tail.clone()).unwrap(),
+            "</nr></cl><cl><clbm>business-licence</clbm><clmc>营业执照</clmc>\
+             <dzzzbs>1.2.156.3005.2.X</dzzzbs><zzlx>business_licence</zzlx><zzbh>N&lt;1&gt;</zzbh></cl>\
+             <cl><clbm>later</clbm><clmc>某材料</clmc><rqsl>1</rqsl><cnrq>2025-07-01</cnrq></cl>\
+             </cllb></request>"
+        );
+        // Without materials, the document is the one filings always had.
+        assert_eq!(
+            f.request_with("key-1", &[]).as_bytes(),
+            Some(f.request("key-1").as_bytes())
+        );
+    }
+
+    #[test]
+    fn damaged_materials_are_for_the_gateway_to_send_again() {
+        for code in ["30", "31"] {
+            let body = response(&format!(
+                "<code>{code}</code><message>材料校验失败：印章印模</message>"
+            ));
+            assert!(
+                matches!(read_filing(200, &body), Err(AdapterError::Protocol(m)) if m.contains(code) && m.contains("印章印模"))
+            );
+        }
     }
 
     #[test]

@@ -1,5 +1,6 @@
-//! What all four departments share: the fault switches, the counters behind `/_sim/stats`, and
-//! the idempotency store keyed on each department's request id.
+//! What all four departments share: the fault switches, the counters behind `/_sim/stats`, the
+//! idempotency store keyed on each department's request id, and the record of the materials
+//! each department took with its applications.
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -28,6 +29,9 @@ pub struct Faults {
     pub error_rate: f64,
     pub down: bool,
     pub garbage: bool,
+    /// Flip one bit of every material file as it arrives, as a line corrupting it in transit
+    /// would: the department's own digest check must refuse it.
+    pub corrupt_materials: bool,
 }
 
 /// Counters of one department, as returned by `GET /_sim/stats`.
@@ -39,6 +43,33 @@ pub struct Stats {
     pub applications: usize,
     /// Refusals, by reason (bad signature, encoding, invalid token, business rule…).
     pub rejected: BTreeMap<String, usize>,
+    /// The materials of the applications taken, each recorded once with its application.
+    #[serde(default)]
+    pub materials: Vec<ReceivedMaterial>,
+}
+
+/// One material of an application a department took, as the department itself found it: for a
+/// file, the SM3 and size of the bytes it received (computed by the department, never the
+/// sender's claim); for a 免提交 licence, the identifier and how it was verified. Tests compare
+/// these with what the applicant uploaded.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ReceivedMaterial {
+    /// The application's request id.
+    pub request_id: String,
+    /// The material's code.
+    pub code: String,
+    /// `file` (bytes received and checked), `licence` (an identifier, verified), `promised`
+    /// (容缺: to come later).
+    pub kind: String,
+    /// Lowercase hex SM3 of the bytes received (files).
+    pub sm3: Option<String>,
+    /// Bytes received (files).
+    pub size: Option<u64>,
+    /// GB/T 36904 identifier (licences).
+    pub licence_id: Option<String>,
+    /// How the licence was verified: `gateway` (the licence-sharing endpoint answered for it),
+    /// `check_char` (its identifier's check character only).
+    pub verified_by: Option<String>,
 }
 
 /// A finished answer, kept so that a repeated request id gets exactly the first answer back.
@@ -141,6 +172,12 @@ impl Sim {
     /// Every request's operation and `traceparent` header, in arrival order.
     pub fn traces(&self) -> Vec<(String, Option<String>)> {
         lock(&self.traces).clone()
+    }
+
+    /// Record a material of an application the department has just taken (call it where the
+    /// application is created, so a repeated request id does not record it again).
+    pub fn record_material(&self, material: ReceivedMaterial) {
+        lock(&self.stats).materials.push(material);
     }
 
     pub fn reject(&self, reason: &str) {
