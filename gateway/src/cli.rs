@@ -25,6 +25,7 @@ pub struct PluginArgs {
     /// Print the admin API's JSON answer instead of a summary.
     #[arg(long)]
     pub json: bool,
+    /// What to do with the versions.
     #[command(subcommand)]
     pub command: PluginCommand,
 }
@@ -401,6 +402,7 @@ pub struct ConfigArgs {
     /// Print the admin API's JSON answer instead of a summary.
     #[arg(long)]
     pub json: bool,
+    /// What to do with the config.
     #[command(subcommand)]
     pub command: ConfigCommand,
 }

@@ -21,6 +21,8 @@
 //! - [`logging`]: the log subscriber (text or JSON lines), masking on the way out.
 //! - [`otel`]: optional export of spans with OTLP/HTTP, same trace ids as `traceparent`, masked.
 
+#![warn(missing_docs, unreachable_pub)]
+
 pub mod cli;
 pub mod logging;
 pub mod otel;

@@ -34,35 +34,71 @@ pub enum ApiError {
     IdempotencyConflict(String),
     /// No such service, matter, lookup, case or department (404).
     #[error("{what} `{id}` not found")]
-    NotFound { what: &'static str, id: String },
+    NotFound {
+        /// What was looked for (`case`, `service`, …).
+        what: &'static str,
+        /// The identifier asked for.
+        id: String,
+    },
     /// The department refused on the merits, or found nothing (422 / 404).
     #[error("department refused: {code}: {message}")]
     Rejected {
+        /// The department that refused.
         department: String,
+        /// Its reason code, as the adapter reported it (masked on the way out).
         code: String,
+        /// Its message (masked on the way out).
         message: String,
     },
     /// The department could not be reached (503).
     #[error("department {department} unavailable: {message}")]
-    Unavailable { department: String, message: String },
+    Unavailable {
+        /// The department.
+        department: String,
+        /// What failed (masked on the way out).
+        message: String,
+    },
     /// The department or the adapter call did not finish in time (504).
     #[error("department {department} timed out")]
-    Timeout { department: String },
+    Timeout {
+        /// The department.
+        department: String,
+    },
     /// The department answered unreadably (502).
     #[error("department {department} answered unreadably: {message}")]
-    Protocol { department: String, message: String },
+    Protocol {
+        /// The department.
+        department: String,
+        /// What could not be read (masked on the way out).
+        message: String,
+    },
     /// The adapter failed: trap, limit, or internal error (502).
     #[error("adapter for {department} failed: {message}")]
-    AdapterFailed { department: String, message: String },
+    AdapterFailed {
+        /// The department whose adapter failed.
+        department: String,
+        /// A plain message (a trap's backtrace is logged, never answered).
+        message: String,
+    },
     /// The department's adapter runs all the instances it may at once (503, retry soon).
     #[error("the adapter for {department} is busy: its {max} instances are all in use")]
-    Busy { department: String, max: u32 },
+    Busy {
+        /// The department.
+        department: String,
+        /// Its adapter's bound on instances at once.
+        max: u32,
+    },
     /// The node's memory budget for adapter instances is spent (503, retry soon).
     #[error(
         "the adapter for {department} cannot run now: the node's memory budget for adapter \
          instances ({budget_mib} MiB) is spent"
     )]
-    MemoryBudget { department: String, budget_mib: u32 },
+    MemoryBudget {
+        /// The department whose call could not run.
+        department: String,
+        /// `plugins.memory_budget_mib`.
+        budget_mib: u32,
+    },
     /// The request conflicts with the current state (409), e.g. removing the active version.
     #[error("{0}")]
     Conflict(String),
@@ -86,7 +122,12 @@ pub enum ApiError {
     UploadTimeout(String),
     /// The client sent more requests than its rate allows (429, retry after the header's seconds).
     #[error("client {client} exceeds its rate of {per_minute} requests a minute")]
-    RateLimited { client: String, per_minute: u32 },
+    RateLimited {
+        /// The portal client.
+        client: String,
+        /// Its allowance.
+        per_minute: u32,
+    },
     /// The request took longer than `server.request_timeout_ms` (504).
     #[error("the request took longer than {0} ms")]
     RequestTimeout(u64),
