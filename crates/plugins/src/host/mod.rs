@@ -12,7 +12,8 @@
 //! at once. Every tick the guest yields, so a looping adapter cannot starve the gateway, and one
 //! department's instances take turns on their share of the cores.
 //!
-//! What comes out of an adapter is judged in one place (`call`): its text is masked before it
+//! What comes out of an adapter is judged in one place (`call`, its answers in `answers`): its
+//! text is masked before it
 //! can reach a screen, a log, a trace or the audit log, secrets are scrubbed from its data, its
 //! claim that its department timed out or was unavailable is held against the exchanges the
 //! host saw, and [`CallError::fault`] says who is at fault.
@@ -24,6 +25,7 @@
 //! ([`CallError::Unsupported`]). A 0.2 call's materials are read from the node's store
 //! (`materials`, [`crate::blobs::MaterialBlobs`]) and streamed into department requests by the connection.
 
+mod answers;
 #[allow(
     missing_docs,
     unreachable_pub,
