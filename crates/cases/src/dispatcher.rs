@@ -8,7 +8,7 @@ use gateway_base::model::{EventKind, Fault, StepState};
 use gateway_base::telemetry;
 use gateway_base::time::now_ms;
 use gateway_plugins::host::CallError;
-use gateway_plugins::host::contract::{AdapterError, Submission};
+use gateway_plugins::host::contract::{AdapterError, Material, Submission};
 use gateway_store::StepRecord;
 use serde_json::Value;
 use std::sync::Arc;
@@ -90,6 +90,32 @@ impl Orchestrator {
         });
     }
 
+    /// The materials a step's matter lists, among its case's (one set per case, by code): what
+    /// the adapter is handed with the submission. A licence a step of the case has not issued
+    /// yet is not among them (`Store::case_materials`); the step waits for that step anyway.
+    async fn step_materials(
+        &self,
+        step: &StepRecord,
+    ) -> Result<Vec<Material>, gateway_store::StoreError> {
+        let catalogue = self.catalogue();
+        let Some(matter) = catalogue
+            .matters
+            .get(&step.matter)
+            .filter(|m| !m.materials.is_empty())
+        else {
+            return Ok(Vec::new());
+        };
+        let listed = |code: &str| matter.materials.iter().any(|m| m.code == code);
+        Ok(self
+            .store
+            .case_materials(&step.case_id)
+            .await?
+            .into_iter()
+            .filter(|m| listed(&m.code))
+            .map(Material::from)
+            .collect())
+    }
+
     /// Claim a step for this node; false when another node holds it or it is no longer due.
     async fn claim(&self, step: &StepRecord) -> bool {
         let until = now_ms() + self.delivery.claim_ms;
@@ -121,15 +147,22 @@ impl Orchestrator {
                 .await;
             return;
         };
+        let materials = match self.step_materials(step).await {
+            Ok(materials) => materials,
+            Err(e) => {
+                // The store failed: the gateway's fault, not an attempt at the department.
+                tracing::error!(case = %step.case_id, error = %e, "reading a step's materials failed");
+                let _ = self.store.postpone_delivery(step, now_ms() + 1000).await;
+                return;
+            }
+        };
         let submission = Submission {
             case_id: step.case_id.clone(),
             matter: step.matter.clone(),
             idempotency_key: step.idempotency_key.clone(),
             payload: step.input.clone(),
             callback_url: format!("{}/callbacks/{}", self.public_url, step.department),
-            // The step's materials (`Store::case_materials`, the matter's codes) are handed
-            // over once delivery of materials is wired; none until then.
-            materials: Vec::new(),
+            materials,
         };
         let outcome = adapter.submit(submission).await;
         if let Err(CallError::Busy(_) | CallError::MemoryBudget(_)) = outcome {
