@@ -1,5 +1,5 @@
-//! Cases, their steps (one per matter) and the events of their timeline; delivery claims,
-//! retries, dead letters, polls, and callbacks held until their submission is answered.
+//! Cases, their steps (one per matter) and the events of their timeline. The queue over the
+//! steps (claims, retries, dead letters, polls, held callbacks) is `deliveries`.
 
 use crate::{Result, Store, StoreError};
 use gateway_base::model::{Clerk, EventKind, StepState};
@@ -140,7 +140,7 @@ pub struct NewStep {
     pub input: String,
 }
 
-const STEP_COLUMNS: &str = "case_id, step, matter, department, state, reference, outputs, message, input, attempts, idempotency_key, updated_at";
+pub(crate) const STEP_COLUMNS: &str = "case_id, step, matter, department, state, reference, outputs, message, input, attempts, idempotency_key, updated_at";
 
 impl Store {
     /// Open steps (waiting, pending, at the department) by department and service:
@@ -345,43 +345,6 @@ impl Store {
             .collect()
     }
 
-    /// Steps waiting for delivery whose next attempt is due and that no node holds a claim on,
-    /// taken in turns across departments: each department's oldest, then each one's second
-    /// oldest, and so on. A department whose backlog waits for its concurrency slots therefore
-    /// never fills the batch, and steps another node is delivering are not fetched again.
-    pub async fn due_deliveries(&self, limit: i64) -> Result<Vec<StepRecord>> {
-        let now = now_ms();
-        let rows = sqlx::query(&format!(
-            "SELECT {STEP_COLUMNS} FROM (
-                SELECT {STEP_COLUMNS}, next_attempt_at, ROW_NUMBER() OVER (
-                    PARTITION BY department ORDER BY next_attempt_at, case_id, step
-                ) AS turn
-                FROM steps
-                WHERE state = 'pending' AND next_attempt_at <= $1
-                AND (claim_until IS NULL OR claim_until < $2)
-             ) due
-             ORDER BY turn, next_attempt_at LIMIT $3"
-        ))
-        .bind(now)
-        .bind(now)
-        .bind(limit)
-        .fetch_all(&self.pool)
-        .await?;
-        rows.iter().map(|r| self.step_from_row(r)).collect()
-    }
-
-    /// Steps at a department whose status poll is due.
-    pub async fn due_polls(&self, limit: i64) -> Result<Vec<StepRecord>> {
-        let rows = sqlx::query(&format!(
-            "SELECT {STEP_COLUMNS} FROM steps WHERE state IN ('accepted', 'processing') AND next_poll_at <= $1 ORDER BY next_poll_at LIMIT $2"
-        ))
-        .bind(now_ms())
-        .bind(limit)
-        .fetch_all(&self.pool)
-        .await?;
-        rows.iter().map(|r| self.step_from_row(r)).collect()
-    }
-
     /// The step a department's reference belongs to.
     pub async fn step_by_reference(
         &self,
@@ -439,42 +402,6 @@ impl Store {
             message,
         };
         insert_event(&mut tx, &step.case_id, now, &event, None).await?;
-        tx.commit().await?;
-        Ok(())
-    }
-
-    /// Record a failed delivery attempt and when to try again.
-    pub async fn retry_later(
-        &self,
-        step: &StepRecord,
-        message: &str,
-        next_attempt_at: i64,
-    ) -> Result<()> {
-        let now = now_ms();
-        let mut tx = self.pool.begin().await?;
-        sqlx::query("UPDATE steps SET attempts = attempts + 1, message = $1, next_attempt_at = $2, updated_at = $3,
-             claimed_by = NULL, claim_until = NULL WHERE case_id = $4 AND step = $5")
-            .bind(message)
-            .bind(next_attempt_at)
-            .bind(now)
-            .bind(&step.case_id)
-            .bind(&step.step)
-            .execute(&mut *tx)
-            .await?;
-        insert_event(
-            &mut tx,
-            &step.case_id,
-            now,
-            &Event {
-                step: Some(&step.step),
-                department: Some(&step.department),
-                kind: EventKind::DeliveryRetry,
-                state: None,
-                message: Some(message),
-            },
-            None,
-        )
-        .await?;
         tx.commit().await?;
         Ok(())
     }
@@ -573,42 +500,6 @@ impl Store {
         Ok(done)
     }
 
-    /// Push a delivery back without spending an attempt (the department's circuit is open).
-    pub async fn postpone_delivery(&self, step: &StepRecord, next_attempt_at: i64) -> Result<()> {
-        sqlx::query(
-            "UPDATE steps SET next_attempt_at = $1, claimed_by = NULL, claim_until = NULL WHERE case_id = $2 AND step = $3",
-        )
-        .bind(next_attempt_at)
-        .bind(&step.case_id)
-        .bind(&step.step)
-        .execute(&self.pool)
-        .await?;
-        Ok(())
-    }
-
-    /// Release the claims a node holds: a restarted node takes back its own work at once.
-    pub async fn release_claims(&self, node: &str) -> Result<u64> {
-        let released = sqlx::query(
-            "UPDATE steps SET claimed_by = NULL, claim_until = NULL WHERE claimed_by = $1",
-        )
-        .bind(node)
-        .execute(&self.pool)
-        .await?
-        .rows_affected();
-        Ok(released)
-    }
-
-    /// Push a step's next poll back without an event (a poll that found nothing new).
-    pub async fn postpone_poll(&self, step: &StepRecord, next_poll_at: i64) -> Result<()> {
-        sqlx::query("UPDATE steps SET next_poll_at = $1 WHERE case_id = $2 AND step = $3")
-            .bind(next_poll_at)
-            .bind(&step.case_id)
-            .bind(&step.step)
-            .execute(&self.pool)
-            .await?;
-        Ok(())
-    }
-
     /// The case an idempotency key was first used for, with the digest of that request.
     pub async fn case_by_idempotency_key(&self, key: &str) -> Result<Option<(String, String)>> {
         let row = sqlx::query("SELECT id, request_digest FROM cases WHERE idempotency_key = $1")
@@ -623,135 +514,9 @@ impl Store {
             )
         }))
     }
-
-    /// Claim a due delivery for this node until `until`; false when another node holds it or it
-    /// is no longer pending. A node that dies holding a claim loses it when the claim expires.
-    pub async fn claim_delivery(&self, step: &StepRecord, node: &str, until: i64) -> Result<bool> {
-        let now = now_ms();
-        let claimed = sqlx::query(
-            "UPDATE steps SET claimed_by = $1, claim_until = $2
-             WHERE case_id = $3 AND step = $4 AND state = 'pending' AND next_attempt_at <= $5
-             AND (claim_until IS NULL OR claim_until < $6)",
-        )
-        .bind(node)
-        .bind(until)
-        .bind(&step.case_id)
-        .bind(&step.step)
-        .bind(now)
-        .bind(now)
-        .execute(&self.pool)
-        .await?
-        .rows_affected();
-        Ok(claimed == 1)
-    }
-
-    /// Claim a due status poll by moving its next poll time; false when another node did first.
-    pub async fn claim_poll(&self, step: &StepRecord, next_poll_at: i64) -> Result<bool> {
-        let claimed = sqlx::query(
-            "UPDATE steps SET next_poll_at = $1 WHERE case_id = $2 AND step = $3 AND next_poll_at <= $4
-             AND state IN ('accepted', 'processing')",
-        )
-        .bind(next_poll_at)
-        .bind(&step.case_id)
-        .bind(&step.step)
-        .bind(now_ms())
-        .execute(&self.pool)
-        .await?
-        .rows_affected();
-        Ok(claimed == 1)
-    }
-
-    /// Dead letters: steps whose delivery failed for good, newest first.
-    pub async fn dead_letters(&self, limit: i64) -> Result<Vec<StepRecord>> {
-        let rows = sqlx::query(&format!(
-            "SELECT {STEP_COLUMNS} FROM steps WHERE state = 'failed' ORDER BY updated_at DESC LIMIT $1"
-        ))
-        .bind(limit)
-        .fetch_all(&self.pool)
-        .await?;
-        rows.iter().map(|r| self.step_from_row(r)).collect()
-    }
-
-    /// Send a dead letter again: back to pending with fresh attempts, recorded with the operator.
-    /// False when the step is not a dead letter.
-    pub async fn replay(&self, case_id: &str, step: &str, operator: &Clerk) -> Result<bool> {
-        let now = now_ms();
-        let mut tx = self.pool.begin().await?;
-        let done = sqlx::query(
-            "UPDATE steps SET state = 'pending', attempts = 0, next_attempt_at = $1, updated_at = $2,
-             claimed_by = NULL, claim_until = NULL WHERE case_id = $3 AND step = $4 AND state = 'failed'",
-        )
-        .bind(now)
-        .bind(now)
-        .bind(case_id)
-        .bind(step)
-        .execute(&mut *tx)
-        .await?
-        .rows_affected()
-            == 1;
-        if done {
-            let event = Event {
-                step: Some(step),
-                department: None,
-                kind: EventKind::Replayed,
-                state: Some(StepState::Pending),
-                message: Some("dead letter replayed by an operator"),
-            };
-            insert_event(&mut tx, case_id, now, &event, Some(operator)).await?;
-        }
-        tx.commit().await?;
-        Ok(done)
-    }
-
-    /// Keep a callback whose reference no step has yet (the department answered the submission
-    /// more slowly than it called back); the first one for a reference is kept.
-    pub async fn hold_callback(
-        &self,
-        department: &str,
-        reference: &str,
-        report: &serde_json::Value,
-    ) -> Result<()> {
-        sqlx::query(
-            "INSERT INTO early_callbacks (department, reference, report, received_at) VALUES ($1, $2, $3, $4)
-             ON CONFLICT DO NOTHING",
-        )
-        .bind(department)
-        .bind(reference)
-        .bind(self.seal(
-            &format!("early_callbacks.report:{department}:{reference}"),
-            report.to_string(),
-        ))
-        .bind(now_ms())
-        .execute(&self.pool)
-        .await?;
-        Ok(())
-    }
-
-    /// Take a held callback for a reference, if one arrived early.
-    pub async fn take_callback(
-        &self,
-        department: &str,
-        reference: &str,
-    ) -> Result<Option<serde_json::Value>> {
-        let row = sqlx::query(
-            "SELECT report FROM early_callbacks WHERE department = $1 AND reference = $2",
-        )
-        .bind(department)
-        .bind(reference)
-        .fetch_optional(&self.pool)
-        .await?;
-        let Some(row) = row else { return Ok(None) };
-        sqlx::query("DELETE FROM early_callbacks WHERE department = $1 AND reference = $2")
-            .bind(department)
-            .bind(reference)
-            .execute(&self.pool)
-            .await?;
-        let place = format!("early_callbacks.report:{department}:{reference}");
-        Ok(serde_json::from_str(&self.unseal(&place, row.get("report"))?).ok())
-    }
 }
 
-async fn insert_event(
+pub(crate) async fn insert_event(
     tx: &mut sqlx::Transaction<'_, sqlx::Any>,
     case_id: &str,
     at: i64,
@@ -775,12 +540,12 @@ async fn insert_event(
 }
 
 /// The fields of one timeline event.
-struct Event<'a> {
-    step: Option<&'a str>,
-    department: Option<&'a str>,
-    kind: EventKind,
-    state: Option<StepState>,
-    message: Option<&'a str>,
+pub(crate) struct Event<'a> {
+    pub(crate) step: Option<&'a str>,
+    pub(crate) department: Option<&'a str>,
+    pub(crate) kind: EventKind,
+    pub(crate) state: Option<StepState>,
+    pub(crate) message: Option<&'a str>,
 }
 
 /// Where a step's input is, as its sealed value's associated data.
@@ -810,7 +575,7 @@ fn credit_codes(input: &str) -> String {
 }
 
 impl Store {
-    fn step_from_row(&self, r: &sqlx::any::AnyRow) -> Result<StepRecord> {
+    pub(crate) fn step_from_row(&self, r: &sqlx::any::AnyRow) -> Result<StepRecord> {
         let case_id: String = r.get("case_id");
         let step: String = r.get("step");
         let input = self.unseal(&input_place(&case_id, &step), r.get("input"))?;

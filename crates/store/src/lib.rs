@@ -11,8 +11,9 @@
 //! versioned is brought to its first version first ([`Store::open`]).
 //!
 //! # Layout
-//! - [`cases`]: cases, their steps (one per matter), the events of their timeline, delivery
-//!   claims, dead letters, callbacks held for later.
+//! - [`cases`]: cases, their steps (one per matter), the events of their timeline.
+//! - `deliveries`: the delivery queue over the steps: due steps and polls, claims, retries,
+//!   dead letters, callbacks held for later.
 //! - [`lookups`]: the record of every portal lookup (who, why, for which case or clerk).
 //! - [`licences`]: electronic licences issued by approved steps.
 //! - [`materials`]: application materials: files stored once by SM3 in sealed chunks, drafts
@@ -29,6 +30,7 @@ pub mod at_rest;
 pub mod audit;
 pub(crate) mod batch_insert;
 pub mod cases;
+mod deliveries;
 pub mod licences;
 mod lookup_writer;
 pub mod lookups;
