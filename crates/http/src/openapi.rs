@@ -983,7 +983,15 @@ mod tests {
             read["responses"]["200"]["content"]["application/json"]["schema"]["$ref"],
             "#/components/schemas/Licence"
         );
-        assert!(callbacks["components"]["schemas"]["Licence"].is_object());
+        // Every schema the departments' document refers to is in it.
+        let text = callbacks.to_string();
+        for reference in text.split("\"#/components/schemas/").skip(1) {
+            let name = &reference[..reference.find('"').unwrap()];
+            assert!(
+                callbacks["components"]["schemas"][name].is_object(),
+                "{name} is referred to but missing"
+            );
+        }
     }
 
     #[test]

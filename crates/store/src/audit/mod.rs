@@ -465,4 +465,40 @@ mod tests {
             let _ = std::fs::remove_file(format!("{}{suffix}", path.display()));
         }
     }
+
+    #[tokio::test]
+    async fn a_witnessed_record_is_stored_when_its_wait_ends_and_a_stopped_log_says_so() {
+        let path = std::env::temp_dir().join(format!("audit-{}.db", uuid::Uuid::new_v4()));
+        let store = Store::open(&format!("sqlite://{}", path.display()))
+            .await
+            .unwrap();
+        let log = AuditLog::start(&store, "n1".into(), &AuditConfig::default())
+            .await
+            .unwrap();
+        let read = |outcome: &str| {
+            Entry::LicenceRead(LicenceRead {
+                at: 7,
+                department: "market-regulation".into(),
+                licence_id: "1.2.156.3005.2.x".into(),
+                outcome: outcome.into(),
+                trace_id: String::new(),
+            })
+        };
+        // Queued among records nobody waits for; the wait ends once it is written.
+        log.sink().record(exchange(1));
+        log.sink().record_written(read("found")).await.unwrap();
+        let records = store
+            .audit_records(Some("market-regulation"), None, 0, 10)
+            .await
+            .unwrap();
+        assert_eq!(records.len(), 1, "{records:?}");
+        assert_eq!(records[0]["record"]["kind"], "licence_read");
+        assert_eq!(records[0]["record"]["outcome"], "found");
+        let sink = log.sink().clone();
+        log.close(std::time::Duration::from_secs(5)).await;
+        assert!(sink.record_written(read("found")).await.is_err());
+        for suffix in ["", "-wal", "-shm"] {
+            let _ = std::fs::remove_file(format!("{}{suffix}", path.display()));
+        }
+    }
 }
