@@ -23,6 +23,8 @@
 //! - `market_regulation`: 市场监管, OAuth2 client credentials, REST, signed callbacks.
 //! - `tls`: the generated CA and certificates, the mutual-TLS server, the callback client.
 //! - `xml`: a tiny element tree over quick-xml for the two XML departments.
+//! - `multipart`: MIME multipart bodies read as they stream in (tax's uploads, real estate's
+//!   MTOM packages).
 //! - [`ids`]: identifier checks (GB 11643, GB 32100, GB 11714) and masking for logs.
 
 use std::net::SocketAddr;
@@ -36,6 +38,7 @@ use tokio::net::TcpListener;
 mod common;
 pub mod ids;
 mod market_regulation;
+mod multipart;
 mod public_security;
 mod real_estate;
 mod tax;

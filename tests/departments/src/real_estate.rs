@@ -1,24 +1,31 @@
 //! 不动产登记: SOAP 1.1 in GBK on one endpoint, dispatched on the operation element
-//! (PROTOCOLS.md, "Real estate"). Anything not GBK is refused, as the real systems do.
+//! (PROTOCOLS.md, "Real estate"). Anything not GBK is refused, as the real systems do. A
+//! transfer with materials comes as an MTOM/XOP package ([`mtom`]): the GBK envelope and each
+//! file a MIME part its `xop:Include` names, read as it streams in.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use axum::Router;
-use axum::body::Bytes;
+use axum::body::{Body, Bytes};
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::routing::post;
 use encoding_rs::GBK;
 
-use crate::common::{self, Answer, Profile, Sim};
+use crate::common::{self, Answer, Profile, ReceivedMaterial, Sim};
 use crate::ids;
+use crate::multipart;
 use crate::xml::{self, Element, esc};
+
+mod mtom;
 
 const SOAP_NS: &str = "http://schemas.xmlsoap.org/soap/envelope/";
 const BDC_NS: &str = "http://bdc.gov.cn/ws";
 const CONTENT_TYPE: &str = "text/xml; charset=GBK";
+/// The largest plain (not MTOM) envelope read.
+const MAX_ENVELOPE: usize = 2 << 20;
 
 struct Record {
     bdcdyh: &'static str,
@@ -81,15 +88,19 @@ fn soap_action(headers: &HeaderMap) -> Option<&str> {
 
 /// A SOAP fault, always HTTP 500. Every fault the simulator raises is the caller's
 /// (`soap:Client`): nothing on its side can fail.
+#[derive(Debug)]
 struct Fault {
     reason: String,
     code: &'static str,
+    /// The material a fault is about (`<bdc:clbm>` in the detail), when it is about one.
+    material: Option<String>,
 }
 
 fn client_fault(code: &'static str, reason: impl Into<String>) -> Fault {
     Fault {
         reason: reason.into(),
         code,
+        material: None,
     }
 }
 
@@ -110,19 +121,67 @@ fn envelope(status: StatusCode, inner: &str) -> Answer {
 impl RealEstate {
     fn fault(&self, f: Fault) -> Answer {
         self.sim.reject(f.code);
+        let material = f.material.as_deref().map_or(String::new(), |m| {
+            format!("<bdc:clbm>{}</bdc:clbm>", esc(m))
+        });
         envelope(
             StatusCode::INTERNAL_SERVER_ERROR,
             &format!(
-                "<soap:Fault><faultcode>soap:Client</faultcode><faultstring>{}</faultstring><detail><bdc:errorCode>{}</bdc:errorCode></detail></soap:Fault>",
+                "<soap:Fault><faultcode>soap:Client</faultcode><faultstring>{}</faultstring><detail><bdc:errorCode>{}</bdc:errorCode>{material}</detail></soap:Fault>",
                 esc(&f.reason),
                 f.code
             ),
         )
     }
+
+    /// Read an MTOM package as it arrives: its envelope and attachments, or the fault.
+    async fn read_package(
+        &self,
+        content_type: &str,
+        mut body: Body,
+    ) -> Result<mtom::Package, Fault> {
+        let corrupt = self.sim.faults().corrupt_materials;
+        let mut reader = mtom::PackageReader::new(content_type, corrupt)?;
+        // However much arrives, stop reading well past what the registry takes.
+        let cap = mtom::MAX_ATTACHMENT * 8;
+        let mut read = 0u64;
+        while let Some(piece) = multipart::next_piece(&mut body).await {
+            let piece = piece.map_err(|e| {
+                tracing::info!(error = %e, "package broke off");
+                client_fault("E110", "MTOM报文格式错误：请求体不完整")
+            })?;
+            read += piece.len() as u64;
+            reader.feed(&piece);
+            if read > cap {
+                break;
+            }
+        }
+        reader.finish()
+    }
 }
 
-async fn service(State(re): State<Arc<RealEstate>>, headers: HeaderMap, body: Bytes) -> Answer {
-    let Some(xml) = decode_gbk(&headers, &body) else {
+async fn service(State(re): State<Arc<RealEstate>>, headers: HeaderMap, body: Body) -> Answer {
+    let content_type = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default();
+    let is_package = multipart::parse_header_value(content_type).0 == "multipart/related";
+    let (xml, package) = if is_package {
+        let package = match re.read_package(content_type, body).await {
+            Ok(package) => package,
+            Err(f) => return re.fault(f),
+        };
+        (
+            decode_gbk_body(package.charset.as_deref(), &package.envelope),
+            Some(package),
+        )
+    } else {
+        match axum::body::to_bytes(body, MAX_ENVELOPE).await {
+            Ok(bytes) => (decode_gbk(&headers, &bytes), None),
+            Err(_) => return re.fault(client_fault("E102", "请求报文过大")),
+        }
+    };
+    let Some(xml) = xml else {
         return re.fault(client_fault("E100", "编码错误：请使用GBK编码"));
     };
     let params = match parse_call(&xml) {
@@ -135,7 +194,7 @@ async fn service(State(re): State<Arc<RealEstate>>, headers: HeaderMap, body: By
     let result = match params.name.as_str() {
         "queryByCertificate" => query_by_certificate(&params),
         "queryByUnit" => query_by_unit(&params),
-        "submitTransfer" => return re.submit_transfer(&params),
+        "submitTransfer" => return re.submit_transfer(&params, package.as_ref()),
         "queryStatus" => re.query_status(&params),
         other => Err(client_fault("E103", format!("不支持的操作：{other}"))),
     };
@@ -148,18 +207,22 @@ async fn service(State(re): State<Arc<RealEstate>>, headers: HeaderMap, body: By
 /// The body must declare GBK, be GBK, and not be UTF-8 in disguise. A header charset other
 /// than GBK is refused as well, since it contradicts the body.
 fn decode_gbk(headers: &HeaderMap, body: &[u8]) -> Option<String> {
-    if let Some(ct) = headers
+    let charset = headers
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
-    {
-        let charset = ct
-            .split(';')
-            .filter_map(|p| p.trim().split_once('='))
-            .find(|(k, _)| k.trim().eq_ignore_ascii_case("charset"))
-            .map(|(_, v)| v.trim().trim_matches('"'));
-        if charset.is_some_and(|c| !c.eq_ignore_ascii_case("GBK")) {
-            return None;
-        }
+        .and_then(|ct| {
+            ct.split(';')
+                .filter_map(|p| p.trim().split_once('='))
+                .find(|(k, _)| k.trim().eq_ignore_ascii_case("charset"))
+                .map(|(_, v)| v.trim().trim_matches('"'))
+        });
+    decode_gbk_body(charset, body)
+}
+
+/// [`decode_gbk`] with the charset its container declared (a header, an MTOM root part).
+fn decode_gbk_body(charset: Option<&str>, body: &[u8]) -> Option<String> {
+    if charset.is_some_and(|c| !c.eq_ignore_ascii_case("GBK")) {
+        return None;
     }
     let decl_end = body.windows(2).position(|w| w == b"?>")?;
     let decl = std::str::from_utf8(&body[..decl_end]).ok()?;
@@ -204,6 +267,63 @@ fn parse_call(xml: &str) -> Result<Element, String> {
         return Err(format!("操作元素须在{BDC_NS}命名空间"));
     }
     Ok(op)
+}
+
+/// The entries of list `list` of a call (`<fjlb><fj>…</fj></fjlb>`): each child `item`.
+fn items<'a>(params: &'a Element, list: &str, item: &str) -> Vec<&'a Element> {
+    params
+        .child(None, list)
+        .map(|l| l.children.iter().filter(|c| c.name == item).collect())
+        .unwrap_or_default()
+}
+
+/// The materials a transfer carries, each as the registry records it: attachments (`fjlb`,
+/// each `fj` an `xop:Include` of a part of the package, resolved and checked by
+/// [`mtom::Package::resolve`]; without a package no part can be found), licences it need not
+/// ask for (`dzzz`: `zz` with `clbm`, `zzbs` the GB/T 36904 identifier, `zzlx`, `zzbh`; a
+/// failing check character is fault `E112`) and materials promised for later (`rqcl`: `cl`
+/// with `clbm`, `cnrq`).
+fn materials_of(
+    ywh: &str,
+    params: &Element,
+    package: Option<&mtom::Package>,
+) -> Result<Vec<ReceivedMaterial>, Fault> {
+    let material = |code: &str, kind: &str| ReceivedMaterial {
+        request_id: ywh.to_owned(),
+        code: code.to_owned(),
+        kind: kind.to_owned(),
+        ..ReceivedMaterial::default()
+    };
+    let empty = mtom::Package::default();
+    let package = package.unwrap_or(&empty);
+    let mut found = Vec::new();
+    for fj in items(params, "fjlb", "fj") {
+        let resolved = package.resolve(fj)?;
+        found.push(ReceivedMaterial {
+            sm3: Some(resolved.sm3),
+            size: Some(resolved.size),
+            ..material(&resolved.clbm, "file")
+        });
+    }
+    for zz in items(params, "dzzz", "zz") {
+        let clbm = required(zz, "clbm")?;
+        let zzbs = required(zz, "zzbs")?;
+        if sdk::ids::licence_id(zzbs).is_err() {
+            return Err(Fault {
+                material: Some(clbm.to_owned()),
+                ..client_fault("E112", format!("电子证照标识校验失败：{zzbs}"))
+            });
+        }
+        found.push(ReceivedMaterial {
+            licence_id: Some(zzbs.to_owned()),
+            verified_by: Some("check_char".into()),
+            ..material(clbm, "licence")
+        });
+    }
+    for cl in items(params, "rqcl", "cl") {
+        found.push(material(required(cl, "clbm")?, "promised"));
+    }
+    Ok(found)
 }
 
 fn required<'a>(params: &'a Element, name: &str) -> Result<&'a str, Fault> {
@@ -260,13 +380,14 @@ fn query_by_unit(params: &Element) -> Result<String, Fault> {
 }
 
 impl RealEstate {
-    fn submit_transfer(&self, params: &Element) -> Answer {
+    fn submit_transfer(&self, params: &Element, package: Option<&mtom::Package>) -> Answer {
         let ywh = match required(params, "ywh") {
             Ok(ywh) => ywh,
             Err(f) => return self.fault(f),
         };
         self.sim.submit(ywh, || {
             self.check_transfer(params).map_err(|f| self.fault(f))?;
+            let materials = materials_of(ywh, params, package).map_err(|f| self.fault(f))?;
             let slbh = self.sim.next_number("BDC");
             let year = common::beijing_now().year();
             let returned = !ids::resident_id_valid(params.field("srfzjh").unwrap_or_default());
@@ -278,6 +399,9 @@ impl RealEstate {
             };
             tracing::info!(slbh, ywh, returned, "transfer registration accepted");
             self.transfers.lock().unwrap_or_else(|e| e.into_inner()).insert(slbh.clone(), transfer);
+            for material in materials {
+                self.sim.record_material(material);
+            }
             Ok(envelope(
                 StatusCode::OK,
                 &format!(

@@ -1,5 +1,8 @@
 //! 税务: JSON over HTTP, every request signed with HMAC-SHA256 or HMAC-SM3 over a canonical
-//! string, with a timestamp window and a nonce replay cache (PROTOCOLS.md, "Tax").
+//! string, with a timestamp window and a nonce replay cache (PROTOCOLS.md, "Tax"). Materials
+//! arrive first, one signed `multipart/form-data` upload per file ([`files`]); applications
+//! list the file ids the department issued, the licences it need not ask for (免提交) and the
+//! materials promised for later (容缺).
 
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::sync::{Arc, Mutex};
@@ -8,15 +11,17 @@ use std::time::{Duration, Instant};
 use axum::Router;
 use axum::body::{Body, Bytes};
 use axum::extract::{Query, Request, State};
-use axum::http::StatusCode;
 use axum::http::request::Parts;
+use axum::http::{HeaderMap, StatusCode};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use serde_json::{Value, json};
 
-use crate::common::{self, Answer, Profile, Sim};
+use crate::common::{self, Answer, Profile, ReceivedMaterial, Sim};
 use crate::ids;
+
+mod files;
 
 const APP_KEY: &str = "gw-demo";
 const APP_SECRET: &[u8] = b"tax-demo-secret";
@@ -83,6 +88,8 @@ struct Tax {
     registrations: Mutex<HashMap<String, Registration>>,
     /// 契税申报 by 受理号; `slzt` answers for these too.
     deed_taxes: Mutex<HashMap<String, DeedTax>>,
+    /// Uploaded material files, by file id.
+    files: Mutex<files::Files>,
 }
 
 pub(crate) fn router(sim: Arc<Sim>, ticket_delay: Duration) -> Router {
@@ -92,8 +99,10 @@ pub(crate) fn router(sim: Arc<Sim>, ticket_delay: Duration) -> Router {
         nonces: Mutex::default(),
         registrations: Mutex::default(),
         deed_taxes: Mutex::default(),
+        files: Mutex::default(),
     });
     let routes = Router::new()
+        .route(files::WJSC_PATH, post(wjsc))
         .route("/api/v1/swdj", post(swdj))
         .route("/api/v1/qssb", post(qssb))
         .route("/api/v1/slzt", get(slzt))
@@ -128,24 +137,45 @@ impl AuthError {
 }
 
 /// Checks the signature headers before any handler sees the request. The body is read here
-/// because it is part of the signed string, then handed on unchanged.
+/// because it is part of the signed string, then handed on unchanged; an upload's is not: it
+/// is signed over its SM3 (`X-Content-SM3`), which the upload checks as the body streams in.
 async fn verify(State(tax): State<Arc<Tax>>, req: Request, next: Next) -> Response {
     let (parts, body) = req.into_parts();
+    if parts.uri.path() == files::WJSC_PATH {
+        let digest = parts
+            .headers
+            .get("X-Content-SM3")
+            .and_then(|v| v.to_str().ok())
+            .filter(|d| d.len() == 64 && d.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f')));
+        let checked = match digest {
+            Some(digest) => tax.check(&parts, digest.as_bytes()),
+            None => Err(AuthError::BadSignature),
+        };
+        if let Err(e) = checked {
+            return tax.refuse(e);
+        }
+        return next.run(Request::from_parts(parts, body)).await;
+    }
     let Ok(bytes) = axum::body::to_bytes(body, MAX_BODY).await else {
         return StatusCode::PAYLOAD_TOO_LARGE.into_response();
     };
     if let Err(e) = tax.check(&parts, &bytes) {
-        let (code, msg, reason) = e.parts();
-        tax.sim.reject(reason);
-        return Answer::json(StatusCode::UNAUTHORIZED, &json!({"code": code, "msg": msg}))
-            .into_response();
+        return tax.refuse(e);
     }
     next.run(Request::from_parts(parts, Body::from(bytes)))
         .await
 }
 
 impl Tax {
-    fn check(&self, parts: &Parts, body: &[u8]) -> Result<(), AuthError> {
+    fn refuse(&self, e: AuthError) -> Response {
+        let (code, msg, reason) = e.parts();
+        self.sim.reject(reason);
+        Answer::json(StatusCode::UNAUTHORIZED, &json!({"code": code, "msg": msg})).into_response()
+    }
+
+    /// `signed` is what the canonical string ends with: the raw body, or for an upload the
+    /// hex SM3 of its body.
+    fn check(&self, parts: &Parts, signed: &[u8]) -> Result<(), AuthError> {
         let header = |name: &str| parts.headers.get(name).and_then(|v| v.to_str().ok());
         let (Some(key), Some(ts), Some(nonce), Some(method), Some(sig)) = (
             header("X-App-Key"),
@@ -172,7 +202,7 @@ impl Tax {
         }
         let path = parts.uri.path_and_query().map_or("/", |p| p.as_str());
         let mut canonical = format!("{}\n{path}\n{ts}\n{nonce}\n", parts.method).into_bytes();
-        canonical.extend_from_slice(body);
+        canonical.extend_from_slice(signed);
         // Compared in constant time (`verify_slice`), as a department must.
         let good = match method {
             "HMAC-SHA256" => sdk::sign::verify_hmac_sha256_hex(APP_SECRET, &canonical, sig),
@@ -218,6 +248,85 @@ fn text<'a>(body: &'a Value, field: &str) -> Option<&'a str> {
         .filter(|s| !s.is_empty())
 }
 
+async fn wjsc(State(tax): State<Arc<Tax>>, headers: HeaderMap, body: Body) -> Answer {
+    files::upload(&tax.sim, &tax.files, files::MAX_FILE_BYTES, &headers, body).await
+}
+
+/// The entries of an application's list `field` (absent: none); each must be an object.
+fn entries<'a>(body: &'a Value, field: &str) -> Result<Vec<&'a Value>, String> {
+    match body.get(field) {
+        None | Some(Value::Null) => Ok(Vec::new()),
+        Some(Value::Array(items)) if items.iter().all(Value::is_object) => {
+            Ok(items.iter().collect())
+        }
+        Some(_) => Err(format!("参数错误：{field}须为对象数组")),
+    }
+}
+
+impl Tax {
+    /// The materials an application lists, each as the department records it: the files it
+    /// holds for this application (`fjlb`: `clbm`, `wjid`), the licences it need not ask for
+    /// (`dzzz`: `clbm`, `zzbs` the GB/T 36904 identifier, `zzlx`, `zzbh`) and those promised
+    /// for later (`rqcl`: `clbm`, `cnrq`). A file id not issued for this application (`3005`)
+    /// or a licence identifier whose check character fails (`3006`) refuses the application.
+    fn listed_materials(&self, qqid: &str, body: &Value) -> Result<Vec<ReceivedMaterial>, Answer> {
+        let invalid = |msg: String| self.fail("1001", &msg, "invalid_request");
+        let material = |code: &str, kind: &str| ReceivedMaterial {
+            request_id: qqid.to_owned(),
+            code: code.to_owned(),
+            kind: kind.to_owned(),
+            ..ReceivedMaterial::default()
+        };
+        let mut found = Vec::new();
+        let held = self.files.lock().unwrap_or_else(|e| e.into_inner());
+        for entry in entries(body, "fjlb").map_err(invalid)? {
+            let (Some(clbm), Some(wjid)) = (text(entry, "clbm"), text(entry, "wjid")) else {
+                return Err(invalid("参数错误：fjlb的每一项须有clbm与wjid".into()));
+            };
+            let Some(file) = held.of_application(qqid, wjid) else {
+                return Err(self.fail("3005", &format!("文件标识不存在：{wjid}"), "unknown_file"));
+            };
+            found.push(ReceivedMaterial {
+                sm3: Some(file.sm3.clone()),
+                size: Some(file.size),
+                ..material(clbm, "file")
+            });
+        }
+        drop(held);
+        for entry in entries(body, "dzzz").map_err(invalid)? {
+            let (Some(clbm), Some(zzbs)) = (text(entry, "clbm"), text(entry, "zzbs")) else {
+                return Err(invalid("参数错误：dzzz的每一项须有clbm与zzbs".into()));
+            };
+            if sdk::ids::licence_id(zzbs).is_err() {
+                return Err(self.fail(
+                    "3006",
+                    &format!("电子证照标识校验失败：{zzbs}"),
+                    "invalid_licence",
+                ));
+            }
+            found.push(ReceivedMaterial {
+                licence_id: Some(zzbs.to_owned()),
+                verified_by: Some("check_char".into()),
+                ..material(clbm, "licence")
+            });
+        }
+        for entry in entries(body, "rqcl").map_err(invalid)? {
+            let Some(clbm) = text(entry, "clbm") else {
+                return Err(invalid("参数错误：rqcl的每一项须有clbm".into()));
+            };
+            found.push(material(clbm, "promised"));
+        }
+        Ok(found)
+    }
+
+    /// Record the materials of an application just taken (once: a repeat gets the first answer).
+    fn keep_materials(&self, materials: Vec<ReceivedMaterial>) {
+        for material in materials {
+            self.sim.record_material(material);
+        }
+    }
+}
+
 async fn swdj(State(tax): State<Arc<Tax>>, body: Bytes) -> Answer {
     let Ok(body) = serde_json::from_slice::<Value>(&body) else {
         return tax.fail("1001", "参数错误：请求体不是JSON", "invalid_request");
@@ -246,6 +355,7 @@ async fn swdj(State(tax): State<Arc<Tax>>, body: Bytes) -> Answer {
         if !ids::uscc_valid(nsrsbh) {
             return Err(tax.fail("2001", "纳税人识别号格式错误", "invalid_nsrsbh"));
         }
+        let materials = tax.listed_materials(qqid, &body)?;
         let slh = tax.sim.next_number("SW");
         let decided = time::Duration::try_from(tax.ticket_delay).unwrap_or_default();
         let refused = !ids::resident_id_valid(field("fddbrsfzjhm"));
@@ -270,6 +380,7 @@ async fn swdj(State(tax): State<Arc<Tax>>, body: Bytes) -> Answer {
                     refused,
                 },
             );
+        tax.keep_materials(materials);
         Ok(ok(json!({"slh": slh})))
     })
 }
@@ -378,6 +489,7 @@ async fn qssb(State(tax): State<Arc<Tax>>, body: Bytes) -> Answer {
                 "invalid_request",
             ));
         };
+        let materials = tax.listed_materials(qqid, &body)?;
         let slh = tax.sim.next_number("QS");
         let ynse = yuan(deed_tax_due(price, area));
         // 完税凭证号: tax authority region (351, 福建) and a running number.
@@ -400,6 +512,7 @@ async fn qssb(State(tax): State<Arc<Tax>>, body: Bytes) -> Answer {
                     ynse,
                 },
             );
+        tax.keep_materials(materials);
         Ok(ok(json!({"slh": slh})))
     })
 }

@@ -13,6 +13,8 @@ pub(crate) struct Element {
     pub name: String,
     pub text: String,
     pub children: Vec<Element>,
+    /// Attributes by local name (namespace declarations left out), values unescaped.
+    pub attributes: Vec<(String, String)>,
 }
 
 impl Element {
@@ -28,6 +30,14 @@ impl Element {
         self.child(None, name)
             .map(|c| c.text.trim())
             .filter(|t| !t.is_empty())
+    }
+
+    /// An attribute's value, by local name.
+    pub fn attribute(&self, name: &str) -> Option<&str> {
+        self.attributes
+            .iter()
+            .find(|(n, _)| n == name)
+            .map(|(_, v)| v.as_str())
     }
 }
 
@@ -50,17 +60,36 @@ pub(crate) fn parse(xml: &str) -> Result<Element, String> {
                 ));
             }
         };
-        let open = |e: &quick_xml::events::BytesStart| Element {
-            namespace: namespace.clone(),
-            name: String::from_utf8_lossy(e.local_name().as_ref()).into_owned(),
-            ..Element::default()
+        let open = |e: &quick_xml::events::BytesStart| -> Result<Element, String> {
+            let mut attributes = Vec::new();
+            for a in e.attributes() {
+                let a = a.map_err(|e| format!("XML属性格式错误：{e}"))?;
+                let key = a.key;
+                if key.as_ref() == b"xmlns" || key.prefix().is_some_and(|p| p.as_ref() == b"xmlns")
+                {
+                    continue;
+                }
+                let value = a
+                    .unescape_value()
+                    .map_err(|e| format!("XML属性格式错误：{e}"))?;
+                attributes.push((
+                    String::from_utf8_lossy(key.local_name().as_ref()).into_owned(),
+                    value.into_owned(),
+                ));
+            }
+            Ok(Element {
+                namespace: namespace.clone(),
+                name: String::from_utf8_lossy(e.local_name().as_ref()).into_owned(),
+                attributes,
+                ..Element::default()
+            })
         };
         let closed = match event {
             Event::Start(e) => {
-                stack.push(open(&e));
+                stack.push(open(&e)?);
                 None
             }
-            Event::Empty(e) => Some(open(&e)),
+            Event::Empty(e) => Some(open(&e)?),
             Event::End(_) => stack.pop(),
             Event::Text(t) => {
                 let text = t.decode().map_err(|e| e.to_string())?;
@@ -132,6 +161,20 @@ mod tests {
         assert_eq!(root.namespace.as_deref(), Some("urn:x"));
         assert_eq!(root.field("k"), Some("x & 三"));
         assert_eq!(root.field("e"), None);
+        let include = parse(
+            r#"<nr><xop:Include xmlns:xop="http://www.w3.org/2004/08/xop/include" href="cid:a%40b&amp;c"/></nr>"#,
+        )
+        .unwrap();
+        let include = &include.children[0];
+        assert_eq!(
+            include.namespace.as_deref(),
+            Some("http://www.w3.org/2004/08/xop/include")
+        );
+        assert_eq!(
+            include.attributes,
+            vec![("href".into(), "cid:a%40b&c".into())]
+        );
+        assert_eq!(include.attribute("href"), Some("cid:a%40b&c"));
         assert!(parse("<a><b></a>").is_err());
         assert!(parse("<a/><b/>").is_err());
         assert!(parse("<a>").is_err());
