@@ -5,13 +5,25 @@
 //! `queryByUnit`). Every call is `POST /services/BdcService` with
 //! `Content-Type: text/xml; charset=GBK` and `SOAPAction: "urn:bdc:<operation>"`.
 //!
+//! A transfer with uploaded files goes as SOAP with attachments, MTOM/XOP: a
+//! `multipart/related; type="application/xop+xml"` package whose root part is the GBK envelope
+//! and whose other parts are the files, each referenced from the envelope by an `xop:Include`
+//! and streamed by the host from its store (the adapter never reads them). Licences (免提交)
+//! and promised materials (容缺) are listed in the envelope; without files the transfer is a
+//! plain envelope, as before.
+//!
 //! Settings: none (the host supplies the base URL). The registry does not call back:
 //! `on-callback` is refused.
+//!
+//! # Layout
+//! - `lib.rs`: the exports, each a thin sequence of registry calls.
+//! - [`protocol`]: payload checks, GBK envelopes, the materials' elements, answer and fault
+//!   readers, schemas.
 
 pub mod protocol;
 
 use protocol::{PROPERTY, TRANSFER};
-use sdk::http::{Request, Response};
+use sdk::http::{Multipart, Request, Response};
 use sdk::{
     AdapterError, CallbackRequest, Description, FieldError, LookupInfo, MatterInfo, Receipt,
     StatusReport, Submission,
@@ -49,6 +61,26 @@ const PROPERTY_FORMATS: &[(&str, &str)] = &[
     ("/properties/unit_number", "real-estate-unit"),
     ("/properties/certificate_number", "real-estate-certificate"),
 ];
+
+/// POST an MTOM package: the GBK envelope, then each file its `xop:Include`s name, streamed
+/// by the host.
+fn call_with_attachments(
+    operation: &str,
+    envelope: Vec<u8>,
+    materials: &[sdk::Material],
+) -> Result<Response, AdapterError> {
+    let mut package = Multipart::xop(envelope, "GBK", "text/xml");
+    for (content_id, material) in protocol::attachments(materials) {
+        let (Some(file), Some(slice)) = (material.file(), material.slice()) else {
+            continue;
+        };
+        package = package.attachment(&content_id, &file.media_type, slice);
+    }
+    Ok(Request::post(protocol::SERVICE_PATH)
+        .header("SOAPAction", protocol::soap_action(operation))
+        .multipart(package)
+        .send()?)
+}
 
 /// POST one GBK envelope to the service.
 fn call(operation: &str, envelope: Vec<u8>) -> Result<Response, AdapterError> {
@@ -92,10 +124,13 @@ impl sdk::Adapter for RealEstate {
             return Err(invalid(vec![protocol::unknown_matter(&submission.matter)]));
         }
         let transfer = protocol::transfer(&submission.payload).map_err(invalid)?;
-        let response = call(
-            "submitTransfer",
-            transfer.envelope(&submission.idempotency_key)?,
-        )?;
+        let materials = &submission.materials;
+        let envelope = transfer.envelope_with(&submission.idempotency_key, materials)?;
+        let response = if materials.iter().any(|m| m.file().is_some()) {
+            call_with_attachments("submitTransfer", envelope, materials)?
+        } else {
+            call("submitTransfer", envelope)?
+        };
         let receipt = protocol::read_transfer(response.status, &response.body)?;
         sdk::log::info(&format!(
             "transfer registration accepted, slbh {}",

@@ -1,10 +1,18 @@
 //! The real-estate registry's protocol as pure functions: payload checks, SOAP 1.1 envelopes in
 //! GBK, and reading answers and faults. Nothing here calls the host.
+//!
+//! A transfer's materials (申请材料) travel in its envelope: each uploaded file as an entry of
+//! `fjlb` whose content is an `xop:Include` of a MIME part of an MTOM/XOP package
+//! (`multipart/related; type="application/xop+xml"`), the licences the registry need not ask
+//! for in `dzzz` (by GB/T 36904 identifier), the materials promised for later in `rqcl`
+//! ([`materials_xml`], [`attachments`]).
 
 pub use sdk::payload::Person;
 use sdk::payload::{Checker, FieldProblem, person, present};
-use sdk::xml::{Node, SoapFault};
-use sdk::{AdapterError, FieldError, Receipt, Rejection, StatusReport, StepState};
+use sdk::xml::{Node, SoapFault, escape};
+use sdk::{
+    AdapterError, FieldError, Material, MaterialSource, Receipt, Rejection, StatusReport, StepState,
+};
 use serde::Deserialize;
 use serde_json::{Value, json};
 
@@ -102,12 +110,37 @@ impl Transfer {
         c.into_problems()
     }
 
+    /// The `submitTransfer` parameters with the transfer's materials ([`materials_xml`]);
+    /// `ywh` is the submission's idempotency key.
+    pub fn envelope_with(
+        &self,
+        ywh: &str,
+        materials: &[Material],
+    ) -> Result<Vec<u8>, AdapterError> {
+        let lists = materials_xml(materials);
+        if lists.is_empty() {
+            return self.envelope(ywh);
+        }
+        let xml = String::from_utf8(self.xml(ywh)).expect("built as UTF-8");
+        let close = "</bdc:submitTransfer>";
+        let at = xml.rfind(close).expect("the operation element closes");
+        to_gbk(&format!("{}{lists}{}", &xml[..at], &xml[at..]))
+    }
+
     /// The `submitTransfer` parameters; `ywh` is the submission's idempotency key.
     pub fn envelope(&self, ywh: &str) -> Result<Vec<u8>, AdapterError> {
+        to_gbk(&String::from_utf8(self.xml(ywh)).expect("built as UTF-8"))
+    }
+
+    /// The `submitTransfer` envelope as text (UTF-8 bytes, declaring GBK).
+    fn xml(&self, ywh: &str) -> Vec<u8> {
         let (seller_name, seller_id) = person(&self.seller);
         let (buyer_name, buyer_id) = person(&self.buyer);
         let price = format_price(self.price.unwrap_or_default());
-        envelope(
+        sdk::xml::soap_envelope(
+            "GBK",
+            "bdc",
+            BDC_NS,
             "submitTransfer",
             &[
                 ("ywh", ywh),
@@ -123,7 +156,87 @@ impl Transfer {
                 ("jyjg", &price),
             ],
         )
+        .into_bytes()
     }
+}
+
+/// The Content-ID of a material's MIME part in an MTOM package (material codes are letters,
+/// digits, `-` and `_`: nothing to escape).
+pub fn content_id(code: &str) -> String {
+    format!("{code}@bdc.gateway")
+}
+
+/// The MIME parts an MTOM package carries for `materials`: one per distinct file (by SM3),
+/// named after the first material with those bytes: (Content-ID, the material). A material
+/// whose bytes another already carries refers to that part.
+pub fn attachments(materials: &[Material]) -> Vec<(String, &Material)> {
+    let mut parts: Vec<(String, &Material)> = Vec::new();
+    for m in materials {
+        let Some(file) = m.file() else { continue };
+        let carried = parts
+            .iter()
+            .any(|(_, p)| p.file().is_some_and(|f| f.sm3 == file.sm3));
+        if !carried {
+            parts.push((content_id(&m.code), m));
+        }
+    }
+    parts
+}
+
+/// The Content-ID of the part carrying a file with this SM3.
+fn part_of<'a>(parts: &'a [(String, &Material)], sm3: &str) -> Option<&'a str> {
+    parts
+        .iter()
+        .find(|(_, m)| m.file().is_some_and(|f| f.sm3 == sm3))
+        .map(|(id, _)| id.as_str())
+}
+
+/// The materials' elements of a `submitTransfer` (empty when there are none):
+/// `<fjlb><fj><clbm/><clmc/><wjlx/><wjdx/><wjsm3/><nr><xop:Include href="cid:…"/></nr></fj></fjlb>`
+/// for files, `<dzzz><zz><clbm/><clmc/><zzbs/><zzlx/><zzbh/></zz></dzzz>` for licences,
+/// `<rqcl><cl><clbm/><clmc/><cnrq/></cl></rqcl>` for promised materials.
+pub fn materials_xml(materials: &[Material]) -> String {
+    let parts = attachments(materials);
+    let (mut files, mut licences, mut promised) = (String::new(), String::new(), String::new());
+    for m in materials {
+        let head = sdk::xml::elements(&[("clbm", &m.code), ("clmc", &m.name)]);
+        match &m.source {
+            MaterialSource::File(f) => {
+                let cid = part_of(&parts, &f.sm3).expect("every file has a part");
+                let size = f.size.to_string();
+                files.push_str(&format!(
+                    "<fj>{head}{}<nr>{}</nr></fj>",
+                    sdk::xml::elements(&[
+                        ("wjlx", &f.media_type),
+                        ("wjdx", &size),
+                        ("wjsm3", &f.sm3)
+                    ]),
+                    sdk::http::xop_include(cid)
+                ));
+            }
+            MaterialSource::Licence(l) => licences.push_str(&format!(
+                "<zz>{head}{}</zz>",
+                sdk::xml::elements(&[("zzbs", &l.id), ("zzlx", &l.kind), ("zzbh", &l.number)])
+            )),
+            MaterialSource::Promised(due) => promised.push_str(&format!(
+                "<cl>{head}<cnrq>{}</cnrq></cl>",
+                escape(due.as_deref().unwrap_or_default())
+            )),
+        }
+    }
+    let list = |name: &str, items: String| {
+        if items.is_empty() {
+            String::new()
+        } else {
+            format!("<{name}>{items}</{name}>")
+        }
+    };
+    [
+        list("fjlb", files),
+        list("dzzz", licences),
+        list("rqcl", promised),
+    ]
+    .concat()
 }
 
 /// Parse and check a `real-estate.transfer` payload.
@@ -192,8 +305,14 @@ pub fn status_request(slbh: &str) -> Result<Vec<u8>, AdapterError> {
 
 /// A GBK-encoded SOAP request for `operation`.
 pub fn envelope(operation: &str, children: &[(&str, &str)]) -> Result<Vec<u8>, AdapterError> {
-    let xml = sdk::xml::soap_envelope("GBK", "bdc", BDC_NS, operation, children);
-    sdk::xml::encode_gbk(&xml).map_err(|_| {
+    to_gbk(&sdk::xml::soap_envelope(
+        "GBK", "bdc", BDC_NS, operation, children,
+    ))
+}
+
+/// An envelope's text in GBK; a character GBK lacks is the applicant's input.
+fn to_gbk(xml: &str) -> Result<Vec<u8>, AdapterError> {
+    sdk::xml::encode_gbk(xml).map_err(|_| {
         AdapterError::InvalidInput(vec![FieldError::new(
             "",
             "encoding",
@@ -221,6 +340,14 @@ pub enum Call {
 /// - `E100` (encoding) and `E103` (SOAPAction/operation) blame the envelope the adapter built:
 ///   `Internal` (an adapter bug, not the applicant's).
 /// - `E101` (unit number format) is the applicant's input: `InvalidInput`.
+/// - A material the registry refuses (`E107` a type it does not take, `E109` empty, `E111`
+///   over its size limit) is the applicant's: `InvalidInput` on `materials.<clbm>` (the
+///   fault's `clbm` detail) with `format`, `empty`, `too_large`.
+/// - `E106` (an `xop:Include` without its part), `E110` (a package it cannot read) and `E112`
+///   (a licence identifier whose check character fails) blame what the adapter or the gateway
+///   built: `Internal`.
+/// - `E108` (an attachment whose size or SM3 is not the declared one: altered on the way) is
+///   `Unavailable`, so the package is sent again.
 /// - `E104` on a lookup is `Rejected{not_found}`; every other coded client fault (`E102`, `E104`
 ///   on a submission, `E105`, `E201` ...) is `Rejected` with the department's code.
 /// - A client fault without an error code is an answer the adapter cannot read: `Protocol`.
@@ -246,6 +373,28 @@ pub fn fault_error(fault: &SoapFault, call: Call) -> AdapterError {
             "format",
             reason.clone(),
         )]),
+        Some(code @ ("E107" | "E109" | "E111")) => {
+            let field = fault
+                .detail("clbm")
+                .filter(|c| !c.is_empty())
+                .map_or_else(|| "materials".to_string(), |c| format!("materials.{c}"));
+            let kind = match code {
+                "E107" => "format",
+                "E109" => "empty",
+                _ => "too_large",
+            };
+            AdapterError::InvalidInput(vec![FieldError::new(
+                field,
+                kind,
+                format!("不动产登记部门拒收该材料：{reason}"),
+            )])
+        }
+        Some(code @ ("E106" | "E110" | "E112")) => AdapterError::Internal(format!(
+            "department refused the materials as sent ({code} {reason})"
+        )),
+        Some(code @ "E108") => AdapterError::Unavailable(format!(
+            "department received an attachment other than the one declared ({code} {reason}); sent again"
+        )),
         Some("E104") if call == Call::Lookup => rejected("not_found"),
         Some(code) => rejected(code),
     }

@@ -8,16 +8,29 @@
 //! or `HMAC-SM3`). Each request carries `X-App-Key`, `X-Timestamp`, `X-Nonce`, `X-Sign-Method`
 //! and `X-Signature` = hex HMAC(app-secret, METHOD\nPATH_AND_QUERY\nTIMESTAMP\nNONCE\nBODY).
 //!
+//! Materials: before the application, each file is uploaded (`POST /api/v1/wjsc`, a
+//! `multipart/form-data` form whose file the host streams from its store), signed over the SM3
+//! of the body (`X-Content-SM3`; BODY in the signed string is that hex digest), which the
+//! adapter computes by reading the file through in slices, never holding it whole. The same
+//! file twice in one application is uploaded once. The application lists the file ids, the
+//! licences (免提交) and the promised materials (容缺). The department is idempotent on the
+//! request id and the file's SM3, so an upload repeated after a crash gets the same file id.
+//!
 //! The department does not call back: `on-callback` is refused.
+//!
+//! # Layout
+//! - `lib.rs`: the exports, each a thin sequence of department calls.
+//! - [`protocol`]: payload checks, bodies, the signed string, answer readers, schemas.
 
 pub mod protocol;
 
-use protocol::{CLEARANCE, Credentials, DEED_TAX, REGISTRATION, SignMethod};
+use protocol::{CLEARANCE, Credentials, DEED_TAX, MaterialLists, REGISTRATION, SignMethod};
 use sdk::http::{Request, Response};
 use sdk::{
-    AdapterError, CallbackRequest, Description, FieldError, LookupInfo, MatterInfo, Receipt,
-    StatusReport, Submission,
+    AdapterError, CallbackRequest, Description, FieldError, LookupInfo, Material, MatterInfo,
+    Receipt, StatusReport, Submission,
 };
+use serde_json::Value;
 
 /// The tax adapter.
 pub struct Tax;
@@ -48,6 +61,59 @@ fn send_signed(request: Request) -> Result<Response, AdapterError> {
         .into_iter()
         .fold(request, |r, (k, v)| r.header(k, v));
     Ok(request.send()?)
+}
+
+/// Sign an upload (its body holds a material slice) over its body's SM3 and send it. The
+/// digest reads the file through the host in slices: memory stays a slice whatever its size.
+fn send_upload(request: Request) -> Result<Response, AdapterError> {
+    let credentials = credentials()?;
+    let digest = request.content().sm3_hex()?;
+    let headers = credentials.upload_headers(
+        request.method(),
+        request.path(),
+        &digest,
+        sdk::sign::unix_seconds(),
+        &sdk::sign::nonce(),
+    );
+    let request = headers
+        .into_iter()
+        .fold(request, |r, (k, v)| r.header(k, v));
+    Ok(request.send()?)
+}
+
+/// Upload each file among the materials for application `qqid` (a file whose bytes another
+/// material already sent is not sent again): each material's code and the department's file
+/// id.
+fn upload(qqid: &str, materials: &[Material]) -> Result<Vec<(String, String)>, AdapterError> {
+    let mut uploaded: Vec<(String, String)> = Vec::new();
+    let mut by_digest: Vec<(String, String)> = Vec::new();
+    for material in materials {
+        let Some(file) = material.file() else {
+            continue;
+        };
+        if let Some((_, id)) = by_digest.iter().find(|(sm3, _)| *sm3 == file.sm3) {
+            uploaded.push((material.code.clone(), id.clone()));
+            continue;
+        }
+        let form = protocol::upload_form(qqid, material, file);
+        let response = send_upload(Request::post(protocol::WJSC_PATH).multipart(form))?;
+        let id = protocol::read_uploaded(&material.code, response.status, &response.body)?;
+        sdk::log::info(&format!(
+            "material {} uploaded ({} bytes), wjid {id}",
+            material.code, file.size
+        ));
+        by_digest.push((file.sm3.clone(), id.clone()));
+        uploaded.push((material.code.clone(), id));
+    }
+    Ok(uploaded)
+}
+
+/// The application body with its materials: files uploaded first, then listed with the
+/// licences and promised materials.
+fn with_materials(mut body: Value, submission: &Submission) -> Result<Value, AdapterError> {
+    let uploaded = upload(&submission.idempotency_key, &submission.materials)?;
+    MaterialLists::of(&submission.materials, &uploaded).add_to(&mut body);
+    Ok(body)
 }
 
 impl sdk::Adapter for Tax {
@@ -88,7 +154,8 @@ impl sdk::Adapter for Tax {
         match submission.matter.as_str() {
             REGISTRATION => {
                 let registration = protocol::registration(&submission.payload).map_err(invalid)?;
-                let body = registration.body(&submission.idempotency_key);
+                let body =
+                    with_materials(registration.body(&submission.idempotency_key), &submission)?;
                 let response = send_signed(Request::post(protocol::SWDJ_PATH).json(&body))?;
                 let receipt = protocol::read_registration(response.status, &response.body)?;
                 sdk::log::info(&format!(
@@ -99,7 +166,7 @@ impl sdk::Adapter for Tax {
             }
             DEED_TAX => {
                 let deed_tax = protocol::deed_tax(&submission.payload).map_err(invalid)?;
-                let body = deed_tax.body(&submission.idempotency_key);
+                let body = with_materials(deed_tax.body(&submission.idempotency_key), &submission)?;
                 let response = send_signed(Request::post(protocol::QSSB_PATH).json(&body))?;
                 let receipt = protocol::read_deed_tax(response.status, &response.body)?;
                 sdk::log::info(&format!(

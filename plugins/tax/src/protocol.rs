@@ -1,10 +1,21 @@
 //! The tax department's protocol as pure functions: payload checks, request bodies, the signed
 //! canonical string, and reading answers. Nothing here calls the host, so all of it runs in
 //! native unit tests.
+//!
+//! Materials (申请材料) go first: each file is uploaded on its own (`POST /api/v1/wjsc`, a
+//! `multipart/form-data` form, [`upload_form`]) and answered with a file id (`wjid`); the
+//! application then lists the file ids (`fjlb`), the licences the department need not ask for
+//! (`dzzz`, by GB/T 36904 identifier) and the materials promised for later (`rqcl`)
+//! ([`MaterialLists`]). An upload is signed over the SM3 of its whole body instead of the body
+//! itself ([`Credentials::upload_headers`]), since the adapter never holds the file.
 
+use sdk::http::{Multipart, Slice};
 pub use sdk::payload::Person;
 use sdk::payload::{Checker, FieldProblem, person, present};
-use sdk::{AdapterError, Receipt, Rejection, StatusReport, StepState};
+use sdk::{
+    AdapterError, FieldError, FileInfo, Material, MaterialSource, Receipt, Rejection, StatusReport,
+    StepState,
+};
 use serde::Deserialize;
 use serde_json::{Value, json};
 
@@ -21,6 +32,127 @@ pub const SWDJ_PATH: &str = "/api/v1/swdj";
 pub const QSSB_PATH: &str = "/api/v1/qssb";
 /// 清税查询 path.
 pub const QSCX_PATH: &str = "/api/v1/qscx";
+/// 文件上传 path.
+pub const WJSC_PATH: &str = "/api/v1/wjsc";
+
+/// The upload form of one material's file: the application's request id (`qqid`), the
+/// material's code and name, the file's SM3 (which the department checks against what
+/// arrives), and the file itself, streamed by the host.
+pub fn upload_form(qqid: &str, material: &Material, file: &FileInfo) -> Multipart {
+    Multipart::form_data()
+        .field("qqid", qqid)
+        .field("clbm", &material.code)
+        .field("clmc", &material.name)
+        .field("wjsm3", &file.sm3)
+        .file(
+            "file",
+            &format!("{}.{}", material.code, extension(&file.media_type)),
+            &file.media_type,
+            Slice::new(&material.code, 0, file.size),
+        )
+}
+
+/// The file name extension of a material's media type.
+pub fn extension(media_type: &str) -> &'static str {
+    match media_type {
+        "application/pdf" => "pdf",
+        "application/ofd" => "ofd",
+        "image/jpeg" => "jpg",
+        "image/png" => "png",
+        _ => "bin",
+    }
+}
+
+/// What an application says of its materials: the files uploaded (code, name, file id), the
+/// licences the gateway holds in their place (免提交) and the materials promised for later
+/// (容缺受理).
+#[derive(Debug, Clone, Default)]
+pub struct MaterialLists {
+    /// `fjlb`: (code, name, file id).
+    pub files: Vec<(String, String, String)>,
+    /// `dzzz`: the material's code and name, and the licence.
+    pub licences: Vec<(String, String, sdk::LicenceRef)>,
+    /// `rqcl`: code, name, the date promised (when set).
+    pub promised: Vec<(String, String, Option<String>)>,
+}
+
+impl MaterialLists {
+    /// The lists of `materials`, files named by the ids `uploaded` gives for their codes.
+    pub fn of(materials: &[Material], uploaded: &[(String, String)]) -> MaterialLists {
+        let mut lists = MaterialLists::default();
+        for m in materials {
+            let (code, name) = (m.code.clone(), m.name.clone());
+            match &m.source {
+                MaterialSource::File(_) => {
+                    if let Some((_, id)) = uploaded.iter().find(|(c, _)| *c == m.code) {
+                        lists.files.push((code, name, id.clone()));
+                    }
+                }
+                MaterialSource::Licence(l) => lists.licences.push((code, name, l.clone())),
+                MaterialSource::Promised(due) => lists.promised.push((code, name, due.clone())),
+            }
+        }
+        lists
+    }
+
+    /// Add the lists to an application body (`swdj`, `qssb`); an empty list is left out, so an
+    /// application without materials is what it always was.
+    pub fn add_to(&self, body: &mut Value) {
+        if !self.files.is_empty() {
+            body["fjlb"] = self
+                .files
+                .iter()
+                .map(|(code, name, id)| json!({"clbm": code, "clmc": name, "wjid": id}))
+                .collect();
+        }
+        if !self.licences.is_empty() {
+            body["dzzz"] = self
+                .licences
+                .iter()
+                .map(|(code, name, l)| {
+                    json!({"clbm": code, "clmc": name, "zzbs": l.id, "zzlx": l.kind, "zzbh": l.number})
+                })
+                .collect();
+        }
+        if !self.promised.is_empty() {
+            body["rqcl"] = self
+                .promised
+                .iter()
+                .map(|(code, name, due)| json!({"clbm": code, "clmc": name, "cnrq": due}))
+                .collect();
+        }
+    }
+}
+
+/// The file id of an upload (`wjsc`), or what the department's refusal means:
+/// - `3001` empty, `3002` over its size limit, `3004` a type it does not take: the applicant's
+///   material, `InvalidInput` on `materials.<code>` (`empty`, `too_large`, `format`), never
+///   retried;
+/// - `3003` the file's SM3 is not the one declared: the bytes the host streamed are not those
+///   the gateway recorded, `Internal`;
+/// - `4014` (HTTP 401) the body is not the one signed, altered on the way: `Unavailable`, so the
+///   upload is made again.
+pub fn read_uploaded(code: &str, status: u16, body: &[u8]) -> Result<String, AdapterError> {
+    let data = read_answer(status, body)?.map_err(|(department_code, msg)| {
+        let problem = |kind: &str| {
+            AdapterError::InvalidInput(vec![FieldError::new(
+                format!("materials.{code}"),
+                kind,
+                format!("税务部门拒收该材料：{msg}"),
+            )])
+        };
+        match department_code.as_str() {
+            "3001" => problem("empty"),
+            "3002" => problem("too_large"),
+            "3004" => problem("format"),
+            "3003" => AdapterError::Internal(format!(
+                "the department found another SM3 in material `{code}` than the one declared ({department_code} {msg})"
+            )),
+            _ => rejected(department_code, msg),
+        }
+    })?;
+    Ok(text(&data, "wjid")?.to_string())
+}
 
 /// Unified payload of `tax.registration`.
 #[derive(Debug, Default, Deserialize)]
@@ -326,6 +458,28 @@ impl Credentials {
             ),
         ]
     }
+
+    /// The authentication headers of an upload, whose body the adapter does not hold: the
+    /// canonical string ends with the hex SM3 of the body instead of the body, and the digest
+    /// travels as `X-Content-SM3` (the department checks it against what arrives).
+    pub fn upload_headers(
+        &self,
+        method: &str,
+        path_and_query: &str,
+        body_sm3: &str,
+        timestamp: u64,
+        nonce: &str,
+    ) -> Vec<(String, String)> {
+        let mut headers = self.headers(
+            method,
+            path_and_query,
+            body_sm3.as_bytes(),
+            timestamp,
+            nonce,
+        );
+        headers.push(("X-Content-SM3".into(), body_sm3.to_string()));
+        headers
+    }
 }
 
 /// A department answer that is well-formed: `Ok(data)` for code 0000, else `Err((code, msg))`.
@@ -396,6 +550,9 @@ fn authentication_error(code: &str, msg: &str) -> AdapterError {
         "4012" => AdapterError::Internal(format!(
             "department refused the request timestamp ({code} {msg}): check the host clock"
         )),
+        "4014" => AdapterError::Unavailable(format!(
+            "department received an upload other than the one signed ({code} {msg}); sent again"
+        )),
         _ => AdapterError::Internal(format!(
             "department refused the request signature ({code} {msg}): check app-key, app-secret and sign-method"
         )),
@@ -413,9 +570,21 @@ fn text<'a>(data: &'a Value, field: &str) -> Result<&'a str, AdapterError> {
         .ok_or_else(|| AdapterError::Protocol(format!("department answer has no `{field}`")))
 }
 
-/// The receipt of `POST /api/v1/swdj`: accepted under its 受理号.
+/// The receipt of `POST /api/v1/swdj`: accepted under its 受理号. Refusals are the
+/// department's on the merits (`Rejected`), but for the materials list: `3005` (a file id it
+/// does not hold for this application: it lost the upload) is `Unavailable`, so the next
+/// attempt uploads again; `3006` (a licence identifier whose check character fails: the
+/// gateway's licence) is `Internal`.
 pub fn read_registration(status: u16, body: &[u8]) -> Result<Receipt, AdapterError> {
-    let data = read_answer(status, body)?.map_err(|(code, msg)| rejected(code, msg))?;
+    let data = read_answer(status, body)?.map_err(|(code, msg)| match code.as_str() {
+        "3005" => AdapterError::Unavailable(format!(
+            "department does not hold an uploaded file ({code} {msg}); uploaded again"
+        )),
+        "3006" => AdapterError::Internal(format!(
+            "department refused a licence identifier ({code} {msg})"
+        )),
+        _ => rejected(code, msg),
+    })?;
     Ok(Receipt::accepted(text(&data, "slh")?))
 }
 
@@ -781,6 +950,36 @@ mod tests {
         let no_info = br#"{"code":"0000","data":{"slh":"SW1","zt":"02","swdjxx":null}}"#;
         assert!(matches!(
             read_status("SW1", 200, no_info),
+            Err(AdapterError::Protocol(_))
+        ));
+    }
+
+    #[test]
+    fn upload_answers() {
+        let ok = r#"{"code":"0000","msg":"成功","data":{"wjid":"WJ1","wjdx":10}}"#.as_bytes();
+        assert_eq!(read_uploaded("lease", 200, ok).unwrap(), "WJ1");
+        for (code, kind) in [("3001", "empty"), ("3002", "too_large"), ("3004", "format")] {
+            let body = format!(r#"{{"code":"{code}","msg":"拒收","data":null}}"#);
+            match read_uploaded("lease", 200, body.as_bytes()) {
+                Err(AdapterError::InvalidInput(p)) => {
+                    assert_eq!(
+                        (p[0].field.as_str(), p[0].code.as_str()),
+                        ("materials.lease", kind)
+                    )
+                }
+                other => panic!("{code}: {other:?}"),
+            }
+        }
+        assert!(matches!(
+            read_uploaded("lease", 200, br#"{"code":"3003","msg":"x"}"#),
+            Err(AdapterError::Internal(m)) if m.contains("lease")
+        ));
+        assert!(matches!(
+            read_uploaded("lease", 401, br#"{"code":"4014","msg":"x"}"#),
+            Err(AdapterError::Unavailable(_))
+        ));
+        assert!(matches!(
+            read_uploaded("lease", 200, br#"{"code":"0000","data":{}}"#),
             Err(AdapterError::Protocol(_))
         ));
     }
