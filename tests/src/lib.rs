@@ -11,7 +11,7 @@
 //! - `adapters/hostile`: a misbehaving adapter for the isolation tests.
 
 use anyhow::Context;
-use departments::Departments;
+pub use departments::Departments;
 use gateway::Gateway;
 use serde_json::Value;
 use std::path::{Path, PathBuf};
@@ -752,6 +752,11 @@ impl GatewayProcess {
             output,
             new_line,
         })
+    }
+
+    /// The process id (for its resident set in `/proc`), while it runs.
+    pub fn pid(&self) -> Option<u32> {
+        self.child.id()
     }
 
     /// Wait until the process writes a line that satisfies `found` (woken by each new line,

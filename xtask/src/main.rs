@@ -655,22 +655,44 @@ fn bench(root: &Path, extra: &[String]) -> anyhow::Result<()> {
     // each would check the build three or four times, and (nested in `cargo xtask`) with
     // environments that made cargo rebuild ring and what depends on it (BENCHMARKS.md).
     let mut build = cargo();
-    build.args(["build", "--release", "-p", "integration-tests", "--bins"]);
+    build.args([
+        "build",
+        "--release",
+        "-p",
+        "integration-tests",
+        "--bins",
+        "-p",
+        "gateway",
+        "-p",
+        "departments",
+    ]);
     run(build)?;
     let release = root.join("target/release");
     let bench_binary = |name: &str| {
         let mut command = Command::new(release.join(name));
         without_cargo_run_env(&mut command);
-        command.env("GATEWAY_ADAPTERS_DIR", adapters_dir(root));
+        command
+            .env("GATEWAY_ADAPTERS_DIR", adapters_dir(root))
+            .env("GATEWAY_BINARY", release.join("gateway"));
         command
     };
+    // `--materials-only`: uploads and a large material's delivery, nothing else.
+    if extra.iter().any(|a| a == "--materials-only") {
+        return run(bench_binary("bench_materials"));
+    }
     let mut bench = bench_binary("bench");
     bench.args(extra);
     run(bench)?;
+    // `--fairness-only` asks for that one measurement: the other binaries are not run.
+    if extra.iter().any(|a| a == "--fairness-only") {
+        return Ok(());
+    }
     // Case throughput and 企业开办 latency: on SQLite, then acceptance on PostgreSQL if named.
     run(bench_binary("bench_cases"))?;
     // Hot swaps under load.
     run(bench_binary("bench_swaps"))?;
+    // Uploads (MB/s, memory with several large ones at once) and a large material's delivery.
+    run(bench_binary("bench_materials"))?;
     if std::env::var("GATEWAY_TEST_POSTGRES_URL").is_ok_and(|u| !u.is_empty()) {
         let mut on_postgres = bench_binary("bench_cases");
         on_postgres

@@ -225,6 +225,7 @@ pub async fn start(opts: Options) -> anyhow::Result<Departments> {
         opts.ticket_delay,
         opts.token_ttl,
         tls::callback_client()?,
+        opts.gateway.clone(),
     );
     let market_regulation = serve_plain(sim, opts.ports.market_regulation, router).await?;
 
