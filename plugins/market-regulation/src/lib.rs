@@ -6,18 +6,33 @@
 //! `POST /api/food-permits`, never called back: polled with `GET /api/food-permits/{applicationNo}`)
 //! and the lookup `market-regulation.enterprise` (`GET /api/enterprises/{uscc}`).
 //!
+//! An application's materials go first: each file uploaded in chunks behind the same OAuth
+//! token ([`uploads`]: open, one `PUT` per chunk with its SM3, complete with the whole's SM3),
+//! the host streaming each chunk from its store, so a file never enters the adapter; the
+//! application then names the files by the department's ids, and each 免提交 licence by its
+//! GB/T 36904 identifier, which the department verifies with the gateway. An upload cut off
+//! (a crash, a retry) resumes: the open says which chunks the department has.
+//!
 //! Settings: `client-id`, `client-secret` (token grant), `callback-secret` (HMAC-SHA256 key of the
 //! callbacks' `X-Signature`). The access token is cached under `token` for its lifetime less
 //! 30 s; a 401 `invalid_token` drops it, fetches a new one and retries the call once.
+//!
+//! # Layout
+//! - `lib.rs`: the exports, each a sequence of calls through the host.
+//! - [`protocol`]: payloads, tokens, applications, callbacks, lookups as pure functions.
+//! - [`uploads`]: the upload in chunks as pure functions.
 
 pub mod protocol;
+pub mod uploads;
 
 use protocol::{BUSINESS_LICENCE, ENTERPRISE, FOOD_PERMIT, TOKEN_CACHE_KEY};
-use sdk::http::{Request, Response};
+use sdk::http::{Body, Request, Response};
 use sdk::{
-    AdapterError, CallbackRequest, Description, FieldError, LookupInfo, MatterInfo, Receipt,
-    StatusReport, Submission,
+    AdapterError, CallbackRequest, Description, FieldError, LookupInfo, Material, MatterInfo,
+    Receipt, StatusReport, Submission,
 };
+use serde_json::Value;
+use std::collections::BTreeMap;
 
 /// The market-regulation adapter.
 pub struct MarketRegulation;
@@ -67,6 +82,59 @@ fn call(build: impl Fn() -> Request) -> Result<Response, AdapterError> {
         .send()?)
 }
 
+/// Upload one file in chunks; the department's id of it. Chunks the department has already
+/// (the open says) are not sent again.
+fn upload(request_id: &str, material: &Material) -> Result<Option<String>, AdapterError> {
+    let Some(file) = material.file() else {
+        return Ok(None);
+    };
+    let code = material.code.as_str();
+    let open = uploads::open_body(request_id, material, file);
+    let response = call(|| Request::post(uploads::FILES_PATH).json(&open))?;
+    let opened = uploads::read_opened(response.status, &response.body, file.size)?;
+    if !opened.complete {
+        for chunk in sdk::materials::chunks(file.size, opened.chunk_size) {
+            if opened.received.contains(&chunk.index) {
+                continue;
+            }
+            // Read through once for the digest; the host streams the bytes again to send them.
+            let sm3 = chunk.sm3_hex(code)?;
+            let path = uploads::chunk_path(&opened.file_id, chunk.index);
+            let response = call(|| {
+                Request::put(&path)
+                    .header("Content-Type", "application/octet-stream")
+                    .header(uploads::CHUNK_SM3_HEADER, &sm3)
+                    .parts(Body::from(chunk.slice(code)))
+            })?;
+            uploads::read_chunk(response.status, &response.body)?;
+        }
+        let done = uploads::complete_body(file);
+        let path = uploads::complete_path(&opened.file_id);
+        let response = call(|| Request::post(&path).json(&done))?;
+        uploads::read_completed(response.status, &response.body, file)?;
+    }
+    sdk::log::info(&format!(
+        "material {code} uploaded, fileId {}",
+        opened.file_id
+    ));
+    Ok(Some(opened.file_id))
+}
+
+/// Upload the submission's files and name its materials in the application `body`.
+fn attach_materials(body: &mut Value, submission: &Submission) -> Result<(), AdapterError> {
+    if submission.materials.is_empty() {
+        return Ok(());
+    }
+    let mut uploaded = BTreeMap::new();
+    for material in &submission.materials {
+        if let Some(file_id) = upload(&submission.idempotency_key, material)? {
+            uploaded.insert(material.code.clone(), file_id);
+        }
+    }
+    body["materials"] = uploads::materials_field(&submission.materials, &uploaded);
+    Ok(())
+}
+
 impl sdk::Adapter for MarketRegulation {
     fn describe() -> Description {
         Description {
@@ -104,7 +172,8 @@ impl sdk::Adapter for MarketRegulation {
         match submission.matter.as_str() {
             BUSINESS_LICENCE => {
                 let licence = protocol::licence(&submission.payload).map_err(invalid)?;
-                let body = licence.body(&submission.idempotency_key, &submission.callback_url);
+                let mut body = licence.body(&submission.idempotency_key, &submission.callback_url);
+                attach_materials(&mut body, &submission)?;
                 let response = call(|| Request::post(protocol::LICENCES_PATH).json(&body))?;
                 let receipt = protocol::read_submitted(response.status, &response.body)?;
                 sdk::log::info(&format!(
@@ -115,7 +184,8 @@ impl sdk::Adapter for MarketRegulation {
             }
             FOOD_PERMIT => {
                 let permit = protocol::food_permit(&submission.payload).map_err(invalid)?;
-                let body = permit.body(&submission.idempotency_key);
+                let mut body = permit.body(&submission.idempotency_key);
+                attach_materials(&mut body, &submission)?;
                 let response = call(|| Request::post(protocol::FOOD_PERMITS_PATH).json(&body))?;
                 let receipt = protocol::read_permit_submitted(response.status, &response.body)?;
                 sdk::log::info(&format!(

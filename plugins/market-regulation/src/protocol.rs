@@ -333,7 +333,14 @@ pub fn api_error(status: u16, body: &[u8]) -> AdapterError {
             parsed.map_or_else(|| "invalid".into(), |e| e.error),
             or(message, "市场监管部门认为申请字段有误"),
         )]),
-        _ => AdapterError::Protocol(format!("department answered HTTP {status}")),
+        _ => AdapterError::Protocol(match parsed {
+            // 400: the request was wrong (an application naming a file not uploaded …).
+            Some(e) => format!(
+                "department answered HTTP {status} {} {}",
+                e.error, e.message
+            ),
+            None => format!("department answered HTTP {status}"),
+        }),
     }
 }
 

@@ -121,3 +121,168 @@ fn wrong_client_credentials_are_for_an_operator() {
     assert!(matches!(error, AdapterError::Internal(m) if m.contains("client-secret")));
     harness.finish();
 }
+
+// ---- materials: uploaded in chunks before the application that names them ----
+
+use market_regulation_adapter::protocol::FOOD_PERMIT;
+use sdk::LicenceRef;
+
+const PERMIT: &str = r#"{"credit_code":"91350100M000100Y43","enterprise_name":"福州测试科技有限公司",
+    "address":"福州市鼓楼区五四路1号","legal_representative":{"name":"张三","id_number":"11010519491231002X"},
+    "business_items":["热食类食品制售"],"premises_area":120.5}"#;
+const CALLBACK: &str = "https://gw.example/callbacks/market-regulation";
+const MIB: usize = 1 << 20;
+
+/// 2.5 MiB that are not a pattern: three chunks of 1 MiB, the last a half.
+fn rules() -> Vec<u8> {
+    let mut bytes = b"%PDF-1.7\n".to_vec();
+    bytes
+        .extend((0..(5 * MIB / 2) as u32 - 9).map(|i| (i.wrapping_mul(2_654_435_761) >> 11) as u8));
+    bytes
+}
+
+fn licence() -> LicenceRef {
+    LicenceRef {
+        id: "1.2.156.3005.2.11350100003501011L001.11350100003501011L.2025AB.001.X".into(),
+        kind: "business_licence".into(),
+        number: "350100000000001".into(),
+    }
+}
+
+fn with_materials(bytes: &[u8]) -> Harness {
+    harness()
+        .cached(TOKEN_CACHE_KEY, "t-1", 60_000)
+        .material(
+            "food-safety-rules",
+            "食品安全管理制度",
+            "application/pdf",
+            bytes.to_vec(),
+        )
+        .licence("business-licence", "营业执照", licence())
+}
+
+fn submit(harness: &Harness) -> Result<sdk::Receipt, AdapterError> {
+    MarketRegulation::submit(sdk::Submission {
+        case_id: "case-1".into(),
+        matter: FOOD_PERMIT.into(),
+        idempotency_key: "case-1:food_permit".into(),
+        payload: PERMIT.into(),
+        callback_url: CALLBACK.into(),
+        materials: harness.materials(),
+    })
+}
+
+fn open(received: &[u64], status: &str) -> Exchange {
+    Exchange::post("/v2/files")
+        .header("Authorization", "Bearer t-1")
+        .body_json(|open| {
+            assert_eq!(open["requestId"], "case-1:food_permit");
+            assert_eq!(open["code"], "food-safety-rules");
+            assert_eq!(open["size"], rules().len());
+            assert_eq!(open["sm3"], sdk::sign::sm3_hex(&rules()));
+            assert_eq!(open["chunkSize"], MIB);
+        })
+        .respond_json(
+            201,
+            &json!({"fileId": "F-7", "chunkSize": MIB, "chunks": 3, "received": received,
+                    "status": status}),
+        )
+}
+
+fn chunk(n: usize, bytes: &[u8]) -> Exchange {
+    let part = bytes[n * MIB..((n + 1) * MIB).min(bytes.len())].to_vec();
+    Exchange::new("PUT", format!("/v2/files/F-7/chunks/{n}"))
+        .header("Authorization", "Bearer t-1")
+        .header("X-Chunk-SM3", sdk::sign::sm3_hex(&part))
+        .streams("food-safety-rules")
+        .body(part)
+        .respond_json(200, &json!({"fileId": "F-7", "chunk": n}))
+}
+
+fn complete(bytes: &[u8]) -> Exchange {
+    let whole = json!({"sm3": sdk::sign::sm3_hex(bytes), "size": bytes.len()});
+    let expected = whole.clone();
+    Exchange::post("/v2/files/F-7/complete")
+        .body_json(move |body| assert_eq!(*body, expected))
+        .respond_json(
+            200,
+            &json!({"fileId": "F-7", "status": "COMPLETE", "sm3": whole["sm3"], "size": whole["size"]}),
+        )
+}
+
+fn application() -> Exchange {
+    Exchange::post("/api/food-permits")
+        .header("Authorization", "Bearer t-1")
+        .body_json(|application| {
+            assert_eq!(application["requestId"], "case-1:food_permit");
+            assert_eq!(
+                application["materials"],
+                json!([
+                    {"code": "business-licence", "name": "营业执照",
+                     "licence": {"id": licence().id, "kind": "business_licence", "number": "350100000000001"}},
+                    {"code": "food-safety-rules", "name": "食品安全管理制度", "fileId": "F-7"},
+                ])
+            );
+        })
+        .respond_json(202, &json!({"applicationNo": "SPJY1", "status": "ACCEPTED"}))
+}
+
+#[test]
+fn files_go_up_in_chunks_with_their_sm3_before_the_application_names_them() {
+    let bytes = rules();
+    let harness = with_materials(&bytes)
+        .expect(open(&[], "UPLOADING"))
+        .expect(chunk(0, &bytes))
+        .expect(chunk(1, &bytes))
+        .expect(chunk(2, &bytes))
+        .expect(complete(&bytes))
+        .expect(application());
+    assert_eq!(submit(&harness).unwrap().reference, "SPJY1");
+    // Read through for the chunks' digests, a host read at a time; the bytes sent were
+    // streamed by the host.
+    let read: usize = harness.reads().iter().map(|r| r.got).sum();
+    assert_eq!(read, bytes.len());
+    assert!(
+        harness
+            .reads()
+            .iter()
+            .all(|r| r.max <= sdk::materials::READ_MAX)
+    );
+    harness.finish();
+}
+
+#[test]
+fn an_upload_cut_off_resumes_where_the_department_stands() {
+    let bytes = rules();
+    // After a crash the department has chunk 0 (and 2): only chunk 1 goes again.
+    let harness = with_materials(&bytes)
+        .expect(open(&[0, 2], "UPLOADING"))
+        .expect(chunk(1, &bytes))
+        .expect(complete(&bytes))
+        .expect(application());
+    submit(&harness).unwrap();
+    harness.finish();
+    // The whole file is there already: straight to the application.
+    let harness = with_materials(&bytes)
+        .expect(open(&[0, 1, 2], "COMPLETE"))
+        .expect(application());
+    submit(&harness).unwrap();
+    harness.finish();
+}
+
+#[test]
+fn a_refused_chunk_stops_the_submission_for_the_gateway_to_send_again() {
+    let bytes = rules();
+    let harness = with_materials(&bytes)
+        .expect(open(&[], "UPLOADING"))
+        .expect(Exchange::new("PUT", "/v2/files/F-7/chunks/0").respond_json(
+            400,
+            &json!({"error": "chunk_digest_mismatch", "message": "分片0的SM3与内容不符"}),
+        ));
+    let error = submit(&harness).unwrap_err();
+    assert!(
+        matches!(&error, AdapterError::Protocol(m) if m.contains("chunk_digest_mismatch")),
+        "{error:?}"
+    );
+    harness.finish();
+}

@@ -1,23 +1,36 @@
 //! 市场监管: JSON REST behind OAuth2 client credentials; licence applications are decided later
 //! and announced by a signed callback, food business permits are decided later and polled
 //! (PROTOCOLS.md, "Market regulation").
+//!
+//! An application's materials are uploaded first, in chunks, behind the same token
+//! ([`files`]), and the application names them by file id; a 免提交 licence it names by its
+//! GB/T 36904 identifier, which the department verifies with the gateway ([`sharing`]) before
+//! it takes the application.
+//!
+//! # Layout
+//! - this file: tokens, the routes, applications and their decisions.
+//! - [`files`]: uploads in chunks, checked, kept once, reassembled and verified.
+//! - [`sharing`]: licences verified at the gateway's licence-sharing endpoint.
+
+mod files;
+mod sharing;
 
 use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
 use axum::body::Bytes;
-use axum::extract::{Form, Path, Request, State};
-use axum::http::{StatusCode, header};
+use axum::extract::{DefaultBodyLimit, Form, Path, Request, State};
+use axum::http::{HeaderMap, StatusCode, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
+use axum::routing::{get, post, put};
 use axum::{Json, Router};
 use hmac::{Hmac, Mac};
 use serde_json::{Value, json};
 
-use crate::common::{self, Answer, Profile, Sim};
-use crate::ids;
+use crate::common::{self, Answer, Profile, ReceivedMaterial, Sim};
+use crate::{GatewayLink, ids};
 
 const CLIENT_ID: &str = "gw-demo";
 const CLIENT_SECRET: &str = "mr-demo-secret";
@@ -57,6 +70,7 @@ struct Registry {
     names: HashSet<String>,
     licences: HashMap<String, Licence>,
     food_permits: HashMap<String, FoodPermit>,
+    files: files::Files,
 }
 
 struct MarketRegulation {
@@ -65,6 +79,8 @@ struct MarketRegulation {
     token_ttl: Duration,
     registry: Mutex<Registry>,
     client: reqwest::Client,
+    /// Where licences named in applications are verified.
+    gateway: GatewayLink,
 }
 
 impl MarketRegulation {
@@ -78,6 +94,7 @@ pub(crate) fn router(
     ticket_delay: Duration,
     token_ttl: Duration,
     client: reqwest::Client,
+    gateway: GatewayLink,
 ) -> Router {
     let mut registry = Registry::default();
     let seed = Enterprise {
@@ -96,6 +113,7 @@ pub(crate) fn router(
         token_ttl,
         registry: Mutex::new(registry),
         client,
+        gateway,
     });
     let api = Router::new()
         .route("/api/enterprises/{uscc}", get(enterprise))
@@ -103,6 +121,12 @@ pub(crate) fn router(
         .route("/api/licences/{no}", get(licence))
         .route("/api/food-permits", post(apply_food_permit))
         .route("/api/food-permits/{no}", get(food_permit))
+        .route("/v2/files", post(open_file))
+        .route(
+            "/v2/files/{id}/chunks/{n}",
+            put(put_chunk).layer(DefaultBodyLimit::max(files::MAX_CHUNK as usize)),
+        )
+        .route("/v2/files/{id}/complete", post(complete_file))
         .layer(axum::middleware::from_fn_with_state(
             state.clone(),
             require_token,
@@ -121,6 +145,11 @@ pub(crate) fn router(
                 ("POST", "/api/food-permits") => "food_permit",
                 (_, p) if p.starts_with("/api/food-permits/") => "food_permit_status",
                 (_, p) if p.starts_with("/api/enterprises/") => "enterprise",
+                ("POST", "/v2/files") => "file_open",
+                (_, p) if p.starts_with("/v2/files/") && p.ends_with("/complete") => {
+                    "file_complete"
+                }
+                (_, p) if p.starts_with("/v2/files/") => "file_chunk",
                 _ => "unknown",
             }
             .to_owned()
@@ -247,9 +276,19 @@ async fn apply(State(mr): State<Arc<MarketRegulation>>, body: Bytes) -> Answer {
     let Some(request_id) = text(&body, "/requestId") else {
         return invalid(&mr, "缺少requestId");
     };
+    let named = match read_materials(&body) {
+        Ok(named) => named,
+        Err(m) => return invalid(&mr, &m),
+    };
+    // The new enterprise holds no licence yet: a licence named is checked as named.
+    let licences = match verify_licences(&mr, &named, None).await {
+        Ok(verified) => verified,
+        Err(refusal) => return refusal,
+    };
     mr.sim.submit(request_id, || {
         let checked = check_application(&body).map_err(|m| invalid(&mr, &m))?;
         let mut reg = mr.registry();
+        let materials = take_materials(&mr, &reg.files, request_id, &named, licences)?;
         if !reg.names.insert(checked.name.clone()) {
             mr.sim.reject("name_taken");
             return Err(Answer::json(
@@ -266,6 +305,7 @@ async fn apply(State(mr): State<Arc<MarketRegulation>>, body: Bytes) -> Answer {
             },
         );
         drop(reg);
+        record(&mr, request_id, materials);
         tracing::info!(
             application_no = no,
             request_id,
@@ -414,14 +454,27 @@ async fn apply_food_permit(State(mr): State<Arc<MarketRegulation>>, body: Bytes)
     let Some(request_id) = text(&body, "/requestId") else {
         return invalid(&mr, "缺少requestId");
     };
+    let named = match read_materials(&body) {
+        Ok(named) => named,
+        Err(m) => return invalid(&mr, &m),
+    };
+    // A licence named must be the applicant's own: held by the enterprise applying.
+    let licences = match verify_licences(&mr, &named, text(&body, "/uscc")).await {
+        Ok(verified) => verified,
+        Err(refusal) => return refusal,
+    };
     mr.sim.submit(request_id, || {
         let id_number = check_food_permit(&body).map_err(|m| invalid(&mr, &m))?;
+        let mut reg = mr.registry();
+        let materials = take_materials(&mr, &reg.files, request_id, &named, licences)?;
         let no = mr.sim.next_number("SPJY");
         let permit = FoodPermit {
             decided_at: Instant::now() + mr.ticket_delay,
             permit_no: new_permit_no(),
         };
-        mr.registry().food_permits.insert(no.clone(), permit);
+        reg.food_permits.insert(no.clone(), permit);
+        drop(reg);
+        record(&mr, request_id, materials);
         tracing::info!(
             application_no = no,
             request_id,
@@ -490,9 +543,260 @@ async fn food_permit(State(mr): State<Arc<MarketRegulation>>, Path(no): Path<Str
     .into_response()
 }
 
+// ---- materials: uploads in chunks, and the materials an application names ----
+
+fn refused(mr: &MarketRegulation, refusal: files::Refused) -> Response {
+    mr.sim.reject(refusal.error);
+    (refusal.status, Json(refusal.body())).into_response()
+}
+
+/// `POST /v2/files`: open an upload (201), or answer where this application's file stands
+/// (200).
+async fn open_file(State(mr): State<Arc<MarketRegulation>>, body: Bytes) -> Response {
+    let declared = serde_json::from_slice::<Value>(&body)
+        .map_err(|_| "请求体不是JSON".to_string())
+        .and_then(|body| files::Declared::read(&body));
+    let declared = match declared {
+        Ok(d) => d,
+        Err(m) => return invalid(&mr, &m).into_response(),
+    };
+    let (new, answer) = mr
+        .registry()
+        .files
+        .open(declared, || mr.sim.next_number("WJ"));
+    let status = if new {
+        StatusCode::CREATED
+    } else {
+        StatusCode::OK
+    };
+    (status, Json(answer)).into_response()
+}
+
+/// `PUT /v2/files/{id}/chunks/{n}`: one chunk, with `X-Chunk-SM3`.
+async fn put_chunk(
+    State(mr): State<Arc<MarketRegulation>>,
+    Path((id, n)): Path<(String, u64)>,
+    headers: HeaderMap,
+    mut bytes: Bytes,
+) -> Response {
+    if mr.sim.faults().corrupt_materials && !bytes.is_empty() {
+        let mut damaged = bytes.to_vec();
+        damaged[0] ^= 1;
+        bytes = Bytes::from(damaged);
+    }
+    // Hashed outside the lock: other requests do not wait on it.
+    let actual = sdk::sign::sm3_hex(&bytes);
+    let claimed = headers.get("x-chunk-sm3").and_then(|v| v.to_str().ok());
+    let taken = mr.registry().files.chunk(&id, n, claimed, &actual, bytes);
+    match taken {
+        Ok(answer) => Json(answer).into_response(),
+        Err(refusal) => refused(&mr, refusal),
+    }
+}
+
+/// `POST /v2/files/{id}/complete` `{"sm3", "size"}`: reassemble and verify.
+async fn complete_file(
+    State(mr): State<Arc<MarketRegulation>>,
+    Path(id): Path<String>,
+    body: Bytes,
+) -> Response {
+    let claimed = serde_json::from_slice::<Value>(&body).ok().and_then(|b| {
+        let sm3 = b.get("sm3")?.as_str()?.to_owned();
+        Some((sm3, b.get("size")?.as_u64()?))
+    });
+    let Some((sm3, size)) = claimed else {
+        return invalid(&mr, "须有sm3与size").into_response();
+    };
+    let chunks = mr.registry().files.to_reassemble(&id);
+    let chunks = match chunks {
+        Ok(Ok(chunks)) => chunks,
+        Ok(Err(done)) => return Json(done).into_response(),
+        Err(refusal) => return refused(&mr, refusal),
+    };
+    // Reassembled and hashed outside the lock.
+    let whole = files::digest(&chunks);
+    drop(chunks);
+    let completed = mr.registry().files.complete(&id, whole, (&sm3, size));
+    match completed {
+        Ok(answer) => {
+            tracing::info!(file_id = id, size, "file reassembled and verified");
+            Json(answer).into_response()
+        }
+        Err(refusal) => refused(&mr, refusal),
+    }
+}
+
+/// How an application provides one material.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Provided {
+    /// A complete upload.
+    File(String),
+    /// A licence, to verify with the gateway.
+    Licence(sharing::Claimed),
+    /// 容缺受理: later.
+    Promised,
+}
+
+/// One material an application names.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct Named {
+    code: String,
+    name: String,
+    provided: Provided,
+}
+
+/// An application's `materials`: `[{"code", "name", "fileId"}`, or `"licence": {"id", "kind",
+/// "number"}`, or `"promised": {"due"}`]`; none when absent.
+fn read_materials(body: &Value) -> Result<Vec<Named>, String> {
+    let Some(list) = body.get("materials") else {
+        return Ok(Vec::new());
+    };
+    let list = list.as_array().ok_or("materials须为数组")?;
+    let mut named: Vec<Named> = Vec::new();
+    for (i, m) in list.iter().enumerate() {
+        let field = |p: &str| text(m, p).ok_or_else(|| format!("materials[{i}]缺少{}", &p[1..]));
+        let (code, name) = (field("/code")?, field("/name")?);
+        if named.iter().any(|n| n.code == code) {
+            return Err(format!("材料{code}重复"));
+        }
+        let provided = match (m.get("fileId"), m.get("licence"), m.get("promised")) {
+            (Some(_), None, None) => Provided::File(field("/fileId")?.to_owned()),
+            (None, Some(_), None) => Provided::Licence(sharing::Claimed {
+                id: field("/licence/id")?.to_owned(),
+                kind: field("/licence/kind")?.to_owned(),
+                number: field("/licence/number")?.to_owned(),
+            }),
+            (None, None, Some(_)) => Provided::Promised,
+            _ => {
+                return Err(format!("材料{name}须有且只有fileId、licence、promised之一"));
+            }
+        };
+        named.push(Named {
+            code: code.to_owned(),
+            name: name.to_owned(),
+            provided,
+        });
+    }
+    Ok(named)
+}
+
+/// Verify each licence an application names with the gateway, for `holder` when the
+/// application names one: what was verified, or the department's refusal.
+async fn verify_licences(
+    mr: &MarketRegulation,
+    named: &[Named],
+    holder: Option<&str>,
+) -> Result<Vec<ReceivedMaterial>, Answer> {
+    let mut verified = Vec::new();
+    for material in named {
+        let Provided::Licence(claimed) = &material.provided else {
+            continue;
+        };
+        match sharing::verify(&mr.client, &mr.gateway, claimed, holder).await {
+            sharing::Verdict::Verified => verified.push(ReceivedMaterial {
+                code: material.code.clone(),
+                kind: "licence".into(),
+                licence_id: Some(claimed.id.clone()),
+                verified_by: Some("gateway".into()),
+                ..ReceivedMaterial::default()
+            }),
+            sharing::Verdict::Refused(why) => {
+                mr.sim.reject("licence_invalid");
+                return Err(Answer::json(
+                    StatusCode::CONFLICT,
+                    &json!({"error": "licence_invalid", "message": why}),
+                ));
+            }
+            sharing::Verdict::Unavailable(why) => {
+                tracing::warn!(licence_id = claimed.id, why, "licence not verified");
+                mr.sim.reject("licence_service_unavailable");
+                return Err(Answer::json(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    &json!({"error": "licence_service_unavailable", "message": why}),
+                ));
+            }
+        }
+    }
+    Ok(verified)
+}
+
+/// The materials of an application about to be taken: each file a complete upload of this
+/// application under its code (as the department reassembled it), each licence as verified.
+fn take_materials(
+    mr: &MarketRegulation,
+    uploads: &files::Files,
+    request_id: &str,
+    named: &[Named],
+    licences: Vec<ReceivedMaterial>,
+) -> Result<Vec<ReceivedMaterial>, Answer> {
+    let mut licences = licences.into_iter();
+    let mut taken = Vec::new();
+    for material in named {
+        taken.push(match &material.provided {
+            Provided::File(id) => {
+                let file = uploads
+                    .completed(id)
+                    .filter(|f| f.request_id == request_id && f.code == material.code)
+                    .ok_or_else(|| {
+                        mr.sim.reject("file_invalid");
+                        Answer::json(
+                            StatusCode::BAD_REQUEST,
+                            &json!({"error": "file_invalid", "message": format!(
+                                "材料{}的文件{id}未上传完成或不属于本申请", material.name)}),
+                        )
+                    })?;
+                ReceivedMaterial {
+                    code: material.code.clone(),
+                    kind: "file".into(),
+                    sm3: Some(file.sm3),
+                    size: Some(file.size),
+                    ..ReceivedMaterial::default()
+                }
+            }
+            Provided::Licence(_) => licences.next().expect("one verified per licence named"),
+            Provided::Promised => ReceivedMaterial {
+                code: material.code.clone(),
+                kind: "promised".into(),
+                ..ReceivedMaterial::default()
+            },
+        });
+    }
+    Ok(taken)
+}
+
+fn record(mr: &MarketRegulation, request_id: &str, materials: Vec<ReceivedMaterial>) {
+    for mut material in materials {
+        material.request_id = request_id.to_owned();
+        mr.sim.record_material(material);
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn applications_name_files_licences_and_promises() {
+        let body = json!({"materials": [
+            {"code": "a", "name": "公司章程", "fileId": "WJ1"},
+            {"code": "b", "name": "营业执照", "licence": {"id": "L1", "kind": "business_licence", "number": "N1"}},
+            {"code": "c", "name": "住所使用证明", "promised": {"due": null}},
+        ]});
+        let named = read_materials(&body).unwrap();
+        assert_eq!(named[0].provided, Provided::File("WJ1".into()));
+        assert!(matches!(&named[1].provided, Provided::Licence(l) if l.number == "N1"));
+        assert_eq!(named[2].provided, Provided::Promised);
+        assert_eq!(read_materials(&json!({})).unwrap(), vec![]);
+        for bad in [
+            json!({"materials": {}}),
+            json!({"materials": [{"code": "a", "name": "甲"}]}),
+            json!({"materials": [{"code": "a", "name": "甲", "fileId": "F", "promised": {}}]}),
+            json!({"materials": [{"code": "a", "name": "甲", "licence": {"id": "L"}}]}),
+            json!({"materials": [{"code": "a", "name": "甲", "fileId": "F"}, {"code": "a", "name": "甲", "fileId": "G"}]}),
+        ] {
+            assert!(read_materials(&bad).is_err(), "{bad}");
+        }
+    }
 
     fn application() -> Value {
         json!({"requestId": "r1", "uscc": "91350100M000100Y43", "name": "福州测试科技有限公司",
