@@ -66,7 +66,12 @@ fn pdf(len: usize, seed: u64) -> Vec<u8> {
 }
 
 fn jpeg(len: usize, seed: u64) -> Vec<u8> {
-    [&[0xFF, 0xD8, 0xFF, 0xE0][..], &noise(len, seed), &[0xFF, 0xD9]].concat()
+    [
+        &[0xFF, 0xD8, 0xFF, 0xE0][..],
+        &noise(len, seed),
+        &[0xFF, 0xD9],
+    ]
+    .concat()
 }
 
 fn png(len: usize) -> Vec<u8> {
@@ -152,12 +157,11 @@ fn all_final(view: &Value) -> bool {
 
 // ---- the departments' side ----
 
-/// What a department recorded for one application (request id): (code, kind, SM3, size,
-/// licence id), in the order it took them.
-fn received(
-    department: &departments::Department,
-    request_id: &str,
-) -> Vec<(String, String, Option<String>, Option<u64>, Option<String>)> {
+/// One material as a department recorded it: code, kind, SM3, size, licence id.
+type Received = (String, String, Option<String>, Option<u64>, Option<String>);
+
+/// What a department recorded for one application (request id), in the order it took them.
+fn received(department: &departments::Department, request_id: &str) -> Vec<Received> {
     department
         .stats()
         .materials
@@ -167,7 +171,7 @@ fn received(
         .collect()
 }
 
-fn file(code: &str, bytes: &[u8]) -> (String, String, Option<String>, Option<u64>, Option<String>) {
+fn file(code: &str, bytes: &[u8]) -> Received {
     (
         code.into(),
         "file".into(),
@@ -247,7 +251,10 @@ async fn home_transfer_delivers_one_set_of_materials_to_tax_and_the_registry() {
         ],
         "{review:#}"
     );
-    assert_eq!(review["materials"]["deferrable"], json!(["marriage-status"]));
+    assert_eq!(
+        review["materials"]["deferrable"],
+        json!(["marriage-status"])
+    );
 
     let started = Instant::now();
     let view = env.wait_for_case(&case_id, WAIT, all_final).await;
@@ -288,7 +295,13 @@ async fn home_transfer_delivers_one_set_of_materials_to_tax_and_the_registry() {
                 None,
                 Some(receipt_id)
             ),
-            ("marriage-status".into(), "promised".into(), None, None, None),
+            (
+                "marriage-status".into(),
+                "promised".into(),
+                None,
+                None,
+                None
+            ),
             file("property-certificate", &certificate),
             file("sale-contract", &sale_contract),
         ]
@@ -370,7 +383,11 @@ fn lenient_catalogue(dir: &std::path::Path) -> std::path::PathBuf {
         );
         text
     };
-    let text = lenient(text, "premises-proof\"\nname = \"经营场所证明", "formats = [\"pdf\", \"ofd\", \"jpeg\"]");
+    let text = lenient(
+        text,
+        "premises-proof\"\nname = \"经营场所证明",
+        "formats = [\"pdf\", \"ofd\", \"jpeg\"]",
+    );
     let text = lenient(
         text,
         "property-certificate",
@@ -427,9 +444,8 @@ async fn a_material_the_department_will_not_take_ends_its_step_with_the_material
     assert_eq!(transfer["state"], "failed", "{view:#}");
     let message = transfer["message"].as_str().unwrap();
     assert!(
-        message.starts_with(
-            "materials.property-certificate: 不动产登记部门拒收该材料：附件类型错误"
-        ),
+        message
+            .starts_with("materials.property-certificate: 不动产登记部门拒收该材料：附件类型错误"),
         "{message}"
     );
     let registry = &env.departments.real_estate;
