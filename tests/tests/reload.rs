@@ -34,18 +34,30 @@ fn rewrite(env: &Env, setup: &Setup, edit: impl FnOnce(String) -> String) {
     std::fs::write(&path, edit(text)).unwrap();
 }
 
-/// A copy of the demo catalogue beside the config, with `extra` appended; the config's
-/// `catalogue` line pointed at it.
+/// A copy of the catalogue the gateway reads, with `extra` appended, beside the config; the
+/// config's `catalogue` line pointed at it.
 fn with_catalogue(env: &Env, extra: &str) -> impl FnOnce(String) -> String {
-    let original = workspace_root().join("config/catalogue.toml");
-    let copy = env.dir.path().join("catalogue.toml");
-    let text = std::fs::read_to_string(&original).unwrap();
+    // The harness's copy (the demo's, its material lists taken out) when it wrote one, else
+    // the demo's own file.
+    let text = std::fs::read_to_string(env.dir.path().join("catalogue.toml"))
+        .or_else(|_| std::fs::read_to_string(workspace_root().join("config/catalogue.toml")))
+        .unwrap();
+    // Named as before (errors name the file), in a folder of its own: the harness writes its
+    // copy again whenever the config is rewritten.
+    let copy = env.dir.path().join("reloaded/catalogue.toml");
+    std::fs::create_dir_all(copy.parent().unwrap()).unwrap();
     std::fs::write(&copy, format!("{text}\n{extra}\n")).unwrap();
     move |config: String| {
-        config.replace(
-            &format!("catalogue = \"{}\"", original.display()),
-            &format!("catalogue = \"{}\"", copy.display()),
-        )
+        config
+            .lines()
+            .map(|line| {
+                if line.starts_with("catalogue = ") {
+                    format!("catalogue = \"{}\"\n", copy.display())
+                } else {
+                    format!("{line}\n")
+                }
+            })
+            .collect()
     }
 }
 
