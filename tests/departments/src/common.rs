@@ -32,6 +32,13 @@ pub struct Faults {
     /// Flip one bit of every material file as it arrives, as a line corrupting it in transit
     /// would: the department's own digest check must refuse it.
     pub corrupt_materials: bool,
+    /// Stop reading a streamed material upload (tax's form, real estate's package) for this
+    /// long once more than `stall_materials_after_bytes` of its body have arrived, as a line
+    /// that stops moving would: the sender is caught mid-upload. Each upload held counts in
+    /// [`Stats::stalled`], the moment a test may cut the sender off.
+    pub stall_materials_ms: u64,
+    /// How far into an upload's body the stall begins (0: at its first bytes).
+    pub stall_materials_after_bytes: u64,
 }
 
 /// Counters of one department, as returned by `GET /_sim/stats`.
@@ -46,6 +53,10 @@ pub struct Stats {
     /// The materials of the applications taken, each recorded once with its application.
     #[serde(default)]
     pub materials: Vec<ReceivedMaterial>,
+    /// Uploads held mid-body by the `stall_materials_ms` fault switch, counted as the hold
+    /// begins.
+    #[serde(default)]
+    pub stalled: usize,
 }
 
 /// One material of an application a department took, as the department itself found it: for a
@@ -180,6 +191,15 @@ impl Sim {
         lock(&self.stats).materials.push(material);
     }
 
+    /// The `stall_materials_*` fault switches for one streamed upload, as set now.
+    pub fn upload_stall(&self) -> UploadStall {
+        let f = self.faults();
+        UploadStall {
+            hold: (f.stall_materials_ms > 0).then(|| Duration::from_millis(f.stall_materials_ms)),
+            after: f.stall_materials_after_bytes,
+        }
+    }
+
     pub fn reject(&self, reason: &str) {
         tracing::debug!(department = self.name, reason, "request refused");
         *lock(&self.stats)
@@ -229,6 +249,29 @@ impl Sim {
             u8::from(d.month()),
             d.day()
         )
+    }
+}
+
+/// Where one streamed upload stops moving (the `stall_materials_*` fault switches): once,
+/// when its body has passed the threshold.
+#[derive(Debug)]
+pub(crate) struct UploadStall {
+    /// How long to hold; none once held (or when the switch is off).
+    hold: Option<Duration>,
+    after: u64,
+}
+
+impl UploadStall {
+    /// `read` bytes of the body have arrived: hold the upload here if this is the moment.
+    pub async fn passed(&mut self, sim: &Sim, read: u64) {
+        if read <= self.after {
+            return;
+        }
+        if let Some(hold) = self.hold.take() {
+            lock(&sim.stats).stalled += 1;
+            tracing::info!(department = sim.name, read, "upload held mid-body");
+            tokio::time::sleep(hold).await;
+        }
     }
 }
 
@@ -314,4 +357,28 @@ async fn post_faults(State(sim): State<Arc<Sim>>, Json(f): Json<Faults>) -> Json
 
 async fn get_stats(State(sim): State<Arc<Sim>>) -> Json<Stats> {
     Json(sim.stats())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn an_upload_is_held_once_past_the_threshold() {
+        let sim = Sim::new("test");
+        let mut off = sim.upload_stall();
+        off.passed(&sim, 1 << 30).await;
+        assert_eq!(sim.stats().stalled, 0, "the switch is off");
+        sim.set_faults(Faults {
+            stall_materials_ms: 1,
+            stall_materials_after_bytes: 100,
+            ..Faults::default()
+        });
+        let mut stall = sim.upload_stall();
+        stall.passed(&sim, 100).await;
+        assert_eq!(sim.stats().stalled, 0, "not past the threshold yet");
+        stall.passed(&sim, 101).await;
+        stall.passed(&sim, 500).await;
+        assert_eq!(sim.stats().stalled, 1, "held once");
+    }
 }

@@ -145,6 +145,7 @@ impl RealEstate {
         // However much arrives, stop reading well past what the registry takes.
         let cap = mtom::MAX_ATTACHMENT * 8;
         let mut read = 0u64;
+        let mut stall = self.sim.upload_stall();
         while let Some(piece) = multipart::next_piece(&mut body).await {
             let piece = piece.map_err(|e| {
                 tracing::info!(error = %e, "package broke off");
@@ -152,6 +153,7 @@ impl RealEstate {
             })?;
             read += piece.len() as u64;
             reader.feed(&piece);
+            stall.passed(&self.sim, read).await;
             if read > cap {
                 break;
             }

@@ -372,9 +372,13 @@ pub(crate) async fn upload(
     };
     // However much arrives, stop reading past a hard cap: the sender is not a client.
     let cap = max_file.saturating_mul(2) + (1 << 20);
+    let mut stall = sim.upload_stall();
     while let Some(piece) = multipart::next_piece(&mut body).await {
         match piece {
-            Ok(piece) => reader.feed(&piece),
+            Ok(piece) => {
+                reader.feed(&piece);
+                stall.passed(sim, reader.body_size).await;
+            }
             Err(e) => {
                 tracing::info!(error = %e, "upload broke off");
                 return fail(refusal("1001", "参数错误：请求体不完整", "invalid_request"));
