@@ -3,7 +3,7 @@
 //! `docs/materials.md`; the bytes live in the store (`gateway_store::materials`).
 //!
 //! - **The list.** A service's materials are those of all its matters, each code once (the
-//!   first definition's name, need, formats and size win), with the matters that need it and
+//!   strictest need, the formats and size all its matters take), with the matters that need it and
 //!   how the gateway can obtain it instead ([`Orchestrator::form_materials`]).
 //! - **Upload.** A body streams into the store as it arrives: its type decided from its
 //!   content ([`sniff`]), never from a name or a declared type; at most the material's size
@@ -119,14 +119,19 @@ pub struct Swept {
     pub blobs: u64,
 }
 
-/// One material of a service, once: its first definition and the steps that list it.
+/// One material of a service, once: what every matter listing it accepts, and the steps that
+/// list it.
 #[derive(Debug)]
 pub(crate) struct ServiceMaterial<'c> {
-    pub(crate) config: &'c MaterialConfig,
+    pub(crate) config: MaterialConfig,
     pub(crate) steps: Vec<&'c ServiceStep>,
 }
 
 /// Every material of a service's matters, each code once, in the order the steps list them.
+/// One file goes to every department that lists the code, so the service asks for what all of
+/// them take: the strictest need (required before deferrable before optional), the formats
+/// they all accept, the smallest size limit, and 免提交 only when every matter obtains it the
+/// same way. The name is the first matter's.
 pub(crate) fn service_materials<'c>(
     catalogue: &'c Catalogue,
     service: &'c Service,
@@ -138,15 +143,53 @@ pub(crate) fn service_materials<'c>(
         };
         for config in &matter.materials {
             match out.iter_mut().find(|m| m.config.code == config.code) {
-                Some(known) => known.steps.push(step),
+                Some(known) => {
+                    known.config = merged(&known.config, config);
+                    known.steps.push(step);
+                }
                 None => out.push(ServiceMaterial {
-                    config,
+                    config: config.clone(),
                     steps: vec![step],
                 }),
             }
         }
     }
     out
+}
+
+/// What both definitions of one material accept.
+fn merged(a: &MaterialConfig, b: &MaterialConfig) -> MaterialConfig {
+    let strictness = |need: Need| match need {
+        Need::Required => 2,
+        Need::Deferrable => 1,
+        Need::Optional => 0,
+    };
+    let limit =
+        |mib: Option<u32>| mib.unwrap_or(gateway_base::config::materials::DEFAULT_MATERIAL_MIB);
+    MaterialConfig {
+        code: a.code.clone(),
+        name: a.name.clone(),
+        need: if strictness(b.need) > strictness(a.need) {
+            b.need
+        } else {
+            a.need
+        },
+        formats: a
+            .formats
+            .iter()
+            .copied()
+            .filter(|f| b.formats.contains(f))
+            .collect(),
+        max_mib: match (a.max_mib, b.max_mib) {
+            (None, None) => None,
+            (x, y) => Some(limit(x).min(limit(y))),
+        },
+        obtain: if a.obtain == b.obtain {
+            a.obtain.clone()
+        } else {
+            None
+        },
+    }
 }
 
 fn problem(code: &str, kind: &str, message: impl Into<String>) -> FieldProblem {
@@ -560,7 +603,7 @@ impl Orchestrator {
         let cap = self.material_settings().cap_mib;
         let mut out = MaterialsOutcome::default();
         for m in service_materials(catalogue, service) {
-            let c = m.config;
+            let c = &m.config;
             let name = c.name.clone();
             let file = provided.and_then(|p| p.iter().find(|p| p.code == c.code));
             if let Some(file) = file {
@@ -802,6 +845,58 @@ fn waits_for<'s>(service: &'s Service, step: &ServiceStep) -> Vec<&'s ServiceSte
 
 #[cfg(test)]
 mod tests {
+    use super::*;
+    use gateway_base::config::materials::DEFAULT_MATERIAL_MIB;
+
+    fn material(need: Need, formats: &[MaterialFormat], max_mib: Option<u32>) -> MaterialConfig {
+        MaterialConfig {
+            code: "premises-proof".into(),
+            name: "住所使用证明".into(),
+            need,
+            formats: formats.to_vec(),
+            max_mib,
+            obtain: None,
+        }
+    }
+
+    #[test]
+    fn a_material_two_matters_list_asks_what_both_take() {
+        use MaterialFormat::{Jpeg, Ofd, Pdf, Png};
+        let market = material(Need::Deferrable, &[Pdf, Jpeg, Png], Some(10));
+        let tax = MaterialConfig {
+            name: "经营场所证明".into(),
+            ..material(Need::Required, &[Pdf, Ofd, Jpeg], None)
+        };
+        let both = merged(&market, &tax);
+        assert_eq!(both.name, "住所使用证明", "the first matter's name");
+        assert_eq!(both.need, Need::Required, "the strictest need");
+        assert_eq!(both.formats, vec![Pdf, Jpeg], "the formats both accept");
+        assert_eq!(both.max_mib, Some(10));
+        let loose = merged(&material(Need::Optional, &[Pdf], None), &market);
+        assert_eq!(loose.need, Need::Deferrable);
+        assert_eq!(loose.max_mib, Some(10.min(DEFAULT_MATERIAL_MIB)));
+        let unset = merged(
+            &material(Need::Optional, &[Pdf], None),
+            &material(Need::Optional, &[Pdf], None),
+        );
+        assert_eq!(
+            unset.max_mib, None,
+            "the default stays the default (under the cap)"
+        );
+        let obtained = MaterialConfig {
+            obtain: Some(Obtain::Lookup {
+                lookup: "representative".into(),
+            }),
+            ..market.clone()
+        };
+        assert!(merged(&obtained, &obtained).obtain.is_some());
+        assert_eq!(
+            merged(&obtained, &tax).obtain,
+            None,
+            "obtained for one matter only: asked"
+        );
+    }
+
     #[test]
     fn the_licence_kinds_the_config_accepts_are_those_issued() {
         let issued: Vec<&str> = crate::licences::KINDS.iter().map(|k| k.kind).collect();
