@@ -768,7 +768,13 @@ Portal calls carry the demo client's key; the admin API (127.0.0.1:8081) the dem
        -H 'X-Api-Key: demo-portal-key' -H 'content-type: application/json' \
        -H 'X-Lookup-Purpose: demo' -H 'X-Clerk-Id: window-1' \
        -d '{{"name":"张三","id_number":"11010519491231002X"}}'
-  curl -s -X POST http://127.0.0.1:8080/api/v1/services/market-regulation.business-licence/applications \
+  curl -s -X POST http://127.0.0.1:8080/api/v1/services/market-regulation.business-licence/drafts \
+       -H 'X-Api-Key: demo-portal-key'
+  curl -s -X PUT http://127.0.0.1:8080/api/v1/drafts/<draft_id>/materials/articles-of-association \
+       -H 'X-Api-Key: demo-portal-key' --data-binary @config/samples/articles-of-association.pdf
+  curl -s -X PUT http://127.0.0.1:8080/api/v1/drafts/<draft_id>/materials/shareholder-id \
+       -H 'X-Api-Key: demo-portal-key' --data-binary @config/samples/shareholder-id.pdf
+  curl -s -X POST 'http://127.0.0.1:8080/api/v1/services/market-regulation.business-licence/applications?draft=<draft_id>' \
        -H 'X-Api-Key: demo-portal-key' -H 'content-type: application/json' \
        -d '{{"enterprise_name":"福州演示餐饮有限公司","address":"福州市鼓楼区五四路2号","legal_representative":{{"name":"李四","id_number":"34052419800101001X"}},"registered_capital":100,"business_scope":"餐饮服务"}}'
   curl -s http://127.0.0.1:8080/api/v1/cases/<case_id> -H 'X-Api-Key: demo-portal-key'
