@@ -3,16 +3,21 @@
 Run by `cargo xtask clients` with the generated package on PYTHONPATH and the gateway's URLs in
 GATEWAY_URL and GATEWAY_ADMIN_URL. It does what a service hall's portal does, through the
 generated functions and models only (the admin API, which is not the portal's, is read with
-httpx to check what the gateway recorded): the catalogue, a form, a lookup with a Chinese purpose
-and clerk, pre-review with problems, an application with an Idempotency-Key (and its repeat),
-the case followed to `completed` through its event stream, a typed 404 and a typed 422.
+httpx to check what the gateway recorded): the catalogue, a form and its materials (材料清单), a
+lookup with a Chinese purpose and clerk, pre-review with problems (a required material missing
+among them), a draft holding the two required materials (the demo's sample PDFs in
+config/samples, uploaded as `application/octet-stream`) and its pre-review, an application from
+that draft with an Idempotency-Key (and its repeat), the case followed to `completed` through its
+event stream, a typed 404 and a typed 422.
 Any surprise is an AssertionError or an exception: a non-zero exit.
 """
 
+import hashlib
 import json
 import os
 import sys
 import time
+from pathlib import Path
 from urllib.parse import quote
 
 import httpx
@@ -22,6 +27,7 @@ from integration_gateway_portal_api_client.api.applications import case, case_ev
 from integration_gateway_portal_api_client.api.catalogue import catalogue, form
 from integration_gateway_portal_api_client.api.licences import licence
 from integration_gateway_portal_api_client.api.lookups import lookup_public_security_identity
+from integration_gateway_portal_api_client.api.materials import create, to_draft
 from integration_gateway_portal_api_client.api.services import (
     apply_market_regulation_business_licence,
     pre_review_market_regulation_business_licence,
@@ -31,6 +37,7 @@ from integration_gateway_portal_api_client.models import (
     Case,
     CaseStatus,
     Catalogue,
+    DraftCreated,
     Error,
     ErrorCode,
     EventKind,
@@ -38,16 +45,25 @@ from integration_gateway_portal_api_client.models import (
     LookupAnswer,
     MarketRegulationBusinessLicenceForm,
     MarketRegulationBusinessLicenceFormLegalRepresentative,
+    MaterialFormat,
+    Need,
     PreReview,
     PreReviewBody,
     ProblemCode,
     PublicSecurityIdentityQuery,
     StepState,
+    StoredMaterial,
 )
+from integration_gateway_portal_api_client.types import File
 
 SERVICE = "market-regulation.business-licence"
 CLERK = {"id": "张三", "window": "窗口 3", "hall": "鼓楼区政务服务中心"}
 PURPOSE = "企业开办受理：核验法定代表人身份"
+# What 营业执照设立登记 on its own needs uploaded (股东身份证明 is obtained only by 企业开办's
+# identity check); 住所使用证明 may come later. The demo's sample PDF of each is in config/samples.
+REQUIRED = ["articles-of-association", "shareholder-id"]
+DEFERRABLE = "premises-proof"
+SAMPLES = Path(__file__).resolve().parents[3] / "config" / "samples"
 
 
 def encoded(text: str) -> str:
@@ -94,6 +110,13 @@ def main() -> None:
     schema = the_form.schema.to_dict()
     assert "enterprise_name" in schema["properties"], schema
     assert schema["properties"]["enterprise_name"]["title"] == "企业名称"
+    materials = {m.code: m for m in the_form.materials}
+    assert sorted(materials) == sorted([*REQUIRED, DEFERRABLE]), materials
+    articles = materials["articles-of-association"]
+    assert (articles.name, articles.need) == ("公司章程", Need.REQUIRED), articles
+    assert set(articles.formats) == {MaterialFormat.PDF, MaterialFormat.OFD}, articles
+    assert articles.matters == [SERVICE], articles
+    assert materials[DEFERRABLE].need == Need.DEFERRABLE, materials[DEFERRABLE]
 
     step("lookup with a Chinese purpose and clerk (percent-encoded headers)")
     answer = lookup_public_security_identity.sync(
@@ -131,6 +154,9 @@ def main() -> None:
     assert len(problems) == len(review.problems), "one problem per field"
     assert problems["legal_representative.id_number"].code == ProblemCode.CHECKSUM
     assert problems["enterprise_name"].code == ProblemCode.LENGTH
+    for code in REQUIRED:
+        assert problems[f"materials.{code}"].code == ProblemCode.REQUIRED, problems
+    assert f"materials.{DEFERRABLE}" not in problems, "a deferrable material may come later"
     for p in review.problems:
         assert chinese(p.message) and "line" not in p.message, p
         assert "340524198001010010" not in p.message, "identity numbers never echo back"
@@ -145,7 +171,28 @@ def main() -> None:
     assert all(p.field for p in review.problems), review.problems
     assert all(chinese(p.message) and "invalid type" not in p.message for p in review.problems)
 
-    step("apply with an Idempotency-Key and a clerk; the repeat is the same case")
+    step("a draft holding the required materials, uploaded as the files' bytes")
+    opened = create.sync_detailed(code=SERVICE, client=client)
+    assert opened.status_code == 201, opened
+    draft = opened.parsed
+    assert isinstance(draft, DraftCreated) and draft.service == SERVICE, draft
+    for code in REQUIRED:
+        sample = SAMPLES / f"{code}.pdf"
+        with sample.open("rb") as pdf:
+            uploaded = to_draft.sync_detailed(
+                id=draft.draft_id,
+                material=code,
+                client=client,
+                body=File(payload=pdf, file_name=sample.name, mime_type="application/pdf"),
+            )
+        assert uploaded.status_code == 201, uploaded
+        stored = uploaded.parsed
+        assert isinstance(stored, StoredMaterial), stored
+        assert (stored.code, stored.media_type) == (code, "application/pdf"), stored
+        assert stored.size == sample.stat().st_size, stored
+        # The very bytes of the file (hashlib has SM3 from OpenSSL).
+        assert stored.sm3 == hashlib.new("sm3", sample.read_bytes()).hexdigest(), stored
+
     good = MarketRegulationBusinessLicenceForm(
         enterprise_name="福州客户端演示餐饮有限公司",
         address="福州市鼓楼区五四路2号",
@@ -155,16 +202,24 @@ def main() -> None:
         registered_capital=100,
         business_scope="餐饮服务",
     )
+    review = pre_review_market_regulation_business_licence.sync(
+        client=client, body=good, draft=draft.draft_id
+    )
+    assert isinstance(review, PreReview), review
+    assert review.ok and review.problems == [], review.problems
+    assert review.materials.deferrable == [DEFERRABLE], review.materials
+
+    step("apply from the draft with an Idempotency-Key and a clerk; the repeat is the same case")
     key = f"python-portal-{time.time_ns()}"
     first = apply_market_regulation_business_licence.sync_detailed(
-        client=client, body=good, idempotency_key=key, **clerk_headers()
+        client=client, body=good, draft=draft.draft_id, idempotency_key=key, **clerk_headers()
     )
     assert first.status_code == 202, first
     accepted = first.parsed
     assert isinstance(accepted, Accepted), accepted
     assert "idempotent-replayed" not in first.headers
     again = apply_market_regulation_business_licence.sync_detailed(
-        client=client, body=good, idempotency_key=key, **clerk_headers()
+        client=client, body=good, draft=draft.draft_id, idempotency_key=key, **clerk_headers()
     )
     assert again.status_code == 202 and again.headers["idempotent-replayed"] == "true", again
     assert isinstance(again.parsed, Accepted) and again.parsed.case_id == accepted.case_id

@@ -2,13 +2,18 @@
 // the gateway with openapi-fetch: `cargo xtask clients` generates `schema.d.ts`, type-checks
 // this file with tsc (a body, header or answer the document does not allow is a compile error)
 // and runs it with GATEWAY_URL and GATEWAY_ADMIN_URL. What a browser portal does, in the same
-// order as the Python portal: the catalogue, a form, a lookup with a Chinese purpose and clerk,
-// pre-review with problems, an application with an Idempotency-Key (and its repeat), the case
-// followed to `completed` through its event stream, a typed 404 and a typed 422.
+// order as the Python portal: the catalogue, a form and its materials (材料清单), a lookup with a
+// Chinese purpose and clerk, pre-review with problems (a required material missing among them),
+// a draft holding the two required materials (the demo's sample PDFs in config/samples, uploaded
+// as `application/octet-stream`) and its pre-review, an application from that draft with an
+// Idempotency-Key (and its repeat), the case followed to `completed` through its event stream, a
+// typed 404 and a typed 422.
 
 import createClient from "openapi-fetch";
 import type { components, paths } from "./schema.js";
 import assert from "node:assert/strict";
+import { createHash } from "node:crypto";
+import { readFile } from "node:fs/promises";
 
 type Schemas = components["schemas"];
 
@@ -17,6 +22,13 @@ const adminUrl = process.env.GATEWAY_ADMIN_URL ?? "";
 const service = "market-regulation.business-licence";
 const clerk = { id: "张三", window: "窗口 3", hall: "鼓楼区政务服务中心" };
 const purpose = "企业开办受理：核验法定代表人身份";
+// What 营业执照设立登记 on its own needs uploaded (股东身份证明 is obtained only by 企业开办's
+// identity check); 住所使用证明 may come later.
+const required = ["articles-of-association", "shareholder-id"];
+const deferrable = "premises-proof";
+// The demo's sample PDFs, found from where xtask compiles this file
+// (target/clients/typescript/out).
+const samples = new URL("../../../../config/samples/", import.meta.url);
 
 // What `fetch` accepts in a header: ASCII. Chinese goes percent-encoded.
 const clerkHeaders = {
@@ -48,6 +60,16 @@ async function main(): Promise<void> {
   assert.ok(form.data, JSON.stringify(form.error));
   const properties = form.data.schema["properties"] as Record<string, { title?: string }>;
   assert.equal(properties["enterprise_name"]?.title, "企业名称");
+  const materials = new Map(form.data.materials.map((m) => [m.code, m]));
+  assert.deepEqual([...materials.keys()].sort(), [...required, deferrable].sort());
+  const articles = materials.get("articles-of-association");
+  const requiredNeed: Schemas["Need"] = "required";
+  assert.equal(articles?.name, "公司章程");
+  assert.equal(articles?.need, requiredNeed);
+  const formats: Schemas["MaterialFormat"][] = ["ofd", "pdf"];
+  assert.deepEqual([...(articles?.formats ?? [])].sort(), formats);
+  assert.deepEqual(articles?.matters, [service]);
+  assert.equal(materials.get(deferrable)?.need, "deferrable");
 
   step("lookup with a Chinese purpose and clerk (percent-encoded headers)");
   const lookup = await client.POST("/api/v1/lookups/public-security.identity", {
@@ -85,6 +107,10 @@ async function main(): Promise<void> {
   const checksum: Schemas["ProblemCode"] = "checksum";
   assert.equal(problems.get("legal_representative.id_number")?.code, checksum);
   assert.equal(problems.get("enterprise_name")?.code, "length");
+  for (const code of required) {
+    assert.equal(problems.get(`materials.${code}`)?.code, "required");
+  }
+  assert.ok(!problems.has(`materials.${deferrable}`), "a deferrable material may come later");
   for (const p of review.data.problems) {
     assert.ok(chinese(p.message) && !p.message.includes("line"), p.message);
   }
@@ -102,16 +128,52 @@ async function main(): Promise<void> {
   );
   assert.ok(loose.data.problems.every((p) => p.field !== "" && chinese(p.message)));
 
-  step("apply with an Idempotency-Key and a clerk; the repeat is the same case");
+  step("a draft holding the required materials, uploaded as the files' bytes");
+  const draft = await client.POST("/api/v1/services/{code}/drafts", {
+    params: { path: { code: service } },
+  });
+  assert.equal(draft.response.status, 201);
+  assert.ok(draft.data, JSON.stringify(draft.error));
+  assert.equal(draft.data.service, service);
+  const draftId = draft.data.draft_id;
+  for (const material of required) {
+    const pdf = await readFile(new URL(`${material}.pdf`, samples));
+    const stored = await client.PUT("/api/v1/drafts/{id}/materials/{material}", {
+      params: { path: { id: draftId, material } },
+      // The document's `format: binary` body is a `string` to openapi-typescript: the file goes
+      // as one character per byte (latin1) and is sent as those same bytes.
+      body: pdf.toString("latin1"),
+      bodySerializer: (body) => Buffer.from(body, "latin1"),
+      headers: { "Content-Type": "application/octet-stream" },
+    });
+    assert.equal(stored.response.status, 201, JSON.stringify(stored.error));
+    assert.ok(stored.data, JSON.stringify(stored.error));
+    assert.equal(stored.data.code, material);
+    assert.equal(stored.data.media_type, "application/pdf");
+    assert.equal(stored.data.size, pdf.length);
+    // The very bytes of the file.
+    assert.equal(stored.data.sm3, createHash("sm3").update(pdf).digest("hex"));
+  }
+
   const good: Schemas["MarketRegulationBusinessLicenceForm"] = {
     ...bad,
     enterprise_name: "福州类型演示餐饮有限公司",
     legal_representative: { name: "李四", id_number: "34052419800101001X" },
   };
+  const ready = await client.POST(`/api/v1/services/${service}/pre-review`, {
+    params: { query: { draft: draftId } },
+    body: good,
+  });
+  assert.ok(ready.data, JSON.stringify(ready.error));
+  assert.deepEqual(ready.data.problems, []);
+  assert.equal(ready.data.ok, true);
+  assert.deepEqual(ready.data.materials.deferrable, [deferrable]);
+
+  step("apply from the draft with an Idempotency-Key and a clerk; the repeat is the same case");
   const key = `typescript-portal-${Date.now()}`;
   const apply = () =>
     client.POST(`/api/v1/services/${service}/applications`, {
-      params: { header: { "Idempotency-Key": key, ...clerkHeaders } },
+      params: { query: { draft: draftId }, header: { "Idempotency-Key": key, ...clerkHeaders } },
       body: good,
     });
   const first = await apply();
