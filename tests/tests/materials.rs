@@ -828,24 +828,43 @@ async fn uploaded_on_one_node_is_read_and_applied_on_another() {
         return;
     }
     let env = Env::start_with(setup("", "")).await.unwrap();
+    // Node A takes the uploads; node B reads them and takes the application.
+    let a = env.start_node("a").await.unwrap();
     let b = env.start_node("b").await.unwrap();
-    let draft = new_draft(&env, "one-thing.open-restaurant").await;
+    let on = |node: &gateway::Gateway, path: &str| format!("{}{path}", node.url());
+    let draft: Value = env
+        .http
+        .post(on(&a, "/api/v1/services/one-thing.open-restaurant/drafts"))
+        .json(&json!({}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let draft = draft["draft_id"].as_str().unwrap().to_string();
     let articles = pdf(700_000, 3);
-    assert_eq!(
-        upload(&env, &draft, "articles-of-association", articles.clone())
+    let rules = ofd(5000);
+    for (code, bytes) in [
+        ("articles-of-association", &articles),
+        ("food-safety-rules", &rules),
+    ] {
+        let status = env
+            .http
+            .put(on(&a, &format!("/api/v1/drafts/{draft}/materials/{code}")))
+            .body(bytes.clone())
+            .send()
             .await
-            .0,
-        201
-    );
-    assert_eq!(
-        upload(&env, &draft, "food-safety-rules", ofd(5000)).await.0,
-        201
-    );
-    // Node B sees the draft, reads the bytes, and takes the application.
-    let on_b = |path: &str| format!("{}{path}", b.url());
+            .unwrap()
+            .status();
+        assert_eq!(status, 201, "{code}");
+    }
+    // Node A is gone before anything is applied: what is delivered is read from the shared
+    // store by another node.
+    assert!(a.shutdown().await, "node A stops cleanly");
     let view: Value = env
         .http
-        .get(on_b(&format!("/api/v1/drafts/{draft}")))
+        .get(on(&b, &format!("/api/v1/drafts/{draft}")))
         .send()
         .await
         .unwrap()
@@ -868,9 +887,10 @@ async fn uploaded_on_one_node_is_read_and_applied_on_another() {
     assert_eq!(read, articles);
     let response = env
         .http
-        .post(on_b(&format!(
-            "/api/v1/services/one-thing.open-restaurant/applications?draft={draft}"
-        )))
+        .post(on(
+            &b,
+            &format!("/api/v1/services/one-thing.open-restaurant/applications?draft={draft}"),
+        ))
         .json(&restaurant_form())
         .send()
         .await
@@ -885,5 +905,38 @@ async fn uploaded_on_one_node_is_read_and_applied_on_another() {
         .await
         .unwrap();
     assert_eq!(refs.len(), 3, "two files and the promised one: {refs:?}");
+    // Market regulation receives both files whole, as uploaded on node A. The simulator sends
+    // no signal: its record is read in a short loop with a deadline.
+    let wanted = [
+        (
+            "articles-of-association",
+            sm3.clone(),
+            articles.len() as u64,
+        ),
+        ("food-safety-rules", sm3_hex(&rules), rules.len() as u64),
+    ];
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
+    loop {
+        let received: Vec<(String, String, u64)> = env
+            .departments
+            .market_regulation
+            .stats()
+            .materials
+            .into_iter()
+            .filter_map(|m| Some((m.code, m.sm3?, m.size?)))
+            .collect();
+        if wanted.iter().all(|(code, sm3, size)| {
+            received
+                .iter()
+                .any(|r| (&r.0, &r.1, r.2) == (&code.to_string(), sm3, *size))
+        }) {
+            break;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "market regulation did not receive both files: {received:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
     b.shutdown().await;
 }
