@@ -206,6 +206,9 @@ pub struct Setup {
     /// copy of `config/catalogue.toml` the gateway reads has none, so that tests about something
     /// else apply with a form alone; tests of materials delivered to the departments keep them.
     pub demo_materials: bool,
+    /// Departments (by id) whose `licence_sharing_key_sha256` the config leaves out; every
+    /// other department has its key, the SHA-256 of its token ([`TAX_LICENCE_SHARING_TOKEN`] …).
+    pub without_licence_sharing_key: Vec<&'static str>,
 }
 
 /// A gateway, its departments, and an HTTP client.
@@ -420,6 +423,17 @@ pub fn write_config(
             .map(|(_, line)| format!("{line}\n"))
             .collect::<String>()
     };
+    // Each department's licence-sharing key, the line inside its table.
+    let key = |id: &str, token: &str| {
+        if setup.without_licence_sharing_key.contains(&id) {
+            String::new()
+        } else {
+            format!(
+                "licence_sharing_key_sha256 = \"{}\"\n",
+                gateway_http::auth::sha256_hex(token)
+            )
+        }
+    };
     let base = setup
         .catalogue
         .clone()
@@ -466,7 +480,7 @@ base_url = "{tax}"
 adapter = "tax_adapter.wasm"
 timeout_ms = {timeout_ms}
 poll_interval_ms = 100
-{tax_extra}
+{tax_key}{tax_extra}
 [departments.tax.settings]
 app-key = "gw-demo"
 app-secret = "tax-demo-secret"
@@ -478,14 +492,14 @@ base_url = "{real_estate}"
 adapter = "real_estate_adapter.wasm"
 timeout_ms = {timeout_ms}
 poll_interval_ms = 100
-{real_estate_extra}
+{real_estate_key}{real_estate_extra}
 [departments.public-security]
 name = "公安"
 base_url = "{public_security}"
 adapter = "public_security_adapter.wasm"
 timeout_ms = {timeout_ms}
 poll_interval_ms = 100
-{public_security_extra}
+{public_security_key}{public_security_extra}
 [departments.public-security.tls]
 ca = "{certs}/ca.pem"
 client_cert = "{certs}/client.pem"
@@ -497,8 +511,7 @@ base_url = "{market_regulation}"
 adapter = "market_regulation_adapter.wasm"
 timeout_ms = {timeout_ms}
 poll_interval_ms = 5000
-licence_sharing_key_sha256 = "{licence_sharing_key}"
-{market_regulation_extra}
+{market_regulation_key}{market_regulation_extra}
 [departments.market-regulation.settings]
 client-id = "gw-demo"
 client-secret = "mr-demo-secret"
@@ -536,7 +549,10 @@ callback-secret = "mr-callback-secret"
         real_estate_extra = extra("real-estate"),
         public_security_extra = extra("public-security"),
         market_regulation_extra = extra("market-regulation"),
-        licence_sharing_key = gateway_http::auth::sha256_hex(LICENCE_SHARING_TOKEN),
+        tax_key = key("tax", TAX_LICENCE_SHARING_TOKEN),
+        real_estate_key = key("real-estate", REAL_ESTATE_LICENCE_SHARING_TOKEN),
+        public_security_key = key("public-security", PUBLIC_SECURITY_LICENCE_SHARING_TOKEN),
+        market_regulation_key = key("market-regulation", MARKET_REGULATION_LICENCE_SHARING_TOKEN),
     );
     if let Some(base_url) = &setup.hostile {
         let given = |key: &str| {
@@ -877,10 +893,19 @@ pub const CLERK: &str = "clerk-test";
 pub const OPERATOR: &str = "ops-1";
 /// Its bearer token.
 pub const OPERATOR_TOKEN: &str = "test-operator-token";
-/// Market regulation's licence-sharing token: every fixture config keeps its SHA-256 as
-/// `[departments.market-regulation] licence_sharing_key_sha256`, and the simulated department
-/// presents it (its [`departments::GatewayLink`] points at the gateway under test).
-pub const LICENCE_SHARING_TOKEN: &str = departments::LICENCE_SHARING_TOKEN;
+/// Tax's licence-sharing token: every fixture config keeps its SHA-256 as
+/// `[departments.tax] licence_sharing_key_sha256` (unless [`Setup::without_licence_sharing_key`]
+/// names it), and the simulated department presents it (its [`departments::GatewayLink`] points
+/// at the gateway under test), so the audit log names tax for its reads.
+pub const TAX_LICENCE_SHARING_TOKEN: &str = departments::TAX_LICENCE_SHARING_TOKEN;
+/// Real estate's, as [`TAX_LICENCE_SHARING_TOKEN`].
+pub const REAL_ESTATE_LICENCE_SHARING_TOKEN: &str = departments::REAL_ESTATE_LICENCE_SHARING_TOKEN;
+/// Public security's, as [`TAX_LICENCE_SHARING_TOKEN`].
+pub const PUBLIC_SECURITY_LICENCE_SHARING_TOKEN: &str =
+    departments::PUBLIC_SECURITY_LICENCE_SHARING_TOKEN;
+/// Market regulation's, as [`TAX_LICENCE_SHARING_TOKEN`].
+pub const MARKET_REGULATION_LICENCE_SHARING_TOKEN: &str =
+    departments::MARKET_REGULATION_LICENCE_SHARING_TOKEN;
 
 /// A catalogue's text without its material lists: every `[[matters."…".materials]]` table
 /// dropped, up to the next table header.

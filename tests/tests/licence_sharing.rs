@@ -4,14 +4,13 @@
 //! answered, and the log never names the holder. SQLite, or PostgreSQL with
 //! `GATEWAY_TEST_STORE=postgres`.
 
-use integration_tests::{Env, LICENCE_SHARING_TOKEN, Setup};
+use integration_tests::{
+    Env, MARKET_REGULATION_LICENCE_SHARING_TOKEN, Setup, TAX_LICENCE_SHARING_TOKEN,
+};
 use serde_json::{Value, json};
 use std::time::Duration;
 
 const WAIT: Duration = Duration::from_secs(60);
-
-/// A second department's token (tax), given a key in the config and revoked by a reload.
-const TAX_TOKEN: &str = "tax-licence-sharing-token";
 
 fn all_final(view: &Value) -> bool {
     view["matters"].as_array().unwrap().iter().all(|m| {
@@ -20,16 +19,6 @@ fn all_final(view: &Value) -> bool {
             Some("approved" | "rejected" | "returned" | "failed" | "blocked")
         )
     })
-}
-
-fn tax_key_line() -> (&'static str, String) {
-    (
-        "tax",
-        format!(
-            "licence_sharing_key_sha256 = \"{}\"",
-            gateway_http::auth::sha256_hex(TAX_TOKEN)
-        ),
-    )
 }
 
 /// `GET` the licence-sharing path for `id` with these headers: status, `WWW-Authenticate`,
@@ -106,7 +95,6 @@ fn unissued(id: &str) -> String {
 async fn a_department_reads_a_business_licence_with_its_key_and_every_read_is_audited() {
     let setup = Setup {
         admin: true,
-        department_extra: vec![tax_key_line()],
         ..Setup::default()
     };
     let env = Env::start_with(setup.clone()).await.unwrap();
@@ -129,7 +117,7 @@ async fn a_department_reads_a_business_licence_with_its_key_and_every_read_is_au
         .unwrap_or_else(|| panic!("no business licence: {case:#}"));
     let id = business["id"].as_str().unwrap().to_string();
     let credit_code = business["holder_id"].as_str().unwrap().to_string();
-    let mr = bearer(LICENCE_SHARING_TOKEN);
+    let mr = bearer(MARKET_REGULATION_LICENCE_SHARING_TOKEN);
     let market_regulation = [("authorization", mr.as_str())];
 
     // Market regulation reads it as issued: the portal's own view of the licence.
@@ -147,7 +135,9 @@ async fn a_department_reads_a_business_licence_with_its_key_and_every_read_is_au
 
     // Without a department's key, nothing: no token, a wrong one, the portal's API key, the
     // operator's token, the token's hash itself.
-    let hash = bearer(&gateway_http::auth::sha256_hex(LICENCE_SHARING_TOKEN));
+    let hash = bearer(&gateway_http::auth::sha256_hex(
+        MARKET_REGULATION_LICENCE_SHARING_TOKEN,
+    ));
     let operator = bearer(integration_tests::OPERATOR_TOKEN);
     let wrong = bearer("not-a-department-token");
     for headers in [
@@ -184,7 +174,7 @@ async fn a_department_reads_a_business_licence_with_its_key_and_every_read_is_au
     );
 
     // Tax holds a key of its own and reads the same licence, as tax.
-    let tax = bearer(TAX_TOKEN);
+    let tax = bearer(TAX_LICENCE_SHARING_TOKEN);
     let (status, _, answer) = read(&env, &[("authorization", tax.as_str())], &id).await;
     assert_eq!(status, 200, "{answer:#}");
     assert_eq!(answer["id"], id.as_str());
@@ -195,7 +185,7 @@ async fn a_department_reads_a_business_licence_with_its_key_and_every_read_is_au
         env.dir.path(),
         &env.departments,
         &Setup {
-            department_extra: vec![],
+            without_licence_sharing_key: vec!["tax"],
             ..setup.clone()
         },
         &env.store_url,
@@ -204,7 +194,7 @@ async fn a_department_reads_a_business_licence_with_its_key_and_every_read_is_au
     assert!(
         !std::fs::read_to_string(&path)
             .unwrap()
-            .contains(&gateway_http::auth::sha256_hex(TAX_TOKEN))
+            .contains(&gateway_http::auth::sha256_hex(TAX_LICENCE_SHARING_TOKEN))
     );
     let reloaded = integration_tests::admin_client()
         .post(format!("{}/admin/v1/config/reload", env.admin_url()))
@@ -285,7 +275,7 @@ async fn a_persons_licence_is_shared_as_issued_and_the_log_keeps_no_identity_num
     let id = deed["id"].as_str().unwrap();
 
     // The department verifying the holder gets the identity number as issued, unmasked.
-    let mr = bearer(LICENCE_SHARING_TOKEN);
+    let mr = bearer(MARKET_REGULATION_LICENCE_SHARING_TOKEN);
     let (status, _, shared) = read(&env, &[("authorization", mr.as_str())], id).await;
     assert_eq!(status, 200, "{shared:#}");
     assert_eq!(shared["holder_kind"], "person");

@@ -5,7 +5,8 @@
 //!   behind its OAuth token (open, one `PUT` per chunk with its SM3, complete with the whole's
 //!   SM3), the 住所使用证明 promised (容缺); the 印章印模 goes to public security as base64
 //!   inside the XML over mutual TLS, with the SM3 it checks, and the business licence the first
-//!   step issued travels as its GB/T 36904 identifier;
+//!   step issued travels as its GB/T 36904 identifier, which public security verifies at the
+//!   gateway's licence-sharing endpoint with its own key (one audited read);
 //! - 食品经营许可 for that enterprise once it exists (`one-thing.food-permit-for-enterprise`):
 //!   its business licence is obtained (免提交), never uploaded, and market regulation verifies it
 //!   at the gateway's licence-sharing endpoint (an audited read);
@@ -330,10 +331,12 @@ fn application_with<'f>(found: &'f BTreeMap<String, Vec<Found>>, code: &str) -> 
         .unwrap_or_else(|| panic!("no application brought {code}: {found:#?}"))
 }
 
-/// The licence-sharing reads of the audit log by market regulation: (licence id, outcome).
-async fn licence_reads(env: &Env) -> Vec<(String, String)> {
+/// The licence-sharing reads of the audit log by `department`: (licence id, outcome).
+async fn licence_reads(env: &Env, department: &str) -> Vec<(String, String)> {
     let answer = env
-        .admin_get("/admin/v1/audit?department=market-regulation&limit=5000")
+        .admin_get(&format!(
+            "/admin/v1/audit?department={department}&limit=5000"
+        ))
         .await;
     answer["records"]
         .as_array()
@@ -380,20 +383,27 @@ async fn open_business_delivers_each_material_once_in_each_departments_protocol(
     assert_eq!(mr.applications(), 1);
 
     // Public security: the impression decoded from the XML's base64, its SM3 checked; the
-    // licence the first step issued, by its identifier (its check character verified).
+    // licence the first step issued, by its identifier, verified at the gateway.
     let ps = &env.departments.public_security;
     let found = received(ps);
     assert_eq!(found.len(), 1, "{found:#?}");
     assert_eq!(
         found.values().next().unwrap(),
         &vec![
-            licence("business-licence", &licence_id, "check_char"),
+            licence("business-licence", &licence_id, "gateway"),
             file(impression)
         ]
     );
     assert_eq!((ps.applications(), ps.received("kzba")), (1, 1));
     assert!(ps.stats().rejected.is_empty(), "{:?}", ps.stats().rejected);
     assert_eq!(matter(&view, "seal")["state"], "approved");
+    // One read at the gateway, by public security with its own key; market regulation was
+    // named no licence.
+    assert_eq!(
+        licence_reads(&env, "public-security").await,
+        [(licence_id, "found".to_string())]
+    );
+    assert!(licence_reads(&env, "market-regulation").await.is_empty());
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -403,7 +413,7 @@ async fn a_food_permit_for_an_existing_enterprise_names_its_licence_and_the_depa
     let (view, _) = open_business(&env).await;
     let (licence_id, credit_code) = business_licence(&view);
     assert!(
-        licence_reads(&env).await.is_empty(),
+        licence_reads(&env, "market-regulation").await.is_empty(),
         "企业开办 names no licence to market regulation"
     );
 
@@ -451,7 +461,7 @@ async fn a_food_permit_for_an_existing_enterprise_names_its_licence_and_the_depa
     );
     // One read at the gateway's licence-sharing endpoint, in its audit log.
     assert_eq!(
-        licence_reads(&env).await,
+        licence_reads(&env, "market-regulation").await,
         [(licence_id, "found".to_string())]
     );
 }
@@ -535,10 +545,15 @@ async fn a_material_damaged_on_the_way_is_refused_by_each_department_and_sent_ag
     assert_eq!(
         received(ps).into_values().collect::<Vec<_>>(),
         [vec![
-            licence("business-licence", &licence_id, "check_char"),
+            licence("business-licence", &licence_id, "gateway"),
             file(&impression)
         ]]
     );
     assert_eq!(ps.received("kzba"), ps_refused + 1);
     assert_eq!((mr.applications(), ps.applications()), (1, 1));
+    // The damaged filings were refused before the licence was asked about: one read.
+    assert_eq!(
+        licence_reads(&env, "public-security").await,
+        [(licence_id, "found".to_string())]
+    );
 }

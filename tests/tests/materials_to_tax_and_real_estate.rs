@@ -6,10 +6,13 @@
 //!   signed `multipart/form-data` upload, then the return lists its file id) and the registry
 //!   (an MTOM/XOP package, the file an `xop:Include`d part of a GBK SOAP envelope); the
 //!   registry also gets the property certificate's scan, the deed tax receipt the tax step
-//!   issued (免提交, by its GB/T 36904 identifier) and the promise of the marriage certificate
-//!   (容缺). Each department's own record shows every file once, with the SM3 and size of what
-//!   it received, equal to what the applicant uploaded. The adapters run limited to 8 MiB of
-//!   linear memory and the default CPU time.
+//!   issued (免提交, by its GB/T 36904 identifier, which the registry verifies at the gateway's
+//!   licence-sharing endpoint with its own key: one audited read) and the promise of the
+//!   marriage certificate (容缺). Each department's own record shows every file once, with the
+//!   SM3 and size of what it received, equal to what the applicant uploaded. The adapters run
+//!   limited to 8 MiB of linear memory and the default CPU time.
+//! - A receipt the gateway the registry asks never issued (its check character right): the
+//!   registry refuses the transfer (fault `E113`), and the step shows it.
 //! - 税务登记 (`tax.registration`): two uploads reach tax once each, after a first attempt the
 //!   department refused because a bit of the file was flipped on the way (retried, not
 //!   charged twice).
@@ -37,6 +40,7 @@ const LIMITS: &str = "limits = { memory_mib = 8, cpu_ms = 1000, call_timeout_ms 
 fn setup() -> Setup {
     Setup {
         demo_materials: true,
+        admin: true,
         department_timeout: Some(Duration::from_secs(60)),
         ticket_delay: Some(Duration::from_millis(200)),
         department_extra: vec![("tax", LIMITS.into()), ("real-estate", LIMITS.into())],
@@ -157,8 +161,16 @@ fn all_final(view: &Value) -> bool {
 
 // ---- the departments' side ----
 
-/// One material as a department recorded it: code, kind, SM3, size, licence id.
-type Received = (String, String, Option<String>, Option<u64>, Option<String>);
+/// One material as a department recorded it: code, kind, SM3, size, licence id, how the
+/// licence was verified.
+type Received = (
+    String,
+    String,
+    Option<String>,
+    Option<u64>,
+    Option<String>,
+    Option<String>,
+);
 
 /// What a department recorded for one application (request id), in the order it took them.
 fn received(department: &departments::Department, request_id: &str) -> Vec<Received> {
@@ -167,7 +179,7 @@ fn received(department: &departments::Department, request_id: &str) -> Vec<Recei
         .materials
         .into_iter()
         .filter(|m| m.request_id == request_id)
-        .map(|m| (m.code, m.kind, m.sm3, m.size, m.licence_id))
+        .map(|m| (m.code, m.kind, m.sm3, m.size, m.licence_id, m.verified_by))
         .collect()
 }
 
@@ -178,7 +190,36 @@ fn file(code: &str, bytes: &[u8]) -> Received {
         Some(sm3(bytes)),
         Some(bytes.len() as u64),
         None,
+        None,
     )
+}
+
+/// The licence-sharing reads `department` made at the gateway whose admin listener is at
+/// `admin_url`, from its audit log: (licence id, outcome), oldest first.
+async fn licence_reads(admin_url: &str, department: &str) -> Vec<(String, String)> {
+    let answer: Value = integration_tests::admin_client()
+        .get(format!(
+            "{admin_url}/admin/v1/audit?department={department}&limit=5000"
+        ))
+        .send()
+        .await
+        .expect("the admin API answers")
+        .json()
+        .await
+        .expect("a JSON answer");
+    answer["records"]
+        .as_array()
+        .unwrap_or_else(|| panic!("{answer:#}"))
+        .iter()
+        .map(|r| &r["record"])
+        .filter(|r| r["kind"] == "licence_read")
+        .map(|r| {
+            (
+                r["licence_id"].as_str().unwrap().to_string(),
+                r["outcome"].as_str().unwrap().to_string(),
+            )
+        })
+        .collect()
 }
 
 fn home_transfer_form() -> Value {
@@ -274,7 +315,7 @@ async fn home_transfer_delivers_one_set_of_materials_to_tax_and_the_registry() {
     assert_eq!(tax.received("wjsc"), 1, "{:?}", tax.stats());
 
     // The registry: both files exactly as uploaded, the receipt the tax step issued by its
-    // identifier, the promised certificate; each once.
+    // identifier (verified at the gateway), the promised certificate; each once.
     let receipt_id = view["licences"]
         .as_array()
         .unwrap()
@@ -293,11 +334,13 @@ async fn home_transfer_delivers_one_set_of_materials_to_tax_and_the_registry() {
                 "licence".into(),
                 None,
                 None,
-                Some(receipt_id)
+                Some(receipt_id.clone()),
+                Some("gateway".into())
             ),
             (
                 "marriage-status".into(),
                 "promised".into(),
+                None,
                 None,
                 None,
                 None
@@ -308,6 +351,91 @@ async fn home_transfer_delivers_one_set_of_materials_to_tax_and_the_registry() {
     );
     assert_eq!(env.departments.real_estate.received("submitTransfer"), 1);
     assert!(step(&view, "transfer")["outputs"]["certificate_number"].is_string());
+    // One read of the receipt at the gateway, by the registry with its own key; tax named no
+    // licence.
+    let admin = env.admin_url();
+    assert_eq!(
+        licence_reads(&admin, "real-estate").await,
+        [(receipt_id, "found".to_string())]
+    );
+    assert!(licence_reads(&admin, "tax").await.is_empty());
+}
+
+/// Another hall's gateway: the same departments and adapters, a store of its own (SQLite)
+/// whose licence library is empty.
+async fn another_hall(env: &Env) -> gateway::Gateway {
+    let dir = env.dir.path().join("another-hall");
+    std::fs::create_dir_all(&dir).unwrap();
+    let store = format!("sqlite://{}", dir.join("gateway.db").display());
+    let config = integration_tests::write_config(&dir, &env.departments, &env.setup, &store)
+        .expect("another hall's config");
+    gateway::Gateway::start(gateway_base::config::Config::load(&config).unwrap())
+        .await
+        .expect("another hall's gateway starts")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_receipt_the_gateway_never_issued_is_refused_by_the_registry_and_the_step_says_so() {
+    let env = Env::start_with(setup()).await.unwrap();
+    // The departments verify licences at a gateway that never issued this case's receipt: an
+    // identifier whose check character holds, unknown where it is asked.
+    let other = another_hall(&env).await;
+    env.departments
+        .gateway
+        .set_url(&format!("http://{}", other.addr));
+
+    let draft = new_draft(&env, "one-thing.home-transfer").await;
+    upload(&env, &draft, "sale-contract", &pdf(50_000, 7)).await;
+    upload(&env, &draft, "property-certificate", &jpeg(3000, 8)).await;
+    let (case_id, _) = apply(
+        &env,
+        "one-thing.home-transfer",
+        &draft,
+        &home_transfer_form(),
+    )
+    .await;
+    let view = env.wait_for_case(&case_id, WAIT, all_final).await;
+    assert_eq!(step(&view, "deed_tax")["state"], "approved", "{view:#}");
+    let receipt_id = view["licences"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|l| l["kind"] == "deed_tax_receipt")
+        .and_then(|l| l["id"].as_str())
+        .unwrap_or_else(|| panic!("the tax step issued no receipt: {view:#}"))
+        .to_string();
+    assert!(sdk::ids::licence_id(&receipt_id).is_ok(), "{receipt_id}");
+
+    // The registry refuses on the merits, in its own fault, and the step says why.
+    let transfer = step(&view, "transfer");
+    assert_eq!(transfer["state"], "rejected", "{view:#}");
+    let message = transfer["message"].as_str().unwrap();
+    assert!(
+        message.contains("E113") && message.contains("电子证照核验未通过"),
+        "{message}"
+    );
+    let registry = &env.departments.real_estate;
+    assert_eq!(registry.stats().rejected.get("E113"), Some(&1));
+    assert_eq!(
+        (registry.received("submitTransfer"), registry.applications()),
+        (1, 0),
+        "refused once, nothing filed"
+    );
+    assert!(registry.stats().materials.is_empty());
+
+    // The read is in the asked gateway's audit log, by the registry: not found. This hall's
+    // log has none.
+    let other_admin = format!("http://{}", other.admin_addr.expect("an admin listener"));
+    assert_eq!(
+        licence_reads(&other_admin, "real-estate").await,
+        [(receipt_id, "not_found".to_string())]
+    );
+    assert!(
+        licence_reads(&env.admin_url(), "real-estate")
+            .await
+            .is_empty()
+    );
+    other.shutdown().await;
 }
 
 /// The single-matter service's one step.

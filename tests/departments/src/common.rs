@@ -78,8 +78,8 @@ pub struct ReceivedMaterial {
     pub size: Option<u64>,
     /// GB/T 36904 identifier (licences).
     pub licence_id: Option<String>,
-    /// How the licence was verified: `gateway` (the licence-sharing endpoint answered for it),
-    /// `check_char` (its identifier's check character only).
+    /// How the licence was verified: `gateway` (its check character checked, then the
+    /// gateway's licence-sharing endpoint answered for it), as every department does.
     pub verified_by: Option<String>,
 }
 
@@ -237,6 +237,33 @@ impl Sim {
             }
             Err(refusal) => refusal,
         }
+    }
+
+    /// [`Sim::submit`] for an application whose materials must first be verified elsewhere
+    /// (licences at the gateway): `verify` runs before `create` and outside the store's lock,
+    /// since it waits on the network, and only for a request id not answered yet, so a repeat
+    /// gets the first answer without asking again. A refusal from `verify` is returned and not
+    /// stored, like one from `create`.
+    pub async fn submit_verified<V>(
+        &self,
+        request_id: &str,
+        verify: impl Future<Output = Result<V, Answer>>,
+        create: impl FnOnce(V) -> Result<Answer, Answer>,
+    ) -> Answer {
+        let verified = if lock(&self.apps).answers.contains_key(request_id) {
+            None
+        } else {
+            match verify.await {
+                Ok(verified) => Some(verified),
+                Err(refusal) => return refusal,
+            }
+        };
+        self.submit(request_id, || match verified {
+            Some(verified) => create(verified),
+            // An answer once stored is never removed: `submit` answers with it and does not
+            // call this.
+            None => unreachable!("request id {request_id} was answered"),
+        })
     }
 
     /// A department number: prefix, Beijing date, and a sequence number (e.g. `SW2025061500012345`).

@@ -25,6 +25,8 @@
 //! - `xml`: a tiny element tree over quick-xml for the two XML departments.
 //! - `multipart`: MIME multipart bodies read as they stream in (tax's uploads, real estate's
 //!   MTOM packages).
+//! - `sharing`: 免提交 licences verified at the gateway's licence-sharing endpoint, each
+//!   department with its own token ([`GatewayLink`]), the same way for all four.
 //! - [`ids`]: identifier checks (GB 11643, GB 32100, GB 11714) and masking for logs.
 
 use std::net::SocketAddr;
@@ -41,6 +43,7 @@ mod market_regulation;
 mod multipart;
 mod public_security;
 mod real_estate;
+mod sharing;
 mod tax;
 mod tls;
 mod xml;
@@ -57,7 +60,7 @@ pub struct Options {
     /// Lifetime of market-regulation access tokens.
     pub token_ttl: Duration,
     pub ports: Ports,
-    /// How departments reach the gateway's licence-sharing endpoint.
+    /// How departments reach the gateway's licence-sharing endpoint, each with its own token.
     pub gateway: GatewayLink,
 }
 
@@ -76,35 +79,64 @@ impl Default for Options {
     }
 }
 
-/// The bearer token market regulation presents at the gateway's licence-sharing endpoint in
-/// the demo and the tests (the gateway's config keeps its SHA-256 as
-/// `[departments.market-regulation] licence_sharing_key_sha256`).
-pub const LICENCE_SHARING_TOKEN: &str = "mr-licence-sharing-demo-token";
+/// The bearer tokens the simulated departments present at the gateway's licence-sharing
+/// endpoint in the demo and the tests, one per department, so that the gateway's audit log names
+/// the department that read (the gateway's config keeps each one's SHA-256 as
+/// `[departments.<id>] licence_sharing_key_sha256`). Demo values, published here: a real
+/// department's token is its own secret.
+pub const TAX_LICENCE_SHARING_TOKEN: &str = "tax-licence-sharing-demo-token";
+/// Real estate's; see [`TAX_LICENCE_SHARING_TOKEN`].
+pub const REAL_ESTATE_LICENCE_SHARING_TOKEN: &str = "re-licence-sharing-demo-token";
+/// Public security's; see [`TAX_LICENCE_SHARING_TOKEN`].
+pub const PUBLIC_SECURITY_LICENCE_SHARING_TOKEN: &str = "ps-licence-sharing-demo-token";
+/// Market regulation's; see [`TAX_LICENCE_SHARING_TOKEN`].
+pub const MARKET_REGULATION_LICENCE_SHARING_TOKEN: &str = "mr-licence-sharing-demo-token";
 
-/// How a department reaches the gateway to verify a licence an applicant named (免提交):
-/// `GET <url>/licence-sharing/v1/licences/{id}` with `Authorization: Bearer <token>`. The URL
-/// may be set after the departments start (tests start the gateway after them, on a free
-/// port); every clone shares it.
+/// Each department's licence-sharing token.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct LicenceSharingTokens {
+    pub tax: String,
+    pub real_estate: String,
+    pub public_security: String,
+    pub market_regulation: String,
+}
+
+impl Default for LicenceSharingTokens {
+    /// The demo tokens ([`TAX_LICENCE_SHARING_TOKEN`] …).
+    fn default() -> Self {
+        LicenceSharingTokens {
+            tax: TAX_LICENCE_SHARING_TOKEN.into(),
+            real_estate: REAL_ESTATE_LICENCE_SHARING_TOKEN.into(),
+            public_security: PUBLIC_SECURITY_LICENCE_SHARING_TOKEN.into(),
+            market_regulation: MARKET_REGULATION_LICENCE_SHARING_TOKEN.into(),
+        }
+    }
+}
+
+/// How the departments reach the gateway to verify a licence an applicant named (免提交):
+/// `GET <url>/licence-sharing/v1/licences/{id}` with `Authorization: Bearer <token>`, each with
+/// its own token. The URL may be set after the departments start (tests start the gateway after
+/// them, on a free port); every clone shares it.
 #[derive(Clone, Debug)]
 pub struct GatewayLink {
     url: Arc<std::sync::RwLock<Option<String>>>,
-    /// The department's licence-sharing token.
-    pub token: String,
+    /// Each department's licence-sharing token.
+    pub tokens: LicenceSharingTokens,
 }
 
 impl Default for GatewayLink {
-    /// No URL yet, the demo token.
+    /// No URL yet, the demo tokens.
     fn default() -> Self {
-        GatewayLink::new(None, LICENCE_SHARING_TOKEN)
+        GatewayLink::new(None, LicenceSharingTokens::default())
     }
 }
 
 impl GatewayLink {
-    /// A link to the gateway at `url` (or none yet) with `token`.
-    pub fn new(url: Option<String>, token: &str) -> Self {
+    /// A link to the gateway at `url` (or none yet) with each department's token.
+    pub fn new(url: Option<String>, tokens: LicenceSharingTokens) -> Self {
         GatewayLink {
             url: Arc::new(std::sync::RwLock::new(url)),
-            token: token.to_string(),
+            tokens,
         }
     }
 
@@ -203,39 +235,48 @@ pub async fn start(opts: Options) -> anyhow::Result<Departments> {
         tls::generate(&opts.cert_dir).context("generating the public-security certificates")?;
     let tls_config = tls::server_config(identity)?;
 
+    // Each department verifies licences at the gateway with its own token.
+    let tokens = &opts.gateway.tokens;
+    let verifier =
+        |sim: &common::Sim, token: &str| sharing::Verifier::new(sim.name, &opts.gateway, token);
+
     let sim = common::Sim::new("tax");
+    let verify = verifier(&sim, &tokens.tax)?;
     let tax = serve_plain(
         sim.clone(),
         opts.ports.tax,
-        tax::router(sim, opts.ticket_delay),
+        tax::router(sim, opts.ticket_delay, verify),
     )
     .await?;
 
     let sim = common::Sim::new("real-estate");
+    let verify = verifier(&sim, &tokens.real_estate)?;
     let real_estate = serve_plain(
         sim.clone(),
         opts.ports.real_estate,
-        real_estate::router(sim, opts.ticket_delay),
+        real_estate::router(sim, opts.ticket_delay, verify),
     )
     .await?;
 
     let sim = common::Sim::new("market-regulation");
+    let verify = verifier(&sim, &tokens.market_regulation)?;
     let router = market_regulation::router(
         sim.clone(),
         opts.ticket_delay,
         opts.token_ttl,
         tls::callback_client()?,
-        opts.gateway.clone(),
+        verify,
     );
     let market_regulation = serve_plain(sim, opts.ports.market_regulation, router).await?;
 
     let sim = common::Sim::new("public-security");
+    let verify = verifier(&sim, &tokens.public_security)?;
     let listener = bind(sim.name, opts.ports.public_security).await?;
     let addr = listener.local_addr()?;
     tokio::spawn(tls::serve(
         listener,
         tls_config,
-        public_security::router(sim.clone()),
+        public_security::router(sim.clone(), verify),
         sim.clone(),
     ));
     let public_security = Department {

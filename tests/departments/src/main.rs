@@ -25,13 +25,22 @@ struct Args {
     /// Delay before an application is decided.
     #[arg(long, default_value_t = 300)]
     ticket_delay_ms: u64,
-    /// The gateway's portal listener, where market regulation verifies the licences applicants
+    /// The gateway's portal listener, where each department verifies the licences applicants
     /// name (`/licence-sharing/v1/licences/{id}`).
     #[arg(long, default_value = "http://127.0.0.1:8080")]
     gateway_url: String,
-    /// Market regulation's licence-sharing token (the demo config keeps its SHA-256).
-    #[arg(long, default_value = departments::LICENCE_SHARING_TOKEN)]
-    licence_sharing_token: String,
+    /// Tax's licence-sharing token (the demo config keeps its SHA-256).
+    #[arg(long, default_value = departments::TAX_LICENCE_SHARING_TOKEN)]
+    tax_licence_sharing_token: String,
+    /// Real estate's licence-sharing token.
+    #[arg(long, default_value = departments::REAL_ESTATE_LICENCE_SHARING_TOKEN)]
+    real_estate_licence_sharing_token: String,
+    /// Public security's licence-sharing token.
+    #[arg(long, default_value = departments::PUBLIC_SECURITY_LICENCE_SHARING_TOKEN)]
+    public_security_licence_sharing_token: String,
+    /// Market regulation's licence-sharing token.
+    #[arg(long, default_value = departments::MARKET_REGULATION_LICENCE_SHARING_TOKEN)]
+    market_regulation_licence_sharing_token: String,
 }
 
 #[tokio::main]
@@ -45,7 +54,15 @@ async fn main() -> anyhow::Result<()> {
     let deps = departments::start(departments::Options {
         cert_dir: args.cert_dir,
         ticket_delay: Duration::from_millis(args.ticket_delay_ms),
-        gateway: departments::GatewayLink::new(Some(args.gateway_url), &args.licence_sharing_token),
+        gateway: departments::GatewayLink::new(
+            Some(args.gateway_url),
+            departments::LicenceSharingTokens {
+                tax: args.tax_licence_sharing_token,
+                real_estate: args.real_estate_licence_sharing_token,
+                public_security: args.public_security_licence_sharing_token,
+                market_regulation: args.market_regulation_licence_sharing_token,
+            },
+        ),
         ports: departments::Ports {
             tax: args.tax_port,
             real_estate: args.real_estate_port,

@@ -4,16 +4,14 @@
 //!
 //! An application's materials are uploaded first, in chunks, behind the same token
 //! ([`files`]), and the application names them by file id; a 免提交 licence it names by its
-//! GB/T 36904 identifier, which the department verifies with the gateway ([`sharing`]) before
-//! it takes the application.
+//! GB/T 36904 identifier, which the department verifies with the gateway ([`crate::sharing`])
+//! before it takes the application.
 //!
 //! # Layout
 //! - this file: tokens, the routes, applications and their decisions.
 //! - [`files`]: uploads in chunks, checked, kept once, reassembled and verified.
-//! - [`sharing`]: licences verified at the gateway's licence-sharing endpoint.
 
 mod files;
-mod sharing;
 
 use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -30,7 +28,8 @@ use hmac::{Hmac, Mac};
 use serde_json::{Value, json};
 
 use crate::common::{self, Answer, Profile, ReceivedMaterial, Sim};
-use crate::{GatewayLink, ids};
+use crate::ids;
+use crate::sharing::{self, Verifier};
 
 const CLIENT_ID: &str = "gw-demo";
 const CLIENT_SECRET: &str = "mr-demo-secret";
@@ -78,9 +77,10 @@ struct MarketRegulation {
     ticket_delay: Duration,
     token_ttl: Duration,
     registry: Mutex<Registry>,
+    /// For the signed callbacks.
     client: reqwest::Client,
     /// Where licences named in applications are verified.
-    gateway: GatewayLink,
+    licences: Verifier,
 }
 
 impl MarketRegulation {
@@ -94,7 +94,7 @@ pub(crate) fn router(
     ticket_delay: Duration,
     token_ttl: Duration,
     client: reqwest::Client,
-    gateway: GatewayLink,
+    licences: Verifier,
 ) -> Router {
     let mut registry = Registry::default();
     let seed = Enterprise {
@@ -113,7 +113,7 @@ pub(crate) fn router(
         token_ttl,
         registry: Mutex::new(registry),
         client,
-        gateway,
+        licences,
     });
     let api = Router::new()
         .route("/api/enterprises/{uscc}", get(enterprise))
@@ -280,12 +280,10 @@ async fn apply(State(mr): State<Arc<MarketRegulation>>, body: Bytes) -> Answer {
         Ok(named) => named,
         Err(m) => return invalid(&mr, &m),
     };
-    // The new enterprise holds no licence yet: a licence named is checked as named.
-    let licences = match verify_licences(&mr, &named, None).await {
-        Ok(verified) => verified,
-        Err(refusal) => return refusal,
-    };
-    mr.sim.submit(request_id, || {
+    // The new enterprise holds no licence yet: a licence named is checked as named. A repeated
+    // requestId gets its first answer without asking the gateway again.
+    let verify = verify_licences(&mr, &named, &[]);
+    let create = |licences| {
         let checked = check_application(&body).map_err(|m| invalid(&mr, &m))?;
         let mut reg = mr.registry();
         let materials = take_materials(&mr, &reg.files, request_id, &named, licences)?;
@@ -322,7 +320,8 @@ async fn apply(State(mr): State<Arc<MarketRegulation>>, body: Bytes) -> Answer {
             StatusCode::ACCEPTED,
             &json!({"applicationNo": no, "status": "ACCEPTED"}),
         ))
-    })
+    };
+    mr.sim.submit_verified(request_id, verify, create).await
 }
 
 struct Checked {
@@ -459,11 +458,9 @@ async fn apply_food_permit(State(mr): State<Arc<MarketRegulation>>, body: Bytes)
         Err(m) => return invalid(&mr, &m),
     };
     // A licence named must be the applicant's own: held by the enterprise applying.
-    let licences = match verify_licences(&mr, &named, text(&body, "/uscc")).await {
-        Ok(verified) => verified,
-        Err(refusal) => return refusal,
-    };
-    mr.sim.submit(request_id, || {
+    let holder: Vec<&str> = text(&body, "/uscc").into_iter().collect();
+    let verify = verify_licences(&mr, &named, &holder);
+    let create = |licences| {
         let id_number = check_food_permit(&body).map_err(|m| invalid(&mr, &m))?;
         let mut reg = mr.registry();
         let materials = take_materials(&mr, &reg.files, request_id, &named, licences)?;
@@ -485,7 +482,8 @@ async fn apply_food_permit(State(mr): State<Arc<MarketRegulation>>, body: Bytes)
             StatusCode::ACCEPTED,
             &json!({"applicationNo": no, "status": "ACCEPTED"}),
         ))
-    })
+    };
+    mr.sim.submit_verified(request_id, verify, create).await
 }
 
 /// Every field of a food permit application; the legal representative's ID number when good.
@@ -680,35 +678,35 @@ fn read_materials(body: &Value) -> Result<Vec<Named>, String> {
     Ok(named)
 }
 
-/// Verify each licence an application names with the gateway, for `holder` when the
-/// application names one: what was verified, or the department's refusal.
+/// Verify each licence an application names with the gateway, held by one of `holders` when
+/// the application names any: what was verified, or the department's refusal (409
+/// `licence_invalid`, or 503 `licence_service_unavailable` when the gateway cannot be asked).
 async fn verify_licences(
     mr: &MarketRegulation,
     named: &[Named],
-    holder: Option<&str>,
+    holders: &[&str],
 ) -> Result<Vec<ReceivedMaterial>, Answer> {
     let mut verified = Vec::new();
     for material in named {
         let Provided::Licence(claimed) = &material.provided else {
             continue;
         };
-        match sharing::verify(&mr.client, &mr.gateway, claimed, holder).await {
-            sharing::Verdict::Verified => verified.push(ReceivedMaterial {
+        match mr.licences.verify(claimed, holders).await {
+            Ok(()) => verified.push(ReceivedMaterial {
                 code: material.code.clone(),
                 kind: "licence".into(),
                 licence_id: Some(claimed.id.clone()),
                 verified_by: Some("gateway".into()),
                 ..ReceivedMaterial::default()
             }),
-            sharing::Verdict::Refused(why) => {
+            Err(sharing::Failure::Refused(why)) => {
                 mr.sim.reject("licence_invalid");
                 return Err(Answer::json(
                     StatusCode::CONFLICT,
                     &json!({"error": "licence_invalid", "message": why}),
                 ));
             }
-            sharing::Verdict::Unavailable(why) => {
-                tracing::warn!(licence_id = claimed.id, why, "licence not verified");
+            Err(sharing::Failure::Unavailable(why)) => {
                 mr.sim.reject("licence_service_unavailable");
                 return Err(Answer::json(
                     StatusCode::SERVICE_UNAVAILABLE,

@@ -23,6 +23,7 @@ use axum::routing::post;
 
 use crate::common::{self, Answer, Profile, ReceivedMaterial, Sim};
 use crate::ids;
+use crate::sharing::{self, Claimed, NamedLicence, Verifier};
 use crate::xml::{self, Element, esc};
 use stream::Decoded;
 
@@ -35,11 +36,21 @@ const RESIDENTS: &[(&str, &str)] = &[
     ("360426199101010071", "王五"),
 ];
 
-pub(crate) fn router(sim: Arc<Sim>) -> Router {
+/// The department's state: its simulator, and where the licences filings name are verified.
+struct PublicSecurity {
+    sim: Arc<Sim>,
+    licences: Verifier,
+}
+
+pub(crate) fn router(sim: Arc<Sim>, licences: Verifier) -> Router {
+    let state = Arc::new(PublicSecurity {
+        sim: sim.clone(),
+        licences,
+    });
     let routes = Router::new()
         .route("/gaxt/sfhc", post(sfhc))
         .route("/gaxt/kzba", post(kzba))
-        .with_state(sim.clone());
+        .with_state(state);
     let profile = Profile {
         operation: |req| {
             let path = req.uri().path();
@@ -107,17 +118,18 @@ fn fields<'a, const N: usize>(req: &'a Element, names: [&str; N]) -> Result<[&'a
     Ok(out)
 }
 
-async fn sfhc(State(sim): State<Arc<Sim>>, headers: HeaderMap, body: Bytes) -> Answer {
+async fn sfhc(State(ps): State<Arc<PublicSecurity>>, headers: HeaderMap, body: Bytes) -> Answer {
+    let sim = &ps.sim;
     let req = match parse_request(&headers, &body) {
         Ok(r) => r,
-        Err(e) => return invalid(&sim, &e),
+        Err(e) => return invalid(sim, &e),
     };
     let [_, xm, gmsfhm] = match fields(&req, ["requestId", "xm", "gmsfhm"]) {
         Ok(f) => f,
-        Err(e) => return invalid(&sim, &e),
+        Err(e) => return invalid(sim, &e),
     };
     if !ids::resident_id_valid(gmsfhm) {
-        return invalid(&sim, "公民身份号码校验失败");
+        return invalid(sim, "公民身份号码校验失败");
     }
     let id = gmsfhm.to_ascii_uppercase();
     let result = match RESIDENTS.iter().find(|(n, _)| *n == id) {
@@ -131,56 +143,92 @@ async fn sfhc(State(sim): State<Arc<Sim>>, headers: HeaderMap, body: Bytes) -> A
     ))
 }
 
-async fn kzba(State(sim): State<Arc<Sim>>, headers: HeaderMap, body: Body) -> Answer {
+async fn kzba(State(ps): State<Arc<PublicSecurity>>, headers: HeaderMap, body: Body) -> Answer {
+    let sim = &ps.sim;
     if let Err(e) = check_content_type(&headers) {
-        return invalid(&sim, &e);
+        return invalid(sim, &e);
     }
     // Read through before anything else: the files are decoded and hashed as they arrive.
     let split = match stream::split(body, sim.faults().corrupt_materials).await {
         Ok(split) => split,
-        Err(e) => return invalid(&sim, &e),
+        Err(e) => return invalid(sim, &e),
     };
     let req = match parse_document(&split.skeleton) {
         Ok(r) => r,
-        Err(e) => return invalid(&sim, &e),
+        Err(e) => return invalid(sim, &e),
     };
     let Some(request_id) = req.field("requestId") else {
-        return invalid(&sim, "缺少requestId");
+        return invalid(sim, "缺少requestId");
     };
-    sim.submit(request_id, || {
-        let materials = materials(&req, &split.files).map_err(|refusal| match refusal {
-            Refusal::Invalid(detail) => invalid(&sim, &detail),
-            Refusal::Digest(message) => error(&sim, "30", &message, "material_digest"),
-            Refusal::Base64(message) => error(&sim, "31", &message, "material_base64"),
-        })?;
-        let [tyshxydm, _, _, fddbrsfzh, yzlx] =
-            fields(&req, ["tyshxydm", "qymc", "fddbr", "fddbrsfzh", "yzlx"])
-                .map_err(|e| invalid(&sim, &e))?;
-        if !ids::uscc_valid(tyshxydm) {
-            return Err(error(
-                &sim,
-                "20",
-                "统一社会信用代码校验失败",
-                "invalid_uscc",
-            ));
-        }
-        if !ids::resident_id_valid(fddbrsfzh) {
-            return Err(invalid(&sim, "法定代表人身份证号校验失败"));
-        }
-        // Seal kinds are a comma list; offices write both ASCII and full-width commas.
-        if yzlx.split([',', '，']).any(|k| k.trim().is_empty()) {
-            return Err(invalid(&sim, "印章类型不能为空"));
-        }
+    // Everything checked here first; the licences named are then verified at the gateway as
+    // the enterprise's own. A repeated requestId gets its first answer without either.
+    let verify = async {
+        let (mut materials, licences) =
+            materials(&req, &split.files).map_err(|refusal| match refusal {
+                Refusal::Invalid(detail) => invalid(sim, &detail),
+                Refusal::Digest(message) => error(sim, "30", &message, "material_digest"),
+                Refusal::Base64(message) => error(sim, "31", &message, "material_base64"),
+            })?;
+        let tyshxydm = check_filing(sim, &req)?;
+        let verified = ps
+            .licences
+            .verify_all(request_id, &licences, |_| vec![tyshxydm])
+            .await
+            .map_err(|not| licence_refusal(sim, not))?;
+        materials.extend(verified);
+        Ok(materials)
+    };
+    let create = |materials: Vec<ReceivedMaterial>| {
         let babh = sim.next_number("GA");
         for mut material in materials {
             material.request_id = request_id.to_owned();
             sim.record_material(material);
         }
+        let tyshxydm = req.field("tyshxydm").unwrap_or_default();
         tracing::info!(babh, tyshxydm, request_id, "seal filing accepted");
         Ok(answer(&format!(
             "<code>00</code><message>成功</message><babh>{babh}</babh>"
         )))
-    })
+    };
+    sim.submit_verified(request_id, verify, create).await
+}
+
+/// A filing's own fields, checked: its credit code when good (`10` a field missing or an ID
+/// failing GB 11643, `20` a credit code failing GB 32100).
+fn check_filing<'r>(sim: &Sim, req: &'r Element) -> Result<&'r str, Answer> {
+    let [tyshxydm, _, _, fddbrsfzh, yzlx] =
+        fields(req, ["tyshxydm", "qymc", "fddbr", "fddbrsfzh", "yzlx"])
+            .map_err(|e| invalid(sim, &e))?;
+    if !ids::uscc_valid(tyshxydm) {
+        return Err(error(sim, "20", "统一社会信用代码校验失败", "invalid_uscc"));
+    }
+    if !ids::resident_id_valid(fddbrsfzh) {
+        return Err(invalid(sim, "法定代表人身份证号校验失败"));
+    }
+    // Seal kinds are a comma list; offices write both ASCII and full-width commas.
+    if yzlx.split([',', '，']).any(|k| k.trim().is_empty()) {
+        return Err(invalid(sim, "印章类型不能为空"));
+    }
+    Ok(tyshxydm)
+}
+
+/// A licence not verified, in the department's answer: `21` 电子证照核验未通过 (HTTP 200, a
+/// refusal on the merits), or HTTP 503 with `90` when the licence-sharing service cannot be
+/// asked (worth trying again).
+fn licence_refusal(sim: &Sim, not: sharing::NotVerified) -> Answer {
+    match not.failure {
+        sharing::Failure::Refused(why) => error(sim, "21", &why, "licence_invalid"),
+        sharing::Failure::Unavailable(why) => {
+            let mut refusal = error(
+                sim,
+                "90",
+                &format!("电子证照共享服务不可用：{why}"),
+                "licence_service_unavailable",
+            );
+            refusal.status = StatusCode::SERVICE_UNAVAILABLE;
+            refusal
+        }
+    }
 }
 
 /// Why a filing's materials are refused.
@@ -198,13 +246,18 @@ enum Refusal {
 const MAX_FILE: u64 = 50 << 20;
 
 /// The filing's materials (`<cllb>`), each checked: a file against what was decoded from its
-/// `<nr>`, a licence by its identifier's check character. None when the filing has no list.
-fn materials(req: &Element, files: &[Decoded]) -> Result<Vec<ReceivedMaterial>, Refusal> {
+/// `<nr>`, a licence by its identifier's check character (its verification at the gateway is
+/// still to come: the licences are apart). None when the filing has no list.
+fn materials(
+    req: &Element,
+    files: &[Decoded],
+) -> Result<(Vec<ReceivedMaterial>, Vec<NamedLicence>), Refusal> {
     let Some(list) = req.child(None, "cllb") else {
-        return Ok(Vec::new());
+        return Ok((Vec::new(), Vec::new()));
     };
     let mut seen = std::collections::HashSet::new();
     let mut out = Vec::new();
+    let mut licences = Vec::new();
     for cl in &list.children {
         if cl.name != "cl" || cl.namespace.is_some() {
             return Err(Refusal::Invalid(format!("材料列表中有未知元素{}", cl.name)));
@@ -252,14 +305,19 @@ fn materials(req: &Element, files: &[Decoded]) -> Result<Vec<ReceivedMaterial>, 
                 }
             }
         } else if let Some(id) = cl.field("dzzzbs") {
-            field("zzlx")?;
-            field("zzbh")?;
+            let (kind, number) = (field("zzlx")?, field("zzbh")?);
             if sdk::ids::licence_id(id).is_err() {
                 return Err(Refusal::Invalid(format!("{name}的电子证照标识校验失败")));
             }
-            material.kind = "licence".into();
-            material.licence_id = Some(id.to_owned());
-            material.verified_by = Some("check_char".into());
+            licences.push(NamedLicence {
+                code: code.to_owned(),
+                claimed: Claimed {
+                    id: id.to_owned(),
+                    kind: kind.to_owned(),
+                    number: number.to_owned(),
+                },
+            });
+            continue;
         } else if cl.field("rqsl") == Some("1") {
             material.kind = "promised".into();
         } else {
@@ -269,7 +327,7 @@ fn materials(req: &Element, files: &[Decoded]) -> Result<Vec<ReceivedMaterial>, 
         }
         out.push(material);
     }
-    Ok(out)
+    Ok((out, licences))
 }
 
 #[cfg(test)]
@@ -287,7 +345,10 @@ mod tests {
         format!("{LICENCE}{}", sdk::ids::licence_check_char(&body).unwrap())
     }
 
-    fn checked(cllb: &str, files: &[Decoded]) -> Result<Vec<ReceivedMaterial>, Refusal> {
+    fn checked(
+        cllb: &str,
+        files: &[Decoded],
+    ) -> Result<(Vec<ReceivedMaterial>, Vec<NamedLicence>), Refusal> {
         let doc = format!("<request><requestId>r</requestId><cllb>{cllb}</cllb></request>");
         materials(&parse_document(&doc).unwrap(), files)
     }
@@ -315,21 +376,28 @@ mod tests {
             file_cl(4, &sdk::sign::sm3_hex(b"%PDF").to_uppercase()),
             licence_id()
         );
-        let got = checked(&cllb, &[pdf()]).unwrap();
+        let (got, licences) = checked(&cllb, &[pdf()]).unwrap();
         let kinds: Vec<(&str, &str)> = got
             .iter()
             .map(|m| (m.code.as_str(), m.kind.as_str()))
             .collect();
         assert_eq!(
             kinds,
-            [
-                ("seal-impression", "file"),
-                ("business-licence", "licence"),
-                ("premises-proof", "promised")
-            ]
+            [("seal-impression", "file"), ("premises-proof", "promised")]
         );
         assert_eq!(got[0].size, Some(4));
-        assert_eq!(got[1].licence_id.as_deref(), Some(licence_id().as_str()));
+        // The licence is to verify at the gateway, as named.
+        assert_eq!(
+            licences,
+            [NamedLicence {
+                code: "business-licence".into(),
+                claimed: Claimed {
+                    id: licence_id(),
+                    kind: "business_licence".into(),
+                    number: "350100000000001".into(),
+                },
+            }]
+        );
     }
 
     #[test]

@@ -17,6 +17,7 @@ use encoding_rs::GBK;
 use crate::common::{self, Answer, Profile, ReceivedMaterial, Sim};
 use crate::ids;
 use crate::multipart;
+use crate::sharing::{self, Claimed, NamedLicence, Verifier};
 use crate::xml::{self, Element, esc};
 
 mod mtom;
@@ -62,13 +63,16 @@ struct RealEstate {
     sim: Arc<Sim>,
     ticket_delay: Duration,
     transfers: Mutex<HashMap<String, Transfer>>,
+    /// Where the licences transfers name are verified.
+    licences: Verifier,
 }
 
-pub(crate) fn router(sim: Arc<Sim>, ticket_delay: Duration) -> Router {
+pub(crate) fn router(sim: Arc<Sim>, ticket_delay: Duration, licences: Verifier) -> Router {
     let state = Arc::new(RealEstate {
         sim: sim.clone(),
         ticket_delay,
         transfers: Mutex::default(),
+        licences,
     });
     let routes = Router::new()
         .route("/services/BdcService", post(service))
@@ -86,14 +90,17 @@ fn soap_action(headers: &HeaderMap) -> Option<&str> {
     v.trim_matches('"').strip_prefix("urn:bdc:")
 }
 
-/// A SOAP fault, always HTTP 500. Every fault the simulator raises is the caller's
-/// (`soap:Client`): nothing on its side can fail.
+/// A SOAP fault, always HTTP 500. Nearly every fault the simulator raises is the caller's
+/// (`soap:Client`); the one of its own (`soap:Server`) is the licence-sharing service it
+/// depends on being unreachable.
 #[derive(Debug)]
 struct Fault {
     reason: String,
     code: &'static str,
     /// The material a fault is about (`<bdc:clbm>` in the detail), when it is about one.
     material: Option<String>,
+    /// `soap:Server`: the registry's side failed, not the request.
+    server: bool,
 }
 
 fn client_fault(code: &'static str, reason: impl Into<String>) -> Fault {
@@ -101,6 +108,7 @@ fn client_fault(code: &'static str, reason: impl Into<String>) -> Fault {
         reason: reason.into(),
         code,
         material: None,
+        server: false,
     }
 }
 
@@ -124,10 +132,15 @@ impl RealEstate {
         let material = f.material.as_deref().map_or(String::new(), |m| {
             format!("<bdc:clbm>{}</bdc:clbm>", esc(m))
         });
+        let faultcode = if f.server {
+            "soap:Server"
+        } else {
+            "soap:Client"
+        };
         envelope(
             StatusCode::INTERNAL_SERVER_ERROR,
             &format!(
-                "<soap:Fault><faultcode>soap:Client</faultcode><faultstring>{}</faultstring><detail><bdc:errorCode>{}</bdc:errorCode>{material}</detail></soap:Fault>",
+                "<soap:Fault><faultcode>{faultcode}</faultcode><faultstring>{}</faultstring><detail><bdc:errorCode>{}</bdc:errorCode>{material}</detail></soap:Fault>",
                 esc(&f.reason),
                 f.code
             ),
@@ -196,7 +209,7 @@ async fn service(State(re): State<Arc<RealEstate>>, headers: HeaderMap, body: Bo
     let result = match params.name.as_str() {
         "queryByCertificate" => query_by_certificate(&params),
         "queryByUnit" => query_by_unit(&params),
-        "submitTransfer" => return re.submit_transfer(&params, package.as_ref()),
+        "submitTransfer" => return re.submit_transfer(&params, package.as_ref()).await,
         "queryStatus" => re.query_status(&params),
         other => Err(client_fault("E103", format!("不支持的操作：{other}"))),
     };
@@ -281,15 +294,15 @@ fn items<'a>(params: &'a Element, list: &str, item: &str) -> Vec<&'a Element> {
 
 /// The materials a transfer carries, each as the registry records it: attachments (`fjlb`,
 /// each `fj` an `xop:Include` of a part of the package, resolved and checked by
-/// [`mtom::Package::resolve`]; without a package no part can be found), licences it need not
-/// ask for (`dzzz`: `zz` with `clbm`, `zzbs` the GB/T 36904 identifier, `zzlx`, `zzbh`; a
-/// failing check character is fault `E112`) and materials promised for later (`rqcl`: `cl`
-/// with `clbm`, `cnrq`).
+/// [`mtom::Package::resolve`]; without a package no part can be found) and materials promised
+/// for later (`rqcl`: `cl` with `clbm`, `cnrq`); and the licences it need not ask for (`dzzz`:
+/// `zz` with `clbm`, `zzbs` the GB/T 36904 identifier, `zzlx`, `zzbh`; a failing check
+/// character is fault `E112`), still to verify at the gateway.
 fn materials_of(
     ywh: &str,
     params: &Element,
     package: Option<&mtom::Package>,
-) -> Result<Vec<ReceivedMaterial>, Fault> {
+) -> Result<(Vec<ReceivedMaterial>, Vec<NamedLicence>), Fault> {
     let material = |code: &str, kind: &str| ReceivedMaterial {
         request_id: ywh.to_owned(),
         code: code.to_owned(),
@@ -307,6 +320,7 @@ fn materials_of(
             ..material(&resolved.clbm, "file")
         });
     }
+    let mut licences = Vec::new();
     for zz in items(params, "dzzz", "zz") {
         let clbm = required(zz, "clbm")?;
         let zzbs = required(zz, "zzbs")?;
@@ -316,16 +330,48 @@ fn materials_of(
                 ..client_fault("E112", format!("电子证照标识校验失败：{zzbs}"))
             });
         }
-        found.push(ReceivedMaterial {
-            licence_id: Some(zzbs.to_owned()),
-            verified_by: Some("check_char".into()),
-            ..material(clbm, "licence")
+        licences.push(NamedLicence {
+            code: clbm.to_owned(),
+            claimed: Claimed {
+                id: zzbs.to_owned(),
+                kind: required(zz, "zzlx")?.to_owned(),
+                number: required(zz, "zzbh")?.to_owned(),
+            },
         });
     }
     for cl in items(params, "rqcl", "cl") {
         found.push(material(required(cl, "clbm")?, "promised"));
     }
-    Ok(found)
+    Ok((found, licences))
+}
+
+/// Who may hold a licence a transfer names: the registered owner, the seller, holds the
+/// property certificate; the buyer the deed tax receipt (the tax paid on this purchase); any
+/// other kind either party.
+fn holders_of<'p>(claimed: &Claimed, seller: &'p str, buyer: &'p str) -> Vec<&'p str> {
+    match claimed.kind.as_str() {
+        "property_certificate" => vec![seller],
+        "deed_tax_receipt" => vec![buyer],
+        _ => vec![seller, buyer],
+    }
+}
+
+/// A licence not verified, as the registry's fault naming its material: `E113`
+/// 电子证照核验未通过 (`soap:Client`, a refusal on the merits), or `E500` (`soap:Server`) when
+/// the licence-sharing service cannot be asked.
+fn licence_fault(not: sharing::NotVerified) -> Fault {
+    let (code, reason, server) = match not.failure {
+        sharing::Failure::Refused(why) => ("E113", why, false),
+        sharing::Failure::Unavailable(why) => {
+            ("E500", format!("电子证照共享服务不可用：{why}"), true)
+        }
+    };
+    Fault {
+        reason,
+        code,
+        material: Some(not.code),
+        server,
+    }
 }
 
 fn required<'a>(params: &'a Element, name: &str) -> Result<&'a str, Fault> {
@@ -382,14 +428,28 @@ fn query_by_unit(params: &Element) -> Result<String, Fault> {
 }
 
 impl RealEstate {
-    fn submit_transfer(&self, params: &Element, package: Option<&mtom::Package>) -> Answer {
+    /// Checked, its files resolved, its licences verified at the gateway, then taken; a
+    /// repeated `ywh` gets its first answer without any of it.
+    async fn submit_transfer(&self, params: &Element, package: Option<&mtom::Package>) -> Answer {
         let ywh = match required(params, "ywh") {
             Ok(ywh) => ywh,
             Err(f) => return self.fault(f),
         };
-        self.sim.submit(ywh, || {
+        let verify = async {
             self.check_transfer(params).map_err(|f| self.fault(f))?;
-            let materials = materials_of(ywh, params, package).map_err(|f| self.fault(f))?;
+            let (mut materials, licences) =
+                materials_of(ywh, params, package).map_err(|f| self.fault(f))?;
+            let seller = params.field("zrfzjh").unwrap_or_default();
+            let buyer = params.field("srfzjh").unwrap_or_default();
+            let verified = self
+                .licences
+                .verify_all(ywh, &licences, |claimed| holders_of(claimed, seller, buyer))
+                .await
+                .map_err(|not| self.fault(licence_fault(not)))?;
+            materials.extend(verified);
+            Ok(materials)
+        };
+        let create = |materials: Vec<ReceivedMaterial>| {
             let slbh = self.sim.next_number("BDC");
             let year = common::beijing_now().year();
             let returned = !ids::resident_id_valid(params.field("srfzjh").unwrap_or_default());
@@ -400,7 +460,10 @@ impl RealEstate {
                 new_certificate: format!("闽({year})平潭不动产权第{}号", &slbh[serial..]),
             };
             tracing::info!(slbh, ywh, returned, "transfer registration accepted");
-            self.transfers.lock().unwrap_or_else(|e| e.into_inner()).insert(slbh.clone(), transfer);
+            self.transfers
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .insert(slbh.clone(), transfer);
             for material in materials {
                 self.sim.record_material(material);
             }
@@ -410,7 +473,8 @@ impl RealEstate {
                     "<bdc:submitTransferResponse><slbh>{slbh}</slbh><zt>受理</zt></bdc:submitTransferResponse>"
                 ),
             ))
-        })
+        };
+        self.sim.submit_verified(ywh, verify, create).await
     }
 
     fn check_transfer(&self, params: &Element) -> Result<(), Fault> {

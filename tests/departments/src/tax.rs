@@ -20,6 +20,7 @@ use serde_json::{Value, json};
 
 use crate::common::{self, Answer, Profile, ReceivedMaterial, Sim};
 use crate::ids;
+use crate::sharing::{self, Claimed, NamedLicence, Verifier};
 
 mod files;
 
@@ -90,9 +91,11 @@ struct Tax {
     deed_taxes: Mutex<HashMap<String, DeedTax>>,
     /// Uploaded material files, by file id.
     files: Mutex<files::Files>,
+    /// Where the licences applications name are verified.
+    licences: Verifier,
 }
 
-pub(crate) fn router(sim: Arc<Sim>, ticket_delay: Duration) -> Router {
+pub(crate) fn router(sim: Arc<Sim>, ticket_delay: Duration, licences: Verifier) -> Router {
     let state = Arc::new(Tax {
         sim: sim.clone(),
         ticket_delay,
@@ -100,6 +103,7 @@ pub(crate) fn router(sim: Arc<Sim>, ticket_delay: Duration) -> Router {
         registrations: Mutex::default(),
         deed_taxes: Mutex::default(),
         files: Mutex::default(),
+        licences,
     });
     let routes = Router::new()
         .route(files::WJSC_PATH, post(wjsc))
@@ -264,12 +268,18 @@ fn entries<'a>(body: &'a Value, field: &str) -> Result<Vec<&'a Value>, String> {
 }
 
 impl Tax {
-    /// The materials an application lists, each as the department records it: the files it
-    /// holds for this application (`fjlb`: `clbm`, `wjid`), the licences it need not ask for
-    /// (`dzzz`: `clbm`, `zzbs` the GB/T 36904 identifier, `zzlx`, `zzbh`) and those promised
-    /// for later (`rqcl`: `clbm`, `cnrq`). A file id not issued for this application (`3005`)
-    /// or a licence identifier whose check character fails (`3006`) refuses the application.
-    fn listed_materials(&self, qqid: &str, body: &Value) -> Result<Vec<ReceivedMaterial>, Answer> {
+    /// The materials an application lists, all checked before it is taken: the files it holds
+    /// for this application (`fjlb`: `clbm`, `wjid`; another file id is `3005`), the licences
+    /// it need not ask for (`dzzz`: `clbm`, `zzbs` the GB/T 36904 identifier, `zzlx`, `zzbh`),
+    /// each identifier's check character checked (`3006`), then each verified at the gateway
+    /// as held by one of `holders` ([`Tax::verify_licences`]), and those promised for later
+    /// (`rqcl`: `clbm`, `cnrq`). Each as the department records it.
+    async fn materials(
+        &self,
+        qqid: &str,
+        body: &Value,
+        holders: &[&str],
+    ) -> Result<Vec<ReceivedMaterial>, Answer> {
         let invalid = |msg: String| self.fail("1001", &msg, "invalid_request");
         let material = |code: &str, kind: &str| ReceivedMaterial {
             request_id: qqid.to_owned(),
@@ -278,24 +288,37 @@ impl Tax {
             ..ReceivedMaterial::default()
         };
         let mut found = Vec::new();
-        let held = self.files.lock().unwrap_or_else(|e| e.into_inner());
-        for entry in entries(body, "fjlb").map_err(invalid)? {
-            let (Some(clbm), Some(wjid)) = (text(entry, "clbm"), text(entry, "wjid")) else {
-                return Err(invalid("参数错误：fjlb的每一项须有clbm与wjid".into()));
-            };
-            let Some(file) = held.of_application(qqid, wjid) else {
-                return Err(self.fail("3005", &format!("文件标识不存在：{wjid}"), "unknown_file"));
-            };
-            found.push(ReceivedMaterial {
-                sm3: Some(file.sm3.clone()),
-                size: Some(file.size),
-                ..material(clbm, "file")
-            });
+        {
+            let held = self.files.lock().unwrap_or_else(|e| e.into_inner());
+            for entry in entries(body, "fjlb").map_err(invalid)? {
+                let (Some(clbm), Some(wjid)) = (text(entry, "clbm"), text(entry, "wjid")) else {
+                    return Err(invalid("参数错误：fjlb的每一项须有clbm与wjid".into()));
+                };
+                let Some(file) = held.of_application(qqid, wjid) else {
+                    return Err(self.fail(
+                        "3005",
+                        &format!("文件标识不存在：{wjid}"),
+                        "unknown_file",
+                    ));
+                };
+                found.push(ReceivedMaterial {
+                    sm3: Some(file.sm3.clone()),
+                    size: Some(file.size),
+                    ..material(clbm, "file")
+                });
+            }
         }
-        drop(held);
+        let mut named = Vec::new();
         for entry in entries(body, "dzzz").map_err(invalid)? {
-            let (Some(clbm), Some(zzbs)) = (text(entry, "clbm"), text(entry, "zzbs")) else {
-                return Err(invalid("参数错误：dzzz的每一项须有clbm与zzbs".into()));
+            let (Some(clbm), Some(zzbs), Some(zzlx), Some(zzbh)) = (
+                text(entry, "clbm"),
+                text(entry, "zzbs"),
+                text(entry, "zzlx"),
+                text(entry, "zzbh"),
+            ) else {
+                return Err(invalid(
+                    "参数错误：dzzz的每一项须有clbm、zzbs、zzlx与zzbh".into(),
+                ));
             };
             if sdk::ids::licence_id(zzbs).is_err() {
                 return Err(self.fail(
@@ -304,19 +327,51 @@ impl Tax {
                     "invalid_licence",
                 ));
             }
-            found.push(ReceivedMaterial {
-                licence_id: Some(zzbs.to_owned()),
-                verified_by: Some("check_char".into()),
-                ..material(clbm, "licence")
+            named.push(NamedLicence {
+                code: clbm.to_owned(),
+                claimed: Claimed {
+                    id: zzbs.to_owned(),
+                    kind: zzlx.to_owned(),
+                    number: zzbh.to_owned(),
+                },
             });
         }
+        let mut promised = Vec::new();
         for entry in entries(body, "rqcl").map_err(invalid)? {
             let Some(clbm) = text(entry, "clbm") else {
                 return Err(invalid("参数错误：rqcl的每一项须有clbm".into()));
             };
-            found.push(material(clbm, "promised"));
+            promised.push(material(clbm, "promised"));
         }
+        // Asked last: a list the department refuses anyway costs the gateway no read.
+        found.extend(self.verify_licences(qqid, &named, holders).await?);
+        found.extend(promised);
         Ok(found)
+    }
+
+    /// Verify each licence named at the gateway, held by one of `holders`: the materials as
+    /// verified, or the refusal — `3007` 电子证照核验未通过 (a licence the gateway never issued,
+    /// not the one named, or not the applicant's), HTTP 503 `5001` when the gateway cannot be
+    /// asked (worth trying again).
+    async fn verify_licences(
+        &self,
+        qqid: &str,
+        named: &[NamedLicence],
+        holders: &[&str],
+    ) -> Result<Vec<ReceivedMaterial>, Answer> {
+        self.licences
+            .verify_all(qqid, named, |_| holders.to_vec())
+            .await
+            .map_err(|not| match not.failure {
+                sharing::Failure::Refused(why) => self.fail("3007", &why, "licence_invalid"),
+                sharing::Failure::Unavailable(why) => {
+                    self.sim.reject("licence_service_unavailable");
+                    Answer::json(
+                        StatusCode::SERVICE_UNAVAILABLE,
+                        &json!({"code": "5001", "msg": format!("电子证照共享服务不可用：{why}"), "data": null}),
+                    )
+                }
+            })
     }
 
     /// Record the materials of an application just taken (once: a repeat gets the first answer).
@@ -324,6 +379,29 @@ impl Tax {
         for material in materials {
             self.sim.record_material(material);
         }
+    }
+
+    /// A 税务登记's fields, checked (`1001` one missing, `2001` a credit code failing GB 32100).
+    fn check_registration(&self, body: &Value) -> Result<(), Answer> {
+        const REQUIRED: [&str; 6] = [
+            "nsrsbh",
+            "nsrmc",
+            "fddbrxm",
+            "fddbrsfzjhm",
+            "scjydz",
+            "jyfw",
+        ];
+        if let Some(missing) = REQUIRED.iter().find(|f| text(body, f).is_none()) {
+            return Err(self.fail(
+                "1001",
+                &format!("参数错误：缺少{missing}"),
+                "invalid_request",
+            ));
+        }
+        if !ids::uscc_valid(text(body, "nsrsbh").unwrap_or_default()) {
+            return Err(self.fail("2001", "纳税人识别号格式错误", "invalid_nsrsbh"));
+        }
+        Ok(())
     }
 }
 
@@ -334,28 +412,16 @@ async fn swdj(State(tax): State<Arc<Tax>>, body: Bytes) -> Answer {
     let Some(qqid) = text(&body, "qqid") else {
         return tax.fail("1001", "参数错误：缺少qqid", "invalid_request");
     };
-    tax.sim.submit(qqid, || {
-        const REQUIRED: [&str; 6] = [
-            "nsrsbh",
-            "nsrmc",
-            "fddbrxm",
-            "fddbrsfzjhm",
-            "scjydz",
-            "jyfw",
-        ];
-        if let Some(missing) = REQUIRED.iter().find(|f| text(&body, f).is_none()) {
-            return Err(tax.fail(
-                "1001",
-                &format!("参数错误：缺少{missing}"),
-                "invalid_request",
-            ));
-        }
+    // Checked, its licences verified at the gateway as the enterprise's own, before anything
+    // is taken; a repeated qqid gets its first answer without either.
+    let verify = async {
+        tax.check_registration(&body)?;
+        let nsrsbh = text(&body, "nsrsbh").unwrap_or_default();
+        tax.materials(qqid, &body, &[nsrsbh]).await
+    };
+    let create = |materials| {
         let field = |f| text(&body, f).unwrap_or_default();
         let nsrsbh = field("nsrsbh");
-        if !ids::uscc_valid(nsrsbh) {
-            return Err(tax.fail("2001", "纳税人识别号格式错误", "invalid_nsrsbh"));
-        }
-        let materials = tax.listed_materials(qqid, &body)?;
         let slh = tax.sim.next_number("SW");
         let decided = time::Duration::try_from(tax.ticket_delay).unwrap_or_default();
         let refused = !ids::resident_id_valid(field("fddbrsfzjhm"));
@@ -382,7 +448,8 @@ async fn swdj(State(tax): State<Arc<Tax>>, body: Bytes) -> Answer {
             );
         tax.keep_materials(materials);
         Ok(ok(json!({"slh": slh})))
-    })
+    };
+    tax.sim.submit_verified(qqid, verify, create).await
 }
 
 async fn slzt(State(tax): State<Arc<Tax>>, Query(q): Query<HashMap<String, String>>) -> Answer {
@@ -449,47 +516,18 @@ async fn qssb(State(tax): State<Arc<Tax>>, body: Bytes) -> Answer {
     let Some(qqid) = text(&body, "qqid") else {
         return tax.fail("1001", "参数错误：缺少qqid", "invalid_request");
     };
-    tax.sim.submit(qqid, || {
-        const REQUIRED: [&str; 8] = [
-            "nsrxm",
-            "nsrsfzjhm",
-            "zrfxm",
-            "zrfsfzjhm",
-            "bdcdyh",
-            "bdcqzh",
-            "jyjg",
-            "mj",
+    // Checked, its licences verified at the gateway as a party's to the sale, before anything
+    // is taken; a repeated qqid gets its first answer without either.
+    let verify = async {
+        let amounts = tax.check_deed_tax(&body)?;
+        let parties = [
+            text(&body, "nsrsfzjhm").unwrap_or_default(),
+            text(&body, "zrfsfzjhm").unwrap_or_default(),
         ];
-        if let Some(missing) = REQUIRED.iter().find(|f| text(&body, f).is_none()) {
-            return Err(tax.fail(
-                "1001",
-                &format!("参数错误：缺少{missing}"),
-                "invalid_request",
-            ));
-        }
-        let field = |f| text(&body, f).unwrap_or_default();
-        let (buyer, seller) = (field("nsrsfzjhm"), field("zrfsfzjhm"));
-        if !ids::resident_id_valid(buyer) || !ids::resident_id_valid(seller) {
-            return Err(tax.fail("2003", "身份证件号码校验失败", "invalid_id_number"));
-        }
-        if buyer.eq_ignore_ascii_case(seller) {
-            return Err(tax.fail("2006", "承受方与转让方不能为同一人", "same_party"));
-        }
-        if !ids::unit_number_valid(field("bdcdyh")) {
-            return Err(tax.fail("2005", "不动产单元号格式错误", "invalid_bdcdyh"));
-        }
-        // Amounts are strings with exactly two decimals, and positive.
-        let (Some(price), Some(area)) = (
-            hundredths(field("jyjg")).filter(|v| *v > 0),
-            hundredths(field("mj")).filter(|v| *v > 0),
-        ) else {
-            return Err(tax.fail(
-                "1001",
-                "参数错误：jyjg与mj须为大于0且保留两位小数的数字字符串",
-                "invalid_request",
-            ));
-        };
-        let materials = tax.listed_materials(qqid, &body)?;
+        Ok((amounts, tax.materials(qqid, &body, &parties).await?))
+    };
+    let create = |((price, area), materials)| {
+        let buyer = text(&body, "nsrsfzjhm").unwrap_or_default();
         let slh = tax.sim.next_number("QS");
         let ynse = yuan(deed_tax_due(price, area));
         // 完税凭证号: tax authority region (351, 福建) and a running number.
@@ -514,7 +552,56 @@ async fn qssb(State(tax): State<Arc<Tax>>, body: Bytes) -> Answer {
             );
         tax.keep_materials(materials);
         Ok(ok(json!({"slh": slh})))
-    })
+    };
+    tax.sim.submit_verified(qqid, verify, create).await
+}
+
+impl Tax {
+    /// A 契税申报's fields, checked: its price and area in hundredths. `1001` a field missing or
+    /// an amount not a positive two-decimal string, `2003` an ID failing GB 11643, `2006` the
+    /// same party on both sides, `2005` a unit number of the wrong form.
+    fn check_deed_tax(&self, body: &Value) -> Result<(u64, u64), Answer> {
+        const REQUIRED: [&str; 8] = [
+            "nsrxm",
+            "nsrsfzjhm",
+            "zrfxm",
+            "zrfsfzjhm",
+            "bdcdyh",
+            "bdcqzh",
+            "jyjg",
+            "mj",
+        ];
+        if let Some(missing) = REQUIRED.iter().find(|f| text(body, f).is_none()) {
+            return Err(self.fail(
+                "1001",
+                &format!("参数错误：缺少{missing}"),
+                "invalid_request",
+            ));
+        }
+        let field = |f| text(body, f).unwrap_or_default();
+        let (buyer, seller) = (field("nsrsfzjhm"), field("zrfsfzjhm"));
+        if !ids::resident_id_valid(buyer) || !ids::resident_id_valid(seller) {
+            return Err(self.fail("2003", "身份证件号码校验失败", "invalid_id_number"));
+        }
+        if buyer.eq_ignore_ascii_case(seller) {
+            return Err(self.fail("2006", "承受方与转让方不能为同一人", "same_party"));
+        }
+        if !ids::unit_number_valid(field("bdcdyh")) {
+            return Err(self.fail("2005", "不动产单元号格式错误", "invalid_bdcdyh"));
+        }
+        // Amounts are strings with exactly two decimals, and positive.
+        match (
+            hundredths(field("jyjg")).filter(|v| *v > 0),
+            hundredths(field("mj")).filter(|v| *v > 0),
+        ) {
+            (Some(price), Some(area)) => Ok((price, area)),
+            _ => Err(self.fail(
+                "1001",
+                "参数错误：jyjg与mj须为大于0且保留两位小数的数字字符串",
+                "invalid_request",
+            )),
+        }
+    }
 }
 
 async fn qscx(State(tax): State<Arc<Tax>>, body: Bytes) -> Answer {
