@@ -280,13 +280,16 @@ async fn apply(State(mr): State<Arc<MarketRegulation>>, body: Bytes) -> Answer {
         Ok(named) => named,
         Err(m) => return invalid(&mr, &m),
     };
-    // The new enterprise holds no licence yet: a licence named is checked as named. A repeated
-    // requestId gets its first answer without asking the gateway again.
-    let verify = verify_licences(&mr, &named, &[]);
-    let create = |licences| {
+    // Checked, its files found, then its licences verified at the gateway (the new enterprise
+    // holds none yet: a licence named is checked as named). A repeated requestId gets its
+    // first answer without any of it.
+    let verify = async {
         let checked = check_application(&body).map_err(|m| invalid(&mr, &m))?;
+        let materials = checked_materials(&mr, request_id, &named, &[]).await?;
+        Ok((checked, materials))
+    };
+    let create = |(checked, materials): (Checked, _)| {
         let mut reg = mr.registry();
-        let materials = take_materials(&mr, &reg.files, request_id, &named, licences)?;
         if !reg.names.insert(checked.name.clone()) {
             mr.sim.reject("name_taken");
             return Err(Answer::json(
@@ -457,13 +460,16 @@ async fn apply_food_permit(State(mr): State<Arc<MarketRegulation>>, body: Bytes)
         Ok(named) => named,
         Err(m) => return invalid(&mr, &m),
     };
-    // A licence named must be the applicant's own: held by the enterprise applying.
-    let holder: Vec<&str> = text(&body, "/uscc").into_iter().collect();
-    let verify = verify_licences(&mr, &named, &holder);
-    let create = |licences| {
+    // Checked, its files found, then its licences verified at the gateway: a licence named
+    // must be the applicant's own, held by the enterprise applying.
+    let verify = async {
         let id_number = check_food_permit(&body).map_err(|m| invalid(&mr, &m))?;
+        let uscc = text(&body, "/uscc").unwrap_or_default();
+        let materials = checked_materials(&mr, request_id, &named, &[uscc]).await?;
+        Ok((id_number, materials))
+    };
+    let create = |(id_number, materials)| {
         let mut reg = mr.registry();
-        let materials = take_materials(&mr, &reg.files, request_id, &named, licences)?;
         let no = mr.sim.next_number("SPJY");
         let permit = FoodPermit {
             decided_at: Instant::now() + mr.ticket_delay,
@@ -718,16 +724,32 @@ async fn verify_licences(
     Ok(verified)
 }
 
-/// The materials of an application about to be taken: each file a complete upload of this
-/// application under its code (as the department reassembled it), each licence as verified.
-fn take_materials(
+/// The materials an application names, all checked before it is taken: each file a complete
+/// upload of this application under its code (as the department reassembled it), each licence
+/// verified at the gateway as held by one of `holders` (asked last: an application refused for
+/// its files costs the gateway no read), each promise as promised.
+async fn checked_materials(
+    mr: &MarketRegulation,
+    request_id: &str,
+    named: &[Named],
+    holders: &[&str],
+) -> Result<Vec<ReceivedMaterial>, Answer> {
+    let mut taken = {
+        let reg = mr.registry();
+        files_and_promises(mr, &reg.files, request_id, named)?
+    };
+    taken.extend(verify_licences(mr, named, holders).await?);
+    Ok(taken)
+}
+
+/// The files and promises an application names, each file a complete upload of this
+/// application under its code, else 400 `file_invalid`.
+fn files_and_promises(
     mr: &MarketRegulation,
     uploads: &files::Files,
     request_id: &str,
     named: &[Named],
-    licences: Vec<ReceivedMaterial>,
 ) -> Result<Vec<ReceivedMaterial>, Answer> {
-    let mut licences = licences.into_iter();
     let mut taken = Vec::new();
     for material in named {
         taken.push(match &material.provided {
@@ -751,7 +773,7 @@ fn take_materials(
                     ..ReceivedMaterial::default()
                 }
             }
-            Provided::Licence(_) => licences.next().expect("one verified per licence named"),
+            Provided::Licence(_) => continue,
             Provided::Promised => ReceivedMaterial {
                 code: material.code.clone(),
                 kind: "promised".into(),

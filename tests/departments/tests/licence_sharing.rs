@@ -383,3 +383,33 @@ async fn public_security_verifies_the_enterprises_licence_and_answers_its_code_o
     assert!(answer.contains("<code>90</code>"), "{answer}");
     Ok(())
 }
+
+// ---------------------------------------------------------------- the demo config
+
+/// The demo gateway (`config/gateway.toml`) keeps, for each department, the SHA-256 of the demo
+/// token its simulator presents by default: the demo's reads are accepted and audited under
+/// the right department.
+#[test]
+fn the_demo_config_keeps_each_departments_demo_token_digest() {
+    use sha2::Digest;
+    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../../config/gateway.toml");
+    let config = std::fs::read_to_string(path).unwrap();
+    let tokens = LicenceSharingTokens::default();
+    for (id, token) in [
+        ("tax", &tokens.tax),
+        ("real-estate", &tokens.real_estate),
+        ("public-security", &tokens.public_security),
+        ("market-regulation", &tokens.market_regulation),
+    ] {
+        // The department's own table: from its header to the next one.
+        let table = config
+            .split_once(&format!("[departments.{id}]\n"))
+            .map(|(_, rest)| rest.split("\n[").next().unwrap())
+            .unwrap_or_else(|| panic!("no [departments.{id}]"));
+        let digest = hex::encode(sha2::Sha256::digest(token.as_bytes()));
+        assert!(
+            table.contains(&format!("licence_sharing_key_sha256 = \"{digest}\"")),
+            "{id}: {table}"
+        );
+    }
+}
