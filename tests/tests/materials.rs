@@ -284,12 +284,15 @@ async fn uploads_are_typed_by_content_stored_once_sealed_and_every_bad_input_is_
         ]
     );
     let articles = &form["materials"][0];
-    assert_eq!(articles["name"], "公司章程", "the first definition wins");
+    // Both matters list it: one file for both, so the form asks what both take — the first
+    // matter's name, the strictest need, the formats both accept, the smaller size.
+    assert_eq!(articles["name"], "公司章程");
+    assert_eq!(articles["need"], "required", "required by one, optional for the other");
     assert_eq!(
         articles["matters"],
         json!(["market-regulation.business-licence", "tax.registration"])
     );
-    assert_eq!(articles["formats"], json!(["pdf", "ofd"]));
+    assert_eq!(articles["formats"], json!(["pdf"]), "tax takes no OFD");
     assert_eq!(articles["max_mib"], 2);
     assert_eq!(
         form["materials"][3]["obtain"],
@@ -332,8 +335,8 @@ async fn uploads_are_typed_by_content_stored_once_sealed_and_every_bad_input_is_
         body["error"]["fields"][0]["message"]
             .as_str()
             .unwrap()
-            .contains("PDF、OFD"),
-        "{body}"
+            .contains("只接受 PDF 格式"),
+        "what it takes, in Chinese: {body}"
     );
     let (status, body) = upload(&env, &draft, "no-such-material", pdf(100, 1)).await;
     assert_eq!(
