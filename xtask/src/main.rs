@@ -294,7 +294,12 @@ fn start_gateway(root: &Path, work: &Path) -> anyhow::Result<Gateway> {
     let bin = root.join("target/debug");
     let mut children = Children(Vec::new());
     let mut departments = Command::new(bin.join("departments"));
-    departments.arg("--cert-dir").arg(&cert_dir);
+    departments
+        .arg("--cert-dir")
+        .arg(&cert_dir)
+        // Where they verify the licences applicants name (licence sharing).
+        .arg("--gateway-url")
+        .arg(format!("http://127.0.0.1:{}", ports.gateway));
     // `--tax-port`, `--real-estate-port` ...: the binary's flag for each department id.
     for (id, port) in &ports.departments {
         departments
