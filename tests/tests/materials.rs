@@ -287,7 +287,10 @@ async fn uploads_are_typed_by_content_stored_once_sealed_and_every_bad_input_is_
     // Both matters list it: one file for both, so the form asks what both take — the first
     // matter's name, the strictest need, the formats both accept, the smaller size.
     assert_eq!(articles["name"], "公司章程");
-    assert_eq!(articles["need"], "required", "required by one, optional for the other");
+    assert_eq!(
+        articles["need"], "required",
+        "required by one, optional for the other"
+    );
     assert_eq!(
         articles["matters"],
         json!(["market-regulation.business-licence", "tax.registration"])

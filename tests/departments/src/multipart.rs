@@ -299,11 +299,7 @@ mod tests {
     type Read = (Vec<(String, String)>, Vec<u8>);
 
     /// The parts of `body` read in pieces of `step` bytes: each part's headers and content.
-    fn parts(
-        boundary: &str,
-        body: &[u8],
-        step: usize,
-    ) -> Result<Vec<Read>, String> {
+    fn parts(boundary: &str, body: &[u8], step: usize) -> Result<Vec<Read>, String> {
         let mut parser = Parser::new(boundary)?;
         let mut found: Vec<Read> = Vec::new();
         let mut ended = 0;
