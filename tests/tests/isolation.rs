@@ -32,7 +32,7 @@ async fn test_department() -> TestDepartment {
                 "{}"
             }),
         )
-        .fallback(|| std::future::pending::<&'static str>())
+        .fallback(std::future::pending::<&'static str>)
         .layer(axum::middleware::from_fn(
             move |request: Request, next: axum::middleware::Next| {
                 record

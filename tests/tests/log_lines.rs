@@ -74,8 +74,7 @@ async fn logged(format: &str) -> Vec<String> {
         .await;
     let output = gateway.output.clone();
     gateway.terminate().await;
-    let lines = output.lock().unwrap().clone();
-    lines
+    output.lock().unwrap().clone()
 }
 
 /// What holds in either format.
