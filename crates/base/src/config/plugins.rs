@@ -87,9 +87,11 @@ pub struct Limits {
     /// their turn (waiting is not CPU time, but it is wall-clock time). 0: half the node's
     /// cores, at least one, so one department's adapter never takes every core.
     pub max_running: u32,
-    /// Largest answer the adapter may give one call (its result or its error, all text
-    /// together), in bytes; a larger one fails the call (`adapter_failed`) and is dropped
-    /// unread.
+    /// Most bytes the adapter may hand the host at once: its answer to one call (its result
+    /// or its error, every string and list in it together), or the arguments of one host call
+    /// (a department request's body it writes itself; the materials the host streams are not
+    /// counted). More fails the call (`adapter_failed`), refused before it is copied out of
+    /// the instance.
     pub max_result_bytes: u32,
 }
 

@@ -10,6 +10,11 @@
 //! to come back, then is refused as busy. Once running, an instance may not grow into the last
 //! eighth of the budget, which is kept for instantiating new calls: a memory bomb fails its own
 //! call, and the next ordinary call still starts.
+//!
+//! An instance also holds memory outside its linear memory: its store, the instance's state,
+//! the stack its code runs on, the call's buffers (measured at 100 to 300 KiB). Each live
+//! instance is charged [`INSTANCE_HOST_BYTES`] for it, from admission to its end, so that the
+//! budget bounds what instances cost the process, not only their linear memory.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -18,6 +23,9 @@ use wasmtime::{ResourceLimiter, StoreLimits};
 
 /// Longest a call waits at admission for the budget before it is refused.
 pub(crate) const ADMISSION_WAIT: Duration = Duration::from_secs(1);
+
+/// What one live instance is charged beside its linear memory, for its host-side state.
+pub(crate) const INSTANCE_HOST_BYTES: u64 = 256 << 10;
 
 /// Linear memory all adapter instances of a node may hold together.
 pub(crate) struct MemoryBudget {
@@ -100,6 +108,12 @@ impl MemoryBudget {
         taken.is_ok()
     }
 
+    /// Take `bytes` already admitted (an instance's host-side charge), whatever is left.
+    fn charge(&self, bytes: u64) {
+        let before = self.used.fetch_add(bytes, Ordering::AcqRel);
+        metrics::gauge!("gateway_adapter_memory_bytes").set((before + bytes) as f64);
+    }
+
     fn give_back(&self, bytes: u64) {
         if bytes == 0 {
             return;
@@ -145,11 +159,13 @@ pub(crate) struct Limiter {
 }
 
 impl Limiter {
+    /// The limiter of an admitted instance, charged [`INSTANCE_HOST_BYTES`] from the start.
     pub(crate) fn new(own: StoreLimits, budget: Arc<MemoryBudget>) -> Self {
+        budget.charge(INSTANCE_HOST_BYTES);
         Limiter {
             own,
             budget,
-            held: 0,
+            held: INSTANCE_HOST_BYTES,
             running: false,
             denied_by_budget: false,
         }
@@ -237,18 +253,28 @@ mod tests {
 
     #[tokio::test]
     async fn instances_grow_within_the_budget_and_give_it_back() {
+        const HOST: u64 = INSTANCE_HOST_BYTES;
         let budget = MemoryBudget::new(16, None);
         let mut a = limiter(&budget, 64);
+        assert_eq!(
+            budget.used(),
+            HOST,
+            "charged for its host-side state at once"
+        );
         assert!(a.memory_growing(0, 2 << 20, None).unwrap());
         a.running = true;
         // Running, it may not take the last eighth (2 MiB of 16).
-        assert!(a.memory_growing(2 << 20, 14 << 20, None).unwrap());
-        assert!(a.memory_growing(14 << 20, 15 << 20, None).is_err());
+        let ceiling = (14 << 20) - HOST as usize;
+        assert!(a.memory_growing(2 << 20, ceiling, None).unwrap());
+        assert!(
+            a.memory_growing(ceiling, ceiling + (1 << 20), None)
+                .is_err()
+        );
         assert!(a.denied_by_budget);
         // A new instance still starts in the reserve.
         let mut b = limiter(&budget, 64);
         assert!(b.memory_growing(0, 1 << 20, None).unwrap());
-        assert_eq!(budget.used(), 15 << 20);
+        assert_eq!(budget.used(), (15 << 20) + HOST);
         // Nothing more fits: admission waits, then says no.
         assert!(!budget.admit(2 << 20, Duration::from_millis(20)).await);
         let waiting = {
@@ -268,6 +294,8 @@ mod tests {
         let mut a = limiter(&budget, 1);
         assert!(a.memory_growing(0, 2 << 20, None).is_err());
         assert!(!a.denied_by_budget);
+        assert_eq!(budget.used(), INSTANCE_HOST_BYTES);
+        drop(a);
         assert_eq!(budget.used(), 0);
     }
 }

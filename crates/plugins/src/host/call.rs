@@ -2,7 +2,7 @@
 
 use super::answers::Outcome;
 use super::bindings::{v0_1, v0_2};
-use super::budget::{ADMISSION_WAIT, MemoryBudget};
+use super::budget::{ADMISSION_WAIT, INSTANCE_HOST_BYTES, MemoryBudget};
 use super::compat::{self, Contract};
 use super::contract::{
     AdapterError, CallbackRequest, Description, FieldError, Receipt, StatusReport, Submission,
@@ -50,16 +50,11 @@ pub enum CallError {
     /// while it grew.
     #[error("the node's memory budget for adapter instances ({0} MiB) is spent")]
     MemoryBudget(u32),
-    /// The adapter answered more text than its limit.
-    #[error(
-        "adapter answered {size} bytes, more than its limit of {limit} bytes (max_result_bytes)"
-    )]
-    ResultTooLarge {
-        /// What it answered.
-        size: usize,
-        /// `max_result_bytes`.
-        limit: u32,
-    },
+    /// The adapter handed the host more bytes at once than its limit (`max_result_bytes`):
+    /// its answer, or the arguments of one host call. Refused before they were copied out of
+    /// its memory.
+    #[error("adapter handed the host more than its limit of {0} bytes at once (max_result_bytes)")]
+    ResultTooLarge(u32),
     /// The call needs a part of the contract the component's version does not have (a
     /// `supplement` or a `withdraw` of a 0.1 component, materials handed to one): not made.
     #[error("the adapter implements contract {contract}, which has no {what}")]
@@ -92,7 +87,7 @@ impl CallError {
             CallError::Instantiate(_) => "instantiate",
             CallError::Busy(_) => "busy",
             CallError::MemoryBudget(_) => "memory_budget",
-            CallError::ResultTooLarge { .. } => "result_too_large",
+            CallError::ResultTooLarge(_) => "result_too_large",
             CallError::Unsupported { .. } => "unsupported",
             CallError::Materials(_) => "materials",
         }
@@ -119,7 +114,7 @@ impl CallError {
             | CallError::MemoryLimit(_)
             | CallError::Timeout(_)
             | CallError::Instantiate(_)
-            | CallError::ResultTooLarge { .. } => Fault::Adapter,
+            | CallError::ResultTooLarge(_) => Fault::Adapter,
             // A 0.1 component asked for what 0.2 added is a routing the gateway made (admission
             // keeps matters with materials from 0.1 components), and the store is the
             // gateway's: neither the department's fault nor the version's.
@@ -300,7 +295,8 @@ pub struct LoadedAdapter {
     department: Arc<Department>,
     limits: Limits,
     budget: Arc<MemoryBudget>,
-    /// Linear memory its last instantiation took: what a call must find free in the budget.
+    /// What its last instantiation took of the budget (linear memory and the instance's host
+    /// charge): what a call must find free in it.
     initial_memory: AtomicU64,
     description: Description,
     /// Hex SHA-256 of the component bytes.
@@ -620,11 +616,11 @@ impl LoadedAdapter {
     ) -> Result<R, CallError> {
         let limit = self.limits.max_result_bytes;
         let mut answer = match result {
+            // The store's hostcall fuel refused a larger answer before it left the instance;
+            // text is counted here too, in case a lift ever stops counting it.
             Ok(answer) if answer.text_len() > limit as usize => {
-                let size = answer.text_len();
-                // Dropped here, unread: its memory goes back before anything parses it.
                 drop(answer);
-                return Err(CallError::ResultTooLarge { size, limit });
+                return Err(CallError::ResultTooLarge(limit));
             }
             Ok(answer) => answer,
             Err(CallError::Trap(detail)) => {
@@ -667,7 +663,10 @@ impl LoadedAdapter {
             );
         };
         // The node's memory budget: wait a little for memory to come back, then refuse.
-        let expected = self.initial_memory.load(Ordering::Relaxed);
+        let expected = self
+            .initial_memory
+            .load(Ordering::Relaxed)
+            .max(INSTANCE_HOST_BYTES);
         if !self.budget.fits(expected) {
             metrics::counter!("gateway_adapter_waits_total", "department" => department.id.clone(), "bound" => "memory").increment(1);
             let wait = ADMISSION_WAIT.min(Duration::from_millis(u64::from(limits.call_timeout_ms)));
@@ -698,6 +697,11 @@ impl LoadedAdapter {
             ),
         );
         store.limiter(|s| &mut s.limits);
+        // What the host copies out of the instance at once (the call's answer, or one host
+        // call's arguments) is bounded by `max_result_bytes`: wasmtime counts the bytes of
+        // every string and list it lifts against this fuel and refuses the lift past it, so
+        // an oversized answer is never copied into the gateway's memory.
+        store.set_hostcall_fuel(limits.max_result_bytes as usize);
         let cpu_limit = Duration::from_millis(u64::from(limits.cpu_ms));
         store.set_epoch_deadline(1);
         {
@@ -780,6 +784,10 @@ fn classify(error: wasmtime::Error, limits: &Limits, instantiating: bool) -> Cal
     match error.downcast_ref::<Trap>() {
         Some(Trap::Interrupt) => CallError::CpuLimit(limits.cpu_ms),
         Some(Trap::AllocationTooLarge) => CallError::MemoryLimit(limits.memory_mib),
+        // wasmtime's refusal of a lift past the store's hostcall fuel (no type to match).
+        _ if text.contains("fuel allocated for hostcalls has been exhausted") => {
+            CallError::ResultTooLarge(limits.max_result_bytes)
+        }
         _ if text.contains("forcing trap when growing memory")
             || text.contains("memory minimum size") =>
         {

@@ -14,6 +14,10 @@
 //!    (instantiate + call, no host call).
 //!
 //! Each path is also run unloaded (one worker) for its latency without queueing.
+//! 3. Fairness ([`fairness`]): another department's lookups beside the hostile adapter's endless
+//!    loops, memory bombs and oversized answers; their p99 against their own baseline, and the
+//!    gateway's peak memory against its configured budget (`--fairness-seconds` per phase, 0
+//!    skips it; `--fairness-only` runs nothing else).
 //!
 //! Everything runs on one machine, load generator included; the output says so. Flags:
 //! `--concurrency` (32), `--seconds` (10), `--warmup-seconds` (1), `--unloaded-seconds` (3, 0
@@ -59,6 +63,15 @@ struct Args {
     /// The pass-through server's upstream base URL.
     #[arg(long, hide = true)]
     passthrough_upstream: Option<String>,
+    /// Measured seconds of each fairness phase; 0 skips the fairness benchmark.
+    #[arg(long, default_value_t = 10)]
+    fairness_seconds: u64,
+    /// Run only the fairness benchmark.
+    #[arg(long)]
+    fairness_only: bool,
+    /// Run as the fairness benchmark's memory churn instead (the bench starts itself so).
+    #[arg(long, hide = true)]
+    memory_churn: bool,
 }
 
 /// The taxpayer every lookup asks about (seeded at the tax department, clear of arrears).
@@ -71,6 +84,7 @@ const APP_SECRET: &[u8] = b"tax-demo-secret";
 /// The 50 µs target of one instantiation + call.
 const INSTANTIATION_TARGET_US: f64 = 50.0;
 
+mod fairness;
 mod passthrough;
 
 fn main() -> anyhow::Result<()> {
@@ -79,6 +93,9 @@ fn main() -> anyhow::Result<()> {
     let _ = rustls::crypto::ring::default_provider().install_default();
     if let (Some(port), Some(upstream)) = (args.passthrough_listen, &args.passthrough_upstream) {
         return passthrough::serve(port, upstream.clone());
+    }
+    if args.memory_churn {
+        fairness::churn_memory();
     }
     anyhow::ensure!(args.concurrency > 0, "--concurrency must be at least 1");
     anyhow::ensure!(args.seconds > 0, "--seconds must be at least 1");
@@ -128,12 +145,39 @@ async fn run(args: Args) -> anyhow::Result<()> {
         }
     }
 
+    let fairness = |seconds: u64| {
+        let (root, bins, adapters, dir) = (&root, &bins, &adapters, dir.path());
+        async move {
+            if seconds == 0 {
+                return Ok(None);
+            }
+            fairness::run(seconds, root, bins, adapters, dir)
+                .await
+                .map(Some)
+        }
+    };
+    if args.fairness_only {
+        let seconds = args.fairness_seconds.max(1);
+        let fairness = fairness(seconds).await?.context("fairness ran")?;
+        let markdown = format!(
+            "Run: `cargo xtask bench --fairness-only --fairness-seconds {seconds}`; {}.\n\n{}",
+            machine.describe(),
+            fairness.markdown(&machine)
+        );
+        println!("---- Markdown summary (paste into BENCHMARKS.md) ----\n{markdown}---- end ----");
+        return Ok(());
+    }
     let lookups = lookup_benchmarks(&args, &root, &bins, &adapters, dir.path()).await?;
     let instantiation = instantiation_benchmark(&args, &adapters, dir.path()).await?;
+    let fairness = fairness(args.fairness_seconds).await?;
 
     println!("{}", lookups.table(&args));
     println!("{}", instantiation.table());
-    let markdown = summary_markdown(&args, &machine, &lookups, &instantiation);
+    let mut markdown = summary_markdown(&args, &machine, &lookups, &instantiation);
+    if let Some(fairness) = &fairness {
+        markdown.push('\n');
+        markdown.push_str(&fairness.markdown(&machine));
+    }
     println!("---- Markdown summary (paste into BENCHMARKS.md) ----\n{markdown}---- end ----");
     Ok(())
 }
