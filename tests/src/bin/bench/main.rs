@@ -225,6 +225,7 @@ fn release_binaries(root: &Path) -> anyhow::Result<Binaries> {
     let sources = [
         "Cargo.toml",
         "Cargo.lock",
+        "crates",
         "gateway",
         "sdk",
         "tests/departments",
