@@ -2,10 +2,10 @@
 //!
 //! Every instance's linear memory is counted as it grows (instantiation included) against one
 //! budget for the whole node, and given back when the instance is dropped. What the pool keeps
-//! resident in slots no instance uses (the first pages of a memory, reset in place rather than
-//! given back to the system, so the next call does not fault them in again) counts too, as the
-//! engine reports it: the budget bounds the resident memory of instances and their slots,
-//! whatever they do. A call is admitted only while the budget has room for what its adapter
+//! resident in slots no instance uses (up to 512 KiB of the pages an instance wrote, reset in
+//! place rather than given back to the system, so the next call does not fault them in again)
+//! counts too, as the engine reports it: the budget bounds the resident memory of instances and
+//! their slots, whatever they do. A call is admitted only while the budget has room for what its adapter
 //! needed at instantiation last time; otherwise it waits (up to [`ADMISSION_WAIT`]) for memory
 //! to come back, then is refused as busy. Once running, an instance may not grow into the last
 //! eighth of the budget, which is kept for instantiating new calls: a memory bomb fails its own

@@ -20,13 +20,21 @@ pub struct PluginEngine {
     pub(crate) materials: super::materials::SharedBlobs,
 }
 
-/// Bytes of each linear memory kept resident (reset in place) when a slot is reused: an
-/// adapter's working set per call, stack and heap, is under this. What is kept counts against
-/// the memory budget (`budget`), so it is kept small, and so is the number of unused warm slots.
-const KEEP_RESIDENT: usize = 2 << 20;
+/// Bytes of each linear memory kept resident (the pages its instance wrote, reset in place)
+/// when a slot is given back, so that the next call does not fault them in again. The
+/// adapters' working set per call, stack and heap, is well under this (the tax adapter's
+/// slots keep under 0.5 MiB in all after a thousand lookups). A slot an instance wrote more
+/// of keeps this much, whoever uses it next, and every slot once used stays warm (see
+/// [`WARM_SLOTS`]): after a burst of memory bombs, each slot they held keeps it, counted
+/// against the memory budget. After the fairness benchmark's bombs the gateway stayed 112 MiB
+/// over its footprint at 2 MiB, 32 MiB at 512 KiB, with the same instantiation time
+/// (BENCHMARKS.md).
+const KEEP_RESIDENT: usize = 512 << 10;
 
-/// Slots kept warm (affine to a module, their first pages resident) while no instance uses
-/// them: a few per adapter, not one per instance ever seen.
+/// Unused warm slots below which wasmtime takes a never-used slot for a new instance (so
+/// that the warm ones stay affine to their module) and at or above which it reuses a warm
+/// one. It orders reuse, it does not bound how many slots stay warm: that is about the most
+/// instances alive at once, or this.
 const WARM_SLOTS: u32 = 16;
 
 /// Largest memory any adapter may be configured with; the pool reserves slots of this size.
