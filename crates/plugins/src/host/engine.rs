@@ -113,7 +113,8 @@ impl PluginEngine {
         self
     }
 
-    /// Linear memory held by live instances now, in bytes.
+    /// What the memory budget counts of live instances now (their linear memory and each
+    /// one's host-side charge), in bytes.
     pub fn memory_in_use(&self) -> u64 {
         self.budget.used()
     }
