@@ -6,9 +6,12 @@
 //! - [`generated_adapter`]: an adapter generated from the template (`cargo xtask new-adapter`)
 //!   for a department the workspace has none for, built to a component once per run.
 //! - [`Env`]: one gateway with its departments, a client, and waiting on case changes.
+//! - [`files`]: material files made the way their formats say (PDF, JPEG, PNG, OFD) and SM3.
 //! - `tests/`: the end-to-end tests, one file per capability.
 //! - `departments/`: the simulated department systems (their own crate).
 //! - `adapters/hostile`: a misbehaving adapter for the isolation tests.
+
+pub mod files;
 
 use anyhow::Context;
 pub use departments::Departments;

@@ -19,6 +19,7 @@ use gateway_plugins::host::{CallError, Department, LoadedAdapter, PluginEngine};
 use gateway_store::Store;
 use gateway_store::audit::{AuditConfig, AuditLog};
 use gateway_store::materials::Attach;
+use integration_tests::files::sm3_hex as sm3;
 use serde_json::Value;
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
@@ -44,10 +45,6 @@ struct Received {
 }
 
 type Shared = Arc<Mutex<Received>>;
-
-fn sm3(bytes: &[u8]) -> String {
-    sdk::sign::sm3_hex(bytes)
-}
 
 fn record(state: &Shared, path: &str, headers: &HeaderMap, body: &[u8]) {
     let declared = headers

@@ -9,6 +9,7 @@
 //!
 //! The files are made here (PDF, PNG, JPEG, OFD bytes): nothing binary is committed.
 
+use integration_tests::files::{ofd, sm3_hex};
 use integration_tests::{Env, PORTAL_KEY, Setup, suite_on_postgres, workspace_root};
 use serde_json::{Value, json};
 use std::time::Duration;
@@ -64,58 +65,9 @@ fn jpeg(len: usize) -> Vec<u8> {
     .concat()
 }
 
-/// An OFD: a ZIP of stored entries whose central directory lists `OFD.xml`.
-fn ofd(len: usize) -> Vec<u8> {
-    let entries: [(&str, Vec<u8>); 2] = [
-        (
-            "OFD.xml",
-            b"<ofd:OFD xmlns:ofd=\"http://www.ofdspec.org/2016\" Version=\"1.0\"/>".to_vec(),
-        ),
-        ("Doc_0/Document.xml", filler(len, 5)),
-    ];
-    let (mut out, mut dir) = (Vec::new(), Vec::new());
-    for (name, data) in &entries {
-        let offset = out.len() as u32;
-        let fields = |v: &mut Vec<u8>| {
-            v.extend_from_slice(&[0; 8]); // flags, method (stored), time, date
-            v.extend_from_slice(&[0; 4]); // crc
-            v.extend_from_slice(&(data.len() as u32).to_le_bytes());
-            v.extend_from_slice(&(data.len() as u32).to_le_bytes());
-            v.extend_from_slice(&(name.len() as u16).to_le_bytes());
-            v.extend_from_slice(&0u16.to_le_bytes());
-        };
-        out.extend_from_slice(b"PK\x03\x04\x14\x00");
-        fields(&mut out);
-        out.extend_from_slice(name.as_bytes());
-        out.extend_from_slice(data);
-        dir.extend_from_slice(b"PK\x01\x02\x14\x00\x14\x00");
-        fields(&mut dir);
-        dir.extend_from_slice(&[0; 10]);
-        dir.extend_from_slice(&offset.to_le_bytes());
-        dir.extend_from_slice(name.as_bytes());
-    }
-    let dir_at = out.len() as u32;
-    out.extend_from_slice(&dir);
-    out.extend_from_slice(b"PK\x05\x06\0\0\0\0");
-    out.extend_from_slice(&(entries.len() as u16).to_le_bytes());
-    out.extend_from_slice(&(entries.len() as u16).to_le_bytes());
-    out.extend_from_slice(&(dir.len() as u32).to_le_bytes());
-    out.extend_from_slice(&dir_at.to_le_bytes());
-    out.extend_from_slice(&0u16.to_le_bytes());
-    out
-}
-
 /// An executable (ELF) as a portal might send one named `申请书.pdf`.
 fn executable() -> Vec<u8> {
     [&b"\x7fELF\x02\x01\x01\x00"[..], &filler(4000, 9)].concat()
-}
-
-fn sm3_hex(bytes: &[u8]) -> String {
-    gateway_base::digest::HashAlgorithm::Sm3
-        .digest(&[bytes])
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect()
 }
 
 // ---- requests ----
@@ -390,7 +342,7 @@ async fn uploads_are_typed_by_content_stored_once_sealed_and_every_bad_input_is_
         (409, Some("conflict")),
         "the same material twice"
     );
-    let (status, body) = upload(&env, &draft, "food-safety-rules", ofd(3000)).await;
+    let (status, body) = upload(&env, &draft, "food-safety-rules", ofd(3000, 5)).await;
     assert_eq!(
         (status, body["media_type"].as_str()),
         (201, Some("application/ofd")),
@@ -726,7 +678,9 @@ async fn pre_review_reports_materials_with_every_other_problem_and_what_was_obta
 
     // Complete: the application stores the case with its materials and consumes the draft.
     assert_eq!(
-        upload(&env, &draft, "food-safety-rules", ofd(2000)).await.0,
+        upload(&env, &draft, "food-safety-rules", ofd(2000, 5))
+            .await
+            .0,
         201
     );
     let (_, body) = review(restaurant_form(), Some(draft.clone())).await;
@@ -850,7 +804,7 @@ async fn uploaded_on_one_node_is_read_and_applied_on_another() {
         .unwrap();
     let draft = draft["draft_id"].as_str().unwrap().to_string();
     let articles = pdf(700_000, 3);
-    let rules = ofd(5000);
+    let rules = ofd(5000, 5);
     for (code, bytes) in [
         ("articles-of-association", &articles),
         ("food-safety-rules", &rules),

@@ -16,6 +16,7 @@
 //! and on PostgreSQL with `GATEWAY_TEST_STORE=postgres`.
 
 use departments::{Department, Departments, Faults};
+use integration_tests::files::{jpeg, pdf};
 use integration_tests::{GatewayProcess, PORTAL_KEY, Setup, write_config};
 use serde_json::{Value, json};
 use std::path::{Path, PathBuf};
@@ -34,34 +35,6 @@ const WAIT: Duration = Duration::from_secs(180);
 const LIMITS: &str = "limits = { memory_mib = 8, cpu_ms = 1000, call_timeout_ms = 60000 }";
 
 // ---- files ----
-
-/// Bytes that are no pattern a bug could hide in.
-fn noise(len: usize, seed: u64) -> Vec<u8> {
-    let mut state = 0x9e37_79b9_7f4a_7c15 ^ seed;
-    (0..len)
-        .map(|_| {
-            state ^= state << 13;
-            state ^= state >> 7;
-            state ^= state << 17;
-            (state >> 24) as u8
-        })
-        .collect()
-}
-
-/// A PDF of exactly `len` bytes.
-fn pdf(len: usize, seed: u64) -> Vec<u8> {
-    let (head, tail) = (&b"%PDF-1.7\n"[..], &b"\n%%EOF\n"[..]);
-    [head, &noise(len - head.len() - tail.len(), seed), tail].concat()
-}
-
-fn jpeg(len: usize, seed: u64) -> Vec<u8> {
-    [
-        &[0xFF, 0xD8, 0xFF, 0xE0][..],
-        &noise(len, seed),
-        &[0xFF, 0xD9],
-    ]
-    .concat()
-}
 
 /// A material as a department recorded it, or as uploaded: code, kind, SM3, size.
 type Material = (String, String, Option<String>, Option<u64>);

@@ -22,6 +22,7 @@
 //! Runs on SQLite, and on PostgreSQL with `GATEWAY_TEST_STORE=postgres`.
 
 use departments::Faults;
+use integration_tests::files::{jpeg, pdf, png, sm3_hex as sm3};
 use integration_tests::{Env, PORTAL_KEY, Setup, workspace_root};
 use serde_json::{Value, json};
 use std::time::{Duration, Instant};
@@ -49,48 +50,6 @@ fn setup() -> Setup {
 }
 
 // ---- files ----
-
-/// Bytes that are not a pattern a bug could hide in.
-fn noise(len: usize, seed: u64) -> Vec<u8> {
-    let mut state = 0x9e37_79b9_7f4a_7c15 ^ seed;
-    (0..len)
-        .map(|_| {
-            state ^= state << 13;
-            state ^= state >> 7;
-            state ^= state << 17;
-            (state >> 24) as u8
-        })
-        .collect()
-}
-
-/// A PDF of exactly `len` bytes.
-fn pdf(len: usize, seed: u64) -> Vec<u8> {
-    let (head, tail) = (&b"%PDF-1.7\n"[..], &b"\n%%EOF\n"[..]);
-    [head, &noise(len - head.len() - tail.len(), seed), tail].concat()
-}
-
-fn jpeg(len: usize, seed: u64) -> Vec<u8> {
-    [
-        &[0xFF, 0xD8, 0xFF, 0xE0][..],
-        &noise(len, seed),
-        &[0xFF, 0xD9],
-    ]
-    .concat()
-}
-
-fn png(len: usize) -> Vec<u8> {
-    let end = [0, 0, 0, 0, b'I', b'E', b'N', b'D', 0xAE, 0x42, 0x60, 0x82];
-    [
-        &[0x89, b'P', b'N', b'G', 0x0D, 0x0A, 0x1A, 0x0A][..],
-        &noise(len, 9),
-        &end,
-    ]
-    .concat()
-}
-
-fn sm3(bytes: &[u8]) -> String {
-    sdk::sign::sm3_hex(bytes)
-}
 
 // ---- the portal's side ----
 
@@ -539,7 +498,7 @@ async fn a_material_the_department_will_not_take_ends_its_step_with_the_material
     // Tax takes PDF, OFD and JPEG.
     let draft = new_draft(&env, "tax.registration").await;
     upload(&env, &draft, "business-licence", &jpeg(5000, 5)).await;
-    upload(&env, &draft, "premises-proof", &png(4000)).await;
+    upload(&env, &draft, "premises-proof", &png(4000, 9)).await;
     let (case_id, _) = apply(&env, "tax.registration", &draft, &registration_form()).await;
     let view = env.wait_for_case(&case_id, WAIT, all_final).await;
     let refused = only_step(&view);
@@ -558,7 +517,7 @@ async fn a_material_the_department_will_not_take_ends_its_step_with_the_material
     // fails on the certificate's scan.
     let draft = new_draft(&env, "one-thing.home-transfer").await;
     upload(&env, &draft, "sale-contract", &pdf(50_000, 6)).await;
-    upload(&env, &draft, "property-certificate", &png(3000)).await;
+    upload(&env, &draft, "property-certificate", &png(3000, 9)).await;
     let (case_id, _) = apply(
         &env,
         "one-thing.home-transfer",

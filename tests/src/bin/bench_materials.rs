@@ -35,32 +35,17 @@ const UPLOAD_MATERIAL: &str = "articles-of-association";
 /// Bytes each chunk of a generated upload holds.
 const CHUNK: usize = 256 * 1024;
 
+#[derive(clap::Parser)]
 struct Args {
+    /// MiB of each upload.
+    #[arg(long, default_value_t = 50)]
     mib: u64,
+    /// Uploads at once.
+    #[arg(long, default_value_t = 8)]
     concurrent: usize,
+    /// MiB of the material delivered through its adapter.
+    #[arg(long, default_value_t = 20)]
     delivery_mib: u64,
-}
-
-fn args() -> anyhow::Result<Args> {
-    let mut args = Args {
-        mib: 50,
-        concurrent: 8,
-        delivery_mib: 20,
-    };
-    let mut it = std::env::args().skip(1);
-    while let Some(flag) = it.next() {
-        let value: u64 = it
-            .next()
-            .with_context(|| format!("{flag} needs a value"))?
-            .parse()?;
-        match flag.as_str() {
-            "--mib" => args.mib = value,
-            "--concurrent" => args.concurrent = value as usize,
-            "--delivery-mib" => args.delivery_mib = value,
-            other => anyhow::bail!("unknown flag {other}"),
-        }
-    }
-    Ok(args)
 }
 
 /// A PDF of `len` bytes sent a chunk at a time as it is generated (never whole in this process
@@ -211,7 +196,7 @@ fn verdict(pass: bool) -> &'static str {
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
-    let args = args()?;
+    let args = <Args as clap::Parser>::parse();
     let dir = tempfile::tempdir()?;
     let departments = departments_in(dir.path()).await;
     // Every material takes the benchmark's files.
