@@ -928,3 +928,31 @@ fn without_material_lists(catalogue: &str) -> String {
     }
     kept
 }
+
+/// The licence reads the audit log holds for a department (licence sharing): `(licence id,
+/// outcome)` in the order written.
+pub async fn licence_reads(admin_url: &str, department: &str) -> Vec<(String, String)> {
+    let answer: Value = admin_client()
+        .get(format!(
+            "{admin_url}/admin/v1/audit?department={department}&limit=5000"
+        ))
+        .send()
+        .await
+        .expect("the admin API answers")
+        .json()
+        .await
+        .expect("a JSON answer");
+    answer["records"]
+        .as_array()
+        .unwrap_or_else(|| panic!("{answer:#}"))
+        .iter()
+        .map(|r| &r["record"])
+        .filter(|r| r["kind"] == "licence_read")
+        .map(|r| {
+            (
+                r["licence_id"].as_str().unwrap().to_string(),
+                r["outcome"].as_str().unwrap().to_string(),
+            )
+        })
+        .collect()
+}

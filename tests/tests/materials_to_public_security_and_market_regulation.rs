@@ -19,6 +19,7 @@
 
 use departments::Faults;
 use integration_tests::files::{jpeg, ofd, pdf, png};
+use integration_tests::licence_reads;
 use integration_tests::{Env, PORTAL_KEY, Setup};
 use serde_json::{Value, json};
 use std::collections::BTreeMap;
@@ -255,28 +256,6 @@ fn application_with<'f>(found: &'f BTreeMap<String, Vec<Found>>, code: &str) -> 
         .unwrap_or_else(|| panic!("no application brought {code}: {found:#?}"))
 }
 
-/// The licence-sharing reads of the audit log by `department`: (licence id, outcome).
-async fn licence_reads(env: &Env, department: &str) -> Vec<(String, String)> {
-    let answer = env
-        .admin_get(&format!(
-            "/admin/v1/audit?department={department}&limit=5000"
-        ))
-        .await;
-    answer["records"]
-        .as_array()
-        .unwrap_or_else(|| panic!("{answer:#}"))
-        .iter()
-        .map(|r| &r["record"])
-        .filter(|r| r["kind"] == "licence_read")
-        .map(|r| {
-            (
-                r["licence_id"].as_str().unwrap().to_string(),
-                r["outcome"].as_str().unwrap().to_string(),
-            )
-        })
-        .collect()
-}
-
 // ---- the tests ----
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -324,10 +303,14 @@ async fn open_business_delivers_each_material_once_in_each_departments_protocol(
     // One read at the gateway, by public security with its own key; market regulation was
     // named no licence.
     assert_eq!(
-        licence_reads(&env, "public-security").await,
+        licence_reads(&env.admin_url(), "public-security").await,
         [(licence_id, "found".to_string())]
     );
-    assert!(licence_reads(&env, "market-regulation").await.is_empty());
+    assert!(
+        licence_reads(&env.admin_url(), "market-regulation")
+            .await
+            .is_empty()
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -337,7 +320,9 @@ async fn a_food_permit_for_an_existing_enterprise_names_its_licence_and_the_depa
     let (view, _) = open_business(&env).await;
     let (licence_id, credit_code) = business_licence(&view);
     assert!(
-        licence_reads(&env, "market-regulation").await.is_empty(),
+        licence_reads(&env.admin_url(), "market-regulation")
+            .await
+            .is_empty(),
         "企业开办 names no licence to market regulation"
     );
 
@@ -385,7 +370,7 @@ async fn a_food_permit_for_an_existing_enterprise_names_its_licence_and_the_depa
     );
     // One read at the gateway's licence-sharing endpoint, in its audit log.
     assert_eq!(
-        licence_reads(&env, "market-regulation").await,
+        licence_reads(&env.admin_url(), "market-regulation").await,
         [(licence_id, "found".to_string())]
     );
 }
@@ -477,7 +462,7 @@ async fn a_material_damaged_on_the_way_is_refused_by_each_department_and_sent_ag
     assert_eq!((mr.applications(), ps.applications()), (1, 1));
     // The damaged filings were refused before the licence was asked about: one read.
     assert_eq!(
-        licence_reads(&env, "public-security").await,
+        licence_reads(&env.admin_url(), "public-security").await,
         [(licence_id, "found".to_string())]
     );
 }

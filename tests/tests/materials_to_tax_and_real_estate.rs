@@ -23,6 +23,7 @@
 
 use departments::Faults;
 use integration_tests::files::{jpeg, pdf, png, sm3_hex as sm3};
+use integration_tests::licence_reads;
 use integration_tests::{Env, PORTAL_KEY, Setup, workspace_root};
 use serde_json::{Value, json};
 use std::time::{Duration, Instant};
@@ -151,34 +152,6 @@ fn file(code: &str, bytes: &[u8]) -> Received {
         None,
         None,
     )
-}
-
-/// The licence-sharing reads `department` made at the gateway whose admin listener is at
-/// `admin_url`, from its audit log: (licence id, outcome), oldest first.
-async fn licence_reads(admin_url: &str, department: &str) -> Vec<(String, String)> {
-    let answer: Value = integration_tests::admin_client()
-        .get(format!(
-            "{admin_url}/admin/v1/audit?department={department}&limit=5000"
-        ))
-        .send()
-        .await
-        .expect("the admin API answers")
-        .json()
-        .await
-        .expect("a JSON answer");
-    answer["records"]
-        .as_array()
-        .unwrap_or_else(|| panic!("{answer:#}"))
-        .iter()
-        .map(|r| &r["record"])
-        .filter(|r| r["kind"] == "licence_read")
-        .map(|r| {
-            (
-                r["licence_id"].as_str().unwrap().to_string(),
-                r["outcome"].as_str().unwrap().to_string(),
-            )
-        })
-        .collect()
 }
 
 fn home_transfer_form() -> Value {
