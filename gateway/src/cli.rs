@@ -15,15 +15,22 @@ pub struct PluginArgs {
     /// The admin listener's base URL.
     #[arg(
         long,
+        global = true,
         env = "GATEWAY_ADMIN_URL",
         default_value = "http://127.0.0.1:8081"
     )]
     pub admin: String,
     /// The operator's bearer token (it names who makes the change).
-    #[arg(long, env = "GATEWAY_ADMIN_TOKEN", hide_env_values = true)]
+    #[arg(
+        long,
+        global = true,
+        env = "GATEWAY_ADMIN_TOKEN",
+        hide_env_values = true
+    )]
     pub token: Option<String>,
-    /// Print the admin API's JSON answer instead of a summary.
-    #[arg(long)]
+    /// Print the admin API's JSON answer instead of a summary (before or after the
+    /// subcommand: `gateway plugin --json list` and `gateway plugin list --json`).
+    #[arg(long, global = true)]
     pub json: bool,
     /// What to do with the versions.
     #[command(subcommand)]
@@ -392,15 +399,22 @@ pub struct ConfigArgs {
     /// The admin listener's base URL.
     #[arg(
         long,
+        global = true,
         env = "GATEWAY_ADMIN_URL",
         default_value = "http://127.0.0.1:8081"
     )]
     pub admin: String,
     /// The operator's bearer token (it names who reloads).
-    #[arg(long, env = "GATEWAY_ADMIN_TOKEN", hide_env_values = true)]
+    #[arg(
+        long,
+        global = true,
+        env = "GATEWAY_ADMIN_TOKEN",
+        hide_env_values = true
+    )]
     pub token: Option<String>,
-    /// Print the admin API's JSON answer instead of a summary.
-    #[arg(long)]
+    /// Print the admin API's JSON answer instead of a summary (before or after the
+    /// subcommand: `gateway plugin --json list` and `gateway plugin list --json`).
+    #[arg(long, global = true)]
     pub json: bool,
     /// What to do with the config.
     #[command(subcommand)]
@@ -452,19 +466,14 @@ pub async fn audit_verify(
     config: &std::path::Path,
     public_keys: &[String],
 ) -> anyhow::Result<bool> {
-    use gateway_store::audit::verify::{public_key, verify};
+    use gateway_store::audit::verify::{configured_keys, public_key, verify};
     let config = gateway_base::config::Config::load(config)?;
     let mut keys = public_keys
         .iter()
         .map(|k| public_key(k).map_err(|why| anyhow::anyhow!("--public-key {k}: {why}")))
         .collect::<anyhow::Result<Vec<_>>>()?;
-    if keys.is_empty()
-        && let Some(key) = &config.audit.key
-    {
-        keys.push(
-            gateway_base::signature::Verifier::new(&key.0.trusted_key())
-                .map_err(anyhow::Error::msg)?,
-        );
+    if keys.is_empty() {
+        keys = configured_keys(&config.audit).map_err(anyhow::Error::msg)?;
     }
     let store = gateway_store::Store::open(&config.store.url).await?;
     let report = verify(store.pool(), &keys).await?;

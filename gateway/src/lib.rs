@@ -92,6 +92,9 @@ impl Gateway {
             tokio::spawn(readiness.clone().run(stopped.clone())),
             tokio::spawn(orchestrator.clone().watch_calendar(stopped.clone())),
             tokio::spawn(orchestrator.clone().run_material_sweeper(stopped.clone())),
+            tokio::spawn(orchestrator.clone().run_evaluation_reports(stopped.clone())),
+            tokio::spawn(orchestrator.clone().run_notifier(stopped.clone())),
+            tokio::spawn(orchestrator.clone().run_light_scanner(stopped.clone())),
             tokio::spawn(gateway_http::listener::serve(
                 listener,
                 public_tls,

@@ -11,6 +11,11 @@ use std::path::PathBuf;
     about = "Integration gateway for one-network government service portals"
 )]
 struct Cli {
+    /// On an error, print its whole chain and, when `RUST_BACKTRACE` asks for one, the
+    /// backtrace; without it an error is one line (an operator's environment may set
+    /// `RUST_BACKTRACE` for other programs, and a stack trace says nothing to them).
+    #[arg(long, global = true)]
+    verbose: bool,
     #[command(subcommand)]
     command: Command,
 }
@@ -37,6 +42,9 @@ enum Command {
         #[arg(long, default_value = "sm4-gcm")]
         algorithm: String,
     },
+    /// The hall's screens.
+    #[command(subcommand)]
+    Screens(ScreensCommand),
     /// The audit log of department exchanges.
     #[command(subcommand)]
     Audit(AuditCommand),
@@ -49,6 +57,14 @@ enum Command {
         #[arg(long, default_value = "config/gateway.toml")]
         config: PathBuf,
     },
+}
+
+#[derive(Subcommand)]
+enum ScreensCommand {
+    /// Read a password from standard input (its first line) and print its Argon2id PHC string
+    /// for `[[screens.accounts]] password_hash`. Standard input, not an argument: an argument
+    /// is seen by every user of the machine (`ps`) and kept in the shell's history.
+    HashPassword,
 }
 
 #[derive(Subcommand)]
@@ -66,8 +82,25 @@ enum AuditCommand {
 }
 
 #[tokio::main]
-async fn main() -> anyhow::Result<()> {
-    match Cli::parse().command {
+async fn main() -> std::process::ExitCode {
+    let cli = Cli::parse();
+    let verbose = cli.verbose;
+    match run(cli.command).await {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(error) => {
+            if verbose {
+                eprintln!("error: {error:?}");
+            } else {
+                // `{:#}`: the context chain joined with ": ", never the backtrace.
+                eprintln!("error: {error:#}");
+            }
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run(command: Command) -> anyhow::Result<()> {
+    match command {
         Command::Plugin(args) => gateway::cli::run(args).await?,
         Command::Config(args) => gateway::cli::run_config(args).await?,
         Command::ClientKey => {
@@ -76,6 +109,15 @@ async fn main() -> anyhow::Result<()> {
                 "key:    {key}\nsha256: {}",
                 gateway_http::auth::sha256_hex(&key)
             );
+        }
+        Command::Screens(ScreensCommand::HashPassword) => {
+            let mut line = String::new();
+            std::io::stdin().read_line(&mut line)?;
+            let password = line.trim_end_matches(['\r', '\n']);
+            anyhow::ensure!(!password.is_empty(), "no password on standard input");
+            let hash =
+                gateway_http::screens::hash_password(password).map_err(anyhow::Error::msg)?;
+            println!("{hash}");
         }
         Command::StoreKey { algorithm } => {
             use gateway_base::config::Cipher;

@@ -208,6 +208,16 @@ impl Reloader {
             .await
             .map_err(|e| ReloadError::Failed(e.to_string()))?;
         self.orchestrator.delivery().reconfigure(&config);
+        self.orchestrator
+            .configure_evaluations(config.evaluations.clone());
+        // Templates, quiet hours, contacts as the new config says; the outbox switched on or
+        // off with `[notifications]`.
+        self.orchestrator
+            .configure_notifications(gateway_cases::notifications::Settings::from_config(&config));
+        self.orchestrator
+            .switch_notifications()
+            .await
+            .map_err(|e| ReloadError::Failed(e.to_string()))?;
         let polls = config
             .departments
             .iter()

@@ -29,6 +29,8 @@ pub struct Parts {
     pub reloader: Arc<Reloader>,
     /// This node's audit log writer.
     pub audit: AuditLog,
+    /// The hall's screens, when `[screens]` turns them on.
+    pub screens: Option<Arc<gateway_http::screens::Screens>>,
 }
 
 impl Parts {
@@ -83,12 +85,23 @@ impl Parts {
         orchestrator.configure_materials(gateway_cases::materials::MaterialSettings::from_config(
             &config,
         ));
+        orchestrator
+            .configure_notifications(gateway_cases::notifications::Settings::from_config(&config));
+        orchestrator.switch_notifications().await?;
+        orchestrator.configure_evaluations(config.evaluations.clone());
         let readiness = Readiness::new(&config)?;
         let operators = config.admin.as_ref().map_or(&[][..], |a| &a.operators[..]);
         let credentials: Credentials = Arc::new(arc_swap::ArcSwap::from_pointee(
             Authenticator::new(&config.auth, operators, &config.departments)
                 .map_err(anyhow::Error::msg)?,
         ));
+        let screens = gateway_http::screens::Screens::new(
+            config.screens.as_ref(),
+            orchestrator.clone(),
+            gateway_store::audit::verify::configured_keys(&config.audit)
+                .map_err(anyhow::Error::msg)?,
+        )
+        .map_err(anyhow::Error::msg)?;
         let reloader = Reloader::new(
             config.clone(),
             orchestrator.clone(),
@@ -104,6 +117,7 @@ impl Parts {
             credentials,
             reloader,
             audit,
+            screens,
         })
     }
 
@@ -118,6 +132,7 @@ impl Parts {
             self.readiness.clone(),
             self.credentials.clone(),
             self.audit.sink().clone(),
+            self.screens.clone(),
         )
     }
 
@@ -128,6 +143,7 @@ impl Parts {
             self.readiness.clone(),
             self.reloader.clone(),
             self.credentials.clone(),
+            self.screens.clone(),
         )
     }
 }

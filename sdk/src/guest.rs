@@ -1,6 +1,6 @@
 //! The contract as adapter authors see it: generated bindings behind typed wrappers.
 
-/// Bindings generated from `wit/v0.2.0` (`gov:adapter@0.2.0`). Use the re-exports and
+/// Bindings generated from `wit/v0.3.0` (`gov:adapter@0.3.0`). Use the re-exports and
 /// wrappers instead.
 #[doc(hidden)]
 #[allow(
@@ -9,7 +9,7 @@
 )]
 pub mod wit {
     wit_bindgen::generate!({
-        path: "../wit/v0.2.0",
+        path: "../wit/v0.3.0",
         world: "adapter",
         pub_export_macro: true,
         export_macro_name: "export",
@@ -19,6 +19,7 @@ pub mod wit {
 
 pub mod cache;
 pub mod config;
+pub mod crypto;
 pub mod http;
 pub mod log;
 pub mod materials;
@@ -209,6 +210,29 @@ impl Receipt {
             message: None,
             outputs: "{}".into(),
             requested: None,
+        }
+    }
+}
+
+impl From<StatusReport> for Receipt {
+    /// A status read as the receipt of a call (a withdrawal answered with the decision).
+    fn from(r: StatusReport) -> Self {
+        Receipt {
+            reference: r.reference,
+            state: r.state,
+            message: r.message,
+            outputs: r.outputs,
+            requested: r.requested,
+        }
+    }
+}
+
+impl MaterialRequest {
+    /// A material asked for (by its code in the matter's list) and why.
+    pub fn new(code: impl Into<String>, reason: impl Into<String>) -> Self {
+        MaterialRequest {
+            code: code.into(),
+            reason: reason.into(),
         }
     }
 }

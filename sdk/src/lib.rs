@@ -31,19 +31,29 @@
 //!   signature checks in constant time.
 //! - [`xml`]: building and reading department XML, including GBK/GB18030 bodies and SOAP 1.1.
 //! - [`payload`]: reading the unified JSON payload into typed structs, with field errors.
-//! - `http`, `materials`, `config`, `cache`, `log` (feature `guest`): the host's imports,
+//! - [`encoding`]: GB18030 and GBK bodies, `application/x-www-form-urlencoded` forms in them.
+//! - [`time`]: Beijing time in departments' formats (`yyyyMMddHHmmss`, `yyyy-MM-dd HH:mm:ss`).
+//! - [`serial`]: fixed-width serial numbers (流水号) derived from the idempotency key.
+//! - [`lifecycle`]: a supplement's corrected fields (补正) in a department's names and a
+//!   return's asks back in the unified ones ([`lifecycle::FieldMap`]).
+//! - `http`, `materials`, `config`, `cache`, `log`, `crypto` (feature `guest`): the host's imports,
 //!   wrapped; `http` builds bodies of bytes and material slices (multipart forms, MTOM/XOP,
 //!   base64 inside XML, chunks). Compiled natively they answer from the test harness instead,
 //!   since only a component has the imports.
 //! - `testing` (feature `guest`, native targets): the test harness, a scripted department, so an
 //!   adapter's protocol handling is unit-tested with plain `cargo test`; `testing::fuzz` (feature
 //!   `fuzz`): proptest strategies of department answers for adapters' property tests.
-//! - `wit` (hidden): the bindings generated from `wit/v0.2.0` (`gov:adapter@0.2.0`).
+//!   `crypto` signs, MACs and encrypts with keys the gateway holds (contract 0.3).
+//! - `wit` (hidden): the bindings generated from `wit/v0.3.0` (`gov:adapter@0.3.0`).
 #![deny(missing_docs)]
 
+pub mod encoding;
 pub mod ids;
+pub mod lifecycle;
 pub mod payload;
+pub mod serial;
 pub mod sign;
+pub mod time;
 pub mod xml;
 
 #[cfg(feature = "guest")]
@@ -51,6 +61,6 @@ mod guest;
 #[cfg(feature = "guest")]
 pub use guest::*;
 
-/// The contract version this sdk implements (`gov:adapter@0.2.0`); adapters report it from
+/// The contract version this sdk implements (`gov:adapter@0.3.0`); adapters report it from
 /// `describe`.
-pub const CONTRACT_VERSION: &str = "0.2.0";
+pub const CONTRACT_VERSION: &str = "0.3.0";

@@ -7,11 +7,17 @@
 //!   for a department the workspace has none for, built to a component once per run.
 //! - [`Env`]: one gateway with its departments, a client, and waiting on case changes.
 //! - [`files`]: material files made the way their formats say (PDF, JPEG, PNG, OFD) and SM3.
+//! - [`browser`]: headless Chromium through chromedriver, for the tests of pages
+//!   (`GATEWAY_TEST_BROWSER=1`).
+//! - [`oidc`]: a small OpenID Connect provider, for the screens' sign-in through a hall's
+//!   unified identity system.
 //! - `tests/`: the end-to-end tests, one file per capability.
 //! - `departments/`: the simulated department systems (their own crate).
 //! - `adapters/hostile`: a misbehaving adapter for the isolation tests.
 
+pub mod browser;
 pub mod files;
+pub mod oidc;
 
 use anyhow::Context;
 pub use departments::Departments;
@@ -62,6 +68,7 @@ pub fn adapters_dir() -> PathBuf {
                     "-p",
                     "hostile-next-adapter",
                 ])
+                .args(["-p", "national-evaluation-adapter"])
                 .status()
                 .expect("running cargo to build the adapters");
         assert!(status.success(), "building the adapter components failed");
@@ -212,7 +219,39 @@ pub struct Setup {
     /// Departments (by id) whose `licence_sharing_key_sha256` the config leaves out; every
     /// other department has its key, the SHA-256 of its token ([`TAX_LICENCE_SHARING_TOKEN`] …).
     pub without_licence_sharing_key: Vec<&'static str>,
+    /// Notifications by SMS: the simulated provider as department `sms` (its demo credentials)
+    /// and a `[notifications]` table through it with the provider's registered signature and
+    /// templates ([`notifications_toml`]); these extra lines go inside that table
+    /// (`quiet_hours = …`). `None`: no SMS department, nothing notified.
+    pub notifications: Option<String>,
+    /// 好差评 reporting: the simulated national system as department `national-evaluation`
+    /// (its demo credentials) and an `[evaluations]` table reporting to it; these extra lines go
+    /// inside that table (`rectification_days = …`). `None`: no national department, nothing
+    /// reported (evaluations still work, with `[evaluations]` from `config_extra` if any).
+    pub evaluations: Option<String>,
+    /// 社保 as department `social-security`: the Python adapter against the simulated bureau,
+    /// with the SM2 keys it wrote (the gateway's private key, the department's public key) as
+    /// the host's keys `gateway` and `department`.
+    pub social_security: bool,
+    /// The tax app secret also as the setting `app-secret`, as tax components built before
+    /// contract 0.3 read it (`config.get`); today's ask the host's key of that name.
+    pub tax_secret_setting: bool,
+    /// Market regulation served by the JavaScript adapter (`market_regulation_js_adapter.wasm`,
+    /// with [`MARKET_REGULATION_JS_LIMITS`]) instead of the Rust one: the same department, the
+    /// same flows.
+    pub market_regulation_js: bool,
 }
+
+/// The component of the JavaScript market-regulation adapter (`plugins/market-regulation-js`).
+pub const MARKET_REGULATION_JS: &str = "market_regulation_js_adapter.wasm";
+
+/// The JavaScript adapter's limits, as the demo config stages it: the default memory and CPU
+/// (an instance starts at about 9 MiB and every flow of the tests, 1 MiB chunks included, runs
+/// in 24), fewer instances than the default 64, so its larger instances cannot take the
+/// node's shared memory budget from the other departments (BENCHMARKS.md, "Adapters by
+/// language").
+pub const MARKET_REGULATION_JS_LIMITS: &str =
+    "memory_mib = 64\ncpu_ms = 1000\nmax_instances = 16\n";
 
 /// A gateway, its departments, and an HTTP client.
 pub struct Env {
@@ -418,6 +457,9 @@ pub fn write_config(
 ) -> anyhow::Result<PathBuf> {
     let root = workspace_root();
     let certs = &d.cert_dir;
+    // The tax department's demo app secret, as a key file beside the config (written at test
+    // time; a test that rotates it rewrites the file and reloads).
+    std::fs::write(dir.join("tax-app-secret.txt"), "tax-demo-secret\n")?;
     let extra = |id: &str| {
         setup
             .department_extra
@@ -486,8 +528,12 @@ poll_interval_ms = 100
 {tax_key}{tax_extra}
 [departments.tax.settings]
 app-key = "gw-demo"
-app-secret = "tax-demo-secret"
 sign-method = "HMAC-SM3"
+{tax_secret_setting}
+# The department's app secret, held by the gateway (the adapter asks it for each MAC).
+[departments.tax.keys.app-secret]
+kind = "hmac"
+value = "file:tax-app-secret.txt"
 
 [departments.real-estate]
 name = "不动产登记"
@@ -511,10 +557,10 @@ client_key = "{certs}/client-key.pem"
 [departments.market-regulation]
 name = "市场监管"
 base_url = "{market_regulation}"
-adapter = "market_regulation_adapter.wasm"
+adapter = "{market_regulation_adapter}"
 timeout_ms = {timeout_ms}
 poll_interval_ms = 5000
-{market_regulation_key}{market_regulation_extra}
+{market_regulation_key}{market_regulation_extra}{market_regulation_limits}
 [departments.market-regulation.settings]
 client-id = "gw-demo"
 client-secret = "mr-demo-secret"
@@ -549,9 +595,24 @@ callback-secret = "mr-callback-secret"
         server_extra = setup.server_extra,
         timeout_ms = setup.department_timeout.map_or(3000, |t| t.as_millis()),
         tax_extra = extra("tax"),
+        tax_secret_setting = if setup.tax_secret_setting {
+            "app-secret = \"tax-demo-secret\"\n"
+        } else {
+            ""
+        },
         real_estate_extra = extra("real-estate"),
         public_security_extra = extra("public-security"),
         market_regulation_extra = extra("market-regulation"),
+        market_regulation_adapter = if setup.market_regulation_js {
+            MARKET_REGULATION_JS
+        } else {
+            "market_regulation_adapter.wasm"
+        },
+        market_regulation_limits = if setup.market_regulation_js {
+            format!("\n[departments.market-regulation.limits]\n{MARKET_REGULATION_JS_LIMITS}")
+        } else {
+            String::new()
+        },
         tax_key = key("tax", TAX_LICENCE_SHARING_TOKEN),
         real_estate_key = key("real-estate", REAL_ESTATE_LICENCE_SHARING_TOKEN),
         public_security_key = key("public-security", PUBLIC_SECURITY_LICENCE_SHARING_TOKEN),
@@ -588,12 +649,129 @@ timeout_ms = 300
             hostile_limits = setup.hostile_limits,
         ));
     }
+    if let Some(lines) = &setup.notifications {
+        text.push_str(&format!(
+            r#"
+[departments.sms]
+name = "短信平台"
+base_url = "{base_url}"
+adapter = "sms_adapter.wasm"
+timeout_ms = {timeout_ms}
+{sms_extra}
+[departments.sms.settings]
+access-key = "{key}"
+access-secret = "{secret}"
+callback-secret = "{callback}"
+"#,
+            base_url = d.sms.department.base_url,
+            timeout_ms = setup.department_timeout.map_or(3000, |t| t.as_millis()),
+            sms_extra = extra("sms"),
+            key = departments::sms::ACCESS_KEY,
+            secret = departments::sms::ACCESS_SECRET,
+            callback = departments::sms::CALLBACK_SECRET,
+        ));
+        text.push_str(&notifications_toml(lines));
+    }
+    if let Some(lines) = &setup.evaluations {
+        text.push_str(&format!(
+            r#"
+[departments.national-evaluation]
+name = "全国好差评系统"
+base_url = "{base_url}"
+adapter = "national_evaluation_adapter.wasm"
+timeout_ms = {timeout_ms}
+{national_extra}
+[departments.national-evaluation.settings]
+app-key = "{key}"
+region-code = "350100"
+
+[departments.national-evaluation.keys.app-secret]
+kind = "hmac"
+value = "file:national-app-secret.txt"
+
+[evaluations]
+reporting = "national-evaluation"
+{lines}
+"#,
+            base_url = d.national.base_url,
+            timeout_ms = setup.department_timeout.map_or(3000, |t| t.as_millis()),
+            national_extra = extra("national-evaluation"),
+            key = departments::national::APP_KEY,
+        ));
+        std::fs::write(
+            dir.join("national-app-secret.txt"),
+            departments::national::APP_SECRET,
+        )?;
+    }
+    if setup.social_security {
+        text.push_str(&social_security_toml(
+            d,
+            setup.department_timeout.map_or(3000, |t| t.as_millis()),
+            &extra("social-security"),
+        ));
+    }
     text.push_str(&portal_client_toml());
     text.push('\n');
     text.push_str(&setup.config_extra);
     let path = dir.join("gateway.toml");
     std::fs::write(&path, text)?;
     Ok(path)
+}
+
+/// Department `social-security` (社保) for these departments: the Python adapter, its limits as
+/// the demo's, and the two SM2 keys the simulated bureau wrote into the certificate folder.
+pub fn social_security_toml(d: &Departments, timeout_ms: u128, extra: &str) -> String {
+    let ss = &d.social_security;
+    format!(
+        r#"
+[departments.social-security]
+name = "人力资源和社会保障"
+base_url = "{base_url}"
+adapter = "social_security_adapter.wasm"
+timeout_ms = {timeout_ms}
+poll_interval_ms = 100
+{extra}
+[departments.social-security.limits]
+memory_mib = 128
+cpu_ms = 2000
+max_instances = 16
+
+[departments.social-security.keys.gateway]
+kind = "sm2-private"
+value = "file:{gateway_key}"
+
+[departments.social-security.keys.department]
+kind = "sm2-public"
+value = "file:{department_key}"
+"#,
+        base_url = ss.department.base_url,
+        gateway_key = ss.gateway_key().display(),
+        department_key = ss.department_public_key().display(),
+    )
+}
+
+/// A `[notifications]` table through department `sms` with the simulated provider's signature
+/// and a template for every kind of notice, `lines` inside it.
+pub fn notifications_toml(lines: &str) -> String {
+    let t = departments::sms::TEMPLATES;
+    let template = |i: usize| {
+        let (code, variables) = t[i];
+        format!("{{ code = \"{code}\", variables = {variables:?} }}")
+    };
+    format!(
+        "\n[notifications]\nchannel = \"sms\"\nsignature = \"{sign}\"\n{lines}\n[notifications.templates]\n\
+         received = {}\nreturned = {}\napproved = {}\nrejected = {}\nwithdrawn = {}\n\
+         yellow = {}\nred = {}\nescalation = {}\n",
+        template(0),
+        template(1),
+        template(2),
+        template(3),
+        template(4),
+        template(5),
+        template(6),
+        template(7),
+        sign = departments::sms::SIGN_NAME,
+    )
 }
 
 /// The simulated departments with default settings, their certificates written under

@@ -3,7 +3,12 @@
 //! - `cargo xtask demo`: build the adapters and the gateway, start the simulated departments
 //!   and the gateway with every adapter loaded, print where to send requests.
 //! - `cargo xtask test`: build the adapters once, then run every test of the workspace.
-//! - `cargo xtask adapters`: build the adapter components only.
+//! - `cargo xtask adapters`: build the adapter components only: the Rust ones, and the Python
+//!   ones with a pinned componentize-py (`python.rs`; needs `python3` with `venv` and `pip`),
+//!   the JavaScript ones with a pinned componentize-js (`js.rs`; needs Node 20 or later and npm).
+//! - `cargo xtask python-tests`: the Python helper library's and adapters' unit tests (native,
+//!   scripted department exchanges), part of `test`.
+//! - `cargo xtask js-tests`: the same for JavaScript (`node --test`), part of `test`.
 //! - `cargo xtask bench`: run the benchmarks and print their figures (see BENCHMARKS.md).
 //! - `cargo xtask lint`: rustfmt check and clippy with warnings denied.
 //! - `cargo xtask schemathesis`: schemathesis against a gateway configured as the demo, on ports
@@ -21,12 +26,18 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command};
 use std::time::{Duration, Instant};
 
+mod freshness;
+mod js;
+mod python;
+
 /// The adapter crates built to components, with the department adapters first.
 const ADAPTERS: &[&str] = &[
     "tax-adapter",
     "real-estate-adapter",
     "public-security-adapter",
     "market-regulation-adapter",
+    "sms-adapter",
+    "national-evaluation-adapter",
     "hostile-adapter",
     "hostile-next-adapter",
 ];
@@ -44,6 +55,11 @@ fn main() -> anyhow::Result<()> {
         Some("demo") => demo(&root),
         Some("test") => test(&root, &args[1..]),
         Some("adapters") => build_adapters(),
+        Some("python-tests") => {
+            build_adapters()?;
+            python::unit_tests(&root)
+        }
+        Some("js-tests") => js::unit_tests(&root),
         Some("bench") => bench(&root, &args[1..]),
         Some("lint") => lint(),
         Some("schemathesis") => {
@@ -59,7 +75,7 @@ fn main() -> anyhow::Result<()> {
         Some("new-adapter") => new_adapter(&root, &invoked_from, &args[1..]),
         _ => {
             eprintln!(
-                "usage: cargo xtask <demo | test | adapters | bench | lint | schemathesis | clients | new-adapter>"
+                "usage: cargo xtask <demo | test | adapters | python-tests | js-tests | bench | lint | schemathesis | clients | new-adapter>"
             );
             std::process::exit(2);
         }
@@ -151,7 +167,10 @@ fn build_adapters() -> anyhow::Result<()> {
     for adapter in ADAPTERS {
         build.args(["-p", adapter]);
     }
-    run(build)
+    run(build)?;
+    let root = std::env::current_dir()?;
+    python::build(&root, &adapters_dir(&root))?;
+    js::build(&root, &adapters_dir(&root))
 }
 
 fn adapters_dir(root: &Path) -> PathBuf {
@@ -179,10 +198,16 @@ fn test(root: &Path, extra: &[String]) -> anyhow::Result<()> {
             .env("GATEWAY_ADAPTERS_DIR", adapters_dir(root))
             .env("GATEWAY_BINARY", root.join("target/debug/gateway"));
     };
+    // The browser tests run in the same suites when switched on; each says when it skips.
+    if !std::env::var("GATEWAY_TEST_BROWSER").is_ok_and(|v| v == "1") {
+        eprintln!("GATEWAY_TEST_BROWSER is not 1: the browser tests are skipped");
+    }
     let mut test = cargo();
     test.args(["test", "--workspace"]).args(extra);
     with_fixtures(&mut test);
     run(test)?;
+    python::unit_tests(root)?;
+    js::unit_tests(root)?;
     // The same end-to-end suite again on PostgreSQL, when a server is named.
     if std::env::var("GATEWAY_TEST_POSTGRES_URL").is_ok_and(|u| !u.is_empty()) {
         let mut on_postgres = cargo();
@@ -325,6 +350,22 @@ fn start_gateway(root: &Path, work: &Path) -> anyhow::Result<Gateway> {
         .0
         .push(gateway.spawn().context("starting the gateway")?);
     wait_for_port(ports.gateway, "gateway", &mut children)?;
+    // The port opens before every component is compiled: on a cold cache the Python one (tens
+    // of MB, compiled by a debug gateway) keeps the first requests waiting longer than a client's
+    // timeout. The document answering is the sign the gateway serves.
+    let url = format!("http://127.0.0.1:{}", ports.gateway);
+    let deadline = Instant::now() + Duration::from_secs(600);
+    while let Err(e) = http_get(&url, "/openapi.json") {
+        if Instant::now() > deadline {
+            bail!("the gateway did not serve its API document within 600 s: {e:#}");
+        }
+        for child in &mut children.0 {
+            if let Some(status) = child.try_wait()? {
+                bail!("a process exited before the gateway served: {status}");
+            }
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    }
     Ok(Gateway {
         url: format!("http://127.0.0.1:{}", ports.gateway),
         admin_url: format!("http://127.0.0.1:{}", ports.admin),
@@ -601,6 +642,28 @@ fn run_config(
             Some(toml::Value::String(url)) => *url = with_port(url, *port),
             _ => bail!("the demo config has no {key}"),
         }
+        // Keys the host holds, `file:` relative to the demo's folder.
+        if let Some(toml::Value::Table(keys)) =
+            value_mut(&mut config, &format!("departments.{id}.keys"))
+        {
+            for (_, key) in keys.iter_mut() {
+                let Some(toml::Value::String(value)) = key.get_mut("value") else {
+                    continue;
+                };
+                let Some(path) = value.strip_prefix("file:").map(str::to_string) else {
+                    continue;
+                };
+                // Keys the simulated departments write at start (social security's SM2 pair)
+                // are the run's own, in its certificate folder, like public security's TLS files.
+                if path.contains("demo-certs/")
+                    && let Some(name) = Path::new(&path).file_name()
+                {
+                    *value = format!("file:{}", cert_dir.join(name).display());
+                } else if Path::new(&path).is_relative() {
+                    *value = format!("file:{}", base.join(&path).display());
+                }
+            }
+        }
         for file in ["ca", "client_cert", "client_key"] {
             if let Some(toml::Value::String(path)) =
                 value_mut(&mut config, &format!("departments.{id}.tls.{file}"))
@@ -754,6 +817,9 @@ fn demo(root: &Path) -> anyhow::Result<()> {
         (18082, "real estate"),
         (18443, "public security"),
         (18084, "market regulation"),
+        (18086, "SMS provider"),
+        (18087, "national evaluation"),
+        (18088, "social security"),
     ] {
         wait_for_port(port, &format!("simulated {name} department"), &mut children)?;
     }
@@ -785,6 +851,17 @@ Portal calls carry the demo client's key; the admin API (127.0.0.1:8081) the dem
   curl -s http://127.0.0.1:8080/api/v1/cases/<case_id> -H 'X-Api-Key: demo-portal-key'
   GATEWAY_ADMIN_TOKEN=demo-operator-token target/debug/gateway plugin list
   open http://127.0.0.1:8080/docs
+
+Market regulation in JavaScript, staged beside the Rust adapter for half the calls (`plugin
+rollback market-regulation` drops it, `plugin promote market-regulation` makes it serve all):
+  GATEWAY_ADMIN_TOKEN=demo-operator-token target/debug/gateway plugin push \
+       target/wasm32-wasip2/release/market_regulation_js_adapter.wasm \
+       --department market-regulation --activate --percent 50
+
+The screens (accounts in config/gateway.toml [screens]; the password is the user name):
+  clerk (综合受理窗口)      http://127.0.0.1:8080/screens/login   demo-clerk / demo-clerk
+  supervisor (电子监察)     http://127.0.0.1:8080/screens/login   demo-supervisor / demo-supervisor
+  operator (运维控制台)     http://127.0.0.1:8081/console/login   demo-operator / demo-operator
 
 Press Ctrl-C to stop.
 "#
@@ -1042,6 +1119,25 @@ mod tests {
             "departments.public-security.tls.client_key".into(),
         ];
         expected.extend(ids.iter().map(|id| format!("departments.{id}.base_url")));
+        // Key files: made absolute, those the simulated departments write in the run's folder.
+        for id in &ids {
+            for (name, key) in demo["departments"][id]
+                .get("keys")
+                .and_then(toml::Value::as_table)
+                .into_iter()
+                .flatten()
+            {
+                expected.push(format!("departments.{id}.keys.{name}.value"));
+                let value = config["departments"][id]["keys"][name]["value"]
+                    .as_str()
+                    .unwrap();
+                let path = value.strip_prefix("file:").unwrap();
+                assert!(Path::new(path).is_absolute(), "{id}.{name}: {value}");
+                if key["value"].as_str().unwrap().contains("demo-certs/") {
+                    assert!(path.starts_with("/run/certs/"), "{id}.{name}: {value}");
+                }
+            }
+        }
         differs.sort();
         expected.sort();
         assert_eq!(differs, expected);

@@ -231,12 +231,18 @@ pub enum StepState {
     Approved,
     /// Decided against.
     Rejected,
-    /// Returned for supplementary materials.
+    /// Returned to the applicant for supplementary fields or materials (补正): the matter is
+    /// with the applicant, its clock paused; steps waiting for it keep waiting.
     Returned,
+    /// The applicant's supplement is stored and being delivered to the department (clock
+    /// running again); the department's receipt gives the next state.
+    Supplemented,
     /// Could not be delivered (the department answered unreadably, or the adapter failed).
     Failed,
     /// Not started because a step it depends on did not succeed.
     Blocked,
+    /// Withdrawn by the applicant (撤回): final.
+    Withdrawn,
 }
 
 /// A state or event text no version of the gateway writes.
@@ -246,7 +252,7 @@ pub struct UnknownState(pub String);
 
 impl StepState {
     /// Every state, in the order a step may pass through them.
-    pub const ALL: [StepState; 9] = [
+    pub const ALL: [StepState; 11] = [
         StepState::Waiting,
         StepState::Pending,
         StepState::Accepted,
@@ -254,8 +260,10 @@ impl StepState {
         StepState::Approved,
         StepState::Rejected,
         StepState::Returned,
+        StepState::Supplemented,
         StepState::Failed,
         StepState::Blocked,
+        StepState::Withdrawn,
     ];
 
     /// The stored text.
@@ -268,21 +276,29 @@ impl StepState {
             StepState::Approved => "approved",
             StepState::Rejected => "rejected",
             StepState::Returned => "returned",
+            StepState::Supplemented => "supplemented",
             StepState::Failed => "failed",
             StepState::Blocked => "blocked",
+            StepState::Withdrawn => "withdrawn",
         }
     }
 
-    /// True once the department (or the gateway) has decided and nothing more will happen.
+    /// True once the department (or the gateway, or the applicant's withdrawal) has decided
+    /// and nothing more will happen. `returned` is not final: the applicant may supplement.
     pub fn is_final(self) -> bool {
         matches!(
             self,
             StepState::Approved
                 | StepState::Rejected
-                | StepState::Returned
                 | StepState::Failed
                 | StepState::Blocked
+                | StepState::Withdrawn
         )
+    }
+
+    /// True while the matter is with the applicant (补正): its clock is paused.
+    pub fn is_paused(self) -> bool {
+        self == StepState::Returned
     }
 
     /// True while the department holds the matter and its status should be polled.
@@ -334,11 +350,31 @@ pub enum EventKind {
     /// The step's deadline moved: a reloaded holiday calendar (or time limit) counts its
     /// working days differently; the message says from which last working day to which.
     DeadlineMoved,
+    /// The applicant's supplement to a returned step was stored (补正); it is being delivered.
+    SupplementReceived,
+    /// The department took the supplement; the state is its receipt's.
+    SupplementDelivered,
+    /// The applicant withdrew the case (撤回): the step is withdrawn at once, or a withdrawal is
+    /// being delivered to its department.
+    WithdrawalRequested,
+    /// The department answered the withdrawal; the state is its receipt's (`withdrawn`, or the
+    /// decision it made first).
+    WithdrawalDelivered,
+    /// A material promised at application (容缺) was uploaded; it is delivered to the steps at
+    /// their departments that take it.
+    MaterialSupplied,
+    /// The applicant evaluated the decided case (好差评); the message names the level and the
+    /// channel, never the evaluator or the comment.
+    Evaluated,
+    /// A 不满意 / 非常不满意 evaluation opened a rectification (整改), with its limit.
+    RectificationOpened,
+    /// A supervisor closed the case's rectification (after the return visit and the fix).
+    RectificationClosed,
 }
 
 impl EventKind {
     /// Every kind.
-    pub const ALL: [EventKind; 10] = [
+    pub const ALL: [EventKind; 18] = [
         EventKind::Received,
         EventKind::Ready,
         EventKind::Blocked,
@@ -349,6 +385,14 @@ impl EventKind {
         EventKind::Status,
         EventKind::Callback,
         EventKind::DeadlineMoved,
+        EventKind::SupplementReceived,
+        EventKind::SupplementDelivered,
+        EventKind::WithdrawalRequested,
+        EventKind::WithdrawalDelivered,
+        EventKind::MaterialSupplied,
+        EventKind::Evaluated,
+        EventKind::RectificationOpened,
+        EventKind::RectificationClosed,
     ];
 
     /// The stored text.
@@ -364,6 +408,14 @@ impl EventKind {
             EventKind::Status => "status",
             EventKind::Callback => "callback",
             EventKind::DeadlineMoved => "deadline_moved",
+            EventKind::SupplementReceived => "supplement_received",
+            EventKind::SupplementDelivered => "supplement_delivered",
+            EventKind::WithdrawalRequested => "withdrawal_requested",
+            EventKind::WithdrawalDelivered => "withdrawal_delivered",
+            EventKind::MaterialSupplied => "material_supplied",
+            EventKind::Evaluated => "evaluated",
+            EventKind::RectificationOpened => "rectification_opened",
+            EventKind::RectificationClosed => "rectification_closed",
         }
     }
 }

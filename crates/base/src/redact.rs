@@ -141,32 +141,50 @@ fn collect(value: &serde_json::Value, key: Option<&str>, names: &mut Vec<String>
     }
 }
 
-/// A name as it may be shown: its first character, the rest starred.
-fn mask_name(name: &str) -> String {
+/// A name as it may be shown or recorded: its first character, the rest starred.
+pub fn mask_name(name: &str) -> String {
     let mut chars = name.chars();
     let first = chars.next().unwrap_or_default();
     std::iter::once(first).chain(chars.map(|_| '*')).collect()
+}
+
+/// A mobile number as it may be shown or recorded: `13912345678` → `139****5678` (the shape
+/// [`redact`] gives one in a text); anything else fully starred.
+pub fn mask_phone(phone: &str) -> String {
+    if phone.len() == 11 && phone.is_ascii() {
+        format!("{}****{}", &phone[..3], &phone[7..])
+    } else {
+        "*".repeat(phone.chars().count().min(11))
+    }
 }
 
 /// `text` with every secret held scrubbed, every identity number and mobile number masked, and
 /// every name noted in the current scope masked.
 pub fn redact(text: &str) -> String {
     let masked = redact_numbers(&scrub_secrets(text));
-    NAMES
+    // Only the noted names this text holds, longest first, so a name containing another is
+    // masked whole (every text an adapter returns passes here: most hold none).
+    let mut found: Vec<String> = NAMES
         .try_with(|names| {
             let names = names.lock().unwrap_or_else(|e| e.into_inner());
-            // Longest first, so a name containing another is masked whole.
-            let mut sorted: Vec<&String> = names.iter().collect();
-            sorted.sort_by_key(|n| std::cmp::Reverse(n.len()));
-            sorted.iter().fold(masked.clone(), |text, name| {
-                if text.contains(name.as_str()) {
-                    text.replace(name.as_str(), &mask_name(name))
-                } else {
-                    text
-                }
-            })
+            names
+                .iter()
+                .filter(|n| masked.contains(n.as_str()))
+                .cloned()
+                .collect()
         })
-        .unwrap_or(masked)
+        .unwrap_or_default();
+    if found.is_empty() {
+        return masked;
+    }
+    found.sort_by_key(|n| std::cmp::Reverse(n.len()));
+    found.iter().fold(masked, |text, name| {
+        if text.contains(name.as_str()) {
+            text.replace(name.as_str(), &mask_name(name))
+        } else {
+            text
+        }
+    })
 }
 
 /// The value of an ASCII or full-width decimal digit.
@@ -282,7 +300,15 @@ fn in_hex_token(chars: &[char], at: usize) -> bool {
 }
 
 fn redact_numbers(text: &str) -> String {
-    if !text.chars().any(|c| digit(c).is_some()) {
+    // The shortest number masked is a mobile number's 11 digits: fewer in the whole text, and
+    // there is nothing to look for.
+    if text
+        .chars()
+        .filter(|c| digit(*c).is_some())
+        .take(11)
+        .count()
+        < 11
+    {
         return text.to_string();
     }
     let chars: Vec<char> = text.chars().collect();
@@ -367,6 +393,12 @@ fn redact_numbers(text: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_phone_keeps_its_head_and_tail_anything_else_is_starred() {
+        assert_eq!(mask_phone("13912345678"), "139****5678");
+        assert_eq!(mask_phone("+8613912345678"), "***********");
+    }
 
     #[tokio::test]
     async fn names_noted_in_a_scope_are_masked_there_only() {

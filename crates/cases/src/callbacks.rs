@@ -1,6 +1,10 @@
 //! Departments calling back: the adapter authenticates and reads the call, and the decision is
 //! recorded; a decision that arrives before the submission's answer is held until it names
-//! the reference.
+//! the reference. A notification channel's delivery receipt (`approved`: delivered,
+//! `rejected`: undeliverable) is recorded on the notification its reference names
+//! ([`crate::notifications`]), held the same way when it comes before the provider's answer;
+//! the applicant's reply to a message (退订) opts the number out
+//! ([`crate::notifications::opt_out`]).
 
 use crate::{CaseError, Orchestrator, state_of};
 use gateway_base::model::{EventKind, StepState};
@@ -25,11 +29,32 @@ impl Orchestrator {
             .on_callback(request)
             .await
             .map_err(|e| CaseError::from_call(department, e))?;
+        // The applicant's reply to a message (退订), forwarded by the notification channel.
+        if self.is_notification_channel(department)
+            && let Some(reply) = crate::notifications::opt_out::reply_of(&report)
+        {
+            return self
+                .channel_reply(department, &report.reference, reply)
+                .await;
+        }
         let Some(step) = self
             .store
             .step_by_reference(department, &report.reference)
             .await?
         else {
+            // A notification channel's delivery receipt names a message, not a step.
+            let state = state_of(report.state);
+            if matches!(state, StepState::Approved | StepState::Rejected)
+                && self
+                    .notification_receipt(
+                        &report.reference,
+                        state == StepState::Approved,
+                        report.message.as_deref(),
+                    )
+                    .await?
+            {
+                return Ok(());
+            }
             // The department decided before its answer to our submission arrived: keep the
             // decision until the submission's answer names the reference.
             let held = json!({

@@ -58,6 +58,8 @@ pub struct Matter {
     pub schema: Value,
     /// Its materials (材料清单), see [`crate::materials`].
     pub materials: Vec<gateway_base::config::MaterialConfig>,
+    /// How a supplement (补正) counts against its limit.
+    pub supplement_clock: gateway_base::config::SupplementClock,
     validator: jsonschema::Validator,
 }
 
@@ -127,6 +129,14 @@ pub struct Catalogue {
 }
 
 impl Catalogue {
+    /// A service's name; its code when the catalogue no longer has it (a case outlives the
+    /// reload that removed its service).
+    pub fn service_name(&self, code: &str) -> String {
+        self.services
+            .get(code)
+            .map_or_else(|| code.to_string(), |s| s.name.clone())
+    }
+
     /// Build the catalogue from the config and what the serving adapter versions describe.
     pub fn build(config: &Config, adapters: &ActiveAdapters) -> anyhow::Result<Self> {
         let mut matters = BTreeMap::new();
@@ -169,6 +179,7 @@ impl Catalogue {
                     time_limit_days: m.time_limit_days,
                     schema,
                     materials: m.materials.clone(),
+                    supplement_clock: m.supplement_clock,
                     validator,
                 },
             );
@@ -488,11 +499,29 @@ fn first_per_field(problems: impl IntoIterator<Item = FieldProblem>) -> Vec<Fiel
         .collect()
 }
 
-/// Merge problem lists, keeping the first problem of each field: the schema and an adapter
-/// often find the same bad value (a checksum, a number sent as text), and the applicant reads
-/// one reason per field, the gateway's own (schema) first.
+/// Merge problem lists into one problem per field: the first found (the gateway's own schema
+/// check comes first) gives the code, and every other source's different reason for the same
+/// field is kept in its message after a `；` — a department's `validate` often knows something
+/// the schema does not (the name is taken, the address is outside its district), and dropping
+/// it would leave the applicant to find it out at the counter. The same reason twice (the
+/// schema and an adapter both checking a checksum) is said once. A `required` beside another
+/// problem adds nothing: either the field is missing (and that is the problem) or a source could
+/// not read a value the first one already refused (`"lots"` as a capital is "应为数字", not also
+/// "必填项").
 pub fn merge_problems(lists: impl IntoIterator<Item = Vec<FieldProblem>>) -> Vec<FieldProblem> {
-    first_per_field(lists.into_iter().flatten())
+    let mut merged: Vec<FieldProblem> = Vec::new();
+    for problem in lists.into_iter().flatten() {
+        match merged.iter_mut().find(|p| p.field == problem.field) {
+            None => merged.push(problem),
+            Some(first) => {
+                let required = first.code == "required" || problem.code == "required";
+                if !required && !first.message.split('；').any(|m| m == problem.message) {
+                    first.message = format!("{}；{}", first.message, problem.message);
+                }
+            }
+        }
+    }
+    merged
 }
 
 #[cfg(test)]
@@ -512,6 +541,7 @@ mod tests {
             service_object: "1".into(),
             time_limit_days: 1,
             materials: Vec::new(),
+            supplement_clock: Default::default(),
             validator: compile(&schema).unwrap(),
             schema,
         }
@@ -552,16 +582,88 @@ mod tests {
     }
 
     #[test]
-    fn duplicates_from_schema_and_adapter_are_reported_once() {
-        let a = vec![FieldProblem::new("x", "checksum", "a")];
-        let b = vec![
-            FieldProblem::new("x", "checksum", "b"),
-            FieldProblem::new("x", "format", "b"),
-            FieldProblem::new("y", "rule", "c"),
+    fn every_schema_keyword_is_explained_in_chinese() {
+        let m = matter(json!({
+            "type": "object",
+            "required": ["missing"],
+            "additionalProperties": false,
+            "properties": {
+                "missing": {"type": "string"},
+                "min": {"type": "integer", "minimum": 1},
+                "max": {"type": "integer", "maximum": 9},
+                "xmin": {"type": "number", "exclusiveMinimum": 0},
+                "xmax": {"type": "number", "exclusiveMaximum": 1},
+                "step": {"type": "integer", "multipleOf": 5},
+                "short": {"type": "string", "minLength": 2},
+                "long": {"type": "string", "maxLength": 2},
+                "pattern": {"type": "string", "pattern": "^[0-9]+$"},
+                "choice": {"enum": ["a", "b"]},
+                "constant": {"const": "a"},
+                "typed": {"type": "number"},
+                "date": {"type": "string", "format": "date"},
+                "few": {"type": "array", "minItems": 2},
+                "many": {"type": "array", "maxItems": 1},
+                "unique": {"type": "array", "uniqueItems": true},
+                "one": {"oneOf": [{"type": "string"}, {"type": "integer"}]},
+                "not": {"not": {"type": "string"}}
+            }
+        }));
+        let form = json!({
+            "min": 0, "max": 10, "xmin": 0, "xmax": 1, "step": 7, "short": "a", "long": "abc",
+            "pattern": "x1", "choice": "c", "constant": "b", "typed": "12", "date": "31/01/2026",
+            "few": [1], "many": [1, 2], "unique": [1, 1], "one": 1.5, "not": "s", "extra": 1
+        });
+        let catalogue = Catalogue {
+            matters: BTreeMap::new(),
+            services: BTreeMap::new(),
+        };
+        let problems = catalogue.check_input(&m, &form);
+        let fields: Vec<&str> = problems.iter().map(|p| p.field.as_str()).collect();
+        for field in [
+            "missing", "min", "max", "xmin", "xmax", "step", "short", "long", "pattern", "choice",
+            "constant", "typed", "date", "few", "many", "unique", "one", "not", "extra",
+        ] {
+            assert!(
+                fields.contains(&field),
+                "no problem for {field}: {problems:?}"
+            );
+        }
+        for p in &problems {
+            let english = p.message.chars().any(|c| c.is_ascii_alphabetic());
+            let chinese = p
+                .message
+                .chars()
+                .any(|c| ('\u{4e00}'..='\u{9fff}').contains(&c));
+            assert!(chinese && !english, "{}: {}", p.field, p.message);
+        }
+        let by = |f: &str| {
+            problems
+                .iter()
+                .find(|p| p.field == f)
+                .unwrap()
+                .message
+                .clone()
+        };
+        assert_eq!(by("min"), "不能小于1");
+        assert_eq!(by("long"), "长度不能超过2个字符");
+    }
+
+    #[test]
+    fn one_problem_per_field_keeps_every_sources_reason() {
+        let schema = vec![FieldProblem::new("x", "range", "不能小于1")];
+        let adapter = vec![
+            FieldProblem::new("x", "rule", "注册资本不得低于10万元"),
+            FieldProblem::new("x", "range", "不能小于1"),
+            FieldProblem::new("y", "rule", "地址不在本辖区"),
         ];
-        let merged = merge_problems([a, b]);
+        let merged = merge_problems([schema, adapter]);
         assert_eq!(merged.len(), 2, "one problem per field: {merged:?}");
-        assert_eq!(merged[0].message, "a", "the schema's first");
+        assert_eq!(merged[0].code, "range", "the schema's code first");
+        assert_eq!(
+            merged[0].message, "不能小于1；注册资本不得低于10万元",
+            "the adapter's reason kept beside the schema's, the same one said once"
+        );
+        assert_eq!(merged[1].message, "地址不在本辖区");
     }
 
     #[test]

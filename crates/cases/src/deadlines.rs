@@ -23,8 +23,16 @@
 //! - **Light**: red when now is past the deadline; yellow when the remaining working days are at
 //!   most `yellow_remaining_working_days` (default 1: yellow on the last working day, and on the
 //!   days off just before it; 0: never yellow); green otherwise.
-//! - A **final** step (approved, rejected, returned, failed, blocked) is done and not lit; it is
+//! - A **final** step (approved, rejected, failed, blocked, withdrawn) is done and not lit; it is
 //!   recorded whether it finished late (its last change after the deadline).
+//! - A **returned** step (补正, with the applicant) has its clock paused: not lit, no remaining
+//!   days, not on the supervision list. 补正时间不计入承诺时限: its matter's `supplement_clock`
+//!   says how the clock goes on after the supplement. `resume` (default): the working days it
+//!   spent returned are added to its limit — counted as the working days after the day it was
+//!   returned up to and including the day of the supplement (the return day was the
+//!   department's; like a receipt, the supplement's day is not the department's). `restart`:
+//!   the whole limit counts again from the supplement's arrival (day 1 the next working day).
+//!   [`paused_days`] counts them.
 //!
 //! [`supervision`] lists the open steps with their light, and the counts per department and
 //! light ([`counts`] serves a metrics exporter too). It can judge the lights at another instant
@@ -53,6 +61,16 @@ use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use time::Date;
+
+/// The working days a step returned at `returned_ms` and supplemented at `supplied_ms` spent
+/// with the applicant: those after the return day up to and including the supplement's day.
+pub fn paused_days(calendar: &Calendar, returned_ms: i64, supplied_ms: i64) -> i64 {
+    let (from, to) = (beijing_date(returned_ms), beijing_date(supplied_ms));
+    match from.next_day() {
+        Some(after) if to > from => calendar.working_days_between(after, to),
+        _ => 0,
+    }
+}
 
 /// The light of an open step received at `received_ms`, due at `deadline_ms`, at `now_ms`.
 /// Before receipt (an `at` in the past) a step is green.
@@ -188,6 +206,14 @@ impl Deadlines {
         now_ms: i64,
     ) -> StepClock {
         let deadline_ms = self.calendar.deadline_ms(received_ms, limit_days);
+        if state.is_paused() {
+            return StepClock {
+                deadline_ms,
+                light: None,
+                remaining_working_days: None,
+                finished_late: None,
+            };
+        }
         if state.is_final() {
             return StepClock {
                 deadline_ms,
@@ -267,10 +293,10 @@ pub async fn record_moves(
         };
         let from_ms = before
             .calendar()
-            .deadline_ms(row.received_at, old.time_limit_days);
+            .deadline_ms(row.clock_start(), row.limit_days(old.time_limit_days));
         let to_ms = after
             .calendar()
-            .deadline_ms(row.received_at, new.time_limit_days);
+            .deadline_ms(row.clock_start(), row.limit_days(new.time_limit_days));
         if from_ms == to_ms {
             continue;
         }
@@ -457,8 +483,8 @@ async fn open_steps(
             continue;
         };
         let clock = deadlines.clock(
-            matter.time_limit_days,
-            row.received_at,
+            row.limit_days(matter.time_limit_days),
+            row.clock_start(),
             row.state,
             row.received_at,
             at_ms,
@@ -648,6 +674,39 @@ mod tests {
         let open = d.clock(5, received, StepState::Waiting, received, deadline + DAY);
         assert_eq!((open.light, open.finished_late), (Some(Light::Red), None));
         assert_eq!(open.deadline_ms, deadline);
+    }
+
+    #[test]
+    fn paused_days_are_the_working_days_after_the_return_up_to_the_supplement() {
+        let c = Calendar::weekdays_only();
+        // Returned on Friday 2026-03-06, supplemented on Tuesday 2026-03-10: Monday and
+        // Tuesday (the weekend is not counted, nor the day of the return).
+        let friday = ms(datetime!(2026-03-06 16:00 +8));
+        assert_eq!(
+            paused_days(&c, friday, ms(datetime!(2026-03-10 09:00 +8))),
+            2
+        );
+        // Supplemented the same day, or on the weekend after: nothing paused.
+        assert_eq!(
+            paused_days(&c, friday, ms(datetime!(2026-03-06 17:00 +8))),
+            0
+        );
+        assert_eq!(
+            paused_days(&c, friday, ms(datetime!(2026-03-08 10:00 +8))),
+            0
+        );
+        // A week later: five working days; the limit moves by them.
+        let later = ms(datetime!(2026-03-13 10:00 +8));
+        assert_eq!(paused_days(&c, friday, later), 5);
+        let received = ms(datetime!(2026-03-02 10:00 +8));
+        assert_eq!(
+            c.deadline_ms(received, 3),
+            ms(datetime!(2026-03-06 00:00 +8))
+        );
+        assert_eq!(
+            c.deadline_ms(received, 3 + 5),
+            ms(datetime!(2026-03-13 00:00 +8))
+        );
     }
 
     #[test]

@@ -28,6 +28,8 @@ impl Orchestrator {
                 }
                 Err(e) => tracing::error!(error = %e, "dispatcher cannot read the store"),
             }
+            // Supplements and withdrawals to steps at their departments (crate::lifecycle).
+            self.dispatch_actions().await;
             // Retries come due with time; new work and finished deliveries come with a
             // notification.
             let _ = tokio::time::timeout(Duration::from_millis(250), self.wake.notified()).await;
@@ -200,13 +202,18 @@ impl Orchestrator {
         let result = match outcome {
             Ok(receipt) => {
                 let state = state_of(receipt.state);
+                let requested = receipt
+                    .requested
+                    .as_ref()
+                    .map(crate::lifecycle::requested_json);
                 let recorded = self
-                    .record(
+                    .record_with(
                         step,
                         state,
                         Some(&receipt.reference),
                         Some(&receipt.outputs),
                         receipt.message.as_deref(),
+                        requested.as_deref(),
                         EventKind::Submitted,
                     )
                     .await;
@@ -247,10 +254,12 @@ impl Orchestrator {
                 .await
             }
             Err(error) => {
-                let message = gateway_base::redact::redact(&error.to_string());
+                // The detail for the log; the case (timeline, matter) gets plain Chinese.
+                let detail = gateway_base::redact::redact(&error.to_string());
+                let message = crate::error::plain_message(&error);
                 if step.attempts + 1 >= pacing.max_attempts {
-                    let message =
-                        format!("gave up after {} attempts: {message}", step.attempts + 1);
+                    tracing::warn!(case = %step.case_id, department = %step.department, attempts = step.attempts + 1, error = %detail, "delivery given up");
+                    let message = crate::error::gave_up_message(&error, step.attempts + 1);
                     self.record(
                         step,
                         StepState::Failed,
@@ -260,10 +269,13 @@ impl Orchestrator {
                         EventKind::DeliveryFailed,
                     )
                     .await
+                } else if self.withdrawn_instead_of_retry(step).await {
+                    // The applicant withdrew the case while this attempt ran: not tried again.
+                    Ok(())
                 } else {
-                    tracing::warn!(case = %step.case_id, department = %step.department, attempt = step.attempts + 1, error = %message, "delivery will be retried");
-                    let next = now_ms() + backoff_ms(step.attempts);
-                    let retry = self.store.retry_later(step, &message, next).await;
+                    tracing::warn!(case = %step.case_id, department = %step.department, attempt = step.attempts + 1, error = %detail, "delivery will be retried");
+                    let next = now_ms() + crate::pacing::backoff_ms(step.attempts);
+                    let retry = self.store.retry_later(step, message, next).await;
                     self.announce(step, StepState::Pending);
                     retry
                 }
@@ -272,30 +284,5 @@ impl Orchestrator {
         if let Err(e) = result {
             tracing::error!(case = %step.case_id, error = %e, "recording a delivery outcome failed");
         }
-    }
-}
-
-/// Exponential backoff with jitter: 0.5 s, 1 s, 2 s … capped at 60 s, ±25 %.
-fn backoff_ms(attempts: i64) -> i64 {
-    let base = (500_i64 << attempts.clamp(0, 7)).min(60_000);
-    let jitter = (uuid::Uuid::new_v4().as_u128() % 1000) as i64; // 0..999 ‰
-    base * 3 / 4 + base * jitter / 2000
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    pub(crate) fn backoff_grows_and_is_capped() {
-        for attempt in 0..20 {
-            let b = backoff_ms(attempt);
-            let base = (500_i64 << attempt.clamp(0, 7)).min(60_000);
-            assert!(
-                b >= base * 3 / 4 && b <= base * 5 / 4,
-                "attempt {attempt}: {b}"
-            );
-        }
-        assert!(backoff_ms(0) < backoff_ms(3));
     }
 }

@@ -111,9 +111,74 @@ pub enum CaseError {
         /// Whether it paused (else it was too slow as a whole).
         stalled: bool,
     },
+    /// A supplement (补正) for a step that is not returned to the applicant (code
+    /// `not_returned`).
+    #[error("事项「{step}」当前状态为「{state}」，不在补正中，不能提交补正")]
+    NotReturned {
+        /// The step.
+        step: String,
+        /// Its state.
+        state: gateway_base::model::StepState,
+    },
+    /// A withdrawal (撤回) of a case whose every matter is decided (code `case_decided`).
+    #[error("办件的所有事项均已办结，不能撤回")]
+    CaseDecided,
+    /// A withdrawal of a case withdrawn already (code `already_withdrawn`).
+    #[error("办件已撤回")]
+    AlreadyWithdrawn,
+    /// A supplement or a withdrawal a department's adapter cannot deliver (contract 0.1):
+    /// refused before anything is stored (code `unsupported_by_department`).
+    #[error("以下事项的部门接口不支持{what}：{}", .matters.join("、"))]
+    LifecycleUnsupported {
+        /// `补正` or `撤回`.
+        what: &'static str,
+        /// The matters concerned.
+        matters: Vec<String>,
+    },
+    /// An evaluation (好差评) of a case not decided yet (code `case_not_decided`).
+    #[error("办件尚未办结，办结后方可评价（一事一评）；仍在办理的事项：{}", .open.join("、"))]
+    NotDecided {
+        /// The matters still open, with their states.
+        open: Vec<String>,
+    },
+    /// A second evaluation of a case on one channel (code `already_evaluated`).
+    #[error("该办件已在「{channel}」渠道评价过：一事一评，同一渠道不能再次评价")]
+    AlreadyEvaluated {
+        /// The channel.
+        channel: String,
+    },
+    /// A rectification's visit, fix or close out of order or repeated (code
+    /// `rectification_state`); the message says which.
+    #[error("{0}")]
+    RectificationState(String),
     /// The store failed.
     #[error(transparent)]
     Store(#[from] StoreError),
+}
+
+impl CaseError {
+    /// The stable code of an evaluation's refusal (409), if this is one.
+    pub fn evaluation_code(&self) -> Option<&'static str> {
+        match self {
+            CaseError::NotDecided { .. } => Some("case_not_decided"),
+            CaseError::AlreadyEvaluated { .. } => Some("already_evaluated"),
+            CaseError::RectificationState(_) => Some("rectification_state"),
+            _ => None,
+        }
+    }
+}
+
+impl CaseError {
+    /// The stable code of a lifecycle refusal (409), if this is one.
+    pub fn lifecycle_code(&self) -> Option<&'static str> {
+        match self {
+            CaseError::NotReturned { .. } => Some("not_returned"),
+            CaseError::CaseDecided => Some("case_decided"),
+            CaseError::AlreadyWithdrawn => Some("already_withdrawn"),
+            CaseError::LifecycleUnsupported { .. } => Some("unsupported_by_department"),
+            _ => None,
+        }
+    }
 }
 
 impl CaseError {
@@ -183,7 +248,14 @@ impl CaseError {
             | CaseError::Conflict(_)
             | CaseError::TooLarge { .. }
             | CaseError::UploadIncomplete(_)
-            | CaseError::UploadTimeout { .. } => Fault::Caller,
+            | CaseError::UploadTimeout { .. }
+            | CaseError::NotReturned { .. }
+            | CaseError::CaseDecided
+            | CaseError::AlreadyWithdrawn
+            | CaseError::LifecycleUnsupported { .. }
+            | CaseError::NotDecided { .. }
+            | CaseError::AlreadyEvaluated { .. }
+            | CaseError::RectificationState(_) => Fault::Caller,
             CaseError::Unavailable { .. } | CaseError::Timeout { .. } => Fault::Department,
             CaseError::Protocol { .. } | CaseError::AdapterFailed { .. } => Fault::Adapter,
             CaseError::Busy { .. } | CaseError::MemoryBudget { .. } | CaseError::Store(_) => {
@@ -286,6 +358,76 @@ mod tests {
         assert!(
             !shown.contains("11010519491231002X") && !shown.contains("13912345678"),
             "{shown}"
+        );
+    }
+}
+
+/// What a portal may show of a failed department call: plain Chinese, the same for every
+/// adapter, with nothing of the adapter's or the host's own text (`adapter error:
+/// AdapterError::Unavailable("…")` is Rust's debug text, and an adapter's message may carry a
+/// department's internals). The detail goes to the log beside it. A rejection and field
+/// problems are the department's answer on the merits, shown as the adapter words them
+/// elsewhere; here they only get a generic line.
+pub fn plain_message(error: &CallError) -> &'static str {
+    match error {
+        CallError::Adapter(AdapterError::Rejected(_)) => "部门不予受理",
+        CallError::Adapter(AdapterError::InvalidInput(_)) => "部门认为申请内容有误",
+        CallError::Adapter(AdapterError::Unavailable(_)) => "部门系统暂时无法访问",
+        CallError::Adapter(AdapterError::Timeout(_)) => "部门系统响应超时",
+        CallError::Adapter(AdapterError::Protocol(_)) => "部门系统的答复无法识别",
+        CallError::Adapter(AdapterError::Internal(_))
+        | CallError::Trap(_)
+        | CallError::Instantiate(_)
+        | CallError::ResultTooLarge(_) => "部门接口程序出错",
+        CallError::CpuLimit(_) | CallError::MemoryLimit(_) | CallError::Timeout(_) => {
+            "部门接口程序超出运行限制"
+        }
+        CallError::Busy(_) | CallError::MemoryBudget(_) => "部门接口繁忙",
+        CallError::Unsupported { .. } => "部门接口版本不支持此项操作",
+        CallError::Materials(_) => "申请材料暂时无法读取",
+    }
+}
+
+/// The message recorded when the gateway gives up on a call after `attempts` tries.
+pub fn gave_up_message(error: &CallError, attempts: i64) -> String {
+    format!("已尝试{attempts}次仍未成功：{}", plain_message(error))
+}
+
+#[cfg(test)]
+mod plain_tests {
+    use super::*;
+
+    #[test]
+    fn no_call_error_reads_as_rust() {
+        let errors = [
+            CallError::Adapter(AdapterError::Unavailable(
+                "connection refused (os error 111)".into(),
+            )),
+            CallError::Adapter(AdapterError::Timeout("x".into())),
+            CallError::Adapter(AdapterError::Protocol("expected `}`".into())),
+            CallError::Adapter(AdapterError::Internal(
+                "setting `app-secret` missing".into(),
+            )),
+            CallError::Trap("wasm backtrace: 0: <unknown>!core::panicking".into()),
+            CallError::CpuLimit(500),
+            CallError::Busy(4),
+            CallError::Materials("store: disk I/O error".into()),
+        ];
+        for error in &errors {
+            for text in [plain_message(error).to_string(), gave_up_message(error, 5)] {
+                assert!(
+                    !text.contains("Error") && !text.contains("::") && !text.contains("(\""),
+                    "{text}"
+                );
+                assert!(
+                    text.chars().any(|c| ('\u{4e00}'..='\u{9fff}').contains(&c)),
+                    "{text}"
+                );
+            }
+        }
+        assert_eq!(
+            gave_up_message(&errors[0], 5),
+            "已尝试5次仍未成功：部门系统暂时无法访问"
         );
     }
 }

@@ -47,6 +47,10 @@ impl Orchestrator {
             return Err(CaseError::InvalidInput(review.problems));
         }
         admission.materials = review.materials.for_case.clone();
+        crate::lifecycle::commitments::check_signed(
+            &admission,
+            self.material_settings().commitment_required,
+        )?;
         let service = &catalogue.services[service_code];
         let sources = Sources {
             form: Some(&form),

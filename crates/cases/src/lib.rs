@@ -17,9 +17,16 @@
 //! - [`progress`]: a step's new state and what follows from it in the service graph.
 //! - [`deadlines`]: promised limits in working days, lights, supervision counts.
 //! - [`licences`]: electronic licences (电子证照) issued by approved steps.
+//! - [`lifecycle`]: after delivery — 补正 (supplements to returned steps, the paused clock),
+//!   撤回 (withdrawal), 容缺 (commitments), and the delivery of supplements and withdrawals.
 //! - [`materials`]: application materials: the list per service, uploads into drafts and
 //!   cases (content-typed, streamed, content-addressed), the materials part of pre-review and
 //!   intake, retention.
+//! - [`notifications`]: SMS to applicants and 催办 to departments' contacts through the
+//!   channel's adapter: the outbox's sender, templates, quiet hours, opt-out, the light scanner.
+//! - [`supervision`]: 电子监察: red-card events, escalation, statistics per department.
+//! - [`evaluations`]: 好差评 — evaluations of decided cases, the rectifications (整改) bad ones
+//!   open, statistics, reporting to the national system through its adapter.
 //! - [`views`]: what the unified API shows (the catalogue, forms, cases, licences), the types
 //!   the HTTP handlers answer with and the OpenAPI document is generated from.
 //! - [`error`]: [`CaseError`], who is at fault and whether to retry.
@@ -31,15 +38,19 @@ pub mod catalogue;
 pub mod deadlines;
 pub mod dispatcher;
 pub mod error;
+pub mod evaluations;
 pub mod intake;
 pub mod licences;
+pub mod lifecycle;
 pub mod lookups;
 pub mod materials;
+pub mod notifications;
 pub mod one_thing;
 pub mod pacing;
 pub mod poller;
 pub mod progress;
 pub mod review;
+pub mod supervision;
 pub mod views;
 
 pub use error::CaseError;
@@ -97,6 +108,10 @@ pub struct Orchestrator {
     events: broadcast::Sender<CaseEvent>,
     /// The limits uploads run under (`[materials]`, `[server]`).
     materials: ArcSwap<crate::materials::MaterialSettings>,
+    /// `[evaluations]` and the reporter's wake-up (`configure_evaluations`).
+    evaluations: crate::evaluations::Evaluations,
+    /// `[notifications]` and the departments' contacts (`configure_notifications`).
+    notifications: ArcSwap<crate::notifications::Settings>,
 }
 
 impl Orchestrator {
@@ -123,6 +138,8 @@ impl Orchestrator {
             stopping: AtomicBool::new(false),
             events: broadcast::channel(1024).0,
             materials: Default::default(),
+            evaluations: Default::default(),
+            notifications: Default::default(),
         })
     }
 
@@ -228,12 +245,17 @@ pub enum CaseStatus {
     Rejected,
     /// A matter could not be delivered or failed.
     Failed,
+    /// The applicant withdrew the case (撤回); every matter is finished.
+    Withdrawn,
 }
 
 impl CaseStatus {
     /// The status of a case whose steps are in `states`.
     pub fn of(states: &[StepState]) -> CaseStatus {
-        if states.iter().any(|s| !s.is_final()) {
+        // A matter with the applicant (补正) is what the applicant must act on, first.
+        if states.contains(&StepState::Returned) {
+            CaseStatus::Returned
+        } else if states.iter().any(|s| !s.is_final()) {
             if states.iter().all(|s| *s == StepState::Pending) {
                 CaseStatus::Received
             } else {
@@ -241,8 +263,8 @@ impl CaseStatus {
             }
         } else if states.iter().all(|s| *s == StepState::Approved) {
             CaseStatus::Completed
-        } else if states.contains(&StepState::Returned) {
-            CaseStatus::Returned
+        } else if states.contains(&StepState::Withdrawn) {
+            CaseStatus::Withdrawn
         } else if states.contains(&StepState::Rejected) {
             CaseStatus::Rejected
         } else {
@@ -259,6 +281,7 @@ impl CaseStatus {
             CaseStatus::Returned => "returned",
             CaseStatus::Rejected => "rejected",
             CaseStatus::Failed => "failed",
+            CaseStatus::Withdrawn => "withdrawn",
         }
     }
 }
@@ -271,10 +294,7 @@ fn state_of(state: contract::StepState) -> StepState {
         contract::StepState::Approved => StepState::Approved,
         contract::StepState::Rejected => StepState::Rejected,
         contract::StepState::Returned => StepState::Returned,
-        // Contract 0.2's `withdrawn` (only ever the answer to a `withdraw`, which nothing
-        // calls yet): a final state not in the applicant's favour until the gateway's own
-        // states have a withdrawal (issue 17).
-        contract::StepState::Withdrawn => StepState::Rejected,
+        contract::StepState::Withdrawn => StepState::Withdrawn,
     }
 }
 
@@ -291,6 +311,9 @@ mod tests {
         assert_eq!(of(&[Approved, Approved]), "completed");
         assert_eq!(of(&[Approved, Rejected, Blocked]), "rejected");
         assert_eq!(of(&[Approved, Returned]), "returned");
+        assert_eq!(of(&[Accepted, Returned]), "returned");
+        assert_eq!(of(&[Approved, Supplemented]), "in_progress");
         assert_eq!(of(&[Approved, Failed]), "failed");
+        assert_eq!(of(&[Withdrawn, Approved, Withdrawn]), "withdrawn");
     }
 }

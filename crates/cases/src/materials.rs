@@ -64,6 +64,8 @@ pub struct MaterialSettings {
     pub upload_timeout_ms: u64,
     /// `server.request_timeout_ms`: the longest an upload may pause.
     pub stall_ms: u64,
+    /// `materials.commitment_required`: 容缺 only with a signed commitment.
+    pub commitment_required: bool,
 }
 
 impl MaterialSettings {
@@ -75,6 +77,7 @@ impl MaterialSettings {
             chunk_bytes: config.materials.chunk_kib as usize * 1024,
             upload_timeout_ms: config.server.upload_timeout_ms,
             stall_ms: config.server.request_timeout_ms,
+            commitment_required: config.materials.commitment_required,
         }
     }
 }
@@ -88,6 +91,7 @@ impl Default for MaterialSettings {
             chunk_bytes: defaults.chunk_kib as usize * 1024,
             upload_timeout_ms: 600_000,
             stall_ms: 60_000,
+            commitment_required: defaults.commitment_required,
         }
     }
 }
@@ -188,6 +192,11 @@ fn merged(a: &MaterialConfig, b: &MaterialConfig) -> MaterialConfig {
             a.obtain.clone()
         } else {
             None
+        },
+        // The shorter promise holds for both.
+        commitment_days: match (a.commitment_days, b.commitment_days) {
+            (Some(x), Some(y)) => Some(x.min(y)),
+            (x, y) => x.or(y),
         },
     }
 }
@@ -445,9 +454,15 @@ impl Orchestrator {
         let catalogue = self.catalogue();
         let material = material_of(&catalogue, &case.service, code)?;
         let current = self.store.case_materials(case_id).await?;
-        if current
+        let promised = current
             .iter()
-            .any(|m| m.code == code && !matches!(m.source, MaterialSource::Promised { .. }))
+            .any(|m| m.code == code && matches!(m.source, MaterialSource::Promised { .. }));
+        // 补正: a material a returned step asks for anew replaces the one the case has.
+        let asked_anew = self.asked_anew(case_id, code).await?;
+        if !asked_anew
+            && current
+                .iter()
+                .any(|m| m.code == code && !matches!(m.source, MaterialSource::Promised { .. }))
         {
             return Err(already(code));
         }
@@ -456,10 +471,15 @@ impl Orchestrator {
             case_id,
             code,
             name: &material.name,
+            replace: asked_anew,
         };
         match writer.finish(format.media_type(), attach).await? {
             Attached::Stored(blob) => {
                 tracing::info!(case = %case_id, material = %code, size = blob.size, sm3 = %blob.sm3, "case material uploaded");
+                if promised {
+                    // 容缺 fulfilled: the steps at their departments get it.
+                    self.material_supplied(case_id, code).await?;
+                }
                 Ok(StoredMaterial {
                     code: code.into(),
                     media_type: blob.media_type,
@@ -657,10 +677,17 @@ impl Orchestrator {
                 )),
                 Need::Deferrable => {
                     out.review.deferrable.push(c.code.clone());
+                    // 容缺: the commitment falls due `commitment_days` working days after
+                    // receipt (the receipt day not counted, as for a limit).
+                    let due = crate::lifecycle::commitments::due_date(
+                        self.deadlines().calendar(),
+                        gateway_base::time::now_ms(),
+                        c.commitment_days,
+                    );
                     out.for_case.push(NewCaseMaterial {
                         code: c.code.clone(),
                         name,
-                        source: NewMaterialSource::Promised { due: None },
+                        source: NewMaterialSource::Promised { due: Some(due) },
                     });
                 }
                 Need::Optional => {}
@@ -856,6 +883,7 @@ mod tests {
             formats: formats.to_vec(),
             max_mib,
             obtain: None,
+            commitment_days: None,
         }
     }
 

@@ -281,9 +281,32 @@ impl Drop for InFlight {
     }
 }
 
+/// The wait before the next attempt of anything the gateway sends for a department or a
+/// channel (a delivery, a supplement or withdrawal, a notice, a national report), from the
+/// attempts spent: exponential with jitter, 0.5 s, 1 s, 2 s … capped at 60 s, ±25 %, so that
+/// retries of many items spread out instead of arriving together.
+pub(crate) fn backoff_ms(attempts: i64) -> i64 {
+    let base = (500_i64 << attempts.clamp(0, 7)).min(60_000);
+    let jitter = (uuid::Uuid::new_v4().as_u128() % 1000) as i64; // 0..999 ‰
+    base * 3 / 4 + base * jitter / 2000
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn backoff_grows_and_is_capped() {
+        for attempt in 0..20 {
+            let b = backoff_ms(attempt);
+            let base = (500_i64 << attempt.clamp(0, 7)).min(60_000);
+            assert!(
+                b >= base * 3 / 4 && b <= base * 5 / 4,
+                "attempt {attempt}: {b}"
+            );
+        }
+        assert!(backoff_ms(0) < backoff_ms(3));
+    }
 
     fn pacing(max_concurrent: u32) -> Arc<DepartmentPacing> {
         Arc::new(DepartmentPacing::new(3, max_concurrent, 2, 1_000))

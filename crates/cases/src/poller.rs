@@ -1,8 +1,10 @@
 //! The poller: asks departments where their steps stand, each step on its department's
-//! interval; moving the next poll time is the claim, so with several nodes one asks.
+//! interval; moving the next poll time is the claim, so with several nodes one asks. Returned
+//! steps (补正) are asked too: their department may decide on its own while the applicant has
+//! them (a supplement that never came, 逾期未补正), and not every department calls back.
 
 use crate::{Orchestrator, state_of};
-use gateway_base::model::EventKind;
+use gateway_base::model::{EventKind, StepState};
 use gateway_base::time::now_ms;
 use gateway_plugins::host::contract;
 use gateway_store::StepRecord;
@@ -76,6 +78,9 @@ impl Orchestrator {
         }
         let _running = self.delivery.track();
         let result = match adapter.status(&step.matter, reference).await {
+            Ok(report) if step.state == StepState::Returned => {
+                self.apply_report_of_returned(step, report, next_poll).await
+            }
             Ok(report) => self.apply_report(step, report, EventKind::Status).await,
             Err(e) => {
                 tracing::debug!(case = %step.case_id, department = %step.department, error = %e, "status poll failed; will poll again");
@@ -84,6 +89,34 @@ impl Orchestrator {
         };
         if let Err(e) = result {
             tracing::error!(case = %step.case_id, error = %e, "recording a status failed");
+        }
+    }
+
+    /// A poll's report of a step that was returned when read. The applicant may have
+    /// supplemented it meanwhile (the step `supplemented`, its supplement on the way): a report
+    /// taken before the department had the supplement must not undo that, so it is recorded
+    /// only while the step is still returned; then the next poll asks again.
+    async fn apply_report_of_returned(
+        &self,
+        step: &StepRecord,
+        report: contract::StatusReport,
+        next_poll: i64,
+    ) -> Result<(), gateway_store::StoreError> {
+        // Still with the applicant, nothing new: the usual answer, which needs no re-read.
+        if state_of(report.state) == StepState::Returned && report.outputs == "{}" {
+            return self.store.postpone_poll(step, next_poll).await;
+        }
+        let current = self
+            .store
+            .steps(&step.case_id)
+            .await?
+            .into_iter()
+            .find(|s| s.step == step.step);
+        match current {
+            Some(current) if current.state == StepState::Returned => {
+                self.apply_report(&current, report, EventKind::Status).await
+            }
+            _ => self.store.postpone_poll(step, next_poll).await,
         }
     }
 
@@ -98,12 +131,17 @@ impl Orchestrator {
             let next_poll = now_ms() + self.poll_interval(&step.department);
             return self.store.postpone_poll(step, next_poll).await;
         }
-        self.record(
+        let requested = report
+            .requested
+            .as_ref()
+            .map(crate::lifecycle::requested_json);
+        self.record_with(
             step,
             state,
             Some(&report.reference),
             Some(&report.outputs),
             report.message.as_deref(),
+            requested.as_deref(),
             kind,
         )
         .await

@@ -159,6 +159,14 @@ pub struct CaseMatter {
     /// Whether a final step finished after its deadline; null while open.
     #[schema(required = true)]
     pub finished_late: Option<bool>,
+    /// While returned (补正): what the department asks the applicant to supplement, by when;
+    /// null otherwise.
+    #[schema(required = true)]
+    pub requested: Option<crate::lifecycle::views::Requested>,
+    /// The clock: running, paused while returned, stopped once final; the working days spent
+    /// returned. Null when the matter left the catalogue.
+    #[schema(required = true)]
+    pub clock: Option<crate::lifecycle::views::Clock>,
 }
 
 /// One event of a case's timeline.
@@ -296,6 +304,11 @@ pub struct CaseView {
     pub timeline: Vec<Event>,
     /// Licences the case issued.
     pub licences: Vec<LicenceView>,
+    /// 容缺: materials the applicant committed to provide later, not yet provided.
+    pub commitments: Vec<crate::lifecycle::views::Commitment>,
+    /// The applicant's withdrawal (撤回), if the case was withdrawn.
+    #[schema(required = true)]
+    pub withdrawn: Option<crate::lifecycle::views::Withdrawn>,
 }
 
 /// A case in a list: one line of the 企业码 view.
@@ -522,18 +535,42 @@ impl Orchestrator {
         let states: Vec<StepState> = steps.iter().map(|s| s.state).collect();
         let now = now_ms();
         let catalogue = self.catalogue();
+        let lifecycles = store.step_lifecycles(&record.id).await?;
+        let commitments = self.commitments_of(&record.id).await?;
+        let withdrawn = store.withdrawal_of(&record.id).await?;
         let matters = steps
             .iter()
             .map(|s| {
                 let matter = catalogue.matters.get(&s.matter);
+                let lifecycle = lifecycles
+                    .iter()
+                    .find(|l| l.step == s.step)
+                    .cloned()
+                    .unwrap_or_default();
                 let clock = matter.map(|m| {
                     self.deadlines().clock(
-                        m.time_limit_days,
-                        record.created_at,
+                        gateway_store::cases::limit_days(m.time_limit_days, lifecycle.paused_days),
+                        gateway_store::cases::clock_start(record.created_at, lifecycle.clock_from),
                         s.state,
                         s.updated_at,
                         now,
                     )
+                });
+                let requested = (s.state == StepState::Returned)
+                    .then_some(lifecycle.requested.as_ref())
+                    .flatten()
+                    .map(crate::lifecycle::views::Requested::from_stored);
+                let clock_view = clock.map(|c| crate::lifecycle::views::Clock {
+                    state: if s.state.is_paused() {
+                        crate::lifecycle::views::ClockState::Paused
+                    } else if s.state.is_final() {
+                        crate::lifecycle::views::ClockState::Stopped
+                    } else {
+                        crate::lifecycle::views::ClockState::Running
+                    },
+                    paused_working_days: lifecycle.paused_days,
+                    restarted: lifecycle.clock_from.is_some(),
+                    remaining_working_days: c.remaining_working_days,
                 });
                 CaseMatter {
                     step: s.step.clone(),
@@ -549,6 +586,8 @@ impl Orchestrator {
                     deadline: clock.map(|c| rfc3339(c.deadline_ms)),
                     light: clock.and_then(|c| c.light),
                     finished_late: clock.and_then(|c| c.finished_late),
+                    requested,
+                    clock: clock_view,
                 }
             })
             .collect();
@@ -560,6 +599,9 @@ impl Orchestrator {
             matters,
             timeline: events.iter().map(Event::from).collect(),
             licences: licences.iter().map(LicenceView::from).collect(),
+            commitments,
+            withdrawn: withdrawn
+                .map(|(at, _)| crate::lifecycle::views::Withdrawn { at: rfc3339(at) }),
         })
     }
 

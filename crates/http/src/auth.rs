@@ -45,6 +45,12 @@ pub struct Client {
 }
 
 impl Client {
+    /// A clerk signed in on the screens, as a client with the clerk's scopes (the screens
+    /// allow what the API allows a client with them).
+    pub(crate) fn screen(id: String, scopes: Vec<String>) -> Client {
+        Client { id, scopes }
+    }
+
     /// Whether the client holds `scope` (`apply:x` is also granted by `apply:*`).
     pub fn may(&self, scope: &str) -> bool {
         self.scopes.iter().any(|s| {
@@ -316,6 +322,7 @@ fn required_scope(method: &axum::http::Method, path: &str) -> Option<Option<Stri
         | ["readyz"]
         | ["openapi.json"]
         | ["docs"]
+        | ["docs", "assets", _]
         | ["callbacks", ..]
         | ["licence-sharing", ..] => Some(None),
         [

@@ -140,6 +140,10 @@ pub enum ApiError {
     /// The gateway's own fault (500); the detail is logged, not answered.
     #[error("internal: {0}")]
     Internal(String),
+    /// Not possible in the case's lifecycle now (409) with its own code: `not_returned`,
+    /// `case_decided`, `already_withdrawn`, `unsupported_by_department`; the message in Chinese.
+    #[error("{1}")]
+    Lifecycle(&'static str, String),
 }
 
 #[derive(Serialize)]
@@ -179,6 +183,31 @@ fn request_id() -> Option<String> {
         .map(|id| gateway_base::redact::redact(&id))
 }
 
+/// The answer to a path no route serves: `404 not_found` naming the method and the path, cut
+/// at 200 characters. Like every text of an error body it is masked on its way out, so an
+/// identity or mobile number in the path comes back as the logs show it, never in clear.
+pub(crate) async fn no_route(method: axum::http::Method, uri: axum::http::Uri) -> ApiError {
+    let path: String = uri.path().chars().take(200).collect();
+    ApiError::NotFound {
+        what: "route",
+        id: format!("{method} {path}"),
+    }
+}
+
+/// Axum's own `413` (a body over a [`axum::extract::DefaultBodyLimit`]) is plain text; this
+/// answers it in the one error format instead, naming the limit. An answer that is already
+/// JSON (an upload's own [`ApiError::TooLarge`]) passes as it is.
+pub(crate) fn too_large_as_json(response: Response, limit_bytes: usize) -> Response {
+    let plain = response
+        .headers()
+        .get(axum::http::header::CONTENT_TYPE)
+        .is_none_or(|t| !t.as_bytes().starts_with(b"application/json"));
+    if response.status() == StatusCode::PAYLOAD_TOO_LARGE && plain {
+        return ApiError::TooLarge(limit_bytes).into_response();
+    }
+    response
+}
+
 impl ApiError {
     fn parts(&self) -> (StatusCode, &str) {
         match self {
@@ -212,6 +241,7 @@ impl ApiError {
             ApiError::Refused(..) => (StatusCode::UNPROCESSABLE_ENTITY, "adapter_refused"),
             ApiError::ConfigRefused(_) => (StatusCode::UNPROCESSABLE_ENTITY, "config_refused"),
             ApiError::Internal(_) => (StatusCode::INTERNAL_SERVER_ERROR, "internal"),
+            ApiError::Lifecycle(code, _) => (StatusCode::CONFLICT, code),
         }
     }
 }
@@ -328,6 +358,12 @@ impl IntoResponse for ApiError {
 
 impl From<CaseError> for ApiError {
     fn from(e: CaseError) -> Self {
+        if let Some(code) = e.lifecycle_code() {
+            return ApiError::Lifecycle(code, e.to_string());
+        }
+        if let Some(code) = e.evaluation_code() {
+            return ApiError::Lifecycle(code, e.to_string());
+        }
         match e {
             CaseError::InvalidInput(problems) => ApiError::InvalidInput(problems),
             CaseError::IdempotencyConflict(key) => ApiError::IdempotencyConflict(key),
@@ -378,6 +414,14 @@ impl From<CaseError> for ApiError {
             CaseError::UploadIncomplete(why) => ApiError::UploadIncomplete(why),
             e @ CaseError::UploadTimeout { .. } => ApiError::UploadTimeout(e.to_string()),
             CaseError::Store(e) => ApiError::Internal(e.to_string()),
+            // Answered above with their own codes.
+            e @ (CaseError::NotReturned { .. }
+            | CaseError::CaseDecided
+            | CaseError::AlreadyWithdrawn
+            | CaseError::LifecycleUnsupported { .. }
+            | CaseError::NotDecided { .. }
+            | CaseError::AlreadyEvaluated { .. }
+            | CaseError::RectificationState(_)) => ApiError::Conflict(e.to_string()),
         }
     }
 }

@@ -244,7 +244,7 @@ impl Readiness {
     }
 
     /// Every check and whether all pass.
-    async fn report(&self, o: &gateway_cases::Orchestrator) -> ReadinessView {
+    pub(crate) async fn report(&self, o: &gateway_cases::Orchestrator) -> ReadinessView {
         let mut checks = BTreeMap::new();
         let store = tokio::time::timeout(Duration::from_secs(2), o.store().ping()).await;
         checks.insert(

@@ -14,8 +14,10 @@
 //! - [`health`]: `/healthz` and `/readyz`, with departments probed on a schedule.
 //! - [`auth`]: portal clients (API keys, JWT) and their scopes; operators.
 //! - [`error`]: the one error format.
-//! - [`openapi`]: the document and the page that browses it.
+//! - [`openapi`]: the document; [`docs`]: the page that browses it, served whole by the gateway.
 //! - [`middleware`]: request ids, trace context, the clerk behind a request.
+//! - [`screens`]: the hall's screens (clerks and supervisors on the portal listener, operators
+//!   on the admin listener): server-rendered pages, sessions, CSRF, CSP.
 //! - [`listener`]: the listeners, plain or TLS (handshakes off the accept path); [`tls`]: their
 //!   rustls configuration.
 
@@ -23,6 +25,7 @@
 
 pub mod admin;
 pub mod auth;
+pub mod docs;
 pub mod error;
 pub mod health;
 pub mod licence_sharing;
@@ -30,6 +33,7 @@ pub mod listener;
 pub mod middleware;
 pub mod openapi;
 pub mod portal;
+pub mod screens;
 pub mod tls;
 
 use gateway_cases::Orchestrator;
@@ -42,21 +46,28 @@ pub type App = axum::Router;
 pub type AppState = Arc<Orchestrator>;
 
 /// The portal listener's app: the unified API with its limits, credentials, clerk and trace
-/// context on every request, and the departments' routes (licence reads go to `audit`).
+/// context on every request, and the departments' routes (licence reads go to `audit`); the
+/// clerks' and supervisors' screens beside it when they are on (signed in by their session,
+/// not by the API's credentials).
 pub fn portal_app(
     orchestrator: Arc<Orchestrator>,
     limits: portal::RequestLimits,
     readiness: Arc<health::Readiness>,
     credentials: auth::Credentials,
     audit: gateway_store::audit::Sink,
+    screens: Option<Arc<screens::Screens>>,
 ) -> App {
-    middleware::layer(middleware::clerk_layer(portal::router(
+    let api = middleware::clerk_layer(portal::router(
         orchestrator,
         limits,
         readiness,
         credentials,
         audit,
-    )))
+    ));
+    middleware::layer(match screens {
+        Some(screens) => screens::portal_router(screens).merge(api),
+        None => api,
+    })
 }
 
 /// The admin listener's app: the operators' routes, readiness, the audit log and the config
@@ -66,7 +77,9 @@ pub fn admin_app(
     readiness: Arc<health::Readiness>,
     reload: Arc<dyn admin::reload::Reload>,
     credentials: auth::Credentials,
+    screens: Option<Arc<screens::Screens>>,
 ) -> App {
+    let console = screens.map(|s| screens::admin_router(s, readiness.clone(), reload.clone()));
     let app = admin::router(orchestrator.clone())
         .merge(health::router(orchestrator.clone(), readiness))
         .merge(admin::audit::router(orchestrator))
@@ -75,5 +88,8 @@ pub fn admin_app(
             credentials,
             auth::admin,
         ));
-    middleware::layer(app)
+    middleware::layer(match console {
+        Some(console) => console.merge(app),
+        None => app,
+    })
 }

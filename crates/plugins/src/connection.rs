@@ -194,9 +194,14 @@ impl Connection {
         if let Err(why) = check_segments(only_path) {
             return refuse(why);
         }
-        let joined = format!("{}{}", self.base.as_str().trim_end_matches('/'), path);
-        let url = reqwest::Url::parse(&joined)
-            .map_err(|e| SendError::Forbidden(format!("path {path:?}: {e}")))?;
+        // The base URL stays parsed: only the path and query are set on a copy (parsing the
+        // whole joined URL again ran the host through IDNA on every exchange).
+        let mut url = self.base.clone();
+        url.set_path(&format!(
+            "{}{only_path}",
+            self.base.path().trim_end_matches('/')
+        ));
+        url.set_query(path.split_once('?').map(|(_, query)| query));
         // Belt and braces: whatever the parser made of it, it must still be the department.
         if url.scheme() != self.base.scheme()
             || url.host() != self.base.host()

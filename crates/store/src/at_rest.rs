@@ -11,6 +11,10 @@
 //! Ciphers: SM4-GCM (SM4 from GB/T 32907, the national standard block cipher; the default, as
 //! government systems are expected to use it) or AES-256-GCM, both from RustCrypto's `aes-gcm`
 //! GCM construction. Nonces are 96 random bits per value; rotate keys well before 2³² values.
+//!
+//! Keyed digests ([`PayloadCipher::keyed_digests`]): HMAC-SM3 under a key derived from each
+//! payload key, for finding a value that is stored only sealed (a phone number opted out by
+//! its owner's reply) without keeping it in clear.
 
 use aes_gcm::aead::consts::U12;
 use aes_gcm::aead::{Aead, KeyInit, Payload};
@@ -19,6 +23,9 @@ use base64::Engine;
 use base64::engine::general_purpose::STANDARD as B64;
 use gateway_base::config::{Cipher, PayloadKey};
 use std::collections::HashMap;
+
+/// What the digest keys are derived with (HMAC-SM3 of this under each payload key).
+const DIGEST_KEY_LABEL: &str = "gateway keyed digest v1";
 
 /// What marks a sealed value.
 const PREFIX: &str = "enc1:";
@@ -79,6 +86,9 @@ impl Sealer {
 pub struct PayloadCipher {
     current: String,
     keys: HashMap<String, Sealer>,
+    /// Per key id, the HMAC key of [`PayloadCipher::keyed_digests`], derived from the
+    /// payload key (never the payload key itself), the current one first.
+    digest_keys: Vec<(String, String)>,
 }
 
 impl std::fmt::Debug for PayloadCipher {
@@ -96,6 +106,15 @@ impl PayloadCipher {
     /// current one first); `None` when encryption is off.
     pub fn new(keys: &[PayloadKey]) -> Option<PayloadCipher> {
         let current = keys.first()?.id.clone();
+        let digest_keys = keys
+            .iter()
+            .map(|k| {
+                (
+                    k.id.clone(),
+                    sdk::sign::hmac_sm3_hex(&k.bytes, DIGEST_KEY_LABEL.as_bytes()),
+                )
+            })
+            .collect();
         let keys = keys
             .iter()
             .map(|k| {
@@ -104,7 +123,28 @@ impl PayloadCipher {
                 (k.id.clone(), cipher)
             })
             .collect();
-        Some(PayloadCipher { current, keys })
+        Some(PayloadCipher {
+            current,
+            keys,
+            digest_keys,
+        })
+    }
+
+    /// Keyed digests (HMAC-SM3) of `value` for the place `context` names, one per configured
+    /// key, the current key's first: `<key id>:<hex>`. What a value is found by without
+    /// storing it in clear (a phone number beside its sealed form); after a key rotation the
+    /// older keys' digests still match what they made.
+    pub fn keyed_digests(&self, context: &str, value: &str) -> Vec<String> {
+        let message = format!("{context}\0{value}");
+        self.digest_keys
+            .iter()
+            .map(|(id, key)| {
+                format!(
+                    "{id}:{}",
+                    sdk::sign::hmac_sm3_hex(key.as_bytes(), message.as_bytes())
+                )
+            })
+            .collect()
     }
 
     /// Seal `plain` for the place `context` names, with the current key.
@@ -210,6 +250,7 @@ mod tests {
                     (id.to_string(), Sealer::new(*algorithm, &bytes).unwrap())
                 })
                 .collect(),
+            digest_keys: Vec::new(),
         }
     }
 

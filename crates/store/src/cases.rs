@@ -71,6 +71,36 @@ pub struct OpenStep {
     pub state: StepState,
     /// Unix milliseconds the case was received.
     pub received_at: i64,
+    /// Working days added to its limit for time spent returned (补正, `resume`).
+    pub paused_days: i64,
+    /// When its clock restarted after a supplement (`restart`), if it did.
+    pub clock_from: Option<i64>,
+}
+
+impl OpenStep {
+    /// When its clock counts from: the case's receipt, or the supplement that restarted it.
+    pub fn clock_start(&self) -> i64 {
+        clock_start(self.received_at, self.clock_from)
+    }
+
+    /// Its matter's limit with the working days it spent returned.
+    pub fn limit_days(&self, time_limit_days: u32) -> u32 {
+        limit_days(time_limit_days, self.paused_days)
+    }
+}
+
+/// When a step's clock counts from: its case's receipt, or the supplement that restarted it
+/// (`clock_from`, 补正 with `supplement_clock = restart`). Every reading of a step's deadline
+/// (the case view, deadline supervision and its light scan, red cards, statistics, notices)
+/// counts from this, with [`limit_days`].
+pub fn clock_start(received_at: i64, clock_from: Option<i64>) -> i64 {
+    clock_from.unwrap_or(received_at)
+}
+
+/// A step's limit in working days: its matter's, with the working days it spent returned
+/// (`paused_days`, 补正 with `supplement_clock = resume`).
+pub fn limit_days(time_limit_days: u32, paused_days: i64) -> u32 {
+    time_limit_days.saturating_add(u32::try_from(paused_days).unwrap_or(0))
 }
 
 /// A note on one step's timeline that changes no state (a moved deadline).
@@ -123,6 +153,9 @@ pub struct Arrival {
     /// The draft the application was prepared in (owned by `client`): consumed in the same
     /// transaction, or the case is not stored ([`StoreError::Gone`]).
     pub draft: Option<String>,
+    /// Who signed the commitment (容缺承诺) to provide the promised materials, if anyone did:
+    /// recorded (sealed) with each promised material.
+    pub commitment: Option<String>,
 }
 
 /// A new step to store with its case.
@@ -143,12 +176,12 @@ pub struct NewStep {
 pub(crate) const STEP_COLUMNS: &str = "case_id, step, matter, department, state, reference, outputs, message, input, attempts, idempotency_key, updated_at";
 
 impl Store {
-    /// Open steps (waiting, pending, at the department) by department and service:
-    /// `(department, service, count)`.
+    /// Open steps (waiting, pending, at the department, returned to the applicant, supplemented)
+    /// by department and service: `(department, service, count)`.
     pub async fn open_step_counts(&self) -> Result<Vec<(String, String, i64)>> {
         let rows = sqlx::query(
             "SELECT s.department, c.service, COUNT(*) AS n FROM steps s JOIN cases c ON c.id = s.case_id
-             WHERE s.state IN ('pending', 'waiting', 'accepted', 'processing')
+             WHERE s.state IN ('pending', 'waiting', 'accepted', 'processing', 'returned', 'supplemented')
              GROUP BY s.department, c.service",
         )
         .fetch_all(&self.pool)
@@ -159,13 +192,15 @@ impl Store {
             .collect())
     }
 
-    /// The open steps of cases received by `at_ms`, of one department or all.
+    /// The open steps of cases received by `at_ms`, of one department or all. A returned step
+    /// (with the applicant, its clock paused) is not among them.
     pub async fn open_steps(&self, at_ms: i64, department: Option<&str>) -> Result<Vec<OpenStep>> {
-        const OPEN: [StepState; 4] = [
+        const OPEN: [StepState; 5] = [
             StepState::Waiting,
             StepState::Pending,
             StepState::Accepted,
             StepState::Processing,
+            StepState::Supplemented,
         ];
         let states = OPEN
             .iter()
@@ -173,7 +208,8 @@ impl Store {
             .collect::<Vec<_>>()
             .join(", ");
         let rows = sqlx::query(&format!(
-            "SELECT s.case_id, s.step, s.matter, s.department, s.state, c.created_at AS received_at
+            "SELECT s.case_id, s.step, s.matter, s.department, s.state, c.created_at AS received_at,
+             s.paused_days, s.clock_from
              FROM steps s JOIN cases c ON c.id = s.case_id
              WHERE s.state IN ({states}) AND c.created_at <= $1 AND ($2 = '' OR s.department = $2)"
         ))
@@ -189,6 +225,8 @@ impl Store {
                     matter: r.get("matter"),
                     department: r.get("department"),
                     received_at: r.get("received_at"),
+                    paused_days: r.get("paused_days"),
+                    clock_from: r.get("clock_from"),
                     case_id,
                     step,
                 })
@@ -218,7 +256,7 @@ impl Store {
         admission: &Arrival,
     ) -> Result<()> {
         let now = now_ms();
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.begin_write().await?;
         sqlx::query(
             "INSERT INTO cases (id, service, form, lookups, idempotency_key, request_digest, created_at, client)
              VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
@@ -253,6 +291,9 @@ impl Store {
             .await?;
         }
         crate::materials::insert_case_materials(&mut tx, id, &admission.materials).await?;
+        if let Some(signed_by) = &admission.commitment {
+            crate::actions::sign_commitments(self, &mut tx, id, signed_by).await?;
+        }
         if let Some(draft) = &admission.draft {
             sqlx::query("DELETE FROM draft_materials WHERE draft_id = $1")
                 .bind(draft)
@@ -377,8 +418,47 @@ impl Store {
         kind: EventKind,
         next_poll_at: i64,
     ) -> Result<()> {
+        self.update_step_with(
+            step,
+            state,
+            reference,
+            outputs,
+            message,
+            None,
+            kind,
+            next_poll_at,
+        )
+        .await
+    }
+
+    /// [`Store::update_step`], with what a returning department asks for (`requested`, masked
+    /// JSON) when the new state is `returned`, and the step's actions (补正, 撤回) kept in step:
+    /// released once the step has a reference, cancelled once it is decided.
+    #[allow(
+        clippy::too_many_arguments,
+        reason = "one row update, named at the call site"
+    )]
+    pub async fn update_step_with(
+        &self,
+        step: &StepRecord,
+        state: StepState,
+        reference: Option<&str>,
+        outputs: Option<&str>,
+        message: Option<&str>,
+        requested: Option<&str>,
+        kind: EventKind,
+        next_poll_at: i64,
+    ) -> Result<()> {
         let now = now_ms();
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.begin_write().await?;
+        if state == StepState::Returned {
+            crate::actions::note_return(self, &mut tx, step, requested, now).await?;
+        }
+        if state.is_final() {
+            crate::actions::cancel_open_actions(&mut tx, step, now).await?;
+        } else if reference.is_some() || step.reference.is_some() {
+            crate::actions::release_waiting_actions(&mut tx, step, now).await?;
+        }
         sqlx::query(
             "UPDATE steps SET state = $1, reference = COALESCE($2, reference), outputs = COALESCE($3, outputs),
              message = $4, next_poll_at = $5, updated_at = $6, claimed_by = NULL, claim_until = NULL
@@ -411,7 +491,7 @@ impl Store {
     /// own config, and the same change is recorded once. The number of notes recorded.
     pub async fn note_steps(&self, kind: EventKind, notes: &[StepNote]) -> Result<usize> {
         let now = now_ms();
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.begin_write().await?;
         let mut recorded = 0;
         for note in notes {
             let latest: Option<Option<String>> = sqlx::query_scalar(
@@ -469,7 +549,7 @@ impl Store {
         kind: EventKind,
     ) -> Result<bool> {
         let now = now_ms();
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.begin_write().await?;
         let done = sqlx::query(
             "UPDATE steps SET state = $1, input = COALESCE($2, input), input_codes = COALESCE($3, input_codes),
              message = $4, next_attempt_at = $5, updated_at = $6 WHERE case_id = $7 AND step = $8 AND state = 'waiting'",
@@ -524,8 +604,9 @@ pub(crate) async fn insert_event(
     clerk: Option<&Clerk>,
 ) -> Result<()> {
     // UUIDv7 ids sort by time, so the timeline reads in order on every backend.
+    let id = uuid::Uuid::now_v7().to_string();
     sqlx::query("INSERT INTO events (id, case_id, at, step, department, kind, state, message, clerk) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)")
-        .bind(uuid::Uuid::now_v7().to_string())
+        .bind(&id)
         .bind(case_id)
         .bind(at)
         .bind(event.step)
@@ -536,6 +617,8 @@ pub(crate) async fn insert_event(
         .bind(clerk.map(|c| serde_json::to_string(c).expect("a clerk serialises")))
         .execute(&mut **tx)
         .await?;
+    // The applicant's notice of this event, if it causes one, in the same transaction.
+    crate::notifications::enqueue_for_event(tx, case_id, at, &id, event).await?;
     Ok(())
 }
 

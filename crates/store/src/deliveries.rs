@@ -34,10 +34,11 @@ impl Store {
         rows.iter().map(|r| self.step_from_row(r)).collect()
     }
 
-    /// Steps at a department whose status poll is due.
+    /// Steps whose status poll is due: those at a department, and those it returned (补正),
+    /// which it may still decide on its own (a supplement that never came: 逾期未补正).
     pub async fn due_polls(&self, limit: i64) -> Result<Vec<StepRecord>> {
         let rows = sqlx::query(&format!(
-            "SELECT {STEP_COLUMNS} FROM steps WHERE state IN ('accepted', 'processing') AND next_poll_at <= $1 ORDER BY next_poll_at LIMIT $2"
+            "SELECT {STEP_COLUMNS} FROM steps WHERE state IN ('accepted', 'processing', 'returned') AND next_poll_at <= $1 ORDER BY next_poll_at LIMIT $2"
         ))
         .bind(now_ms())
         .bind(limit)
@@ -54,7 +55,7 @@ impl Store {
         next_attempt_at: i64,
     ) -> Result<()> {
         let now = now_ms();
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.begin_write().await?;
         sqlx::query("UPDATE steps SET attempts = attempts + 1, message = $1, next_attempt_at = $2, updated_at = $3,
              claimed_by = NULL, claim_until = NULL WHERE case_id = $4 AND step = $5")
             .bind(message)
@@ -95,7 +96,8 @@ impl Store {
         Ok(())
     }
 
-    /// Release the claims a node holds: a restarted node takes back its own work at once.
+    /// Release the claims a node holds: a restarted node takes back its own work at once (its
+    /// deliveries, and its supplements and withdrawals).
     pub async fn release_claims(&self, node: &str) -> Result<u64> {
         let released = sqlx::query(
             "UPDATE steps SET claimed_by = NULL, claim_until = NULL WHERE claimed_by = $1",
@@ -104,7 +106,14 @@ impl Store {
         .execute(&self.pool)
         .await?
         .rows_affected();
-        Ok(released)
+        let actions = sqlx::query(
+            "UPDATE step_actions SET claimed_by = NULL, claim_until = NULL WHERE claimed_by = $1",
+        )
+        .bind(node)
+        .execute(&self.pool)
+        .await?
+        .rows_affected();
+        Ok(released + actions)
     }
 
     /// Push a step's next poll back without an event (a poll that found nothing new).
@@ -143,7 +152,7 @@ impl Store {
     pub async fn claim_poll(&self, step: &StepRecord, next_poll_at: i64) -> Result<bool> {
         let claimed = sqlx::query(
             "UPDATE steps SET next_poll_at = $1 WHERE case_id = $2 AND step = $3 AND next_poll_at <= $4
-             AND state IN ('accepted', 'processing')",
+             AND state IN ('accepted', 'processing', 'returned')",
         )
         .bind(next_poll_at)
         .bind(&step.case_id)
@@ -167,18 +176,21 @@ impl Store {
     }
 
     /// Send a dead letter again: back to pending with fresh attempts, recorded with the operator.
-    /// False when the step is not a dead letter.
+    /// False when the step is not a dead letter, or its case was withdrawn (撤回: nothing is
+    /// delivered after).
     pub async fn replay(&self, case_id: &str, step: &str, operator: &Clerk) -> Result<bool> {
         let now = now_ms();
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.begin_write().await?;
         let done = sqlx::query(
             "UPDATE steps SET state = 'pending', attempts = 0, next_attempt_at = $1, updated_at = $2,
-             claimed_by = NULL, claim_until = NULL WHERE case_id = $3 AND step = $4 AND state = 'failed'",
+             claimed_by = NULL, claim_until = NULL WHERE case_id = $3 AND step = $4 AND state = 'failed'
+             AND NOT EXISTS (SELECT 1 FROM cases WHERE id = $5 AND withdrawn_at IS NOT NULL)",
         )
         .bind(now)
         .bind(now)
         .bind(case_id)
         .bind(step)
+        .bind(case_id)
         .execute(&mut *tx)
         .await?
         .rows_affected()

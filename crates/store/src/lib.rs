@@ -11,31 +11,49 @@
 //! versioned is brought to its first version first ([`Store::open`]).
 //!
 //! # Layout
+//! - [`actions`]: the lifecycle after delivery — 补正 (what a department asks, the paused
+//!   clock, a supplement stored), 撤回 (a case withdrawn), and the outbox of supplements and
+//!   withdrawals to deliver (claims, retries, one idempotency key).
 //! - [`cases`]: cases, their steps (one per matter), the events of their timeline.
 //! - `deliveries`: the delivery queue over the steps: due steps and polls, claims, retries,
 //!   dead letters, callbacks held for later.
+//! - [`evaluations`]: 好差评 evaluations, the rectifications bad ones open, the outbox of
+//!   reports to the national evaluation system, the summary statistics are built from.
 //! - [`lookups`]: the record of every portal lookup (who, why, for which case or clerk).
 //! - [`licences`]: electronic licences issued by approved steps.
 //! - [`materials`]: application materials: files stored once by SM3 in sealed chunks, drafts
 //!   and their uploads, each case's materials, their retention.
+//! - [`notifications`]: the notification outbox (written with the event or light change that
+//!   causes it, claimed, retried, receipts), each case's contact (phone sealed, opt-out).
+//! - [`supervision`]: 电子监察: each step's light changes once (red cards), the rows the
+//!   supervision statistics are computed from.
+//! - [`sessions`]: sessions of the hall's screens, by the SHA-256 of their id.
 //! - [`registry`]: adapter versions, each department's route, the history of changes.
 //! - [`audit`]: the audit log: entries, the per-node hash chain, its writer and verifier.
-//! - [`at_rest`]: SM4-GCM / AES-256-GCM sealing of stored payloads, key rotation.
+//! - [`at_rest`]: SM4-GCM / AES-256-GCM sealing of stored payloads, key rotation; keyed
+//!   digests (HMAC-SM3) a sealed value is found by (a phone number's 退订).
 //! - `batch_insert`, `lookup_writer`: records written in multi-row batches on a held
 //!   connection (group commit).
 
 #![warn(missing_docs, unreachable_pub)]
 
+pub mod actions;
 pub mod at_rest;
 pub mod audit;
 pub(crate) mod batch_insert;
 pub mod cases;
 mod deliveries;
+pub mod evaluations;
 pub mod licences;
 mod lookup_writer;
 pub mod lookups;
 pub mod materials;
+pub mod notifications;
+pub mod received;
 pub mod registry;
+pub mod sessions;
+pub mod status_links;
+pub mod supervision;
 
 pub use cases::{Arrival, CaseRecord, EventRecord, NewStep, OpenStep, StepRecord};
 pub use lookups::{LookupRecord, LookupServes};
@@ -83,6 +101,8 @@ pub struct Store {
     pool: AnyPool,
     log_pool: AnyPool,
     cipher: Option<std::sync::Arc<PayloadCipher>>,
+    /// Whether the store is SQLite: its write transactions begin `IMMEDIATE` ([`Store::begin_write`]).
+    sqlite: bool,
     /// The connection lookup records and the audit log write through, in turns.
     records: batch_insert::RecordsConnection,
     lookups: lookup_writer::LookupWriter,
@@ -199,6 +219,7 @@ impl Store {
             pool,
             log_pool,
             cipher: None,
+            sqlite,
         })
     }
 
@@ -209,6 +230,19 @@ impl Store {
     }
 
     /// A payload as it is written for `place`: sealed when encryption is configured.
+    /// Begin a transaction that writes. On SQLite it takes the write lock at once
+    /// (`BEGIN IMMEDIATE`): a deferred transaction that reads first and writes after is refused
+    /// (`SQLITE_BUSY_SNAPSHOT`, which the busy timeout does not wait out) when another
+    /// connection wrote in between, whereas an immediate one waits its turn. PostgreSQL
+    /// transactions begin as usual.
+    pub(crate) async fn begin_write(&self) -> Result<sqlx::Transaction<'static, sqlx::Any>> {
+        Ok(if self.sqlite {
+            self.pool.begin_with("BEGIN IMMEDIATE").await?
+        } else {
+            self.pool.begin().await?
+        })
+    }
+
     pub(crate) fn seal(&self, place: &str, plain: String) -> String {
         match &self.cipher {
             Some(cipher) => cipher.seal(place, &plain),

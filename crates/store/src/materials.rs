@@ -134,6 +134,9 @@ pub enum Attach<'a> {
         code: &'a str,
         /// Its name, recorded with it.
         name: &'a str,
+        /// Replace the case's file of this code (a department returned the case asking for it
+        /// anew, 补正).
+        replace: bool,
     },
 }
 
@@ -250,7 +253,7 @@ impl Store {
     /// Remove one material from a draft (its file stays while anything else refers to it);
     /// false when the draft had none of this code.
     pub async fn remove_draft_material(&self, draft_id: &str, code: &str) -> Result<bool> {
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.begin_write().await?;
         let removed = sqlx::query("DELETE FROM draft_materials WHERE draft_id = $1 AND code = $2")
             .bind(draft_id)
             .bind(code)
@@ -426,7 +429,7 @@ impl Store {
     pub async fn remove_expired_drafts(&self, updated_before: i64) -> Result<u64> {
         // Children first: SQLite applies ON DELETE CASCADE only with foreign keys on, which
         // every connection of this store has, but a shared database may not.
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.begin_write().await?;
         sqlx::query(
             "DELETE FROM draft_materials WHERE draft_id IN (SELECT id FROM drafts WHERE updated_at < $1)",
         )
@@ -445,7 +448,7 @@ impl Store {
     /// Remove uploads started before `started_before` (Unix ms) that never finished (their
     /// node died mid-upload); the number removed.
     pub async fn remove_stale_uploads(&self, started_before: i64) -> Result<u64> {
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.begin_write().await?;
         sqlx::query(
             "DELETE FROM material_upload_chunks WHERE upload_id IN (SELECT id FROM material_uploads WHERE started_at < $1)",
         )
@@ -476,7 +479,7 @@ impl Store {
         let mut removed = 0;
         for sm3 in candidates {
             let attempt = async {
-                let mut tx = self.pool.begin().await?;
+                let mut tx = self.begin_write().await?;
                 let gone = sqlx::query(&format!(
                     "DELETE FROM material_blobs WHERE sm3 = $1 AND {UNREFERENCED}"
                 ))
@@ -491,7 +494,7 @@ impl Store {
                         .await?;
                 }
                 tx.commit().await?;
-                Ok::<_, sqlx::Error>(gone)
+                Ok::<_, StoreError>(gone)
             };
             match attempt.await {
                 Ok(gone) => removed += gone,
@@ -600,7 +603,7 @@ impl BlobWriter {
     async fn attach(&self, sm3: &str, media_type: &str, attach: Attach<'_>) -> Result<Attached> {
         let now = now_ms();
         let store = &self.store;
-        let mut tx = store.pool.begin().await?;
+        let mut tx = store.begin_write().await?;
         let inserted = sqlx::query(
             "INSERT INTO material_blobs (sm3, media_type, size, chunk_size, created_at)
              VALUES ($1, $2, $3, $4, $5) ON CONFLICT DO NOTHING",
@@ -689,6 +692,7 @@ impl BlobWriter {
                 case_id,
                 code,
                 name,
+                replace,
             } => {
                 let current: Option<String> = sqlx::query_scalar(
                     "SELECT source FROM case_materials WHERE case_id = $1 AND code = $2",
@@ -712,6 +716,16 @@ impl BlobWriter {
                     Some("promised") => sqlx::query(
                         "UPDATE case_materials SET source = 'file', sm3 = $1, due = NULL
                          WHERE case_id = $2 AND code = $3 AND source = 'promised'",
+                    )
+                    .bind(sm3)
+                    .bind(case_id)
+                    .bind(code)
+                    .execute(&mut *tx)
+                    .await?
+                    .rows_affected(),
+                    Some(_) if replace => sqlx::query(
+                        "UPDATE case_materials SET source = 'file', sm3 = $1, licence_id = NULL, due = NULL
+                         WHERE case_id = $2 AND code = $3",
                     )
                     .bind(sm3)
                     .bind(case_id)
@@ -751,7 +765,7 @@ impl BlobWriter {
 }
 
 async fn remove_upload(store: &Store, id: &str) -> Result<()> {
-    let mut tx = store.pool.begin().await?;
+    let mut tx = store.begin_write().await?;
     sqlx::query("DELETE FROM material_upload_chunks WHERE upload_id = $1")
         .bind(id)
         .execute(&mut *tx)

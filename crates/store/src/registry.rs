@@ -187,7 +187,7 @@ pub async fn set_route(
     digest: &str,
     detail: Option<&str>,
 ) -> Result<(), StoreError> {
-    let mut tx = store.pool().begin().await?;
+    let mut tx = store.begin_write().await?;
     sqlx::query(
         "INSERT INTO adapter_routes (department, active, candidate, percent, updated_by, updated_at)
          VALUES ($1, $2, $3, $4, $5, $6)
@@ -226,7 +226,7 @@ pub async fn drop_candidate(
     action: &str,
     detail: Option<&str>,
 ) -> Result<bool, StoreError> {
-    let mut tx = store.pool().begin().await?;
+    let mut tx = store.begin_write().await?;
     let done = sqlx::query(
         "UPDATE adapter_routes SET candidate = NULL, percent = 0, updated_by = $1, updated_at = $2
          WHERE department = $3 AND candidate = $4",
@@ -262,7 +262,7 @@ pub async fn record(
     operator: &str,
     detail: Option<&str>,
 ) -> Result<(), StoreError> {
-    let mut tx = store.pool().begin().await?;
+    let mut tx = store.begin_write().await?;
     insert_history(&mut tx, department, action, digest, operator, detail).await?;
     tx.commit().await?;
     Ok(())

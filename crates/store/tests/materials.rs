@@ -468,6 +468,7 @@ async fn expired_drafts_go_with_their_files_and_a_cases_files_stay() {
                 case_id: "case",
                 code: "d",
                 name: "丁",
+                replace: false,
             },
         )
         .await;
@@ -481,15 +482,36 @@ async fn expired_drafts_go_with_their_files_and_a_cases_files_stay() {
                 case_id: "case",
                 code: "d",
                 name: "丁",
+                replace: false,
             },
         )
         .await;
         assert_eq!(again, Attached::Taken);
+        let first = store.case_materials("case").await.unwrap()[2].clone();
+        // 补正: a material a returned step asks for anew replaces the case's file.
+        let anew = upload(
+            &store,
+            64,
+            &bytes(10, 6),
+            10,
+            Attach::Case {
+                case_id: "case",
+                code: "d",
+                name: "丁",
+                replace: true,
+            },
+        )
+        .await;
+        assert!(matches!(anew, Attached::Stored(_)));
         let refs = store.case_materials("case").await.unwrap();
         assert!(matches!(
             &refs[2].source,
             MaterialSource::File { size: 10, .. }
         ));
+        assert_ne!(
+            refs[2].source, first.source,
+            "the new file replaced the first"
+        );
         db.drop().await;
     }
 }

@@ -17,11 +17,20 @@
 //! callbacks' `X-Signature`). The access token is cached under `token` for its lifetime less
 //! 30 s; a 401 `invalid_token` drops it, fetches a new one and retries the call once.
 //!
+//! 补正 and 撤回: a returned licence application (`RETURNED`, by callback or polled) is
+//! reported with what the department asks (`supplement`, read into `requested`);
+//! `supplement` uploads the supplement's files under its own request id and sends `POST
+//! /api/licences/{no}/supplements`, decided again later and announced by callback; `withdraw`
+//! sends `POST …/withdrawal` (licences and food permits) and answers the application's state
+//! after it.
+//!
 //! # Layout
 //! - `lib.rs`: the exports, each a sequence of calls through the host.
 //! - [`protocol`]: payloads, tokens, applications, callbacks, lookups as pure functions.
 //! - [`uploads`]: the upload in chunks as pure functions.
+//! - [`lifecycle`]: the supplement's and the withdrawal's bodies and paths, a return's asks.
 
+pub mod lifecycle;
 pub mod protocol;
 pub mod uploads;
 
@@ -29,7 +38,7 @@ use protocol::{BUSINESS_LICENCE, ENTERPRISE, FOOD_PERMIT, TOKEN_CACHE_KEY};
 use sdk::http::{Body, Request, Response};
 use sdk::{
     AdapterError, CallbackRequest, Description, FieldError, LookupInfo, Material, MatterInfo,
-    Receipt, StatusReport, Submission,
+    Receipt, StatusReport, StepState, Submission, Supplement, Withdrawal,
 };
 use serde_json::Value;
 use std::collections::BTreeMap;
@@ -122,17 +131,35 @@ fn upload(request_id: &str, material: &Material) -> Result<Option<String>, Adapt
 
 /// Upload the submission's files and name its materials in the application `body`.
 fn attach_materials(body: &mut Value, submission: &Submission) -> Result<(), AdapterError> {
-    if submission.materials.is_empty() {
+    attach(body, &submission.idempotency_key, &submission.materials)
+}
+
+/// Upload `materials`' files under `request_id` and name them all in `body`.
+fn attach(body: &mut Value, request_id: &str, materials: &[Material]) -> Result<(), AdapterError> {
+    if materials.is_empty() {
         return Ok(());
     }
     let mut uploaded = BTreeMap::new();
-    for material in &submission.materials {
-        if let Some(file_id) = upload(&submission.idempotency_key, material)? {
+    for material in materials {
+        if let Some(file_id) = upload(request_id, material)? {
             uploaded.insert(material.code.clone(), file_id);
         }
     }
-    body["materials"] = uploads::materials_field(&submission.materials, &uploaded);
+    body["materials"] = uploads::materials_field(materials, &uploaded);
     Ok(())
+}
+
+/// How an answer about an application is read.
+type ReadReport = fn(u16, &[u8]) -> Result<StatusReport, AdapterError>;
+
+fn receipt_of(report: StatusReport) -> Receipt {
+    Receipt {
+        reference: report.reference,
+        state: report.state,
+        message: report.message,
+        outputs: report.outputs,
+        requested: report.requested,
+    }
 }
 
 impl sdk::Adapter for MarketRegulation {
@@ -233,6 +260,59 @@ impl sdk::Adapter for MarketRegulation {
             report.reference
         ));
         Ok(report)
+    }
+
+    fn supplement(supplement: Supplement) -> Result<Receipt, AdapterError> {
+        match supplement.matter.as_str() {
+            BUSINESS_LICENCE => {}
+            FOOD_PERMIT => {
+                return Err(AdapterError::Rejected(sdk::Rejection {
+                    code: "not_returned".into(),
+                    message: "市场监管部门不退回食品经营许可申请，无需补正".into(),
+                }));
+            }
+            other => return Err(invalid(vec![protocol::unknown_matter(other)])),
+        }
+        let request_id = &supplement.idempotency_key;
+        let mut body =
+            lifecycle::supplement_body(request_id, &supplement.payload).map_err(invalid)?;
+        attach(&mut body, request_id, &supplement.materials)?;
+        let path = lifecycle::supplements_path(&supplement.reference);
+        let response = call(|| Request::post(&path).json(&body))?;
+        let receipt = protocol::read_submitted(response.status, &response.body)?;
+        sdk::log::info(&format!(
+            "supplement accepted, applicationNo {}",
+            receipt.reference
+        ));
+        Ok(receipt)
+    }
+
+    fn withdraw(withdrawal: Withdrawal) -> Result<Receipt, AdapterError> {
+        // Without an application number the department never took it: nothing to withdraw.
+        let Some(no) = withdrawal.reference.as_deref().filter(|r| !r.is_empty()) else {
+            let mut receipt = Receipt::new("", StepState::Withdrawn);
+            receipt.message = Some("市场监管部门尚未受理，无需撤回".into());
+            return Ok(receipt);
+        };
+        let body = lifecycle::withdrawal_body(&withdrawal.idempotency_key, &withdrawal.reason);
+        let (path, read) = match withdrawal.matter.as_str() {
+            BUSINESS_LICENCE => (
+                lifecycle::licence_withdrawal_path(no),
+                protocol::read_status as ReadReport,
+            ),
+            FOOD_PERMIT => (
+                lifecycle::food_permit_withdrawal_path(no),
+                protocol::read_permit_status as ReadReport,
+            ),
+            other => return Err(invalid(vec![protocol::unknown_matter(other)])),
+        };
+        let response = call(|| Request::post(&path).json(&body))?;
+        let report = read(response.status, &response.body)?;
+        sdk::log::info(&format!(
+            "withdrawal answered, applicationNo {}: {:?}",
+            report.reference, report.state
+        ));
+        Ok(receipt_of(report))
     }
 }
 

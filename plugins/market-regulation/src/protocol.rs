@@ -381,6 +381,7 @@ pub fn state_of(status: &str) -> Result<StepState, AdapterError> {
         "APPROVED" => Ok(StepState::Approved),
         "REJECTED" => Ok(StepState::Rejected),
         "RETURNED" => Ok(StepState::Returned),
+        "WITHDRAWN" => Ok(StepState::Withdrawn),
         other => Err(AdapterError::Protocol(format!(
             "unknown application status {other}"
         ))),
@@ -406,6 +407,9 @@ pub fn report_of(data: &Value) -> Result<StatusReport, AdapterError> {
             outputs["enterprise_name"] = name.into();
         }
         report.outputs = outputs.to_string();
+    }
+    if state == StepState::Returned {
+        report.requested = Some(crate::lifecycle::requested(data)?);
     }
     Ok(report)
 }

@@ -9,17 +9,28 @@
 //! the base64 from its store into the request, so a file never enters the adapter. A 免提交
 //! licence travels as its GB/T 36904 identifier.
 //!
+//! 补正 and 撤回: a filing whose impression the department cannot read is answered returned
+//! (`blzt` 2, what it asks in `bzxx`, read into `requested`); `supplement` sends `POST
+//! /gaxt/kzbz` (the corrected fields and the materials in `<cllb>`, decided at once),
+//! `withdraw` `POST /gaxt/kzch`; `status` asks `POST /gaxt/kzcx` for the filing's state.
+//!
 //! Settings: none. The host holds the client certificate and does the mutual TLS; the adapter
-//! only POSTs paths. The department neither calls back nor has a status call: `status` reports
-//! a filing approved from its number, and `on-callback` is refused.
+//! only POSTs paths. The department does not call back: `on-callback` is refused.
+//!
+//! # Layout
+//! - `lib.rs`: the exports, each a thin sequence of department calls.
+//! - [`protocol`]: payload checks, documents, the materials' list, answer readers, schemas.
+//! - [`lifecycle`]: the supplement's, the withdrawal's and the query's documents, a filing's
+//!   state in any answer.
 
+pub mod lifecycle;
 pub mod protocol;
 
 use protocol::{IDENTITY, SEAL_FILING};
 use sdk::http::{Body, Request, Response};
 use sdk::{
     AdapterError, CallbackRequest, Description, FieldError, LookupInfo, MatterInfo, Receipt,
-    StatusReport, Submission,
+    StatusReport, StepState, Submission, Supplement, Withdrawal,
 };
 use serde_json::Value;
 
@@ -107,7 +118,16 @@ impl sdk::Adapter for PublicSecurity {
         if matter != SEAL_FILING {
             return Err(invalid(vec![protocol::unknown_matter(&matter)]));
         }
-        Ok(protocol::filing_status(&reference))
+        let document = lifecycle::query_request(&sdk::sign::nonce(), &reference);
+        let response = post(lifecycle::KZCX_PATH, Body::from(document))?;
+        let state = lifecycle::read_filing_state(response.status, &response.body)?;
+        Ok(StatusReport {
+            reference: state.reference,
+            state: state.state,
+            message: state.message,
+            outputs: state.outputs,
+            requested: state.requested,
+        })
     }
 
     fn lookup(name: String, query: String) -> Result<String, AdapterError> {
@@ -129,6 +149,43 @@ impl sdk::Adapter for PublicSecurity {
             "no_callbacks",
             "公安部门不回调：刻章备案即时办结",
         )]))
+    }
+
+    fn supplement(supplement: Supplement) -> Result<Receipt, AdapterError> {
+        if supplement.matter != SEAL_FILING {
+            return Err(invalid(vec![protocol::unknown_matter(&supplement.matter)]));
+        }
+        let body = lifecycle::supplement_request(
+            &supplement.idempotency_key,
+            &supplement.reference,
+            &supplement.payload,
+            &supplement.materials,
+        )?;
+        let response = post(lifecycle::KZBZ_PATH, body)?;
+        let receipt = lifecycle::read_filing_state(response.status, &response.body)?;
+        sdk::log::info(&format!(
+            "supplement decided, babh {}: {:?}",
+            receipt.reference, receipt.state
+        ));
+        Ok(receipt)
+    }
+
+    fn withdraw(withdrawal: Withdrawal) -> Result<Receipt, AdapterError> {
+        // Without a 备案编号 the department never took the filing: nothing to withdraw there.
+        let Some(babh) = withdrawal.reference.as_deref().filter(|r| !r.is_empty()) else {
+            let mut receipt = Receipt::new("", StepState::Withdrawn);
+            receipt.message = Some("公安部门尚未受理，无需撤回".into());
+            return Ok(receipt);
+        };
+        let document =
+            lifecycle::withdrawal_request(&withdrawal.idempotency_key, babh, &withdrawal.reason);
+        let response = post(lifecycle::KZCH_PATH, Body::from(document))?;
+        let receipt = lifecycle::read_filing_state(response.status, &response.body)?;
+        sdk::log::info(&format!(
+            "withdrawal answered, babh {}: {:?}",
+            receipt.reference, receipt.state
+        ));
+        Ok(receipt)
     }
 }
 

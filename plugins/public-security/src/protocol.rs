@@ -111,7 +111,8 @@ impl SealFiling {
     }
 }
 
-const XML_DECLARATION: &str = "<?xml version=\"1.0\" encoding=\"UTF-8\"?>";
+/// The declaration every document starts with.
+pub const XML_DECLARATION: &str = "<?xml version=\"1.0\" encoding=\"UTF-8\"?>";
 
 /// `<cllb>`, the materials of a request, each a `<cl>` with its code (`clbm`) and name (`clmc`)
 /// and one of:
@@ -279,20 +280,11 @@ pub fn filing_outputs(babh: &str) -> String {
     json!({ "filing_no": babh }).to_string()
 }
 
-/// The receipt of `POST /gaxt/kzba`: filing is immediate, so the receipt is already approved.
+/// The receipt of `POST /gaxt/kzba`: filing is immediate, so the receipt is already approved,
+/// unless the department returned it for a supplement (`blzt` 2, read with what it asks:
+/// [`crate::lifecycle::read_filing_state`]).
 pub fn read_filing(status: u16, body: &[u8]) -> Result<Receipt, AdapterError> {
-    let node = read_response(status, body)?;
-    let babh = required(&node, "babh")?;
-    Ok(Receipt {
-        reference: babh.to_string(),
-        state: StepState::Approved,
-        message: node
-            .child("message")
-            .map(|m| m.text.clone())
-            .filter(|m| !m.is_empty()),
-        outputs: filing_outputs(babh),
-        requested: None,
-    })
+    crate::lifecycle::read_filing_state(status, body)
 }
 
 /// The status of a filing: filings are final once numbered, and the department has no status call.

@@ -12,6 +12,11 @@
 //! and promised materials (容缺) are listed in the envelope; without files the transfer is a
 //! plain envelope, as before.
 //!
+//! 补正 and 撤回: a returned transfer (`退回`) is reported with what the registry asks (`bzxx`,
+//! read into `requested`); `supplement` calls `submitSupplement` (the corrected fields by the
+//! registry's names, materials as a transfer carries them, an MTOM package when there are
+//! files), `withdraw` calls `withdrawApplication` and answers the transfer's state after it.
+//!
 //! Settings: none (the host supplies the base URL). The registry does not call back:
 //! `on-callback` is refused.
 //!
@@ -19,14 +24,16 @@
 //! - `lib.rs`: the exports, each a thin sequence of registry calls.
 //! - [`protocol`]: payload checks, GBK envelopes, the materials' elements, answer and fault
 //!   readers, schemas.
+//! - [`lifecycle`]: the supplement's and the withdrawal's envelopes and answers, a return's asks.
 
+pub mod lifecycle;
 pub mod protocol;
 
 use protocol::{PROPERTY, TRANSFER};
 use sdk::http::{Multipart, Request, Response};
 use sdk::{
     AdapterError, CallbackRequest, Description, FieldError, LookupInfo, MatterInfo, Receipt,
-    StatusReport, Submission,
+    StatusReport, StepState, Submission, Supplement, Withdrawal,
 };
 use serde_json::Value;
 
@@ -166,6 +173,50 @@ impl sdk::Adapter for RealEstate {
             "no_callbacks",
             "不动产登记部门不回调：请以受理编号查询办理状态",
         )]))
+    }
+
+    fn supplement(supplement: Supplement) -> Result<Receipt, AdapterError> {
+        if supplement.matter != TRANSFER {
+            return Err(invalid(vec![protocol::unknown_matter(&supplement.matter)]));
+        }
+        let materials = &supplement.materials;
+        let envelope = lifecycle::supplement_envelope(
+            &supplement.idempotency_key,
+            &supplement.reference,
+            &supplement.payload,
+            materials,
+        )?;
+        let response = if materials.iter().any(|m| m.file().is_some()) {
+            call_with_attachments("submitSupplement", envelope, materials)?
+        } else {
+            call("submitSupplement", envelope)?
+        };
+        let receipt =
+            lifecycle::read_action(response.status, &response.body, "submitSupplementResponse")?;
+        sdk::log::info(&format!("supplement taken, slbh {}", receipt.reference));
+        Ok(receipt)
+    }
+
+    fn withdraw(withdrawal: Withdrawal) -> Result<Receipt, AdapterError> {
+        // Without a 受理编号 the registry never took the transfer: nothing to withdraw there.
+        let Some(slbh) = withdrawal.reference.as_deref().filter(|r| !r.is_empty()) else {
+            let mut receipt = Receipt::new("", StepState::Withdrawn);
+            receipt.message = Some("不动产登记部门尚未受理，无需撤回".into());
+            return Ok(receipt);
+        };
+        let envelope =
+            lifecycle::withdrawal_envelope(&withdrawal.idempotency_key, slbh, &withdrawal.reason)?;
+        let response = call("withdrawApplication", envelope)?;
+        let receipt = lifecycle::read_action(
+            response.status,
+            &response.body,
+            "withdrawApplicationResponse",
+        )?;
+        sdk::log::info(&format!(
+            "withdrawal answered, slbh {}: {:?}",
+            receipt.reference, receipt.state
+        ));
+        Ok(receipt)
     }
 }
 

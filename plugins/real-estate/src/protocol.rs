@@ -452,6 +452,7 @@ pub fn state_of(zt: &str) -> Result<StepState, AdapterError> {
         "审核" => Ok(StepState::Processing),
         "登簿" => Ok(StepState::Approved),
         "退回" => Ok(StepState::Returned),
+        "已撤回" => Ok(StepState::Withdrawn),
         other => Err(AdapterError::Protocol(format!("unknown state zt={other}"))),
     }
 }
@@ -479,6 +480,9 @@ pub fn read_status(
     report.message = Some(zt.to_string());
     if report.state == StepState::Approved {
         report.outputs = json!({ "certificate_number": required(&node, "xbdcqzh")? }).to_string();
+    }
+    if report.state == StepState::Returned {
+        report.requested = crate::lifecycle::requested(&node)?;
     }
     Ok(report)
 }

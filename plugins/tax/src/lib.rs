@@ -4,9 +4,10 @@
 //! (契税申报, `POST /api/v1/qssb`), both polled with `GET /api/v1/slzt`, and the lookup
 //! `tax.clearance` (清税查询, `POST /api/v1/qscx`).
 //!
-//! Settings: `app-key`, `app-secret`, and `sign-method` (optional: `HMAC-SHA256`, the default,
-//! or `HMAC-SM3`). Each request carries `X-App-Key`, `X-Timestamp`, `X-Nonce`, `X-Sign-Method`
-//! and `X-Signature` = hex HMAC(app-secret, METHOD\nPATH_AND_QUERY\nTIMESTAMP\nNONCE\nBODY).
+//! Settings: `app-key` and `sign-method` (optional: `HMAC-SHA256`, the default, or `HMAC-SM3`);
+//! key: `app-secret` (kind `hmac`), held by the gateway, which makes the MAC (`sdk::crypto`).
+//! Each request carries `X-App-Key`, `X-Timestamp`, `X-Nonce`, `X-Sign-Method` and
+//! `X-Signature` = hex HMAC(app-secret, METHOD\nPATH_AND_QUERY\nTIMESTAMP\nNONCE\nBODY).
 //!
 //! Materials: before the application, each file is uploaded (`POST /api/v1/wjsc`, a
 //! `multipart/form-data` form whose file the host streams from its store), signed over the SM3
@@ -16,19 +17,27 @@
 //! licences (免提交) and the promised materials (容缺). The department is idempotent on the
 //! request id and the file's SM3, so an upload repeated after a crash gets the same file id.
 //!
+//! 补正 and 撤回: a returned registration (`zt` 04) is reported `returned` with what the
+//! department asks (`bzxx`, read into `requested`); `supplement` uploads the supplement's files
+//! under its own request id and sends `POST /api/v1/bzsq` with the corrected fields in the
+//! department's names; `withdraw` sends `POST /api/v1/cxsq` and answers the matter's state after
+//! it (`withdrawn`, or the decision with its outputs, read with `slzt`, when it came first).
+//!
 //! The department does not call back: `on-callback` is refused.
 //!
 //! # Layout
 //! - `lib.rs`: the exports, each a thin sequence of department calls.
 //! - [`protocol`]: payload checks, bodies, the signed string, answer readers, schemas.
+//! - [`lifecycle`]: the supplement's and the withdrawal's bodies and answers, a return's asks.
 
+pub mod lifecycle;
 pub mod protocol;
 
 use protocol::{CLEARANCE, Credentials, DEED_TAX, MaterialLists, REGISTRATION, SignMethod};
 use sdk::http::{Request, Response};
 use sdk::{
     AdapterError, CallbackRequest, Description, FieldError, LookupInfo, Material, MatterInfo,
-    Receipt, StatusReport, Submission,
+    Receipt, StatusReport, StepState, Submission, Supplement, Withdrawal,
 };
 use serde_json::Value;
 
@@ -42,7 +51,6 @@ fn invalid(problems: Vec<sdk::payload::FieldProblem>) -> AdapterError {
 fn credentials() -> Result<Credentials, AdapterError> {
     Ok(Credentials {
         app_key: sdk::config::require("app-key")?,
-        app_secret: sdk::config::require("app-secret")?,
         method: SignMethod::from_setting(sdk::config::get("sign-method").as_deref())?,
     })
 }
@@ -56,7 +64,7 @@ fn send_signed(request: Request) -> Result<Response, AdapterError> {
         request.body_bytes(),
         sdk::sign::unix_seconds(),
         &sdk::sign::nonce(),
-    );
+    )?;
     let request = headers
         .into_iter()
         .fold(request, |r, (k, v)| r.header(k, v));
@@ -74,7 +82,7 @@ fn send_upload(request: Request) -> Result<Response, AdapterError> {
         &digest,
         sdk::sign::unix_seconds(),
         &sdk::sign::nonce(),
-    );
+    )?;
     let request = headers
         .into_iter()
         .fold(request, |r, (k, v)| r.header(k, v));
@@ -210,6 +218,46 @@ impl sdk::Adapter for Tax {
             "no_callbacks",
             "税务部门不回调：请以受理号查询办理状态",
         )]))
+    }
+
+    fn supplement(supplement: Supplement) -> Result<Receipt, AdapterError> {
+        if supplement.matter != REGISTRATION && supplement.matter != DEED_TAX {
+            return Err(invalid(vec![protocol::unknown_matter(&supplement.matter)]));
+        }
+        let qqid = &supplement.idempotency_key;
+        let mut body = lifecycle::supplement_body(qqid, &supplement.reference, &supplement.payload)
+            .map_err(invalid)?;
+        let uploaded = upload(qqid, &supplement.materials)?;
+        MaterialLists::of(&supplement.materials, &uploaded).add_to(&mut body);
+        let response = send_signed(Request::post(lifecycle::BZSQ_PATH).json(&body))?;
+        let receipt = lifecycle::read_action(response.status, &response.body)?;
+        sdk::log::info(&format!(
+            "supplement taken for slh {}, {} material(s)",
+            receipt.reference,
+            supplement.materials.len()
+        ));
+        Ok(receipt)
+    }
+
+    fn withdraw(withdrawal: Withdrawal) -> Result<Receipt, AdapterError> {
+        // Without a 受理号 the department never took the matter: nothing to withdraw there.
+        let Some(slh) = withdrawal.reference.as_deref().filter(|r| !r.is_empty()) else {
+            let mut receipt = Receipt::new("", StepState::Withdrawn);
+            receipt.message = Some("税务部门尚未受理，无需撤回".into());
+            return Ok(receipt);
+        };
+        let body = lifecycle::withdrawal_body(&withdrawal.idempotency_key, slh, &withdrawal.reason);
+        let response = send_signed(Request::post(lifecycle::CXSQ_PATH).json(&body))?;
+        let receipt = lifecycle::read_action(response.status, &response.body)?;
+        sdk::log::info(&format!(
+            "withdrawal answered for slh {}: {:?}",
+            receipt.reference, receipt.state
+        ));
+        if receipt.state == StepState::Approved {
+            // Decided before the withdrawal: its outputs are in the status.
+            return Tax::status(withdrawal.matter, slh.to_string()).map(Receipt::from);
+        }
+        Ok(receipt)
     }
 }
 

@@ -406,7 +406,18 @@ impl SignMethod {
         }
     }
 
-    /// Lowercase hex HMAC of `message`.
+    /// Lowercase hex HMAC of `message` under the app secret the gateway holds (key
+    /// [`APP_SECRET_KEY`]): the adapter never sees the secret.
+    pub fn sign_with_host_key(self, message: &[u8]) -> Result<String, AdapterError> {
+        let algorithm = match self {
+            SignMethod::HmacSha256 => sdk::crypto::Mac::HmacSha256,
+            SignMethod::HmacSm3 => sdk::crypto::Mac::HmacSm3,
+        };
+        Ok(sdk::crypto::mac_hex(APP_SECRET_KEY, algorithm, message)?)
+    }
+
+    /// Lowercase hex HMAC of `message` with `secret` in hand (what the department computes,
+    /// for tests).
     pub fn sign(self, secret: &[u8], message: &[u8]) -> String {
         match self {
             SignMethod::HmacSha256 => sdk::sign::hmac_sha256_hex(secret, message),
@@ -428,11 +439,14 @@ pub fn canonical(
     out
 }
 
-/// What signs one request.
+/// The name of the department's HMAC app secret among the keys the gateway holds
+/// (`[departments.tax.keys.app-secret]`, kind `hmac`).
+pub const APP_SECRET_KEY: &str = "app-secret";
+
+/// What signs one request: the app key and the method; the secret stays in the gateway.
 #[derive(Debug, Clone)]
 pub struct Credentials {
     pub app_key: String,
-    pub app_secret: String,
     pub method: SignMethod,
 }
 
@@ -445,18 +459,18 @@ impl Credentials {
         body: &[u8],
         timestamp: u64,
         nonce: &str,
-    ) -> Vec<(String, String)> {
+    ) -> Result<Vec<(String, String)>, AdapterError> {
         let canonical = canonical(method, path_and_query, timestamp, nonce, body);
-        vec![
+        Ok(vec![
             ("X-App-Key".into(), self.app_key.clone()),
             ("X-Timestamp".into(), timestamp.to_string()),
             ("X-Nonce".into(), nonce.to_string()),
             ("X-Sign-Method".into(), self.method.header_value().into()),
             (
                 "X-Signature".into(),
-                self.method.sign(self.app_secret.as_bytes(), &canonical),
+                self.method.sign_with_host_key(&canonical)?,
             ),
-        ]
+        ])
     }
 
     /// The authentication headers of an upload, whose body the adapter does not hold: the
@@ -469,16 +483,16 @@ impl Credentials {
         body_sm3: &str,
         timestamp: u64,
         nonce: &str,
-    ) -> Vec<(String, String)> {
+    ) -> Result<Vec<(String, String)>, AdapterError> {
         let mut headers = self.headers(
             method,
             path_and_query,
             body_sm3.as_bytes(),
             timestamp,
             nonce,
-        );
+        )?;
         headers.push(("X-Content-SM3".into(), body_sm3.to_string()));
-        headers
+        Ok(headers)
     }
 }
 
@@ -554,7 +568,7 @@ fn authentication_error(code: &str, msg: &str) -> AdapterError {
             "department received an upload other than the one signed ({code} {msg}); sent again"
         )),
         _ => AdapterError::Internal(format!(
-            "department refused the request signature ({code} {msg}): check app-key, app-secret and sign-method"
+            "department refused the request signature ({code} {msg}): check app-key, the key app-secret and sign-method"
         )),
     }
 }
@@ -663,6 +677,13 @@ fn read_slzt(
             report.outputs = outputs(info)?.to_string();
         }
         "03" => report.state = StepState::Rejected,
+        "04" => {
+            report.state = StepState::Returned;
+            report.requested = Some(crate::lifecycle::requested(
+                data.get("bzxx").unwrap_or(&Value::Null),
+            )?);
+        }
+        "05" => report.state = StepState::Withdrawn,
         other => {
             return Err(AdapterError::Protocol(format!(
                 "unknown status code zt={other}"
@@ -825,16 +846,22 @@ mod tests {
         assert_eq!(c, b"GET\n/api/v1/slzt?slh=SW1\n1700000000\nabc\n");
         let creds = Credentials {
             app_key: "gw-demo".into(),
-            app_secret: "tax-demo-secret".into(),
             method: SignMethod::HmacSm3,
         };
-        let headers = creds.headers(
-            "POST",
-            "/api/v1/qscx",
-            b"{}",
-            1_700_000_000,
-            "n0nce0000000000000",
+        let harness = sdk::testing::Harness::new().key(
+            APP_SECRET_KEY,
+            sdk::testing::TestKey::hmac("tax-demo-secret"),
         );
+        let headers = creds
+            .headers(
+                "POST",
+                "/api/v1/qscx",
+                b"{}",
+                1_700_000_000,
+                "n0nce0000000000000",
+            )
+            .unwrap();
+        harness.finish();
         let get = |n: &str| {
             headers
                 .iter()

@@ -8,6 +8,7 @@ use proptest::prelude::*;
 use sdk::AdapterError;
 use sdk::testing::fuzz;
 use serde_json::{Value, json};
+use tax_adapter::lifecycle::read_action;
 use tax_adapter::protocol::{
     read_answer, read_clearance, read_deed_tax, read_deed_tax_status, read_registration,
     read_status,
@@ -23,6 +24,12 @@ fn valid_answers() -> Vec<Value> {
         json!({"code": "0000", "msg": "成功", "data": {"slh": "QS1", "zt": "02", "ztmc": "已办结",
             "qsxx": {"wspzh": "WS1", "ynse": "30000.00"}}}),
         json!({"code": "0000", "msg": "成功", "data": {"slh": "SW1", "zt": "03", "ztmc": "不予受理"}}),
+        json!({"code": "0000", "msg": "成功", "data": {"slh": "SW1", "zt": "04", "ztmc": "退回补正",
+            "bzxx": {"bzyy": "请补正", "bzqx": "2026-12-18",
+                "bzzd": [{"zdmc": "scjydz", "yy": "生产经营地址须具体到门牌号"}],
+                "bzcl": [{"clbm": "premises-proof", "clmc": "经营场所证明", "yy": "请提供"}]}}}),
+        json!({"code": "0000", "msg": "成功", "data": {"slh": "SW1", "zt": "05", "ztmc": "已撤回"}}),
+        json!({"code": "2008", "msg": "当前状态不可补正：已办结", "data": null}),
         json!({"code": "0000", "msg": "成功", "data": {"nsrsbh": "91350100M000100Y43",
             "nsrmc": "福州演示餐饮有限公司", "qszt": "Y", "qjje": "0.00"}}),
         json!({"code": "2002", "msg": "纳税人不存在", "data": null}),
@@ -32,7 +39,9 @@ fn valid_answers() -> Vec<Value> {
 }
 
 /// The department's codes and words, among the generated strings.
-const WORDS: &[&str] = &["0000", "01", "02", "03", "Y", "N", ""];
+const WORDS: &[&str] = &[
+    "0000", "01", "02", "03", "04", "05", "1001", "3005", "Y", "N", "",
+];
 
 /// The statuses the readers treat apart.
 const STATUSES: &[u16] = &[201, 400, 401, 404, 500, 503];
@@ -88,6 +97,34 @@ proptest! {
         match read_deed_tax_status("QS1", status, &body) {
             Ok(report) => prop_assert!(serde_json::from_str::<Value>(&report.outputs).is_ok()),
             Err(e) => check_kind(status, &body, &e)?,
+        }
+        // A return is read with what it asks, or not at all.
+        if let Ok(report) = read_status("SW1", status, &body) {
+            prop_assert_eq!(
+                report.requested.is_some(),
+                report.state == sdk::StepState::Returned
+            );
+        }
+    }
+
+    /// The answers of a supplement and a withdrawal: besides the kinds of any answer, a request
+    /// the department could not read (`1001`) is `Internal`, a file it lost (`3005`)
+    /// `Unavailable`, both on a 200.
+    #[test]
+    fn supplement_and_withdrawal_answers_are_read(status in fuzz::status(STATUSES), body in body()) {
+        if let Err(e) = read_action(status, &body) {
+            let code = serde_json::from_slice::<Value>(&body)
+                .ok()
+                .and_then(|v| v.get("code").and_then(Value::as_str).map(str::to_string));
+            let own = status == 200
+                && matches!(
+                    (&e, code.as_deref()),
+                    (AdapterError::Internal(_), Some("1001"))
+                        | (AdapterError::Unavailable(_), Some("3005"))
+                );
+            if !own {
+                check_kind(status, &body, &e)?;
+            }
         }
     }
 

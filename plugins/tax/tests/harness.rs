@@ -3,7 +3,7 @@
 //! form each, streamed by the host, then listed in the application.
 
 use sdk::http::HttpError;
-use sdk::testing::{Exchange, Harness, Sent};
+use sdk::testing::{Exchange, Harness, Sent, TestKey};
 use sdk::{Adapter, AdapterError, LicenceRef, StepState, Submission};
 use serde_json::{Value, json};
 use tax_adapter::Tax;
@@ -14,7 +14,7 @@ const SECRET: &str = "s3cret";
 fn harness(sign_method: Option<&str>) -> Harness {
     let harness = Harness::new()
         .setting("app-key", "gw-test")
-        .setting("app-secret", SECRET);
+        .key("app-secret", TestKey::hmac(SECRET));
     match sign_method {
         Some(m) => harness.setting("sign-method", m),
         None => harness,
@@ -369,4 +369,103 @@ fn an_upload_altered_on_the_way_or_lost_by_the_department_is_retried() {
     let lost = Tax::submit(registration(harness.materials())).unwrap_err();
     assert!(matches!(lost, AdapterError::Unavailable(m) if m.contains("3005")));
     harness.finish();
+}
+
+#[test]
+fn a_supplement_uploads_under_its_own_request_id_and_sends_the_corrected_fields() {
+    let proof = pdf(10_000);
+    let harness = harness(None)
+        .material("premises-proof", "经营场所证明", "application/pdf", proof)
+        .expect(
+            signed(Exchange::post("/api/v1/wjsc"), "HMAC-SHA256")
+                .streams("premises-proof")
+                .check(|sent| {
+                    let text = String::from_utf8_lossy(&sent.body);
+                    if text.contains("name=\"qqid\"\r\n\r\nsupplement-1") {
+                        Ok(())
+                    } else {
+                        Err("the file is not uploaded under the supplement's qqid".into())
+                    }
+                })
+                .respond_json(200, &json!({"code": "0000", "data": {"wjid": "WJ9"}})),
+        )
+        .expect(
+            signed(Exchange::post("/api/v1/bzsq"), "HMAC-SHA256")
+                .body_json(|body| {
+                    assert_eq!(body["qqid"], "supplement-1");
+                    assert_eq!(body["slh"], "SW1");
+                    assert_eq!(body["bzzd"], json!({"scjydz": "福州市鼓楼区五四路1号"}));
+                    assert_eq!(
+                        body["fjlb"],
+                        json!([{"clbm": "premises-proof", "clmc": "经营场所证明", "wjid": "WJ9"}])
+                    );
+                })
+                .respond_json(
+                    200,
+                    &json!({"code": "0000", "data": {"slh": "SW1", "zt": "01", "ztmc": "受理中"}}),
+                ),
+        );
+    let receipt = Tax::supplement(sdk::Supplement {
+        case_id: "case-1".into(),
+        matter: REGISTRATION.into(),
+        reference: "SW1".into(),
+        idempotency_key: "supplement-1".into(),
+        payload: json!({"address": "福州市鼓楼区五四路1号"}).to_string(),
+        materials: harness.materials(),
+    })
+    .unwrap();
+    assert_eq!(
+        (receipt.reference.as_str(), receipt.state),
+        ("SW1", StepState::Processing)
+    );
+    assert_signature_verifies(&harness.sent()[1], SignMethod::HmacSha256);
+    harness.finish();
+}
+
+#[test]
+fn a_withdrawal_after_the_decision_answers_it_with_its_outputs() {
+    let harness = harness(None)
+        .expect(
+            signed(Exchange::post("/api/v1/cxsq"), "HMAC-SHA256")
+                .body_json(|body| {
+                    assert_eq!(body["qqid"], "withdrawal-1");
+                    assert_eq!(body["cxyy"], "不再经营");
+                })
+                .respond_json(
+                    200,
+                    &json!({"code": "0000", "data": {"slh": "SW1", "zt": "02", "ztmc": "已办结"}}),
+                ),
+        )
+        .expect(
+            signed(Exchange::get("/api/v1/slzt?slh=SW1"), "HMAC-SHA256").respond_json(
+                200,
+                &json!({"code": "0000", "data": {"slh": "SW1", "zt": "02", "ztmc": "已办结",
+                    "swdjxx": {"nsrsbh": "91350100M000100Y43", "djrq": "2026-12-03"}}}),
+            ),
+        );
+    let receipt = Tax::withdraw(sdk::Withdrawal {
+        case_id: "case-1".into(),
+        matter: REGISTRATION.into(),
+        reference: Some("SW1".into()),
+        idempotency_key: "withdrawal-1".into(),
+        reason: "不再经营".into(),
+    })
+    .unwrap();
+    assert_eq!(receipt.state, StepState::Approved);
+    let outputs: Value = serde_json::from_str(&receipt.outputs).unwrap();
+    assert_eq!(outputs["taxpayer_id"], "91350100M000100Y43");
+    harness.finish();
+
+    // Never taken by the department: nothing to tell it.
+    let untold = Harness::new();
+    let receipt = Tax::withdraw(sdk::Withdrawal {
+        case_id: "case-1".into(),
+        matter: REGISTRATION.into(),
+        reference: None,
+        idempotency_key: "withdrawal-2".into(),
+        reason: String::new(),
+    })
+    .unwrap();
+    assert_eq!(receipt.state, StepState::Withdrawn);
+    untold.finish();
 }

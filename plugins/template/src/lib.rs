@@ -5,13 +5,16 @@
 //! to the crate, the types and the matter and lookup codes. The template compiles and passes its
 //! tests, and so does each copy; then write the department's own protocol in `protocol.rs` and
 //! script its exchanges in the tests. The guide is `docs/writing-an-adapter.md`; the contract is
-//! `wit/v0.2.0/adapter.wit` (`gov:adapter@0.2.0`).
+//! `wit/v0.3.0/adapter.wit` (`gov:adapter@0.3.0`).
 //!
 //! Serves the matter `example.application` (`POST /api/applications`, polled with
 //! `GET /api/applications/{applicationNo}`), its materials uploaded first (`POST /api/files`,
 //! each a multipart form whose file the host streams from its store), and the lookup
-//! `example.record` (`POST /api/records/query`). `supplement` (补正) and `withdraw` (撤回) are
-//! the sdk's defaults, a clear error: implement them when the department takes them.
+//! `example.record` (`POST /api/records/query`). A returned application (补正) is reported with
+//! what the department asks (`requested`); `supplement` uploads the supplement's files and
+//! sends the corrected fields (`POST /api/applications/{no}/supplements`), `withdraw` (撤回)
+//! sends `POST /api/applications/{no}/withdrawal`. A department that takes neither: delete both
+//! and the sdk's defaults answer a clear error.
 //!
 //! Settings (`[departments.example.settings]` in the gateway config, read with
 //! [`sdk::config`]): `api-key`, sent as `X-Api-Key` on every request.
@@ -39,7 +42,7 @@ use protocol::{APPLICATION, RECORD};
 use sdk::http::{Multipart, Request, Response};
 use sdk::{
     AdapterError, CallbackRequest, Description, FieldError, LookupInfo, Material, MatterInfo,
-    Receipt, StatusReport, Submission,
+    Receipt, StatusReport, StepState, Submission, Supplement, Withdrawal,
 };
 
 /// The adapter: a unit type, since nothing survives between calls (each call runs in a fresh
@@ -170,6 +173,43 @@ impl sdk::Adapter for Example {
             "no_callbacks",
             "示例部门不回调：请以受理编号查询办理状态",
         )]))
+    }
+
+    /// The applicant's supplement (补正) of a returned matter: only the fields they changed
+    /// (in the gateway's names; translate to the department's) and the materials they provide
+    /// (uploaded like a submission's). `reference` is the department's number of the returned
+    /// matter; the idempotency key is the supplement's own, stable across retries.
+    fn supplement(supplement: Supplement) -> Result<Receipt, AdapterError> {
+        if supplement.matter != APPLICATION {
+            return Err(invalid(vec![protocol::unknown_matter(&supplement.matter)]));
+        }
+        let mut body = protocol::supplement_body(&supplement.idempotency_key, &supplement.payload)
+            .map_err(invalid)?;
+        let uploaded = upload(&supplement.materials)?;
+        if !uploaded.is_empty() {
+            body["files"] = protocol::files(&uploaded);
+        }
+        let path = protocol::supplement_path(&supplement.reference);
+        let response = send(Request::post(&path).json(&body))?;
+        let receipt = protocol::read_submitted(response.status, &response.body)?;
+        sdk::log::info(&format!(
+            "supplement accepted, applicationNo {}",
+            receipt.reference
+        ));
+        Ok(receipt)
+    }
+
+    /// The applicant withdraws the matter (撤回). The receipt's state is the matter's after it:
+    /// `withdrawn`, or the decision when the department made it first. Without a reference the
+    /// department never took the matter: nothing to tell it.
+    fn withdraw(withdrawal: Withdrawal) -> Result<Receipt, AdapterError> {
+        let Some(no) = withdrawal.reference.as_deref().filter(|r| !r.is_empty()) else {
+            return Ok(Receipt::new("", StepState::Withdrawn));
+        };
+        let body = protocol::withdrawal_body(&withdrawal.idempotency_key, &withdrawal.reason);
+        let response = send(Request::post(protocol::withdrawal_path(no)).json(&body))?;
+        let report = protocol::read_status(response.status, &response.body)?;
+        Ok(Receipt::from(report))
     }
 }
 

@@ -7,7 +7,14 @@
 //!   application.
 //! - `GET /api/applications/{applicationNo}` → `200 {"applicationNo", "status", "message"?,
 //!   "certificateNo"?}`; `status` is `RECEIVED`, `PROCESSING`, `APPROVED` (with
-//!   `certificateNo`), `REJECTED` or `RETURNED`.
+//!   `certificateNo`), `REJECTED`, `RETURNED` (with `supplement`: `{"fields": [{"field",
+//!   "reason"}], "materials": [{"code", "reason"}], "dueDate"}`, what the applicant must
+//!   supplement, 补正) or `WITHDRAWN`.
+//! - `POST /api/applications/{applicationNo}/supplements` `{"requestId", "fields", "files"}` →
+//!   `202 {"applicationNo", "status"}`: the corrected fields (by the department's names) and
+//!   the files uploaded for the supplement; the same `requestId` twice is one supplement.
+//! - `POST /api/applications/{applicationNo}/withdrawal` `{"requestId", "reason"}` → `200` the
+//!   application document after it: `WITHDRAWN`, or its decision if it came first.
 //! - `POST /api/records/query` `{"idNumber"}` → `200 {"name", "idNumber", "address",
 //!   "registeredOn"}`, or `404` when there is no record.
 //! - `POST /api/files`, a `multipart/form-data` form with `code` and `file` → `201 {"fileId"}`:
@@ -16,9 +23,13 @@
 //! - Errors: `4xx {"code", "message"}`; `401` is a wrong `X-Api-Key`; `5xx` is the department
 //!   failing.
 
+use sdk::lifecycle::FieldMap;
 pub use sdk::payload::Person;
 use sdk::payload::{Checker, FieldProblem, person, present};
-use sdk::{AdapterError, Receipt, Rejection, StatusReport, StepState};
+use sdk::{
+    AdapterError, FieldError, MaterialRequest, Receipt, Rejection, StatusReport, StepState,
+    SupplementRequest,
+};
 use serde::Deserialize;
 use serde_json::{Value, json};
 
@@ -210,6 +221,7 @@ pub fn state_of(status: &str) -> Result<StepState, AdapterError> {
         "APPROVED" => Ok(StepState::Approved),
         "REJECTED" => Ok(StepState::Rejected),
         "RETURNED" => Ok(StepState::Returned),
+        "WITHDRAWN" => Ok(StepState::Withdrawn),
         other => Err(AdapterError::Protocol(format!(
             "unknown application status {other}"
         ))),
@@ -229,7 +241,86 @@ pub fn report_of(data: &Value) -> Result<StatusReport, AdapterError> {
     if report.state == StepState::Approved {
         report.outputs = json!({ "certificate_no": text(data, "certificateNo")? }).to_string();
     }
+    if report.state == StepState::Returned {
+        report.requested = Some(requested(data)?);
+    }
     Ok(report)
+}
+
+/// The fields the department takes in a supplement (补正): (the gateway's dotted path, the
+/// department's name). A supplement's payload holds only what the applicant changed, in the
+/// gateway's names; what a return asks comes back in the department's.
+pub const SUPPLEMENT_FIELDS: FieldMap = FieldMap(&[
+    ("applicant.name", "applicantName"),
+    ("address", "address"),
+    ("description", "description"),
+]);
+
+/// Where an application's supplement goes.
+pub fn supplement_path(application_no: &str) -> String {
+    format!("{}/supplements", application_path(application_no))
+}
+
+/// Where an application's withdrawal goes.
+pub fn withdrawal_path(application_no: &str) -> String {
+    format!("{}/withdrawal", application_path(application_no))
+}
+
+/// The supplement's body without its files: the corrected fields by the department's names,
+/// or every problem (a field the department does not take in a supplement, a blank value).
+pub fn supplement_body(request_id: &str, payload: &str) -> Result<Value, Vec<FieldProblem>> {
+    let corrections = SUPPLEMENT_FIELDS
+        .corrections(payload)
+        .map_err(|e| e.problems)?;
+    let fields: serde_json::Map<String, Value> = corrections
+        .into_iter()
+        .map(|(name, _, value)| (name.to_string(), Value::String(value)))
+        .collect();
+    Ok(json!({"requestId": request_id, "fields": fields}))
+}
+
+/// The withdrawal's body; the applicant's reason, or a default when blank.
+pub fn withdrawal_body(request_id: &str, reason: &str) -> Value {
+    let reason = match reason.trim() {
+        "" => "申请人主动撤回",
+        reason => reason,
+    };
+    json!({"requestId": request_id, "reason": reason})
+}
+
+/// What a returned application's `supplement` asks, in the gateway's names.
+pub fn requested(data: &Value) -> Result<SupplementRequest, AdapterError> {
+    let supplement = data
+        .get("supplement")
+        .filter(|s| s.is_object())
+        .ok_or_else(|| AdapterError::Protocol("RETURNED without `supplement`".into()))?;
+    let list = |name: &str| {
+        supplement
+            .get(name)
+            .and_then(Value::as_array)
+            .cloned()
+            .unwrap_or_default()
+    };
+    let mut fields = Vec::new();
+    for entry in list("fields") {
+        let field = SUPPLEMENT_FIELDS.unified(text(&entry, "field")?);
+        fields.push(FieldError::new(field, "rule", text(&entry, "reason")?));
+    }
+    let mut materials = Vec::new();
+    for entry in list("materials") {
+        materials.push(MaterialRequest::new(
+            text(&entry, "code")?,
+            text(&entry, "reason")?,
+        ));
+    }
+    Ok(SupplementRequest {
+        fields,
+        materials,
+        due: supplement
+            .get("dueDate")
+            .and_then(Value::as_str)
+            .map(str::to_string),
+    })
 }
 
 /// The receipt of `POST /api/applications`.
@@ -367,6 +458,32 @@ mod tests {
         .unwrap();
         assert_eq!(approved.state, StepState::Approved);
         assert_eq!(approved.outputs, r#"{"certificate_no":"C9"}"#);
+    }
+
+    #[test]
+    fn returns_supplements_and_withdrawals() {
+        let doc = json!({"applicationNo": "A-1", "status": "RETURNED", "supplement": {
+            "fields": [{"field": "applicantName", "reason": "与身份证件不一致"}],
+            "materials": [{"code": "floor-plan", "reason": "图纸不清晰"}],
+            "dueDate": "2027-01-02"}});
+        let report = report_of(&doc).unwrap();
+        assert_eq!(report.state, StepState::Returned);
+        let asked = report.requested.unwrap();
+        assert_eq!(asked.fields[0].field, "applicant.name");
+        assert_eq!(asked.materials[0].code, "floor-plan");
+        assert_eq!(asked.due.as_deref(), Some("2027-01-02"));
+        assert!(report_of(&json!({"applicationNo": "A-1", "status": "RETURNED"})).is_err());
+        assert_eq!(
+            supplement_body("K", r#"{"applicant": {"name": "张三"}}"#).unwrap(),
+            json!({"requestId": "K", "fields": {"applicantName": "张三"}})
+        );
+        let problems = supplement_body("K", r#"{"applicant": {"id_number": "x"}}"#).unwrap_err();
+        assert_eq!(problems[0].field, "applicant.id_number");
+        assert_eq!(
+            supplement_path("A/1"),
+            "/api/applications/A%2F1/supplements"
+        );
+        assert_eq!(withdrawal_body("K", " ")["reason"], "申请人主动撤回");
     }
 
     #[test]

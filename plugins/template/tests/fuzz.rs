@@ -36,6 +36,12 @@ const WORDS: &[&str] = &[
 /// The statuses the readers treat apart.
 const STATUSES: &[u16] = &[201, 400, 401, 404, 500, 503];
 
+/// The bodies the readers are fed: this department answers JSON. A department answering in
+/// another shape keeps every property below and changes only this function (and
+/// `valid_answers`), e.g. GBK XML:
+/// `fuzz::xml_body(vec![r#"<?xml version="1.0" encoding="GBK"?><rsp><code>0000</code></rsp>"#.into()], fuzz::Declared::Gbk, WORDS)`,
+/// or a GB18030 form (`retcode=0000&lsh=…`):
+/// `fuzz::form_body(vec![vec![("retcode".into(), "0000".into())]], sdk::encoding::Charset::Gb18030, WORDS)`.
 fn body() -> impl Strategy<Value = Vec<u8>> {
     fuzz::json_body(valid_answers(), WORDS)
 }

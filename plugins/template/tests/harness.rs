@@ -6,7 +6,7 @@ use example_adapter::Example;
 use example_adapter::protocol::{APPLICATION, RECORD};
 use sdk::http::HttpError;
 use sdk::testing::{Exchange, Harness};
-use sdk::{Adapter, AdapterError, StepState, Submission};
+use sdk::{Adapter, AdapterError, StepState, Submission, Supplement, Withdrawal};
 use serde_json::{Value, json};
 
 fn submission(payload: Value) -> Submission {
@@ -183,4 +183,69 @@ fn describe_names_the_department_and_its_schemas() {
     {
         serde_json::from_str::<Value>(schema).unwrap();
     }
+}
+
+#[test]
+fn a_supplement_sends_the_corrected_fields_and_its_files() {
+    let harness = Harness::new()
+        .setting("api-key", "k-1")
+        .material(
+            "floor-plan",
+            "平面图",
+            "application/pdf",
+            b"%PDF-1.7 ... %%EOF".to_vec(),
+        )
+        .expect(Exchange::post("/api/files").respond_json(201, &json!({"fileId": "F-2"})))
+        .expect(
+            Exchange::post("/api/applications/A-0001/supplements")
+                .header("X-Api-Key", "k-1")
+                .body_json(|body| {
+                    assert_eq!(body["requestId"], "supplement-key-1");
+                    assert_eq!(body["fields"], json!({"address": "福州市鼓楼区五四路3号"}));
+                    assert_eq!(
+                        body["files"],
+                        json!([{"code": "floor-plan", "fileId": "F-2"}])
+                    );
+                })
+                .respond_json(
+                    202,
+                    &json!({"applicationNo": "A-0001", "status": "RECEIVED"}),
+                ),
+        );
+    let receipt = Example::supplement(Supplement {
+        case_id: "case-1".into(),
+        matter: APPLICATION.into(),
+        reference: "A-0001".into(),
+        idempotency_key: "supplement-key-1".into(),
+        payload: json!({"address": "福州市鼓楼区五四路3号"}).to_string(),
+        materials: harness.materials(),
+    })
+    .unwrap();
+    assert_eq!(receipt.state, StepState::Accepted);
+    harness.finish();
+}
+
+#[test]
+fn a_withdrawal_answers_the_state_after_it() {
+    let harness = Harness::new().setting("api-key", "k-1").expect(
+        Exchange::post("/api/applications/A-0001/withdrawal")
+            .body_json(|body| {
+                assert_eq!(body["requestId"], "withdrawal-key-1");
+                assert_eq!(body["reason"], "不再需要");
+            })
+            .respond_json(
+                200,
+                &json!({"applicationNo": "A-0001", "status": "WITHDRAWN"}),
+            ),
+    );
+    let receipt = Example::withdraw(Withdrawal {
+        case_id: "case-1".into(),
+        matter: APPLICATION.into(),
+        reference: Some("A-0001".into()),
+        idempotency_key: "withdrawal-key-1".into(),
+        reason: "不再需要".into(),
+    })
+    .unwrap();
+    assert_eq!(receipt.state, StepState::Withdrawn);
+    harness.finish();
 }

@@ -18,6 +18,9 @@
 //! - the cache keeps values until their TTL runs out on the harness's clock, which only
 //!   [`Harness::advance`] moves (no test sleeps), and silently ignores oversized entries;
 //! - `config.get` answers the settings given with [`Harness::setting`], nothing else;
+//! - `crypto` signs, verifies, MACs and encrypts with the keys given with [`Harness::key`]
+//!   ([`TestKey`], made at test time), with the gateway's algorithms, and refuses any other
+//!   name or a key of the wrong kind as the host does (`unknown-key`);
 //! - the call's materials are those given with [`Harness::material`] (and
 //!   [`Harness::licence`], [`Harness::promised`]): `materials.read` answers their bytes, at
 //!   most 1 MiB at a time, and refuses any other code as the host does (`unknown`); a request
@@ -56,8 +59,12 @@
 //! harness.finish();
 //! ```
 
+mod form;
 #[cfg(feature = "fuzz")]
 pub mod fuzz;
+pub(crate) mod keys;
+
+pub use keys::TestKey;
 
 use crate::http::{HttpError, Part};
 use crate::wit::gov::adapter::department_http::Response;
@@ -332,6 +339,8 @@ struct State {
     reads: Vec<Read>,
     /// Reads answer `unavailable` with this reason (the host's store failing).
     failing_reads: Option<String>,
+    /// The department's keys, by name, for `crypto`.
+    keys: BTreeMap<String, TestKey>,
 }
 
 /// One `materials.read` the adapter made.
@@ -414,6 +423,7 @@ impl Harness {
             materials: BTreeMap::new(),
             reads: Vec::new(),
             failing_reads: None,
+            keys: BTreeMap::new(),
         }));
         CURRENT.with(|c| {
             let mut c = c.borrow_mut();
@@ -427,6 +437,13 @@ impl Harness {
             state,
             finished: false,
         }
+    }
+
+    /// A department key, as `[departments.<id>.keys.<name>]` gives it to `crypto` (see
+    /// [`TestKey`]).
+    pub fn key(self, name: impl Into<String>, key: TestKey) -> Self {
+        self.state.borrow_mut().keys.insert(name.into(), key);
+        self
     }
 
     /// A department setting, as `[departments.<id>.settings]` gives it to `config.get`.

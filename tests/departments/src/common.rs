@@ -39,6 +39,11 @@ pub struct Faults {
     pub stall_materials_ms: u64,
     /// How far into an upload's body the stall begins (0: at its first bytes).
     pub stall_materials_after_bytes: u64,
+    /// Not a fault of the line but a decision of the department's own: a matter returned for
+    /// 补正 is ended when next asked about, as when its 补正期限 passed without a supplement
+    /// (逾期未补正). Tax: the status query (`slzt`) answers `zt` 03 不予受理 with `ztmc`
+    /// 逾期未补正, for good.
+    pub lapse_returned: bool,
 }
 
 /// Counters of one department, as returned by `GET /_sim/stats`.
@@ -57,6 +62,10 @@ pub struct Stats {
     /// begins.
     #[serde(default)]
     pub stalled: usize,
+    /// The supplements (补正) and withdrawals (撤回) taken, in arrival order, each once with its
+    /// repeats counted.
+    #[serde(default)]
+    pub actions: Vec<crate::actions::ActionRecord>,
 }
 
 /// One material of an application a department took, as the department itself found it: for a
@@ -130,6 +139,8 @@ pub(crate) struct Sim {
     apps: Mutex<Applications>,
     traces: Mutex<Vec<(String, Option<String>)>>,
     seq: AtomicU64,
+    /// Supplements (补正) and withdrawals (撤回) taken, each once per request id.
+    pub actions: crate::actions::Actions,
 }
 
 /// A poisoned lock only means another request panicked; the counters are still usable.
@@ -147,6 +158,7 @@ impl Sim {
             traces: Mutex::default(),
             // Random start so numbers from an earlier run of the demo do not come back.
             seq: AtomicU64::new(rand::random_range(0..1_000_000)),
+            actions: crate::actions::Actions::default(),
         })
     }
 
@@ -162,6 +174,7 @@ impl Sim {
     pub fn stats(&self) -> Stats {
         let mut s = lock(&self.stats).clone();
         s.applications = lock(&self.apps).unique.len();
+        s.actions = self.actions.all();
         s
     }
 

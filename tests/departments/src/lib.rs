@@ -27,6 +27,35 @@
 //!   MTOM packages).
 //! - `sharing`: 免提交 licences verified at the gateway's licence-sharing endpoint, each
 //!   department with its own token ([`GatewayLink`]), the same way for all four.
+//! - `actions`: the supplements (补正) and withdrawals (撤回) each department took, once per
+//!   request id ([`Department::supplements`], [`Department::withdrawals`]). What makes each
+//!   department return a matter (退回补正), and how it takes them:
+//!   - tax: a 税务登记 whose 生产经营地址 (`scjydz`) does not give a house number (no `号`) is
+//!     returned at decision (`zt` 04) asking for `scjydz` and the material `premises-proof`
+//!     (经营场所证明); 补正 `POST /api/v1/bzsq`, 撤回 `POST /api/v1/cxsq`, both signed. A
+//!     registration in 受理中 takes the materials its application promised (容缺) by `bzsq`
+//!     too (补交容缺材料), staying as it was; with the `lapse_returned` switch a returned one
+//!     is ended at its next status query (03, 逾期未补正).
+//!   - real estate: a transfer declared below the flat's assessed value (10 000 yuan/m²) is
+//!     returned (`退回` with `bzxx`) asking for `jyjg`, and for the material `sale-contract`
+//!     stating the corrected price when the transfer filed a contract (asked again until a
+//!     supplement brings it); `submitSupplement`, `withdrawApplication`.
+//!   - public security: a seal filing whose `seal-impression` is under 8 KiB is returned at
+//!     once (`blzt` 2) asking for a readable one; `POST /gaxt/kzbz`, `/gaxt/kzch`, `/gaxt/kzcx`.
+//!   - market regulation: a licence application whose `businessScope` sums up with 等, or
+//!     whose `address` is a dwelling (住宅: the material `premises-proof` with the owners'
+//!     consent, until a supplement brings the file), is returned by callback (`RETURNED` with
+//!     `supplement`); `POST
+//!     /api/licences/{no}/supplements`, `POST …/withdrawal` (licences and food permits). An
+//!     application being decided takes its promised (容缺) materials by the same supplement
+//!     route (补交容缺材料), decided at its time as before.
+//! - [`social_security`]: 人力资源和社会保障 (社保), 单位参保登记 over fixed-length GB18030
+//!   messages (定长报文) signed with SM2 both ways; its keys are made at start and written
+//!   beside the public-security certificates.
+//! - [`sms`]: 短信平台, the notification channel: templates, sender signature, out-id,
+//!   per-number rate limit, delivery receipts by callback.
+//! - [`national`]: 全国好差评系统, where evaluations are reported: its own JSON fields and codes,
+//!   HMAC-SM3 signed requests, idempotent on `evaluateId`, made to fail on demand.
 //! - [`ids`]: identifier checks (GB 11643, GB 32100, GB 11714) and masking for logs.
 
 use std::net::SocketAddr;
@@ -37,17 +66,22 @@ use std::time::Duration;
 use anyhow::Context;
 use tokio::net::TcpListener;
 
+mod actions;
 mod common;
 pub mod ids;
 mod market_regulation;
 mod multipart;
+pub mod national;
 mod public_security;
 mod real_estate;
 mod sharing;
+pub mod sms;
+pub mod social_security;
 mod tax;
 mod tls;
 mod xml;
 
+pub use actions::{ActionKind, ActionRecord};
 pub use common::{Faults, Stats};
 
 /// How to start the departments.
@@ -159,6 +193,12 @@ pub struct Ports {
     pub real_estate: u16,
     pub public_security: u16,
     pub market_regulation: u16,
+    /// The SMS provider (notification channel).
+    pub sms: u16,
+    /// The national evaluation system.
+    pub national: u16,
+    /// 社保 (social security).
+    pub social_security: u16,
 }
 
 /// The four running departments.
@@ -168,7 +208,14 @@ pub struct Departments {
     pub real_estate: Department,
     pub public_security: Department,
     pub market_regulation: Department,
-    /// Holds `ca.pem`, `client.pem` and `client-key.pem` for reaching public security.
+    /// The SMS provider, the gateway's notification channel.
+    pub sms: sms::SmsProvider,
+    /// The national 好差评 system, where evaluations are reported.
+    pub national: national::National,
+    /// 社保: fixed-length GB18030 messages signed with SM2.
+    pub social_security: social_security::SocialSecurity,
+    /// Holds `ca.pem`, `client.pem` and `client-key.pem` for reaching public security, and
+    /// social security's SM2 key files.
     pub cert_dir: PathBuf,
     /// How they reach the gateway's licence-sharing endpoint (shared with [`Options::gateway`]:
     /// set its URL once the gateway runs).
@@ -226,6 +273,17 @@ impl Department {
     /// in arrival order: shows whether a retry reused its request id.
     pub fn submitted_ids(&self) -> Vec<String> {
         self.sim.submitted_ids()
+    }
+
+    /// The supplements (补正) this department took for the matter it numbered `reference`, in
+    /// arrival order, each once (a repeated request id is counted in its `repeats`).
+    pub fn supplements(&self, reference: &str) -> Vec<ActionRecord> {
+        self.sim.actions.of(ActionKind::Supplement, reference)
+    }
+
+    /// The withdrawals (撤回) this department took for `reference`, like [`Self::supplements`].
+    pub fn withdrawals(&self, reference: &str) -> Vec<ActionRecord> {
+        self.sim.actions.of(ActionKind::Withdrawal, reference)
     }
 }
 
@@ -286,7 +344,19 @@ pub async fn start(opts: Options) -> anyhow::Result<Departments> {
         sim,
     };
 
+    let sms = sms::start(opts.ports.sms).await?;
+    let national = national::start(opts.ports.national).await?;
+    let social_security = social_security::start(
+        opts.ports.social_security,
+        opts.ticket_delay,
+        &opts.cert_dir,
+    )
+    .await?;
+
     Ok(Departments {
+        sms,
+        national,
+        social_security,
         tax,
         real_estate,
         public_security,

@@ -8,7 +8,7 @@ use clap::Parser;
 #[derive(Parser, Debug)]
 #[command(
     name = "departments",
-    about = "Simulated department systems (tax, real estate, public security, market regulation)"
+    about = "Simulated department systems (tax, real estate, public security, market regulation, social security)"
 )]
 struct Args {
     /// Folder for the public-security CA and client certificate (the gateway reads them).
@@ -22,6 +22,15 @@ struct Args {
     public_security_port: u16,
     #[arg(long, default_value_t = 18084)]
     market_regulation_port: u16,
+    /// The SMS provider (the notification channel).
+    #[arg(long, default_value_t = 18086)]
+    sms_port: u16,
+    /// The national 好差评 system (where evaluations are reported).
+    #[arg(long, default_value_t = 18087)]
+    national_evaluation_port: u16,
+    /// 社保 (social security); its SM2 key files go into the certificate folder.
+    #[arg(long, default_value_t = 18088)]
+    social_security_port: u16,
     /// Delay before an application is decided.
     #[arg(long, default_value_t = 300)]
     ticket_delay_ms: u64,
@@ -68,6 +77,9 @@ async fn main() -> anyhow::Result<()> {
             real_estate: args.real_estate_port,
             public_security: args.public_security_port,
             market_regulation: args.market_regulation_port,
+            sms: args.sms_port,
+            national: args.national_evaluation_port,
+            social_security: args.social_security_port,
         },
         ..departments::Options::default()
     })
@@ -80,6 +92,15 @@ async fn main() -> anyhow::Result<()> {
     ] {
         println!("{:<18} {}", d.name, d.base_url);
     }
+    println!(
+        "{:<18} {}",
+        deps.sms.department.name, deps.sms.department.base_url
+    );
+    println!("{:<18} {}", "national-evaluation", deps.national.base_url);
+    println!(
+        "{:<18} {}",
+        deps.social_security.department.name, deps.social_security.department.base_url
+    );
     println!("{:<18} {}", "certificates", deps.cert_dir.display());
     tokio::signal::ctrl_c().await?;
     Ok(())

@@ -7,11 +7,16 @@
 //! GB/T 36904 identifier, which the department verifies with the gateway ([`crate::sharing`])
 //! before it takes the application.
 //!
+//! A licence application whose 经营范围 sums up with 等 is returned (RETURNED, announced by
+//! callback like a decision) for a supplement; supplements and withdrawals ([`lifecycle`]).
+//!
 //! # Layout
 //! - this file: tokens, the routes, applications and their decisions.
+//! - [`lifecycle`]: returns, 补正 and 撤回 of applications.
 //! - [`files`]: uploads in chunks, checked, kept once, reassembled and verified.
 
 mod files;
+mod lifecycle;
 
 use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -43,6 +48,8 @@ struct Enterprise {
     address: String,
     legal_representative: String,
     registered_capital: Value,
+    /// 经营范围.
+    business_scope: String,
 }
 
 #[derive(Clone)]
@@ -50,12 +57,28 @@ struct Licence {
     request_id: String,
     /// Set when decided.
     approved: Option<(String, String)>,
+    /// The enterprise applied for, as the application or the last supplement gave it.
+    enterprise: Enterprise,
+    /// Where its decision is announced.
+    callback_url: reqwest::Url,
+    /// 退回补正 (RETURNED) while this is set: what the department asks ([`lifecycle`]).
+    returned: Option<lifecycle::Returned>,
+    /// WITHDRAWN: never decided after.
+    withdrawn: bool,
+    /// A supplement brought a 住所使用证明 file: a dwelling's consent is on file
+    /// ([`lifecycle::asks`]).
+    consented_premises: bool,
+    /// Materials the application promised (容缺) and not brought yet: a supplement of only
+    /// these is taken while it is being decided (补交容缺材料).
+    promised: Vec<String>,
 }
 
 /// A 食品经营许可 application, decided (APPROVED) `ticket_delay` after acceptance.
 #[derive(Clone)]
 struct FoodPermit {
     decided_at: Instant,
+    /// WITHDRAWN before its decision: never decided after.
+    withdrawn: bool,
     /// 食品经营许可证编号, shown once decided.
     permit_no: String,
 }
@@ -102,6 +125,7 @@ pub(crate) fn router(
         address: "福州市鼓楼区五四路1号".into(),
         legal_representative: "张三".into(),
         registered_capital: json!("100万元"),
+        business_scope: "软件开发".into(),
     };
     registry.names.insert(seed.name.clone());
     registry
@@ -121,6 +145,18 @@ pub(crate) fn router(
         .route("/api/licences/{no}", get(licence))
         .route("/api/food-permits", post(apply_food_permit))
         .route("/api/food-permits/{no}", get(food_permit))
+        .route(
+            "/api/licences/{no}/supplements",
+            post(lifecycle::supplement_licence),
+        )
+        .route(
+            "/api/licences/{no}/withdrawal",
+            post(lifecycle::withdraw_licence),
+        )
+        .route(
+            "/api/food-permits/{no}/withdrawal",
+            post(lifecycle::withdraw_food_permit),
+        )
         .route("/v2/files", post(open_file))
         .route(
             "/v2/files/{id}/chunks/{n}",
@@ -141,6 +177,11 @@ pub(crate) fn router(
             match (req.method().as_str(), path) {
                 (_, "/oauth/token") => "token",
                 ("POST", "/api/licences") => "licence",
+                ("POST", p) if p.ends_with("/supplements") => "licence_supplement",
+                ("POST", p) if p.starts_with("/api/licences/") && p.ends_with("/withdrawal") => {
+                    "licence_withdrawal"
+                }
+                ("POST", p) if p.ends_with("/withdrawal") => "food_permit_withdrawal",
                 (_, p) if p.starts_with("/api/licences/") => "licence_status",
                 ("POST", "/api/food-permits") => "food_permit",
                 (_, p) if p.starts_with("/api/food-permits/") => "food_permit_status",
@@ -288,7 +329,7 @@ async fn apply(State(mr): State<Arc<MarketRegulation>>, body: Bytes) -> Answer {
         let materials = checked_materials(&mr, request_id, &named, &[]).await?;
         Ok((checked, materials))
     };
-    let create = |(checked, materials): (Checked, _)| {
+    let create = |(checked, materials): (Checked, Vec<ReceivedMaterial>)| {
         let mut reg = mr.registry();
         if !reg.names.insert(checked.name.clone()) {
             mr.sim.reject("name_taken");
@@ -303,6 +344,12 @@ async fn apply(State(mr): State<Arc<MarketRegulation>>, body: Bytes) -> Answer {
             Licence {
                 request_id: request_id.to_owned(),
                 approved: None,
+                enterprise: checked.enterprise,
+                callback_url: checked.callback_url,
+                returned: None,
+                withdrawn: false,
+                consented_premises: false,
+                promised: promised_codes(&materials),
             },
         );
         drop(reg);
@@ -313,12 +360,7 @@ async fn apply(State(mr): State<Arc<MarketRegulation>>, body: Bytes) -> Answer {
             legal_representative_id = ids::mask(&checked.id_number),
             "licence application accepted"
         );
-        tokio::spawn(decide(
-            mr.clone(),
-            no.clone(),
-            checked.enterprise,
-            checked.callback_url,
-        ));
+        tokio::spawn(decide(mr.clone(), no.clone()));
         Ok(Answer::json(
             StatusCode::ACCEPTED,
             &json!({"applicationNo": no, "status": "ACCEPTED"}),
@@ -362,6 +404,7 @@ fn check_application(body: &Value) -> Result<Checked, String> {
             address: address.to_owned(),
             legal_representative: rep.to_owned(),
             registered_capital: capital,
+            business_scope: field("/businessScope")?.to_owned(),
         },
         callback_url,
     })
@@ -380,35 +423,46 @@ fn new_uscc(taken: &HashMap<String, Enterprise>) -> String {
     }
 }
 
-/// After the ticket delay: approve, register the enterprise, then announce it. The result is
-/// stored before the callback so that polling sees it even when the callback is lost.
-async fn decide(
-    mr: Arc<MarketRegulation>,
-    no: String,
-    enterprise: Enterprise,
-    callback_url: reqwest::Url,
-) {
+/// After the ticket delay: approve, register the enterprise, then announce it; or return it
+/// for a supplement ([`lifecycle::asks`]) and announce that. The result is stored before the
+/// callback so that polling sees it even when the callback is lost. A withdrawn application
+/// is not decided.
+async fn decide(mr: Arc<MarketRegulation>, no: String) {
     tokio::time::sleep(mr.ticket_delay).await;
-    let (request_id, uscc, licence_no) = {
+    let (body, callback_url) = {
         let mut reg = mr.registry();
-        let uscc = new_uscc(&reg.enterprises);
-        let licence_no = format!("350100{:09}", rand::random_range(0..1_000_000_000u32));
-        reg.enterprises.insert(uscc.clone(), enterprise);
-        let Some(licence) = reg.licences.get_mut(&no) else {
+        let Some(licence) = reg.licences.get(&no).cloned() else {
             return;
         };
-        licence.approved = Some((uscc.clone(), licence_no.clone()));
-        (licence.request_id.clone(), uscc, licence_no)
+        if licence.withdrawn || licence.approved.is_some() || licence.returned.is_some() {
+            return;
+        }
+        if let Some(returned) = lifecycle::asks(&licence.enterprise, licence.consented_premises) {
+            let body = lifecycle::returned_document(&no, &licence.request_id, &returned);
+            reg.licences.get_mut(&no).expect("read above").returned = Some(returned);
+            tracing::info!(
+                application_no = no,
+                "licence application returned for a supplement"
+            );
+            (body, licence.callback_url)
+        } else {
+            let uscc = new_uscc(&reg.enterprises);
+            let licence_no = format!("350100{:09}", rand::random_range(0..1_000_000_000u32));
+            reg.enterprises.insert(uscc.clone(), licence.enterprise);
+            reg.licences.get_mut(&no).expect("read above").approved =
+                Some((uscc.clone(), licence_no.clone()));
+            tracing::info!(application_no = no, uscc, "licence approved");
+            let body = json!({
+                "applicationNo": no,
+                "requestId": licence.request_id,
+                "status": "APPROVED",
+                "uscc": uscc,
+                "licenceNo": licence_no,
+            });
+            (body, licence.callback_url)
+        }
     };
-    tracing::info!(application_no = no, uscc, "licence approved");
-    let body = json!({
-        "applicationNo": no,
-        "requestId": request_id,
-        "status": "APPROVED",
-        "uscc": uscc,
-        "licenceNo": licence_no,
-    })
-    .to_string();
+    let body = body.to_string();
     let mut mac =
         <Hmac<sha2::Sha256> as Mac>::new_from_slice(CALLBACK_SECRET).expect("any key length");
     mac.update(body.as_bytes());
@@ -440,13 +494,7 @@ async fn licence(State(mr): State<Arc<MarketRegulation>>, Path(no): Path<String>
         mr.sim.reject("not_found");
         return error(StatusCode::NOT_FOUND, json!({"error": "not_found"}));
     };
-    match l.approved {
-        Some((uscc, licence_no)) => Json(json!({
-            "applicationNo": no, "status": "APPROVED", "uscc": uscc, "licenceNo": licence_no,
-        })),
-        None => Json(json!({"applicationNo": no, "status": "ACCEPTED"})),
-    }
-    .into_response()
+    Json(lifecycle::licence_document(&no, &l)).into_response()
 }
 
 async fn apply_food_permit(State(mr): State<Arc<MarketRegulation>>, body: Bytes) -> Answer {
@@ -473,6 +521,7 @@ async fn apply_food_permit(State(mr): State<Arc<MarketRegulation>>, body: Bytes)
         let no = mr.sim.next_number("SPJY");
         let permit = FoodPermit {
             decided_at: Instant::now() + mr.ticket_delay,
+            withdrawn: false,
             permit_no: new_permit_no(),
         };
         reg.food_permits.insert(no.clone(), permit);
@@ -539,7 +588,9 @@ async fn food_permit(State(mr): State<Arc<MarketRegulation>>, Path(no): Path<Str
         mr.sim.reject("not_found");
         return error(StatusCode::NOT_FOUND, json!({"error": "not_found"}));
     };
-    if Instant::now() >= p.decided_at {
+    if p.withdrawn {
+        Json(json!({"applicationNo": no, "status": "WITHDRAWN"}))
+    } else if Instant::now() >= p.decided_at {
         Json(json!({"applicationNo": no, "status": "APPROVED", "permitNo": p.permit_no}))
     } else {
         Json(json!({"applicationNo": no, "status": "ACCEPTED"}))
@@ -639,6 +690,15 @@ enum Provided {
     Licence(sharing::Claimed),
     /// 容缺受理: later.
     Promised,
+}
+
+/// The codes of the materials an application promised for later (容缺).
+fn promised_codes(materials: &[ReceivedMaterial]) -> Vec<String> {
+    materials
+        .iter()
+        .filter(|m| m.kind == "promised")
+        .map(|m| m.code.clone())
+        .collect()
 }
 
 /// One material an application names.

@@ -7,10 +7,15 @@
 //! 36904 identifier. The request is read as it arrives ([`stream`]): files are decoded and
 //! hashed on the fly, never held.
 //!
+//! A filing whose 印章印模 is too small to read is returned (补正), and can be supplemented,
+//! withdrawn and queried ([`lifecycle`]).
+//!
 //! # Layout
 //! - this file: the routes, the documents, the checks.
+//! - [`lifecycle`]: returns, 补正 (`kzbz`), 撤回 (`kzch`), the filing query (`kzcx`).
 //! - [`stream`]: the request read through, `<nr>` contents decoded and hashed as they come.
 
+mod lifecycle;
 mod stream;
 
 use std::sync::Arc;
@@ -40,16 +45,22 @@ const RESIDENTS: &[(&str, &str)] = &[
 struct PublicSecurity {
     sim: Arc<Sim>,
     licences: Verifier,
+    /// Filings by 备案编号: returned ones wait for their supplement ([`lifecycle`]).
+    filings: std::sync::Mutex<std::collections::HashMap<String, lifecycle::Filing>>,
 }
 
 pub(crate) fn router(sim: Arc<Sim>, licences: Verifier) -> Router {
     let state = Arc::new(PublicSecurity {
         sim: sim.clone(),
         licences,
+        filings: std::sync::Mutex::default(),
     });
     let routes = Router::new()
         .route("/gaxt/sfhc", post(sfhc))
         .route("/gaxt/kzba", post(kzba))
+        .route(lifecycle::KZBZ_PATH, post(lifecycle::kzbz))
+        .route(lifecycle::KZCH_PATH, post(lifecycle::kzch))
+        .route(lifecycle::KZCX_PATH, post(lifecycle::kzcx))
         .with_state(state);
     let profile = Profile {
         operation: |req| {
@@ -180,6 +191,12 @@ async fn kzba(State(ps): State<Arc<PublicSecurity>>, headers: HeaderMap, body: B
     };
     let create = |materials: Vec<ReceivedMaterial>| {
         let babh = sim.next_number("GA");
+        let filing = lifecycle::Filing::new(req.field("tyshxydm").unwrap_or_default(), &materials);
+        let state = filing.state_xml();
+        ps.filings
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(babh.clone(), filing);
         for mut material in materials {
             material.request_id = request_id.to_owned();
             sim.record_material(material);
@@ -187,7 +204,7 @@ async fn kzba(State(ps): State<Arc<PublicSecurity>>, headers: HeaderMap, body: B
         let tyshxydm = req.field("tyshxydm").unwrap_or_default();
         tracing::info!(babh, tyshxydm, request_id, "seal filing accepted");
         Ok(answer(&format!(
-            "<code>00</code><message>成功</message><babh>{babh}</babh>"
+            "<code>00</code><message>成功</message><babh>{babh}</babh>{state}"
         )))
     };
     sim.submit_verified(request_id, verify, create).await

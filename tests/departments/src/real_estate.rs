@@ -20,6 +20,7 @@ use crate::multipart;
 use crate::sharing::{self, Claimed, NamedLicence, Verifier};
 use crate::xml::{self, Element, esc};
 
+mod lifecycle;
 mod mtom;
 
 const SOAP_NS: &str = "http://schemas.xmlsoap.org/soap/envelope/";
@@ -53,9 +54,22 @@ const REGISTER: &[Record] = &[Record {
 }];
 
 struct Transfer {
+    /// When it was taken, or supplemented last: its 受理, 审核 and decision run from here.
     received_at: Instant,
-    /// 退回 at decision time (受让方证件号 fails GB 11643), else 登簿.
-    returned: bool,
+    /// What a return asks at decision time (退回补正): none, it is registered (登簿).
+    asks: Vec<lifecycle::Ask>,
+    /// 补正期限 of the last return.
+    bzqx: String,
+    /// 撤回 before the decision: never decided after.
+    withdrawn: bool,
+    /// The parties' ID numbers (seller's, buyer's) and the declared price, as last given.
+    zrfzjh: String,
+    srfzjh: String,
+    jyjg: String,
+    /// The sale contract on file and the price it states.
+    contract: lifecycle::Contract,
+    /// The flat's assessed value (yuan), what the price is checked against.
+    assessed: f64,
     new_certificate: String,
 }
 
@@ -211,6 +225,8 @@ async fn service(State(re): State<Arc<RealEstate>>, headers: HeaderMap, body: Bo
         "queryByUnit" => query_by_unit(&params),
         "submitTransfer" => return re.submit_transfer(&params, package.as_ref()).await,
         "queryStatus" => re.query_status(&params),
+        "submitSupplement" => return re.submit_supplement(&params, package.as_ref()).await,
+        "withdrawApplication" => return re.withdraw(&params),
         other => Err(client_fault("E103", format!("不支持的操作：{other}"))),
     };
     match result {
@@ -452,11 +468,30 @@ impl RealEstate {
         let create = |materials: Vec<ReceivedMaterial>| {
             let slbh = self.sim.next_number("BDC");
             let year = common::beijing_now().year();
-            let returned = !ids::resident_id_valid(params.field("srfzjh").unwrap_or_default());
+            let field = |name| params.field(name).unwrap_or_default().to_owned();
+            let assessed = unit(params)
+                .ok()
+                .and_then(|r| r.mj.parse::<f64>().ok())
+                .map_or(0.0, |mj| mj * lifecycle::ASSESSED_YUAN_PER_M2);
+            let files: Vec<&str> = materials
+                .iter()
+                .filter(|m| m.kind == "file")
+                .map(|m| m.code.as_str())
+                .collect();
+            let contract = lifecycle::Contract::None.after(&files, &field("jyjg"));
+            let asks = lifecycle::asks(&field("srfzjh"), &field("jyjg"), &contract, assessed);
+            let returned = !asks.is_empty();
             let serial = slbh.len().saturating_sub(7);
             let transfer = Transfer {
                 received_at: Instant::now(),
-                returned,
+                asks,
+                bzqx: lifecycle::due_date(),
+                withdrawn: false,
+                zrfzjh: field("zrfzjh"),
+                srfzjh: field("srfzjh"),
+                jyjg: field("jyjg"),
+                contract,
+                assessed,
                 new_certificate: format!("闽({year})平潭不动产权第{}号", &slbh[serial..]),
             };
             tracing::info!(slbh, ywh, returned, "transfer registration accepted");
@@ -512,22 +547,10 @@ impl RealEstate {
         let t = transfers
             .get(slbh)
             .ok_or_else(|| client_fault("E105", "受理编号不存在"))?;
-        // Half the delay in 受理, then 审核, then decided: a poller sees the steps go by.
-        let elapsed = t.received_at.elapsed();
-        let (zt, certificate) = if elapsed < self.ticket_delay / 2 {
-            ("受理", None)
-        } else if elapsed < self.ticket_delay {
-            ("审核", None)
-        } else if t.returned {
-            ("退回", None)
-        } else {
-            ("登簿", Some(&t.new_certificate))
-        };
-        let xbdcqzh =
-            certificate.map_or(String::new(), |c| format!("<xbdcqzh>{}</xbdcqzh>", esc(c)));
         Ok(format!(
-            "<bdc:queryStatusResponse><slbh>{}</slbh><zt>{zt}</zt>{xbdcqzh}</bdc:queryStatusResponse>",
-            esc(slbh)
+            "<bdc:queryStatusResponse><slbh>{}</slbh>{}</bdc:queryStatusResponse>",
+            esc(slbh),
+            self.state_xml(t)
         ))
     }
 }

@@ -23,6 +23,7 @@ use crate::ids;
 use crate::sharing::{self, Claimed, NamedLicence, Verifier};
 
 mod files;
+mod lifecycle;
 
 const APP_KEY: &str = "gw-demo";
 const APP_SECRET: &[u8] = b"tax-demo-secret";
@@ -44,11 +45,27 @@ struct Registration {
     djrq: String,
     /// Refused at decision time (法定代表人身份证件号码 fails GB 11643): zt 03.
     refused: bool,
+    /// 生产经营地址, as the application or the last supplement gave it.
+    scjydz: String,
+    /// What the department asks for at decision time (退回补正, zt 04); none: it registers.
+    asks: Vec<lifecycle::Ask>,
+    /// 补正期限 of the last return.
+    bzqx: String,
+    /// 撤回 (zt 05): never decided after.
+    withdrawn: bool,
+    /// Materials promised at application (容缺, `rqcl`) and not brought yet: a supplement of
+    /// only these is taken while the registration is 受理中 (补交容缺材料).
+    promised: Vec<String>,
+    /// Ended at a status query while returned, with the `lapse_returned` switch: 不予受理,
+    /// 逾期未补正.
+    lapsed: bool,
 }
 
 /// A 契税申报, decided (已办结) `ticket_delay` after receipt.
 struct DeedTax {
     decided_at: Instant,
+    /// 撤回 before the decision (zt 05): never decided after.
+    withdrawn: bool,
     /// 完税凭证号, shown once decided.
     wspzh: String,
     /// 应纳税额 in yuan, two decimals.
@@ -111,6 +128,8 @@ pub(crate) fn router(sim: Arc<Sim>, ticket_delay: Duration, licences: Verifier) 
         .route("/api/v1/qssb", post(qssb))
         .route("/api/v1/slzt", get(slzt))
         .route("/api/v1/qscx", post(qscx))
+        .route(lifecycle::BZSQ_PATH, post(lifecycle::bzsq))
+        .route(lifecycle::CXSQ_PATH, post(lifecycle::cxsq))
         .layer(axum::middleware::from_fn_with_state(state.clone(), verify))
         .with_state(state);
     let profile = Profile {
@@ -419,18 +438,21 @@ async fn swdj(State(tax): State<Arc<Tax>>, body: Bytes) -> Answer {
         let nsrsbh = text(&body, "nsrsbh").unwrap_or_default();
         tax.materials(qqid, &body, &[nsrsbh]).await
     };
-    let create = |materials| {
+    let create = |materials: Vec<ReceivedMaterial>| {
         let field = |f| text(&body, f).unwrap_or_default();
         let nsrsbh = field("nsrsbh");
         let slh = tax.sim.next_number("SW");
         let decided = time::Duration::try_from(tax.ticket_delay).unwrap_or_default();
         let refused = !ids::resident_id_valid(field("fddbrsfzjhm"));
+        let asks = lifecycle::asks(field("scjydz"));
+        let promised = promised_codes(&materials);
         tracing::info!(
             slh,
             nsrsbh,
             qqid,
             fddbrsfzjhm = ids::mask(field("fddbrsfzjhm")),
             refused,
+            returned = !asks.is_empty(),
             "tax registration accepted"
         );
         tax.registrations
@@ -444,6 +466,12 @@ async fn swdj(State(tax): State<Arc<Tax>>, body: Bytes) -> Answer {
                     decided_at: Instant::now() + tax.ticket_delay,
                     djrq: common::beijing_date(common::beijing_now() + decided),
                     refused,
+                    scjydz: field("scjydz").to_owned(),
+                    asks,
+                    bzqx: lifecycle::due_date(),
+                    withdrawn: false,
+                    promised,
+                    lapsed: false,
                 },
             );
         tax.keep_materials(materials);
@@ -459,25 +487,50 @@ async fn slzt(State(tax): State<Arc<Tax>>, Query(q): Query<HashMap<String, Strin
     if let Some(data) = deed_tax_status(&tax, slh) {
         return ok(data);
     }
-    let regs = tax.registrations.lock().unwrap_or_else(|e| e.into_inner());
-    let Some(reg) = regs.get(slh) else {
+    let lapse = tax.sim.faults().lapse_returned;
+    let mut regs = tax.registrations.lock().unwrap_or_else(|e| e.into_inner());
+    let Some(reg) = regs.get_mut(slh) else {
         drop(regs);
         return tax.fail("2004", "受理号不存在", "unknown_slh");
     };
-    let data = match (Instant::now() >= reg.decided_at, reg.refused) {
-        (false, _) => json!({"slh": slh, "zt": "01", "ztmc": "受理中", "swdjxx": null}),
-        (true, true) => json!({"slh": slh, "zt": "03", "ztmc": "不予受理", "swdjxx": null}),
-        (true, false) => json!({"slh": slh, "zt": "02", "ztmc": "已办结",
-            "swdjxx": {"nsrsbh": reg.nsrsbh, "djrq": reg.djrq}}),
+    if lapse && reg.zt() == lifecycle::Zt::Returned {
+        lifecycle::lapse(reg);
+        tracing::info!(slh, "returned registration ended: 逾期未补正");
+    }
+    let zt = reg.zt();
+    let ztmc = if reg.lapsed {
+        lifecycle::LAPSED
+    } else {
+        zt.name()
     };
+    let mut data = json!({"slh": slh, "zt": zt.code(), "ztmc": ztmc, "swdjxx": null});
+    match zt {
+        lifecycle::Zt::Done => {
+            data["swdjxx"] = json!({"nsrsbh": reg.nsrsbh, "djrq": reg.djrq});
+        }
+        lifecycle::Zt::Returned => data["bzxx"] = lifecycle::bzxx(&reg.asks, &reg.bzqx),
+        _ => {}
+    }
     ok(data)
+}
+
+/// The codes of the materials an application promised for later (容缺, `rqcl`).
+fn promised_codes(materials: &[ReceivedMaterial]) -> Vec<String> {
+    materials
+        .iter()
+        .filter(|m| m.kind == "promised")
+        .map(|m| m.code.clone())
+        .collect()
 }
 
 /// The 受理状态 of a 契税申报, if `slh` is one: `qsxx` in place of `swdjxx`.
 fn deed_tax_status(tax: &Tax, slh: &str) -> Option<Value> {
     let deeds = tax.deed_taxes.lock().unwrap_or_else(|e| e.into_inner());
     let deed = deeds.get(slh)?;
-    Some(if Instant::now() >= deed.decided_at {
+    Some(if deed.withdrawn {
+        let zt = lifecycle::Zt::Withdrawn;
+        json!({"slh": slh, "zt": zt.code(), "ztmc": zt.name(), "qsxx": null})
+    } else if Instant::now() >= deed.decided_at {
         json!({"slh": slh, "zt": "02", "ztmc": "已办结",
             "qsxx": {"wspzh": deed.wspzh, "ynse": deed.ynse}})
     } else {
@@ -546,6 +599,7 @@ async fn qssb(State(tax): State<Arc<Tax>>, body: Bytes) -> Answer {
                 slh.clone(),
                 DeedTax {
                     decided_at: Instant::now() + tax.ticket_delay,
+                    withdrawn: false,
                     wspzh,
                     ynse,
                 },
@@ -617,7 +671,7 @@ async fn qscx(State(tax): State<Arc<Tax>>, body: Bytes) -> Answer {
     let registered = || {
         let regs = tax.registrations.lock().unwrap_or_else(|e| e.into_inner());
         regs.values()
-            .find(|r| r.nsrsbh == nsrsbh && !r.refused && Instant::now() >= r.decided_at)
+            .find(|r| r.nsrsbh == nsrsbh && r.zt() == lifecycle::Zt::Done)
             .map(|r| (r.nsrmc.clone(), "0.00".to_owned()))
     };
     match seeded.or_else(registered) {

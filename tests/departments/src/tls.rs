@@ -88,7 +88,7 @@ pub(crate) fn generate(dir: &Path) -> anyhow::Result<ServerIdentity> {
     })
 }
 
-fn write(dir: &Path, name: &str, contents: &str, secret: bool) -> anyhow::Result<()> {
+pub(crate) fn write(dir: &Path, name: &str, contents: &str, secret: bool) -> anyhow::Result<()> {
     let path = dir.join(name);
     std::fs::write(&path, contents).with_context(|| format!("writing {}", path.display()))?;
     #[cfg(unix)]

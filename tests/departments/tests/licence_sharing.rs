@@ -5,7 +5,7 @@
 //!
 //! The gateway here is a stand-in over real HTTP that answers licences from a table and notes
 //! who read what, so each department's side is tested alone; the real endpoint is tested with
-//! the gateway (`tests/tests/licence_sharing.rs`, `materials_to_*.rs`).
+//! the gateway (`tests/tests/e2e/licence_sharing.rs`, `materials_to_*.rs`).
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};

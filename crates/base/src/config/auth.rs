@@ -66,12 +66,7 @@ impl Config {
                 ));
             }
             for scope in &c.scopes {
-                let known = matches!(scope.as_str(), "cases:all" | "supervision" | "subjects")
-                    || scope
-                        .strip_prefix("apply:")
-                        .or_else(|| scope.strip_prefix("lookup:"))
-                        .is_some_and(|rest| !rest.is_empty());
-                if !known {
+                if !is_scope(scope) {
                     return Err(ConfigError::new(
                         file,
                         key("scopes"),
@@ -98,6 +93,16 @@ impl Config {
         }
         Ok(())
     }
+}
+
+/// Whether `scope` is one the gateway grants (the module doc of gateway-http's `auth` says what
+/// each allows); clerks on the screens carry the same names.
+pub(super) fn is_scope(scope: &str) -> bool {
+    matches!(scope, "cases:all" | "supervision" | "subjects")
+        || scope
+            .strip_prefix("apply:")
+            .or_else(|| scope.strip_prefix("lookup:"))
+            .is_some_and(|rest| !rest.is_empty())
 }
 
 impl JwtConfig {

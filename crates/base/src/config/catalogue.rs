@@ -118,6 +118,23 @@ pub struct MatterConfig {
     /// Its list of materials (材料清单), see [`super::materials`].
     #[serde(default)]
     pub materials: Vec<super::MaterialConfig>,
+    /// How the time a returned step spends with the applicant (补正) counts: `resume` (default)
+    /// or `restart`. 补正时间不计入承诺时限 either way.
+    #[serde(default)]
+    pub supplement_clock: SupplementClock,
+}
+
+/// What a supplement (补正) does to a step's promised time limit.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum SupplementClock {
+    /// The clock stops while the matter is with the applicant and goes on from where it
+    /// stopped: the working days it spent returned are added to its limit.
+    #[default]
+    Resume,
+    /// The limit counts again, whole, from the supplement's arrival (the day of arrival not
+    /// counted, as for a receipt).
+    Restart,
 }
 
 /// GB/T 39046 事项类型 codes.

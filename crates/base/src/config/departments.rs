@@ -1,6 +1,7 @@
 //! `[departments.<id>]`: each department system, how it is reached and paced, and the settings
 //! its adapter reads.
 
+use super::keys::DepartmentKey;
 use super::{ConfigError, Limits};
 use serde::Deserialize;
 use std::collections::{BTreeMap, BTreeSet};
@@ -56,6 +57,13 @@ pub struct DepartmentConfig {
     /// endpoint (`GET /licence-sharing/v1/licences/{id}`) to verify a licence an applicant
     /// named. Absent: the department may not read licences.
     pub licence_sharing_key_sha256: Option<String>,
+    /// Whom to chase (催办) and escalate to about this department's steps.
+    #[serde(default)]
+    pub contacts: super::Contacts,
+    /// Keys the host holds for the adapter's `crypto` calls, by the name the adapter uses
+    /// (see [`super::keys`]).
+    #[serde(default)]
+    pub keys: BTreeMap<String, DepartmentKey>,
 }
 
 /// Whether a setting's name says it holds a secret (`app-secret`, `client_secret`,
@@ -108,6 +116,23 @@ impl DepartmentConfig {
         self.secret_settings
             .iter()
             .filter_map(|name| self.settings.get(name).map(String::as_str))
+    }
+
+    /// Everything to scrub from logs and answers: its secret settings' values and the text
+    /// forms of its secret keys.
+    pub fn secret_texts(&self) -> Vec<String> {
+        self.secrets()
+            .map(str::to_string)
+            .chain(self.keys.values().flat_map(DepartmentKey::secret_texts))
+            .collect()
+    }
+
+    /// Its keys, parsed, by name (what the host's `crypto` serves).
+    pub fn key_material(&self) -> BTreeMap<String, std::sync::Arc<super::keys::KeyMaterial>> {
+        self.keys
+            .iter()
+            .filter_map(|(name, k)| Some((name.clone(), k.material.clone()?)))
+            .collect()
     }
 
     /// The department's URL, TLS files and pacing make sense (`id` names it in errors); its
@@ -169,6 +194,10 @@ impl DepartmentConfig {
                 key("tls"),
                 "client_cert and client_key go together",
             ));
+        }
+        self.contacts.check(file, id)?;
+        for (name, k) in &mut self.keys {
+            k.check(file, &key(&format!("keys.{name}")))?;
         }
         for (name, value) in [
             ("timeout_ms", self.timeout_ms),

@@ -32,6 +32,11 @@ pub struct MaterialsConfig {
     /// memory, whatever the file's size.
     #[serde(default = "default_chunk_kib")]
     pub chunk_kib: u32,
+    /// 容缺受理 only with the applicant's signed commitment: an application missing a
+    /// deferrable material is refused unless it names who commits to provide it
+    /// (`X-Commitment-Signed-By`). Off by default: the hall accepts the promise itself.
+    #[serde(default)]
+    pub commitment_required: bool,
 }
 
 impl Default for MaterialsConfig {
@@ -40,6 +45,7 @@ impl Default for MaterialsConfig {
             max_mib: default_cap_mib(),
             draft_ttl_hours: default_draft_ttl_hours(),
             chunk_kib: default_chunk_kib(),
+            commitment_required: false,
         }
     }
 }
@@ -190,7 +196,13 @@ pub struct MaterialConfig {
     pub max_mib: Option<u32>,
     /// Where the gateway obtains it instead (免提交); absent: the applicant provides it.
     pub obtain: Option<Obtain>,
+    /// A deferrable material (容缺): the working days after receipt within which the
+    /// applicant commits to provide it; default [`DEFAULT_COMMITMENT_DAYS`].
+    pub commitment_days: Option<u32>,
 }
+
+/// Working days a 容缺 commitment runs when the material names none.
+pub const DEFAULT_COMMITMENT_DAYS: u32 = 10;
 
 fn all_formats() -> Vec<MaterialFormat> {
     MaterialFormat::ALL.to_vec()

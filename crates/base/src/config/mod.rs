@@ -12,10 +12,16 @@
 //! - [`store`]: `[store]`: the store's URL and the payload keys.
 //! - [`plugins`]: `[plugins]`: components, call limits, staged rollouts, trusted keys.
 //! - [`departments`]: the `[departments.<id>]` tables.
+//! - [`keys`]: `[departments.<id>.keys.<name>]`: keys the host holds for an adapter's `crypto`.
 //! - [`catalogue`]: the catalogue file: matters and one-thing services, and value sources.
 //! - [`deadlines`]: `[deadlines]`: the holiday calendar, the yellow rule.
+//! - [`evaluations`]: `[evaluations]`: 好差评 rectification limit, national reporting.
 //! - [`audit`]: `[audit]`: hash, seals, queue.
 //! - [`materials`]: `[materials]` and each matter's materials (材料清单).
+//! - [`notifications`]: `[notifications]`: the SMS channel, templates, quiet hours; departments'
+//!   contacts for 催办.
+//! - [`screens`]: `[screens]`: the hall's screens' accounts, roles and sessions.
+//! - [`oidc`]: `[screens.oidc]`: sign-in through the hall's unified identity system.
 //! - [`reload`]: what a reload of the running gateway's config answers.
 
 pub mod audit;
@@ -23,9 +29,14 @@ pub mod auth;
 pub mod catalogue;
 pub mod deadlines;
 pub mod departments;
+pub mod evaluations;
+pub mod keys;
 pub mod materials;
+pub mod notifications;
+pub mod oidc;
 pub mod plugins;
 pub mod reload;
+pub mod screens;
 pub mod server;
 pub mod store;
 
@@ -35,11 +46,19 @@ pub use audit::AuditConfig;
 pub use auth::{AuthConfig, ClientConfig, JwtConfig};
 pub use catalogue::{
     MatterConfig, RuleCheck, RuleConfig, ServiceConfig, ServiceLookupConfig, Source, StepConfig,
+    SupplementClock,
 };
 pub use deadlines::DeadlinesConfig;
 pub use departments::{DepartmentConfig, TlsConfig};
-pub use materials::{MaterialConfig, MaterialFormat, MaterialsConfig, Need, Obtain};
+pub use evaluations::EvaluationsConfig;
+pub use keys::{DepartmentKey, KeyKind, KeyMaterial};
+pub use materials::{
+    DEFAULT_COMMITMENT_DAYS, MaterialConfig, MaterialFormat, MaterialsConfig, Need, Obtain,
+};
+pub use notifications::{Contacts, Notice, NotificationsConfig, TemplateConfig};
+pub use oidc::{OidcConfig, OidcRoleConfig};
 pub use plugins::{Limits, MAX_MEMORY_MIB, PluginsConfig, StagedConfig};
+pub use screens::{AccountConfig, Role, ScreensConfig};
 pub use server::{
     AdminConfig, ListenerTls, LogConfig, LogFormat, OperatorConfig, ServerConfig, TelemetryConfig,
 };
@@ -84,6 +103,13 @@ pub struct Config {
     /// Uploaded materials: the size cap, how long drafts are kept, the chunk size.
     #[serde(default)]
     pub materials: MaterialsConfig,
+    /// Notifications by SMS (applicant notices, 催办); nothing is sent when absent.
+    pub notifications: Option<NotificationsConfig>,
+    /// 好差评: the rectification limit, reporting to the national system.
+    #[serde(default)]
+    pub evaluations: EvaluationsConfig,
+    /// The hall's screens (clerks, supervisors, operators); off when absent.
+    pub screens: Option<ScreensConfig>,
     /// Matters by catalogue code, read from the catalogue file.
     #[serde(skip)]
     pub matters: BTreeMap<String, MatterConfig>,
@@ -168,6 +194,7 @@ impl Config {
         }
         self.check_plugins(file)?;
         self.check_auth(file)?;
+        self.check_screens(file)?;
         self.audit.check(file, &self.base_dir)?;
         catalogue::check(catalogue, &self.matters, &self.services, &self.departments)?;
         self.materials.check(file)?;
@@ -178,6 +205,10 @@ impl Config {
             &self.services,
         )?;
         self.deadlines.load_calendar(file, &self.base_dir)?;
+        self.evaluations.check(file, &self.departments)?;
+        if let Some(notifications) = &mut self.notifications {
+            notifications.check(file, &self.departments)?;
+        }
         Ok(())
     }
 

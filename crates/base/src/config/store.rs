@@ -200,9 +200,30 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let file = dir.path().join("gateway.toml");
         std::fs::write(dir.path().join("short.key"), B64.encode([7u8; 16])).unwrap();
-        // The demo config, its relative paths now resolved against the temporary folder.
+        // The demo config, its relative paths now resolved against the temporary folder. The
+        // SM2 keys the simulated 社保 bureau writes when the demo starts are made here instead.
         let demo = concat!(env!("CARGO_MANIFEST_DIR"), "/../../config/gateway.toml");
-        let mut config = Config::load(Path::new(demo)).unwrap();
+        let mut text = std::fs::read_to_string(demo).unwrap();
+        let key = sm2::SecretKey::from_slice(&[7; 32]).unwrap();
+        let pems = {
+            use sm2::pkcs8::{EncodePrivateKey as _, EncodePublicKey as _, LineEnding};
+            [
+                (
+                    "social-security-gateway-key.pem",
+                    key.to_pkcs8_pem(LineEnding::LF).unwrap().to_string(),
+                ),
+                (
+                    "social-security-department.pem",
+                    key.public_key().to_public_key_pem(LineEnding::LF).unwrap(),
+                ),
+            ]
+        };
+        for (name, pem) in pems {
+            let path = dir.path().join(name);
+            std::fs::write(&path, pem).unwrap();
+            text = text.replace(&format!("../var/demo-certs/{name}"), path.to_str().unwrap());
+        }
+        let mut config = Config::parse(Path::new(demo), &text).unwrap();
         config.source = file.clone();
         config.base_dir = dir.path().to_path_buf();
         config.store.encryption = Some(EncryptionConfig {

@@ -11,12 +11,13 @@ use axum::http::StatusCode;
 use axum::routing::{delete, get, post};
 use axum::{Json, Router};
 use gateway_base::model::FieldProblem;
-use gateway_plugins::adapters::AdminError;
+use gateway_plugins::adapters::{AdminError, DepartmentStatus};
+use gateway_store::registry::{RouteRecord, VersionRecord};
 use serde::Deserialize;
 use serde_json::{Value, json};
 
-/// Largest component accepted by a push.
-const MAX_COMPONENT_BYTES: usize = 64 << 20;
+/// Largest component accepted by a push (the admin API's and the console's upload).
+pub(crate) const MAX_COMPONENT_BYTES: usize = 64 << 20;
 
 /// The adapter routes, merged into the admin router.
 pub(crate) fn routes() -> Router<AppState> {
@@ -25,7 +26,8 @@ pub(crate) fn routes() -> Router<AppState> {
             "/admin/v1/adapters",
             get(list)
                 .post(push)
-                .layer(axum::extract::DefaultBodyLimit::max(MAX_COMPONENT_BYTES)),
+                .layer(axum::extract::DefaultBodyLimit::max(MAX_COMPONENT_BYTES))
+                .layer(axum::middleware::map_response(too_large)),
         )
         .route("/admin/v1/adapters/{department}", get(one))
         .route("/admin/v1/adapters/{department}/activate", post(activate))
@@ -35,6 +37,11 @@ pub(crate) fn routes() -> Router<AppState> {
             "/admin/v1/adapters/{department}/versions/{digest}",
             delete(remove),
         )
+}
+
+/// A component over [`MAX_COMPONENT_BYTES`] is refused in the one error format.
+async fn too_large(response: axum::response::Response) -> axum::response::Response {
+    crate::error::too_large_as_json(response, MAX_COMPONENT_BYTES)
 }
 
 impl From<AdminError> for ApiError {
@@ -55,12 +62,17 @@ impl From<AdminError> for ApiError {
     }
 }
 
-async fn list(State(o): State<AppState>) -> Result<Json<Value>, ApiError> {
+/// Every department's route, counts and versions (the API's list and the console's table).
+pub(crate) async fn statuses(o: &AppState) -> Result<Vec<DepartmentStatus>, ApiError> {
     let mut departments = Vec::new();
     for id in o.adapters().departments() {
         departments.push(o.adapters().status(&id).await?);
     }
-    Ok(Json(json!({ "departments": departments })))
+    Ok(departments)
+}
+
+async fn list(State(o): State<AppState>) -> Result<Json<Value>, ApiError> {
+    Ok(Json(json!({ "departments": statuses(&o).await? })))
 }
 
 async fn one(
@@ -94,7 +106,6 @@ async fn push(
     let Query(query) = query.map_err(|e| {
         ApiError::InvalidInput(vec![FieldProblem::new("query", "invalid", e.body_text())])
     })?;
-    let operator = operator.id;
     if body.is_empty() {
         return Err(ApiError::InvalidInput(vec![FieldProblem::new(
             "body",
@@ -102,28 +113,61 @@ async fn push(
             "the body is the component file (application/wasm)",
         )]));
     }
-    let version = o
-        .adapters()
-        .push(&body, query.department.as_deref(), "push", &operator)
-        .await?;
-    let route = if query.activate || query.percent.is_some() {
-        Some(
-            o.adapters()
-                .activate(
-                    &version.department,
-                    &version.digest,
-                    query.percent,
-                    &operator,
-                )
-                .await?,
-        )
-    } else {
-        None
-    };
+    let activate = (query.activate || query.percent.is_some()).then_some(query.percent);
+    let (version, route) = push_component(
+        &o,
+        &body,
+        query.department.as_deref(),
+        activate,
+        &operator.id,
+    )
+    .await?;
     Ok((
         StatusCode::CREATED,
         Json(json!({ "version": version, "route": route })),
     ))
+}
+
+/// Check and store a component for `operator`, and activate it when `activate` says so
+/// (`Some(None)` fully, `Some(Some(percent))` staged): the API's push and the console's upload.
+pub(crate) async fn push_component(
+    o: &AppState,
+    bytes: &[u8],
+    department: Option<&str>,
+    activate: Option<Option<u8>>,
+    operator: &str,
+) -> Result<(VersionRecord, Option<RouteRecord>), ApiError> {
+    let version = o
+        .adapters()
+        .push(bytes, department, "push", operator)
+        .await?;
+    let route = match activate {
+        Some(percent) => Some(
+            activate_version(o, &version.department, &version.digest, percent, operator).await?,
+        ),
+        None => None,
+    };
+    Ok((version, route))
+}
+
+/// Serve a stored version: fully, or staged for `percent` of calls (1–100).
+pub(crate) async fn activate_version(
+    o: &AppState,
+    department: &str,
+    digest: &str,
+    percent: Option<u8>,
+    operator: &str,
+) -> Result<RouteRecord, ApiError> {
+    if percent.is_some_and(|p| p == 0 || p > 100) {
+        return Err(ApiError::InvalidInput(vec![FieldProblem::new(
+            "percent",
+            "out_of_range",
+            "a share of calls from 1 to 100",
+        )]));
+    }
+    Ok(o.adapters()
+        .activate(department, digest, percent, operator)
+        .await?)
 }
 
 #[derive(Deserialize)]
@@ -144,19 +188,15 @@ async fn activate(
     Extension(operator): Extension<Operator>,
     body: Bytes,
 ) -> Result<Json<Value>, ApiError> {
-    let operator = operator.id;
     let request: ActivateBody = json_body(&body)?;
-    if request.percent.is_some_and(|p| p == 0 || p > 100) {
-        return Err(ApiError::InvalidInput(vec![FieldProblem::new(
-            "percent",
-            "out_of_range",
-            "a share of calls from 1 to 100",
-        )]));
-    }
-    let route = o
-        .adapters()
-        .activate(&department, &request.digest, request.percent, &operator)
-        .await?;
+    let route = activate_version(
+        &o,
+        &department,
+        &request.digest,
+        request.percent,
+        &operator.id,
+    )
+    .await?;
     Ok(Json(json!({ "route": route })))
 }
 

@@ -13,11 +13,13 @@
 //! | `DELETE /admin/v1/adapters/{department}/versions/{digest}` | remove a version serving nothing |
 //! | `POST /admin/v1/config/reload` | read the config file again: apply it whole or refuse it whole ([`reload`]) |
 //! | `GET /admin/v1/lookups` | recorded portal lookups: client, purpose, case or clerk, outcome |
+//! | `POST /admin/v1/supervision/light-scans` | one light scan (催办, red cards) now or at `{"at"}` (`supervision.rs`) |
 //! | `GET /metrics` | Prometheus metrics (see [`gateway_base::telemetry`]) |
 
-mod adapters;
+pub(crate) mod adapters;
 pub mod audit;
 pub mod reload;
+mod supervision;
 
 use crate::AppState;
 use crate::error::ApiError;
@@ -34,12 +36,8 @@ pub fn router(state: AppState) -> Router {
         .route("/metrics", get(metrics))
         .route("/admin/v1/lookups", get(lookups))
         .merge(adapters::routes())
-        .fallback(|| async {
-            ApiError::NotFound {
-                what: "route",
-                id: "this path".into(),
-            }
-        })
+        .merge(supervision::routes())
+        .fallback(crate::error::no_route)
         .with_state(state)
 }
 
@@ -74,13 +72,26 @@ async fn replay(
     axum::Extension(operator): axum::Extension<crate::auth::Operator>,
     Path((case_id, step)): Path<(String, String)>,
 ) -> Result<Json<Value>, ApiError> {
-    // Recorded as the clerk of the replay: the operator the token names, nobody else.
+    replay_dead_letter(&o, &case_id, &step, &operator.id).await?;
+    Ok(Json(
+        json!({"replayed": true, "case_id": case_id, "step": step}),
+    ))
+}
+
+/// Deliver a dead letter again for `operator` (the API's replay and the console's): recorded
+/// as the clerk of the replay, the operator and nobody else; the dispatcher is woken for it.
+pub(crate) async fn replay_dead_letter(
+    o: &AppState,
+    case_id: &str,
+    step: &str,
+    operator: &str,
+) -> Result<(), ApiError> {
     let operator = gateway_base::model::Clerk {
-        id: operator.id,
+        id: operator.to_string(),
         window: None,
         hall: None,
     };
-    if !o.store().replay(&case_id, &step, &operator).await? {
+    if !o.store().replay(case_id, step, &operator).await? {
         return Err(ApiError::NotFound {
             what: "dead letter",
             id: format!("{case_id}/{step}"),
@@ -88,7 +99,5 @@ async fn replay(
     }
     tracing::info!(case = %case_id, %step, operator = %operator.id, "dead letter replayed");
     o.wake_dispatcher();
-    Ok(Json(
-        json!({"replayed": true, "case_id": case_id, "step": step}),
-    ))
+    Ok(())
 }

@@ -33,13 +33,20 @@ async fn reload(
     axum::extract::State(reloader): axum::extract::State<Arc<dyn Reload>>,
     axum::Extension(operator): axum::Extension<Operator>,
 ) -> Result<axum::Json<serde_json::Value>, ApiError> {
-    match reloader.reload(&operator.id).await {
-        Ok(reloaded) => Ok(axum::Json(serde_json::json!({
-            "reloaded": true,
-            "file": reloader.file().display().to_string(),
-            "changes": reloaded.changes,
-            "needs_restart": reloaded.needs_restart,
-        }))),
+    let reloaded = reload_as(reloader.as_ref(), &operator.id).await?;
+    Ok(axum::Json(serde_json::json!({
+        "reloaded": true,
+        "file": reloader.file().display().to_string(),
+        "changes": reloaded.changes,
+        "needs_restart": reloaded.needs_restart,
+    })))
+}
+
+/// Reload for `operator` (the API's route and the console's button): a refused config is
+/// every problem with its file, key and reason.
+pub(crate) async fn reload_as(reloader: &dyn Reload, operator: &str) -> Result<Reloaded, ApiError> {
+    match reloader.reload(operator).await {
+        Ok(reloaded) => Ok(reloaded),
         Err(ReloadError::Refused(problems)) => Err(ApiError::ConfigRefused(
             problems
                 .into_iter()

@@ -4,21 +4,25 @@
 //! `CryptoProvider`; with no backend feature and nothing installed, the first `decode` panics.
 //! Its two backends each bring more than the gateway verifies: `rust_crypto` adds RSA (the `rsa`
 //! crate, RUSTSEC-2023-0071, unpatched) and P-256/P-384 on a newer RustCrypto generation than the
-//! tree's; `aws_lc_rs` adds a C library next to ring. The gateway accepts exactly two
-//! algorithms, so this provider implements those two on crates the tree already has — HS256 on
-//! `hmac` (comparison in constant time) and EdDSA on `ed25519-dalek` (strict verification) — and
-//! refuses every other algorithm with an error, never a panic. [`install`] puts it in place
+//! tree's; `aws_lc_rs` adds a C library next to ring. The API accepts exactly two algorithms,
+//! so this provider implements those on crates the tree already has — HS256 on `hmac`
+//! (comparison in constant time) and EdDSA on `ed25519-dalek` (strict verification). The
+//! screens' OIDC sign-in verifies a provider's ID tokens, RS256 or ES256 (what identity
+//! systems sign with): those two are verified with ring, already in the tree under rustls
+//! (public-key verification only; ring holds no RSA private key here). Which algorithms a
+//! token may use is each caller's `Validation`, so the API still takes HS256 and EdDSA only.
+//! Every other algorithm is an error, never a panic. [`install`] puts the provider in place
 //! before any token is decoded.
 
 use hmac::Mac as _;
 use jsonwebtoken::crypto::{CryptoProvider, JwtSigner, JwtVerifier, KeyUtils};
 use jsonwebtoken::errors::{ErrorKind, Result};
 use jsonwebtoken::signature;
-use jsonwebtoken::{Algorithm, AlgorithmFamily, DecodingKey, EncodingKey};
+use jsonwebtoken::{Algorithm, AlgorithmFamily, DecodingKey, DecodingKeyKind, EncodingKey};
 
 type HmacSha256 = hmac::Hmac<sha2::Sha256>;
 
-/// HS256 and EdDSA verification; HS256 signing (the tests make tokens with it). JWK helpers
+/// HS256, EdDSA, RS256 and ES256 verification; HS256 signing (the tests make tokens with it). JWK helpers
 /// answer with an error: the gateway reads no JWKs.
 static PROVIDER: CryptoProvider = CryptoProvider {
     signer_factory,
@@ -58,8 +62,79 @@ fn verifier_factory(algorithm: &Algorithm, key: &DecodingKey) -> Result<Box<dyn 
                 .map_err(|_| ErrorKind::InvalidEddsaKey)?;
             Ok(Box::new(Ed25519(key)))
         }
-        (Algorithm::HS256 | Algorithm::EdDSA, _) => Err(ErrorKind::InvalidKeyFormat.into()),
+        (Algorithm::RS256, AlgorithmFamily::Rsa) => match key.kind() {
+            DecodingKeyKind::RsaModulusExponent { n, e } => Ok(Box::new(Rs256 {
+                n: n.clone(),
+                e: e.clone(),
+            })),
+            DecodingKeyKind::SecretOrDer(_) => Err(ErrorKind::InvalidRsaKey(String::new()).into()),
+        },
+        (Algorithm::ES256, AlgorithmFamily::Ec) => {
+            // An uncompressed P-256 point: 0x04, x, y.
+            let point = key.try_get_as_bytes()?;
+            if point.len() != 65 || point[0] != 4 {
+                return Err(ErrorKind::InvalidEcdsaKey.into());
+            }
+            Ok(Box::new(Es256(point.to_vec())))
+        }
+        (Algorithm::HS256 | Algorithm::EdDSA | Algorithm::RS256 | Algorithm::ES256, _) => {
+            Err(ErrorKind::InvalidKeyFormat.into())
+        }
         _ => Err(ErrorKind::InvalidAlgorithm.into()),
+    }
+}
+
+/// An RSA public key (modulus and exponent, big-endian): RSASSA-PKCS1-v1_5 with SHA-256, keys
+/// of 2048 to 8192 bits.
+struct Rs256 {
+    n: Vec<u8>,
+    e: Vec<u8>,
+}
+
+impl signature::Verifier<Vec<u8>> for Rs256 {
+    fn verify(
+        &self,
+        message: &[u8],
+        signature: &Vec<u8>,
+    ) -> std::result::Result<(), signature::Error> {
+        ring::signature::RsaPublicKeyComponents {
+            n: &self.n,
+            e: &self.e,
+        }
+        .verify(
+            &ring::signature::RSA_PKCS1_2048_8192_SHA256,
+            message,
+            signature,
+        )
+        .map_err(|_| signature::Error::new())
+    }
+}
+
+impl JwtVerifier for Rs256 {
+    fn algorithm(&self) -> Algorithm {
+        Algorithm::RS256
+    }
+}
+
+/// A P-256 public key (uncompressed point): ECDSA with SHA-256, the JWS form of the signature
+/// (r and s, 32 bytes each).
+struct Es256(Vec<u8>);
+
+impl signature::Verifier<Vec<u8>> for Es256 {
+    fn verify(
+        &self,
+        message: &[u8],
+        signature: &Vec<u8>,
+    ) -> std::result::Result<(), signature::Error> {
+        ring::signature::UnparsedPublicKey::new(&ring::signature::ECDSA_P256_SHA256_FIXED, &self.0)
+            .verify(message, signature)
+            .map_err(|_| signature::Error::new())
+    }
+}
+
+impl JwtVerifier for Es256 {
+    fn algorithm(&self) -> Algorithm {
+        Algorithm::ES256
     }
 }
 
@@ -185,5 +260,93 @@ mod tests {
         let other = ed25519_dalek::SigningKey::from_bytes(&[8; 32]);
         let other = DecodingKey::from_ed_der(other.verifying_key().as_bytes());
         assert!(jsonwebtoken::decode::<serde_json::Value>(&token, &other, &validation).is_err());
+    }
+
+    /// A 2048-bit RSA key made for this test only (PKCS#1 DER, base64): ring verifies RSA but
+    /// does not make RSA keys.
+    const RSA_TEST_KEY: &[&str] = &[
+        "MIIEogIBAAKCAQEAqk3DZMRpqaHwD9VfGZ9tlmo4YPQBAxGq8Ox4RxSe2ZeZm/n6qgjtPOgXCX0wKFMI1GWHWZMU+R8wWCEY",
+        "ZXh1UA+rHLwEMvGaNzPuuEQN2FJHhawCy50A1UXWXnb+qparVnhdlEah/BZSB3uz4r2p9p0wPU7V9z0dt+DiCQgFx7qVz+dT",
+        "+/WyNnByU8priuk5RCyW/aKcKw8FZXgpckBFJaY/V3S/iFhkrpMHi3DGN/u15fZpmdRpxWjZnXLTaYeRT3EVKBKTkEjygFNg",
+        "q1Mwfx8LyT7TYwTQ3OQ5LtYTDWLvzaQu+1kN/yYRE4TFbcpAmow6JTNls1HocYx82QS9JQIDAQABAoIBAA4FoRTm5xxEbROg",
+        "qdfePJOp40J4VK0AA2ca0TxpAjtANDGXf4AIhCADrAHoANMRIyT5xw8lARER9FUNRIj2RhJ1d81B3cakBeKNsBYT5F/vRlxH",
+        "MWO6ZZspyOC2Q3mgNjNEbdALkMLEw7RCBymgHCJmBtbFavCUY6IELhg4ROGQ5Mtp/PW8cTBdns4Rn4YAjGjBq664vK1y0j/r",
+        "xIsXAFtYv4jYFvT0TlR1GUOT4DposICqiZbUV+d6feOP2hIBBPX33kuEUe2qU0NZCqr8cR68DywS17k6/XJg1L3hNO7oGTU4",
+        "e14SZhY/XIMtPp98/CstIB6knCXrV07qTxE7CPECgYEA4yJ+NIWEz94eZe2RVItzYMSi9xzAhR2RduvflGOaAFdCjMH++uoJ",
+        "YZz/V9ZwHWmiT4BJzCLT/4wO+Osvt+skheIKsH6rLbiVrnraSpmTD0Vj6Jc1qPVyRVH+qdxobVS1C0/TWArG7qTrlO0Ez5qa",
+        "j7VvirFSe7BEy4bYhFkhOm8CgYEAv/Ja31Vau2debD99VOF5Jaw5hUrBSc6zRpybmLeRCm9zsP140FWpYGY91BxfjcASqtcD",
+        "O6sYw/5onWuVxQ9qHYDoLvxmMM1wzVXrzTI+UmpBmBZsbNgYNMCu8qIKEwYOeuqp6KgvPqJFvYAtg70AdFnCY12kDiNWHcI0",
+        "inRnG6sCgYBY6ezLtKTcFpCByDEHDpv4+qDs6WV39q42Bnn8hc0IayBTJ7IgGTPY8XOHuBsleG+gfZDmB5BDzlkiGjcQ4Uzn",
+        "2CflFYD/Ie3+YntHjrzh0oEc0OyhmovEFSgC6JQ8kFda+UG7imR7kTXjk7E5b8Unkpf6jBXE86jKn5vsm1OFowKBgAG+HosW",
+        "iEtZRecvsGCb53CrHp6SLi0QXlpOw67gQ8XXezJpKrahgHcqlncdhtSPoNvCNfpNtFzbK3H6bxKp8CmyaOk8S2U4CEUk+Y4U",
+        "XbJ72nqaAYP/dkDMWwpC5FqF3I3LIZ3GIR+tc3qj9kXS6nUj93rVd87VDUwZ3kY/hkwfAoGAd5xxUzrLWgYmKEYG/Uw9f7ra",
+        "GpdA5yN9oL5q3gMqwh7LbFAXZ/VS1IQrJud5Sw00/e4QrYvtaahYSMqloukZbNEFMJPftTCgQuvurUINHFKc7FzGyQ5V/SHd",
+        "2YnXc3w8AGMkT/1A1Ta7rvGNEDyYAU4o+/hFr4K7WO9LtkAfbb0=",
+    ];
+
+    fn signed_with(alg: &str, sign: impl Fn(&[u8]) -> Vec<u8>) -> String {
+        use base64::Engine as _;
+        let b64 = base64::engine::general_purpose::URL_SAFE_NO_PAD;
+        let message = format!(
+            "{}.{}",
+            b64.encode(format!(r#"{{"alg":"{alg}","typ":"JWT"}}"#)),
+            b64.encode(claims().to_string())
+        );
+        format!("{message}.{}", b64.encode(sign(message.as_bytes())))
+    }
+
+    #[test]
+    fn rs256_tokens_verify_with_the_public_key_only() {
+        install().unwrap();
+        use base64::Engine as _;
+        let der = base64::engine::general_purpose::STANDARD
+            .decode(RSA_TEST_KEY.concat())
+            .unwrap();
+        let pair = ring::signature::RsaKeyPair::from_der(&der).unwrap();
+        let rng = ring::rand::SystemRandom::new();
+        let token = signed_with("RS256", |message| {
+            let mut signature = vec![0; pair.public().modulus_len()];
+            pair.sign(
+                &ring::signature::RSA_PKCS1_SHA256,
+                &rng,
+                message,
+                &mut signature,
+            )
+            .unwrap();
+            signature
+        });
+        let public: ring::signature::RsaPublicKeyComponents<Vec<u8>> = pair.public().into();
+        let key = DecodingKey::from_rsa_raw_components(&public.n, &public.e);
+        let validation = jsonwebtoken::Validation::new(Algorithm::RS256);
+        jsonwebtoken::decode::<serde_json::Value>(&token, &key, &validation).unwrap();
+        let mut tampered = token.clone();
+        tampered.replace_range(tampered.len() - 4.., "AAAA");
+        assert!(jsonwebtoken::decode::<serde_json::Value>(&tampered, &key, &validation).is_err());
+    }
+
+    #[test]
+    fn es256_tokens_verify_with_their_key_and_no_other() {
+        install().unwrap();
+        use ring::signature::{ECDSA_P256_SHA256_FIXED_SIGNING, EcdsaKeyPair, KeyPair as _};
+        let rng = ring::rand::SystemRandom::new();
+        let pair = |rng: &ring::rand::SystemRandom| {
+            let pkcs8 =
+                EcdsaKeyPair::generate_pkcs8(&ECDSA_P256_SHA256_FIXED_SIGNING, rng).unwrap();
+            EcdsaKeyPair::from_pkcs8(&ECDSA_P256_SHA256_FIXED_SIGNING, pkcs8.as_ref(), rng).unwrap()
+        };
+        let (ours, other) = (pair(&rng), pair(&rng));
+        let token = signed_with("ES256", |m| ours.sign(&rng, m).unwrap().as_ref().to_vec());
+        let key_of = |p: &EcdsaKeyPair| {
+            use base64::Engine as _;
+            let point = p.public_key().as_ref();
+            let b64 = base64::engine::general_purpose::URL_SAFE_NO_PAD;
+            DecodingKey::from_ec_components(&b64.encode(&point[1..33]), &b64.encode(&point[33..]))
+                .unwrap()
+        };
+        let validation = jsonwebtoken::Validation::new(Algorithm::ES256);
+        jsonwebtoken::decode::<serde_json::Value>(&token, &key_of(&ours), &validation).unwrap();
+        let error = jsonwebtoken::decode::<serde_json::Value>(&token, &key_of(&other), &validation)
+            .unwrap_err();
+        assert_eq!(error.kind(), &ErrorKind::InvalidSignature);
     }
 }

@@ -16,14 +16,6 @@ use gateway_store::Arrival;
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 
-/// Always `received`: the case is stored.
-#[derive(Debug, Serialize, ToSchema)]
-#[serde(rename_all = "snake_case")]
-pub(crate) enum AcceptedStatus {
-    /// Stored, nothing delivered yet.
-    Received,
-}
-
 /// Links of an accepted application.
 #[derive(Debug, Serialize, ToSchema)]
 pub(crate) struct AcceptedLinks {
@@ -36,8 +28,9 @@ pub(crate) struct AcceptedLinks {
 pub(crate) struct Accepted {
     /// The case id.
     pub(crate) case_id: String,
-    /// `received`.
-    pub(crate) status: AcceptedStatus,
+    /// `received` for a new case; for a repeat with the same `Idempotency-Key`, the case's
+    /// status now (`in_progress`, `completed` …), as `GET /api/v1/cases/{id}` shows it.
+    pub(crate) status: gateway_cases::CaseStatus,
     /// Where to follow the case.
     pub(crate) links: AcceptedLinks,
 }
@@ -103,10 +96,11 @@ pub(super) struct DraftQuery {
         ("X-Clerk-Window" = Option<String>, Header, nullable = false, example = "%E7%AA%97%E5%8F%A3%203", description = "The clerk's window, UTF-8 percent-encoded (`%E7%AA%97%E5%8F%A3%203` is `窗口 3`)"),
         DraftQuery,
         ("X-Clerk-Hall" = Option<String>, Header, nullable = false, example = "%E9%BC%93%E6%A5%BC%E5%8C%BA%E6%94%BF%E5%8A%A1%E6%9C%8D%E5%8A%A1%E4%B8%AD%E5%BF%83", description = "The service hall, UTF-8 percent-encoded (`鼓楼区政务服务中心`)"),
+        ("X-Commitment-Signed-By" = Option<String>, Header, nullable = false, example = "%E5%BC%A0%E4%B8%89", description = "容缺受理: who signs the commitment (容缺承诺书) to provide the deferrable materials the application lacks (the pre-review's `materials.deferrable`), UTF-8 percent-encoded (`张三`); each is due its material's `commitment_days` working days after receipt. With `[materials] commitment_required`, an application lacking one without this header is `422 invalid_input` on `materials.<code>`"),
     ),
     request_body(content = Object, description = "The filled form (the service's form: `GET /api/v1/services/{code}/form`).", content_type = "application/json"),
     responses(
-        (status = 202, description = "Stored; delivery follows. A repeat with the same `Idempotency-Key` answers the same case with `Idempotent-Replayed: true`.", body = Accepted),
+        (status = 202, description = "Stored; delivery follows. A repeat with the same `Idempotency-Key` answers the same case, with its status now, and `Idempotent-Replayed: true`.", body = Accepted),
         (status = 400, description = "`malformed_json`: the body is not JSON.", body = Error),
         (status = 404, description = "`not_found`: no such service or draft (consumed by another application, or expired), or a department found no record.", body = Error),
         (status = 413, description = "`payload_too_large`: the body exceeds `server.body_limit_bytes`.", body = Error),
@@ -137,15 +131,27 @@ pub(super) async fn apply(
     let applied = o.apply(&code, form, arrival).await?;
     let case_id = &applied.case_id;
     let mut answer_headers = HeaderMap::new();
+    let mut status = gateway_cases::CaseStatus::Received;
     if applied.replayed {
         answer_headers.insert(
             "idempotent-replayed",
             axum::http::HeaderValue::from_static("true"),
         );
+        // The case may have moved on since the first answer: a portal retrying after a lost
+        // answer must not be told `received` about a case that is completed.
+        let states: Vec<_> = o
+            .store()
+            .steps(case_id)
+            .await
+            .map_err(|e| ApiError::Internal(format!("reading the replayed case's steps: {e}")))?
+            .iter()
+            .map(|s| s.state)
+            .collect();
+        status = gateway_cases::CaseStatus::of(&states);
     }
     let body = Accepted {
         case_id: case_id.clone(),
-        status: AcceptedStatus::Received,
+        status,
         links: AcceptedLinks {
             case: format!("/api/v1/cases/{case_id}"),
         },
@@ -188,6 +194,12 @@ pub(super) fn arrival(
         problems.extend(found);
         None
     });
+    // 容缺承诺: who commits to provide the deferrable materials the application lacks.
+    let commitment = crate::middleware::header_text(headers, "X-Commitment-Signed-By")
+        .unwrap_or_else(|problem| {
+            problems.push(problem);
+            None
+        });
     if !problems.is_empty() {
         return Err(ApiError::InvalidInput(problems));
     }
@@ -202,5 +214,6 @@ pub(super) fn arrival(
         client: Some(client.id.clone()),
         materials: Vec::new(),
         draft: None,
+        commitment,
     })
 }

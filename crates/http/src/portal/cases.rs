@@ -53,18 +53,39 @@ pub(super) async fn case_events(
     ApiError,
 > {
     use axum::response::sse::{KeepAlive, Sse};
-    use futures::StreamExt;
     readable_case(&o, &client, &id).await?;
+    let stream = follow_case(o, id, |event, _steps| {
+        axum::response::sse::Event::default()
+            .id(event.id.clone())
+            .event(event.kind.as_str())
+            .data(serde_json::to_string(&views::Event::from(event)).expect("an event serialises"))
+    });
+    Ok(Sse::new(stream).keep_alive(KeepAlive::default()))
+}
+
+/// How a stream renders one recorded event, given the case's steps as read with it.
+pub(crate) type Render =
+    fn(&gateway_store::EventRecord, &[gateway_store::StepRecord]) -> axum::response::sse::Event;
+
+/// A case's timeline as a stream of server-sent events, each rendered by `render`: every event
+/// so far, then each new one as it is recorded, ending after the last once the case is final.
+/// The API's stream and the clerk's case page both follow a case through this one loop.
+pub(crate) fn follow_case(
+    o: AppState,
+    id: String,
+    render: Render,
+) -> impl futures::Stream<Item = Result<axum::response::sse::Event, std::convert::Infallible>> {
+    use futures::StreamExt;
     let follow = Follow {
         changes: o.subscribe(),
         o,
         id,
+        render,
         seen: None,
         first: true,
         finished: false,
     };
-    let stream = futures::stream::unfold(follow, Follow::next_batch).flatten();
-    Ok(Sse::new(stream).keep_alive(KeepAlive::default()))
+    futures::stream::unfold(follow, Follow::next_batch).flatten()
 }
 
 type Batch = futures::stream::Iter<
@@ -76,6 +97,7 @@ struct Follow {
     o: AppState,
     id: String,
     changes: tokio::sync::broadcast::Receiver<gateway_cases::CaseEvent>,
+    render: Render,
     /// The last event sent.
     seen: Option<String>,
     first: bool,
@@ -87,7 +109,6 @@ impl Follow {
     /// The events recorded since the last batch, once there are any (or the case is final);
     /// `None` ends the stream.
     async fn next_batch(mut self) -> Option<(Batch, Follow)> {
-        use axum::response::sse::Event;
         if self.finished {
             return None;
         }
@@ -108,18 +129,10 @@ impl Follow {
             let steps = self.o.store().steps(&self.id).await.ok()?;
             self.finished = steps.iter().all(|s| s.state.is_final());
             let events = self.o.store().events(&self.id).await.ok()?;
-            let new: Vec<Result<Event, std::convert::Infallible>> = events
+            let new: Vec<Result<axum::response::sse::Event, std::convert::Infallible>> = events
                 .iter()
                 .filter(|e| self.seen.as_ref().is_none_or(|s| e.id > *s))
-                .map(|e| {
-                    Ok(Event::default()
-                        .id(e.id.clone())
-                        .event(e.kind.as_str())
-                        .data(
-                            serde_json::to_string(&views::Event::from(e))
-                                .expect("an event serialises"),
-                        ))
-                })
+                .map(|e| Ok((self.render)(e, &steps)))
                 .collect();
             if let Some(last) = events.last() {
                 self.seen = Some(last.id.clone());

@@ -10,20 +10,27 @@
 //! | `POST /api/v1/services/{code}/drafts`, `GET /api/v1/drafts/{id}` | an application in preparation and its materials, see [`drafts`] |
 //! | `PUT`/`DELETE /api/v1/drafts/{id}/materials/{material}`, `PUT /api/v1/cases/{id}/materials/{material}` | upload (streamed) or remove a material, see [`materials`] |
 //! | `GET /api/v1/cases/{id}` | one aggregated status, each matter, the timeline |
+//! | `POST /api/v1/cases/{id}/matters/{step}/supplements`, `POST /api/v1/cases/{id}/withdrawal`, `GET /api/v1/supervision/commitments` | 补正, 撤回, 容缺 outstanding, see [`lifecycle`] |
 //! | `GET /api/v1/supervision/deadlines` | open steps by department and light (红黄牌), see [`supervision`] |
+//! | `GET /api/v1/supervision/red-cards`, `GET /api/v1/supervision/statistics` | 电子监察: red-card events; figures per department and period, see [`supervision`] |
+//! | `GET`/`PUT /api/v1/cases/{id}/notifications` | what was sent about a case (masked); the applicant's number and opt-out, see [`notifications`] |
+//! | `POST`/`GET /api/v1/cases/{id}/evaluations`, `GET /api/v1/supervision/evaluations/statistics`, `/api/v1/supervision/rectifications` … | 好差评, rectifications (整改), statistics, see [`evaluations`] |
 //! | `POST /api/v1/lookups/{name}` | shared-data lookups at departments |
 //! | `POST /callbacks/{department}` | departments report decisions (in a document of their own, `GET /callbacks/openapi.json`) |
 //! | `GET /licence-sharing/v1/licences/{id}` | departments verify a licence with their own key, see [`crate::licence_sharing`] (in the departments' document) |
 //! | `GET /healthz`, `GET /readyz` | the process is up; this node can work, see [`crate::health`] |
-//! | `GET /openapi.json`, `GET /docs` | this API's OpenAPI 3.1 document, and a page to browse it |
+//! | `GET /openapi.json`, `GET /docs`, `GET /docs/assets/{file}` | this API's OpenAPI 3.1 document, and a page to browse it (its assets served by the gateway, [`crate::docs`]) |
 
 mod applications;
 mod callbacks;
-mod cases;
+pub(crate) mod cases;
 mod catalogue;
 mod drafts;
+mod evaluations;
+mod lifecycle;
 mod lookups;
 mod materials;
+mod notifications;
 pub mod subjects;
 pub mod supervision;
 
@@ -35,7 +42,6 @@ use crate::error::ApiError;
 use crate::openapi;
 use axum::body::Bytes;
 use axum::extract::State;
-use axum::http::StatusCode;
 use axum::{Extension, Router};
 use serde_json::Value;
 use std::sync::Arc;
@@ -57,12 +63,19 @@ fn documented() -> OpenApiRouter<AppState> {
         .routes(routes!(drafts::draft))
         .routes(routes!(materials::to_draft, drafts::remove))
         .routes(routes!(materials::to_case))
+        .routes(routes!(
+            notifications::notifications,
+            notifications::set_contact
+        ))
+        .merge(evaluations::routes())
+        .merge(lifecycle::routes())
         .merge(subjects::routes())
         .merge(supervision::routes())
         .merge(crate::health::routes())
         .routes(routes!(openapi::openapi_json))
         .routes(routes!(openapi::callbacks_json))
         .routes(routes!(openapi::docs))
+        .routes(routes!(crate::docs::asset))
 }
 
 /// The portal API's document without a catalogue: every route, the `{code}` and `{name}`
@@ -118,14 +131,7 @@ async fn bounded(
             Err(_) => return ApiError::RequestTimeout(limits.timeout_ms).into_response(),
         }
     };
-    let plain = response
-        .headers()
-        .get(axum::http::header::CONTENT_TYPE)
-        .is_none_or(|t| !t.as_bytes().starts_with(b"application/json"));
-    if response.status() == StatusCode::PAYLOAD_TOO_LARGE && plain {
-        return ApiError::TooLarge(limits.body_bytes).into_response();
-    }
-    response
+    crate::error::too_large_as_json(response, limits.body_bytes)
 }
 
 /// The portal router (with the departments' routes, each authenticated its own way).
@@ -157,12 +163,7 @@ pub fn router(
     router
         .merge(callbacks)
         .merge(sharing)
-        .fallback(|| async {
-            ApiError::NotFound {
-                what: "route",
-                id: "this path".into(),
-            }
-        })
+        .fallback(crate::error::no_route)
         .layer(axum::middleware::from_fn_with_state(
             authenticator,
             crate::auth::portal,
@@ -240,7 +241,10 @@ mod fuzz {
                 Err(error) => {
                     prop_assert!(parsed.is_err());
                     prop_assert!(matches!(error, ApiError::MalformedJson(_)));
-                    prop_assert_eq!(error.into_response().status(), StatusCode::BAD_REQUEST);
+                    prop_assert_eq!(
+                        error.into_response().status(),
+                        axum::http::StatusCode::BAD_REQUEST
+                    );
                 }
             }
         }

@@ -1,8 +1,8 @@
 //! Arrival: every check a component passes before it may serve a department.
 //!
 //! In order, each refusal naming its check: the signature (when trusted keys are configured),
-//! compilation, the fit between its imports and exports and the host's contract (0.1.0 or
-//! 0.2.0, detected from the component), `describe`, the contract version (what it describes
+//! compilation, the fit between its imports and exports and the host's contract (0.1.0,
+//! 0.2.0 or 0.3.0, detected from the component), `describe`, the contract version (what it describes
 //! must be the version it implements, by semver), the department it names, that every matter
 //! the catalogue gives materials is served by a component of contract 0.2.0 or later (a 0.1
 //! component cannot be handed materials), and a self-check — it serves every matter

@@ -72,6 +72,16 @@ struct Slot {
     route: ArcSwap<Route>,
     /// Calls routed so far, to spread a candidate's share evenly.
     picks: AtomicU64,
+    /// Whose secrets these are in the scrubbing list (`departments.<id>#<n>`): one owner per
+    /// slot, so that two gateways in one process (the in-process tests) never replace each
+    /// other's secrets, and a slot dropped takes its secrets with it.
+    secrets_owner: String,
+}
+
+impl Drop for Slot {
+    fn drop(&mut self) {
+        gateway_base::redact::set_secrets(&self.secrets_owner, []);
+    }
 }
 
 impl Slot {
@@ -80,20 +90,20 @@ impl Slot {
         let limits = config.limits_of(id);
         let dept = &config.departments[id];
         // What the department holds secret is scrubbed from every log line and answer.
-        gateway_base::redact::set_secrets(
-            &format!("departments.{id}"),
-            dept.secrets().map(str::to_string),
+        static SLOTS: AtomicU64 = AtomicU64::new(0);
+        let secrets_owner = format!(
+            "departments.{id}#{}",
+            SLOTS.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
         );
+        gateway_base::redact::set_secrets(&secrets_owner, dept.secret_texts());
+        let department = Department::new(id, connection, dept.settings.clone(), &limits);
+        department.set_keys(dept.key_material());
         Slot {
-            department: Arc::new(Department::new(
-                id,
-                connection,
-                dept.settings.clone(),
-                &limits,
-            )),
+            department: Arc::new(department),
             limits,
             route: ArcSwap::from_pointee(Route::default()),
             picks: AtomicU64::new(0),
+            secrets_owner,
         }
     }
 }

@@ -331,7 +331,26 @@ impl Adapters {
         detail: Option<&str>,
     ) -> Result<(), AdminError> {
         // Load first: a version that cannot be loaded here must not become the choice.
-        self.version_for(&route.department, digest).await?;
+        let chosen = self.version_for(&route.department, digest).await?;
+        // The rule a push follows, whichever way a version comes to serve (activated, staged,
+        // promoted, rolled back to): it serves every matter and lookup the catalogue needs, and
+        // a matter whose form is the adapter's own schema keeps the published one. Rolling back
+        // to a version from before a schema change would otherwise change the published form
+        // behind the catalogue's back, which a push of the same component is refused for.
+        if let Some(slot) = self.slots.load().get(&route.department).cloned() {
+            let running = slot.route.load().active.clone();
+            if running.as_ref().is_none_or(|r| r.digest != digest) {
+                let needs = self
+                    .needs
+                    .load()
+                    .get(&route.department)
+                    .cloned()
+                    .unwrap_or_default();
+                admission::self_check(&chosen, &needs, running.as_deref())
+                    .await
+                    .map_err(AdminError::Refused)?;
+            }
+        }
         registry::set_route(&self.store, route, action, digest, detail).await?;
         tracing::info!(department = %route.department, %action, digest = %&digest[..12], operator = %route.updated_by, "adapter route changed");
         self.apply_routes().await?;

@@ -25,12 +25,13 @@ pub struct AdapterPlan {
 }
 
 /// A department kept by a reload, with the connection and settings its new calls get, and
-/// the values of its secret settings.
+/// the values of its secret settings (with the owner they are scrubbed under).
 type Reconnect = (
     Arc<Department>,
     Arc<Connection>,
     BTreeMap<String, String>,
-    Vec<String>,
+    BTreeMap<String, Arc<gateway_base::config::KeyMaterial>>,
+    (String, Vec<String>),
 );
 
 /// A config's component file that a reload activates.
@@ -99,7 +100,8 @@ impl Adapters {
                         slot.department.clone(),
                         connection,
                         dept.settings.clone(),
-                        dept.secrets().map(str::to_string).collect(),
+                        dept.key_material(),
+                        (slot.secrets_owner.clone(), dept.secret_texts()),
                     ));
                     slots.insert(id.clone(), slot.clone());
                 }
@@ -289,9 +291,10 @@ impl Adapters {
             )
             .await?;
         }
-        for (department, connection, settings, secrets) in plan.reconnect {
-            gateway_base::redact::set_secrets(&format!("departments.{}", department.id), secrets);
+        for (department, connection, settings, keys, (owner, secrets)) in plan.reconnect {
+            gateway_base::redact::set_secrets(&owner, secrets);
             department.reconfigure(connection, settings);
+            department.set_keys(keys);
         }
         {
             let mut compiled = self.compiled.lock().expect("not poisoned");

@@ -1,7 +1,7 @@
 //! One loaded adapter and the calls into it, each in a fresh, bounded instance.
 
 use super::answers::Outcome;
-use super::bindings::{v0_1, v0_2};
+use super::bindings::{v0_1, v0_2, v0_3};
 use super::budget::{ADMISSION_WAIT, INSTANCE_HOST_BYTES, MemoryBudget};
 use super::compat::{self, Contract};
 use super::contract::{
@@ -208,12 +208,14 @@ pub enum LoadError {
 enum Pre {
     V0_1(v0_1::AdapterPre<HostState>),
     V0_2(v0_2::AdapterPre<HostState>),
+    V0_3(v0_3::AdapterPre<HostState>),
 }
 
 /// One fresh instance, of either version.
 enum Instance {
     V0_1(v0_1::Adapter),
     V0_2(v0_2::Adapter),
+    V0_3(v0_3::Adapter),
 }
 
 impl Pre {
@@ -221,6 +223,7 @@ impl Pre {
         match self {
             Pre::V0_1(pre) => pre.engine(),
             Pre::V0_2(pre) => pre.engine(),
+            Pre::V0_3(pre) => pre.engine(),
         }
     }
 
@@ -228,6 +231,7 @@ impl Pre {
         Ok(match self {
             Pre::V0_1(pre) => Instance::V0_1(pre.instantiate_async(store).await?),
             Pre::V0_2(pre) => Instance::V0_2(pre.instantiate_async(store).await?),
+            Pre::V0_3(pre) => Instance::V0_3(pre.instantiate_async(store).await?),
         })
     }
 
@@ -235,6 +239,7 @@ impl Pre {
         match self {
             Pre::V0_1(_) => Contract::V0_1,
             Pre::V0_2(_) => Contract::V0_2,
+            Pre::V0_3(_) => Contract::V0_3,
         }
     }
 }
@@ -242,7 +247,8 @@ impl Pre {
 /// The version of the contract a component implements, from what it imports and exports
 /// (never from what its `describe` says): the `gov:adapter` interfaces it imports name their
 /// version; a component that imports none of them is 0.2 when it exports `supplement` and
-/// `withdraw`. Two versions at once, or one this host does not serve, is refused.
+/// `withdraw` (or 0.3, whose exports are 0.2's, when it describes itself so: see
+/// [`LoadedAdapter::load`]). Two versions at once, or one this host does not serve, is refused.
 fn detect(component: &Component, engine: &wasmtime::Engine) -> Result<Contract, LoadError> {
     let ty = component.component_type();
     let mut imported = std::collections::BTreeSet::new();
@@ -290,6 +296,9 @@ fn detect(component: &Component, engine: &wasmtime::Engine) -> Result<Contract, 
 /// A compiled, pre-instantiated adapter bound to its department.
 pub struct LoadedAdapter {
     pre: Pre,
+    /// The contract it implements: its pre-instantiation's, but for a component without
+    /// imports that describes 0.3 (run as 0.2, whose exports are the same).
+    contract: Contract,
     /// Where the materials of its calls are read.
     blobs: SharedBlobs,
     department: Arc<Department>,
@@ -319,6 +328,11 @@ impl LoadedAdapter {
             .map_err(|e| LoadError::Compile(format!("{e:#}")))?;
         tracing::debug!(elapsed = ?started.elapsed(), "component compiled or read from the cache");
         let contract = detect(&component, &engine.engine)?;
+        // Without a `gov:adapter` import, 0.2 and 0.3 look alike (0.3 only adds an import).
+        let imports_none = !component
+            .component_type()
+            .imports(&engine.engine)
+            .any(|(name, _)| name.starts_with("gov:adapter/"));
         let mut linker = Linker::<HostState>::new(&engine.engine);
         let host = |e: wasmtime::Error| LoadError::Compile(format!("host imports: {e:#}"));
         wasmtime_wasi::p2::add_to_linker_async(&mut linker).map_err(host)?;
@@ -342,8 +356,17 @@ impl LoadedAdapter {
                     .map_err(contract_error)?;
                 Pre::V0_2(pre)
             }
+            Contract::V0_3 => {
+                v0_3::Adapter::add_to_linker::<_, Own>(&mut linker, |s| s).map_err(host)?;
+                let pre = linker
+                    .instantiate_pre(&component)
+                    .and_then(v0_3::AdapterPre::new)
+                    .map_err(contract_error)?;
+                Pre::V0_3(pre)
+            }
         };
         let mut adapter = LoadedAdapter {
+            contract: pre.contract(),
             pre,
             blobs: engine.materials.clone(),
             department,
@@ -366,18 +389,33 @@ impl LoadedAdapter {
                     Ok(match a {
                         Instance::V0_1(a) => compat::description(a.call_describe(s).await?),
                         Instance::V0_2(a) => a.call_describe(s).await?,
+                        Instance::V0_3(a) => a.call_describe(s).await?,
                     })
                 })
             })
             .await
             .map_err(LoadError::Describe)?;
+        if imports_none
+            && contract == Contract::V0_2
+            && Contract::parse(&adapter.description.contract_version) == Some(Contract::V0_3)
+        {
+            adapter.contract = Contract::V0_3;
+        }
         Ok(adapter)
+    }
+
+    /// What its last instance started with, in bytes: its linear memory once instantiated and
+    /// the instance's host-side charge, as the memory budget counts it (0 before a call).
+    /// A component's own figure: a Rust adapter starts from a few pages, a Python or
+    /// JavaScript one from its interpreter's snapshot (BENCHMARKS.md, "Adapters by language").
+    pub fn instance_memory(&self) -> u64 {
+        self.initial_memory.load(Ordering::Relaxed)
     }
 
     /// The version of the contract the component implements (detected from the component
     /// itself; admission checks that its `describe` says the same).
     pub fn contract(&self) -> Contract {
-        self.pre.contract()
+        self.contract
     }
 
     /// The same compiled version bound to another department (or the same one afresh): a
@@ -385,6 +423,7 @@ impl LoadedAdapter {
     pub fn bind(&self, department: Arc<Department>, limits: Limits) -> LoadedAdapter {
         LoadedAdapter {
             pre: self.pre.clone(),
+            contract: self.contract,
             blobs: self.blobs.clone(),
             department,
             limits,
@@ -425,6 +464,7 @@ impl LoadedAdapter {
                         compat::field_errors(a.call_validate(s, &matter, &payload).await?)
                     }
                     Instance::V0_2(a) => a.call_validate(s, &matter, &payload).await?,
+                    Instance::V0_3(a) => a.call_validate(s, &matter, &payload).await?,
                 })
             })
         })
@@ -446,6 +486,7 @@ impl LoadedAdapter {
                         compat::receipt(a.call_submit(s, &compat::submission(submission)).await?)
                     }
                     Instance::V0_2(a) => a.call_submit(s, &submission).await?,
+                    Instance::V0_3(a) => a.call_submit(s, &submission).await?,
                 })
             })
         })
@@ -463,6 +504,7 @@ impl LoadedAdapter {
             Box::pin(async move {
                 match a {
                     Instance::V0_2(a) => a.call_supplement(s, &supplement).await,
+                    Instance::V0_3(a) => a.call_supplement(s, &supplement).await,
                     Instance::V0_1(_) => unreachable!("checked before the call"),
                 }
             })
@@ -479,6 +521,7 @@ impl LoadedAdapter {
             Box::pin(async move {
                 match a {
                     Instance::V0_2(a) => a.call_withdraw(s, &withdrawal).await,
+                    Instance::V0_3(a) => a.call_withdraw(s, &withdrawal).await,
                     Instance::V0_1(_) => unreachable!("checked before the call"),
                 }
             })
@@ -509,6 +552,7 @@ impl LoadedAdapter {
                         compat::status_report(a.call_status(s, &matter, &reference).await?)
                     }
                     Instance::V0_2(a) => a.call_status(s, &matter, &reference).await?,
+                    Instance::V0_3(a) => a.call_status(s, &matter, &reference).await?,
                 })
             })
         })
@@ -524,6 +568,7 @@ impl LoadedAdapter {
                 Ok(match a {
                     Instance::V0_1(a) => compat::text(a.call_lookup(s, &name, &query).await?),
                     Instance::V0_2(a) => a.call_lookup(s, &name, &query).await?,
+                    Instance::V0_3(a) => a.call_lookup(s, &name, &query).await?,
                 })
             })
         })
@@ -541,6 +586,7 @@ impl LoadedAdapter {
                             .await?,
                     ),
                     Instance::V0_2(a) => a.call_on_callback(s, &request).await?,
+                    Instance::V0_3(a) => a.call_on_callback(s, &request).await?,
                 })
             })
         })

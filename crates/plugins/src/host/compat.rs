@@ -6,7 +6,7 @@ use super::bindings::v0_1::gov::adapter::types as old;
 use super::contract as new;
 
 /// The contract versions this host serves, oldest first.
-pub const SERVED: [Contract; 2] = [Contract::V0_1, Contract::V0_2];
+pub const SERVED: [Contract; 3] = [Contract::V0_1, Contract::V0_2, Contract::V0_3];
 
 /// The version of the contract a component implements, as its imports and exports say.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize)]
@@ -17,14 +17,18 @@ pub enum Contract {
     /// `gov:adapter@0.2.0`.
     #[serde(rename = "0.2.0")]
     V0_2,
+    /// `gov:adapter@0.3.0`: 0.2 and `crypto`, keys the host holds.
+    #[serde(rename = "0.3.0")]
+    V0_3,
 }
 
 impl Contract {
-    /// `0.1.0`, `0.2.0`.
+    /// `0.1.0`, `0.2.0`, `0.3.0`.
     pub fn as_str(self) -> &'static str {
         match self {
             Contract::V0_1 => "0.1.0",
             Contract::V0_2 => "0.2.0",
+            Contract::V0_3 => "0.3.0",
         }
     }
 
@@ -45,6 +49,11 @@ impl Contract {
     /// Whether it carries materials, supplements and withdrawals.
     pub fn has_materials(self) -> bool {
         self >= Contract::V0_2
+    }
+
+    /// Whether it imports `crypto` (keys the host holds).
+    pub fn has_crypto(self) -> bool {
+        self >= Contract::V0_3
     }
 }
 
@@ -176,7 +185,8 @@ mod tests {
         assert_eq!(Contract::parse("0.1.0"), Some(Contract::V0_1));
         assert_eq!(Contract::parse("0.2.0"), Some(Contract::V0_2));
         assert_eq!(Contract::parse("0.2.3"), Some(Contract::V0_2));
-        assert_eq!(Contract::parse("0.3.0"), None);
+        assert_eq!(Contract::parse("0.3.0"), Some(Contract::V0_3));
+        assert_eq!(Contract::parse("0.4.0"), None);
         assert_eq!(Contract::parse("1.0.0"), None);
         assert_eq!(Contract::parse("x"), None);
         assert!(Contract::V0_2.has_materials() && !Contract::V0_1.has_materials());

@@ -1,12 +1,14 @@
-//! What the host gives an adapter: its department's HTTP, settings, a cache and logging, and
-//! with contract 0.2 the materials of the call in progress (`materials`). Nothing else: the
+//! What the host gives an adapter: its department's HTTP, settings, a cache and logging, with
+//! contract 0.2 the materials of the call in progress (`materials`), and with 0.3 signatures
+//! and ciphers with keys the host holds (`crypto`, in [`super::crypto`]). Nothing else: the
 //! WASI context grants no files, no sockets, no environment.
 //!
-//! Both contracts' imports are served by the same host functions: a 0.1 component's request
-//! body is one part of bytes, and it never sees a material.
+//! Every contract's imports are served by the same host functions: a 0.1 component's request
+//! body is one part of bytes, and it never sees a material; a 0.3 request is 0.2's, renamed.
 
-use super::bindings::{v0_1, v0_2};
+use super::bindings::{v0_1, v0_2, v0_3};
 use super::budget::{Limiter, MemoryBudget};
+use super::crypto::Keys;
 use super::materials::CallMaterials;
 use super::meter::CpuMeter;
 use crate::blobs::MaterialBlobs;
@@ -38,6 +40,8 @@ pub struct Department {
     connection: ArcSwap<Connection>,
     /// Settings and secrets for `config.get`.
     settings: ArcSwap<BTreeMap<String, String>>,
+    /// Keys for `crypto`, swapped by a reload like the settings (key rotation).
+    keys: ArcSwap<Keys>,
     /// The adapter's cache, shared across its instances and versions.
     pub cache: AdapterCache,
     /// Instances alive at once, across every version of the department's adapter.
@@ -61,6 +65,7 @@ impl Department {
             id: id.into(),
             connection: ArcSwap::new(connection),
             settings: ArcSwap::from_pointee(settings),
+            keys: ArcSwap::from_pointee(Keys::new()),
             cache: AdapterCache::default(),
             instances: Arc::new(tokio::sync::Semaphore::new(limits.max_instances as usize)),
             max_instances: limits.max_instances,
@@ -83,6 +88,12 @@ impl Department {
     pub fn reconfigure(&self, connection: Arc<Connection>, settings: BTreeMap<String, String>) {
         self.connection.store(connection);
         self.settings.store(Arc::new(settings));
+    }
+
+    /// The keys new calls' `crypto` uses (at start and after a reload; calls in flight keep
+    /// the ones they started with, as with the settings).
+    pub fn set_keys(&self, keys: BTreeMap<String, Arc<gateway_base::config::KeyMaterial>>) {
+        self.keys.store(Arc::new(keys));
     }
 
     /// Instances of this department's adapter running now on this node.
@@ -154,6 +165,8 @@ pub(crate) struct HostState {
     /// The department's connection and settings as they were when the call started.
     connection: Arc<Connection>,
     settings: Arc<BTreeMap<String, String>>,
+    /// The department's keys as they were when the call started.
+    pub(super) keys: Arc<Keys>,
     /// The call's department exchanges so far.
     pub(super) exchanges: Exchanges,
     /// The call's execution time: the host's work in its imports is not counted.
@@ -189,6 +202,7 @@ impl HostState {
             limits: Limiter::new(own, budget),
             connection: department.connection(),
             settings: department.settings(),
+            keys: department.keys.load_full(),
             department,
             exchanges: Exchanges::default(),
             meter,
@@ -340,6 +354,73 @@ impl v0_2::gov::adapter::department_http::Host for HostState {
     }
 }
 
+/// 0.3's `department-http` is 0.2's under another package name: converted, then served alike.
+impl v0_3::gov::adapter::department_http::Host for HostState {
+    async fn send(
+        &mut self,
+        req: v0_3::gov::adapter::department_http::Request,
+    ) -> Result<
+        v0_3::gov::adapter::department_http::Response,
+        v0_3::gov::adapter::department_http::HttpError,
+    > {
+        use v0_2::gov::adapter::department_http as old;
+        use v0_3::gov::adapter::department_http as new;
+        let body = req
+            .body
+            .into_iter()
+            .map(|part| match part {
+                new::BodyPart::Bytes(b) => old::BodyPart::Bytes(b),
+                new::BodyPart::Material(m) => old::BodyPart::Material(old::MaterialSlice {
+                    code: m.code,
+                    offset: m.offset,
+                    length: m.length,
+                    encoding: match m.encoding {
+                        new::Encoding::Raw => old::Encoding::Raw,
+                        new::Encoding::Base64 => old::Encoding::Base64,
+                    },
+                }),
+            })
+            .collect();
+        let req = old::Request {
+            method: req.method,
+            path: req.path,
+            headers: req.headers,
+            body,
+        };
+        old::Host::send(self, req)
+            .await
+            .map(|r| new::Response {
+                status: r.status,
+                headers: r.headers,
+                body: r.body,
+            })
+            .map_err(|e| match e {
+                old::HttpError::Forbidden(why) => new::HttpError::Forbidden(why),
+                old::HttpError::Unavailable(why) => new::HttpError::Unavailable(why),
+                old::HttpError::Timeout => new::HttpError::Timeout,
+                old::HttpError::TooLarge => new::HttpError::TooLarge,
+            })
+    }
+}
+
+impl v0_3::gov::adapter::materials::Host for HostState {
+    async fn read(
+        &mut self,
+        code: String,
+        offset: u64,
+        max: u32,
+    ) -> Result<Vec<u8>, v0_3::gov::adapter::materials::ReadError> {
+        use v0_2::gov::adapter::materials::{Host as Old02, ReadError as Old};
+        use v0_3::gov::adapter::materials::ReadError as New;
+        Old02::read(self, code, offset, max)
+            .await
+            .map_err(|e| match e {
+                Old::Unknown(why) => New::Unknown(why),
+                Old::Unavailable(why) => New::Unavailable(why),
+            })
+    }
+}
+
 impl v0_1::gov::adapter::department_http::Host for HostState {
     async fn send(
         &mut self,
@@ -438,10 +519,13 @@ macro_rules! shared_imports {
                 self.log_line(level, message)
             }
         }
-
-        impl $v::gov::adapter::types::Host for HostState {}
     };
 }
 
 shared_imports!(v0_1);
 shared_imports!(v0_2);
+shared_imports!(v0_3);
+
+// 0.3's `types` are 0.2's (see `bindings`).
+impl v0_1::gov::adapter::types::Host for HostState {}
+impl v0_2::gov::adapter::types::Host for HostState {}

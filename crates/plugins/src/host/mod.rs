@@ -18,11 +18,13 @@
 //! claim that its department timed out or was unavailable is held against the exchanges the
 //! host saw, and [`CallError::fault`] says who is at fault.
 //!
-//! Two versions of the contract are served side by side (`bindings`: one module per
+//! Three versions of the contract are served side by side (`bindings`: one module per
 //! `wit/v*`): a component is pre-instantiated for the one it implements, detected from its
 //! imports and exports. The host's types ([`contract`]) are 0.2's; a 0.1 component's answers
 //! are converted up (`compat`), and it is never handed materials, a supplement or a withdrawal
-//! ([`CallError::Unsupported`]). A 0.2 call's materials are read from the node's store
+//! ([`CallError::Unsupported`]). Contract 0.3 adds one import, `crypto` (`crypto`: signing,
+//! MACs and SM4 with the department's keys, which never enter the adapter); its exports are
+//! 0.2's. A 0.2 call's materials are read from the node's store
 //! (`materials`, [`crate::blobs::MaterialBlobs`]) and streamed into department requests by the connection.
 
 mod answers;
@@ -35,6 +37,7 @@ mod bindings;
 mod budget;
 mod call;
 mod compat;
+mod crypto;
 mod engine;
 mod imports;
 mod materials;

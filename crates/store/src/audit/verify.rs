@@ -140,6 +140,17 @@ pub fn public_key(base64: &str) -> Result<Verifier, String> {
     })
 }
 
+/// The keys a running gateway verifies its seals with: the public half of the configured
+/// signing key (none without one: then only the chains are checked). `gateway audit verify`
+/// uses them when the auditor names no key; the operators' console always does.
+pub fn configured_keys(audit: &gateway_base::config::AuditConfig) -> Result<Vec<Verifier>, String> {
+    audit
+        .key
+        .iter()
+        .map(|key| Verifier::new(&key.0.trusted_key()))
+        .collect()
+}
+
 struct Seal {
     hash: String,
     at: i64,

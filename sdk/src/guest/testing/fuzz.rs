@@ -19,9 +19,10 @@
 //! ```
 //!
 //! The strategies, by what they generate:
-//! - [`json_body`], [`xml_body`]: the bodies to feed a JSON or an XML department's readers: mostly
+//! - [`json_body`], [`xml_body`], [`form_body`]: the bodies to feed a JSON, an XML or a form
+//!   (`application/x-www-form-urlencoded`, GB18030 or GBK) department's readers: mostly
 //!   near-valid answers, the rest any JSON value or a real answer unchanged, and random bytes.
-//! - [`near_valid_json`], [`near_valid_xml`]: one real answer with one mutation (a node or a span
+//! - [`near_valid_json`], [`near_valid_xml`], [`near_valid_form`]: one real answer with one mutation (a node or a span
 //!   dropped, a value or a text replaced, the bytes cut short or one changed, the wrong encoding).
 //! - [`json`], [`text`]: any JSON value, any text, with the department's words among them.
 //! - [`status`]: an HTTP status: mostly 200, then the statuses the department uses, then any.
@@ -329,6 +330,82 @@ pub fn near_valid_xml(
         })
 }
 
+/// The body to feed a form department's readers (`application/x-www-form-urlencoded` answers,
+/// often in GB18030): a [`near_valid_form`] answer three times in five, one of `answers`
+/// unchanged once, random [`bytes`] once.
+///
+/// `answers` are the department's real answers as their pairs, in order (not empty); `charset`
+/// the one it sends them in; `words` its codes and words, as for [`text`].
+pub fn form_body(
+    answers: Vec<Vec<(String, String)>>,
+    charset: crate::encoding::Charset,
+    words: &[&str],
+) -> impl Strategy<Value = Vec<u8>> + use<> {
+    let encode = move |pairs: &[(String, String)]| {
+        crate::encoding::form_encode(pairs, charset)
+            .expect("the answers are the department's own, in its charset")
+            .into_bytes()
+    };
+    prop_oneof![
+        3 => near_valid_form(answers.clone(), charset, words),
+        1 => proptest::sample::select(answers).prop_map(move |a| encode(&a)),
+        1 => bytes(),
+    ]
+}
+
+/// A near-valid form body: one of `answers` (not empty) with one mutation, each as likely: a
+/// pair dropped, a value replaced by a [`text`], the encoded bytes [`cut_short`] or one of them
+/// changed ([`change_byte`]), or the form encoded in UTF-8 when the department's charset is
+/// another (or in GB18030 when it is UTF-8).
+pub fn near_valid_form(
+    answers: Vec<Vec<(String, String)>>,
+    charset: crate::encoding::Charset,
+    words: &[&str],
+) -> impl Strategy<Value = Vec<u8>> + use<> {
+    use crate::encoding::{Charset, form_encode};
+    (
+        proptest::sample::select(answers),
+        0u8..5,
+        any::<usize>(),
+        text(words),
+    )
+        .prop_map(move |(mut answer, op, at, text)| {
+            let encode = |pairs: &[(String, String)], charset: Charset| {
+                // A generated text GBK cannot carry goes as GB18030, which carries everything.
+                form_encode(pairs, charset)
+                    .or_else(|_| form_encode(pairs, Charset::Gb18030))
+                    .expect("GB18030 encodes any text")
+                    .into_bytes()
+            };
+            match op {
+                0 => {
+                    if !answer.is_empty() {
+                        let i = at % answer.len();
+                        answer.remove(i);
+                    }
+                    encode(&answer, charset)
+                }
+                1 => {
+                    if !answer.is_empty() {
+                        let i = at % answer.len();
+                        answer[i].1 = text;
+                    }
+                    encode(&answer, charset)
+                }
+                2 => cut_short(encode(&answer, charset), at),
+                3 => change_byte(encode(&answer, charset), at, (at >> 8) as u8),
+                _ => encode(
+                    &answer,
+                    if charset == Charset::Utf8 {
+                        Charset::Gb18030
+                    } else {
+                        Charset::Utf8
+                    },
+                ),
+            }
+        })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -423,5 +500,32 @@ mod tests {
             // At most the answer and one inserted text (proptest strings: up to 100 chars).
             prop_assert!(body.len() <= "登簿".len() + 4 * 100);
         }
+    }
+
+    #[test]
+    fn form_bodies_are_mostly_near_the_departments_answers() {
+        use crate::encoding::{Charset, form_parse};
+        use proptest::strategy::ValueTree;
+        let answer = vec![
+            ("retcode".to_string(), "0000".to_string()),
+            ("lsh".to_string(), "20261204000000000001".to_string()),
+            ("msg".to_string(), "受理成功".to_string()),
+        ];
+        let strategy = form_body(vec![answer.clone()], Charset::Gb18030, &["0000", "9999"]);
+        let mut runner = proptest::test_runner::TestRunner::deterministic();
+        let (mut whole, mut one_pair_less, mut unreadable) = (0, 0, 0);
+        for _ in 0..500 {
+            let body = strategy.new_tree(&mut runner).unwrap().current();
+            match form_parse(&body, Charset::Gb18030) {
+                Ok(pairs) if pairs == answer => whole += 1,
+                Ok(pairs) if pairs.len() == 2 => one_pair_less += 1,
+                Ok(_) => {}
+                Err(_) => unreadable += 1,
+            }
+        }
+        assert!(
+            whole > 50 && one_pair_less > 20 && unreadable > 20,
+            "{whole} {one_pair_less} {unreadable}"
+        );
     }
 }

@@ -26,6 +26,11 @@
 //!   `"claim": "timeout"`, claims the department timed out.
 //! - `hostile.big`: answers a JSON object about `bytes` long.
 //! - `hostile.methods`: tries `CONNECT` and `TRACE` (and a lower-case `get`).
+//! - `hostile.keys`: tries every way to read the bytes of the host-held key named by the
+//!   query's `key` (contract 0.3 `crypto`): `config.get` of its name, `keys.<name>` and the
+//!   query's `path` (where its file is), `crypto` with every algorithm whatever the key's kind,
+//!   `department-http` to `file://<path>` and climbing to the path; logs every answer, and
+//!   answers them all, with the MAC of `message` under the key when it is an hmac key.
 
 use sdk::http::{HttpError, Request};
 use sdk::{
@@ -37,7 +42,7 @@ use std::hint::black_box;
 use std::sync::atomic::{AtomicU32, Ordering};
 
 /// The lookups, in the order `describe` lists them.
-pub const LOOKUPS: [&str; 18] = [
+pub const LOOKUPS: [&str; 19] = [
     "hostile.echo",
     "hostile.trap",
     "hostile.loop",
@@ -56,6 +61,7 @@ pub const LOOKUPS: [&str; 18] = [
     "hostile.methods",
     "hostile.busy",
     "hostile.bomb",
+    "hostile.keys",
 ];
 
 /// Matters: `hostile.sleepy` sleeps past the call's time limit (the adapter's fault),
@@ -199,6 +205,44 @@ fn attempt(path: &str) -> Value {
     outcome(path, &result)
 }
 
+/// Every way to get at a host-held key's bytes, each answer kept (and logged).
+fn pry_keys(query: &str) -> String {
+    use sdk::crypto::{self, Mac, SignatureAlgorithm as Alg};
+    let q: Value = serde_json::from_str(query).unwrap_or(Value::Null);
+    let (key, path) = (text(&q, "key"), text(&q, "path"));
+    let message = text(&q, "message").as_bytes();
+    let shown = |r: Result<Vec<u8>, crypto::CryptoError>| match r {
+        Ok(bytes) => json!({ "ok": sdk::sign::base64_encode(&bytes) }),
+        Err(e) => json!({ "error": format!("{e:?}") }),
+    };
+    let mut answers = json!({
+        "config": [
+            sdk::config::get(key),
+            sdk::config::get(&format!("keys.{key}")),
+            sdk::config::get(&format!("keys.{key}.value")),
+            sdk::config::get(path),
+        ],
+        "sign_sm2": shown(crypto::sign(key, Alg::Sm2Sm3, message)),
+        "sign_ed25519": shown(crypto::sign(key, Alg::Ed25519, message)),
+        "verify_sm2": format!("{:?}", crypto::verify(key, Alg::Sm2Sm3, message, &[0x30, 0])),
+        "verify_ed25519": format!("{:?}", crypto::verify(key, Alg::Ed25519, message, &[0; 64])),
+        "hmac_sha256": shown(crypto::mac(key, Mac::HmacSha256, message)),
+        "hmac_sm3": shown(crypto::mac(key, Mac::HmacSm3, message)),
+        "sm4_encrypt": shown(crypto::sm4_encrypt(key, &[0; 16], message)),
+        "sm4_decrypt": shown(crypto::sm4_decrypt(key, &[0; 16], &[0; 32])),
+        "sm4_bad_iv": shown(crypto::sm4_encrypt(key, &[0; 3], message)),
+        // The key's file, as a URL and climbing out of the department's base (the host
+        // refuses both before sending).
+        "http": [
+            attempt(&format!("file://{path}")),
+            attempt(&format!("/../../..{path}")),
+        ],
+    });
+    answers["mac_hex"] = json!(crypto::mac_hex(key, Mac::HmacSha256, message).ok());
+    sdk::log::warn(&format!("what the host gave for key {key}: {answers}"));
+    answers.to_string()
+}
+
 /// A string field of the query, or `""`.
 fn text<'a>(query: &'a Value, key: &str) -> &'a str {
     query[key].as_str().unwrap_or_default()
@@ -330,6 +374,7 @@ impl sdk::Adapter for Hostile {
             "hostile.echo-error" => {
                 Err(AdapterError::Protocol(format!("部门答复: 无此人 {query}")))
             }
+            "hostile.keys" => Ok(pry_keys(&query)),
             other => misbehave(other, &query),
         }
     }

@@ -261,6 +261,7 @@ pub(super) async fn run(
         .args(["--public-security-port", &public_security.to_string()])
         .args(["--market-regulation-port", &market_regulation.to_string()])
         .env("RUST_LOG", "warn");
+    super::unused_departments_on_free_ports(&mut command)?;
     let mut departments =
         ChildGuard::spawn("departments", command, dir.join("departments.log"), false)?;
     for port in [tax, real_estate, public_security, market_regulation] {

@@ -1,10 +1,12 @@
 //! `cargo xtask bench`: what the gateway costs, measured against the floor and against a proxy.
 //!
-//! 1. One lookup (the tax department's 清税查询, `POST /api/v1/qscx`) under the same load four
+//! 1. One lookup (the tax department's 清税查询, `POST /api/v1/qscx`) under the same load five
 //!    ways: straight to the simulated department (the floor), through nginx as a plain reverse
 //!    proxy (what a proxy costs with no translation), through an axum + reqwest pass-through
-//!    (the gateway's own HTTP stack with none of its work, [`passthrough`]), and through the
-//!    gateway and its tax adapter (`POST /api/v1/lookups/tax.clearance`). The load generator is
+//!    (the gateway's own HTTP stack with none of its work, [`passthrough`]), through nginx + njs
+//!    doing the tax adapter's work in JavaScript (the peer a team would build without the
+//!    gateway, [`njs`]), and through the gateway and its tax adapter
+//!    (`POST /api/v1/lookups/tax.clearance`). The load generator is
 //!    this process: a fixed number of tokio workers, each sending back-to-back requests over
 //!    keep-alive HTTP/1.1 connections. The departments, nginx, the pass-through and the
 //!    gateway run as child processes (release builds), so the gateway's peak memory (VmHWM)
@@ -21,7 +23,8 @@
 //!
 //! Everything runs on one machine, load generator included; the output says so. Flags:
 //! `--concurrency` (32), `--seconds` (10), `--warmup-seconds` (1), `--unloaded-seconds` (3, 0
-//! skips the unloaded runs), `--calls` (20000). See BENCHMARKS.md for the method and a reading.
+//! skips the unloaded runs), `--calls` (20000), `--binaries` (check the bench itself with other
+//! builds, e.g. `target/debug`). See BENCHMARKS.md for the method and a reading.
 
 use anyhow::{Context, bail};
 use clap::Parser;
@@ -72,6 +75,11 @@ struct Args {
     /// Run as the fairness benchmark's memory churn instead (the bench starts itself so).
     #[arg(long, hide = true)]
     memory_churn: bool,
+    /// Take the `gateway` and `departments` binaries from this directory as they are (e.g.
+    /// `target/debug`, to check the bench itself: its figures are then not the release ones)
+    /// instead of the release builds, built when stale.
+    #[arg(long)]
+    binaries: Option<PathBuf>,
 }
 
 /// The taxpayer every lookup asks about (seeded at the tax department, clear of arrears).
@@ -85,6 +93,7 @@ const APP_SECRET: &[u8] = b"tax-demo-secret";
 const INSTANTIATION_TARGET_US: f64 = 50.0;
 
 mod fairness;
+mod njs;
 mod passthrough;
 
 fn main() -> anyhow::Result<()> {
@@ -113,14 +122,26 @@ fn main() -> anyhow::Result<()> {
 async fn run(args: Args) -> anyhow::Result<()> {
     let root = integration_tests::workspace_root();
     let adapters = adapters_dir(&root)?;
-    let bins = release_binaries(&root)?;
+    let bins = match &args.binaries {
+        // Absolute: the gateway is started in the temp dir.
+        Some(dir) => {
+            let dir = std::fs::canonicalize(dir)
+                .with_context(|| format!("--binaries {}", dir.display()))?;
+            Binaries {
+                gateway: dir.join("gateway"),
+                departments: dir.join("departments"),
+            }
+        }
+        None => release_binaries(&root)?,
+    };
     // Declared first so it is removed last, after every child process is gone.
     let dir = tempfile::tempdir()?;
     let machine = Machine::read();
     println!("{}", machine.describe());
     println!(
         "Everything runs on this machine: the load generator (this process, {} tokio worker \
-         threads), the simulated departments, nginx, the pass-through and the gateway share its {} \
+         threads), the simulated departments, nginx (alone and with njs), the pass-through and \
+         the gateway share its {} \
          cores, so each \
          row's figures include the cost of generating the load.\n",
         tokio::runtime::Handle::current().metrics().num_workers(),
@@ -286,6 +307,18 @@ fn newest_mtime(path: &Path) -> Option<std::time::SystemTime> {
         .filter(|e| e.file_name() != "target")
         .filter_map(|e| newest_mtime(&e.path()))
         .max()
+}
+
+/// The simulated departments no benchmark calls (SMS, the national 好差评 system, social
+/// security) on free ports too: on their fixed defaults a second bench, a demo or a test run
+/// on the same machine would stop the departments from starting.
+fn unused_departments_on_free_ports(command: &mut Command) -> anyhow::Result<()> {
+    let ports = free_ports(3)?;
+    command
+        .args(["--sms-port", &ports[0].to_string()])
+        .args(["--national-evaluation-port", &ports[1].to_string()])
+        .args(["--social-security-port", &ports[2].to_string()]);
+    Ok(())
 }
 
 /// `n` distinct free ports on 127.0.0.1 (held together while picked, then released).
@@ -851,6 +884,8 @@ struct Lookups {
     direct: PathRuns,
     nginx: Result<PathRuns, String>,
     passthrough: PathRuns,
+    /// Why the njs row was skipped, when it was.
+    njs: Result<PathRuns, String>,
     gateway: PathRuns,
 }
 
@@ -862,10 +897,10 @@ async fn lookup_benchmarks(
     dir: &Path,
 ) -> anyhow::Result<Lookups> {
     let ticks = clock_ticks();
-    let ports = free_ports(7)?;
+    let ports = free_ports(8)?;
     let (tax, real_estate, public_security, market_regulation, nginx_port, gateway_port) =
         (ports[0], ports[1], ports[2], ports[3], ports[4], ports[5]);
-    let passthrough_port = ports[6];
+    let (passthrough_port, njs_port) = (ports[6], ports[7]);
     let bench_pid = std::process::id();
 
     // The simulated departments, one child process for all four.
@@ -879,6 +914,7 @@ async fn lookup_benchmarks(
         .args(["--public-security-port", &public_security.to_string()])
         .args(["--market-regulation-port", &market_regulation.to_string()])
         .env("RUST_LOG", "warn");
+    unused_departments_on_free_ports(&mut command)?;
     let mut departments =
         ChildGuard::spawn("departments", command, dir.join("departments.log"), false)?;
     for port in [tax, real_estate, public_security, market_regulation] {
@@ -915,25 +951,10 @@ async fn lookup_benchmarks(
             eprintln!("nginx: {version}, 1 worker process, upstream keepalive 64");
             let nginx_dir = dir.join("nginx");
             let conf = write_nginx_conf(&nginx_dir, nginx_port, tax)?;
-            let mut command = Command::new("nginx");
-            command.arg("-c").arg(&conf).arg("-p").arg(&nginx_dir);
-            let mut nginx =
-                ChildGuard::spawn("nginx", command, nginx_dir.join("stdout.log"), true)?;
-            nginx.wait_for_port(nginx_port)?;
-            // The worker is forked after the port is bound; give it a moment to appear.
-            let mut workers = children_of(nginx.pid());
-            for _ in 0..50 {
-                if !workers.is_empty() {
-                    break;
-                }
-                tokio::time::sleep(Duration::from_millis(20)).await;
-                workers = children_of(nginx.pid());
-            }
+            let (nginx, pids) = start_nginx(&nginx_dir, &conf, nginx_port).await?;
             let target = Target::Signed {
                 url: format!("http://127.0.0.1:{nginx_port}{QSCX_PATH}"),
             };
-            let mut pids = vec![nginx.pid()];
-            pids.extend(workers);
             let runs = measure(
                 "nginx",
                 target,
@@ -967,7 +988,48 @@ async fn lookup_benchmarks(
     .await?;
     drop(passthrough);
 
-    // d. Through the gateway and its tax adapter, as a child process so its memory is its own.
+    // d. Through nginx + njs doing the tax adapter's work: the peer built without the gateway.
+    let njs = match (nginx_version(), njs::module()) {
+        (None, _) => {
+            println!("nginx not found (apt-get install nginx): skipping the njs row");
+            Err("nginx not found (apt-get install nginx)".to_string())
+        }
+        (Some(_), None) => {
+            println!(
+                "njs module not found (apt-get install libnginx-mod-http-js): skipping the njs row"
+            );
+            Err("njs module not found (apt-get install libnginx-mod-http-js)".to_string())
+        }
+        (Some(version), Some(module)) => {
+            eprintln!(
+                "nginx + njs: {version}, {}, 1 worker process, upstream keepalive 64",
+                module.display()
+            );
+            let njs_dir = dir.join("njs");
+            let key_sha256 = gateway_http::auth::sha256_hex(integration_tests::PORTAL_KEY);
+            let settings = njs::Settings {
+                portal_key_sha256: &key_sha256,
+                app_key: APP_KEY,
+                app_secret: std::str::from_utf8(APP_SECRET)?,
+            };
+            let conf = njs::write_conf(&njs_dir, &module, njs_port, tax, &settings)?;
+            let (nginx, pids) = start_nginx(&njs_dir, &conf, njs_port).await?;
+            let url = format!("http://127.0.0.1:{njs_port}/api/v1/lookups/tax.clearance");
+            njs::check_keys(&url, integration_tests::PORTAL_KEY).await?;
+            let runs = measure(
+                "nginx + njs",
+                Target::Gateway { url },
+                args,
+                &watched(Some(("nginx", pids))),
+                ticks,
+            )
+            .await?;
+            drop(nginx);
+            Ok(runs)
+        }
+    };
+
+    // e. Through the gateway and its tax adapter, as a child process so its memory is its own.
     let config = write_gateway_config(
         dir,
         root,
@@ -1018,8 +1080,30 @@ async fn lookup_benchmarks(
         direct,
         nginx,
         passthrough: passthrough_runs,
+        njs,
         gateway: gateway_runs,
     })
+}
+
+/// Start nginx on `conf` (prefix `dir`) and wait for `port`; the guard and the pids whose CPU
+/// time the row counts (the master and its worker).
+async fn start_nginx(dir: &Path, conf: &Path, port: u16) -> anyhow::Result<(ChildGuard, Vec<u32>)> {
+    let mut command = Command::new("nginx");
+    command.arg("-c").arg(conf).arg("-p").arg(dir);
+    let mut nginx = ChildGuard::spawn("nginx", command, dir.join("stdout.log"), true)?;
+    nginx.wait_for_port(port)?;
+    // The worker is forked after the port is bound; give it a moment to appear.
+    let mut workers = children_of(nginx.pid());
+    for _ in 0..50 {
+        if !workers.is_empty() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        workers = children_of(nginx.pid());
+    }
+    let mut pids = vec![nginx.pid()];
+    pids.extend(workers);
+    Ok((nginx, pids))
 }
 
 fn nginx_version() -> Option<String> {
@@ -1115,8 +1199,11 @@ timeout_ms = 3000
 
 [departments.tax.settings]
 app-key = "gw-demo"
-app-secret = "tax-demo-secret"
 sign-method = "HMAC-SHA256"
+
+[departments.tax.keys.app-secret]
+kind = "hmac"
+value = "file:tax-app-secret.txt"
 
 [departments.real-estate]
 name = "不动产登记"
@@ -1153,23 +1240,36 @@ callback-secret = "mr-callback-secret"
         cache = root.join("target/component-cache").display(),
         certs = certs.display(),
     ) + &integration_tests::portal_client_toml();
+    std::fs::write(dir.join("tax-app-secret.txt"), "tax-demo-secret\n")?;
     let path = dir.join("gateway.toml");
     std::fs::write(&path, text)?;
     Ok(path)
 }
 
 impl Lookups {
-    fn paths(&self) -> Vec<(&'static str, Option<&PathRuns>)> {
+    /// Each row's runs, or why it was skipped.
+    fn paths(&self) -> Vec<(&'static str, Result<&PathRuns, &str>)> {
         vec![
-            ("direct → tax department (floor)", Some(&self.direct)),
-            ("nginx → tax department", self.nginx.as_ref().ok()),
-            ("axum + reqwest pass-through → tax", Some(&self.passthrough)),
-            ("gateway → tax adapter → tax", Some(&self.gateway)),
+            ("direct → tax department (floor)", Ok(&self.direct)),
+            (
+                "nginx → tax department",
+                self.nginx.as_ref().map_err(String::as_str),
+            ),
+            ("axum + reqwest pass-through → tax", Ok(&self.passthrough)),
+            (
+                "nginx + njs (adapter's work) → tax",
+                self.njs.as_ref().map_err(String::as_str),
+            ),
+            ("gateway → tax adapter → tax", Ok(&self.gateway)),
         ]
     }
 
     fn nginx_loaded(&self) -> Option<&LoadRun> {
         self.nginx.as_ref().ok().map(|n| &n.loaded)
+    }
+
+    fn njs_loaded(&self) -> Option<&LoadRun> {
+        self.njs.as_ref().ok().map(|n| &n.loaded)
     }
 
     fn gateway_vs_nginx(&self) -> Option<f64> {
@@ -1199,6 +1299,23 @@ impl Lookups {
                 "no nginx",
             )),
         }
+        match self.njs_loaded() {
+            Some(njs) => {
+                let r = gateway.throughput() / njs.throughput();
+                rows.push((
+                    "gateway / njs throughput".into(),
+                    format!("{r:.2}"),
+                    "≥ 1",
+                    verdict(r >= 1.0),
+                ));
+            }
+            None => rows.push((
+                "gateway / njs throughput".into(),
+                "n/a".into(),
+                "≥ 1",
+                "no njs",
+            )),
+        }
         let overhead = self.p99_overhead_ms();
         rows.push((
             "gateway p99 − direct p99".into(),
@@ -1224,6 +1341,32 @@ impl Lookups {
                 format!(
                     "{:.2} ms",
                     nginx.percentile_ms(99.0) - direct.percentile_ms(99.0)
+                ),
+                "",
+                "",
+            ));
+        }
+        if let Some(njs) = self.njs_loaded() {
+            rows.push((
+                "njs / direct throughput".into(),
+                format!("{:.2}", njs.throughput() / direct.throughput()),
+                "",
+                "",
+            ));
+            rows.push((
+                "njs p99 − direct p99".into(),
+                format!(
+                    "{:.2} ms",
+                    njs.percentile_ms(99.0) - direct.percentile_ms(99.0)
+                ),
+                "",
+                "",
+            ));
+            rows.push((
+                "gateway p99 − njs p99".into(),
+                format!(
+                    "{:.2} ms",
+                    gateway.percentile_ms(99.0) - njs.percentile_ms(99.0)
                 ),
                 "",
                 "",
@@ -1318,9 +1461,9 @@ impl Lookups {
         header(&mut out);
         for (name, runs) in self.paths() {
             match runs {
-                Some(runs) => row(&mut out, name, &runs.loaded),
-                None => {
-                    let _ = writeln!(out, "{name:<34} skipped: nginx not found");
+                Ok(runs) => row(&mut out, name, &runs.loaded),
+                Err(why) => {
+                    let _ = writeln!(out, "{name:<34} skipped: {why}");
                 }
             }
         }
@@ -1332,7 +1475,7 @@ impl Lookups {
             );
             header(&mut out);
             for (name, runs) in self.paths() {
-                if let Some(r) = runs.and_then(|r| r.unloaded.as_ref()) {
+                if let Some(r) = runs.ok().and_then(|r| r.unloaded.as_ref()) {
                     row(&mut out, name, r);
                 }
             }
@@ -1497,7 +1640,7 @@ fn summary_markdown(
         md,
         "Run: `cargo xtask bench --concurrency {} --seconds {} --warmup-seconds {} \
          --unloaded-seconds {} --calls {}`; {} cores ({}), {:.0} GiB; load generator, \
-         departments, nginx, pass-through and gateway all on this one machine.\n",
+         departments, nginx, pass-through, nginx + njs and gateway all on this one machine.\n",
         args.concurrency,
         args.seconds,
         args.warmup_seconds,
@@ -1534,9 +1677,9 @@ fn summary_markdown(
     header(&mut md);
     for (name, runs) in lookups.paths() {
         match runs {
-            Some(runs) => row(&mut md, name, &runs.loaded),
-            None => {
-                let _ = writeln!(md, "| {name} | skipped (nginx not found) | | | | | |");
+            Ok(runs) => row(&mut md, name, &runs.loaded),
+            Err(why) => {
+                let _ = writeln!(md, "| {name} | skipped ({why}) | | | | | |");
             }
         }
     }
@@ -1548,7 +1691,7 @@ fn summary_markdown(
         );
         header(&mut md);
         for (name, runs) in lookups.paths() {
-            if let Some(r) = runs.and_then(|r| r.unloaded.as_ref()) {
+            if let Some(r) = runs.ok().and_then(|r| r.unloaded.as_ref()) {
                 row(&mut md, name, r);
             }
         }

@@ -1,0 +1,87 @@
+//! The memory budget of a node's adapter instances, in a test binary of its own: run beside
+//! the other isolation tests' gateways on two cores, the bombs' admissions and growth waited
+//! on busy cores and the figures it checks depended on the neighbours, not on the budget.
+//! Each step waits for the state it needs on the gateway's own gauges (instances alive, memory
+//! counted), never for a time.
+
+use crate::hostile;
+
+use hostile::{counter, hostile_env_with, metric_reaches, spawn_lookup};
+use integration_tests::Setup;
+use serde_json::json;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_department_is_bounded_in_instances_and_the_node_in_memory() {
+    let (env, _department) = hostile_env_with(Setup {
+        admin: true,
+        hostile_limits: "max_instances = 4".into(),
+        plugins_extra: "memory_budget_mib = 80".into(),
+        ..Setup::default()
+    })
+    .await;
+    // Four instances held a second and a half each: the fifth is refused at once, busy.
+    let held: Vec<_> = (0..4)
+        .map(|_| spawn_lookup(&env, "busy", json!({"ms": 1500})))
+        .collect();
+    let instances = "gateway_adapter_instances{department=\"hostile\"}";
+    metric_reaches(&env, instances, |n| n >= 4.0).await;
+    let (status, retry, body) = spawn_lookup(&env, "echo", json!({})).await.unwrap();
+    assert_eq!((status, retry.as_deref()), (503, Some("1")), "{body}");
+    assert_eq!(body["error"]["code"], "adapter_busy");
+    for call in held {
+        assert_eq!(call.await.unwrap().0, 200);
+    }
+    // An answer is sent before its instance is dropped: the four are gone before the bombs.
+    metric_reaches(&env, instances, |n| n == 0.0).await;
+    let refused = "gateway_adapter_refusals_total{department=\"hostile\",bound=\"instances\"}";
+    assert!(counter(&env, refused).await >= 1.0);
+
+    // Two memory bombs of 24 MiB each hold their memory; a third against the 80 MiB budget
+    // (what the pool keeps resident from earlier calls counts too) cannot grow into the last
+    // eighth, which is kept for starting calls, and is refused busy. Started together, the
+    // three would race: whichever reached the ceiling first failed, and a second one growing
+    // before the first one's memory was given back failed too — so the third starts once the
+    // two hold theirs.
+    let mut bombs: Vec<_> = (0..2)
+        .map(|_| spawn_lookup(&env, "bomb", json!({"mib": 24, "ms": 2000})))
+        .collect();
+    let counted = loop {
+        if let Some(early) = bombs.iter().position(|bomb| bomb.is_finished()) {
+            let (status, _, body) = bombs.swap_remove(early).await.unwrap();
+            panic!("a bomb ended before the two held their memory: {status} {body}");
+        }
+        let counted = counter(&env, "gateway_adapter_memory_bytes").await;
+        if counted >= f64::from(48 << 20) {
+            break counted;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    };
+    assert!(counted <= f64::from(70 << 20), "{counted}");
+    let (status, retry, body) = spawn_lookup(&env, "bomb", json!({"mib": 24}))
+        .await
+        .unwrap();
+    assert_eq!((status, retry.as_deref()), (503, Some("1")), "{body}");
+    assert!(
+        body["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("memory budget"),
+        "{body}"
+    );
+    // An ordinary call still starts meanwhile.
+    let (status, _, body) = spawn_lookup(&env, "echo", json!({"ok": 1})).await.unwrap();
+    assert_eq!(status, 200, "{body}");
+    for bomb in bombs {
+        let (status, _, body) = bomb.await.unwrap();
+        assert_eq!(status, 200, "{body}");
+    }
+    let refused = "gateway_adapter_refusals_total{department=\"hostile\",bound=\"memory\"}";
+    assert!(counter(&env, refused).await >= 1.0);
+    // The memory came back: the three bombs fit again, one after another.
+    for _ in 0..3 {
+        let (status, _, body) = spawn_lookup(&env, "bomb", json!({"mib": 24}))
+            .await
+            .unwrap();
+        assert_eq!(status, 200, "{body}");
+    }
+}
