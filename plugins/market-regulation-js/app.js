@@ -10,8 +10,9 @@
  * (`GET /api/enterprises/{uscc}`). Materials go first, uploaded in chunks (uploads.js), the host
  * streaming each chunk from its store; 补正 and 撤回 as lifecycle.js says.
  *
- * Settings: `client-id`, `client-secret` (token grant), `callback-secret` (HMAC-SHA256 key of the
- * callbacks' `X-Signature`). The access token is cached under `token` for its lifetime less
+ * Settings: `client-id`, `client-secret` (token grant). Keys the host holds: `callback-secret`
+ * (`hmac`: the HMAC-SHA256 key of the callbacks' `X-Signature`; the adapter asks the host to check
+ * a signature and never sees the secret). The access token is cached under `token` for its lifetime less
  * 30 s; a 401 drops it, fetches a new one and retries the call once.
  *
  * Each export is a sequence of calls through the host; the protocol is pure functions in
@@ -20,6 +21,7 @@
 
 import {
   AdapterFailure, CONTRACT_VERSION, Request, cache, chunkSm3Hex, chunks, log, part, requireSetting,
+  verifyMacHex,
 } from '../../sdk-js/gov-adapter/index.js';
 import * as protocol from './protocol.js';
 import * as uploads from './uploads.js';
@@ -183,8 +185,8 @@ export function lookup(name, query) {
 }
 
 export function onCallback(request) {
-  const secret = requireSetting('callback-secret');
-  const report = protocol.readCallback(request.headers, request.body, secret);
+  const report = protocol.readCallback(request.headers, request.body, (signature) =>
+    verifyMacHex(protocol.CALLBACK_KEY, request.body, signature));
   log.info(`licence callback for applicationNo ${report.reference}`);
   return report;
 }

@@ -342,7 +342,24 @@ export function verify(key, data, signature, algorithm = 'sm2-sm3') {
 
 /** A MAC of `data` with the host's secret `key` (`hmac-sha256` or `hmac-sm3`). */
 export function mac(key, data, algorithm = 'hmac-sha256') {
-  return new Uint8Array(withKey(() => crypto.mac(key, algorithm, data)));
+  return new Uint8Array(withKey(() => crypto.mac(key, algorithm, typeof data === 'string' ? utf8(data) : data)));
+}
+
+/**
+ * Whether `signatureHex` is the MAC of `data` under the host's secret `key`: how an adapter
+ * checks a department's signed callback without holding the secret. The host computes the MAC;
+ * the comparison looks at every byte whatever differs, so its time tells a forger nothing. Hex
+ * digits in either case; anything else, or the wrong length, is false.
+ */
+export function verifyMacHex(key, data, signatureHex, algorithm = 'hmac-sha256') {
+  const expected = mac(key, data, algorithm);
+  const text = String(signatureHex);
+  if (text.length !== expected.length * 2 || !/^[0-9a-fA-F]*$/.test(text)) return false;
+  let differ = 0;
+  for (let i = 0; i < expected.length; i++) {
+    differ |= expected[i] ^ parseInt(text.slice(i * 2, i * 2 + 2), 16);
+  }
+  return differ === 0;
 }
 
 /** SM4-CBC with PKCS#7 under the host's key `key`. */

@@ -9,7 +9,6 @@
  * - field problems gathered at once (`problems.js`);
  * - identifier checks with Chinese messages (`ids.js`: GB 11643, GB 32100);
  * - text: GBK / GB18030 encode and decode, hex, percent-encoding (`text.js`);
- * - HMAC-SHA256 for departments that sign with a shared secret (`hmac.js`);
  * - supplements' fields in a department's names and back (`lifecycle.js`);
  * - a harness that runs scripted department exchanges without a gateway (`../testing`).
  *
@@ -21,7 +20,6 @@ export * from './host.js';
 export * from './problems.js';
 export * from './ids.js';
 export * from './text.js';
-export * from './hmac.js';
 export * from './lifecycle.js';
 
 /** The contract version these helpers are written for. */

@@ -1,11 +1,11 @@
 // The helper library natively, under the harness: node --import ./sdk-js/testing/register.js --test sdk-js/tests
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { createHash, createHmac } from 'node:crypto';
+import { createHmac } from 'node:crypto';
 import {
   AdapterFailure, Request, Problems, cache, chunks, chunkSm3Hex, creditCodeProblem, decodeGb18030,
-  encodeGb18030, encodeGbk, hex, hmacSha256Hex, log, percentEncode, requireSetting, residentIdProblem,
-  sha256, sign, verify, verifyHmacSha256Hex,
+  encodeGb18030, encodeGbk, hex, log, mac, percentEncode, requireSetting, residentIdProblem,
+  sign, verify, verifyMacHex,
 } from '../gov-adapter/index.js';
 import { Exchange, Harness, sm3Hex } from '../testing/harness.js';
 
@@ -26,18 +26,21 @@ test('problems are gathered and thrown at once as invalid-input', () => {
   assert.throws(() => p.throwIfAny(), (e) => e instanceof AdapterFailure && e.payload.tag === 'invalid-input' && e.payload.val.length === 2);
 });
 
-test('SHA-256 and HMAC-SHA256 agree with OpenSSL', () => {
-  for (const size of [0, 1, 55, 56, 64, 1000]) {
+test('a MAC is checked against the host key, in either case, and anything else is false', () => {
+  const h = new Harness().secret('callback', 'k');
+  for (const size of [0, 1, 64, 1000]) {
     const data = new Uint8Array(size).map((_, i) => (i * 7) & 0xff);
-    assert.equal(hex(sha256(data)), createHash('sha256').update(data).digest('hex'));
-    for (const key of ['k', 'x'.repeat(100)]) {
-      const expected = createHmac('sha256', key).update(data).digest('hex');
-      assert.equal(hmacSha256Hex(key, data), expected);
-      assert.ok(verifyHmacSha256Hex(key, data, expected.toUpperCase()));
-    }
+    const expected = createHmac('sha256', 'k').update(data).digest('hex');
+    assert.equal(hex(mac('callback', data)), expected);
+    assert.ok(verifyMacHex('callback', data, expected));
+    assert.ok(verifyMacHex('callback', data, expected.toUpperCase()));
+    assert.ok(!verifyMacHex('callback', data, createHmac('sha256', 'k2').update(data).digest('hex')));
   }
-  assert.equal(hex(sha256('abc')), 'ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad');
-  assert.ok(!verifyHmacSha256Hex('k', 'data', 'zz'));
+  assert.ok(!verifyMacHex('callback', 'data', 'zz'));
+  assert.ok(!verifyMacHex('callback', 'data', ''));
+  assert.ok(!verifyMacHex('callback', 'data', 'g'.repeat(64)));
+  assert.throws(() => verifyMacHex('nobody', 'data', '00'), (e) => e.payload.tag === 'internal');
+  h.finish();
 });
 
 test('GBK and GB18030 round-trip through the engine decoder', () => {

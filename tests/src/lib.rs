@@ -460,6 +460,15 @@ pub fn write_config(
     // The tax department's demo app secret, as a key file beside the config (written at test
     // time; a test that rotates it rewrites the file and reloads).
     std::fs::write(dir.join("tax-app-secret.txt"), "tax-demo-secret\n")?;
+    std::fs::write(dir.join("mr-callback-secret.txt"), "mr-callback-secret\n")?;
+    std::fs::write(
+        dir.join("sms-access-secret.txt"),
+        format!("{}\n", departments::sms::ACCESS_SECRET),
+    )?;
+    std::fs::write(
+        dir.join("sms-callback-secret.txt"),
+        format!("{}\n", departments::sms::CALLBACK_SECRET),
+    )?;
     let extra = |id: &str| {
         setup
             .department_extra
@@ -564,7 +573,10 @@ poll_interval_ms = 5000
 [departments.market-regulation.settings]
 client-id = "gw-demo"
 client-secret = "mr-demo-secret"
-callback-secret = "mr-callback-secret"
+
+[departments.market-regulation.keys.callback-secret]
+kind = "hmac"
+value = "file:mr-callback-secret.txt"
 "#,
         catalogue = catalogue.display(),
         adapters = setup
@@ -660,15 +672,19 @@ timeout_ms = {timeout_ms}
 {sms_extra}
 [departments.sms.settings]
 access-key = "{key}"
-access-secret = "{secret}"
-callback-secret = "{callback}"
+
+[departments.sms.keys.access-secret]
+kind = "hmac"
+value = "file:sms-access-secret.txt"
+
+[departments.sms.keys.callback-secret]
+kind = "hmac"
+value = "file:sms-callback-secret.txt"
 "#,
             base_url = d.sms.department.base_url,
             timeout_ms = setup.department_timeout.map_or(3000, |t| t.as_millis()),
             sms_extra = extra("sms"),
             key = departments::sms::ACCESS_KEY,
-            secret = departments::sms::ACCESS_SECRET,
-            callback = departments::sms::CALLBACK_SECRET,
         ));
         text.push_str(&notifications_toml(lines));
     }

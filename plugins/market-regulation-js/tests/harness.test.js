@@ -3,7 +3,7 @@
 // repository root: node --import ./sdk-js/testing/register.js --test plugins/market-regulation-js/tests
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { Exchange, Harness, sm3Hex } from '../../../sdk-js/testing/harness.js';
+import { Exchange, Harness, hmacSha256Hex, sm3Hex } from '../../../sdk-js/testing/harness.js';
 import { loadAdapter } from '../../../sdk-js/testing/component.js';
 import { ENTERPRISE, FOOD_PERMIT, TOKEN_CACHE_KEY } from '../protocol.js';
 
@@ -16,7 +16,7 @@ const harness = () =>
   new Harness()
     .setting('client-id', 'gateway')
     .setting('client-secret', 'p@ss word')
-    .setting('callback-secret', 'cb');
+    .secret('callback-secret', 'cb');
 
 const tokenGrant = (token, expiresIn) =>
   Exchange.post('/oauth/token')
@@ -218,5 +218,19 @@ test('a refused chunk stops the submission for the gateway to send again', () =>
       }),
     );
   assert.throws(() => submit(h), (e) => e.payload.tag === 'protocol' && e.payload.val.includes('chunk_digest_mismatch'));
+  h.finish();
+});
+
+test('a callback is checked by the host key, never by a secret the adapter holds', () => {
+  const body = new TextEncoder().encode(JSON.stringify({
+    applicationNo: 'SCJG1', requestId: 'k', status: 'APPROVED', uscc: USCC, licenceNo: 'L1',
+  }));
+  const callback = (signature) => ({ headers: [['X-Signature', signature]], body });
+  const h = harness();
+  assert.equal(adapter.onCallback(callback(hmacSha256Hex('cb', body))).reference, 'SCJG1');
+  assert.throws(
+    () => adapter.onCallback(callback(hmacSha256Hex('cb2', body))),
+    (e) => e.payload.tag === 'invalid-input' && e.payload.val[0].field === 'X-Signature',
+  );
   h.finish();
 });

@@ -13,8 +13,9 @@
 //! GB/T 36904 identifier, which the department verifies with the gateway. An upload cut off
 //! (a crash, a retry) resumes: the open says which chunks the department has.
 //!
-//! Settings: `client-id`, `client-secret` (token grant), `callback-secret` (HMAC-SHA256 key of the
-//! callbacks' `X-Signature`). The access token is cached under `token` for its lifetime less
+//! Settings: `client-id`, `client-secret` (token grant). Keys the host holds: `callback-secret`
+//! (`hmac`: the HMAC-SHA256 key of the callbacks' `X-Signature`; the adapter asks the host to
+//! check a signature and never sees the secret). The access token is cached under `token` for its lifetime less
 //! 30 s; a 401 `invalid_token` drops it, fetches a new one and retries the call once.
 //!
 //! 补正 and 撤回: a returned licence application (`RETURNED`, by callback or polled) is
@@ -253,8 +254,14 @@ impl sdk::Adapter for MarketRegulation {
     }
 
     fn on_callback(request: CallbackRequest) -> Result<StatusReport, AdapterError> {
-        let secret = sdk::config::require("callback-secret")?;
-        let report = protocol::read_callback(&request.headers, &request.body, &secret)?;
+        let report = protocol::read_callback(&request.headers, &request.body, |signature| {
+            Ok(sdk::crypto::verify_mac_hex(
+                protocol::CALLBACK_KEY,
+                sdk::crypto::Mac::HmacSha256,
+                &request.body,
+                signature,
+            )?)
+        })?;
         sdk::log::info(&format!(
             "licence callback for applicationNo {}",
             report.reference

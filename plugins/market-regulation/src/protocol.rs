@@ -22,6 +22,9 @@ pub const LICENCES_PATH: &str = "/api/licences";
 /// Food business permit applications.
 pub const FOOD_PERMITS_PATH: &str = "/api/food-permits";
 /// Cache key of the access token.
+/// The host key (`hmac`) that checks the department's callback signatures.
+pub const CALLBACK_KEY: &str = "callback-secret";
+
 pub const TOKEN_CACHE_KEY: &str = "token";
 /// The token is dropped from the cache this long before the department expires it.
 pub const TOKEN_MARGIN_SECS: u64 = 30;
@@ -474,17 +477,22 @@ pub fn read_permit_status(status: u16, body: &[u8]) -> Result<StatusReport, Adap
 }
 
 /// Read a callback: its `X-Signature` must be the hex HMAC-SHA256 of the raw body under the
-/// callback secret, else it is `InvalidInput` on `X-Signature`.
+/// callback secret — `genuine` says whether a signature is (the adapter asks the host, which
+/// holds the secret) — else it is `InvalidInput` on `X-Signature`.
 pub fn read_callback(
     headers: &[(String, String)],
     body: &[u8],
-    secret: &str,
+    genuine: impl FnOnce(&str) -> Result<bool, AdapterError>,
 ) -> Result<StatusReport, AdapterError> {
     let signature = headers
         .iter()
         .find(|(name, _)| name.eq_ignore_ascii_case("X-Signature"))
         .map(|(_, v)| v.trim());
-    if !signature.is_some_and(|s| sdk::sign::verify_hmac_sha256_hex(secret.as_bytes(), body, s)) {
+    let verified = match signature {
+        Some(signature) => genuine(signature)?,
+        None => false,
+    };
+    if !verified {
         let message = if signature.is_none() {
             "回调缺少签名"
         } else {
@@ -744,7 +752,10 @@ mod tests {
         let body = br#"{"applicationNo":"SCJG1","requestId":"k","status":"APPROVED","uscc":"91110000600037341L","licenceNo":"L1"}"#;
         let sig = sdk::sign::hmac_sha256_hex(b"mr-callback-secret", body);
         let headers = vec![("x-signature".to_string(), sig.to_uppercase())];
-        let r = read_callback(&headers, body, "mr-callback-secret").unwrap();
+        let under = |secret: &'static str, body: &'static [u8]| {
+            move |sig: &str| Ok(sdk::sign::verify_hmac_sha256_hex(secret.as_bytes(), body, sig))
+        };
+        let r = read_callback(&headers, body, under("mr-callback-secret", body)).unwrap();
         assert_eq!(
             (r.reference.as_str(), r.state),
             ("SCJG1", StepState::Approved)
@@ -754,10 +765,10 @@ mod tests {
             "91110000600037341L"
         );
 
-        let wrong = read_callback(&headers, body, "other-secret").unwrap_err();
-        let missing = read_callback(&[], body, "mr-callback-secret").unwrap_err();
-        let tampered =
-            read_callback(&headers, &body[..body.len() - 1], "mr-callback-secret").unwrap_err();
+        let wrong = read_callback(&headers, body, under("other-secret", body)).unwrap_err();
+        let missing = read_callback(&[], body, under("mr-callback-secret", body)).unwrap_err();
+        let cut = &body[..body.len() - 1];
+        let tampered = read_callback(&headers, cut, under("mr-callback-secret", cut)).unwrap_err();
         for e in [wrong, missing, tampered] {
             match e {
                 AdapterError::InvalidInput(f) => assert_eq!(
@@ -770,7 +781,7 @@ mod tests {
         let not_json = b"not json";
         let sig = sdk::sign::hmac_sha256_hex(b"s", not_json);
         assert!(matches!(
-            read_callback(&[("X-Signature".into(), sig)], not_json, "s"),
+            read_callback(&[("X-Signature".into(), sig)], not_json, under("s", not_json)),
             Err(AdapterError::Protocol(_))
         ));
     }

@@ -120,7 +120,8 @@ proptest! {
                 n.eq_ignore_ascii_case("X-Signature")
                     && sdk::sign::verify_hmac_sha256_hex(SECRET.as_bytes(), &body, v.trim())
             });
-        match read_callback(&headers, &body, SECRET) {
+        let genuine = |sig: &str| Ok(sdk::sign::verify_hmac_sha256_hex(SECRET.as_bytes(), &body, sig));
+        match read_callback(&headers, &body, genuine) {
             Ok(report) => prop_assert!(signed && !report.reference.is_empty()),
             Err(AdapterError::InvalidInput(problems)) => {
                 prop_assert!(!signed);

@@ -3,7 +3,7 @@
 
 use market_regulation_adapter::MarketRegulation;
 use market_regulation_adapter::protocol::{ENTERPRISE, TOKEN_CACHE_KEY};
-use sdk::testing::{Exchange, Harness};
+use sdk::testing::{Exchange, Harness, TestKey};
 use sdk::{Adapter, AdapterError};
 use serde_json::{Value, json};
 use std::time::Duration;
@@ -14,7 +14,7 @@ fn harness() -> Harness {
     Harness::new()
         .setting("client-id", "gateway")
         .setting("client-secret", "p@ss word")
-        .setting("callback-secret", "cb")
+        .key("callback-secret", TestKey::hmac("cb"))
 }
 
 fn token_grant(token: &str, expires_in: u64) -> Exchange {
@@ -283,6 +283,26 @@ fn a_refused_chunk_stops_the_submission_for_the_gateway_to_send_again() {
     assert!(
         matches!(&error, AdapterError::Protocol(m) if m.contains("chunk_digest_mismatch")),
         "{error:?}"
+    );
+    harness.finish();
+}
+
+#[test]
+fn a_callback_is_checked_by_the_host_key_and_never_by_a_secret_the_adapter_holds() {
+    let body = br#"{"applicationNo":"SCJG1","requestId":"k","status":"APPROVED","uscc":"91350100M000100Y43","licenceNo":"L1"}"#;
+    let callback = |signature: String| sdk::CallbackRequest {
+        headers: vec![("X-Signature".into(), signature)],
+        body: body.to_vec(),
+    };
+    let harness = harness();
+    let report =
+        MarketRegulation::on_callback(callback(sdk::sign::hmac_sha256_hex(b"cb", body))).unwrap();
+    assert_eq!(report.reference, "SCJG1");
+    let forged = MarketRegulation::on_callback(callback(sdk::sign::hmac_sha256_hex(b"cb2", body)))
+        .unwrap_err();
+    assert!(
+        matches!(&forged, AdapterError::InvalidInput(f) if f[0].field == "X-Signature"),
+        "{forged:?}"
     );
     harness.finish();
 }

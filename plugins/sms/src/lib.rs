@@ -22,8 +22,9 @@
 //! twice. The provider's per-number rate limit is `Unavailable` (the gateway retries later); a
 //! refused signature, template, parameters or number is `Rejected` (not retried).
 //!
-//! Settings (`[departments.sms.settings]`): `access-key`, `access-secret` (signs each request),
-//! `callback-secret` (checks each delivery receipt).
+//! Settings (`[departments.sms.settings]`): `access-key`. Keys the host holds
+//! (`[departments.sms.keys.*]`, kind `hmac`): `access-secret` (signs each request),
+//! `callback-secret` (checks each delivery receipt and reply). The adapter never sees either.
 //!
 //! # Layout
 //! - `lib.rs`: the contract, one function per export; only here is the host called.
@@ -31,6 +32,7 @@
 
 pub mod protocol;
 
+use sdk::crypto::Mac;
 use sdk::http::Request;
 use sdk::{
     AdapterError, CallbackRequest, Description, FieldError, MatterInfo, Receipt, StatusReport,
@@ -77,17 +79,18 @@ impl sdk::Adapter for Sms {
         }
         let message = protocol::message(&submission.payload).map_err(AdapterError::InvalidInput)?;
         let key = sdk::config::require("access-key")?;
-        let secret = sdk::config::require("access-secret")?;
         let body = protocol::send_body(&message, &submission.callback_url);
         let timestamp = sdk::sign::unix_seconds();
+        let signature = sdk::crypto::mac_hex(
+            protocol::ACCESS_KEY,
+            Mac::HmacSha256,
+            &protocol::signed_text(timestamp, &body),
+        )?;
         let response = Request::post(protocol::MESSAGES_PATH)
             .header("Content-Type", "application/json")
             .header("X-Sms-Key", key)
             .header("X-Sms-Timestamp", timestamp.to_string())
-            .header(
-                "X-Sms-Signature",
-                protocol::signature(&secret, timestamp, &body),
-            )
+            .header("X-Sms-Signature", signature)
             .body(body)
             .send()?;
         let biz_id = protocol::read_sent(response.status, &response.body)?;
@@ -114,8 +117,14 @@ impl sdk::Adapter for Sms {
 
     /// A delivery receipt, or the applicant's reply (退订).
     fn on_callback(request: CallbackRequest) -> Result<StatusReport, AdapterError> {
-        let secret = sdk::config::require("callback-secret")?;
-        protocol::read_callback(&request.headers, &request.body, &secret)
+        protocol::read_callback(&request.headers, &request.body, |signature| {
+            Ok(sdk::crypto::verify_mac_hex(
+                protocol::CALLBACK_KEY,
+                Mac::HmacSha256,
+                &request.body,
+                signature,
+            )?)
+        })
     }
 }
 

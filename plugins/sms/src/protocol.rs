@@ -102,11 +102,18 @@ pub fn send_body(message: &Message, status_callback: &str) -> Vec<u8> {
     .expect("JSON in memory")
 }
 
-/// The signature of a request sent at `timestamp` (Unix seconds) with `body`.
-pub fn signature(secret: &str, timestamp: u64, body: &[u8]) -> String {
+/// The host key (`hmac`) that signs each request: the provider's access secret.
+pub const ACCESS_KEY: &str = "access-secret";
+
+/// The host key (`hmac`) that checks the provider's callbacks.
+pub const CALLBACK_KEY: &str = "callback-secret";
+
+/// What a request sent at `timestamp` (Unix seconds) with `body` signs: its `X-Sms-Signature`
+/// is the hex HMAC-SHA256 of this under the access secret.
+pub fn signed_text(timestamp: u64, body: &[u8]) -> Vec<u8> {
     let mut signed = format!("{timestamp}\n").into_bytes();
     signed.extend_from_slice(body);
-    sdk::sign::hmac_sha256_hex(secret.as_bytes(), &signed)
+    signed
 }
 
 #[derive(Deserialize)]
@@ -186,7 +193,8 @@ struct Reply {
     content: String,
 }
 
-/// A callback, checked against the callback secret: a delivery receipt (`approved` when
+/// A callback, its `X-Sms-Signature` checked by `genuine` (the adapter asks the host, which
+/// holds the callback secret): a delivery receipt (`approved` when
 /// delivered, `rejected` when not), or the applicant's reply.
 ///
 /// The contract's status report has no shape for a reply, so it is mapped as the gateway's
@@ -197,13 +205,13 @@ struct Reply {
 pub fn read_callback(
     headers: &[(String, String)],
     body: &[u8],
-    secret: &str,
+    genuine: impl FnOnce(&str) -> Result<bool, AdapterError>,
 ) -> Result<StatusReport, AdapterError> {
-    check_signature(headers, body, secret)?;
+    check_signature(headers, genuine)?;
     let value: Value = serde_json::from_slice(body)
         .map_err(|e| sdk::protocol_error(format!("unreadable callback: {e}")))?;
     if value.get("biz_id").is_some() {
-        return read_receipt(headers, body, secret);
+        return receipt_of(body);
     }
     let reply: Reply = serde_json::from_value(value)
         .map_err(|e| sdk::protocol_error(format!("unreadable reply: {e}")))?;
@@ -228,15 +236,17 @@ pub fn read_callback(
 
 fn check_signature(
     headers: &[(String, String)],
-    body: &[u8],
-    secret: &str,
+    genuine: impl FnOnce(&str) -> Result<bool, AdapterError>,
 ) -> Result<(), AdapterError> {
     let signature = headers
         .iter()
         .find(|(n, _)| n.eq_ignore_ascii_case("x-sms-signature"))
-        .map(|(_, v)| v.as_str())
-        .unwrap_or_default();
-    if !sdk::sign::verify_hmac_sha256_hex(secret.as_bytes(), body, signature) {
+        .map(|(_, v)| v.as_str());
+    let verified = match signature {
+        Some(signature) => genuine(signature)?,
+        None => false,
+    };
+    if !verified {
         return Err(AdapterError::InvalidInput(vec![FieldError::new(
             "",
             "signature",
@@ -254,14 +264,18 @@ struct Receipt {
     err_code: String,
 }
 
-/// A delivery receipt, checked against the callback secret: `approved` when delivered,
-/// `rejected` when not.
+/// A delivery receipt, its signature checked by `genuine` as [`read_callback`] does:
+/// `approved` when delivered, `rejected` when not.
 pub fn read_receipt(
     headers: &[(String, String)],
     body: &[u8],
-    secret: &str,
+    genuine: impl FnOnce(&str) -> Result<bool, AdapterError>,
 ) -> Result<StatusReport, AdapterError> {
-    check_signature(headers, body, secret)?;
+    check_signature(headers, genuine)?;
+    receipt_of(body)
+}
+
+fn receipt_of(body: &[u8]) -> Result<StatusReport, AdapterError> {
     let receipt: Receipt = serde_json::from_slice(body)
         .map_err(|e| sdk::protocol_error(format!("unreadable delivery receipt: {e}")))?;
     let state = if receipt.success {
@@ -277,6 +291,20 @@ pub fn read_receipt(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// What the host answers for the key holding `secret`.
+    fn under<'a>(
+        secret: &'a str,
+        body: &'a [u8],
+    ) -> impl FnOnce(&str) -> Result<bool, AdapterError> + 'a {
+        move |signature| {
+            Ok(sdk::sign::verify_hmac_sha256_hex(
+                secret.as_bytes(),
+                body,
+                signature,
+            ))
+        }
+    }
 
     #[test]
     fn a_payload_is_read_with_every_problem_at_once() {
@@ -331,11 +359,11 @@ mod tests {
         let body = br#"{"biz_id":"B1","out_id":"n1","phone_number":"13912345678","success":true,"err_code":"DELIVERED","report_time":"2026-12-03 10:00:00"}"#;
         let signature = sdk::sign::hmac_sha256_hex(b"cb", body);
         let headers = vec![("X-Sms-Signature".to_string(), signature)];
-        let report = read_receipt(&headers, body, "cb").unwrap();
+        let report = read_receipt(&headers, body, under("cb", body)).unwrap();
         assert_eq!(report.reference, "B1");
         assert_eq!(report.state, StepState::Approved);
         assert!(matches!(
-            read_receipt(&headers, body, "other"),
+            read_receipt(&headers, body, under("other", body)),
             Err(AdapterError::InvalidInput(_))
         ));
     }
@@ -352,7 +380,7 @@ mod tests {
             let body = serde_json::to_vec(&json!({"sequence_id": 7, "phone_number": "13912345678",
                 "content": content, "sign_name": "【x】", "send_time": "2026-12-03 10:00:00"}))
             .unwrap();
-            let report = read_callback(&signed(&body), &body, "cb").unwrap();
+            let report = read_callback(&signed(&body), &body, under("cb", &body)).unwrap();
             assert_eq!(report.state, StepState::Withdrawn, "{content}");
             assert_eq!(report.reference, "reply:7");
             let outputs: Value = serde_json::from_str(&report.outputs).unwrap();
@@ -362,18 +390,18 @@ mod tests {
             );
         }
         let body = br#"{"sequence_id":"8","phone_number":"13912345678","content":"TD\u4e00\u4e0b","sign_name":"x","send_time":"t"}"#;
-        let report = read_callback(&signed(body), body, "cb").unwrap();
+        let report = read_callback(&signed(body), body, under("cb", body)).unwrap();
         assert_eq!(report.state, StepState::Processing);
         assert_eq!(report.reference, "reply:8");
         assert!(!report.outputs.contains("1391234"), "{}", report.outputs);
         assert!(!report.outputs.contains("TD"), "the text is not passed on");
         // Unsigned: refused; a receipt on the same callback is still a receipt.
         assert!(matches!(
-            read_callback(&[], body, "cb"),
+            read_callback(&[], body, under("cb", body)),
             Err(AdapterError::InvalidInput(_))
         ));
         let receipt = br#"{"biz_id":"B1","out_id":"n1","phone_number":"13912345678","success":false,"err_code":"UNDELIV","report_time":"t"}"#;
-        let report = read_callback(&signed(receipt), receipt, "cb").unwrap();
+        let report = read_callback(&signed(receipt), receipt, under("cb", receipt)).unwrap();
         assert_eq!(
             (report.reference.as_str(), report.state),
             ("B1", StepState::Rejected)
@@ -382,10 +410,7 @@ mod tests {
 
     #[test]
     fn the_signature_covers_the_timestamp_and_the_body() {
-        assert_ne!(signature("s", 1, b"{}"), signature("s", 2, b"{}"));
-        assert_eq!(
-            signature("s", 1, b"{}"),
-            sdk::sign::hmac_sha256_hex(b"s", b"1\n{}")
-        );
+        assert_ne!(signed_text(1, b"{}"), signed_text(2, b"{}"));
+        assert_eq!(signed_text(1, b"{}"), b"1\n{}");
     }
 }

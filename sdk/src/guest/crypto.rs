@@ -61,6 +61,27 @@ pub fn mac_hex(key: &str, algorithm: Mac, data: &[u8]) -> Result<String, CryptoE
     mac(key, algorithm, data).map(hex::encode)
 }
 
+/// Whether `signature_hex` is the MAC of `data` under the secret `key`: how an adapter checks
+/// a department's signed callback without holding the department's secret.
+///
+/// The host computes the MAC; it is compared here in constant time (`subtle`), so how long the
+/// check takes tells a forger nothing about how much of a guess was right. Hex digits in either
+/// case; anything else, or a signature of the wrong length, is `Ok(false)`.
+pub fn verify_mac_hex(
+    key: &str,
+    algorithm: Mac,
+    data: &[u8],
+    signature_hex: &str,
+) -> Result<bool, CryptoError> {
+    use subtle::ConstantTimeEq as _;
+    let expected = mac(key, algorithm, data)?;
+    // Decoding depends only on the signature given, which the sender knows anyway.
+    let Ok(given) = hex::decode(signature_hex) else {
+        return Ok(false);
+    };
+    Ok(given.len() == expected.len() && bool::from(given.ct_eq(&expected)))
+}
+
 /// The SM3 digest of `data` (no key; [`crate::sign::sm3_hex`] computes the same in the adapter).
 pub fn sm3(data: &[u8]) -> Vec<u8> {
     imp::sm3(data)

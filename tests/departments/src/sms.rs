@@ -38,7 +38,7 @@ use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-/// The demo credentials (the gateway's `[departments.sms.settings]`).
+/// The demo credentials (the gateway's `[departments.sms.settings]` access key and its keys `access-secret` and `callback-secret`).
 pub const ACCESS_KEY: &str = "gw-demo";
 /// The demo access secret.
 pub const ACCESS_SECRET: &str = "sms-demo-secret";

@@ -1232,7 +1232,10 @@ poll_interval_ms = 5000
 [departments.market-regulation.settings]
 client-id = "gw-demo"
 client-secret = "mr-demo-secret"
-callback-secret = "mr-callback-secret"
+
+[departments.market-regulation.keys.callback-secret]
+kind = "hmac"
+value = "file:mr-callback-secret.txt"
 "#,
         catalogue = root.join("config/catalogue.toml").display(),
         store = dir.join("gateway.db").display(),
@@ -1241,6 +1244,7 @@ callback-secret = "mr-callback-secret"
         certs = certs.display(),
     ) + &integration_tests::portal_client_toml();
     std::fs::write(dir.join("tax-app-secret.txt"), "tax-demo-secret\n")?;
+    std::fs::write(dir.join("mr-callback-secret.txt"), "mr-callback-secret\n")?;
     let path = dir.join("gateway.toml");
     std::fs::write(&path, text)?;
     Ok(path)
