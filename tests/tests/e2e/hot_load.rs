@@ -505,38 +505,18 @@ async fn a_staged_version_failing_past_the_bound_is_rolled_back_automatically() 
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn per_adapter_limits_show_in_metrics_and_a_full_adapter_answers_busy() {
-    // A department that accepts and never answers holds the one instance for its timeout.
-    let silent = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let silent_url = format!("http://{}", silent.local_addr().unwrap());
-    tokio::spawn(async move {
-        let mut held = Vec::new();
-        while let Ok((socket, _)) = silent.accept().await {
-            held.push(socket);
-        }
-    });
-    let env = Env::start_with(Setup {
+    // One call held until the department's gate opens holds the one instance.
+    let (env, department) = crate::hostile::hostile_env_with(Setup {
         admin: true,
-        hostile: Some(silent_url),
-        hostile_limits: "max_instances = 1".into(),
+        hostile_limits: "max_instances = 1\ncall_timeout_ms = 30000".into(),
         ..Setup::default()
     })
-    .await
-    .unwrap();
+    .await;
     let admin = Admin::of(&env);
-    let url = env.gateway.url();
-    let http = env.http.clone();
-    let slow = tokio::spawn(async move {
-        http.post(format!("{url}/api/v1/lookups/hostile.slow-host"))
-            .json(&json!({}))
-            .send()
-            .await
-            .unwrap()
-            .status()
-            .as_u16()
-    });
-    let deadline = Instant::now() + Duration::from_secs(5);
+    let slow = crate::hostile::spawn_lookup(&env, "busy", json!({"ms": 0, "until_open": true}));
+    let deadline = Instant::now() + Duration::from_secs(10);
     while admin.department("hostile").await["live_instances"] != 1 {
-        assert!(Instant::now() < deadline, "the slow call never started");
+        assert!(Instant::now() < deadline, "the held call never started");
         tokio::task::yield_now().await;
     }
     let (status, body) = echo(&env, json!({})).await;
@@ -548,7 +528,10 @@ async fn per_adapter_limits_show_in_metrics_and_a_full_adapter_answers_busy() {
             .unwrap()
             .contains("1 instances")
     );
-    assert_eq!(slow.await.unwrap(), 200);
+    department
+        .gate
+        .store(true, std::sync::atomic::Ordering::SeqCst);
+    assert_eq!(slow.await.unwrap().0, 200);
     let (status, _) = echo(&env, json!({})).await;
     assert_eq!(status, 200, "free again");
 

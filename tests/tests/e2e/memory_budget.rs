@@ -9,25 +9,28 @@ use crate::hostile;
 use hostile::{counter, hostile_env_with, metric_reaches, spawn_lookup};
 use integration_tests::Setup;
 use serde_json::json;
+use std::sync::atomic::Ordering;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_department_is_bounded_in_instances_and_the_node_in_memory() {
-    let (env, _department) = hostile_env_with(Setup {
+    let (env, department) = hostile_env_with(Setup {
         admin: true,
-        hostile_limits: "max_instances = 4".into(),
+        // The bombs hold their memory until the test opens the department's gate.
+        hostile_limits: "max_instances = 4\ncall_timeout_ms = 30000".into(),
         plugins_extra: "memory_budget_mib = 80".into(),
         ..Setup::default()
     })
     .await;
-    // Four instances held a second and a half each: the fifth is refused at once, busy.
+    // Four instances held until the gate opens: the fifth is refused at once, busy.
     let held: Vec<_> = (0..4)
-        .map(|_| spawn_lookup(&env, "busy", json!({"ms": 1500})))
+        .map(|_| spawn_lookup(&env, "busy", json!({"ms": 0, "until_open": true})))
         .collect();
     let instances = "gateway_adapter_instances{department=\"hostile\"}";
     metric_reaches(&env, instances, |n| n >= 4.0).await;
     let (status, retry, body) = spawn_lookup(&env, "echo", json!({})).await.unwrap();
     assert_eq!((status, retry.as_deref()), (503, Some("1")), "{body}");
     assert_eq!(body["error"]["code"], "adapter_busy");
+    department.gate.store(true, Ordering::SeqCst);
     for call in held {
         assert_eq!(call.await.unwrap().0, 200);
     }
@@ -36,26 +39,24 @@ async fn a_department_is_bounded_in_instances_and_the_node_in_memory() {
     let refused = "gateway_adapter_refusals_total{department=\"hostile\",bound=\"instances\"}";
     assert!(counter(&env, refused).await >= 1.0);
 
-    // Two memory bombs of 24 MiB each hold their memory; a third against the 80 MiB budget
-    // (what the pool keeps resident from earlier calls counts too) cannot grow into the last
-    // eighth, which is kept for starting calls, and is refused busy. Started together, the
-    // three would race: whichever reached the ceiling first failed, and a second one growing
-    // before the first one's memory was given back failed too — so the third starts once the
-    // two hold theirs.
-    let mut bombs: Vec<_> = (0..2)
-        .map(|_| spawn_lookup(&env, "bomb", json!({"mib": 24, "ms": 2000})))
+    department.gate.store(false, Ordering::SeqCst);
+    // Two memory bombs of 24 MiB each hold their memory until the gate opens again; a third against
+    // the 80 MiB budget (what the pool keeps resident from earlier calls counts too) cannot
+    // grow into the last eighth, which is kept for starting calls, and is refused busy. Started
+    // together, the three would race: whichever reached the ceiling first failed, and a second
+    // one growing before the first one's memory was given back failed too — so the third
+    // starts once the two hold theirs.
+    let bombs: Vec<_> = (0..2)
+        .map(|_| spawn_lookup(&env, "bomb", json!({"mib": 24, "until_open": true})))
         .collect();
-    let counted = loop {
-        if let Some(early) = bombs.iter().position(|bomb| bomb.is_finished()) {
-            let (status, _, body) = bombs.swap_remove(early).await.unwrap();
-            panic!("a bomb ended before the two held their memory: {status} {body}");
-        }
-        let counted = counter(&env, "gateway_adapter_memory_bytes").await;
-        if counted >= f64::from(48 << 20) {
-            break counted;
-        }
-        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
-    };
+    let counted = metric_reaches(&env, "gateway_adapter_memory_bytes", |bytes| {
+        bytes >= f64::from(48 << 20)
+    })
+    .await;
+    assert!(
+        bombs.iter().all(|bomb| !bomb.is_finished()),
+        "a bomb ended before the gate opened"
+    );
     assert!(counted <= f64::from(70 << 20), "{counted}");
     let (status, retry, body) = spawn_lookup(&env, "bomb", json!({"mib": 24}))
         .await
@@ -71,6 +72,7 @@ async fn a_department_is_bounded_in_instances_and_the_node_in_memory() {
     // An ordinary call still starts meanwhile.
     let (status, _, body) = spawn_lookup(&env, "echo", json!({"ok": 1})).await.unwrap();
     assert_eq!(status, 200, "{body}");
+    department.gate.store(true, Ordering::SeqCst);
     for bomb in bombs {
         let (status, _, body) = bomb.await.unwrap();
         assert_eq!(status, 200, "{body}");

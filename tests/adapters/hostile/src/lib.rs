@@ -253,6 +253,14 @@ fn sleep_ms(ms: u64) {
     std::thread::sleep(std::time::Duration::from_millis(ms));
 }
 
+/// Until the department's `GET /gate` answers 200 (asked every 20 ms): how a test holds an
+/// instance for exactly as long as it needs, whatever the machine's load.
+fn wait_for_gate() {
+    while !Request::get("/gate").send().is_ok_and(|r| r.status == 200) {
+        sleep_ms(20);
+    }
+}
+
 fn unknown(what: &str, name: &str) -> AdapterError {
     AdapterError::InvalidInput(vec![FieldError::new(
         "",
@@ -473,12 +481,17 @@ fn misbehave(name: &str, query: &str) -> Result<String, AdapterError> {
                 .collect();
             Ok(json!({ "attempts": attempts }).to_string())
         }
-        // Holds its instance for `ms` of sleep: fills a department's bound on instances.
+        // Holds its instance for `ms` of sleep, then, with `until_open`, until the department's
+        // gate opens: fills a department's bound on instances.
         "hostile.busy" => {
             sleep_ms(q["ms"].as_u64().unwrap_or(1000));
+            if q["until_open"].as_bool() == Some(true) {
+                wait_for_gate();
+            }
             Ok("{}".into())
         }
-        // Grows to `mib` MiB of touched memory and holds it for `ms`: fills the memory budget.
+        // Grows to `mib` MiB of touched memory and holds it for `ms`, then, with `until_open`,
+        // until the department's gate opens: fills the memory budget.
         "hostile.bomb" => {
             let chunks = q["mib"].as_u64().unwrap_or(8) as usize;
             let mut kept: Vec<Vec<u8>> = Vec::with_capacity(chunks);
@@ -490,6 +503,9 @@ fn misbehave(name: &str, query: &str) -> Result<String, AdapterError> {
                 kept.push(black_box(chunk));
             }
             sleep_ms(q["ms"].as_u64().unwrap_or(0));
+            if q["until_open"].as_bool() == Some(true) {
+                wait_for_gate();
+            }
             black_box(&kept);
             Ok("{}".into())
         }

@@ -5,14 +5,17 @@
 
 use integration_tests::{Env, Setup};
 use serde_json::Value;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-/// The hostile adapter's department: `GET /delay/<ms>` answers `{}` after `ms`; any other
-/// request is held and never answered. Every request that arrives is kept (method and target).
+/// The hostile adapter's department: `GET /delay/<ms>` answers `{}` after `ms`, `GET /gate`
+/// answers as [`TestDepartment::gate`] says; any other request is held and never answered. Every request that arrives is kept (method and target).
 pub struct TestDepartment {
     pub url: String,
     pub seen: Arc<Mutex<Vec<String>>>,
+    /// What `GET /gate` answers: 200 once opened, 423 until then (the bomb's `until_open`).
+    pub gate: Arc<AtomicBool>,
 }
 
 pub async fn test_department() -> TestDepartment {
@@ -20,7 +23,19 @@ pub async fn test_department() -> TestDepartment {
     use axum::routing::get;
     let seen = Arc::new(Mutex::new(Vec::new()));
     let record = seen.clone();
+    let gate = Arc::new(AtomicBool::new(false));
+    let open = gate.clone();
     let app = axum::Router::new()
+        .route(
+            "/gate",
+            get(move || async move {
+                if open.load(Ordering::SeqCst) {
+                    axum::http::StatusCode::OK
+                } else {
+                    axum::http::StatusCode::LOCKED
+                }
+            }),
+        )
         .route(
             "/delay/{ms}",
             get(|Path(ms): Path<u64>| async move {
@@ -41,7 +56,7 @@ pub async fn test_department() -> TestDepartment {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let url = format!("http://{}", listener.local_addr().unwrap());
     tokio::spawn(async move { axum::serve(listener, app).await });
-    TestDepartment { url, seen }
+    TestDepartment { url, seen, gate }
 }
 
 pub async fn hostile_env_with(setup: Setup) -> (Env, TestDepartment) {
