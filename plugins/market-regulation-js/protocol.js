@@ -199,9 +199,10 @@ function jsonOrUndefined(body) {
 }
 
 /** `{error, message}` of a refusal, when the body is one. */
+// A blank `error` is no code: the answer is read as if it had none (`conflict`, `invalid` …).
 function errorBody(body) {
   const e = jsonOrUndefined(body);
-  return e && typeof e === 'object' && typeof e.error === 'string'
+  return e && typeof e === 'object' && typeof e.error === 'string' && e.error !== ''
     ? { error: e.error, message: typeof e.message === 'string' ? e.message : '' }
     : undefined;
 }

@@ -9,6 +9,7 @@
  * - field problems gathered at once (`problems.js`);
  * - identifier checks with Chinese messages (`ids.js`: GB 11643, GB 32100);
  * - text: GBK / GB18030 encode and decode, hex, percent-encoding (`text.js`);
+ * - fixed-length records (定长报文) with widths in encoded bytes (`fixed.js`);
  * - supplements' fields in a department's names and back (`lifecycle.js`);
  * - a harness that runs scripted department exchanges without a gateway (`../testing`).
  *
@@ -20,6 +21,7 @@ export * from './host.js';
 export * from './problems.js';
 export * from './ids.js';
 export * from './text.js';
+export * from './fixed.js';
 export * from './lifecycle.js';
 
 /** The contract version these helpers are written for. */

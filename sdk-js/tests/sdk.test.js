@@ -3,9 +3,9 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { createHmac } from 'node:crypto';
 import {
-  AdapterFailure, Request, Problems, cache, chunks, chunkSm3Hex, creditCodeProblem, decodeGb18030,
+  AdapterFailure, FixedFormatError, GBK, Layout, Request, Problems, cache, chunks, chunkSm3Hex, creditCodeProblem, decodeGb18030,
   encodeGb18030, encodeGbk, hex, log, mac, percentEncode, requireSetting, residentIdProblem,
-  sign, verify, verifyMacHex,
+  sign, utf8, verify, verifyMacHex,
 } from '../gov-adapter/index.js';
 import { Exchange, Harness, sm3Hex } from '../testing/harness.js';
 
@@ -92,4 +92,34 @@ test('chunks and their digests read a material a slice at a time', () => {
   assert.ok(h.reads().every((r) => r.max <= 1 << 20));
   assert.deepEqual(chunks(0n, 1 << 20), [{ index: 0, offset: 0, length: 0 }]);
   h.finish();
+});
+
+test('fixed-length records count GB18030 bytes, pad, and tell every field that does not fit at once', () => {
+  const layout = new Layout([
+    { name: 'mc', width: 10, title: '名称' },
+    { name: 'rs', width: 4, kind: 'number', title: '人数' },
+  ]);
+  const record = layout.pack({ mc: '社保局', rs: 7 });
+  assert.equal(hex(record), `${hex(encodeGb18030('社保局'))}20202020${hex(new TextEncoder().encode('0007'))}`);
+  assert.deepEqual(layout.unpack(record), { mc: '社保局', rs: 7 });
+  // Every field that does not fit, at once; the record is still whole.
+  const problems = new Problems();
+  assert.equal(layout.pack({ mc: '六个汉字太长', rs: 12345 }, problems).length, 14);
+  assert.deepEqual(problems.list().map((p) => [p.field, p.code]), [['mc', 'range'], ['rs', 'range']]);
+  assert.match(problems.list()[0].message, /「名称」超出10字节.*12字节/);
+  const negative = new Problems();
+  layout.pack({ mc: '', rs: -1 }, negative);
+  assert.deepEqual(negative.list().map((p) => p.code), ['format']);
+  assert.throws(() => layout.pack({ mc: 'x'.repeat(11), rs: 1 }), FixedFormatError);
+  // What is not the layout is refused, never guessed at.
+  for (const bad of [utf8('short'), utf8('abc       00x1'), new Uint8Array([0xff, 0xff, ...utf8('        0001')])]) {
+    assert.throws(() => layout.unpack(bad), FixedFormatError);
+  }
+  // A GBK layout refuses what GBK cannot hold, when packing and when reading.
+  const gbk = new Layout([{ name: 'mc', width: 10 }], GBK);
+  const refused = new Problems();
+  gbk.pack({ mc: '𠀀' }, refused);
+  assert.deepEqual(refused.list().map((p) => p.code), ['format']);
+  assert.throws(() => gbk.unpack(new Uint8Array([...encodeGb18030('𠀀'), ...utf8('      ')])), FixedFormatError);
+  assert.throws(() => new Layout([{ name: 'a', width: 0 }]), RangeError);
 });

@@ -263,8 +263,11 @@ struct ErrorBody {
     message: String,
 }
 
+/// A blank `error` is no code: the answer is read as if it had none (`conflict`, `invalid` …).
 fn error_body(body: &[u8]) -> Option<ErrorBody> {
-    serde_json::from_slice(body).ok()
+    serde_json::from_slice::<ErrorBody>(body)
+        .ok()
+        .filter(|e| !e.error.is_empty())
 }
 
 fn unavailable(status: u16) -> AdapterError {

@@ -44,7 +44,7 @@ const WORDS: &[&str] = &[
 ];
 
 /// The statuses the readers treat apart.
-const STATUSES: &[u16] = &[201, 400, 401, 404, 500, 503];
+const STATUSES: &[u16] = &[201, 400, 401, 404, 409, 422, 500, 503];
 
 fn body() -> impl Strategy<Value = Vec<u8>> {
     fuzz::json_body(valid_answers(), WORDS)
