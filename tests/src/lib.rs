@@ -231,7 +231,8 @@ pub struct Setup {
     pub evaluations: Option<String>,
     /// 社保 as department `social-security`: the Python adapter against the simulated bureau,
     /// with the SM2 keys it wrote (the gateway's private key, the department's public key) as
-    /// the host's keys `gateway` and `department`.
+    /// the host's keys `gateway` and `department`. Without it the demo catalogue's 社保 matter
+    /// and 企业开办 step are left out ([`without_social_security`]).
     pub social_security: bool,
     /// The tax app secret also as the setting `app-secret`, as tax components built before
     /// contract 0.3 read it (`config.get`); today's ask the host's key of that name.
@@ -493,19 +494,24 @@ pub fn write_config(
         .clone()
         .unwrap_or_else(|| root.join("config/catalogue.toml"));
     let strip_materials = setup.catalogue.is_none() && !setup.demo_materials;
-    let catalogue = if setup.catalogue_extra.is_empty() && !strip_materials {
-        base
-    } else {
-        let mut text = std::fs::read_to_string(&base)?;
-        if strip_materials {
-            text = without_material_lists(&text);
-        }
-        text.push('\n');
-        text.push_str(&setup.catalogue_extra);
-        let path = dir.join("catalogue.toml");
-        std::fs::write(&path, text)?;
-        path
-    };
+    let strip_social_security = setup.catalogue.is_none() && !setup.social_security;
+    let catalogue =
+        if setup.catalogue_extra.is_empty() && !strip_materials && !strip_social_security {
+            base
+        } else {
+            let mut text = std::fs::read_to_string(&base)?;
+            if strip_materials {
+                text = without_material_lists(&text);
+            }
+            if strip_social_security {
+                text = without_social_security(&text);
+            }
+            text.push('\n');
+            text.push_str(&setup.catalogue_extra);
+            let path = dir.join("catalogue.toml");
+            std::fs::write(&path, text)?;
+            path
+        };
     let mut text = format!(
         r#"
 catalogue = "{catalogue}"
@@ -1103,6 +1109,39 @@ pub const PUBLIC_SECURITY_LICENCE_SHARING_TOKEN: &str =
 /// Market regulation's, as [`TAX_LICENCE_SHARING_TOKEN`].
 pub const MARKET_REGULATION_LICENCE_SHARING_TOKEN: &str =
     departments::MARKET_REGULATION_LICENCE_SHARING_TOKEN;
+
+/// The demo catalogue without 社保 (`social-security.registration`, its 企业开办 step and the
+/// form's `employees`), for a gateway that has no social-security department: the demo's
+/// bundle then has the three steps of the other departments. [`Setup::social_security`] keeps it.
+pub fn without_social_security(catalogue: &str) -> String {
+    // Table by table: a table runs from its header to the next one.
+    let mut tables: Vec<Vec<&str>> = vec![Vec::new()];
+    for line in catalogue.lines() {
+        if line.trim_start().starts_with('[') {
+            tables.push(Vec::new());
+        }
+        tables.last_mut().expect("one at least").push(line);
+    }
+    let mut kept = String::with_capacity(catalogue.len());
+    for table in tables {
+        let header = table.first().map_or("", |h| h.trim());
+        let social_security_step = header == "[[services.\"one-thing.open-business\".steps]]"
+            && table
+                .iter()
+                .any(|l| l.trim() == "matter = \"social-security.registration\"");
+        if header.starts_with("[matters.\"social-security.") || social_security_step {
+            continue;
+        }
+        let example = header == "[services.\"one-thing.open-business\".example]";
+        for line in table {
+            if !(example && line.trim_start().starts_with("employees =")) {
+                kept.push_str(line);
+                kept.push('\n');
+            }
+        }
+    }
+    kept
+}
 
 /// A catalogue's text without its material lists: every `[[matters."…".materials]]` table
 /// dropped, up to the next table header.

@@ -201,8 +201,9 @@ async fn main() -> anyhow::Result<()> {
     let departments = departments_in(dir.path()).await;
     // Every material takes the benchmark's files.
     let largest = args.mib.max(args.delivery_mib) + 1;
-    let catalogue =
-        std::fs::read_to_string(integration_tests::workspace_root().join("config/catalogue.toml"))?;
+    let catalogue = integration_tests::without_social_security(&std::fs::read_to_string(
+        integration_tests::workspace_root().join("config/catalogue.toml"),
+    )?);
     let catalogue: String = catalogue
         .lines()
         .map(|l| {

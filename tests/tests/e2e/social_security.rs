@@ -3,67 +3,18 @@
 //! with SM2 — the host signs with the key the config names and checks nothing for the adapter:
 //! the adapter asks the host to verify the department's signature and refuses what fails.
 //!
-//! The catalogue is the demo's with the 社保 step added after the licence (its credit code
-//! flows in like tax's) and no material lists, written for each test.
+//! The catalogue is the demo's: 企业开办 has the 社保 step after the licence (its credit code
+//! flows in like tax's); the harness leaves out the material lists as for every test.
 
-use integration_tests::{Env, Setup, workspace_root};
+use integration_tests::{Env, Setup};
 use serde_json::{Value, json};
-use std::path::PathBuf;
 use std::time::Duration;
 
 const WAIT: Duration = Duration::from_secs(60);
 
-/// The demo catalogue with the 社保 matter and step, without material lists.
-fn catalogue(dir: &std::path::Path) -> PathBuf {
-    let demo = std::fs::read_to_string(workspace_root().join("config/catalogue.toml")).unwrap();
-    let mut text = String::new();
-    let mut skipping = false;
-    for line in demo.lines() {
-        if line.starts_with("[[matters.") && line.ends_with(".materials]]") {
-            skipping = true;
-            continue;
-        }
-        if skipping && line.starts_with('[') {
-            skipping = false;
-        }
-        if !skipping {
-            text.push_str(line);
-            text.push('\n');
-        }
-    }
-    let step = r#"
-[[services."one-thing.open-business".steps]]
-id = "social-security"
-matter = "social-security.registration"
-after = ["licence"]
-input = { credit_code = "steps.licence.outputs.credit_code", enterprise_name = "form.enterprise_name", legal_representative = "form.legal_representative", address = "form.address", employees = "form.employees" }
-
-[matters."social-security.registration"]
-name = "单位参保登记"
-department = "social-security"
-matter_type = "20"
-service_object = "2"
-time_limit_days = 5
-"#;
-    if !text.contains("social-security.registration") {
-        let at = text
-            .find("[services.\"one-thing.home-transfer\"]")
-            .expect("the demo catalogue has the home transfer after 企业开办");
-        text.insert_str(at, step);
-        text = text.replace(
-            "seal_types = [\"法定名称章\", \"财务专用章\"]\n\n[[services.\"one-thing.open-business\".lookups]]",
-            "seal_types = [\"法定名称章\", \"财务专用章\"]\nemployees = 12\n\n[[services.\"one-thing.open-business\".lookups]]",
-        );
-    }
-    let path = dir.join("social-security-catalogue.toml");
-    std::fs::write(&path, text).unwrap();
-    path
-}
-
-async fn start(dir: &tempfile::TempDir) -> Env {
+async fn start() -> Env {
     Env::start_with(Setup {
         social_security: true,
-        catalogue: Some(catalogue(dir.path())),
         ticket_delay: Some(Duration::from_millis(100)),
         ..Setup::default()
     })
@@ -101,8 +52,7 @@ fn state(view: &Value, id: &str) -> String {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_open_business_bundle_takes_the_social_security_step_after_the_licence() {
-    let dir = tempfile::tempdir().unwrap();
-    let env = start(&dir).await;
+    let env = start().await;
     let (status, schema) = env
         .get("/api/v1/services/one-thing.open-business/form")
         .await;
@@ -144,8 +94,7 @@ async fn the_open_business_bundle_takes_the_social_security_step_after_the_licen
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_tampered_answer_is_refused_and_the_step_completes_only_once_it_verifies() {
-    let dir = tempfile::tempdir().unwrap();
-    let env = start(&dir).await;
+    let env = start().await;
     let ss = env.departments.social_security.clone();
     ss.tamper_answers(true);
     let case = env
@@ -184,8 +133,7 @@ async fn a_tampered_answer_is_refused_and_the_step_completes_only_once_it_verifi
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_field_the_bureau_refuses_shows_as_a_chinese_problem() {
-    let dir = tempfile::tempdir().unwrap();
-    let env = start(&dir).await;
+    let env = start().await;
     let case = env
         .apply("one-thing.open-business", &form("福州无员科技有限公司", 0))
         .await;
