@@ -100,6 +100,7 @@ impl Parts {
             orchestrator.clone(),
             gateway_store::audit::verify::configured_keys(&config.audit)
                 .map_err(anyhow::Error::msg)?,
+            config.server.tls.is_some(),
         )
         .map_err(anyhow::Error::msg)?;
         let reloader = Reloader::new(

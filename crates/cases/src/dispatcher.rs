@@ -141,11 +141,7 @@ impl Orchestrator {
             tracing::error!(department = %step.department, "no adapter loaded; delivery waits");
             let _ = self
                 .store
-                .retry_later(
-                    step,
-                    "no adapter loaded for the department",
-                    now_ms() + 5_000,
-                )
+                .retry_later(step, "部门接口程序未加载，稍后重试", now_ms() + 5_000)
                 .await;
             return;
         };

@@ -52,6 +52,7 @@ impl Orchestrator {
             self.material_settings().commitment_required,
         )?;
         let service = &catalogue.services[service_code];
+        admission.service_name = Some(service.name.clone());
         let sources = Sources {
             form: Some(&form),
             lookups: Some(&review.lookups),

@@ -109,6 +109,31 @@ pub struct Statistics {
     pub departments: BTreeMap<String, DepartmentStatistics>,
 }
 
+/// One step decided in a period, as the statistics' `decided` and `on_time` count it.
+#[derive(Debug, Clone, Serialize)]
+pub struct DecidedMatter {
+    /// The case.
+    pub case_id: String,
+    /// The step.
+    pub step: String,
+    /// Matter code.
+    pub matter: String,
+    /// Matter name.
+    pub matter_name: String,
+    /// Department id.
+    pub department: String,
+    /// Approved or rejected.
+    pub state: StepState,
+    /// When it was decided (RFC 3339).
+    pub decided_at: String,
+    /// Its deadline as its clock kept it (RFC 3339, 24:00 Beijing time of the last working day).
+    pub deadline: String,
+    /// Decided by its deadline.
+    pub on_time: bool,
+    /// The working days its clock ran to the decision (the days it stood still left out).
+    pub working_days: i64,
+}
+
 fn rate(part: u64, whole: u64) -> Option<f64> {
     (whole > 0).then(|| part as f64 / whole as f64)
 }
@@ -192,6 +217,52 @@ impl Orchestrator {
         })
     }
 
+    /// The steps decided in `[from_ms, to_ms)`, of one department or all, oldest first: the
+    /// cases behind the statistics' `decided` (and, those `on_time`, behind `on_time`).
+    pub async fn decided_between(
+        &self,
+        department: Option<&str>,
+        from_ms: i64,
+        to_ms: i64,
+    ) -> Result<Vec<DecidedMatter>, CaseError> {
+        self.known_department(department)?;
+        let (catalogue, deadlines) = (self.catalogue(), self.deadlines());
+        let calendar = deadlines.calendar();
+        let mut decided = Vec::new();
+        for step in self.store.decided_steps(from_ms, to_ms).await? {
+            if department.is_some_and(|d| d != step.department) {
+                continue;
+            }
+            let Some(matter) = catalogue.matters.get(&step.matter) else {
+                continue;
+            };
+            // The promise as the step's clock kept it (the days it was returned added, or
+            // counted from the supplement that restarted it): the deadline the case view and
+            // the light scan showed.
+            let deadline =
+                calendar.deadline_ms(step.clock_start(), step.limit_days(matter.time_limit_days));
+            // The working days its clock ran: from the same start, less the days it stood
+            // still (a restarted clock counts from the supplement, as its deadline does).
+            let first = beijing_date(step.clock_start()).next_day();
+            let days = first.map_or(0, |first| {
+                calendar.working_days_between(first, beijing_date(step.decided_at))
+            }) - step.paused_days;
+            decided.push(DecidedMatter {
+                matter_name: matter.name.clone(),
+                decided_at: rfc3339(step.decided_at),
+                deadline: rfc3339(deadline),
+                on_time: step.decided_at <= deadline,
+                working_days: days.max(0),
+                case_id: step.case_id,
+                step: step.step,
+                matter: step.matter,
+                department: step.department,
+                state: step.state,
+            });
+        }
+        Ok(decided)
+    }
+
     /// The supervision statistics of `[from_ms, to_ms)` per department.
     pub async fn supervision_statistics(
         &self,
@@ -206,28 +277,13 @@ impl Orchestrator {
             .map(|m| (m.department.clone(), DepartmentStatistics::default()))
             .collect();
         let mut working_days: BTreeMap<String, i64> = BTreeMap::new();
-        for step in self.store.decided_steps(from_ms, to_ms).await? {
-            let Some(matter) = catalogue.matters.get(&step.matter) else {
-                continue;
-            };
-            // The promise as the step's clock kept it (the days it was returned added, or
-            // counted from the supplement that restarted it): the deadline the case view and
-            // the light scan showed.
-            let deadline =
-                calendar.deadline_ms(step.clock_start(), step.limit_days(matter.time_limit_days));
+        for step in self.decided_between(None, from_ms, to_ms).await? {
             let figures = departments.entry(step.department.clone()).or_default();
             figures.decided += 1;
-            if step.decided_at <= deadline {
+            if step.on_time {
                 figures.on_time += 1;
             }
-            // The working days its clock ran: from the same start, less the days it stood
-            // still (a restarted clock counts from the supplement, as its deadline does).
-            let first = beijing_date(step.clock_start()).next_day();
-            let days = first.map_or(0, |first| {
-                calendar.working_days_between(first, beijing_date(step.decided_at))
-            }) - step.paused_days;
-            let days = days.max(0);
-            *working_days.entry(step.department).or_default() += days;
+            *working_days.entry(step.department).or_default() += step.working_days;
         }
         for change in self.store.light_changes(None, None, from_ms, to_ms).await? {
             let figures = departments

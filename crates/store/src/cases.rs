@@ -156,6 +156,9 @@ pub struct Arrival {
     /// Who signed the commitment (容缺承诺) to provide the promised materials, if anyone did:
     /// recorded (sealed) with each promised material.
     pub commitment: Option<String>,
+    /// The service's name as the catalogue gives it (`企业开办`), for the `received` event's
+    /// message that clerks and applicants read; the service's code when absent.
+    pub service_name: Option<String>,
 }
 
 /// A new step to store with its case.
@@ -317,7 +320,10 @@ impl Store {
             department: None,
             kind: EventKind::Received,
             state: None,
-            message: Some(&format!("application for {service} received")),
+            message: Some(&format!(
+                "已受理「{}」申请",
+                admission.service_name.as_deref().unwrap_or(service)
+            )),
         };
         insert_event(&mut tx, id, now, &event, admission.clerk.as_ref()).await?;
         tx.commit().await?;

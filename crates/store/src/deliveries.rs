@@ -201,7 +201,7 @@ impl Store {
                 department: None,
                 kind: EventKind::Replayed,
                 state: Some(StepState::Pending),
-                message: Some("dead letter replayed by an operator"),
+                message: Some("运维人员已重新投递"),
             };
             insert_event(&mut tx, case_id, now, &event, Some(operator)).await?;
         }

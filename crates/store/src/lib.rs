@@ -28,6 +28,7 @@
 //! - [`supervision`]: 电子监察: each step's light changes once (red cards), the rows the
 //!   supervision statistics are computed from.
 //! - [`sessions`]: sessions of the hall's screens, by the SHA-256 of their id.
+//! - [`verifications`]: the audit chains' verifications run from the operators' console.
 //! - [`registry`]: adapter versions, each department's route, the history of changes.
 //! - [`audit`]: the audit log: entries, the per-node hash chain, its writer and verifier.
 //! - [`at_rest`]: SM4-GCM / AES-256-GCM sealing of stored payloads, key rotation; keyed
@@ -54,6 +55,7 @@ pub mod registry;
 pub mod sessions;
 pub mod status_links;
 pub mod supervision;
+pub mod verifications;
 
 pub use cases::{Arrival, CaseRecord, EventRecord, NewStep, OpenStep, StepRecord};
 pub use lookups::{LookupRecord, LookupServes};

@@ -46,6 +46,12 @@ pub struct RecordedLight {
 /// A step decided (approved or rejected), for the statistics.
 #[derive(Debug, Clone)]
 pub struct DecidedStep {
+    /// Its case.
+    pub case_id: String,
+    /// Step id.
+    pub step: String,
+    /// Approved or rejected.
+    pub state: StepState,
     /// Department id.
     pub department: String,
     /// Matter code.
@@ -193,25 +199,36 @@ impl Store {
     /// and decision.
     pub async fn decided_steps(&self, from: i64, to: i64) -> Result<Vec<DecidedStep>> {
         let rows = sqlx::query(
-            "SELECT s.department, s.matter, c.created_at AS received_at, s.updated_at AS decided_at,
-                    s.paused_days, s.clock_from
+            "SELECT s.case_id, s.step, s.state, s.department, s.matter, c.created_at AS received_at,
+                    s.updated_at AS decided_at, s.paused_days, s.clock_from
              FROM steps s JOIN cases c ON c.id = s.case_id
-             WHERE s.state IN ('approved', 'rejected') AND s.updated_at >= $1 AND s.updated_at < $2",
+             WHERE s.state IN ('approved', 'rejected') AND s.updated_at >= $1 AND s.updated_at < $2
+             ORDER BY s.updated_at, s.case_id, s.step",
         )
         .bind(from)
         .bind(to)
         .fetch_all(&self.pool)
         .await?;
-        Ok(rows
-            .iter()
-            .map(|r| DecidedStep {
-                department: r.get("department"),
-                matter: r.get("matter"),
-                received_at: r.get("received_at"),
-                decided_at: r.get("decided_at"),
-                paused_days: r.get("paused_days"),
-                clock_from: r.get("clock_from"),
+        rows.iter()
+            .map(|r| {
+                let (case_id, step): (String, String) = (r.get("case_id"), r.get("step"));
+                let state = r.get::<String, _>("state").parse().map_err(
+                    |e: gateway_base::model::UnknownState| {
+                        crate::StoreError::Corrupt(format!("steps.state of {case_id}/{step}: {e}"))
+                    },
+                )?;
+                Ok(DecidedStep {
+                    case_id,
+                    step,
+                    state,
+                    department: r.get("department"),
+                    matter: r.get("matter"),
+                    received_at: r.get("received_at"),
+                    decided_at: r.get("decided_at"),
+                    paused_days: r.get("paused_days"),
+                    clock_from: r.get("clock_from"),
+                })
             })
-            .collect())
+            .collect()
     }
 }

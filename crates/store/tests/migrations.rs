@@ -162,11 +162,51 @@ async fn an_empty_database_gets_every_table_and_the_version() {
                 .unwrap()
                 .is_empty()
         );
+        // The console's audit verifications: none yet, then the last one kept.
+        use gateway_store::verifications::{AuditVerification, VerificationProblem};
+        assert_eq!(store.last_audit_verification().await.unwrap(), None);
+        let verification = |at: i64, ok: bool| AuditVerification {
+            at,
+            node: "hall-a".into(),
+            operator: "ops1".into(),
+            ok,
+            chains: 2,
+            records: 40,
+            seals: 3,
+            unsealed: 5,
+            signatures_checked: true,
+            problems: if ok {
+                Vec::new()
+            } else {
+                vec![VerificationProblem {
+                    node: "hall-b".into(),
+                    seq: 7,
+                    what: "hash mismatch".into(),
+                }]
+            },
+        };
+        store
+            .record_audit_verification(&verification(1_000, true))
+            .await
+            .unwrap();
+        store
+            .record_audit_verification(&verification(2_000, false))
+            .await
+            .unwrap();
+        assert_eq!(
+            store.last_audit_verification().await.unwrap(),
+            Some(verification(2_000, false))
+        );
         // Opening again changes nothing and runs nothing twice.
         drop(store);
         let again = Store::open(&db.url).await.unwrap();
         assert_eq!(versions(&again).await, every_version());
         assert!(again.case("c1").await.unwrap().is_some());
+        assert_eq!(
+            again.last_audit_verification().await.unwrap(),
+            Some(verification(2_000, false)),
+            "kept across a restart"
+        );
         drop(again);
         db.drop().await;
     }

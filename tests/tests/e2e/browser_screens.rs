@@ -535,9 +535,11 @@ async fn a_returned_matter_is_supplemented_in_a_browser() {
     else {
         return;
     };
+    // Tax decides two seconds after acceptance: the case page is open before the matter is
+    // returned.
     let env = start(Setup {
         demo_materials: true,
-        ticket_delay: Some(Duration::from_millis(300)),
+        ticket_delay: Some(Duration::from_secs(2)),
         ..Setup::default()
     })
     .await;
@@ -573,6 +575,20 @@ async fn a_returned_matter_is_supplemented_in_a_browser() {
     browser.type_into("#commitment", "张三").await.unwrap();
     browser.click("#submit").await.unwrap();
     browser.click("a[data-case]").await.unwrap();
+    browser.wait_for("#case-id").await.unwrap();
+    // A mark on this document: a reload would lose it.
+    let before = browser
+        .execute(
+            "window.sameDocument = true; \
+             return document.querySelector('section.supplement') === null",
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        before,
+        Value::Bool(true),
+        "not returned yet when the page opened"
+    );
     browser
         .client()
         .wait()
@@ -582,9 +598,16 @@ async fn a_returned_matter_is_supplemented_in_a_browser() {
         ))
         .await
         .expect("returned, shown live");
-    // What is asked is on the page once it is read again.
-    browser.client().refresh().await.unwrap();
+    // What is asked comes onto the page as the matter turns returned, without a reload.
     let asked = browser.wait_for("section.supplement").await.unwrap();
+    assert_eq!(
+        browser
+            .execute("return window.sameDocument === true")
+            .await
+            .unwrap(),
+        Value::Bool(true),
+        "the form came without a reload"
+    );
     let said = asked.text().await.unwrap();
     assert!(said.contains("补正：新办纳税人税务登记"), "{said}");
     let address = browser

@@ -212,6 +212,21 @@ async fn exhausted_retries_become_a_dead_letter_that_operators_can_replay() {
         .find(|e| e["kind"] == "replayed")
         .unwrap();
     assert_eq!(replay_event["clerk"]["id"], integration_tests::OPERATOR);
+    // What the gateway itself writes on a timeline is read by clerks and applicants: Chinese.
+    assert_eq!(replay_event["message"], "运维人员已重新投递", "{view:#}");
+    let timeline = view["timeline"].as_array().unwrap();
+    let received = timeline.iter().find(|e| e["kind"] == "received").unwrap();
+    assert_eq!(received["message"], "已受理「刻章备案」申请", "{view:#}");
+    for event in timeline.iter().filter(|e| {
+        ["received", "replayed", "delivery_retry", "delivery_failed"]
+            .contains(&e["kind"].as_str().unwrap_or_default())
+    }) {
+        let message = event["message"].as_str().unwrap_or_default();
+        assert!(
+            !message.is_empty() && !message.chars().any(|c| c.is_ascii_alphabetic()),
+            "{event}"
+        );
+    }
     assert_eq!(env.departments.public_security.applications(), 1);
 }
 

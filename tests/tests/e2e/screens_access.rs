@@ -616,6 +616,84 @@ async fn a_supervisors_wall_counts_the_lights_and_every_number_leads_to_its_case
     assert!(evaluations.body.contains("非常不满意"));
     assert!(evaluations.body.contains("已转整改"));
     visited.push(evaluations);
+
+    // The year's figures: the seal filing decided on time, its one evaluation not satisfied.
+    for label in [
+        "公安 本年办结 1 件",
+        "公安 按时办结 1 件，按时办结率 100.0%",
+        "公安 满意评价 0 次，满意率 0.0%",
+        "税务 本年办结 0 件",
+    ] {
+        assert!(
+            wall.body.contains(&format!(r#"aria-label="{label}""#)),
+            "{label}: {}",
+            wall.body
+        );
+    }
+    // Every figure of the table is a link (no bare number) …
+    let table = &wall.body[wall.body.find(r#"id="figures-heading""#).unwrap()..];
+    let table = &table[table.find("<tbody>").unwrap()..table.find("</tbody>").unwrap()];
+    let rows: Vec<&str> = table.split("<tr>").skip(1).collect();
+    assert!(rows.len() >= 4, "one row per department: {table}");
+    let departments = rows.len();
+    for row in rows {
+        let cells: Vec<&str> = row.split("<td>").skip(1).collect();
+        assert_eq!(cells.len(), 9, "{row}");
+        for cell in &cells[1..] {
+            assert!(cell.starts_with("<a data-count=\""), "a bare figure: {row}");
+        }
+    }
+    // … and every counted link on the wall opens a list of exactly that many cases.
+    let mut figures = 0;
+    let mut rest = wall.body.as_str();
+    while let Some(at) = rest.find(" data-count=\"") {
+        let open = rest[..=at].rfind("<a ").unwrap();
+        let tag = &rest[open..open + rest[open..].find('>').unwrap()];
+        rest = &rest[at + 1..];
+        let attribute = |name: &str| {
+            let start = tag.find(&format!("{name}=\"")).unwrap() + name.len() + 2;
+            unescape(&tag[start..start + tag[start..].find('"').unwrap()])
+        };
+        let count: usize = attribute("data-count").parse().unwrap();
+        let href = attribute("href");
+        let list = supervisor.get(&href).await;
+        assert_eq!(list.status, 200, "{href}: {}", list.body);
+        assert_eq!(
+            list.body
+                .matches(r#"<td><a href="/screens/supervisor/cases/"#)
+                .count(),
+            count,
+            "{tag}: {}",
+            list.body
+        );
+        if href.contains("only=") {
+            visited.push(list);
+        }
+        figures += 1;
+    }
+    // Three lights on each tile, eight figures for each department, three totals.
+    assert!(figures >= 11 * departments + 3, "{figures} figures");
+    let decided = supervisor
+        .get(&format!(
+            "/screens/supervisor/decided?department=public-security&only=on_time&at={day}"
+        ))
+        .await;
+    assert!(
+        decided.body.contains("公安 · 按时办结事项"),
+        "{}",
+        decided.body
+    );
+    assert!(
+        decided
+            .body
+            .contains(&format!("/screens/supervisor/cases/{sealed}\""))
+    );
+    assert!(decided.body.contains("按时办结</td>"));
+    let wrong = supervisor
+        .get("/screens/supervisor/decided?only=late")
+        .await;
+    assert_eq!(wrong.status, 422);
+    visited.push(decided);
     visited.push(wall);
     let evaluated = supervisor
         .get(&format!("/screens/supervisor/cases/{sealed}"))
@@ -665,7 +743,7 @@ async fn a_supervisors_wall_counts_the_lights_and_every_number_leads_to_its_case
             if let Some((_, query)) = address.split_once('?') {
                 for (key, _) in url::form_urlencoded::parse(query.as_bytes()) {
                     assert!(
-                        ["at", "department", "light"].contains(&key.as_ref()),
+                        ["at", "department", "light", "only"].contains(&key.as_ref()),
                         "{key} in {address}"
                     );
                 }
@@ -1179,7 +1257,7 @@ async fn the_console_shows_departments_and_adapters_and_changes_what_serves() {
     assert_eq!(replay.status, 404);
     assert!(replay.body.contains("未找到"));
     let page = operator.get("/console/").await;
-    assert!(page.body.contains("本节点启动以来尚未校验"));
+    assert!(page.body.contains("尚未校验。"));
     let verified = operator
         .post("/console/audit/verification", &[("_csrf", &token)])
         .await;
@@ -1187,7 +1265,7 @@ async fn the_console_shows_departments_and_adapters_and_changes_what_serves() {
     let page = operator.get("/console/").await;
     let audit = &page.body[page.body.find(r#"id="audit""#).unwrap()..];
     assert!(audit.contains("上次校验："), "{audit}");
-    assert!(audit.contains("（ops1）"), "{audit}");
+    assert!(audit.contains("（ops1，节点 "), "{audit}");
     assert!(audit.contains("完整"), "{audit}");
 
     // A reload of a config that is refused shows every problem: file, key, reason.
@@ -1413,4 +1491,55 @@ async fn in_a_browser_the_clerk_reaches_the_window_from_the_providers_site() {
     let errors = browser.console_errors().await.unwrap();
     assert!(errors.is_empty(), "{errors:?}");
     browser.close().await.unwrap();
+}
+
+/// The console's "上次校验" on the admin listener at `admin`, as the operator sees it.
+async fn last_verification(admin: &str) -> String {
+    let mut operator = Visitor::new(admin);
+    let signed = operator
+        .sign_in("/console", "ops1", OPERATOR_PASSWORD)
+        .await;
+    assert_eq!(signed.status, 303, "{}", signed.body);
+    let page = operator.get("/console/").await;
+    assert_eq!(page.status, 200, "{}", page.body);
+    let at = page
+        .body
+        .find(r#"id="last-verification""#)
+        .unwrap_or_else(|| panic!("the last verification's line: {}", page.body));
+    let line = &page.body[at..];
+    line[..line.find("</p>").unwrap()].to_string()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_last_audit_verification_is_kept_across_a_restart_and_on_every_node() {
+    let mut env = start(Setup::default()).await;
+    assert!(
+        last_verification(&env.admin_url())
+            .await
+            .contains("尚未校验")
+    );
+
+    let mut operator = Visitor::new(&env.admin_url());
+    operator
+        .sign_in("/console", "ops1", OPERATOR_PASSWORD)
+        .await;
+    let token = operator.get("/console/").await.csrf();
+    let verified = operator
+        .post("/console/audit/verification", &[("_csrf", &token)])
+        .await;
+    assert_eq!(verified.status, 303, "{}", verified.body);
+    let shown = last_verification(&env.admin_url()).await;
+    assert!(shown.contains("上次校验："), "{shown}");
+    assert!(shown.contains("（ops1，节点 "), "{shown}");
+    assert!(shown.contains("完整"), "{shown}");
+
+    // Another node on the same store shows the same verification …
+    let other = env.start_node("node-b").await.unwrap();
+    let other_admin = format!("http://{}", other.admin_addr.expect("its admin listener"));
+    assert_eq!(last_verification(&other_admin).await, shown);
+    other.shutdown().await;
+
+    // … and so does this node once restarted: it is the store's, not a node's memory.
+    env.restart().await.unwrap();
+    assert_eq!(last_verification(&env.admin_url()).await, shown);
 }

@@ -646,10 +646,11 @@ async fn the_receipts_qr_code_opens_the_applicants_page_and_takes_one_evaluation
     let (case_path, _) = registration_at_the_window(&mut clerk, "福州市鼓楼区五四路1号").await;
     let case_id = case_path.rsplit('/').next().unwrap().to_string();
     let receipt = clerk.get(&format!("{case_path}/receipt")).await;
-    let marker = r#"<span id="status-url">"#;
-    let at = receipt.body.find(marker).expect("the QR code's address");
-    let rest = &receipt.body[at + marker.len()..];
-    let status_url = rest[..rest.find('<').unwrap()].to_string();
+    let status_url = status_url_of(&receipt);
+    assert!(
+        status_url.starts_with(&format!("{}/screens/status/", env.gateway.url())),
+        "without public_url, the address the clerk used: {status_url}"
+    );
     let path = status_url[status_url.find("/screens/status/").unwrap()..].to_string();
     let token = path.trim_start_matches("/screens/status/");
     assert_eq!(token.len(), 43, "256 random bits: {token}");
@@ -735,4 +736,124 @@ async fn the_receipts_qr_code_opens_the_applicants_page_and_takes_one_evaluation
             .as_ref()
             .is_some_and(|c| c.id == "clerk1")
     );
+}
+
+/// The address under the receipt's QR code.
+fn status_url_of(receipt: &Answer) -> String {
+    let marker = r#"<span id="status-url">"#;
+    let at = receipt.body.find(marker).expect("the QR code's address");
+    let rest = &receipt.body[at + marker.len()..];
+    rest[..rest.find('<').unwrap()].to_string()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_receipts_qr_code_opens_the_configured_public_address() {
+    // Not an absolute http(s) address: the gateway does not start, and says which key.
+    for bad in [
+        "hall.example.gov.cn",
+        "ftp://hall.example.gov.cn",
+        "https://hall.example.gov.cn/?x=1",
+    ] {
+        let refused = try_start(Setup::default(), &format!("public_url = \"{bad}\""), "")
+            .await
+            .err()
+            .unwrap_or_else(|| panic!("{bad} refused"));
+        let said = format!("{refused:#}");
+        assert!(said.contains("screens.public_url"), "{bad}: {said}");
+        assert!(said.contains("http(s)"), "{bad}: {said}");
+    }
+
+    // Behind a proxy the clerk's browser reaches the listener at one address, phones at another.
+    let env = try_start(
+        Setup {
+            demo_materials: true,
+            ..Setup::default()
+        },
+        r#"public_url = "https://hall.example.gov.cn/""#,
+        "",
+    )
+    .await
+    .expect("a gateway");
+    let mut clerk = Visitor::new(&env.gateway.url());
+    clerk.sign_in("/screens", "clerk1", CLERK_PASSWORD).await;
+    let (case_path, _) = registration_at_the_window(&mut clerk, "福州市鼓楼区五四路1号").await;
+    let receipt = clerk.get(&format!("{case_path}/receipt")).await;
+    assert_eq!(receipt.status, 200);
+    let status_url = status_url_of(&receipt);
+    let token = status_url
+        .strip_prefix("https://hall.example.gov.cn/screens/status/")
+        .unwrap_or_else(|| panic!("the configured address: {status_url}"));
+    assert_eq!(token.len(), 43, "{status_url}");
+    assert!(
+        !receipt.body.contains(&env.gateway.url()),
+        "not the listener's own address"
+    );
+    // The proxy's path is the gateway's; 扫码评 posted from the page at the public address
+    // (its Origin, not the Host the proxy reaches the gateway at) is taken, another site's not.
+    let path = format!("/screens/status/{token}");
+    let mut phone = Visitor::new(&env.gateway.url());
+    page_once(&mut phone, &env, &path, r#"data-status="completed""#).await;
+    let forged = phone
+        .post_with(
+            &path,
+            &[("level", "非常不满意")],
+            &[("origin", "https://evil.example.com")],
+        )
+        .await;
+    assert_eq!(forged.status, 403);
+    let given = phone
+        .post_with(
+            &path,
+            &[("level", "满意")],
+            &[("origin", "https://hall.example.gov.cn")],
+        )
+        .await;
+    assert_eq!(given.status, 303, "{}", given.body);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_receipts_qr_code_is_https_when_the_portal_listener_serves_tls() {
+    use crate::transport::{ca, issue, server_tls};
+    let pki = tempfile::tempdir().unwrap();
+    let dir = pki.path();
+    let year = time::OffsetDateTime::now_utc() + time::Duration::days(365);
+    let authority = ca("Test Hall CA", year);
+    std::fs::write(dir.join("ca.pem"), authority.pem()).unwrap();
+    issue(
+        dir,
+        "gateway",
+        &authority,
+        rcgen::ExtendedKeyUsagePurpose::ServerAuth,
+        year,
+    );
+    let env = start(Setup {
+        demo_materials: true,
+        config_extra: server_tls(dir, "gateway", None),
+        ..Setup::default()
+    })
+    .await;
+    let url = env.gateway.url();
+    assert!(url.starts_with("https://"), "{url}");
+    let mut clerk = Visitor::new(&url);
+    clerk.http = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .tls_built_in_root_certs(false)
+        .add_root_certificate(
+            reqwest::Certificate::from_pem(&authority.pem().into_bytes()).unwrap(),
+        )
+        .build()
+        .unwrap();
+    clerk.sign_in("/screens", "clerk1", CLERK_PASSWORD).await;
+    let (case_path, _) = registration_at_the_window(&mut clerk, "福州市鼓楼区五四路1号").await;
+    let receipt = clerk.get(&format!("{case_path}/receipt")).await;
+    assert_eq!(receipt.status, 200);
+    let status_url = status_url_of(&receipt);
+    assert!(
+        status_url.starts_with(&format!("{url}/screens/status/")),
+        "https, as the listener serves: {status_url}"
+    );
+    let page = clerk
+        .get(&status_url[status_url.find("/screens/status/").unwrap()..])
+        .await;
+    assert_eq!(page.status, 200);
 }

@@ -11,7 +11,7 @@ use std::path::Path;
 use time::{Duration, OffsetDateTime};
 
 /// A CA that expires at `not_after`.
-fn ca(name: &str, not_after: OffsetDateTime) -> CertifiedIssuer<'static, KeyPair> {
+pub(crate) fn ca(name: &str, not_after: OffsetDateTime) -> CertifiedIssuer<'static, KeyPair> {
     let mut params = CertificateParams::new(vec![]).unwrap();
     params.distinguished_name.push(DnType::CommonName, name);
     params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
@@ -23,7 +23,7 @@ fn ca(name: &str, not_after: OffsetDateTime) -> CertifiedIssuer<'static, KeyPair
 
 /// A certificate issued by `ca` for `localhost`/`127.0.0.1` (server) or a client, written as
 /// `<name>.pem` and `<name>-key.pem`.
-fn issue(
+pub(crate) fn issue(
     dir: &Path,
     name: &str,
     ca: &CertifiedIssuer<'static, KeyPair>,
@@ -42,7 +42,7 @@ fn issue(
 }
 
 /// `[server.tls]` with the certificate `<cert>.pem` and, optionally, a client CA file.
-fn server_tls(dir: &Path, cert: &str, client_ca: Option<&str>) -> String {
+pub(crate) fn server_tls(dir: &Path, cert: &str, client_ca: Option<&str>) -> String {
     let mut text = format!(
         "\n[server.tls]\ncert = \"{0}/{cert}.pem\"\nkey = \"{0}/{cert}-key.pem\"\n",
         dir.display()

@@ -34,6 +34,12 @@ pub struct ScreensConfig {
     /// Sign-in through the hall's unified identity system (统一身份认证); absent: local
     /// accounts only.
     pub oidc: Option<super::oidc::OidcConfig>,
+    /// The portal listener's address as applicants' phones reach it
+    /// (`https://hall.example.gov.cn`, a path allowed where a proxy serves it below one): the
+    /// receipt's QR code opens `<public_url>/screens/status/<token>`. Behind TLS termination or
+    /// a proxy the request's own scheme and host are not what a phone outside can open. Absent:
+    /// the address the clerk's browser used, `https` when the portal listener serves TLS.
+    pub public_url: Option<String>,
 }
 
 fn yes() -> bool {
@@ -119,6 +125,9 @@ impl Config {
         if let Some(oidc) = self.screens.as_mut().and_then(|s| s.oidc.as_mut()) {
             oidc.check(file, &base_dir)?;
         }
+        if let Some(url) = self.screens.as_mut().and_then(|s| s.public_url.as_mut()) {
+            *url = public_url(file, url)?;
+        }
         let Some(screens) = &self.screens else {
             return Ok(());
         };
@@ -190,6 +199,27 @@ impl Config {
     }
 }
 
+/// `screens.public_url` checked (an absolute http(s) address with a host, no credentials,
+/// query or fragment) and without its trailing `/`, so `<it>/screens/status/…` never doubles one.
+fn public_url(file: &Path, text: &str) -> Result<String, ConfigError> {
+    let ok = url::Url::parse(text).is_ok_and(|u| {
+        matches!(u.scheme(), "http" | "https")
+            && u.host_str().is_some_and(|h| !h.is_empty())
+            && u.username().is_empty()
+            && u.password().is_none()
+            && u.query().is_none()
+            && u.fragment().is_none()
+    });
+    if !ok {
+        return Err(ConfigError::new(
+            file,
+            "screens.public_url",
+            "an absolute http(s) address as applicants' phones reach the portal listener (https://hall.example.gov.cn), without query or fragment",
+        ));
+    }
+    Ok(text.trim_end_matches('/').to_string())
+}
+
 /// The shape of an Argon2 PHC string: `$argon2id$v=19$<params>$<salt>$<hash>` (argon2i and
 /// argon2d too). The hash itself is verified where it is used.
 fn is_argon2_phc(text: &str) -> bool {
@@ -202,6 +232,35 @@ fn is_argon2_phc(text: &str) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_public_url_is_an_absolute_http_address() {
+        let file = Path::new("gateway.toml");
+        for (given, kept) in [
+            ("https://hall.example.gov.cn", "https://hall.example.gov.cn"),
+            (
+                "https://hall.example.gov.cn/",
+                "https://hall.example.gov.cn",
+            ),
+            ("http://10.1.2.3:8080/hall/", "http://10.1.2.3:8080/hall"),
+        ] {
+            assert_eq!(public_url(file, given).unwrap(), kept);
+        }
+        for bad in [
+            "",
+            "hall.example.gov.cn",
+            "/screens",
+            "ftp://hall.example.gov.cn",
+            "https://",
+            "https://hall.example.gov.cn/?a=1",
+            "https://hall.example.gov.cn/#top",
+            "https://user:pw@hall.example.gov.cn",
+        ] {
+            let e = public_url(file, bad).unwrap_err();
+            assert_eq!(e.key, "screens.public_url", "{bad}");
+            assert!(e.reason.contains("http(s)"), "{bad}: {}", e.reason);
+        }
+    }
 
     #[test]
     fn phc_strings_are_told_from_anything_else() {

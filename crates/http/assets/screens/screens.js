@@ -5,32 +5,77 @@
   "use strict";
   var csrf = (document.querySelector('meta[name="csrf-token"]') || {}).content || "";
 
-  // Uploads: <input type="file" data-upload="/screens/clerk/drafts/{id}/materials/{code}">.
-  document.querySelectorAll("input[type=file][data-upload]").forEach(function (input) {
-    input.addEventListener("change", function () {
-      var file = input.files && input.files[0];
-      var status = document.getElementById(input.id + "-status");
-      if (!file) return;
-      if (status) status.textContent = "上传中…";
-      fetch(input.dataset.upload, {
-        method: "PUT",
-        headers: { "X-CSRF-Token": csrf, "Content-Type": file.type || "application/octet-stream",
-          "X-File-Name": encodeURIComponent(file.name) },
-        body: file,
-        credentials: "same-origin",
-      }).then(function (r) {
-        return r.text().then(function (text) {
-          if (status) status.textContent = r.ok ? "已上传：" + text : "上传失败：" + text;
-          input.dataset.uploaded = r.ok ? "yes" : "no";
-        });
-      }, function () { if (status) status.textContent = "上传失败：网络错误"; });
+  // Uploads: <input type="file" data-upload="/screens/clerk/drafts/{id}/materials/{code}">,
+  // in the page and in any part added to it later (a 补正 form).
+  function bindUploads(root) {
+    root.querySelectorAll("input[type=file][data-upload]").forEach(function (input) {
+      input.addEventListener("change", function () {
+        var file = input.files && input.files[0];
+        var status = document.getElementById(input.id + "-status");
+        if (!file) return;
+        if (status) status.textContent = "上传中…";
+        fetch(input.dataset.upload, {
+          method: "PUT",
+          headers: { "X-CSRF-Token": csrf, "Content-Type": file.type || "application/octet-stream",
+            "X-File-Name": encodeURIComponent(file.name) },
+          body: file,
+          credentials: "same-origin",
+        }).then(function (r) {
+          return r.text().then(function (text) {
+            if (status) status.textContent = r.ok ? "已上传：" + text : "上传失败：" + text;
+            input.dataset.uploaded = r.ok ? "yes" : "no";
+          });
+        }, function () { if (status) status.textContent = "上传失败：网络错误"; });
+      });
     });
-  });
+  }
+  bindUploads(document);
+
+  // The 补正 forms follow the matters' states: the case page is read again (as a reload would)
+  // when a step turns returned and has no form yet, or leaves returned while its form is shown;
+  // a form the fresh page has is added, one it no longer has is taken away. Forms already on the
+  // page are kept as they are, with whatever the clerk has typed. One read at a time; events
+  // arriving meanwhile ask for one more.
+  function supplementSync(casePage, after) {
+    var running = false, again = false;
+    function run() {
+      if (running) { again = true; return; }
+      running = true;
+      fetch(casePage, { credentials: "same-origin", headers: { Accept: "text/html" } })
+        .then(function (r) { return r.ok ? r.text() : null; })
+        .then(function (html) {
+          if (!html) return;
+          var fresh = new DOMParser().parseFromString(html, "text/html");
+          document.querySelectorAll("section.supplement[id]").forEach(function (shown) {
+            if (!fresh.getElementById(shown.id)) shown.remove();
+          });
+          var shown = document.querySelectorAll("section.supplement[id]");
+          var anchor = shown.length ? shown[shown.length - 1] : after;
+          fresh.querySelectorAll("section.supplement[id]").forEach(function (asked) {
+            if (document.getElementById(asked.id)) return;
+            var section = document.importNode(asked, true);
+            anchor.after(section);
+            anchor = section;
+            bindUploads(section);
+          });
+        }, function () { /* offline a moment: the next event tries again */ })
+        .then(function () {
+          running = false;
+          if (again) { again = false; run(); }
+        });
+    }
+    return function (step, stateCode) {
+      var form = document.getElementById("supplement-" + step);
+      if ((stateCode === "returned") !== Boolean(form)) run();
+    };
+  }
 
   // A live timeline: <ol data-events="/screens/clerk/cases/{id}/events">.
   document.querySelectorAll("ol[data-events]").forEach(function (list) {
     var source = new EventSource(list.dataset.events);
     var status = document.getElementById("case-status");
+    var supplements = supplementSync(list.dataset.events.replace(/\/events$/, ""),
+      list.closest("section") || list);
     source.addEventListener("message", function (e) {
       try {
         var event = JSON.parse(e.data);
@@ -41,6 +86,7 @@
         if (status && event.status_code) status.dataset.status = event.status_code;
         var row = event.step && event.state && document.querySelector('tr[data-step="' + CSS.escape(event.step) + '"] td[data-state]');
         if (row) { row.textContent = event.state; row.dataset.state = event.state_code; }
+        if (event.step && event.state_code) supplements(event.step, event.state_code);
       } catch (_) { /* a line we do not understand is skipped */ }
     });
   });

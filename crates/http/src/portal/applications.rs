@@ -215,5 +215,6 @@ pub(super) fn arrival(
         materials: Vec::new(),
         draft: None,
         commitment,
+        service_name: None,
     })
 }

@@ -134,9 +134,18 @@ async fn status(State(ctx): State<Ctx>, Path(token): Path<String>) -> Response {
 
 /// Whether a post comes from this gateway's own page (no session, so no CSRF token: the
 /// unguessable address and the browser's word on where the form was are what is checked).
-fn from_our_page(headers: &HeaderMap) -> bool {
+/// Behind a proxy the page's origin is the configured public URL's, not the `Host` the
+/// gateway is reached at.
+fn from_our_page(headers: &HeaderMap, public_origin: Option<&str>) -> bool {
     if let Some(site) = headers.get("sec-fetch-site") {
         return matches!(site.as_bytes(), b"same-origin" | b"none");
+    }
+    if let (Some(origin), Some(public)) = (headers.get(header::ORIGIN), public_origin)
+        && origin
+            .to_str()
+            .is_ok_and(|o| o.eq_ignore_ascii_case(public))
+    {
+        return true;
     }
     match (headers.get(header::ORIGIN), headers.get(header::HOST)) {
         (Some(origin), Some(host)) => origin
@@ -156,7 +165,7 @@ async fn evaluate(
     headers: HeaderMap,
     body: axum::body::Bytes,
 ) -> Response {
-    if !from_our_page(&headers) {
+    if !from_our_page(&headers, ctx.screens.public_origin().as_deref()) {
         return page::refused(&ctx, "请求来源不符，已拒绝。");
     }
     let pairs = super::session::serde_urlencoded_pairs(&body);

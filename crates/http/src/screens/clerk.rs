@@ -448,6 +448,7 @@ async fn submitted(
         materials: Vec::new(),
         draft: Some(id.to_string()),
         commitment,
+        service_name: None,
     };
     let applied = o.apply(&page.service, form, arrival).await?;
     Ok(Ok(applied.case_id))
@@ -618,13 +619,13 @@ async fn receipt(
             })
             .collect();
         let promised_days = matters.iter().map(|m| m.2).max().unwrap_or(0);
-        let host = headers
-            .get(axum::http::header::HOST)
-            .and_then(|h| h.to_str().ok())
-            .unwrap_or("127.0.0.1");
-        // The applicant's page: by the case's unguessable token, not its id, no sign-in.
+        // The applicant's page: by the case's unguessable token, not its id, no sign-in; at
+        // the address a phone outside the hall can open.
         let token = super::applicant::token_of(&ctx, &view.case_id).await?;
-        let status_url = format!("http://{host}/screens/status/{token}");
+        let status_url = format!(
+            "{}/screens/status/{token}",
+            ctx.screens.public_base(&headers)
+        );
         let qr = qrcode::QrCode::new(status_url.as_bytes())
             .map(|code| {
                 code.render::<qrcode::render::svg::Color>()

@@ -64,16 +64,23 @@ pub struct Screens {
     oidc: Option<oidc::Oidc>,
     /// The console's own state: the audit seals' keys and the chain's last verification.
     console: console::State,
+    /// `[screens] public_url`: the portal listener as applicants' phones reach it.
+    public_url: Option<String>,
+    /// Whether the portal listener serves TLS: the scheme of an address made from a request's
+    /// `Host` when no public URL is configured.
+    portal_tls: bool,
 }
 
 impl Screens {
     /// From the checked `[screens]` section; `None` when the screens are off. Every password
     /// hash is parsed here, so a damaged one stops the start, not a sign-in. `audit_keys` verify
     /// the audit log's seals from the console (the configured signing key's public half).
+    /// `portal_tls`: the portal listener serves HTTPS (`[server.tls]`).
     pub fn new(
         config: Option<&ScreensConfig>,
         orchestrator: AppState,
         audit_keys: Vec<gateway_base::signature::Verifier>,
+        portal_tls: bool,
     ) -> Result<Option<Arc<Screens>>, String> {
         let Some(config) = config.filter(|c| c.enabled) else {
             return Ok(None);
@@ -84,7 +91,32 @@ impl Screens {
             sessions: session::Rules::from_config(config),
             oidc: config.oidc.as_ref().map(oidc::Oidc::new).transpose()?,
             console: console::State::new(audit_keys),
+            public_url: config.public_url.clone(),
+            portal_tls,
         })))
+    }
+
+    /// The origin (`https://hall.example.gov.cn`) of the configured public URL, if one is set:
+    /// the applicant's page's own when a proxy serves it.
+    pub(crate) fn public_origin(&self) -> Option<String> {
+        let url = url::Url::parse(self.public_url.as_deref()?).ok()?;
+        Some(url.origin().ascii_serialization())
+    }
+
+    /// The portal listener's address as an applicant outside reaches it, without a trailing
+    /// `/`: the configured `public_url`; else the `Host` the clerk's browser used, `https` when
+    /// the listener serves TLS. (Forwarded headers are not trusted: anyone can send them.)
+    pub(crate) fn public_base(&self, headers: &axum::http::HeaderMap) -> String {
+        if let Some(url) = &self.public_url {
+            return url.clone();
+        }
+        let host = headers
+            .get(axum::http::header::HOST)
+            .and_then(|h| h.to_str().ok())
+            .filter(|h| !h.is_empty())
+            .unwrap_or("127.0.0.1");
+        let scheme = if self.portal_tls { "https" } else { "http" };
+        format!("{scheme}://{host}")
     }
 }
 

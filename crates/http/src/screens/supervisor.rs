@@ -56,6 +56,7 @@ pub(super) fn routes() -> axum::Router<Ctx> {
         .route("/screens/supervisor/steps", get(lists::steps))
         .route("/screens/supervisor/cards", get(lists::cards))
         .route("/screens/supervisor/evaluations", get(lists::evaluations))
+        .route("/screens/supervisor/decided", get(lists::decided))
         .route(
             "/screens/supervisor/rectifications",
             get(lists::rectifications),
@@ -75,6 +76,27 @@ pub(super) struct Filters {
     at_ms: i64,
     department: Option<String>,
     light: Option<Light>,
+    /// Part of a list: the on-time decisions of `/decided`, the satisfied evaluations of
+    /// `/evaluations` (the cases behind a rate's numerator).
+    only: Option<Only>,
+}
+
+/// `only=`: the part of a list a rate on the wall counts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Only {
+    /// `on_time`: decided by the deadline (按时办结率).
+    OnTime,
+    /// `satisfied`: 非常满意, 满意 or 基本满意 (满意率).
+    Satisfied,
+}
+
+impl Only {
+    fn as_str(self) -> &'static str {
+        match self {
+            Only::OnTime => "on_time",
+            Only::Satisfied => "satisfied",
+        }
+    }
 }
 
 impl Filters {
@@ -86,6 +108,7 @@ impl Filters {
             at_ms: now_ms(),
             department: None,
             light: None,
+            only: None,
         };
         let pairs = url::form_urlencoded::parse(query.unwrap_or_default().as_bytes());
         for (name, value) in pairs {
@@ -113,11 +136,20 @@ impl Filters {
                         "应为 green、yellow 或 red",
                     )),
                 },
-                "department" | "light" => {}
+                "only" if !value.is_empty() => match value.as_ref() {
+                    "on_time" => filters.only = Some(Only::OnTime),
+                    "satisfied" => filters.only = Some(Only::Satisfied),
+                    _ => problems.push(FieldProblem::new(
+                        "only",
+                        "enum",
+                        "应为 on_time 或 satisfied",
+                    )),
+                },
+                "department" | "light" | "only" => {}
                 other => problems.push(FieldProblem::new(
                     other,
                     "unknown_field",
-                    "不支持的查询参数（可用：at、department、light）",
+                    "不支持的查询参数（可用：at、department、light、only）",
                 )),
             }
         }
@@ -147,12 +179,26 @@ impl Filters {
 
     /// An address on the wall with this day and the given department and light.
     fn href(&self, path: &str, department: Option<&str>, light: Option<Light>) -> String {
+        self.href_only(path, department, light, None)
+    }
+
+    /// [`Filters::href`], for a part of the list (`only=`).
+    fn href_only(
+        &self,
+        path: &str,
+        department: Option<&str>,
+        light: Option<Light>,
+        only: Option<Only>,
+    ) -> String {
         let mut query = url::form_urlencoded::Serializer::new(String::new());
         if let Some(department) = department {
             query.append_pair("department", department);
         }
         if let Some(light) = light {
             query.append_pair("light", light.as_str());
+        }
+        if let Some(only) = only {
+            query.append_pair("only", only.as_str());
         }
         if let Some(date) = self.date {
             query.append_pair("at", &date.to_string());
@@ -205,14 +251,17 @@ struct Tile {
     red: Count,
 }
 
-/// One department's figures of the year.
+/// One department's figures of the year. A rate links to the cases of its numerator (the
+/// on-time decisions, the satisfied evaluations), its denominator being the number beside it.
 struct Figures {
     name: String,
-    decided: u64,
+    decided: Count,
+    on_time: Count,
     on_time_rate: String,
     yellow: Count,
     red: Count,
     evaluations: Count,
+    satisfied: Count,
     satisfaction_rate: String,
     open_rectifications: Count,
     overdue_rectifications: Count,
@@ -298,16 +347,26 @@ async fn wall_page(ctx: &Ctx, signed: &Signed, filters: &Filters) -> Result<Wall
         .collect();
     let rectifications = "/screens/supervisor/rectifications";
     let cards_path = "/screens/supervisor/cards";
+    let decided = "/screens/supervisor/decided";
+    let evaluations = "/screens/supervisor/evaluations";
     let figures = statistics
         .departments
         .iter()
         .map(|(id, f)| Figures {
             name: name_of(&names, id),
-            decided: f.decided,
+            decided: count(decided, f.decided, id, None),
+            on_time: Count {
+                value: f.on_time,
+                href: filters.href_only(decided, Some(id), None, Some(Only::OnTime)),
+            },
             on_time_rate: percent(f.on_time_rate),
             yellow: count(cards_path, f.yellow, id, Some(Light::Yellow)),
             red: count(cards_path, f.red, id, Some(Light::Red)),
-            evaluations: count("/screens/supervisor/evaluations", f.evaluations, id, None),
+            evaluations: count(evaluations, f.evaluations, id, None),
+            satisfied: Count {
+                value: f.satisfied,
+                href: filters.href_only(evaluations, Some(id), None, Some(Only::Satisfied)),
+            },
             satisfaction_rate: percent(f.satisfaction_rate),
             open_rectifications: count(rectifications, f.open_rectifications, id, None),
             overdue_rectifications: count(

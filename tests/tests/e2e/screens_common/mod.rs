@@ -56,11 +56,24 @@ pub async fn start(setup: Setup) -> Env {
 }
 
 /// The same, with more of `[screens]` after the accounts (`[screens.oidc]` …).
-pub async fn start_with(mut setup: Setup, screens_extra: &str) -> Env {
+pub async fn start_with(setup: Setup, screens_extra: &str) -> Env {
+    try_start(setup, "", screens_extra)
+        .await
+        .expect("a gateway")
+}
+
+/// A gateway with the screens, `keys` among `[screens]`' own (`public_url = …`) and
+/// `screens_extra` after the accounts; the error when its config is refused.
+pub async fn try_start(mut setup: Setup, keys: &str, screens_extra: &str) -> anyhow::Result<Env> {
     setup.admin = true;
-    setup.config_extra.push_str(&screens_toml());
+    let screens = screens_toml().replacen(
+        "secure_cookies = false\n",
+        &format!("secure_cookies = false\n{keys}\n"),
+        1,
+    );
+    setup.config_extra.push_str(&screens);
     setup.config_extra.push_str(screens_extra);
-    Env::start_with(setup).await.expect("a gateway")
+    Env::start_with(setup).await
 }
 
 /// One browser's worth of a desk: a base URL and the cookies it holds (the session's, and the

@@ -5,7 +5,7 @@
 use super::super::Ctx;
 use super::super::page::{self, Frame};
 use super::super::session::Signed;
-use super::{Node, Verification, done, failed, operator};
+use super::{Node, done, failed, operator};
 use crate::admin::adapters::{MAX_COMPONENT_BYTES, activate_version, push_component};
 use crate::error::ApiError;
 use askama::Template;
@@ -16,6 +16,7 @@ use axum::response::{IntoResponse, Response};
 use axum::{Extension, Form};
 use gateway_base::config::reload::NeedsRestart;
 use gateway_base::model::FieldProblem;
+use gateway_store::verifications::{AuditVerification, VerificationProblem};
 use serde::Deserialize;
 
 /// A multipart body that broke off or went past the limit, as the API would answer it.
@@ -191,7 +192,8 @@ pub(super) async fn replay(
 }
 
 /// `POST /console/audit/verification`: recompute every chain and check every seal with the
-/// configured key (as `gateway audit verify`); the outcome is kept as the last verification.
+/// configured key (as `gateway audit verify`); the outcome is kept in the store as the last
+/// verification, which every node's console shows, also after a restart.
 pub(super) async fn verify_audit(
     State(ctx): State<Ctx>,
     Extension(signed): Extension<Signed>,
@@ -208,13 +210,22 @@ pub(super) async fn verify_audit(
     } else {
         tracing::error!(%operator, problems = report.problems.len(), "audit chain verification found problems");
     }
-    let verification = Verification {
-        at: super::when(gateway_base::time::now_ms()),
+    let verification = AuditVerification {
+        at: gateway_base::time::now_ms(),
+        node: ctx.screens.orchestrator.delivery().node.clone(),
         operator,
         ok: report.ok(),
-        chains: report.chains.len(),
-        records: report.chains.iter().map(|c| c.records).sum(),
-        seals: report.chains.iter().map(|c| c.seals).sum(),
+        chains: i64::try_from(report.chains.len()).unwrap_or(i64::MAX),
+        records: report
+            .chains
+            .iter()
+            .map(|c| i64::try_from(c.records).unwrap_or(i64::MAX))
+            .sum(),
+        seals: report
+            .chains
+            .iter()
+            .map(|c| i64::try_from(c.seals).unwrap_or(i64::MAX))
+            .sum(),
         unsealed: report
             .chains
             .iter()
@@ -224,13 +235,16 @@ pub(super) async fn verify_audit(
         problems: report
             .problems
             .iter()
-            .map(|p| (p.node.clone(), p.seq, p.what.clone()))
+            .map(|p| VerificationProblem {
+                node: p.node.clone(),
+                seq: p.seq,
+                what: p.what.clone(),
+            })
             .collect(),
     };
-    *state
-        .last_verification
-        .lock()
-        .unwrap_or_else(|e| e.into_inner()) = Some(verification);
+    if let Err(e) = store.record_audit_verification(&verification).await {
+        return failed(&ctx, e.into());
+    }
     done("verified", None)
 }
 

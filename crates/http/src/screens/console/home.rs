@@ -320,11 +320,11 @@ async fn build(
         node_certificates,
         adapters: statuses.iter().map(AdapterRow::of).collect(),
         dead_letters,
-        verification: state
-            .last_verification
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .clone(),
+        verification: o
+            .store()
+            .last_audit_verification()
+            .await?
+            .map(Verification::of),
         signatures_checked: !state.audit_keys.is_empty(),
     })
 }

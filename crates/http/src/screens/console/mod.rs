@@ -1,7 +1,8 @@
 //! The operators' console (运维) on the admin listener (`/console/…`): one page with the
 //! departments (readiness, certificate expiry), the adapters (versions, which serves, the staged
 //! share, error rates) with upload, stage, promote and roll back, the dead letters with replay,
-//! the audit chain's last verification, and the config reload.
+//! the audit chain's last verification (kept in the store: shown after a restart and on every
+//! node), and the config reload.
 //!
 //! Every action is a POST form carrying the session's CSRF token (the upload goes through the
 //! screens' script with the token in its header) and calls the same function as the admin API's
@@ -22,7 +23,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use gateway_base::model::FieldProblem;
 use gateway_base::signature::Verifier;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
 /// The console's routes (guarded by the operator role), with this node's readiness and its
 /// config reload.
@@ -67,24 +68,22 @@ pub(super) struct Node {
 pub(super) struct State {
     /// Keys the audit seals are verified with (none: only the chains are checked).
     audit_keys: Vec<Verifier>,
-    /// The audit chain's last verification from this console (on this node).
-    last_verification: Mutex<Option<Verification>>,
 }
 
 impl State {
     pub(super) fn new(audit_keys: Vec<Verifier>) -> State {
-        State {
-            audit_keys,
-            last_verification: Mutex::new(None),
-        }
+        State { audit_keys }
     }
 }
 
-/// One verification of the audit chains, as the console shows it.
+/// One verification of the audit chains, as the console shows it (the last one kept in the
+/// store, whichever node's console ran it).
 #[derive(Clone)]
 struct Verification {
-    /// RFC 3339, Beijing time.
+    /// Beijing time, to the second.
     at: String,
+    /// The node whose console ran it.
+    node: String,
     operator: String,
     ok: bool,
     chains: usize,
@@ -95,6 +94,27 @@ struct Verification {
     signatures_checked: bool,
     /// Each problem: node, place, what.
     problems: Vec<(String, i64, String)>,
+}
+
+impl Verification {
+    fn of(v: gateway_store::verifications::AuditVerification) -> Verification {
+        Verification {
+            at: when(v.at),
+            node: v.node,
+            operator: v.operator,
+            ok: v.ok,
+            chains: usize::try_from(v.chains).unwrap_or(0),
+            records: u64::try_from(v.records).unwrap_or(0),
+            seals: u64::try_from(v.seals).unwrap_or(0),
+            unsealed: v.unsealed,
+            signatures_checked: v.signatures_checked,
+            problems: v
+                .problems
+                .into_iter()
+                .map(|p| (p.node, p.seq, p.what))
+                .collect(),
+        }
+    }
 }
 
 /// A time as the console shows it: Beijing time to the second (`2026-12-05 09:30:00`).

@@ -1,8 +1,10 @@
 //! The cases behind a number on the wall: the open steps of a department and light
 //! (`/screens/supervisor/steps`), the red or yellow cards of the year (`/cards`), the 好差评 of the
-//! year (`/evaluations`), the rectifications (`/rectifications`). Each row links to its case.
+//! year (`/evaluations`, with `only=satisfied` those a 满意率 counts), the rectifications
+//! (`/rectifications`), the matters decided in the year (`/decided`, with `only=on_time` those
+//! an 按时办结率 counts). Each row links to its case.
 
-use super::{Ctx, Filters, name_of, shown};
+use super::{Ctx, Filters, Only, name_of, shown};
 use crate::error::ApiError;
 use crate::screens::page::{self, Frame};
 use crate::screens::session::Signed;
@@ -14,7 +16,7 @@ use axum::response::Response;
 use gateway_cases::deadlines::{self, Light, OpenStep};
 use gateway_cases::evaluations::rectifications::Filter;
 use gateway_cases::evaluations::views::{EvaluationView, RectificationView};
-use gateway_cases::supervision::RedCard;
+use gateway_cases::supervision::{DecidedMatter, RedCard};
 use std::collections::BTreeMap;
 
 /// An open step as a row: who has it and how late it is.
@@ -376,19 +378,113 @@ pub(super) async fn evaluations(
     let made = async {
         let filters = Filters::read(query.as_deref())?;
         let (from, to) = filters.year();
-        let items = ctx
+        let mut items = ctx
             .screens
             .orchestrator
             .evaluations_between(filters.department.as_deref(), from, to)
             .await?;
+        // 满意率's numerator: 非常满意 (1), 满意 (2), 基本满意 (3).
+        let satisfied = filters.only == Some(Only::Satisfied);
+        if satisfied {
+            items.retain(|e| e.level <= 3);
+        }
         let names = super::department_names(&ctx);
-        let heading = heading(&ctx, &filters, "好差评");
+        let what = if satisfied {
+            "满意的好差评"
+        } else {
+            "好差评"
+        };
+        let heading = heading(&ctx, &filters, what);
         Ok::<_, ApiError>(EvaluationsPage {
             frame: Frame::signed(&ctx, &signed, &heading.title),
             heading,
             from: gateway_base::time::beijing_date(from + 1).to_string(),
             day: filters.day(),
             evaluations: items.iter().map(|e| EvaluationRow::of(e, &names)).collect(),
+        })
+    }
+    .await;
+    match made {
+        Ok(page) => page::html(&page),
+        Err(e) => page::failed(&ctx, e),
+    }
+}
+
+/// A decided matter as a row: when, by which deadline, on time or not.
+pub(super) struct DecidedRow {
+    pub(super) case_id: String,
+    pub(super) matter: String,
+    pub(super) department: String,
+    pub(super) state: &'static str,
+    pub(super) decided_at: String,
+    /// The last working day of its deadline.
+    pub(super) last_working_day: String,
+    pub(super) on_time: bool,
+}
+
+impl DecidedRow {
+    fn of(d: &DecidedMatter, names: &BTreeMap<String, String>) -> DecidedRow {
+        DecidedRow {
+            case_id: d.case_id.clone(),
+            matter: d.matter_name.clone(),
+            department: name_of(names, &d.department),
+            state: status_text(&d.state).1,
+            decided_at: shown(&d.decided_at),
+            last_working_day: gateway_base::time::parse_rfc3339(&d.deadline)
+                .map(|ms| gateway_base::time::beijing_date(ms - 1).to_string())
+                .unwrap_or_else(|| d.deadline.clone()),
+            on_time: d.on_time,
+        }
+    }
+}
+
+#[derive(Template)]
+#[template(path = "screens/supervisor_decided.html")]
+struct DecidedPage {
+    frame: Frame,
+    heading: Heading,
+    from: String,
+    day: String,
+    decided: Vec<DecidedRow>,
+}
+
+/// `GET /screens/supervisor/decided?department=&only=on_time&at=`: the matters decided
+/// (approved or rejected) in the day's year up to its end, newest first — the cases behind a
+/// department's 办结 figure, or with `only=on_time` behind its 按时办结率.
+pub(super) async fn decided(
+    State(ctx): State<Ctx>,
+    Extension(signed): Extension<Signed>,
+    RawQuery(query): RawQuery,
+) -> Response {
+    let made = async {
+        let filters = Filters::read(query.as_deref())?;
+        let (from, to) = filters.year();
+        let mut items = ctx
+            .screens
+            .orchestrator
+            .decided_between(filters.department.as_deref(), from, to)
+            .await?;
+        let on_time = filters.only == Some(Only::OnTime);
+        if on_time {
+            items.retain(|d| d.on_time);
+        }
+        let names = super::department_names(&ctx);
+        let what = if on_time {
+            "按时办结事项"
+        } else {
+            "办结事项"
+        };
+        let heading = heading(&ctx, &filters, what);
+        Ok::<_, ApiError>(DecidedPage {
+            frame: Frame::signed(&ctx, &signed, &heading.title),
+            heading,
+            from: gateway_base::time::beijing_date(from + 1).to_string(),
+            day: filters.day(),
+            decided: items
+                .iter()
+                .rev()
+                .map(|d| DecidedRow::of(d, &names))
+                .collect(),
         })
     }
     .await;
