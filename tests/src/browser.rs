@@ -263,6 +263,26 @@ impl Browser {
             .context("running a script in the page")
     }
 
+    /// Run `script` in the page until it calls back: its last argument is the callback, whose
+    /// argument is the value given (for what a page reports after an event, as the paint
+    /// timings after `load`).
+    pub async fn execute_async(&self, script: &str) -> anyhow::Result<Value> {
+        self.client
+            .execute_async(script, Vec::new())
+            .await
+            .map_err(|e| anyhow::anyhow!("running an asynchronous script in the page: {e:?}"))
+    }
+
+    /// Empty the browser's HTTP cache (Chrome DevTools' `Network.clearBrowserCache`, through
+    /// chromedriver), so the next page loads everything from the server as on a first visit.
+    pub async fn clear_cache(&self) -> anyhow::Result<()> {
+        self.client
+            .issue_cmd(DevTools("Network.clearBrowserCache"))
+            .await
+            .context("clearing the browser's cache")?;
+        Ok(())
+    }
+
     /// Every URL the page loaded: the page itself and each resource the Performance API lists
     /// (scripts, styles, fonts, images, fetches).
     pub async fn resources(&self) -> anyhow::Result<Vec<String>> {
@@ -372,6 +392,30 @@ impl WebDriverCompatibleCommand for BrowserLog {
         (
             axum::http::Method::POST,
             Some(r#"{"type":"browser"}"#.into()),
+        )
+    }
+}
+
+/// A Chrome DevTools command without parameters, through chromedriver's `goog/cdp/execute`.
+#[derive(Debug)]
+struct DevTools(&'static str);
+
+impl WebDriverCompatibleCommand for DevTools {
+    fn endpoint(
+        &self,
+        base_url: &url::Url,
+        session_id: Option<&str>,
+    ) -> Result<url::Url, url::ParseError> {
+        base_url.join(&format!(
+            "session/{}/goog/cdp/execute",
+            session_id.unwrap_or_default()
+        ))
+    }
+
+    fn method_and_body(&self, _: &url::Url) -> (axum::http::Method, Option<String>) {
+        (
+            axum::http::Method::POST,
+            Some(json!({"cmd": self.0, "params": {}}).to_string()),
         )
     }
 }

@@ -190,6 +190,25 @@ role = "supervisor"
             secret = self.secret_file.path().display(),
         )
     }
+
+    /// The same, the operators' console signing in through the provider too: browsers reach
+    /// the admin listener at `console` (`console_redirect_base`), and `hall-operator` is an
+    /// operator (a row of the console's: the hall's desk takes no operator).
+    pub fn config_toml_with_console(&self, hall: &str, console: &str) -> String {
+        let hall_only = self.config_toml(hall);
+        let with_base = hall_only.replacen(
+            "window_claim = \"window\"\n",
+            &format!("window_claim = \"window\"\nconsole_redirect_base = \"{console}\"\n"),
+            1,
+        );
+        assert_ne!(
+            with_base, hall_only,
+            "console_redirect_base in [screens.oidc]"
+        );
+        format!(
+            "{with_base}\n[[screens.oidc.roles]]\nvalue = \"hall-operator\"\nrole = \"operator\"\n"
+        )
+    }
 }
 
 async fn discovery(State(inner): State<Arc<Inner>>) -> Json<Value> {

@@ -3,14 +3,16 @@
 //! is refused in Chinese; nothing the pages load comes from outside the gateway. The clerk's
 //! click path: 企业开办 found, its materials uploaded, pre-review's two problems shown at once
 //! on their fields, the fixed form accepted, the receipt, the case followed live to completed;
-//! the form used by keyboard alone.
+//! the form used by keyboard alone. What the clerk's form, the supervision wall and the
+//! console's home weigh and how soon they show, from the browser's Performance API (printed;
+//! the weights bounded, the times not: BENCHMARKS.md, "Screens: page weight and first render").
 
 use crate::screens_common;
 
 use integration_tests::Setup;
 use integration_tests::browser::{self, Browser};
 use integration_tests::files::{pdf, png};
-use screens_common::{CLERK_PASSWORD, start};
+use screens_common::{CLERK_PASSWORD, OPERATOR_PASSWORD, SUPERVISOR_PASSWORD, start};
 use serde_json::Value;
 use std::time::Duration;
 
@@ -655,5 +657,289 @@ async fn a_returned_matter_is_supplemented_in_a_browser() {
     );
     let errors = page_errors(&browser).await;
     assert!(errors.is_empty(), "console errors: {errors:#?}");
+    browser.close().await.unwrap();
+}
+
+// ---- Page weight and time to first render ----
+
+/// Waits for the page's `load` and its first contentful paint (at most ten seconds more: a
+/// browser that reports none gives null), then gives what the Performance API says of the
+/// document and every resource it loaded.
+const PAGE_LOAD: &str = r#"
+var done = arguments[arguments.length - 1];
+function entry(e) {
+  return {name: e.name, transfer: e.transferSize, encoded: e.encodedBodySize, decoded: e.decodedBodySize};
+}
+function collect(fcp) {
+  var navigation = performance.getEntriesByType('navigation')[0];
+  done({
+    document: entry(navigation),
+    resources: performance.getEntriesByType('resource').map(entry),
+    dom_content_loaded: navigation.domContentLoadedEventEnd,
+    load: navigation.loadEventEnd,
+    first_contentful_paint: fcp
+  });
+}
+function painted() {
+  var paint = performance.getEntriesByName('first-contentful-paint')[0];
+  if (paint) { collect(paint.startTime); return; }
+  var timer = setTimeout(function () { collect(null); }, 10000);
+  new PerformanceObserver(function (list, observer) {
+    var fcp = list.getEntriesByName('first-contentful-paint')[0];
+    if (fcp) { observer.disconnect(); clearTimeout(timer); collect(fcp.startTime); }
+  }).observe({type: 'paint', buffered: true});
+}
+var navigation = performance.getEntriesByType('navigation')[0];
+if (document.readyState === 'complete' && navigation && navigation.loadEventEnd > 0) {
+  painted();
+} else {
+  addEventListener('load', function () { setTimeout(painted, 0); });
+}
+"#;
+
+/// One resource as the Performance API reports it, in bytes: over the wire with headers (0 when
+/// it came from the cache), the body as sent, the body decoded.
+struct Entry {
+    name: String,
+    transfer: u64,
+    encoded: u64,
+    decoded: u64,
+}
+
+impl Entry {
+    fn from(value: &Value) -> Entry {
+        let bytes = |key: &str| {
+            value[key]
+                .as_f64()
+                .unwrap_or_else(|| panic!("{key}: {value}")) as u64
+        };
+        Entry {
+            name: value["name"].as_str().unwrap_or_default().to_string(),
+            transfer: bytes("transfer"),
+            encoded: bytes("encoded"),
+            decoded: bytes("decoded"),
+        }
+    }
+
+    /// The last part of its path (`screens.css`).
+    fn short(&self) -> &str {
+        let path = self.name.split(['?', '#']).next().unwrap_or_default();
+        path.rsplit('/').next().unwrap_or(path)
+    }
+}
+
+/// A page's load: the document, its resources, and its times in milliseconds from the start
+/// of the navigation.
+struct PageLoad {
+    entries: Vec<Entry>,
+    dom_content_loaded: f64,
+    load: f64,
+    first_contentful_paint: Option<f64>,
+}
+
+impl PageLoad {
+    fn total(&self, bytes: impl Fn(&Entry) -> u64) -> u64 {
+        self.entries.iter().map(bytes).sum()
+    }
+}
+
+/// `url` loaded as on a first visit (the browser's cache emptied, the session's cookie kept),
+/// then again as on the next visit; what each load reports.
+async fn page_load(browser: &Browser, url: &str) -> (PageLoad, PageLoad) {
+    let mut loads = Vec::new();
+    browser.clear_cache().await.unwrap();
+    for _ in 0..2 {
+        browser.open(url).await.unwrap();
+        let reported = browser.execute_async(PAGE_LOAD).await.unwrap();
+        let entries = std::iter::once(&reported["document"])
+            .chain(reported["resources"].as_array().unwrap())
+            .map(Entry::from)
+            .collect();
+        loads.push(PageLoad {
+            entries,
+            dom_content_loaded: reported["dom_content_loaded"].as_f64().unwrap(),
+            load: reported["load"].as_f64().unwrap(),
+            first_contentful_paint: reported["first_contentful_paint"].as_f64(),
+        });
+    }
+    let next = loads.pop().unwrap();
+    (loads.pop().unwrap(), next)
+}
+
+fn kib(bytes: u64) -> String {
+    format!("{:.1} KiB", bytes as f64 / 1024.0)
+}
+
+/// Measure `url` (a page of `origin`, signed in already), print its line, and check what holds
+/// on any machine: everything from `origin`, the stylesheet and script there, taken from the
+/// cache on the next visit, and no more than `bound` bytes decoded.
+async fn weigh(browser: &Browser, page: &str, origin: &str, url: &str, bound: u64) {
+    let (first, next) = page_load(browser, url).await;
+    let resources: Vec<String> = first
+        .entries
+        .iter()
+        .enumerate()
+        .map(|(i, e)| {
+            let name = if i == 0 { "document" } else { e.short() };
+            format!("{name} {}", kib(e.decoded))
+        })
+        .collect();
+    println!(
+        "page weight: {page}: {requests} requests, decoded {decoded}, encoded {encoded}, \
+         transferred {transfer} (next visit {again}); DOMContentLoaded {dcl:.0} ms, load {load:.0} ms, \
+         first contentful paint {fcp}; [{resources}]",
+        requests = first.entries.len(),
+        decoded = kib(first.total(|e| e.decoded)),
+        encoded = kib(first.total(|e| e.encoded)),
+        transfer = kib(first.total(|e| e.transfer)),
+        again = kib(next.total(|e| e.transfer)),
+        dcl = first.dom_content_loaded,
+        load = first.load,
+        fcp = first
+            .first_contentful_paint
+            .map_or("none reported".to_string(), |t| format!("{t:.0} ms")),
+        resources = resources.join(", "),
+    );
+
+    // Nothing from outside the gateway: a hall's network has no internet.
+    for load in [&first, &next] {
+        for e in &load.entries {
+            assert!(
+                e.name.starts_with(&format!("{origin}/")),
+                "{page}: loaded from outside the gateway: {}",
+                e.name
+            );
+        }
+    }
+    // The measurement saw the page: the document, and its stylesheet and script from the
+    // network on the first visit.
+    assert!(first.entries[0].decoded > 0, "{page}: an empty document");
+    for asset in ["screens.css", "screens.js"] {
+        let loaded = first
+            .entries
+            .iter()
+            .find(|e| e.short() == asset)
+            .unwrap_or_else(|| panic!("{page}: {asset} is not among the page's resources"));
+        assert!(
+            loaded.transfer > 0 && loaded.decoded > 0,
+            "{page}: {asset} fetched on a first visit"
+        );
+    }
+    // Served under their hash and kept: the next visit fetches no asset again.
+    for e in next.entries.iter().filter(|e| e.name.contains("/assets/")) {
+        assert_eq!(
+            e.transfer, 0,
+            "{page}: {} fetched again on the next visit",
+            e.name
+        );
+    }
+    let decoded = first.total(|e| e.decoded);
+    assert!(
+        decoded <= bound,
+        "{page}: {decoded} bytes decoded, more than the bound of {bound}: what made it heavier?"
+    );
+    let errors = page_errors(browser).await;
+    assert!(errors.is_empty(), "{page}: console errors: {errors:#?}");
+}
+
+/// What each page weighs, decoded (document, stylesheet, script, icon), at most: about three
+/// times what it weighed when measured (21.5, 25.0 and 25.8 KiB: BENCHMARKS.md, "Screens: page
+/// weight and first render"), so a page that grows by a library, an inlined picture or a
+/// table repeated fails here.
+const CLERK_FORM_BOUND: u64 = 64 * 1024;
+const SUPERVISION_WALL_BOUND: u64 = 72 * 1024;
+const CONSOLE_HOME_BOUND: u64 = 72 * 1024;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn what_the_screens_weigh_and_how_soon_they_show() {
+    let Some(browser) = Browser::start_if_switched_on("the screens' page weight in a browser")
+        .await
+        .unwrap()
+    else {
+        return;
+    };
+    let env = start(Setup {
+        demo_materials: true,
+        ..Setup::default()
+    })
+    .await;
+    let base = env.gateway.url();
+    let base = base.trim_end_matches('/');
+
+    // The clerk's application form for 企业开办 (its materials too), a draft opened from the
+    // search as at the window.
+    sign_in(&browser, base).await;
+    browser
+        .open(&format!("{base}/screens/clerk?q=企业开办"))
+        .await
+        .unwrap();
+    browser
+        .click("#found form[data-service='one-thing.open-business'] button")
+        .await
+        .unwrap();
+    browser.wait_for("[id='f.enterprise_name']").await.unwrap();
+    let draft = browser.client().current_url().await.unwrap();
+    assert!(
+        draft.path().starts_with("/screens/clerk/drafts/"),
+        "{draft}"
+    );
+    weigh(
+        &browser,
+        "clerk form 企业开办",
+        base,
+        draft.as_str(),
+        CLERK_FORM_BOUND,
+    )
+    .await;
+    browser.wait_for("[id='f.enterprise_name']").await.unwrap();
+
+    // The supervision wall.
+    browser
+        .open(&format!("{base}/screens/login"))
+        .await
+        .unwrap();
+    browser.type_into("#user", "super1").await.unwrap();
+    browser
+        .type_into("#password", SUPERVISOR_PASSWORD)
+        .await
+        .unwrap();
+    browser.click("button[type=submit]").await.unwrap();
+    browser.wait_for_text("王监察").await.unwrap();
+    weigh(
+        &browser,
+        "supervision wall",
+        base,
+        &format!("{base}/screens/supervisor"),
+        SUPERVISION_WALL_BOUND,
+    )
+    .await;
+    browser
+        .wait_for("li.tile[data-department=tax]")
+        .await
+        .unwrap();
+
+    // The console's home, on the admin listener.
+    let console = env.admin_url();
+    let console = console.trim_end_matches('/');
+    browser
+        .open(&format!("{console}/console/login"))
+        .await
+        .unwrap();
+    browser.type_into("#user", "ops1").await.unwrap();
+    browser
+        .type_into("#password", OPERATOR_PASSWORD)
+        .await
+        .unwrap();
+    browser.click("button[type=submit]").await.unwrap();
+    browser.wait_for_text("赵运维").await.unwrap();
+    weigh(
+        &browser,
+        "console home",
+        console,
+        &format!("{console}/console/"),
+        CONSOLE_HOME_BOUND,
+    )
+    .await;
+    browser.wait_for("#departments").await.unwrap();
     browser.close().await.unwrap();
 }

@@ -779,7 +779,21 @@ async fn a_supervisors_wall_counts_the_lights_and_every_number_leads_to_its_case
 /// One round trip through the provider: the gateway's start (its flow cookie set), the
 /// provider's approval; the callback's path and query, not yet followed.
 async fn to_provider_and_back(visitor: &mut Visitor, provider: &oidc::Provider) -> String {
-    let start = visitor.get("/screens/login/oidc").await;
+    to_provider_and_back_at(visitor, provider, "/screens").await
+}
+
+/// The same from the desk at `prefix` (`/console`: the flow's cookie is the console's).
+async fn to_provider_and_back_at(
+    visitor: &mut Visitor,
+    provider: &oidc::Provider,
+    prefix: &str,
+) -> String {
+    let start = visitor.get(&format!("{prefix}/login/oidc")).await;
+    let desk = if prefix == "/console" {
+        "console"
+    } else {
+        "hall"
+    };
     assert_eq!(start.status, 303, "{}", start.body);
     let authorize = start.location().to_string();
     assert!(
@@ -798,7 +812,7 @@ async fn to_provider_and_back(visitor: &mut Visitor, provider: &oidc::Provider) 
         .get_all("set-cookie")
         .iter()
         .map(|v| v.to_str().unwrap().to_string())
-        .find(|c| c.starts_with("gw-hall-oidc="))
+        .find(|c| c.starts_with(&format!("gw-{desk}-oidc=")))
         .expect("the flow's cookie");
     assert!(
         flow.contains("HttpOnly") && flow.contains("SameSite=Lax"),
@@ -1018,6 +1032,164 @@ async fn a_clerk_signs_in_through_the_halls_identity_provider_and_nothing_else_d
     );
     assert_eq!(supervisor.get("/screens/supervisor").await.status, 200);
     assert_eq!(supervisor.get("/screens/clerk").await.status, 403);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_operator_signs_in_to_the_console_through_the_identity_provider_and_a_clerk_does_not() {
+    let provider = oidc::Provider::start(serde_json::json!({
+        "sub": "9a41d7c2-idp-subject-91",
+        "staff_no": "yw-0042",
+        "name": "吴统一",
+        "roles": ["staff", "hall-operator"],
+    }))
+    .await;
+    // Both listeners on ports known before the gateway starts: the provider sends each
+    // desk's browsers back to its own listener.
+    let (port, admin_port) = (
+        integration_tests::free_port(),
+        integration_tests::free_port(),
+    );
+    let hall = format!("http://127.0.0.1:{port}");
+    let console = format!("http://127.0.0.1:{admin_port}");
+    provider.register(&format!("{hall}/screens/login/oidc/callback"));
+    provider.register(&format!("{console}/console/login/oidc/callback"));
+    let mut config_extra = format!(
+        "[admin]\nlisten = \"127.0.0.1:{admin_port}\"\n[[admin.operators]]\nid = \"{}\"\ntoken_sha256 = \"{}\"\n",
+        integration_tests::OPERATOR,
+        gateway_http::auth::sha256_hex(integration_tests::OPERATOR_TOKEN),
+    );
+    config_extra.push_str(&screens_toml());
+    config_extra.push_str(&provider.config_toml_with_console(&hall, &console));
+    let env = integration_tests::Env::start_with(Setup {
+        listen: Some(format!("127.0.0.1:{port}")),
+        config_extra,
+        ..Setup::default()
+    })
+    .await
+    .expect("a gateway");
+    assert_eq!(env.admin_url().trim_end_matches('/'), console);
+
+    // The console's sign-in page offers the provider beside the local form.
+    let mut operator = Visitor::new(&console);
+    let login = operator.get("/console/login").await;
+    assert!(login.body.contains("统一身份认证登录"), "{}", login.body);
+    assert!(login.body.contains(r#"<label for="user">用户名</label>"#));
+
+    // There and back: the provider was asked for the console's own callback, and the session
+    // is the console's (its cookie), the flow's cookie cleared; the page moves on to the
+    // console's home.
+    let callback = to_provider_and_back_at(&mut operator, &provider, "/console").await;
+    assert!(
+        callback.starts_with("/console/login/oidc/callback?"),
+        "{callback}"
+    );
+    let signed = operator.get(&callback).await;
+    assert_eq!(signed.status, 200, "{}", signed.body);
+    assert!(
+        signed.body.contains(r#"content="0;url=/console/""#),
+        "{}",
+        signed.body
+    );
+    let cookies: Vec<&str> = signed
+        .headers
+        .get_all("set-cookie")
+        .iter()
+        .map(|v| v.to_str().unwrap())
+        .collect();
+    assert!(
+        cookies.iter().any(|c| c.starts_with("gw-console=")
+            && c.contains("HttpOnly")
+            && c.contains("SameSite=Strict")),
+        "{cookies:?}"
+    );
+    assert!(
+        cookies
+            .iter()
+            .any(|c| c.starts_with("gw-console-oidc=;") && c.contains("Max-Age=0")),
+        "{cookies:?}"
+    );
+    let home = operator.get("/console/").await;
+    assert_eq!(home.status, 200, "{}", home.body);
+    assert!(home.body.contains("吴统一（运维人员）"), "{}", home.body);
+    assert!(home.body.contains("<h1>运维控制台</h1>"), "{}", home.body);
+    assert!(home.body.contains(r#"id="departments""#));
+    // Recorded as an operator, the staff number as the user, the provider's subject beside
+    // it; an operator has no window, hall or scopes.
+    let id = operator.cookie.clone().unwrap();
+    let kept = env
+        .gateway
+        .orchestrator
+        .store()
+        .session(&gateway_http::auth::sha256_hex(
+            id.trim_start_matches("gw-console="),
+        ))
+        .await
+        .unwrap()
+        .expect("the session");
+    assert_eq!(
+        (kept.username.as_str(), kept.role.as_str()),
+        ("yw-0042", "operator")
+    );
+    let profile: serde_json::Value = serde_json::from_str(&kept.profile).unwrap();
+    assert_eq!(profile["subject"], "9a41d7c2-idp-subject-91");
+    assert!(
+        profile["window"].is_null() && profile["hall"].is_null(),
+        "{profile}"
+    );
+    // The console's actions take the session's CSRF token as a local sign-in's do.
+    let verified = operator
+        .post("/console/audit/verification", &[("_csrf", &home.csrf())])
+        .await;
+    assert_eq!(verified.status, 303, "{}", verified.body);
+
+    // The same person at the hall's desk: the operator's row is not the hall's.
+    let mut at_the_hall = Visitor::new(&hall);
+    let back = to_provider_and_back(&mut at_the_hall, &provider).await;
+    let refused = at_the_hall.get(&back).await;
+    assert_eq!(refused.status, 403);
+    assert!(
+        refused.body.contains("未分配可在此登录的本系统角色"),
+        "{}",
+        refused.body
+    );
+    assert!(at_the_hall.cookie.is_none());
+
+    // A person whose role claim maps only to clerk: refused the console with the Chinese
+    // page, no session made; the same person is let in at the hall.
+    provider.set_user(serde_json::json!({
+        "sub": "9a41d7c2-idp-subject-92", "staff_no": "gl-0309", "name": "郑窗口",
+        "roles": ["staff", "hall-clerk"], "window": "5号窗口",
+    }));
+    let mut clerk = Visitor::new(&console);
+    let back = to_provider_and_back_at(&mut clerk, &provider, "/console").await;
+    let refused = clerk.get(&back).await;
+    assert_eq!(refused.status, 403, "{}", refused.body);
+    assert!(refused.body.contains(r#"<html lang="zh-CN">"#));
+    assert!(
+        refused
+            .body
+            .contains("您的统一身份认证账号未分配可在此登录的本系统角色，请联系管理员。"),
+        "{}",
+        refused.body
+    );
+    assert!(!refused.body.contains("NoRole"), "no Rust text on the page");
+    assert!(clerk.cookie.is_none(), "no console session");
+    assert!(clerk.flow.is_none(), "the flow's cookie cleared");
+    assert_eq!(clerk.get("/console/").await.location(), "/console/login");
+    let mut same_person = Visitor::new(&hall);
+    let back = to_provider_and_back(&mut same_person, &provider).await;
+    let signed = same_person.get(&back).await;
+    assert!(
+        signed.body.contains("url=/screens/clerk"),
+        "{}",
+        signed.body
+    );
+    let window = same_person.get("/screens/clerk").await;
+    assert!(
+        window.body.contains("郑窗口（窗口受理人员）"),
+        "{}",
+        window.body
+    );
 }
 
 // ---- The operators' console ----
