@@ -73,6 +73,6 @@ fn the_demo_config_is_valid() {
         config.evaluations.reporting.as_deref(),
         Some("national-evaluation")
     );
-    assert_eq!(config.matters.len(), 6);
+    assert_eq!(config.matters.len(), 7);
     assert_eq!(config.services.len(), 4);
 }
