@@ -756,7 +756,13 @@ mod tests {
         let sig = sdk::sign::hmac_sha256_hex(b"mr-callback-secret", body);
         let headers = vec![("x-signature".to_string(), sig.to_uppercase())];
         let under = |secret: &'static str, body: &'static [u8]| {
-            move |sig: &str| Ok(sdk::sign::verify_hmac_sha256_hex(secret.as_bytes(), body, sig))
+            move |sig: &str| {
+                Ok(sdk::sign::verify_hmac_sha256_hex(
+                    secret.as_bytes(),
+                    body,
+                    sig,
+                ))
+            }
         };
         let r = read_callback(&headers, body, under("mr-callback-secret", body)).unwrap();
         assert_eq!(
@@ -784,7 +790,11 @@ mod tests {
         let not_json = b"not json";
         let sig = sdk::sign::hmac_sha256_hex(b"s", not_json);
         assert!(matches!(
-            read_callback(&[("X-Signature".into(), sig)], not_json, under("s", not_json)),
+            read_callback(
+                &[("X-Signature".into(), sig)],
+                not_json,
+                under("s", not_json)
+            ),
             Err(AdapterError::Protocol(_))
         ));
     }
