@@ -30,7 +30,11 @@ impl Orchestrator {
             .record_lookup(client, name, served, outcome)
             .await?;
         let answer = answer.map_err(|e| CaseError::from_call(&department, e))?;
-        let result = match serde_json::from_str::<Value>(&answer) {
+        let parsed = serde_json::from_str::<Value>(&answer);
+        if let Ok(value) = &parsed {
+            gateway_base::redact::note_names(value);
+        }
+        let result = match parsed {
             Ok(Value::Object(result)) => result,
             Ok(_) => {
                 return Err(CaseError::AdapterFailed {
@@ -45,7 +49,6 @@ impl Orchestrator {
                 });
             }
         };
-        gateway_base::redact::note_names(&Value::Object(result.clone()));
         Ok(LookupAnswer {
             lookup: name.to_string(),
             department,

@@ -288,7 +288,7 @@ impl Orchestrator {
                         .store
                         .notification_postpone(
                             &n.id,
-                            Some("waiting for the applicant's phone number"),
+                            Some("等待登记申请人手机号码"),
                             now_ms() + CONTACT_RECHECK_MS,
                         )
                         .await;
