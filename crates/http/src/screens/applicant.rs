@@ -126,10 +126,7 @@ async fn status_page(
 
 /// `GET /screens/status/{token}`.
 async fn status(State(ctx): State<Ctx>, Path(token): Path<String>) -> Response {
-    match status_page(&ctx, &token, Vec::new()).await {
-        Ok(page) => page::html(&page),
-        Err(e) => page::failed(&ctx, e),
-    }
+    page::answer(&ctx, status_page(&ctx, &token, Vec::new()).await)
 }
 
 /// Whether a post comes from this gateway's own page (no session, so no CSRF token: the

@@ -292,10 +292,7 @@ async fn draft(
     Extension(signed): Extension<Signed>,
     Path(id): Path<String>,
 ) -> Response {
-    match form_page(&ctx, &signed, &id, None).await {
-        Ok(page) => page::html(&page),
-        Err(e) => page::failed(&ctx, e),
-    }
+    page::answer(&ctx, form_page(&ctx, &signed, &id, None).await)
 }
 
 /// `PUT /screens/clerk/drafts/{id}/materials/{code}`: a material's bytes into the draft
@@ -566,10 +563,7 @@ async fn case(
     Extension(signed): Extension<Signed>,
     Path(id): Path<String>,
 ) -> Response {
-    match case_page(&ctx, &signed, &id, None).await {
-        Ok(page) => page::html(&page),
-        Err(e) => page::failed(&ctx, e),
-    }
+    page::answer(&ctx, case_page(&ctx, &signed, &id, None).await)
 }
 
 #[derive(Template)]
@@ -648,10 +642,7 @@ async fn receipt(
         })
     }
     .await;
-    match made {
-        Ok(page) => page::html(&page),
-        Err(e) => page::failed(&ctx, e),
-    }
+    page::answer(&ctx, made)
 }
 
 /// `GET /screens/clerk/cases/{id}/events`: the case's timeline as server-sent events for the

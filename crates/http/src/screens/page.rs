@@ -113,6 +113,14 @@ pub(crate) fn internal(ctx: &Ctx, detail: &str) -> Response {
     failed(ctx, ApiError::Internal(detail.to_string()))
 }
 
+/// A page made, or the failure that stopped it as a page in the screens' words.
+pub(crate) fn answer<T: Template>(ctx: &Ctx, made: Result<T, ApiError>) -> Response {
+    match made {
+        Ok(page) => html(&page),
+        Err(e) => failed(ctx, e),
+    }
+}
+
 /// A domain error as a Chinese page with its status (the log gets what the API's would).
 pub(crate) fn failed(ctx: &Ctx, error: ApiError) -> Response {
     let problems = match &error {

@@ -301,10 +301,7 @@ async fn wall(
         wall_page(&ctx, &signed, &filters).await
     }
     .await;
-    match made {
-        Ok(page) => page::html(&page),
-        Err(e) => page::failed(&ctx, e),
-    }
+    page::answer(&ctx, made)
 }
 
 async fn wall_page(ctx: &Ctx, signed: &Signed, filters: &Filters) -> Result<Wall, ApiError> {

@@ -60,10 +60,7 @@ pub(super) async fn list(
     Extension(signed): Extension<Signed>,
     Query(query): Query<ListQuery>,
 ) -> Response {
-    match listed(&ctx, &signed, query).await {
-        Ok(page) => page::html(&page),
-        Err(e) => page::failed(&ctx, e),
-    }
+    page::answer(&ctx, listed(&ctx, &signed, query).await)
 }
 
 async fn listed(ctx: &Ctx, signed: &Signed, query: ListQuery) -> Result<CasesPage, ApiError> {

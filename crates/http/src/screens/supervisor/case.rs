@@ -50,10 +50,7 @@ pub(super) async fn case(
     Extension(signed): Extension<Signed>,
     Path(id): Path<String>,
 ) -> Response {
-    match case_page(&ctx, &signed, &id).await {
-        Ok(page) => page::html(&page),
-        Err(e) => page::failed(&ctx, e),
-    }
+    page::answer(&ctx, case_page(&ctx, &signed, &id).await)
 }
 
 async fn case_page(ctx: &Ctx, signed: &Signed, id: &str) -> Result<CasePage, ApiError> {

@@ -243,10 +243,7 @@ pub(super) async fn steps(
         })
     }
     .await;
-    match made {
-        Ok(page) => page::html(&page),
-        Err(e) => page::failed(&ctx, e),
-    }
+    page::answer(&ctx, made)
 }
 
 #[derive(Template)]
@@ -302,10 +299,7 @@ pub(super) async fn cards(
         })
     }
     .await;
-    match made {
-        Ok(page) => page::html(&page),
-        Err(e) => page::failed(&ctx, e),
-    }
+    page::answer(&ctx, made)
 }
 
 #[derive(Template)]
@@ -352,10 +346,7 @@ pub(super) async fn rectifications(
         })
     }
     .await;
-    match made {
-        Ok(page) => page::html(&page),
-        Err(e) => page::failed(&ctx, e),
-    }
+    page::answer(&ctx, made)
 }
 
 #[derive(Template)]
@@ -404,10 +395,7 @@ pub(super) async fn evaluations(
         })
     }
     .await;
-    match made {
-        Ok(page) => page::html(&page),
-        Err(e) => page::failed(&ctx, e),
-    }
+    page::answer(&ctx, made)
 }
 
 /// A decided matter as a row: when, by which deadline, on time or not.
@@ -488,8 +476,5 @@ pub(super) async fn decided(
         })
     }
     .await;
-    match made {
-        Ok(page) => page::html(&page),
-        Err(e) => page::failed(&ctx, e),
-    }
+    page::answer(&ctx, made)
 }
