@@ -4,6 +4,14 @@
 use std::path::Path;
 use std::time::SystemTime;
 
+/// An adapter built from sources by a language's own tool (componentize-py, componentize-js):
+/// its folder, the contract version it is built against (a folder of `wit/`), the component.
+pub struct SourceAdapter {
+    pub dir: &'static str,
+    pub wit: &'static str,
+    pub component: &'static str,
+}
+
 /// Folders a toolchain writes beside the sources (its caches, its installed packages): not
 /// sources.
 const NOT_SOURCES: [&str; 2] = ["__pycache__", "node_modules"];

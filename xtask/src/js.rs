@@ -13,20 +13,13 @@
 //! an adapter reaches its department through `department-http` only); they keep stdio, clocks
 //! and random, which the gateway links from WASI preview 2 as it does for Python's.
 
-use crate::freshness::{modified, newest};
+use crate::freshness::{SourceAdapter, modified, newest};
 use anyhow::Context;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-/// One JavaScript adapter: its folder, the contract version (a folder of `wit/`), the component.
-pub struct JsAdapter {
-    pub dir: &'static str,
-    pub wit: &'static str,
-    pub component: &'static str,
-}
-
 /// The JavaScript adapters built with the others.
-pub const JS_ADAPTERS: &[JsAdapter] = &[JsAdapter {
+pub const JS_ADAPTERS: &[SourceAdapter] = &[SourceAdapter {
     dir: "plugins/market-regulation-js",
     wit: "v0.3.0",
     component: "market_regulation_js_adapter.wasm",

@@ -10,7 +10,7 @@
 //! `target/python/bindings/<version>`, for the adapters' native unit tests (the harness in
 //! `gov_adapter.testing` stands in for the host).
 
-use crate::freshness::{modified, newest};
+use crate::freshness::{SourceAdapter, modified, newest};
 use anyhow::Context;
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -19,15 +19,8 @@ use std::process::Command;
 /// releases, and a component's size and start-up with them (BENCHMARKS.md).
 pub const COMPONENTIZE_PY: &str = "componentize-py==0.25.1";
 
-/// One Python adapter: its folder, the contract version (a folder of `wit/`), the component.
-pub struct PythonAdapter {
-    pub dir: &'static str,
-    pub wit: &'static str,
-    pub component: &'static str,
-}
-
 /// The Python adapters built with the others.
-pub const PYTHON_ADAPTERS: &[PythonAdapter] = &[PythonAdapter {
+pub const PYTHON_ADAPTERS: &[SourceAdapter] = &[SourceAdapter {
     dir: "plugins/social-security",
     wit: "v0.3.0",
     component: "social_security_adapter.wasm",
