@@ -9,6 +9,7 @@
 use crate::{CaseError, Orchestrator, state_of};
 use gateway_base::model::{EventKind, StepState};
 use gateway_plugins::host::contract;
+use gateway_store::StepChange;
 use serde_json::json;
 
 impl Orchestrator {
@@ -104,11 +105,10 @@ impl Orchestrator {
         let outputs = held["outputs"].as_str().unwrap_or("{}");
         self.record(
             &step,
-            state,
-            Some(reference),
-            Some(outputs),
-            held["message"].as_str(),
-            EventKind::Callback,
+            StepChange::new(state, EventKind::Callback)
+                .reference(Some(reference))
+                .outputs(Some(outputs))
+                .message(held["message"].as_str()),
         )
         .await
     }

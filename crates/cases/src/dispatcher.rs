@@ -9,7 +9,7 @@ use gateway_base::telemetry;
 use gateway_base::time::now_ms;
 use gateway_plugins::host::CallError;
 use gateway_plugins::host::contract::{AdapterError, Material, Submission};
-use gateway_store::StepRecord;
+use gateway_store::{StepChange, StepRecord};
 use serde_json::Value;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
@@ -203,14 +203,13 @@ impl Orchestrator {
                     .as_ref()
                     .map(crate::lifecycle::requested_json);
                 let recorded = self
-                    .record_with(
+                    .record(
                         step,
-                        state,
-                        Some(&receipt.reference),
-                        Some(&receipt.outputs),
-                        receipt.message.as_deref(),
-                        requested.as_deref(),
-                        EventKind::Submitted,
+                        StepChange::new(state, EventKind::Submitted)
+                            .reference(Some(&receipt.reference))
+                            .outputs(Some(&receipt.outputs))
+                            .message(receipt.message.as_deref())
+                            .requested(requested.as_deref()),
                     )
                     .await;
                 match recorded {
@@ -225,11 +224,8 @@ impl Orchestrator {
                 let message = format!("{}: {}", r.code, gateway_base::redact::redact(&r.message));
                 self.record(
                     step,
-                    StepState::Rejected,
-                    None,
-                    None,
-                    Some(&message),
-                    EventKind::Submitted,
+                    StepChange::new(StepState::Rejected, EventKind::Submitted)
+                        .message(Some(&message)),
                 )
                 .await
             }
@@ -241,11 +237,8 @@ impl Orchestrator {
                     .join("; ");
                 self.record(
                     step,
-                    StepState::Failed,
-                    None,
-                    None,
-                    Some(&gateway_base::redact::redact(&message)),
-                    EventKind::DeliveryFailed,
+                    StepChange::new(StepState::Failed, EventKind::DeliveryFailed)
+                        .message(Some(&gateway_base::redact::redact(&message))),
                 )
                 .await
             }
@@ -258,11 +251,8 @@ impl Orchestrator {
                     let message = crate::error::gave_up_message(&error, step.attempts + 1);
                     self.record(
                         step,
-                        StepState::Failed,
-                        None,
-                        None,
-                        Some(&message),
-                        EventKind::DeliveryFailed,
+                        StepChange::new(StepState::Failed, EventKind::DeliveryFailed)
+                            .message(Some(&message)),
                     )
                     .await
                 } else if self.withdrawn_instead_of_retry(step).await {

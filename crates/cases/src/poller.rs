@@ -7,6 +7,7 @@ use crate::{Orchestrator, state_of};
 use gateway_base::model::{EventKind, StepState};
 use gateway_base::time::now_ms;
 use gateway_plugins::host::contract;
+use gateway_store::StepChange;
 use gateway_store::StepRecord;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
@@ -135,14 +136,13 @@ impl Orchestrator {
             .requested
             .as_ref()
             .map(crate::lifecycle::requested_json);
-        self.record_with(
+        self.record(
             step,
-            state,
-            Some(&report.reference),
-            Some(&report.outputs),
-            report.message.as_deref(),
-            requested.as_deref(),
-            kind,
+            StepChange::new(state, kind)
+                .reference(Some(&report.reference))
+                .outputs(Some(&report.outputs))
+                .message(report.message.as_deref())
+                .requested(requested.as_deref()),
         )
         .await
     }

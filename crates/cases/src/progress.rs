@@ -4,46 +4,26 @@
 
 use crate::one_thing::Sources;
 use crate::{CaseEvent, Orchestrator};
-use gateway_base::model::{EventKind, StepState};
+use gateway_base::model::StepState;
 use gateway_base::time::now_ms;
-use gateway_store::StepRecord;
+use gateway_store::{StepChange, StepRecord};
 
 impl Orchestrator {
+    /// Record a step's change (with its event), then what follows from it.
     pub(crate) async fn record(
         &self,
         step: &StepRecord,
-        state: StepState,
-        reference: Option<&str>,
-        outputs: Option<&str>,
-        message: Option<&str>,
-        kind: EventKind,
+        change: StepChange<'_>,
     ) -> Result<(), gateway_store::StoreError> {
-        self.record_with(step, state, reference, outputs, message, None, kind)
-            .await
-    }
-
-    /// [`Orchestrator::record`], with what a returning department asks the applicant for
-    /// (补正: masked JSON, kept on the step while it is returned).
-    #[allow(
-        clippy::too_many_arguments,
-        reason = "one state change, named at the call site"
-    )]
-    pub(crate) async fn record_with(
-        &self,
-        step: &StepRecord,
-        state: StepState,
-        reference: Option<&str>,
-        outputs: Option<&str>,
-        message: Option<&str>,
-        requested: Option<&str>,
-        kind: EventKind,
-    ) -> Result<(), gateway_store::StoreError> {
+        let StepChange {
+            state,
+            reference,
+            outputs,
+            kind,
+            ..
+        } = change;
         let next_poll = now_ms() + self.poll_interval(&step.department);
-        self.store
-            .update_step_with(
-                step, state, reference, outputs, message, requested, kind, next_poll,
-            )
-            .await?;
+        self.store.update_step(step, change, next_poll).await?;
         if reference.is_some() || step.reference.is_some() {
             // A supplement or withdrawal waiting for this step's reference may be due now.
             self.wake.notify_one();

@@ -178,6 +178,59 @@ pub struct NewStep {
 
 pub(crate) const STEP_COLUMNS: &str = "case_id, step, matter, department, state, reference, outputs, message, input, attempts, idempotency_key, updated_at";
 
+/// A step's new state and what comes with it, recorded with its event by
+/// [`Store::update_step`].
+#[derive(Debug, Clone, Copy)]
+pub struct StepChange<'a> {
+    /// The new state.
+    pub state: StepState,
+    /// The department's reference, when it gave one (kept when absent).
+    pub reference: Option<&'a str>,
+    /// The outputs, JSON (kept when absent).
+    pub outputs: Option<&'a str>,
+    /// What the step and its event say.
+    pub message: Option<&'a str>,
+    /// What a returning department asks the applicant for (补正: masked JSON), when `state`
+    /// is `returned`.
+    pub requested: Option<&'a str>,
+    /// The event's kind.
+    pub kind: EventKind,
+}
+
+impl<'a> StepChange<'a> {
+    /// `state`, recorded as an event of `kind`, with nothing else.
+    pub fn new(state: StepState, kind: EventKind) -> Self {
+        StepChange {
+            state,
+            reference: None,
+            outputs: None,
+            message: None,
+            requested: None,
+            kind,
+        }
+    }
+
+    /// With the department's reference.
+    pub fn reference(self, reference: Option<&'a str>) -> Self {
+        StepChange { reference, ..self }
+    }
+
+    /// With the outputs.
+    pub fn outputs(self, outputs: Option<&'a str>) -> Self {
+        StepChange { outputs, ..self }
+    }
+
+    /// With a message.
+    pub fn message(self, message: Option<&'a str>) -> Self {
+        StepChange { message, ..self }
+    }
+
+    /// With what a returning department asks for.
+    pub fn requested(self, requested: Option<&'a str>) -> Self {
+        StepChange { requested, ..self }
+    }
+}
+
 impl Store {
     /// Open steps (waiting, pending, at the department, returned to the applicant, supplemented)
     /// by department and service: `(department, service, count)`.
@@ -408,53 +461,25 @@ impl Store {
         row.as_ref().map(|r| self.step_from_row(r)).transpose()
     }
 
-    /// Record a step's new state (and reference, outputs, message) with its event, atomically.
-    /// `next_poll_at` schedules the next status poll for steps still at the department.
-    #[allow(
-        clippy::too_many_arguments,
-        reason = "one row update, named at the call site"
-    )]
+    /// Record a step's new state (and reference, outputs, message) with its event, atomically;
+    /// with what a returning department asks for when the new state is `returned`, and the
+    /// step's actions (补正, 撤回) kept in step: released once the step has a reference,
+    /// cancelled once it is decided. `next_poll_at` schedules the next status poll for steps
+    /// still at the department.
     pub async fn update_step(
         &self,
         step: &StepRecord,
-        state: StepState,
-        reference: Option<&str>,
-        outputs: Option<&str>,
-        message: Option<&str>,
-        kind: EventKind,
+        change: StepChange<'_>,
         next_poll_at: i64,
     ) -> Result<()> {
-        self.update_step_with(
-            step,
+        let StepChange {
             state,
             reference,
             outputs,
             message,
-            None,
+            requested,
             kind,
-            next_poll_at,
-        )
-        .await
-    }
-
-    /// [`Store::update_step`], with what a returning department asks for (`requested`, masked
-    /// JSON) when the new state is `returned`, and the step's actions (补正, 撤回) kept in step:
-    /// released once the step has a reference, cancelled once it is decided.
-    #[allow(
-        clippy::too_many_arguments,
-        reason = "one row update, named at the call site"
-    )]
-    pub async fn update_step_with(
-        &self,
-        step: &StepRecord,
-        state: StepState,
-        reference: Option<&str>,
-        outputs: Option<&str>,
-        message: Option<&str>,
-        requested: Option<&str>,
-        kind: EventKind,
-        next_poll_at: i64,
-    ) -> Result<()> {
+        } = change;
         let now = now_ms();
         let mut tx = self.begin_write().await?;
         if state == StepState::Returned {

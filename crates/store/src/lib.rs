@@ -57,7 +57,7 @@ pub mod status_links;
 pub mod supervision;
 pub mod verifications;
 
-pub use cases::{Arrival, CaseRecord, EventRecord, NewStep, OpenStep, StepRecord};
+pub use cases::{Arrival, CaseRecord, EventRecord, NewStep, OpenStep, StepChange, StepRecord};
 pub use lookups::{LookupRecord, LookupServes};
 
 use crate::at_rest::PayloadCipher;

@@ -10,6 +10,7 @@ use gateway_base::model::{EventKind, StepState};
 use gateway_base::time::now_ms;
 use gateway_plugins::host::CallError;
 use gateway_plugins::host::contract::{AdapterError, Material, Supplement, Withdrawal};
+use gateway_store::StepChange;
 use gateway_store::StepRecord;
 use gateway_store::actions::{ActionKind, ActionRecord};
 use std::sync::Arc;
@@ -144,14 +145,13 @@ impl Orchestrator {
                 let requested = receipt.requested.as_ref().map(super::requested_json);
                 let message = receipt.message.as_deref().map(gateway_base::redact::redact);
                 let recorded = self
-                    .record_with(
+                    .record(
                         &step,
-                        state,
-                        Some(&receipt.reference),
-                        Some(&receipt.outputs),
-                        message.as_deref(),
-                        requested.as_deref(),
-                        kind,
+                        StepChange::new(state, kind)
+                            .reference(Some(&receipt.reference))
+                            .outputs(Some(&receipt.outputs))
+                            .message(message.as_deref())
+                            .requested(requested.as_deref()),
                     )
                     .await;
                 match recorded {
@@ -231,11 +231,7 @@ impl Orchestrator {
         if let Some(state) = step_state {
             self.record(
                 step,
-                state,
-                None,
-                None,
-                Some(message),
-                EventKind::DeliveryFailed,
+                StepChange::new(state, EventKind::DeliveryFailed).message(Some(message)),
             )
             .await?;
         }
