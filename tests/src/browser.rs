@@ -277,7 +277,7 @@ impl Browser {
     /// chromedriver), so the next page loads everything from the server as on a first visit.
     pub async fn clear_cache(&self) -> anyhow::Result<()> {
         self.client
-            .issue_cmd(DevTools("Network.clearBrowserCache"))
+            .issue_cmd(SessionCommand::dev_tools("Network.clearBrowserCache"))
             .await
             .context("clearing the browser's cache")?;
         Ok(())
@@ -300,7 +300,7 @@ impl Browser {
     pub async fn console_errors(&self) -> anyhow::Result<Vec<String>> {
         let entries = self
             .client
-            .issue_cmd(BrowserLog)
+            .issue_cmd(SessionCommand::browser_log())
             .await
             .context("reading the browser's console")?;
         let entries: Vec<Value> = serde_json::from_value(entries).unwrap_or_default();
@@ -372,51 +372,48 @@ fn xpath_literal(text: &str) -> String {
     format!("concat({})", parts.join(", \"'\", "))
 }
 
-/// chromedriver's console log (`goog:loggingPrefs`); it empties as it is read.
+/// A chromedriver command fantoccini has no method for: `POST session/{id}/<path>` with a JSON
+/// body — the console log (`se/log`, `goog:loggingPrefs`; it empties as it is read) or a Chrome
+/// DevTools command (`goog/cdp/execute`).
 #[derive(Debug)]
-struct BrowserLog;
+struct SessionCommand {
+    path: &'static str,
+    body: String,
+}
 
-impl WebDriverCompatibleCommand for BrowserLog {
-    fn endpoint(
-        &self,
-        base_url: &url::Url,
-        session_id: Option<&str>,
-    ) -> Result<url::Url, url::ParseError> {
-        base_url.join(&format!(
-            "session/{}/se/log",
-            session_id.unwrap_or_default()
-        ))
+impl SessionCommand {
+    /// The browser's console log since the last read.
+    fn browser_log() -> Self {
+        SessionCommand {
+            path: "se/log",
+            body: r#"{"type":"browser"}"#.into(),
+        }
     }
 
-    fn method_and_body(&self, _: &url::Url) -> (axum::http::Method, Option<String>) {
-        (
-            axum::http::Method::POST,
-            Some(r#"{"type":"browser"}"#.into()),
-        )
+    /// A Chrome DevTools command without parameters.
+    fn dev_tools(command: &str) -> Self {
+        SessionCommand {
+            path: "goog/cdp/execute",
+            body: json!({"cmd": command, "params": {}}).to_string(),
+        }
     }
 }
 
-/// A Chrome DevTools command without parameters, through chromedriver's `goog/cdp/execute`.
-#[derive(Debug)]
-struct DevTools(&'static str);
-
-impl WebDriverCompatibleCommand for DevTools {
+impl WebDriverCompatibleCommand for SessionCommand {
     fn endpoint(
         &self,
         base_url: &url::Url,
         session_id: Option<&str>,
     ) -> Result<url::Url, url::ParseError> {
         base_url.join(&format!(
-            "session/{}/goog/cdp/execute",
-            session_id.unwrap_or_default()
+            "session/{}/{}",
+            session_id.unwrap_or_default(),
+            self.path
         ))
     }
 
     fn method_and_body(&self, _: &url::Url) -> (axum::http::Method, Option<String>) {
-        (
-            axum::http::Method::POST,
-            Some(json!({"cmd": self.0, "params": {}}).to_string()),
-        )
+        (axum::http::Method::POST, Some(self.body.clone()))
     }
 }
 

@@ -87,3 +87,27 @@ pub fn ofd(len: usize, seed: u64) -> Vec<u8> {
 pub fn sm3_hex(bytes: &[u8]) -> String {
     sdk::sign::sm3_hex(bytes)
 }
+
+/// The materials department `d` recorded under `request_id` (a supplement's): code, kind, SM3,
+/// size.
+pub fn delivered(
+    d: &departments::Department,
+    request_id: &str,
+) -> Vec<(String, String, Option<String>, Option<u64>)> {
+    d.stats()
+        .materials
+        .into_iter()
+        .filter(|m| m.request_id == request_id)
+        .map(|m| (m.code, m.kind, m.sm3, m.size))
+        .collect()
+}
+
+/// A file as a department records it.
+pub fn file(code: &str, bytes: &[u8]) -> (String, String, Option<String>, Option<u64>) {
+    (
+        code.into(),
+        "file".into(),
+        Some(sm3_hex(bytes)),
+        Some(bytes.len() as u64),
+    )
+}

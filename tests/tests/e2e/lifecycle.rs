@@ -39,7 +39,7 @@
 
 use gateway_base::calendar::Calendar;
 use gateway_base::time::{beijing_date, now_ms, parse_rfc3339, rfc3339};
-use integration_tests::files::pdf;
+use integration_tests::files::{delivered, file, pdf};
 use integration_tests::{Env, PORTAL_KEY, Setup};
 use serde_json::{Value, json};
 use std::time::Duration;
@@ -1137,23 +1137,9 @@ async fn a_promised_material_uploaded_while_tax_processes_the_matter_reaches_tax
     );
     assert_eq!(taken[0].body["rqcl"], true, "{taken:?}");
     assert_eq!(taken[0].body["bzzd"], json!({}), "{taken:?}");
-    let files: Vec<_> = env
-        .departments
-        .tax
-        .stats()
-        .materials
-        .into_iter()
-        .filter(|m| m.request_id == taken[0].request_id)
-        .map(|m| (m.code, m.kind, m.sm3, m.size))
-        .collect();
     assert_eq!(
-        files,
-        [(
-            "premises-proof".to_string(),
-            "file".to_string(),
-            Some(integration_tests::files::sm3_hex(&proof)),
-            Some(proof.len() as u64)
-        )]
+        delivered(&env.departments.tax, &taken[0].request_id),
+        [file("premises-proof", &proof)]
     );
 
     // And the registration is decided at its time, as before.
@@ -1300,21 +1286,9 @@ async fn a_promised_material_uploaded_while_market_regulation_decides_reaches_it
         (&json!(["premises-proof"]), &json!(true)),
         "{taken:?}"
     );
-    let files: Vec<_> = mr
-        .stats()
-        .materials
-        .into_iter()
-        .filter(|m| m.request_id == taken[0].request_id)
-        .map(|m| (m.code, m.kind, m.sm3, m.size))
-        .collect();
     assert_eq!(
-        files,
-        [(
-            "premises-proof".to_string(),
-            "file".to_string(),
-            Some(integration_tests::files::sm3_hex(&proof)),
-            Some(proof.len() as u64)
-        )]
+        delivered(mr, &taken[0].request_id),
+        [file("premises-proof", &proof)]
     );
     let view = env
         .wait_for_case(&case_id, WAIT, |v| only_step(v)["state"] == "approved")

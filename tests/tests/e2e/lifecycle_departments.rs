@@ -34,7 +34,7 @@
 //!
 //! Runs on SQLite, and on PostgreSQL with `GATEWAY_TEST_STORE=postgres`.
 
-use integration_tests::files::{jpeg, pdf, png, sm3_hex};
+use integration_tests::files::{delivered, file, jpeg, pdf, png, sm3_hex};
 use integration_tests::{Env, PORTAL_KEY, Setup};
 use serde_json::{Value, json};
 use std::time::Duration;
@@ -535,30 +535,6 @@ async fn scope_returned_supplemented_and_withdrawn(setup: Setup) {
 }
 
 // ---- supplements carrying files ----
-
-/// The materials department `d` recorded under `request_id` (a supplement's): code, kind, SM3,
-/// size.
-fn delivered(
-    d: &departments::Department,
-    request_id: &str,
-) -> Vec<(String, String, Option<String>, Option<u64>)> {
-    d.stats()
-        .materials
-        .into_iter()
-        .filter(|m| m.request_id == request_id)
-        .map(|m| (m.code, m.kind, m.sm3, m.size))
-        .collect()
-}
-
-/// A file as a department records it.
-fn file(code: &str, bytes: &[u8]) -> (String, String, Option<String>, Option<u64>) {
-    (
-        code.into(),
-        "file".into(),
-        Some(sm3_hex(bytes)),
-        Some(bytes.len() as u64),
-    )
-}
 
 /// A transfer below the assessment filed with its sale contract `filed` (and the property
 /// certificate): the case id.
