@@ -15,6 +15,7 @@
 //! - [`auth`]: portal clients (API keys, JWT) and their scopes; operators.
 //! - [`error`]: the one error format.
 //! - [`openapi`]: the document; [`docs`]: the page that browses it, served whole by the gateway.
+//! - `embedded`: the files pages load, compiled in and served under their content's digest.
 //! - [`middleware`]: request ids, trace context, the clerk behind a request.
 //! - [`screens`]: the hall's screens (clerks and supervisors on the portal listener, operators
 //!   on the admin listener): server-rendered pages, sessions, CSRF, CSP.
@@ -26,6 +27,7 @@
 pub mod admin;
 pub mod auth;
 pub mod docs;
+mod embedded;
 pub mod error;
 pub mod health;
 pub mod licence_sharing;

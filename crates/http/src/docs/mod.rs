@@ -8,14 +8,14 @@
 //! allows scripts, styles and requests to the gateway only ([`CSP`]).
 //!
 //! Each asset is served under a name carrying its content's digest
-//! (`/docs/assets/swagger-ui-bundle.1a2b….js`), so browsers may keep it for a year: a new
-//! gateway with another viewer has other names, never a stale cached file.
+//! (`/docs/assets/swagger-ui-bundle.1a2b….js`, as every embedded file), so browsers may keep
+//! it for a year: a new gateway with another viewer has other names, never a stale cached file.
 
+use crate::embedded::Embedded;
 use crate::error::ApiError;
 use axum::extract::Path;
-use axum::http::{HeaderValue, header};
+use axum::http::{HeaderMap, header};
 use axum::response::{IntoResponse, Response};
-use sha2::{Digest, Sha256};
 use std::sync::LazyLock;
 
 /// The page's Content-Security-Policy: everything from the gateway itself, nothing inline (the
@@ -27,61 +27,49 @@ frame-ancestors 'none'";
 /// Where the assets are served, below the page.
 const ASSETS: &str = "docs/assets";
 
-/// One file the page loads.
-struct Asset {
-    /// Its name without the digest: `swagger-ui-bundle.js`.
-    name: &'static str,
-    content_type: &'static str,
-    bytes: &'static [u8],
-}
-
-const FILES: [Asset; 4] = [
-    Asset {
+const FILES: [Embedded; 4] = [
+    Embedded {
         name: "swagger-ui.css",
         content_type: "text/css; charset=utf-8",
         bytes: include_bytes!("../../vendor/swagger-ui/swagger-ui.css"),
     },
-    Asset {
+    Embedded {
         name: "swagger-ui-bundle.js",
         content_type: "text/javascript; charset=utf-8",
         bytes: include_bytes!("../../vendor/swagger-ui/swagger-ui-bundle.js"),
     },
     // Named by the page, so the browser does not ask for `/favicon.ico` (which needs a
     // credential there).
-    Asset {
+    Embedded {
         name: "favicon-32x32.png",
         content_type: "image/png",
         bytes: include_bytes!("../../vendor/swagger-ui/favicon-32x32.png"),
     },
-    Asset {
+    Embedded {
         name: "start.js",
         content_type: "text/javascript; charset=utf-8",
         bytes: include_bytes!("start.js"),
     },
 ];
 
-/// Each asset under its served name (`start.<digest>.js`).
-static SERVED: LazyLock<Vec<(String, &'static Asset)>> = LazyLock::new(|| {
+/// Each asset under its served name (`start.<digest>.js`), with its digest.
+static SERVED: LazyLock<Vec<(String, String, &'static Embedded)>> = LazyLock::new(|| {
     FILES
         .iter()
         .map(|asset| {
-            let digest = hex(&Sha256::digest(asset.bytes)[..8]);
+            let digest = asset.digest();
             let (stem, extension) = asset.name.rsplit_once('.').expect("asset names have one");
-            (format!("{stem}.{digest}.{extension}"), asset)
+            (format!("{stem}.{digest}.{extension}"), digest, asset)
         })
         .collect()
 });
-
-fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
-}
 
 /// The path of an asset as the page names it (relative to the page).
 fn href(name: &str) -> String {
     let served = SERVED
         .iter()
-        .find(|(_, asset)| asset.name == name)
-        .map(|(served, _)| served.as_str())
+        .find(|(_, _, asset)| asset.name == name)
+        .map(|(served, _, _)| served.as_str())
         .expect("the page names only assets it has");
     format!("{ASSETS}/{served}")
 }
@@ -143,35 +131,19 @@ pub fn page() -> Response {
             // OpenAPI 3.1: a binary body is a string of that media type.
             (String = "image/png"),
         )),
+        (status = 304, description = "Not modified: the browser's copy (its `If-None-Match` is the file's ETag) is current."),
         (status = 404, description = "`not_found`: no asset of that name in this gateway.", body = crate::openapi::Error),
     )
 )]
-pub async fn asset(Path(file): Path<String>) -> Response {
-    let Some((_, asset)) = SERVED.iter().find(|(served, _)| *served == file) else {
+pub async fn asset(Path(file): Path<String>, headers: HeaderMap) -> Response {
+    let Some((_, digest, asset)) = SERVED.iter().find(|(served, _, _)| *served == file) else {
         return ApiError::NotFound {
             what: "asset",
             id: file,
         }
         .into_response();
     };
-    (
-        [
-            (
-                header::CONTENT_TYPE,
-                HeaderValue::from_static(asset.content_type),
-            ),
-            (
-                header::CACHE_CONTROL,
-                HeaderValue::from_static("public, max-age=31536000, immutable"),
-            ),
-            (
-                header::X_CONTENT_TYPE_OPTIONS,
-                HeaderValue::from_static("nosniff"),
-            ),
-        ],
-        asset.bytes,
-    )
-        .into_response()
+    asset.answer(digest, &headers)
 }
 
 #[cfg(test)]
@@ -181,7 +153,7 @@ mod tests {
     #[test]
     fn the_page_names_every_asset_by_its_digest_and_nothing_outside() {
         let page = PAGE.as_str();
-        for (served, _) in SERVED.iter() {
+        for (served, _, _) in SERVED.iter() {
             assert!(page.contains(&format!("\"{ASSETS}/{served}\"")), "{served}");
         }
         assert!(

@@ -3,44 +3,33 @@
 //! (`immutable`), and a new build's pages name new addresses.
 
 use super::{Ctx, Desk};
+use crate::embedded::Embedded;
 use axum::extract::{Path, State};
-use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
-use sha2::Digest;
 use std::sync::LazyLock;
 
-struct Asset {
-    name: &'static str,
-    kind: &'static str,
-    bytes: &'static [u8],
-}
-
-static ASSETS: &[Asset] = &[
-    Asset {
+static ASSETS: &[Embedded] = &[
+    Embedded {
         name: "screens.css",
-        kind: "text/css; charset=utf-8",
+        content_type: "text/css; charset=utf-8",
         bytes: include_bytes!("../../assets/screens/screens.css"),
     },
-    Asset {
+    Embedded {
         name: "screens.js",
-        kind: "text/javascript; charset=utf-8",
+        content_type: "text/javascript; charset=utf-8",
         bytes: include_bytes!("../../assets/screens/screens.js"),
     },
-    Asset {
+    Embedded {
         name: "favicon.svg",
-        kind: "image/svg+xml",
+        content_type: "image/svg+xml",
         bytes: include_bytes!("../../assets/screens/favicon.svg"),
     },
 ];
 
-/// Each asset's hash: the first 16 hex digits of its SHA-256.
-static HASHES: LazyLock<Vec<String>> = LazyLock::new(|| {
-    ASSETS
-        .iter()
-        .map(|a| hex::encode(&sha2::Sha256::digest(a.bytes)[..8]))
-        .collect()
-});
-
+/// Each asset's digest.
+static HASHES: LazyLock<Vec<String>> =
+    LazyLock::new(|| ASSETS.iter().map(Embedded::digest).collect());
 /// The address of an asset on a desk.
 pub(crate) fn href(desk: &Desk, name: &str) -> String {
     href_at(desk.prefix, name)
@@ -67,28 +56,5 @@ pub(super) async fn serve(
     if HASHES[i] != hash {
         return StatusCode::NOT_FOUND.into_response();
     }
-    let etag = format!("\"{hash}\"");
-    let cache = (
-        header::CACHE_CONTROL,
-        HeaderValue::from_static("public, max-age=31536000, immutable"),
-    );
-    if headers
-        .get(header::IF_NONE_MATCH)
-        .is_some_and(|v| v.as_bytes() == etag.as_bytes())
-    {
-        return (StatusCode::NOT_MODIFIED, [cache]).into_response();
-    }
-    let etag = HeaderValue::from_str(&etag).expect("hex");
-    (
-        [
-            (
-                header::CONTENT_TYPE,
-                HeaderValue::from_static(ASSETS[i].kind),
-            ),
-            cache,
-            (header::ETAG, etag),
-        ],
-        ASSETS[i].bytes,
-    )
-        .into_response()
+    ASSETS[i].answer(&hash, &headers)
 }
