@@ -831,7 +831,9 @@ fn demo(root: &Path) -> anyhow::Result<()> {
     wait_for_port(8080, "gateway", &mut children)?;
     println!(
         r#"
-The gateway is ready at http://127.0.0.1:8080 with four adapters loaded.
+The gateway is ready at http://127.0.0.1:8080 with the adapters of its seven departments loaded
+(tax, real estate, public security, market regulation, 社保 in Python, the SMS provider, the
+national 好差评 system).
 Portal calls carry the demo client's key; the admin API (127.0.0.1:8081) the demo operator's token.
 
   curl -s http://127.0.0.1:8080/api/v1/catalogue -H 'X-Api-Key: demo-portal-key'
