@@ -105,6 +105,20 @@ pub async fn scope<F: Future>(f: F) -> F::Output {
     NAMES.scope(Arc::default(), f).await
 }
 
+/// The names noted in the current scope, to carry to work done for it on another thread.
+#[derive(Clone, Default)]
+pub struct Noted(Arc<Mutex<Vec<String>>>);
+
+/// The current scope's names (an empty set outside any scope).
+pub fn noted() -> Noted {
+    Noted(NAMES.try_with(Arc::clone).unwrap_or_default())
+}
+
+/// Run `f` in the scope `noted` came from: it masks the same names, and notes into them.
+pub async fn within<F: Future>(noted: Noted, f: F) -> F::Output {
+    NAMES.scope(noted.0, f).await
+}
+
 /// Note the personal names in `value` (strings under `name`, `*_name` except
 /// `enterprise_name`, `legal_representative`, `owner`, `contact`), to be masked for the rest of
 /// the current scope. Outside any scope this does nothing.

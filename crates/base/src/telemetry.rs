@@ -17,6 +17,7 @@
 //! | `gateway_adapter_limit` | department, limit | configured `memory_mib`, `cpu_ms`, `call_timeout_ms`, `max_instances`, `max_running` (as applied), `max_result_bytes` |
 //! | `gateway_adapter_waits_total` | department, bound | calls that waited at admission: `memory` (the node's budget was spent) |
 //! | `gateway_adapter_refusals_total` | department, bound | calls refused busy (503 `adapter_busy`): `instances` (the department's bound) or `memory` (the node's budget, after waiting) |
+//! | `gateway_adapter_moved_total` | department | busy calls moved off the portal's threads to their department's own (their code ran a tick, or longer than a quick call) |
 //! | `gateway_adapter_memory_bytes` | | what the memory budget counts of live adapter instances on this node: their linear memory and 256 KiB each for their host-side state |
 //! | `gateway_adapter_memory_budget_bytes` | | `plugins.memory_budget_mib`, in bytes |
 //! | `gateway_adapter_pool_resident_bytes` | | what the instance pool keeps resident in slots no instance uses (counted in the budget) |

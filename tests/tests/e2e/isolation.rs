@@ -60,7 +60,11 @@ async fn a_trap_fails_only_its_own_call() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_endless_loop_hits_the_cpu_limit_without_starving_other_calls() {
-    let env = hostile_env().await;
+    let setup = Setup {
+        admin: true,
+        ..Setup::default()
+    };
+    let env = hostile_env_with(setup).await.0;
     let looping = {
         let (http, url) = (env.http.clone(), env.gateway.url());
         tokio::spawn(async move {
@@ -92,6 +96,9 @@ async fn an_endless_loop_hits_the_cpu_limit_without_starving_other_calls() {
         served_during_loop,
         "another call was answered while the loop was still running"
     );
+    // The loop ran on its department's own threads, not the portal's.
+    let moved = "gateway_adapter_moved_total{department=\"hostile\"}";
+    assert!(hostile::counter(&env, moved).await >= 1.0);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -9,6 +9,7 @@ use super::contract::{
     Supplement, Withdrawal,
 };
 use super::engine::{PluginEngine, TICK};
+use super::executor::{self, Stopped};
 use super::imports::{Department, Exchanges, HostState};
 use super::materials::{CallMaterials, SharedBlobs};
 use super::meter::{CpuMeter, Metered};
@@ -306,7 +307,7 @@ pub struct LoadedAdapter {
     budget: Arc<MemoryBudget>,
     /// What its last instantiation took of the budget (linear memory and the instance's host
     /// charge): what a call must find free in it.
-    initial_memory: AtomicU64,
+    initial_memory: Arc<AtomicU64>,
     description: Description,
     /// Hex SHA-256 of the component bytes.
     pub digest: String,
@@ -372,7 +373,7 @@ impl LoadedAdapter {
             department,
             limits,
             budget: engine.budget.clone(),
-            initial_memory: AtomicU64::new(0),
+            initial_memory: Arc::default(),
             description: Description {
                 department: String::new(),
                 contract_version: String::new(),
@@ -428,7 +429,7 @@ impl LoadedAdapter {
             department,
             limits,
             budget: self.budget.clone(),
-            initial_memory: AtomicU64::new(self.initial_memory.load(Ordering::Relaxed)),
+            initial_memory: Arc::new(AtomicU64::new(self.initial_memory.load(Ordering::Relaxed))),
             description: self.description.clone(),
             digest: self.digest.clone(),
             stats: CallStats::default(),
@@ -607,7 +608,8 @@ impl LoadedAdapter {
             &'a mut Store<HostState>,
         ) -> std::pin::Pin<
             Box<dyn Future<Output = wasmtime::Result<R>> + Send + 'a>,
-        > + Send,
+        > + Send
+        + 'static,
     ) -> Result<R, CallError> {
         let started = Instant::now();
         // The department exchanges of this call are audited with the version that made them.
@@ -693,14 +695,15 @@ impl LoadedAdapter {
             &'a mut Store<HostState>,
         ) -> std::pin::Pin<
             Box<dyn Future<Output = wasmtime::Result<R>> + Send + 'a>,
-        > + Send,
+        > + Send
+        + 'static,
     ) -> (Result<R, CallError>, Exchanges, Option<String>) {
         let none = (Exchanges::default(), None);
         let department = &self.department;
         let limits = self.limits;
         // Beyond its bound on instances a department's call is refused at once, rather than
         // queue behind a stuck department.
-        let Ok(_instance) = department.instances.clone().try_acquire_owned() else {
+        let Ok(instance) = department.instances.clone().try_acquire_owned() else {
             refused(&department.id, "instances");
             return (
                 Err(CallError::Busy(department.max_instances)),
@@ -725,75 +728,130 @@ impl LoadedAdapter {
                 );
             }
         }
-        let _live = LiveInstance::new(&department.id);
+        let live = LiveInstance::new(&department.id);
         // The CPU limit is the adapter's own execution time: time inside the polls of this
         // call less the host's work in its imports (see `meter`), checked every tick while
         // wasm runs. Waiting for its department, for its turn or after a yield is not counted;
-        // the wall-clock bound below covers it.
+        // the wall-clock bound covers it.
         let meter = CpuMeter::new();
-        let mut store = Store::new(
-            self.pre.engine(),
-            HostState::new(
-                department.clone(),
-                limits.memory_mib,
-                self.budget.clone(),
-                meter.clone(),
+        let run = run_bounded(
+            self.pre.clone(),
+            department.clone(),
+            limits,
+            self.budget.clone(),
+            self.initial_memory.clone(),
+            HostParts {
                 materials,
-                self.blobs.get().cloned(),
-            ),
+                blobs: self.blobs.get().cloned(),
+                meter: meter.clone(),
+            },
+            f,
         );
-        store.limiter(|s| &mut s.limits);
-        // What the host copies out of the instance at once (the call's answer, or one host
-        // call's arguments) is bounded by `max_result_bytes`: wasmtime counts the bytes of
-        // every string and list it lifts against this fuel and refuses the lift past it, so
-        // an oversized answer is never copied into the gateway's memory.
-        store.set_hostcall_fuel(limits.max_result_bytes as usize);
-        let cpu_limit = Duration::from_millis(u64::from(limits.cpu_ms));
-        store.set_epoch_deadline(1);
-        {
-            let meter = meter.clone();
-            store.epoch_deadline_callback(move |_| {
-                if meter.spent() > cpu_limit {
-                    Err(wasmtime::Error::from(Trap::Interrupt))
-                } else {
-                    // Yield each tick: a busy adapter never holds a thread for long.
-                    Ok(UpdateDeadline::Yield(1))
-                }
-            });
+        let call = async move {
+            let ran = run.await;
+            // The instance's bounds are held until it is gone, wherever it ran.
+            drop((instance, live));
+            ran
+        };
+        match executor::run(department, &meter, call).await {
+            Ok(ran) => ran,
+            Err(Stopped) => (
+                Err(CallError::Instantiate(
+                    "the department's threads stopped during the call".into(),
+                )),
+                none.0,
+                none.1,
+            ),
         }
-        let initial_memory = &self.initial_memory;
-        let run = async {
-            let adapter = self
-                .pre
-                .instantiate(&mut store)
-                .await
-                .map_err(|e| classify(e, &limits, true))?;
-            let limiter = &mut store.data_mut().limits;
-            initial_memory.store(limiter.held, Ordering::Relaxed);
-            limiter.running = true;
-            f(&adapter, &mut store)
-                .await
-                .map_err(|e| classify(e, &limits, false))
-        };
-        let bound = Duration::from_millis(u64::from(limits.call_timeout_ms)) + TICK;
-        let metered = Metered::new(run, meter, department.running.clone());
-        let result = match tokio::time::timeout(bound, metered).await {
-            Ok(result) => result,
-            Err(_) => Err(CallError::Timeout(limits.call_timeout_ms)),
-        };
-        let state = store.data();
-        let result = match result {
-            // A growth the node's budget refused, not the instance's own limit.
-            Err(CallError::MemoryLimit(_) | CallError::Trap(_) | CallError::Instantiate(_))
-                if state.limits.denied_by_budget =>
-            {
-                refused(&department.id, "memory");
-                Err(CallError::MemoryBudget(self.budget.limit_mib()))
-            }
-            other => other,
-        };
-        (result, state.exchanges, state.material_failure.clone())
     }
+}
+
+/// What the host hands a call's instance besides its department.
+struct HostParts {
+    materials: CallMaterials,
+    blobs: Option<Arc<dyn crate::blobs::MaterialBlobs>>,
+    /// The adapter's own execution time.
+    meter: Arc<CpuMeter>,
+}
+
+/// A fresh instance of `pre` running `f` within every bound: what
+/// came of it, and the department exchanges the host saw meanwhile.
+async fn run_bounded<R: Send + 'static>(
+    pre: Pre,
+    department: Arc<Department>,
+    limits: Limits,
+    budget: Arc<MemoryBudget>,
+    initial_memory: Arc<AtomicU64>,
+    parts: HostParts,
+    f: impl for<'a> FnOnce(
+        &'a Instance,
+        &'a mut Store<HostState>,
+    )
+        -> std::pin::Pin<Box<dyn Future<Output = wasmtime::Result<R>> + Send + 'a>>
+    + Send
+    + 'static,
+) -> (Result<R, CallError>, Exchanges, Option<String>) {
+    let meter = parts.meter;
+    let mut store = Store::new(
+        pre.engine(),
+        HostState::new(
+            department.clone(),
+            limits.memory_mib,
+            budget.clone(),
+            meter.clone(),
+            parts.materials,
+            parts.blobs,
+        ),
+    );
+    store.limiter(|s| &mut s.limits);
+    // What the host copies out of the instance at once (the call's answer, or one host
+    // call's arguments) is bounded by `max_result_bytes`: wasmtime counts the bytes of
+    // every string and list it lifts against this fuel and refuses the lift past it, so
+    // an oversized answer is never copied into the gateway's memory.
+    store.set_hostcall_fuel(limits.max_result_bytes as usize);
+    let cpu_limit = Duration::from_millis(u64::from(limits.cpu_ms));
+    store.set_epoch_deadline(1);
+    {
+        let meter = meter.clone();
+        store.epoch_deadline_callback(move |_| {
+            if meter.spent() > cpu_limit {
+                Err(wasmtime::Error::from(Trap::Interrupt))
+            } else {
+                // Yield each tick: a busy adapter never holds a thread for long.
+                Ok(UpdateDeadline::Yield(1))
+            }
+        });
+    }
+    let run = async {
+        let adapter = pre
+            .instantiate(&mut store)
+            .await
+            .map_err(|e| classify(e, &limits, true))?;
+        let limiter = &mut store.data_mut().limits;
+        initial_memory.store(limiter.held, Ordering::Relaxed);
+        limiter.running = true;
+        f(&adapter, &mut store)
+            .await
+            .map_err(|e| classify(e, &limits, false))
+    };
+    let bound = Duration::from_millis(u64::from(limits.call_timeout_ms)) + TICK;
+    let metered = Metered::new(run, meter, department.running.clone());
+    let result = match tokio::time::timeout(bound, metered).await {
+        Ok(result) => result,
+        Err(_) => Err(CallError::Timeout(limits.call_timeout_ms)),
+    };
+    let state = store.data();
+    let result = match result {
+        // A growth the node's budget refused, not the instance's own limit.
+        Err(CallError::MemoryLimit(_) | CallError::Trap(_) | CallError::Instantiate(_))
+            if state.limits.denied_by_budget =>
+        {
+            refused(&department.id, "memory");
+            Err(CallError::MemoryBudget(budget.limit_mib()))
+        }
+        other => other,
+    };
+    (result, state.exchanges, state.material_failure.clone())
 }
 
 fn materials_failed(why: String) -> CallError {

@@ -9,6 +9,7 @@
 use super::bindings::{v0_1, v0_2, v0_3};
 use super::budget::{Limiter, MemoryBudget};
 use super::crypto::Keys;
+use super::executor::Executor;
 use super::materials::CallMaterials;
 use super::meter::CpuMeter;
 use crate::blobs::MaterialBlobs;
@@ -50,6 +51,13 @@ pub struct Department {
     pub(super) max_instances: u32,
     /// Instances running wasm at the same moment (see [`super::meter`]).
     pub(super) running: Arc<tokio::sync::Semaphore>,
+    /// The bound on `running`: how many threads `executor` has.
+    max_running: u32,
+    /// The department's own threads, where its busy instances run; started by its first
+    /// busy call (see [`super::executor`]).
+    pub(super) executor: std::sync::OnceLock<Executor>,
+    /// Its last finished call was busy: the next one starts on `executor`.
+    pub(super) last_call_busy: std::sync::atomic::AtomicBool,
 }
 
 impl Department {
@@ -70,7 +78,20 @@ impl Department {
             instances: Arc::new(tokio::sync::Semaphore::new(limits.max_instances as usize)),
             max_instances: limits.max_instances,
             running: Arc::new(tokio::sync::Semaphore::new(limits.running() as usize)),
+            max_running: limits.running(),
+            executor: std::sync::OnceLock::new(),
+            last_call_busy: std::sync::atomic::AtomicBool::new(false),
         }
+    }
+
+    /// The department's threads (started now if they were not).
+    pub(super) fn executor(&self) -> std::io::Result<&Executor> {
+        if let Some(executor) = self.executor.get() {
+            return Ok(executor);
+        }
+        let executor = Executor::new(&self.id, self.max_running)?;
+        // Two first calls at once: one's threads are kept, the other's end.
+        Ok(self.executor.get_or_init(|| executor))
     }
 
     /// The connection new calls use.

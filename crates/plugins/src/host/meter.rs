@@ -21,6 +21,10 @@ use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 use tokio::sync::{AcquireError, OwnedSemaphorePermit, Semaphore};
 
+/// The adapter's own execution time past which a call is no longer quick (a lookup's or a
+/// submission's adapter code takes tens of microseconds; see [`super::executor`]).
+const QUICK: Duration = Duration::from_micros(500);
+
 /// Time spent inside polls of one call, readable from the epoch callback during a poll.
 #[derive(Debug)]
 pub(crate) struct CpuMeter {
@@ -41,6 +45,11 @@ impl CpuMeter {
             since: AtomicU64::new(u64::MAX),
             in_host: std::sync::atomic::AtomicBool::new(false),
         })
+    }
+
+    /// Whether the adapter's code has run longer than a quick call's does ([`QUICK`]).
+    pub(crate) fn busy(&self) -> bool {
+        self.spent() > QUICK
     }
 
     /// The host's own work for an import starts: it is not the adapter's execution time, until

@@ -39,6 +39,7 @@ mod call;
 mod compat;
 mod crypto;
 mod engine;
+mod executor;
 mod imports;
 mod materials;
 mod meter;

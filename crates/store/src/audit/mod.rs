@@ -74,9 +74,14 @@ tokio::task_local! {
 
 /// Run `f` with the current context changed by `change` (what outer scopes set is kept).
 pub async fn scope<F: Future>(change: impl FnOnce(&mut Context), f: F) -> F::Output {
-    let mut context = CONTEXT.try_with(Clone::clone).unwrap_or_default();
+    let mut context = current();
     change(&mut context);
     CONTEXT.scope(context, f).await
+}
+
+/// The current context, to carry to work done for it on another thread (see [`scope`]).
+pub fn current() -> Context {
+    CONTEXT.try_with(Clone::clone).unwrap_or_default()
 }
 
 /// Run `f` on behalf of a case's step (deliveries, polls).

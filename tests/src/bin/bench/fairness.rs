@@ -355,6 +355,7 @@ token_sha256 = "{token}"
         .filter(|l| {
             (l.starts_with("gateway_adapter_refusals_total")
                 || l.starts_with("gateway_adapter_waits_total")
+                || l.starts_with("gateway_adapter_moved_total")
                 || l.starts_with("gateway_adapter_calls_total{department=\"hostile\""))
                 && !l.starts_with('#')
         })
