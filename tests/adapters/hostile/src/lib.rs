@@ -254,9 +254,14 @@ fn sleep_ms(ms: u64) {
 }
 
 /// Until the department's `GET /gate` answers 200 (asked every 20 ms): how a test holds an
-/// instance for exactly as long as it needs, whatever the machine's load.
-fn wait_for_gate() {
-    while !Request::get("/gate").send().is_ok_and(|r| r.status == 200) {
+/// instance for exactly as long as it needs, whatever the machine's load. With the query's
+/// `tag`, it asks `GET /gate?tag=<tag>`: the department then knows this call got there.
+fn wait_for_gate(q: &Value) {
+    let path = match q["tag"].as_str() {
+        Some(tag) => format!("/gate?tag={tag}"),
+        None => "/gate".to_string(),
+    };
+    while !Request::get(&path).send().is_ok_and(|r| r.status == 200) {
         sleep_ms(20);
     }
 }
@@ -486,7 +491,7 @@ fn misbehave(name: &str, query: &str) -> Result<String, AdapterError> {
         "hostile.busy" => {
             sleep_ms(q["ms"].as_u64().unwrap_or(1000));
             if q["until_open"].as_bool() == Some(true) {
-                wait_for_gate();
+                wait_for_gate(&q);
             }
             Ok("{}".into())
         }
@@ -504,7 +509,7 @@ fn misbehave(name: &str, query: &str) -> Result<String, AdapterError> {
             }
             sleep_ms(q["ms"].as_u64().unwrap_or(0));
             if q["until_open"].as_bool() == Some(true) {
-                wait_for_gate();
+                wait_for_gate(&q);
             }
             black_box(&kept);
             Ok("{}".into())

@@ -16,6 +16,22 @@ pub struct TestDepartment {
     pub seen: Arc<Mutex<Vec<String>>>,
     /// What `GET /gate` answers: 200 once opened, 423 until then (the bomb's `until_open`).
     pub gate: Arc<AtomicBool>,
+    /// Notified on every request that arrives.
+    arrived: Arc<tokio::sync::Notify>,
+}
+
+impl TestDepartment {
+    /// Wait until every one of `requests` (method and target, as in `seen`) has arrived.
+    pub async fn received(&self, requests: &[&str]) {
+        loop {
+            let arrived = self.arrived.notified();
+            let seen = self.seen.lock().unwrap().clone();
+            if requests.iter().all(|r| seen.iter().any(|s| s == r)) {
+                return;
+            }
+            arrived.await;
+        }
+    }
 }
 
 pub async fn test_department() -> TestDepartment {
@@ -23,6 +39,8 @@ pub async fn test_department() -> TestDepartment {
     use axum::routing::get;
     let seen = Arc::new(Mutex::new(Vec::new()));
     let record = seen.clone();
+    let arrived = Arc::new(tokio::sync::Notify::new());
+    let tell = arrived.clone();
     let gate = Arc::new(AtomicBool::new(false));
     let open = gate.clone();
     let app = axum::Router::new()
@@ -50,13 +68,19 @@ pub async fn test_department() -> TestDepartment {
                     .lock()
                     .unwrap()
                     .push(format!("{} {}", request.method(), request.uri()));
+                tell.notify_waiters();
                 next.run(request)
             },
         ));
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let url = format!("http://{}", listener.local_addr().unwrap());
     tokio::spawn(async move { axum::serve(listener, app).await });
-    TestDepartment { url, seen, gate }
+    TestDepartment {
+        url,
+        seen,
+        gate,
+        arrived,
+    }
 }
 
 pub async fn hostile_env_with(setup: Setup) -> (Env, TestDepartment) {
