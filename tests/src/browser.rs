@@ -247,6 +247,15 @@ impl Browser {
             .with_context(|| format!("typing into {css}"))
     }
 
+    /// Sign in on the gateway's login page at `login` (the screens' or the console's): open it,
+    /// fill in the user and the password, send. The caller waits for what it expects next.
+    pub async fn sign_in(&self, login: &str, user: &str, password: &str) -> anyhow::Result<()> {
+        self.open(login).await?;
+        self.type_into("#user", user).await?;
+        self.type_into("#password", password).await?;
+        self.click("button[type=submit]").await
+    }
+
     /// The window's size, in CSS pixels ([`DESKTOP`], [`PHONE`]).
     pub async fn set_window_size(&self, (width, height): (u32, u32)) -> anyhow::Result<()> {
         self.client

@@ -90,16 +90,11 @@ async fn an_operator_rolls_an_adapter_back_while_lookups_run_and_none_fails() {
 
     // The operator signs in on the admin listener and finds tax's box.
     let console = env.admin_url();
+    let login = format!("{console}/console/login");
     browser
-        .open(&format!("{console}/console/login"))
+        .sign_in(&login, "ops1", OPERATOR_PASSWORD)
         .await
         .unwrap();
-    browser.type_into("#user", "ops1").await.unwrap();
-    browser
-        .type_into("#password", OPERATOR_PASSWORD)
-        .await
-        .unwrap();
-    browser.click("button[type=submit]").await.unwrap();
     let tax_box = r#"fieldset[data-department="tax"]"#;
     browser
         .wait_for(&format!(r#"{tax_box} code[data-digest="{v2}"]"#))

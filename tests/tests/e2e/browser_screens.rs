@@ -31,16 +31,11 @@ async fn page_errors(browser: &Browser) -> Vec<String> {
 
 /// Sign in as the clerk; the clerk's first page is shown.
 async fn sign_in(browser: &Browser, base: &str) {
+    let login = format!("{base}/screens/login");
     browser
-        .open(&format!("{base}/screens/login"))
+        .sign_in(&login, CLERK, CLERK_PASSWORD)
         .await
         .unwrap();
-    browser.type_into("#user", CLERK).await.unwrap();
-    browser
-        .type_into("#password", CLERK_PASSWORD)
-        .await
-        .unwrap();
-    browser.click("button[type=submit]").await.unwrap();
     browser.wait_for_text(CLERK_NAME).await.unwrap();
 }
 
@@ -894,16 +889,11 @@ async fn what_the_screens_weigh_and_how_soon_they_show() {
     browser.wait_for("[id='f.enterprise_name']").await.unwrap();
 
     // The supervision wall.
+    let login = format!("{base}/screens/login");
     browser
-        .open(&format!("{base}/screens/login"))
+        .sign_in(&login, "super1", SUPERVISOR_PASSWORD)
         .await
         .unwrap();
-    browser.type_into("#user", "super1").await.unwrap();
-    browser
-        .type_into("#password", SUPERVISOR_PASSWORD)
-        .await
-        .unwrap();
-    browser.click("button[type=submit]").await.unwrap();
     browser.wait_for_text("王监察").await.unwrap();
     weigh(
         &browser,
@@ -921,16 +911,11 @@ async fn what_the_screens_weigh_and_how_soon_they_show() {
     // The console's home, on the admin listener.
     let console = env.admin_url();
     let console = console.trim_end_matches('/');
+    let login = format!("{console}/console/login");
     browser
-        .open(&format!("{console}/console/login"))
+        .sign_in(&login, "ops1", OPERATOR_PASSWORD)
         .await
         .unwrap();
-    browser.type_into("#user", "ops1").await.unwrap();
-    browser
-        .type_into("#password", OPERATOR_PASSWORD)
-        .await
-        .unwrap();
-    browser.click("button[type=submit]").await.unwrap();
     browser.wait_for_text("赵运维").await.unwrap();
     weigh(
         &browser,

@@ -62,16 +62,11 @@ async fn a_supervisor_sees_a_red_tile_for_an_overdue_case_and_follows_it_to_the_
         .apply("tax.registration", &tax_form("福州监察浏览器甲有限公司"))
         .await;
 
+    let login = format!("{base}/screens/login");
     browser
-        .open(&format!("{base}/screens/login"))
+        .sign_in(&login, "super1", SUPERVISOR_PASSWORD)
         .await
         .unwrap();
-    browser.type_into("#user", "super1").await.unwrap();
-    browser
-        .type_into("#password", SUPERVISOR_PASSWORD)
-        .await
-        .unwrap();
-    browser.click("button[type=submit]").await.unwrap();
     browser.wait_for_text("王监察").await.unwrap();
     browser
         .wait_for("li.tile[data-department=tax]")

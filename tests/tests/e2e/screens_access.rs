@@ -867,30 +867,7 @@ async fn a_clerk_signs_in_through_the_halls_identity_provider_and_nothing_else_d
     // cleared, and the page moves on to the clerk's window (no redirect: see login.rs).
     let callback = to_provider_and_back(&mut clerk, &provider).await;
     let signed = clerk.get(&callback).await;
-    assert_eq!(signed.status, 200, "{}", signed.body);
-    assert!(
-        signed.body.contains(r#"content="0;url=/screens/clerk""#),
-        "{}",
-        signed.body
-    );
-    let cookies: Vec<&str> = signed
-        .headers
-        .get_all("set-cookie")
-        .iter()
-        .map(|v| v.to_str().unwrap())
-        .collect();
-    assert!(
-        cookies.iter().any(|c| c.starts_with("gw-hall=")
-            && c.contains("HttpOnly")
-            && c.contains("SameSite=Strict")),
-        "{cookies:?}"
-    );
-    assert!(
-        cookies
-            .iter()
-            .any(|c| c.starts_with("gw-hall-oidc=;") && c.contains("Max-Age=0")),
-        "{cookies:?}"
-    );
+    assert_signed_in(&signed, "/screens/clerk", "gw-hall");
     assert!(clerk.flow.is_none());
     let window = clerk.get("/screens/clerk").await;
     assert_eq!(window.status, 200);
@@ -1084,30 +1061,7 @@ async fn an_operator_signs_in_to_the_console_through_the_identity_provider_and_a
         "{callback}"
     );
     let signed = operator.get(&callback).await;
-    assert_eq!(signed.status, 200, "{}", signed.body);
-    assert!(
-        signed.body.contains(r#"content="0;url=/console/""#),
-        "{}",
-        signed.body
-    );
-    let cookies: Vec<&str> = signed
-        .headers
-        .get_all("set-cookie")
-        .iter()
-        .map(|v| v.to_str().unwrap())
-        .collect();
-    assert!(
-        cookies.iter().any(|c| c.starts_with("gw-console=")
-            && c.contains("HttpOnly")
-            && c.contains("SameSite=Strict")),
-        "{cookies:?}"
-    );
-    assert!(
-        cookies
-            .iter()
-            .any(|c| c.starts_with("gw-console-oidc=;") && c.contains("Max-Age=0")),
-        "{cookies:?}"
-    );
+    assert_signed_in(&signed, "/console/", "gw-console");
     let home = operator.get("/console/").await;
     assert_eq!(home.status, 200, "{}", home.body);
     assert!(home.body.contains("吴统一（运维人员）"), "{}", home.body);
@@ -1714,4 +1668,31 @@ async fn the_last_audit_verification_is_kept_across_a_restart_and_on_every_node(
     // … and so does this node once restarted: it is the store's, not a node's memory.
     env.restart().await.unwrap();
     assert_eq!(last_verification(&env.admin_url()).await, shown);
+}
+
+/// What the identity provider's callback answers a signed-in user: a page moving on to `next`,
+/// the session cookie `cookie` set (HttpOnly, SameSite=Strict) and the flow's cookie cleared.
+fn assert_signed_in(signed: &Answer, next: &str, cookie: &str) {
+    assert_eq!(signed.status, 200, "{}", signed.body);
+    let moves_on = format!(r#"content="0;url={next}""#);
+    assert!(signed.body.contains(&moves_on), "{}", signed.body);
+    let cookies: Vec<&str> = signed
+        .headers
+        .get_all("set-cookie")
+        .iter()
+        .map(|v| v.to_str().unwrap())
+        .collect();
+    assert!(
+        cookies.iter().any(|c| c.starts_with(&format!("{cookie}="))
+            && c.contains("HttpOnly")
+            && c.contains("SameSite=Strict")),
+        "{cookies:?}"
+    );
+    let cleared = format!("{cookie}-oidc=;");
+    assert!(
+        cookies
+            .iter()
+            .any(|c| c.starts_with(&cleared) && c.contains("Max-Age=0")),
+        "{cookies:?}"
+    );
 }
