@@ -12,6 +12,7 @@
 //! material's size, and the audit log's digest is computed over the body as it passes.
 
 use crate::blobs::MaterialBlobs;
+use crate::cancelling::Cancelling;
 use gateway_base::config::{Config, DepartmentConfig};
 use gateway_base::digest::HashAlgorithm;
 use gateway_store::audit::Outcome;
@@ -126,6 +127,8 @@ pub struct Connection {
     unbound: bool,
     /// Where every exchange is recorded, once the node's audit log runs.
     audit: std::sync::OnceLock<gateway_store::audit::Recorder>,
+    /// The runtime the connection was made on, where its exchanges run ([`Self::on_home`]).
+    home: Option<tokio::runtime::Handle>,
 }
 
 impl Connection {
@@ -140,6 +143,7 @@ impl Connection {
             max_response_bytes: 0,
             unbound: true,
             audit: Default::default(),
+            home: None,
         }))
     }
 
@@ -164,6 +168,7 @@ impl Connection {
             max_response_bytes: dept.max_response_bytes,
             unbound: false,
             audit: Default::default(),
+            home: tokio::runtime::Handle::try_current().ok(),
         }))
     }
 
@@ -357,7 +362,8 @@ impl Connection {
         if let Some(state) = &trace.state {
             request = request.header("tracestate", state.as_str());
         }
-        let exchange = async {
+        let max_response_bytes = self.max_response_bytes;
+        let exchange = async move {
             let mut response = request.send().await.map_err(classify)?;
             let status = response.status().as_u16();
             let headers = response
@@ -372,13 +378,13 @@ impl Connection {
                 .collect();
             if response
                 .content_length()
-                .is_some_and(|n| n as usize > self.max_response_bytes)
+                .is_some_and(|n| n as usize > max_response_bytes)
             {
                 return Err(SendError::TooLarge);
             }
             let mut body = Vec::new();
             while let Some(chunk) = response.chunk().await.map_err(classify)? {
-                if body.len() + chunk.len() > self.max_response_bytes {
+                if body.len() + chunk.len() > max_response_bytes {
                     return Err(SendError::TooLarge);
                 }
                 body.extend_from_slice(&chunk);
@@ -389,14 +395,47 @@ impl Connection {
                 body,
             })
         };
-        let result = tokio::time::timeout(self.timeout, exchange)
-            .await
-            .unwrap_or(Err(SendError::Timeout));
+        let timeout = self.timeout;
+        let result = self
+            .on_home(async move {
+                tokio::time::timeout(timeout, exchange)
+                    .await
+                    .unwrap_or(Err(SendError::Timeout))
+            })
+            .await;
         // A material that could not be read cut the request off: whatever the client made of
         // that, it is the gateway's failure.
         match failure.lock().expect("failure lock").take() {
             Some(why) if result.is_err() => Err(SendError::Material(why)),
             _ => result,
+        }
+    }
+
+    /// Run `exchange` on the runtime the connection was made on (the gateway's), wherever the
+    /// caller runs. Why: the HTTP client drives each connection it opens in a task of the
+    /// runtime that opened it, and keeps the connection for later requests. A call moved to its
+    /// department's threads ([`crate::host`]) would otherwise leave its connections' tasks
+    /// there, and every later request on them from the portal's threads would cross to those
+    /// threads and back: two more thread wake-ups per exchange, for as long as the connection
+    /// lives. A caller that stops waiting cancels the exchange.
+    async fn on_home(
+        &self,
+        exchange: impl Future<Output = Result<DepartmentResponse, SendError>> + Send + 'static,
+    ) -> Result<DepartmentResponse, SendError> {
+        let elsewhere = |home: &tokio::runtime::Handle| {
+            tokio::runtime::Handle::try_current().map_or(true, |here| here.id() != home.id())
+        };
+        match &self.home {
+            Some(home) if elsewhere(home) => {
+                use tracing::Instrument;
+                match Cancelling(home.spawn(exchange.in_current_span())).await {
+                    Ok(answer) => answer,
+                    Err(e) if e.is_panic() => std::panic::resume_unwind(e.into_panic()),
+                    // Only a runtime shutting down cancels it: the gateway is stopping.
+                    Err(_) => Err(SendError::Unavailable("the gateway is stopping".into())),
+                }
+            }
+            _ => exchange.await,
         }
     }
 
@@ -769,7 +808,68 @@ mod tests {
             max_response_bytes: 1024,
             unbound: false,
             audit: Default::default(),
+            home: None,
         }
+    }
+
+    /// An exchange asked from another runtime (a call moved to its department's threads) runs
+    /// on the runtime the connection was made on, so the connections it opens are driven there;
+    /// one asked there runs in place; a caller that stops waiting cancels it.
+    #[test]
+    fn exchanges_run_on_the_runtime_the_connection_was_made_on() {
+        let runtime = |name: &str| {
+            tokio::runtime::Builder::new_multi_thread()
+                .worker_threads(1)
+                .thread_name(name)
+                .enable_all()
+                .build()
+                .unwrap()
+        };
+        let (home, elsewhere) = (runtime("home"), runtime("elsewhere"));
+        let made = Arc::new(Connection {
+            home: Some(home.handle().clone()),
+            ..connection("http://127.0.0.1:9")
+        });
+        let thread_of_exchange = |connection: Arc<Connection>| async move {
+            let answer = connection
+                .on_home(async {
+                    let thread = std::thread::current()
+                        .name()
+                        .unwrap_or_default()
+                        .to_string();
+                    Ok(DepartmentResponse {
+                        status: 200,
+                        headers: Vec::new(),
+                        body: thread.into_bytes(),
+                    })
+                })
+                .await
+                .unwrap();
+            String::from_utf8(answer.body).unwrap()
+        };
+        assert_eq!(elsewhere.block_on(thread_of_exchange(made.clone())), "home");
+        assert_eq!(
+            home.block_on(home.spawn(thread_of_exchange(made.clone())))
+                .unwrap(),
+            "home"
+        );
+
+        let (started, running) = tokio::sync::oneshot::channel::<()>();
+        let (dropped, ended) = tokio::sync::oneshot::channel::<()>();
+        elsewhere.block_on(async {
+            let waiting = made.on_home(async move {
+                // Dropped with the task when it is aborted.
+                let _ended = dropped;
+                let _ = started.send(());
+                std::future::pending().await
+            });
+            tokio::select! {
+                _ = waiting => unreachable!("the exchange never ends"),
+                _ = running => {}
+            }
+            // The waiter is gone: the exchange on the home runtime is cancelled.
+            assert!(ended.await.is_err());
+        });
     }
 
     /// Every way of writing a dot segment or a slash, and the other ways out, against paths a

@@ -27,13 +27,12 @@
 
 use super::imports::Department;
 use super::meter::CpuMeter;
+use crate::cancelling::Cancelling;
 use std::future::Future;
-use std::pin::Pin;
 use std::sync::atomic::Ordering;
-use std::task::{Context, Poll};
+use std::task::Poll;
 use tokio::runtime::{Builder, Handle};
 use tokio::sync::oneshot;
-use tokio::task::JoinHandle;
 use tracing::Instrument;
 
 /// Run `call`, metered by `meter`, for `department`: here while it is quick, then on the
@@ -134,23 +133,6 @@ impl Executor {
 /// The department's threads ended before the call did (they end only with the department).
 #[derive(Debug)]
 pub(crate) struct Stopped;
-
-/// A task that is cancelled when its waiter stops waiting.
-struct Cancelling<T>(JoinHandle<T>);
-
-impl<T> Future for Cancelling<T> {
-    type Output = Result<T, tokio::task::JoinError>;
-
-    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
-        Pin::new(&mut self.0).poll(cx)
-    }
-}
-
-impl<T> Drop for Cancelling<T> {
-    fn drop(&mut self) {
-        self.0.abort();
-    }
-}
 
 #[cfg(test)]
 mod tests {
