@@ -44,19 +44,18 @@ async fn continue_trace(mut request: Request, next: Next) -> Response {
 /// The request span: method, path, request id and trace id on every line logged while a request
 /// is handled. Paths and request ids are the caller's text, so they are recorded masked.
 fn request_span(request: &axum::http::Request<axum::body::Body>) -> tracing::Span {
-    let request_id = request
-        .headers()
-        .get("x-request-id")
-        .map(|v| gateway_base::redact::redact(&String::from_utf8_lossy(v.as_bytes())))
-        .unwrap_or_default();
     let context = request.extensions().get::<TraceContext>();
-    let trace_id = context.map(TraceContext::trace_id_hex).unwrap_or_default();
+    // The fields are computed only when the span is enabled (not at `warn`, say).
     let span = tracing::info_span!(
         "request",
         method = %request.method(),
         path = %gateway_base::redact::redact(request.uri().path()),
-        request_id = %request_id,
-        trace_id = %trace_id,
+        request_id = %request
+            .headers()
+            .get("x-request-id")
+            .map(|v| gateway_base::redact::redact(&String::from_utf8_lossy(v.as_bytes())))
+            .unwrap_or_default(),
+        trace_id = %context.map(TraceContext::trace_id_hex).unwrap_or_default(),
     );
     if let Some(context) = context {
         gateway_base::trace::adopt(&span, context);

@@ -6,7 +6,8 @@
 //! what recording cost. One statement per batch size would make every size a statement of its
 //! own for the database to prepare and keep. So a batch is cut into power-of-two chunks (13
 //! rows: 8 + 4 + 1): at most one statement per bit of the batch size, from a set of at most
-//! `log2(max) + 1` statements that the statement cache keeps prepared.
+//! `log2(max) + 1` statements that the statement cache keeps prepared. SQLite's statements have
+//! anonymous placeholders (`?`), PostgreSQL's numbered ones (`$1`).
 
 use sqlx::AnyConnection;
 use sqlx::any::{Any, AnyArguments};
@@ -21,43 +22,51 @@ type Insert<'q> = Query<'q, Any, AnyArguments<'q>>;
 /// The statements of one table's multi-row `INSERT`, by chunk size.
 #[derive(Debug)]
 pub(crate) struct BatchInsert {
-    /// `statements[i]` inserts `2^i` rows.
-    statements: Vec<String>,
+    /// `numbered[i]` inserts `2^i` rows, its placeholders `$1, $2, …` (PostgreSQL's).
+    numbered: Vec<String>,
+    /// The same with anonymous placeholders `?` (SQLite's): SQLite binds them in order, where
+    /// binding a `$n` makes sqlx ask SQLite its name, which SQLite finds by walking the
+    /// statement's list of names: for a chunk of hundreds of values, quadratic work per batch.
+    anonymous: Vec<String>,
 }
 
 impl BatchInsert {
     /// Statements for `table` (its `columns`, in the order rows bind them), for chunks of up
-    /// to `max_rows` rows (rounded down to a power of two). Placeholders are `$1, $2, …`,
-    /// which both SQLite and PostgreSQL read.
+    /// to `max_rows` rows (rounded down to a power of two).
     pub(crate) fn new(table: &str, columns: &[&str], max_rows: usize) -> BatchInsert {
         let max_rows = max_rows.max(1);
         let largest = usize::BITS - 1 - max_rows.leading_zeros();
-        let statements = (0..=largest)
-            .map(|bit| {
-                let rows = 1usize << bit;
-                let values = (0..rows)
-                    .map(|row| {
-                        let first = row * columns.len() + 1;
-                        let placeholders = (first..first + columns.len())
-                            .map(|n| format!("${n}"))
-                            .collect::<Vec<_>>()
-                            .join(", ");
-                        format!("({placeholders})")
-                    })
-                    .collect::<Vec<_>>()
-                    .join(", ");
-                format!(
-                    "INSERT INTO {table} ({}) VALUES {values}",
-                    columns.join(", ")
-                )
-            })
-            .collect();
-        BatchInsert { statements }
+        let statements = |placeholder: &dyn Fn(usize) -> String| {
+            (0..=largest)
+                .map(|bit| {
+                    let rows = 1usize << bit;
+                    let values = (0..rows)
+                        .map(|row| {
+                            let first = row * columns.len() + 1;
+                            let placeholders = (first..first + columns.len())
+                                .map(placeholder)
+                                .collect::<Vec<_>>()
+                                .join(", ");
+                            format!("({placeholders})")
+                        })
+                        .collect::<Vec<_>>()
+                        .join(", ");
+                    format!(
+                        "INSERT INTO {table} ({}) VALUES {values}",
+                        columns.join(", ")
+                    )
+                })
+                .collect()
+        };
+        BatchInsert {
+            numbered: statements(&|n| format!("${n}")),
+            anonymous: statements(&|_| "?".to_string()),
+        }
     }
 
     /// The largest chunk one statement takes.
     pub(crate) fn max_rows(&self) -> usize {
-        1 << (self.statements.len() - 1)
+        1 << (self.numbered.len() - 1)
     }
 
     /// How a batch of `rows` is cut: `(start, len)` of each chunk, largest first.
@@ -77,10 +86,16 @@ impl BatchInsert {
         chunks
     }
 
-    /// The statement that inserts `rows` rows (a length [`Self::chunks`] gave).
-    pub(crate) fn sql(&self, rows: usize) -> &str {
+    /// The statement that inserts `rows` rows (a length [`Self::chunks`] gave), for the
+    /// database `backend` (as sqlx names it).
+    pub(crate) fn sql(&self, rows: usize, backend: &str) -> &str {
         debug_assert!(rows.is_power_of_two() && rows <= self.max_rows());
-        &self.statements[rows.trailing_zeros() as usize]
+        let statements = if backend == "SQLite" {
+            &self.anonymous
+        } else {
+            &self.numbered
+        };
+        &statements[rows.trailing_zeros() as usize]
     }
 
     /// Insert every row, `bind` adding one row's values to a statement in column order; all
@@ -91,10 +106,11 @@ impl BatchInsert {
         rows: &'q [R],
         bind: impl Fn(Insert<'q>, &'q R) -> Insert<'q>,
     ) -> Result<(), sqlx::Error> {
+        let backend = conn.backend_name().to_string();
         let statement = |start: usize, len: usize| {
             rows[start..start + len]
                 .iter()
-                .fold(sqlx::query(self.sql(len)), &bind)
+                .fold(sqlx::query(self.sql(len, &backend)), &bind)
         };
         match self.chunks(rows.len())[..] {
             [] => Ok(()),
@@ -185,10 +201,17 @@ mod tests {
     #[test]
     fn each_chunk_size_has_its_statement() {
         let insert = BatchInsert::new("t", &["a", "b"], 4);
-        assert_eq!(insert.sql(1), "INSERT INTO t (a, b) VALUES ($1, $2)");
         assert_eq!(
-            insert.sql(4),
+            insert.sql(1, "PostgreSQL"),
+            "INSERT INTO t (a, b) VALUES ($1, $2)"
+        );
+        assert_eq!(
+            insert.sql(4, "PostgreSQL"),
             "INSERT INTO t (a, b) VALUES ($1, $2), ($3, $4), ($5, $6), ($7, $8)"
+        );
+        assert_eq!(
+            insert.sql(2, "SQLite"),
+            "INSERT INTO t (a, b) VALUES (?, ?), (?, ?)"
         );
     }
 

@@ -276,13 +276,14 @@ impl HostState {
             }
             _ => self.exchanges.sent += 1,
         }
-        let path = gateway_base::redact::redact(path);
+        // The path is masked only when the line is written (debug lines seldom are).
+        let path = || gateway_base::redact::redact(path);
         match &outcome {
             Ok(r) => {
-                tracing::debug!(department = %dept.id, %method, %path, status = r.status, elapsed_ms, "department exchange")
+                tracing::debug!(department = %dept.id, %method, path = %path(), status = r.status, elapsed_ms, "department exchange")
             }
             Err(e) => {
-                tracing::warn!(department = %dept.id, %method, %path, error = %e, elapsed_ms, "department exchange failed")
+                tracing::warn!(department = %dept.id, %method, path = %path(), error = %e, elapsed_ms, "department exchange failed")
             }
         }
         outcome
