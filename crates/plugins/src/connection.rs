@@ -12,7 +12,7 @@
 //! material's size, and the audit log's digest is computed over the body as it passes.
 
 use crate::blobs::MaterialBlobs;
-use crate::cancelling::Cancelling;
+use crate::cancelling::run_on;
 use gateway_base::config::{Config, DepartmentConfig};
 use gateway_base::digest::HashAlgorithm;
 use gateway_store::audit::Outcome;
@@ -426,15 +426,9 @@ impl Connection {
             tokio::runtime::Handle::try_current().map_or(true, |here| here.id() != home.id())
         };
         match &self.home {
-            Some(home) if elsewhere(home) => {
-                use tracing::Instrument;
-                match Cancelling(home.spawn(exchange.in_current_span())).await {
-                    Ok(answer) => answer,
-                    Err(e) if e.is_panic() => std::panic::resume_unwind(e.into_panic()),
-                    // Only a runtime shutting down cancels it: the gateway is stopping.
-                    Err(_) => Err(SendError::Unavailable("the gateway is stopping".into())),
-                }
-            }
+            Some(home) if elsewhere(home) => run_on(home, exchange)
+                .await
+                .unwrap_or_else(|_| Err(SendError::Unavailable("the gateway is stopping".into()))),
             _ => exchange.await,
         }
     }

@@ -13,7 +13,7 @@
 //! - [`blobs`]: where materials' bytes are read from ([`blobs::MaterialBlobs`]).
 //! - [`connection`]: the host-owned HTTP(S) connection to one department, and its fences.
 //! - [`tls`]: rustls configurations of department connections.
-//! - `cancelling`: a task handed to another runtime ends when its waiter stops waiting.
+//! - `cancelling`: work handed to another runtime ends when its waiter stops waiting.
 //! - [`adapters`]: each department's versions, the active choice, hot swaps, staged rollouts,
 //!   admission checks, the watched folder.
 

@@ -86,16 +86,14 @@ impl BatchInsert {
         chunks
     }
 
-    /// The statement that inserts `rows` rows (a length [`Self::chunks`] gave), for the
-    /// database `backend` (as sqlx names it).
-    pub(crate) fn sql(&self, rows: usize, backend: &str) -> &str {
-        debug_assert!(rows.is_power_of_two() && rows <= self.max_rows());
-        let statements = if backend == "SQLite" {
+    /// The statements for the database `backend` (as sqlx names it): the `i`th inserts `2^i`
+    /// rows.
+    fn statements(&self, backend: &str) -> &[String] {
+        if backend == "SQLite" {
             &self.anonymous
         } else {
             &self.numbered
-        };
-        &statements[rows.trailing_zeros() as usize]
+        }
     }
 
     /// Insert every row, `bind` adding one row's values to a statement in column order; all
@@ -106,11 +104,12 @@ impl BatchInsert {
         rows: &'q [R],
         bind: impl Fn(Insert<'q>, &'q R) -> Insert<'q>,
     ) -> Result<(), sqlx::Error> {
-        let backend = conn.backend_name().to_string();
+        let statements = self.statements(conn.backend_name());
         let statement = |start: usize, len: usize| {
+            let sql = &statements[len.trailing_zeros() as usize];
             rows[start..start + len]
                 .iter()
-                .fold(sqlx::query(self.sql(len, &backend)), &bind)
+                .fold(sqlx::query(sql), &bind)
         };
         match self.chunks(rows.len())[..] {
             [] => Ok(()),
@@ -201,18 +200,13 @@ mod tests {
     #[test]
     fn each_chunk_size_has_its_statement() {
         let insert = BatchInsert::new("t", &["a", "b"], 4);
+        let (postgres, sqlite) = (insert.statements("PostgreSQL"), insert.statements("SQLite"));
+        assert_eq!(postgres[0], "INSERT INTO t (a, b) VALUES ($1, $2)");
         assert_eq!(
-            insert.sql(1, "PostgreSQL"),
-            "INSERT INTO t (a, b) VALUES ($1, $2)"
-        );
-        assert_eq!(
-            insert.sql(4, "PostgreSQL"),
+            postgres[2],
             "INSERT INTO t (a, b) VALUES ($1, $2), ($3, $4), ($5, $6), ($7, $8)"
         );
-        assert_eq!(
-            insert.sql(2, "SQLite"),
-            "INSERT INTO t (a, b) VALUES (?, ?), (?, ?)"
-        );
+        assert_eq!(sqlite[1], "INSERT INTO t (a, b) VALUES (?, ?), (?, ?)");
     }
 
     #[tokio::test]

@@ -27,13 +27,12 @@
 
 use super::imports::Department;
 use super::meter::CpuMeter;
-use crate::cancelling::Cancelling;
+use crate::cancelling::run_on;
 use std::future::Future;
 use std::sync::atomic::Ordering;
 use std::task::Poll;
 use tokio::runtime::{Builder, Handle};
 use tokio::sync::oneshot;
-use tracing::Instrument;
 
 /// Run `call`, metered by `meter`, for `department`: here while it is quick, then on the
 /// department's threads (here to the end if they cannot start). A department whose last call
@@ -121,12 +120,7 @@ impl Executor {
                 None => call.await,
             }
         };
-        let task = Cancelling(self.handle.spawn(call.in_current_span()));
-        match task.await {
-            Ok(answer) => Ok(answer),
-            Err(e) if e.is_panic() => std::panic::resume_unwind(e.into_panic()),
-            Err(_) => Err(Stopped),
-        }
+        run_on(&self.handle, call).await.map_err(|_| Stopped)
     }
 }
 
