@@ -5,6 +5,8 @@
 use clap::{Parser, Subcommand};
 use std::path::PathBuf;
 
+mod allocator;
+
 #[derive(Parser)]
 #[command(
     version,
@@ -81,8 +83,17 @@ enum AuditCommand {
     },
 }
 
-#[tokio::main]
-async fn main() -> std::process::ExitCode {
+fn main() -> std::process::ExitCode {
+    // Before the runtime starts its threads: the arenas are shaped as threads first allocate.
+    allocator::cap_arenas();
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .expect("the runtime starts")
+        .block_on(start())
+}
+
+async fn start() -> std::process::ExitCode {
     let cli = Cli::parse();
     let verbose = cli.verbose;
     match run(cli.command).await {
