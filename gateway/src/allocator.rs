@@ -5,10 +5,10 @@
 //! threads (the runtime's workers, SQLite's connection threads, the departments' threads for
 //! busy calls, the blocking pool) each came to hold one. Measured under the bench's lookup
 //! load on 2 cores (BENCHMARKS.md): four arenas instead of sixteen took the gateway's peak
-//! resident memory from 88 to 83.5 MiB and its CPU per lookup down by 6–8 % (its memory
-//! touched is more often in cache); two arenas saved more memory but cost CPU, the runtime's
-//! workers then waiting on SQLite's threads for an arena's lock. One per core for the runtime's
-//! workers and as many again for the other threads. An operator's own
+//! resident memory from 88 to 83–87 MiB and its CPU per lookup down by 6–8 %; two arenas saved
+//! more memory but cost 8 % more CPU (likely the runtime's workers waiting for an arena's lock
+//! that SQLite's threads hold). So one per core for the runtime's workers and as many again for
+//! the other threads. An operator's own
 //! `GLIBC_TUNABLES=glibc.malloc.arena_max=…` is left in force.
 
 /// Arenas per core this process may use.
