@@ -8,8 +8,8 @@
 //! resident memory from 88 to 83–87 MiB and its CPU per lookup down by 6–8 %; two arenas saved
 //! more memory but cost 8 % more CPU (likely the runtime's workers waiting for an arena's lock
 //! that SQLite's threads hold). So one per core for the runtime's workers and as many again for
-//! the other threads. An operator's own
-//! `GLIBC_TUNABLES=glibc.malloc.arena_max=…` is left in force.
+//! the other threads. An operator's own `GLIBC_TUNABLES=glibc.malloc.arena_max=…` is left in
+//! force.
 
 /// Arenas per core this process may use.
 const ARENAS_PER_CORE: usize = 2;
