@@ -393,7 +393,7 @@ fn dotted(pointer: &str) -> String {
 /// value is never repeated (it may be an identity number), nor the validator's own text.
 fn problem_from(error: &jsonschema::ValidationError<'_>) -> FieldProblem {
     use jsonschema::error::ValidationErrorKind as K;
-    let field = dotted(error.instance_path.as_str());
+    let field = dotted(error.instance_path().as_str());
     let join = |name: &str| {
         if field.is_empty() {
             name.to_string()
@@ -402,7 +402,7 @@ fn problem_from(error: &jsonschema::ValidationError<'_>) -> FieldProblem {
         }
     };
     let number = |limit: &Value| limit.to_string();
-    match &error.kind {
+    match error.kind() {
         K::Required { property } => FieldProblem::new(
             join(property.as_str().unwrap_or_default()),
             "required",
@@ -416,7 +416,7 @@ fn problem_from(error: &jsonschema::ValidationError<'_>) -> FieldProblem {
             )
         }
         K::Format { format } => {
-            let value = error.instance.as_str().unwrap_or_default();
+            let value = error.instance().as_str().unwrap_or_default();
             let checked = match format.as_str() {
                 "resident-id" => sdk::ids::resident_id(value).err(),
                 "credit-code" => sdk::ids::credit_code(value).err(),
@@ -463,19 +463,23 @@ fn problem_from(error: &jsonschema::ValidationError<'_>) -> FieldProblem {
 fn type_message(kind: &jsonschema::error::TypeKind) -> String {
     use jsonschema::JsonType;
     use jsonschema::error::TypeKind;
+    // Each word with its place: types are named in this order, whatever order the validator
+    // keeps a set of them in.
     let word = |t: JsonType| match t {
-        JsonType::String => "文本",
-        JsonType::Number => "数字",
-        JsonType::Integer => "整数",
-        JsonType::Boolean => "布尔值（true 或 false）",
-        JsonType::Object => "对象",
-        JsonType::Array => "列表",
-        JsonType::Null => "空值（null）",
+        JsonType::String => (0, "文本"),
+        JsonType::Number => (1, "数字"),
+        JsonType::Integer => (2, "整数"),
+        JsonType::Boolean => (3, "布尔值（true 或 false）"),
+        JsonType::Object => (4, "对象"),
+        JsonType::Array => (5, "列表"),
+        JsonType::Null => (6, "空值（null）"),
     };
-    let words: Vec<&str> = match kind {
+    let mut words: Vec<(u8, &str)> = match kind {
         TypeKind::Single(t) => vec![word(*t)],
         TypeKind::Multiple(set) => set.iter().map(word).collect(),
     };
+    words.sort_unstable();
+    let words: Vec<&str> = words.into_iter().map(|(_, w)| w).collect();
     format!("应为{}", words.join("或"))
 }
 

@@ -64,7 +64,7 @@ async fn documented(
     let validator = jsonschema::validator_for(&root).expect("the documented schema compiles");
     let errors: Vec<String> = validator
         .iter_errors(&answer)
-        .map(|e| format!("{} at {}", e, e.instance_path))
+        .map(|e| format!("{} at {}", e, e.instance_path()))
         .collect();
     assert!(
         errors.is_empty(),
