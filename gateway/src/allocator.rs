@@ -26,6 +26,9 @@ static GLOBAL: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
 /// jemalloc's compiled-in options, as the C string jemalloc reads from the symbol
 /// `malloc_conf` (prefixed as this build of jemalloc prefixes its API) when it starts, before
 /// the first allocation.
+// Exporting a symbol is unsafe in Rust's eyes (it could clash with another); this one is the
+// name jemalloc defines weakly for exactly this, and the bytes it points to are static and end
+// with the NUL a C string needs.
 #[allow(unsafe_code)]
 #[unsafe(export_name = "_rjem_malloc_conf")]
 static JEMALLOC_OPTIONS: &u8 = &OPTIONS[0];
