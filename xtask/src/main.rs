@@ -238,7 +238,6 @@ fn test(root: &Path, extra: &[String]) -> anyhow::Result<()> {
 /// no answer may be a 5xx, and every answer must match the OpenAPI document.
 fn schemathesis(root: &Path) -> anyhow::Result<()> {
     let work = root.join("target/schemathesis");
-    std::fs::create_dir_all(&work)?;
     let venv = python_tools(
         &root.join("tests/schemathesis/requirements.txt"),
         &work,
