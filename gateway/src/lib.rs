@@ -122,7 +122,8 @@ impl Gateway {
             }
             None => None,
         };
-        tracing::info!(%addr, "gateway listening");
+        let workers = tokio::runtime::Handle::current().metrics().num_workers();
+        tracing::info!(%addr, workers, "gateway listening");
         Ok(Gateway {
             addr,
             orchestrator,

@@ -1,11 +1,17 @@
 //! The gateway binary: `gateway serve` runs it, `gateway check` validates a config,
 //! `gateway plugin …` manages adapter versions on a running gateway, `gateway config reload`
 //! reloads its config, `gateway calendar check` reads the holiday calendar a config names.
+//!
+//! # Layout
+//! - this file: the command line; the allocator's limits are set before the runtime starts.
+//! - `allocator`: jemalloc for Rust's allocations, glibc's arenas capped for the C libraries.
+//! - `runtime`: the async runtime, one worker thread fewer than the cores.
 
 use clap::{Parser, Subcommand};
 use std::path::PathBuf;
 
 mod allocator;
+mod runtime;
 
 #[derive(Parser)]
 #[command(
@@ -86,9 +92,7 @@ enum AuditCommand {
 fn main() -> std::process::ExitCode {
     // Before the runtime starts its threads: the arenas are shaped as threads first allocate.
     allocator::cap_arenas();
-    tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
+    runtime::build()
         .expect("the runtime starts")
         .block_on(start())
 }
