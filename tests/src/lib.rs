@@ -1026,12 +1026,37 @@ impl GatewayProcess {
     }
 }
 
-/// A free TCP port on the loopback interface.
+/// A free TCP port on the loopback interface, for a listener that must know its port before it
+/// binds (a sign-in provider sends browsers back to it).
+///
+/// Not one the kernel hands out itself (`bind` to port 0, or the local port of an outgoing
+/// connection): between this check and the listener's bind, another test's connection could be
+/// given that very port. So a port below the kernel's ephemeral range, which the kernel never
+/// picks, each at most once per process (tests run in parallel threads), starting at a place
+/// of the process's own (another test process may be doing the same), and clear of the
+/// demo's ports (8080, 8081, 18081–18084, 18443), so the suite runs while the demo does.
 pub fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("a free port")
+    use std::sync::atomic::{AtomicU32, Ordering};
+    const FIRST: u32 = 20_000;
+    let ephemeral = std::fs::read_to_string("/proc/sys/net/ipv4/ip_local_port_range")
+        .ok()
+        .and_then(|range| range.split_whitespace().next()?.parse::<u32>().ok())
+        .unwrap_or(32_768);
+    if ephemeral <= FIRST + 1_000 {
+        // No room below the ephemeral range: let the kernel choose.
+        return std::net::TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .map(|a| a.port())
+            .expect("a free port");
+    }
+    let span = ephemeral - FIRST;
+    static NEXT: AtomicU32 = AtomicU32::new(0);
+    let start = std::process::id().wrapping_mul(7_919) % span;
+    (0..span)
+        .map(|_| FIRST + (start + NEXT.fetch_add(1, Ordering::Relaxed)) % span)
+        .map(|port| port as u16)
+        .find(|&port| std::net::TcpListener::bind(("127.0.0.1", port)).is_ok())
+        .expect("a free port below the ephemeral range")
 }
 
 /// An HTTP client for tests that talk to the gateway without an [`Env`] (the fixture's rustls
@@ -1188,4 +1213,23 @@ pub async fn licence_reads(admin_url: &str, department: &str) -> Vec<(String, St
             )
         })
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn free_ports_are_distinct_bindable_and_never_the_kernels_own_picks() {
+        let ephemeral = std::fs::read_to_string("/proc/sys/net/ipv4/ip_local_port_range")
+            .ok()
+            .and_then(|range| range.split_whitespace().next()?.parse::<u16>().ok());
+        let ports: Vec<u16> = (0..50).map(|_| super::free_port()).collect();
+        let distinct: std::collections::HashSet<_> = ports.iter().collect();
+        assert_eq!(distinct.len(), ports.len());
+        for port in ports {
+            assert!(std::net::TcpListener::bind(("127.0.0.1", port)).is_ok());
+            if let Some(ephemeral) = ephemeral.filter(|&e| e > 21_000) {
+                assert!((20_000..ephemeral).contains(&port), "{port}");
+            }
+        }
+    }
 }
