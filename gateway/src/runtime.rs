@@ -8,11 +8,12 @@
 //! is woken from outside the runtime (SQLite's thread answering a write, say), tokio wakes a
 //! parked worker to find it, which wakes another to look for more, so a quiet gateway spends
 //! more CPU putting workers to sleep and waking them than on its lookups. On a 2-core VM,
-//! the bench's lookup load with one worker against two: less CPU per lookup, as many lookups
-//! a second or more, and the unloaded lookup's latency halved (BENCHMARKS.md, 2026-12-06).
+//! the bench's lookup load with one worker against two: a fifth less CPU per lookup, the
+//! unloaded lookup's added latency down by about 0.2 ms, lookups a second the same on average
+//! (a tenth fewer in one set of runs; BENCHMARKS.md, 2026-12-06).
 //!
-//! `TOKIO_WORKER_THREADS`, which tokio reads, overrides the count (on a machine where the
-//! gateway has many cores to itself, one per core may serve more).
+//! `TOKIO_WORKER_THREADS`, which tokio reads, overrides the count (where the gateway has the
+//! cores to itself and needs its peak throughput, one per core may serve more).
 
 /// The environment variable that sets the worker count instead (tokio's own).
 const WORKERS_VARIABLE: &str = "TOKIO_WORKER_THREADS";
