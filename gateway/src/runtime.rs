@@ -60,8 +60,8 @@ mod tests {
         let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
         let runtime = super::build().unwrap();
         assert_eq!(
-            runtime.metrics().num_workers(),
-            cores.saturating_sub(1).max(1)
+            Some(runtime.metrics().num_workers()),
+            super::workers(cores, false)
         );
     }
 }

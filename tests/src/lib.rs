@@ -1037,26 +1037,32 @@ impl GatewayProcess {
 /// demo's ports (8080, 8081, 18081–18084, 18443), so the suite runs while the demo does.
 pub fn free_port() -> u16 {
     use std::sync::atomic::{AtomicU32, Ordering};
-    const FIRST: u32 = 20_000;
-    let ephemeral = std::fs::read_to_string("/proc/sys/net/ipv4/ip_local_port_range")
-        .ok()
-        .and_then(|range| range.split_whitespace().next()?.parse::<u32>().ok())
-        .unwrap_or(32_768);
-    if ephemeral <= FIRST + 1_000 {
+    let Some(ephemeral) = ports_below_ephemeral() else {
         // No room below the ephemeral range: let the kernel choose.
         return std::net::TcpListener::bind("127.0.0.1:0")
             .and_then(|l| l.local_addr())
             .map(|a| a.port())
             .expect("a free port");
-    }
-    let span = ephemeral - FIRST;
+    };
+    let span = ephemeral.end - ephemeral.start;
     static NEXT: AtomicU32 = AtomicU32::new(0);
     let start = std::process::id().wrapping_mul(7_919) % span;
     (0..span)
-        .map(|_| FIRST + (start + NEXT.fetch_add(1, Ordering::Relaxed)) % span)
+        .map(|_| ephemeral.start + (start + NEXT.fetch_add(1, Ordering::Relaxed)) % span)
         .map(|port| port as u16)
         .find(|&port| std::net::TcpListener::bind(("127.0.0.1", port)).is_ok())
         .expect("a free port below the ephemeral range")
+}
+
+/// The ports [`free_port`] takes from: 20000 up to the first of the kernel's ephemeral range
+/// (32768 when it cannot be read), or `None` when that leaves fewer than a thousand.
+fn ports_below_ephemeral() -> Option<std::ops::Range<u32>> {
+    const FIRST: u32 = 20_000;
+    let ephemeral = std::fs::read_to_string("/proc/sys/net/ipv4/ip_local_port_range")
+        .ok()
+        .and_then(|range| range.split_whitespace().next()?.parse::<u32>().ok())
+        .unwrap_or(32_768);
+    (ephemeral > FIRST + 1_000).then_some(FIRST..ephemeral)
 }
 
 /// An HTTP client for tests that talk to the gateway without an [`Env`] (the fixture's rustls
@@ -1219,16 +1225,14 @@ pub async fn licence_reads(admin_url: &str, department: &str) -> Vec<(String, St
 mod tests {
     #[test]
     fn free_ports_are_distinct_bindable_and_never_the_kernels_own_picks() {
-        let ephemeral = std::fs::read_to_string("/proc/sys/net/ipv4/ip_local_port_range")
-            .ok()
-            .and_then(|range| range.split_whitespace().next()?.parse::<u16>().ok());
+        let below = super::ports_below_ephemeral();
         let ports: Vec<u16> = (0..50).map(|_| super::free_port()).collect();
         let distinct: std::collections::HashSet<_> = ports.iter().collect();
         assert_eq!(distinct.len(), ports.len());
         for port in ports {
             assert!(std::net::TcpListener::bind(("127.0.0.1", port)).is_ok());
-            if let Some(ephemeral) = ephemeral.filter(|&e| e > 21_000) {
-                assert!((20_000..ephemeral).contains(&port), "{port}");
+            if let Some(below) = &below {
+                assert!(below.contains(&u32::from(port)), "{port}");
             }
         }
     }
