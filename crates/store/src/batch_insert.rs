@@ -8,16 +8,42 @@
 //! rows: 8 + 4 + 1): at most one statement per bit of the batch size, from a set of at most
 //! `log2(max) + 1` statements that the statement cache keeps prepared. SQLite's statements have
 //! anonymous placeholders (`?`), PostgreSQL's numbered ones (`$1`).
+//!
+//! A SQLite file's records are written in the process, on the records thread
+//! ([`crate::records`]): there a statement costs no round trip, so a batch is one prepared
+//! single-row statement run once per row, in one transaction.
+//!
+//! A table's rows give their values as [`Param`]s, one per column, which both ways bind.
 
-use sqlx::AnyConnection;
 use sqlx::any::{Any, AnyArguments};
-use sqlx::pool::PoolConnection;
 use sqlx::query::Query;
-use sqlx::{AnyPool, Connection as _};
-use std::sync::Arc;
+use sqlx::{AnyConnection, Connection as _};
 
 /// One bound statement of a chunk.
 type Insert<'q> = Query<'q, Any, AnyArguments<'q>>;
+
+/// One column's value in a record row.
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum Param<'a> {
+    /// An integer (times, sequence numbers).
+    Int(i64),
+    /// Text, or `NULL`.
+    Text(Option<&'a str>),
+}
+
+impl rusqlite::ToSql for Param<'_> {
+    fn to_sql(&self) -> rusqlite::Result<rusqlite::types::ToSqlOutput<'_>> {
+        use rusqlite::types::{ToSqlOutput, ValueRef};
+        Ok(match *self {
+            Param::Int(n) => ToSqlOutput::Borrowed(ValueRef::Integer(n)),
+            Param::Text(Some(text)) => ToSqlOutput::Borrowed(ValueRef::Text(text.as_bytes())),
+            Param::Text(None) => ToSqlOutput::Borrowed(ValueRef::Null),
+        })
+    }
+}
+
+/// How a table's row gives its values, in column order.
+pub(crate) type Values<R, const N: usize> = for<'a> fn(&'a R) -> [Param<'a>; N];
 
 /// The statements of one table's multi-row `INSERT`, by chunk size.
 #[derive(Debug)]
@@ -28,6 +54,8 @@ pub(crate) struct BatchInsert {
     /// binding a `$n` makes sqlx ask SQLite its name, which SQLite finds by walking the
     /// statement's list of names: for a chunk of hundreds of values, quadratic work per batch.
     anonymous: Vec<String>,
+    /// One row's statement, for the records thread's own connection.
+    single: String,
 }
 
 impl BatchInsert {
@@ -58,9 +86,11 @@ impl BatchInsert {
                 })
                 .collect()
         };
+        let anonymous: Vec<String> = statements(&|_| "?".to_string());
         BatchInsert {
             numbered: statements(&|n| format!("${n}")),
-            anonymous: statements(&|_| "?".to_string()),
+            single: anonymous[0].clone(),
+            anonymous,
         }
     }
 
@@ -96,20 +126,21 @@ impl BatchInsert {
         }
     }
 
-    /// Insert every row, `bind` adding one row's values to a statement in column order; all
-    /// rows or none (the chunks share a transaction when there is more than one).
-    pub(crate) async fn write<'q, R>(
-        &'q self,
+    /// Insert every row through sqlx, all or none (the chunks share a transaction when there
+    /// is more than one).
+    pub(crate) async fn write<R, const N: usize>(
+        &self,
         conn: &mut AnyConnection,
-        rows: &'q [R],
-        bind: impl Fn(Insert<'q>, &'q R) -> Insert<'q>,
+        rows: &[R],
+        values: Values<R, N>,
     ) -> Result<(), sqlx::Error> {
         let statements = self.statements(conn.backend_name());
         let statement = |start: usize, len: usize| {
             let sql = &statements[len.trailing_zeros() as usize];
             rows[start..start + len]
                 .iter()
-                .fold(sqlx::query(sql), &bind)
+                .flat_map(values)
+                .fold(sqlx::query(sql), bind)
         };
         match self.chunks(rows.len())[..] {
             [] => Ok(()),
@@ -123,64 +154,41 @@ impl BatchInsert {
             }
         }
     }
-}
 
-/// The one connection the record writers (lookup records, the audit log) write through, in
-/// turns. Two connections writing into one SQLite file contend for its write lock, and
-/// SQLite's busy handler waits for it in sleeps of a millisecond and more, which a lookup
-/// waiting for its record would feel; taking turns on one connection waits only as long as
-/// the other writer's statement, and the records that queue meanwhile make the next batch.
-#[derive(Debug, Clone)]
-pub(crate) struct RecordsConnection(Arc<tokio::sync::Mutex<HeldConnection>>);
-
-impl RecordsConnection {
-    /// A connection from `pool`, taken at the first write.
-    pub(crate) fn new(pool: AnyPool) -> RecordsConnection {
-        RecordsConnection(Arc::new(tokio::sync::Mutex::new(HeldConnection::new(pool))))
-    }
-
-    /// The writer's turn: the connection is its own until the guard is dropped.
-    pub(crate) async fn turn(&self) -> tokio::sync::MutexGuard<'_, HeldConnection> {
-        self.0.lock().await
-    }
-}
-
-/// A connection kept out of the pool: taken once and given back only when it failed, so the
-/// next batch starts on a fresh one. Taking one per batch would cost a pool checkout and,
-/// with sqlx's default check before handing a connection out, a ping round trip each time.
-#[derive(Debug)]
-pub(crate) struct HeldConnection {
-    pool: AnyPool,
-    held: Option<PoolConnection<Any>>,
-}
-
-impl HeldConnection {
-    /// Nothing held yet: the first [`Self::write`] takes a connection.
-    pub(crate) fn new(pool: AnyPool) -> HeldConnection {
-        HeldConnection { pool, held: None }
-    }
-
-    /// Run `write` on the held connection, taking one from the pool first if none is held. A
-    /// connection that failed is given back, so the next write starts on a fresh one.
-    pub(crate) async fn write<T>(
-        &mut self,
-        write: impl AsyncFnOnce(&mut AnyConnection) -> Result<T, sqlx::Error>,
-    ) -> Result<T, sqlx::Error> {
-        if self.held.is_none() {
-            self.held = Some(self.pool.acquire().await?);
+    /// Insert every row on a SQLite connection of the process's own, in one transaction that
+    /// takes the write lock at once (waiting out a case's commit in the busy timeout).
+    pub(crate) fn write_sqlite<R, const N: usize>(
+        &self,
+        conn: &mut rusqlite::Connection,
+        rows: &[R],
+        values: Values<R, N>,
+    ) -> rusqlite::Result<()> {
+        let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+        {
+            let mut insert = tx.prepare_cached(&self.single)?;
+            for row in rows {
+                insert.execute(rusqlite::params_from_iter(values(row)))?;
+            }
         }
-        let held = self.held.as_mut().expect("just taken");
-        let result = write(held).await;
-        if result.is_err() {
-            self.held = None;
-        }
-        result
+        tx.commit()
+    }
+}
+
+/// One value added to a sqlx statement.
+fn bind<'q>(query: Insert<'q>, value: Param<'q>) -> Insert<'q> {
+    match value {
+        Param::Int(n) => query.bind(n),
+        Param::Text(text) => query.bind(text),
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn values((a, b): &(i64, String)) -> [Param<'_>; 2] {
+        [Param::Int(*a), Param::Text(Some(b))]
+    }
 
     #[test]
     fn batches_are_cut_into_power_of_two_chunks() {
@@ -224,15 +232,9 @@ mod tests {
             .unwrap();
         let insert = BatchInsert::new("t", &["a", "b"], 16);
         let rows: Vec<(i64, String)> = (0..45).map(|n| (n, format!("row {n}"))).collect();
-        let mut conn = HeldConnection::new(pool.clone());
+        let mut conn = pool.acquire().await.unwrap();
         for batch in [&rows[..1], &rows[1..]] {
-            conn.write(async |c| {
-                insert
-                    .write(c, batch, |q, (a, b)| q.bind(*a).bind(b.as_str()))
-                    .await
-            })
-            .await
-            .unwrap();
+            insert.write(&mut conn, batch, values).await.unwrap();
         }
         drop(conn);
         let stored: Vec<(i64, String)> = sqlx::query_as("SELECT a, b FROM t ORDER BY a")
@@ -240,5 +242,34 @@ mod tests {
             .await
             .unwrap();
         assert_eq!(stored, rows);
+    }
+
+    #[test]
+    fn a_batch_writes_every_row_on_the_records_threads_connection() {
+        let mut conn = rusqlite::Connection::open_in_memory().unwrap();
+        conn.execute("CREATE TABLE t (a INTEGER, b TEXT)", [])
+            .unwrap();
+        let insert = BatchInsert::new("t", &["a", "b"], 16);
+        let rows: Vec<(i64, String)> = (0..45).map(|n| (n, format!("row {n}"))).collect();
+        insert.write_sqlite(&mut conn, &rows, values).unwrap();
+        let stored: Vec<(i64, String)> = conn
+            .prepare("SELECT a, b FROM t ORDER BY a")
+            .unwrap()
+            .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
+            .unwrap()
+            .collect::<Result<_, _>>()
+            .unwrap();
+        assert_eq!(stored, rows);
+        // A NULL is a NULL, not text.
+        let nulls = BatchInsert::new("t", &["a", "b"], 1);
+        nulls
+            .write_sqlite(&mut conn, &[7i64], |a| [Param::Int(*a), Param::Text(None)])
+            .unwrap();
+        let null: Option<String> = conn
+            .query_row("SELECT b FROM t WHERE a = 7 AND b IS NULL", [], |r| {
+                r.get(0)
+            })
+            .unwrap();
+        assert_eq!(null, None);
     }
 }

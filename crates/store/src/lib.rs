@@ -33,8 +33,9 @@
 //! - [`audit`]: the audit log: entries, the per-node hash chain, its writer and verifier.
 //! - [`at_rest`]: SM4-GCM / AES-256-GCM sealing of stored payloads, key rotation; keyed
 //!   digests (HMAC-SM3) a sealed value is found by (a phone number's 退订).
-//! - `batch_insert`, `lookup_writer`: records written in multi-row batches on a held
-//!   connection (group commit).
+//! - `records`, `batch_insert`, `lookup_writer`: records written in batches (group commit) on
+//!   one connection in turns: a SQLite file's on a thread of its own, another store's held
+//!   out of its pool.
 
 #![warn(missing_docs, unreachable_pub)]
 
@@ -51,6 +52,7 @@ pub mod lookups;
 pub mod materials;
 pub mod notifications;
 pub mod received;
+pub(crate) mod records;
 pub mod registry;
 pub mod sessions;
 pub mod status_links;
@@ -70,6 +72,9 @@ pub enum StoreError {
     /// The database failed.
     #[error("store: {0}")]
     Database(#[from] sqlx::Error),
+    /// The records thread's SQLite connection failed ([`records`]).
+    #[error("store: records: {0}")]
+    Records(#[from] rusqlite::Error),
     /// The schema could not be brought to this version.
     #[error("store: migrating the schema: {0}")]
     Migrate(#[from] sqlx::migrate::MigrateError),
@@ -106,7 +111,7 @@ pub struct Store {
     /// Whether the store is SQLite: its write transactions begin `IMMEDIATE` ([`Store::begin_write`]).
     sqlite: bool,
     /// The connection lookup records and the audit log write through, in turns.
-    records: batch_insert::RecordsConnection,
+    records: records::RecordsConnection,
     lookups: lookup_writer::LookupWriter,
 }
 
@@ -157,6 +162,15 @@ async fn connect(url: &str, durability: Durability, max: u32) -> Result<AnyPool>
         .connect(url)
         .await?;
     Ok(pool)
+}
+
+/// The file of a `sqlite:` URL; `None` for another database or SQLite in memory.
+fn sqlite_file(url: &str) -> Result<Option<std::path::PathBuf>> {
+    if !url.starts_with("sqlite:") || url.contains(":memory:") || url.contains("mode=memory") {
+        return Ok(None);
+    }
+    let options: sqlx::sqlite::SqliteConnectOptions = url.parse()?;
+    Ok(Some(options.get_filename().to_path_buf()))
 }
 
 /// The schema's versions, embedded in the binary.
@@ -214,7 +228,10 @@ impl Store {
         } else {
             connect(&url, Durability::Deferred, 2).await?
         };
-        let records = batch_insert::RecordsConnection::new(log_pool.clone());
+        let records = match sqlite_file(&url)? {
+            Some(path) => records::RecordsConnection::thread(&path).await?,
+            None => records::RecordsConnection::held(log_pool.clone()),
+        };
         Ok(Store {
             lookups: lookup_writer::LookupWriter::start(records.clone()),
             records,
@@ -282,7 +299,7 @@ impl Store {
     }
 
     /// The one connection of [`Self::log_pool`] that record writers write through, in turns.
-    pub(crate) fn records_connection(&self) -> batch_insert::RecordsConnection {
+    pub(crate) fn records_connection(&self) -> records::RecordsConnection {
         self.records.clone()
     }
 

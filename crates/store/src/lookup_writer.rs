@@ -3,15 +3,17 @@
 //! Every lookup is recorded before its answer goes out, so a record costs the lookup a durable
 //! write. One transaction per lookup would make the store's commit the ceiling of lookups per
 //! second; instead one writer task takes every record waiting at that moment, writes them as
-//! one batch ([`BatchInsert`]: a few multi-row statements, one transaction) on the records
-//! connection ([`RecordsConnection`], shared in turns with the audit log), and then tells each
+//! one batch ([`BatchInsert`]: one transaction) on the records connection
+//! ([`RecordsConnection`], shared in turns with the audit log), and then tells each
 //! waiting request its record is stored. Under load many lookups
 //! share a commit; alone, a lookup waits for its own commit exactly as before. Nothing is
 //! answered before its record is stored.
 
-use super::batch_insert::{BatchInsert, RecordsConnection};
+use super::batch_insert::{BatchInsert, Param};
+use super::records::RecordsConnection;
 use super::{LookupServes, StoreError};
 use gateway_base::time::now_ms;
+use std::sync::Arc;
 use tokio::sync::{mpsc, oneshot};
 
 /// The most records one batch takes.
@@ -19,6 +21,12 @@ const BATCH: usize = 256;
 
 /// One lookup to record, and who waits for it.
 struct Pending {
+    row: Row,
+    done: oneshot::Sender<Result<(), String>>,
+}
+
+/// A row of `lookup_records`.
+struct Row {
     id: String,
     at: i64,
     client: String,
@@ -28,7 +36,25 @@ struct Pending {
     /// The clerk as stored: JSON text.
     clerk: Option<String>,
     outcome: String,
-    done: oneshot::Sender<Result<(), String>>,
+}
+
+impl Row {
+    const COLUMNS: [&str; 8] = [
+        "id", "at", "client", "lookup", "purpose", "case_id", "clerk", "outcome",
+    ];
+
+    fn values(&self) -> [Param<'_>; 8] {
+        [
+            Param::Text(Some(&self.id)),
+            Param::Int(self.at),
+            Param::Text(Some(&self.client)),
+            Param::Text(Some(&self.lookup)),
+            Param::Text(Some(&self.purpose)),
+            Param::Text(self.case_id.as_deref()),
+            Param::Text(self.clerk.as_deref()),
+            Param::Text(Some(&self.outcome)),
+        ]
+    }
 }
 
 /// The sending side; the writer task ends when every clone of the store is gone.
@@ -54,7 +80,7 @@ impl LookupWriter {
         outcome: &str,
     ) -> Result<(), StoreError> {
         let (done, committed) = oneshot::channel();
-        let pending = Pending {
+        let row = Row {
             id: uuid::Uuid::now_v7().to_string(),
             at: now_ms(),
             client: client.to_string(),
@@ -66,10 +92,12 @@ impl LookupWriter {
                 .as_ref()
                 .map(|c| serde_json::to_string(c).unwrap_or_default()),
             outcome: outcome.to_string(),
-            done,
         };
         let lost = || StoreError::Database(sqlx::Error::PoolClosed);
-        self.queue.send(pending).await.map_err(|_| lost())?;
+        self.queue
+            .send(Pending { row, done })
+            .await
+            .map_err(|_| lost())?;
         committed
             .await
             .map_err(|_| lost())?
@@ -78,46 +106,17 @@ impl LookupWriter {
 }
 
 async fn write_batches(records: RecordsConnection, mut waiting: mpsc::Receiver<Pending>) {
-    let insert = BatchInsert::new(
-        "lookup_records",
-        &[
-            "id", "at", "client", "lookup", "purpose", "case_id", "clerk", "outcome",
-        ],
-        64,
-    );
+    let insert = Arc::new(BatchInsert::new("lookup_records", &Row::COLUMNS, 64));
     let mut batch = Vec::with_capacity(BATCH);
     while waiting.recv_many(&mut batch, BATCH).await > 0 {
-        let mut conn = records.turn().await;
-        // What queued while the other writer had its turn joins this batch.
-        while batch.len() < BATCH
-            && let Ok(pending) = waiting.try_recv()
-        {
-            batch.push(pending);
-        }
-        let outcome = conn
-            .write(async |c| {
-                insert
-                    .write(c, &batch, |q, p| {
-                        q.bind(p.id.as_str())
-                            .bind(p.at)
-                            .bind(p.client.as_str())
-                            .bind(p.lookup.as_str())
-                            .bind(p.purpose.as_str())
-                            .bind(p.case_id.as_deref())
-                            .bind(p.clerk.as_deref())
-                            .bind(p.outcome.as_str())
-                    })
-                    .await
-            })
-            .await;
-        // The other writer's turn while the waiting requests are told.
-        drop(conn);
+        let (rows, waiters): (Vec<Row>, Vec<_>) = batch.drain(..).map(|p| (p.row, p.done)).unzip();
+        let outcome = records.insert(&insert, rows, Row::values).await;
         if let Err(e) = &outcome {
-            tracing::error!(error = %e, records = batch.len(), "lookup records not written");
+            tracing::error!(error = %e, records = waiters.len(), "lookup records not written");
         }
         let outcome = outcome.map_err(|e| e.to_string());
-        for pending in batch.drain(..) {
-            let _ = pending.done.send(outcome.clone());
+        for done in waiters {
+            let _ = done.send(outcome.clone());
         }
     }
 }

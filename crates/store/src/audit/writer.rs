@@ -1,11 +1,12 @@
 //! One writer task per node: it alone numbers and chains this node's records, so the chain
-//! needs no lock in the database, and it writes them in batches (a few multi-row statements,
-//! one transaction) on the store's records connection, in turns with the lookup records.
+//! needs no lock in the database, and it writes them in batches (one transaction) on the
+//! store's records connection, in turns with the lookup records.
 
 use super::chain::seal_message;
 use super::{AuditConfig, Entry, Message};
 use crate::StoreError;
-use crate::batch_insert::{BatchInsert, RecordsConnection};
+use crate::batch_insert::{BatchInsert, Param};
+use crate::records::RecordsConnection;
 use base64::Engine as _;
 use gateway_base::digest::HashAlgorithm;
 use gateway_base::signature::SigningKeyFile;
@@ -25,8 +26,9 @@ const GATHER: Duration = Duration::from_millis(5);
 pub(crate) struct Writer {
     pool: AnyPool,
     records: RecordsConnection,
-    insert: BatchInsert,
-    node: String,
+    insert: Arc<BatchInsert>,
+    seals: Arc<BatchInsert>,
+    node: Arc<str>,
     hash: HashAlgorithm,
     key: Option<SigningKeyFile>,
     every: u64,
@@ -49,21 +51,10 @@ impl Writer {
     ) -> Result<Writer, StoreError> {
         let mut writer = Writer {
             records,
-            insert: BatchInsert::new(
-                "audit_log",
-                &[
-                    "node",
-                    "seq",
-                    "at",
-                    "department",
-                    "record",
-                    "prev_hash",
-                    "hash",
-                ],
-                64,
-            ),
+            insert: Arc::new(BatchInsert::new("audit_log", &ChainedRow::COLUMNS, 64)),
+            seals: Arc::new(BatchInsert::new("audit_seals", &SealRow::COLUMNS, 1)),
             pool,
-            node,
+            node: node.into(),
             hash: config.hash,
             key: config.key.clone().map(|k| k.0),
             every: config.seal_every_records,
@@ -77,7 +68,7 @@ impl Writer {
         writer.read_head().await?;
         let sealed =
             sqlx::query("SELECT seq FROM audit_seals WHERE node = $1 ORDER BY seq DESC LIMIT 1")
-                .bind(&writer.node)
+                .bind(&*writer.node)
                 .fetch_optional(&writer.pool)
                 .await?;
         writer.sealed_seq = sealed.map_or(0, |r| r.get("seq"));
@@ -88,7 +79,7 @@ impl Writer {
         let head = sqlx::query(
             "SELECT seq, hash FROM audit_log WHERE node = $1 ORDER BY seq DESC LIMIT 1",
         )
-        .bind(&self.node)
+        .bind(&*self.node)
         .fetch_optional(&self.pool)
         .await?;
         (self.head_seq, self.head_hash) =
@@ -221,33 +212,18 @@ impl Writer {
                 seq += 1;
                 let hash = super::chain::link(self.hash, &self.node, seq, &prev, record);
                 ChainedRow {
+                    node: self.node.clone(),
                     seq,
                     at: *at,
-                    department: department.as_deref(),
-                    record,
+                    department: department.clone(),
+                    record: record.clone(),
                     prev_hash: std::mem::replace(&mut prev, hash.clone()),
                     hash,
                 }
             })
             .collect();
-        let node = self.node.as_str();
-        let insert = &self.insert;
         self.records
-            .turn()
-            .await
-            .write(async |c| {
-                insert
-                    .write(c, &rows, |q, r| {
-                        q.bind(node)
-                            .bind(r.seq)
-                            .bind(r.at)
-                            .bind(r.department)
-                            .bind(r.record)
-                            .bind(r.prev_hash.as_str())
-                            .bind(r.hash.as_str())
-                    })
-                    .await
-            })
+            .insert(&self.insert, rows, ChainedRow::values)
             .await?;
         (self.head_seq, self.head_hash) = (seq, prev);
         Ok(())
@@ -268,23 +244,19 @@ impl Writer {
                 return;
             }
         };
-        let seal = sqlx::query(
-            "INSERT INTO audit_seals (node, seq, hash, at, key_id, algorithm, public_key, signature)
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
-        )
-        .bind(&self.node)
-        .bind(self.head_seq)
-        .bind(&self.head_hash)
-        .bind(at)
-        .bind(&key.id)
-        .bind(key.algorithm.to_string())
-        .bind(&key.public_key)
-        .bind(base64::engine::general_purpose::STANDARD.encode(signature));
+        let seal = SealRow {
+            node: self.node.clone(),
+            seq: self.head_seq,
+            hash: self.head_hash.clone(),
+            at,
+            key_id: key.id.clone(),
+            algorithm: key.algorithm.to_string(),
+            public_key: key.public_key.clone(),
+            signature: base64::engine::general_purpose::STANDARD.encode(signature),
+        };
         let done = self
             .records
-            .turn()
-            .await
-            .write(async |c| seal.execute(c).await)
+            .insert(&self.seals, vec![seal], SealRow::values)
             .await;
         // A failed seal is tried again after the interval (or the next full batch), not at
         // once: a store that is down is not asked in a loop.
@@ -297,11 +269,74 @@ impl Writer {
 }
 
 /// One record as it goes into `audit_log`, linked to the one before it.
-struct ChainedRow<'a> {
+struct ChainedRow {
+    node: Arc<str>,
     seq: i64,
     at: i64,
-    department: Option<&'a str>,
-    record: &'a str,
+    department: Option<String>,
+    record: String,
     prev_hash: String,
     hash: String,
+}
+
+impl ChainedRow {
+    const COLUMNS: [&str; 7] = [
+        "node",
+        "seq",
+        "at",
+        "department",
+        "record",
+        "prev_hash",
+        "hash",
+    ];
+
+    fn values(&self) -> [Param<'_>; 7] {
+        [
+            Param::Text(Some(&self.node)),
+            Param::Int(self.seq),
+            Param::Int(self.at),
+            Param::Text(self.department.as_deref()),
+            Param::Text(Some(&self.record)),
+            Param::Text(Some(&self.prev_hash)),
+            Param::Text(Some(&self.hash)),
+        ]
+    }
+}
+
+/// A signature of the chain's head, as it goes into `audit_seals`.
+struct SealRow {
+    node: Arc<str>,
+    seq: i64,
+    hash: String,
+    at: i64,
+    key_id: String,
+    algorithm: String,
+    public_key: String,
+    signature: String,
+}
+
+impl SealRow {
+    const COLUMNS: [&str; 8] = [
+        "node",
+        "seq",
+        "hash",
+        "at",
+        "key_id",
+        "algorithm",
+        "public_key",
+        "signature",
+    ];
+
+    fn values(&self) -> [Param<'_>; 8] {
+        [
+            Param::Text(Some(&self.node)),
+            Param::Int(self.seq),
+            Param::Text(Some(&self.hash)),
+            Param::Int(self.at),
+            Param::Text(Some(&self.key_id)),
+            Param::Text(Some(&self.algorithm)),
+            Param::Text(Some(&self.public_key)),
+            Param::Text(Some(&self.signature)),
+        ]
+    }
 }

@@ -1,0 +1,103 @@
+//! Lookup records on the records connection: each is readable once its call returns, and on a
+//! SQLite file waiting for SQLite's write lock (a case's commit holding it) happens off the
+//! runtime, so the runtime goes on meanwhile.
+//!
+//! SQLite always; PostgreSQL too when `GATEWAY_TEST_POSTGRES_URL` names a server.
+
+use gateway_store::{LookupServes, Store};
+use sqlx::Connection as _;
+
+fn serves(purpose: &str) -> LookupServes {
+    LookupServes {
+        purpose: purpose.into(),
+        case_id: None,
+        clerk: None,
+    }
+}
+
+/// Concurrent lookups share commits; each call returns only once its own record is stored.
+async fn every_record_is_stored_when_its_call_returns(store: &Store) {
+    let calls = (0..64).map(|n| {
+        let store = store.clone();
+        tokio::spawn(async move {
+            let purpose = format!("核验 {n}");
+            store
+                .record_lookup("portal", "tax.clearance", &serves(&purpose), "ok")
+                .await
+                .unwrap();
+            let stored = store.lookup_records(1000).await.unwrap();
+            assert!(
+                stored.iter().any(|r| r.purpose == purpose),
+                "record {n} not readable when its call returned"
+            );
+        })
+    });
+    for call in futures::future::join_all(calls).await {
+        call.unwrap();
+    }
+    let stored = store.lookup_records(1000).await.unwrap();
+    assert_eq!(stored.len(), 64);
+    assert!(
+        stored
+            .iter()
+            .all(|r| r.case_id.is_none() && r.clerk.is_none())
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn lookup_records_are_stored_before_their_calls_return() {
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("sqlite://{}", dir.path().join("store.db").display());
+    every_record_is_stored_when_its_call_returns(&Store::open(&url).await.unwrap()).await;
+    if let Ok(server) = std::env::var("GATEWAY_TEST_POSTGRES_URL")
+        && !server.is_empty()
+    {
+        let name = format!("records_{}", uuid::Uuid::new_v4().simple());
+        let mut admin = sqlx::PgConnection::connect(&server).await.unwrap();
+        sqlx::query(&format!("CREATE DATABASE {name}"))
+            .execute(&mut admin)
+            .await
+            .unwrap();
+        let base = server.rsplit_once('/').map_or(server.as_str(), |(b, _)| b);
+        let store = Store::open(&format!("{base}/{name}")).await.unwrap();
+        every_record_is_stored_when_its_call_returns(&store).await;
+        drop(store);
+        sqlx::query(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
+            .execute(&mut admin)
+            .await
+            .unwrap();
+    }
+}
+
+/// On one thread, a lookup's record waits while a case's transaction holds SQLite's write
+/// lock, the thread goes on with other work meanwhile (the transaction is committed from it),
+/// and the record is stored once the lock is free. Written on the runtime's thread, the record
+/// would block it in SQLite's busy handler until the timeout and fail.
+#[tokio::test(flavor = "current_thread")]
+async fn a_record_waiting_for_sqlites_write_lock_leaves_the_runtime_free() {
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("sqlite://{}", dir.path().join("store.db").display());
+    let store = Store::open(&url).await.unwrap();
+    let mut case = store.pool().begin_with("BEGIN IMMEDIATE").await.unwrap();
+    sqlx::query("DELETE FROM lookup_records")
+        .execute(&mut *case)
+        .await
+        .unwrap();
+    let recording = tokio::spawn({
+        let store = store.clone();
+        async move {
+            store
+                .record_lookup("portal", "tax.clearance", &serves("核验"), "ok")
+                .await
+        }
+    });
+    // The record is queued and waits for the lock; this thread is free to go on.
+    for _ in 0..20 {
+        tokio::task::yield_now().await;
+    }
+    tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    assert!(!recording.is_finished(), "stored while the lock was held");
+    case.commit().await.unwrap();
+    recording.await.unwrap().unwrap();
+    assert_eq!(store.lookup_records(10).await.unwrap().len(), 1);
+}
