@@ -7,53 +7,11 @@
 use gateway_base::model::MaterialSource;
 use gateway_store::at_rest::PayloadCipher;
 use gateway_store::materials::{Attach, Attached, BlobInfo, NewCaseMaterial, NewMaterialSource};
+mod common;
+
+use common::Database;
 use gateway_store::{Arrival, NewStep, Store};
-use sqlx::Connection as _;
 use sqlx::Row as _;
-
-struct Database {
-    url: String,
-    _dir: Option<tempfile::TempDir>,
-    postgres: Option<(String, String)>,
-}
-
-impl Database {
-    async fn every() -> Vec<Database> {
-        let dir = tempfile::tempdir().unwrap();
-        let mut all = vec![Database {
-            url: format!("sqlite://{}", dir.path().join("store.db").display()),
-            _dir: Some(dir),
-            postgres: None,
-        }];
-        if let Ok(server) = std::env::var("GATEWAY_TEST_POSTGRES_URL")
-            && !server.is_empty()
-        {
-            let name = format!("materials_{}", uuid::Uuid::new_v4().simple());
-            let mut admin = sqlx::PgConnection::connect(&server).await.unwrap();
-            sqlx::query(&format!("CREATE DATABASE {name}"))
-                .execute(&mut admin)
-                .await
-                .unwrap();
-            let base = server.rsplit_once('/').map_or(server.as_str(), |(b, _)| b);
-            all.push(Database {
-                url: format!("{base}/{name}"),
-                _dir: None,
-                postgres: Some((server.clone(), name)),
-            });
-        }
-        all
-    }
-
-    async fn drop(self) {
-        if let Some((server, name)) = self.postgres {
-            let mut admin = sqlx::PgConnection::connect(&server).await.unwrap();
-            sqlx::query(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
-                .execute(&mut admin)
-                .await
-                .unwrap();
-        }
-    }
-}
 
 fn bytes(len: usize, seed: u8) -> Vec<u8> {
     (0..len)
@@ -114,7 +72,7 @@ fn cipher() -> std::sync::Arc<PayloadCipher> {
 
 #[tokio::test]
 async fn a_file_is_stored_in_chunks_once_by_its_sm3_and_read_back_by_range() {
-    for db in Database::every().await {
+    for db in Database::every("materials").await {
         for sealed in [false, true] {
             let store = Store::open(&db.url)
                 .await
@@ -246,7 +204,7 @@ async fn a_file_is_stored_in_chunks_once_by_its_sm3_and_read_back_by_range() {
 
 #[tokio::test]
 async fn an_unfinished_upload_leaves_nothing_anyone_names() {
-    for db in Database::every().await {
+    for db in Database::every("materials").await {
         let store = Store::open(&db.url).await.unwrap();
         store.create_draft("d", "portal", "s").await.unwrap();
         // Dropped half way (the client went away): removed in the background.
@@ -292,7 +250,7 @@ async fn an_unfinished_upload_leaves_nothing_anyone_names() {
 
 #[tokio::test]
 async fn expired_drafts_go_with_their_files_and_a_cases_files_stay() {
-    for db in Database::every().await {
+    for db in Database::every("materials").await {
         let store = Store::open(&db.url).await.unwrap();
         store.create_draft("old", "portal", "s").await.unwrap();
         store.create_draft("kept", "portal", "s").await.unwrap();

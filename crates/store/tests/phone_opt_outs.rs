@@ -5,41 +5,17 @@
 //!
 //! SQLite always; PostgreSQL too when `GATEWAY_TEST_POSTGRES_URL` names a server.
 
+mod common;
+
+use common::Database;
 use gateway_base::config::{Cipher, PayloadKey};
 use gateway_store::at_rest::PayloadCipher;
 use gateway_store::{Arrival, NewStep, Store};
-use sqlx::Connection as _;
 use sqlx::Row as _;
 use std::sync::Arc;
 
 const PHONE: &str = "13912345678";
 const OTHER: &str = "13800138000";
-
-/// A store's URL, what keeps it, and the PostgreSQL database to drop after.
-type Database = (String, Option<tempfile::TempDir>, Option<(String, String)>);
-
-/// A fresh SQLite file, and a fresh PostgreSQL database when a server is named.
-async fn databases() -> Vec<Database> {
-    let dir = tempfile::tempdir().unwrap();
-    let mut all = vec![(
-        format!("sqlite://{}", dir.path().join("store.db").display()),
-        Some(dir),
-        None,
-    )];
-    if let Ok(server) = std::env::var("GATEWAY_TEST_POSTGRES_URL")
-        && !server.is_empty()
-    {
-        let name = format!("opt_outs_{}", uuid::Uuid::new_v4().simple());
-        let mut admin = sqlx::PgConnection::connect(&server).await.unwrap();
-        sqlx::query(&format!("CREATE DATABASE {name}"))
-            .execute(&mut admin)
-            .await
-            .unwrap();
-        let base = server.rsplit_once('/').map_or(server.as_str(), |(b, _)| b);
-        all.push((format!("{base}/{name}"), None, Some((server.clone(), name))));
-    }
-    all
-}
 
 fn key(id: &str) -> PayloadKey {
     use base64::Engine as _;
@@ -75,7 +51,8 @@ async fn case(store: &Store, id: &str) {
 
 #[tokio::test]
 async fn a_reply_opts_out_every_case_with_the_number_across_a_key_rotation() {
-    for (url, _dir, postgres) in databases().await {
+    for database in Database::every("opt_outs").await {
+        let url = database.url.clone();
         let (k1, k2) = (key("k1"), key("k2"));
         let old = Store::open(&url).await.unwrap().with_cipher(Some(Arc::new(
             PayloadCipher::new(std::slice::from_ref(&k1)).unwrap(),
@@ -171,12 +148,6 @@ async fn a_reply_opts_out_every_case_with_the_number_across_a_key_rotation() {
             .get("phone_masked");
         assert_eq!(masked, "139****5678");
         drop(store);
-        if let Some((server, name)) = postgres {
-            let mut admin = sqlx::PgConnection::connect(&server).await.unwrap();
-            sqlx::query(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
-                .execute(&mut admin)
-                .await
-                .unwrap();
-        }
+        database.drop().await;
     }
 }

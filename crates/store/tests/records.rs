@@ -4,8 +4,10 @@
 //!
 //! SQLite always; PostgreSQL too when `GATEWAY_TEST_POSTGRES_URL` names a server.
 
+mod common;
+
+use common::Database;
 use gateway_store::{LookupServes, Store};
-use sqlx::Connection as _;
 
 fn serves(purpose: &str) -> LookupServes {
     LookupServes {
@@ -46,26 +48,11 @@ async fn every_record_is_stored_when_its_call_returns(store: &Store) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn lookup_records_are_stored_before_their_calls_return() {
-    let dir = tempfile::tempdir().unwrap();
-    let url = format!("sqlite://{}", dir.path().join("store.db").display());
-    every_record_is_stored_when_its_call_returns(&Store::open(&url).await.unwrap()).await;
-    if let Ok(server) = std::env::var("GATEWAY_TEST_POSTGRES_URL")
-        && !server.is_empty()
-    {
-        let name = format!("records_{}", uuid::Uuid::new_v4().simple());
-        let mut admin = sqlx::PgConnection::connect(&server).await.unwrap();
-        sqlx::query(&format!("CREATE DATABASE {name}"))
-            .execute(&mut admin)
-            .await
-            .unwrap();
-        let base = server.rsplit_once('/').map_or(server.as_str(), |(b, _)| b);
-        let store = Store::open(&format!("{base}/{name}")).await.unwrap();
+    for database in Database::every("records").await {
+        let store = Store::open(&database.url).await.unwrap();
         every_record_is_stored_when_its_call_returns(&store).await;
         drop(store);
-        sqlx::query(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
-            .execute(&mut admin)
-            .await
-            .unwrap();
+        database.drop().await;
     }
 }
 
