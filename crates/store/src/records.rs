@@ -55,7 +55,7 @@ impl RecordsConnection {
             Ok(conn)
         })
         .await
-        .map_err(|e| StoreError::Corrupt(format!("records thread: {e}")))??;
+        .map_err(|e| sqlx::Error::Io(e.into()))??;
         let (jobs, queue) = mpsc::channel::<Job>();
         std::thread::Builder::new()
             .name("records-sqlite".into())
@@ -65,7 +65,7 @@ impl RecordsConnection {
                     job(&mut conn);
                 }
             })
-            .map_err(|e| StoreError::Corrupt(format!("records thread: {e}")))?;
+            .map_err(sqlx::Error::Io)?;
         Ok(RecordsConnection::Thread(jobs))
     }
 

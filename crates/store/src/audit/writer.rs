@@ -176,19 +176,12 @@ impl Writer {
         if entries.is_empty() {
             return;
         }
-        let records: Vec<(i64, Option<String>, String)> = entries
-            .iter()
-            .map(|e| {
-                let text = serde_json::to_string(e).expect("an audit entry serialises");
-                (e.at(), e.department().map(str::to_string), text)
-            })
-            .collect();
         loop {
-            match self.insert(&records).await {
+            match self.insert(&entries).await {
                 Ok(()) => return,
                 Err(e) => {
                     metrics::counter!("gateway_audit_write_errors_total").increment(1);
-                    tracing::error!(error = %e, records = records.len(), "audit log write failed; retrying");
+                    tracing::error!(error = %e, records = entries.len(), "audit log write failed; retrying");
                     tokio::time::sleep(Duration::from_secs(1)).await;
                     // Another process with this node id may have written meanwhile (a
                     // misconfiguration): continue after whatever the store holds, so the
@@ -201,22 +194,22 @@ impl Writer {
         }
     }
 
-    async fn insert(
-        &mut self,
-        records: &[(i64, Option<String>, String)],
-    ) -> Result<(), StoreError> {
+    /// Chain the entries after the head and write them; each attempt serialises them afresh,
+    /// so the rows own their text without a copy kept for a retry.
+    async fn insert(&mut self, entries: &[Entry]) -> Result<(), StoreError> {
         let (mut seq, mut prev) = (self.head_seq, self.head_hash.clone());
-        let rows: Vec<ChainedRow> = records
+        let rows: Vec<ChainedRow> = entries
             .iter()
-            .map(|(at, department, record)| {
+            .map(|entry| {
                 seq += 1;
-                let hash = super::chain::link(self.hash, &self.node, seq, &prev, record);
+                let record = serde_json::to_string(entry).expect("an audit entry serialises");
+                let hash = super::chain::link(self.hash, &self.node, seq, &prev, &record);
                 ChainedRow {
                     node: self.node.clone(),
                     seq,
-                    at: *at,
-                    department: department.clone(),
-                    record: record.clone(),
+                    at: entry.at(),
+                    department: entry.department().map(str::to_string),
+                    record,
                     prev_hash: std::mem::replace(&mut prev, hash.clone()),
                     hash,
                 }
