@@ -229,7 +229,7 @@ impl Store {
             connect(&url, Durability::Deferred, 2).await?
         };
         let records = match sqlite_file(&url)? {
-            Some(path) => records::RecordsConnection::thread(&path).await?,
+            Some(path) => records::RecordsConnection::sqlite(&path).await?,
             None => records::RecordsConnection::held(log_pool.clone()),
         };
         Ok(Store {

@@ -2,15 +2,15 @@
 //!
 //! Every lookup is recorded before its answer goes out, so a record costs the lookup a durable
 //! write. One transaction per lookup would make the store's commit the ceiling of lookups per
-//! second; instead one writer task takes every record waiting at that moment, writes them as
-//! one batch ([`BatchInsert`]: one transaction) on the records connection
-//! ([`RecordsConnection`], shared in turns with the audit log), and then tells each
-//! waiting request its record is stored. Under load many lookups
+//! second; instead one writer task takes every record waiting at that moment (and those of the
+//! lookups ready on its thread behind them), writes them as one batch ([`BatchInsert`]: one
+//! transaction) on the records connection ([`RecordsConnection`], shared in turns with the
+//! audit log), and then tells each waiting request its record is stored. Under load many lookups
 //! share a commit; alone, a lookup waits for its own commit exactly as before. Nothing is
 //! answered before its record is stored.
 
 use super::batch_insert::{BatchInsert, Param};
-use super::records::RecordsConnection;
+use super::records::{RecordsConnection, Waiting};
 use super::{LookupServes, StoreError};
 use gateway_base::time::now_ms;
 use std::sync::Arc;
@@ -109,8 +109,22 @@ async fn write_batches(records: RecordsConnection, mut waiting: mpsc::Receiver<P
     let insert = Arc::new(BatchInsert::new("lookup_records", &Row::COLUMNS, 64));
     let mut batch = Vec::with_capacity(BATCH);
     while waiting.recv_many(&mut batch, BATCH).await > 0 {
+        // A SQLite file's batch is written on this thread as soon as this task runs, which
+        // is right after the first lookup woke it: the lookups ready behind that one would
+        // each commit alone. Yielding once lets them reach their records first and share
+        // this commit (alone, a lookup's record waits one pass of the scheduler).
+        if batch.len() < BATCH {
+            tokio::task::yield_now().await;
+            while batch.len() < BATCH
+                && let Ok(pending) = waiting.try_recv()
+            {
+                batch.push(pending);
+            }
+        }
         let (rows, waiters): (Vec<Row>, Vec<_>) = batch.drain(..).map(|p| (p.row, p.done)).unzip();
-        let outcome = records.insert(&insert, rows, Row::values).await;
+        let outcome = records
+            .insert(&insert, rows, Row::values, Waiting::Request)
+            .await;
         if let Err(e) = &outcome {
             tracing::error!(error = %e, records = waiters.len(), "lookup records not written");
         }

@@ -6,12 +6,20 @@
 //! record would feel; taking turns on one connection waits only as long as the other writer's
 //! batch, and the records that queue meanwhile make the next batch.
 //!
-//! For a SQLite file the connection lives on a thread of its own (`records-sqlite`), which
-//! runs each batch as it comes and tells the writer. A lookup waits for its record: through
-//! sqlx each statement went to sqlx's connection thread and its result came back as a stream,
-//! one wake-up of the runtime per item and one at its end, with the two threads taking a lock
-//! in turns; here a batch costs one wake-up of the thread and one of the writer. Waiting for
-//! SQLite's write lock (a case being committed) happens on that thread, never on the runtime's.
+//! For a SQLite file the connection is the process's own (`rusqlite`). A batch a request waits
+//! for (a lookup's record) is written where it is asked for, on the runtime's thread, when
+//! nothing stands in the way: the connection free and SQLite's write lock free at once (the
+//! connection waits for nothing there: its busy timeout is zero). Otherwise — a case's commit
+//! holds the lock, or the other writer's batch the connection — and for batches only their
+//! writer waits for (the audit log's), the batch goes to the records thread
+//! (`records-sqlite`), which waits its turn there, in SQLite's busy handler, never on the
+//! runtime's thread. Why not every batch on the thread: a lookup waiting for its record then
+//! cost a wake-up of the thread and another of the runtime, which for a lookup alone took
+//! longer than SQLite's own work (BENCHMARKS.md, "Lookup records written where they are asked
+//! for"); the audit log's batches, which no answer waits for, are written meanwhile on the
+//! other core. The same thread checkpoints the WAL now and then (SQLite's automatic
+//! checkpoint, which waits for the disk, would run on the runtime's thread: it is off).
+//!
 //! PostgreSQL, and SQLite in memory (whose every connection is a database of its own), keep
 //! one sqlx connection held out of the pool.
 
@@ -21,18 +29,54 @@ use sqlx::any::Any;
 use sqlx::pool::PoolConnection;
 use sqlx::{AnyConnection, AnyPool};
 use std::path::Path;
-use std::sync::{Arc, mpsc};
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::{Arc, Mutex, PoisonError, mpsc};
 
-/// A job for the records thread: it runs with the thread's connection.
+/// A job for the records thread: it runs with the writers' connection.
 type Job = Box<dyn FnOnce(&mut rusqlite::Connection) + Send>;
+
+/// What the records thread is asked to do.
+enum Task {
+    /// A batch the caller could not write itself.
+    Write(Job),
+    /// Copy the WAL's pages into the database file, so the WAL starts over.
+    Checkpoint,
+}
+
+/// Transactions between two checkpoints: a few pages each, so the WAL stays at a few
+/// thousand pages (SQLite's own automatic checkpoint comes at a thousand).
+const CHECKPOINT_EVERY: u32 = 256;
+
+/// How long the records thread waits for SQLite's write lock (a case's commit).
+const THREAD_BUSY_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(5);
+
+/// Who waits for a batch to be written, which decides where a SQLite file's is written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Waiting {
+    /// A request's answer (a lookup's record): written where it is asked for when it can be.
+    Request,
+    /// Only its writer (the audit log): written on the records thread.
+    Writer,
+}
 
 /// Where record writers write, in turns.
 #[derive(Debug, Clone)]
 pub(crate) enum RecordsConnection {
-    /// A SQLite file: its connection on the records thread.
-    Thread(mpsc::Sender<Job>),
+    /// A SQLite file: its connection, written where asked when free, else on the thread.
+    Sqlite(Arc<SqliteRecords>),
     /// Any other store: one sqlx connection, taken at the first write.
     Held(Arc<tokio::sync::Mutex<HeldConnection>>),
+}
+
+/// A SQLite file's records connection and its thread.
+#[derive(Debug)]
+pub(crate) struct SqliteRecords {
+    /// The writers' connection; busy timeout zero except while the thread holds it.
+    connection: Arc<Mutex<rusqlite::Connection>>,
+    /// The records thread's queue.
+    tasks: mpsc::Sender<Task>,
+    /// Transactions since the last checkpoint was asked for.
+    since_checkpoint: AtomicU32,
 }
 
 impl RecordsConnection {
@@ -41,57 +85,130 @@ impl RecordsConnection {
         RecordsConnection::Held(Arc::new(tokio::sync::Mutex::new(HeldConnection::new(pool))))
     }
 
-    /// The records thread on the SQLite file at `path` (its schema already made): commits that
-    /// do not wait for the disk (`synchronous=NORMAL` under WAL), as the log pool's. The thread
-    /// ends when the last clone is dropped.
-    pub(crate) async fn thread(path: &Path) -> Result<RecordsConnection, StoreError> {
+    /// The records connection and thread on the SQLite file at `path` (its schema already
+    /// made): commits that do not wait for the disk (`synchronous=NORMAL` under WAL), as the
+    /// log pool's. The thread ends when the last clone is dropped.
+    pub(crate) async fn sqlite(path: &Path) -> Result<RecordsConnection, StoreError> {
         let path = path.to_path_buf();
-        let conn = tokio::task::spawn_blocking(move || -> rusqlite::Result<_> {
+        let writers = tokio::task::spawn_blocking(move || -> rusqlite::Result<_> {
             let conn = rusqlite::Connection::open(path)?;
-            conn.busy_timeout(std::time::Duration::from_secs(5))?;
+            conn.busy_timeout(std::time::Duration::ZERO)?;
             conn.pragma_update(None, "journal_mode", "WAL")?;
             conn.pragma_update(None, "synchronous", "NORMAL")?;
             conn.pragma_update(None, "foreign_keys", "ON")?;
+            conn.pragma_update(None, "wal_autocheckpoint", 0)?;
             Ok(conn)
         })
         .await
         .map_err(|e| sqlx::Error::Io(e.into()))??;
-        let (jobs, queue) = mpsc::channel::<Job>();
+        let connection = Arc::new(Mutex::new(writers));
+        let (tasks, queue) = mpsc::channel::<Task>();
         std::thread::Builder::new()
             .name("records-sqlite".into())
-            .spawn(move || {
-                let mut conn = conn;
-                while let Ok(job) = queue.recv() {
-                    job(&mut conn);
-                }
+            .spawn({
+                let connection = connection.clone();
+                move || run_thread(&connection, &queue)
             })
             .map_err(sqlx::Error::Io)?;
-        Ok(RecordsConnection::Thread(jobs))
+        Ok(RecordsConnection::Sqlite(Arc::new(SqliteRecords {
+            connection,
+            tasks,
+            since_checkpoint: AtomicU32::new(0),
+        })))
     }
 
-    /// Insert `rows` into `insert`'s table, all or none, in this writer's turn.
+    /// Insert `rows` into `insert`'s table, all or none, in this writer's turn; `waiting`
+    /// says who waits for it.
     pub(crate) async fn insert<R: Send + 'static, const N: usize>(
         &self,
         insert: &Arc<BatchInsert>,
         rows: Vec<R>,
         values: Values<R, N>,
+        waiting: Waiting,
     ) -> Result<(), StoreError> {
         match self {
-            RecordsConnection::Thread(jobs) => {
-                let (done, written) = tokio::sync::oneshot::channel();
-                let insert = insert.clone();
-                let job: Job = Box::new(move |conn| {
-                    let _ = done.send(insert.write_sqlite(conn, &rows, values));
-                });
-                let gone = || StoreError::Database(sqlx::Error::PoolClosed);
-                jobs.send(job).map_err(|_| gone())?;
-                Ok(written.await.map_err(|_| gone())??)
-            }
+            RecordsConnection::Sqlite(sqlite) => sqlite.insert(insert, rows, values, waiting).await,
             RecordsConnection::Held(held) => Ok(held
                 .lock()
                 .await
                 .write(async |c| insert.write(c, &rows, values).await)
                 .await?),
+        }
+    }
+}
+
+impl SqliteRecords {
+    /// Write a request's batch here if the connection and SQLite's write lock are free at
+    /// once; any other batch, or one that cannot be written here, on the records thread.
+    async fn insert<R: Send + 'static, const N: usize>(
+        &self,
+        insert: &Arc<BatchInsert>,
+        rows: Vec<R>,
+        values: Values<R, N>,
+        waiting: Waiting,
+    ) -> Result<(), StoreError> {
+        if waiting == Waiting::Request
+            && let Ok(mut conn) = self.connection.try_lock()
+        {
+            match insert.write_sqlite(&mut conn, &rows, values) {
+                Err(e) if is_busy(&e) => {}
+                written => {
+                    drop(conn);
+                    self.committed();
+                    return Ok(written?);
+                }
+            }
+        }
+        let (done, written) = tokio::sync::oneshot::channel();
+        let insert = insert.clone();
+        let job: Job = Box::new(move |conn| {
+            let _ = done.send(insert.write_sqlite(conn, &rows, values));
+        });
+        let gone = || StoreError::Database(sqlx::Error::PoolClosed);
+        self.tasks.send(Task::Write(job)).map_err(|_| gone())?;
+        let written = written.await.map_err(|_| gone())?;
+        self.committed();
+        Ok(written?)
+    }
+
+    /// Count a transaction; every [`CHECKPOINT_EVERY`] the thread checkpoints.
+    fn committed(&self) {
+        if self.since_checkpoint.fetch_add(1, Ordering::Relaxed) + 1 >= CHECKPOINT_EVERY {
+            self.since_checkpoint.store(0, Ordering::Relaxed);
+            let _ = self.tasks.send(Task::Checkpoint);
+        }
+    }
+}
+
+/// True when SQLite refused for a lock another connection holds.
+fn is_busy(error: &rusqlite::Error) -> bool {
+    matches!(
+        error.sqlite_error_code(),
+        Some(rusqlite::ErrorCode::DatabaseBusy | rusqlite::ErrorCode::DatabaseLocked)
+    )
+}
+
+/// The records thread: batches that wait for their turn, and checkpoints.
+fn run_thread(connection: &Mutex<rusqlite::Connection>, queue: &mpsc::Receiver<Task>) {
+    while let Ok(task) = queue.recv() {
+        let mut conn = connection.lock().unwrap_or_else(PoisonError::into_inner);
+        match task {
+            Task::Write(job) => {
+                // Here, unlike on the runtime's thread, waiting for the lock is the point.
+                let _ = conn.busy_timeout(THREAD_BUSY_TIMEOUT);
+                job(&mut conn);
+                let _ = conn.busy_timeout(std::time::Duration::ZERO);
+            }
+            // With the connection held, no batch is written meanwhile, so the checkpoint
+            // copies every page of the WAL and the next batch starts it over (a checkpoint
+            // beside a steady writer never catches up, and the WAL would grow without end).
+            // Batches asked for meanwhile come here and wait, as they would for a case's
+            // commit. PASSIVE: it does not wait for readers.
+            Task::Checkpoint => {
+                if let Err(e) = conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |_| Ok(())) {
+                    tracing::warn!(error = %e, "records: WAL checkpoint failed");
+                }
+            }
         }
     }
 }

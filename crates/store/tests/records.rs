@@ -88,3 +88,48 @@ async fn a_record_waiting_for_sqlites_write_lock_leaves_the_runtime_free() {
     recording.await.unwrap().unwrap();
     assert_eq!(store.lookup_records(10).await.unwrap().len(), 1);
 }
+
+/// The WAL is checkpointed as records are written (SQLite's automatic checkpoint, which waits
+/// for the disk, is off on the records connection, whose lookup records are written on the
+/// runtime's thread): after thousands of commits, from lookups one after another and many at
+/// once, the WAL holds a few thousand pages, not every page ever written.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_wal_is_checkpointed_as_records_are_written() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("store.db");
+    let store = Store::open(&format!("sqlite://{}", path.display()))
+        .await
+        .unwrap();
+    for n in 0..2000 {
+        store
+            .record_lookup(
+                "portal",
+                "tax.clearance",
+                &serves(&format!("核验 {n}")),
+                "ok",
+            )
+            .await
+            .unwrap();
+    }
+    for round in 0..10 {
+        let calls = (0..64).map(|n| {
+            let store = store.clone();
+            async move {
+                let purpose = format!("核验 {round}-{n}");
+                store
+                    .record_lookup("portal", "tax.clearance", &serves(&purpose), "ok")
+                    .await
+            }
+        });
+        for recorded in futures::future::join_all(calls).await {
+            recorded.unwrap();
+        }
+    }
+    // Each commit writes two pages or more (the table's and its key's): without checkpoints
+    // the WAL would hold 4 000 pages and more (16 MiB).
+    let wal = std::fs::metadata(dir.path().join("store.db-wal"))
+        .unwrap()
+        .len();
+    assert!(wal < 6 << 20, "the WAL has grown to {wal} bytes");
+    assert_eq!(store.lookup_records(5000).await.unwrap().len(), 2640);
+}

@@ -6,7 +6,7 @@ use super::chain::seal_message;
 use super::{AuditConfig, Entry, Message};
 use crate::StoreError;
 use crate::batch_insert::{BatchInsert, Param};
-use crate::records::RecordsConnection;
+use crate::records::{RecordsConnection, Waiting};
 use base64::Engine as _;
 use gateway_base::digest::HashAlgorithm;
 use gateway_base::signature::SigningKeyFile;
@@ -216,7 +216,7 @@ impl Writer {
             })
             .collect();
         self.records
-            .insert(&self.insert, rows, ChainedRow::values)
+            .insert(&self.insert, rows, ChainedRow::values, Waiting::Writer)
             .await?;
         (self.head_seq, self.head_hash) = (seq, prev);
         Ok(())
@@ -249,7 +249,7 @@ impl Writer {
         };
         let done = self
             .records
-            .insert(&self.seals, vec![seal], SealRow::values)
+            .insert(&self.seals, vec![seal], SealRow::values, Waiting::Writer)
             .await;
         // A failed seal is tried again after the interval (or the next full batch), not at
         // once: a store that is down is not asked in a loop.
