@@ -24,6 +24,7 @@ impl Orchestrator {
                 id: name.to_string(),
             })?;
         let department = adapter.department().id.clone();
+        let _in_flight = self.store().lookup_begun();
         let answer = adapter.lookup(name, &query.to_string()).await;
         let outcome = answer.as_ref().map_or_else(|e| e.kind(), |_| "ok");
         self.store()

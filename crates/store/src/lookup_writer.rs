@@ -14,6 +14,7 @@ use super::records::{RecordsConnection, Waiting};
 use super::{LookupServes, StoreError};
 use gateway_base::time::now_ms;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use tokio::sync::{mpsc, oneshot};
 
 /// The most records one batch takes.
@@ -61,14 +62,35 @@ impl Row {
 #[derive(Debug, Clone)]
 pub(super) struct LookupWriter {
     queue: mpsc::Sender<Pending>,
+    /// Lookups begun and not yet ended ([`LookupInFlight`]).
+    in_flight: Arc<AtomicUsize>,
+}
+
+/// A lookup on its way, from before its department is asked until its answer: while others
+/// are, a record waits one pass of the scheduler so that theirs share its commit. Dropped,
+/// the lookup has ended.
+#[derive(Debug)]
+pub struct LookupInFlight(Arc<AtomicUsize>);
+
+impl Drop for LookupInFlight {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::Relaxed);
+    }
 }
 
 impl LookupWriter {
     /// Start the writer task on the records connection.
     pub(super) fn start(records: RecordsConnection) -> LookupWriter {
         let (queue, waiting) = mpsc::channel(4 * BATCH);
-        tokio::spawn(write_batches(records, waiting));
-        LookupWriter { queue }
+        let in_flight = Arc::new(AtomicUsize::new(0));
+        tokio::spawn(write_batches(records, in_flight.clone(), waiting));
+        LookupWriter { queue, in_flight }
+    }
+
+    /// A lookup begins.
+    pub(super) fn begun(&self) -> LookupInFlight {
+        self.in_flight.fetch_add(1, Ordering::Relaxed);
+        LookupInFlight(self.in_flight.clone())
     }
 
     /// Record a lookup; returns once it is committed.
@@ -105,15 +127,20 @@ impl LookupWriter {
     }
 }
 
-async fn write_batches(records: RecordsConnection, mut waiting: mpsc::Receiver<Pending>) {
+async fn write_batches(
+    records: RecordsConnection,
+    in_flight: Arc<AtomicUsize>,
+    mut waiting: mpsc::Receiver<Pending>,
+) {
     let insert = Arc::new(BatchInsert::new("lookup_records", &Row::COLUMNS, 64));
     let mut batch = Vec::with_capacity(BATCH);
     while waiting.recv_many(&mut batch, BATCH).await > 0 {
         // A SQLite file's batch is written on this thread as soon as this task runs, which
         // is right after the first lookup woke it: the lookups ready behind that one would
-        // each commit alone. Yielding once lets them reach their records first and share
-        // this commit (alone, a lookup's record waits one pass of the scheduler).
-        if batch.len() < BATCH {
+        // each commit alone. While other lookups are on their way, yielding once lets those
+        // ready reach their records first and share this commit; a lookup alone is written
+        // at once.
+        if batch.len() < BATCH && in_flight.load(Ordering::Relaxed) > batch.len() {
             tokio::task::yield_now().await;
             while batch.len() < BATCH
                 && let Ok(pending) = waiting.try_recv()

@@ -38,6 +38,12 @@ pub struct LookupRecord {
 }
 
 impl Store {
+    /// A lookup begins: hold the guard until it is answered (its record written). Lookups in
+    /// flight let the record writer gather their records into one commit.
+    pub fn lookup_begun(&self) -> crate::LookupInFlight {
+        self.lookups.begun()
+    }
+
     /// Record a portal lookup (the query and answer are not kept: only who, why and how).
     pub async fn record_lookup(
         &self,
