@@ -9,7 +9,7 @@
 //! `log2(max) + 1` statements that the statement cache keeps prepared. SQLite's statements have
 //! anonymous placeholders (`?`), PostgreSQL's numbered ones (`$1`).
 //!
-//! A SQLite file's records are written in the process, on the records thread
+//! A SQLite file's records are written in the process, on the records connection
 //! ([`crate::records`]): there a statement costs no round trip, so a batch is one prepared
 //! single-row statement run once per row, in one transaction.
 //!
@@ -54,7 +54,7 @@ pub(crate) struct BatchInsert {
     /// binding a `$n` makes sqlx ask SQLite its name, which SQLite finds by walking the
     /// statement's list of names: for a chunk of hundreds of values, quadratic work per batch.
     anonymous: Vec<String>,
-    /// One row's statement, for the records thread's own connection.
+    /// One row's statement, for a SQLite file's records connection.
     single: String,
 }
 

@@ -34,8 +34,9 @@
 //! - [`at_rest`]: SM4-GCM / AES-256-GCM sealing of stored payloads, key rotation; keyed
 //!   digests (HMAC-SM3) a sealed value is found by (a phone number's 退订).
 //! - `records`, `batch_insert`, `lookup_writer`: records written in batches (group commit) on
-//!   one connection in turns: a SQLite file's on a thread of its own, another store's held
-//!   out of its pool.
+//!   one connection in turns: a SQLite file's the process's own (a lookup's record written on
+//!   the runtime's thread when nothing stands in the way, else on the records thread), another
+//!   store's held out of its pool.
 
 #![warn(missing_docs, unreachable_pub)]
 
@@ -73,7 +74,7 @@ pub enum StoreError {
     /// The database failed.
     #[error("store: {0}")]
     Database(#[from] sqlx::Error),
-    /// The records thread's SQLite connection failed ([`records`]).
+    /// A SQLite file's records connection failed ([`records`]).
     #[error("store: records: {0}")]
     Records(#[from] rusqlite::Error),
     /// The schema could not be brought to this version.

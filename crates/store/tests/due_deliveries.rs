@@ -4,8 +4,10 @@
 //! SQLite always; PostgreSQL too when `GATEWAY_TEST_POSTGRES_URL` names a server (a fresh
 //! database on it, dropped afterwards).
 
+mod common;
+
+use common::Database;
 use gateway_store::{Arrival, NewStep, Store};
-use sqlx::Connection as _;
 
 async fn check(store: &Store) {
     // 40 cases for a slow department, then one for another, each with one pending step.
@@ -87,33 +89,11 @@ async fn check(store: &Store) {
 }
 
 #[tokio::test]
-async fn claimed_steps_are_skipped_and_departments_take_turns_on_sqlite() {
-    let dir = tempfile::tempdir().unwrap();
-    let url = format!("sqlite://{}", dir.path().join("store.db").display());
-    check(&Store::open(&url).await.unwrap()).await;
-}
-
-#[tokio::test]
-async fn claimed_steps_are_skipped_and_departments_take_turns_on_postgresql() {
-    let Some(server) = std::env::var("GATEWAY_TEST_POSTGRES_URL")
-        .ok()
-        .filter(|u| !u.is_empty())
-    else {
-        eprintln!("skipped: GATEWAY_TEST_POSTGRES_URL is not set");
-        return;
-    };
-    let name = format!("due_{}", uuid::Uuid::new_v4().simple());
-    let mut admin = sqlx::PgConnection::connect(&server).await.unwrap();
-    sqlx::query(&format!("CREATE DATABASE {name}"))
-        .execute(&mut admin)
-        .await
-        .unwrap();
-    let base = server.rsplit_once('/').map_or(server.as_str(), |(b, _)| b);
-    let store = Store::open(&format!("{base}/{name}")).await.unwrap();
-    check(&store).await;
-    drop(store);
-    sqlx::query(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
-        .execute(&mut admin)
-        .await
-        .unwrap();
+async fn claimed_steps_are_skipped_and_departments_take_turns() {
+    for database in Database::every("due").await {
+        let store = Store::open(&database.url).await.unwrap();
+        check(&store).await;
+        drop(store);
+        database.drop().await;
+    }
 }

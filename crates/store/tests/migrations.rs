@@ -6,6 +6,9 @@
 //! SQLite always; PostgreSQL too when `GATEWAY_TEST_POSTGRES_URL` names a server (a fresh
 //! database on it per case, dropped afterwards).
 
+mod common;
+
+use common::Database;
 use gateway_base::model::StepState;
 use gateway_store::{Arrival, NewStep, Store};
 use sqlx::Connection as _;
@@ -28,67 +31,12 @@ const FIRST_RELEASE: &[&str] = &[
         'SW1', '{}', NULL, '{\"taxpayer_id\":\"91350100M000100Y43\"}', 1, 'k1', 0, 0, NULL, NULL, 1700000000000)",
 ];
 
-/// A database to run one case on: a SQLite file, or a fresh PostgreSQL database.
-struct Database {
-    url: String,
-    _dir: Option<tempfile::TempDir>,
-    postgres: Option<(String, String)>,
-}
-
-impl Database {
-    async fn sqlite() -> Database {
-        let dir = tempfile::tempdir().unwrap();
-        Database {
-            url: format!(
-                "sqlite://{}?mode=rwc",
-                dir.path().join("store.db").display()
-            ),
-            _dir: Some(dir),
-            postgres: None,
-        }
-    }
-
-    async fn postgres(server: &str) -> Database {
-        let name = format!("migrations_{}", uuid::Uuid::new_v4().simple());
-        let mut admin = sqlx::PgConnection::connect(server).await.unwrap();
-        sqlx::query(&format!("CREATE DATABASE {name}"))
-            .execute(&mut admin)
-            .await
-            .unwrap();
-        let base = server.rsplit_once('/').map_or(server, |(base, _)| base);
-        Database {
-            url: format!("{base}/{name}"),
-            _dir: None,
-            postgres: Some((server.to_string(), name)),
-        }
-    }
-
-    async fn every() -> Vec<Database> {
-        let mut all = vec![Database::sqlite().await];
-        if let Ok(server) = std::env::var("GATEWAY_TEST_POSTGRES_URL")
-            && !server.is_empty()
-        {
-            all.push(Database::postgres(&server).await);
-        }
-        all
-    }
-
-    async fn run(&self, statements: &[&str]) {
-        sqlx::any::install_default_drivers();
-        let mut conn = sqlx::AnyConnection::connect(&self.url).await.unwrap();
-        for statement in statements {
-            sqlx::query(statement).execute(&mut conn).await.unwrap();
-        }
-    }
-
-    async fn drop(self) {
-        if let Some((server, name)) = self.postgres {
-            let mut admin = sqlx::PgConnection::connect(&server).await.unwrap();
-            sqlx::query(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
-                .execute(&mut admin)
-                .await
-                .unwrap();
-        }
+/// Run `statements` on `db` before any store opens it.
+async fn run(db: &Database, statements: &[&str]) {
+    sqlx::any::install_default_drivers();
+    let mut conn = sqlx::AnyConnection::connect(&db.url).await.unwrap();
+    for statement in statements {
+        sqlx::query(statement).execute(&mut conn).await.unwrap();
     }
 }
 
@@ -135,7 +83,7 @@ fn new_case() -> (Vec<NewStep>, Arrival) {
 
 #[tokio::test]
 async fn an_empty_database_gets_every_table_and_the_version() {
-    for db in Database::every().await {
+    for db in Database::every("migrations").await {
         let store = Store::open(&db.url).await.unwrap();
         assert_eq!(versions(&store).await, every_version());
         let (steps, admission) = new_case();
@@ -214,8 +162,8 @@ async fn an_empty_database_gets_every_table_and_the_version() {
 
 #[tokio::test]
 async fn a_store_from_before_versioned_migrations_is_brought_up_to_date_with_its_cases() {
-    for db in Database::every().await {
-        db.run(FIRST_RELEASE).await;
+    for db in Database::every("migrations").await {
+        run(&db, FIRST_RELEASE).await;
         let store = Store::open(&db.url).await.unwrap();
         assert_eq!(versions(&store).await, every_version());
         // The old case reads as it was, with the columns it did not have.
@@ -260,7 +208,7 @@ async fn a_store_from_before_versioned_migrations_is_brought_up_to_date_with_its
 
 #[tokio::test]
 async fn an_unknown_step_state_is_an_error_not_a_guess() {
-    let db = Database::sqlite().await;
+    let db = Database::sqlite();
     let store = Store::open(&db.url).await.unwrap();
     let (steps, admission) = new_case();
     store
@@ -290,7 +238,7 @@ async fn an_unknown_step_state_is_an_error_not_a_guess() {
 #[tokio::test]
 async fn a_store_at_version_1_with_cases_gets_the_materials_and_keeps_its_cases() {
     use gateway_store::materials::{Attach, Attached, NewCaseMaterial, NewMaterialSource};
-    for db in Database::every().await {
+    for db in Database::every("migrations").await {
         // Version 1 exactly as it shipped: its file alone, run by a migrator of its own.
         let only_first = tempfile::tempdir().unwrap();
         std::fs::copy(
