@@ -74,7 +74,7 @@ pub enum StoreError {
     /// The database failed.
     #[error("store: {0}")]
     Database(#[from] sqlx::Error),
-    /// A SQLite file's records connection failed ([`records`]).
+    /// A SQLite file's records connection failed (the `records` module).
     #[error("store: records: {0}")]
     Records(#[from] rusqlite::Error),
     /// The schema could not be brought to this version.
