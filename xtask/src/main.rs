@@ -996,7 +996,8 @@ unsafe_code = "forbid"
 
 # As the gateway's workspace builds its adapters.
 [profile.release]
-codegen-units = 4
+lto = "fat"
+codegen-units = 1
 "#,
         sdk = toml_string(&sdk.to_string_lossy()),
     );
