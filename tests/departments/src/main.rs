@@ -102,6 +102,12 @@ async fn main() -> anyhow::Result<()> {
         deps.social_security.department.name, deps.social_security.department.base_url
     );
     println!("{:<18} {}", "certificates", deps.cert_dir.display());
-    tokio::signal::ctrl_c().await?;
+    // SIGTERM too, so a supervisor (the bench) stops it with its exit handlers run.
+    let mut terminate =
+        tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
+    tokio::select! {
+        stopped = tokio::signal::ctrl_c() => stopped?,
+        _ = terminate.recv() => {}
+    }
     Ok(())
 }

@@ -337,7 +337,8 @@ struct ChildGuard {
     name: &'static str,
     child: Child,
     log: PathBuf,
-    /// Stop with SIGTERM first (nginx's master then stops its workers), SIGKILL after 5 s.
+    /// Stop with SIGTERM first, SIGKILL after 5 s: nginx's master then stops its workers, and
+    /// the Rust processes return from `main`, so an instrumented build writes its profile.
     graceful: bool,
 }
 
@@ -916,7 +917,7 @@ async fn lookup_benchmarks(
         .env("RUST_LOG", "warn");
     unused_departments_on_free_ports(&mut command)?;
     let mut departments =
-        ChildGuard::spawn("departments", command, dir.join("departments.log"), false)?;
+        ChildGuard::spawn("departments", command, dir.join("departments.log"), true)?;
     for port in [tax, real_estate, public_security, market_regulation] {
         departments.wait_for_port(port)?;
     }
@@ -974,7 +975,7 @@ async fn lookup_benchmarks(
         .args(["--passthrough-listen", &passthrough_port.to_string()])
         .args(["--passthrough-upstream", &format!("http://127.0.0.1:{tax}")]);
     let mut passthrough =
-        ChildGuard::spawn("pass-through", command, dir.join("passthrough.log"), false)?;
+        ChildGuard::spawn("pass-through", command, dir.join("passthrough.log"), true)?;
     passthrough.wait_for_port(passthrough_port)?;
     let passthrough_runs = measure(
         "pass-through",
@@ -1044,7 +1045,7 @@ async fn lookup_benchmarks(
         .arg(&config)
         .current_dir(dir)
         .env("RUST_LOG", "warn");
-    let mut gateway = ChildGuard::spawn("gateway", command, dir.join("gateway.log"), false)?;
+    let mut gateway = ChildGuard::spawn("gateway", command, dir.join("gateway.log"), true)?;
     gateway.wait_for_port(gateway_port)?;
     let gateway_target = Target::Gateway {
         url: format!("http://127.0.0.1:{gateway_port}/api/v1/lookups/tax.clearance"),

@@ -38,7 +38,15 @@ pub fn serve(port: u16, upstream: String) -> anyhow::Result<()> {
         });
         let app = axum::Router::new().fallback(forward).with_state(state);
         let listener = tokio::net::TcpListener::bind(("127.0.0.1", port)).await?;
-        axum::serve(listener, app).await?;
+        // Stops on SIGTERM by returning from `main`, as the gateway does, so an instrumented
+        // build writes its profile (see the bench's `--pgo-train`).
+        let mut terminate =
+            tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
+        axum::serve(listener, app)
+            .with_graceful_shutdown(async move {
+                terminate.recv().await;
+            })
+            .await?;
         Ok(())
     })
 }
