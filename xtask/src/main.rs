@@ -9,7 +9,10 @@
 //! - `cargo xtask python-tests`: the Python helper library's and adapters' unit tests (native,
 //!   scripted department exchanges), part of `test`.
 //! - `cargo xtask js-tests`: the same for JavaScript (`node --test`), part of `test`.
-//! - `cargo xtask bench`: run the benchmarks and print their figures (see BENCHMARKS.md).
+//! - `cargo xtask bench [--pgo]`: run the benchmarks and print their figures (see
+//!   BENCHMARKS.md); with `--pgo`, of the profile-guided build.
+//! - `cargo xtask pgo`: release binaries optimised with a profile of the gateway's own load
+//!   (`pgo.rs`), in `target/<host>/release/`.
 //! - `cargo xtask lint`: rustfmt check and clippy with warnings denied.
 //! - `cargo xtask schemathesis`: schemathesis against a gateway configured as the demo, on ports
 //!   of its own (part of `test` when `GATEWAY_TEST_SCHEMATHESIS=1`, as in CI).
@@ -28,6 +31,7 @@ use std::time::{Duration, Instant};
 
 mod freshness;
 mod js;
+mod pgo;
 mod python;
 
 /// The adapter crates built to components, with the department adapters first.
@@ -62,6 +66,10 @@ fn main() -> anyhow::Result<()> {
         Some("js-tests") => js::unit_tests(&root),
         Some("bench") => bench(&root, &args[1..]),
         Some("lint") => lint(),
+        Some("pgo") => {
+            build_adapters()?;
+            pgo::build(&root).map(drop)
+        }
         Some("schemathesis") => {
             build_adapters()?;
             build_binaries()?;
@@ -75,7 +83,7 @@ fn main() -> anyhow::Result<()> {
         Some("new-adapter") => new_adapter(&root, &invoked_from, &args[1..]),
         _ => {
             eprintln!(
-                "usage: cargo xtask <demo | test | adapters | python-tests | js-tests | bench | lint | schemathesis | clients | new-adapter>"
+                "usage: cargo xtask <demo | test | adapters | python-tests | js-tests | bench [--pgo] | pgo | lint | schemathesis | clients | new-adapter>"
             );
             std::process::exit(2);
         }
@@ -718,23 +726,33 @@ fn lint() -> anyhow::Result<()> {
 
 fn bench(root: &Path, extra: &[String]) -> anyhow::Result<()> {
     build_adapters()?;
-    // The bench binaries built once, in one cargo invocation, then run directly: one `cargo run`
-    // each would check the build three or four times, and (nested in `cargo xtask`) with
-    // environments that made cargo rebuild ring and what depends on it (BENCHMARKS.md).
-    let mut build = cargo();
-    build.args([
-        "build",
-        "--release",
-        "-p",
-        "integration-tests",
-        "--bins",
-        "-p",
-        "gateway",
-        "-p",
-        "departments",
-    ]);
-    run(build)?;
-    let release = root.join("target/release");
+    let pgo = extra.iter().any(|a| a == "--pgo");
+    let extra: Vec<&str> = extra
+        .iter()
+        .map(String::as_str)
+        .filter(|a| *a != "--pgo")
+        .collect();
+    let release = if pgo {
+        pgo::build(root)?
+    } else {
+        // The bench binaries built once, in one cargo invocation, then run directly: one `cargo
+        // run` each would check the build three or four times, and (nested in `cargo xtask`)
+        // with environments that made cargo rebuild ring and what depends on it (BENCHMARKS.md).
+        let mut build = cargo();
+        build.args([
+            "build",
+            "--release",
+            "-p",
+            "integration-tests",
+            "--bins",
+            "-p",
+            "gateway",
+            "-p",
+            "departments",
+        ]);
+        run(build)?;
+        root.join("target/release")
+    };
     let bench_binary = |name: &str| {
         let mut command = Command::new(release.join(name));
         without_cargo_run_env(&mut command);
@@ -744,14 +762,17 @@ fn bench(root: &Path, extra: &[String]) -> anyhow::Result<()> {
         command
     };
     // `--materials-only`: uploads and a large material's delivery, nothing else.
-    if extra.iter().any(|a| a == "--materials-only") {
+    if extra.contains(&"--materials-only") {
         return run(bench_binary("bench_materials"));
     }
     let mut bench = bench_binary("bench");
-    bench.args(extra);
+    if pgo {
+        bench.arg("--binaries").arg(&release);
+    }
+    bench.args(&extra);
     run(bench)?;
     // `--fairness-only` asks for that one measurement: the other binaries are not run.
-    if extra.iter().any(|a| a == "--fairness-only") {
+    if extra.contains(&"--fairness-only") {
         return Ok(());
     }
     // Case throughput and 企业开办 latency: on SQLite, then acceptance on PostgreSQL if named.

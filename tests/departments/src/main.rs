@@ -103,8 +103,7 @@ async fn main() -> anyhow::Result<()> {
     );
     println!("{:<18} {}", "certificates", deps.cert_dir.display());
     // SIGTERM too, so a supervisor (the bench) stops it with its exit handlers run.
-    let mut terminate =
-        tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
+    let mut terminate = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
     tokio::select! {
         stopped = tokio::signal::ctrl_c() => stopped?,
         _ = terminate.recv() => {}

@@ -39,7 +39,7 @@ pub fn serve(port: u16, upstream: String) -> anyhow::Result<()> {
         let app = axum::Router::new().fallback(forward).with_state(state);
         let listener = tokio::net::TcpListener::bind(("127.0.0.1", port)).await?;
         // Stops on SIGTERM by returning from `main`, as the gateway does, so an instrumented
-        // build writes its profile (see the bench's `--pgo-train`).
+        // build writes its profile (`cargo xtask pgo`).
         let mut terminate =
             tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
         axum::serve(listener, app)
