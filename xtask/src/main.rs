@@ -753,14 +753,7 @@ fn bench(root: &Path, extra: &[String]) -> anyhow::Result<()> {
         run(build)?;
         root.join("target/release")
     };
-    let bench_binary = |name: &str| {
-        let mut command = Command::new(release.join(name));
-        without_cargo_run_env(&mut command);
-        command
-            .env("GATEWAY_ADAPTERS_DIR", adapters_dir(root))
-            .env("GATEWAY_BINARY", release.join("gateway"));
-        command
-    };
+    let bench_binary = |name: &str| bench_command(root, &release, name);
     // `--materials-only`: uploads and a large material's delivery, nothing else.
     if extra.contains(&"--materials-only") {
         return run(bench_binary("bench_materials"));
@@ -789,6 +782,17 @@ fn bench(root: &Path, extra: &[String]) -> anyhow::Result<()> {
         run(on_postgres)?;
     }
     Ok(())
+}
+
+/// One of the bench binaries in `binaries`, run directly, with the gateway and the adapters
+/// beside it.
+fn bench_command(root: &Path, binaries: &Path, name: &str) -> Command {
+    let mut command = Command::new(binaries.join(name));
+    without_cargo_run_env(&mut command);
+    command
+        .env("GATEWAY_ADAPTERS_DIR", adapters_dir(root))
+        .env("GATEWAY_BINARY", binaries.join("gateway"));
+    command
 }
 
 /// Child processes that are killed when the demo ends, however it ends.

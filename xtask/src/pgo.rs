@@ -15,7 +15,7 @@
 //! The result is in `target/<host>/release/`; `cargo xtask bench --pgo` measures it, its
 //! pass-through and load generator built the same way as the gateway.
 
-use crate::{adapters_dir, cargo, run, without_cargo_run_env};
+use crate::{bench_command, cargo, run};
 use anyhow::{Context, bail};
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -73,12 +73,8 @@ fn build_binaries(host: &str, rustflag: &str, benches: &[&str]) -> anyhow::Resul
 fn train(root: &Path, binaries: &Path, raw: &Path) -> anyhow::Result<()> {
     let profile_file = raw.join("%m_%p.profraw");
     let instrumented = |name: &str| {
-        let mut command = Command::new(binaries.join(name));
-        without_cargo_run_env(&mut command);
-        command
-            .env("LLVM_PROFILE_FILE", &profile_file)
-            .env("GATEWAY_ADAPTERS_DIR", adapters_dir(root))
-            .env("GATEWAY_BINARY", binaries.join("gateway"));
+        let mut command = bench_command(root, binaries, name);
+        command.env("LLVM_PROFILE_FILE", &profile_file);
         command
     };
     let mut lookups = instrumented("bench");
