@@ -345,9 +345,10 @@ fn required_scope(method: &axum::http::Method, path: &str) -> Option<Option<Stri
 /// refused from the next request on.
 pub type Credentials = Arc<arc_swap::ArcSwap<Authenticator>>;
 
-/// Portal middleware: authenticate, check the path's scope, hand the client to the handler.
-pub async fn portal(
-    axum::extract::State(auth): axum::extract::State<Credentials>,
+/// The portal's authentication: authenticate, check the path's scope, hand the client to the
+/// handler (called by the portal's middleware, [`crate::portal`]).
+pub(crate) async fn portal(
+    auth: &Credentials,
     mut request: Request,
     next: Next,
 ) -> Result<Response, ApiError> {

@@ -16,7 +16,7 @@
 //! - [`error`]: the one error format.
 //! - [`openapi`]: the document; [`docs`]: the page that browses it, served whole by the gateway.
 //! - `embedded`: the files pages load, compiled in and served under their content's digest.
-//! - [`middleware`]: request ids, trace context, the clerk behind a request.
+//! - [`middleware`]: request ids, trace context and the request span at the edge; the clerk behind a request.
 //! - [`screens`]: the hall's screens (clerks and supervisors on the portal listener, operators
 //!   on the admin listener): server-rendered pages, sessions, CSRF, CSP.
 //! - [`listener`]: the listeners, plain or TLS (handshakes off the accept path); [`tls`]: their
@@ -59,13 +59,7 @@ pub fn portal_app(
     audit: gateway_store::audit::Sink,
     screens: Option<Arc<screens::Screens>>,
 ) -> App {
-    let api = middleware::clerk_layer(portal::router(
-        orchestrator,
-        limits,
-        readiness,
-        credentials,
-        audit,
-    ));
+    let api = portal::router(orchestrator, limits, readiness, credentials, audit);
     middleware::layer(match screens {
         Some(screens) => screens::portal_router(screens).merge(api),
         None => api,

@@ -18,10 +18,17 @@ use axum::response::Response;
 use gateway_base::model::{Clerk, FieldProblem};
 use gateway_base::trace::{TraceContext, scope};
 use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
+use tracing::Instrument;
 
-/// Middleware: continue the caller's trace (or start one), make it the request's task-local, and
-/// leave it in the request's extensions for the request span.
-async fn continue_trace(mut request: Request, next: Next) -> Response {
+/// Middleware at the edge of every request: continue the caller's trace (or start one) as
+/// the request's task-local, with its request id and the names it masks; handle it inside the
+/// request span; log the failure its answer carries.
+///
+/// One middleware where these were three layers (the trace context, `tower_http`'s trace
+/// layer, the failure log): each layer of a router is boxed per route, and each call through
+/// one clones the boxed stack below it and boxes its future. Functions called in turn cost
+/// none of that (BENCHMARKS.md, "Fewer layers").
+async fn edge(mut request: Request, next: Next) -> Response {
     let context = {
         // In a block: a borrow of the request must not live across the await below.
         let header = |name: &str| request.headers().get(name).and_then(|v| v.to_str().ok());
@@ -36,8 +43,24 @@ async fn continue_trace(mut request: Request, next: Next) -> Response {
         .headers()
         .get("x-request-id")
         .map(|v| String::from_utf8_lossy(v.as_bytes()).into_owned());
+    let handled = async move {
+        let span = request_span(&request);
+        async move {
+            let started = std::time::Instant::now();
+            tracing::debug!("started processing request");
+            let response = log_failures(next.run(request).await);
+            tracing::debug!(
+                status = response.status().as_u16(),
+                latency_ms = started.elapsed().as_secs_f64() * 1000.0,
+                "finished processing request"
+            );
+            response
+        }
+        .instrument(span)
+        .await
+    };
     // The names a request carries are masked in everything it logs or answers.
-    let run = crate::error::with_request_id(id, next.run(request));
+    let run = crate::error::with_request_id(id, handled);
     scope(context, gateway_base::redact::scope(run)).await
 }
 
@@ -65,29 +88,18 @@ fn request_span(request: &axum::http::Request<axum::body::Body>) -> tracing::Spa
 
 /// Request ids, trace context and the request span around a router (the portal's, the admin's).
 pub fn layer(router: axum::Router) -> axum::Router {
-    // Each layer wraps the ones before it: the id is set first of all and echoed on the way
-    // out, the trace context is known before the span is made.
-    router
-        .layer(axum::middleware::from_fn(log_failures))
-        .layer(
-            tower_http::trace::TraceLayer::new_for_http()
-                .make_span_with(request_span)
-                // Errors are logged where they are understood (a department's failure as a
-                // warning, the gateway's own as an error, readiness when it changes); a 5xx
-                // here again, say a `/readyz` 503 asked every second, would only repeat them.
-                .on_failure(
-                    tower_http::trace::DefaultOnFailure::new().level(tracing::Level::DEBUG),
-                ),
-        )
-        .layer(axum::middleware::from_fn(continue_trace))
-        .layer(PropagateRequestIdLayer::x_request_id())
-        .layer(SetRequestIdLayer::x_request_id(MakeRequestUuid))
+    // Outermost first: the id is set first of all and echoed on the way out.
+    router.layer(
+        tower::ServiceBuilder::new()
+            .layer(SetRequestIdLayer::x_request_id(MakeRequestUuid))
+            .layer(PropagateRequestIdLayer::x_request_id())
+            .layer(axum::middleware::from_fn(edge)),
+    )
 }
 
-/// Middleware: log the failure an error answer carries ([`crate::error::Failure`]), masked,
-/// on the request's span; the answer goes out without it.
-pub(crate) async fn log_failures(request: Request, next: Next) -> Response {
-    let mut response = next.run(request).await;
+/// The failure an error answer carries ([`crate::error::Failure`]) is logged, masked, on the
+/// request's span; the answer goes out without it.
+fn log_failures(mut response: Response) -> Response {
     match response.extensions_mut().remove::<Failure>() {
         Some(Failure::Internal(detail)) => {
             tracing::error!(detail = %gateway_base::redact::redact(&detail), "internal error");
@@ -103,19 +115,6 @@ pub(crate) async fn log_failures(request: Request, next: Next) -> Response {
 /// The header value of a context, for a department request.
 pub fn header_value(context: &TraceContext) -> HeaderValue {
     HeaderValue::from_str(&context.traceparent()).expect("hex and dashes are a valid header")
-}
-
-/// Middleware: the clerk named by the request's `X-Clerk-*` headers is on every exchange the
-/// request causes. Headers that cannot be read name no clerk here; the routes that record a
-/// clerk (applications, lookups) refuse them with 422.
-async fn with_clerk(request: Request, next: Next) -> Response {
-    let clerk = clerk(request.headers()).ok().flatten();
-    gateway_store::audit::scope(|c| c.clerk = clerk, next.run(request)).await
-}
-
-/// The clerk middleware around a router.
-pub fn clerk_layer(router: axum::Router) -> axum::Router {
-    router.layer(axum::middleware::from_fn(with_clerk))
 }
 
 /// The clerk at the window, from `X-Clerk-Id`, `X-Clerk-Window` and `X-Clerk-Hall` (each read

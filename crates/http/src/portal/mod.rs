@@ -111,27 +111,51 @@ pub struct RequestLimits {
     pub timeout_ms: u64,
 }
 
-/// End a request that runs past its time with `504 request_timeout`, and give the body
-/// limit's refusal the one error format. Event streams are long-lived by design: exempt; so
-/// are uploads as a whole, which bound their own time and pauses ([`materials`]).
-async fn bounded(
-    State(limits): State<RequestLimits>,
+/// What every portal request passes through, in one middleware: a handler's panic answered,
+/// the request's time bound, the clerk on every exchange it causes, the client's credential.
+/// Functions called in turn rather than a layer each: a router boxes every layer per route,
+/// and each call through one clones the boxed stack below it (BENCHMARKS.md, "Fewer
+/// layers").
+async fn gate(
+    State(gate): State<Gate>,
     request: axum::extract::Request,
     next: axum::middleware::Next,
 ) -> axum::response::Response {
     use axum::response::IntoResponse;
+    // Headers that cannot be read name no clerk here; the routes that record a clerk
+    // (applications, lookups) refuse them with 422.
+    let clerk = crate::middleware::clerk(request.headers()).ok().flatten();
+    // Event streams are long-lived by design: exempt from the time bound; so are uploads as
+    // a whole, which bound their own time and pauses ([`materials`]).
     let streaming = request.uri().path().ends_with("/events")
         || materials::is_upload(request.method(), request.uri().path());
-    let response = if streaming {
-        next.run(request).await
-    } else {
-        let bound = std::time::Duration::from_millis(limits.timeout_ms);
-        match tokio::time::timeout(bound, next.run(request)).await {
-            Ok(response) => response,
-            Err(_) => return ApiError::RequestTimeout(limits.timeout_ms).into_response(),
-        }
+    let limits = gate.limits;
+    let authenticated = async move {
+        crate::auth::portal(&gate.credentials, request, next)
+            .await
+            .unwrap_or_else(IntoResponse::into_response)
     };
-    crate::error::too_large_as_json(response, limits.body_bytes)
+    let bounded = async move {
+        let response = if streaming {
+            authenticated.await
+        } else {
+            let bound = std::time::Duration::from_millis(limits.timeout_ms);
+            match tokio::time::timeout(bound, authenticated).await {
+                Ok(response) => response,
+                Err(_) => return ApiError::RequestTimeout(limits.timeout_ms).into_response(),
+            }
+        };
+        // The body limit's refusal in the one error format.
+        crate::error::too_large_as_json(response, limits.body_bytes)
+    };
+    caught(gateway_store::audit::scope(|c| c.clerk = clerk, bounded)).await
+}
+
+/// What [`gate`] holds: the request limits and the credentials in force.
+#[derive(Clone)]
+struct Gate {
+    limits: RequestLimits,
+    credentials: crate::auth::Credentials,
 }
 
 /// The portal router (with the departments' routes, each authenticated its own way).
@@ -164,30 +188,31 @@ pub fn router(
         .merge(callbacks)
         .merge(sharing)
         .fallback(crate::error::no_route)
-        .layer(axum::middleware::from_fn_with_state(
-            authenticator,
-            crate::auth::portal,
-        ))
-        .layer(axum::extract::DefaultBodyLimit::max(limits.body_bytes))
-        .layer(axum::middleware::from_fn_with_state(limits, bounded))
-        .layer(axum::middleware::from_fn(caught))
-        .layer(Extension(readiness))
-        .layer(Extension(documents))
+        // One layer: a router boxes each of its layers per route (see [`gate`]).
+        .layer(
+            tower::ServiceBuilder::new()
+                .layer(Extension(readiness))
+                .layer(Extension(documents))
+                .layer(axum::middleware::from_fn_with_state(
+                    Gate {
+                        limits,
+                        credentials: authenticator,
+                    },
+                    gate,
+                ))
+                .layer(axum::extract::DefaultBodyLimit::max(limits.body_bytes)),
+        )
         .with_state(state)
 }
 
 /// A handler that panics is answered `500 internal` in the one error format, and logged, instead
 /// of the connection being dropped without an answer.
 async fn caught(
-    request: axum::extract::Request,
-    next: axum::middleware::Next,
+    handled: impl std::future::Future<Output = axum::response::Response>,
 ) -> axum::response::Response {
     use axum::response::IntoResponse;
     use futures::FutureExt;
-    match std::panic::AssertUnwindSafe(next.run(request))
-        .catch_unwind()
-        .await
-    {
+    match std::panic::AssertUnwindSafe(handled).catch_unwind().await {
         Ok(response) => response,
         Err(panic) => {
             let reason = panic
