@@ -16,7 +16,8 @@
 //! - [`error`]: the one error format.
 //! - [`openapi`]: the document; [`docs`]: the page that browses it, served whole by the gateway.
 //! - `embedded`: the files pages load, compiled in and served under their content's digest.
-//! - [`middleware`]: request ids, trace context and the request span at the edge; the clerk behind a request.
+//! - [`middleware`]: request ids, trace context and the request span at the edge; the clerk
+//!   behind a request.
 //! - [`screens`]: the hall's screens (clerks and supervisors on the portal listener, operators
 //!   on the admin listener): server-rendered pages, sessions, CSRF, CSP.
 //! - [`listener`]: the listeners, plain or TLS (handshakes off the accept path); [`tls`]: their

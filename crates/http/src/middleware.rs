@@ -43,22 +43,19 @@ async fn edge(mut request: Request, next: Next) -> Response {
         .headers()
         .get("x-request-id")
         .map(|v| String::from_utf8_lossy(v.as_bytes()).into_owned());
+    let span = request_span(&request);
     let handled = async move {
-        let span = request_span(&request);
-        async move {
-            let started = std::time::Instant::now();
-            tracing::debug!("started processing request");
-            let response = log_failures(next.run(request).await);
-            tracing::debug!(
-                status = response.status().as_u16(),
-                latency_ms = started.elapsed().as_secs_f64() * 1000.0,
-                "finished processing request"
-            );
-            response
-        }
-        .instrument(span)
-        .await
-    };
+        let started = std::time::Instant::now();
+        tracing::debug!("started processing request");
+        let response = log_failures(next.run(request).await);
+        tracing::debug!(
+            status = response.status().as_u16(),
+            latency_ms = started.elapsed().as_secs_f64() * 1000.0,
+            "finished processing request"
+        );
+        response
+    }
+    .instrument(span);
     // The names a request carries are masked in everything it logs or answers.
     let run = crate::error::with_request_id(id, handled);
     scope(context, gateway_base::redact::scope(run)).await
