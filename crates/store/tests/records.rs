@@ -126,10 +126,12 @@ async fn the_wal_is_checkpointed_as_records_are_written() {
         }
     }
     // Each commit writes two pages or more (the table's and its key's): without checkpoints
-    // the WAL would hold 4 000 pages and more (16 MiB).
+    // the WAL would hold 4 800 pages and more (19 MiB). A passive checkpoint that finds a
+    // reader lets the WAL run on to the next one, so on a busy machine it can reach a few
+    // checkpoint intervals (6.4 MiB seen in a full test run): the bound is half of never.
     let wal = std::fs::metadata(dir.path().join("store.db-wal"))
         .unwrap()
         .len();
-    assert!(wal < 6 << 20, "the WAL has grown to {wal} bytes");
+    assert!(wal < 10 << 20, "the WAL has grown to {wal} bytes");
     assert_eq!(store.lookup_records(5000).await.unwrap().len(), 2640);
 }
