@@ -126,9 +126,10 @@ async fn the_wal_is_checkpointed_as_records_are_written() {
         }
     }
     // Each commit writes two pages or more (the table's and its key's): without checkpoints
-    // the WAL would hold 4 800 pages and more (19 MiB). A passive checkpoint that finds a
-    // reader lets the WAL run on to the next one, so on a busy machine it can reach a few
-    // checkpoint intervals (6.4 MiB seen in a full test run): the bound is half of never.
+    // the WAL would hold 4 800 pages and more (19 MiB). A passive checkpoint does not always
+    // let the next commit start the WAL over, so on a busy machine it can span a few
+    // checkpoint intervals (6.4 MiB seen in a full test run): the bound is about half of
+    // what it reaches with no checkpoint at all.
     let wal = std::fs::metadata(dir.path().join("store.db-wal"))
         .unwrap()
         .len();
