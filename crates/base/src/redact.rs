@@ -101,8 +101,11 @@ pub fn scrub_secrets(text: &str) -> std::borrow::Cow<'_, str> {
 }
 
 /// Run `f` with a set of names to mask, empty at first.
-pub async fn scope<F: Future>(f: F) -> F::Output {
-    NAMES.scope(Arc::default(), f).await
+// Not an `async fn`: one would hold `f` twice, as its argument and inside the scope's future,
+// and `f` is often a whole request's work, which every layer above moves
+// (BENCHMARKS.md, "Where the copies go").
+pub fn scope<F: Future>(f: F) -> impl Future<Output = F::Output> {
+    NAMES.scope(Arc::default(), f)
 }
 
 /// The names noted in the current scope, to carry to work done for it on another thread.
@@ -115,8 +118,8 @@ pub fn noted() -> Noted {
 }
 
 /// Run `f` in the scope `noted` came from: it masks the same names, and notes into them.
-pub async fn within<F: Future>(noted: Noted, f: F) -> F::Output {
-    NAMES.scope(noted.0, f).await
+pub fn within<F: Future>(noted: Noted, f: F) -> impl Future<Output = F::Output> {
+    NAMES.scope(noted.0, f)
 }
 
 /// Note the personal names in `value` (strings under `name`, `*_name` except

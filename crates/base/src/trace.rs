@@ -138,8 +138,11 @@ pub fn outgoing() -> TraceContext {
 }
 
 /// Run `f` within `context`: department calls it makes carry the context's trace.
-pub async fn scope<F: Future>(context: TraceContext, f: F) -> F::Output {
-    CURRENT.scope(context, f).await
+// Not an `async fn`: one would hold `f` twice, as its argument and inside the scope's future,
+// and `f` is often a whole request's work, which every layer above moves
+// (BENCHMARKS.md, "Where the copies go").
+pub fn scope<F: Future>(context: TraceContext, f: F) -> impl Future<Output = F::Output> {
+    CURRENT.scope(context, f)
 }
 
 /// Make `span` continue `context`: exported with its trace id, as a child of its parent span.

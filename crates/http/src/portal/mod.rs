@@ -207,22 +207,25 @@ pub fn router(
 
 /// A handler that panics is answered `500 internal` in the one error format, and logged, instead
 /// of the connection being dropped without an answer.
-async fn caught(
+// Not an `async fn`, which would hold `handled` twice (BENCHMARKS.md, "Where the copies go").
+fn caught(
     handled: impl std::future::Future<Output = axum::response::Response>,
-) -> axum::response::Response {
+) -> impl std::future::Future<Output = axum::response::Response> {
     use axum::response::IntoResponse;
     use futures::FutureExt;
-    match std::panic::AssertUnwindSafe(handled).catch_unwind().await {
-        Ok(response) => response,
-        Err(panic) => {
-            let reason = panic
-                .downcast_ref::<&str>()
-                .map(|s| s.to_string())
-                .or_else(|| panic.downcast_ref::<String>().cloned())
-                .unwrap_or_default();
-            ApiError::Internal(format!("a handler panicked: {reason}")).into_response()
-        }
-    }
+    std::panic::AssertUnwindSafe(handled)
+        .catch_unwind()
+        .map(|caught| match caught {
+            Ok(response) => response,
+            Err(panic) => {
+                let reason = panic
+                    .downcast_ref::<&str>()
+                    .map(|s| s.to_string())
+                    .or_else(|| panic.downcast_ref::<String>().cloned())
+                    .unwrap_or_default();
+                ApiError::Internal(format!("a handler panicked: {reason}")).into_response()
+            }
+        })
 }
 
 /// Parse a JSON body ourselves, so malformed JSON gets the one error format; the names in it

@@ -747,12 +747,13 @@ impl LoadedAdapter {
             },
             f,
         );
-        let call = async move {
+        // Boxed here, once: see `executor::run`.
+        let call = Box::pin(async move {
             let ran = run.await;
             // The instance's bounds are held until it is gone, wherever it ran.
             drop((instance, live));
             ran
-        };
+        });
         match executor::run(department, &meter, call).await {
             Ok(ran) => ran,
             Err(Stopped) => (

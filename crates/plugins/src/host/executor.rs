@@ -29,6 +29,7 @@ use super::imports::Department;
 use super::meter::CpuMeter;
 use crate::cancelling::run_on;
 use std::future::Future;
+use std::pin::Pin;
 use std::sync::atomic::Ordering;
 use std::task::Poll;
 use tokio::runtime::{Builder, Handle};
@@ -37,12 +38,15 @@ use tokio::sync::oneshot;
 /// Run `call`, metered by `meter`, for `department`: here while it is quick, then on the
 /// department's threads (here to the end if they cannot start). A department whose last call
 /// was busy starts the next one there at once.
+///
+/// The call comes boxed, as it must be to move between threads: boxed where it is made, the
+/// futures that wait for it hold a pointer to it, not the call itself, and so does the moved
+/// call's path, boxed apart (BENCHMARKS.md, "Where the copies go").
 pub(crate) async fn run<T: Send + 'static>(
     department: &Department,
     meter: &CpuMeter,
-    call: impl Future<Output = T> + Send + 'static,
+    mut call: Pin<Box<impl Future<Output = T> + Send + 'static>>,
 ) -> Result<T, Stopped> {
-    let mut call = Box::pin(call);
     if !department.last_call_busy.load(Ordering::Relaxed) {
         let answered = std::future::poll_fn(|cx| match call.as_mut().poll(cx) {
             Poll::Ready(answer) => Poll::Ready(Some(answer)),
@@ -60,7 +64,7 @@ pub(crate) async fn run<T: Send + 'static>(
     metrics::counter!("gateway_adapter_moved_total", "department" => department.id.clone())
         .increment(1);
     let answer = match department.executor() {
-        Ok(executor) => executor.finish(call).await,
+        Ok(executor) => Box::pin(executor.finish(call)).await,
         Err(e) => {
             tracing::warn!(department = %department.id, error = %e, "a department's adapter threads could not start: its busy call stays on the portal's threads");
             Ok(call.await)
@@ -176,21 +180,33 @@ mod tests {
         let department = department();
         let here = thread();
         let (meter, quick) = call(&department, Duration::ZERO);
-        assert_eq!(run(&department, &meter, quick).await.unwrap(), here);
+        assert_eq!(
+            run(&department, &meter, Box::pin(quick)).await.unwrap(),
+            here
+        );
         assert!(
             department.executor.get().is_none(),
             "no threads for quick calls"
         );
 
         let (meter, busy) = call(&department, Duration::from_millis(2));
-        assert_eq!(run(&department, &meter, busy).await.unwrap(), "wasm-tests");
+        assert_eq!(
+            run(&department, &meter, Box::pin(busy)).await.unwrap(),
+            "wasm-tests"
+        );
 
         // Its department's last call was busy: the next one starts there at once, and being
         // quick, brings the one after it back.
         let (meter, quick) = call(&department, Duration::ZERO);
-        assert_eq!(run(&department, &meter, quick).await.unwrap(), "wasm-tests");
+        assert_eq!(
+            run(&department, &meter, Box::pin(quick)).await.unwrap(),
+            "wasm-tests"
+        );
         let (meter, quick) = call(&department, Duration::ZERO);
-        assert_eq!(run(&department, &meter, quick).await.unwrap(), here);
+        assert_eq!(
+            run(&department, &meter, Box::pin(quick)).await.unwrap(),
+            here
+        );
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 1)]
@@ -220,7 +236,11 @@ mod tests {
         let trace = TraceContext::new_root();
         let call = gateway_base::trace::scope(
             trace.clone(),
-            gateway_store::audit::for_step("case-1", "tax", run(&department, &meter, metered)),
+            gateway_store::audit::for_step(
+                "case-1",
+                "tax",
+                run(&department, &meter, Box::pin(metered)),
+            ),
         );
         // The caller stops waiting once the call has told what it saw where it moved.
         let (ran_on, traced, case) = tokio::select! {

@@ -72,11 +72,18 @@ tokio::task_local! {
     static CONTEXT: Context;
 }
 
-/// Run `f` with the current context changed by `change` (what outer scopes set is kept).
-pub async fn scope<F: Future>(change: impl FnOnce(&mut Context), f: F) -> F::Output {
+/// Run `f` with the current context changed by `change` (what outer scopes set is kept). The
+/// current context is read when this is called.
+// Not an `async fn`: one would hold `f` twice, as its argument and inside the scope's future,
+// and `f` is often a whole request's work, which every layer above moves
+// (BENCHMARKS.md, "Where the copies go").
+pub fn scope<F: Future>(
+    change: impl FnOnce(&mut Context),
+    f: F,
+) -> impl Future<Output = F::Output> {
     let mut context = current();
     change(&mut context);
-    CONTEXT.scope(context, f).await
+    CONTEXT.scope(context, f)
 }
 
 /// The current context, to carry to work done for it on another thread (see [`scope`]).
