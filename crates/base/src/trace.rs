@@ -138,9 +138,7 @@ pub fn outgoing() -> TraceContext {
 }
 
 /// Run `f` within `context`: department calls it makes carry the context's trace.
-// Not an `async fn`: one would hold `f` twice, as its argument and inside the scope's future,
-// and `f` is often a whole request's work, which every layer above moves
-// (BENCHMARKS.md, "Where the copies go").
+// Not an `async fn`, which would hold `f` twice (see `redact::scope`).
 pub fn scope<F: Future>(context: TraceContext, f: F) -> impl Future<Output = F::Output> {
     CURRENT.scope(context, f)
 }

@@ -74,9 +74,7 @@ tokio::task_local! {
 
 /// Run `f` with the current context changed by `change` (what outer scopes set is kept). The
 /// current context is read when this is called.
-// Not an `async fn`: one would hold `f` twice, as its argument and inside the scope's future,
-// and `f` is often a whole request's work, which every layer above moves
-// (BENCHMARKS.md, "Where the copies go").
+// Not an `async fn`, which would hold `f` twice (see `gateway_base::redact::scope`).
 pub fn scope<F: Future>(
     change: impl FnOnce(&mut Context),
     f: F,
