@@ -157,20 +157,30 @@ impl BatchInsert {
 
     /// Insert every row on a SQLite connection of the process's own, in one transaction that
     /// takes the write lock at once (waiting out a case's commit in the busy timeout).
+    ///
+    /// `BEGIN` and `COMMIT` come from the connection's statement cache like the insert: a
+    /// rusqlite `Transaction` has SQLite parse both anew for every batch, which for a lookup
+    /// alone was a tenth of its record's cost (BENCHMARKS.md, "The transaction's statements
+    /// cached").
     pub(crate) fn write_sqlite<R, const N: usize>(
         &self,
         conn: &mut rusqlite::Connection,
         rows: &[R],
         values: Values<R, N>,
     ) -> rusqlite::Result<()> {
-        let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
-        {
-            let mut insert = tx.prepare_cached(&self.single)?;
+        conn.prepare_cached("BEGIN IMMEDIATE")?.execute([])?;
+        let written = (|| {
+            let mut insert = conn.prepare_cached(&self.single)?;
             for row in rows {
                 insert.execute(rusqlite::params_from_iter(values(row)))?;
             }
+            conn.prepare_cached("COMMIT")?.execute([]).map(drop)
+        })();
+        // All or none: a failed batch leaves no transaction open on the shared connection.
+        if written.is_err() && !conn.is_autocommit() {
+            let _ = conn.execute_batch("ROLLBACK");
         }
-        tx.commit()
+        written
     }
 }
 
@@ -271,5 +281,34 @@ mod tests {
             })
             .unwrap();
         assert_eq!(null, None);
+    }
+
+    #[test]
+    fn a_failed_batch_writes_nothing_and_leaves_no_transaction_open() {
+        let mut conn = rusqlite::Connection::open_in_memory().unwrap();
+        conn.execute("CREATE TABLE t (a INTEGER PRIMARY KEY, b TEXT)", [])
+            .unwrap();
+        let insert = BatchInsert::new("t", &["a", "b"], 16);
+        let clash = [
+            (1, "one".to_string()),
+            (2, "two".into()),
+            (1, "again".into()),
+        ];
+        assert!(insert.write_sqlite(&mut conn, &clash, values).is_err());
+        assert!(
+            conn.is_autocommit(),
+            "the failed batch's transaction is rolled back"
+        );
+        let count = |conn: &rusqlite::Connection| -> i64 {
+            conn.query_row("SELECT count(*) FROM t", [], |r| r.get(0))
+                .unwrap()
+        };
+        assert_eq!(count(&conn), 0, "none of the failed batch's rows is kept");
+        // The cached statements serve the next batch.
+        for _ in 0..2 {
+            let next = [(count(&conn) + 10, "next".to_string())];
+            insert.write_sqlite(&mut conn, &next, values).unwrap();
+        }
+        assert_eq!(count(&conn), 2);
     }
 }

@@ -35,6 +35,10 @@ pub(crate) struct MemoryBudget {
     pooled: AtomicU64,
     engine: Option<wasmtime::EngineWeak>,
     released: tokio::sync::Notify,
+    /// `gateway_adapter_memory_bytes` and `gateway_adapter_pool_resident_bytes`, set at every
+    /// call: handles kept rather than looked up each time (`call_metrics` says why).
+    used_gauge: metrics::Gauge,
+    pooled_gauge: metrics::Gauge,
 }
 
 impl std::fmt::Debug for MemoryBudget {
@@ -56,6 +60,8 @@ impl MemoryBudget {
             pooled: AtomicU64::new(0),
             engine,
             released: tokio::sync::Notify::new(),
+            used_gauge: metrics::gauge!("gateway_adapter_memory_bytes"),
+            pooled_gauge: metrics::gauge!("gateway_adapter_pool_resident_bytes"),
         };
         metrics::gauge!("gateway_adapter_memory_budget_bytes").set(budget.limit as f64);
         Arc::new(budget)
@@ -84,7 +90,7 @@ impl MemoryBudget {
                     + m.unused_stack_bytes_resident().unwrap_or(0)) as u64
             });
         self.pooled.store(pooled, Ordering::Relaxed);
-        metrics::gauge!("gateway_adapter_pool_resident_bytes").set(pooled as f64);
+        self.pooled_gauge.set(pooled as f64);
         pooled
     }
 
@@ -103,7 +109,7 @@ impl MemoryBudget {
                 (used + pooled + bytes <= ceiling).then_some(used + bytes)
             });
         if let Ok(before) = taken {
-            metrics::gauge!("gateway_adapter_memory_bytes").set((before + bytes) as f64);
+            self.used_gauge.set((before + bytes) as f64);
         }
         taken.is_ok()
     }
@@ -111,7 +117,7 @@ impl MemoryBudget {
     /// Take `bytes` already admitted (an instance's host-side charge), whatever is left.
     fn charge(&self, bytes: u64) {
         let before = self.used.fetch_add(bytes, Ordering::AcqRel);
-        metrics::gauge!("gateway_adapter_memory_bytes").set((before + bytes) as f64);
+        self.used_gauge.set((before + bytes) as f64);
     }
 
     fn give_back(&self, bytes: u64) {
@@ -119,7 +125,7 @@ impl MemoryBudget {
             return;
         }
         let before = self.used.fetch_sub(bytes, Ordering::AcqRel);
-        metrics::gauge!("gateway_adapter_memory_bytes").set((before - bytes) as f64);
+        self.used_gauge.set((before - bytes) as f64);
         self.released.notify_waiters();
     }
 

@@ -3,6 +3,7 @@
 use super::answers::Outcome;
 use super::bindings::{v0_1, v0_2, v0_3};
 use super::budget::{ADMISSION_WAIT, INSTANCE_HOST_BYTES, MemoryBudget};
+use super::call_metrics::CallMetrics;
 use super::compat::{self, Contract};
 use super::contract::{
     AdapterError, CallbackRequest, Description, FieldError, Receipt, StatusReport, Submission,
@@ -313,6 +314,8 @@ pub struct LoadedAdapter {
     pub digest: String,
     /// Calls and faults since this version last started serving on this node.
     pub stats: CallStats,
+    /// Its calls' metric handles.
+    metrics: CallMetrics,
 }
 
 impl LoadedAdapter {
@@ -325,6 +328,7 @@ impl LoadedAdapter {
     ) -> Result<Self, LoadError> {
         use sha2::Digest;
         let started = Instant::now();
+        let department_id = department.id.clone();
         let component = Component::new(&engine.engine, bytes)
             .map_err(|e| LoadError::Compile(format!("{e:#}")))?;
         tracing::debug!(elapsed = ?started.elapsed(), "component compiled or read from the cache");
@@ -383,6 +387,8 @@ impl LoadedAdapter {
             },
             digest: hex::encode(sha2::Sha256::digest(bytes)),
             stats: CallStats::default(),
+            // Its version is known once it has described itself (below).
+            metrics: CallMetrics::new(&department_id, ""),
         };
         adapter.description = adapter
             .call("describe", CallMaterials::default(), |a, s| {
@@ -396,6 +402,7 @@ impl LoadedAdapter {
             })
             .await
             .map_err(LoadError::Describe)?;
+        adapter.metrics = CallMetrics::new(&department_id, &adapter.description.adapter_version);
         if imports_none
             && contract == Contract::V0_2
             && Contract::parse(&adapter.description.contract_version) == Some(Contract::V0_3)
@@ -426,13 +433,14 @@ impl LoadedAdapter {
             pre: self.pre.clone(),
             contract: self.contract,
             blobs: self.blobs.clone(),
-            department,
             limits,
             budget: self.budget.clone(),
             initial_memory: Arc::new(AtomicU64::new(self.initial_memory.load(Ordering::Relaxed))),
             description: self.description.clone(),
             digest: self.digest.clone(),
             stats: CallStats::default(),
+            metrics: CallMetrics::new(&department.id, &self.description.adapter_version),
+            department,
         }
     }
 
@@ -637,18 +645,9 @@ impl LoadedAdapter {
         };
         let fault = error.as_ref().is_some_and(|e| e.fault() == Fault::Adapter);
         self.stats.record(fault);
-        let version = self.description.adapter_version.clone();
-        let labels = [
-            ("department", self.department.id.clone()),
-            ("version", version),
-            ("call", name.to_string()),
-        ];
-        metrics::histogram!("gateway_adapter_call_seconds", &labels)
-            .record(started.elapsed().as_secs_f64());
         let outcome = error.as_ref().map_or("ok", CallError::kind);
-        let mut labels = labels.to_vec();
-        labels.push(("outcome", outcome.to_string()));
-        metrics::counter!("gateway_adapter_calls_total", &labels).increment(1);
+        self.metrics
+            .record(name, outcome, started.elapsed().as_secs_f64());
         result
     }
 
@@ -728,7 +727,7 @@ impl LoadedAdapter {
                 );
             }
         }
-        let live = LiveInstance::new(&department.id);
+        let live = LiveInstance::new(self.metrics.instances());
         // The CPU limit is the adapter's own execution time: time inside the polls of this
         // call less the host's work in its imports (see `meter`), checked every tick while
         // wasm runs. Waiting for its department, for its turn or after a yield is not counted;
@@ -870,9 +869,7 @@ fn refused(department: &str, bound: &'static str) {
 struct LiveInstance(metrics::Gauge);
 
 impl LiveInstance {
-    fn new(department: &str) -> Self {
-        let gauge =
-            metrics::gauge!("gateway_adapter_instances", "department" => department.to_string());
+    fn new(gauge: metrics::Gauge) -> Self {
         gauge.increment(1.0);
         LiveInstance(gauge)
     }

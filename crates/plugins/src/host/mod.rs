@@ -36,6 +36,7 @@ mod answers;
 mod bindings;
 mod budget;
 mod call;
+mod call_metrics;
 mod compat;
 mod crypto;
 mod engine;
