@@ -328,7 +328,6 @@ impl LoadedAdapter {
     ) -> Result<Self, LoadError> {
         use sha2::Digest;
         let started = Instant::now();
-        let department_id = department.id.clone();
         let component = Component::new(&engine.engine, bytes)
             .map_err(|e| LoadError::Compile(format!("{e:#}")))?;
         tracing::debug!(elapsed = ?started.elapsed(), "component compiled or read from the cache");
@@ -370,6 +369,8 @@ impl LoadedAdapter {
                 Pre::V0_3(pre)
             }
         };
+        // Its version is known once it has described itself (below).
+        let metrics = CallMetrics::new(&department.id, "");
         let mut adapter = LoadedAdapter {
             contract: pre.contract(),
             pre,
@@ -387,8 +388,7 @@ impl LoadedAdapter {
             },
             digest: hex::encode(sha2::Sha256::digest(bytes)),
             stats: CallStats::default(),
-            // Its version is known once it has described itself (below).
-            metrics: CallMetrics::new(&department_id, ""),
+            metrics,
         };
         adapter.description = adapter
             .call("describe", CallMaterials::default(), |a, s| {
@@ -402,7 +402,8 @@ impl LoadedAdapter {
             })
             .await
             .map_err(LoadError::Describe)?;
-        adapter.metrics = CallMetrics::new(&department_id, &adapter.description.adapter_version);
+        adapter.metrics =
+            CallMetrics::new(&adapter.department.id, &adapter.description.adapter_version);
         if imports_none
             && contract == Contract::V0_2
             && Contract::parse(&adapter.description.contract_version) == Some(Contract::V0_3)

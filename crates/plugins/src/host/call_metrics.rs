@@ -57,27 +57,19 @@ impl CallMetrics {
         };
         let kept = CALLS.iter().position(|c| *c == name).map(|i| {
             self.calls[i].get_or_init(|| {
-                let mut ok = labels().to_vec();
-                ok.push(("outcome", "ok".to_string()));
                 (
                     metrics::histogram!("gateway_adapter_call_seconds", &labels()),
-                    metrics::counter!("gateway_adapter_calls_total", &ok),
+                    outcome_counter(labels(), "ok"),
                 )
             })
         });
         match kept {
-            Some((duration, ok)) => {
-                duration.record(seconds);
-                if outcome == "ok" {
-                    ok.increment(1);
-                } else {
-                    outcome_counter(labels(), outcome).increment(1);
-                }
-            }
-            None => {
-                metrics::histogram!("gateway_adapter_call_seconds", &labels()).record(seconds);
-                outcome_counter(labels(), outcome).increment(1);
-            }
+            Some((duration, _)) => duration.record(seconds),
+            None => metrics::histogram!("gateway_adapter_call_seconds", &labels()).record(seconds),
+        }
+        match kept {
+            Some((_, ok)) if outcome == "ok" => ok.increment(1),
+            _ => outcome_counter(labels(), outcome).increment(1),
         }
     }
 }
