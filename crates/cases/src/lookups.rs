@@ -1,6 +1,7 @@
 //! Shared-data lookups (四不提交): a portal asks a department for a record through its adapter,
 //! and every lookup is recorded — who asked, why, for which case or clerk, how it ended —
-//! before the answer goes back.
+//! before the answer goes back (a lookup alone: its record written while its department is
+//! asked, its outcome after).
 
 use crate::views::LookupAnswer;
 use crate::{CaseError, Orchestrator};
@@ -24,12 +25,10 @@ impl Orchestrator {
                 id: name.to_string(),
             })?;
         let department = adapter.department().id.clone();
-        let _in_flight = self.store().lookup_begun();
+        let recording = self.store().lookup_begun(client, name, served);
         let answer = adapter.lookup(name, &query.to_string()).await;
         let outcome = answer.as_ref().map_or_else(|e| e.kind(), |_| "ok");
-        self.store()
-            .record_lookup(client, name, served, outcome)
-            .await?;
+        recording.ended(outcome).await?;
         let answer = answer.map_err(|e| CaseError::from_call(&department, e))?;
         let parsed = serde_json::from_str::<Value>(&answer);
         if let Ok(value) = &parsed {

@@ -14,6 +14,12 @@
 //! single-row statement run once per row, in one transaction.
 //!
 //! A table's rows give their values as [`Param`]s, one per column, which both ways bind.
+//!
+//! A row may be written again with some of its columns changed (a lookup's record, first
+//! written while its department is asked and again with its outcome): such a table's
+//! statements end in an upsert, `ON CONFLICT (key) DO UPDATE`, which SQLite and PostgreSQL
+//! spell alike ([`BatchInsert::updating`]). One statement may not name the same key twice on
+//! PostgreSQL: its writer keeps the last of a row's versions in a batch.
 
 use sqlx::any::{Any, AnyArguments};
 use sqlx::query::Query;
@@ -62,6 +68,32 @@ impl BatchInsert {
     /// Statements for `table` (its `columns`, in the order rows bind them), for chunks of up
     /// to `max_rows` rows (rounded down to a power of two).
     pub(crate) fn new(table: &str, columns: &[&str], max_rows: usize) -> BatchInsert {
+        Self::with_conflict(table, columns, max_rows, "")
+    }
+
+    /// The same, a row already stored under `key` taking the new values of `changed`.
+    pub(crate) fn updating(
+        table: &str,
+        columns: &[&str],
+        max_rows: usize,
+        key: &str,
+        changed: &[&str],
+    ) -> BatchInsert {
+        let set = changed
+            .iter()
+            .map(|c| format!("{c} = excluded.{c}"))
+            .collect::<Vec<_>>()
+            .join(", ");
+        let conflict = format!(" ON CONFLICT ({key}) DO UPDATE SET {set}");
+        Self::with_conflict(table, columns, max_rows, &conflict)
+    }
+
+    fn with_conflict(
+        table: &str,
+        columns: &[&str],
+        max_rows: usize,
+        conflict: &str,
+    ) -> BatchInsert {
         let max_rows = max_rows.max(1);
         let largest = usize::BITS - 1 - max_rows.leading_zeros();
         let statements = |placeholder: &dyn Fn(usize) -> String| {
@@ -80,7 +112,7 @@ impl BatchInsert {
                         .collect::<Vec<_>>()
                         .join(", ");
                     format!(
-                        "INSERT INTO {table} ({}) VALUES {values}",
+                        "INSERT INTO {table} ({}) VALUES {values}{conflict}",
                         columns.join(", ")
                     )
                 })
@@ -225,6 +257,36 @@ mod tests {
             "INSERT INTO t (a, b) VALUES ($1, $2), ($3, $4), ($5, $6), ($7, $8)"
         );
         assert_eq!(sqlite[1], "INSERT INTO t (a, b) VALUES (?, ?), (?, ?)");
+    }
+
+    #[test]
+    fn an_updating_insert_ends_in_an_upsert() {
+        let insert = BatchInsert::updating("t", &["a", "b"], 2, "a", &["b"]);
+        assert_eq!(
+            insert.statements("PostgreSQL")[1],
+            "INSERT INTO t (a, b) VALUES ($1, $2), ($3, $4) ON CONFLICT (a) DO UPDATE SET b = excluded.b"
+        );
+        let mut conn = rusqlite::Connection::open_in_memory().unwrap();
+        conn.execute("CREATE TABLE t (a INTEGER PRIMARY KEY, b TEXT)", [])
+            .unwrap();
+        insert
+            .write_sqlite(&mut conn, &[(1, "pending".to_string())], values)
+            .unwrap();
+        insert
+            .write_sqlite(
+                &mut conn,
+                &[(1, "ok".to_string()), (2, "new".into())],
+                values,
+            )
+            .unwrap();
+        let stored: Vec<(i64, String)> = conn
+            .prepare("SELECT a, b FROM t ORDER BY a")
+            .unwrap()
+            .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
+            .unwrap()
+            .collect::<Result<_, _>>()
+            .unwrap();
+        assert_eq!(stored, vec![(1, "ok".to_string()), (2, "new".to_string())]);
     }
 
     #[tokio::test]

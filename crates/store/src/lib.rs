@@ -61,7 +61,7 @@ pub mod supervision;
 pub mod verifications;
 
 pub use cases::{Arrival, CaseRecord, EventRecord, NewStep, OpenStep, StepChange, StepRecord};
-pub use lookup_writer::LookupInFlight;
+pub use lookup_writer::LookupRecording;
 pub use lookups::{LookupRecord, LookupServes};
 
 use crate::at_rest::PayloadCipher;

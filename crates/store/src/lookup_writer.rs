@@ -1,4 +1,4 @@
-//! Lookup records written by group commit.
+//! Lookup records written by group commit, and a lookup alone's written while it runs.
 //!
 //! Every lookup is recorded before its answer goes out, so a record costs the lookup a durable
 //! write. One transaction per lookup would make the store's commit the ceiling of lookups per
@@ -6,8 +6,16 @@
 //! lookups ready on its thread behind them), writes them as one batch ([`BatchInsert`]: one
 //! transaction) on the records connection ([`RecordsConnection`], shared in turns with the
 //! audit log), and then tells each waiting request its record is stored. Under load many lookups
-//! share a commit; alone, a lookup waits for its own commit exactly as before. Nothing is
-//! answered before its record is stored.
+//! share a commit, each recorded once, with its outcome, when its call has ended.
+//!
+//! A lookup that begins alone (no other in flight) has nothing to share a commit with, and
+//! waiting for its own after its call would add the commit to its answer's time. So its record
+//! is written as it begins, while its department is being asked — the outcome `pending` — and
+//! written again with the outcome once the call has ended, after its answer: two writes where
+//! the machine has nothing else to do, none on the answer's path. Either way nothing is
+//! answered before its record is stored. A lookup dropped before it ended (its client gone,
+//! its time bound run out) is recorded `cancelled`. Reads of the records first wait for what
+//! is queued ([`LookupWriter::settled`]), so a lookup answered is read with its outcome.
 
 use super::batch_insert::{BatchInsert, Param};
 use super::records::{RecordsConnection, Waiting};
@@ -20,13 +28,25 @@ use tokio::sync::{mpsc, oneshot};
 /// The most records one batch takes.
 const BATCH: usize = 256;
 
-/// One lookup to record, and who waits for it.
-struct Pending {
-    row: Row,
-    done: oneshot::Sender<Result<(), String>>,
+/// The outcome of a lookup whose record is written while its call runs.
+const PENDING: &str = "pending";
+
+/// The outcome of a lookup dropped before its call ended.
+const CANCELLED: &str = "cancelled";
+
+/// What the writer task is handed.
+enum Queued {
+    /// A row to write (again, for a lookup alone), and who waits for it.
+    Record {
+        row: Row,
+        done: Option<oneshot::Sender<Result<(), String>>>,
+    },
+    /// Tell the sender once everything queued before it is written.
+    Settled(oneshot::Sender<()>),
 }
 
 /// A row of `lookup_records`.
+#[derive(Clone)]
 struct Row {
     id: String,
     at: i64,
@@ -36,7 +56,7 @@ struct Row {
     case_id: Option<String>,
     /// The clerk as stored: JSON text.
     clerk: Option<String>,
-    outcome: String,
+    outcome: &'static str,
 }
 
 impl Row {
@@ -53,7 +73,7 @@ impl Row {
             Param::Text(Some(&self.purpose)),
             Param::Text(self.case_id.as_deref()),
             Param::Text(self.clerk.as_deref()),
-            Param::Text(Some(&self.outcome)),
+            Param::Text(Some(self.outcome)),
         ]
     }
 }
@@ -61,21 +81,24 @@ impl Row {
 /// The sending side; the writer task ends when every clone of the store is gone.
 #[derive(Debug, Clone)]
 pub(super) struct LookupWriter {
-    queue: mpsc::Sender<Pending>,
-    /// Lookups begun and not yet ended ([`LookupInFlight`]).
+    queue: mpsc::Sender<Queued>,
+    /// Lookups begun and not yet ended ([`LookupRecording`]).
     in_flight: Arc<AtomicUsize>,
 }
 
-/// A lookup on its way, from before its department is asked until its answer: while others
-/// are, a record waits one pass of the scheduler so that theirs share its commit. Dropped,
-/// the lookup has ended.
-#[derive(Debug)]
-pub struct LookupInFlight(Arc<AtomicUsize>);
-
-impl Drop for LookupInFlight {
-    fn drop(&mut self) {
-        self.0.fetch_sub(1, Ordering::Relaxed);
-    }
+/// A lookup on its way, from before its department is asked until its answer: end it with
+/// [`LookupRecording::ended`], which returns once its record is stored. While others are on
+/// their way, a record waits one pass of the scheduler so that theirs share its commit.
+/// Dropped before it ended, the lookup is recorded `cancelled`.
+#[must_use = "a lookup is recorded `cancelled` unless it is ended with its outcome"]
+pub struct LookupRecording {
+    queue: mpsc::Sender<Queued>,
+    in_flight: Arc<AtomicUsize>,
+    row: Row,
+    /// For a lookup that began alone: its first write, under way while it runs.
+    written: Option<oneshot::Receiver<Result<(), String>>>,
+    /// Its row with its outcome has been handed to the writer.
+    ended: bool,
 }
 
 impl LookupWriter {
@@ -87,21 +110,14 @@ impl LookupWriter {
         LookupWriter { queue, in_flight }
     }
 
-    /// A lookup begins.
-    pub(super) fn begun(&self) -> LookupInFlight {
-        self.in_flight.fetch_add(1, Ordering::Relaxed);
-        LookupInFlight(self.in_flight.clone())
-    }
-
-    /// Record a lookup; returns once it is committed.
-    pub(super) async fn record(
+    /// A lookup begins; alone, its record is queued at once.
+    pub(super) fn begun(
         &self,
         client: &str,
         lookup: &str,
         served: &LookupServes,
-        outcome: &str,
-    ) -> Result<(), StoreError> {
-        let (done, committed) = oneshot::channel();
+    ) -> LookupRecording {
+        let alone = self.in_flight.fetch_add(1, Ordering::Relaxed) == 0;
         let row = Row {
             id: uuid::Uuid::now_v7().to_string(),
             at: now_ms(),
@@ -113,26 +129,101 @@ impl LookupWriter {
                 .clerk
                 .as_ref()
                 .map(|c| serde_json::to_string(c).unwrap_or_default()),
-            outcome: outcome.to_string(),
+            outcome: PENDING,
         };
+        let mut written = None;
+        if alone {
+            let (done, stored) = oneshot::channel();
+            let first = Queued::Record {
+                row: row.clone(),
+                done: Some(done),
+            };
+            // A full queue is not a lookup alone's: it is recorded as under load.
+            if self.queue.try_send(first).is_ok() {
+                written = Some(stored);
+            }
+        }
+        LookupRecording {
+            queue: self.queue.clone(),
+            in_flight: self.in_flight.clone(),
+            row,
+            written,
+            ended: false,
+        }
+    }
+
+    /// Returns once every record queued before it is written (or failed).
+    pub(super) async fn settled(&self) {
+        let (done, settled) = oneshot::channel();
+        if self.queue.send(Queued::Settled(done)).await.is_ok() {
+            let _ = settled.await;
+        }
+    }
+}
+
+impl LookupRecording {
+    /// The lookup ended with `outcome` (`ok` or the error's kind): returns once its record is
+    /// stored — for a lookup alone, its first write; its outcome is written after.
+    pub async fn ended(mut self, outcome: &'static str) -> Result<(), StoreError> {
         let lost = || StoreError::Database(sqlx::Error::PoolClosed);
-        self.queue
-            .send(Pending { row, done })
-            .await
-            .map_err(|_| lost())?;
-        committed
-            .await
-            .map_err(|_| lost())?
-            .map_err(|e| StoreError::Database(sqlx::Error::Protocol(e)))
+        let failed = |e: String| StoreError::Database(sqlx::Error::Protocol(e));
+        self.row.outcome = outcome;
+        let row = self.row.clone();
+        // Cancelled at an await below before `ended` is set, the lookup is recorded
+        // `cancelled` when dropped (a send not completed has sent nothing).
+        match self.written.take() {
+            Some(written) => {
+                if let Err(e) = written.await.map_err(|_| lost())?.map_err(failed) {
+                    self.ended = true;
+                    return Err(e);
+                }
+                let sent = self.queue.send(Queued::Record { row, done: None }).await;
+                self.ended = true;
+                sent.map_err(|_| lost())
+            }
+            None => {
+                let (done, stored) = oneshot::channel();
+                let sent = self.queue.send(Queued::Record {
+                    row,
+                    done: Some(done),
+                });
+                sent.await.map_err(|_| lost())?;
+                self.ended = true;
+                stored.await.map_err(|_| lost())?.map_err(failed)
+            }
+        }
+    }
+}
+
+impl Drop for LookupRecording {
+    fn drop(&mut self) {
+        self.in_flight.fetch_sub(1, Ordering::Relaxed);
+        if !self.ended {
+            self.row.outcome = CANCELLED;
+            let row = self.row.clone();
+            if self
+                .queue
+                .try_send(Queued::Record { row, done: None })
+                .is_err()
+            {
+                tracing::warn!(lookup = %self.row.lookup, "a cancelled lookup's record was not queued: the records queue is full or closed");
+            }
+        }
     }
 }
 
 async fn write_batches(
     records: RecordsConnection,
     in_flight: Arc<AtomicUsize>,
-    mut waiting: mpsc::Receiver<Pending>,
+    mut waiting: mpsc::Receiver<Queued>,
 ) {
-    let insert = Arc::new(BatchInsert::new("lookup_records", &Row::COLUMNS, 64));
+    let insert = Arc::new(BatchInsert::updating(
+        "lookup_records",
+        &Row::COLUMNS,
+        64,
+        "id",
+        &["outcome"],
+    ));
     let mut batch = Vec::with_capacity(BATCH);
     while waiting.recv_many(&mut batch, BATCH).await > 0 {
         // A SQLite file's batch is written on this thread as soon as this task runs, which
@@ -143,15 +234,31 @@ async fn write_batches(
         if batch.len() < BATCH && in_flight.load(Ordering::Relaxed) > batch.len() {
             tokio::task::yield_now().await;
             while batch.len() < BATCH
-                && let Ok(pending) = waiting.try_recv()
+                && let Ok(queued) = waiting.try_recv()
             {
-                batch.push(pending);
+                batch.push(queued);
             }
         }
-        let (rows, waiters): (Vec<Row>, Vec<_>) = batch.drain(..).map(|p| (p.row, p.done)).unzip();
-        let outcome = records
-            .insert(&insert, rows, Row::values, Waiting::Request)
-            .await;
+        let mut rows = Vec::with_capacity(batch.len());
+        let mut waiters = Vec::with_capacity(batch.len());
+        let mut settled = Vec::new();
+        for queued in batch.drain(..) {
+            match queued {
+                Queued::Record { row, done } => {
+                    rows.push(row);
+                    waiters.extend(done);
+                }
+                Queued::Settled(done) => settled.push(done),
+            }
+        }
+        keep_last_of_each(&mut rows);
+        let outcome = if rows.is_empty() {
+            Ok(())
+        } else {
+            records
+                .insert(&insert, rows, Row::values, Waiting::Request)
+                .await
+        };
         if let Err(e) = &outcome {
             tracing::error!(error = %e, records = waiters.len(), "lookup records not written");
         }
@@ -159,5 +266,24 @@ async fn write_batches(
         for done in waiters {
             let _ = done.send(outcome.clone());
         }
+        for done in settled {
+            let _ = done.send(());
+        }
     }
+}
+
+/// A lookup's record and its outcome can meet in one batch (one dropped right after it began
+/// alone): one statement may not write a row twice on PostgreSQL, so the last is kept.
+fn keep_last_of_each(rows: &mut Vec<Row>) {
+    if rows.len() < 2 || rows.iter().all(|r| r.outcome != CANCELLED) {
+        return;
+    }
+    let mut seen = std::collections::HashSet::new();
+    let mut kept: Vec<Row> = rows
+        .drain(..)
+        .rev()
+        .filter(|r| seen.insert(r.id.clone()))
+        .collect();
+    kept.reverse();
+    *rows = kept;
 }

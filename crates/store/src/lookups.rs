@@ -1,6 +1,7 @@
 //! The record of every portal lookup: who asked, why, for which case or clerk, and how it
 //! ended (the query and the answer are not kept). Written by group commit
-//! (`lookup_writer`): concurrent lookups share one transaction, each answered once stored.
+//! (`lookup_writer`): concurrent lookups share one transaction, each answered once stored; a
+//! lookup alone is written as it begins and again with its outcome.
 
 use crate::{Result, Store};
 use gateway_base::model::Clerk;
@@ -21,7 +22,7 @@ pub struct LookupServes {
 /// A recorded lookup.
 #[derive(Debug, Clone, Serialize)]
 pub struct LookupRecord {
-    /// Unix ms.
+    /// Unix ms it began.
     pub at: i64,
     /// The portal client that asked.
     pub client: String,
@@ -33,31 +34,29 @@ pub struct LookupRecord {
     pub case_id: Option<String>,
     /// The clerk it served.
     pub clerk: Option<serde_json::Value>,
-    /// `ok` or the error kind.
+    /// `ok` or the error kind; `pending` while it runs (a lookup begun alone), `cancelled`
+    /// when it was dropped before it ended (its client gone, its time bound run out).
     pub outcome: String,
 }
 
 impl Store {
-    /// A lookup begins: hold the guard until it is answered (its record written). Lookups in
-    /// flight let the record writer gather their records into one commit.
-    pub fn lookup_begun(&self) -> crate::LookupInFlight {
-        self.lookups.begun()
-    }
-
-    /// Record a portal lookup (the query and answer are not kept: only who, why and how).
-    pub async fn record_lookup(
+    /// A lookup by `client` of `lookup`, serving `served`, begins, before its department is
+    /// asked: end what this returns with the lookup's outcome, which returns once its record
+    /// is stored (the query and the answer are not kept: only who, why and how). Lookups in
+    /// flight share a commit; a lookup alone has its record written while it runs.
+    pub fn lookup_begun(
         &self,
         client: &str,
         lookup: &str,
         served: &LookupServes,
-        outcome: &str,
-    ) -> Result<()> {
-        // Group commit: concurrent lookups share one transaction; each returns once stored.
-        self.lookups.record(client, lookup, served, outcome).await
+    ) -> crate::LookupRecording {
+        self.lookups.begun(client, lookup, served)
     }
 
-    /// The latest recorded lookups, newest first.
+    /// The latest recorded lookups, newest first: a lookup answered is read with its outcome,
+    /// one still running as `pending` (its record written as it began alone).
     pub async fn lookup_records(&self, limit: i64) -> Result<Vec<LookupRecord>> {
+        self.lookups.settled().await;
         let rows = sqlx::query(
             "SELECT at, client, lookup, purpose, case_id, clerk, outcome FROM lookup_records
              ORDER BY id DESC LIMIT $1",

@@ -24,7 +24,8 @@ async fn every_record_is_stored_when_its_call_returns(store: &Store) {
         tokio::spawn(async move {
             let purpose = format!("核验 {n}");
             store
-                .record_lookup("portal", "tax.clearance", &serves(&purpose), "ok")
+                .lookup_begun("portal", "tax.clearance", &serves(&purpose))
+                .ended("ok")
                 .await
                 .unwrap();
             let stored = store.lookup_records(1000).await.unwrap();
@@ -56,6 +57,67 @@ async fn lookup_records_are_stored_before_their_calls_return() {
     }
 }
 
+/// A lookup alone has its record written while it runs (`pending`), and again with its
+/// outcome when it ends: one record, read with its outcome once the lookup is answered.
+async fn a_lookup_alone_is_recorded_as_it_begins_and_again_when_it_ends(store: &Store) {
+    let recording = store.lookup_begun("portal", "tax.clearance", &serves("核验 独自"));
+    let running = store.lookup_records(10).await.unwrap();
+    assert_eq!(
+        running.len(),
+        1,
+        "the record is written while the lookup runs"
+    );
+    assert_eq!(running[0].outcome, "pending");
+    recording.ended("department_timeout").await.unwrap();
+    let ended = store.lookup_records(10).await.unwrap();
+    assert_eq!(ended.len(), 1, "written again, not twice");
+    assert_eq!(ended[0].outcome, "department_timeout");
+    assert_eq!(ended[0].at, running[0].at);
+    assert_eq!(ended[0].purpose, "核验 独自");
+}
+
+/// A lookup dropped before it ended (its client gone) is recorded `cancelled`, whether it
+/// began alone (its first write and its outcome may meet in one batch) or beside others.
+async fn a_lookup_dropped_before_it_ended_is_recorded_cancelled(store: &Store) {
+    drop(store.lookup_begun("portal", "tax.clearance", &serves("核验 甲")));
+    let first = store.lookup_begun("portal", "tax.clearance", &serves("核验 乙"));
+    drop(store.lookup_begun("portal", "tax.clearance", &serves("核验 丙")));
+    first.ended("ok").await.unwrap();
+    let mut stored: Vec<(String, String)> = store
+        .lookup_records(10)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|r| (r.purpose, r.outcome))
+        .collect();
+    stored.sort();
+    let mut expected: Vec<(String, String)> = [
+        ("核验 甲", "cancelled"),
+        ("核验 乙", "ok"),
+        ("核验 丙", "cancelled"),
+    ]
+    .iter()
+    .map(|(p, o)| (p.to_string(), o.to_string()))
+    .collect();
+    expected.sort();
+    assert_eq!(stored, expected);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_lookup_is_recorded_with_how_it_ended_or_cancelled() {
+    for database in Database::every("records_outcomes").await {
+        let store = Store::open(&database.url).await.unwrap();
+        a_lookup_alone_is_recorded_as_it_begins_and_again_when_it_ends(&store).await;
+        sqlx::query("DELETE FROM lookup_records")
+            .execute(store.pool())
+            .await
+            .unwrap();
+        a_lookup_dropped_before_it_ended_is_recorded_cancelled(&store).await;
+        drop(store);
+        database.drop().await;
+    }
+}
+
 /// On one thread, a lookup's record waits while a case's transaction holds SQLite's write
 /// lock, the thread goes on with other work meanwhile (the transaction is committed from it),
 /// and the record is stored once the lock is free. Written on the runtime's thread, the record
@@ -74,7 +136,8 @@ async fn a_record_waiting_for_sqlites_write_lock_leaves_the_runtime_free() {
         let store = store.clone();
         async move {
             store
-                .record_lookup("portal", "tax.clearance", &serves("核验"), "ok")
+                .lookup_begun("portal", "tax.clearance", &serves("核验"))
+                .ended("ok")
                 .await
         }
     });
@@ -102,12 +165,8 @@ async fn the_wal_is_checkpointed_as_records_are_written() {
         .unwrap();
     for n in 0..2000 {
         store
-            .record_lookup(
-                "portal",
-                "tax.clearance",
-                &serves(&format!("核验 {n}")),
-                "ok",
-            )
+            .lookup_begun("portal", "tax.clearance", &serves(&format!("核验 {n}")))
+            .ended("ok")
             .await
             .unwrap();
     }
@@ -117,7 +176,8 @@ async fn the_wal_is_checkpointed_as_records_are_written() {
             async move {
                 let purpose = format!("核验 {round}-{n}");
                 store
-                    .record_lookup("portal", "tax.clearance", &serves(&purpose), "ok")
+                    .lookup_begun("portal", "tax.clearance", &serves(&purpose))
+                    .ended("ok")
                     .await
             }
         });
@@ -125,8 +185,9 @@ async fn the_wal_is_checkpointed_as_records_are_written() {
             recorded.unwrap();
         }
     }
-    // Each commit writes two pages or more (the table's and its key's): without checkpoints
-    // the WAL would hold 4 800 pages and more (19 MiB). A passive checkpoint does not always
+    // Each commit writes a page or more (a first write the table's and its key's), and a
+    // lookup alone commits twice: without checkpoints the WAL would hold well over 4 800
+    // pages (19 MiB). A passive checkpoint does not always
     // let the next commit start the WAL over, so on a busy machine it can span a few
     // checkpoint intervals (6.4 MiB seen in a full test run): the bound is about half of
     // what it reaches with no checkpoint at all.
