@@ -259,6 +259,16 @@ mod tests {
         assert_eq!(sqlite[1], "INSERT INTO t (a, b) VALUES (?, ?), (?, ?)");
     }
 
+    /// The rows of table `t`, in order.
+    fn stored(conn: &rusqlite::Connection) -> Vec<(i64, String)> {
+        conn.prepare("SELECT a, b FROM t ORDER BY a")
+            .unwrap()
+            .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
+            .unwrap()
+            .collect::<Result<_, _>>()
+            .unwrap()
+    }
+
     #[test]
     fn an_updating_insert_ends_in_an_upsert() {
         let insert = BatchInsert::updating("t", &["a", "b"], 2, "a", &["b"]);
@@ -279,13 +289,7 @@ mod tests {
                 values,
             )
             .unwrap();
-        let stored: Vec<(i64, String)> = conn
-            .prepare("SELECT a, b FROM t ORDER BY a")
-            .unwrap()
-            .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
-            .unwrap()
-            .collect::<Result<_, _>>()
-            .unwrap();
+        let stored = stored(&conn);
         assert_eq!(stored, vec![(1, "ok".to_string()), (2, "new".to_string())]);
     }
 
@@ -324,13 +328,7 @@ mod tests {
         let insert = BatchInsert::new("t", &["a", "b"], 16);
         let rows: Vec<(i64, String)> = (0..45).map(|n| (n, format!("row {n}"))).collect();
         insert.write_sqlite(&mut conn, &rows, values).unwrap();
-        let stored: Vec<(i64, String)> = conn
-            .prepare("SELECT a, b FROM t ORDER BY a")
-            .unwrap()
-            .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
-            .unwrap()
-            .collect::<Result<_, _>>()
-            .unwrap();
+        let stored = stored(&conn);
         assert_eq!(stored, rows);
         // A NULL is a NULL, not text.
         let nulls = BatchInsert::new("t", &["a", "b"], 1);
