@@ -497,6 +497,7 @@ async fn rate_body_and_time_limits_answer_in_the_error_format() {
     let env = Env::start_with(Setup {
         config_extra: extra,
         server_extra: "request_timeout_ms = 1500\nbody_limit_bytes = 4096".into(),
+        admin: true,
         ..Setup::default()
     })
     .await
@@ -537,4 +538,21 @@ async fn rate_body_and_time_limits_answer_in_the_error_format() {
         started.elapsed() < std::time::Duration::from_millis(2900),
         "ended by the gateway's bound"
     );
+    // The lookup its time bound cut off was recorded all the same, as cancelled; those answered
+    // with how they ended.
+    let records: Value = integration_tests::admin_client()
+        .get(format!("{}/admin/v1/lookups", env.admin_url()))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let outcomes: Vec<&str> = records["lookups"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["outcome"].as_str().unwrap())
+        .collect();
+    assert_eq!(outcomes, ["cancelled", "ok", "ok"], "{records}");
 }
