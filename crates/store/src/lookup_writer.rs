@@ -255,9 +255,13 @@ async fn write_batches(
         let outcome = if rows.is_empty() {
             Ok(())
         } else {
-            records
-                .insert(&insert, rows, Row::values, Waiting::Request)
-                .await
+            // A batch nobody waits for is lone lookups' outcomes (and cancellations).
+            let waiting = if waiters.is_empty() {
+                Waiting::Nobody
+            } else {
+                Waiting::Request
+            };
+            records.insert(&insert, rows, Row::values, waiting).await
         };
         if let Err(e) = &outcome {
             tracing::error!(error = %e, records = waiters.len(), "lookup records not written");

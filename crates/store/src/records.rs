@@ -57,6 +57,11 @@ pub(crate) enum Waiting {
     Request,
     /// Only its writer (the audit log): written on the records thread.
     Writer,
+    /// Nobody, and it adds a page to rows already written (a lone lookup's outcome): written
+    /// where it is asked for like a request's, and not counted toward the next checkpoint, so
+    /// that a lookup written twice does not bring checkpoints, which the next record waits
+    /// out, twice as often.
+    Nobody,
 }
 
 /// Where record writers write, in turns.
@@ -147,14 +152,15 @@ impl SqliteRecords {
         values: Values<R, N>,
         waiting: Waiting,
     ) -> Result<(), StoreError> {
-        if waiting == Waiting::Request
+        let counted = waiting != Waiting::Nobody;
+        if waiting != Waiting::Writer
             && let Ok(mut conn) = self.connection.try_lock()
         {
             match insert.write_sqlite(&mut conn, &rows, values) {
                 Err(e) if is_busy(&e) => {}
                 written => {
                     drop(conn);
-                    self.committed();
+                    self.committed(counted);
                     return Ok(written?);
                 }
             }
@@ -167,13 +173,14 @@ impl SqliteRecords {
         let gone = || StoreError::Database(sqlx::Error::PoolClosed);
         self.tasks.send(Task::Write(job)).map_err(|_| gone())?;
         let written = written.await.map_err(|_| gone())?;
-        self.committed();
+        self.committed(counted);
         Ok(written?)
     }
 
-    /// Count a transaction; every [`CHECKPOINT_EVERY`] the thread checkpoints.
-    fn committed(&self) {
-        if self.since_checkpoint.fetch_add(1, Ordering::Relaxed) + 1 >= CHECKPOINT_EVERY {
+    /// Count a transaction if `counted`; every [`CHECKPOINT_EVERY`] the thread checkpoints.
+    fn committed(&self, counted: bool) {
+        if counted && self.since_checkpoint.fetch_add(1, Ordering::Relaxed) + 1 >= CHECKPOINT_EVERY
+        {
             self.since_checkpoint.store(0, Ordering::Relaxed);
             let _ = self.tasks.send(Task::Checkpoint);
         }
