@@ -540,14 +540,7 @@ async fn rate_body_and_time_limits_answer_in_the_error_format() {
     );
     // The lookup its time bound cut off was recorded all the same, as cancelled; those answered
     // with how they ended.
-    let records: Value = integration_tests::admin_client()
-        .get(format!("{}/admin/v1/lookups", env.admin_url()))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let records = env.admin_get("/admin/v1/lookups").await;
     let outcomes: Vec<&str> = records["lookups"]
         .as_array()
         .unwrap()
