@@ -13,6 +13,7 @@
 
 use crate::blobs::MaterialBlobs;
 use crate::cancelling::run_on;
+use crate::transport::{RequestBody, Transport};
 use gateway_base::config::{Config, DepartmentConfig};
 use gateway_base::digest::HashAlgorithm;
 use gateway_store::audit::Outcome;
@@ -118,8 +119,8 @@ pub struct DepartmentResponse {
 /// One department's base URL, client and limits.
 #[derive(Debug)]
 pub struct Connection {
-    base: reqwest::Url,
-    client: reqwest::Client,
+    base: url::Url,
+    transport: Arc<Transport>,
     timeout: Duration,
     max_response_bytes: usize,
     /// No department yet: every request is refused (a component being described before it is
@@ -135,10 +136,11 @@ impl Connection {
     /// A connection that refuses every request.
     pub fn unbound() -> anyhow::Result<Arc<Self>> {
         Ok(Arc::new(Connection {
-            base: reqwest::Url::parse("http://unbound.invalid")?,
-            client: reqwest::Client::builder()
-                .use_preconfigured_tls(crate::tls::no_trust_config()?)
-                .build()?,
+            base: url::Url::parse("http://unbound.invalid")?,
+            transport: Arc::new(Transport::new(
+                crate::tls::no_trust_config()?,
+                Duration::from_secs(1),
+            )),
             timeout: Duration::from_secs(1),
             max_response_bytes: 0,
             unbound: true,
@@ -149,21 +151,19 @@ impl Connection {
 
     /// Build the connection for a department from the config (reads its TLS files).
     pub fn new(config: &Config, dept: &DepartmentConfig) -> anyhow::Result<Arc<Self>> {
-        let base = reqwest::Url::parse(dept.base_url.trim_end_matches('/'))?;
+        let base = url::Url::parse(dept.base_url.trim_end_matches('/'))?;
         let timeout = Duration::from_millis(dept.timeout_ms);
-        // No client-wide timeout: `send` bounds the whole exchange, body included, itself.
-        let mut builder = reqwest::Client::builder()
-            .connect_timeout(timeout.min(Duration::from_secs(5)))
-            .redirect(reqwest::redirect::Policy::none())
-            .pool_max_idle_per_host(64);
-        builder = match &dept.tls {
-            Some(tls) => builder.use_preconfigured_tls(crate::tls::client_config(config, tls)?),
-            // A plain-HTTP department: TLS is never used, but the client still needs a provider.
-            None => builder.use_preconfigured_tls(crate::tls::no_trust_config()?),
+        let tls = match &dept.tls {
+            Some(tls) => crate::tls::client_config(config, tls)?,
+            // A plain-HTTP department: TLS is never used, but the client is built with some.
+            None => crate::tls::no_trust_config()?,
         };
+        // Only the connection attempt is bounded here: `send` bounds the whole exchange, body
+        // included, itself. Redirects are never followed (an answer is given back as it is).
+        let transport = Transport::new(tls, timeout.min(Duration::from_secs(5)));
         Ok(Arc::new(Connection {
             base,
-            client: builder.build()?,
+            transport: Arc::new(transport),
             timeout,
             max_response_bytes: dept.max_response_bytes,
             unbound: false,
@@ -181,7 +181,7 @@ impl Connection {
     /// slash or backslash that was encoded, a byte sequence that is not UTF-8 (overlong `%c0%ae`
     /// is a dot to some decoders), or a dot or slash look-alike some servers fold (`．`, `／`,
     /// `＼`, `∕`). What passes is sent exactly as given.
-    pub fn resolve(&self, path: &str) -> Result<reqwest::Url, SendError> {
+    pub fn resolve(&self, path: &str) -> Result<url::Url, SendError> {
         let refuse = |why: &str| Err(SendError::Forbidden(format!("path {path:?}: {why}")));
         if self.unbound {
             return refuse("no department is bound to this adapter yet");
@@ -329,17 +329,21 @@ impl Connection {
     ) -> Result<DepartmentResponse, SendError> {
         let url = self.resolve(path)?;
         let method = allowed_method(method)?;
+        let uri = hyper::Uri::try_from(url.as_str())
+            .map_err(|_| SendError::Forbidden(format!("path {path:?}: not a valid URI")))?;
         let failure = Arc::new(Mutex::new(None));
-        let mut request = self.client.request(method, url);
-        request = match body {
-            OutgoingBody::Bytes(bytes) => request.body(bytes),
+        let mut outgoing = hyper::HeaderMap::with_capacity(headers.len() + 2);
+        let body = match body {
+            OutgoingBody::Bytes(bytes) => RequestBody::Left(bytes::Bytes::from(bytes).into()),
             OutgoingBody::Parts { parts, blobs } => {
                 let streamed = StreamedBody::new(parts, blobs, digest, failure.clone());
                 // Set here: a streamed body would otherwise go out chunked, which some
                 // departments' servers refuse; hyper holds the body to this length.
-                request
-                    .header("content-length", streamed.remaining)
-                    .body(reqwest::Body::wrap(streamed))
+                outgoing.insert(
+                    hyper::header::CONTENT_LENGTH,
+                    hyper::header::HeaderValue::from(streamed.remaining),
+                );
+                RequestBody::Right(streamed)
             }
         };
         for (name, value) in headers {
@@ -356,45 +360,31 @@ impl Connection {
             ) {
                 continue;
             }
-            request = request.header(name.as_str(), value.as_str());
+            // Refused, not sent: the value is not repeated (it may be a signature or a token).
+            let name = hyper::header::HeaderName::from_bytes(name.as_bytes()).map_err(|_| {
+                SendError::Forbidden(format!("header {name:?}: not a valid header name"))
+            })?;
+            let value = hyper::header::HeaderValue::from_str(value).map_err(|_| {
+                SendError::Forbidden(format!(
+                    "header {name}: its value is not a valid header value"
+                ))
+            })?;
+            outgoing.append(name, value);
         }
-        request = request.header("traceparent", trace.traceparent());
-        if let Some(state) = &trace.state {
-            request = request.header("tracestate", state.as_str());
-        }
-        let max_response_bytes = self.max_response_bytes;
-        let exchange = async move {
-            let mut response = request.send().await.map_err(classify)?;
-            let status = response.status().as_u16();
-            let headers = response
-                .headers()
-                .iter()
-                .map(|(n, v)| {
-                    (
-                        n.as_str().to_string(),
-                        String::from_utf8_lossy(v.as_bytes()).into_owned(),
-                    )
-                })
-                .collect();
-            if response
-                .content_length()
-                .is_some_and(|n| n as usize > max_response_bytes)
-            {
-                return Err(SendError::TooLarge);
-            }
-            let mut body = Vec::new();
-            while let Some(chunk) = response.chunk().await.map_err(classify)? {
-                if body.len() + chunk.len() > max_response_bytes {
-                    return Err(SendError::TooLarge);
-                }
-                body.extend_from_slice(&chunk);
-            }
-            Ok(DepartmentResponse {
-                status,
-                headers,
-                body,
-            })
+        let trace_header = |text: String| {
+            hyper::header::HeaderValue::try_from(text)
+                .map_err(|_| SendError::Forbidden("the trace context is not a valid header".into()))
         };
+        outgoing.insert("traceparent", trace_header(trace.traceparent())?);
+        if let Some(state) = trace.state {
+            outgoing.insert("tracestate", trace_header(state)?);
+        }
+        let mut request = hyper::Request::new(body);
+        *request.method_mut() = method;
+        *request.uri_mut() = uri;
+        *request.headers_mut() = outgoing;
+        let (transport, max_response_bytes) = (self.transport.clone(), self.max_response_bytes);
+        let exchange = async move { transport.exchange(request, max_response_bytes).await };
         let timeout = self.timeout;
         let result = self
             .on_home(async move {
@@ -437,27 +427,18 @@ impl Connection {
     /// `timeout`. Any answer but 502, 503 or 504 means its system is there (a 404 for the bare
     /// base URL is normal); those three, a refused connection or silence mean it is not.
     pub async fn probe(&self, timeout: Duration) -> Result<u16, SendError> {
-        let request = self
-            .client
-            .get(self.base.clone())
-            .timeout(timeout)
-            .header("traceparent", gateway_base::trace::outgoing().traceparent());
-        let answer = async {
-            let mut response = request.send().await?;
-            // Read the (small) body to its end, so the connection goes back to the pool
-            // instead of being closed: otherwise every probe is a new connection, and a new
-            // TLS handshake for a department behind TLS.
-            let mut read = 0;
-            while read <= self.max_response_bytes
-                && let Some(chunk) = response.chunk().await?
-            {
-                read += chunk.len();
-            }
-            Ok(response.status().as_u16())
-        };
+        let mut request = hyper::Request::new(RequestBody::Left(Default::default()));
+        *request.uri_mut() = hyper::Uri::try_from(self.base.as_str())
+            .map_err(|_| SendError::Unavailable("the base URL is not a valid URI".into()))?;
+        if let Ok(traceparent) = gateway_base::trace::outgoing().traceparent().try_into() {
+            request.headers_mut().insert("traceparent", traceparent);
+        }
+        // The (small) body is read to its end, so the connection goes back to the pool instead
+        // of being closed: otherwise every probe is a new connection, and a new TLS handshake
+        // for a department behind TLS.
+        let answer = self.transport.status(request, self.max_response_bytes);
         let status = match tokio::time::timeout(timeout, answer).await {
-            Ok(Ok(status)) => status,
-            Ok(Err(e)) => return Err(classify(e)),
+            Ok(answered) => answered?,
             Err(_) => return Err(SendError::Timeout),
         };
         if matches!(status, 502..=504) {
@@ -467,7 +448,7 @@ impl Connection {
     }
 
     /// The department's base URL.
-    pub fn base_url(&self) -> &reqwest::Url {
+    pub fn base_url(&self) -> &url::Url {
         &self.base
     }
 }
@@ -536,7 +517,7 @@ struct Streaming {
 
 /// What the client pulls an [`OutgoingBody::Parts`] from: one part, or one slice of a material,
 /// at a time.
-struct StreamedBody {
+pub(crate) struct StreamedBody {
     /// Behind a mutex only so the body is `Sync`, as the client asks: it is only ever reached
     /// through `&mut` (`get_mut`), never locked.
     state: Mutex<StreamState>,
@@ -556,7 +537,7 @@ struct StreamState {
 /// Why a streamed body stopped.
 #[derive(Debug, thiserror::Error)]
 #[error("{0}")]
-struct StreamError(String);
+pub(crate) struct StreamError(String);
 
 impl StreamedBody {
     fn new(
@@ -704,14 +685,14 @@ impl http_body::Body for StreamedBody {
 /// says, so `get` is refused rather than guessed at.
 const METHODS: [&str; 7] = ["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"];
 
-fn allowed_method(method: &str) -> Result<reqwest::Method, SendError> {
+fn allowed_method(method: &str) -> Result<hyper::Method, SendError> {
     if !METHODS.contains(&method) {
         return Err(SendError::Forbidden(format!(
             "method {method:?} is not allowed (only {})",
             METHODS.join(", ")
         )));
     }
-    reqwest::Method::from_bytes(method.as_bytes())
+    hyper::Method::from_bytes(method.as_bytes())
         .map_err(|_| SendError::Forbidden(format!("method {method:?} is not valid")))
 }
 
@@ -772,32 +753,17 @@ fn check_segments(path: &str) -> Result<(), &'static str> {
     Ok(())
 }
 
-fn classify(error: reqwest::Error) -> SendError {
-    if error.is_timeout() {
-        SendError::Timeout
-    } else {
-        // The chain carries the useful part (connection refused, certificate unknown).
-        let mut reason = error.to_string();
-        let mut source = std::error::Error::source(&error);
-        while let Some(s) = source {
-            reason = format!("{reason}: {s}");
-            source = s.source();
-        }
-        SendError::Unavailable(reason)
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
 
     fn connection(base: &str) -> Connection {
         Connection {
-            base: reqwest::Url::parse(base).unwrap(),
-            client: reqwest::Client::builder()
-                .use_preconfigured_tls(crate::tls::no_trust_config().unwrap())
-                .build()
-                .unwrap(),
+            base: url::Url::parse(base).unwrap(),
+            transport: Arc::new(Transport::new(
+                crate::tls::no_trust_config().unwrap(),
+                Duration::from_secs(1),
+            )),
             timeout: Duration::from_secs(1),
             max_response_bytes: 1024,
             unbound: false,
@@ -976,6 +942,30 @@ mod tests {
                 "{method}: {sent:?}"
             );
         }
+    }
+
+    /// A header no HTTP server could read (a name with a space, a value breaking the line) is
+    /// the adapter's error, refused before anything is sent: the port here refuses
+    /// connections, so a request that went out would come back `Unavailable`. The refusal
+    /// names the header, never its value (a signature, a token).
+    #[tokio::test]
+    async fn a_header_that_is_not_http_is_never_sent() {
+        let c = connection("http://127.0.0.1:9/gateway");
+        let bad = [("X Sign", "abc"), ("X-Sign", "secret-1\r\nX-Injected: yes")];
+        for (name, value) in bad {
+            let sent = c
+                .send("POST", "/x", &[(name.into(), value.into())], Vec::new())
+                .await;
+            assert!(
+                matches!(&sent, Err(SendError::Forbidden(why)) if why.contains(&name.to_ascii_lowercase()) || why.contains(name)),
+                "{name}: {sent:?}"
+            );
+            assert!(!format!("{sent:?}").contains("secret-1"), "{sent:?}");
+        }
+        let fine = c
+            .send("POST", "/x", &[("X-Sign".into(), "abc".into())], Vec::new())
+            .await;
+        assert!(matches!(fine, Err(SendError::Unavailable(_))), "{fine:?}");
     }
 
     /// Materials in memory, one of them missing its bytes past `broken_after`.

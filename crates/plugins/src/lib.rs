@@ -13,6 +13,7 @@
 //! - [`blobs`]: where materials' bytes are read from ([`blobs::MaterialBlobs`]).
 //! - [`connection`]: the host-owned HTTP(S) connection to one department, and its fences.
 //! - [`tls`]: rustls configurations of department connections.
+//! - `transport`: the pooled HTTP client under the connections (hyper-util over rustls).
 //! - `cancelling`: work handed to another runtime ends when its waiter stops waiting.
 //! - [`adapters`]: each department's versions, the active choice, hot swaps, staged rollouts,
 //!   admission checks, the watched folder.
@@ -25,3 +26,4 @@ mod cancelling;
 pub mod connection;
 pub mod host;
 pub mod tls;
+mod transport;
