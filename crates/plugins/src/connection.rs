@@ -518,9 +518,7 @@ struct Streaming {
 /// What the client pulls an [`OutgoingBody::Parts`] from: one part, or one slice of a material,
 /// at a time.
 pub(crate) struct StreamedBody {
-    /// Behind a mutex only so the body is `Sync`, as the client asks: it is only ever reached
-    /// through `&mut` (`get_mut`), never locked.
-    state: Mutex<StreamState>,
+    state: StreamState,
     remaining: u64,
 }
 
@@ -548,7 +546,7 @@ impl StreamedBody {
     ) -> Self {
         let remaining = parts.iter().map(BodyPart::wire_len).sum();
         StreamedBody {
-            state: Mutex::new(StreamState {
+            state: StreamState {
                 parts: parts.into(),
                 blobs,
                 current: None,
@@ -556,7 +554,7 @@ impl StreamedBody {
                 remaining,
                 digest,
                 failure,
-            }),
+            },
             remaining,
         }
     }
@@ -593,7 +591,7 @@ impl http_body::Body for StreamedBody {
         cx: &mut Context<'_>,
     ) -> Poll<Option<Result<http_body::Frame<Self::Data>, Self::Error>>> {
         use base64::Engine as _;
-        let s = self.get_mut().state.get_mut().expect("never locked");
+        let s = &mut self.get_mut().state;
         loop {
             if let Some((reading, asked)) = &mut s.reading {
                 let asked = *asked;
@@ -670,12 +668,12 @@ impl http_body::Body for StreamedBody {
     }
 
     fn is_end_stream(&self) -> bool {
-        let s = self.state.lock().expect("never poisoned");
+        let s = &self.state;
         s.parts.is_empty() && s.current.is_none() && s.reading.is_none()
     }
 
     fn size_hint(&self) -> http_body::SizeHint {
-        http_body::SizeHint::with_exact(self.state.lock().expect("never poisoned").remaining)
+        http_body::SizeHint::with_exact(self.state.remaining)
     }
 }
 
