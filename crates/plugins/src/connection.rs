@@ -347,10 +347,14 @@ impl Connection {
             }
         };
         for (name, value) in headers {
+            // Refused, not sent: the value is not repeated (it may be a signature or a token).
+            let name = hyper::header::HeaderName::from_bytes(name.as_bytes()).map_err(|_| {
+                SendError::Forbidden(format!("header {name:?}: not a valid header name"))
+            })?;
             // The host owns the connection-level headers, and the trace context (so an adapter
-            // cannot detach its calls from the request they serve).
+            // cannot detach its calls from the request they serve). Names are lowercase here.
             if matches!(
-                name.to_ascii_lowercase().as_str(),
+                name.as_str(),
                 "host"
                     | "content-length"
                     | "transfer-encoding"
@@ -360,10 +364,6 @@ impl Connection {
             ) {
                 continue;
             }
-            // Refused, not sent: the value is not repeated (it may be a signature or a token).
-            let name = hyper::header::HeaderName::from_bytes(name.as_bytes()).map_err(|_| {
-                SendError::Forbidden(format!("header {name:?}: not a valid header name"))
-            })?;
             let value = hyper::header::HeaderValue::from_str(value).map_err(|_| {
                 SendError::Forbidden(format!(
                     "header {name}: its value is not a valid header value"
@@ -964,6 +964,52 @@ mod tests {
             .send("POST", "/x", &[("X-Sign".into(), "abc".into())], Vec::new())
             .await;
         assert!(matches!(fine, Err(SendError::Unavailable(_))), "{fine:?}");
+    }
+
+    /// The headers the host owns are its own whatever the adapter says, in any case of their
+    /// names: the department sees the host's `Host` and trace context, never the adapter's.
+    #[tokio::test]
+    async fn the_hosts_own_headers_are_never_the_adapters() {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let base = format!("http://{}", listener.local_addr().unwrap());
+        let (head_tx, head_rx) = tokio::sync::oneshot::channel();
+        tokio::spawn(async move {
+            let (mut socket, _) = listener.accept().await.unwrap();
+            let (mut got, mut buf) = (Vec::new(), [0u8; 4096]);
+            while !got.windows(4).any(|w| w == b"\r\n\r\n") {
+                let n = socket.read(&mut buf).await.unwrap();
+                got.extend_from_slice(&buf[..n]);
+            }
+            let _ = head_tx.send(String::from_utf8_lossy(&got).to_ascii_lowercase());
+            let answer = b"HTTP/1.1 200 OK\r\ncontent-length: 0\r\n\r\n";
+            socket.write_all(answer).await.unwrap();
+        });
+        let forged = [
+            (
+                "TraceParent",
+                "00-11111111111111111111111111111111-2222222222222222-01",
+            ),
+            ("HOST", "elsewhere.example"),
+            ("X-Sign", "abc"),
+        ];
+        let headers: Vec<(String, String)> = forged
+            .iter()
+            .map(|(n, v)| (n.to_string(), v.to_string()))
+            .collect();
+        let sent = connection(&base)
+            .send("POST", "/x", &headers, Vec::new())
+            .await;
+        assert_eq!(sent.map(|r| r.status), Ok(200));
+        let head = head_rx.await.unwrap();
+        assert!(head.contains("x-sign: abc"), "{head}");
+        assert!(!head.contains("1111111111"), "{head}");
+        assert!(head.contains("traceparent: 00-"), "{head}");
+        assert!(!head.contains("elsewhere"), "{head}");
+        assert!(
+            head.contains(&format!("host: {}", &base["http://".len()..])),
+            "{head}"
+        );
     }
 
     /// Materials in memory, one of them missing its bytes past `broken_after`.
