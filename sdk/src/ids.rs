@@ -156,16 +156,35 @@ const CREDIT_WEIGHTS: [u32; 17] = [
 ];
 const ORG_WEIGHTS: [u32; 8] = [3, 7, 9, 10, 5, 8, 4, 2];
 
+/// A character's value in the credit code's alphabet (its place in [`CREDIT_ALPHABET`]): by
+/// its code point, not by searching the alphabet, as every character of every code is read.
 fn credit_value(c: char) -> Option<u32> {
-    CREDIT_ALPHABET.find(c).map(|i| i as u32)
+    let value = match c {
+        '0'..='9' => c as u32 - '0' as u32,
+        'A'..='H' => c as u32 - 'A' as u32 + 10,
+        'J'..='N' => c as u32 - 'J' as u32 + 18,
+        'P'..='R' => c as u32 - 'P' as u32 + 23,
+        'T' | 'U' => c as u32 - 'T' as u32 + 26,
+        'W'..='Y' => c as u32 - 'W' as u32 + 28,
+        _ => return None,
+    };
+    Some(value)
 }
 
 /// The check character of a unified social credit code from its first 17 characters.
 pub fn credit_code_check_char(first17: &str) -> Option<char> {
-    let values: Option<Vec<u32>> = first17.chars().map(credit_value).collect();
-    let values = values.filter(|v| v.len() == 17)?;
-    let sum: u32 = values.iter().zip(CREDIT_WEIGHTS).map(|(v, w)| v * w).sum();
-    CREDIT_ALPHABET.chars().nth(((31 - sum % 31) % 31) as usize)
+    let mut chars = first17.chars();
+    let mut sum = 0;
+    for weight in CREDIT_WEIGHTS {
+        sum += credit_value(chars.next()?)? * weight;
+    }
+    if chars.next().is_some() {
+        return None;
+    }
+    CREDIT_ALPHABET
+        .as_bytes()
+        .get(((31 - sum % 31) % 31) as usize)
+        .map(|&b| char::from(b))
 }
 
 /// Check a unified social credit code (GB 32100-2015): alphabet, length and check character.
@@ -349,6 +368,18 @@ mod tests {
             credit_code("9111000060003734IL").unwrap_err().code,
             "format"
         );
+    }
+
+    #[test]
+    fn a_credit_characters_value_is_its_place_in_the_alphabet() {
+        for c in (0u8..=127).map(char::from) {
+            let place = CREDIT_ALPHABET.find(c).map(|i| i as u32);
+            assert_eq!(credit_value(c), place, "{c:?}");
+        }
+        assert_eq!(credit_value('中'), None);
+        assert_eq!(credit_code_check_char("91350100M000100Y"), None);
+        assert_eq!(credit_code_check_char("91350100M000100Y43"), None);
+        assert_eq!(credit_code_check_char("91350100M000100Y4"), Some('3'));
     }
 
     #[test]

@@ -5,30 +5,42 @@
 use base64::Engine;
 use hmac::{Hmac, Mac};
 
+/// Lowercase hex of `bytes`, as digests, signatures and nonces are written.
+///
+/// Written through `hex::encode_to_slice`, a byte at a time into a buffer of the final size:
+/// `hex::encode` collects an iterator of `char`s, about three times slower for a digest, and a
+/// lookup signs, digests and traces a few of them.
+pub fn to_hex(bytes: impl AsRef<[u8]>) -> String {
+    let bytes = bytes.as_ref();
+    let mut out = vec![0; bytes.len() * 2];
+    hex::encode_to_slice(bytes, &mut out).expect("the buffer is twice the input");
+    String::from_utf8(out).expect("hex digits are ASCII")
+}
+
 /// Lowercase hex HMAC-SHA256 of `message` under `key`.
 pub fn hmac_sha256_hex(key: &[u8], message: &[u8]) -> String {
     let mut mac = Hmac::<sha2::Sha256>::new_from_slice(key).expect("HMAC takes keys of any length");
     mac.update(message);
-    hex::encode(mac.finalize().into_bytes())
+    to_hex(mac.finalize().into_bytes())
 }
 
 /// Lowercase hex HMAC-SM3 of `message` under `key` (GB/T 32905 hash in the RFC 2104 construction).
 pub fn hmac_sm3_hex(key: &[u8], message: &[u8]) -> String {
     let mut mac = Hmac::<sm3::Sm3>::new_from_slice(key).expect("HMAC takes keys of any length");
     mac.update(message);
-    hex::encode(mac.finalize().into_bytes())
+    to_hex(mac.finalize().into_bytes())
 }
 
 /// Lowercase hex SM3 digest.
 pub fn sm3_hex(message: &[u8]) -> String {
     use sm3::Digest;
-    hex::encode(sm3::Sm3::digest(message))
+    to_hex(sm3::Sm3::digest(message))
 }
 
 /// Lowercase hex SHA-256 digest.
 pub fn sha256_hex(message: &[u8]) -> String {
     use sha2::Digest;
-    hex::encode(sha2::Sha256::digest(message))
+    to_hex(sha2::Sha256::digest(message))
 }
 
 /// Whether `signature_hex` is the HMAC-SHA256 of `message` under `key`: the way to check a
@@ -80,7 +92,7 @@ pub fn base64_decode(text: &str) -> Result<Vec<u8>, base64::DecodeError> {
 pub fn nonce() -> String {
     let mut bytes = [0u8; 16];
     getrandom::fill(&mut bytes).expect("the system's random source");
-    hex::encode(bytes)
+    to_hex(bytes)
 }
 
 /// Unix seconds now.
@@ -94,6 +106,14 @@ pub fn unix_seconds() -> u64 {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn hex_is_lowercase_two_digits_a_byte() {
+        assert_eq!(to_hex([]), "");
+        assert_eq!(to_hex([0x00, 0x0f, 0xa0, 0xff]), "000fa0ff");
+        let every: Vec<u8> = (0..=255).collect();
+        assert_eq!(to_hex(&every), hex::encode(&every));
+    }
 
     #[test]
     fn sm3_matches_the_standard_example() {

@@ -51,7 +51,7 @@ impl HashAlgorithm {
 
     /// Hex digest of some bytes (a request or answer body).
     pub fn hex(self, bytes: &[u8]) -> String {
-        hex::encode(self.digest(&[bytes]))
+        sdk::sign::to_hex(self.digest(&[bytes]))
     }
 }
 

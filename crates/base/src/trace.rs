@@ -104,7 +104,7 @@ impl TraceContext {
 
     /// The trace id as 32 lowercase hex characters.
     pub fn trace_id_hex(&self) -> String {
-        hex::encode(self.trace_id)
+        sdk::sign::to_hex(self.trace_id)
     }
 
     /// A context for a call this process makes: same trace, a new span id as the parent.
@@ -119,8 +119,8 @@ impl TraceContext {
     pub fn traceparent(&self) -> String {
         format!(
             "00-{}-{}-{:02x}",
-            hex::encode(self.trace_id),
-            hex::encode(self.parent_id),
+            sdk::sign::to_hex(self.trace_id),
+            sdk::sign::to_hex(self.parent_id),
             self.flags & 1
         )
     }

@@ -83,7 +83,7 @@ pub struct Department {
 /// Hex SHA-256 of a secret, as the config stores it.
 pub fn sha256_hex(secret: &str) -> String {
     use sha2::Digest;
-    hex::encode(sha2::Sha256::digest(secret.as_bytes()))
+    sdk::sign::to_hex(sha2::Sha256::digest(secret.as_bytes()))
 }
 
 /// The credentials a gateway accepts, built once from the config.

@@ -18,7 +18,7 @@ pub(crate) struct Embedded {
 impl Embedded {
     /// The first 16 hex digits of its SHA-256: what its address carries.
     pub(crate) fn digest(&self) -> String {
-        hex::encode(&sha2::Sha256::digest(self.bytes)[..8])
+        sdk::sign::to_hex(&sha2::Sha256::digest(self.bytes)[..8])
     }
 
     /// The file, cacheable for a year, with the digest as its ETag (`304` when the browser

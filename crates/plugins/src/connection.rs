@@ -496,8 +496,8 @@ impl Digesting {
     fn finish(self) -> (String, u64) {
         use sha2::Digest as _;
         let digest = match self.hash {
-            Hasher::Sm3(h) => hex::encode(h.finalize()),
-            Hasher::Sha256(h) => hex::encode(h.finalize()),
+            Hasher::Sm3(h) => sdk::sign::to_hex(h.finalize()),
+            Hasher::Sha256(h) => sdk::sign::to_hex(h.finalize()),
         };
         (digest, self.bytes)
     }

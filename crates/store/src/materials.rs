@@ -578,7 +578,7 @@ impl BlobWriter {
     /// nothing of this upload is kept.
     pub async fn finish(mut self, media_type: &str, attach: Attach<'_>) -> Result<Attached> {
         self.flush().await?;
-        let sm3 = hex::encode(std::mem::take(&mut self.digest).finalize());
+        let sm3 = sdk::sign::to_hex(std::mem::take(&mut self.digest).finalize());
         // A file another upload is attaching, or the sweep removing, at this very moment can
         // make one attempt fail on a foreign key; the next sees the outcome.
         let mut attempt = 0;

@@ -58,7 +58,7 @@ pub fn mac(key: &str, algorithm: Mac, data: &[u8]) -> Result<Vec<u8>, CryptoErro
 
 /// [`mac`] as lowercase hex, as most department protocols carry it.
 pub fn mac_hex(key: &str, algorithm: Mac, data: &[u8]) -> Result<String, CryptoError> {
-    mac(key, algorithm, data).map(hex::encode)
+    mac(key, algorithm, data).map(crate::sign::to_hex)
 }
 
 /// Whether `signature_hex` is the MAC of `data` under the secret `key`: how an adapter checks

@@ -150,11 +150,11 @@ impl DepartmentKey {
         }
         match self.material.as_deref() {
             Some(KeyMaterial::Hmac(bytes)) => {
-                out.push(hex::encode(bytes.as_slice()));
+                out.push(sdk::sign::to_hex(bytes.as_slice()));
                 out.push(base64::engine::general_purpose::STANDARD.encode(bytes.as_slice()));
             }
             Some(KeyMaterial::Sm4(bytes)) => {
-                out.push(hex::encode(bytes.as_slice()));
+                out.push(sdk::sign::to_hex(bytes.as_slice()));
                 out.push(base64::engine::general_purpose::STANDARD.encode(bytes.as_slice()));
             }
             _ => {}

@@ -125,7 +125,7 @@ pub(super) async fn apply(
         // The same form with another draft is another application.
         use sha2::Digest;
         let digest = sha2::Sha256::digest(format!("{}\0draft={draft}", arrival.request_digest));
-        arrival.request_digest = hex::encode(digest);
+        arrival.request_digest = sdk::sign::to_hex(digest);
         arrival.draft = Some(draft);
     }
     let applied = o.apply(&code, form, arrival).await?;
@@ -209,7 +209,7 @@ pub(super) fn arrival(
     digest.update(body);
     Ok(Arrival {
         idempotency_key: key,
-        request_digest: hex::encode(digest.finalize()),
+        request_digest: sdk::sign::to_hex(digest.finalize()),
         clerk,
         client: Some(client.id.clone()),
         materials: Vec::new(),

@@ -120,7 +120,7 @@ fn arrival(
     digest.update(body);
     Ok(SupplementArrival {
         idempotency_key: key,
-        request_digest: hex::encode(digest.finalize()),
+        request_digest: sdk::sign::to_hex(digest.finalize()),
     })
 }
 

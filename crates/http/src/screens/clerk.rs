@@ -439,7 +439,7 @@ async fn submitted(
     let arrival = gateway_store::Arrival {
         // The draft is the application: submitting it twice (a double click) is one case.
         idempotency_key: Some(format!("{}:{}:draft-{id}", client.id, page.service)),
-        request_digest: hex::encode(digest.finalize()),
+        request_digest: sdk::sign::to_hex(digest.finalize()),
         clerk: Some(signed.clerk()),
         client: Some(client.id.clone()),
         materials: Vec::new(),

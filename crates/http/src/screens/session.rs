@@ -110,7 +110,7 @@ pub(crate) fn random_token() -> String {
 }
 
 fn digest(id: &str) -> String {
-    hex::encode(sha2::Sha256::digest(id.as_bytes()))
+    sdk::sign::to_hex(sha2::Sha256::digest(id.as_bytes()))
 }
 
 /// Start a session for a user who signed in: stored, and its cookie to set.

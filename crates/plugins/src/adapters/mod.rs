@@ -424,5 +424,5 @@ pub struct DepartmentStatus {
 /// Hex SHA-256, the identity of a component.
 pub fn digest(bytes: &[u8]) -> String {
     use sha2::Digest;
-    hex::encode(sha2::Sha256::digest(bytes))
+    sdk::sign::to_hex(sha2::Sha256::digest(bytes))
 }

@@ -17,7 +17,7 @@ pub fn link(hash: HashAlgorithm, node: &str, seq: i64, prev_hash: &str, record: 
     format!(
         "{}:{}",
         hash.name(),
-        hex::encode(hash.digest(&[head.as_bytes(), record.as_bytes()]))
+        sdk::sign::to_hex(hash.digest(&[head.as_bytes(), record.as_bytes()]))
     )
 }
 

@@ -31,7 +31,7 @@ use clap::Parser;
 use gateway_plugins::host::{Department, Limits, LoadedAdapter, PluginEngine};
 use std::fmt::Write as _;
 use std::fs::File;
-use std::net::{TcpListener, TcpStream};
+use std::net::TcpStream;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
@@ -321,15 +321,12 @@ fn unused_departments_on_free_ports(command: &mut Command) -> anyhow::Result<()>
     Ok(())
 }
 
-/// `n` distinct free ports on 127.0.0.1 (held together while picked, then released).
+/// `n` distinct free ports on 127.0.0.1, none handed out before in this run: below the
+/// kernel's ephemeral range ([`integration_tests::free_port`]). Ports the kernel picks itself
+/// could come back in a later pick once released, or as the local port of one of the load's
+/// connections, and a server started on one then fails to bind while another answers there.
 fn free_ports(n: usize) -> anyhow::Result<Vec<u16>> {
-    let listeners = (0..n)
-        .map(|_| TcpListener::bind("127.0.0.1:0"))
-        .collect::<Result<Vec<_>, _>>()?;
-    listeners
-        .iter()
-        .map(|l| Ok(l.local_addr()?.port()))
-        .collect()
+    Ok((0..n).map(|_| integration_tests::free_port()).collect())
 }
 
 /// A child process that is stopped when dropped, however the benchmark ends.

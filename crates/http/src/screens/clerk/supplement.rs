@@ -197,7 +197,7 @@ async fn supplemented(
     digest.update(step.as_bytes());
     digest.update([0]);
     digest.update(body.to_string().as_bytes());
-    let digest = hex::encode(digest.finalize());
+    let digest = sdk::sign::to_hex(digest.finalize());
     let arrival = SupplementArrival {
         // The same answer sent twice (a double click) is one supplement.
         idempotency_key: Some(format!("{}:screens-{step}-{}", client.id, &digest[..16])),
