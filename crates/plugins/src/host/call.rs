@@ -20,7 +20,7 @@ use gateway_base::redact::redact;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
-use wasmtime::component::{Component, Linker};
+use wasmtime::component::{Component, ComponentExportIndex, InstancePre, Linker};
 use wasmtime::{Store, Trap, UpdateDeadline};
 
 /// Why a call into an adapter produced no answer of its own.
@@ -207,42 +207,126 @@ pub enum LoadError {
 
 /// A component pre-instantiated for the version of the contract it implements.
 #[derive(Clone)]
-enum Pre {
-    V0_1(v0_1::AdapterPre<HostState>),
-    V0_2(v0_2::AdapterPre<HostState>),
-    V0_3(v0_3::AdapterPre<HostState>),
+struct Pre {
+    /// The component with the host's imports resolved.
+    instance_pre: InstancePre<HostState>,
+    /// Where its exports are.
+    exports: Arc<Exports>,
 }
 
-/// One fresh instance, of either version.
+/// Where a component's exports are, found once when it is loaded.
+struct Exports {
+    /// Every export of its version of the contract, for the bindings of that version.
+    every: Indices,
+    /// `lookup`, for the call made most often.
+    lookup: ComponentExportIndex,
+}
+
+/// The bindings' indices of every export, by version.
+enum Indices {
+    V0_1(v0_1::AdapterIndices),
+    V0_2(v0_2::AdapterIndices),
+    V0_3(v0_3::AdapterIndices),
+}
+
+/// The bindings of one fresh instance, of either version.
 enum Instance {
     V0_1(v0_1::Adapter),
     V0_2(v0_2::Adapter),
     V0_3(v0_3::Adapter),
 }
 
+/// One fresh instance, its exports looked up only when called.
+///
+/// Why: the bindings' own instantiation type-checks every export of the contract (eight; six
+/// for 0.1) for each instance, where a call uses one, and a lookup is a call that must cost
+/// little (1.4 % of the gateway's CPU under the lookup load went to those checks). A lookup checks only
+/// `lookup`; every other call takes the whole bindings ([`Fresh::bindings`]).
+struct Fresh {
+    instance: wasmtime::component::Instance,
+    exports: Arc<Exports>,
+}
+
 impl Pre {
-    fn engine(&self) -> &wasmtime::Engine {
-        match self {
-            Pre::V0_1(pre) => pre.engine(),
-            Pre::V0_2(pre) => pre.engine(),
-            Pre::V0_3(pre) => pre.engine(),
-        }
+    /// `component`, its imports resolved by `linker`, as a component of `contract`; it must
+    /// export what that version of the contract exports.
+    fn new(
+        linker: &Linker<HostState>,
+        component: &Component,
+        contract: Contract,
+    ) -> wasmtime::Result<Pre> {
+        let instance_pre = linker.instantiate_pre(component)?;
+        let every = match contract {
+            Contract::V0_1 => Indices::V0_1(v0_1::AdapterIndices::new(&instance_pre)?),
+            Contract::V0_2 => Indices::V0_2(v0_2::AdapterIndices::new(&instance_pre)?),
+            Contract::V0_3 => Indices::V0_3(v0_3::AdapterIndices::new(&instance_pre)?),
+        };
+        let lookup = component
+            .get_export_index(None, "lookup")
+            .ok_or_else(|| wasmtime::format_err!("no `lookup` export"))?;
+        Ok(Pre {
+            instance_pre,
+            exports: Arc::new(Exports { every, lookup }),
+        })
     }
 
-    async fn instantiate(&self, store: &mut Store<HostState>) -> wasmtime::Result<Instance> {
-        Ok(match self {
-            Pre::V0_1(pre) => Instance::V0_1(pre.instantiate_async(store).await?),
-            Pre::V0_2(pre) => Instance::V0_2(pre.instantiate_async(store).await?),
-            Pre::V0_3(pre) => Instance::V0_3(pre.instantiate_async(store).await?),
+    fn engine(&self) -> &wasmtime::Engine {
+        self.instance_pre.engine()
+    }
+
+    async fn instantiate(&self, store: &mut Store<HostState>) -> wasmtime::Result<Fresh> {
+        Ok(Fresh {
+            instance: self.instance_pre.instantiate_async(store).await?,
+            exports: self.exports.clone(),
         })
     }
 
     fn contract(&self) -> Contract {
-        match self {
-            Pre::V0_1(_) => Contract::V0_1,
-            Pre::V0_2(_) => Contract::V0_2,
-            Pre::V0_3(_) => Contract::V0_3,
+        match self.exports.every {
+            Indices::V0_1(_) => Contract::V0_1,
+            Indices::V0_2(_) => Contract::V0_2,
+            Indices::V0_3(_) => Contract::V0_3,
         }
+    }
+}
+
+impl Fresh {
+    /// The bindings of every export (each type-checked), for any call.
+    fn bindings(&self, store: &mut Store<HostState>) -> wasmtime::Result<Instance> {
+        let instance = &self.instance;
+        Ok(match &self.exports.every {
+            Indices::V0_1(every) => Instance::V0_1(every.load(store, instance)?),
+            Indices::V0_2(every) => Instance::V0_2(every.load(store, instance)?),
+            Indices::V0_3(every) => Instance::V0_3(every.load(store, instance)?),
+        })
+    }
+
+    /// Call `lookup`, the one export checked.
+    async fn lookup(
+        &self,
+        store: &mut Store<HostState>,
+        name: &str,
+        query: &str,
+    ) -> wasmtime::Result<Result<String, AdapterError>> {
+        let at = &self.exports.lookup;
+        Ok(match self.exports.every {
+            Indices::V0_1(_) => {
+                type Answer = Result<String, v0_1::gov::adapter::types::AdapterError>;
+                let lookup = self
+                    .instance
+                    .get_typed_func::<(&str, &str), (Answer,)>(&mut *store, at)?;
+                compat::text(lookup.call_async(store, (name, query)).await?.0)
+            }
+            Indices::V0_2(_) | Indices::V0_3(_) => {
+                let lookup = self
+                    .instance
+                    .get_typed_func::<(&str, &str), (Result<String, AdapterError>,)>(
+                        &mut *store,
+                        at,
+                    )?;
+                lookup.call_async(store, (name, query)).await?.0
+            }
+        })
     }
 }
 
@@ -343,32 +427,13 @@ impl LoadedAdapter {
         type Own = wasmtime::component::HasSelf<HostState>;
         let contract_error =
             |e: wasmtime::Error| LoadError::Contract(format!("contract {contract}: {e:#}"));
-        let pre = match contract {
-            Contract::V0_1 => {
-                v0_1::Adapter::add_to_linker::<_, Own>(&mut linker, |s| s).map_err(host)?;
-                let pre = linker
-                    .instantiate_pre(&component)
-                    .and_then(v0_1::AdapterPre::new)
-                    .map_err(contract_error)?;
-                Pre::V0_1(pre)
-            }
-            Contract::V0_2 => {
-                v0_2::Adapter::add_to_linker::<_, Own>(&mut linker, |s| s).map_err(host)?;
-                let pre = linker
-                    .instantiate_pre(&component)
-                    .and_then(v0_2::AdapterPre::new)
-                    .map_err(contract_error)?;
-                Pre::V0_2(pre)
-            }
-            Contract::V0_3 => {
-                v0_3::Adapter::add_to_linker::<_, Own>(&mut linker, |s| s).map_err(host)?;
-                let pre = linker
-                    .instantiate_pre(&component)
-                    .and_then(v0_3::AdapterPre::new)
-                    .map_err(contract_error)?;
-                Pre::V0_3(pre)
-            }
-        };
+        match contract {
+            Contract::V0_1 => v0_1::Adapter::add_to_linker::<_, Own>(&mut linker, |s| s),
+            Contract::V0_2 => v0_2::Adapter::add_to_linker::<_, Own>(&mut linker, |s| s),
+            Contract::V0_3 => v0_3::Adapter::add_to_linker::<_, Own>(&mut linker, |s| s),
+        }
+        .map_err(host)?;
+        let pre = Pre::new(&linker, &component, contract).map_err(contract_error)?;
         // Its version is known once it has described itself (below).
         let metrics = CallMetrics::new(&department.id, "");
         let mut adapter = LoadedAdapter {
@@ -386,14 +451,14 @@ impl LoadedAdapter {
                 matters: Vec::new(),
                 lookups: Vec::new(),
             },
-            digest: hex::encode(sha2::Sha256::digest(bytes)),
+            digest: sdk::sign::to_hex(sha2::Sha256::digest(bytes)),
             stats: CallStats::default(),
             metrics,
         };
         adapter.description = adapter
             .call("describe", CallMaterials::default(), |a, s| {
                 Box::pin(async move {
-                    Ok(match a {
+                    Ok(match a.bindings(s)? {
                         Instance::V0_1(a) => compat::description(a.call_describe(s).await?),
                         Instance::V0_2(a) => a.call_describe(s).await?,
                         Instance::V0_3(a) => a.call_describe(s).await?,
@@ -469,7 +534,7 @@ impl LoadedAdapter {
         let (matter, payload) = (matter.to_string(), payload.to_string());
         self.call("validate", CallMaterials::default(), move |a, s| {
             Box::pin(async move {
-                Ok(match a {
+                Ok(match a.bindings(s)? {
                     Instance::V0_1(a) => {
                         compat::field_errors(a.call_validate(s, &matter, &payload).await?)
                     }
@@ -491,7 +556,7 @@ impl LoadedAdapter {
         let materials = CallMaterials::of(&submission.materials);
         self.call("submit", materials, move |a, s| {
             Box::pin(async move {
-                Ok(match a {
+                Ok(match a.bindings(s)? {
                     Instance::V0_1(a) => {
                         compat::receipt(a.call_submit(s, &compat::submission(submission)).await?)
                     }
@@ -512,7 +577,7 @@ impl LoadedAdapter {
         let materials = CallMaterials::of(&supplement.materials);
         self.call("supplement", materials, move |a, s| {
             Box::pin(async move {
-                match a {
+                match a.bindings(s)? {
                     Instance::V0_2(a) => a.call_supplement(s, &supplement).await,
                     Instance::V0_3(a) => a.call_supplement(s, &supplement).await,
                     Instance::V0_1(_) => unreachable!("checked before the call"),
@@ -529,7 +594,7 @@ impl LoadedAdapter {
         self.requires_0_2("withdraw", "withdraw")?;
         self.call("withdraw", CallMaterials::default(), move |a, s| {
             Box::pin(async move {
-                match a {
+                match a.bindings(s)? {
                     Instance::V0_2(a) => a.call_withdraw(s, &withdrawal).await,
                     Instance::V0_3(a) => a.call_withdraw(s, &withdrawal).await,
                     Instance::V0_1(_) => unreachable!("checked before the call"),
@@ -557,7 +622,7 @@ impl LoadedAdapter {
         let (matter, reference) = (matter.to_string(), reference.to_string());
         self.call("status", CallMaterials::default(), move |a, s| {
             Box::pin(async move {
-                Ok(match a {
+                Ok(match a.bindings(s)? {
                     Instance::V0_1(a) => {
                         compat::status_report(a.call_status(s, &matter, &reference).await?)
                     }
@@ -574,13 +639,7 @@ impl LoadedAdapter {
     pub async fn lookup(&self, name: &str, query: &str) -> Result<String, CallError> {
         let (name, query) = (name.to_string(), query.to_string());
         self.call("lookup", CallMaterials::default(), move |a, s| {
-            Box::pin(async move {
-                Ok(match a {
-                    Instance::V0_1(a) => compat::text(a.call_lookup(s, &name, &query).await?),
-                    Instance::V0_2(a) => a.call_lookup(s, &name, &query).await?,
-                    Instance::V0_3(a) => a.call_lookup(s, &name, &query).await?,
-                })
-            })
+            Box::pin(async move { a.lookup(s, &name, &query).await })
         })
         .await?
         .map_err(CallError::Adapter)
@@ -590,7 +649,7 @@ impl LoadedAdapter {
     pub async fn on_callback(&self, request: CallbackRequest) -> Result<StatusReport, CallError> {
         self.call("on_callback", CallMaterials::default(), move |a, s| {
             Box::pin(async move {
-                Ok(match a {
+                Ok(match a.bindings(s)? {
                     Instance::V0_1(a) => compat::status_report(
                         a.call_on_callback(s, &compat::callback_request(request))
                             .await?,
@@ -613,7 +672,7 @@ impl LoadedAdapter {
         name: &'static str,
         materials: CallMaterials,
         f: impl for<'a> FnOnce(
-            &'a Instance,
+            &'a Fresh,
             &'a mut Store<HostState>,
         ) -> std::pin::Pin<
             Box<dyn Future<Output = wasmtime::Result<R>> + Send + 'a>,
@@ -691,7 +750,7 @@ impl LoadedAdapter {
         &self,
         materials: CallMaterials,
         f: impl for<'a> FnOnce(
-            &'a Instance,
+            &'a Fresh,
             &'a mut Store<HostState>,
         ) -> std::pin::Pin<
             Box<dyn Future<Output = wasmtime::Result<R>> + Send + 'a>,
@@ -785,7 +844,7 @@ async fn run_bounded<R: Send + 'static>(
     initial_memory: Arc<AtomicU64>,
     parts: HostParts,
     f: impl for<'a> FnOnce(
-        &'a Instance,
+        &'a Fresh,
         &'a mut Store<HostState>,
     )
         -> std::pin::Pin<Box<dyn Future<Output = wasmtime::Result<R>> + Send + 'a>>
