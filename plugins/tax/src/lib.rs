@@ -209,7 +209,8 @@ impl sdk::Adapter for Tax {
         let request =
             Request::post(protocol::QSCX_PATH).json(&protocol::clearance_body(&taxpayer_id));
         let response = send_signed(request)?;
-        Ok(protocol::read_clearance(response.status, &response.body)?.to_string())
+        let answer = protocol::read_clearance(response.status, &response.body)?;
+        Ok(serde_json::to_string(&answer).expect("serialising to JSON in memory cannot fail"))
     }
 
     fn on_callback(_request: CallbackRequest) -> Result<StatusReport, AdapterError> {

@@ -16,7 +16,9 @@ use sdk::{
     AdapterError, FieldError, FileInfo, Material, MaterialSource, Receipt, Rejection, StatusReport,
     StepState,
 };
-use serde::Deserialize;
+use serde::de::DeserializeOwned;
+use serde::{Deserialize, Serialize};
+use serde_json::value::RawValue;
 use serde_json::{Value, json};
 
 /// 税务登记.
@@ -356,8 +358,17 @@ pub fn clearance_query(query: &str) -> Result<String, Vec<FieldProblem>> {
 }
 
 /// The `POST /api/v1/qscx` body.
-pub fn clearance_body(taxpayer_id: &str) -> Value {
-    json!({ "nsrsbh": taxpayer_id })
+#[derive(Debug, Serialize)]
+pub struct ClearanceBody<'a> {
+    /// 纳税人识别号.
+    pub nsrsbh: &'a str,
+}
+
+/// The `POST /api/v1/qscx` body for a taxpayer.
+pub fn clearance_body(taxpayer_id: &str) -> ClearanceBody<'_> {
+    ClearanceBody {
+        nsrsbh: taxpayer_id,
+    }
 }
 
 /// The `GET` path of 受理状态 for a 受理号.
@@ -497,20 +508,32 @@ impl Credentials {
 }
 
 /// A department answer that is well-formed: `Ok(data)` for code 0000, else `Err((code, msg))`.
-pub type Answer = Result<Value, (String, String)>;
+pub type Answer<T = Value> = Result<T, (String, String)>;
 
+/// The envelope of every answer. `data` is kept as the answer's own text until the code says
+/// what it holds: a refusal's `data` is never read, and a reader with a type of its own parses
+/// it straight into that type, never through a [`Value`].
 #[derive(Deserialize)]
-struct Envelope {
+struct Envelope<'a> {
     code: String,
     #[serde(default)]
     msg: String,
-    #[serde(default)]
-    data: Value,
+    #[serde(default, borrow)]
+    data: Option<&'a RawValue>,
 }
 
 /// Read any answer into its `data` or its business refusal. HTTP 5xx is the department being
 /// unavailable; a body that is not the department's JSON is a protocol error.
 pub fn read_answer(status: u16, body: &[u8]) -> Result<Answer, AdapterError> {
+    Ok(read_answer_as::<Value>(status, body)?.map(Option::unwrap_or_default))
+}
+
+/// [`read_answer`] with `data` read into `T` (`None` when absent or `null`); `data` that is
+/// not a `T` is a protocol error.
+pub fn read_answer_as<T: DeserializeOwned>(
+    status: u16,
+    body: &[u8],
+) -> Result<Answer<Option<T>>, AdapterError> {
     if status >= 500 {
         return Err(AdapterError::Unavailable(format!(
             "department answered HTTP {status}"
@@ -518,24 +541,18 @@ pub fn read_answer(status: u16, body: &[u8]) -> Result<Answer, AdapterError> {
     }
     // Only an object with a non-empty `code` is the department's envelope: serde would also read
     // an array (`[""]`) as one, and an empty code would become a refusal without a reason.
-    let envelope = serde_json::from_slice::<Value>(body)
-        .map_err(|e| e.to_string())
-        .and_then(|v| match v {
-            Value::Object(_) => serde_json::from_value::<Envelope>(v).map_err(|e| e.to_string()),
-            _ => Err("not a JSON object".into()),
-        })
-        .and_then(|e| {
-            if e.code.is_empty() {
-                Err("empty `code`".into())
-            } else {
-                Ok(e)
-            }
-        })
-        .map_err(|e| {
-            AdapterError::Protocol(format!(
-                "department answered HTTP {status} with a body that is not its JSON: {e}"
-            ))
-        })?;
+    let not_json = |e: String| {
+        AdapterError::Protocol(format!(
+            "department answered HTTP {status} with a body that is not its JSON: {e}"
+        ))
+    };
+    if body.trim_ascii_start().first() != Some(&b'{') {
+        return Err(not_json("not a JSON object".into()));
+    }
+    let envelope = serde_json::from_slice::<Envelope>(body).map_err(|e| not_json(e.to_string()))?;
+    if envelope.code.is_empty() {
+        return Err(not_json("empty `code`".into()));
+    }
     if status == 401 {
         return Err(authentication_error(&envelope.code, &envelope.msg));
     }
@@ -545,11 +562,15 @@ pub fn read_answer(status: u16, body: &[u8]) -> Result<Answer, AdapterError> {
             envelope.code, envelope.msg
         )));
     }
-    if envelope.code == "0000" {
-        Ok(Ok(envelope.data))
-    } else {
-        Ok(Err((envelope.code, envelope.msg)))
+    if envelope.code != "0000" {
+        return Ok(Err((envelope.code, envelope.msg)));
     }
+    let data = envelope
+        .data
+        .map(|raw| serde_json::from_str(raw.get()))
+        .transpose()
+        .map_err(|e| AdapterError::Protocol(format!("department answer's `data`: {e}")))?;
+    Ok(Ok(data))
 }
 
 /// HTTP 401 refusals. 4011 (bad signature or unknown app key) and 4012 (timestamp outside the
@@ -578,8 +599,12 @@ fn rejected(code: String, message: String) -> AdapterError {
 }
 
 fn text<'a>(data: &'a Value, field: &str) -> Result<&'a str, AdapterError> {
-    data.get(field)
-        .and_then(Value::as_str)
+    required(data.get(field).and_then(Value::as_str), field)
+}
+
+/// A field the answer must hold, not empty.
+fn required<'a>(value: Option<&'a str>, field: &str) -> Result<&'a str, AdapterError> {
+    value
         .filter(|s| !s.is_empty())
         .ok_or_else(|| AdapterError::Protocol(format!("department answer has no `{field}`")))
 }
@@ -693,13 +718,39 @@ fn read_slzt(
     Ok(report)
 }
 
+/// The department's `data` of `POST /api/v1/qscx`. Each field is optional here so that a
+/// missing one is named in the protocol error ([`required`]).
+#[derive(Debug, Default, Deserialize)]
+#[serde(default)]
+struct ClearanceData {
+    nsrsbh: Option<String>,
+    nsrmc: Option<String>,
+    qszt: Option<String>,
+    qjje: Option<String>,
+}
+
+/// The unified answer of `tax.clearance`.
+#[derive(Debug, PartialEq, Serialize)]
+pub struct Clearance {
+    /// The taxpayer's id as the department holds it.
+    pub taxpayer_id: String,
+    /// The taxpayer's registered name.
+    pub name: String,
+    /// Whether every tax is paid (清税).
+    pub cleared: bool,
+    /// What is owed, yuan, as the department wrote it.
+    pub arrears: String,
+}
+
 /// The unified answer of `tax.clearance`; 2002 (纳税人不存在) is `not_found`.
-pub fn read_clearance(status: u16, body: &[u8]) -> Result<Value, AdapterError> {
-    let data = read_answer(status, body)?.map_err(|(code, msg)| match code.as_str() {
-        "2002" => rejected("not_found".into(), msg),
-        _ => rejected(code, msg),
-    })?;
-    let cleared = match text(&data, "qszt")? {
+pub fn read_clearance(status: u16, body: &[u8]) -> Result<Clearance, AdapterError> {
+    let data = read_answer_as::<ClearanceData>(status, body)?
+        .map_err(|(code, msg)| match code.as_str() {
+            "2002" => rejected("not_found".into(), msg),
+            _ => rejected(code, msg),
+        })?
+        .unwrap_or_default();
+    let cleared = match required(data.qszt.as_deref(), "qszt")? {
         "Y" => true,
         "N" => false,
         other => {
@@ -708,12 +759,12 @@ pub fn read_clearance(status: u16, body: &[u8]) -> Result<Value, AdapterError> {
             )));
         }
     };
-    Ok(json!({
-        "taxpayer_id": text(&data, "nsrsbh")?,
-        "name": text(&data, "nsrmc")?,
-        "cleared": cleared,
-        "arrears": text(&data, "qjje")?,
-    }))
+    Ok(Clearance {
+        taxpayer_id: required(data.nsrsbh.as_deref(), "nsrsbh")?.to_string(),
+        name: required(data.nsrmc.as_deref(), "nsrmc")?.to_string(),
+        cleared,
+        arrears: required(data.qjje.as_deref(), "qjje")?.to_string(),
+    })
 }
 
 /// Input schema of `tax.registration`.
@@ -1037,10 +1088,24 @@ mod tests {
         let arrears = r#"{"code":"0000","msg":"成功","data":{"nsrsbh":"91110108551385082Q",
             "nsrmc":"北京欠税商贸有限公司","qszt":"N","qjje":"12800.00"}}"#;
         assert_eq!(
-            read_clearance(200, arrears.as_bytes()).unwrap(),
+            serde_json::to_value(read_clearance(200, arrears.as_bytes()).unwrap()).unwrap(),
             json!({"taxpayer_id": "91110108551385082Q", "name": "北京欠税商贸有限公司",
                 "cleared": false, "arrears": "12800.00"})
         );
+        let nameless = r#"{"code":"0000","data":{"nsrsbh":"91110108551385082Q","qszt":"Y",
+            "qjje":"0.00"}}"#;
+        assert!(
+            matches!(read_clearance(200, nameless.as_bytes()), Err(AdapterError::Protocol(m)) if m.contains("`nsrmc`"))
+        );
+        let dataless = r#"{"code":"0000","msg":"成功"}"#;
+        assert!(
+            matches!(read_clearance(200, dataless.as_bytes()), Err(AdapterError::Protocol(m)) if m.contains("`qszt`"))
+        );
+        let mistyped = r#"{"code":"0000","data":{"nsrsbh":7}}"#;
+        assert!(matches!(
+            read_clearance(200, mistyped.as_bytes()),
+            Err(AdapterError::Protocol(_))
+        ));
         let missing = r#"{"code":"2002","msg":"纳税人不存在","data":null}"#.as_bytes();
         assert!(
             matches!(read_clearance(200, missing), Err(AdapterError::Rejected(r)) if r.code == "not_found")
