@@ -17,7 +17,8 @@
 //! cost a wake-up of the thread and another of the runtime, which for a lookup alone took
 //! longer than SQLite's own work (BENCHMARKS.md, "Lookup records written where they are asked
 //! for"); the audit log's batches, which no answer waits for, are written meanwhile on the
-//! other core. The same thread checkpoints the WAL now and then (SQLite's automatic
+//! other core, and their rows are made there too (serialised and chained: `insert_built`).
+//! The same thread checkpoints the WAL now and then (SQLite's automatic
 //! checkpoint, which waits for the disk, would run on the runtime's thread: it is off).
 //!
 //! PostgreSQL, and SQLite in memory (whose every connection is a database of its own), keep
@@ -131,44 +132,86 @@ impl RecordsConnection {
         values: Values<R, N>,
         waiting: Waiting,
     ) -> Result<(), StoreError> {
+        self.insert_built(insert, move || (rows, ()), values, waiting)
+            .await
+    }
+
+    /// [`Self::insert`] of the rows `build` makes, made where the batch is written: for a
+    /// SQLite file's batch that only its writer waits for, on the records thread, so that
+    /// what the rows cost to make (the audit log's serialising and chaining) leaves the
+    /// runtime's thread too. What `build` gives besides the rows comes back once they are
+    /// written.
+    pub(crate) async fn insert_built<R: Send + 'static, T: Send + 'static, const N: usize>(
+        &self,
+        insert: &Arc<BatchInsert>,
+        build: impl FnOnce() -> (Vec<R>, T) + Send + 'static,
+        values: Values<R, N>,
+        waiting: Waiting,
+    ) -> Result<T, StoreError> {
         match self {
-            RecordsConnection::Sqlite(sqlite) => sqlite.insert(insert, rows, values, waiting).await,
-            RecordsConnection::Held(held) => Ok(held
-                .lock()
-                .await
-                .write(async |c| insert.write(c, &rows, values).await)
-                .await?),
+            RecordsConnection::Sqlite(sqlite) => {
+                sqlite.insert(insert, build, values, waiting).await
+            }
+            RecordsConnection::Held(held) => {
+                let (rows, made) = build();
+                held.lock()
+                    .await
+                    .write(async |c| insert.write(c, &rows, values).await)
+                    .await?;
+                Ok(made)
+            }
         }
     }
 }
 
 impl SqliteRecords {
     /// Write a request's batch here if the connection and SQLite's write lock are free at
-    /// once; any other batch, or one that cannot be written here, on the records thread.
-    async fn insert<R: Send + 'static, const N: usize>(
+    /// once; any other batch, or one that cannot be written here, on the records thread,
+    /// where its rows are made.
+    async fn insert<R: Send + 'static, T: Send + 'static, const N: usize>(
         &self,
         insert: &Arc<BatchInsert>,
-        rows: Vec<R>,
+        build: impl FnOnce() -> (Vec<R>, T) + Send + 'static,
         values: Values<R, N>,
         waiting: Waiting,
-    ) -> Result<(), StoreError> {
+    ) -> Result<T, StoreError> {
         let counted = waiting != Waiting::Nobody;
-        if waiting != Waiting::Writer
-            && let Ok(mut conn) = self.connection.try_lock()
-        {
+        if waiting == Waiting::Writer {
+            return self.on_thread(insert, build, values, counted).await;
+        }
+        let (rows, made) = build();
+        let written_here = self.connection.try_lock().ok().and_then(|mut conn| {
             match insert.write_sqlite(&mut conn, &rows, values) {
-                Err(e) if is_busy(&e) => {}
-                written => {
-                    drop(conn);
-                    self.committed(counted);
-                    return Ok(written?);
-                }
+                Err(e) if is_busy(&e) => None,
+                written => Some(written),
+            }
+        });
+        match written_here {
+            Some(written) => {
+                self.committed(counted);
+                written?;
+                Ok(made)
+            }
+            None => {
+                self.on_thread(insert, move || (rows, made), values, counted)
+                    .await
             }
         }
+    }
+
+    /// Make the rows and write them on the records thread, in its turn.
+    async fn on_thread<R: Send + 'static, T: Send + 'static, const N: usize>(
+        &self,
+        insert: &Arc<BatchInsert>,
+        build: impl FnOnce() -> (Vec<R>, T) + Send + 'static,
+        values: Values<R, N>,
+        counted: bool,
+    ) -> Result<T, StoreError> {
         let (done, written) = tokio::sync::oneshot::channel();
         let insert = insert.clone();
         let job: Job = Box::new(move |conn| {
-            let _ = done.send(insert.write_sqlite(conn, &rows, values));
+            let (rows, made) = build();
+            let _ = done.send(insert.write_sqlite(conn, &rows, values).map(|()| made));
         });
         let gone = || StoreError::Database(sqlx::Error::PoolClosed);
         self.tasks.send(Task::Write(job)).map_err(|_| gone())?;
@@ -203,7 +246,13 @@ fn run_thread(connection: &Mutex<rusqlite::Connection>, queue: &mpsc::Receiver<T
             Task::Write(job) => {
                 // Here, unlike on the runtime's thread, waiting for the lock is the point.
                 let _ = conn.busy_timeout(THREAD_BUSY_TIMEOUT);
-                job(&mut conn);
+                // A job that panics (its rows are made here) fails its own batch, whose
+                // writer hears so, not the thread every later record needs.
+                let ran = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| job(&mut conn)));
+                if ran.is_err() {
+                    tracing::error!("records: a batch's job panicked; the batch is not written");
+                    let _ = conn.execute_batch("ROLLBACK");
+                }
                 let _ = conn.busy_timeout(std::time::Duration::ZERO);
             }
             // With the connection held, no batch is written meanwhile, so the checkpoint
@@ -250,5 +299,76 @@ impl HeldConnection {
             self.held = None;
         }
         result
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::batch_insert::Param;
+
+    fn values((a, b): &(i64, String)) -> [Param<'_>; 2] {
+        [Param::Int(*a), Param::Text(Some(b))]
+    }
+
+    #[tokio::test]
+    async fn rows_are_made_on_the_thread_and_a_batch_that_cannot_be_made_fails_alone() {
+        let path = std::env::temp_dir().join(format!("records-{}.db", uuid::Uuid::new_v4()));
+        rusqlite::Connection::open(&path)
+            .unwrap()
+            .execute("CREATE TABLE t (a INTEGER, b TEXT)", [])
+            .unwrap();
+        let records = RecordsConnection::sqlite(&path).await.unwrap();
+        let insert = Arc::new(BatchInsert::new("t", &["a", "b"], 16));
+
+        let caller = std::thread::current().id();
+        let failed = records
+            .insert_built(
+                &insert,
+                || -> (Vec<(i64, String)>, ()) { panic!("these rows cannot be made") },
+                values,
+                Waiting::Writer,
+            )
+            .await;
+        assert!(failed.is_err(), "a panicking batch must fail, not hang");
+        // The thread survived it: the next batch is made and written there.
+        let (made_on, name) = records
+            .insert_built(
+                &insert,
+                move || {
+                    let here = std::thread::current();
+                    (
+                        vec![(1, "one".to_string())],
+                        (here.id(), here.name().map(str::to_string)),
+                    )
+                },
+                values,
+                Waiting::Writer,
+            )
+            .await
+            .unwrap();
+        assert_ne!(made_on, caller);
+        assert_eq!(name.as_deref(), Some("records-sqlite"));
+        records
+            .insert(
+                &insert,
+                vec![(2, "two".to_string())],
+                values,
+                Waiting::Request,
+            )
+            .await
+            .unwrap();
+
+        let stored: Vec<(i64, String)> = rusqlite::Connection::open(&path)
+            .unwrap()
+            .prepare("SELECT a, b FROM t ORDER BY a")
+            .unwrap()
+            .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
+            .unwrap()
+            .collect::<Result<_, _>>()
+            .unwrap();
+        assert_eq!(stored, vec![(1, "one".into()), (2, "two".into())]);
+        drop(records);
+        let _ = std::fs::remove_file(&path);
     }
 }

@@ -176,6 +176,9 @@ impl Writer {
         if entries.is_empty() {
             return;
         }
+        // Shared with the attempt, which makes its rows where it is written; kept here for
+        // the next attempt.
+        let entries = Arc::new(entries);
         loop {
             match self.insert(&entries).await {
                 Ok(()) => return,
@@ -194,31 +197,27 @@ impl Writer {
         }
     }
 
-    /// Chain the entries after the head and write them; each attempt serialises them afresh,
-    /// so the rows own their text without a copy kept for a retry.
-    async fn insert(&mut self, entries: &[Entry]) -> Result<(), StoreError> {
-        let (mut seq, mut prev) = (self.head_seq, self.head_hash.clone());
-        let rows: Vec<ChainedRow> = entries
-            .iter()
-            .map(|entry| {
-                seq += 1;
-                let record = serde_json::to_string(entry).expect("an audit entry serialises");
-                let hash = super::chain::link(self.hash, &self.node, seq, &prev, &record);
-                ChainedRow {
-                    node: self.node.clone(),
-                    seq,
-                    at: entry.at(),
-                    department: entry.department().map(str::to_string),
-                    record,
-                    prev_hash: std::mem::replace(&mut prev, hash.clone()),
-                    hash,
-                }
-            })
-            .collect();
-        self.records
-            .insert(&self.insert, rows, ChainedRow::values, Waiting::Writer)
+    /// Chain the entries after the head and write them. The rows are made where the batch is
+    /// written (for a SQLite file, on the records thread: serialising and chaining are most
+    /// of a record's cost before its commit), afresh at each attempt, so they own their text
+    /// without a copy kept for a retry; the new head comes back with the commit.
+    async fn insert(&mut self, entries: &Arc<Vec<Entry>>) -> Result<(), StoreError> {
+        let link = Link {
+            node: self.node.clone(),
+            hash: self.hash,
+            seq: self.head_seq,
+            prev: self.head_hash.clone(),
+        };
+        let entries = entries.clone();
+        (self.head_seq, self.head_hash) = self
+            .records
+            .insert_built(
+                &self.insert,
+                move || link.rows(&entries),
+                ChainedRow::values,
+                Waiting::Writer,
+            )
             .await?;
-        (self.head_seq, self.head_hash) = (seq, prev);
         Ok(())
     }
 
@@ -258,6 +257,44 @@ impl Writer {
             Ok(_) => self.sealed_seq = self.head_seq,
             Err(e) => tracing::error!(error = %e, "audit seal write failed"),
         }
+    }
+}
+
+/// Where a batch joins the chain: after record `seq`, whose hash is `prev`.
+struct Link {
+    node: Arc<str>,
+    hash: HashAlgorithm,
+    seq: i64,
+    prev: String,
+}
+
+impl Link {
+    /// The entries as rows, each linked to the one before it, and the chain's new head.
+    fn rows(self, entries: &[Entry]) -> (Vec<ChainedRow>, (i64, String)) {
+        let Link {
+            node,
+            hash: algorithm,
+            mut seq,
+            mut prev,
+        } = self;
+        let rows = entries
+            .iter()
+            .map(|entry| {
+                seq += 1;
+                let record = serde_json::to_string(entry).expect("an audit entry serialises");
+                let hash = super::chain::link(algorithm, &node, seq, &prev, &record);
+                ChainedRow {
+                    node: node.clone(),
+                    seq,
+                    at: entry.at(),
+                    department: entry.department().map(str::to_string),
+                    record,
+                    prev_hash: std::mem::replace(&mut prev, hash.clone()),
+                    hash,
+                }
+            })
+            .collect();
+        (rows, (seq, prev))
     }
 }
 
