@@ -602,10 +602,10 @@ fn text<'a>(data: &'a Value, field: &str) -> Result<&'a str, AdapterError> {
     required(data.get(field).and_then(Value::as_str), field)
 }
 
-/// A field the answer must hold, not empty.
-fn required<'a>(value: Option<&'a str>, field: &str) -> Result<&'a str, AdapterError> {
+/// A field the answer must hold, not empty (borrowed from a `Value`, or owned and moved on).
+fn required<S: AsRef<str>>(value: Option<S>, field: &str) -> Result<S, AdapterError> {
     value
-        .filter(|s| !s.is_empty())
+        .filter(|s| !s.as_ref().is_empty())
         .ok_or_else(|| AdapterError::Protocol(format!("department answer has no `{field}`")))
 }
 
@@ -750,7 +750,7 @@ pub fn read_clearance(status: u16, body: &[u8]) -> Result<Clearance, AdapterErro
             _ => rejected(code, msg),
         })?
         .unwrap_or_default();
-    let cleared = match required(data.qszt.as_deref(), "qszt")? {
+    let cleared = match required(data.qszt, "qszt")?.as_str() {
         "Y" => true,
         "N" => false,
         other => {
@@ -760,10 +760,10 @@ pub fn read_clearance(status: u16, body: &[u8]) -> Result<Clearance, AdapterErro
         }
     };
     Ok(Clearance {
-        taxpayer_id: required(data.nsrsbh.as_deref(), "nsrsbh")?.to_string(),
-        name: required(data.nsrmc.as_deref(), "nsrmc")?.to_string(),
+        taxpayer_id: required(data.nsrsbh, "nsrsbh")?,
+        name: required(data.nsrmc, "nsrmc")?,
         cleared,
-        arrears: required(data.qjje.as_deref(), "qjje")?.to_string(),
+        arrears: required(data.qjje, "qjje")?,
     })
 }
 
