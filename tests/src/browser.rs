@@ -329,15 +329,14 @@ impl Browser {
         std::fs::write(path, png).with_context(|| format!("writing {}", path.display()))
     }
 
-    /// End the session (Chromium closes), then the driver.
-    pub async fn close(mut self) -> anyhow::Result<()> {
-        self.client
-            .clone()
-            .close()
-            .await
-            .context("closing Chromium")?;
+    /// End the session (Chromium closes), then the driver. A session that does not end
+    /// cleanly (chromedriver slow to quit Chromium on a loaded machine) fails no test: what the
+    /// test checks is done by then, and the process group is killed here and on drop anyway.
+    pub async fn close(mut self) {
+        if let Err(e) = self.client.clone().close().await {
+            eprintln!("the browser's session did not end cleanly ({e}); its processes are killed");
+        }
         let _ = self.driver.kill().await;
-        Ok(())
     }
 }
 

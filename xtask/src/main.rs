@@ -201,10 +201,19 @@ fn test(root: &Path, extra: &[String]) -> anyhow::Result<()> {
     build_adapters()?;
     // The crash tests run the gateway binary as a process of its own.
     build_binaries()?;
+    // A failing test says what failed in its panic's message; a stack trace of the test's
+    // async frames would push that message out of a CI log's tail, so there is none unless
+    // GATEWAY_TEST_BACKTRACE=1 asks for one (whatever RUST_BACKTRACE the caller has set).
+    let backtrace = if std::env::var("GATEWAY_TEST_BACKTRACE").is_ok_and(|v| v == "1") {
+        "1"
+    } else {
+        "0"
+    };
     let with_fixtures = |command: &mut Command| {
         command
             .env("GATEWAY_ADAPTERS_DIR", adapters_dir(root))
-            .env("GATEWAY_BINARY", root.join("target/debug/gateway"));
+            .env("GATEWAY_BINARY", root.join("target/debug/gateway"))
+            .env("RUST_BACKTRACE", backtrace);
     };
     // The browser tests run in the same suites when switched on; each says when it skips.
     if !std::env::var("GATEWAY_TEST_BROWSER").is_ok_and(|v| v == "1") {

@@ -61,5 +61,5 @@ async fn the_harness_drives_a_page_and_sees_what_it_loads_from_outside() {
     browser.set_window_size(PHONE).await.unwrap();
     let width = browser.execute("return window.innerWidth;").await.unwrap();
     assert_eq!(width, PHONE.0, "the phone's width in CSS pixels");
-    browser.close().await.unwrap();
+    browser.close().await;
 }

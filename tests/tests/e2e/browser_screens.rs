@@ -128,7 +128,7 @@ async fn a_clerk_signs_in_and_a_wrong_password_is_refused_in_chinese() {
         .screenshot(&browser::screen_path("clerk-signed-in"))
         .await
         .unwrap();
-    browser.close().await.unwrap();
+    browser.close().await;
 }
 
 /// The value of a form field, as the page holds it.
@@ -403,7 +403,7 @@ async fn a_clerk_takes_open_business_from_problems_to_completed_in_a_browser() {
         .filter(|e| !e.contains("status of 422"))
         .collect();
     assert!(errors.is_empty(), "console errors: {errors:#?}");
-    browser.close().await.unwrap();
+    browser.close().await;
 }
 
 /// Tab, pressed on the keyboard (not typed into an element: a file chooser would take it for
@@ -521,7 +521,7 @@ async fn a_lookup_fills_the_form_in_a_browser() {
     browser.wait_for_text("姓名与身份号码一致").await.unwrap();
     let errors = page_errors(&browser).await;
     assert!(errors.is_empty(), "console errors: {errors:#?}");
-    browser.close().await.unwrap();
+    browser.close().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -652,7 +652,7 @@ async fn a_returned_matter_is_supplemented_in_a_browser() {
     );
     let errors = page_errors(&browser).await;
     assert!(errors.is_empty(), "console errors: {errors:#?}");
-    browser.close().await.unwrap();
+    browser.close().await;
 }
 
 // ---- Page weight and time to first render ----
@@ -926,5 +926,5 @@ async fn what_the_screens_weigh_and_how_soon_they_show() {
     )
     .await;
     browser.wait_for("#departments").await.unwrap();
-    browser.close().await.unwrap();
+    browser.close().await;
 }

@@ -183,5 +183,5 @@ async fn a_supervisor_sees_a_red_tile_for_an_overdue_case_and_follows_it_to_the_
         .filter(|e| !e.contains("/favicon.ico - Failed to load resource"))
         .collect();
     assert!(errors.is_empty(), "console errors: {errors:#?}");
-    browser.close().await.unwrap();
+    browser.close().await;
 }

@@ -1616,7 +1616,7 @@ async fn in_a_browser_the_clerk_reaches_the_window_from_the_providers_site() {
         .unwrap();
     let errors = browser.console_errors().await.unwrap();
     assert!(errors.is_empty(), "{errors:?}");
-    browser.close().await.unwrap();
+    browser.close().await;
 }
 
 /// The console's "上次校验" on the admin listener at `admin`, as the operator sees it.
