@@ -350,9 +350,18 @@ async fn a_clerk_takes_open_business_from_problems_to_completed_in_a_browser() {
         .await
         .unwrap();
     assert!(timeline.contains("已批准"), "{timeline}");
-    assert!(
-        browser.find_all("#timeline li").await.unwrap().len() >= 4,
-        "{timeline}"
+    let shown = browser.find_all("#timeline li").await.unwrap().len();
+    assert!(shown >= 4, "{timeline}");
+    // The ended stream's reconnection is told the timeline is whole: the page stops following
+    // and shows no event twice.
+    browser
+        .wait_for("#timeline[data-live=ended]")
+        .await
+        .unwrap();
+    assert_eq!(
+        browser.find_all("#timeline li").await.unwrap().len(),
+        shown,
+        "no event shown twice"
     );
     browser
         .screenshot(&browser::screen_path("clerk-case-completed"))

@@ -813,17 +813,27 @@ async fn chinese_headers_are_read_percent_encoded_or_raw() {
     );
 }
 
-/// Read an event stream to its end (bounded): its content type and its events' `data`.
-async fn read_stream(env: &Env, case_id: &str, within: Duration) -> (String, Vec<Value>) {
-    let response = env
-        .http
-        .get(format!(
-            "{}/api/v1/cases/{case_id}/events",
-            env.gateway.url()
-        ))
-        .send()
-        .await
-        .unwrap();
+/// An event stream's request, as a reconnecting `EventSource` sends it when `after` is given.
+async fn open_stream(env: &Env, case_id: &str, after: Option<&str>) -> reqwest::Response {
+    let mut request = env.http.get(format!(
+        "{}/api/v1/cases/{case_id}/events",
+        env.gateway.url()
+    ));
+    if let Some(after) = after {
+        request = request.header("Last-Event-ID", after);
+    }
+    request.send().await.unwrap()
+}
+
+/// Read an event stream to its end (bounded): its content type and its messages' `id` with
+/// their `data`.
+async fn read_stream(
+    env: &Env,
+    case_id: &str,
+    after: Option<&str>,
+    within: Duration,
+) -> (String, Vec<(String, Value)>) {
+    let response = open_stream(env, case_id, after).await;
     assert_eq!(response.status(), 200);
     let content_type = response.headers()["content-type"]
         .to_str()
@@ -838,33 +848,45 @@ async fn read_stream(env: &Env, case_id: &str, within: Duration) -> (String, Vec
         .filter_map(|message| {
             let data = message.lines().find_map(|l| l.strip_prefix("data:"))?;
             let kind = message.lines().find_map(|l| l.strip_prefix("event:"))?;
+            let id = message.lines().find_map(|l| l.strip_prefix("id:"))?;
             let event: Value = serde_json::from_str(data.trim()).unwrap();
             assert_eq!(event["kind"], kind.trim(), "{message}");
-            Some(event)
+            Some((id.trim().to_string(), event))
         })
         .collect();
     (content_type, events)
 }
 
 /// The event stream sends the history, then each new event, and ends after the event that made
-/// the case final: a generated client's call returns with the whole timeline.
+/// the case final: a generated client's call returns with the whole timeline. A reconnection
+/// goes on after the last event it names, and one to the finished case with nothing after it
+/// is told 204, so a browser's `EventSource` stops reconnecting instead of receiving the
+/// timeline again every few seconds.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_event_stream_ends_after_the_final_event() {
     let env = Env::start().await.unwrap();
     let case_id = env
         .apply("market-regulation.business-licence", &licence_form())
         .await;
-    let (content_type, events) = read_stream(&env, &case_id, Duration::from_secs(30)).await;
+    let (content_type, events) = read_stream(&env, &case_id, None, Duration::from_secs(30)).await;
     assert!(
         content_type.starts_with("text/event-stream"),
         "{content_type}"
     );
-    assert_eq!(events[0]["kind"], "received");
-    assert_eq!(events.last().unwrap()["state"], "approved", "{events:#?}");
+    assert_eq!(events[0].1["kind"], "received");
+    assert_eq!(events.last().unwrap().1["state"], "approved", "{events:#?}");
     let (_, view) = env.get(&format!("/api/v1/cases/{case_id}")).await;
     assert_eq!(view["status"], "completed");
     assert_eq!(events.len(), view["timeline"].as_array().unwrap().len());
     // A finished case's stream is its history, and ends at once.
-    let (_, again) = read_stream(&env, &case_id, Duration::from_secs(5)).await;
+    let (_, again) = read_stream(&env, &case_id, None, Duration::from_secs(5)).await;
     assert_eq!(again, events);
+    // Reconnected after the first event: the rest, and no event twice.
+    let (_, rest) = read_stream(&env, &case_id, Some(&events[0].0), Duration::from_secs(5)).await;
+    assert_eq!(rest, events[1..], "the events after the first");
+    // Reconnected after the last: nothing to send, and the client is told to stop.
+    let last = &events.last().unwrap().0;
+    let ended = open_stream(&env, &case_id, Some(last)).await;
+    assert_eq!(ended.status(), 204);
+    assert!(ended.bytes().await.unwrap().is_empty());
 }

@@ -89,6 +89,12 @@
         if (event.step && event.state_code) supplements(event.step, event.state_code);
       } catch (_) { /* a line we do not understand is skipped */ }
     });
+    // A final case's stream ends; the browser reconnects with the last event's id and is
+    // answered 204, which closes the source for good (the timeline is whole). A dropped
+    // connection mid-case reconnects and goes on after what is shown.
+    source.addEventListener("error", function () {
+      if (source.readyState === EventSource.CLOSED) list.dataset.live = "ended";
+    });
   });
 
   // A part of a page kept current: <div id="…" data-refresh="30"> is fetched again from the

@@ -6,6 +6,8 @@ use crate::auth::Client;
 use crate::error::ApiError;
 use crate::openapi::Error;
 use axum::extract::{Path, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
 use axum::{Extension, Json};
 use gateway_cases::Orchestrator;
 use gateway_cases::views::{self, CaseView};
@@ -29,15 +31,22 @@ pub(super) async fn readable_case(
 
 /// A live stream of a case's timeline (server-sent events): first every event so far, then each
 /// new one as it is recorded; once the case is final, the stream ends after its last event, so
-/// a client that reads to the end (a generated client does) has the whole timeline. Woken by
-/// the orchestrator's case events; the store is the record.
+/// a client that reads to the end (a generated client does) has the whole timeline. A
+/// reconnection (`Last-Event-ID`, as a browser's `EventSource` sends it) goes on after that
+/// event; one to a final case with nothing after it is answered 204, which tells an
+/// `EventSource` to stop reconnecting. Woken by the orchestrator's case events; the store is the
+/// record.
 #[utoipa::path(
     get,
     path = "/api/v1/cases/{id}/events",
     tag = "applications",
-    params(("id" = String, Path, description = "Case id")),
+    params(
+        ("id" = String, Path, description = "Case id"),
+        ("Last-Event-ID" = Option<String>, Header, nullable = false, description = "The id of the last event received: the stream goes on after it."),
+    ),
     responses(
         (status = 200, description = "Server-sent events; see the `text/event-stream` description.", content_type = "text/event-stream", body = String),
+        (status = 204, description = "A reconnection (`Last-Event-ID`) to a final case with no event after that one: the timeline is whole, stop reconnecting."),
         (status = 404, description = "`not_found`: no such case.", body = Error),
         (status = 500, description = "`internal`.", body = Error),
     )
@@ -46,21 +55,52 @@ pub(super) async fn case_events(
     State(o): State<AppState>,
     Extension(client): Extension<Client>,
     Path(id): Path<String>,
-) -> Result<
-    axum::response::sse::Sse<
-        impl futures::Stream<Item = Result<axum::response::sse::Event, std::convert::Infallible>>,
-    >,
-    ApiError,
-> {
+    headers: HeaderMap,
+) -> Result<Response, ApiError> {
     use axum::response::sse::{KeepAlive, Sse};
     readable_case(&o, &client, &id).await?;
-    let stream = follow_case(o, id, |event, _steps| {
+    let after = last_event_id(&headers);
+    if timeline_sent(&o, &id, after.as_deref()).await? {
+        return Ok(StatusCode::NO_CONTENT.into_response());
+    }
+    let stream = follow_case(o, id, after, |event, _steps| {
         axum::response::sse::Event::default()
             .id(event.id.clone())
             .event(event.kind.as_str())
             .data(serde_json::to_string(&views::Event::from(event)).expect("an event serialises"))
     });
-    Ok(Sse::new(stream).keep_alive(KeepAlive::default()))
+    Ok(Sse::new(stream)
+        .keep_alive(KeepAlive::default())
+        .into_response())
+}
+
+/// The event a reconnecting client last received (`Last-Event-ID`), when it names one.
+pub(crate) fn last_event_id(headers: &HeaderMap) -> Option<String> {
+    headers
+        .get("last-event-id")
+        .and_then(|v| v.to_str().ok())
+        .map(str::trim)
+        .filter(|id| !id.is_empty())
+        .map(str::to_string)
+}
+
+/// True when a reconnection after `after` has nothing to receive: the case is final and no
+/// event follows that one. Without this, a browser's `EventSource` would reconnect to an ended
+/// stream every few seconds for as long as its page stays open.
+pub(crate) async fn timeline_sent(
+    o: &Orchestrator,
+    id: &str,
+    after: Option<&str>,
+) -> Result<bool, ApiError> {
+    let Some(after) = after else {
+        return Ok(false);
+    };
+    let steps = o.store().steps(id).await?;
+    if !steps.iter().all(|s| s.state.is_final()) {
+        return Ok(false);
+    }
+    let events = o.store().events(id).await?;
+    Ok(events.iter().all(|e| e.id.as_str() <= after))
 }
 
 /// How a stream renders one recorded event, given the case's steps as read with it.
@@ -68,11 +108,13 @@ pub(crate) type Render =
     fn(&gateway_store::EventRecord, &[gateway_store::StepRecord]) -> axum::response::sse::Event;
 
 /// A case's timeline as a stream of server-sent events, each rendered by `render`: every event
-/// so far, then each new one as it is recorded, ending after the last once the case is final.
+/// so far (after `after`, a reconnection's last event), then each new one as it is recorded,
+/// ending after the last once the case is final.
 /// The API's stream and the clerk's case page both follow a case through this one loop.
 pub(crate) fn follow_case(
     o: AppState,
     id: String,
+    after: Option<String>,
     render: Render,
 ) -> impl futures::Stream<Item = Result<axum::response::sse::Event, std::convert::Infallible>> {
     use futures::StreamExt;
@@ -81,7 +123,7 @@ pub(crate) fn follow_case(
         o,
         id,
         render,
-        seen: None,
+        seen: after,
         first: true,
         finished: false,
     };

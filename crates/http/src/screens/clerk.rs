@@ -648,18 +648,29 @@ async fn receipt(
 /// `GET /screens/clerk/cases/{id}/events`: the case's timeline as server-sent events for the
 /// case page's script — each event as `{at, text, status, status_code}` in Chinese (a step's
 /// also `{step, state, state_code}`), from the
-/// same store and wake-ups as the API's stream; the stream ends when the case is final.
+/// same store and wake-ups as the API's stream; the stream ends when the case is final, and the
+/// page's reconnection after it is answered 204, as the API's stream answers it.
 async fn events(
     State(ctx): State<Ctx>,
     Extension(signed): Extension<Signed>,
     Path(id): Path<String>,
+    headers: axum::http::HeaderMap,
 ) -> Response {
+    use crate::portal::cases::{follow_case, last_event_id, timeline_sent};
     use axum::response::sse::{Event, KeepAlive, Sse};
     if let Err(e) = readable(&ctx, &signed, &id).await {
         return page::failed(&ctx, e);
     }
     let o = ctx.screens.orchestrator.clone();
-    let stream = crate::portal::cases::follow_case(o, id, |event, steps| {
+    // The page's EventSource reconnects when a final case's stream ends: 204 stops it, and a
+    // reconnection mid-case goes on after what the page already shows.
+    let after = last_event_id(&headers);
+    match timeline_sent(&o, &id, after.as_deref()).await {
+        Ok(true) => return axum::http::StatusCode::NO_CONTENT.into_response(),
+        Ok(false) => {}
+        Err(e) => return page::failed(&ctx, e),
+    }
+    let stream = follow_case(o, id, after, |event, steps| {
         let states: Vec<_> = steps.iter().map(|s| s.state).collect();
         let (code, status) = status_text(&gateway_cases::CaseStatus::of(&states));
         let view = gateway_cases::views::Event::from(event);
