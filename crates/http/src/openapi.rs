@@ -153,8 +153,8 @@ fn event_stream_description() -> String {
     format!(
         "Server-sent events (`text/event-stream`): first every event of the case so far, then each new one as it \
 is recorded. Each message has `id` (the event's id), `event` (its kind, one of {}: the `EventKind` schema) and `data` \
-(one `Event` as JSON). Once the case is final (`completed`, `returned`, `rejected` or `failed`: every matter \
-finished) the stream ends after its last event, so a client reading to the end has the whole timeline; it stays \
+(one `Event` as JSON). Once the case is final (`completed`, `rejected`, `failed` or `withdrawn`: every matter \
+finished; a `returned` case is not, its matter waits for 补正) the stream ends after its last event, so a client reading to the end has the whole timeline; it stays \
 open while the case is open (a comment line every 15 s keeps it alive). A reconnection with `Last-Event-ID` (a \
 browser's `EventSource` sends it) goes on after that event; one to a final case with nothing after it is answered \
 204, which ends an `EventSource`'s reconnecting.",
