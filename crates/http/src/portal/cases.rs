@@ -99,8 +99,9 @@ pub(crate) async fn timeline_sent(
     if !steps.iter().all(|s| s.state.is_final()) {
         return Ok(false);
     }
+    // The store reads a case's events in id order: the last is the newest.
     let events = o.store().events(id).await?;
-    Ok(events.iter().all(|e| e.id.as_str() <= after))
+    Ok(events.last().is_none_or(|e| e.id.as_str() <= after))
 }
 
 /// How a stream renders one recorded event, given the case's steps as read with it.
